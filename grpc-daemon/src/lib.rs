@@ -1,0 +1,1 @@
+//! tinfoild and the tinfoil CLI (work in progress).

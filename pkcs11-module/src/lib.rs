@@ -1,0 +1,1 @@
+//! libtinfoil_pkcs11.so (work in progress).

@@ -1,0 +1,1 @@
+//! The `tinfoil.v1` gRPC contract (generated code lands here).
