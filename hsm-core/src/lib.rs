@@ -1,22 +1,41 @@
 //! hsm-core: Tinfoil's engine as a plain, synchronous library.
 //!
 //! A store of master keys sealed at rest under the operator's passphrase,
-//! with AWS KMS semantics. No async, no gRPC and no FFI live here; the daemon
-//! and the PKCS#11 module are thin front ends over [`Hsm`].
+//! with AWS KMS semantics: versioned rotation, Enabled / Disabled /
+//! PendingDeletion states, scheduled deletion ending in crypto-shredding,
+//! envelope encryption with an encryption context bound as associated data,
+//! aliases and tags. No async, no gRPC and no FFI live here; the daemon and
+//! the PKCS#11 module are thin front ends over [`Hsm`].
+//!
+//! The ciphertext format is documented in [`envelope`]; sealing in the
+//! crate README.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod api_stub;
 mod asymmetric;
+mod cache;
 pub mod clock;
+pub mod envelope;
 pub mod error;
+mod hsm;
+mod ids;
+mod model;
+mod ops_crypto;
+mod ops_keys;
 pub mod outputs;
+mod sealing;
+mod store;
 pub mod types;
 
-pub use api_stub::{Hsm, HsmOptions, KdfParams};
-pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(test)]
+mod disk_tests;
+
+pub use clock::{Clock, ManualClock, SystemClock, DAY};
 pub use error::{Error, Result};
+pub use hsm::{Hsm, HsmOptions};
+pub use ops_keys::MAX_TAGS_PER_KEY;
 pub use outputs::*;
+pub use sealing::KdfParams;
 pub use secrecy::SecretString;
 pub use types::*;

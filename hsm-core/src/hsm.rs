@@ -1,0 +1,402 @@
+//! The `Hsm` façade: opening and unsealing a store, and the machinery every
+//! operation shares (key resolution, state checks, material access, writes).
+//! The operations themselves live in `ops_*.rs`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::cache::{Material, MaterialCache};
+use crate::clock::{Clock, SystemClock, DAY};
+use crate::error::{Error, Result};
+use crate::ids::{parse_key_ref, KeyRef};
+use crate::model::{AliasRecord, KeyRecord, VersionInfo};
+use crate::outputs::TickReport;
+use crate::sealing::{self, KdfParams, SecretKey, KEY_LEN};
+use crate::store::{self, Store};
+use crate::types::{KeySpec, KeyState, RotationType, UnixSeconds};
+
+/// How to open or initialise a store.
+#[derive(Debug, Clone)]
+pub struct HsmOptions {
+    /// Argon2id parameters used by `init` and `change_passphrase`.
+    pub kdf: KdfParams,
+    /// Where time comes from.
+    pub clock: Arc<dyn Clock>,
+    /// How many unwrapped key versions to keep in memory.
+    pub cache_capacity: usize,
+}
+
+impl Default for HsmOptions {
+    fn default() -> Self {
+        HsmOptions {
+            kdf: KdfParams::default(),
+            clock: Arc::new(SystemClock),
+            cache_capacity: 1024,
+        }
+    }
+}
+
+/// Keys, aliases and destroyed ids, as committed to the store.
+pub(crate) struct State {
+    pub keys: BTreeMap<Uuid, KeyRecord>,
+    pub aliases: BTreeMap<String, AliasRecord>,
+    pub destroyed: HashSet<Uuid>,
+}
+
+impl State {
+    /// Resolves a key reference to a key that exists.
+    pub fn resolve(&self, key_ref: &str) -> Result<Uuid> {
+        match parse_key_ref(key_ref)? {
+            KeyRef::Id(id) if self.keys.contains_key(&id) => Ok(id),
+            KeyRef::Id(id) => Err(Error::NotFound(format!(
+                "key {} does not exist",
+                crate::model::key_arn(&id)
+            ))),
+            KeyRef::Alias(name) => self
+                .aliases
+                .get(&name)
+                .map(|alias| alias.target)
+                .ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "alias {} does not exist",
+                        crate::types::printable(&name)
+                    ))
+                }),
+        }
+    }
+
+    /// The record of a key reference.
+    pub fn key(&self, key_ref: &str) -> Result<&KeyRecord> {
+        let id = self.resolve(key_ref)?;
+        Ok(&self.keys[&id])
+    }
+}
+
+/// An unsealed key store. `Send + Sync`; share it behind an `Arc`.
+///
+/// Reads come from memory; every change is committed to SQLite in one
+/// transaction before memory is updated, so a failure changes nothing.
+pub struct Hsm {
+    state: RwLock<State>,
+    store: Mutex<Store>,
+    root_key: SecretKey,
+    cache: MaterialCache,
+    options: HsmOptions,
+}
+
+impl std::fmt::Debug for Hsm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hsm")
+            .field("root_key", &"<sealed>")
+            .finish_non_exhaustive()
+    }
+}
+
+const META_SALT: &str = "kdf_salt";
+const META_PARAMS: &str = "kdf_params";
+const META_ROOT: &str = "wrapped_root_key";
+
+fn encode_params(params: &KdfParams) -> Vec<u8> {
+    [params.memory_kib, params.iterations, params.parallelism]
+        .iter()
+        .flat_map(|n| n.to_be_bytes())
+        .collect()
+}
+
+fn decode_params(bytes: &[u8]) -> Result<KdfParams> {
+    let field = |i: usize| -> Result<u32> {
+        bytes
+            .get(i * 4..i * 4 + 4)
+            .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")))
+            .ok_or_else(|| Error::Internal("the store's KDF parameters are corrupt".into()))
+    };
+    Ok(KdfParams {
+        memory_kib: field(0)?,
+        iterations: field(1)?,
+        parallelism: field(2)?,
+    })
+}
+
+fn check_passphrase(passphrase: &SecretString) -> Result<()> {
+    if passphrase.expose_secret().is_empty() {
+        return Err(Error::validation("the passphrase must not be empty"));
+    }
+    Ok(())
+}
+
+/// Writes the sealing of `root_key` under `passphrase` into the store.
+fn seal_root_key(
+    store: &mut Store,
+    root_key: &[u8; KEY_LEN],
+    passphrase: &SecretString,
+    params: &KdfParams,
+) -> Result<()> {
+    let mut salt = [0u8; sealing::SALT_LEN];
+    sealing::random_fill(&mut salt)?;
+    let kek = sealing::derive_kek(passphrase, &salt, params)?;
+    let wrapped = sealing::wrap(&kek, &sealing::root_key_aad(params, &salt), root_key)?;
+    store.transaction(|tx| {
+        store::put_meta(tx, META_SALT, &salt)?;
+        store::put_meta(tx, META_PARAMS, &encode_params(params))?;
+        store::put_meta(tx, META_ROOT, &wrapped)
+    })
+}
+
+impl Hsm {
+    /// Whether `data_dir` holds a store.
+    pub fn is_initialized(data_dir: &Path) -> bool {
+        store::exists(data_dir)
+    }
+
+    /// Creates a new store in `data_dir` (created with mode 0700), sealed
+    /// under `passphrase`. Fails with AlreadyExists if one is there.
+    pub fn init(data_dir: &Path, passphrase: &SecretString, options: HsmOptions) -> Result<Hsm> {
+        check_passphrase(passphrase)?;
+        // Derive once before touching the disk: bad parameters change nothing.
+        sealing::derive_kek(passphrase, &[0u8; sealing::SALT_LEN], &options.kdf)?;
+        store::prepare_dir(data_dir)?;
+        let mut store = Store::open(data_dir, true)?;
+        let root_key = sealing::random_key()?;
+        seal_root_key(&mut store, &root_key, passphrase, &options.kdf)?;
+        Self::assemble(store, root_key, options)
+    }
+
+    /// Opens and unseals an existing store. A wrong passphrase is
+    /// `Error::IncorrectPassphrase` and changes nothing.
+    pub fn open(data_dir: &Path, passphrase: &SecretString, options: HsmOptions) -> Result<Hsm> {
+        check_passphrase(passphrase)?;
+        if !store::exists(data_dir) {
+            return Err(Error::StoreUnavailable(format!(
+                "no Tinfoil store in {}; run init first",
+                data_dir.display()
+            )));
+        }
+        store::prepare_dir(data_dir)?;
+        let store = Store::open(data_dir, false)?;
+        let missing = || Error::StoreUnavailable("the store was never fully initialised".into());
+        let salt = store.meta(META_SALT)?.ok_or_else(missing)?;
+        let params = decode_params(&store.meta(META_PARAMS)?.ok_or_else(missing)?)?;
+        let wrapped = store.meta(META_ROOT)?.ok_or_else(missing)?;
+        let kek = sealing::derive_kek(passphrase, &salt, &params)?;
+        let root_key = sealing::unwrap_key(&kek, &sealing::root_key_aad(&params, &salt), &wrapped)
+            .ok_or(Error::IncorrectPassphrase)?;
+        Self::assemble(store, root_key, options)
+    }
+
+    fn assemble(store: Store, root_key: SecretKey, options: HsmOptions) -> Result<Hsm> {
+        let loaded = store.load_all()?;
+        Ok(Hsm {
+            state: RwLock::new(State {
+                keys: loaded.keys,
+                aliases: loaded.aliases,
+                destroyed: loaded.destroyed,
+            }),
+            store: Mutex::new(store),
+            root_key,
+            cache: MaterialCache::new(options.cache_capacity),
+            options,
+        })
+    }
+
+    /// Rewraps the root key under a new passphrase (with this handle's KDF
+    /// parameters). Key versions are untouched.
+    pub fn change_passphrase(&self, new_passphrase: &SecretString) -> Result<()> {
+        check_passphrase(new_passphrase)?;
+        let mut store = self.lock_store();
+        seal_root_key(
+            &mut store,
+            &self.root_key,
+            new_passphrase,
+            &self.options.kdf,
+        )
+    }
+
+    /// The current time on this store's clock.
+    pub fn now(&self) -> UnixSeconds {
+        self.options.clock.now()
+    }
+
+    /// Applies due work as of `now`: destroys keys whose deletion date has
+    /// passed (crypto-shredding) and rotates enabled keys whose rotation is due.
+    pub fn tick(&self, now: UnixSeconds) -> Result<TickReport> {
+        let mut report = TickReport::default();
+        let mut state = self.write_state();
+        let due: Vec<Uuid> = state
+            .keys
+            .values()
+            .filter(|k| {
+                k.state == KeyState::PendingDeletion && k.deletion_date.is_some_and(|d| d <= now)
+            })
+            .map(|k| k.id)
+            .collect();
+        for id in due {
+            self.lock_store()
+                .transaction(|tx| store::destroy_key(tx, &id, now))?;
+            state.keys.remove(&id);
+            state.aliases.retain(|_, alias| alias.target != id);
+            state.destroyed.insert(id);
+            self.cache.remove_key(&id);
+            report.destroyed.push(crate::model::key_arn(&id));
+        }
+        if !report.destroyed.is_empty() {
+            self.lock_store().checkpoint()?;
+        }
+        let rotations: Vec<Uuid> = state
+            .keys
+            .values()
+            .filter(|k| k.state == KeyState::Enabled && rotation_due(k, now))
+            .map(|k| k.id)
+            .collect();
+        for id in rotations {
+            let mut record = state.keys[&id].clone();
+            self.add_version(&mut record, RotationType::Automatic, now)?;
+            report.rotated.push(record.arn());
+            state.keys.insert(id, record);
+        }
+        Ok(report)
+    }
+
+    // ----- shared machinery for the operations -----
+
+    pub(crate) fn read_state(&self) -> RwLockReadGuard<'_, State> {
+        // Memory is only changed after a commit, so a poisoned lock still
+        // guards consistent data.
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn write_state(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn lock_store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn cache(&self) -> &MaterialCache {
+        &self.cache
+    }
+
+    /// The plaintext material of one version. Call with the state lock held,
+    /// after the state checks, so a key being disabled cannot be re-cached.
+    pub(crate) fn material(&self, key: &KeyRecord, version: u32) -> Result<Material> {
+        if let Some(material) = self.cache.get(&key.id, version) {
+            return Ok(material);
+        }
+        let wrapped = self
+            .lock_store()
+            .wrapped_material(&key.id, version)?
+            .ok_or_else(|| {
+                Error::Internal(format!("{} version {version} has no material", key.arn()))
+            })?;
+        let aad = sealing::material_aad(key.id.as_bytes(), version, key.spec.as_str());
+        let material: Material = Arc::new(
+            sealing::unwrap(&self.root_key, &aad, &wrapped).ok_or_else(|| {
+                Error::Internal(format!(
+                "the material of {} version {version} does not unwrap: the store was tampered with",
+                key.arn()
+            ))
+            })?,
+        );
+        self.cache.insert(key.id, version, material.clone());
+        Ok(material)
+    }
+
+    /// Generates, wraps and commits a new version of `record` (which the
+    /// caller then stores in memory), together with the record's own row.
+    pub(crate) fn add_version(
+        &self,
+        record: &mut KeyRecord,
+        rotation_type: RotationType,
+        now: UnixSeconds,
+    ) -> Result<()> {
+        let info = VersionInfo {
+            version: record.current_version() + 1,
+            created: now,
+            rotation_type: Some(rotation_type),
+        };
+        let wrapped = self.wrap_new_material(record.id, info.version, record.spec, None)?;
+        if rotation_type == RotationType::OnDemand {
+            record.on_demand_rotation_date = Some(now);
+        }
+        if let Some(days) = record.rotation_period_days {
+            if rotation_type == RotationType::Automatic || record.next_rotation_date.is_none() {
+                record.next_rotation_date = Some(now + i64::from(days) * DAY);
+            }
+        }
+        let mut updated = record.clone();
+        updated.versions.push(info.clone());
+        self.lock_store().transaction(|tx| {
+            store::put_version(tx, &record.id, &info, &wrapped)?;
+            store::put_key(tx, &updated)
+        })?;
+        *record = updated;
+        Ok(())
+    }
+
+    /// Makes material for a new version (or takes `imported`) and wraps it
+    /// under the root key, bound to its key id, version and spec.
+    pub(crate) fn wrap_new_material(
+        &self,
+        id: Uuid,
+        version: u32,
+        spec: KeySpec,
+        imported: Option<&[u8]>,
+    ) -> Result<Vec<u8>> {
+        let material: Zeroizing<Vec<u8>> = match imported {
+            Some(bytes) => Zeroizing::new(bytes.to_vec()),
+            None if spec.is_symmetric() => Zeroizing::new(sealing::random_key()?.to_vec()),
+            None => crate::asymmetric::generate(spec)?,
+        };
+        let aad = sealing::material_aad(id.as_bytes(), version, spec.as_str());
+        sealing::wrap(&self.root_key, &aad, &material)
+    }
+
+    /// Commits `record`'s row and then replaces it in memory.
+    pub(crate) fn commit_key(&self, state: &mut State, record: KeyRecord) -> Result<KeyRecord> {
+        self.lock_store()
+            .transaction(|tx| store::put_key(tx, &record))?;
+        state.keys.insert(record.id, record.clone());
+        Ok(record)
+    }
+
+    /// Reads a version's wrapped bytes; for tests of what lies on disk.
+    #[cfg(test)]
+    pub(crate) fn wrapped_for_test(&self, id: &Uuid, version: u32) -> Option<Vec<u8>> {
+        self.lock_store().wrapped_material(id, version).unwrap()
+    }
+}
+
+/// Whether scheduled rotation of `key` is due at `now`.
+pub(crate) fn rotation_due(key: &KeyRecord, now: UnixSeconds) -> bool {
+    key.spec.is_symmetric()
+        && key.rotation_period_days.is_some()
+        && key.next_rotation_date.is_some_and(|d| d <= now)
+}
+
+/// Refuses a key that is not Enabled, with the KMS exception for its state.
+pub(crate) fn require_enabled(key: &KeyRecord) -> Result<()> {
+    match key.state {
+        KeyState::Enabled => Ok(()),
+        KeyState::Disabled => Err(Error::Disabled(format!("{} is disabled", key.arn()))),
+        KeyState::PendingDeletion => Err(Error::InvalidState(format!(
+            "{} is pending deletion",
+            key.arn()
+        ))),
+    }
+}
+
+/// Refuses a key that is pending deletion.
+pub(crate) fn require_not_pending(key: &KeyRecord) -> Result<()> {
+    if key.state == KeyState::PendingDeletion {
+        return Err(Error::InvalidState(format!(
+            "{} is pending deletion",
+            key.arn()
+        )));
+    }
+    Ok(())
+}

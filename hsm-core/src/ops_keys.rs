@@ -1,0 +1,577 @@
+//! Key management operations: creation, description, listing, lifecycle,
+//! rotation settings, aliases and tags.
+
+use uuid::Uuid;
+
+use crate::clock::DAY;
+use crate::error::{Error, Result};
+use crate::hsm::{require_enabled, require_not_pending, rotation_due, Hsm, State};
+use crate::ids::{validate_alias_name, validate_tag, validate_token};
+use crate::model::{key_arn, AliasRecord, KeyRecord, VersionInfo, ARN_PREFIX};
+use crate::outputs::{CreateKeyRequest, ScheduledDeletion};
+use crate::store;
+use crate::types::*;
+
+/// Deletion waiting period bounds and default, in days.
+const PENDING_WINDOW: (u32, u32, u32) = (7, 30, 30);
+/// Rotation period bounds and default, in days.
+const ROTATION_PERIOD: (u32, u32, u32) = (90, 2560, 365);
+/// The most tags a key may carry.
+pub const MAX_TAGS_PER_KEY: usize = 50;
+/// The longest description accepted.
+const MAX_DESCRIPTION: usize = 8192;
+
+fn in_range(name: &str, value: Option<u32>, (low, high, default): (u32, u32, u32)) -> Result<u32> {
+    let value = value.unwrap_or(default);
+    if !(low..=high).contains(&value) {
+        return Err(Error::validation(format!(
+            "{name} must be {low} to {high}, not {value}"
+        )));
+    }
+    Ok(value)
+}
+
+fn check_description(description: &str) -> Result<()> {
+    if description.chars().count() > MAX_DESCRIPTION {
+        return Err(Error::validation(format!(
+            "a description must be at most {MAX_DESCRIPTION} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Splits items sorted by their marker into one page.
+pub(crate) fn paginate<T>(
+    items: impl IntoIterator<Item = (String, T)>,
+    limit: Option<u32>,
+    marker: Option<&str>,
+) -> Result<Page<T>> {
+    let limit = in_range("Limit", limit, (1, MAX_PAGE_LIMIT, DEFAULT_PAGE_LIMIT))? as usize;
+    if marker.is_some_and(|m| m.is_empty() || m.len() > 1024) {
+        return Err(Error::validation("the marker is not valid"));
+    }
+    let mut rest = items
+        .into_iter()
+        .filter(|(key, _)| marker.is_none_or(|m| key.as_str() > m))
+        .peekable();
+    let mut page = Vec::new();
+    let mut last = None;
+    while page.len() < limit {
+        match rest.next() {
+            Some((key, item)) => {
+                last = Some(key);
+                page.push(item);
+            }
+            None => break,
+        }
+    }
+    let next_marker = if rest.peek().is_some() { last } else { None };
+    Ok(Page {
+        items: page,
+        next_marker,
+    })
+}
+
+/// The public metadata of a record.
+pub(crate) fn metadata(key: &KeyRecord) -> KeyMetadata {
+    let encryption_algorithms = match (key.spec, key.usage) {
+        (KeySpec::SymmetricDefault, _) => vec![EncryptionAlgorithm::SymmetricDefault],
+        (spec, usage) => crate::asymmetric::encryption_algorithms(spec, usage).to_vec(),
+    };
+    let signing_algorithms = match key.usage {
+        KeyUsage::SignVerify => crate::asymmetric::signing_algorithms(key.spec).to_vec(),
+        _ => Vec::new(),
+    };
+    let mac_algorithms = match key.usage {
+        KeyUsage::GenerateVerifyMac => crate::asymmetric::mac_algorithms(key.spec).to_vec(),
+        _ => Vec::new(),
+    };
+    KeyMetadata {
+        key_id: key.id.hyphenated().to_string(),
+        arn: key.arn(),
+        description: key.description.clone(),
+        key_spec: key.spec,
+        key_usage: key.usage,
+        origin: key.origin,
+        creation_date: key.creation_date,
+        key_state: key.state,
+        deletion_date: key.deletion_date,
+        pending_deletion_window_in_days: key.pending_window_days,
+        current_key_version: key.current_version(),
+        token: key.token.clone(),
+        encryption_algorithms,
+        signing_algorithms,
+        mac_algorithms,
+    }
+}
+
+fn merge_tags(key: &mut KeyRecord, tags: &[Tag]) -> Result<()> {
+    for tag in tags {
+        validate_tag(&tag.tag_key, Some(&tag.tag_value))?;
+        key.tags.insert(tag.tag_key.clone(), tag.tag_value.clone());
+    }
+    if key.tags.len() > MAX_TAGS_PER_KEY {
+        return Err(Error::LimitExceeded(format!(
+            "a key may carry at most {MAX_TAGS_PER_KEY} tags"
+        )));
+    }
+    Ok(())
+}
+
+fn require_rotatable(key: &KeyRecord) -> Result<()> {
+    if !key.spec.is_symmetric() || key.origin != Origin::AwsKms {
+        return Err(Error::UnsupportedOperation(format!(
+            "{} cannot rotate: only symmetric keys with generated material rotate",
+            key.arn()
+        )));
+    }
+    Ok(())
+}
+
+impl Hsm {
+    /// Applies `change` to a copy of the key's record, commits it, and
+    /// only then replaces the record in memory.
+    fn update_key(
+        &self,
+        key_ref: &str,
+        change: impl FnOnce(&mut KeyRecord, UnixSeconds) -> Result<()>,
+    ) -> Result<KeyRecord> {
+        let mut state = self.write_state();
+        let mut record = state.key(key_ref)?.clone();
+        change(&mut record, self.now())?;
+        self.commit_key(&mut state, record)
+    }
+
+    /// CreateKey. The material is generated inside the core and stored only
+    /// wrapped under the root key.
+    pub fn create_key(&self, request: CreateKeyRequest) -> Result<KeyMetadata> {
+        self.create_key_with_material(request, Origin::AwsKms, None)
+    }
+
+    pub(crate) fn create_key_with_material(
+        &self,
+        request: CreateKeyRequest,
+        origin: Origin,
+        imported: Option<&[u8]>,
+    ) -> Result<KeyMetadata> {
+        check_description(&request.description)?;
+        let spec = request.key_spec.unwrap_or(KeySpec::SymmetricDefault);
+        let usage = request.key_usage.unwrap_or_else(|| spec.default_usage());
+        if !spec.allowed_usages().contains(&usage) {
+            return Err(Error::validation(format!(
+                "key usage {usage} is not valid for key spec {spec}"
+            )));
+        }
+        if let Some(token) = &request.token {
+            validate_token(token)?;
+        }
+        let now = self.now();
+        let mut record = KeyRecord {
+            id: Uuid::new_v4(),
+            description: request.description,
+            spec,
+            usage,
+            origin,
+            creation_date: now,
+            state: KeyState::Enabled,
+            deletion_date: None,
+            pending_window_days: None,
+            rotation_period_days: None,
+            next_rotation_date: None,
+            on_demand_rotation_date: None,
+            versions: vec![VersionInfo {
+                version: 1,
+                created: now,
+                rotation_type: None,
+            }],
+            token: request.token,
+            tags: Default::default(),
+        };
+        merge_tags(&mut record, &request.tags)?;
+        let wrapped = self.wrap_new_material(record.id, 1, spec, imported)?;
+        let mut state = self.write_state();
+        self.lock_store().transaction(|tx| {
+            store::put_key(tx, &record)?;
+            store::put_version(tx, &record.id, &record.versions[0], &wrapped)
+        })?;
+        let meta = metadata(&record);
+        state.keys.insert(record.id, record);
+        Ok(meta)
+    }
+
+    /// DescribeKey.
+    pub fn describe_key(&self, key_id: &str) -> Result<KeyMetadata> {
+        Ok(metadata(self.read_state().key(key_id)?))
+    }
+
+    /// ListKeys, ordered by key id; `marker` is the last key id of the
+    /// previous page.
+    pub fn list_keys(
+        &self,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<KeyListEntry>> {
+        let state = self.read_state();
+        paginate(
+            state.keys.values().map(|k| {
+                let key_id = k.id.hyphenated().to_string();
+                (
+                    key_id.clone(),
+                    KeyListEntry {
+                        key_id,
+                        arn: k.arn(),
+                    },
+                )
+            }),
+            limit,
+            marker,
+        )
+    }
+
+    /// The metadata of every key in one PKCS#11 token, ordered by key id.
+    pub fn list_token_keys(&self, token: &str) -> Result<Vec<KeyMetadata>> {
+        let state = self.read_state();
+        Ok(state
+            .keys
+            .values()
+            .filter(|k| k.token.as_deref() == Some(token))
+            .map(metadata)
+            .collect())
+    }
+
+    /// UpdateKeyDescription.
+    pub fn update_key_description(&self, key_id: &str, description: &str) -> Result<()> {
+        check_description(description)?;
+        self.update_key(key_id, |key, _| {
+            require_not_pending(key)?;
+            key.description = description.to_string();
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// EnableKey. A key whose scheduled rotation fell due while it was
+    /// disabled rotates at once, as in KMS.
+    pub fn enable_key(&self, key_id: &str) -> Result<()> {
+        let mut state = self.write_state();
+        let mut record = state.key(key_id)?.clone();
+        require_not_pending(&record)?;
+        record.state = KeyState::Enabled;
+        let now = self.now();
+        if rotation_due(&record, now) {
+            self.add_version(&mut record, RotationType::Automatic, now)?;
+            state.keys.insert(record.id, record);
+        } else {
+            self.commit_key(&mut state, record)?;
+        }
+        Ok(())
+    }
+
+    /// DisableKey. The key's unwrapped versions are dropped from memory.
+    pub fn disable_key(&self, key_id: &str) -> Result<()> {
+        let record = self.update_key(key_id, |key, _| {
+            require_not_pending(key)?;
+            key.state = KeyState::Disabled;
+            Ok(())
+        })?;
+        self.cache().remove_key(&record.id);
+        Ok(())
+    }
+
+    /// ScheduleKeyDeletion: PendingDeletion for 7 to 30 days (default 30);
+    /// `tick` destroys the key once the deletion date passes.
+    pub fn schedule_key_deletion(
+        &self,
+        key_id: &str,
+        pending_window_in_days: Option<u32>,
+    ) -> Result<ScheduledDeletion> {
+        let days = in_range(
+            "PendingWindowInDays",
+            pending_window_in_days,
+            PENDING_WINDOW,
+        )?;
+        let record = self.update_key(key_id, |key, now| {
+            require_not_pending(key)?;
+            key.state = KeyState::PendingDeletion;
+            key.deletion_date = Some(now + i64::from(days) * DAY);
+            key.pending_window_days = Some(days);
+            Ok(())
+        })?;
+        self.cache().remove_key(&record.id);
+        Ok(ScheduledDeletion {
+            key_id: record.arn(),
+            deletion_date: record.deletion_date.unwrap_or_default(),
+            key_state: record.state,
+            pending_window_in_days: days,
+        })
+    }
+
+    /// CancelKeyDeletion: the key returns as Disabled. Returns its resource name.
+    pub fn cancel_key_deletion(&self, key_id: &str) -> Result<String> {
+        let record = self.update_key(key_id, |key, _| {
+            if key.state != KeyState::PendingDeletion {
+                return Err(Error::InvalidState(format!(
+                    "{} is not pending deletion",
+                    key.arn()
+                )));
+            }
+            key.state = KeyState::Disabled;
+            key.deletion_date = None;
+            key.pending_window_days = None;
+            Ok(())
+        })?;
+        Ok(record.arn())
+    }
+
+    /// EnableKeyRotation, every 90 to 2560 days (default 365).
+    pub fn enable_key_rotation(
+        &self,
+        key_id: &str,
+        rotation_period_in_days: Option<u32>,
+    ) -> Result<()> {
+        let days = in_range(
+            "RotationPeriodInDays",
+            rotation_period_in_days,
+            ROTATION_PERIOD,
+        )?;
+        self.update_key(key_id, |key, now| {
+            require_rotatable(key)?;
+            require_enabled(key)?;
+            key.rotation_period_days = Some(days);
+            key.next_rotation_date = Some(now + i64::from(days) * DAY);
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// DisableKeyRotation.
+    pub fn disable_key_rotation(&self, key_id: &str) -> Result<()> {
+        self.update_key(key_id, |key, _| {
+            require_rotatable(key)?;
+            require_enabled(key)?;
+            key.rotation_period_days = None;
+            key.next_rotation_date = None;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// GetKeyRotationStatus (any key state).
+    pub fn get_key_rotation_status(&self, key_id: &str) -> Result<RotationStatus> {
+        let state = self.read_state();
+        let key = state.key(key_id)?;
+        require_rotatable(key)?;
+        Ok(RotationStatus {
+            key_id: key.arn(),
+            key_rotation_enabled: key.rotation_period_days.is_some(),
+            rotation_period_in_days: key.rotation_period_days,
+            next_rotation_date: key.next_rotation_date,
+            on_demand_rotation_start_date: key.on_demand_rotation_date,
+        })
+    }
+
+    /// RotateKeyOnDemand: a new version now; the schedule is unchanged.
+    /// Returns the key's resource name.
+    pub fn rotate_key_on_demand(&self, key_id: &str) -> Result<String> {
+        let mut state = self.write_state();
+        let mut record = state.key(key_id)?.clone();
+        require_rotatable(&record)?;
+        require_enabled(&record)?;
+        self.add_version(&mut record, RotationType::OnDemand, self.now())?;
+        let arn = record.arn();
+        state.keys.insert(record.id, record);
+        Ok(arn)
+    }
+
+    /// ListKeyRotations: the versions made by rotation, oldest first.
+    pub fn list_key_rotations(
+        &self,
+        key_id: &str,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<RotationEntry>> {
+        let state = self.read_state();
+        let key = state.key(key_id)?;
+        require_rotatable(key)?;
+        let arn = key.arn();
+        paginate(
+            key.versions.iter().filter_map(|v| {
+                v.rotation_type.map(|rotation_type| {
+                    (
+                        format!("{:010}", v.version),
+                        RotationEntry {
+                            key_id: arn.clone(),
+                            key_version: v.version,
+                            rotation_date: v.created,
+                            rotation_type,
+                        },
+                    )
+                })
+            }),
+            limit,
+            marker,
+        )
+    }
+
+    /// Resolves an alias target: a key id or key resource name (not an
+    /// alias), of a key not pending deletion.
+    fn alias_target(state: &State, target_key_id: &str) -> Result<Uuid> {
+        if target_key_id.starts_with("alias/")
+            || target_key_id.starts_with(&format!("{ARN_PREFIX}alias/"))
+        {
+            return Err(Error::validation(
+                "an alias must point at a key id, not at another alias",
+            ));
+        }
+        let key = state.key(target_key_id)?;
+        require_not_pending(key)?;
+        Ok(key.id)
+    }
+
+    /// CreateAlias.
+    pub fn create_alias(&self, alias_name: &str, target_key_id: &str) -> Result<()> {
+        validate_alias_name(alias_name)?;
+        let mut state = self.write_state();
+        let target = Self::alias_target(&state, target_key_id)?;
+        if state.aliases.contains_key(alias_name) {
+            return Err(Error::AlreadyExists(format!(
+                "alias {alias_name} already exists"
+            )));
+        }
+        let now = self.now();
+        let alias = AliasRecord {
+            name: alias_name.to_string(),
+            target,
+            creation_date: now,
+            last_updated_date: now,
+        };
+        self.lock_store()
+            .transaction(|tx| store::put_alias(tx, &alias))?;
+        state.aliases.insert(alias.name.clone(), alias);
+        Ok(())
+    }
+
+    /// UpdateAlias: points an existing alias at another key of the same
+    /// spec and usage.
+    pub fn update_alias(&self, alias_name: &str, target_key_id: &str) -> Result<()> {
+        validate_alias_name(alias_name)?;
+        let mut state = self.write_state();
+        let target = Self::alias_target(&state, target_key_id)?;
+        let mut alias = state
+            .aliases
+            .get(alias_name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("alias {alias_name} does not exist")))?;
+        let (old, new) = (&state.keys[&alias.target], &state.keys[&target]);
+        if old.spec != new.spec || old.usage != new.usage {
+            return Err(Error::validation(
+                "an alias can only move to a key of the same key spec and key usage",
+            ));
+        }
+        alias.target = target;
+        alias.last_updated_date = self.now();
+        self.lock_store()
+            .transaction(|tx| store::put_alias(tx, &alias))?;
+        state.aliases.insert(alias.name.clone(), alias);
+        Ok(())
+    }
+
+    /// DeleteAlias.
+    pub fn delete_alias(&self, alias_name: &str) -> Result<()> {
+        validate_alias_name(alias_name)?;
+        let mut state = self.write_state();
+        if !state.aliases.contains_key(alias_name) {
+            return Err(Error::NotFound(format!(
+                "alias {alias_name} does not exist"
+            )));
+        }
+        self.lock_store()
+            .transaction(|tx| store::delete_alias(tx, alias_name))?;
+        state.aliases.remove(alias_name);
+        Ok(())
+    }
+
+    /// ListAliases, ordered by name, optionally only those of one key.
+    pub fn list_aliases(
+        &self,
+        key_id: Option<&str>,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<AliasEntry>> {
+        let state = self.read_state();
+        let only = key_id.map(|k| state.resolve(k)).transpose()?;
+        paginate(
+            state
+                .aliases
+                .values()
+                .filter(|a| only.is_none_or(|id| a.target == id))
+                .map(|a| {
+                    (
+                        a.name.clone(),
+                        AliasEntry {
+                            alias_name: a.name.clone(),
+                            alias_arn: format!("{ARN_PREFIX}{}", a.name),
+                            target_key_id: a.target.hyphenated().to_string(),
+                            creation_date: a.creation_date,
+                            last_updated_date: a.last_updated_date,
+                        },
+                    )
+                }),
+            limit,
+            marker,
+        )
+    }
+
+    /// TagResource: adds or replaces tags (at most 50 per key).
+    pub fn tag_resource(&self, key_id: &str, tags: &[Tag]) -> Result<()> {
+        self.update_key(key_id, |key, _| {
+            require_not_pending(key)?;
+            merge_tags(key, tags)
+        })?;
+        Ok(())
+    }
+
+    /// UntagResource: removes tags; absent keys are ignored.
+    pub fn untag_resource(&self, key_id: &str, tag_keys: &[String]) -> Result<()> {
+        for tag_key in tag_keys {
+            validate_tag(tag_key, None)?;
+        }
+        self.update_key(key_id, |key, _| {
+            require_not_pending(key)?;
+            for tag_key in tag_keys {
+                key.tags.remove(tag_key);
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// ListResourceTags, ordered by tag key (any key state).
+    pub fn list_resource_tags(
+        &self,
+        key_id: &str,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<Tag>> {
+        let state = self.read_state();
+        let key = state.key(key_id)?;
+        paginate(
+            key.tags.iter().map(|(k, v)| {
+                (
+                    k.clone(),
+                    Tag {
+                        tag_key: k.clone(),
+                        tag_value: v.clone(),
+                    },
+                )
+            }),
+            limit,
+            marker,
+        )
+    }
+
+    /// The resource name of a key id, for messages.
+    pub(crate) fn arn_of(id: &Uuid) -> String {
+        key_arn(id)
+    }
+}

@@ -1,0 +1,207 @@
+//! Sealing: the passphrase-derived key-encryption key, the root key, and the
+//! wrapping of every key version's material under the root key.
+//!
+//! * KEK = Argon2id(passphrase, 32-byte random salt, stored parameters).
+//! * The 256-bit root key is stored only as AES-256-GCM(KEK) with associated
+//!   data binding the KDF parameters and salt.
+//! * Each key version's material is stored as AES-256-GCM(root key) with
+//!   associated data binding the key id, version and key spec, so a row
+//!   copied onto another key or version fails to unwrap.
+//!
+//! Wrapping uses a random 96-bit nonce: a store wraps one value per key
+//! version and per passphrase change, far below the 2^32 random-nonce bound.
+
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use ring::rand::{SecureRandom, SystemRandom};
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// Length of the root key, the KEK and symmetric key versions.
+pub(crate) const KEY_LEN: usize = 32;
+/// Length of the Argon2id salt.
+pub(crate) const SALT_LEN: usize = 32;
+const TAG_LEN: usize = 16;
+
+/// A 256-bit secret key, wiped on drop.
+pub(crate) type SecretKey = Zeroizing<[u8; KEY_LEN]>;
+
+/// Argon2id parameters for deriving the key-encryption key from the passphrase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KdfParams {
+    /// Memory in KiB (default 65536 = 64 MiB).
+    pub memory_kib: u32,
+    /// Iterations (default 3).
+    pub iterations: u32,
+    /// Lanes (default 1).
+    pub parallelism: u32,
+}
+
+impl Default for KdfParams {
+    fn default() -> Self {
+        KdfParams {
+            memory_kib: 64 * 1024,
+            iterations: 3,
+            parallelism: 1,
+        }
+    }
+}
+
+impl KdfParams {
+    fn argon2(&self) -> Result<argon2::Argon2<'static>> {
+        let params = argon2::Params::new(
+            self.memory_kib,
+            self.iterations,
+            self.parallelism,
+            Some(KEY_LEN),
+        )
+        .map_err(|e| Error::validation(format!("invalid Argon2id parameters: {e}")))?;
+        Ok(argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            params,
+        ))
+    }
+}
+
+/// Fills `out` from the operating system's CSPRNG.
+pub(crate) fn random_fill(out: &mut [u8]) -> Result<()> {
+    SystemRandom::new()
+        .fill(out)
+        .map_err(|_| Error::Internal("the system random number generator failed".into()))
+}
+
+/// A fresh random 256-bit key.
+pub(crate) fn random_key() -> Result<SecretKey> {
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    random_fill(key.as_mut())?;
+    Ok(key)
+}
+
+/// Derives the key-encryption key from the passphrase.
+pub(crate) fn derive_kek(
+    passphrase: &SecretString,
+    salt: &[u8],
+    params: &KdfParams,
+) -> Result<SecretKey> {
+    let mut kek = Zeroizing::new([0u8; KEY_LEN]);
+    params
+        .argon2()?
+        .hash_password_into(passphrase.expose_secret().as_bytes(), salt, kek.as_mut())
+        .map_err(|e| Error::validation(format!("cannot derive the sealing key: {e}")))?;
+    Ok(kek)
+}
+
+/// The associated data that binds the root key to its KDF parameters.
+pub(crate) fn root_key_aad(params: &KdfParams, salt: &[u8]) -> Vec<u8> {
+    let mut aad = b"tinfoil/v1/root-key".to_vec();
+    for n in [params.memory_kib, params.iterations, params.parallelism] {
+        aad.extend_from_slice(&n.to_be_bytes());
+    }
+    aad.extend_from_slice(salt);
+    aad
+}
+
+/// The associated data that binds a key version's material to its place.
+pub(crate) fn material_aad(key_id: &[u8; 16], version: u32, key_spec: &str) -> Vec<u8> {
+    let mut aad = b"tinfoil/v1/key-material".to_vec();
+    aad.extend_from_slice(key_id);
+    aad.extend_from_slice(&version.to_be_bytes());
+    aad.push(key_spec.len() as u8);
+    aad.extend_from_slice(key_spec.as_bytes());
+    aad
+}
+
+fn aead_key(key: &[u8; KEY_LEN]) -> LessSafeKey {
+    // A key of the right length is the only precondition of UnboundKey::new.
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).expect("AES-256 key length"))
+}
+
+/// Wraps `plaintext` under `key`: nonce ‖ ciphertext ‖ tag.
+pub(crate) fn wrap(key: &[u8; KEY_LEN], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+    let mut nonce = [0u8; NONCE_LEN];
+    random_fill(&mut nonce)?;
+    let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(plaintext);
+    let tag = aead_key(key)
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut out[NONCE_LEN..],
+        )
+        .map_err(|_| Error::Internal("wrapping failed".into()))?;
+    out.extend_from_slice(tag.as_ref());
+    Ok(out)
+}
+
+/// Unwraps what [`wrap`] made; `None` when the key, data or binding is wrong.
+pub(crate) fn unwrap(
+    key: &[u8; KEY_LEN],
+    aad: &[u8],
+    wrapped: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    if wrapped.len() < NONCE_LEN + TAG_LEN {
+        return None;
+    }
+    let nonce = Nonce::try_assume_unique_for_key(&wrapped[..NONCE_LEN]).ok()?;
+    let mut buffer = Zeroizing::new(wrapped[NONCE_LEN..].to_vec());
+    let plain_len = aead_key(key)
+        .open_in_place(nonce, Aad::from(aad), buffer.as_mut_slice())
+        .ok()?
+        .len();
+    buffer.truncate(plain_len);
+    Some(buffer)
+}
+
+/// Unwraps a 256-bit key (the root key).
+pub(crate) fn unwrap_key(key: &[u8; KEY_LEN], aad: &[u8], wrapped: &[u8]) -> Option<SecretKey> {
+    let bytes = unwrap(key, aad, wrapped)?;
+    let array: [u8; KEY_LEN] = bytes.as_slice().try_into().ok()?;
+    Some(Zeroizing::new(array))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_round_trips_and_binds_aad() {
+        let key = random_key().unwrap();
+        let wrapped = wrap(&key, b"aad-1", b"secret bytes").unwrap();
+        assert_eq!(
+            unwrap(&key, b"aad-1", &wrapped).unwrap().as_slice(),
+            b"secret bytes"
+        );
+        assert!(unwrap(&key, b"aad-2", &wrapped).is_none());
+        let other = random_key().unwrap();
+        assert!(unwrap(&other, b"aad-1", &wrapped).is_none());
+        for cut in 0..wrapped.len() {
+            assert!(unwrap(&key, b"aad-1", &wrapped[..cut]).is_none());
+        }
+    }
+
+    #[test]
+    fn material_aad_differs_by_key_version_and_spec() {
+        let a = material_aad(&[1; 16], 1, "SYMMETRIC_DEFAULT");
+        assert_ne!(a, material_aad(&[2; 16], 1, "SYMMETRIC_DEFAULT"));
+        assert_ne!(a, material_aad(&[1; 16], 2, "SYMMETRIC_DEFAULT"));
+        assert_ne!(a, material_aad(&[1; 16], 1, "HMAC_256"));
+    }
+
+    #[test]
+    fn kek_depends_on_passphrase_and_salt() {
+        let params = KdfParams {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let pass = SecretString::from("correct horse");
+        let a = derive_kek(&pass, &[1; SALT_LEN], &params).unwrap();
+        assert_eq!(*a, *derive_kek(&pass, &[1; SALT_LEN], &params).unwrap());
+        assert_ne!(*a, *derive_kek(&pass, &[2; SALT_LEN], &params).unwrap());
+        let wrong = SecretString::from("battery staple");
+        assert_ne!(*a, *derive_kek(&wrong, &[1; SALT_LEN], &params).unwrap());
+    }
+}

@@ -1,0 +1,445 @@
+//! The SQLite store: schema, forward migrations, durability settings, the
+//! single-process lock, and row reads and writes.
+//!
+//! Guarantees: WAL journal with `synchronous=FULL` (an acknowledged change
+//! survives power loss), `secure_delete=ON` (deleted rows are overwritten
+//! with zeros), one transaction per operation, and at most one process per
+//! data directory (an exclusive lock on `tinfoil.lock`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::model::{AliasRecord, KeyRecord, VersionInfo};
+use crate::types::{KeySpec, KeyState, KeyUsage, Origin, RotationType, UnixSeconds};
+
+/// The database file's name inside the data directory.
+pub(crate) const DB_FILE: &str = "tinfoil.db";
+const LOCK_FILE: &str = "tinfoil.lock";
+
+/// Forward migrations; entry `i` moves the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+     CREATE TABLE keys (
+        key_id TEXT PRIMARY KEY,
+        description TEXT NOT NULL,
+        key_spec TEXT NOT NULL,
+        key_usage TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        creation_date INTEGER NOT NULL,
+        key_state TEXT NOT NULL,
+        deletion_date INTEGER,
+        pending_window_days INTEGER,
+        rotation_period_days INTEGER,
+        next_rotation_date INTEGER,
+        on_demand_rotation_date INTEGER,
+        token TEXT
+     );
+     CREATE TABLE key_versions (
+        key_id TEXT NOT NULL REFERENCES keys(key_id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        created INTEGER NOT NULL,
+        rotation_type TEXT,
+        wrapped_material BLOB NOT NULL,
+        PRIMARY KEY (key_id, version)
+     );
+     CREATE TABLE aliases (
+        alias_name TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL REFERENCES keys(key_id) ON DELETE CASCADE,
+        creation_date INTEGER NOT NULL,
+        last_updated_date INTEGER NOT NULL
+     );
+     CREATE INDEX aliases_by_key ON aliases(key_id);
+     CREATE TABLE tags (
+        key_id TEXT NOT NULL REFERENCES keys(key_id) ON DELETE CASCADE,
+        tag_key TEXT NOT NULL,
+        tag_value TEXT NOT NULL,
+        PRIMARY KEY (key_id, tag_key)
+     );
+     CREATE TABLE destroyed_keys (key_id TEXT PRIMARY KEY, destroyed_date INTEGER NOT NULL);",
+];
+
+/// The schema version this build writes.
+pub(crate) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// An open database plus the lock that keeps other processes out.
+pub(crate) struct Store {
+    pub conn: Connection,
+    /// Held for the store's lifetime; the OS releases it on close or exit.
+    _lock: File,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+fn unavailable(msg: impl Into<String>) -> Error {
+    Error::StoreUnavailable(msg.into())
+}
+
+/// Creates the data directory with mode 0700 (or checks an existing one).
+pub(crate) fn prepare_dir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| unavailable(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let meta = fs::metadata(dir)
+        .map_err(|e| unavailable(format!("cannot read {}: {e}", dir.display())))?;
+    if !meta.is_dir() {
+        return Err(unavailable(format!("{} is not a directory", dir.display())));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| {
+            unavailable(format!(
+                "cannot restrict {} to mode 0700: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Whether `dir` holds a database file.
+pub(crate) fn exists(dir: &Path) -> bool {
+    dir.join(DB_FILE).is_file()
+}
+
+fn db_path(dir: &Path) -> PathBuf {
+    dir.join(DB_FILE)
+}
+
+impl Store {
+    /// Opens (creating when `create`) the database in `dir`, takes the lock,
+    /// applies the durability settings and forward migrations.
+    pub fn open(dir: &Path, create: bool) -> Result<Store> {
+        if !create && !exists(dir) {
+            return Err(unavailable(format!(
+                "no Tinfoil store in {}; run init first",
+                dir.display()
+            )));
+        }
+        if create && exists(dir) {
+            return Err(Error::AlreadyExists(format!(
+                "{} already holds a Tinfoil store",
+                dir.display()
+            )));
+        }
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .map_err(|e| {
+                unavailable(format!(
+                    "cannot open the lock file in {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        lock.try_lock().map_err(|_| {
+            unavailable(format!(
+                "the store in {} is in use by another process",
+                dir.display()
+            ))
+        })?;
+        let conn = Connection::open(db_path(dir)).map_err(|e| {
+            unavailable(format!(
+                "cannot open the database in {}: {e}",
+                dir.display()
+            ))
+        })?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "secure_delete", "ON")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store { conn, _lock: lock };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let current: u32 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if current > SCHEMA_VERSION {
+            return Err(unavailable(format!(
+                "the store has schema version {current}, newer than this build's {SCHEMA_VERSION}; upgrade Tinfoil"
+            )));
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", index as u32 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` in one transaction, committed only when it succeeds.
+    pub fn transaction<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let tx = self.conn.transaction()?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Copies the WAL into the database and truncates it, so that overwritten
+    /// pages no longer hold old content anywhere on disk.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Reads a meta value.
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// The wrapped material of one version.
+    pub fn wrapped_material(&self, id: &Uuid, version: u32) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT wrapped_material FROM key_versions WHERE key_id = ?1 AND version = ?2",
+                params![id.hyphenated().to_string(), version],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Loads every key, alias and destroyed key id.
+    pub fn load_all(&self) -> Result<Loaded> {
+        let mut keys = BTreeMap::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT key_id, description, key_spec, key_usage, origin, creation_date, key_state,
+                    deletion_date, pending_window_days, rotation_period_days, next_rotation_date,
+                    on_demand_rotation_date, token FROM keys",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let id = parse_uuid(&row.get::<_, String>(0)?)?;
+            let record = KeyRecord {
+                id,
+                description: row.get(1)?,
+                spec: KeySpec::parse(&row.get::<_, String>(2)?).map_err(corrupt)?,
+                usage: KeyUsage::parse(&row.get::<_, String>(3)?).map_err(corrupt)?,
+                origin: Origin::parse(&row.get::<_, String>(4)?).map_err(corrupt)?,
+                creation_date: row.get(5)?,
+                state: KeyState::parse(&row.get::<_, String>(6)?).map_err(corrupt)?,
+                deletion_date: row.get(7)?,
+                pending_window_days: row.get(8)?,
+                rotation_period_days: row.get(9)?,
+                next_rotation_date: row.get(10)?,
+                on_demand_rotation_date: row.get(11)?,
+                versions: Vec::new(),
+                token: row.get(12)?,
+                tags: BTreeMap::new(),
+            };
+            keys.insert(id, record);
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key_id, version, created, rotation_type FROM key_versions ORDER BY key_id, version")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let id = parse_uuid(&row.get::<_, String>(0)?)?;
+            let rotation_type = match row.get::<_, Option<String>>(3)? {
+                Some(text) => Some(RotationType::parse(&text).map_err(corrupt)?),
+                None => None,
+            };
+            let info = VersionInfo {
+                version: row.get(1)?,
+                created: row.get(2)?,
+                rotation_type,
+            };
+            let key = keys
+                .get_mut(&id)
+                .ok_or_else(|| corrupt("a version without its key"))?;
+            if info.version != key.current_version() + 1 {
+                return Err(corrupt("key versions are not consecutive"));
+            }
+            key.versions.push(info);
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key_id, tag_key, tag_value FROM tags")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let id = parse_uuid(&row.get::<_, String>(0)?)?;
+            let key = keys
+                .get_mut(&id)
+                .ok_or_else(|| corrupt("a tag without its key"))?;
+            key.tags.insert(row.get(1)?, row.get(2)?);
+        }
+        let mut aliases = BTreeMap::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT alias_name, key_id, creation_date, last_updated_date FROM aliases")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let alias = AliasRecord {
+                name: row.get(0)?,
+                target: parse_uuid(&row.get::<_, String>(1)?)?,
+                creation_date: row.get(2)?,
+                last_updated_date: row.get(3)?,
+            };
+            aliases.insert(alias.name.clone(), alias);
+        }
+        let mut destroyed = HashSet::new();
+        let mut stmt = self.conn.prepare("SELECT key_id FROM destroyed_keys")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            destroyed.insert(parse_uuid(&row.get::<_, String>(0)?)?);
+        }
+        if keys.values().any(|k| k.versions.is_empty()) {
+            return Err(corrupt("a key without material"));
+        }
+        Ok(Loaded {
+            keys,
+            aliases,
+            destroyed,
+        })
+    }
+}
+
+/// Everything [`Store::load_all`] reads.
+pub(crate) struct Loaded {
+    pub keys: BTreeMap<Uuid, KeyRecord>,
+    pub aliases: BTreeMap<String, AliasRecord>,
+    pub destroyed: HashSet<Uuid>,
+}
+
+fn corrupt(what: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("the store is corrupt: {what}"))
+}
+
+fn parse_uuid(text: &str) -> Result<Uuid> {
+    Uuid::from_str(text).map_err(|_| corrupt("a malformed key id"))
+}
+
+fn id_text(id: &Uuid) -> String {
+    id.hyphenated().to_string()
+}
+
+/// Writes a meta value.
+pub(crate) fn put_meta(tx: &Transaction<'_>, name: &str, value: &[u8]) -> Result<()> {
+    tx.execute(
+        "INSERT INTO meta (name, value) VALUES (?1, ?2)
+         ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        params![name, value],
+    )?;
+    Ok(())
+}
+
+/// Inserts or replaces a key's row and its tags (not its versions).
+pub(crate) fn put_key(tx: &Transaction<'_>, key: &KeyRecord) -> Result<()> {
+    tx.execute(
+        "INSERT INTO keys (key_id, description, key_spec, key_usage, origin, creation_date, key_state,
+                           deletion_date, pending_window_days, rotation_period_days, next_rotation_date,
+                           on_demand_rotation_date, token)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT(key_id) DO UPDATE SET
+            description = excluded.description, key_state = excluded.key_state,
+            deletion_date = excluded.deletion_date, pending_window_days = excluded.pending_window_days,
+            rotation_period_days = excluded.rotation_period_days,
+            next_rotation_date = excluded.next_rotation_date,
+            on_demand_rotation_date = excluded.on_demand_rotation_date, token = excluded.token",
+        params![
+            id_text(&key.id),
+            key.description,
+            key.spec.as_str(),
+            key.usage.as_str(),
+            key.origin.as_str(),
+            key.creation_date,
+            key.state.as_str(),
+            key.deletion_date,
+            key.pending_window_days,
+            key.rotation_period_days,
+            key.next_rotation_date,
+            key.on_demand_rotation_date,
+            key.token,
+        ],
+    )?;
+    tx.execute("DELETE FROM tags WHERE key_id = ?1", [id_text(&key.id)])?;
+    for (tag_key, tag_value) in &key.tags {
+        tx.execute(
+            "INSERT INTO tags (key_id, tag_key, tag_value) VALUES (?1, ?2, ?3)",
+            params![id_text(&key.id), tag_key, tag_value],
+        )?;
+    }
+    Ok(())
+}
+
+/// Inserts one version's wrapped material.
+pub(crate) fn put_version(
+    tx: &Transaction<'_>,
+    id: &Uuid,
+    info: &VersionInfo,
+    wrapped: &[u8],
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO key_versions (key_id, version, created, rotation_type, wrapped_material)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            id_text(id),
+            info.version,
+            info.created,
+            info.rotation_type.map(|t| t.as_str()),
+            wrapped
+        ],
+    )?;
+    Ok(())
+}
+
+/// Destroys a key: overwrites then deletes every version's material, deletes
+/// the key, its aliases and tags, and records the id as destroyed.
+pub(crate) fn destroy_key(tx: &Transaction<'_>, id: &Uuid, now: UnixSeconds) -> Result<()> {
+    let id = id_text(id);
+    tx.execute(
+        "UPDATE key_versions SET wrapped_material = zeroblob(length(wrapped_material)) WHERE key_id = ?1",
+        [&id],
+    )?;
+    tx.execute("DELETE FROM key_versions WHERE key_id = ?1", [&id])?;
+    tx.execute("DELETE FROM aliases WHERE key_id = ?1", [&id])?;
+    tx.execute("DELETE FROM tags WHERE key_id = ?1", [&id])?;
+    tx.execute("DELETE FROM keys WHERE key_id = ?1", [&id])?;
+    tx.execute(
+        "INSERT OR REPLACE INTO destroyed_keys (key_id, destroyed_date) VALUES (?1, ?2)",
+        params![id, now],
+    )?;
+    Ok(())
+}
+
+/// Inserts or replaces an alias.
+pub(crate) fn put_alias(tx: &Transaction<'_>, alias: &AliasRecord) -> Result<()> {
+    tx.execute(
+        "INSERT INTO aliases (alias_name, key_id, creation_date, last_updated_date) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(alias_name) DO UPDATE SET key_id = excluded.key_id,
+            last_updated_date = excluded.last_updated_date",
+        params![alias.name, id_text(&alias.target), alias.creation_date, alias.last_updated_date],
+    )?;
+    Ok(())
+}
+
+/// Deletes an alias.
+pub(crate) fn delete_alias(tx: &Transaction<'_>, name: &str) -> Result<()> {
+    tx.execute("DELETE FROM aliases WHERE alias_name = ?1", [name])?;
+    Ok(())
+}
