@@ -225,30 +225,47 @@ fn a_disabled_key_is_not_rotated_and_rotates_at_once_when_enabled_overdue() {
 }
 
 #[test]
-fn a_key_pending_deletion_is_not_rotated_and_cancel_restores_its_rotation() {
+fn a_key_pending_deletion_is_not_rotated_and_rotates_when_enabled_after_cancel() {
     let t = TestHsm::new();
     let id = t.symmetric_key("pending").key_id;
     ok(t.hsm.enable_key_rotation(&id, Some(90)), "enable rotation");
     t.advance_days(80);
     ok(t.hsm.schedule_key_deletion(&id, Some(30)), "schedule");
-    // GetKeyRotationStatus: while pending deletion the status is false.
-    let status = ok(t.hsm.get_key_rotation_status(&id), "status");
-    assert!(!status.key_rotation_enabled, "pending deletion reads false");
     t.advance_days(20); // overdue by ten days, still within the window
     let report = t.tick();
     assert!(report.rotated.is_empty(), "{report:?}");
     assert!(report.destroyed.is_empty(), "{report:?}");
     assert_eq!(ok(t.hsm.describe_key(&id), "describe").current_key_version, 1);
+    expect_err(t.hsm.rotate_key_on_demand(&id), "KMSInvalidStateException");
 
-    // Cancelling restores the original rotation status; enabling rotates
-    // the overdue key at once.
+    // Cancelling restores the original rotation settings; the key is
+    // Disabled, so still no rotation; enabling rotates the overdue key at once.
     ok(t.hsm.cancel_key_deletion(&id), "cancel");
     let status = ok(t.hsm.get_key_rotation_status(&id), "status");
     assert!(status.key_rotation_enabled, "cancel restores the rotation status");
     assert_eq!(status.rotation_period_in_days, Some(90));
+    assert!(t.tick().rotated.is_empty());
     assert_eq!(ok(t.hsm.describe_key(&id), "describe").current_key_version, 1);
     ok(t.hsm.enable_key(&id), "enable");
     assert_eq!(ok(t.hsm.describe_key(&id), "describe").current_key_version, 2);
+}
+
+/// GetKeyRotationStatus API reference: "Pending deletion: While a KMS key is
+/// pending deletion, its key rotation status is false and KMS does not
+/// rotate the key material. If you cancel the deletion, the original key
+/// rotation status returns to true."
+#[test]
+fn rotation_status_reads_false_while_pending_deletion_and_returns_on_cancel() {
+    let t = TestHsm::new();
+    let id = t.symmetric_key("pending").key_id;
+    ok(t.hsm.enable_key_rotation(&id, Some(90)), "enable rotation");
+    ok(t.hsm.schedule_key_deletion(&id, Some(30)), "schedule");
+    let status = ok(t.hsm.get_key_rotation_status(&id), "status");
+    assert!(!status.key_rotation_enabled, "pending deletion reads false");
+    ok(t.hsm.cancel_key_deletion(&id), "cancel");
+    let status = ok(t.hsm.get_key_rotation_status(&id), "status");
+    assert!(status.key_rotation_enabled, "cancel restores true");
+    assert_eq!(status.rotation_period_in_days, Some(90));
 }
 
 #[test]
@@ -286,11 +303,27 @@ fn rotation_is_refused_for_asymmetric_and_hmac_keys() {
         let unsupported = "UnsupportedOperationException";
         expect_err(t.hsm.enable_key_rotation(&id, None), unsupported);
         expect_err(t.hsm.rotate_key_on_demand(&id), unsupported);
+        expect_err(t.hsm.disable_key_rotation(&id), unsupported);
         let meta = ok(t.hsm.describe_key(&id), "describe");
         assert_eq!(meta.current_key_version, 1, "{spec}");
-        // GetKeyRotationStatus answers, and the status is always false.
+        assert!(t.tick().rotated.is_empty());
+    }
+}
+
+/// EnableKeyRotation / DisableKeyRotation API references: rotation of
+/// asymmetric and HMAC keys cannot be enabled; "The key rotation status of
+/// these KMS keys is always false." GetKeyRotationStatus answers for them.
+#[test]
+fn rotation_status_of_asymmetric_and_hmac_keys_reads_false() {
+    let t = TestHsm::new();
+    for (spec, usage) in [
+        (KeySpec::EccNistP256, KeyUsage::SignVerify),
+        (KeySpec::Hmac256, KeyUsage::GenerateVerifyMac),
+    ] {
+        let id = t.key_of(spec, usage).key_id;
         let status = ok(t.hsm.get_key_rotation_status(&id), "status");
         assert!(!status.key_rotation_enabled, "{spec}");
+        assert_eq!(status.next_rotation_date, None, "{spec}");
     }
 }
 
