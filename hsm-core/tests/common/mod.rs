@@ -76,6 +76,11 @@ impl TestHsm {
 
     /// Closes the store and opens it again with `passphrase`.
     pub fn reopen_with(self, passphrase: &SecretString) -> TestHsm {
+        self.close().open(passphrase)
+    }
+
+    /// Closes the store, keeping its directory and clock.
+    pub fn close(self) -> ClosedStore {
         let TestHsm {
             hsm,
             clock,
@@ -83,13 +88,7 @@ impl TestHsm {
             _tmp,
         } = self;
         drop(hsm);
-        let hsm = Hsm::open(&dir, passphrase, options(&clock)).expect("Hsm::open");
-        TestHsm {
-            hsm,
-            clock,
-            dir,
-            _tmp,
-        }
+        ClosedStore { clock, dir, _tmp }
     }
 
     /// Tries to open a second instance of this store.
@@ -187,6 +186,31 @@ impl TestHsm {
                 .map_err(|e| e.kms_name()),
             aliases: self.all_aliases(None),
             keys: self.all_key_ids().into_iter().collect(),
+        }
+    }
+}
+
+/// A closed store: its directory and clock.
+pub struct ClosedStore {
+    pub clock: Arc<ManualClock>,
+    pub dir: PathBuf,
+    _tmp: TempDir,
+}
+
+impl ClosedStore {
+    /// Tries to open the store with `passphrase`.
+    pub fn try_open(&self, passphrase: &SecretString) -> Result<Hsm> {
+        Hsm::open(&self.dir, passphrase, options(&self.clock))
+    }
+
+    /// Opens the store with `passphrase`, which must work.
+    pub fn open(self, passphrase: &SecretString) -> TestHsm {
+        let hsm = ok(self.try_open(passphrase), "Hsm::open");
+        TestHsm {
+            hsm,
+            clock: self.clock,
+            dir: self.dir,
+            _tmp: self._tmp,
         }
     }
 }
