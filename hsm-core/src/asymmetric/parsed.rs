@@ -1,0 +1,114 @@
+//! A private key parsed once from its PKCS#8 DER, to sign and verify many
+//! times without parsing (and re-validating) the key on every call.
+
+use std::fmt;
+
+use aws_lc_rs::rsa::KeyPair as RsaKeyPair;
+use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair};
+
+use super::{check_message, check_signing_algorithm, ecc, message_digest, rsa};
+use crate::error::{Error, Result};
+use crate::types::{KeySpec, MessageType, SigningAlgorithm};
+
+/// A parsed RSA, ECDSA or Ed25519 private key of a known spec.
+///
+/// The library objects hold the key in memory the library frees (and
+/// clears) on drop; `Debug` prints the spec only.
+pub(crate) enum PrivateKey {
+    /// An RSA key of an RSA spec.
+    Rsa(KeySpec, RsaKeyPair),
+    /// An ECDSA key bound to its curve's hash, DER signatures.
+    Ecdsa(KeySpec, EcdsaKeyPair),
+    /// An Ed25519 key.
+    Ed25519(Ed25519KeyPair),
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PrivateKey({} <redacted>)", self.spec())
+    }
+}
+
+impl PrivateKey {
+    /// Parses stored PKCS#8 DER as a key of `spec`; material that does not
+    /// parse as that spec is a `KMSInternalException` naming the spec only.
+    pub(crate) fn from_pkcs8(spec: KeySpec, private_pkcs8: &[u8]) -> Result<Self> {
+        match spec {
+            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
+                Ok(PrivateKey::Rsa(spec, rsa::parse(spec, private_pkcs8)?))
+            }
+            KeySpec::EccNistP256 | KeySpec::EccNistP384 | KeySpec::EccNistP521 => Ok(
+                PrivateKey::Ecdsa(spec, ecc::parse_ecdsa(spec, private_pkcs8)?),
+            ),
+            KeySpec::EccEd25519 => Ok(PrivateKey::Ed25519(ecc::parse_ed25519(private_pkcs8)?)),
+            other => Err(Error::InvalidKeyUsage(format!(
+                "a {other} key has no public key and does not sign"
+            ))),
+        }
+    }
+
+    /// The key's spec.
+    pub(crate) fn spec(&self) -> KeySpec {
+        match self {
+            PrivateKey::Rsa(spec, _) | PrivateKey::Ecdsa(spec, _) => *spec,
+            PrivateKey::Ed25519(_) => KeySpec::EccEd25519,
+        }
+    }
+
+    /// The DER SubjectPublicKeyInfo.
+    pub(crate) fn public_key_der(&self) -> Result<Vec<u8>> {
+        match self {
+            PrivateKey::Rsa(_, key) => rsa::public_key_der(key),
+            PrivateKey::Ecdsa(_, key) => ecc::ecdsa_public_key_der(key),
+            PrivateKey::Ed25519(key) => ecc::ed25519_public_key_der(key),
+        }
+    }
+
+    /// Signs as [`super::sign`] does: the algorithm must fit the spec
+    /// (`InvalidKeyUsageException`) and the message its type
+    /// (`ValidationException`).
+    pub(crate) fn sign(
+        &self,
+        algorithm: SigningAlgorithm,
+        message: &[u8],
+        message_type: MessageType,
+    ) -> Result<Vec<u8>> {
+        check_signing_algorithm(self.spec(), algorithm)?;
+        check_message(algorithm, message, message_type)?;
+        match self {
+            PrivateKey::Rsa(_, key) => {
+                let digest = message_digest(algorithm, message, message_type)?;
+                rsa::sign_digest(key, algorithm, &digest)
+            }
+            PrivateKey::Ecdsa(_, key) => {
+                let digest = message_digest(algorithm, message, message_type)?;
+                ecc::ecdsa_sign_digest(key, &digest)
+            }
+            PrivateKey::Ed25519(key) => ecc::ed25519_sign(key, message),
+        }
+    }
+
+    /// Verifies as [`super::verify`] does: `Ok(false)` for any signature
+    /// that does not verify, malformed bytes included.
+    pub(crate) fn verify(
+        &self,
+        algorithm: SigningAlgorithm,
+        message: &[u8],
+        message_type: MessageType,
+        signature: &[u8],
+    ) -> Result<bool> {
+        check_signing_algorithm(self.spec(), algorithm)?;
+        check_message(algorithm, message, message_type)?;
+        match self {
+            PrivateKey::Rsa(_, key) => {
+                let digest = message_digest(algorithm, message, message_type)?;
+                rsa::verify_digest(key, algorithm, &digest, signature)
+            }
+            PrivateKey::Ecdsa(spec, key) => {
+                let digest = message_digest(algorithm, message, message_type)?;
+                ecc::ecdsa_verify_digest(*spec, key, &digest, signature)
+            }
+            PrivateKey::Ed25519(key) => Ok(ecc::ed25519_verify(key, message, signature)),
+        }
+    }
+}
