@@ -1,1 +1,30 @@
-//! libtinfoil_pkcs11.so (work in progress).
+//! libtinfoil_pkcs11.so: Tinfoil's PKCS#11 module.
+//!
+//! Applications load the shared library and reach it through
+//! `C_GetFunctionList` (v2.40) or `C_GetInterfaceList`/`C_GetInterface`
+//! (v3.0). The configuration file named by `TINFOIL_PKCS11_CONFIG` picks
+//! the backend (see [`config`]).
+//!
+//! Layout: [`ffi`] is the only module with `unsafe` code: it checks the
+//! caller's pointers and calls the safe [`module::Module`] methods, which
+//! keep slots, sessions, login state and the object table and ask the
+//! [`backend::Backend`] for storage and cryptography.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod attrs;
+pub mod backend;
+pub mod config;
+pub mod crypto_ops;
+pub mod error;
+pub mod ffi;
+pub mod mechanisms;
+pub mod module;
+pub mod object_ops;
+pub mod objects;
+pub mod pin;
+pub mod session;
+mod state;
+
+pub use error::{Pkcs11Error, Result};

@@ -1,0 +1,197 @@
+//! Attribute values: encoding of CK_ULONG and CK_BBOOL, templates, and the
+//! rules on which attributes an object class accepts.
+
+use cryptoki_sys::*;
+
+use crate::backend::Attributes;
+use crate::error::{ckr, Result};
+
+/// Longest single attribute value accepted, in bytes.
+pub const MAX_ATTR_LEN: usize = 64 * 1024;
+/// Most attributes accepted in one template.
+pub const MAX_TEMPLATE_LEN: usize = 256;
+
+/// A template as the application passed it: (type, value) in order.
+pub type Template = Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>;
+
+/// Encodes a CK_ULONG value.
+pub fn ulong(v: CK_ULONG) -> Vec<u8> {
+    v.to_ne_bytes().to_vec()
+}
+
+/// Encodes a CK_BBOOL value.
+pub fn bbool(v: bool) -> Vec<u8> {
+    vec![if v { CK_TRUE } else { CK_FALSE }]
+}
+
+/// Decodes a CK_ULONG value; a wrong size is CKR_ATTRIBUTE_VALUE_INVALID.
+pub fn as_ulong(raw: &[u8]) -> Result<CK_ULONG> {
+    let bytes: [u8; std::mem::size_of::<CK_ULONG>()] = raw.try_into().map_err(|_| {
+        ckr!(
+            CKR_ATTRIBUTE_VALUE_INVALID,
+            "CK_ULONG attribute of wrong size"
+        )
+    })?;
+    Ok(CK_ULONG::from_ne_bytes(bytes))
+}
+
+/// Decodes a CK_BBOOL value; a wrong size is CKR_ATTRIBUTE_VALUE_INVALID.
+pub fn as_bool(raw: &[u8]) -> Result<bool> {
+    match raw {
+        [b] => Ok(*b != CK_FALSE),
+        _ => Err(ckr!(
+            CKR_ATTRIBUTE_VALUE_INVALID,
+            "CK_BBOOL attribute of wrong size"
+        )),
+    }
+}
+
+/// Reads a CK_ULONG attribute of stored attributes.
+pub fn get_ulong(attrs: &Attributes, t: CK_ATTRIBUTE_TYPE) -> Option<CK_ULONG> {
+    attrs.get(&t).and_then(|v| as_ulong(v).ok())
+}
+
+/// Reads a CK_BBOOL attribute, with a default when absent.
+pub fn get_bool(attrs: &Attributes, t: CK_ATTRIBUTE_TYPE, default: bool) -> bool {
+    attrs
+        .get(&t)
+        .and_then(|v| as_bool(v).ok())
+        .unwrap_or(default)
+}
+
+/// Whether an attribute type holds a CK_BBOOL.
+pub fn is_bool_type(t: CK_ATTRIBUTE_TYPE) -> bool {
+    matches!(
+        t,
+        CKA_TOKEN
+            | CKA_PRIVATE
+            | CKA_MODIFIABLE
+            | CKA_COPYABLE
+            | CKA_DESTROYABLE
+            | CKA_SENSITIVE
+            | CKA_EXTRACTABLE
+            | CKA_ENCRYPT
+            | CKA_DECRYPT
+            | CKA_SIGN
+            | CKA_VERIFY
+            | CKA_WRAP
+            | CKA_UNWRAP
+            | CKA_DERIVE
+            | CKA_LOCAL
+            | CKA_ALWAYS_SENSITIVE
+            | CKA_NEVER_EXTRACTABLE
+            | CKA_TRUSTED
+            | CKA_WRAP_WITH_TRUSTED
+            | CKA_ALWAYS_AUTHENTICATE
+            | CKA_SIGN_RECOVER
+            | CKA_VERIFY_RECOVER
+    )
+}
+
+/// Whether an attribute type holds a CK_ULONG.
+pub fn is_ulong_type(t: CK_ATTRIBUTE_TYPE) -> bool {
+    matches!(
+        t,
+        CKA_CLASS
+            | CKA_KEY_TYPE
+            | CKA_VALUE_LEN
+            | CKA_MODULUS_BITS
+            | CKA_CERTIFICATE_TYPE
+            | CKA_KEY_GEN_MECHANISM
+            | CKA_CERTIFICATE_CATEGORY
+    )
+}
+
+/// Checks a template's values against their types and for duplicates.
+pub fn check_template(template: &Template) -> Result<()> {
+    if template.len() > MAX_TEMPLATE_LEN {
+        return Err(ckr!(CKR_TEMPLATE_INCONSISTENT, "template too long"));
+    }
+    for (i, (t, v)) in template.iter().enumerate() {
+        if is_bool_type(*t) {
+            as_bool(v)?;
+        } else if is_ulong_type(*t) {
+            as_ulong(v)?;
+        }
+        if template[..i].iter().any(|(u, w)| u == t && w != v) {
+            return Err(ckr!(CKR_TEMPLATE_INCONSISTENT, "attribute given twice"));
+        }
+    }
+    Ok(())
+}
+
+/// The attributes a data object (CKO_DATA) may carry.
+const DATA_ATTRS: &[CK_ATTRIBUTE_TYPE] = &[
+    CKA_CLASS,
+    CKA_TOKEN,
+    CKA_PRIVATE,
+    CKA_MODIFIABLE,
+    CKA_COPYABLE,
+    CKA_DESTROYABLE,
+    CKA_LABEL,
+    CKA_APPLICATION,
+    CKA_OBJECT_ID,
+    CKA_VALUE,
+];
+
+/// Attributes no application may set once an object exists.
+pub fn read_only_after_create(t: CK_ATTRIBUTE_TYPE) -> bool {
+    matches!(
+        t,
+        CKA_CLASS
+            | CKA_KEY_TYPE
+            | CKA_LOCAL
+            | CKA_ALWAYS_SENSITIVE
+            | CKA_NEVER_EXTRACTABLE
+            | CKA_KEY_GEN_MECHANISM
+            | CKA_UNIQUE_ID
+            | CKA_VALUE_LEN
+            | CKA_MODULUS
+            | CKA_MODULUS_BITS
+            | CKA_PUBLIC_EXPONENT
+            | CKA_EC_PARAMS
+            | CKA_EC_POINT
+            | CKA_MODIFIABLE
+            | CKA_COPYABLE
+            | CKA_DESTROYABLE
+    )
+}
+
+/// Builds the attributes of a new data object from a template, with the
+/// spec's defaults. Unknown attributes are CKR_ATTRIBUTE_TYPE_INVALID.
+pub fn new_data_object(template: &Template) -> Result<Attributes> {
+    let mut attrs = Attributes::new();
+    attrs.insert(CKA_TOKEN, bbool(false));
+    attrs.insert(CKA_PRIVATE, bbool(true));
+    attrs.insert(CKA_MODIFIABLE, bbool(true));
+    attrs.insert(CKA_COPYABLE, bbool(true));
+    attrs.insert(CKA_DESTROYABLE, bbool(true));
+    attrs.insert(CKA_LABEL, Vec::new());
+    attrs.insert(CKA_APPLICATION, Vec::new());
+    attrs.insert(CKA_OBJECT_ID, Vec::new());
+    attrs.insert(CKA_VALUE, Vec::new());
+    for (t, v) in template {
+        if !DATA_ATTRS.contains(t) {
+            return Err(ckr!(
+                CKR_ATTRIBUTE_TYPE_INVALID,
+                "attribute not valid for a data object"
+            ));
+        }
+        attrs.insert(*t, v.clone());
+    }
+    Ok(attrs)
+}
+
+/// Attribute types whose value is secret material.
+pub fn is_secret_part(t: CK_ATTRIBUTE_TYPE) -> bool {
+    matches!(
+        t,
+        CKA_VALUE
+            | CKA_PRIVATE_EXPONENT
+            | CKA_PRIME_1
+            | CKA_PRIME_2
+            | CKA_EXPONENT_1
+            | CKA_EXPONENT_2
+            | CKA_COEFFICIENT
+    )
+}

@@ -1,0 +1,111 @@
+//! The storage and crypto side of the module, behind one trait.
+//!
+//! The C layer and the session logic never touch key material: they hold
+//! object attributes and a backend key reference, and ask the backend for
+//! every cryptographic operation. Two backends exist: `memory` (a
+//! non-persistent store for the module's own tests, with no key
+//! mechanisms) and `embedded` (hsm-core in-process). A `daemon` backend
+//! (tinfoild over gRPC) fits the same trait: every method is one request.
+
+use std::collections::BTreeMap;
+
+use cryptoki_sys::*;
+
+use crate::error::{ckr, Result};
+
+pub mod memory;
+
+/// PKCS#11 attributes as stored: type → raw value bytes.
+pub type Attributes = BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>;
+
+/// Who logs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserKind {
+    /// The security officer (CKU_SO).
+    So,
+    /// The normal user (CKU_USER).
+    User,
+}
+
+/// What the backend knows about one initialised token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Stable identifier of the token (its serial number, ≤ 16 chars).
+    pub serial: String,
+    /// The label given at C_InitToken (≤ 32 bytes).
+    pub label: String,
+    /// Whether C_InitPIN has set a user PIN.
+    pub user_pin_initialized: bool,
+    /// PIN flags (CKF_USER_PIN_*, CKF_SO_PIN_*) for CK_TOKEN_INFO.
+    pub pin_flags: CK_FLAGS,
+}
+
+/// An object persisted on a token, as the backend returns it.
+#[derive(Debug, Clone)]
+pub struct StoredObject {
+    /// The backend's id of the object (a KMS key id for keys).
+    pub id: String,
+    /// Its attributes. Never holds CKA_VALUE of a secret or private key.
+    pub attrs: Attributes,
+}
+
+/// Everything the module needs from a store. All methods are synchronous
+/// and may be called from many threads at once.
+pub trait Backend: Send + Sync {
+    /// A short name for messages ("memory", "embedded", "daemon").
+    fn name(&self) -> &'static str;
+
+    /// The initialised tokens, in a stable order.
+    fn tokens(&self) -> Result<Vec<TokenRecord>>;
+
+    /// Creates a new token, or re-initialises `existing` (its objects are
+    /// destroyed) after checking its SO PIN. Returns the token's serial.
+    fn init_token(&self, existing: Option<&str>, label: &str, so_pin: &[u8]) -> Result<String>;
+
+    /// Checks a PIN, counting failures and locking as the token's policy
+    /// says. Errors: CKR_PIN_INCORRECT, CKR_PIN_LOCKED,
+    /// CKR_USER_PIN_NOT_INITIALIZED.
+    fn login(&self, token: &str, user: UserKind, pin: &[u8]) -> Result<()>;
+
+    /// Sets (or resets and unlocks) the user PIN; the caller has checked
+    /// that the SO is logged in.
+    fn init_pin(&self, token: &str, pin: &[u8]) -> Result<()>;
+
+    /// Changes a PIN after checking the old one (failures count).
+    fn set_pin(&self, token: &str, user: UserKind, old: &[u8], new: &[u8]) -> Result<()>;
+
+    /// The objects stored on a token.
+    fn load_objects(&self, token: &str) -> Result<Vec<StoredObject>>;
+
+    /// Stores a new object that carries no key material; returns its id.
+    fn store_object(&self, token: &str, attrs: &Attributes) -> Result<String>;
+
+    /// Replaces the stored attributes of an object.
+    fn update_object(&self, token: &str, id: &str, attrs: &Attributes) -> Result<()>;
+
+    /// Removes an object. For a key this schedules deletion (the KMS
+    /// window) rather than destroying at once.
+    fn destroy_object(&self, token: &str, id: &str) -> Result<()>;
+
+    /// Fills `out` with random bytes.
+    fn generate_random(&self, out: &mut [u8]) -> Result<()>;
+
+    /// Key generation and other key operations. The default says the
+    /// mechanism is not available, so a backend only implements what it
+    /// offers.
+    fn supports_key_mechanisms(&self) -> bool {
+        false
+    }
+}
+
+/// The error a backend returns for a token it does not know.
+pub fn unknown_token() -> crate::error::Pkcs11Error {
+    ckr!(CKR_TOKEN_NOT_RECOGNIZED, "unknown token")
+}
+
+/// Opens the embedded backend (hsm-core in this process).
+pub fn open_embedded(_config: &crate::config::Config) -> Result<Box<dyn Backend>> {
+    Err(crate::error::Pkcs11Error::General(
+        "the embedded backend is not available in this build yet; use backend = \"memory\"".into(),
+    ))
+}

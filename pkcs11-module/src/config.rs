@@ -1,0 +1,96 @@
+//! The module's configuration: the TOML file named by the environment
+//! variable `TINFOIL_PKCS11_CONFIG`.
+//!
+//! ```toml
+//! backend = "embedded"            # or "memory" (tests only, not persistent)
+//! data_dir = "/var/lib/tinfoil"   # created and initialised on first use
+//! passphrase_file = "/etc/tinfoil/passphrase"
+//! ```
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::error::{Pkcs11Error, Result};
+
+/// The environment variable naming the configuration file.
+pub const CONFIG_ENV: &str = "TINFOIL_PKCS11_CONFIG";
+/// Largest configuration file read, in bytes.
+const MAX_CONFIG_LEN: u64 = 64 * 1024;
+
+/// Which backend the module uses, with its settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "backend", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Config {
+    /// hsm-core in this process.
+    Embedded {
+        /// The store's directory.
+        data_dir: PathBuf,
+        /// A file holding the store's passphrase (trailing newline ignored).
+        passphrase_file: PathBuf,
+    },
+    /// A non-persistent store for tests, without key mechanisms.
+    Memory {},
+}
+
+impl Config {
+    /// Parses a configuration text.
+    pub fn parse(text: &str) -> Result<Config> {
+        toml::from_str(text)
+            .map_err(|e| Pkcs11Error::General(format!("bad configuration: {}", e.message())))
+    }
+
+    /// Reads the file named by `TINFOIL_PKCS11_CONFIG`.
+    pub fn from_env() -> Result<Config> {
+        let path = std::env::var_os(CONFIG_ENV).ok_or_else(|| {
+            Pkcs11Error::General(format!(
+                "{CONFIG_ENV} is not set; it must name the module's TOML configuration file"
+            ))
+        })?;
+        let path = PathBuf::from(path);
+        let meta = std::fs::metadata(&path)
+            .map_err(|e| Pkcs11Error::General(format!("cannot read {}: {e}", path.display())))?;
+        if meta.len() > MAX_CONFIG_LEN {
+            return Err(Pkcs11Error::General(format!(
+                "{} is larger than {MAX_CONFIG_LEN} bytes",
+                path.display()
+            )));
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Pkcs11Error::General(format!("cannot read {}: {e}", path.display())))?;
+        Config::parse(&text).map_err(|e| Pkcs11Error::General(format!("{}: {e}", path.display())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_backends_and_rejects_the_rest() {
+        assert_eq!(
+            Config::parse("backend = \"memory\"").unwrap(),
+            Config::Memory {}
+        );
+        let c =
+            Config::parse("backend = \"embedded\"\ndata_dir = \"/d\"\npassphrase_file = \"/p\"")
+                .unwrap();
+        assert_eq!(
+            c,
+            Config::Embedded {
+                data_dir: "/d".into(),
+                passphrase_file: "/p".into()
+            }
+        );
+        for bad in [
+            "",
+            "backend = \"nope\"",
+            "backend = \"embedded\"\ndata_dir = \"/d\"",
+            "backend = \"memory\"\nextra = 1",
+            "not toml at all [",
+        ] {
+            let err = Config::parse(bad).unwrap_err();
+            assert_eq!(err.rv(), cryptoki_sys::CKR_GENERAL_ERROR, "{bad}");
+        }
+    }
+}

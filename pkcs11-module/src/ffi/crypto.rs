@@ -1,0 +1,276 @@
+//! Cryptographic functions: digests, random, and the key operations.
+
+use cryptoki_sys::*;
+
+use super::{capacity, deliver, in_bytes, out_ref, read_mechanism, read_template, with_module};
+use crate::crypto_ops::OpKind;
+use crate::error::{ckr, Pkcs11Error};
+
+pub(super) unsafe extern "C" fn C_DigestInit(
+    h: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+) -> CK_RV {
+    with_module(|m| {
+        let mech = unsafe { read_mechanism(mechanism) }?;
+        m.digest_init(h, mech.mechanism, mech.param.len())
+    })
+}
+
+pub(super) unsafe extern "C" fn C_Digest(
+    h: CK_SESSION_HANDLE,
+    data: *mut CK_BYTE,
+    len: CK_ULONG,
+    out: *mut CK_BYTE,
+    out_len: *mut CK_ULONG,
+) -> CK_RV {
+    with_module(|m| {
+        let cap = unsafe { capacity(out, out_len) }?;
+        let data = unsafe { in_bytes(data, len) }?;
+        unsafe { deliver(out, out_len, m.digest(h, data, cap)) }
+    })
+}
+
+pub(super) unsafe extern "C" fn C_DigestUpdate(
+    h: CK_SESSION_HANDLE,
+    data: *mut CK_BYTE,
+    len: CK_ULONG,
+) -> CK_RV {
+    with_module(|m| {
+        let data = unsafe { in_bytes(data, len) };
+        match data {
+            Ok(data) => m.digest_update(h, data),
+            Err(e) => {
+                // A failed update ends the operation.
+                m.digest_abort(h);
+                Err(e)
+            }
+        }
+    })
+}
+
+pub(super) unsafe extern "C" fn C_DigestKey(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> CK_RV {
+    with_module(|m| m.digest_key(h, key))
+}
+
+pub(super) unsafe extern "C" fn C_DigestFinal(
+    h: CK_SESSION_HANDLE,
+    out: *mut CK_BYTE,
+    out_len: *mut CK_ULONG,
+) -> CK_RV {
+    with_module(|m| {
+        let cap = unsafe { capacity(out, out_len) }?;
+        unsafe { deliver(out, out_len, m.digest_final(h, cap)) }
+    })
+}
+
+pub(super) unsafe extern "C" fn C_SeedRandom(
+    h: CK_SESSION_HANDLE,
+    seed: *mut CK_BYTE,
+    len: CK_ULONG,
+) -> CK_RV {
+    with_module(|m| {
+        m.session(h)?;
+        unsafe { in_bytes(seed, len) }?;
+        Err(ckr!(CKR_RANDOM_SEED_NOT_SUPPORTED))
+    })
+}
+
+pub(super) unsafe extern "C" fn C_GenerateRandom(
+    h: CK_SESSION_HANDLE,
+    out: *mut CK_BYTE,
+    len: CK_ULONG,
+) -> CK_RV {
+    with_module(|m| {
+        if out.is_null() {
+            return Err(Pkcs11Error::ArgumentsBad("NULL random buffer"));
+        }
+        let len = usize::try_from(len).map_err(|_| Pkcs11Error::ArgumentsBad("length"))?;
+        // SAFETY: non-NULL, and the caller promises `len` writable bytes.
+        let buf = unsafe { std::slice::from_raw_parts_mut(out, len) };
+        m.generate_random(h, buf)
+    })
+}
+
+macro_rules! key_init {
+    ($name:ident, $kind:expr) => {
+        pub(super) unsafe extern "C" fn $name(
+            h: CK_SESSION_HANDLE,
+            mechanism: *mut CK_MECHANISM,
+            key: CK_OBJECT_HANDLE,
+        ) -> CK_RV {
+            with_module(|m| {
+                let mech = unsafe { read_mechanism(mechanism) }?;
+                m.key_op_init(h, $kind, mech.mechanism, key)
+            })
+        }
+    };
+}
+key_init!(C_EncryptInit, OpKind::Encrypt);
+key_init!(C_DecryptInit, OpKind::Decrypt);
+key_init!(C_SignInit, OpKind::Sign);
+key_init!(C_VerifyInit, OpKind::Verify);
+
+/// In, out-with-length steps (C_Encrypt, C_EncryptUpdate, C_Sign...).
+macro_rules! key_step_in_out {
+    ($name:ident, $kind:expr) => {
+        pub(super) unsafe extern "C" fn $name(
+            h: CK_SESSION_HANDLE,
+            data: *mut CK_BYTE,
+            len: CK_ULONG,
+            out: *mut CK_BYTE,
+            out_len: *mut CK_ULONG,
+        ) -> CK_RV {
+            with_module(|m| {
+                let _cap = unsafe { capacity(out, out_len) }?;
+                let _data = unsafe { in_bytes(data, len) }?;
+                unsafe { deliver(out, out_len, m.key_op_step(h, $kind)) }
+            })
+        }
+    };
+}
+key_step_in_out!(C_Encrypt, OpKind::Encrypt);
+key_step_in_out!(C_EncryptUpdate, OpKind::Encrypt);
+key_step_in_out!(C_Decrypt, OpKind::Decrypt);
+key_step_in_out!(C_DecryptUpdate, OpKind::Decrypt);
+
+/// Out-only final steps (C_EncryptFinal, C_DecryptFinal, C_SignFinal).
+macro_rules! key_final {
+    ($name:ident, $kind:expr) => {
+        pub(super) unsafe extern "C" fn $name(
+            h: CK_SESSION_HANDLE,
+            out: *mut CK_BYTE,
+            out_len: *mut CK_ULONG,
+        ) -> CK_RV {
+            with_module(|m| {
+                let _cap = unsafe { capacity(out, out_len) }?;
+                unsafe { deliver(out, out_len, m.key_op_step(h, $kind)) }
+            })
+        }
+    };
+}
+key_final!(C_EncryptFinal, OpKind::Encrypt);
+key_final!(C_DecryptFinal, OpKind::Decrypt);
+key_final!(C_SignFinal, OpKind::Sign);
+
+pub(super) unsafe extern "C" fn C_Sign(
+    h: CK_SESSION_HANDLE,
+    data: *mut CK_BYTE,
+    len: CK_ULONG,
+    out: *mut CK_BYTE,
+    out_len: *mut CK_ULONG,
+) -> CK_RV {
+    with_module(|m| {
+        let _cap = unsafe { capacity(out, out_len) }?;
+        let _data = unsafe { in_bytes(data, len) }?;
+        unsafe { deliver(out, out_len, m.key_op_step(h, OpKind::Sign)) }
+    })
+}
+
+/// Input-only steps (C_SignUpdate, C_VerifyUpdate, C_VerifyFinal).
+macro_rules! key_in {
+    ($name:ident, $kind:expr) => {
+        pub(super) unsafe extern "C" fn $name(
+            h: CK_SESSION_HANDLE,
+            data: *mut CK_BYTE,
+            len: CK_ULONG,
+        ) -> CK_RV {
+            with_module(|m| {
+                let _data = unsafe { in_bytes(data, len) }?;
+                m.key_op_step(h, $kind).map(|_| ())
+            })
+        }
+    };
+}
+key_in!(C_SignUpdate, OpKind::Sign);
+key_in!(C_VerifyUpdate, OpKind::Verify);
+key_in!(C_VerifyFinal, OpKind::Verify);
+
+pub(super) unsafe extern "C" fn C_Verify(
+    h: CK_SESSION_HANDLE,
+    data: *mut CK_BYTE,
+    len: CK_ULONG,
+    sig: *mut CK_BYTE,
+    sig_len: CK_ULONG,
+) -> CK_RV {
+    with_module(|m| {
+        let _data = unsafe { in_bytes(data, len) }?;
+        let _sig = unsafe { in_bytes(sig, sig_len) }?;
+        m.key_op_step(h, OpKind::Verify).map(|_| ())
+    })
+}
+
+pub(super) unsafe extern "C" fn C_GenerateKey(
+    h: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    template: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    key: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    with_module(|m| {
+        let key = unsafe { out_ref(key) }?;
+        let mech = unsafe { read_mechanism(mechanism) }?;
+        let _template = unsafe { read_template(template, count) }?;
+        *key = m.key_management(h, mech.mechanism, CKF_GENERATE)?;
+        Ok(())
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe extern "C" fn C_GenerateKeyPair(
+    h: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    public: *mut CK_ATTRIBUTE,
+    public_count: CK_ULONG,
+    private: *mut CK_ATTRIBUTE,
+    private_count: CK_ULONG,
+    public_key: *mut CK_OBJECT_HANDLE,
+    private_key: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    with_module(|m| {
+        let public_key = unsafe { out_ref(public_key) }?;
+        let private_key = unsafe { out_ref(private_key) }?;
+        let mech = unsafe { read_mechanism(mechanism) }?;
+        let _public = unsafe { read_template(public, public_count) }?;
+        let _private = unsafe { read_template(private, private_count) }?;
+        let handle = m.key_management(h, mech.mechanism, CKF_GENERATE_KEY_PAIR)?;
+        *public_key = handle;
+        *private_key = handle;
+        Ok(())
+    })
+}
+
+pub(super) unsafe extern "C" fn C_WrapKey(
+    h: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    _wrapping: CK_OBJECT_HANDLE,
+    _key: CK_OBJECT_HANDLE,
+    out: *mut CK_BYTE,
+    out_len: *mut CK_ULONG,
+) -> CK_RV {
+    with_module(|m| {
+        let _cap = unsafe { capacity(out, out_len) }?;
+        let mech = unsafe { read_mechanism(mechanism) }?;
+        m.key_management(h, mech.mechanism, CKF_WRAP).map(|_| ())
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe extern "C" fn C_UnwrapKey(
+    h: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    _unwrapping: CK_OBJECT_HANDLE,
+    wrapped: *mut CK_BYTE,
+    wrapped_len: CK_ULONG,
+    template: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    key: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    with_module(|m| {
+        let key = unsafe { out_ref(key) }?;
+        let mech = unsafe { read_mechanism(mechanism) }?;
+        let _wrapped = unsafe { in_bytes(wrapped, wrapped_len) }?;
+        let _template = unsafe { read_template(template, count) }?;
+        *key = m.key_management(h, mech.mechanism, CKF_UNWRAP)?;
+        Ok(())
+    })
+}

@@ -1,0 +1,194 @@
+//! The C ABI: the only place with `unsafe`. Every entry point runs its body
+//! under `catch_unwind`, checks each pointer and length, and calls a safe
+//! method that returns `Result<_, Pkcs11Error>`.
+//!
+//! Only C_GetFunctionList, C_GetInterfaceList and C_GetInterface are
+//! exported; applications reach everything else through the lists.
+#![allow(non_snake_case, clippy::missing_safety_doc)]
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+
+use crate::attrs::{Template, MAX_ATTR_LEN, MAX_TEMPLATE_LEN};
+use crate::error::{ckr, Pkcs11Error, Result};
+use crate::module::Module;
+use crate::session::Output;
+
+mod crypto;
+mod general;
+mod lists;
+mod objects;
+mod unsupported;
+
+/// Largest input buffer accepted by any function, in bytes.
+pub const MAX_INPUT_LEN: usize = 64 << 20;
+
+/// Runs an entry point's body: panics become CKR_GENERAL_ERROR, errors
+/// their CK_RV.
+pub(crate) fn guard(body: impl FnOnce() -> Result<()>) -> CK_RV {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => CKR_OK,
+        Ok(Err(e)) => e.rv(),
+        Err(_) => CKR_GENERAL_ERROR,
+    }
+}
+
+/// Runs a body that needs the initialised module.
+pub(crate) fn with_module(body: impl FnOnce(&Arc<Module>) -> Result<()>) -> CK_RV {
+    guard(|| {
+        let module = crate::state::module()?;
+        body(&module)
+    })
+}
+
+/// Borrows an input buffer. NULL is accepted only for length zero.
+pub(crate) unsafe fn in_bytes<'a>(p: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
+    let len = usize::try_from(len).map_err(|_| Pkcs11Error::ArgumentsBad("length"))?;
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(Pkcs11Error::ArgumentsBad(
+            "NULL buffer with non-zero length",
+        ));
+    }
+    if len > MAX_INPUT_LEN {
+        return Err(ckr!(CKR_DATA_LEN_RANGE, "input too large"));
+    }
+    // SAFETY: the caller promises `p` points at `len` readable bytes.
+    Ok(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+/// Borrows an output pointer, refusing NULL.
+pub(crate) unsafe fn out_ref<'a, T>(p: *mut T) -> Result<&'a mut T> {
+    // SAFETY: non-NULL, and the caller promises it points at a T.
+    unsafe { p.as_mut() }.ok_or(Pkcs11Error::ArgumentsBad("NULL output pointer"))
+}
+
+/// The capacity the caller offers: `None` when `out` is NULL (a length
+/// query). `out_len` must have been checked non-NULL.
+pub(crate) unsafe fn capacity(out: *mut u8, out_len: *mut CK_ULONG) -> Result<Option<usize>> {
+    let len = *unsafe { out_ref(out_len) }?;
+    if out.is_null() {
+        Ok(None)
+    } else {
+        Ok(Some(usize::try_from(len).unwrap_or(usize::MAX)))
+    }
+}
+
+/// Delivers an [`Output`] under the length-query and
+/// CKR_BUFFER_TOO_SMALL conventions.
+pub(crate) unsafe fn deliver(
+    out: *mut u8,
+    out_len: *mut CK_ULONG,
+    result: Result<Output>,
+) -> Result<()> {
+    let len_ref = unsafe { out_ref(out_len) }?;
+    match result {
+        Ok(Output::Len(n)) => {
+            *len_ref = n as CK_ULONG;
+            Ok(())
+        }
+        Ok(Output::Data(data)) => {
+            if !data.is_empty() {
+                // SAFETY: the inner function checked the capacity the
+                // caller gave in *out_len, and `out` is non-NULL then.
+                unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), out, data.len()) };
+            }
+            *len_ref = data.len() as CK_ULONG;
+            Ok(())
+        }
+        Err(Pkcs11Error::BufferTooSmall(n)) => {
+            *len_ref = n as CK_ULONG;
+            Err(Pkcs11Error::BufferTooSmall(n))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Copies a list (slots, mechanisms, handles) out under the length-query
+/// conventions.
+pub(crate) unsafe fn deliver_list<T: Copy>(
+    list: &[T],
+    out: *mut T,
+    count: *mut CK_ULONG,
+) -> Result<()> {
+    let count = unsafe { out_ref(count) }?;
+    if out.is_null() {
+        *count = list.len() as CK_ULONG;
+        return Ok(());
+    }
+    if (*count as usize) < list.len() {
+        *count = list.len() as CK_ULONG;
+        return Err(Pkcs11Error::BufferTooSmall(list.len()));
+    }
+    // SAFETY: the caller promises room for *count items, checked above.
+    unsafe { std::ptr::copy_nonoverlapping(list.as_ptr(), out, list.len()) };
+    *count = list.len() as CK_ULONG;
+    Ok(())
+}
+
+/// Reads a template (values copied out of the caller's memory).
+pub(crate) unsafe fn read_template(p: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Template> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if p.is_null() {
+        return Err(Pkcs11Error::ArgumentsBad(
+            "NULL template with non-zero count",
+        ));
+    }
+    if count as usize > MAX_TEMPLATE_LEN {
+        return Err(ckr!(CKR_TEMPLATE_INCONSISTENT, "template too long"));
+    }
+    // SAFETY: the caller promises `count` attributes at `p`.
+    let attrs = unsafe { std::slice::from_raw_parts(p, count as usize) };
+    attrs
+        .iter()
+        .map(|a| {
+            if a.ulValueLen as usize > MAX_ATTR_LEN {
+                return Err(ckr!(CKR_ATTRIBUTE_VALUE_INVALID, "attribute too long"));
+            }
+            let value = unsafe { in_bytes(a.pValue as *const u8, a.ulValueLen) }?;
+            Ok((a.type_, value.to_vec()))
+        })
+        .collect()
+}
+
+/// A mechanism as passed by the caller: its type and raw parameter bytes.
+pub(crate) struct Mechanism {
+    /// CKM_*.
+    pub mechanism: CK_MECHANISM_TYPE,
+    /// The parameter's bytes (structures with pointers are decoded by the
+    /// function that needs them).
+    pub param: Vec<u8>,
+}
+
+/// Reads a CK_MECHANISM.
+pub(crate) unsafe fn read_mechanism(p: *const CK_MECHANISM) -> Result<Mechanism> {
+    // SAFETY: non-NULL checked by as_ref; the caller promises a CK_MECHANISM.
+    let m = unsafe { p.as_ref() }.ok_or(Pkcs11Error::ArgumentsBad("NULL mechanism"))?;
+    if m.ulParameterLen as usize > MAX_ATTR_LEN {
+        return Err(ckr!(CKR_MECHANISM_PARAM_INVALID, "parameter too long"));
+    }
+    let param = unsafe { in_bytes(m.pParameter as *const u8, m.ulParameterLen) }?.to_vec();
+    Ok(Mechanism {
+        mechanism: m.mechanism,
+        param,
+    })
+}
+
+/// Fills a fixed-size, blank-padded PKCS#11 string field.
+pub(crate) fn padded<const N: usize>(text: &str) -> [CK_UTF8CHAR; N] {
+    let mut out = [b' '; N];
+    let mut end = text.len().min(N);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    out[..end].copy_from_slice(&text.as_bytes()[..end]);
+    out
+}
+
+pub use lists::{C_GetFunctionList, C_GetInterface, C_GetInterfaceList};

@@ -1,0 +1,235 @@
+//! The mechanism registry: one table says which mechanisms exist, their
+//! true key sizes and flags (for C_GetMechanismList/Info), and whether
+//! they need the backend's key operations. Anything not in the table is
+//! CKR_MECHANISM_INVALID everywhere.
+
+use cryptoki_sys::*;
+
+use crate::error::{ckr, Result};
+
+/// One mechanism the module knows.
+#[derive(Debug, Clone, Copy)]
+pub struct MechanismEntry {
+    /// CKM_*.
+    pub mechanism: CK_MECHANISM_TYPE,
+    /// Smallest key size (bytes for AES/HMAC, bits for RSA/EC).
+    pub min_key: CK_ULONG,
+    /// Largest key size.
+    pub max_key: CK_ULONG,
+    /// CKF_* flags.
+    pub flags: CK_FLAGS,
+    /// Whether it needs key operations from the backend.
+    pub needs_keys: bool,
+}
+
+const EC_FLAGS: CK_FLAGS = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
+const ED: CK_FLAGS = CKF_SIGN | CKF_VERIFY;
+
+macro_rules! m {
+    ($mech:ident, $min:expr, $max:expr, $flags:expr, $keys:expr) => {
+        MechanismEntry {
+            mechanism: $mech,
+            min_key: $min,
+            max_key: $max,
+            flags: $flags,
+            needs_keys: $keys,
+        }
+    };
+}
+
+/// Every mechanism, in the order C_GetMechanismList returns them.
+pub const MECHANISMS: &[MechanismEntry] = &[
+    m!(CKM_SHA256, 0, 0, CKF_DIGEST, false),
+    m!(CKM_SHA384, 0, 0, CKF_DIGEST, false),
+    m!(CKM_SHA512, 0, 0, CKF_DIGEST, false),
+    m!(CKM_AES_KEY_GEN, 16, 32, CKF_GENERATE, true),
+    m!(CKM_AES_GCM, 16, 32, CKF_ENCRYPT | CKF_DECRYPT, true),
+    m!(CKM_AES_CBC, 16, 32, CKF_ENCRYPT | CKF_DECRYPT, true),
+    m!(CKM_AES_CBC_PAD, 16, 32, CKF_ENCRYPT | CKF_DECRYPT, true),
+    m!(CKM_AES_CTR, 16, 32, CKF_ENCRYPT | CKF_DECRYPT, true),
+    m!(CKM_AES_ECB, 16, 32, CKF_ENCRYPT | CKF_DECRYPT, true),
+    m!(CKM_AES_KEY_WRAP, 16, 32, CKF_WRAP | CKF_UNWRAP, true),
+    m!(CKM_AES_KEY_WRAP_PAD, 16, 32, CKF_WRAP | CKF_UNWRAP, true),
+    m!(CKM_AES_KEY_WRAP_KWP, 16, 32, CKF_WRAP | CKF_UNWRAP, true),
+    m!(
+        CKM_RSA_PKCS_KEY_PAIR_GEN,
+        2048,
+        4096,
+        CKF_GENERATE_KEY_PAIR,
+        true
+    ),
+    m!(
+        CKM_RSA_PKCS,
+        2048,
+        4096,
+        CKF_SIGN | CKF_VERIFY | CKF_ENCRYPT | CKF_DECRYPT,
+        true
+    ),
+    m!(CKM_SHA256_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_SHA384_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_SHA512_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_RSA_PKCS_PSS, 2048, 4096, CKF_SIGN | CKF_VERIFY, true),
+    m!(
+        CKM_SHA256_RSA_PKCS_PSS,
+        2048,
+        4096,
+        CKF_SIGN | CKF_VERIFY,
+        true
+    ),
+    m!(
+        CKM_SHA384_RSA_PKCS_PSS,
+        2048,
+        4096,
+        CKF_SIGN | CKF_VERIFY,
+        true
+    ),
+    m!(
+        CKM_SHA512_RSA_PKCS_PSS,
+        2048,
+        4096,
+        CKF_SIGN | CKF_VERIFY,
+        true
+    ),
+    m!(
+        CKM_RSA_PKCS_OAEP,
+        2048,
+        4096,
+        CKF_ENCRYPT | CKF_DECRYPT,
+        true
+    ),
+    m!(
+        CKM_EC_KEY_PAIR_GEN,
+        256,
+        384,
+        CKF_GENERATE_KEY_PAIR | EC_FLAGS,
+        true
+    ),
+    m!(CKM_ECDSA, 256, 384, CKF_SIGN | CKF_VERIFY | EC_FLAGS, true),
+    m!(
+        CKM_ECDSA_SHA256,
+        256,
+        384,
+        CKF_SIGN | CKF_VERIFY | EC_FLAGS,
+        true
+    ),
+    m!(
+        CKM_ECDSA_SHA384,
+        256,
+        384,
+        CKF_SIGN | CKF_VERIFY | EC_FLAGS,
+        true
+    ),
+    m!(
+        CKM_ECDSA_SHA512,
+        256,
+        384,
+        CKF_SIGN | CKF_VERIFY | EC_FLAGS,
+        true
+    ),
+    m!(
+        CKM_EC_EDWARDS_KEY_PAIR_GEN,
+        255,
+        255,
+        CKF_GENERATE_KEY_PAIR,
+        true
+    ),
+    m!(CKM_EDDSA, 255, 255, ED, true),
+    m!(CKM_GENERIC_SECRET_KEY_GEN, 28, 64, CKF_GENERATE, true),
+    m!(CKM_SHA256_HMAC, 28, 64, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_SHA384_HMAC, 28, 64, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_SHA512_HMAC, 28, 64, CKF_SIGN | CKF_VERIFY, true),
+];
+
+/// The mechanisms available with or without backend key operations.
+pub fn available(with_keys: bool) -> impl Iterator<Item = &'static MechanismEntry> {
+    MECHANISMS
+        .iter()
+        .filter(move |m| with_keys || !m.needs_keys)
+}
+
+/// Looks a mechanism up; unknown or unavailable is CKR_MECHANISM_INVALID.
+pub fn lookup(mechanism: CK_MECHANISM_TYPE, with_keys: bool) -> Result<&'static MechanismEntry> {
+    available(with_keys)
+        .find(|m| m.mechanism == mechanism)
+        .ok_or(ckr!(CKR_MECHANISM_INVALID))
+}
+
+/// A digest in progress.
+pub struct DigestOp {
+    ctx: ring::digest::Context,
+    /// Whether C_DigestUpdate has been called (then C_Digest is refused).
+    pub multipart: bool,
+}
+
+impl DigestOp {
+    /// Starts a digest; the mechanism takes no parameter.
+    pub fn new(mechanism: CK_MECHANISM_TYPE, param_len: usize) -> Result<DigestOp> {
+        let alg = match mechanism {
+            CKM_SHA256 => &ring::digest::SHA256,
+            CKM_SHA384 => &ring::digest::SHA384,
+            CKM_SHA512 => &ring::digest::SHA512,
+            _ => return Err(ckr!(CKR_MECHANISM_INVALID)),
+        };
+        if param_len != 0 {
+            return Err(ckr!(
+                CKR_MECHANISM_PARAM_INVALID,
+                "digests take no parameter"
+            ));
+        }
+        Ok(DigestOp {
+            ctx: ring::digest::Context::new(alg),
+            multipart: false,
+        })
+    }
+    /// The digest's size in bytes.
+    pub fn len(&self) -> usize {
+        self.ctx.algorithm().output_len()
+    }
+    /// Whether the output would be empty (never, for these digests).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Feeds data.
+    pub fn update(&mut self, data: &[u8]) {
+        self.ctx.update(data);
+    }
+    /// Finishes.
+    pub fn finish(self) -> Vec<u8> {
+        self.ctx.finish().as_ref().to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_answers_and_refuses() {
+        assert_eq!(lookup(CKM_SHA256, false).unwrap().flags, CKF_DIGEST);
+        assert_eq!(
+            lookup(CKM_AES_GCM, false).unwrap_err().rv(),
+            CKR_MECHANISM_INVALID
+        );
+        assert_eq!(lookup(CKM_AES_GCM, true).unwrap().max_key, 32);
+        assert_eq!(
+            lookup(CKM_MD5, true).unwrap_err().rv(),
+            CKR_MECHANISM_INVALID
+        );
+        assert_eq!(available(false).count(), 3);
+    }
+
+    #[test]
+    fn digest_known_answer() {
+        let mut op = DigestOp::new(CKM_SHA256, 0).unwrap();
+        op.update(b"abc");
+        assert_eq!(
+            op.finish()[..4],
+            [0xba, 0x78, 0x16, 0xbf],
+            "SHA-256(\"abc\") starts ba7816bf"
+        );
+        assert_eq!(
+            DigestOp::new(CKM_SHA256, 1).err().unwrap().rv(),
+            CKR_MECHANISM_PARAM_INVALID
+        );
+    }
+}

@@ -1,0 +1,354 @@
+//! One initialised instance of the module: slots, tokens, login state,
+//! sessions and the object table. Everything here is safe Rust; the C
+//! layer in `ffi` only converts pointers and calls these methods.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use cryptoki_sys::*;
+
+use crate::backend::{Backend, TokenRecord, UserKind};
+use crate::error::{ckr, Pkcs11Error, Result};
+use crate::objects::{Object, ObjectTable};
+use crate::session::Session;
+
+/// Most sessions open at once in one module instance.
+pub const MAX_SESSIONS: usize = 4096;
+
+/// A slot: either holds an initialised token or is the free slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    /// The token's serial, or `None` for the free slot.
+    pub token: Option<String>,
+}
+
+/// The module instance between C_Initialize and C_Finalize.
+pub struct Module {
+    pub(crate) backend: Box<dyn Backend>,
+    slots: Mutex<Vec<Slot>>,
+    pub(crate) sessions: RwLock<HashMap<CK_SESSION_HANDLE, Arc<Mutex<Session>>>>,
+    logins: Mutex<HashMap<String, UserKind>>,
+    pub(crate) objects: RwLock<ObjectTable>,
+    loaded: Mutex<HashSet<String>>,
+    next_session: AtomicU64,
+}
+
+/// Locks a mutex, treating poison as an internal error (a panic was
+/// already caught at the C boundary).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
+    m.lock()
+        .map_err(|_| Pkcs11Error::General("internal lock poisoned".into()))
+}
+pub(crate) fn read<T>(m: &RwLock<T>) -> Result<RwLockReadGuard<'_, T>> {
+    m.read()
+        .map_err(|_| Pkcs11Error::General("internal lock poisoned".into()))
+}
+pub(crate) fn write<T>(m: &RwLock<T>) -> Result<RwLockWriteGuard<'_, T>> {
+    m.write()
+        .map_err(|_| Pkcs11Error::General("internal lock poisoned".into()))
+}
+
+impl Module {
+    /// A module instance over `backend`.
+    pub fn new(backend: Box<dyn Backend>) -> Result<Module> {
+        let module = Module {
+            backend,
+            slots: Mutex::new(Vec::new()),
+            sessions: RwLock::new(HashMap::new()),
+            logins: Mutex::new(HashMap::new()),
+            objects: RwLock::new(ObjectTable::default()),
+            loaded: Mutex::new(HashSet::new()),
+            next_session: AtomicU64::new(1),
+        };
+        module.refresh_slots()?;
+        Ok(module)
+    }
+
+    /// Brings the slot table in line with the backend's tokens. Slot ids
+    /// stay stable; exactly one free slot is always last.
+    pub fn refresh_slots(&self) -> Result<Vec<Slot>> {
+        let tokens = self.backend.tokens()?;
+        let mut slots = lock(&self.slots)?;
+        slots.retain(|s| {
+            s.token
+                .as_ref()
+                .is_none_or(|t| tokens.iter().any(|r| &r.serial == t))
+        });
+        // Keep positions: a vanished token leaves its id unused only if
+        // it was last; ids are indexes, so rebuild in order.
+        for record in &tokens {
+            if !slots
+                .iter()
+                .any(|s| s.token.as_ref() == Some(&record.serial))
+            {
+                match slots.iter_mut().find(|s| s.token.is_none()) {
+                    Some(free) => free.token = Some(record.serial.clone()),
+                    None => slots.push(Slot {
+                        token: Some(record.serial.clone()),
+                    }),
+                }
+            }
+        }
+        slots.retain(|s| s.token.is_some());
+        slots.push(Slot { token: None });
+        Ok(slots.clone())
+    }
+
+    /// The slot with id `slot`.
+    pub fn slot(&self, slot: CK_SLOT_ID) -> Result<Slot> {
+        let slots = lock(&self.slots)?;
+        usize::try_from(slot)
+            .ok()
+            .and_then(|i| slots.get(i).cloned())
+            .ok_or(ckr!(CKR_SLOT_ID_INVALID))
+    }
+
+    /// The backend's record of a token.
+    pub fn token_record(&self, serial: &str) -> Result<TokenRecord> {
+        self.backend
+            .tokens()?
+            .into_iter()
+            .find(|r| r.serial == serial)
+            .ok_or(ckr!(CKR_TOKEN_NOT_PRESENT))
+    }
+
+    /// Who is logged in to a token, if anyone.
+    pub fn login_state(&self, serial: &str) -> Result<Option<UserKind>> {
+        Ok(lock(&self.logins)?.get(serial).copied())
+    }
+
+    /// Counts (all, read-write) sessions open on a token.
+    pub fn session_counts(&self, serial: &str) -> Result<(usize, usize)> {
+        let sessions = read(&self.sessions)?;
+        let mut all = 0;
+        let mut rw = 0;
+        for s in sessions.values() {
+            let s = lock(s)?;
+            if s.token == serial {
+                all += 1;
+                rw += usize::from(s.read_write);
+            }
+        }
+        Ok((all, rw))
+    }
+
+    /// C_InitToken: creates a token on the free slot or re-initialises
+    /// the one on `slot`. Fails with CKR_SESSION_EXISTS while sessions
+    /// are open on it.
+    pub fn init_token(&self, slot: CK_SLOT_ID, so_pin: &[u8], label: &str) -> Result<()> {
+        let slot = self.slot(slot)?;
+        match slot.token {
+            Some(serial) => {
+                if self.session_counts(&serial)?.0 > 0 {
+                    return Err(ckr!(CKR_SESSION_EXISTS));
+                }
+                self.backend.init_token(Some(&serial), label, so_pin)?;
+                write(&self.objects)?.remove_where(|o| o.token == serial);
+                lock(&self.loaded)?.remove(&serial);
+                lock(&self.logins)?.remove(&serial);
+            }
+            None => {
+                self.backend.init_token(None, label, so_pin)?;
+            }
+        }
+        self.refresh_slots()?;
+        Ok(())
+    }
+
+    /// C_OpenSession.
+    pub fn open_session(&self, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
+        if flags & CKF_SERIAL_SESSION == 0 {
+            return Err(ckr!(CKR_SESSION_PARALLEL_NOT_SUPPORTED));
+        }
+        let serial = self
+            .slot(slot)?
+            .token
+            .ok_or(ckr!(CKR_TOKEN_NOT_RECOGNIZED, "token not initialised"))?;
+        let read_write = flags & CKF_RW_SESSION != 0;
+        if !read_write && self.login_state(&serial)? == Some(UserKind::So) {
+            return Err(ckr!(CKR_SESSION_READ_WRITE_SO_EXISTS));
+        }
+        self.ensure_loaded(&serial)?;
+        let mut sessions = write(&self.sessions)?;
+        if sessions.len() >= MAX_SESSIONS {
+            return Err(ckr!(CKR_SESSION_COUNT));
+        }
+        let handle = self.next_session.fetch_add(1, Ordering::Relaxed);
+        sessions.insert(
+            handle,
+            Arc::new(Mutex::new(Session::new(slot, serial, read_write))),
+        );
+        Ok(handle)
+    }
+
+    /// The session with this handle.
+    pub fn session(&self, handle: CK_SESSION_HANDLE) -> Result<Arc<Mutex<Session>>> {
+        read(&self.sessions)?
+            .get(&handle)
+            .cloned()
+            .ok_or(ckr!(CKR_SESSION_HANDLE_INVALID))
+    }
+
+    /// The token (serial) of a session.
+    pub fn session_token(&self, handle: CK_SESSION_HANDLE) -> Result<String> {
+        let session = self.session(handle)?;
+        let token = lock(&session)?.token.clone();
+        Ok(token)
+    }
+
+    /// C_CloseSession: its session objects go; the last session on a
+    /// token logs the token out.
+    pub fn close_session(&self, handle: CK_SESSION_HANDLE) -> Result<()> {
+        let session = write(&self.sessions)?
+            .remove(&handle)
+            .ok_or(ckr!(CKR_SESSION_HANDLE_INVALID))?;
+        let serial = lock(&session)?.token.clone();
+        write(&self.objects)?.remove_where(|o| o.session == Some(handle));
+        if self.session_counts(&serial)?.0 == 0 {
+            lock(&self.logins)?.remove(&serial);
+        }
+        Ok(())
+    }
+
+    /// C_CloseAllSessions for one slot.
+    pub fn close_all_sessions(&self, slot: CK_SLOT_ID) -> Result<()> {
+        self.slot(slot)?;
+        let handles: Vec<CK_SESSION_HANDLE> = {
+            let sessions = read(&self.sessions)?;
+            let mut v = Vec::new();
+            for (h, s) in sessions.iter() {
+                if lock(s)?.slot == slot {
+                    v.push(*h);
+                }
+            }
+            v
+        };
+        for h in handles {
+            // A racing C_CloseSession may have closed it already.
+            let _ = self.close_session(h);
+        }
+        Ok(())
+    }
+
+    /// The CKS_* state of a session.
+    pub fn session_state(&self, session: &Session) -> Result<CK_STATE> {
+        Ok(
+            match (self.login_state(&session.token)?, session.read_write) {
+                (None, false) => CKS_RO_PUBLIC_SESSION,
+                (None, true) => CKS_RW_PUBLIC_SESSION,
+                (Some(UserKind::User), false) => CKS_RO_USER_FUNCTIONS,
+                (Some(UserKind::User), true) => CKS_RW_USER_FUNCTIONS,
+                (Some(UserKind::So), _) => CKS_RW_SO_FUNCTIONS,
+            },
+        )
+    }
+
+    /// C_Login.
+    pub fn login(&self, handle: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
+        let serial = self.session_token(handle)?;
+        let kind = match user {
+            CKU_SO => UserKind::So,
+            CKU_USER => UserKind::User,
+            CKU_CONTEXT_SPECIFIC => {
+                return Err(ckr!(
+                    CKR_OPERATION_NOT_INITIALIZED,
+                    "no key needs re-authentication"
+                ))
+            }
+            _ => return Err(ckr!(CKR_USER_TYPE_INVALID)),
+        };
+        let check_free = |logins: &HashMap<String, UserKind>| match logins.get(&serial) {
+            Some(k) if *k == kind => Err(ckr!(CKR_USER_ALREADY_LOGGED_IN)),
+            Some(_) => Err(ckr!(CKR_USER_ANOTHER_ALREADY_LOGGED_IN)),
+            None => Ok(()),
+        };
+        check_free(&*lock(&self.logins)?)?;
+        if kind == UserKind::So {
+            let (all, rw) = self.session_counts(&serial)?;
+            if all > rw {
+                return Err(ckr!(CKR_SESSION_READ_ONLY_EXISTS));
+            }
+        }
+        // The PIN hash is checked without holding the login table, so
+        // other sessions keep working meanwhile.
+        self.backend.login(&serial, kind, pin)?;
+        let mut logins = lock(&self.logins)?;
+        check_free(&logins)?;
+        logins.insert(serial, kind);
+        Ok(())
+    }
+
+    /// C_Logout.
+    pub fn logout(&self, handle: CK_SESSION_HANDLE) -> Result<()> {
+        let serial = self.session_token(handle)?;
+        lock(&self.logins)?
+            .remove(&serial)
+            .map(|_| ())
+            .ok_or(ckr!(CKR_USER_NOT_LOGGED_IN))
+    }
+
+    /// C_InitPIN: the SO sets the user PIN (and unlocks it).
+    pub fn init_pin(&self, handle: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
+        let session = self.session(handle)?;
+        let serial = {
+            let s = lock(&session)?;
+            if !s.read_write {
+                return Err(ckr!(CKR_SESSION_READ_ONLY));
+            }
+            s.token.clone()
+        };
+        if self.login_state(&serial)? != Some(UserKind::So) {
+            return Err(ckr!(CKR_USER_NOT_LOGGED_IN, "C_InitPIN needs the SO"));
+        }
+        self.backend.init_pin(&serial, pin)
+    }
+
+    /// C_SetPIN: changes the PIN of whoever is logged in (the user when
+    /// nobody is).
+    pub fn set_pin(&self, handle: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()> {
+        let session = self.session(handle)?;
+        let serial = {
+            let s = lock(&session)?;
+            if !s.read_write {
+                return Err(ckr!(CKR_SESSION_READ_ONLY));
+            }
+            s.token.clone()
+        };
+        let who = self.login_state(&serial)?.unwrap_or(UserKind::User);
+        self.backend.set_pin(&serial, who, old, new)
+    }
+
+    /// Loads a token's stored objects into the object table, once.
+    pub fn ensure_loaded(&self, serial: &str) -> Result<()> {
+        let mut loaded = lock(&self.loaded)?;
+        if loaded.contains(serial) {
+            return Ok(());
+        }
+        let stored = self.backend.load_objects(serial)?;
+        let mut table = write(&self.objects)?;
+        for object in stored {
+            if table.handle_of(serial, &object.id).is_none() {
+                table.insert(Object {
+                    token: serial.to_string(),
+                    backend_id: Some(object.id),
+                    session: None,
+                    attrs: object.attrs,
+                });
+            }
+        }
+        loaded.insert(serial.to_string());
+        Ok(())
+    }
+
+    /// Whether a session may see an object: same token, and private
+    /// objects only while the user is logged in.
+    pub fn visible(&self, session: &Session, object: &Object, user_in: bool) -> bool {
+        object.token == session.token && (!object.is_private() || user_in)
+    }
+
+    /// Whether the normal user is logged in to a session's token.
+    pub fn user_logged_in(&self, session: &Session) -> Result<bool> {
+        Ok(self.login_state(&session.token)? == Some(UserKind::User))
+    }
+}

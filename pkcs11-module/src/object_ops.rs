@@ -1,0 +1,283 @@
+//! Object functions of a module instance: create, copy, destroy,
+//! attributes and find.
+
+use cryptoki_sys::*;
+
+use crate::attrs::{self, as_bool, get_bool, Template};
+use crate::backend::UserKind;
+use crate::error::{ckr, Result};
+use crate::module::{lock, read, write, Module};
+use crate::objects::Object;
+use crate::session::FindState;
+
+/// One attribute's answer for C_GetAttributeValue.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AttrAnswer {
+    /// The value.
+    Value(Vec<u8>),
+    /// The attribute is secret (CKR_ATTRIBUTE_SENSITIVE).
+    Sensitive,
+    /// The object has no such attribute (CKR_ATTRIBUTE_TYPE_INVALID).
+    Invalid,
+}
+
+impl Module {
+    /// The session's token, RW flag and whether the user is logged in.
+    fn session_view(&self, h: CK_SESSION_HANDLE) -> Result<(String, bool, Option<UserKind>)> {
+        let session = self.session(h)?;
+        let s = lock(&session)?;
+        Ok((s.token.clone(), s.read_write, self.login_state(&s.token)?))
+    }
+
+    /// A copy of an object the session can see.
+    pub fn visible_object(&self, h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<Object> {
+        let (token, _, who) = self.session_view(h)?;
+        let table = read(&self.objects)?;
+        let object = table.get(obj).ok_or(ckr!(CKR_OBJECT_HANDLE_INVALID))?;
+        if object.token != token || (object.is_private() && who != Some(UserKind::User)) {
+            return Err(ckr!(CKR_OBJECT_HANDLE_INVALID));
+        }
+        Ok(object.clone())
+    }
+
+    /// Checks that the session may create or change an object with these
+    /// token/private flags.
+    fn may_write(&self, rw: bool, who: Option<UserKind>, token: bool, private: bool) -> Result<()> {
+        if token && !rw {
+            return Err(ckr!(CKR_SESSION_READ_ONLY));
+        }
+        if private && who != Some(UserKind::User) {
+            return Err(ckr!(
+                CKR_USER_NOT_LOGGED_IN,
+                "private objects need the user"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds an object to the table (and to the backend when on the token).
+    fn add_object(
+        &self,
+        h: CK_SESSION_HANDLE,
+        token_serial: &str,
+        attrs: crate::backend::Attributes,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let on_token = get_bool(&attrs, CKA_TOKEN, false);
+        let backend_id = if on_token {
+            Some(self.backend.store_object(token_serial, &attrs)?)
+        } else {
+            None
+        };
+        Ok(write(&self.objects)?.insert(Object {
+            token: token_serial.to_string(),
+            backend_id,
+            session: (!on_token).then_some(h),
+            attrs,
+        }))
+    }
+
+    /// C_CreateObject. Data objects are supported here; keys go through
+    /// the backend.
+    pub fn create_object(
+        &self,
+        h: CK_SESSION_HANDLE,
+        template: &Template,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        attrs::check_template(template)?;
+        let (token, rw, who) = self.session_view(h)?;
+        let class = template
+            .iter()
+            .find(|(t, _)| *t == CKA_CLASS)
+            .map(|(_, v)| attrs::as_ulong(v))
+            .transpose()?
+            .ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is required"))?;
+        let new = match class {
+            CKO_DATA => attrs::new_data_object(template)?,
+            CKO_SECRET_KEY | CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_CERTIFICATE => {
+                return Err(ckr!(
+                    CKR_TEMPLATE_INCONSISTENT,
+                    "this backend cannot import keys"
+                ))
+            }
+            _ => {
+                return Err(ckr!(
+                    CKR_ATTRIBUTE_VALUE_INVALID,
+                    "unsupported object class"
+                ))
+            }
+        };
+        self.may_write(
+            rw,
+            who,
+            get_bool(&new, CKA_TOKEN, false),
+            get_bool(&new, CKA_PRIVATE, true),
+        )?;
+        self.add_object(h, &token, new)
+    }
+
+    /// C_CopyObject: a new object with the template's changes.
+    pub fn copy_object(
+        &self,
+        h: CK_SESSION_HANDLE,
+        obj: CK_OBJECT_HANDLE,
+        template: &Template,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        attrs::check_template(template)?;
+        let (token, rw, who) = self.session_view(h)?;
+        let source = self.visible_object(h, obj)?;
+        if !get_bool(&source.attrs, CKA_COPYABLE, true) {
+            return Err(ckr!(CKR_ACTION_PROHIBITED, "object is not copyable"));
+        }
+        if source.class() != CKO_DATA {
+            return Err(ckr!(
+                CKR_ACTION_PROHIBITED,
+                "only data objects can be copied here"
+            ));
+        }
+        let mut new = source.attrs.clone();
+        for (t, v) in template {
+            if attrs::read_only_after_create(*t) && new.get(t) != Some(v) {
+                return Err(ckr!(CKR_ATTRIBUTE_READ_ONLY));
+            }
+            if !new.contains_key(t) {
+                return Err(ckr!(CKR_ATTRIBUTE_TYPE_INVALID));
+            }
+            new.insert(*t, v.clone());
+        }
+        self.may_write(
+            rw,
+            who,
+            get_bool(&new, CKA_TOKEN, false),
+            get_bool(&new, CKA_PRIVATE, true),
+        )?;
+        self.add_object(h, &token, new)
+    }
+
+    /// C_DestroyObject.
+    pub fn destroy_object(&self, h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<()> {
+        let (_, rw, who) = self.session_view(h)?;
+        let object = self.visible_object(h, obj)?;
+        if object.is_token() && !rw {
+            return Err(ckr!(CKR_SESSION_READ_ONLY));
+        }
+        if object.is_private() && who != Some(UserKind::User) {
+            return Err(ckr!(CKR_USER_NOT_LOGGED_IN));
+        }
+        if !get_bool(&object.attrs, CKA_DESTROYABLE, true) {
+            return Err(ckr!(CKR_ACTION_PROHIBITED, "object is not destroyable"));
+        }
+        if let Some(id) = &object.backend_id {
+            self.backend.destroy_object(&object.token, id)?;
+        }
+        write(&self.objects)?.remove(obj);
+        Ok(())
+    }
+
+    /// C_GetAttributeValue: one answer per requested type.
+    pub fn get_attributes(
+        &self,
+        h: CK_SESSION_HANDLE,
+        obj: CK_OBJECT_HANDLE,
+        types: &[CK_ATTRIBUTE_TYPE],
+    ) -> Result<Vec<AttrAnswer>> {
+        let object = self.visible_object(h, obj)?;
+        let secret_holder = matches!(object.class(), CKO_SECRET_KEY | CKO_PRIVATE_KEY);
+        Ok(types
+            .iter()
+            .map(|t| {
+                if secret_holder && attrs::is_secret_part(*t) {
+                    return AttrAnswer::Sensitive;
+                }
+                match object.attrs.get(t) {
+                    Some(v) => AttrAnswer::Value(v.clone()),
+                    None => AttrAnswer::Invalid,
+                }
+            })
+            .collect())
+    }
+
+    /// C_SetAttributeValue, where the spec allows a change.
+    pub fn set_attributes(
+        &self,
+        h: CK_SESSION_HANDLE,
+        obj: CK_OBJECT_HANDLE,
+        template: &Template,
+    ) -> Result<()> {
+        attrs::check_template(template)?;
+        let (_, rw, who) = self.session_view(h)?;
+        let object = self.visible_object(h, obj)?;
+        self.may_write(rw, who, object.is_token(), object.is_private())?;
+        if !get_bool(&object.attrs, CKA_MODIFIABLE, true) {
+            return Err(ckr!(CKR_ACTION_PROHIBITED, "object is not modifiable"));
+        }
+        let mut new = object.attrs.clone();
+        for (t, v) in template {
+            match *t {
+                CKA_TOKEN | CKA_PRIVATE => return Err(ckr!(CKR_ATTRIBUTE_READ_ONLY)),
+                CKA_SENSITIVE if !as_bool(v)? && get_bool(&new, *t, false) => {
+                    return Err(ckr!(
+                        CKR_ATTRIBUTE_READ_ONLY,
+                        "CKA_SENSITIVE cannot be cleared"
+                    ))
+                }
+                CKA_EXTRACTABLE if as_bool(v)? && !get_bool(&new, *t, true) => {
+                    return Err(ckr!(
+                        CKR_ATTRIBUTE_READ_ONLY,
+                        "CKA_EXTRACTABLE cannot be set again"
+                    ))
+                }
+                t if attrs::read_only_after_create(t) => return Err(ckr!(CKR_ATTRIBUTE_READ_ONLY)),
+                t if !new.contains_key(&t) && object.class() == CKO_DATA => {
+                    return Err(ckr!(CKR_ATTRIBUTE_TYPE_INVALID))
+                }
+                _ => {}
+            }
+            new.insert(*t, v.clone());
+        }
+        if let Some(id) = &object.backend_id {
+            self.backend.update_object(&object.token, id, &new)?;
+        }
+        write(&self.objects)?.set_attrs(obj, new);
+        Ok(())
+    }
+
+    /// C_GetObjectSize: the bytes of its attributes.
+    pub fn object_size(&self, h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<usize> {
+        let object = self.visible_object(h, obj)?;
+        Ok(object.attrs.values().map(|v| v.len() + 16).sum())
+    }
+
+    /// C_FindObjectsInit: takes the matches now.
+    pub fn find_init(&self, h: CK_SESSION_HANDLE, template: &Template) -> Result<()> {
+        let session = self.session(h)?;
+        let mut s = lock(&session)?;
+        if s.find.is_some() {
+            return Err(ckr!(CKR_OPERATION_ACTIVE));
+        }
+        let user_in = self.login_state(&s.token)? == Some(UserKind::User);
+        let handles = read(&self.objects)?.find(template, |o| self.visible(&s, o, user_in));
+        s.find = Some(FindState { handles, cursor: 0 });
+        Ok(())
+    }
+
+    /// C_FindObjects: up to `max` further matches.
+    pub fn find_next(&self, h: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>> {
+        let session = self.session(h)?;
+        let mut s = lock(&session)?;
+        let find = s.find.as_mut().ok_or(ckr!(CKR_OPERATION_NOT_INITIALIZED))?;
+        let end = find.handles.len().min(find.cursor.saturating_add(max));
+        let out = find.handles[find.cursor..end].to_vec();
+        find.cursor = end;
+        Ok(out)
+    }
+
+    /// C_FindObjectsFinal.
+    pub fn find_final(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        let session = self.session(h)?;
+        let mut s = lock(&session)?;
+        s.find
+            .take()
+            .map(|_| ())
+            .ok_or(ckr!(CKR_OPERATION_NOT_INITIALIZED))
+    }
+}

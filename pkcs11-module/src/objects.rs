@@ -1,0 +1,228 @@
+//! The object table of one module instance: every object the application
+//! can see, token and session objects alike, with an index on the
+//! attributes applications search on (class, id, label, key type), so
+//! C_FindObjects does not scan.
+
+use std::collections::{BTreeSet, HashMap};
+
+use cryptoki_sys::*;
+
+use crate::attrs::{self, get_bool, get_ulong};
+use crate::backend::Attributes;
+
+/// Attribute types kept in the search index.
+const INDEXED: &[CK_ATTRIBUTE_TYPE] = &[CKA_CLASS, CKA_ID, CKA_LABEL, CKA_KEY_TYPE];
+
+/// One object as the module holds it. Key material is never here: a key
+/// object names its backend key through `backend_id`.
+#[derive(Debug, Clone)]
+pub struct Object {
+    /// The token (serial) the object lives on.
+    pub token: String,
+    /// The backend id of a token object; `None` for a session object that
+    /// holds no key.
+    pub backend_id: Option<String>,
+    /// The session that made a session object (it dies with it).
+    pub session: Option<CK_SESSION_HANDLE>,
+    /// The attributes visible through C_GetAttributeValue.
+    pub attrs: Attributes,
+}
+
+impl Object {
+    /// CKA_CLASS.
+    pub fn class(&self) -> CK_OBJECT_CLASS {
+        get_ulong(&self.attrs, CKA_CLASS).unwrap_or(CKO_DATA)
+    }
+    /// CKA_PRIVATE (defaults to true, as for keys).
+    pub fn is_private(&self) -> bool {
+        get_bool(&self.attrs, CKA_PRIVATE, true)
+    }
+    /// CKA_TOKEN.
+    pub fn is_token(&self) -> bool {
+        get_bool(&self.attrs, CKA_TOKEN, false)
+    }
+    /// Whether every (type, value) of `template` matches this object.
+    pub fn matches(&self, template: &attrs::Template) -> bool {
+        template
+            .iter()
+            .all(|(t, v)| self.attrs.get(t).is_some_and(|mine| mine == v))
+    }
+}
+
+/// Every object of the module, by handle, with a search index.
+#[derive(Debug, Default)]
+pub struct ObjectTable {
+    objects: HashMap<CK_OBJECT_HANDLE, Object>,
+    index: HashMap<(CK_ATTRIBUTE_TYPE, Vec<u8>), BTreeSet<CK_OBJECT_HANDLE>>,
+    by_backend_id: HashMap<(String, String), CK_OBJECT_HANDLE>,
+    next_handle: CK_OBJECT_HANDLE,
+}
+
+impl ObjectTable {
+    /// Adds an object and returns its new handle.
+    pub fn insert(&mut self, object: Object) -> CK_OBJECT_HANDLE {
+        self.next_handle += 1;
+        let handle = self.next_handle;
+        self.index_add(handle, &object);
+        if let Some(id) = &object.backend_id {
+            self.by_backend_id
+                .insert((object.token.clone(), id.clone()), handle);
+        }
+        self.objects.insert(handle, object);
+        handle
+    }
+
+    /// The handle of a token object already loaded, by backend id.
+    pub fn handle_of(&self, token: &str, backend_id: &str) -> Option<CK_OBJECT_HANDLE> {
+        self.by_backend_id
+            .get(&(token.to_string(), backend_id.to_string()))
+            .copied()
+    }
+
+    /// Looks an object up.
+    pub fn get(&self, handle: CK_OBJECT_HANDLE) -> Option<&Object> {
+        self.objects.get(&handle)
+    }
+
+    /// Removes an object.
+    pub fn remove(&mut self, handle: CK_OBJECT_HANDLE) -> Option<Object> {
+        let object = self.objects.remove(&handle)?;
+        self.index_remove(handle, &object);
+        if let Some(id) = &object.backend_id {
+            self.by_backend_id
+                .remove(&(object.token.clone(), id.clone()));
+        }
+        Some(object)
+    }
+
+    /// Replaces an object's attributes, keeping the index right.
+    pub fn set_attrs(&mut self, handle: CK_OBJECT_HANDLE, attrs: Attributes) {
+        if let Some(mut object) = self.objects.remove(&handle) {
+            self.index_remove(handle, &object);
+            object.attrs = attrs;
+            self.index_add(handle, &object);
+            self.objects.insert(handle, object);
+        }
+    }
+
+    /// Removes every object matching `pred`; returns how many went.
+    pub fn remove_where(&mut self, pred: impl Fn(&Object) -> bool) -> usize {
+        let doomed: Vec<_> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| pred(o))
+            .map(|(h, _)| *h)
+            .collect();
+        for h in &doomed {
+            self.remove(*h);
+        }
+        doomed.len()
+    }
+
+    /// Handles of the objects matching `template` on which `visible` holds,
+    /// in handle order. Uses the smallest index bucket the template names.
+    pub fn find(
+        &self,
+        template: &attrs::Template,
+        visible: impl Fn(&Object) -> bool,
+    ) -> Vec<CK_OBJECT_HANDLE> {
+        let mut best: Option<&BTreeSet<CK_OBJECT_HANDLE>> = None;
+        for (t, v) in template {
+            if INDEXED.contains(t) {
+                match self.index.get(&(*t, v.clone())) {
+                    None => return Vec::new(),
+                    Some(set) if best.is_none_or(|b| set.len() < b.len()) => best = Some(set),
+                    Some(_) => {}
+                }
+            }
+        }
+        let check = |h: &CK_OBJECT_HANDLE| {
+            self.objects
+                .get(h)
+                .is_some_and(|o| visible(o) && o.matches(template))
+        };
+        match best {
+            Some(set) => set.iter().copied().filter(check).collect(),
+            None => {
+                let mut all: Vec<_> = self.objects.keys().copied().filter(check).collect();
+                all.sort_unstable();
+                all
+            }
+        }
+    }
+
+    fn index_add(&mut self, handle: CK_OBJECT_HANDLE, object: &Object) {
+        for t in INDEXED {
+            if let Some(v) = object.attrs.get(t) {
+                self.index
+                    .entry((*t, v.clone()))
+                    .or_default()
+                    .insert(handle);
+            }
+        }
+    }
+
+    fn index_remove(&mut self, handle: CK_OBJECT_HANDLE, object: &Object) {
+        for t in INDEXED {
+            if let Some(v) = object.attrs.get(t) {
+                let key = (*t, v.clone());
+                if let Some(set) = self.index.get_mut(&key) {
+                    set.remove(&handle);
+                    if set.is_empty() {
+                        self.index.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attrs::ulong;
+
+    fn data(label: &str) -> Object {
+        let mut attrs = Attributes::new();
+        attrs.insert(CKA_CLASS, ulong(CKO_DATA));
+        attrs.insert(CKA_LABEL, label.as_bytes().to_vec());
+        Object {
+            token: "t".into(),
+            backend_id: None,
+            session: None,
+            attrs,
+        }
+    }
+
+    #[test]
+    fn finds_through_the_index_and_forgets_removed_objects() {
+        let mut table = ObjectTable::default();
+        let handles: Vec<_> = (0..10_000)
+            .map(|i| table.insert(data(&format!("k{i}"))))
+            .collect();
+        let want = vec![(CKA_LABEL, b"k4242".to_vec())];
+        assert_eq!(table.find(&want, |_| true), vec![handles[4242]]);
+        assert!(table.find(&want, |_| false).is_empty());
+        table.remove(handles[4242]);
+        assert!(table.find(&want, |_| true).is_empty());
+        let none = vec![(CKA_LABEL, b"absent".to_vec())];
+        assert!(table.find(&none, |_| true).is_empty());
+        assert_eq!(table.find(&Vec::new(), |_| true).len(), 9_999);
+    }
+
+    #[test]
+    fn set_attrs_reindexes() {
+        let mut table = ObjectTable::default();
+        let h = table.insert(data("old"));
+        let mut attrs = table.get(h).unwrap().attrs.clone();
+        attrs.insert(CKA_LABEL, b"new".to_vec());
+        table.set_attrs(h, attrs);
+        assert!(table
+            .find(&vec![(CKA_LABEL, b"old".to_vec())], |_| true)
+            .is_empty());
+        assert_eq!(
+            table.find(&vec![(CKA_LABEL, b"new".to_vec())], |_| true),
+            vec![h]
+        );
+    }
+}

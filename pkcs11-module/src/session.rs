@@ -1,0 +1,86 @@
+//! Per-session state: which token, read-write or not, and the operation
+//! in progress of each kind (find, digest, and the key operations).
+
+use cryptoki_sys::*;
+
+use crate::error::{ckr, Pkcs11Error, Result};
+use crate::mechanisms::DigestOp;
+
+/// A search started by C_FindObjectsInit: the matching handles, taken at
+/// init time, and how many were returned.
+#[derive(Debug, Default)]
+pub struct FindState {
+    /// The matches, in handle order.
+    pub handles: Vec<CK_OBJECT_HANDLE>,
+    /// How many C_FindObjects has returned so far.
+    pub cursor: usize,
+}
+
+/// One open session.
+pub struct Session {
+    /// The slot it was opened on.
+    pub slot: CK_SLOT_ID,
+    /// The token (serial) on that slot.
+    pub token: String,
+    /// CKF_RW_SESSION.
+    pub read_write: bool,
+    /// An active C_FindObjects search.
+    pub find: Option<FindState>,
+    /// An active digest.
+    pub digest: Option<DigestOp>,
+}
+
+impl Session {
+    /// A new session with nothing in progress.
+    pub fn new(slot: CK_SLOT_ID, token: String, read_write: bool) -> Session {
+        Session {
+            slot,
+            token,
+            read_write,
+            find: None,
+            digest: None,
+        }
+    }
+}
+
+/// What an operation producing output returns: the size the caller must
+/// provide (length query), or the output itself.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The caller passed no buffer: the size the output needs.
+    Len(usize),
+    /// The output bytes.
+    Data(Vec<u8>),
+}
+
+/// Runs the last step of an operation under the spec's output rules: with
+/// no buffer the size is returned and the operation stays; a buffer that
+/// is too small is CKR_BUFFER_TOO_SMALL and the operation stays;
+/// otherwise the operation ends, whether `run` succeeds or fails.
+pub fn finish<T>(
+    slot: &mut Option<T>,
+    need: impl FnOnce(&T) -> usize,
+    cap: Option<usize>,
+    run: impl FnOnce(T) -> Result<Vec<u8>>,
+) -> Result<Output> {
+    let op = slot.as_ref().ok_or(ckr!(CKR_OPERATION_NOT_INITIALIZED))?;
+    let need = need(op);
+    match cap {
+        None => Ok(Output::Len(need)),
+        Some(cap) if cap < need => Err(Pkcs11Error::BufferTooSmall(need)),
+        Some(_) => {
+            let op = slot.take().ok_or(ckr!(CKR_OPERATION_NOT_INITIALIZED))?;
+            run(op).map(Output::Data)
+        }
+    }
+}
+
+/// Runs a middle step (an Update): any failure ends the operation.
+pub fn update<T>(slot: &mut Option<T>, step: impl FnOnce(&mut T) -> Result<()>) -> Result<()> {
+    let op = slot.as_mut().ok_or(ckr!(CKR_OPERATION_NOT_INITIALIZED))?;
+    let result = step(op);
+    if result.is_err() {
+        *slot = None;
+    }
+    result
+}
