@@ -34,7 +34,11 @@ fn populate(t: &TestHsm) -> Populated {
     ok(t.hsm.enable_key_rotation(&enabled, Some(180)), "rotation");
     t.advance_days(1);
     ok(t.hsm.rotate_key_on_demand(&enabled), "rotate");
-    let blob = ok(t.hsm.encrypt(&enabled, b"under v2", &context, None), "encrypt").ciphertext_blob;
+    let blob = ok(
+        t.hsm.encrypt(&enabled, b"under v2", &context, None),
+        "encrypt",
+    )
+    .ciphertext_blob;
     blobs.push((enabled.clone(), b"under v2".to_vec(), blob));
     ok(t.hsm.create_alias("alias/app/main", &enabled), "alias");
     ok(t.hsm.create_alias("alias/app/second", &enabled), "alias");
@@ -44,7 +48,10 @@ fn populate(t: &TestHsm) -> Populated {
             .tag_resource(&enabled, &[tag("team", "payments"), tag("empty", "")]),
         "tags",
     );
-    ok(t.hsm.update_key_description(&disabled, "now disabled"), "describe");
+    ok(
+        t.hsm.update_key_description(&disabled, "now disabled"),
+        "describe",
+    );
     ok(t.hsm.disable_key(&disabled), "disable");
     ok(t.hsm.schedule_key_deletion(&pending, Some(10)), "schedule");
     Populated {
@@ -97,14 +104,22 @@ fn everything_persists_across_reopen() {
     assert_eq!(t.all_aliases(None).len(), 3);
 
     let t = t.reopen();
-    assert_eq!(snapshots(&t, &p), before, "keys, states, versions, aliases, tags, rotation");
+    assert_eq!(
+        snapshots(&t, &p),
+        before,
+        "keys, states, versions, aliases, tags, rotation"
+    );
     assert_eq!(t.all_key_ids(), keys_before);
     assert_blobs_decrypt(&t, &p);
     let meta = ok(t.hsm.describe_key("alias/app/main"), "alias survives");
     assert_eq!(meta.key_id, p.enabled);
     assert_eq!(meta.current_key_version, 2);
     // New work after a restart uses the newest version.
-    let blob = ok(t.hsm.encrypt(&p.enabled, b"after", &no_ctx(), None), "encrypt").ciphertext_blob;
+    let blob = ok(
+        t.hsm.encrypt(&p.enabled, b"after", &no_ctx(), None),
+        "encrypt",
+    )
+    .ciphertext_blob;
     assert_eq!(blob_key_version(&blob), 2);
 
     // The deletion schedule survives and fires on time after a restart.
@@ -121,14 +136,18 @@ fn everything_persists_across_reopen() {
     expect_err(t.hsm.describe_key(&p.pending), "NotFoundException");
     let (_, _, pending_blob) = &p.blobs[2];
     expect_err_in(
-        t.hsm.decrypt(pending_blob, &ctx(&[("tenant", "4711")]), None, None),
+        t.hsm
+            .decrypt(pending_blob, &ctx(&[("tenant", "4711")]), None, None),
         &["NotFoundException", "InvalidCiphertextException"],
     );
     assert_eq!(t.all_key_ids().len(), 2);
     t.advance_days(180);
     let report = t.tick();
     assert_eq!(report.rotated.len(), 1, "{report:?}");
-    assert_eq!(ok(t.hsm.describe_key(&p.enabled), "describe").current_key_version, 3);
+    assert_eq!(
+        ok(t.hsm.describe_key(&p.enabled), "describe").current_key_version,
+        3
+    );
     assert_eq!(t.state(&p.disabled), KeyState::Disabled);
 }
 
@@ -147,7 +166,10 @@ fn wrong_passphrase_fails_cleanly_and_changes_nothing() {
         "correct horse battery staple ",
         "CORRECT HORSE BATTERY STAPLE",
     ] {
-        expect_err(closed.try_open(&secret(wrong)), "IncorrectPassphraseException");
+        expect_err(
+            closed.try_open(&secret(wrong)),
+            "IncorrectPassphraseException",
+        );
     }
     assert_eq!(
         database_bytes(&closed.dir),
@@ -172,7 +194,10 @@ fn change_passphrase_keeps_every_key() {
     ok(t.hsm.encrypt(&p.enabled, b"x", &no_ctx(), None), "encrypt");
 
     let closed = t.close();
-    expect_err(closed.try_open(&passphrase()), "IncorrectPassphraseException");
+    expect_err(
+        closed.try_open(&passphrase()),
+        "IncorrectPassphraseException",
+    );
     let t = closed.open(&new);
     assert_eq!(snapshots(&t, &p), before);
     assert_blobs_decrypt(&t, &p);
@@ -235,10 +260,17 @@ fn init_never_overwrites_a_store_and_open_needs_one() {
         "StoreUnavailableException",
     );
     expect_err(
-        Hsm::open(&empty.path().join("missing"), &passphrase(), options(&clock)),
+        Hsm::open(
+            &empty.path().join("missing"),
+            &passphrase(),
+            options(&clock),
+        ),
         "StoreUnavailableException",
     );
-    assert!(!Hsm::is_initialized(empty.path()), "a failed open created a store");
+    assert!(
+        !Hsm::is_initialized(empty.path()),
+        "a failed open created a store"
+    );
 }
 
 #[cfg(unix)]
@@ -247,7 +279,12 @@ fn the_data_directory_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let t = TestHsm::new();
     let mode = std::fs::metadata(&t.dir).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o700, "data directory mode {:o}", mode & 0o777);
+    assert_eq!(
+        mode & 0o777,
+        0o700,
+        "data directory mode {:o}",
+        mode & 0o777
+    );
 }
 
 /// A store written by a newer Tinfoil is refused with a clear error, not
@@ -272,10 +309,14 @@ fn a_newer_schema_is_refused() {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert!(version >= 1, "the store records a schema version");
-        conn.pragma_update(None, "user_version", version + 100).unwrap();
+        conn.pragma_update(None, "user_version", version + 100)
+            .unwrap();
     }
     let e = expect_err(closed.try_open(&passphrase()), "StoreUnavailableException");
-    assert!(e.to_string().contains("newer") || e.to_string().contains("version"), "{e}");
+    assert!(
+        e.to_string().contains("newer") || e.to_string().contains("version"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -286,5 +327,8 @@ fn init_with_an_empty_passphrase_leaves_no_store() {
     let r = Hsm::init(&dir, &secret(""), options(&clock));
     assert!(r.is_err(), "an empty passphrase sealed a store");
     assert!(!Hsm::is_initialized(&dir));
-    ok(Hsm::init(&dir, &passphrase(), options(&clock)), "init after a refusal");
+    ok(
+        Hsm::init(&dir, &passphrase(), options(&clock)),
+        "init after a refusal",
+    );
 }

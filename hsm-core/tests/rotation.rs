@@ -21,7 +21,10 @@ fn old_ciphertexts_decrypt_after_two_rotations_and_reencrypt_moves_them_to_v3() 
     t.advance_days(1);
     let answer = ok(t.hsm.rotate_key_on_demand(&id), "rotate");
     assert_eq!(answer, arn, "RotateKeyOnDemand returns the key ARN");
-    assert_eq!(ok(t.hsm.describe_key(&id), "describe").current_key_version, 2);
+    assert_eq!(
+        ok(t.hsm.describe_key(&id), "describe").current_key_version,
+        2
+    );
     let v2 = encrypt(b"made under v2").ciphertext_blob;
     t.advance_days(1);
     ok(t.hsm.rotate_key_on_demand(&arn), "rotate by ARN");
@@ -42,11 +45,16 @@ fn old_ciphertexts_decrypt_after_two_rotations_and_reencrypt_moves_them_to_v3() 
     let rotations = t.all_rotations(&id);
     let versions: Vec<u32> = rotations.iter().map(|r| r.key_version).collect();
     assert_eq!(versions, [2, 3]);
-    assert!(rotations.iter().all(|r| r.rotation_type == RotationType::OnDemand));
+    assert!(rotations
+        .iter()
+        .all(|r| r.rotation_type == RotationType::OnDemand));
     assert!(rotations.iter().all(|r| r.key_id == id || r.key_id == arn));
     assert!(rotations[0].rotation_date < rotations[1].rotation_date);
     let status = ok(t.hsm.get_key_rotation_status(&id), "status");
-    assert!(!status.key_rotation_enabled, "on demand does not enable the schedule");
+    assert!(
+        !status.key_rotation_enabled,
+        "on demand does not enable the schedule"
+    );
     assert!(status.on_demand_rotation_start_date.is_some());
 
     // ReEncrypt onto the same key moves the old ciphertext to v3.
@@ -57,7 +65,11 @@ fn old_ciphertexts_decrypt_after_two_rotations_and_reencrypt_moves_them_to_v3() 
     assert_eq!(moved.source_key_id, arn);
     assert_eq!(moved.key_id, arn);
     assert_ne!(moved.ciphertext_blob, v1);
-    assert_eq!(blob_key_version(&moved.ciphertext_blob), 3, "re-encrypted blob");
+    assert_eq!(
+        blob_key_version(&moved.ciphertext_blob),
+        3,
+        "re-encrypted blob"
+    );
     assert_eq!(
         decrypt_ok(&t.hsm, &moved.ciphertext_blob, &context),
         b"made under v1"
@@ -68,7 +80,10 @@ fn old_ciphertexts_decrypt_after_two_rotations_and_reencrypt_moves_them_to_v3() 
             .re_encrypt(&v1, &ctx(&[("app", "other")]), None, &id, &context),
         "InvalidCiphertextException",
     );
-    assert_eq!(ok(t.hsm.describe_key(&id), "describe").current_key_version, 3);
+    assert_eq!(
+        ok(t.hsm.describe_key(&id), "describe").current_key_version,
+        3
+    );
 }
 
 #[test]
@@ -81,12 +96,16 @@ fn reencrypt_to_another_key_binds_the_new_key_and_context() {
     let blob = ok(t.hsm.encrypt(&source, b"moving", &old_ctx, None), "encrypt").ciphertext_blob;
     ok(t.hsm.rotate_key_on_demand(&source), "rotate source");
     let out = ok(
-        t.hsm.re_encrypt(&blob, &old_ctx, Some(&source), &dest, &new_ctx),
+        t.hsm
+            .re_encrypt(&blob, &old_ctx, Some(&source), &dest, &new_ctx),
         "re_encrypt",
     );
     assert_eq!(out.source_key_id, key_arn(&source));
     assert_eq!(out.key_id, key_arn(&dest));
-    assert_eq!(decrypt_ok(&t.hsm, &out.ciphertext_blob, &new_ctx), b"moving");
+    assert_eq!(
+        decrypt_ok(&t.hsm, &out.ciphertext_blob, &new_ctx),
+        b"moving"
+    );
     expect_err(
         t.hsm.decrypt(&out.ciphertext_blob, &old_ctx, None, None),
         "InvalidCiphertextException",
@@ -98,7 +117,8 @@ fn reencrypt_to_another_key_binds_the_new_key_and_context() {
     );
     // Naming the wrong source key is IncorrectKey, not a silent success.
     expect_err(
-        t.hsm.re_encrypt(&blob, &old_ctx, Some(&dest), &dest, &new_ctx),
+        t.hsm
+            .re_encrypt(&blob, &old_ctx, Some(&dest), &dest, &new_ctx),
         "IncorrectKeyException",
     );
 }
@@ -118,13 +138,19 @@ fn scheduled_rotation_happens_through_tick_once_the_period_has_passed() {
 
     t.advance_seconds(due - t.now() - 1);
     assert!(t.tick().rotated.is_empty(), "rotated before it was due");
-    assert_eq!(ok(t.hsm.describe_key(&id), "describe").current_key_version, 1);
+    assert_eq!(
+        ok(t.hsm.describe_key(&id), "describe").current_key_version,
+        1
+    );
 
     t.advance_seconds(1);
     let report = t.tick();
     assert_eq!(report.rotated.len(), 1, "{report:?}");
     assert!(report.rotated[0] == id || report.rotated[0] == key_arn(&id));
-    assert_eq!(ok(t.hsm.describe_key(&id), "describe").current_key_version, 2);
+    assert_eq!(
+        ok(t.hsm.describe_key(&id), "describe").current_key_version,
+        2
+    );
     let rotations = t.all_rotations(&id);
     assert_eq!(rotations.len(), 1);
     assert_eq!(rotations[0].key_version, 2);
@@ -136,14 +162,20 @@ fn scheduled_rotation_happens_through_tick_once_the_period_has_passed() {
 
     // Ticking again at the same time does nothing more.
     assert!(t.tick().rotated.is_empty());
-    assert_eq!(ok(t.hsm.describe_key(&id), "describe").current_key_version, 2);
+    assert_eq!(
+        ok(t.hsm.describe_key(&id), "describe").current_key_version,
+        2
+    );
     let v2 = ok(t.hsm.encrypt(&id, b"v2", &context, None), "encrypt").ciphertext_blob;
     assert_eq!(blob_key_version(&v2), 2);
 
     // The next period rotates again.
     t.advance_seconds(next - t.now());
     assert_eq!(t.tick().rotated.len(), 1);
-    assert_eq!(ok(t.hsm.describe_key(&id), "describe").current_key_version, 3);
+    assert_eq!(
+        ok(t.hsm.describe_key(&id), "describe").current_key_version,
+        3
+    );
     assert_eq!(decrypt_ok(&t.hsm, &v1, &context), b"v1");
     assert_eq!(decrypt_ok(&t.hsm, &v2, &context), b"v2");
 }
@@ -153,21 +185,33 @@ fn rotation_period_must_be_90_to_2560_days_and_defaults_to_365() {
     let t = TestHsm::new();
     let id = t.symmetric_key("periods").key_id;
     for bad in [0, 1, 89, 2561, u32::MAX] {
-        expect_err(t.hsm.enable_key_rotation(&id, Some(bad)), "ValidationException");
+        expect_err(
+            t.hsm.enable_key_rotation(&id, Some(bad)),
+            "ValidationException",
+        );
         let status = ok(t.hsm.get_key_rotation_status(&id), "status");
-        assert!(!status.key_rotation_enabled, "a refused period enabled rotation");
+        assert!(
+            !status.key_rotation_enabled,
+            "a refused period enabled rotation"
+        );
     }
     for good in [90, 2560] {
         ok(t.hsm.enable_key_rotation(&id, Some(good)), "enable");
         let status = ok(t.hsm.get_key_rotation_status(&id), "status");
         assert_eq!(status.rotation_period_in_days, Some(good));
     }
-    ok(t.hsm.enable_key_rotation(&id, None), "enable with the default");
+    ok(
+        t.hsm.enable_key_rotation(&id, None),
+        "enable with the default",
+    );
     let status = ok(t.hsm.get_key_rotation_status(&id), "status");
     assert!(status.key_rotation_enabled);
     assert_eq!(status.rotation_period_in_days, Some(365));
     // A refused change keeps the current period.
-    expect_err(t.hsm.enable_key_rotation(&id, Some(89)), "ValidationException");
+    expect_err(
+        t.hsm.enable_key_rotation(&id, Some(89)),
+        "ValidationException",
+    );
     let status = ok(t.hsm.get_key_rotation_status(&id), "status");
     assert_eq!(status.rotation_period_in_days, Some(365));
 }
@@ -183,7 +227,10 @@ fn disable_key_rotation_stops_the_schedule() {
     assert_eq!(status.next_rotation_date, None);
     t.advance_days(400);
     assert!(t.tick().rotated.is_empty());
-    assert_eq!(ok(t.hsm.describe_key(&id), "describe").current_key_version, 1);
+    assert_eq!(
+        ok(t.hsm.describe_key(&id), "describe").current_key_version,
+        1
+    );
     assert!(t.all_rotations(&id).is_empty());
     // Disabling twice is fine, as in KMS.
     ok(t.hsm.disable_key_rotation(&id), "disable again");
@@ -199,8 +246,14 @@ fn a_disabled_key_is_not_rotated_and_rotates_at_once_when_enabled_overdue() {
         ok(t.hsm.disable_key(key), "disable key");
     }
     t.advance_days(10);
-    ok(t.hsm.enable_key(&early), "enable before the rotation is due");
-    assert_eq!(ok(t.hsm.describe_key(&early), "describe").current_key_version, 1);
+    ok(
+        t.hsm.enable_key(&early),
+        "enable before the rotation is due",
+    );
+    assert_eq!(
+        ok(t.hsm.describe_key(&early), "describe").current_key_version,
+        1
+    );
 
     t.advance_days(90);
     let report = t.tick();
@@ -208,20 +261,32 @@ fn a_disabled_key_is_not_rotated_and_rotates_at_once_when_enabled_overdue() {
         !report.rotated.iter().any(|k| k.contains(id.as_str())),
         "a disabled key was rotated: {report:?}"
     );
-    assert_eq!(ok(t.hsm.describe_key(&id), "describe").current_key_version, 1);
+    assert_eq!(
+        ok(t.hsm.describe_key(&id), "describe").current_key_version,
+        1
+    );
     // Disabling the key does not change its rotation status (KMS).
     assert!(ok(t.hsm.get_key_rotation_status(&id), "status").key_rotation_enabled);
     // The enabled key did rotate meanwhile.
-    assert_eq!(ok(t.hsm.describe_key(&early), "describe").current_key_version, 2);
+    assert_eq!(
+        ok(t.hsm.describe_key(&early), "describe").current_key_version,
+        2
+    );
 
     // Enabling an overdue key rotates it at once, without waiting for a tick.
     ok(t.hsm.enable_key(&id), "enable key");
-    assert_eq!(ok(t.hsm.describe_key(&id), "describe").current_key_version, 2);
+    assert_eq!(
+        ok(t.hsm.describe_key(&id), "describe").current_key_version,
+        2
+    );
     let rotations = t.all_rotations(&id);
     assert_eq!(rotations.len(), 1);
     assert_eq!(rotations[0].rotation_type, RotationType::Automatic);
     assert!(t.tick().rotated.is_empty(), "no second rotation");
-    assert_eq!(ok(t.hsm.describe_key(&id), "describe").current_key_version, 2);
+    assert_eq!(
+        ok(t.hsm.describe_key(&id), "describe").current_key_version,
+        2
+    );
 }
 
 #[test]
@@ -235,19 +300,31 @@ fn a_key_pending_deletion_is_not_rotated_and_rotates_when_enabled_after_cancel()
     let report = t.tick();
     assert!(report.rotated.is_empty(), "{report:?}");
     assert!(report.destroyed.is_empty(), "{report:?}");
-    assert_eq!(ok(t.hsm.describe_key(&id), "describe").current_key_version, 1);
+    assert_eq!(
+        ok(t.hsm.describe_key(&id), "describe").current_key_version,
+        1
+    );
     expect_err(t.hsm.rotate_key_on_demand(&id), "KMSInvalidStateException");
 
     // Cancelling restores the original rotation settings; the key is
     // Disabled, so still no rotation; enabling rotates the overdue key at once.
     ok(t.hsm.cancel_key_deletion(&id), "cancel");
     let status = ok(t.hsm.get_key_rotation_status(&id), "status");
-    assert!(status.key_rotation_enabled, "cancel restores the rotation status");
+    assert!(
+        status.key_rotation_enabled,
+        "cancel restores the rotation status"
+    );
     assert_eq!(status.rotation_period_in_days, Some(90));
     assert!(t.tick().rotated.is_empty());
-    assert_eq!(ok(t.hsm.describe_key(&id), "describe").current_key_version, 1);
+    assert_eq!(
+        ok(t.hsm.describe_key(&id), "describe").current_key_version,
+        1
+    );
     ok(t.hsm.enable_key(&id), "enable");
-    assert_eq!(ok(t.hsm.describe_key(&id), "describe").current_key_version, 2);
+    assert_eq!(
+        ok(t.hsm.describe_key(&id), "describe").current_key_version,
+        2
+    );
 }
 
 /// GetKeyRotationStatus API reference: "Pending deletion: While a KMS key is
@@ -289,7 +366,10 @@ fn on_demand_rotation_does_not_move_the_schedule() {
         .map(|r| r.rotation_type)
         .collect();
     assert_eq!(types, [RotationType::OnDemand, RotationType::Automatic]);
-    assert_eq!(ok(t.hsm.describe_key(&id), "describe").current_key_version, 3);
+    assert_eq!(
+        ok(t.hsm.describe_key(&id), "describe").current_key_version,
+        3
+    );
 }
 
 #[test]
@@ -340,8 +420,14 @@ fn list_key_rotations_pages_in_version_order() {
     assert!(first.truncated());
     let versions: Vec<u32> = t.all_rotations(&id).iter().map(|r| r.key_version).collect();
     assert_eq!(versions, [2, 3, 4, 5, 6]);
-    expect_err(t.hsm.list_key_rotations(&id, Some(0), None), "ValidationException");
-    expect_err(t.hsm.list_key_rotations(&id, Some(1001), None), "ValidationException");
+    expect_err(
+        t.hsm.list_key_rotations(&id, Some(0), None),
+        "ValidationException",
+    );
+    expect_err(
+        t.hsm.list_key_rotations(&id, Some(1001), None),
+        "ValidationException",
+    );
     expect_err(
         t.hsm.list_key_rotations("alias/none", None, None),
         "NotFoundException",

@@ -106,11 +106,7 @@ fn fixture(t: &TestHsm, n: usize, spec: KeySpec, usage: KeyUsage, state: KeyStat
     let key = t.key_of(spec, usage).key_id;
     let made = match usage {
         _ if spec.is_symmetric() => {
-            ok(
-                t.hsm.encrypt(&key, MESSAGE, &c(), None),
-                "fixture encrypt",
-            )
-            .ciphertext_blob
+            ok(t.hsm.encrypt(&key, MESSAGE, &c(), None), "fixture encrypt").ciphertext_blob
         }
         KeyUsage::SignVerify => {
             ok(
