@@ -1,1 +1,27 @@
-//! tinfoild and the tinfoil CLI (work in progress).
+//! tinfoild, the gRPC front end of hsm-core, and the pieces the `tinfoil`
+//! CLI and the benchmark share with it.
+//!
+//! - [`service`]: the `tinfoil.v1.KeyManagement` implementation over [`hsm_core::Hsm`],
+//!   every call on the blocking pool.
+//! - [`status`]: the one mapping of hsm-core errors to gRPC statuses.
+//! - [`server`]: listeners (Unix socket, TLS or loopback TCP), health,
+//!   reflection, request limits, background ticks and graceful shutdown.
+//! - [`config`], [`passphrase`], [`clock`]: daemon settings and secrets.
+//! - [`client`]: connecting to an endpoint and reading error details.
+//! - [`render`]: proto3 JSON and text rendering of any response.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod clock;
+pub mod config;
+mod convert;
+pub mod error;
+pub mod passphrase;
+pub mod render;
+pub mod server;
+pub mod service;
+pub mod status;
+
+pub use error::DaemonError;

@@ -1,0 +1,410 @@
+//! The command line: one subcommand per KMS operation, KMS flag names in
+//! kebab-case. File flags take `-` for standard input or output.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// `tinfoil`: the Tinfoil key-management CLI, shaped like `aws kms`.
+#[derive(Debug, Parser)]
+#[command(name = "tinfoil", version, about)]
+pub struct Cli {
+    /// `unix:PATH` or `https://HOST:PORT` (default: $TINFOIL_ENDPOINT, then the `tinfoild --dev` socket).
+    #[arg(long, global = true)]
+    pub endpoint: Option<String>,
+    /// How to print responses.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// PEM CA bundle for https endpoints.
+    #[arg(long, global = true)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate for https endpoints that require one.
+    #[arg(long, global = true, requires = "key_file")]
+    pub cert_file: Option<PathBuf>,
+    /// PEM key of --cert-file.
+    #[arg(long, global = true, requires = "cert_file")]
+    pub key_file: Option<PathBuf>,
+    /// The operation.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Response formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// A readable table.
+    Text,
+    /// Proto3 JSON.
+    Json,
+}
+
+/// A `KEY=VALUE` pair (encryption context entries, tags).
+pub fn parse_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+/// `--key-id`.
+#[derive(Debug, Args)]
+pub struct KeyId {
+    /// Key id, key ARN, alias name (alias/NAME) or alias ARN.
+    #[arg(long)]
+    pub key_id: String,
+}
+
+/// `--limit` and `--marker`.
+#[derive(Debug, Args)]
+pub struct Paging {
+    /// Most items to return (1 to 1000).
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// The NextMarker of the previous page.
+    #[arg(long)]
+    pub marker: Option<String>,
+}
+
+/// `--encryption-context k=v`, repeated.
+#[derive(Debug, Args)]
+pub struct Context {
+    /// An encryption context entry KEY=VALUE (repeat for more).
+    #[arg(long = "encryption-context", value_parser = parse_pair)]
+    pub encryption_context: Vec<(String, String)>,
+}
+
+/// `--output-file` for the response's main binary field.
+#[derive(Debug, Args)]
+pub struct OutFile {
+    /// Write the raw bytes here (`-`: standard output) instead of base64.
+    #[arg(long)]
+    pub output_file: Option<PathBuf>,
+}
+
+/// Every operation.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a key.
+    CreateKey {
+        /// Free text.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// SYMMETRIC_DEFAULT (default), RSA_2048/3072/4096, ECC_NIST_P256/P384/P521, ECC_NIST_EDWARDS25519, HMAC_224/256/384/512.
+        #[arg(long)]
+        key_spec: Option<String>,
+        /// ENCRYPT_DECRYPT, SIGN_VERIFY or GENERATE_VERIFY_MAC.
+        #[arg(long)]
+        key_usage: Option<String>,
+        /// A tag KEY=VALUE (repeat for more).
+        #[arg(long = "tag", value_parser = parse_pair)]
+        tags: Vec<(String, String)>,
+        /// The PKCS#11 token (key namespace).
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// Show a key's metadata.
+    DescribeKey(KeyId),
+    /// List keys.
+    ListKeys(Paging),
+    /// Replace a key's description.
+    UpdateKeyDescription {
+        #[command(flatten)]
+        key: KeyId,
+        /// The new description.
+        #[arg(long)]
+        description: String,
+    },
+    /// Enable a key.
+    EnableKey(KeyId),
+    /// Disable a key.
+    DisableKey(KeyId),
+    /// Schedule a key's deletion.
+    ScheduleKeyDeletion {
+        #[command(flatten)]
+        key: KeyId,
+        /// 7 to 30 (default 30).
+        #[arg(long)]
+        pending_window_in_days: Option<u32>,
+    },
+    /// Cancel a scheduled deletion (the key becomes Disabled).
+    CancelKeyDeletion(KeyId),
+    /// Turn on scheduled rotation.
+    EnableKeyRotation {
+        #[command(flatten)]
+        key: KeyId,
+        /// 90 to 2560 (default 365).
+        #[arg(long)]
+        rotation_period_in_days: Option<u32>,
+    },
+    /// Turn off scheduled rotation.
+    DisableKeyRotation(KeyId),
+    /// Show the rotation schedule.
+    GetKeyRotationStatus(KeyId),
+    /// Rotate now.
+    RotateKeyOnDemand(KeyId),
+    /// List rotations.
+    ListKeyRotations {
+        #[command(flatten)]
+        key: KeyId,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// Create an alias.
+    CreateAlias {
+        /// alias/NAME
+        #[arg(long)]
+        alias_name: String,
+        /// The key it points at.
+        #[arg(long)]
+        target_key_id: String,
+    },
+    /// Point an alias at another key.
+    UpdateAlias {
+        /// alias/NAME
+        #[arg(long)]
+        alias_name: String,
+        /// The new key.
+        #[arg(long)]
+        target_key_id: String,
+    },
+    /// Delete an alias.
+    DeleteAlias {
+        /// alias/NAME
+        #[arg(long)]
+        alias_name: String,
+    },
+    /// List aliases.
+    ListAliases {
+        /// Only the aliases of this key.
+        #[arg(long)]
+        key_id: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// Add or replace tags.
+    TagResource {
+        #[command(flatten)]
+        key: KeyId,
+        /// A tag KEY=VALUE (repeat for more).
+        #[arg(long = "tag", value_parser = parse_pair, required = true)]
+        tags: Vec<(String, String)>,
+    },
+    /// Remove tags.
+    UntagResource {
+        #[command(flatten)]
+        key: KeyId,
+        /// A tag key to remove (repeat for more).
+        #[arg(long = "tag-key", required = true)]
+        tag_keys: Vec<String>,
+    },
+    /// List a key's tags.
+    ListResourceTags {
+        #[command(flatten)]
+        key: KeyId,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// Encrypt up to 4096 bytes.
+    Encrypt {
+        #[command(flatten)]
+        key: KeyId,
+        /// The plaintext (`-`: standard input).
+        #[arg(long)]
+        plaintext_file: PathBuf,
+        #[command(flatten)]
+        context: Context,
+        /// SYMMETRIC_DEFAULT (default), RSAES_OAEP_SHA_1, RSAES_OAEP_SHA_256.
+        #[arg(long)]
+        encryption_algorithm: Option<String>,
+        /// Where the raw ciphertext blob goes.
+        #[command(flatten)]
+        out: OutFile,
+    },
+    /// Decrypt a ciphertext blob.
+    Decrypt {
+        /// The ciphertext blob (`-`: standard input).
+        #[arg(long)]
+        ciphertext_file: PathBuf,
+        #[command(flatten)]
+        context: Context,
+        /// The key the blob must have been made under.
+        #[arg(long)]
+        key_id: Option<String>,
+        /// The algorithm the blob must use.
+        #[arg(long)]
+        encryption_algorithm: Option<String>,
+        /// Where the raw plaintext goes.
+        #[command(flatten)]
+        out: OutFile,
+    },
+    /// Re-encrypt under another key; the plaintext never leaves the daemon.
+    ReEncrypt {
+        /// The ciphertext blob (`-`: standard input).
+        #[arg(long)]
+        ciphertext_file: PathBuf,
+        /// A source context entry KEY=VALUE (repeat for more).
+        #[arg(long, value_parser = parse_pair)]
+        source_encryption_context: Vec<(String, String)>,
+        /// The key the blob must have been made under.
+        #[arg(long)]
+        source_key_id: Option<String>,
+        /// The key to encrypt under.
+        #[arg(long)]
+        destination_key_id: String,
+        /// A destination context entry KEY=VALUE (repeat for more).
+        #[arg(long, value_parser = parse_pair)]
+        destination_encryption_context: Vec<(String, String)>,
+        /// Where the raw new ciphertext blob goes.
+        #[command(flatten)]
+        out: OutFile,
+    },
+    /// Make a data key: plaintext and encrypted.
+    GenerateDataKey {
+        #[command(flatten)]
+        key: KeyId,
+        /// AES_128 or AES_256.
+        #[arg(long)]
+        key_spec: Option<String>,
+        /// 1 to 1024 (instead of --key-spec).
+        #[arg(long)]
+        number_of_bytes: Option<u32>,
+        #[command(flatten)]
+        context: Context,
+        /// Where the raw plaintext data key goes (written 0600).
+        #[arg(long)]
+        plaintext_output_file: Option<PathBuf>,
+        /// Where the raw encrypted data key goes.
+        #[arg(long)]
+        ciphertext_output_file: Option<PathBuf>,
+    },
+    /// Make a data key, encrypted only.
+    GenerateDataKeyWithoutPlaintext {
+        #[command(flatten)]
+        key: KeyId,
+        /// AES_128 or AES_256.
+        #[arg(long)]
+        key_spec: Option<String>,
+        /// 1 to 1024 (instead of --key-spec).
+        #[arg(long)]
+        number_of_bytes: Option<u32>,
+        #[command(flatten)]
+        context: Context,
+        /// Where the raw encrypted data key goes.
+        #[command(flatten)]
+        out: OutFile,
+    },
+    /// Random bytes.
+    GenerateRandom {
+        /// 1 to 1024.
+        #[arg(long)]
+        number_of_bytes: u32,
+        /// Where the raw bytes go.
+        #[command(flatten)]
+        out: OutFile,
+    },
+    /// Sign a message or digest.
+    Sign {
+        #[command(flatten)]
+        key: KeyId,
+        /// The message or digest (`-`: standard input).
+        #[arg(long)]
+        message_file: PathBuf,
+        /// RAW (default) or DIGEST.
+        #[arg(long)]
+        message_type: Option<String>,
+        /// e.g. RSASSA_PSS_SHA_256, ECDSA_SHA_256.
+        #[arg(long)]
+        signing_algorithm: String,
+        /// Where the raw signature goes.
+        #[command(flatten)]
+        out: OutFile,
+    },
+    /// Verify a signature; exit 0 only when it is valid.
+    Verify {
+        #[command(flatten)]
+        key: KeyId,
+        /// The message or digest (`-`: standard input).
+        #[arg(long)]
+        message_file: PathBuf,
+        /// RAW (default) or DIGEST.
+        #[arg(long)]
+        message_type: Option<String>,
+        /// The raw signature.
+        #[arg(long)]
+        signature_file: PathBuf,
+        /// The algorithm it was made with.
+        #[arg(long)]
+        signing_algorithm: String,
+    },
+    /// An asymmetric key's public key (DER SubjectPublicKeyInfo).
+    GetPublicKey {
+        #[command(flatten)]
+        key: KeyId,
+        /// Where the DER goes.
+        #[command(flatten)]
+        out: OutFile,
+    },
+    /// Compute an HMAC.
+    GenerateMac {
+        #[command(flatten)]
+        key: KeyId,
+        /// The message (`-`: standard input).
+        #[arg(long)]
+        message_file: PathBuf,
+        /// HMAC_SHA_224/256/384/512.
+        #[arg(long)]
+        mac_algorithm: String,
+        /// Where the raw MAC goes.
+        #[command(flatten)]
+        out: OutFile,
+    },
+    /// Verify an HMAC; exit 0 only when it is valid.
+    VerifyMac {
+        #[command(flatten)]
+        key: KeyId,
+        /// The message (`-`: standard input).
+        #[arg(long)]
+        message_file: PathBuf,
+        /// The raw MAC.
+        #[arg(long)]
+        mac_file: PathBuf,
+        /// HMAC_SHA_224/256/384/512.
+        #[arg(long)]
+        mac_algorithm: String,
+    },
+    /// Make an asymmetric data key pair (private key also in plaintext).
+    GenerateDataKeyPair {
+        #[command(flatten)]
+        key: KeyId,
+        /// RSA_2048/3072/4096, ECC_NIST_P256/P384/P521.
+        #[arg(long)]
+        key_pair_spec: String,
+        #[command(flatten)]
+        context: Context,
+        /// Where the raw PKCS#8 private key goes (written 0600).
+        #[arg(long)]
+        private_key_plaintext_output_file: Option<PathBuf>,
+        /// Where the raw encrypted private key goes.
+        #[arg(long)]
+        private_key_ciphertext_output_file: Option<PathBuf>,
+        /// Where the DER public key goes.
+        #[arg(long)]
+        public_key_output_file: Option<PathBuf>,
+    },
+    /// Make an asymmetric data key pair, private key encrypted only.
+    GenerateDataKeyPairWithoutPlaintext {
+        #[command(flatten)]
+        key: KeyId,
+        /// RSA_2048/3072/4096, ECC_NIST_P256/P384/P521.
+        #[arg(long)]
+        key_pair_spec: String,
+        #[command(flatten)]
+        context: Context,
+        /// Where the raw encrypted private key goes.
+        #[arg(long)]
+        private_key_ciphertext_output_file: Option<PathBuf>,
+        /// Where the DER public key goes.
+        #[arg(long)]
+        public_key_output_file: Option<PathBuf>,
+    },
+}

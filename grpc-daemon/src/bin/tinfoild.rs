@@ -1,0 +1,252 @@
+//! `tinfoild`: unseals a Tinfoil store and serves it over gRPC.
+//!
+//! - `tinfoild init --data-dir DIR` creates a store.
+//! - `tinfoild serve --data-dir DIR` serves it (Unix socket by default).
+//! - `tinfoild --dev` serves a throwaway store for trying things out.
+//!
+//! Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 1 on errors
+//! (3 for a wrong passphrase), 2 on usage errors.
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use hsm_core::{Clock, Hsm, HsmOptions, SystemClock};
+use secrecy::SecretString;
+use tinfoil_daemon::config::{Listen, Settings, SettingsInput};
+use tinfoil_daemon::{client, clock::FileClock, passphrase, server, DaemonError};
+
+/// The exit code for a passphrase that does not unseal the store.
+const EXIT_WRONG_PASSPHRASE: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tinfoild",
+    version,
+    about = "Tinfoil key-management daemon (AWS KMS semantics over gRPC)",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    /// Serve a throwaway store in a temporary directory, unsealed with a
+    /// random passphrase, on the dev socket (or --listen).
+    #[arg(long)]
+    dev: bool,
+    /// With --dev: where to listen (default: the dev socket).
+    #[arg(long, requires = "dev")]
+    listen: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new store in --data-dir.
+    Init(CommonArgs),
+    /// Unseal the store in --data-dir and serve it.
+    Serve(CommonArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CommonArgs {
+    /// A TOML configuration file; flags override its settings.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: SettingsInput,
+    /// TEST ONLY: read the daemon's clock (Unix seconds) from this file on
+    /// every use, so tests can move time. Never use in production.
+    #[arg(long, hide = true)]
+    test_only_clock_file: Option<PathBuf>,
+}
+
+impl CommonArgs {
+    fn resolve(self) -> Result<(Settings, Option<PathBuf>), DaemonError> {
+        let input = match &self.config {
+            Some(path) => self.settings.over(SettingsInput::from_file(path)?),
+            None => self.settings,
+        };
+        Ok((Settings::resolve(input)?, self.test_only_clock_file))
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn options(settings: &Settings, clock_file: Option<PathBuf>) -> HsmOptions {
+    let clock: Arc<dyn Clock> = match clock_file {
+        Some(path) => {
+            tracing::warn!(path = %path.display(), "TEST-ONLY clock file in use: time comes from a file");
+            Arc::new(FileClock::new(path))
+        }
+        None => Arc::new(SystemClock),
+    };
+    HsmOptions {
+        kdf: settings.kdf,
+        clock,
+        cache_capacity: settings.cache_capacity,
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, DaemonError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| DaemonError::io("starting the runtime", e))
+}
+
+fn init(args: CommonArgs, env_secret: Option<SecretString>) -> Result<(), DaemonError> {
+    let (settings, clock_file) = args.resolve()?;
+    init_logging(&settings.log_level);
+    if Hsm::is_initialized(&settings.data_dir) {
+        return Err(DaemonError::Config(format!(
+            "{} already holds a store",
+            settings.data_dir.display()
+        )));
+    }
+    let secret = passphrase::resolve(settings.passphrase_file.as_deref(), env_secret, true)?;
+    let options = options(&settings, clock_file);
+    Hsm::init(&settings.data_dir, &secret, options)?;
+    tracing::info!(data_dir = %settings.data_dir.display(), "store created");
+    println!("tinfoild: store created in {}", settings.data_dir.display());
+    Ok(())
+}
+
+fn serve(args: CommonArgs, env_secret: Option<SecretString>) -> Result<(), DaemonError> {
+    let (settings, clock_file) = args.resolve()?;
+    init_logging(&settings.log_level);
+    if !Hsm::is_initialized(&settings.data_dir) {
+        return Err(DaemonError::Config(format!(
+            "no store in {}: run `tinfoild init --data-dir {}` first",
+            settings.data_dir.display(),
+            settings.data_dir.display()
+        )));
+    }
+    let secret = passphrase::resolve(settings.passphrase_file.as_deref(), env_secret, false)?;
+    let options = options(&settings, clock_file);
+    let hsm = Arc::new(Hsm::open(&settings.data_dir, &secret, options)?);
+    drop(secret);
+    tracing::info!(data_dir = %settings.data_dir.display(), "store unsealed");
+    runtime()?.block_on(server::serve(hsm, &settings, server::termination_signal()))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Creates (or checks) the dev socket's directory: ours, mode 0700.
+fn dev_socket_dir(dir: &std::path::Path, owner_uid: u32) -> Result<(), DaemonError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(dir)
+            .map_err(|e| DaemonError::io(format!("creating {}", dir.display()), e))?;
+    }
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| DaemonError::io(format!("checking {}", dir.display()), e))?;
+    if !meta.is_dir() || meta.uid() != owner_uid || meta.permissions().mode() & 0o077 != 0 {
+        return Err(DaemonError::Config(format!(
+            "{} must be a directory owned by you with mode 0700",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+fn dev(listen: Option<String>) -> Result<(), DaemonError> {
+    use std::os::unix::fs::MetadataExt;
+    init_logging("info");
+    let store = tempfile::Builder::new()
+        .prefix("tinfoil-dev-store-")
+        .tempdir()
+        .map_err(|e| DaemonError::io("creating a temporary directory", e))?;
+    let owner_uid = std::fs::metadata(store.path())
+        .map_err(|e| DaemonError::io("checking the temporary directory", e))?
+        .uid();
+    let listen = match listen {
+        Some(text) => Listen::parse(&text)?,
+        None => {
+            dev_socket_dir(&client::dev_dir(), owner_uid)?;
+            Listen::Unix(client::dev_socket_path())
+        }
+    };
+    let Listen::Unix(socket) = &listen else {
+        return Err(DaemonError::Config(
+            "--dev listens on a Unix socket only".into(),
+        ));
+    };
+    let data_dir = store.path().join("store");
+    let settings = Settings::resolve(SettingsInput {
+        data_dir: Some(data_dir.clone()),
+        listen: Some(format!("unix:{}", socket.display())),
+        ..Default::default()
+    })?;
+    let secret = random_passphrase()?;
+    let hsm = Arc::new(Hsm::init(&data_dir, &secret, options(&settings, None))?);
+    drop(secret);
+    let endpoint = format!("unix:{}", socket.display());
+    println!(
+        "tinfoild --dev: throwaway store in {} (deleted on exit)",
+        store.path().display()
+    );
+    println!("socket: {}", socket.display());
+    println!("try:    tinfoil --endpoint {endpoint} list-keys");
+    println!("stop with Ctrl-C");
+    let result = runtime()?.block_on(server::serve(hsm, &settings, server::termination_signal()));
+    drop(store);
+    result
+}
+
+/// 32 random bytes, hex: never shown, lives only as long as the process.
+fn random_passphrase() -> Result<SecretString, DaemonError> {
+    use ring::rand::SecureRandom;
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    ring::rand::SystemRandom::new()
+        .fill(bytes.as_mut())
+        .map_err(|_| DaemonError::Passphrase("no system randomness".into()))?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(SecretString::from(hex))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Take the passphrase out of the environment before any thread starts.
+    let env_secret = match passphrase::take_from_env() {
+        Ok(secret) => secret,
+        Err(err) => {
+            eprintln!("tinfoild: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Some(Command::Init(args)) => init(args, env_secret),
+        Some(Command::Serve(args)) => serve(args, env_secret),
+        None if cli.dev => dev(cli.listen),
+        None => {
+            eprintln!("tinfoild: give a subcommand (init, serve) or --dev; see tinfoild --help");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(DaemonError::Core(hsm_core::Error::IncorrectPassphrase)) => {
+            eprintln!(
+                "tinfoild: IncorrectPassphraseException: the passphrase does not unseal this store"
+            );
+            ExitCode::from(EXIT_WRONG_PASSPHRASE)
+        }
+        Err(err) => {
+            eprintln!("tinfoild: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

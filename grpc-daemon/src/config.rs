@@ -1,0 +1,332 @@
+//! tinfoild's settings: a TOML file (`--config`) with flags overriding it,
+//! resolved once into [`Settings`] with documented defaults and bounds.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::DaemonError;
+
+/// The settings of `tinfoild serve` (and `init` for the KDF), as read from
+/// the TOML file or given as flags. Every field is optional; see
+/// [`Settings`] for the defaults.
+#[derive(Debug, Default, Clone, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsInput {
+    /// The store's directory (created 0700 by `init`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Where to listen: `unix:PATH` (default DATA_DIR/tinfoil.sock) or `tcp:HOST:PORT`.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// A file holding the passphrase; group and others must have no access.
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+    /// PEM certificate chain for TLS on TCP.
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for TLS on TCP.
+    #[arg(long)]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA bundle: when set, clients must present a certificate it signed.
+    #[arg(long)]
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// Allows plain TCP without TLS, on a loopback address only.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub insecure_loopback: Option<bool>,
+    /// Largest request message accepted, in bytes (default 65536).
+    #[arg(long)]
+    pub max_message_bytes: Option<usize>,
+    /// HTTP/2 streams allowed at once per connection (default 128).
+    #[arg(long)]
+    pub max_concurrent_streams: Option<u32>,
+    /// Calls allowed in flight at once across all connections (default 1024).
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
+    /// Per-call deadline in milliseconds (default 10000).
+    #[arg(long)]
+    pub call_timeout_ms: Option<u64>,
+    /// Seconds between rotation and deletion ticks, 1 to 60 (default 60).
+    #[arg(long)]
+    pub tick_interval_secs: Option<u64>,
+    /// Unwrapped key versions kept in memory (default 1024).
+    #[arg(long)]
+    pub cache_capacity: Option<usize>,
+    /// Log filter when RUST_LOG is unset (default "info").
+    #[arg(long)]
+    pub log_level: Option<String>,
+    /// Argon2id memory in KiB for `init` (default 65536).
+    #[arg(long)]
+    pub kdf_memory_kib: Option<u32>,
+    /// Argon2id iterations for `init` (default 3).
+    #[arg(long)]
+    pub kdf_iterations: Option<u32>,
+    /// Argon2id lanes for `init` (default 1).
+    #[arg(long)]
+    pub kdf_parallelism: Option<u32>,
+}
+
+impl SettingsInput {
+    /// Reads a TOML configuration file.
+    pub fn from_file(path: &Path) -> Result<Self, DaemonError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DaemonError::io(format!("config file {}", path.display()), e))?;
+        toml::from_str(&text).map_err(|e| DaemonError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// `self` with every unset field taken from `base`: flags over the file.
+    pub fn over(self, base: SettingsInput) -> SettingsInput {
+        SettingsInput {
+            data_dir: self.data_dir.or(base.data_dir),
+            listen: self.listen.or(base.listen),
+            passphrase_file: self.passphrase_file.or(base.passphrase_file),
+            tls_cert_file: self.tls_cert_file.or(base.tls_cert_file),
+            tls_key_file: self.tls_key_file.or(base.tls_key_file),
+            tls_client_ca_file: self.tls_client_ca_file.or(base.tls_client_ca_file),
+            insecure_loopback: self.insecure_loopback.or(base.insecure_loopback),
+            max_message_bytes: self.max_message_bytes.or(base.max_message_bytes),
+            max_concurrent_streams: self.max_concurrent_streams.or(base.max_concurrent_streams),
+            max_in_flight: self.max_in_flight.or(base.max_in_flight),
+            call_timeout_ms: self.call_timeout_ms.or(base.call_timeout_ms),
+            tick_interval_secs: self.tick_interval_secs.or(base.tick_interval_secs),
+            cache_capacity: self.cache_capacity.or(base.cache_capacity),
+            log_level: self.log_level.or(base.log_level),
+            kdf_memory_kib: self.kdf_memory_kib.or(base.kdf_memory_kib),
+            kdf_iterations: self.kdf_iterations.or(base.kdf_iterations),
+            kdf_parallelism: self.kdf_parallelism.or(base.kdf_parallelism),
+        }
+    }
+}
+
+/// Where the daemon listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// A Unix socket at this path (mode 0600).
+    Unix(PathBuf),
+    /// TCP at this address: TLS, or plain on loopback with `insecure_loopback`.
+    Tcp(SocketAddr),
+}
+
+impl Listen {
+    /// Parses `unix:PATH` or `tcp:HOST:PORT`.
+    pub fn parse(text: &str) -> Result<Listen, DaemonError> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(DaemonError::Config("listen: empty socket path".into()));
+            }
+            return Ok(Listen::Unix(PathBuf::from(path)));
+        }
+        if let Some(addr) = text.strip_prefix("tcp:") {
+            let resolved = addr
+                .to_socket_addrs()
+                .map_err(|e| DaemonError::Config(format!("listen: {addr}: {e}")))?
+                .next()
+                .ok_or_else(|| DaemonError::Config(format!("listen: {addr}: no address")))?;
+            return Ok(Listen::Tcp(resolved));
+        }
+        Err(DaemonError::Config(format!(
+            "listen: {text:?} must be unix:PATH or tcp:HOST:PORT"
+        )))
+    }
+}
+
+/// TLS files for a TCP listener.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// PEM CA bundle for client certificates, when they are required.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Resolved settings with defaults applied and bounds checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The store's directory.
+    pub data_dir: PathBuf,
+    /// Where to listen.
+    pub listen: Listen,
+    /// The passphrase file, if any.
+    pub passphrase_file: Option<PathBuf>,
+    /// TLS for TCP, if configured.
+    pub tls: Option<TlsFiles>,
+    /// Plain TCP allowed on loopback.
+    pub insecure_loopback: bool,
+    /// Largest request message, bytes (1 KiB to 16 MiB).
+    pub max_message_bytes: usize,
+    /// HTTP/2 streams per connection (at least 1).
+    pub max_concurrent_streams: u32,
+    /// Calls in flight across connections (at least 1).
+    pub max_in_flight: usize,
+    /// Per-call deadline (1 ms to 10 minutes).
+    pub call_timeout: Duration,
+    /// Interval of background ticks (1 to 60 s).
+    pub tick_interval: Duration,
+    /// Key-version cache size.
+    pub cache_capacity: usize,
+    /// Log filter.
+    pub log_level: String,
+    /// Argon2id parameters for `init`.
+    pub kdf: hsm_core::KdfParams,
+}
+
+fn bounded<T: PartialOrd + std::fmt::Display + Copy>(
+    name: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<T, DaemonError> {
+    if value < min || value > max {
+        return Err(DaemonError::Config(format!(
+            "{name} = {value} is outside {min} to {max}"
+        )));
+    }
+    Ok(value)
+}
+
+impl Settings {
+    /// Applies defaults and checks bounds. `data_dir` is required.
+    pub fn resolve(input: SettingsInput) -> Result<Settings, DaemonError> {
+        let data_dir = input
+            .data_dir
+            .ok_or_else(|| DaemonError::Config("--data-dir (or data_dir) is required".into()))?;
+        let listen = match input.listen {
+            Some(text) => Listen::parse(&text)?,
+            None => Listen::Unix(data_dir.join("tinfoil.sock")),
+        };
+        let tls = match (input.tls_cert_file, input.tls_key_file) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert,
+                key,
+                client_ca: input.tls_client_ca_file,
+            }),
+            (None, None) if input.tls_client_ca_file.is_none() => None,
+            _ => {
+                return Err(DaemonError::Config(
+                    "TLS needs both tls_cert_file and tls_key_file".into(),
+                ))
+            }
+        };
+        let insecure_loopback = input.insecure_loopback.unwrap_or(false);
+        if let Listen::Tcp(addr) = &listen {
+            if tls.is_none() && !(insecure_loopback && addr.ip().is_loopback()) {
+                return Err(DaemonError::Config(format!(
+                    "listening on tcp:{addr} needs TLS (tls_cert_file, tls_key_file); plain TCP \
+                     is allowed only on a loopback address with --insecure-loopback"
+                )));
+            }
+        }
+        let defaults = hsm_core::KdfParams::default();
+        Ok(Settings {
+            data_dir,
+            listen,
+            passphrase_file: input.passphrase_file,
+            tls,
+            insecure_loopback,
+            max_message_bytes: bounded(
+                "max_message_bytes",
+                input.max_message_bytes.unwrap_or(64 * 1024),
+                1024,
+                16 * 1024 * 1024,
+            )?,
+            max_concurrent_streams: bounded(
+                "max_concurrent_streams",
+                input.max_concurrent_streams.unwrap_or(128),
+                1,
+                65_536,
+            )?,
+            max_in_flight: bounded(
+                "max_in_flight",
+                input.max_in_flight.unwrap_or(1024),
+                1,
+                1 << 20,
+            )?,
+            call_timeout: Duration::from_millis(bounded(
+                "call_timeout_ms",
+                input.call_timeout_ms.unwrap_or(10_000),
+                1,
+                600_000,
+            )?),
+            tick_interval: Duration::from_secs(bounded(
+                "tick_interval_secs",
+                input.tick_interval_secs.unwrap_or(60),
+                1,
+                60,
+            )?),
+            cache_capacity: input.cache_capacity.unwrap_or(1024),
+            log_level: input.log_level.unwrap_or_else(|| "info".into()),
+            kdf: hsm_core::KdfParams {
+                memory_kib: input.kdf_memory_kib.unwrap_or(defaults.memory_kib),
+                iterations: input.kdf_iterations.unwrap_or(defaults.iterations),
+                parallelism: input.kdf_parallelism.unwrap_or(defaults.parallelism),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_dir() -> SettingsInput {
+        SettingsInput {
+            data_dir: Some("/tmp/x".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file: SettingsInput =
+            toml::from_str("data_dir = \"/a\"\nmax_in_flight = 7\ncall_timeout_ms = 5").unwrap();
+        let flags = SettingsInput {
+            max_in_flight: Some(9),
+            ..Default::default()
+        };
+        let s = Settings::resolve(flags.over(file)).unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/a"));
+        assert_eq!(s.max_in_flight, 9);
+        assert_eq!(s.call_timeout, Duration::from_millis(5));
+        assert_eq!(s.listen, Listen::Unix("/a/tinfoil.sock".into()));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<SettingsInput>("max_inflight = 3").is_err());
+    }
+
+    #[test]
+    fn plain_tcp_needs_loopback_and_the_flag() {
+        let mut input = with_dir();
+        input.listen = Some("tcp:127.0.0.1:7000".into());
+        assert!(Settings::resolve(input.clone()).is_err());
+        input.insecure_loopback = Some(true);
+        assert!(Settings::resolve(input.clone()).is_ok());
+        input.listen = Some("tcp:0.0.0.0:7000".into());
+        assert!(Settings::resolve(input).is_err());
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        let mut input = with_dir();
+        input.tick_interval_secs = Some(61);
+        assert!(Settings::resolve(input).is_err());
+        let mut input = with_dir();
+        input.max_message_bytes = Some(10);
+        assert!(Settings::resolve(input).is_err());
+    }
+
+    #[test]
+    fn listen_syntax() {
+        assert!(Listen::parse("unix:").is_err());
+        assert!(Listen::parse("http://x").is_err());
+        assert_eq!(
+            Listen::parse("unix:/s").unwrap(),
+            Listen::Unix(PathBuf::from("/s"))
+        );
+    }
+}

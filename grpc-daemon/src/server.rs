@@ -1,0 +1,214 @@
+//! Serving: the KeyManagement service with health and reflection, on a Unix
+//! socket (mode 0600) or TCP (TLS, or plain on loopback when explicitly
+//! allowed), with request limits, background ticks and graceful shutdown.
+
+use std::future::Future;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hsm_core::Hsm;
+use tinfoil_proto::v1::key_management_server::KeyManagementServer;
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::codegen::http;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use crate::config::{Listen, Settings};
+use crate::service::{CallLimits, KmsService};
+use crate::DaemonError;
+
+/// The largest response the daemon sends (list pages of 1000 entries fit).
+pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+
+/// tonic refuses an oversized request with OUT_OF_RANGE; gRPC's convention
+/// (and the contract) is RESOURCE_EXHAUSTED. The handlers never return
+/// OUT_OF_RANGE, so every such status is the size check: rewrite it.
+fn oversize_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let out_of_range = http::HeaderValue::from_static("11");
+    if response.headers().get("grpc-status") == Some(&out_of_range) {
+        response.headers_mut().insert(
+            "grpc-status",
+            http::HeaderValue::from_static("8"), // RESOURCE_EXHAUSTED
+        );
+    }
+    response
+}
+
+/// Applies due rotations and deletions now, off the async runtime.
+pub async fn tick_once(hsm: &Arc<Hsm>) {
+    let hsm = Arc::clone(hsm);
+    let result = tokio::task::spawn_blocking(move || {
+        let now = hsm.now();
+        hsm.tick(now)
+    })
+    .await;
+    match result {
+        Ok(Ok(report)) => {
+            for key_id in &report.destroyed {
+                tracing::info!(%key_id, "key destroyed: its deletion date passed");
+            }
+            for key_id in &report.rotated {
+                tracing::info!(%key_id, "key rotated by its schedule");
+            }
+        }
+        Ok(Err(err)) => tracing::warn!(reason = err.kms_name(), error = %err, "tick failed"),
+        Err(_) => tracing::error!("tick task failed"),
+    }
+}
+
+/// Ticks at start-up and then every `every`, forever.
+async fn tick_loop(hsm: Arc<Hsm>, every: Duration) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        tick_once(&hsm).await;
+    }
+}
+
+/// Binds a Unix socket at `path`: a stale socket file is replaced, a live
+/// one (another daemon) is an error; the socket is made 0600.
+pub fn bind_unix(path: &Path) -> Result<UnixListener, DaemonError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.exists() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| DaemonError::io(format!("creating {}", parent.display()), e))?;
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| DaemonError::io(format!("chmod {}", parent.display()), e))?;
+        }
+        if let Ok(meta) = std::fs::metadata(parent) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(
+                    dir = %parent.display(),
+                    "the socket's directory is accessible to group or others; prefer 0700"
+                );
+            }
+        }
+    }
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(DaemonError::Config(format!(
+                "{} exists and is not a socket",
+                path.display()
+            )));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(DaemonError::Config(format!(
+                "another daemon is listening on {}",
+                path.display()
+            )));
+        }
+        std::fs::remove_file(path)
+            .map_err(|e| DaemonError::io(format!("removing stale {}", path.display()), e))?;
+    }
+    let listener = UnixListener::bind(path)
+        .map_err(|e| DaemonError::io(format!("binding {}", path.display()), e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| DaemonError::io(format!("chmod {}", path.display()), e))?;
+    Ok(listener)
+}
+
+fn read_pem(path: &Path) -> Result<Vec<u8>, DaemonError> {
+    std::fs::read(path).map_err(|e| DaemonError::io(format!("reading {}", path.display()), e))
+}
+
+/// Serves `hsm` with `settings` until `shutdown` completes, then stops
+/// accepting, lets in-flight calls finish and returns.
+pub async fn serve(
+    hsm: Arc<Hsm>,
+    settings: &Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let limits = CallLimits {
+        max_in_flight: settings.max_in_flight,
+        call_timeout: settings.call_timeout,
+    };
+    let kms = KeyManagementServer::new(KmsService::new(Arc::clone(&hsm), limits))
+        .max_decoding_message_size(settings.max_message_bytes)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES.max(settings.max_message_bytes));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<KeyManagementServer<KmsService>>()
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tinfoil_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| DaemonError::Config(format!("reflection: {e}")))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tinfoil_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| DaemonError::Config(format!("reflection: {e}")))?;
+
+    let mut builder = Server::builder()
+        .max_concurrent_streams(settings.max_concurrent_streams)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)));
+    if let (Listen::Tcp(_), Some(tls)) = (&settings.listen, &settings.tls) {
+        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(
+            read_pem(&tls.cert)?,
+            read_pem(&tls.key)?,
+        ));
+        if let Some(ca) = &tls.client_ca {
+            config = config.client_ca_root(Certificate::from_pem(read_pem(ca)?));
+        }
+        builder = builder.tls_config(config)?;
+    }
+    let router = builder
+        .layer(tower::util::MapResponseLayer::new(
+            oversize_is_resource_exhausted,
+        ))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(kms);
+
+    let ticker = tokio::spawn(tick_loop(Arc::clone(&hsm), settings.tick_interval));
+    let stop = {
+        let health = health.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight calls");
+            health
+                .set_not_serving::<KeyManagementServer<KmsService>>()
+                .await;
+        }
+    };
+    let result = match &settings.listen {
+        Listen::Unix(path) => {
+            let listener = bind_unix(path)?;
+            tracing::info!(endpoint = %format!("unix:{}", path.display()), "listening");
+            let served = router
+                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop)
+                .await;
+            let _ = std::fs::remove_file(path);
+            served
+        }
+        Listen::Tcp(addr) => {
+            tracing::info!(endpoint = %format!("tcp:{addr}"), tls = settings.tls.is_some(), "listening");
+            router.serve_with_shutdown(*addr, stop).await
+        }
+    };
+    ticker.abort();
+    result.map_err(DaemonError::from)
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn termination_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

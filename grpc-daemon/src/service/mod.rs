@@ -1,0 +1,109 @@
+//! `tinfoil.v1.KeyManagement` over [`hsm_core::Hsm`].
+//!
+//! Every call runs on tokio's blocking pool (Argon2id and RSA are slow; the
+//! async runtime only moves bytes), holds one of `max_in_flight` permits
+//! (over the limit: RESOURCE_EXHAUSTED / LimitExceededException) and must
+//! finish within the per-call deadline (DEADLINE_EXCEEDED /
+//! DependencyTimeoutException). Plaintext received in requests is wiped
+//! once the core has used it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hsm_core::{self as core, Hsm};
+use tokio::sync::Semaphore;
+use tonic::{Response, Status};
+
+use crate::convert::opt;
+use crate::status;
+
+mod handlers;
+
+/// Limits applied to every call.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    /// Calls allowed in flight at once, across all connections.
+    pub max_in_flight: usize,
+    /// How long one call may take before DEADLINE_EXCEEDED.
+    pub call_timeout: Duration,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        CallLimits {
+            max_in_flight: 1024,
+            call_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The KeyManagement service: a cheap handle, clone freely.
+#[derive(Clone)]
+pub struct KmsService {
+    hsm: Arc<Hsm>,
+    limits: CallLimits,
+    in_flight: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for KmsService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KmsService")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KmsService {
+    /// A service over `hsm` with `limits`.
+    pub fn new(hsm: Arc<Hsm>, limits: CallLimits) -> Self {
+        KmsService {
+            hsm,
+            limits,
+            in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
+        }
+    }
+
+    /// Runs `f` on the blocking pool under the call limits.
+    pub(crate) async fn run<T, F>(&self, op: &'static str, f: F) -> Result<Response<T>, Status>
+    where
+        F: FnOnce(&Hsm) -> core::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let permit = Arc::clone(&self.in_flight)
+            .try_acquire_owned()
+            .map_err(|_| {
+                tracing::warn!(op, "refused: too many calls in flight");
+                status::overloaded(self.limits.max_in_flight)
+            })?;
+        let hsm = Arc::clone(&self.hsm);
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f(&hsm)
+        });
+        match tokio::time::timeout(self.limits.call_timeout, task).await {
+            Err(_) => {
+                tracing::warn!(op, "call exceeded the per-call deadline");
+                Err(status::deadline_exceeded(
+                    self.limits.call_timeout.as_millis() as u64,
+                ))
+            }
+            Ok(Err(_join_error)) => {
+                tracing::error!(op, "blocking task failed");
+                Err(status::internal_task_failure())
+            }
+            Ok(Ok(Err(err))) => {
+                tracing::debug!(op, reason = err.kms_name(), "refused");
+                Err(status::from_core(err))
+            }
+            Ok(Ok(Ok(value))) => {
+                tracing::debug!(op, "ok");
+                Ok(Response::new(value))
+            }
+        }
+    }
+}
+
+/// Message type, defaulting to RAW as in KMS.
+pub(crate) fn message_type(value: Option<&str>) -> core::Result<core::MessageType> {
+    Ok(opt(value, core::MessageType::parse)?.unwrap_or(core::MessageType::Raw))
+}

@@ -1,0 +1,138 @@
+//! Hand-written `Debug` for messages that carry secrets: lengths only, never bytes.
+
+use std::fmt;
+
+use crate::v1::*;
+
+/// Writes `<N bytes redacted>`.
+struct Redacted(usize);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes redacted>", self.0)
+    }
+}
+
+impl fmt::Debug for EncryptRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EncryptRequest")
+            .field("key_id", &self.key_id)
+            .field("plaintext", &Redacted(self.plaintext.len()))
+            .field("encryption_context_keys", &self.encryption_context.keys())
+            .field("encryption_algorithm", &self.encryption_algorithm)
+            .finish()
+    }
+}
+
+impl fmt::Debug for DecryptResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecryptResponse")
+            .field("key_id", &self.key_id)
+            .field("plaintext", &Redacted(self.plaintext.len()))
+            .field("encryption_algorithm", &self.encryption_algorithm)
+            .finish()
+    }
+}
+
+impl fmt::Debug for GenerateDataKeyResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GenerateDataKeyResponse")
+            .field("ciphertext_blob_len", &self.ciphertext_blob.len())
+            .field("plaintext", &Redacted(self.plaintext.len()))
+            .field("key_id", &self.key_id)
+            .finish()
+    }
+}
+
+impl fmt::Debug for GenerateRandomResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GenerateRandomResponse")
+            .field("plaintext", &Redacted(self.plaintext.len()))
+            .finish()
+    }
+}
+
+impl fmt::Debug for SignRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignRequest")
+            .field("key_id", &self.key_id)
+            .field("message", &Redacted(self.message.len()))
+            .field("message_type", &self.message_type)
+            .field("signing_algorithm", &self.signing_algorithm)
+            .finish()
+    }
+}
+
+impl fmt::Debug for VerifyRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyRequest")
+            .field("key_id", &self.key_id)
+            .field("message", &Redacted(self.message.len()))
+            .field("message_type", &self.message_type)
+            .field("signature_len", &self.signature.len())
+            .field("signing_algorithm", &self.signing_algorithm)
+            .finish()
+    }
+}
+
+impl fmt::Debug for GenerateMacRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GenerateMacRequest")
+            .field("key_id", &self.key_id)
+            .field("message", &Redacted(self.message.len()))
+            .field("mac_algorithm", &self.mac_algorithm)
+            .finish()
+    }
+}
+
+impl fmt::Debug for VerifyMacRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyMacRequest")
+            .field("key_id", &self.key_id)
+            .field("message", &Redacted(self.message.len()))
+            .field("mac_len", &self.mac.len())
+            .field("mac_algorithm", &self.mac_algorithm)
+            .finish()
+    }
+}
+
+impl fmt::Debug for GenerateDataKeyPairResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GenerateDataKeyPairResponse")
+            .field(
+                "private_key_ciphertext_blob_len",
+                &self.private_key_ciphertext_blob.len(),
+            )
+            .field(
+                "private_key_plaintext",
+                &Redacted(self.private_key_plaintext.len()),
+            )
+            .field("public_key_len", &self.public_key.len())
+            .field("key_id", &self.key_id)
+            .field("key_pair_spec", &self.key_pair_spec)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_secret_messages_shows_no_bytes() {
+        let req = EncryptRequest {
+            key_id: "k".into(),
+            plaintext: b"top secret words".to_vec(),
+            ..Default::default()
+        };
+        let text = format!("{req:?}");
+        assert!(text.contains("<16 bytes redacted>"), "{text}");
+        assert!(!text.contains("116"), "{text}");
+        let resp = DecryptResponse {
+            plaintext: vec![0xAB; 3],
+            ..Default::default()
+        };
+        let text = format!("{resp:?}");
+        assert!(!text.contains("171"), "{text}");
+    }
+}
