@@ -54,23 +54,35 @@ fn data_key_len(key_spec: Option<DataKeySpec>, number_of_bytes: Option<u32>) -> 
     }
 }
 
+/// What an operation needs of an Enabled key: no copy of its metadata.
+struct UsableKey {
+    id: Uuid,
+    spec: KeySpec,
+    version: u32,
+    material: Material,
+}
+
+impl UsableKey {
+    fn arn(&self) -> String {
+        Hsm::arn_of(&self.id)
+    }
+}
+
 impl Hsm {
     /// Resolves a key, checks it is Enabled with `usage`, and takes the
-    /// material of `version` (the newest when `None`), under one state lock.
-    fn usable_key(
-        &self,
-        key_ref: &str,
-        usage: KeyUsage,
-        operation: &str,
-        version: Option<u32>,
-    ) -> Result<(KeyRecord, u32, Material)> {
+    /// material of its newest version, under one state lock.
+    fn usable_key(&self, key_ref: &str, usage: KeyUsage, operation: &str) -> Result<UsableKey> {
         let state = self.read_state();
         let key = state.key(key_ref)?;
         require_usage(key, usage, operation)?;
         require_enabled(key)?;
-        let version = version.unwrap_or_else(|| key.current_version());
-        let material = self.material(key, version)?;
-        Ok((key.clone(), version, material))
+        let version = key.current_version();
+        Ok(UsableKey {
+            id: key.id,
+            spec: key.spec,
+            version,
+            material: self.material(key, version)?,
+        })
     }
 
     /// Seals `plaintext` under the newest version of a symmetric key.
@@ -82,8 +94,7 @@ impl Hsm {
         operation: &str,
     ) -> Result<(Vec<u8>, String)> {
         let encoded_context = envelope::encode_context(context)?;
-        let (key, version, material) =
-            self.usable_key(key_ref, KeyUsage::EncryptDecrypt, operation, None)?;
+        let key = self.usable_key(key_ref, KeyUsage::EncryptDecrypt, operation)?;
         if !key.spec.is_symmetric() {
             return Err(Error::InvalidKeyUsage(format!(
                 "{operation} with SYMMETRIC_DEFAULT needs a symmetric key; {} is {}",
@@ -93,9 +104,9 @@ impl Hsm {
         }
         let header = BlobHeader {
             key_id: *key.id.as_bytes(),
-            version,
+            version: key.version,
         };
-        let blob = envelope::seal(header, &material, plaintext, &encoded_context)?;
+        let blob = envelope::seal(header, &key.material, plaintext, &encoded_context)?;
         Ok((blob, key.arn()))
     }
 
@@ -180,14 +191,14 @@ impl Hsm {
                 "an encryption context is not supported with RSA keys",
             ));
         }
-        let (key, _, material) =
-            self.usable_key(key_id, KeyUsage::EncryptDecrypt, "Encrypt", None)?;
+        let key = self.usable_key(key_id, KeyUsage::EncryptDecrypt, "Encrypt")?;
         if !key.spec.is_rsa() {
             return Err(Error::InvalidKeyUsage(format!(
                 "{algorithm} needs an RSA key"
             )));
         }
-        let ciphertext_blob = asymmetric::rsa_encrypt(key.spec, &material, algorithm, plaintext)?;
+        let ciphertext_blob =
+            asymmetric::rsa_encrypt(key.spec, &key.material, algorithm, plaintext)?;
         Ok(EncryptOutput {
             ciphertext_blob,
             key_id: key.arn(),
@@ -226,14 +237,14 @@ impl Hsm {
                 "the ciphertext is not valid".into(),
             ));
         }
-        let (key, _, material) =
-            self.usable_key(key_ref, KeyUsage::EncryptDecrypt, "Decrypt", None)?;
+        let key = self.usable_key(key_ref, KeyUsage::EncryptDecrypt, "Decrypt")?;
         if !key.spec.is_rsa() {
             return Err(Error::InvalidKeyUsage(format!(
                 "{algorithm} needs an RSA key"
             )));
         }
-        let plaintext = asymmetric::rsa_decrypt(key.spec, &material, algorithm, ciphertext_blob)?;
+        let plaintext =
+            asymmetric::rsa_decrypt(key.spec, &key.material, algorithm, ciphertext_blob)?;
         Ok(DecryptOutput {
             plaintext,
             key_id: key.arn(),
@@ -330,8 +341,9 @@ impl Hsm {
         algorithm: SigningAlgorithm,
     ) -> Result<SignOutput> {
         check_message(message)?;
-        let (key, _, material) = self.usable_key(key_id, KeyUsage::SignVerify, "Sign", None)?;
-        let signature = asymmetric::sign(key.spec, &material, algorithm, message, message_type)?;
+        let key = self.usable_key(key_id, KeyUsage::SignVerify, "Sign")?;
+        let signature =
+            asymmetric::sign(key.spec, &key.material, algorithm, message, message_type)?;
         Ok(SignOutput {
             key_id: key.arn(),
             signature,
@@ -350,12 +362,12 @@ impl Hsm {
         algorithm: SigningAlgorithm,
     ) -> Result<VerifyOutput> {
         check_message(message)?;
-        let (key, _, material) = self.usable_key(key_id, KeyUsage::SignVerify, "Verify", None)?;
+        let key = self.usable_key(key_id, KeyUsage::SignVerify, "Verify")?;
         if signature.is_empty()
             || signature.len() > 1024
             || !asymmetric::verify(
                 key.spec,
-                &material,
+                &key.material,
                 algorithm,
                 message,
                 message_type,
@@ -373,8 +385,8 @@ impl Hsm {
 
     /// GetPublicKey of an RSA or elliptic-curve key.
     pub fn get_public_key(&self, key_id: &str) -> Result<PublicKeyOutput> {
-        let usage = self.read_state().key(key_id)?.usage;
-        let (key, _, material) = self.usable_key(key_id, usage, "GetPublicKey", None)?;
+        let meta = self.describe_key(key_id)?;
+        let key = self.usable_key(key_id, meta.key_usage, "GetPublicKey")?;
         if !(key.spec.is_rsa() || key.spec.is_ecc()) {
             return Err(Error::UnsupportedOperation(format!(
                 "{} has no public key: it is {}",
@@ -382,17 +394,12 @@ impl Hsm {
                 key.spec
             )));
         }
-        let meta = crate::ops_keys::metadata(&key);
         Ok(PublicKeyOutput {
             key_id: key.arn(),
-            public_key: asymmetric::public_key_der(key.spec, &material)?,
+            public_key: asymmetric::public_key_der(key.spec, &key.material)?,
             key_spec: key.spec,
-            key_usage: key.usage,
-            encryption_algorithms: if key.usage == KeyUsage::EncryptDecrypt {
-                meta.encryption_algorithms
-            } else {
-                Vec::new()
-            },
+            key_usage: meta.key_usage,
+            encryption_algorithms: meta.encryption_algorithms,
             signing_algorithms: meta.signing_algorithms,
         })
     }
@@ -405,9 +412,8 @@ impl Hsm {
         algorithm: MacAlgorithm,
     ) -> Result<MacOutput> {
         check_message(message)?;
-        let (key, _, material) =
-            self.usable_key(key_id, KeyUsage::GenerateVerifyMac, "GenerateMac", None)?;
-        let mac = asymmetric::generate_mac(key.spec, &material, algorithm, message)?;
+        let key = self.usable_key(key_id, KeyUsage::GenerateVerifyMac, "GenerateMac")?;
+        let mac = asymmetric::generate_mac(key.spec, &key.material, algorithm, message)?;
         Ok(MacOutput {
             key_id: key.arn(),
             mac,
@@ -425,11 +431,10 @@ impl Hsm {
         algorithm: MacAlgorithm,
     ) -> Result<String> {
         check_message(message)?;
-        let (key, _, material) =
-            self.usable_key(key_id, KeyUsage::GenerateVerifyMac, "VerifyMac", None)?;
+        let key = self.usable_key(key_id, KeyUsage::GenerateVerifyMac, "VerifyMac")?;
         if mac.is_empty()
             || mac.len() > 64
-            || !asymmetric::verify_mac(key.spec, &material, algorithm, message, mac)?
+            || !asymmetric::verify_mac(key.spec, &key.material, algorithm, message, mac)?
         {
             return Err(Error::InvalidMac("the MAC is not valid".into()));
         }
@@ -448,12 +453,7 @@ impl Hsm {
         with_plaintext: bool,
     ) -> Result<DataKeyPair> {
         // Check the wrapping key before paying for key generation.
-        self.usable_key(
-            key_id,
-            KeyUsage::EncryptDecrypt,
-            "GenerateDataKeyPair",
-            None,
-        )?;
+        self.usable_key(key_id, KeyUsage::EncryptDecrypt, "GenerateDataKeyPair")?;
         let (private_key, public_key) = asymmetric::generate_data_key_pair(key_pair_spec)?;
         let (private_key_ciphertext_blob, key_id) =
             self.seal_symmetric(key_id, &private_key, context, "GenerateDataKeyPair")?;
