@@ -332,3 +332,75 @@ fn init_with_an_empty_passphrase_leaves_no_store() {
         "init after a refusal",
     );
 }
+
+/// Sealing binds each wrapped version to its key: B's wrapped row copied
+/// over A's must not unwrap as A (found without knowing the schema).
+#[test]
+fn a_wrapped_row_copied_onto_another_key_does_not_unwrap() {
+    let t = TestHsm::new();
+    let closed = t.close();
+    let s0 = sqlite_blobs(&closed.dir, 32);
+    let t = closed.open(&passphrase());
+    let a = t.symmetric_key("a").key_id;
+    let a_blob = ok(t.hsm.encrypt(&a, b"under a", &no_ctx(), None), "encrypt").ciphertext_blob;
+    let closed = t.close();
+    let s1 = sqlite_blobs(&closed.dir, 32);
+    let t = closed.open(&passphrase());
+    let b = t.symmetric_key("b").key_id;
+    let b_blob = ok(t.hsm.encrypt(&b, b"under b", &no_ctx(), None), "encrypt").ciphertext_blob;
+    let closed = t.close();
+    let s2 = sqlite_blobs(&closed.dir, 32);
+    let a_rows: Vec<_> = s1.difference(&s0).collect();
+    let b_rows: Vec<_> = s2.difference(&s1).collect();
+    assert_eq!(a_rows.len(), 1, "one wrapped version for a");
+    assert_eq!(b_rows.len(), 1, "one wrapped version for b");
+    assert_eq!(replace_blob(&closed.dir, a_rows[0], b_rows[0]), 1);
+
+    // Whether the store refuses to open or refuses to use key a, key a
+    // must never work with b's material.
+    let opened = closed.try_open(&passphrase());
+    if let Err(e) = &opened {
+        assert_ne!(e.kms_name(), "IncorrectPassphraseException", "{e}");
+    }
+    if let Ok(hsm) = opened {
+        assert!(
+            hsm.encrypt(&a, b"x", &no_ctx(), None).is_err(),
+            "a used b's material"
+        );
+        assert!(hsm.decrypt(&a_blob, &no_ctx(), None, None).is_err());
+        let out = ok(hsm.decrypt(&b_blob, &no_ctx(), None, None), "b is intact");
+        assert_eq!(&out.plaintext[..], b"under b");
+    }
+}
+
+/// Changing the passphrase rewraps only the root key: every key version's
+/// wrapped material stays byte for byte as it was.
+#[test]
+fn change_passphrase_rewraps_only_the_root_key() {
+    let t = TestHsm::new();
+    let closed = t.close();
+    let s0 = sqlite_blobs(&closed.dir, 32);
+    let t = closed.open(&passphrase());
+    let key = t.symmetric_key("k").key_id;
+    ok(t.hsm.rotate_key_on_demand(&key), "rotate");
+    let closed = t.close();
+    let s1 = sqlite_blobs(&closed.dir, 32);
+    let material: Vec<_> = s1.difference(&s0).cloned().collect();
+    assert_eq!(material.len(), 2, "two wrapped versions");
+
+    let t = closed.open(&passphrase());
+    ok(
+        t.hsm.change_passphrase(&secret("next passphrase")),
+        "change",
+    );
+    let closed = t.close();
+    let s2 = sqlite_blobs(&closed.dir, 32);
+    for m in &material {
+        assert!(s2.contains(m), "a key version was rewrapped");
+    }
+    assert_ne!(s1, s2, "the root key was not rewrapped");
+    assert!(
+        s1.difference(&s2).count() <= 3,
+        "more than the root key changed"
+    );
+}

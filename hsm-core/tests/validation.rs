@@ -313,7 +313,7 @@ fn create_key_refusals_create_nothing() {
         expect_err(t.hsm.create_key(request), expected);
         assert_eq!(
             t.all_key_ids(),
-            [ok_key.key_id.clone()],
+            [ok_key.key_id.as_str()],
             "a refused CreateKey left a key"
         );
     }

@@ -423,3 +423,45 @@ pub fn blob_key_id(blob: &[u8]) -> String {
         .expect("16-byte key id")
         .to_string()
 }
+
+/// Replaces every BLOB cell equal to `from` with `to`, in every table of
+/// every SQLite database in `dir`, without knowing the schema. Returns how
+/// many cells changed. Call only while no `Hsm` holds the store.
+pub fn replace_blob(dir: &Path, from: &[u8], to: &[u8]) -> usize {
+    let mut changed = 0;
+    for path in files_in(dir) {
+        let header = std::fs::read(&path).unwrap_or_default();
+        if !header.starts_with(b"SQLite format 3\0") {
+            continue;
+        }
+        let conn = rusqlite::Connection::open(&path).expect("open sqlite");
+        let tables: Vec<String> = {
+            let mut stmt = conn
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .expect("list tables");
+            let rows = stmt
+                .query_map([], |row| row.get::<_, String>(0))
+                .expect("query tables");
+            rows.map(|r| r.expect("table name")).collect()
+        };
+        for table in tables {
+            let quoted = table.replace('"', "\"\"");
+            let columns: Vec<String> = {
+                let mut stmt = conn
+                    .prepare(&format!("PRAGMA table_info(\"{quoted}\")"))
+                    .expect("table_info");
+                let rows = stmt
+                    .query_map([], |row| row.get::<_, String>(1))
+                    .expect("columns");
+                rows.map(|r| r.expect("column name")).collect()
+            };
+            for column in columns {
+                let column = column.replace('"', "\"\"");
+                let sql =
+                    format!("UPDATE \"{quoted}\" SET \"{column}\" = ?1 WHERE \"{column}\" = ?2");
+                changed += conn.execute(&sql, (to, from)).expect("update");
+            }
+        }
+    }
+    changed
+}
