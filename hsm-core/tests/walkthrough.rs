@@ -280,3 +280,32 @@ fn purged_key_material_is_gone_from_every_file() {
     let remaining = sqlite_blobs(&dir, 32);
     assert!(remaining.is_disjoint(&victim_blobs.iter().cloned().collect()));
 }
+
+/// Once the deletion date has passed the key is destroyed as far as any
+/// caller can tell, even if `tick` has not run yet (a daemon that was down
+/// for days, a request that beats the timer): CancelKeyDeletion must not
+/// bring it back. (ScheduleKeyDeletion API reference: "Before the waiting
+/// period ends, you can use CancelKeyDeletion ... After the waiting period
+/// ends, KMS deletes the KMS key, its key material, and all KMS data
+/// associated with it".)
+#[test]
+fn a_key_past_its_deletion_date_cannot_be_rescued_before_the_next_tick() {
+    let t = TestHsm::new();
+    let key = t.symmetric_key("overdue").key_id;
+    let blob = ok(t.hsm.encrypt(&key, b"gone", &no_ctx(), None), "encrypt").ciphertext_blob;
+    ok(t.hsm.schedule_key_deletion(&key, Some(7)), "schedule");
+    t.advance_days(7);
+    t.advance_seconds(3600);
+    let gone = ["NotFoundException", "KMSInvalidStateException"];
+    expect_err_in(t.hsm.cancel_key_deletion(&key), &gone);
+    expect_err_in(t.hsm.enable_key(&key), &gone);
+    let r = t.hsm.decrypt(&blob, &no_ctx(), None, None);
+    assert!(r.is_err(), "decrypted after the deletion date");
+    let report = t.tick();
+    assert_eq!(
+        report.destroyed.len(),
+        1,
+        "the purge still happens: {report:?}"
+    );
+    expect_err(t.hsm.describe_key(&key), "NotFoundException");
+}
