@@ -225,11 +225,16 @@ fn every_bit_flip_and_every_prefix_of_one_blob_is_rejected() {
     let key = t.symmetric_key("exhaustive").key_id;
     let other = t.symmetric_key("destination").key_id;
     let context = ctx(&[("tenant", "4711")]);
+    // Versions 1 to 3 exist, so flips of the version field can land on a
+    // real version (3 -> 1) and must still fail.
+    ok(t.hsm.rotate_key_on_demand(&key), "rotate");
+    ok(t.hsm.rotate_key_on_demand(&key), "rotate");
     let blob = ok(
         t.hsm.encrypt(&key, b"every bit counts", &context, None),
         "encrypt",
     )
     .ciphertext_blob;
+    assert_eq!(blob_key_version(&blob), 3);
     let check = |damaged: &[u8], what: &str| {
         let r = t.hsm.decrypt(damaged, &context, None, None);
         expect_err(r, "InvalidCiphertextException");
@@ -282,4 +287,21 @@ fn any_data_key_length_round_trips_through_its_blob() {
             Ok(())
         })
         .unwrap();
+}
+
+/// A blob from another store (another root key, unknown key id) is not
+/// readable here, and the answer is InvalidCiphertext, not a panic.
+#[test]
+fn a_blob_from_another_store_is_invalid_ciphertext() {
+    let here = TestHsm::new();
+    let there = TestHsm::new();
+    here.symmetric_key("here");
+    let key = there.symmetric_key("there").key_id;
+    let blob = ok(
+        there.hsm.encrypt(&key, b"elsewhere", &no_ctx(), None),
+        "encrypt",
+    )
+    .ciphertext_blob;
+    let r = here.hsm.decrypt(&blob, &no_ctx(), None, None);
+    expect_err(r, "InvalidCiphertextException");
 }

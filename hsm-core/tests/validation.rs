@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use common::*;
 use hsm_core::clock::DAY;
-use hsm_core::{CreateKeyRequest, DataKeySpec, KeySpec, KeyState, KeyUsage};
+use hsm_core::{CreateKeyRequest, DataKeySpec, EncryptionAlgorithm, KeySpec, KeyState, KeyUsage};
 
 #[test]
 fn plaintext_must_be_1_to_4096_bytes() {
@@ -254,7 +254,7 @@ fn every_key_argument_accepts_id_alias_and_both_arns() {
 }
 
 #[test]
-fn encrypting_with_a_signing_key_is_invalid_key_usage() {
+fn a_key_or_algorithm_of_the_wrong_kind_is_invalid_key_usage() {
     let t = TestHsm::new();
     let signer = t.key_of(KeySpec::EccNistP256, KeyUsage::SignVerify).key_id;
     let r = t.hsm.encrypt(&signer, b"x", &no_ctx(), None);
@@ -263,6 +263,16 @@ fn encrypting_with_a_signing_key_is_invalid_key_usage() {
         .hsm
         .generate_data_key(&signer, Some(DataKeySpec::Aes256), None, &no_ctx());
     expect_err(r, "InvalidKeyUsageException");
+    // Encrypt API reference, InvalidKeyUsageException: "The encryption
+    // algorithm ... is incompatible with the type of key material".
+    let symmetric = t.symmetric_key("aes").key_id;
+    for algorithm in [
+        EncryptionAlgorithm::RsaesOaepSha1,
+        EncryptionAlgorithm::RsaesOaepSha256,
+    ] {
+        let r = t.hsm.encrypt(&symmetric, b"x", &no_ctx(), Some(algorithm));
+        expect_err(r, "InvalidKeyUsageException");
+    }
 }
 
 #[test]
@@ -330,6 +340,9 @@ fn update_key_description_is_bounded() {
     );
     ok(t.hsm.update_key_description(&key, ""), "empty description");
     assert_eq!(ok(t.hsm.describe_key(&key), "describe").description, "");
+    let wide = "é".repeat(8192); // 8192 characters, 16384 bytes
+    ok(t.hsm.update_key_description(&key, &wide), "8192 characters");
+    assert_eq!(ok(t.hsm.describe_key(&key), "describe").description, wide);
     ok(t.hsm.update_key_description(&key, "third"), "update");
     let r = t.hsm.update_key_description(&key, &"d".repeat(8193));
     expect_err(r, "ValidationException");
