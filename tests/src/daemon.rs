@@ -116,12 +116,17 @@ impl Store {
 
     /// A `tinfoild serve` command for this store (not started).
     pub fn serve_command(&self) -> Command {
+        self.serve_command_with_passphrase(&self.passphrase_file)
+    }
+
+    /// A `tinfoild serve` command reading the passphrase from `file`.
+    pub fn serve_command_with_passphrase(&self, file: &Path) -> Command {
         let mut cmd = Command::new(binary("tinfoild"));
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--passphrase-file")
-            .arg(&self.passphrase_file)
+            .arg(file)
             .arg("--test-only-clock-file")
             .arg(&self.clock_file)
             .args(["--tick-interval-secs", "1"])
@@ -231,11 +236,14 @@ impl Daemon {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    pub fn stop(mut self) -> ExitStatus {
+    pub fn stop(self) -> ExitStatus {
         signal(self.child.id(), "TERM");
-        let status = self.child.wait().expect("wait for tinfoild");
-        std::mem::forget(self);
-        status
+        self.stop_after_signal()
+    }
+
+    /// Waits for the exit status after a signal was sent.
+    pub fn stop_after_signal(mut self) -> ExitStatus {
+        self.child.wait().expect("wait for tinfoild")
     }
 }
 
