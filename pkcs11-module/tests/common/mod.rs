@@ -1,0 +1,161 @@
+//! Shared test fixtures: load our module or SoftHSM2 (the control) with a
+//! fresh, private configuration, one test at a time per process (a PKCS#11
+//! library is process-global state).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::session::UserType;
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+
+/// SoftHSM2 as installed by the Debian package softhsm2.
+pub const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+/// PINs used by the fixtures.
+pub const SO_PIN: &str = "so-secret-1";
+/// The user PIN.
+pub const USER_PIN: &str = "user-pin-1";
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Which module a case runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// libtinfoil_pkcs11.so on the memory backend.
+    Tinfoil,
+    /// SoftHSM2, the control.
+    SoftHsm,
+}
+
+/// The directory holding the test binary's build outputs (target/debug).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/debug")
+        .to_path_buf()
+}
+
+/// Path of our module as cargo built it alongside the tests.
+pub fn tinfoil_path() -> PathBuf {
+    let path = target_dir().join("libtinfoil_pkcs11.so");
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// A loaded, initialised module with its private state directory.
+pub struct Loaded {
+    /// The library.
+    pub p11: Pkcs11,
+    /// Which one.
+    pub which: Which,
+    /// Its state directory (removed on drop).
+    pub dir: tempfile::TempDir,
+    _guard: MutexGuard<'static, ()>,
+}
+
+/// Writes the configuration for `which` into a fresh directory and points
+/// the environment at it. The caller must hold ONE_AT_A_TIME.
+pub fn configure(which: Which) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = match which {
+        Which::Tinfoil => {
+            let conf = dir.path().join("tinfoil.toml");
+            std::fs::write(&conf, "backend = \"memory\"\n").unwrap();
+            std::env::set_var("TINFOIL_PKCS11_CONFIG", &conf);
+            tinfoil_path()
+        }
+        Which::SoftHsm => {
+            let tokens = dir.path().join("tokens");
+            std::fs::create_dir(&tokens).unwrap();
+            let conf = dir.path().join("softhsm2.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                    tokens.display()
+                ),
+            )
+            .unwrap();
+            std::env::set_var("SOFTHSM2_CONF", &conf);
+            PathBuf::from(SOFTHSM)
+        }
+    };
+    (dir, path)
+}
+
+/// Takes the per-process lock (a panicking test must not wedge the rest).
+pub fn exclusive() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Loads and initialises `which` with OS locking.
+pub fn load(which: Which) -> Loaded {
+    let guard = exclusive();
+    let (dir, path) = configure(which);
+    let p11 = Pkcs11::new(&path).expect("load module");
+    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .expect("C_Initialize");
+    Loaded {
+        p11,
+        which,
+        dir,
+        _guard: guard,
+    }
+}
+
+impl Loaded {
+    /// The first slot whose token is not initialised.
+    pub fn free_slot(&self) -> Slot {
+        self.p11
+            .get_all_slots()
+            .unwrap()
+            .into_iter()
+            .find(|s| !self.p11.get_token_info(*s).unwrap().token_initialized())
+            .expect("a free slot")
+    }
+
+    /// Initialises a token labelled `label` with SO and user PINs set.
+    pub fn token(&self, label: &str) -> Slot {
+        let slot = self.free_slot();
+        self.p11
+            .init_token(slot, &AuthPin::new(SO_PIN.into()), label)
+            .expect("C_InitToken");
+        // SoftHSM moves a fresh token to a new slot id; find it by label.
+        let slot = self
+            .p11
+            .get_slots_with_initialized_token()
+            .unwrap()
+            .into_iter()
+            .find(|s| self.p11.get_token_info(*s).unwrap().label() == label)
+            .expect("the new token");
+        let session = self.p11.open_rw_session(slot).unwrap();
+        session
+            .login(UserType::So, Some(&AuthPin::new(SO_PIN.into())))
+            .unwrap();
+        session.init_pin(&AuthPin::new(USER_PIN.into())).unwrap();
+        session.logout().unwrap();
+        slot
+    }
+}
+
+/// Expands to one #[test] per module for a case `fn(Which)`.
+#[macro_export]
+macro_rules! against_both {
+    ($($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                #[test]
+                fn tinfoil() {
+                    super::$case(super::common::Which::Tinfoil)
+                }
+                #[test]
+                fn softhsm_control() {
+                    super::$case(super::common::Which::SoftHsm)
+                }
+            }
+        )*
+    };
+}
