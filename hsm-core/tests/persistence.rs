@@ -404,3 +404,22 @@ fn change_passphrase_rewraps_only_the_root_key() {
         "more than the root key changed"
     );
 }
+
+/// The KDF parameters are stored beside the wrapped root key: opening with
+/// other parameters in the options still unseals the store.
+#[test]
+fn open_uses_the_stored_kdf_parameters() {
+    let t = TestHsm::new();
+    let key = t.symmetric_key("kdf").key_id;
+    let blob = ok(t.hsm.encrypt(&key, b"kdf", &no_ctx(), None), "encrypt").ciphertext_blob;
+    let closed = t.close();
+    let mut other = options(&closed.clock);
+    other.kdf = hsm_core::KdfParams {
+        memory_kib: 16384,
+        iterations: 2,
+        parallelism: 1,
+    };
+    let hsm = ok(Hsm::open(&closed.dir, &passphrase(), other), "open");
+    let out = ok(hsm.decrypt(&blob, &no_ctx(), None, None), "decrypt");
+    assert_eq!(&out.plaintext[..], b"kdf");
+}

@@ -483,3 +483,31 @@ fn concurrent_encryption_and_rotation_lose_nothing() {
     let versions: Vec<u32> = t.all_rotations(&id).iter().map(|r| r.key_version).collect();
     assert_eq!(versions, [2, 3, 4, 5, 6]);
 }
+
+/// The material cache is only a cache: with room for one version (or
+/// none), interleaved use of many keys and versions stays correct.
+#[test]
+fn a_tiny_material_cache_still_serves_every_key_and_version() {
+    for capacity in [0, 1, 2] {
+        let t = TestHsm::with_options(|o| o.cache_capacity = capacity);
+        let keys: Vec<String> = (0..3)
+            .map(|i| t.symmetric_key(&i.to_string()).key_id)
+            .collect();
+        let mut made = Vec::new();
+        for round in 0..3 {
+            for key in &keys {
+                let text = format!("{key} round {round}");
+                let r = t.hsm.encrypt(key, text.as_bytes(), &no_ctx(), None);
+                made.push((text, ok(r, "encrypt").ciphertext_blob));
+                ok(t.hsm.rotate_key_on_demand(key), "rotate");
+            }
+        }
+        for (text, blob) in made.iter().rev().chain(made.iter()) {
+            assert_eq!(
+                decrypt_ok(&t.hsm, blob, &no_ctx()),
+                text.as_bytes(),
+                "capacity {capacity}"
+            );
+        }
+    }
+}

@@ -57,10 +57,17 @@ pub struct TestHsm {
 impl TestHsm {
     /// Initialises a new store.
     pub fn new() -> TestHsm {
+        TestHsm::with_options(|_| {})
+    }
+
+    /// Initialises a new store with adjusted options.
+    pub fn with_options(adjust: impl FnOnce(&mut HsmOptions)) -> TestHsm {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("store");
         let clock = Arc::new(ManualClock::new(T0));
-        let hsm = Hsm::init(&dir, &passphrase(), options(&clock)).expect("Hsm::init");
+        let mut opts = options(&clock);
+        adjust(&mut opts);
+        let hsm = Hsm::init(&dir, &passphrase(), opts).expect("Hsm::init");
         TestHsm {
             hsm,
             clock,
