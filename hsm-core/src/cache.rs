@@ -1,17 +1,58 @@
 //! A bounded cache of unwrapped key versions.
 //!
-//! Entries are `Arc<Zeroizing<..>>`: the bytes are wiped when the last user
-//! drops them, whether the entry was evicted (oldest first when full) or
-//! removed because its key was disabled, scheduled for deletion or destroyed.
+//! Entries are shared [`VersionMaterial`]s: the bytes are wiped (and a parsed
+//! private key freed) when the last user drops them, whether the entry was
+//! evicted (oldest first when full) or removed because its key was disabled,
+//! scheduled for deletion or destroyed.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-/// Plaintext key material of one version, wiped on drop.
-pub(crate) type Material = Arc<Zeroizing<Vec<u8>>>;
+use crate::asymmetric::PrivateKey;
+use crate::error::Result;
+use crate::types::KeySpec;
+
+/// Plaintext material of one key version, wiped on drop, plus (for RSA and
+/// elliptic-curve keys) the private key parsed once on first use, so that
+/// signing does not parse and re-validate PKCS#8 on every call.
+pub(crate) struct VersionMaterial {
+    bytes: Zeroizing<Vec<u8>>,
+    parsed: OnceLock<PrivateKey>,
+}
+
+impl VersionMaterial {
+    /// Wraps unwrapped bytes.
+    pub fn new(bytes: Zeroizing<Vec<u8>>) -> Self {
+        VersionMaterial {
+            bytes,
+            parsed: OnceLock::new(),
+        }
+    }
+
+    /// The private key of an RSA or elliptic-curve version, parsed once.
+    pub fn private_key(&self, spec: KeySpec) -> Result<&PrivateKey> {
+        if let Some(parsed) = self.parsed.get() {
+            return Ok(parsed);
+        }
+        let parsed = PrivateKey::from_pkcs8(spec, &self.bytes)?;
+        // Another thread may have won the race; either parse is the same key.
+        Ok(self.parsed.get_or_init(|| parsed))
+    }
+}
+
+impl Deref for VersionMaterial {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// A shared handle on one version's material.
+pub(crate) type Material = Arc<VersionMaterial>;
 
 type Slot = (Uuid, u32);
 
@@ -84,7 +125,7 @@ mod tests {
     use super::*;
 
     fn material(byte: u8) -> Material {
-        Arc::new(Zeroizing::new(vec![byte; 32]))
+        Arc::new(VersionMaterial::new(Zeroizing::new(vec![byte; 32])))
     }
 
     #[test]

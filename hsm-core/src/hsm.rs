@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::cache::{Material, MaterialCache};
+use crate::cache::{Material, MaterialCache, VersionMaterial};
 use crate::clock::{Clock, SystemClock, DAY};
 use crate::error::{Error, Result};
 use crate::ids::{parse_key_ref, KeyRef};
@@ -294,14 +294,13 @@ impl Hsm {
                 Error::Internal(format!("{} version {version} has no material", key.arn()))
             })?;
         let aad = sealing::material_aad(key.id.as_bytes(), version, key.spec.as_str());
-        let material: Material = Arc::new(
-            sealing::unwrap(&self.root_key, &aad, &wrapped).ok_or_else(|| {
-                Error::Internal(format!(
+        let bytes = sealing::unwrap(&self.root_key, &aad, &wrapped).ok_or_else(|| {
+            Error::Internal(format!(
                 "the material of {} version {version} does not unwrap: the store was tampered with",
                 key.arn()
             ))
-            })?,
-        );
+        })?;
+        let material: Material = Arc::new(VersionMaterial::new(bytes));
         self.cache.insert(key.id, version, material.clone());
         Ok(material)
     }

@@ -16,6 +16,8 @@ use crate::types::*;
 
 /// The largest message Sign, Verify and GenerateMac take.
 const MAX_MESSAGE: usize = 4096;
+/// The largest signature Verify takes (as in KMS).
+const MAX_SIGNATURE: usize = 6144;
 /// The largest data key and random output.
 const MAX_RANDOM: u32 = 1024;
 
@@ -343,7 +345,9 @@ impl Hsm {
         check_message(message)?;
         let key = self.usable_key(key_id, KeyUsage::SignVerify, "Sign")?;
         let signature =
-            asymmetric::sign(key.spec, &key.material, algorithm, message, message_type)?;
+            key.material
+                .private_key(key.spec)?
+                .sign(algorithm, message, message_type)?;
         Ok(SignOutput {
             key_id: key.arn(),
             signature,
@@ -363,17 +367,13 @@ impl Hsm {
     ) -> Result<VerifyOutput> {
         check_message(message)?;
         let key = self.usable_key(key_id, KeyUsage::SignVerify, "Verify")?;
-        if signature.is_empty()
-            || signature.len() > 1024
-            || !asymmetric::verify(
-                key.spec,
-                &key.material,
-                algorithm,
-                message,
-                message_type,
-                signature,
-            )?
-        {
+        if signature.len() > MAX_SIGNATURE {
+            return Err(Error::validation(format!(
+                "the signature must be at most {MAX_SIGNATURE} bytes"
+            )));
+        }
+        let private_key = key.material.private_key(key.spec)?;
+        if !private_key.verify(algorithm, message, message_type, signature)? {
             return Err(Error::InvalidSignature("the signature is not valid".into()));
         }
         Ok(VerifyOutput {
@@ -396,7 +396,7 @@ impl Hsm {
         }
         Ok(PublicKeyOutput {
             key_id: key.arn(),
-            public_key: asymmetric::public_key_der(key.spec, &key.material)?,
+            public_key: key.material.private_key(key.spec)?.public_key_der()?,
             key_spec: key.spec,
             key_usage: meta.key_usage,
             encryption_algorithms: meta.encryption_algorithms,

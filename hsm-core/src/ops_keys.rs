@@ -41,14 +41,21 @@ fn check_description(description: &str) -> Result<()> {
 }
 
 /// Splits items sorted by their marker into one page.
+///
+/// `issued` tells whether a marker has the shape this list hands out; any
+/// other marker is refused (KMS: InvalidMarkerException) rather than
+/// silently giving a wrong page.
 pub(crate) fn paginate<T>(
     items: impl IntoIterator<Item = (String, T)>,
     limit: Option<u32>,
     marker: Option<&str>,
+    issued: fn(&str) -> bool,
 ) -> Result<Page<T>> {
     let limit = in_range("Limit", limit, (1, MAX_PAGE_LIMIT, DEFAULT_PAGE_LIMIT))? as usize;
-    if marker.is_some_and(|m| m.is_empty() || m.len() > 1024) {
-        return Err(Error::validation("the marker is not valid"));
+    if marker.is_some_and(|m| m.len() > 1024 || !issued(m)) {
+        return Err(Error::validation(
+            "the marker is not valid: pass the NextMarker of the previous page",
+        ));
     }
     let mut rest = items
         .into_iter()
@@ -70,6 +77,22 @@ pub(crate) fn paginate<T>(
         items: page,
         next_marker,
     })
+}
+
+fn key_marker(marker: &str) -> bool {
+    Uuid::try_parse(marker).is_ok_and(|id| id.hyphenated().to_string() == marker)
+}
+
+fn version_marker(marker: &str) -> bool {
+    marker.len() == 10 && marker.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn alias_marker(marker: &str) -> bool {
+    marker.starts_with("alias/") && validate_alias_name(marker).is_ok()
+}
+
+fn tag_marker(marker: &str) -> bool {
+    validate_tag(marker, None).is_ok()
 }
 
 /// The public metadata of a record.
@@ -225,6 +248,7 @@ impl Hsm {
             }),
             limit,
             marker,
+            key_marker,
         )
     }
 
@@ -308,10 +332,17 @@ impl Hsm {
 
     /// CancelKeyDeletion: the key returns as Disabled. Returns its resource name.
     pub fn cancel_key_deletion(&self, key_id: &str) -> Result<String> {
-        let record = self.update_key(key_id, |key, _| {
+        let record = self.update_key(key_id, |key, now| {
             if key.state != KeyState::PendingDeletion {
                 return Err(Error::InvalidState(format!(
                     "{} is not pending deletion",
+                    key.arn()
+                )));
+            }
+            // Past the deletion date the key is gone even before the purge runs.
+            if key.deletion_date.is_some_and(|date| date <= now) {
+                return Err(Error::InvalidState(format!(
+                    "the waiting period of {} has ended: it is being destroyed",
                     key.arn()
                 )));
             }
@@ -356,16 +387,20 @@ impl Hsm {
         Ok(())
     }
 
-    /// GetKeyRotationStatus (any key state).
+    /// GetKeyRotationStatus (any key state). As in KMS, the status reads
+    /// false while the key is pending deletion (the setting returns on
+    /// cancel) and always false for keys that cannot rotate (asymmetric,
+    /// HMAC, imported).
     pub fn get_key_rotation_status(&self, key_id: &str) -> Result<RotationStatus> {
         let state = self.read_state();
         let key = state.key(key_id)?;
-        require_rotatable(key)?;
+        let reported = require_rotatable(key).is_ok() && key.state != KeyState::PendingDeletion;
+        let period = key.rotation_period_days.filter(|_| reported);
         Ok(RotationStatus {
             key_id: key.arn(),
-            key_rotation_enabled: key.rotation_period_days.is_some(),
-            rotation_period_in_days: key.rotation_period_days,
-            next_rotation_date: key.next_rotation_date,
+            key_rotation_enabled: period.is_some(),
+            rotation_period_in_days: period,
+            next_rotation_date: key.next_rotation_date.filter(|_| period.is_some()),
             on_demand_rotation_start_date: key.on_demand_rotation_date,
         })
     }
@@ -410,6 +445,7 @@ impl Hsm {
             }),
             limit,
             marker,
+            version_marker,
         )
     }
 
@@ -519,6 +555,7 @@ impl Hsm {
                 }),
             limit,
             marker,
+            alias_marker,
         )
     }
 
@@ -567,6 +604,7 @@ impl Hsm {
             }),
             limit,
             marker,
+            tag_marker,
         )
     }
 

@@ -64,6 +64,24 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (key_id, tag_key)
      );
      CREATE TABLE destroyed_keys (key_id TEXT PRIMARY KEY, destroyed_date INTEGER NOT NULL);",
+    // 2: PKCS#11 tokens and objects. PIN columns hold salt || Argon2id hash;
+    // attrs holds TLV-encoded PKCS#11 attributes, never key material.
+    "CREATE TABLE p11_tokens (
+        serial TEXT PRIMARY KEY,
+        label TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        so_pin BLOB NOT NULL,
+        so_failures INTEGER NOT NULL,
+        user_pin BLOB,
+        user_failures INTEGER NOT NULL
+     );
+     CREATE TABLE p11_objects (
+        object_id TEXT PRIMARY KEY,
+        token TEXT NOT NULL REFERENCES p11_tokens(serial) ON DELETE CASCADE,
+        key_id TEXT REFERENCES keys(key_id) ON DELETE CASCADE,
+        attrs BLOB NOT NULL
+     );
+     CREATE INDEX p11_objects_by_token ON p11_objects(token);",
 ];
 
 /// The schema version this build writes.
