@@ -469,6 +469,42 @@ fn parsed_private_key_debug_is_redacted() {
 }
 
 #[test]
+fn parsed_private_keys_sign_like_the_free_functions_and_are_send_sync() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    for spec in SIGNING_SPECS {
+        let parsed = PrivateKey::from_pkcs8(spec, key(spec)).unwrap();
+        send_sync(&parsed);
+        assert_eq!(
+            parsed.public_key_der().unwrap(),
+            public_key_der(spec, key(spec)).unwrap()
+        );
+        let algorithm = signing_algorithms(spec)[0];
+        let signature = parsed.sign(algorithm, b"m", MessageType::Raw).unwrap();
+        assert!(verify(
+            spec,
+            key(spec),
+            algorithm,
+            b"m",
+            MessageType::Raw,
+            &signature
+        )
+        .unwrap());
+        assert!(!parsed
+            .verify(algorithm, b"n", MessageType::Raw, &signature)
+            .unwrap());
+        let misfit = if spec == KeySpec::EccNistP384 {
+            SigningAlgorithm::EcdsaSha256
+        } else {
+            SigningAlgorithm::EcdsaSha384
+        };
+        let wrong = parsed.sign(misfit, b"m", MessageType::Raw);
+        assert_eq!(kind(wrong), "InvalidKeyUsageException", "{spec}");
+        let empty = parsed.sign(algorithm, b"", MessageType::Raw);
+        assert_eq!(kind(empty), "ValidationException", "{spec}");
+    }
+}
+
+#[test]
 fn generated_keys_are_distinct() {
     for spec in [KeySpec::EccNistP256, KeySpec::EccEd25519, KeySpec::Hmac384] {
         assert_ne!(*generate(spec).unwrap(), *generate(spec).unwrap(), "{spec}");
