@@ -24,8 +24,10 @@ mod model;
 mod ops_crypto;
 mod ops_keys;
 pub mod outputs;
+pub mod mechanisms;
 mod sealing;
 mod store;
+pub mod token;
 pub mod types;
 
 #[cfg(test)]

@@ -1,0 +1,436 @@
+//! Raw PKCS#11 mechanisms on key material that never leaves the core:
+//! AES-ECB/CBC/CBC-PAD/CTR/GCM with caller-chosen IVs, AES key wrap
+//! (RFC 3394) and padded wrap (RFC 5649), session (ephemeral) secret keys
+//! and token AES keys of 128, 192 or 256 bits.
+//!
+//! Token keys are KMS keys; the raw mechanisms use a key's first version,
+//! so ciphertext made through PKCS#11 stays decryptable after a KMS
+//! rotation. Session keys live in a [`SessionKeys`] table owned by the
+//! caller; their bytes are only reachable through these functions.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::cipher::{
+    DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, PaddedBlockDecryptingKey,
+    PaddedBlockEncryptingKey, UnboundCipherKey,
+};
+use aws_lc_rs::iv::FixedLength;
+use aws_lc_rs::key_wrap::{KeyEncryptionKey, KeyWrap, KeyWrapPadded};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::hsm::{require_enabled, Hsm};
+use crate::outputs::CreateKeyRequest;
+use crate::types::{KeyMetadata, KeySpec, KeyUsage, Origin};
+
+/// Largest input of one raw AES operation, in bytes.
+pub const MAX_AES_INPUT: usize = 64 << 20;
+
+/// A secret key the raw mechanisms can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKeyRef<'a> {
+    /// A token (KMS) key, by id.
+    Stored(&'a str),
+    /// A session key of a [`SessionKeys`] table.
+    Session(u64),
+}
+
+/// An AES mode with its parameters, as the PKCS#11 mechanism gives them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AesMode {
+    /// CKM_AES_ECB (whole blocks).
+    Ecb,
+    /// CKM_AES_CBC (whole blocks) with its IV.
+    Cbc([u8; 16]),
+    /// CKM_AES_CBC_PAD (PKCS#7) with its IV.
+    CbcPad([u8; 16]),
+    /// CKM_AES_CTR: the initial counter block and how many of its low
+    /// bits count.
+    Ctr {
+        /// The counter block.
+        block: [u8; 16],
+        /// ulCounterBits (1 to 128).
+        counter_bits: u32,
+    },
+    /// CKM_AES_GCM: 12-byte IV, associated data, 128-bit tag appended.
+    Gcm {
+        /// The IV (12 bytes).
+        iv: Vec<u8>,
+        /// Additional authenticated data.
+        aad: Vec<u8>,
+    },
+}
+
+/// Which key wrap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WrapMode {
+    /// RFC 3394 (CKM_AES_KEY_WRAP): keys of a multiple of 8 bytes.
+    Kw,
+    /// RFC 5649 (CKM_AES_KEY_WRAP_PAD / CKM_AES_KEY_WRAP_KWP).
+    Kwp,
+}
+
+struct SessionKey {
+    bytes: Zeroizing<Vec<u8>>,
+    extractable: bool,
+}
+
+/// Session secret keys: generated or unwrapped, kept in memory only, gone
+/// when destroyed or when the table is dropped.
+#[derive(Default)]
+pub struct SessionKeys {
+    keys: Mutex<HashMap<u64, SessionKey>>,
+    next: AtomicU64,
+}
+
+impl std::fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKeys")
+    }
+}
+
+fn crypto_failed(what: &str) -> Error {
+    Error::InvalidCiphertext(format!("{what} failed"))
+}
+
+fn check_aes_len(len: usize) -> Result<()> {
+    if matches!(len, 16 | 24 | 32) {
+        Ok(())
+    } else {
+        Err(Error::validation("an AES key is 16, 24 or 32 bytes"))
+    }
+}
+
+fn random_bytes(len: usize) -> Result<Zeroizing<Vec<u8>>> {
+    let mut bytes = Zeroizing::new(vec![0u8; len]);
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::Internal("no randomness".into()))?;
+    Ok(bytes)
+}
+
+impl SessionKeys {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, SessionKey>> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn insert(&self, bytes: Zeroizing<Vec<u8>>, extractable: bool) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        self.lock().insert(id, SessionKey { bytes, extractable });
+        id
+    }
+
+    /// Generates a session AES (16/24/32 bytes) or generic secret key.
+    pub fn generate(&self, len: usize, extractable: bool) -> Result<u64> {
+        if len == 0 || len > 512 {
+            return Err(Error::validation("a session key is 1 to 512 bytes"));
+        }
+        Ok(self.insert(random_bytes(len)?, extractable))
+    }
+
+    /// Forgets (and wipes) a session key.
+    pub fn destroy(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// The length of a session key, if it exists.
+    pub fn key_len(&self, id: u64) -> Option<usize> {
+        self.lock().get(&id).map(|k| k.bytes.len())
+    }
+}
+
+fn aes_cipher(len: usize) -> Result<&'static aws_lc_rs::cipher::Algorithm> {
+    Ok(match len {
+        16 => &aws_lc_rs::cipher::AES_128,
+        24 => &aws_lc_rs::cipher::AES_192,
+        32 => &aws_lc_rs::cipher::AES_256,
+        _ => return Err(Error::validation("an AES key is 16, 24 or 32 bytes")),
+    })
+}
+
+fn unbound(key: &[u8]) -> Result<UnboundCipherKey> {
+    UnboundCipherKey::new(aes_cipher(key.len())?, key).map_err(|_| crypto_failed("AES key setup"))
+}
+
+/// Checks that a CTR run of `len` bytes does not wrap the counter part.
+fn check_ctr(block: &[u8; 16], counter_bits: u32, len: usize) -> Result<()> {
+    if !(1..=128).contains(&counter_bits) {
+        return Err(Error::validation("CTR counter bits must be 1 to 128"));
+    }
+    if counter_bits == 128 {
+        return Ok(());
+    }
+    let value = u128::from_be_bytes(*block) & ((1u128 << counter_bits) - 1);
+    let room = (1u128 << counter_bits) - value;
+    if (len as u128).div_ceil(16) > room {
+        return Err(Error::validation("CTR counter would wrap"));
+    }
+    Ok(())
+}
+
+fn aes_run(key: &[u8], mode: &AesMode, encrypt: bool, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    if data.len() > MAX_AES_INPUT {
+        return Err(Error::validation("input too large"));
+    }
+    let mut buf = Zeroizing::new(data.to_vec());
+    let block_multiple = || {
+        if data.len() % 16 == 0 {
+            Ok(())
+        } else {
+            Err(Error::validation("input is not a whole number of blocks"))
+        }
+    };
+    match mode {
+        AesMode::Ecb | AesMode::Cbc(_) => {
+            block_multiple()?;
+            let iv = match mode {
+                AesMode::Cbc(iv) => Some(*iv),
+                _ => None,
+            };
+            if encrypt {
+                let k = match iv {
+                    Some(_) => EncryptingKey::cbc(unbound(key)?),
+                    None => EncryptingKey::ecb(unbound(key)?),
+                }
+                .map_err(|_| crypto_failed("AES setup"))?;
+                let ctx = iv.map_or(EncryptionContext::None, |iv| EncryptionContext::Iv128(FixedLength::from(iv)));
+                k.less_safe_encrypt(&mut buf, ctx).map_err(|_| crypto_failed("AES encryption"))?;
+            } else {
+                let k = match iv {
+                    Some(_) => DecryptingKey::cbc(unbound(key)?),
+                    None => DecryptingKey::ecb(unbound(key)?),
+                }
+                .map_err(|_| crypto_failed("AES setup"))?;
+                let ctx = iv.map_or(DecryptionContext::None, |iv| DecryptionContext::Iv128(FixedLength::from(iv)));
+                k.decrypt(&mut buf, ctx).map_err(|_| crypto_failed("AES decryption"))?;
+            }
+            Ok(buf)
+        }
+        AesMode::CbcPad(iv) => {
+            if encrypt {
+                let k = PaddedBlockEncryptingKey::cbc_pkcs7(unbound(key)?).map_err(|_| crypto_failed("AES setup"))?;
+                let mut out: Vec<u8> = data.to_vec();
+                k.less_safe_encrypt(&mut out, EncryptionContext::Iv128(FixedLength::from(*iv)))
+                    .map_err(|_| crypto_failed("AES encryption"))?;
+                Ok(Zeroizing::new(out))
+            } else {
+                block_multiple()?;
+                let k = PaddedBlockDecryptingKey::cbc_pkcs7(unbound(key)?).map_err(|_| crypto_failed("AES setup"))?;
+                let len = k
+                    .decrypt(&mut buf, DecryptionContext::Iv128(FixedLength::from(*iv)))
+                    .map_err(|_| crypto_failed("AES-CBC-PAD decryption"))?
+                    .len();
+                buf.truncate(len);
+                Ok(buf)
+            }
+        }
+        AesMode::Ctr { block, counter_bits } => {
+            check_ctr(block, *counter_bits, data.len())?;
+            let k = EncryptingKey::ctr(unbound(key)?).map_err(|_| crypto_failed("AES setup"))?;
+            k.less_safe_encrypt(&mut buf, EncryptionContext::Iv128(FixedLength::from(*block)))
+                .map_err(|_| crypto_failed("AES-CTR"))?;
+            Ok(buf)
+        }
+        AesMode::Gcm { iv, aad } => {
+            let alg = match key.len() {
+                16 => &aead::AES_128_GCM,
+                24 => &aead::AES_192_GCM,
+                32 => &aead::AES_256_GCM,
+                _ => return Err(Error::validation("an AES key is 16, 24 or 32 bytes")),
+            };
+            let k = LessSafeKey::new(UnboundKey::new(alg, key).map_err(|_| crypto_failed("AES-GCM setup"))?);
+            let nonce = Nonce::try_assume_unique_for_key(iv).map_err(|_| Error::validation("the GCM IV must be 12 bytes"))?;
+            if encrypt {
+                let mut out = data.to_vec();
+                k.seal_in_place_append_tag(nonce, Aad::from(aad.as_slice()), &mut out)
+                    .map_err(|_| crypto_failed("AES-GCM encryption"))?;
+                Ok(Zeroizing::new(out))
+            } else {
+                let len = k
+                    .open_in_place(nonce, Aad::from(aad.as_slice()), &mut buf)
+                    .map_err(|_| crypto_failed("AES-GCM decryption"))?
+                    .len();
+                buf.truncate(len);
+                Ok(buf)
+            }
+        }
+    }
+}
+
+fn kek(key: &[u8]) -> Result<KeyEncryptionKey<aws_lc_rs::key_wrap::AesBlockCipher>> {
+    let cipher = match key.len() {
+        16 => &aws_lc_rs::key_wrap::AES_128,
+        32 => &aws_lc_rs::key_wrap::AES_256,
+        _ => return Err(Error::validation("a wrapping key is 16 or 32 bytes")),
+    };
+    KeyEncryptionKey::new(cipher, key).map_err(|_| crypto_failed("key wrap setup"))
+}
+
+impl Hsm {
+    /// Runs `f` on the bytes of a secret key: a token key must be an
+    /// Enabled symmetric key (first version); a session key must exist.
+    fn with_secret<T>(&self, keys: &SessionKeys, key: SecretKeyRef<'_>, f: impl FnOnce(&[u8]) -> Result<T>) -> Result<T> {
+        match key {
+            SecretKeyRef::Stored(id) => {
+                let state = self.read_state();
+                let record = state.key(id)?;
+                require_enabled(record)?;
+                if !record.spec.is_symmetric() {
+                    return Err(Error::InvalidKeyUsage(format!("{} is not a symmetric key", record.arn())));
+                }
+                let material = self.material(record, 1)?;
+                f(&material)
+            }
+            SecretKeyRef::Session(id) => {
+                let table = keys.lock();
+                let entry = table.get(&id).ok_or_else(|| Error::NotFound("session key".into()))?;
+                f(&entry.bytes)
+            }
+        }
+    }
+
+    /// Creates a token AES key of `len` bytes in the namespace `token`
+    /// (32 bytes: an ordinary KMS key; 16 or 24: generated here).
+    pub fn p11_create_aes_key(&self, token: &str, len: usize, description: &str) -> Result<KeyMetadata> {
+        check_aes_len(len)?;
+        let request = CreateKeyRequest {
+            description: description.to_string(),
+            key_spec: Some(KeySpec::SymmetricDefault),
+            key_usage: Some(KeyUsage::EncryptDecrypt),
+            token: Some(token.to_string()),
+            ..Default::default()
+        };
+        if len == 32 {
+            return self.create_key(request);
+        }
+        let bytes = random_bytes(len)?;
+        self.create_key_with_material(request, Origin::AwsKms, Some(&bytes))
+    }
+
+    /// The length in bytes of a secret key's material.
+    pub fn p11_secret_len(&self, keys: &SessionKeys, key: SecretKeyRef<'_>) -> Result<usize> {
+        self.with_secret(keys, key, |bytes| Ok(bytes.len()))
+    }
+
+    /// One raw AES operation (single part).
+    pub fn p11_aes(
+        &self,
+        keys: &SessionKeys,
+        key: SecretKeyRef<'_>,
+        mode: &AesMode,
+        encrypt: bool,
+        data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        self.with_secret(keys, key, |bytes| aes_run(bytes, mode, encrypt, data))
+    }
+
+    /// Wraps an extractable session key under `wrapping`. Token keys are
+    /// never extractable.
+    pub fn p11_wrap(&self, keys: &SessionKeys, wrapping: SecretKeyRef<'_>, mode: WrapMode, target: u64) -> Result<Vec<u8>> {
+        let plain = {
+            let table = keys.lock();
+            let entry = table.get(&target).ok_or_else(|| Error::NotFound("session key".into()))?;
+            if !entry.extractable {
+                return Err(Error::InvalidKeyUsage("the key is not extractable".into()));
+            }
+            entry.bytes.clone()
+        };
+        self.with_secret(keys, wrapping, |kek_bytes| {
+            let kek = kek(kek_bytes)?;
+            let mut out = vec![0u8; plain.len() + 16];
+            let len = match mode {
+                WrapMode::Kw => kek.wrap(&plain, &mut out),
+                WrapMode::Kwp => kek.wrap_with_padding(&plain, &mut out),
+            }
+            .map_err(|_| Error::validation("this key cannot be wrapped with this mechanism"))?
+            .len();
+            out.truncate(len);
+            Ok(out)
+        })
+    }
+
+    /// Unwraps into a new session key; returns its id and length.
+    pub fn p11_unwrap(
+        &self,
+        keys: &SessionKeys,
+        unwrapping: SecretKeyRef<'_>,
+        mode: WrapMode,
+        wrapped: &[u8],
+        extractable: bool,
+    ) -> Result<(u64, usize)> {
+        if wrapped.len() < 16 || wrapped.len() > 1024 {
+            return Err(crypto_failed("unwrap"));
+        }
+        let plain = self.with_secret(keys, unwrapping, |kek_bytes| {
+            let kek = kek(kek_bytes)?;
+            let mut out = Zeroizing::new(vec![0u8; wrapped.len()]);
+            let len = match mode {
+                WrapMode::Kw => kek.unwrap(wrapped, &mut out),
+                WrapMode::Kwp => kek.unwrap_with_padding(wrapped, &mut out),
+            }
+            .map_err(|_| crypto_failed("unwrap"))?
+            .len();
+            out.truncate(len);
+            Ok(out)
+        })?;
+        let len = plain.len();
+        Ok((keys.insert(plain, extractable), len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aes_modes_round_trip_and_known_answer() {
+        // FIPS-197 C.1: AES-128 of 00112233..ff under 000102..0f.
+        let key: Vec<u8> = (0u8..16).collect();
+        let pt: Vec<u8> = (0u8..16).map(|i| i * 0x11).collect();
+        let ct = aes_run(&key, &AesMode::Ecb, true, &pt).unwrap();
+        assert_eq!(ct[..4], [0x69, 0xc4, 0xe0, 0xd8]);
+        let modes = [
+            AesMode::Cbc([7; 16]),
+            AesMode::CbcPad([7; 16]),
+            AesMode::Ctr { block: [1; 16], counter_bits: 32 },
+            AesMode::Gcm { iv: vec![3; 12], aad: b"aad".to_vec() },
+        ];
+        for mode in modes {
+            let data = if matches!(mode, AesMode::Cbc(_)) { vec![9u8; 32] } else { vec![9u8; 37] };
+            let ct = aes_run(&key, &mode, true, &data).unwrap();
+            assert_ne!(&ct[..], &data[..]);
+            assert_eq!(&aes_run(&key, &mode, false, &ct).unwrap()[..], &data[..], "{mode:?}");
+        }
+        assert!(aes_run(&key, &AesMode::Cbc([0; 16]), true, &[1; 15]).is_err());
+        let gcm = AesMode::Gcm { iv: vec![3; 12], aad: vec![] };
+        let mut ct = aes_run(&key, &gcm, true, b"x").unwrap().to_vec();
+        ct[0] ^= 1;
+        assert!(aes_run(&key, &gcm, false, &ct).is_err());
+        assert!(aes_run(&key, &AesMode::Gcm { iv: vec![3; 8], aad: vec![] }, true, b"x").is_err());
+        let near_wrap = AesMode::Ctr { block: [0xff; 16], counter_bits: 8 };
+        assert!(aes_run(&key, &near_wrap, true, &[0; 32]).is_err());
+    }
+
+    #[test]
+    fn session_keys_wrap_only_when_extractable() {
+        let keys = SessionKeys::new();
+        let kek_id = keys.generate(32, false).unwrap();
+        let data_key = keys.generate(32, true).unwrap();
+        let locked = keys.generate(32, false).unwrap();
+        let kek_bytes = keys.lock().get(&kek_id).unwrap().bytes.clone();
+        let k = kek(&kek_bytes).unwrap();
+        let plain = keys.lock().get(&data_key).unwrap().bytes.clone();
+        let mut out = vec![0u8; 64];
+        let wrapped = k.wrap_with_padding(&plain, &mut out).unwrap().to_vec();
+        assert_eq!(wrapped.len(), 40);
+        assert_eq!(keys.key_len(locked), Some(32));
+        keys.destroy(locked);
+        assert_eq!(keys.key_len(locked), None);
+    }
+}

@@ -1,0 +1,309 @@
+//! PKCS#11 tokens: key namespaces with a label, an SO PIN and a user PIN
+//! (Argon2id hashes with failure counters), and the PKCS#11 attributes of
+//! the objects on them. Used by libtinfoil_pkcs11 (embedded backend) and,
+//! through tinfoild, by its daemon backend.
+//!
+//! A token's keys are ordinary KMS keys whose `token` is the token's label,
+//! so they show in ListKeys and obey the KMS lifecycle. The object rows
+//! hold only attributes (CKA_ID, CKA_LABEL, ...) as the application set
+//! them, never key material.
+
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+use rusqlite::{params, OptionalExtension};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::hsm::Hsm;
+
+/// Wrong tries in a row that lock a PIN.
+pub const MAX_PIN_FAILURES: u32 = 5;
+/// Shortest PIN, in bytes.
+pub const MIN_PIN_LEN: usize = 4;
+/// Longest PIN, in bytes.
+pub const MAX_PIN_LEN: usize = 64;
+/// Longest token label, in bytes.
+pub const MAX_LABEL_LEN: usize = 32;
+/// Largest attribute blob of one object, in bytes.
+pub const MAX_ATTRS_LEN: usize = 256 * 1024;
+
+const SALT_LEN: usize = 16;
+const HASH_LEN: usize = 32;
+
+/// A token as PKCS#11 shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The token's serial number (16 hex digits).
+    pub serial: String,
+    /// The label given at C_InitToken; also the namespace of its keys.
+    pub label: String,
+    /// Whether a user PIN is set.
+    pub user_pin_initialized: bool,
+    /// Consecutive wrong SO PINs.
+    pub so_failures: u32,
+    /// Consecutive wrong user PINs.
+    pub user_failures: u32,
+}
+
+/// Why a PIN operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    /// The PIN is wrong (the counter went up).
+    #[error("PIN incorrect")]
+    Incorrect,
+    /// Too many wrong PINs: locked.
+    #[error("PIN locked")]
+    Locked,
+    /// No user PIN was set yet.
+    #[error("user PIN not initialised")]
+    NotInitialized,
+    /// The PIN is shorter or longer than allowed.
+    #[error("PIN length out of range")]
+    LengthRange,
+    /// Anything else.
+    #[error(transparent)]
+    Engine(#[from] Error),
+}
+
+/// One object row of a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRow {
+    /// The object's id.
+    pub object_id: String,
+    /// The KMS key the object is, if it is a key.
+    pub key_id: Option<String>,
+    /// Its PKCS#11 attributes, encoded by the caller.
+    pub attrs: Vec<u8>,
+}
+
+/// Which PIN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinUser {
+    /// The security officer.
+    So,
+    /// The normal user.
+    User,
+}
+
+fn pin_hash(pin: &[u8], salt: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let params = argon2::Params::new(8 * 1024, 2, 1, Some(HASH_LEN))
+        .map_err(|_| Error::Internal("bad Argon2 parameters".into()))?;
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut out = Zeroizing::new(vec![0u8; HASH_LEN]);
+    argon
+        .hash_password_into(pin, salt, &mut out)
+        .map_err(|_| Error::Internal("PIN hashing failed".into()))?;
+    Ok(out)
+}
+
+/// A fresh salt || Argon2id(PIN) record.
+fn new_pin_record(pin: &[u8]) -> std::result::Result<Vec<u8>, PinError> {
+    if pin.len() < MIN_PIN_LEN || pin.len() > MAX_PIN_LEN {
+        return Err(PinError::LengthRange);
+    }
+    let mut record = vec![0u8; SALT_LEN];
+    aws_lc_rs::rand::fill(&mut record).map_err(|_| Error::Internal("no randomness".into()))?;
+    let hash = pin_hash(pin, &record)?;
+    record.extend_from_slice(&hash);
+    Ok(record)
+}
+
+fn pin_matches(pin: &[u8], record: &[u8]) -> Result<bool> {
+    if record.len() != SALT_LEN + HASH_LEN {
+        return Err(Error::Internal("stored PIN record is malformed".into()));
+    }
+    let hash = pin_hash(pin, &record[..SALT_LEN])?;
+    Ok(verify_slices_are_equal(&hash, &record[SALT_LEN..]).is_ok())
+}
+
+fn check_label(label: &str) -> Result<()> {
+    if label.is_empty()
+        || label.len() > MAX_LABEL_LEN
+        || !label.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+    {
+        return Err(Error::validation(
+            "a token label must be 1 to 32 printable ASCII characters",
+        ));
+    }
+    Ok(())
+}
+
+impl Hsm {
+    /// The initialised tokens, oldest first.
+    pub fn token_list(&self) -> Result<Vec<TokenInfo>> {
+        let store = self.lock_store();
+        let mut stmt = store.conn.prepare(
+            "SELECT serial, label, user_pin IS NOT NULL, so_failures, user_failures
+             FROM p11_tokens ORDER BY created, serial",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(TokenInfo {
+                serial: r.get(0)?,
+                label: r.get(1)?,
+                user_pin_initialized: r.get(2)?,
+                so_failures: r.get(3)?,
+                user_failures: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Creates a token, or re-initialises `existing` after checking its SO
+    /// PIN: its objects go and its keys are scheduled for deletion (7 days).
+    /// Returns the serial.
+    pub fn token_init(
+        &self,
+        existing: Option<&str>,
+        label: &str,
+        so_pin: &[u8],
+    ) -> std::result::Result<String, PinError> {
+        check_label(label)?;
+        let taken = self.token_list()?;
+        if taken
+            .iter()
+            .any(|t| t.label == label && Some(t.serial.as_str()) != existing)
+        {
+            return Err(Error::AlreadyExists(format!("a token labelled {label:?} exists")).into());
+        }
+        if let Some(serial) = existing {
+            self.token_check_pin(serial, PinUser::So, so_pin)?;
+            let old = taken
+                .iter()
+                .find(|t| t.serial == serial)
+                .ok_or_else(|| Error::NotFound(format!("token {serial}")))?;
+            for key in self.list_token_keys(&old.label)? {
+                if key.key_state != crate::types::KeyState::PendingDeletion {
+                    self.schedule_key_deletion(&key.key_id, Some(7))?;
+                }
+            }
+            let record = new_pin_record(so_pin)?;
+            self.lock_store().transaction(|tx| {
+                tx.execute("DELETE FROM p11_objects WHERE token = ?1", [serial])?;
+                tx.execute(
+                    "UPDATE p11_tokens SET label = ?2, so_pin = ?3, so_failures = 0,
+                     user_pin = NULL, user_failures = 0 WHERE serial = ?1",
+                    params![serial, label, record],
+                )?;
+                Ok(())
+            })?;
+            return Ok(serial.to_string());
+        }
+        let record = new_pin_record(so_pin)?;
+        let mut raw = [0u8; 8];
+        aws_lc_rs::rand::fill(&mut raw).map_err(|_| Error::Internal("no randomness".into()))?;
+        let serial: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let now = self.now();
+        self.lock_store().transaction(|tx| {
+            tx.execute(
+                "INSERT INTO p11_tokens (serial, label, created, so_pin, so_failures, user_pin, user_failures)
+                 VALUES (?1, ?2, ?3, ?4, 0, NULL, 0)",
+                params![serial, label, now, record],
+            )?;
+            Ok(())
+        })?;
+        Ok(serial)
+    }
+
+    /// Checks a PIN, counting failures; a locked PIN is refused unchecked.
+    pub fn token_check_pin(
+        &self,
+        serial: &str,
+        who: PinUser,
+        pin: &[u8],
+    ) -> std::result::Result<(), PinError> {
+        let (pin_col, fail_col) = match who {
+            PinUser::So => ("so_pin", "so_failures"),
+            PinUser::User => ("user_pin", "user_failures"),
+        };
+        let row: Option<(Option<Vec<u8>>, u32)> = self
+            .lock_store()
+            .conn
+            .query_row(
+                &format!("SELECT {pin_col}, {fail_col} FROM p11_tokens WHERE serial = ?1"),
+                [serial],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(Error::from)?;
+        let (record, failures) = row.ok_or_else(|| Error::NotFound(format!("token {serial}")))?;
+        let record = record.ok_or(PinError::NotInitialized)?;
+        if failures >= MAX_PIN_FAILURES {
+            return Err(PinError::Locked);
+        }
+        let ok = pin_matches(pin, &record)?;
+        let failures = if ok { 0 } else { failures + 1 };
+        self.lock_store().transaction(|tx| {
+            tx.execute(
+                &format!("UPDATE p11_tokens SET {fail_col} = ?2 WHERE serial = ?1"),
+                params![serial, failures],
+            )?;
+            Ok(())
+        })?;
+        match (ok, failures >= MAX_PIN_FAILURES) {
+            (true, _) => Ok(()),
+            (false, true) => Err(PinError::Locked),
+            (false, false) => Err(PinError::Incorrect),
+        }
+    }
+
+    /// Sets a PIN (C_InitPIN for the user, or after C_SetPIN checked the
+    /// old one) and clears its counter.
+    pub fn token_set_pin(
+        &self,
+        serial: &str,
+        who: PinUser,
+        pin: &[u8],
+    ) -> std::result::Result<(), PinError> {
+        let record = new_pin_record(pin)?;
+        let sql = match who {
+            PinUser::So => "UPDATE p11_tokens SET so_pin = ?2, so_failures = 0 WHERE serial = ?1",
+            PinUser::User => {
+                "UPDATE p11_tokens SET user_pin = ?2, user_failures = 0 WHERE serial = ?1"
+            }
+        };
+        let changed = self
+            .lock_store()
+            .transaction(|tx| Ok(tx.execute(sql, params![serial, record])?))?;
+        if changed == 0 {
+            return Err(Error::NotFound(format!("token {serial}")).into());
+        }
+        Ok(())
+    }
+
+    /// The object rows of a token.
+    pub fn token_objects(&self, serial: &str) -> Result<Vec<ObjectRow>> {
+        let store = self.lock_store();
+        let mut stmt = store.conn.prepare(
+            "SELECT object_id, key_id, attrs FROM p11_objects WHERE token = ?1 ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([serial], |r| {
+            Ok(ObjectRow {
+                object_id: r.get(0)?,
+                key_id: r.get(1)?,
+                attrs: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Stores (inserts or replaces) an object row.
+    pub fn token_put_object(&self, serial: &str, row: &ObjectRow) -> Result<()> {
+        if row.attrs.len() > MAX_ATTRS_LEN {
+            return Err(Error::validation("object attributes too large"));
+        }
+        self.lock_store().transaction(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO p11_objects (object_id, token, key_id, attrs) VALUES (?1, ?2, ?3, ?4)",
+                params![row.object_id, serial, row.key_id, row.attrs],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Removes an object row.
+    pub fn token_delete_object(&self, object_id: &str) -> Result<()> {
+        self.lock_store().transaction(|tx| {
+            tx.execute("DELETE FROM p11_objects WHERE object_id = ?1", [object_id])?;
+            Ok(())
+        })
+    }
+}
