@@ -21,6 +21,7 @@ pub mod error;
 mod hsm;
 mod ids;
 mod model;
+mod ops_aliases;
 mod ops_crypto;
 mod ops_keys;
 pub mod outputs;

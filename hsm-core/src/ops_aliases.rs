@@ -1,0 +1,173 @@
+//! Aliases and tags: CreateAlias, UpdateAlias, DeleteAlias, ListAliases,
+//! TagResource, UntagResource, ListResourceTags.
+
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::hsm::{require_not_pending, Hsm, State};
+use crate::ids::{validate_alias_name, validate_tag};
+use crate::model::{AliasRecord, ARN_PREFIX};
+use crate::ops_keys::{alias_marker, merge_tags, paginate, tag_marker};
+use crate::store;
+use crate::types::{AliasEntry, Page, Tag};
+
+impl Hsm {
+    /// Resolves an alias target: a key id or key resource name (not an
+    /// alias), of a key not pending deletion.
+    fn alias_target(state: &State, target_key_id: &str) -> Result<Uuid> {
+        if target_key_id.starts_with("alias/")
+            || target_key_id.starts_with(&format!("{ARN_PREFIX}alias/"))
+        {
+            return Err(Error::validation(
+                "an alias must point at a key id, not at another alias",
+            ));
+        }
+        let key = state.key(target_key_id)?;
+        require_not_pending(key)?;
+        Ok(key.id)
+    }
+
+    /// CreateAlias.
+    pub fn create_alias(&self, alias_name: &str, target_key_id: &str) -> Result<()> {
+        validate_alias_name(alias_name)?;
+        let mut state = self.write_state();
+        let target = Self::alias_target(&state, target_key_id)?;
+        if state.aliases.contains_key(alias_name) {
+            return Err(Error::AlreadyExists(format!(
+                "alias {alias_name} already exists"
+            )));
+        }
+        let now = self.now();
+        let alias = AliasRecord {
+            name: alias_name.to_string(),
+            target,
+            creation_date: now,
+            last_updated_date: now,
+        };
+        self.lock_store()
+            .transaction(|tx| store::put_alias(tx, &alias))?;
+        state.aliases.insert(alias.name.clone(), alias);
+        Ok(())
+    }
+
+    /// UpdateAlias: points an existing alias at another key of the same
+    /// spec and usage.
+    pub fn update_alias(&self, alias_name: &str, target_key_id: &str) -> Result<()> {
+        validate_alias_name(alias_name)?;
+        let mut state = self.write_state();
+        let target = Self::alias_target(&state, target_key_id)?;
+        let mut alias = state
+            .aliases
+            .get(alias_name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("alias {alias_name} does not exist")))?;
+        let (old, new) = (&state.keys[&alias.target], &state.keys[&target]);
+        if old.spec != new.spec || old.usage != new.usage {
+            return Err(Error::validation(
+                "an alias can only move to a key of the same key spec and key usage",
+            ));
+        }
+        alias.target = target;
+        alias.last_updated_date = self.now();
+        self.lock_store()
+            .transaction(|tx| store::put_alias(tx, &alias))?;
+        state.aliases.insert(alias.name.clone(), alias);
+        Ok(())
+    }
+
+    /// DeleteAlias.
+    pub fn delete_alias(&self, alias_name: &str) -> Result<()> {
+        validate_alias_name(alias_name)?;
+        let mut state = self.write_state();
+        if !state.aliases.contains_key(alias_name) {
+            return Err(Error::NotFound(format!(
+                "alias {alias_name} does not exist"
+            )));
+        }
+        self.lock_store()
+            .transaction(|tx| store::delete_alias(tx, alias_name))?;
+        state.aliases.remove(alias_name);
+        Ok(())
+    }
+
+    /// ListAliases, ordered by name, optionally only those of one key.
+    pub fn list_aliases(
+        &self,
+        key_id: Option<&str>,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<AliasEntry>> {
+        let state = self.read_state();
+        let only = key_id.map(|k| state.resolve(k)).transpose()?;
+        paginate(
+            state
+                .aliases
+                .values()
+                .filter(|a| only.is_none_or(|id| a.target == id))
+                .map(|a| {
+                    (
+                        a.name.clone(),
+                        AliasEntry {
+                            alias_name: a.name.clone(),
+                            alias_arn: format!("{ARN_PREFIX}{}", a.name),
+                            target_key_id: a.target.hyphenated().to_string(),
+                            creation_date: a.creation_date,
+                            last_updated_date: a.last_updated_date,
+                        },
+                    )
+                }),
+            limit,
+            marker,
+            alias_marker,
+        )
+    }
+
+    /// TagResource: adds or replaces tags (at most 50 per key).
+    pub fn tag_resource(&self, key_id: &str, tags: &[Tag]) -> Result<()> {
+        self.update_key(key_id, |key, _| {
+            require_not_pending(key)?;
+            merge_tags(key, tags)
+        })?;
+        Ok(())
+    }
+
+    /// UntagResource: removes tags; absent keys are ignored.
+    pub fn untag_resource(&self, key_id: &str, tag_keys: &[String]) -> Result<()> {
+        for tag_key in tag_keys {
+            validate_tag(tag_key, None)?;
+        }
+        self.update_key(key_id, |key, _| {
+            require_not_pending(key)?;
+            for tag_key in tag_keys {
+                key.tags.remove(tag_key);
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// ListResourceTags, ordered by tag key (any key state).
+    pub fn list_resource_tags(
+        &self,
+        key_id: &str,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<Tag>> {
+        let state = self.read_state();
+        let key = state.key(key_id)?;
+        paginate(
+            key.tags.iter().map(|(k, v)| {
+                (
+                    k.clone(),
+                    Tag {
+                        tag_key: k.clone(),
+                        tag_value: v.clone(),
+                    },
+                )
+            }),
+            limit,
+            marker,
+            tag_marker,
+        )
+    }
+}
