@@ -24,13 +24,25 @@ pub enum ClientError {
         source: std::io::Error,
     },
     /// The transport failed to connect.
-    #[error("cannot connect to {endpoint}: {source}")]
+    #[error("cannot connect to {endpoint}: {}", chain(source))]
     Connect {
         /// The endpoint.
         endpoint: String,
         /// The error.
         source: tonic::transport::Error,
     },
+}
+
+/// An error and its sources, `: `-separated.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
 }
 
 /// TLS options for `https://` endpoints.
