@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 use super::*;
 use crate::types::{DataKeyPairSpec, KeySpec, MacAlgorithm, MessageType, SigningAlgorithm};
 
+mod fuzz;
 mod mac;
 mod oaep;
 mod openssl;
