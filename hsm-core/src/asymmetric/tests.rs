@@ -428,6 +428,11 @@ fn public_keys_are_der_spki_of_the_spec() {
         assert_eq!(der, public_key_der(spec, key(spec)).unwrap());
         assert_ne!(der, public_key_der(spec, &generate(spec).unwrap()).unwrap());
     }
+    // RSA public exponent 65537: the SPKI ends with INTEGER 0x010001.
+    for spec in [KeySpec::Rsa2048, KeySpec::Rsa3072, KeySpec::Rsa4096] {
+        let der = public_key_der(spec, key(spec)).unwrap();
+        assert!(der.ends_with(&[0x02, 0x03, 0x01, 0x00, 0x01]), "{spec}");
+    }
     assert_eq!(
         public_key_der(KeySpec::EccEd25519, key(KeySpec::EccEd25519))
             .unwrap()
