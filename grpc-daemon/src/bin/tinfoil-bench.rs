@@ -1,1 +1,309 @@
-fn main() {}
+//! `tinfoil-bench`: throughput and latency of tinfoild over its Unix socket.
+//!
+//! Starts the real `tinfoild` (found next to this binary) on a throwaway
+//! store, then for concurrency 1, 16 and 64 drives Encrypt of 4 KiB and
+//! an empty RPC (the gRPC health check, the transport's own limit) and
+//! prints operations per second, p50 and p99. It also measures hsm-core's
+//! Encrypt in-process in the same run and prints the ratios.
+//!
+//! Build with `--release` for meaningful figures.
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use hsm_core::{EncryptionContext, Hsm, HsmOptions, KdfParams};
+use tinfoil_daemon::client::{connect, ClientTls};
+use tinfoil_proto::v1 as pb;
+use tinfoil_proto::v1::key_management_client::KeyManagementClient;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tinfoil-bench",
+    about = "Benchmark tinfoild over its Unix socket"
+)]
+struct Args {
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 3)]
+    seconds: u64,
+    /// Concurrency levels (each worker has its own connection).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 64])]
+    concurrency: Vec<usize>,
+    /// Plaintext size for Encrypt.
+    #[arg(long, default_value_t = 4096)]
+    plaintext_bytes: usize,
+    /// Path of tinfoild (default: next to this binary).
+    #[arg(long)]
+    tinfoild: Option<PathBuf>,
+}
+
+/// One measurement's results.
+struct Figures {
+    ops_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn figures(mut latencies: Vec<Duration>, elapsed: Duration) -> Figures {
+    latencies.sort_unstable();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .map(|d| d.as_secs_f64() * 1e3)
+            .unwrap_or(f64::NAN)
+    };
+    Figures {
+        ops_per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50_ms: at(0.50),
+        p99_ms: at(0.99),
+    }
+}
+
+fn print_row(name: &str, concurrency: usize, f: &Figures) {
+    println!(
+        "{name:<22} {concurrency:>4} {:>12.0} {:>10.3} {:>10.3}",
+        f.ops_per_sec, f.p50_ms, f.p99_ms
+    );
+}
+
+/// hsm-core Encrypt in-process on `threads` threads.
+fn in_process(
+    hsm: &Arc<Hsm>,
+    key_id: &str,
+    plaintext: &[u8],
+    threads: usize,
+    run: Duration,
+) -> Figures {
+    let start = Instant::now();
+    let until = start + run;
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let hsm = Arc::clone(hsm);
+            let key_id = key_id.to_string();
+            let plaintext = plaintext.to_vec();
+            std::thread::spawn(move || {
+                let context = EncryptionContext::new();
+                let mut latencies = Vec::new();
+                while Instant::now() < until {
+                    let t = Instant::now();
+                    hsm.encrypt(&key_id, &plaintext, &context, None)
+                        .expect("in-process encrypt");
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let latencies = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("bench thread"))
+        .collect();
+    figures(latencies, start.elapsed())
+}
+
+#[derive(Clone, Copy)]
+enum Rpc {
+    Encrypt,
+    Health,
+}
+
+async fn over_rpc(
+    endpoint: &str,
+    key_id: &str,
+    plaintext: &[u8],
+    rpc: Rpc,
+    workers: usize,
+    run: Duration,
+) -> Figures {
+    let mut clients = Vec::new();
+    for _ in 0..workers {
+        clients.push(
+            connect(endpoint, &ClientTls::default())
+                .await
+                .expect("connect"),
+        );
+    }
+    let start = Instant::now();
+    let until = start + run;
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|channel| {
+            let key_id = key_id.to_string();
+            let plaintext = plaintext.to_vec();
+            tokio::spawn(async move {
+                let mut kms = KeyManagementClient::new(channel.clone());
+                let mut health = HealthClient::new(channel);
+                let mut latencies = Vec::new();
+                while Instant::now() < until {
+                    let t = Instant::now();
+                    match rpc {
+                        Rpc::Encrypt => {
+                            kms.encrypt(pb::EncryptRequest {
+                                key_id: key_id.clone(),
+                                plaintext: plaintext.clone(),
+                                ..Default::default()
+                            })
+                            .await
+                            .expect("Encrypt");
+                        }
+                        Rpc::Health => {
+                            health
+                                .check(HealthCheckRequest {
+                                    service: String::new(),
+                                })
+                                .await
+                                .expect("health check");
+                        }
+                    }
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("bench task"));
+    }
+    figures(latencies, start.elapsed())
+}
+
+fn main() {
+    let args = Args::parse();
+    let run = Duration::from_secs(args.seconds.max(1));
+    let dir = tempfile::Builder::new()
+        .prefix("tinfoil-bench-")
+        .tempdir()
+        .expect("tempdir");
+    let plaintext = vec![0x5a; args.plaintext_bytes];
+
+    // In-process baseline on its own store.
+    let options = HsmOptions {
+        kdf: KdfParams {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        },
+        ..Default::default()
+    };
+    let secret = hsm_core::SecretString::from("bench-passphrase".to_string());
+    let hsm = Arc::new(Hsm::init(&dir.path().join("inproc"), &secret, options).expect("init"));
+    let local_key = hsm
+        .create_key(Default::default())
+        .expect("create key")
+        .key_id;
+
+    // The daemon on its own store, as a separate process.
+    let tinfoild = args.tinfoild.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .expect("current_exe")
+            .with_file_name("tinfoild")
+    });
+    let data = dir.path().join("daemon");
+    let pass = dir.path().join("pass");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&pass)
+            .expect("pass file");
+        f.write_all(b"bench-passphrase\n").expect("write pass");
+    }
+    let status = Command::new(&tinfoild)
+        .args([
+            "init",
+            "--kdf-memory-kib",
+            "1024",
+            "--kdf-iterations",
+            "1",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .arg("--passphrase-file")
+        .arg(&pass)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run tinfoild init");
+    assert!(status.success(), "tinfoild init failed");
+    let mut daemon = Command::new(&tinfoild)
+        .args(["serve", "--log-level", "warn", "--data-dir"])
+        .arg(&data)
+        .arg("--passphrase-file")
+        .arg(&pass)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn tinfoild");
+    let socket = data.join("tinfoil.sock");
+    let endpoint = format!("unix:{}", socket.display());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    runtime.block_on(async {
+        let started = Instant::now();
+        let channel = loop {
+            if let Ok(c) = connect(&endpoint, &ClientTls::default()).await {
+                break c;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "tinfoild did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let key_id = KeyManagementClient::new(channel)
+            .create_key(pb::CreateKeyRequest::default())
+            .await
+            .expect("create key")
+            .into_inner()
+            .key_metadata
+            .expect("metadata")
+            .key_id;
+
+        println!("tinfoil-bench: {} s per row, {} B plaintext, {cores} cores", run.as_secs(), plaintext.len());
+        println!("{:<22} {:>4} {:>12} {:>10} {:>10}", "operation", "conc", "ops/s", "p50 ms", "p99 ms");
+        let local_1 = in_process(&hsm, &local_key, &plaintext, 1, run);
+        print_row("in-process Encrypt", 1, &local_1);
+        let local_n = in_process(&hsm, &local_key, &plaintext, cores, run);
+        print_row("in-process Encrypt", cores, &local_n);
+        let mut last = None;
+        for &c in &args.concurrency {
+            // Warm-up, unmeasured.
+            over_rpc(&endpoint, &key_id, &plaintext, Rpc::Encrypt, c, Duration::from_millis(300)).await;
+            let enc = over_rpc(&endpoint, &key_id, &plaintext, Rpc::Encrypt, c, run).await;
+            print_row("Encrypt (gRPC)", c, &enc);
+            let empty = over_rpc(&endpoint, &key_id, &plaintext, Rpc::Health, c, run).await;
+            print_row("health check (gRPC)", c, &empty);
+            println!(
+                "  at {c}: Encrypt / empty RPC = {:.2}; Encrypt / in-process({cores} threads) = {:.3}",
+                enc.ops_per_sec / empty.ops_per_sec,
+                enc.ops_per_sec / local_n.ops_per_sec
+            );
+            last = Some((c, enc, empty));
+        }
+        if let Some((c, enc, empty)) = last {
+            let ratio = enc.ops_per_sec / empty.ops_per_sec;
+            println!(
+                "target at {c}: Encrypt >= 0.7 x empty RPC ({}: {ratio:.2}), p99 < 10 ms ({}: {:.3} ms)",
+                if ratio >= 0.7 { "met" } else { "missed" },
+                if enc.p99_ms < 10.0 { "met" } else { "missed" },
+                enc.p99_ms
+            );
+        }
+    });
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(daemon.id().to_string())
+        .status();
+    let _ = daemon.wait();
+}
