@@ -433,6 +433,15 @@ fn list_keys_rejects_a_marker_it_did_not_issue() {
         let r = t.hsm.list_keys(None, Some(bogus));
         expect_err(r, "ValidationException");
     }
+    // The same for the other list calls, with markers of a shape they never
+    // hand out.
+    let key = t.all_key_ids()[0].clone();
+    let r = t.hsm.list_aliases(None, None, Some("not an alias"));
+    expect_err(r, "ValidationException");
+    let r = t.hsm.list_key_rotations(&key, None, Some("not a version"));
+    expect_err(r, "ValidationException");
+    let r = t.hsm.list_resource_tags(&key, None, Some(&"k".repeat(200)));
+    expect_err(r, "ValidationException");
 }
 
 #[test]
