@@ -238,3 +238,38 @@ fn serve_refuses_missing_store_and_a_second_daemon() {
         stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_calls_finish() {
+    use tinfoil_proto::v1 as pb;
+    let store = Store::init();
+    let daemon = Daemon::start(&store, &[]);
+    let mut calls = Vec::new();
+    for _ in 0..3 {
+        let mut client = daemon.client().await;
+        calls.push(tokio::spawn(async move {
+            client
+                .create_key(pb::CreateKeyRequest {
+                    key_spec: Some("RSA_4096".into()),
+                    key_usage: Some("SIGN_VERIFY".into()),
+                    ..Default::default()
+                })
+                .await
+        }));
+    }
+    // Let the calls reach the daemon, then ask it to stop.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let status = tokio::task::spawn_blocking(move || daemon.stop())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit after SIGTERM: {status}");
+    for call in calls {
+        let created = call.await.unwrap().expect("an in-flight call was cut off");
+        assert_eq!(
+            created.into_inner().key_metadata.unwrap().key_spec,
+            "RSA_4096"
+        );
+    }
+    // After the stop, new connections are refused.
+    assert!(!store.socket().exists());
+}
