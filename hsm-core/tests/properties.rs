@@ -305,3 +305,18 @@ fn a_blob_from_another_store_is_invalid_ciphertext() {
     let r = here.hsm.decrypt(&blob, &no_ctx(), None, None);
     expect_err(r, "InvalidCiphertextException");
 }
+
+#[test]
+fn generate_random_is_1_to_1024_bytes() {
+    let t = TestHsm::new();
+    for n in [1u32, 32, 1024] {
+        assert_eq!(ok(t.hsm.generate_random(n), "random").len(), n as usize);
+    }
+    assert_ne!(
+        ok(t.hsm.generate_random(32), "random").to_vec(),
+        ok(t.hsm.generate_random(32), "random").to_vec()
+    );
+    for n in [0, 1025] {
+        expect_err(t.hsm.generate_random(n), "ValidationException");
+    }
+}

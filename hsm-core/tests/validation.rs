@@ -7,7 +7,6 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::*;
-use hsm_core::clock::DAY;
 use hsm_core::{CreateKeyRequest, DataKeySpec, EncryptionAlgorithm, KeySpec, KeyState, KeyUsage};
 
 #[test]
@@ -92,21 +91,6 @@ fn generate_data_key_takes_exactly_one_of_key_spec_and_number_of_bytes() {
     let a = ok(t.hsm.generate_data_key(&key, None, Some(32), &context), "a");
     let b = ok(t.hsm.generate_data_key(&key, None, Some(32), &context), "b");
     assert_ne!(a.plaintext.unwrap().to_vec(), b.plaintext.unwrap().to_vec());
-}
-
-#[test]
-fn generate_random_is_1_to_1024_bytes() {
-    let t = TestHsm::new();
-    for n in [1u32, 32, 1024] {
-        assert_eq!(ok(t.hsm.generate_random(n), "random").len(), n as usize);
-    }
-    assert_ne!(
-        ok(t.hsm.generate_random(32), "random").to_vec(),
-        ok(t.hsm.generate_random(32), "random").to_vec()
-    );
-    for n in [0, 1025] {
-        expect_err(t.hsm.generate_random(n), "ValidationException");
-    }
 }
 
 #[test]
@@ -350,30 +334,6 @@ fn update_key_description_is_bounded() {
         ok(t.hsm.describe_key(&key), "describe").description,
         "third"
     );
-}
-
-#[test]
-fn schedule_key_deletion_window_is_7_to_30_days_defaulting_to_30() {
-    let t = TestHsm::new();
-    let key = t.symmetric_key("windows").key_id;
-    for bad in [0, 1, 6, 31, 365, u32::MAX] {
-        expect_err(
-            t.hsm.schedule_key_deletion(&key, Some(bad)),
-            "ValidationException",
-        );
-        let meta = ok(t.hsm.describe_key(&key), "describe");
-        assert_eq!(meta.key_state, KeyState::Enabled, "refused window {bad}");
-        assert_eq!(meta.deletion_date, None);
-    }
-    for (window, days) in [(Some(7), 7), (Some(30), 30), (None, 30)] {
-        let s = ok(t.hsm.schedule_key_deletion(&key, window), "schedule");
-        assert_eq!(s.pending_window_in_days, days);
-        assert_eq!(s.deletion_date, t.now() + days as i64 * DAY);
-        let meta = ok(t.hsm.describe_key(&key), "describe");
-        assert_eq!(meta.pending_deletion_window_in_days, Some(days));
-        ok(t.hsm.cancel_key_deletion(&key), "cancel");
-        ok(t.hsm.enable_key(&key), "enable");
-    }
 }
 
 #[test]

@@ -309,3 +309,27 @@ fn a_key_past_its_deletion_date_cannot_be_rescued_before_the_next_tick() {
     );
     expect_err(t.hsm.describe_key(&key), "NotFoundException");
 }
+
+#[test]
+fn schedule_key_deletion_window_is_7_to_30_days_defaulting_to_30() {
+    let t = TestHsm::new();
+    let key = t.symmetric_key("windows").key_id;
+    for bad in [0, 1, 6, 31, 365, u32::MAX] {
+        expect_err(
+            t.hsm.schedule_key_deletion(&key, Some(bad)),
+            "ValidationException",
+        );
+        let meta = ok(t.hsm.describe_key(&key), "describe");
+        assert_eq!(meta.key_state, KeyState::Enabled, "refused window {bad}");
+        assert_eq!(meta.deletion_date, None);
+    }
+    for (window, days) in [(Some(7), 7), (Some(30), 30), (None, 30)] {
+        let s = ok(t.hsm.schedule_key_deletion(&key, window), "schedule");
+        assert_eq!(s.pending_window_in_days, days);
+        assert_eq!(s.deletion_date, t.now() + days as i64 * DAY);
+        let meta = ok(t.hsm.describe_key(&key), "describe");
+        assert_eq!(meta.pending_deletion_window_in_days, Some(days));
+        ok(t.hsm.cancel_key_deletion(&key), "cancel");
+        ok(t.hsm.enable_key(&key), "enable");
+    }
+}
