@@ -180,7 +180,7 @@ fn aes_run(key: &[u8], mode: &AesMode, encrypt: bool, data: &[u8]) -> Result<Zer
     }
     let mut buf = Zeroizing::new(data.to_vec());
     let block_multiple = || {
-        if data.len() % 16 == 0 {
+        if data.len() & 0xf == 0 {
             Ok(())
         } else {
             Err(Error::validation("input is not a whole number of blocks"))
@@ -199,29 +199,37 @@ fn aes_run(key: &[u8], mode: &AesMode, encrypt: bool, data: &[u8]) -> Result<Zer
                     None => EncryptingKey::ecb(unbound(key)?),
                 }
                 .map_err(|_| crypto_failed("AES setup"))?;
-                let ctx = iv.map_or(EncryptionContext::None, |iv| EncryptionContext::Iv128(FixedLength::from(iv)));
-                k.less_safe_encrypt(&mut buf, ctx).map_err(|_| crypto_failed("AES encryption"))?;
+                let ctx = iv.map_or(EncryptionContext::None, |iv| {
+                    EncryptionContext::Iv128(FixedLength::from(iv))
+                });
+                k.less_safe_encrypt(&mut buf, ctx)
+                    .map_err(|_| crypto_failed("AES encryption"))?;
             } else {
                 let k = match iv {
                     Some(_) => DecryptingKey::cbc(unbound(key)?),
                     None => DecryptingKey::ecb(unbound(key)?),
                 }
                 .map_err(|_| crypto_failed("AES setup"))?;
-                let ctx = iv.map_or(DecryptionContext::None, |iv| DecryptionContext::Iv128(FixedLength::from(iv)));
-                k.decrypt(&mut buf, ctx).map_err(|_| crypto_failed("AES decryption"))?;
+                let ctx = iv.map_or(DecryptionContext::None, |iv| {
+                    DecryptionContext::Iv128(FixedLength::from(iv))
+                });
+                k.decrypt(&mut buf, ctx)
+                    .map_err(|_| crypto_failed("AES decryption"))?;
             }
             Ok(buf)
         }
         AesMode::CbcPad(iv) => {
             if encrypt {
-                let k = PaddedBlockEncryptingKey::cbc_pkcs7(unbound(key)?).map_err(|_| crypto_failed("AES setup"))?;
+                let k = PaddedBlockEncryptingKey::cbc_pkcs7(unbound(key)?)
+                    .map_err(|_| crypto_failed("AES setup"))?;
                 let mut out: Vec<u8> = data.to_vec();
                 k.less_safe_encrypt(&mut out, EncryptionContext::Iv128(FixedLength::from(*iv)))
                     .map_err(|_| crypto_failed("AES encryption"))?;
                 Ok(Zeroizing::new(out))
             } else {
                 block_multiple()?;
-                let k = PaddedBlockDecryptingKey::cbc_pkcs7(unbound(key)?).map_err(|_| crypto_failed("AES setup"))?;
+                let k = PaddedBlockDecryptingKey::cbc_pkcs7(unbound(key)?)
+                    .map_err(|_| crypto_failed("AES setup"))?;
                 let len = k
                     .decrypt(&mut buf, DecryptionContext::Iv128(FixedLength::from(*iv)))
                     .map_err(|_| crypto_failed("AES-CBC-PAD decryption"))?
@@ -230,11 +238,17 @@ fn aes_run(key: &[u8], mode: &AesMode, encrypt: bool, data: &[u8]) -> Result<Zer
                 Ok(buf)
             }
         }
-        AesMode::Ctr { block, counter_bits } => {
+        AesMode::Ctr {
+            block,
+            counter_bits,
+        } => {
             check_ctr(block, *counter_bits, data.len())?;
             let k = EncryptingKey::ctr(unbound(key)?).map_err(|_| crypto_failed("AES setup"))?;
-            k.less_safe_encrypt(&mut buf, EncryptionContext::Iv128(FixedLength::from(*block)))
-                .map_err(|_| crypto_failed("AES-CTR"))?;
+            k.less_safe_encrypt(
+                &mut buf,
+                EncryptionContext::Iv128(FixedLength::from(*block)),
+            )
+            .map_err(|_| crypto_failed("AES-CTR"))?;
             Ok(buf)
         }
         AesMode::Gcm { iv, aad } => {
@@ -244,8 +258,11 @@ fn aes_run(key: &[u8], mode: &AesMode, encrypt: bool, data: &[u8]) -> Result<Zer
                 32 => &aead::AES_256_GCM,
                 _ => return Err(Error::validation("an AES key is 16, 24 or 32 bytes")),
             };
-            let k = LessSafeKey::new(UnboundKey::new(alg, key).map_err(|_| crypto_failed("AES-GCM setup"))?);
-            let nonce = Nonce::try_assume_unique_for_key(iv).map_err(|_| Error::validation("the GCM IV must be 12 bytes"))?;
+            let k = LessSafeKey::new(
+                UnboundKey::new(alg, key).map_err(|_| crypto_failed("AES-GCM setup"))?,
+            );
+            let nonce = Nonce::try_assume_unique_for_key(iv)
+                .map_err(|_| Error::validation("the GCM IV must be 12 bytes"))?;
             if encrypt {
                 let mut out = data.to_vec();
                 k.seal_in_place_append_tag(nonce, Aad::from(aad.as_slice()), &mut out)
@@ -275,21 +292,31 @@ fn kek(key: &[u8]) -> Result<KeyEncryptionKey<aws_lc_rs::key_wrap::AesBlockCiphe
 impl Hsm {
     /// Runs `f` on the bytes of a secret key: a token key must be an
     /// Enabled symmetric key (first version); a session key must exist.
-    fn with_secret<T>(&self, keys: &SessionKeys, key: SecretKeyRef<'_>, f: impl FnOnce(&[u8]) -> Result<T>) -> Result<T> {
+    fn with_secret<T>(
+        &self,
+        keys: &SessionKeys,
+        key: SecretKeyRef<'_>,
+        f: impl FnOnce(&[u8]) -> Result<T>,
+    ) -> Result<T> {
         match key {
             SecretKeyRef::Stored(id) => {
                 let state = self.read_state();
                 let record = state.key(id)?;
                 require_enabled(record)?;
                 if !record.spec.is_symmetric() {
-                    return Err(Error::InvalidKeyUsage(format!("{} is not a symmetric key", record.arn())));
+                    return Err(Error::InvalidKeyUsage(format!(
+                        "{} is not a symmetric key",
+                        record.arn()
+                    )));
                 }
                 let material = self.material(record, 1)?;
                 f(&material)
             }
             SecretKeyRef::Session(id) => {
                 let table = keys.lock();
-                let entry = table.get(&id).ok_or_else(|| Error::NotFound("session key".into()))?;
+                let entry = table
+                    .get(&id)
+                    .ok_or_else(|| Error::NotFound("session key".into()))?;
                 f(&entry.bytes)
             }
         }
@@ -297,7 +324,12 @@ impl Hsm {
 
     /// Creates a token AES key of `len` bytes in the namespace `token`
     /// (32 bytes: an ordinary KMS key; 16 or 24: generated here).
-    pub fn p11_create_aes_key(&self, token: &str, len: usize, description: &str) -> Result<KeyMetadata> {
+    pub fn p11_create_aes_key(
+        &self,
+        token: &str,
+        len: usize,
+        description: &str,
+    ) -> Result<KeyMetadata> {
         check_aes_len(len)?;
         let request = CreateKeyRequest {
             description: description.to_string(),
@@ -332,10 +364,18 @@ impl Hsm {
 
     /// Wraps an extractable session key under `wrapping`. Token keys are
     /// never extractable.
-    pub fn p11_wrap(&self, keys: &SessionKeys, wrapping: SecretKeyRef<'_>, mode: WrapMode, target: u64) -> Result<Vec<u8>> {
+    pub fn p11_wrap(
+        &self,
+        keys: &SessionKeys,
+        wrapping: SecretKeyRef<'_>,
+        mode: WrapMode,
+        target: u64,
+    ) -> Result<Vec<u8>> {
         let plain = {
             let table = keys.lock();
-            let entry = table.get(&target).ok_or_else(|| Error::NotFound("session key".into()))?;
+            let entry = table
+                .get(&target)
+                .ok_or_else(|| Error::NotFound("session key".into()))?;
             if !entry.extractable {
                 return Err(Error::InvalidKeyUsage("the key is not extractable".into()));
             }
@@ -398,22 +438,51 @@ mod tests {
         let modes = [
             AesMode::Cbc([7; 16]),
             AesMode::CbcPad([7; 16]),
-            AesMode::Ctr { block: [1; 16], counter_bits: 32 },
-            AesMode::Gcm { iv: vec![3; 12], aad: b"aad".to_vec() },
+            AesMode::Ctr {
+                block: [1; 16],
+                counter_bits: 32,
+            },
+            AesMode::Gcm {
+                iv: vec![3; 12],
+                aad: b"aad".to_vec(),
+            },
         ];
         for mode in modes {
-            let data = if matches!(mode, AesMode::Cbc(_)) { vec![9u8; 32] } else { vec![9u8; 37] };
+            let data = if matches!(mode, AesMode::Cbc(_)) {
+                vec![9u8; 32]
+            } else {
+                vec![9u8; 37]
+            };
             let ct = aes_run(&key, &mode, true, &data).unwrap();
             assert_ne!(&ct[..], &data[..]);
-            assert_eq!(&aes_run(&key, &mode, false, &ct).unwrap()[..], &data[..], "{mode:?}");
+            assert_eq!(
+                &aes_run(&key, &mode, false, &ct).unwrap()[..],
+                &data[..],
+                "{mode:?}"
+            );
         }
         assert!(aes_run(&key, &AesMode::Cbc([0; 16]), true, &[1; 15]).is_err());
-        let gcm = AesMode::Gcm { iv: vec![3; 12], aad: vec![] };
+        let gcm = AesMode::Gcm {
+            iv: vec![3; 12],
+            aad: vec![],
+        };
         let mut ct = aes_run(&key, &gcm, true, b"x").unwrap().to_vec();
         ct[0] ^= 1;
         assert!(aes_run(&key, &gcm, false, &ct).is_err());
-        assert!(aes_run(&key, &AesMode::Gcm { iv: vec![3; 8], aad: vec![] }, true, b"x").is_err());
-        let near_wrap = AesMode::Ctr { block: [0xff; 16], counter_bits: 8 };
+        assert!(aes_run(
+            &key,
+            &AesMode::Gcm {
+                iv: vec![3; 8],
+                aad: vec![]
+            },
+            true,
+            b"x"
+        )
+        .is_err());
+        let near_wrap = AesMode::Ctr {
+            block: [0xff; 16],
+            counter_bits: 8,
+        };
         assert!(aes_run(&key, &near_wrap, true, &[0; 32]).is_err());
     }
 

@@ -195,3 +195,36 @@ pub fn is_secret_part(t: CK_ATTRIBUTE_TYPE) -> bool {
             | CKA_COEFFICIENT
     )
 }
+
+/// Encodes attributes for storage: per attribute, the type (u64 LE), the
+/// length (u32 LE) and the value.
+// CK_ULONG is u64 here but u32 on other targets: keep the conversion.
+#[allow(clippy::useless_conversion)]
+pub fn encode(attrs: &Attributes) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (t, v) in attrs {
+        out.extend_from_slice(&u64::from(*t).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(v);
+    }
+    out
+}
+
+/// Decodes what [`encode`] wrote; anything malformed is a device error.
+#[allow(clippy::useless_conversion)]
+pub fn decode(mut raw: &[u8]) -> Result<Attributes> {
+    let bad = || ckr!(CKR_DEVICE_ERROR, "stored attributes are malformed");
+    let mut attrs = Attributes::new();
+    while !raw.is_empty() {
+        if raw.len() < 12 {
+            return Err(bad());
+        }
+        let t = u64::from_le_bytes(raw[..8].try_into().map_err(|_| bad())?);
+        let len = u32::from_le_bytes(raw[8..12].try_into().map_err(|_| bad())?) as usize;
+        let value = raw.get(12..12 + len).ok_or_else(bad)?;
+        let t = CK_ATTRIBUTE_TYPE::try_from(t).map_err(|_| bad())?;
+        attrs.insert(t, value.to_vec());
+        raw = &raw[12 + len..];
+    }
+    Ok(attrs)
+}

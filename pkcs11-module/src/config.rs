@@ -28,6 +28,13 @@ pub enum Config {
         data_dir: PathBuf,
         /// A file holding the store's passphrase (trailing newline ignored).
         passphrase_file: PathBuf,
+        /// Argon2id memory (KiB) for a store created on first use
+        /// (default: hsm-core's, 64 MiB). Ignored for an existing store.
+        #[serde(default)]
+        kdf_memory_kib: Option<u32>,
+        /// Argon2id passes for a store created on first use.
+        #[serde(default)]
+        kdf_iterations: Option<u32>,
     },
     /// A non-persistent store for tests, without key mechanisms.
     Memory {},
@@ -79,7 +86,9 @@ mod tests {
             c,
             Config::Embedded {
                 data_dir: "/d".into(),
-                passphrase_file: "/p".into()
+                passphrase_file: "/p".into(),
+                kdf_memory_kib: None,
+                kdf_iterations: None,
             }
         );
         for bad in [

@@ -19,6 +19,7 @@ pub mod config;
 pub mod crypto_ops;
 pub mod error;
 pub mod ffi;
+pub mod key_ops;
 pub mod mechanisms;
 pub mod module;
 pub mod object_ops;

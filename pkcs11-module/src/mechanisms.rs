@@ -5,6 +5,7 @@
 
 use cryptoki_sys::*;
 
+use crate::backend::{AesMode, WrapMode};
 use crate::error::{ckr, Result};
 
 /// One mechanism the module knows.
@@ -20,6 +21,8 @@ pub struct MechanismEntry {
     pub flags: CK_FLAGS,
     /// Whether it needs key operations from the backend.
     pub needs_keys: bool,
+    /// Whether this build implements it (only those are listed).
+    pub ready: bool,
 }
 
 const EC_FLAGS: CK_FLAGS = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
@@ -27,12 +30,16 @@ const ED: CK_FLAGS = CKF_SIGN | CKF_VERIFY;
 
 macro_rules! m {
     ($mech:ident, $min:expr, $max:expr, $flags:expr, $keys:expr) => {
+        m!($mech, $min, $max, $flags, $keys, true)
+    };
+    ($mech:ident, $min:expr, $max:expr, $flags:expr, $keys:expr, $ready:expr) => {
         MechanismEntry {
             mechanism: $mech,
             min_key: $min,
             max_key: $max,
             flags: $flags,
             needs_keys: $keys,
+            ready: $ready,
         }
     };
 }
@@ -45,7 +52,14 @@ pub const MECHANISMS: &[MechanismEntry] = &[
     m!(CKM_AES_KEY_GEN, 16, 32, CKF_GENERATE, true),
     m!(CKM_AES_GCM, 16, 32, CKF_ENCRYPT | CKF_DECRYPT, true),
     m!(CKM_AES_CBC, 16, 32, CKF_ENCRYPT | CKF_DECRYPT, true),
-    m!(CKM_AES_CBC_PAD, 16, 32, CKF_ENCRYPT | CKF_DECRYPT, true),
+    m!(
+        CKM_AES_CBC_PAD,
+        16,
+        32,
+        CKF_ENCRYPT | CKF_DECRYPT,
+        true,
+        false
+    ),
     m!(CKM_AES_CTR, 16, 32, CKF_ENCRYPT | CKF_DECRYPT, true),
     m!(CKM_AES_ECB, 16, 32, CKF_ENCRYPT | CKF_DECRYPT, true),
     m!(CKM_AES_KEY_WRAP, 16, 32, CKF_WRAP | CKF_UNWRAP, true),
@@ -65,10 +79,38 @@ pub const MECHANISMS: &[MechanismEntry] = &[
         CKF_SIGN | CKF_VERIFY | CKF_ENCRYPT | CKF_DECRYPT,
         true
     ),
-    m!(CKM_SHA256_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY, true),
-    m!(CKM_SHA384_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY, true),
-    m!(CKM_SHA512_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY, true),
-    m!(CKM_RSA_PKCS_PSS, 2048, 4096, CKF_SIGN | CKF_VERIFY, true),
+    m!(
+        CKM_SHA256_RSA_PKCS,
+        2048,
+        4096,
+        CKF_SIGN | CKF_VERIFY,
+        true,
+        false
+    ),
+    m!(
+        CKM_SHA384_RSA_PKCS,
+        2048,
+        4096,
+        CKF_SIGN | CKF_VERIFY,
+        true,
+        false
+    ),
+    m!(
+        CKM_SHA512_RSA_PKCS,
+        2048,
+        4096,
+        CKF_SIGN | CKF_VERIFY,
+        true,
+        false
+    ),
+    m!(
+        CKM_RSA_PKCS_PSS,
+        2048,
+        4096,
+        CKF_SIGN | CKF_VERIFY,
+        true,
+        false
+    ),
     m!(
         CKM_SHA256_RSA_PKCS_PSS,
         2048,
@@ -104,7 +146,14 @@ pub const MECHANISMS: &[MechanismEntry] = &[
         CKF_GENERATE_KEY_PAIR | EC_FLAGS,
         true
     ),
-    m!(CKM_ECDSA, 256, 384, CKF_SIGN | CKF_VERIFY | EC_FLAGS, true),
+    m!(
+        CKM_ECDSA,
+        256,
+        384,
+        CKF_SIGN | CKF_VERIFY | EC_FLAGS,
+        true,
+        false
+    ),
     m!(
         CKM_ECDSA_SHA256,
         256,
@@ -133,18 +182,25 @@ pub const MECHANISMS: &[MechanismEntry] = &[
         CKF_GENERATE_KEY_PAIR,
         true
     ),
-    m!(CKM_EDDSA, 255, 255, ED, true),
-    m!(CKM_GENERIC_SECRET_KEY_GEN, 28, 64, CKF_GENERATE, true),
-    m!(CKM_SHA256_HMAC, 28, 64, CKF_SIGN | CKF_VERIFY, true),
-    m!(CKM_SHA384_HMAC, 28, 64, CKF_SIGN | CKF_VERIFY, true),
-    m!(CKM_SHA512_HMAC, 28, 64, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_EDDSA, 255, 255, ED, true, false),
+    m!(
+        CKM_GENERIC_SECRET_KEY_GEN,
+        28,
+        64,
+        CKF_GENERATE,
+        true,
+        false
+    ),
+    m!(CKM_SHA256_HMAC, 28, 64, CKF_SIGN | CKF_VERIFY, true, false),
+    m!(CKM_SHA384_HMAC, 28, 64, CKF_SIGN | CKF_VERIFY, true, false),
+    m!(CKM_SHA512_HMAC, 28, 64, CKF_SIGN | CKF_VERIFY, true, false),
 ];
 
 /// The mechanisms available with or without backend key operations.
 pub fn available(with_keys: bool) -> impl Iterator<Item = &'static MechanismEntry> {
     MECHANISMS
         .iter()
-        .filter(move |m| with_keys || !m.needs_keys)
+        .filter(move |m| m.ready && (with_keys || !m.needs_keys))
 }
 
 /// Looks a mechanism up; unknown or unavailable is CKR_MECHANISM_INVALID.
@@ -152,6 +208,102 @@ pub fn lookup(mechanism: CK_MECHANISM_TYPE, with_keys: bool) -> Result<&'static 
     available(with_keys)
         .find(|m| m.mechanism == mechanism)
         .ok_or(ckr!(CKR_MECHANISM_INVALID))
+}
+
+/// The parameters of CKM_AES_GCM (CK_GCM_PARAMS), copied out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcmParams {
+    /// The IV.
+    pub iv: Vec<u8>,
+    /// Additional authenticated data.
+    pub aad: Vec<u8>,
+    /// Tag length in bits.
+    pub tag_bits: CK_ULONG,
+}
+
+/// A mechanism as the caller passed it, with its parameter copied out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mechanism {
+    /// CKM_*.
+    pub mechanism: CK_MECHANISM_TYPE,
+    /// The raw parameter bytes (for flat parameters).
+    pub param: Vec<u8>,
+    /// The decoded CK_GCM_PARAMS, for CKM_AES_GCM.
+    pub gcm: Option<GcmParams>,
+}
+
+/// The AES mode a cipher mechanism names, checking its parameter.
+/// GCM here takes a 12-byte IV and a 128-bit tag.
+pub fn aes_mode(m: &Mechanism) -> Result<AesMode> {
+    let bad = |why| ckr!(CKR_MECHANISM_PARAM_INVALID, why);
+    let iv =
+        |p: &[u8]| -> Result<[u8; 16]> { p.try_into().map_err(|_| bad("the IV must be 16 bytes")) };
+    Ok(match m.mechanism {
+        CKM_AES_ECB if m.param.is_empty() => AesMode::Ecb,
+        CKM_AES_ECB => return Err(bad("CKM_AES_ECB takes no parameter")),
+        CKM_AES_CBC => AesMode::Cbc(iv(&m.param)?),
+        CKM_AES_CBC_PAD => AesMode::CbcPad(iv(&m.param)?),
+        CKM_AES_CTR => {
+            // CK_AES_CTR_PARAMS: CK_ULONG ulCounterBits, CK_BYTE cb[16].
+            const N: usize = std::mem::size_of::<CK_ULONG>();
+            if m.param.len() != N + 16 {
+                return Err(bad("CK_AES_CTR_PARAMS expected"));
+            }
+            let bits =
+                CK_ULONG::from_ne_bytes(m.param[..N].try_into().map_err(|_| bad("counter bits"))?);
+            if bits == 0 || bits > 128 {
+                return Err(bad("ulCounterBits must be 1 to 128"));
+            }
+            AesMode::Ctr {
+                block: iv(&m.param[N..])?,
+                counter_bits: bits as u32,
+            }
+        }
+        CKM_AES_GCM => {
+            let g = m.gcm.as_ref().ok_or(bad("CK_GCM_PARAMS expected"))?;
+            if g.iv.len() != 12 || g.tag_bits != 128 {
+                return Err(bad("AES-GCM here needs a 12-byte IV and a 128-bit tag"));
+            }
+            AesMode::Gcm {
+                iv: g.iv.clone(),
+                aad: g.aad.clone(),
+            }
+        }
+        _ => return Err(ckr!(CKR_MECHANISM_INVALID)),
+    })
+}
+
+/// The output size bound of an AES operation on `n` input bytes.
+pub fn aes_output_len(mode: &AesMode, encrypt: bool, n: usize) -> usize {
+    match (mode, encrypt) {
+        (AesMode::Gcm { .. }, true) => n + 16,
+        (AesMode::Gcm { .. }, false) => n.saturating_sub(16),
+        (AesMode::CbcPad(_), true) => (n / 16 + 1) * 16,
+        _ => n,
+    }
+}
+
+/// The key wrap a mechanism names (it takes no parameter here).
+pub fn wrap_mode(m: &Mechanism) -> Result<WrapMode> {
+    if !m.param.is_empty() || m.gcm.is_some() {
+        return Err(ckr!(
+            CKR_MECHANISM_PARAM_INVALID,
+            "key wrap takes the default IV only"
+        ));
+    }
+    match m.mechanism {
+        CKM_AES_KEY_WRAP => Ok(WrapMode::Kw),
+        CKM_AES_KEY_WRAP_PAD | CKM_AES_KEY_WRAP_KWP => Ok(WrapMode::Kwp),
+        _ => Err(ckr!(CKR_MECHANISM_INVALID)),
+    }
+}
+
+/// The size of a wrapped key of `n` bytes.
+pub fn wrapped_len(mode: WrapMode, n: usize) -> usize {
+    match mode {
+        WrapMode::Kw => n + 8,
+        WrapMode::Kwp => n.div_ceil(8) * 8 + 8,
+    }
 }
 
 /// A digest in progress.
@@ -211,6 +363,10 @@ mod tests {
             CKR_MECHANISM_INVALID
         );
         assert_eq!(lookup(CKM_AES_GCM, true).unwrap().max_key, 32);
+        assert_eq!(
+            lookup(CKM_ECDSA, true).unwrap_err().rv(),
+            CKR_MECHANISM_INVALID
+        );
         assert_eq!(
             lookup(CKM_MD5, true).unwrap_err().rv(),
             CKR_MECHANISM_INVALID

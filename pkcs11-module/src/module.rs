@@ -204,7 +204,13 @@ impl Module {
             .remove(&handle)
             .ok_or(ckr!(CKR_SESSION_HANDLE_INVALID))?;
         let serial = lock(&session)?.token.clone();
-        write(&self.objects)?.remove_where(|o| o.session == Some(handle));
+        let gone = write(&self.objects)?.remove_where(|o| o.session == Some(handle));
+        for object in gone {
+            if let Some(key @ crate::backend::KeyHandle::Session(_)) = &object.key {
+                // Best effort: the key is unreachable either way.
+                let _ = self.backend.destroy_key(key);
+            }
+        }
         if self.session_counts(&serial)?.0 == 0 {
             lock(&self.logins)?.remove(&serial);
         }
@@ -334,6 +340,7 @@ impl Module {
                     backend_id: Some(object.id),
                     session: None,
                     attrs: object.attrs,
+                    key: object.key,
                 });
             }
         }

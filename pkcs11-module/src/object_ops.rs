@@ -4,7 +4,7 @@
 use cryptoki_sys::*;
 
 use crate::attrs::{self, as_bool, get_bool, Template};
-use crate::backend::UserKind;
+use crate::backend::{KeyHandle, UserKind};
 use crate::error::{ckr, Result};
 use crate::module::{lock, read, write, Module};
 use crate::objects::Object;
@@ -23,7 +23,10 @@ pub enum AttrAnswer {
 
 impl Module {
     /// The session's token, RW flag and whether the user is logged in.
-    fn session_view(&self, h: CK_SESSION_HANDLE) -> Result<(String, bool, Option<UserKind>)> {
+    pub(crate) fn session_view(
+        &self,
+        h: CK_SESSION_HANDLE,
+    ) -> Result<(String, bool, Option<UserKind>)> {
         let session = self.session(h)?;
         let s = lock(&session)?;
         Ok((s.token.clone(), s.read_write, self.login_state(&s.token)?))
@@ -42,7 +45,13 @@ impl Module {
 
     /// Checks that the session may create or change an object with these
     /// token/private flags.
-    fn may_write(&self, rw: bool, who: Option<UserKind>, token: bool, private: bool) -> Result<()> {
+    pub(crate) fn may_write(
+        &self,
+        rw: bool,
+        who: Option<UserKind>,
+        token: bool,
+        private: bool,
+    ) -> Result<()> {
         if token && !rw {
             return Err(ckr!(CKR_SESSION_READ_ONLY));
         }
@@ -56,15 +65,19 @@ impl Module {
     }
 
     /// Adds an object to the table (and to the backend when on the token).
-    fn add_object(
+    pub(crate) fn add_object(
         &self,
         h: CK_SESSION_HANDLE,
         token_serial: &str,
         attrs: crate::backend::Attributes,
+        key: Option<KeyHandle>,
     ) -> Result<CK_OBJECT_HANDLE> {
         let on_token = get_bool(&attrs, CKA_TOKEN, false);
         let backend_id = if on_token {
-            Some(self.backend.store_object(token_serial, &attrs)?)
+            Some(
+                self.backend
+                    .store_object(token_serial, &attrs, key.as_ref())?,
+            )
         } else {
             None
         };
@@ -73,6 +86,7 @@ impl Module {
             backend_id,
             session: (!on_token).then_some(h),
             attrs,
+            key,
         }))
     }
 
@@ -112,7 +126,7 @@ impl Module {
             get_bool(&new, CKA_TOKEN, false),
             get_bool(&new, CKA_PRIVATE, true),
         )?;
-        self.add_object(h, &token, new)
+        self.add_object(h, &token, new, None)
     }
 
     /// C_CopyObject: a new object with the template's changes.
@@ -150,7 +164,7 @@ impl Module {
             get_bool(&new, CKA_TOKEN, false),
             get_bool(&new, CKA_PRIVATE, true),
         )?;
-        self.add_object(h, &token, new)
+        self.add_object(h, &token, new, None)
     }
 
     /// C_DestroyObject.
@@ -166,8 +180,10 @@ impl Module {
         if !get_bool(&object.attrs, CKA_DESTROYABLE, true) {
             return Err(ckr!(CKR_ACTION_PROHIBITED, "object is not destroyable"));
         }
-        if let Some(id) = &object.backend_id {
-            self.backend.destroy_object(&object.token, id)?;
+        match (&object.backend_id, &object.key) {
+            (Some(id), _) => self.backend.destroy_object(&object.token, id)?,
+            (None, Some(key)) => self.backend.destroy_key(key)?,
+            (None, None) => {}
         }
         write(&self.objects)?.remove(obj);
         Ok(())

@@ -26,6 +26,8 @@ pub struct Object {
     pub session: Option<CK_SESSION_HANDLE>,
     /// The attributes visible through C_GetAttributeValue.
     pub attrs: Attributes,
+    /// The backend key material a key object names.
+    pub key: Option<crate::backend::KeyHandle>,
 }
 
 impl Object {
@@ -105,18 +107,15 @@ impl ObjectTable {
         }
     }
 
-    /// Removes every object matching `pred`; returns how many went.
-    pub fn remove_where(&mut self, pred: impl Fn(&Object) -> bool) -> usize {
+    /// Removes every object matching `pred`; returns them.
+    pub fn remove_where(&mut self, pred: impl Fn(&Object) -> bool) -> Vec<Object> {
         let doomed: Vec<_> = self
             .objects
             .iter()
             .filter(|(_, o)| pred(o))
             .map(|(h, _)| *h)
             .collect();
-        for h in &doomed {
-            self.remove(*h);
-        }
-        doomed.len()
+        doomed.iter().filter_map(|h| self.remove(*h)).collect()
     }
 
     /// Handles of the objects matching `template` on which `visible` holds,
@@ -191,6 +190,7 @@ mod tests {
             backend_id: None,
             session: None,
             attrs,
+            key: None,
         }
     }
 

@@ -101,6 +101,13 @@ impl PinRecord {
     /// The CK_TOKEN_INFO flags describing this PIN's counter; `user`
     /// selects the CKF_USER_PIN_* or CKF_SO_PIN_* family.
     pub fn flags(&self, user: bool) -> CK_FLAGS {
+        pin_flags(self.failures, user)
+    }
+}
+
+/// The CK_TOKEN_INFO flags for a PIN with `failures` wrong tries in a row.
+pub fn pin_flags(failures: u32, user: bool) -> CK_FLAGS {
+    {
         let (low, last, locked) = if user {
             (
                 CKF_USER_PIN_COUNT_LOW,
@@ -114,7 +121,7 @@ impl PinRecord {
                 CKF_SO_PIN_LOCKED,
             )
         };
-        match self.failures {
+        match failures {
             0 => 0,
             n if n >= MAX_PIN_FAILURES => locked | low,
             n if n + 1 == MAX_PIN_FAILURES => last | low,

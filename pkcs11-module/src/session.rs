@@ -3,6 +3,7 @@
 
 use cryptoki_sys::*;
 
+use crate::backend::{AesMode, KeyHandle};
 use crate::error::{ckr, Pkcs11Error, Result};
 use crate::mechanisms::DigestOp;
 
@@ -28,6 +29,23 @@ pub struct Session {
     pub find: Option<FindState>,
     /// An active digest.
     pub digest: Option<DigestOp>,
+    /// An active encryption.
+    pub encrypt: Option<CipherOp>,
+    /// An active decryption.
+    pub decrypt: Option<CipherOp>,
+}
+
+/// An AES encryption or decryption in progress. Multi-part input is
+/// gathered and processed at C_*Final (Update returns no output).
+pub struct CipherOp {
+    /// The key.
+    pub key: KeyHandle,
+    /// The mode and its parameters.
+    pub mode: AesMode,
+    /// Input gathered by C_*Update.
+    pub buf: zeroize::Zeroizing<Vec<u8>>,
+    /// Whether C_*Update was called.
+    pub multipart: bool,
 }
 
 impl Session {
@@ -39,6 +57,8 @@ impl Session {
             read_write,
             find: None,
             digest: None,
+            encrypt: None,
+            decrypt: None,
         }
     }
 }

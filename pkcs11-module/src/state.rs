@@ -4,7 +4,6 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::backend::{memory::MemoryBackend, Backend};
 use crate::config::Config;
 use crate::error::{Pkcs11Error, Result};
 use crate::module::Module;
@@ -15,13 +14,6 @@ struct Global {
 }
 
 static STATE: RwLock<Option<Global>> = RwLock::new(None);
-
-fn opened_backend(config: &Config) -> Result<Box<dyn Backend>> {
-    match config {
-        Config::Memory {} => Ok(Box::new(MemoryBackend::new())),
-        Config::Embedded { .. } => crate::backend::open_embedded(config),
-    }
-}
 
 /// C_Initialize after the arguments were checked: reads the configuration
 /// and opens the backend. Failures are reported on standard error, since
@@ -38,7 +30,7 @@ pub fn initialize() -> Result<()> {
         std::mem::forget(state.take());
     }
     let module = Config::from_env()
-        .and_then(|config| opened_backend(&config))
+        .and_then(|config| crate::backend::open(&config))
         .and_then(Module::new)
         .inspect_err(|e| eprintln!("libtinfoil_pkcs11: C_Initialize failed: {e}"))?;
     *state = Some(Global {

@@ -7,7 +7,7 @@
 
 use std::sync::Mutex;
 
-use super::{unknown_token, Attributes, Backend, StoredObject, TokenRecord, UserKind};
+use super::{unknown_token, Attributes, Backend, KeyHandle, StoredObject, TokenRecord, UserKind};
 use crate::error::{ckr, Pkcs11Error, Result};
 use crate::pin::PinRecord;
 
@@ -139,12 +139,24 @@ impl Backend for MemoryBackend {
                 .map(|(id, attrs)| StoredObject {
                     id: id.clone(),
                     attrs: attrs.clone(),
+                    key: None,
                 })
                 .collect())
         })
     }
 
-    fn store_object(&self, token: &str, attrs: &Attributes) -> Result<String> {
+    fn store_object(
+        &self,
+        token: &str,
+        attrs: &Attributes,
+        key: Option<&KeyHandle>,
+    ) -> Result<String> {
+        if key.is_some() {
+            return Err(ckr!(
+                CKR_FUNCTION_NOT_SUPPORTED,
+                "this backend holds no keys"
+            ));
+        }
         let id = self.new_id();
         self.with_token(token, |t| {
             t.objects.push((id.clone(), attrs.clone()));

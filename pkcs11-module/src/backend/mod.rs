@@ -13,7 +13,10 @@ use cryptoki_sys::*;
 
 use crate::error::{ckr, Result};
 
+pub mod embedded;
 pub mod memory;
+
+pub use hsm_core::mechanisms::{AesMode, WrapMode};
 
 /// PKCS#11 attributes as stored: type → raw value bytes.
 pub type Attributes = BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>;
@@ -40,13 +43,24 @@ pub struct TokenRecord {
     pub pin_flags: CK_FLAGS,
 }
 
+/// The backend's handle on key material (the module never sees the bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KeyHandle {
+    /// A token key: a KMS key id.
+    Stored(String),
+    /// A session key, alive until destroyed or C_Finalize.
+    Session(u64),
+}
+
 /// An object persisted on a token, as the backend returns it.
 #[derive(Debug, Clone)]
 pub struct StoredObject {
-    /// The backend's id of the object (a KMS key id for keys).
+    /// The backend's id of the object.
     pub id: String,
     /// Its attributes. Never holds CKA_VALUE of a secret or private key.
     pub attrs: Attributes,
+    /// The key material it names, for key objects.
+    pub key: Option<KeyHandle>,
 }
 
 /// Everything the module needs from a store. All methods are synchronous
@@ -77,8 +91,14 @@ pub trait Backend: Send + Sync {
     /// The objects stored on a token.
     fn load_objects(&self, token: &str) -> Result<Vec<StoredObject>>;
 
-    /// Stores a new object that carries no key material; returns its id.
-    fn store_object(&self, token: &str, attrs: &Attributes) -> Result<String>;
+    /// Stores a new object; `key` links a key object to its material.
+    /// Returns the object's id.
+    fn store_object(
+        &self,
+        token: &str,
+        attrs: &Attributes,
+        key: Option<&KeyHandle>,
+    ) -> Result<String>;
 
     /// Replaces the stored attributes of an object.
     fn update_object(&self, token: &str, id: &str, attrs: &Attributes) -> Result<()>;
@@ -90,12 +110,64 @@ pub trait Backend: Send + Sync {
     /// Fills `out` with random bytes.
     fn generate_random(&self, out: &mut [u8]) -> Result<()>;
 
-    /// Key generation and other key operations. The default says the
-    /// mechanism is not available, so a backend only implements what it
-    /// offers.
+    /// Whether key generation and key operations are available. The
+    /// defaults below say the mechanism is not, so a backend only
+    /// implements what it offers.
     fn supports_key_mechanisms(&self) -> bool {
         false
     }
+
+    /// Generates a secret key of `len` bytes: a token key in the
+    /// namespace of the token labelled `token_label`, or a session key.
+    fn generate_aes_key(
+        &self,
+        _token_label: Option<&str>,
+        _len: usize,
+        _extractable: bool,
+    ) -> Result<KeyHandle> {
+        Err(no_keys())
+    }
+
+    /// Destroys a session key; for a token key, schedules its deletion.
+    fn destroy_key(&self, _key: &KeyHandle) -> Result<()> {
+        Err(no_keys())
+    }
+
+    /// Length in bytes of a secret key.
+    fn secret_len(&self, _key: &KeyHandle) -> Result<usize> {
+        Err(no_keys())
+    }
+
+    /// One raw AES operation.
+    fn aes(
+        &self,
+        _key: &KeyHandle,
+        _mode: &AesMode,
+        _encrypt: bool,
+        _data: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        Err(no_keys())
+    }
+
+    /// Wraps an extractable session key.
+    fn wrap(&self, _wrapping: &KeyHandle, _mode: WrapMode, _target: &KeyHandle) -> Result<Vec<u8>> {
+        Err(no_keys())
+    }
+
+    /// Unwraps into a new session key; returns it and its length.
+    fn unwrap(
+        &self,
+        _unwrapping: &KeyHandle,
+        _mode: WrapMode,
+        _wrapped: &[u8],
+        _extractable: bool,
+    ) -> Result<(KeyHandle, usize)> {
+        Err(no_keys())
+    }
+}
+
+fn no_keys() -> crate::error::Pkcs11Error {
+    ckr!(CKR_FUNCTION_NOT_SUPPORTED, "this backend holds no keys")
 }
 
 /// The error a backend returns for a token it does not know.
@@ -103,9 +175,12 @@ pub fn unknown_token() -> crate::error::Pkcs11Error {
     ckr!(CKR_TOKEN_NOT_RECOGNIZED, "unknown token")
 }
 
-/// Opens the embedded backend (hsm-core in this process).
-pub fn open_embedded(_config: &crate::config::Config) -> Result<Box<dyn Backend>> {
-    Err(crate::error::Pkcs11Error::General(
-        "the embedded backend is not available in this build yet; use backend = \"memory\"".into(),
-    ))
+/// Opens the backend a configuration names.
+pub fn open(config: &crate::config::Config) -> Result<Box<dyn Backend>> {
+    match config {
+        crate::config::Config::Memory {} => Ok(Box::new(memory::MemoryBackend::new())),
+        crate::config::Config::Embedded { .. } => {
+            Ok(Box::new(embedded::EmbeddedBackend::open(config)?))
+        }
+    }
 }

@@ -105,15 +105,23 @@ macro_rules! key_init {
         }
     };
 }
-key_init!(C_EncryptInit, OpKind::Encrypt);
-key_init!(C_DecryptInit, OpKind::Decrypt);
 key_init!(C_SignInit, OpKind::Sign);
 key_init!(C_VerifyInit, OpKind::Verify);
 
-/// In, out-with-length steps (C_Encrypt, C_EncryptUpdate, C_Sign...).
-macro_rules! key_step_in_out {
-    ($name:ident, $kind:expr) => {
-        pub(super) unsafe extern "C" fn $name(
+macro_rules! cipher_fns {
+    ($init:ident, $single:ident, $update:ident, $final:ident, $kind:expr) => {
+        pub(super) unsafe extern "C" fn $init(
+            h: CK_SESSION_HANDLE,
+            mechanism: *mut CK_MECHANISM,
+            key: CK_OBJECT_HANDLE,
+        ) -> CK_RV {
+            with_module(|m| {
+                let mech = unsafe { read_mechanism(mechanism) }?;
+                m.cipher_init(h, $kind, &mech, key)
+            })
+        }
+
+        pub(super) unsafe extern "C" fn $single(
             h: CK_SESSION_HANDLE,
             data: *mut CK_BYTE,
             len: CK_ULONG,
@@ -121,17 +129,57 @@ macro_rules! key_step_in_out {
             out_len: *mut CK_ULONG,
         ) -> CK_RV {
             with_module(|m| {
-                let _cap = unsafe { capacity(out, out_len) }?;
-                let _data = unsafe { in_bytes(data, len) }?;
-                unsafe { deliver(out, out_len, m.key_op_step(h, $kind)) }
+                let cap = unsafe { capacity(out, out_len) }?;
+                let data = unsafe { in_bytes(data, len) }?;
+                unsafe { deliver(out, out_len, m.cipher(h, $kind, data, cap)) }
+            })
+        }
+
+        pub(super) unsafe extern "C" fn $update(
+            h: CK_SESSION_HANDLE,
+            data: *mut CK_BYTE,
+            len: CK_ULONG,
+            out: *mut CK_BYTE,
+            out_len: *mut CK_ULONG,
+        ) -> CK_RV {
+            with_module(|m| {
+                // Bad arguments still end the operation, inside cipher_update.
+                let cap = unsafe { capacity(out, out_len) };
+                let data = unsafe { in_bytes(data, len) };
+                let result = match cap {
+                    Ok(cap) => m.cipher_update(h, $kind, data, cap),
+                    Err(e) => m.cipher_update(h, $kind, Err(e), None),
+                };
+                unsafe { deliver(out, out_len, result) }
+            })
+        }
+
+        pub(super) unsafe extern "C" fn $final(
+            h: CK_SESSION_HANDLE,
+            out: *mut CK_BYTE,
+            out_len: *mut CK_ULONG,
+        ) -> CK_RV {
+            with_module(|m| {
+                let cap = unsafe { capacity(out, out_len) }?;
+                unsafe { deliver(out, out_len, m.cipher_final(h, $kind, cap)) }
             })
         }
     };
 }
-key_step_in_out!(C_Encrypt, OpKind::Encrypt);
-key_step_in_out!(C_EncryptUpdate, OpKind::Encrypt);
-key_step_in_out!(C_Decrypt, OpKind::Decrypt);
-key_step_in_out!(C_DecryptUpdate, OpKind::Decrypt);
+cipher_fns!(
+    C_EncryptInit,
+    C_Encrypt,
+    C_EncryptUpdate,
+    C_EncryptFinal,
+    OpKind::Encrypt
+);
+cipher_fns!(
+    C_DecryptInit,
+    C_Decrypt,
+    C_DecryptUpdate,
+    C_DecryptFinal,
+    OpKind::Decrypt
+);
 
 /// Out-only final steps (C_EncryptFinal, C_DecryptFinal, C_SignFinal).
 macro_rules! key_final {
@@ -148,8 +196,6 @@ macro_rules! key_final {
         }
     };
 }
-key_final!(C_EncryptFinal, OpKind::Encrypt);
-key_final!(C_DecryptFinal, OpKind::Decrypt);
 key_final!(C_SignFinal, OpKind::Sign);
 
 pub(super) unsafe extern "C" fn C_Sign(
@@ -209,8 +255,8 @@ pub(super) unsafe extern "C" fn C_GenerateKey(
     with_module(|m| {
         let key = unsafe { out_ref(key) }?;
         let mech = unsafe { read_mechanism(mechanism) }?;
-        let _template = unsafe { read_template(template, count) }?;
-        *key = m.key_management(h, mech.mechanism, CKF_GENERATE)?;
+        let template = unsafe { read_template(template, count) }?;
+        *key = m.generate_key(h, &mech, &template)?;
         Ok(())
     })
 }
@@ -242,15 +288,15 @@ pub(super) unsafe extern "C" fn C_GenerateKeyPair(
 pub(super) unsafe extern "C" fn C_WrapKey(
     h: CK_SESSION_HANDLE,
     mechanism: *mut CK_MECHANISM,
-    _wrapping: CK_OBJECT_HANDLE,
-    _key: CK_OBJECT_HANDLE,
+    wrapping: CK_OBJECT_HANDLE,
+    key: CK_OBJECT_HANDLE,
     out: *mut CK_BYTE,
     out_len: *mut CK_ULONG,
 ) -> CK_RV {
     with_module(|m| {
-        let _cap = unsafe { capacity(out, out_len) }?;
+        let cap = unsafe { capacity(out, out_len) }?;
         let mech = unsafe { read_mechanism(mechanism) }?;
-        m.key_management(h, mech.mechanism, CKF_WRAP).map(|_| ())
+        unsafe { deliver(out, out_len, m.wrap_key(h, &mech, wrapping, key, cap)) }
     })
 }
 
@@ -258,7 +304,7 @@ pub(super) unsafe extern "C" fn C_WrapKey(
 pub(super) unsafe extern "C" fn C_UnwrapKey(
     h: CK_SESSION_HANDLE,
     mechanism: *mut CK_MECHANISM,
-    _unwrapping: CK_OBJECT_HANDLE,
+    unwrapping: CK_OBJECT_HANDLE,
     wrapped: *mut CK_BYTE,
     wrapped_len: CK_ULONG,
     template: *mut CK_ATTRIBUTE,
@@ -268,9 +314,9 @@ pub(super) unsafe extern "C" fn C_UnwrapKey(
     with_module(|m| {
         let key = unsafe { out_ref(key) }?;
         let mech = unsafe { read_mechanism(mechanism) }?;
-        let _wrapped = unsafe { in_bytes(wrapped, wrapped_len) }?;
-        let _template = unsafe { read_template(template, count) }?;
-        *key = m.key_management(h, mech.mechanism, CKF_UNWRAP)?;
+        let wrapped = unsafe { in_bytes(wrapped, wrapped_len) }?;
+        let template = unsafe { read_template(template, count) }?;
+        *key = m.unwrap_key(h, &mech, unwrapping, wrapped, &template)?;
         Ok(())
     })
 }

@@ -13,6 +13,7 @@ use cryptoki_sys::*;
 
 use crate::attrs::{Template, MAX_ATTR_LEN, MAX_TEMPLATE_LEN};
 use crate::error::{ckr, Pkcs11Error, Result};
+use crate::mechanisms::{GcmParams, Mechanism};
 use crate::module::Module;
 use crate::session::Output;
 
@@ -157,26 +158,42 @@ pub(crate) unsafe fn read_template(p: *const CK_ATTRIBUTE, count: CK_ULONG) -> R
         .collect()
 }
 
-/// A mechanism as passed by the caller: its type and raw parameter bytes.
-pub(crate) struct Mechanism {
-    /// CKM_*.
-    pub mechanism: CK_MECHANISM_TYPE,
-    /// The parameter's bytes (structures with pointers are decoded by the
-    /// function that needs them).
-    pub param: Vec<u8>,
-}
-
-/// Reads a CK_MECHANISM.
+/// Reads a CK_MECHANISM, copying its parameter; CK_GCM_PARAMS (which
+/// holds pointers) is decoded for CKM_AES_GCM.
 pub(crate) unsafe fn read_mechanism(p: *const CK_MECHANISM) -> Result<Mechanism> {
     // SAFETY: non-NULL checked by as_ref; the caller promises a CK_MECHANISM.
     let m = unsafe { p.as_ref() }.ok_or(Pkcs11Error::ArgumentsBad("NULL mechanism"))?;
     if m.ulParameterLen as usize > MAX_ATTR_LEN {
         return Err(ckr!(CKR_MECHANISM_PARAM_INVALID, "parameter too long"));
     }
+    if m.mechanism == CKM_AES_GCM {
+        if m.pParameter.is_null()
+            || m.ulParameterLen as usize != std::mem::size_of::<CK_GCM_PARAMS>()
+        {
+            return Err(ckr!(CKR_MECHANISM_PARAM_INVALID, "CK_GCM_PARAMS expected"));
+        }
+        // SAFETY: non-NULL and of the right size, as checked.
+        let g = unsafe { &*(m.pParameter as *const CK_GCM_PARAMS) };
+        if g.ulIvLen as usize > 256 || g.ulAADLen as usize > MAX_ATTR_LEN {
+            return Err(ckr!(CKR_MECHANISM_PARAM_INVALID, "GCM IV or AAD too long"));
+        }
+        let iv = unsafe { in_bytes(g.pIv, g.ulIvLen) }?.to_vec();
+        let aad = unsafe { in_bytes(g.pAAD, g.ulAADLen) }?.to_vec();
+        return Ok(Mechanism {
+            mechanism: m.mechanism,
+            param: Vec::new(),
+            gcm: Some(GcmParams {
+                iv,
+                aad,
+                tag_bits: g.ulTagBits,
+            }),
+        });
+    }
     let param = unsafe { in_bytes(m.pParameter as *const u8, m.ulParameterLen) }?.to_vec();
     Ok(Mechanism {
         mechanism: m.mechanism,
         param,
+        gcm: None,
     })
 }
 

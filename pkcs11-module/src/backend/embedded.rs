@@ -1,0 +1,456 @@
+//! `backend = "embedded"`: hsm-core in this process. Tokens, PINs and
+//! object attributes live in the store (hsm-core's token.rs); keys are KMS
+//! keys in the token's namespace; all cryptography runs inside hsm-core
+//! (mechanisms.rs), so key bytes never reach this crate.
+
+use std::path::Path;
+
+use cryptoki_sys::*;
+use hsm_core::mechanisms::{SecretKeyRef, SessionKeys};
+use hsm_core::token::{PinError, PinUser};
+use hsm_core::{Hsm, HsmOptions, KdfParams, KeyMetadata, KeyState, SecretString};
+use zeroize::Zeroizing;
+
+use super::{
+    AesMode, Attributes, Backend, KeyHandle, StoredObject, TokenRecord, UserKind, WrapMode,
+};
+use crate::attrs::{bbool, decode, encode, ulong};
+use crate::config::Config;
+use crate::error::{ckr, Pkcs11Error, Result};
+use crate::pin::pin_flags;
+
+/// Largest passphrase file read, in bytes.
+const MAX_PASSPHRASE_FILE: u64 = 4096;
+/// The deletion window for keys destroyed through PKCS#11 (the KMS minimum).
+const DELETION_WINDOW_DAYS: u32 = 7;
+/// Prefix of object ids synthesised for keys that have no object row.
+const KMS_PREFIX: &str = "kms:";
+
+/// The embedded backend.
+pub struct EmbeddedBackend {
+    hsm: Hsm,
+    session_keys: SessionKeys,
+}
+
+fn pin_error(e: PinError) -> Pkcs11Error {
+    match e {
+        PinError::Incorrect => ckr!(CKR_PIN_INCORRECT),
+        PinError::Locked => ckr!(CKR_PIN_LOCKED),
+        PinError::NotInitialized => ckr!(CKR_USER_PIN_NOT_INITIALIZED),
+        PinError::LengthRange => ckr!(CKR_PIN_LEN_RANGE),
+        PinError::Engine(e) => e.into(),
+    }
+}
+
+fn pin_user(user: UserKind) -> PinUser {
+    match user {
+        UserKind::So => PinUser::So,
+        UserKind::User => PinUser::User,
+    }
+}
+
+fn read_passphrase(path: &Path) -> Result<SecretString> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        Pkcs11Error::General(format!(
+            "cannot read passphrase file {}: {e}",
+            path.display()
+        ))
+    })?;
+    if meta.len() > MAX_PASSPHRASE_FILE {
+        return Err(Pkcs11Error::General(format!(
+            "passphrase file {} is too large",
+            path.display()
+        )));
+    }
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        Pkcs11Error::General(format!(
+            "cannot read passphrase file {}: {e}",
+            path.display()
+        ))
+    })?);
+    let trimmed = text.trim_end_matches(['\n', '\r']);
+    if trimmed.is_empty() {
+        return Err(Pkcs11Error::General(format!(
+            "passphrase file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(SecretString::from(trimmed.to_string()))
+}
+
+impl EmbeddedBackend {
+    /// Opens the store named by the configuration, initialising a missing
+    /// or empty data directory with the passphrase.
+    pub fn open(config: &Config) -> Result<EmbeddedBackend> {
+        let Config::Embedded {
+            data_dir,
+            passphrase_file,
+            kdf_memory_kib,
+            kdf_iterations,
+        } = config
+        else {
+            return Err(Pkcs11Error::General("not an embedded configuration".into()));
+        };
+        let passphrase = read_passphrase(passphrase_file)?;
+        let mut options = HsmOptions::default();
+        let defaults = KdfParams::default();
+        options.kdf = KdfParams {
+            memory_kib: kdf_memory_kib.unwrap_or(defaults.memory_kib),
+            iterations: kdf_iterations.unwrap_or(defaults.iterations),
+            parallelism: defaults.parallelism,
+        };
+        let opened = if Hsm::is_initialized(data_dir) {
+            Hsm::open(data_dir, &passphrase, options)
+        } else {
+            Hsm::init(data_dir, &passphrase, options)
+        };
+        let hsm = opened.map_err(|e| {
+            Pkcs11Error::General(format!(
+                "cannot open the store in {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        Ok(EmbeddedBackend {
+            hsm,
+            session_keys: SessionKeys::new(),
+        })
+    }
+
+    fn label_of(&self, serial: &str) -> Result<String> {
+        self.hsm
+            .token_list()?
+            .into_iter()
+            .find(|t| t.serial == serial)
+            .map(|t| t.label)
+            .ok_or_else(super::unknown_token)
+    }
+
+    fn key_ref<'a>(&self, key: &'a KeyHandle) -> SecretKeyRef<'a> {
+        match key {
+            KeyHandle::Stored(id) => SecretKeyRef::Stored(id),
+            KeyHandle::Session(id) => SecretKeyRef::Session(*id),
+        }
+    }
+
+    /// Attributes for a KMS key that no PKCS#11 application described:
+    /// CKA_ID = the key id's bytes, CKA_LABEL = first alias or description.
+    fn synthesise(&self, meta: &KeyMetadata) -> Result<Option<Attributes>> {
+        if !meta.key_spec.is_symmetric() {
+            return Ok(None);
+        }
+        let len = self
+            .hsm
+            .p11_secret_len(&self.session_keys, SecretKeyRef::Stored(&meta.key_id))
+            .unwrap_or(32);
+        let alias = self
+            .hsm
+            .list_aliases(Some(&meta.key_id), Some(1), None)
+            .ok()
+            .and_then(|page| page.items.into_iter().next())
+            .map(|a| a.alias_name.trim_start_matches("alias/").to_string());
+        let mut attrs = Attributes::new();
+        attrs.insert(CKA_CLASS, ulong(CKO_SECRET_KEY));
+        attrs.insert(CKA_KEY_TYPE, ulong(CKK_AES));
+        attrs.insert(CKA_ID, meta.key_id.as_bytes().to_vec());
+        attrs.insert(
+            CKA_LABEL,
+            alias
+                .unwrap_or_else(|| meta.description.clone())
+                .into_bytes(),
+        );
+        attrs.insert(CKA_VALUE_LEN, ulong(len as CK_ULONG));
+        for t in [
+            CKA_TOKEN,
+            CKA_PRIVATE,
+            CKA_SENSITIVE,
+            CKA_ALWAYS_SENSITIVE,
+            CKA_NEVER_EXTRACTABLE,
+        ] {
+            attrs.insert(t, bbool(true));
+        }
+        for t in [
+            CKA_ENCRYPT,
+            CKA_DECRYPT,
+            CKA_WRAP,
+            CKA_UNWRAP,
+            CKA_MODIFIABLE,
+            CKA_DESTROYABLE,
+        ] {
+            attrs.insert(t, bbool(true));
+        }
+        for t in [
+            CKA_EXTRACTABLE,
+            CKA_SIGN,
+            CKA_VERIFY,
+            CKA_DERIVE,
+            CKA_COPYABLE,
+            CKA_TRUSTED,
+        ] {
+            attrs.insert(t, bbool(false));
+        }
+        attrs.insert(CKA_LOCAL, bbool(true));
+        Ok(Some(attrs))
+    }
+}
+
+impl Backend for EmbeddedBackend {
+    fn name(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        Ok(self
+            .hsm
+            .token_list()?
+            .into_iter()
+            .map(|t| TokenRecord {
+                serial: t.serial,
+                label: t.label,
+                user_pin_initialized: t.user_pin_initialized,
+                pin_flags: pin_flags(t.so_failures, false) | pin_flags(t.user_failures, true),
+            })
+            .collect())
+    }
+
+    fn init_token(&self, existing: Option<&str>, label: &str, so_pin: &[u8]) -> Result<String> {
+        self.hsm
+            .token_init(existing, label, so_pin)
+            .map_err(pin_error)
+    }
+
+    fn login(&self, token: &str, user: UserKind, pin: &[u8]) -> Result<()> {
+        self.hsm
+            .token_check_pin(token, pin_user(user), pin)
+            .map_err(pin_error)
+    }
+
+    fn init_pin(&self, token: &str, pin: &[u8]) -> Result<()> {
+        self.hsm
+            .token_set_pin(token, PinUser::User, pin)
+            .map_err(pin_error)
+    }
+
+    fn set_pin(&self, token: &str, user: UserKind, old: &[u8], new: &[u8]) -> Result<()> {
+        crate::pin::check_pin_len(new)?;
+        self.hsm
+            .token_check_pin(token, pin_user(user), old)
+            .map_err(pin_error)?;
+        self.hsm
+            .token_set_pin(token, pin_user(user), new)
+            .map_err(pin_error)
+    }
+
+    fn load_objects(&self, token: &str) -> Result<Vec<StoredObject>> {
+        let label = self.label_of(token)?;
+        let rows = self.hsm.token_objects(token)?;
+        let keys = self.hsm.list_token_keys(&label)?;
+        let live = |id: &str| {
+            keys.iter()
+                .any(|k| k.key_id == id && k.key_state != KeyState::PendingDeletion)
+        };
+        let mut out = Vec::new();
+        for row in &rows {
+            match &row.key_id {
+                Some(id) if !live(id) => continue,
+                key_id => out.push(StoredObject {
+                    id: row.object_id.clone(),
+                    attrs: decode(&row.attrs)?,
+                    key: key_id.clone().map(KeyHandle::Stored),
+                }),
+            }
+        }
+        for meta in &keys {
+            let described = rows
+                .iter()
+                .any(|r| r.key_id.as_deref() == Some(meta.key_id.as_str()));
+            if described || meta.key_state == KeyState::PendingDeletion {
+                continue;
+            }
+            if let Some(attrs) = self.synthesise(meta)? {
+                out.push(StoredObject {
+                    id: format!("{KMS_PREFIX}{}", meta.key_id),
+                    attrs,
+                    key: Some(KeyHandle::Stored(meta.key_id.clone())),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn store_object(
+        &self,
+        token: &str,
+        attrs: &Attributes,
+        key: Option<&KeyHandle>,
+    ) -> Result<String> {
+        let key_id = match key {
+            None => None,
+            Some(KeyHandle::Stored(id)) => Some(id.clone()),
+            Some(KeyHandle::Session(_)) => {
+                return Err(ckr!(
+                    CKR_TEMPLATE_INCONSISTENT,
+                    "a session key cannot be stored"
+                ))
+            }
+        };
+        let mut raw = [0u8; 12];
+        self.generate_random(&mut raw)?;
+        let object_id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        self.hsm.token_put_object(
+            token,
+            &hsm_core::token::ObjectRow {
+                object_id: object_id.clone(),
+                key_id,
+                attrs: encode(attrs),
+            },
+        )?;
+        Ok(object_id)
+    }
+
+    fn update_object(&self, token: &str, id: &str, attrs: &Attributes) -> Result<()> {
+        let key_id = match id.strip_prefix(KMS_PREFIX) {
+            Some(key_id) => Some(key_id.to_string()),
+            None => {
+                self.hsm
+                    .token_objects(token)?
+                    .into_iter()
+                    .find(|r| r.object_id == id)
+                    .ok_or(ckr!(CKR_OBJECT_HANDLE_INVALID))?
+                    .key_id
+            }
+        };
+        self.hsm.token_put_object(
+            token,
+            &hsm_core::token::ObjectRow {
+                object_id: id.to_string(),
+                key_id,
+                attrs: encode(attrs),
+            },
+        )?;
+        Ok(())
+    }
+
+    fn destroy_object(&self, token: &str, id: &str) -> Result<()> {
+        let key_id = match id.strip_prefix(KMS_PREFIX) {
+            Some(key_id) => Some(key_id.to_string()),
+            None => {
+                self.hsm
+                    .token_objects(token)?
+                    .into_iter()
+                    .find(|r| r.object_id == id)
+                    .ok_or(ckr!(CKR_OBJECT_HANDLE_INVALID))?
+                    .key_id
+            }
+        };
+        if let Some(key_id) = key_id {
+            self.hsm
+                .schedule_key_deletion(&key_id, Some(DELETION_WINDOW_DAYS))?;
+        }
+        self.hsm.token_delete_object(id)?;
+        Ok(())
+    }
+
+    fn generate_random(&self, out: &mut [u8]) -> Result<()> {
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), out)
+            .map_err(|_| ckr!(CKR_DEVICE_ERROR, "no randomness"))
+    }
+
+    fn supports_key_mechanisms(&self) -> bool {
+        true
+    }
+
+    fn generate_aes_key(
+        &self,
+        token_label: Option<&str>,
+        len: usize,
+        extractable: bool,
+    ) -> Result<KeyHandle> {
+        match token_label {
+            Some(label) => {
+                let meta = self.hsm.p11_create_aes_key(label, len, "PKCS#11 AES key")?;
+                Ok(KeyHandle::Stored(meta.key_id))
+            }
+            None => Ok(KeyHandle::Session(
+                self.session_keys.generate(len, extractable)?,
+            )),
+        }
+    }
+
+    fn destroy_key(&self, key: &KeyHandle) -> Result<()> {
+        match key {
+            KeyHandle::Session(id) => {
+                self.session_keys.destroy(*id);
+                Ok(())
+            }
+            KeyHandle::Stored(id) => {
+                self.hsm
+                    .schedule_key_deletion(id, Some(DELETION_WINDOW_DAYS))?;
+                Ok(())
+            }
+        }
+    }
+
+    fn secret_len(&self, key: &KeyHandle) -> Result<usize> {
+        Ok(self
+            .hsm
+            .p11_secret_len(&self.session_keys, self.key_ref(key))?)
+    }
+
+    fn aes(
+        &self,
+        key: &KeyHandle,
+        mode: &AesMode,
+        encrypt: bool,
+        data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        self.hsm
+            .p11_aes(&self.session_keys, self.key_ref(key), mode, encrypt, data)
+            .map_err(|e| match e {
+                hsm_core::Error::InvalidCiphertext(_) if !encrypt => {
+                    ckr!(CKR_ENCRYPTED_DATA_INVALID)
+                }
+                hsm_core::Error::Validation(_) => {
+                    ckr!(CKR_DATA_LEN_RANGE, "input not valid for this mode")
+                }
+                other => other.into(),
+            })
+    }
+
+    fn wrap(&self, wrapping: &KeyHandle, mode: WrapMode, target: &KeyHandle) -> Result<Vec<u8>> {
+        let KeyHandle::Session(target) = target else {
+            return Err(ckr!(
+                CKR_KEY_UNEXTRACTABLE,
+                "token keys are not extractable"
+            ));
+        };
+        self.hsm
+            .p11_wrap(&self.session_keys, self.key_ref(wrapping), mode, *target)
+            .map_err(|e| match e {
+                hsm_core::Error::InvalidKeyUsage(_) => ckr!(CKR_KEY_UNEXTRACTABLE),
+                other => other.into(),
+            })
+    }
+
+    fn unwrap(
+        &self,
+        unwrapping: &KeyHandle,
+        mode: WrapMode,
+        wrapped: &[u8],
+        extractable: bool,
+    ) -> Result<(KeyHandle, usize)> {
+        let (id, len) = self
+            .hsm
+            .p11_unwrap(
+                &self.session_keys,
+                self.key_ref(unwrapping),
+                mode,
+                wrapped,
+                extractable,
+            )
+            .map_err(|e| match e {
+                hsm_core::Error::InvalidCiphertext(_) => ckr!(CKR_WRAPPED_KEY_INVALID),
+                other => other.into(),
+            })?;
+        Ok((KeyHandle::Session(id), len))
+    }
+}

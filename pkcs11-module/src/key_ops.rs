@@ -1,0 +1,385 @@
+//! Key functions of a module instance: AES key generation, encryption and
+//! decryption (single and multi-part), key wrap and unwrap. The material
+//! stays in the backend; objects carry only attributes and a handle.
+
+use cryptoki_sys::*;
+
+use crate::attrs::{self, as_bool, as_ulong, bbool, get_bool, get_ulong, ulong, Template};
+use crate::backend::{Attributes, KeyHandle};
+use crate::crypto_ops::OpKind;
+use crate::error::{ckr, Pkcs11Error, Result};
+use crate::mechanisms::{self, aes_mode, aes_output_len, wrap_mode, wrapped_len, Mechanism};
+use crate::module::{lock, Module};
+use crate::objects::Object;
+use crate::session::{finish, update, CipherOp, Output};
+
+/// Attributes C_GenerateKey / C_UnwrapKey accept for an AES key.
+const SECRET_KEY_ATTRS: &[CK_ATTRIBUTE_TYPE] = &[
+    CKA_CLASS,
+    CKA_KEY_TYPE,
+    CKA_VALUE_LEN,
+    CKA_TOKEN,
+    CKA_PRIVATE,
+    CKA_LABEL,
+    CKA_ID,
+    CKA_SENSITIVE,
+    CKA_EXTRACTABLE,
+    CKA_ENCRYPT,
+    CKA_DECRYPT,
+    CKA_WRAP,
+    CKA_UNWRAP,
+    CKA_SIGN,
+    CKA_VERIFY,
+    CKA_DERIVE,
+    CKA_MODIFIABLE,
+    CKA_COPYABLE,
+    CKA_DESTROYABLE,
+    CKA_START_DATE,
+    CKA_END_DATE,
+];
+
+/// Builds an AES key's attributes from an application template.
+fn aes_key_attrs(template: &Template, len: usize, local: bool) -> Result<Attributes> {
+    let mut a = Attributes::new();
+    a.insert(CKA_CLASS, ulong(CKO_SECRET_KEY));
+    a.insert(CKA_KEY_TYPE, ulong(CKK_AES));
+    for (t, v) in [
+        (CKA_TOKEN, false),
+        (CKA_PRIVATE, true),
+        (CKA_SENSITIVE, true),
+        (CKA_EXTRACTABLE, false),
+        (CKA_ENCRYPT, true),
+        (CKA_DECRYPT, true),
+        (CKA_WRAP, true),
+        (CKA_UNWRAP, true),
+        (CKA_SIGN, false),
+        (CKA_VERIFY, false),
+        (CKA_DERIVE, false),
+        (CKA_MODIFIABLE, true),
+        (CKA_COPYABLE, false),
+        (CKA_DESTROYABLE, true),
+    ] {
+        a.insert(t, bbool(v));
+    }
+    a.insert(CKA_LABEL, Vec::new());
+    a.insert(CKA_ID, Vec::new());
+    for (t, v) in template {
+        if !SECRET_KEY_ATTRS.contains(t) {
+            return Err(match *t {
+                CKA_VALUE => ckr!(CKR_TEMPLATE_INCONSISTENT, "CKA_VALUE cannot be given here"),
+                _ => ckr!(CKR_ATTRIBUTE_TYPE_INVALID),
+            });
+        }
+        match *t {
+            CKA_CLASS if as_ulong(v)? != CKO_SECRET_KEY => {
+                return Err(ckr!(CKR_TEMPLATE_INCONSISTENT))
+            }
+            CKA_KEY_TYPE if as_ulong(v)? != CKK_AES => return Err(ckr!(CKR_TEMPLATE_INCONSISTENT)),
+            CKA_VALUE_LEN if as_ulong(v)? as usize != len => {
+                return Err(ckr!(
+                    CKR_TEMPLATE_INCONSISTENT,
+                    "CKA_VALUE_LEN does not match"
+                ))
+            }
+            _ => {}
+        }
+        a.insert(*t, v.clone());
+    }
+    if get_bool(&a, CKA_TOKEN, false) && get_bool(&a, CKA_EXTRACTABLE, false) {
+        return Err(ckr!(
+            CKR_TEMPLATE_INCONSISTENT,
+            "token keys are never extractable"
+        ));
+    }
+    a.insert(CKA_VALUE_LEN, ulong(len as CK_ULONG));
+    a.insert(CKA_LOCAL, bbool(local));
+    let sensitive = get_bool(&a, CKA_SENSITIVE, true);
+    let extractable = get_bool(&a, CKA_EXTRACTABLE, false);
+    a.insert(CKA_ALWAYS_SENSITIVE, bbool(local && sensitive));
+    a.insert(CKA_NEVER_EXTRACTABLE, bbool(local && !extractable));
+    if local {
+        a.insert(CKA_KEY_GEN_MECHANISM, ulong(CKM_AES_KEY_GEN));
+    }
+    Ok(a)
+}
+
+/// Checks that `object` is an AES key whose `usage` attribute is true.
+fn usable_aes_key(object: &Object, usage: CK_ATTRIBUTE_TYPE) -> Result<KeyHandle> {
+    let key = object
+        .key
+        .clone()
+        .ok_or(ckr!(CKR_KEY_TYPE_INCONSISTENT, "not a key"))?;
+    if object.class() != CKO_SECRET_KEY || get_ulong(&object.attrs, CKA_KEY_TYPE) != Some(CKK_AES) {
+        return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT, "an AES key is needed"));
+    }
+    if !get_bool(&object.attrs, usage, false) {
+        return Err(ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED));
+    }
+    Ok(key)
+}
+
+impl Module {
+    fn needs_keys(&self, m: &Mechanism, flag: CK_FLAGS) -> Result<()> {
+        let entry = mechanisms::lookup(m.mechanism, self.backend.supports_key_mechanisms())?;
+        if entry.flags & flag == 0 {
+            return Err(ckr!(CKR_MECHANISM_INVALID, "mechanism cannot do this"));
+        }
+        Ok(())
+    }
+
+    /// C_GenerateKey (CKM_AES_KEY_GEN).
+    pub fn generate_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        m: &Mechanism,
+        template: &Template,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        self.needs_keys(m, CKF_GENERATE)?;
+        if m.mechanism != CKM_AES_KEY_GEN || !m.param.is_empty() {
+            return Err(ckr!(CKR_MECHANISM_INVALID));
+        }
+        attrs::check_template(template)?;
+        let len = template
+            .iter()
+            .find(|(t, _)| *t == CKA_VALUE_LEN)
+            .ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE, "CKA_VALUE_LEN is required"))
+            .and_then(|(_, v)| as_ulong(v))? as usize;
+        if !matches!(len, 16 | 24 | 32) {
+            return Err(ckr!(
+                CKR_ATTRIBUTE_VALUE_INVALID,
+                "AES keys are 16, 24 or 32 bytes"
+            ));
+        }
+        let a = aes_key_attrs(template, len, true)?;
+        let (serial, rw, who) = self.session_view(h)?;
+        let on_token = get_bool(&a, CKA_TOKEN, false);
+        self.may_write(rw, who, on_token, get_bool(&a, CKA_PRIVATE, true))?;
+        let label = if on_token {
+            Some(self.token_record(&serial)?.label)
+        } else {
+            None
+        };
+        let key = self.backend.generate_aes_key(
+            label.as_deref(),
+            len,
+            get_bool(&a, CKA_EXTRACTABLE, false),
+        )?;
+        self.add_object(h, &serial, a, Some(key.clone()))
+            .inspect_err(|_| {
+                let _ = self.backend.destroy_key(&key);
+            })
+    }
+
+    /// C_EncryptInit / C_DecryptInit.
+    pub fn cipher_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: OpKind,
+        m: &Mechanism,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        let encrypt = kind == OpKind::Encrypt;
+        self.needs_keys(m, if encrypt { CKF_ENCRYPT } else { CKF_DECRYPT })?;
+        let object = self.visible_object(h, key)?;
+        let mode = aes_mode(m)?;
+        let key = usable_aes_key(&object, if encrypt { CKA_ENCRYPT } else { CKA_DECRYPT })?;
+        let session = self.session(h)?;
+        let mut s = lock(&session)?;
+        let slot = if encrypt {
+            &mut s.encrypt
+        } else {
+            &mut s.decrypt
+        };
+        if slot.is_some() {
+            return Err(ckr!(CKR_OPERATION_ACTIVE));
+        }
+        *slot = Some(CipherOp {
+            key,
+            mode,
+            buf: Default::default(),
+            multipart: false,
+        });
+        Ok(())
+    }
+
+    fn run_cipher(&self, op: &CipherOp, encrypt: bool, data: &[u8]) -> Result<Vec<u8>> {
+        let out = self.backend.aes(&op.key, &op.mode, encrypt, data)?;
+        Ok(out.to_vec())
+    }
+
+    /// C_Encrypt / C_Decrypt (single part).
+    pub fn cipher(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: OpKind,
+        data: &[u8],
+        cap: Option<usize>,
+    ) -> Result<Output> {
+        let encrypt = kind == OpKind::Encrypt;
+        let session = self.session(h)?;
+        let mut s = lock(&session)?;
+        let slot = if encrypt {
+            &mut s.encrypt
+        } else {
+            &mut s.decrypt
+        };
+        if slot.as_ref().is_some_and(|op| op.multipart) {
+            *slot = None;
+            return Err(ckr!(
+                CKR_OPERATION_ACTIVE,
+                "single-part call after an update"
+            ));
+        }
+        finish(
+            slot,
+            |op| aes_output_len(&op.mode, encrypt, data.len()),
+            cap,
+            |op| self.run_cipher(&op, encrypt, data),
+        )
+    }
+
+    /// C_EncryptUpdate / C_DecryptUpdate: gathers input, returns nothing.
+    pub fn cipher_update(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: OpKind,
+        data: Result<&[u8]>,
+        cap: Option<usize>,
+    ) -> Result<Output> {
+        let session = self.session(h)?;
+        let mut s = lock(&session)?;
+        let slot = if kind == OpKind::Encrypt {
+            &mut s.encrypt
+        } else {
+            &mut s.decrypt
+        };
+        update(slot, |op| {
+            let data = data?;
+            if op.buf.len() + data.len() > crate::ffi::MAX_INPUT_LEN {
+                return Err(ckr!(CKR_DATA_LEN_RANGE, "multi-part input too large"));
+            }
+            op.multipart = true;
+            op.buf.extend_from_slice(data);
+            Ok(())
+        })?;
+        Ok(match cap {
+            None => Output::Len(0),
+            Some(_) => Output::Data(Vec::new()),
+        })
+    }
+
+    /// C_EncryptFinal / C_DecryptFinal.
+    pub fn cipher_final(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: OpKind,
+        cap: Option<usize>,
+    ) -> Result<Output> {
+        let encrypt = kind == OpKind::Encrypt;
+        let session = self.session(h)?;
+        let mut s = lock(&session)?;
+        let slot = if encrypt {
+            &mut s.encrypt
+        } else {
+            &mut s.decrypt
+        };
+        finish(
+            slot,
+            |op| aes_output_len(&op.mode, encrypt, op.buf.len()),
+            cap,
+            |op| self.run_cipher(&op, encrypt, &op.buf),
+        )
+    }
+
+    /// C_WrapKey: wraps an extractable secret key.
+    pub fn wrap_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        m: &Mechanism,
+        wrapping: CK_OBJECT_HANDLE,
+        target: CK_OBJECT_HANDLE,
+        cap: Option<usize>,
+    ) -> Result<Output> {
+        self.needs_keys(m, CKF_WRAP)?;
+        let mode = wrap_mode(m)?;
+        let wrapping =
+            usable_aes_key(&self.visible_object(h, wrapping)?, CKA_WRAP).map_err(|e| {
+                if e.rv() == CKR_KEY_TYPE_INCONSISTENT {
+                    ckr!(CKR_WRAPPING_KEY_TYPE_INCONSISTENT)
+                } else {
+                    e
+                }
+            })?;
+        let target = self.visible_object(h, target)?;
+        let key = target
+            .key
+            .clone()
+            .ok_or(ckr!(CKR_KEY_HANDLE_INVALID, "not a key"))?;
+        if target.class() != CKO_SECRET_KEY {
+            return Err(ckr!(CKR_KEY_NOT_WRAPPABLE));
+        }
+        if !get_bool(&target.attrs, CKA_EXTRACTABLE, false) {
+            return Err(ckr!(CKR_KEY_UNEXTRACTABLE));
+        }
+        let need = wrapped_len(mode, self.backend.secret_len(&key)?);
+        match cap {
+            None => Ok(Output::Len(need)),
+            Some(c) if c < need => Err(Pkcs11Error::BufferTooSmall(need)),
+            Some(_) => Ok(Output::Data(self.backend.wrap(&wrapping, mode, &key)?)),
+        }
+    }
+
+    /// C_UnwrapKey: unwraps an AES key into a new session object.
+    pub fn unwrap_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        m: &Mechanism,
+        unwrapping: CK_OBJECT_HANDLE,
+        wrapped: &[u8],
+        template: &Template,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        self.needs_keys(m, CKF_UNWRAP)?;
+        let mode = wrap_mode(m)?;
+        attrs::check_template(template)?;
+        let unwrapping =
+            usable_aes_key(&self.visible_object(h, unwrapping)?, CKA_UNWRAP).map_err(|e| {
+                if e.rv() == CKR_KEY_TYPE_INCONSISTENT {
+                    ckr!(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT)
+                } else {
+                    e
+                }
+            })?;
+        if template
+            .iter()
+            .any(|(t, v)| *t == CKA_TOKEN && as_bool(v).unwrap_or(false))
+        {
+            return Err(ckr!(
+                CKR_TEMPLATE_INCONSISTENT,
+                "unwrapped keys are session keys here"
+            ));
+        }
+        let (serial, rw, who) = self.session_view(h)?;
+        let private = template
+            .iter()
+            .find(|(t, _)| *t == CKA_PRIVATE)
+            .map_or(Ok(true), |(_, v)| as_bool(v))?;
+        self.may_write(rw, who, false, private)?;
+        let extractable = template
+            .iter()
+            .find(|(t, _)| *t == CKA_EXTRACTABLE)
+            .map_or(Ok(false), |(_, v)| as_bool(v))?;
+        let (key, len) = self
+            .backend
+            .unwrap(&unwrapping, mode, wrapped, extractable)?;
+        let built = if matches!(len, 16 | 24 | 32) {
+            aes_key_attrs(template, len, false)
+        } else {
+            Err(ckr!(CKR_WRAPPED_KEY_INVALID, "not an AES key"))
+        };
+        let result = built.and_then(|a| self.add_object(h, &serial, a, Some(key.clone())));
+        if result.is_err() {
+            let _ = self.backend.destroy_key(&key);
+        }
+        result
+    }
+}
