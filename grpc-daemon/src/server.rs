@@ -22,18 +22,32 @@ use crate::DaemonError;
 /// The largest response the daemon sends (list pages of 1000 entries fit).
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 
-/// tonic refuses an oversized request with OUT_OF_RANGE; gRPC's convention
-/// (and the contract) is RESOURCE_EXHAUSTED. The handlers never return
-/// OUT_OF_RANGE, so every such status is the size check: rewrite it.
-fn oversize_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
-    let out_of_range = http::HeaderValue::from_static("11");
-    if response.headers().get("grpc-status") == Some(&out_of_range) {
-        response.headers_mut().insert(
-            "grpc-status",
-            http::HeaderValue::from_static("8"), // RESOURCE_EXHAUSTED
-        );
+/// tonic refuses an oversized request with OUT_OF_RANGE (and no details);
+/// gRPC's convention, and the contract, is RESOURCE_EXHAUSTED with the
+/// ErrorInfo every tinfoil error carries. The handlers never return
+/// OUT_OF_RANGE, so every such status is the size check: replace its
+/// status headers with `oversize`'s.
+fn oversize_rewriter<B>(
+    max_message_bytes: usize,
+) -> impl Fn(http::Response<B>) -> http::Response<B> + Clone {
+    let mut headers = http::HeaderMap::new();
+    let status = crate::status::with_reason(
+        tonic::Code::ResourceExhausted,
+        "LimitExceededException",
+        format!("the request is larger than the daemon's limit of {max_message_bytes} bytes"),
+    );
+    if status.add_header(&mut headers).is_err() {
+        // Unreachable in practice (the message is ASCII); the code alone still applies.
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
     }
-    response
+    move |mut response: http::Response<B>| {
+        if response.headers().get("grpc-status") == Some(&http::HeaderValue::from_static("11")) {
+            for (name, value) in &headers {
+                response.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        response
+    }
 }
 
 /// Applies due rotations and deletions now, off the async runtime.
@@ -159,9 +173,9 @@ pub async fn serve(
         builder = builder.tls_config(config)?;
     }
     let router = builder
-        .layer(tower::util::MapResponseLayer::new(
-            oversize_is_resource_exhausted,
-        ))
+        .layer(tower::util::MapResponseLayer::new(oversize_rewriter(
+            settings.max_message_bytes,
+        )))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -193,6 +193,8 @@ async fn bad_requests_get_documented_errors_and_the_daemon_keeps_serving() {
         .await
         .expect_err("an oversized message was accepted");
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(reason(&status), "LimitExceededException", "{status:?}");
+    assert!(status.message().contains("65536"), "{status:?}");
     still_serving(&mut client).await;
     assert!(daemon.is_running());
 }

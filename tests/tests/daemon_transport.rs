@@ -329,7 +329,7 @@ fn config_file_settings_apply_and_flags_override_them() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("ResourceExhausted"),
+        stderr(&out).contains("(LimitExceededException)"),
         "{}",
         stderr(&out)
     );
