@@ -52,14 +52,7 @@ pub const MECHANISMS: &[MechanismEntry] = &[
     m!(CKM_AES_KEY_GEN, 16, 32, CKF_GENERATE, true),
     m!(CKM_AES_GCM, 16, 32, CKF_ENCRYPT | CKF_DECRYPT, true),
     m!(CKM_AES_CBC, 16, 32, CKF_ENCRYPT | CKF_DECRYPT, true),
-    m!(
-        CKM_AES_CBC_PAD,
-        16,
-        32,
-        CKF_ENCRYPT | CKF_DECRYPT,
-        true,
-        false
-    ),
+    m!(CKM_AES_CBC_PAD, 16, 32, CKF_ENCRYPT | CKF_DECRYPT, true),
     m!(CKM_AES_CTR, 16, 32, CKF_ENCRYPT | CKF_DECRYPT, true),
     m!(CKM_AES_ECB, 16, 32, CKF_ENCRYPT | CKF_DECRYPT, true),
     m!(CKM_AES_KEY_WRAP, 16, 32, CKF_WRAP | CKF_UNWRAP, true),

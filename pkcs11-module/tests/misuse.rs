@@ -383,8 +383,12 @@ against_both!(
     null_pointers_are_arguments_bad,
     wrong_handles_and_uninitialised_operations,
     short_buffers_and_length_queries,
-    many_threads_many_sessions,
 );
+
+// SoftHSM 2.6.1 crashes or fails now and then with eight threads opening
+// sessions at once (seen here: SIGSEGV in about one run in three), so it
+// cannot be this case's control.
+ours_only!(many_threads_many_sessions);
 
 // ---- Ours only: behaviour SoftHSM does not share or does not have. ----
 

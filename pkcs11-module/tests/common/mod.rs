@@ -25,6 +25,8 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 pub enum Which {
     /// libtinfoil_pkcs11.so on the memory backend.
     Tinfoil,
+    /// libtinfoil_pkcs11.so on the embedded backend (hsm-core in process).
+    Embedded,
     /// SoftHSM2, the control.
     SoftHsm,
 }
@@ -38,9 +40,12 @@ pub fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Path of our module as cargo built it alongside the tests.
+/// Path of our module as cargo built it for these tests: `cargo test`
+/// builds the cdylib into target/debug/deps (next to the test binary) and
+/// does not always copy it up to target/debug.
 pub fn tinfoil_path() -> PathBuf {
-    let path = target_dir().join("libtinfoil_pkcs11.so");
+    let exe = std::env::current_exe().expect("test executable path");
+    let path = exe.with_file_name("libtinfoil_pkcs11.so");
     assert!(path.exists(), "{} was not built", path.display());
     path
 }
@@ -67,6 +72,10 @@ pub fn configure(which: Which) -> (tempfile::TempDir, PathBuf) {
             std::env::set_var("TINFOIL_PKCS11_CONFIG", &conf);
             tinfoil_path()
         }
+        Which::Embedded => {
+            write_embedded_config(dir.path());
+            tinfoil_path()
+        }
         Which::SoftHsm => {
             let tokens = dir.path().join("tokens");
             std::fs::create_dir(&tokens).unwrap();
@@ -86,6 +95,24 @@ pub fn configure(which: Which) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// Writes an embedded-backend configuration (store in `dir/data`, cheap
+/// KDF for tests) and points TINFOIL_PKCS11_CONFIG at it.
+pub fn write_embedded_config(dir: &std::path::Path) {
+    let pass = dir.join("passphrase");
+    std::fs::write(&pass, "a passphrase for tests\n").unwrap();
+    let conf = dir.join("tinfoil.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "backend = \"embedded\"\ndata_dir = \"{}\"\npassphrase_file = \"{}\"\nkdf_memory_kib = 1024\nkdf_iterations = 1\n",
+            dir.join("data").display(),
+            pass.display()
+        ),
+    )
+    .unwrap();
+    std::env::set_var("TINFOIL_PKCS11_CONFIG", &conf);
+}
+
 /// Takes the per-process lock (a panicking test must not wedge the rest).
 pub fn exclusive() -> MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
@@ -103,6 +130,14 @@ pub fn load(which: Which) -> Loaded {
         which,
         dir,
         _guard: guard,
+    }
+}
+
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        // Our module stays mapped after dlclose (-z nodelete), so finalise
+        // explicitly for the next test, even after a failed assertion.
+        let _ = self.p11.clone().finalize();
     }
 }
 
@@ -141,7 +176,8 @@ impl Loaded {
     }
 }
 
-/// Expands to one #[test] per module for a case `fn(Which)`.
+/// Expands to one #[test] per module for a case `fn(Which)`: our module
+/// on the memory and the embedded backend, and SoftHSM2 as the control.
 #[macro_export]
 macro_rules! against_both {
     ($($case:ident),* $(,)?) => {
@@ -152,8 +188,52 @@ macro_rules! against_both {
                     super::$case(super::common::Which::Tinfoil)
                 }
                 #[test]
+                fn tinfoil_embedded() {
+                    super::$case(super::common::Which::Embedded)
+                }
+                #[test]
                 fn softhsm_control() {
                     super::$case(super::common::Which::SoftHsm)
+                }
+            }
+        )*
+    };
+}
+
+/// Like `against_both!`, for cases that need key mechanisms: our module
+/// on the embedded backend and SoftHSM2.
+#[macro_export]
+macro_rules! with_keys {
+    ($($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                #[test]
+                fn tinfoil_embedded() {
+                    super::$case(super::common::Which::Embedded)
+                }
+                #[test]
+                fn softhsm_control() {
+                    super::$case(super::common::Which::SoftHsm)
+                }
+            }
+        )*
+    };
+}
+
+/// For cases SoftHSM 2.6 cannot serve as a control (it lacks the feature
+/// or crashes): our module on both backends.
+#[macro_export]
+macro_rules! ours_only {
+    ($($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                #[test]
+                fn tinfoil() {
+                    super::$case(super::common::Which::Tinfoil)
+                }
+                #[test]
+                fn tinfoil_embedded() {
+                    super::$case(super::common::Which::Embedded)
                 }
             }
         )*
