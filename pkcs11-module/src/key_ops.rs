@@ -58,6 +58,8 @@ fn aes_key_attrs(template: &Template, len: usize, local: bool) -> Result<Attribu
         (CKA_MODIFIABLE, true),
         (CKA_COPYABLE, false),
         (CKA_DESTROYABLE, true),
+        (CKA_ALWAYS_AUTHENTICATE, false),
+        (CKA_TRUSTED, false),
     ] {
         a.insert(t, bbool(v));
     }

@@ -1,0 +1,225 @@
+//! OpenSC's pkcs11-tool against the module: what a fixture user types.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{tinfoil_path, write_embedded_config};
+
+const SO: &str = "12345678";
+const PIN: &str = "1234";
+
+/// Runs pkcs11-tool on our module with the configuration in `dir`.
+fn tool(dir: &Path, args: &[&str]) -> Output {
+    Command::new("pkcs11-tool")
+        .arg("--module")
+        .arg(tinfoil_path())
+        .args(args)
+        .env("TINFOIL_PKCS11_CONFIG", dir.join("tinfoil.toml"))
+        .output()
+        .expect("pkcs11-tool (Debian package opensc) must be installed")
+}
+
+/// Runs pkcs11-tool and requires success; returns stdout and stderr.
+#[track_caller]
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = tool(dir, args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "pkcs11-tool {args:?} failed:\n{text}");
+    text
+}
+
+/// An embedded-backend fixture directory with an initialised token.
+fn fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let _g = common::exclusive();
+    write_embedded_config(dir.path());
+    let d = dir.path();
+    let listed = ok(d, &["-L"]);
+    assert!(listed.contains("uninitialized"), "{listed}");
+    ok(d, &["--init-token", "--label", "ci-token", "--so-pin", SO]);
+    ok(
+        d,
+        &[
+            "--login",
+            "--login-type",
+            "so",
+            "--so-pin",
+            SO,
+            "--init-pin",
+            "--pin",
+            PIN,
+        ],
+    );
+    dir
+}
+
+#[test]
+fn info_list_mechanisms_token_and_pin() {
+    let dir = fixture();
+    let d = dir.path();
+    let info = ok(d, &["-I"]);
+    assert!(info.contains("Tinfoil") && info.contains("3.0"), "{info}");
+    let slots = ok(d, &["-L"]);
+    assert!(
+        slots.contains("ci-token") && slots.contains("PIN initialized"),
+        "{slots}"
+    );
+    assert!(
+        slots.contains("uninitialized"),
+        "a free slot stays listed:\n{slots}"
+    );
+    let mechs = ok(d, &["-M"]);
+    for name in ["AES-GCM", "AES-CBC-PAD", "AES-KEY-WRAP", "SHA256"] {
+        assert!(mechs.contains(name), "{name} missing from:\n{mechs}");
+    }
+    let wrong = tool(d, &["--login", "--pin", "9999", "-O"]);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("CKR_PIN_INCORRECT"));
+}
+
+#[test]
+fn keygen_objects_and_encrypt_decrypt_across_runs() {
+    let dir = fixture();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--keygen",
+            "--key-type",
+            "AES:32",
+            "--label",
+            "data-kek",
+            "--id",
+            "0a0b",
+        ],
+    );
+    // Another process (the store persisted) lists it.
+    let objects = ok(d, &["--login", "--pin", PIN, "-O"]);
+    assert!(
+        objects.contains("Secret Key Object; AES length 32"),
+        "{objects}"
+    );
+    assert!(
+        objects.contains("data-kek") && objects.contains("0a0b"),
+        "{objects}"
+    );
+    // pkcs11-tool makes secret keys with CKA_PRIVATE false unless told
+    // --private; a private key is invisible without login.
+    ok(
+        d,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--keygen",
+            "--key-type",
+            "AES:16",
+            "--label",
+            "hidden",
+            "--private",
+        ],
+    );
+    let public = ok(d, &["-O"]);
+    assert!(
+        public.contains("data-kek") && !public.contains("hidden"),
+        "{public}"
+    );
+    let all = ok(d, &["--login", "--pin", PIN, "-O"]);
+    assert!(
+        all.contains("hidden") && all.contains("AES length 16"),
+        "{all}"
+    );
+
+    let plain: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(d.join("plain.bin"), &plain).unwrap();
+    let iv = "00112233445566778899aabbccddeeff";
+    let p = |name: &str| d.join(name).display().to_string();
+    ok(
+        d,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--encrypt",
+            "--mechanism",
+            "AES-CBC-PAD",
+            "--iv",
+            iv,
+            "--id",
+            "0a0b",
+            "--input-file",
+            &p("plain.bin"),
+            "--output-file",
+            &p("enc.bin"),
+        ],
+    );
+    let enc = std::fs::read(d.join("enc.bin")).unwrap();
+    assert_eq!(enc.len(), 1008);
+    assert_ne!(&enc[..16], &plain[..16]);
+    ok(
+        d,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--decrypt",
+            "--mechanism",
+            "AES-CBC-PAD",
+            "--iv",
+            iv,
+            "--id",
+            "0a0b",
+            "--input-file",
+            &p("enc.bin"),
+            "--output-file",
+            &p("dec.bin"),
+        ],
+    );
+    assert_eq!(std::fs::read(d.join("dec.bin")).unwrap(), plain);
+}
+
+#[test]
+fn test_threads_races_initialize() {
+    let dir = fixture();
+    let d = dir.path();
+    let out = ok(
+        d,
+        &[
+            "--test-threads",
+            "INGISLT0",
+            "--test-threads",
+            "INGISLT0",
+            "--test-threads",
+            "ILGISLT0",
+            "--test-threads",
+            "INGISL",
+        ],
+    );
+    assert!(!out.contains("some errors"), "{out}");
+    assert!(out.contains("C_GetInfo returned CKR_OK"), "{out}");
+}
+
+#[test]
+fn test_fork_reinitialises_in_the_child() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tinfoil.toml"), "backend = \"memory\"\n").unwrap();
+    let out = ok(dir.path(), &["--test-fork"]);
+    assert!(out.contains("forked child"), "{out}");
+
+    // The embedded store is held by the parent: the child gets a clear
+    // error instead of a second writer on the same files.
+    let dir = fixture();
+    let out = tool(dir.path(), &["--test-fork"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(text.contains("in use by another process"), "{text}");
+}
