@@ -388,7 +388,10 @@ against_both!(
 // SoftHSM 2.6.1 crashes or fails now and then with eight threads opening
 // sessions at once (seen here: SIGSEGV in about one run in three), so it
 // cannot be this case's control.
-ours_only!(many_threads_many_sessions);
+ours_only!(
+    many_threads_many_sessions,
+    wrong_pins_count_down_then_lock_until_the_so_resets
+);
 
 // ---- Ours only: behaviour SoftHSM does not share or does not have. ----
 
@@ -416,10 +419,9 @@ fn tinfoil_second_logout_is_user_not_logged_in() {
     r.finalize();
 }
 
-#[test]
-fn tinfoil_wrong_pins_count_down_then_lock_until_the_so_resets() {
+fn wrong_pins_count_down_then_lock_until_the_so_resets(which: Which) {
     let _g = exclusive();
-    let r = raw(Which::Tinfoil);
+    let r = raw(which);
     r.init();
     let slot = r.token("lock");
     let h = r.session(slot);
