@@ -424,6 +424,117 @@ impl Hsm {
     }
 }
 
+/// A raw PKCS#11 signature mechanism, on input the module prepared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawSign {
+    /// CKM_ECDSA: the input is a digest; the signature is r || s.
+    EcdsaDigest,
+    /// CKM_RSA_PKCS: the input is a DER DigestInfo.
+    RsaPkcs1DigestInfo,
+    /// CKM_RSA_PKCS_PSS: the input is a digest of `hash`, salt of `salt_len`.
+    RsaPss {
+        /// 32, 48 or 64: the digest length naming SHA-256/384/512.
+        hash_len: usize,
+        /// The salt length in bytes.
+        salt_len: usize,
+    },
+    /// CKM_EDDSA: the input is the whole message (Ed25519).
+    EdDsa,
+}
+
+fn pss_hash(hash_len: usize) -> Result<crate::asymmetric::PssHash> {
+    use crate::asymmetric::PssHash;
+    match hash_len {
+        32 => Ok(PssHash::Sha256),
+        48 => Ok(PssHash::Sha384),
+        64 => Ok(PssHash::Sha512),
+        _ => Err(Error::validation("PSS needs SHA-256, SHA-384 or SHA-512")),
+    }
+}
+
+impl Hsm {
+    /// Creates a token key pair of `spec` in the namespace `token`; returns
+    /// its metadata and the DER SubjectPublicKeyInfo.
+    pub fn p11_create_key_pair(
+        &self,
+        token: &str,
+        spec: KeySpec,
+        usage: KeyUsage,
+        description: &str,
+    ) -> Result<(KeyMetadata, Vec<u8>)> {
+        if !(spec.is_rsa() || spec.is_ecc()) {
+            return Err(Error::validation("not an asymmetric key spec"));
+        }
+        let meta = self.create_key(CreateKeyRequest {
+            description: description.to_string(),
+            key_spec: Some(spec),
+            key_usage: Some(usage),
+            token: Some(token.to_string()),
+            ..Default::default()
+        })?;
+        let public = self.get_public_key(&meta.key_id)?.public_key;
+        Ok((meta, public))
+    }
+
+    /// Runs `f` on an Enabled asymmetric key's spec and PKCS#8 material.
+    fn with_private<T>(
+        &self,
+        key_id: &str,
+        f: impl FnOnce(KeySpec, &[u8]) -> Result<T>,
+    ) -> Result<T> {
+        let state = self.read_state();
+        let record = state.key(key_id)?;
+        require_enabled(record)?;
+        if !(record.spec.is_rsa() || record.spec.is_ecc()) {
+            return Err(Error::InvalidKeyUsage(format!(
+                "{} is not an asymmetric key",
+                record.arn()
+            )));
+        }
+        let material = self.material(record, record.current_version())?;
+        f(record.spec, &material)
+    }
+
+    /// A raw signature (the caller hashed or built the input as `how` says).
+    pub fn p11_sign(&self, key_id: &str, how: RawSign, input: &[u8]) -> Result<Vec<u8>> {
+        use crate::asymmetric as a;
+        self.with_private(key_id, |spec, pkcs8| match how {
+            RawSign::EcdsaDigest => a::ecdsa_sign_digest_raw(spec, pkcs8, input),
+            RawSign::RsaPkcs1DigestInfo => a::rsa_pkcs1v15_sign_digest_info(spec, pkcs8, input),
+            RawSign::RsaPss { hash_len, salt_len } => {
+                a::rsa_pss_sign_digest_raw(spec, pkcs8, pss_hash(hash_len)?, salt_len, input)
+            }
+            RawSign::EdDsa => a::eddsa_sign_raw(spec, pkcs8, input),
+        })
+    }
+
+    /// Checks a raw signature; `Ok(false)` when it does not verify.
+    pub fn p11_verify(
+        &self,
+        key_id: &str,
+        how: RawSign,
+        input: &[u8],
+        signature: &[u8],
+    ) -> Result<bool> {
+        use crate::asymmetric as a;
+        self.with_private(key_id, |spec, pkcs8| match how {
+            RawSign::EcdsaDigest => a::ecdsa_verify_digest_raw(spec, pkcs8, input, signature),
+            RawSign::RsaPkcs1DigestInfo => {
+                a::rsa_pkcs1v15_verify_digest_info(spec, pkcs8, input, signature)
+            }
+            RawSign::RsaPss { hash_len, salt_len } => a::rsa_pss_verify_digest_raw(
+                spec,
+                pkcs8,
+                pss_hash(hash_len)?,
+                salt_len,
+                input,
+                signature,
+            ),
+            RawSign::EdDsa => a::eddsa_verify_raw(spec, pkcs8, input, signature),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,22 +595,5 @@ mod tests {
             counter_bits: 8,
         };
         assert!(aes_run(&key, &near_wrap, true, &[0; 32]).is_err());
-    }
-
-    #[test]
-    fn session_keys_wrap_only_when_extractable() {
-        let keys = SessionKeys::new();
-        let kek_id = keys.generate(32, false).unwrap();
-        let data_key = keys.generate(32, true).unwrap();
-        let locked = keys.generate(32, false).unwrap();
-        let kek_bytes = keys.lock().get(&kek_id).unwrap().bytes.clone();
-        let k = kek(&kek_bytes).unwrap();
-        let plain = keys.lock().get(&data_key).unwrap().bytes.clone();
-        let mut out = vec![0u8; 64];
-        let wrapped = k.wrap_with_padding(&plain, &mut out).unwrap().to_vec();
-        assert_eq!(wrapped.len(), 40);
-        assert_eq!(keys.key_len(locked), Some(32));
-        keys.destroy(locked);
-        assert_eq!(keys.key_len(locked), None);
     }
 }
