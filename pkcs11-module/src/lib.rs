@@ -25,7 +25,9 @@ pub mod module;
 pub mod object_ops;
 pub mod objects;
 pub mod pin;
+pub mod pubkey;
 pub mod session;
+pub mod sign_ops;
 mod state;
 
 pub use error::{Pkcs11Error, Result};

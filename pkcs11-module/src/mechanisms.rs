@@ -65,45 +65,11 @@ pub const MECHANISMS: &[MechanismEntry] = &[
         CKF_GENERATE_KEY_PAIR,
         true
     ),
-    m!(
-        CKM_RSA_PKCS,
-        2048,
-        4096,
-        CKF_SIGN | CKF_VERIFY | CKF_ENCRYPT | CKF_DECRYPT,
-        true
-    ),
-    m!(
-        CKM_SHA256_RSA_PKCS,
-        2048,
-        4096,
-        CKF_SIGN | CKF_VERIFY,
-        true,
-        false
-    ),
-    m!(
-        CKM_SHA384_RSA_PKCS,
-        2048,
-        4096,
-        CKF_SIGN | CKF_VERIFY,
-        true,
-        false
-    ),
-    m!(
-        CKM_SHA512_RSA_PKCS,
-        2048,
-        4096,
-        CKF_SIGN | CKF_VERIFY,
-        true,
-        false
-    ),
-    m!(
-        CKM_RSA_PKCS_PSS,
-        2048,
-        4096,
-        CKF_SIGN | CKF_VERIFY,
-        true,
-        false
-    ),
+    m!(CKM_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_SHA256_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_SHA384_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_SHA512_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_RSA_PKCS_PSS, 2048, 4096, CKF_SIGN | CKF_VERIFY, true),
     m!(
         CKM_SHA256_RSA_PKCS_PSS,
         2048,
@@ -130,7 +96,8 @@ pub const MECHANISMS: &[MechanismEntry] = &[
         2048,
         4096,
         CKF_ENCRYPT | CKF_DECRYPT,
-        true
+        true,
+        false
     ),
     m!(
         CKM_EC_KEY_PAIR_GEN,
@@ -139,14 +106,7 @@ pub const MECHANISMS: &[MechanismEntry] = &[
         CKF_GENERATE_KEY_PAIR | EC_FLAGS,
         true
     ),
-    m!(
-        CKM_ECDSA,
-        256,
-        384,
-        CKF_SIGN | CKF_VERIFY | EC_FLAGS,
-        true,
-        false
-    ),
+    m!(CKM_ECDSA, 256, 384, CKF_SIGN | CKF_VERIFY | EC_FLAGS, true),
     m!(
         CKM_ECDSA_SHA256,
         256,
@@ -175,7 +135,7 @@ pub const MECHANISMS: &[MechanismEntry] = &[
         CKF_GENERATE_KEY_PAIR,
         true
     ),
-    m!(CKM_EDDSA, 255, 255, ED, true, false),
+    m!(CKM_EDDSA, 255, 255, ED, true),
     m!(
         CKM_GENERIC_SECRET_KEY_GEN,
         28,
@@ -357,7 +317,7 @@ mod tests {
         );
         assert_eq!(lookup(CKM_AES_GCM, true).unwrap().max_key, 32);
         assert_eq!(
-            lookup(CKM_ECDSA, true).unwrap_err().rv(),
+            lookup(CKM_SHA256_HMAC, true).unwrap_err().rv(),
             CKR_MECHANISM_INVALID
         );
         assert_eq!(

@@ -33,6 +33,10 @@ pub struct Session {
     pub encrypt: Option<CipherOp>,
     /// An active decryption.
     pub decrypt: Option<CipherOp>,
+    /// An active signature.
+    pub sign: Option<crate::sign_ops::SignOp>,
+    /// An active verification.
+    pub verify: Option<crate::sign_ops::SignOp>,
 }
 
 /// An AES encryption or decryption in progress. Multi-part input is
@@ -59,6 +63,8 @@ impl Session {
             digest: None,
             encrypt: None,
             decrypt: None,
+            sign: None,
+            verify: None,
         }
     }
 }

@@ -12,7 +12,8 @@ use hsm_core::{Hsm, HsmOptions, KdfParams, KeyMetadata, KeyState, SecretString};
 use zeroize::Zeroizing;
 
 use super::{
-    AesMode, Attributes, Backend, KeyHandle, StoredObject, TokenRecord, UserKind, WrapMode,
+    AesMode, Attributes, Backend, KeyHandle, KeySpec, KeyUsage, RawSign, StoredObject, TokenRecord,
+    UserKind, WrapMode,
 };
 use crate::attrs::{bbool, decode, encode, ulong};
 use crate::config::Config;
@@ -39,6 +40,17 @@ fn pin_error(e: PinError) -> Pkcs11Error {
         PinError::NotInitialized => ckr!(CKR_USER_PIN_NOT_INITIALIZED),
         PinError::LengthRange => ckr!(CKR_PIN_LEN_RANGE),
         PinError::Engine(e) => e.into(),
+    }
+}
+
+/// Input the raw primitives refuse (a digest of the wrong length, a bad
+/// DigestInfo) is the caller's data, not a bad argument.
+fn sign_error(e: hsm_core::Error) -> Pkcs11Error {
+    match e {
+        hsm_core::Error::Validation(_) => {
+            ckr!(CKR_DATA_LEN_RANGE, "input not valid for this mechanism")
+        }
+        other => other.into(),
     }
 }
 
@@ -185,6 +197,7 @@ impl EmbeddedBackend {
             CKA_DERIVE,
             CKA_COPYABLE,
             CKA_TRUSTED,
+            CKA_ALWAYS_AUTHENTICATE,
         ] {
             attrs.insert(t, bbool(false));
         }
@@ -334,12 +347,19 @@ impl Backend for EmbeddedBackend {
         let key_id = match id.strip_prefix(KMS_PREFIX) {
             Some(key_id) => Some(key_id.to_string()),
             None => {
-                self.hsm
+                let row = self
+                    .hsm
                     .token_objects(token)?
                     .into_iter()
                     .find(|r| r.object_id == id)
-                    .ok_or(ckr!(CKR_OBJECT_HANDLE_INVALID))?
-                    .key_id
+                    .ok_or(ckr!(CKR_OBJECT_HANDLE_INVALID))?;
+                // A public key object goes alone; its private half holds the key.
+                let class = crate::attrs::get_ulong(&decode(&row.attrs)?, CKA_CLASS);
+                if class == Some(CKO_PUBLIC_KEY) {
+                    None
+                } else {
+                    row.key_id
+                }
             }
         };
         if let Some(key_id) = key_id {
@@ -429,6 +449,40 @@ impl Backend for EmbeddedBackend {
                 hsm_core::Error::InvalidKeyUsage(_) => ckr!(CKR_KEY_UNEXTRACTABLE),
                 other => other.into(),
             })
+    }
+
+    fn generate_key_pair(
+        &self,
+        token_label: &str,
+        spec: KeySpec,
+        usage: KeyUsage,
+    ) -> Result<(KeyHandle, Vec<u8>)> {
+        let (meta, spki) =
+            self.hsm
+                .p11_create_key_pair(token_label, spec, usage, "PKCS#11 key pair")?;
+        Ok((KeyHandle::Stored(meta.key_id), spki))
+    }
+
+    fn sign(&self, key: &KeyHandle, how: RawSign, input: &[u8]) -> Result<Vec<u8>> {
+        let KeyHandle::Stored(id) = key else {
+            return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT));
+        };
+        self.hsm.p11_sign(id, how, input).map_err(sign_error)
+    }
+
+    fn verify(
+        &self,
+        key: &KeyHandle,
+        how: RawSign,
+        input: &[u8],
+        signature: &[u8],
+    ) -> Result<bool> {
+        let KeyHandle::Stored(id) = key else {
+            return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT));
+        };
+        self.hsm
+            .p11_verify(id, how, input, signature)
+            .map_err(sign_error)
     }
 
     fn unwrap(

@@ -16,7 +16,8 @@ use crate::error::{ckr, Result};
 pub mod embedded;
 pub mod memory;
 
-pub use hsm_core::mechanisms::{AesMode, WrapMode};
+pub use hsm_core::mechanisms::{AesMode, RawSign, WrapMode};
+pub use hsm_core::{KeySpec, KeyUsage};
 
 /// PKCS#11 attributes as stored: type → raw value bytes.
 pub type Attributes = BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>;
@@ -151,6 +152,33 @@ pub trait Backend: Send + Sync {
 
     /// Wraps an extractable session key.
     fn wrap(&self, _wrapping: &KeyHandle, _mode: WrapMode, _target: &KeyHandle) -> Result<Vec<u8>> {
+        Err(no_keys())
+    }
+
+    /// Generates a token key pair in the namespace of the token labelled
+    /// `token_label`; returns the key and its DER SubjectPublicKeyInfo.
+    fn generate_key_pair(
+        &self,
+        _token_label: &str,
+        _spec: KeySpec,
+        _usage: KeyUsage,
+    ) -> Result<(KeyHandle, Vec<u8>)> {
+        Err(no_keys())
+    }
+
+    /// A raw signature on input prepared as `how` says.
+    fn sign(&self, _key: &KeyHandle, _how: RawSign, _input: &[u8]) -> Result<Vec<u8>> {
+        Err(no_keys())
+    }
+
+    /// Checks a raw signature; `Ok(false)` when it does not verify.
+    fn verify(
+        &self,
+        _key: &KeyHandle,
+        _how: RawSign,
+        _input: &[u8],
+        _signature: &[u8],
+    ) -> Result<bool> {
         Err(no_keys())
     }
 

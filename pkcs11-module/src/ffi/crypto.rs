@@ -91,23 +91,6 @@ pub(super) unsafe extern "C" fn C_GenerateRandom(
     })
 }
 
-macro_rules! key_init {
-    ($name:ident, $kind:expr) => {
-        pub(super) unsafe extern "C" fn $name(
-            h: CK_SESSION_HANDLE,
-            mechanism: *mut CK_MECHANISM,
-            key: CK_OBJECT_HANDLE,
-        ) -> CK_RV {
-            with_module(|m| {
-                let mech = unsafe { read_mechanism(mechanism) }?;
-                m.key_op_init(h, $kind, mech.mechanism, key)
-            })
-        }
-    };
-}
-key_init!(C_SignInit, OpKind::Sign);
-key_init!(C_VerifyInit, OpKind::Verify);
-
 macro_rules! cipher_fns {
     ($init:ident, $single:ident, $update:ident, $final:ident, $kind:expr) => {
         pub(super) unsafe extern "C" fn $init(
@@ -181,22 +164,27 @@ cipher_fns!(
     OpKind::Decrypt
 );
 
-/// Out-only final steps (C_EncryptFinal, C_DecryptFinal, C_SignFinal).
-macro_rules! key_final {
-    ($name:ident, $kind:expr) => {
-        pub(super) unsafe extern "C" fn $name(
-            h: CK_SESSION_HANDLE,
-            out: *mut CK_BYTE,
-            out_len: *mut CK_ULONG,
-        ) -> CK_RV {
-            with_module(|m| {
-                let _cap = unsafe { capacity(out, out_len) }?;
-                unsafe { deliver(out, out_len, m.key_op_step(h, $kind)) }
-            })
-        }
-    };
+pub(super) unsafe extern "C" fn C_SignInit(
+    h: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    with_module(|m| {
+        let mech = unsafe { read_mechanism(mechanism) }?;
+        m.sign_init(h, OpKind::Sign, &mech, key)
+    })
 }
-key_final!(C_SignFinal, OpKind::Sign);
+
+pub(super) unsafe extern "C" fn C_VerifyInit(
+    h: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    with_module(|m| {
+        let mech = unsafe { read_mechanism(mechanism) }?;
+        m.sign_init(h, OpKind::Verify, &mech, key)
+    })
+}
 
 pub(super) unsafe extern "C" fn C_Sign(
     h: CK_SESSION_HANDLE,
@@ -206,30 +194,30 @@ pub(super) unsafe extern "C" fn C_Sign(
     out_len: *mut CK_ULONG,
 ) -> CK_RV {
     with_module(|m| {
-        let _cap = unsafe { capacity(out, out_len) }?;
-        let _data = unsafe { in_bytes(data, len) }?;
-        unsafe { deliver(out, out_len, m.key_op_step(h, OpKind::Sign)) }
+        let cap = unsafe { capacity(out, out_len) }?;
+        let data = unsafe { in_bytes(data, len) }?;
+        unsafe { deliver(out, out_len, m.sign(h, data, cap)) }
     })
 }
 
-/// Input-only steps (C_SignUpdate, C_VerifyUpdate, C_VerifyFinal).
-macro_rules! key_in {
-    ($name:ident, $kind:expr) => {
-        pub(super) unsafe extern "C" fn $name(
-            h: CK_SESSION_HANDLE,
-            data: *mut CK_BYTE,
-            len: CK_ULONG,
-        ) -> CK_RV {
-            with_module(|m| {
-                let _data = unsafe { in_bytes(data, len) }?;
-                m.key_op_step(h, $kind).map(|_| ())
-            })
-        }
-    };
+pub(super) unsafe extern "C" fn C_SignUpdate(
+    h: CK_SESSION_HANDLE,
+    data: *mut CK_BYTE,
+    len: CK_ULONG,
+) -> CK_RV {
+    with_module(|m| m.sign_update(h, OpKind::Sign, unsafe { in_bytes(data, len) }))
 }
-key_in!(C_SignUpdate, OpKind::Sign);
-key_in!(C_VerifyUpdate, OpKind::Verify);
-key_in!(C_VerifyFinal, OpKind::Verify);
+
+pub(super) unsafe extern "C" fn C_SignFinal(
+    h: CK_SESSION_HANDLE,
+    out: *mut CK_BYTE,
+    out_len: *mut CK_ULONG,
+) -> CK_RV {
+    with_module(|m| {
+        let cap = unsafe { capacity(out, out_len) }?;
+        unsafe { deliver(out, out_len, m.sign_final(h, cap)) }
+    })
+}
 
 pub(super) unsafe extern "C" fn C_Verify(
     h: CK_SESSION_HANDLE,
@@ -239,9 +227,38 @@ pub(super) unsafe extern "C" fn C_Verify(
     sig_len: CK_ULONG,
 ) -> CK_RV {
     with_module(|m| {
-        let _data = unsafe { in_bytes(data, len) }?;
-        let _sig = unsafe { in_bytes(sig, sig_len) }?;
-        m.key_op_step(h, OpKind::Verify).map(|_| ())
+        let data = unsafe { in_bytes(data, len) };
+        let sig = unsafe { in_bytes(sig, sig_len) };
+        match (data, sig) {
+            (Ok(data), Ok(sig)) => m.verify(h, Some(data), sig),
+            (Err(e), _) | (_, Err(e)) => {
+                // Bad arguments end the operation too.
+                let _ = m.sign_update(h, OpKind::Verify, Err(e.clone()));
+                Err(e)
+            }
+        }
+    })
+}
+
+pub(super) unsafe extern "C" fn C_VerifyUpdate(
+    h: CK_SESSION_HANDLE,
+    data: *mut CK_BYTE,
+    len: CK_ULONG,
+) -> CK_RV {
+    with_module(|m| m.sign_update(h, OpKind::Verify, unsafe { in_bytes(data, len) }))
+}
+
+pub(super) unsafe extern "C" fn C_VerifyFinal(
+    h: CK_SESSION_HANDLE,
+    sig: *mut CK_BYTE,
+    sig_len: CK_ULONG,
+) -> CK_RV {
+    with_module(|m| match unsafe { in_bytes(sig, sig_len) } {
+        Ok(sig) => m.verify(h, None, sig),
+        Err(e) => {
+            let _ = m.sign_update(h, OpKind::Verify, Err(e.clone()));
+            Err(e)
+        }
     })
 }
 
@@ -276,11 +293,11 @@ pub(super) unsafe extern "C" fn C_GenerateKeyPair(
         let public_key = unsafe { out_ref(public_key) }?;
         let private_key = unsafe { out_ref(private_key) }?;
         let mech = unsafe { read_mechanism(mechanism) }?;
-        let _public = unsafe { read_template(public, public_count) }?;
-        let _private = unsafe { read_template(private, private_count) }?;
-        let handle = m.key_management(h, mech.mechanism, CKF_GENERATE_KEY_PAIR)?;
-        *public_key = handle;
-        *private_key = handle;
+        let public = unsafe { read_template(public, public_count) }?;
+        let private = unsafe { read_template(private, private_count) }?;
+        let (pub_h, priv_h) = m.generate_key_pair(h, &mech, &public, &private)?;
+        *public_key = pub_h;
+        *private_key = priv_h;
         Ok(())
     })
 }

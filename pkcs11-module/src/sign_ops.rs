@@ -1,0 +1,476 @@
+//! Key pairs and signatures: C_GenerateKeyPair (RSA 2048-4096, EC P-256
+//! and P-384, Ed25519) and C_Sign*/C_Verify* with ECDSA (raw and SHA-2),
+//! RSA PKCS#1 v1.5 (raw DigestInfo and SHA-2), RSA-PSS and EdDSA. The
+//! module hashes and frames the input; the engine signs.
+
+use cryptoki_sys::*;
+
+use crate::attrs::{self, as_bool, as_ulong, bbool, get_bool, get_ulong, ulong, Template};
+use crate::backend::{Attributes, KeyHandle, KeySpec, KeyUsage, RawSign};
+use crate::crypto_ops::OpKind;
+use crate::error::{ckr, Pkcs11Error, Result};
+use crate::mechanisms::{self, Mechanism};
+use crate::module::{lock, Module};
+use crate::pubkey;
+use crate::session::{finish, update, Output};
+
+/// Attributes a key-pair template may carry.
+const PAIR_ATTRS: &[CK_ATTRIBUTE_TYPE] = &[
+    CKA_CLASS,
+    CKA_KEY_TYPE,
+    CKA_TOKEN,
+    CKA_PRIVATE,
+    CKA_LABEL,
+    CKA_ID,
+    CKA_SUBJECT,
+    CKA_SENSITIVE,
+    CKA_EXTRACTABLE,
+    CKA_SIGN,
+    CKA_VERIFY,
+    CKA_ENCRYPT,
+    CKA_DECRYPT,
+    CKA_WRAP,
+    CKA_UNWRAP,
+    CKA_DERIVE,
+    CKA_MODIFIABLE,
+    CKA_COPYABLE,
+    CKA_DESTROYABLE,
+    CKA_EC_PARAMS,
+    CKA_MODULUS_BITS,
+    CKA_PUBLIC_EXPONENT,
+    CKA_START_DATE,
+    CKA_END_DATE,
+    CKA_SIGN_RECOVER,
+    CKA_VERIFY_RECOVER,
+];
+
+/// DER DigestInfo prefixes for SHA-256/384/512 (RFC 8017 section 9.2).
+const SHA256_INFO: &[u8] = &[
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
+];
+const SHA384_INFO: &[u8] = &[
+    0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05,
+    0x00, 0x04, 0x30,
+];
+const SHA512_INFO: &[u8] = &[
+    0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05,
+    0x00, 0x04, 0x40,
+];
+
+/// A signature or verification in progress; input is gathered and the
+/// hash (if the mechanism has one) taken at the end.
+pub struct SignOp {
+    key: KeyHandle,
+    how: RawSign,
+    hash: Option<&'static ring::digest::Algorithm>,
+    digest_info: Option<&'static [u8]>,
+    buf: Vec<u8>,
+    sig_len: usize,
+    /// Whether C_*Update was called.
+    pub multipart: bool,
+}
+
+impl SignOp {
+    /// The input the engine gets: the hash, DigestInfo-framed if needed.
+    fn input(&self) -> Vec<u8> {
+        let Some(alg) = self.hash else {
+            return self.buf.clone();
+        };
+        let digest = ring::digest::digest(alg, &self.buf);
+        let mut out = self.digest_info.map(<[u8]>::to_vec).unwrap_or_default();
+        out.extend_from_slice(digest.as_ref());
+        out
+    }
+}
+
+fn sha(mech_hash: CK_MECHANISM_TYPE) -> Result<(&'static ring::digest::Algorithm, &'static [u8])> {
+    Ok(match mech_hash {
+        CKM_SHA256 => (&ring::digest::SHA256, SHA256_INFO),
+        CKM_SHA384 => (&ring::digest::SHA384, SHA384_INFO),
+        CKM_SHA512 => (&ring::digest::SHA512, SHA512_INFO),
+        _ => return Err(ckr!(CKR_MECHANISM_PARAM_INVALID, "unsupported hash")),
+    })
+}
+
+/// Decodes CK_RSA_PKCS_PSS_PARAMS (hashAlg, mgf, sLen) and checks that the
+/// MGF uses the same hash and, for SHAxxx_RSA_PKCS_PSS, the mechanism's.
+fn pss_params(
+    m: &Mechanism,
+    implied: Option<CK_MECHANISM_TYPE>,
+) -> Result<(CK_MECHANISM_TYPE, usize)> {
+    const N: usize = std::mem::size_of::<CK_ULONG>();
+    let bad = || {
+        ckr!(
+            CKR_MECHANISM_PARAM_INVALID,
+            "CK_RSA_PKCS_PSS_PARAMS expected"
+        )
+    };
+    if m.param.len() != 3 * N {
+        return Err(bad());
+    }
+    let word = |i: usize| as_ulong(&m.param[i * N..(i + 1) * N]).map_err(|_| bad());
+    let (hash, mgf, salt) = (word(0)?, word(1)?, word(2)?);
+    let mgf_ok = matches!(
+        (hash, mgf),
+        (CKM_SHA256, CKG_MGF1_SHA256)
+            | (CKM_SHA384, CKG_MGF1_SHA384)
+            | (CKM_SHA512, CKG_MGF1_SHA512)
+    );
+    if !mgf_ok || implied.is_some_and(|h| h != hash) || salt > 64 {
+        return Err(bad());
+    }
+    Ok((hash, salt as usize))
+}
+
+impl Module {
+    /// C_GenerateKeyPair: the pair is a KMS key on the session's token.
+    pub fn generate_key_pair(
+        &self,
+        h: CK_SESSION_HANDLE,
+        m: &Mechanism,
+        public: &Template,
+        private: &Template,
+    ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
+        let entry = mechanisms::lookup(m.mechanism, self.backend.supports_key_mechanisms())?;
+        if entry.flags & CKF_GENERATE_KEY_PAIR == 0 || !m.param.is_empty() {
+            return Err(ckr!(CKR_MECHANISM_INVALID));
+        }
+        attrs::check_template(public)?;
+        attrs::check_template(private)?;
+        for (t, _) in public.iter().chain(private) {
+            if !PAIR_ATTRS.contains(t) {
+                return Err(ckr!(CKR_ATTRIBUTE_TYPE_INVALID));
+            }
+        }
+        let find = |tpl: &Template, t| tpl.iter().find(|(u, _)| *u == t).map(|(_, v)| v.clone());
+        let (spec, key_type) = match m.mechanism {
+            CKM_EC_KEY_PAIR_GEN | CKM_EC_EDWARDS_KEY_PAIR_GEN => {
+                let edwards = m.mechanism == CKM_EC_EDWARDS_KEY_PAIR_GEN;
+                let params = find(public, CKA_EC_PARAMS)
+                    .or_else(|| edwards.then(|| pubkey::ED25519_OID.to_vec()))
+                    .ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE, "CKA_EC_PARAMS is required"))?;
+                (
+                    pubkey::ec_spec(&params, edwards)?,
+                    if edwards { CKK_EC_EDWARDS } else { CKK_EC },
+                )
+            }
+            CKM_RSA_PKCS_KEY_PAIR_GEN => {
+                let bits = find(public, CKA_MODULUS_BITS)
+                    .ok_or(ckr!(
+                        CKR_TEMPLATE_INCOMPLETE,
+                        "CKA_MODULUS_BITS is required"
+                    ))
+                    .and_then(|v| as_ulong(&v))?;
+                if let Some(e) = find(public, CKA_PUBLIC_EXPONENT) {
+                    let e: &[u8] = &e;
+                    if e.iter()
+                        .skip_while(|b| **b == 0)
+                        .copied()
+                        .collect::<Vec<_>>()
+                        != [1, 0, 1]
+                    {
+                        return Err(ckr!(
+                            CKR_ATTRIBUTE_VALUE_INVALID,
+                            "the public exponent is 65537"
+                        ));
+                    }
+                }
+                let spec = match bits {
+                    2048 => KeySpec::Rsa2048,
+                    3072 => KeySpec::Rsa3072,
+                    4096 => KeySpec::Rsa4096,
+                    _ => {
+                        return Err(ckr!(
+                            CKR_KEY_SIZE_RANGE,
+                            "RSA keys are 2048, 3072 or 4096 bits"
+                        ))
+                    }
+                };
+                (spec, CKK_RSA)
+            }
+            _ => return Err(ckr!(CKR_MECHANISM_INVALID)),
+        };
+        let flag = |tpl: &Template, t, default| find(tpl, t).map_or(Ok(default), |v| as_bool(&v));
+        if !flag(private, CKA_TOKEN, false)? || !flag(public, CKA_TOKEN, false)? {
+            return Err(ckr!(
+                CKR_TEMPLATE_INCONSISTENT,
+                "key pairs are token objects here"
+            ));
+        }
+        if flag(private, CKA_EXTRACTABLE, false)? || !flag(private, CKA_SENSITIVE, true)? {
+            return Err(ckr!(
+                CKR_TEMPLATE_INCONSISTENT,
+                "private keys stay sensitive and unextractable"
+            ));
+        }
+        let decrypts = key_type == CKK_RSA
+            && flag(private, CKA_DECRYPT, false)?
+            && !flag(private, CKA_SIGN, true)?;
+        let usage = if decrypts {
+            KeyUsage::EncryptDecrypt
+        } else {
+            KeyUsage::SignVerify
+        };
+        let (serial, rw, who) = self.session_view(h)?;
+        self.may_write(rw, who, true, true)?;
+        let label = self.token_record(&serial)?.label;
+        let (key, spki) = self.backend.generate_key_pair(&label, spec, usage)?;
+        let public_parts = pubkey::public_attrs(spec, &spki)?;
+
+        let mut common = Attributes::new();
+        common.insert(CKA_KEY_TYPE, ulong(key_type));
+        common.insert(CKA_TOKEN, bbool(true));
+        common.insert(CKA_LABEL, Vec::new());
+        common.insert(CKA_ID, Vec::new());
+        common.insert(CKA_LOCAL, bbool(true));
+        common.insert(CKA_KEY_GEN_MECHANISM, ulong(m.mechanism));
+        for t in [CKA_MODIFIABLE, CKA_DESTROYABLE] {
+            common.insert(t, bbool(true));
+        }
+        for t in [
+            CKA_COPYABLE,
+            CKA_DERIVE,
+            CKA_WRAP,
+            CKA_UNWRAP,
+            CKA_SIGN_RECOVER,
+            CKA_VERIFY_RECOVER,
+        ] {
+            common.insert(t, bbool(false));
+        }
+        let mut pub_a = common.clone();
+        pub_a.insert(CKA_CLASS, ulong(CKO_PUBLIC_KEY));
+        pub_a.insert(CKA_PRIVATE, bbool(false));
+        pub_a.insert(CKA_VERIFY, bbool(usage == KeyUsage::SignVerify));
+        pub_a.insert(CKA_ENCRYPT, bbool(usage == KeyUsage::EncryptDecrypt));
+        pub_a.insert(CKA_TRUSTED, bbool(false));
+        pub_a.extend(public_parts.clone());
+        let mut priv_a = common;
+        priv_a.insert(CKA_CLASS, ulong(CKO_PRIVATE_KEY));
+        priv_a.insert(CKA_PRIVATE, bbool(true));
+        priv_a.insert(CKA_SIGN, bbool(usage == KeyUsage::SignVerify));
+        priv_a.insert(CKA_DECRYPT, bbool(usage == KeyUsage::EncryptDecrypt));
+        for t in [CKA_SENSITIVE, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE] {
+            priv_a.insert(t, bbool(true));
+        }
+        priv_a.insert(CKA_EXTRACTABLE, bbool(false));
+        priv_a.insert(CKA_ALWAYS_AUTHENTICATE, bbool(false));
+        priv_a.insert(CKA_SUBJECT, Vec::new());
+        for (t, v) in public_parts {
+            if t != CKA_EC_POINT {
+                priv_a.insert(t, v);
+            }
+        }
+        for (target, tpl) in [(&mut pub_a, public), (&mut priv_a, private)] {
+            for (t, v) in tpl {
+                if matches!(
+                    *t,
+                    CKA_LABEL
+                        | CKA_ID
+                        | CKA_SUBJECT
+                        | CKA_PRIVATE
+                        | CKA_MODIFIABLE
+                        | CKA_START_DATE
+                        | CKA_END_DATE
+                ) {
+                    target.insert(*t, v.clone());
+                }
+            }
+        }
+        let private_handle = self.add_object(h, &serial, priv_a, Some(key.clone()))?;
+        let public_handle = self.add_object(h, &serial, pub_a, Some(key))?;
+        Ok((public_handle, private_handle))
+    }
+
+    /// C_SignInit / C_VerifyInit.
+    pub fn sign_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: OpKind,
+        m: &Mechanism,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        let signing = kind == OpKind::Sign;
+        let entry = mechanisms::lookup(m.mechanism, self.backend.supports_key_mechanisms())?;
+        if entry.flags & if signing { CKF_SIGN } else { CKF_VERIFY } == 0 {
+            return Err(ckr!(CKR_MECHANISM_INVALID, "mechanism cannot do this"));
+        }
+        let object = self.visible_object(h, key)?;
+        let handle = object
+            .key
+            .clone()
+            .ok_or(ckr!(CKR_KEY_TYPE_INCONSISTENT, "not a key"))?;
+        let class_ok = if signing {
+            object.class() == CKO_PRIVATE_KEY
+        } else {
+            matches!(object.class(), CKO_PUBLIC_KEY | CKO_PRIVATE_KEY)
+        };
+        let usage = if signing { CKA_SIGN } else { CKA_VERIFY };
+        if !class_ok {
+            return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT));
+        }
+        // A private key object verifies with the pair's public half.
+        let may = get_bool(&object.attrs, usage, false)
+            || (object.class() == CKO_PRIVATE_KEY
+                && !signing
+                && get_bool(&object.attrs, CKA_SIGN, false));
+        if !may {
+            return Err(ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED));
+        }
+        let key_type = get_ulong(&object.attrs, CKA_KEY_TYPE);
+        let (how, hash_mech, want) = match m.mechanism {
+            CKM_ECDSA => (RawSign::EcdsaDigest, None, CKK_EC),
+            CKM_ECDSA_SHA256 => (RawSign::EcdsaDigest, Some(CKM_SHA256), CKK_EC),
+            CKM_ECDSA_SHA384 => (RawSign::EcdsaDigest, Some(CKM_SHA384), CKK_EC),
+            CKM_ECDSA_SHA512 => (RawSign::EcdsaDigest, Some(CKM_SHA512), CKK_EC),
+            CKM_EDDSA => (RawSign::EdDsa, None, CKK_EC_EDWARDS),
+            CKM_RSA_PKCS => (RawSign::RsaPkcs1DigestInfo, None, CKK_RSA),
+            CKM_SHA256_RSA_PKCS => (RawSign::RsaPkcs1DigestInfo, Some(CKM_SHA256), CKK_RSA),
+            CKM_SHA384_RSA_PKCS => (RawSign::RsaPkcs1DigestInfo, Some(CKM_SHA384), CKK_RSA),
+            CKM_SHA512_RSA_PKCS => (RawSign::RsaPkcs1DigestInfo, Some(CKM_SHA512), CKK_RSA),
+            CKM_RSA_PKCS_PSS
+            | CKM_SHA256_RSA_PKCS_PSS
+            | CKM_SHA384_RSA_PKCS_PSS
+            | CKM_SHA512_RSA_PKCS_PSS => {
+                let implied = match m.mechanism {
+                    CKM_SHA256_RSA_PKCS_PSS => Some(CKM_SHA256),
+                    CKM_SHA384_RSA_PKCS_PSS => Some(CKM_SHA384),
+                    CKM_SHA512_RSA_PKCS_PSS => Some(CKM_SHA512),
+                    _ => None,
+                };
+                let (hash, salt_len) = pss_params(m, implied)?;
+                let hash_len = sha(hash)?.0.output_len();
+                (RawSign::RsaPss { hash_len, salt_len }, implied, CKK_RSA)
+            }
+            _ => return Err(ckr!(CKR_MECHANISM_INVALID)),
+        };
+        if key_type != Some(want) {
+            return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT));
+        }
+        // Only the PSS mechanisms take a parameter.
+        if !matches!(how, RawSign::RsaPss { .. }) && !m.param.is_empty() {
+            return Err(ckr!(CKR_MECHANISM_PARAM_INVALID));
+        }
+        let (hash, digest_info) = match hash_mech {
+            Some(hm) => {
+                let (alg, info) = sha(hm)?;
+                (
+                    Some(alg),
+                    matches!(how, RawSign::RsaPkcs1DigestInfo).then_some(info),
+                )
+            }
+            None => (None, None),
+        };
+        let op = SignOp {
+            key: handle,
+            how,
+            hash,
+            digest_info,
+            buf: Vec::new(),
+            sig_len: pubkey::signature_len(&object.attrs)?,
+            multipart: false,
+        };
+        let session = self.session(h)?;
+        let mut s = lock(&session)?;
+        let slot = if signing { &mut s.sign } else { &mut s.verify };
+        if slot.is_some() {
+            return Err(ckr!(CKR_OPERATION_ACTIVE));
+        }
+        *slot = Some(op);
+        Ok(())
+    }
+
+    /// C_Sign (single part).
+    pub fn sign(&self, h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Result<Output> {
+        let session = self.session(h)?;
+        let mut s = lock(&session)?;
+        if s.sign.as_ref().is_some_and(|op| op.multipart) {
+            s.sign = None;
+            return Err(ckr!(
+                CKR_OPERATION_ACTIVE,
+                "single-part call after an update"
+            ));
+        }
+        finish(
+            &mut s.sign,
+            |op| op.sig_len,
+            cap,
+            |mut op| {
+                op.buf = data.to_vec();
+                self.backend.sign(&op.key, op.how, &op.input())
+            },
+        )
+    }
+
+    /// C_SignUpdate / C_VerifyUpdate.
+    pub fn sign_update(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: OpKind,
+        data: Result<&[u8]>,
+    ) -> Result<()> {
+        let session = self.session(h)?;
+        let mut s = lock(&session)?;
+        let slot = if kind == OpKind::Sign {
+            &mut s.sign
+        } else {
+            &mut s.verify
+        };
+        update(slot, |op| {
+            let data = data?;
+            if op.buf.len() + data.len() > crate::ffi::MAX_INPUT_LEN {
+                return Err(ckr!(CKR_DATA_LEN_RANGE));
+            }
+            op.multipart = true;
+            op.buf.extend_from_slice(data);
+            Ok(())
+        })
+    }
+
+    /// C_SignFinal.
+    pub fn sign_final(&self, h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Output> {
+        let session = self.session(h)?;
+        let mut s = lock(&session)?;
+        finish(
+            &mut s.sign,
+            |op| op.sig_len,
+            cap,
+            |op| self.backend.sign(&op.key, op.how, &op.input()),
+        )
+    }
+
+    /// C_Verify (`data` given) or C_VerifyFinal (`None`): always ends it.
+    pub fn verify(
+        &self,
+        h: CK_SESSION_HANDLE,
+        data: Option<&[u8]>,
+        signature: &[u8],
+    ) -> Result<()> {
+        let session = self.session(h)?;
+        let mut s = lock(&session)?;
+        let mut op = s.verify.take().ok_or(ckr!(CKR_OPERATION_NOT_INITIALIZED))?;
+        drop(s);
+        if let Some(data) = data {
+            if op.multipart {
+                return Err(ckr!(
+                    CKR_OPERATION_ACTIVE,
+                    "single-part call after an update"
+                ));
+            }
+            op.buf = data.to_vec();
+        }
+        if signature.len() != op.sig_len {
+            return Err(ckr!(CKR_SIGNATURE_LEN_RANGE));
+        }
+        match self
+            .backend
+            .verify(&op.key, op.how, &op.input(), signature)?
+        {
+            true => Ok(()),
+            false => Err(Pkcs11Error::rv_with(
+                CKR_SIGNATURE_INVALID,
+                "signature does not verify",
+            )),
+        }
+    }
+}
