@@ -223,3 +223,92 @@ fn test_fork_reinitialises_in_the_child() {
     assert!(!out.status.success());
     assert!(text.contains("in use by another process"), "{text}");
 }
+
+#[test]
+fn keypairgen_sign_and_verify() {
+    let dir = fixture();
+    let d = dir.path();
+    let p = |name: &str| d.join(name).display().to_string();
+    std::fs::write(d.join("msg.txt"), b"data to sign\n").unwrap();
+    for (key_type, id, mech) in [
+        ("EC:prime256v1", "11", "ECDSA-SHA256"),
+        ("EC:secp384r1", "12", "ECDSA-SHA384"),
+        ("rsa:2048", "21", "SHA256-RSA-PKCS"),
+        ("rsa:2048", "22", "SHA256-RSA-PKCS-PSS"),
+    ] {
+        let made = ok(
+            d,
+            &[
+                "--login",
+                "--pin",
+                PIN,
+                "--keypairgen",
+                "--key-type",
+                key_type,
+                "--id",
+                id,
+                "--label",
+                id,
+            ],
+        );
+        assert!(made.contains("Public Key Object"), "{made}");
+        ok(
+            d,
+            &[
+                "--login",
+                "--pin",
+                PIN,
+                "--sign",
+                "--mechanism",
+                mech,
+                "--id",
+                id,
+                "--input-file",
+                &p("msg.txt"),
+                "--output-file",
+                &p("msg.sig"),
+            ],
+        );
+        let checked = ok(
+            d,
+            &[
+                "--verify",
+                "--mechanism",
+                mech,
+                "--id",
+                id,
+                "--input-file",
+                &p("msg.txt"),
+                "--signature-file",
+                &p("msg.sig"),
+            ],
+        );
+        assert!(checked.contains("Signature is valid"), "{mech}: {checked}");
+        let mut sig = std::fs::read(d.join("msg.sig")).unwrap();
+        sig[4] ^= 0x01;
+        std::fs::write(d.join("bad.sig"), &sig).unwrap();
+        let refused = tool(
+            d,
+            &[
+                "--verify",
+                "--mechanism",
+                mech,
+                "--id",
+                id,
+                "--input-file",
+                &p("msg.txt"),
+                "--signature-file",
+                &p("bad.sig"),
+            ],
+        );
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&refused.stdout),
+            String::from_utf8_lossy(&refused.stderr)
+        );
+        assert!(
+            text.contains("Invalid signature") || text.contains("CKR_SIGNATURE_INVALID"),
+            "{mech}: {text}"
+        );
+    }
+}
