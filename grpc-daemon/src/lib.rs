@@ -6,6 +6,7 @@
 //! - [`status`]: the one mapping of hsm-core errors to gRPC statuses.
 //! - [`server`]: listeners (Unix socket, TLS or loopback TCP), health,
 //!   reflection, request limits, background ticks and graceful shutdown.
+//! - [`pool`]: the fixed thread pool for fast hsm-core calls.
 //! - [`config`], [`passphrase`], [`clock`]: daemon settings and secrets.
 //! - [`client`]: connecting to an endpoint and reading error details.
 //! - [`render`]: proto3 JSON and text rendering of any response.
@@ -19,6 +20,7 @@ pub mod config;
 mod convert;
 pub mod error;
 pub mod passphrase;
+pub mod pool;
 pub mod render;
 pub mod server;
 pub mod service;

@@ -16,6 +16,7 @@ use tonic::codegen::http;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::config::{Listen, Settings};
+use crate::pool::CryptoPool;
 use crate::service::{CallLimits, KmsService};
 use crate::DaemonError;
 
@@ -139,7 +140,11 @@ pub async fn serve(
         max_in_flight: settings.max_in_flight,
         call_timeout: settings.call_timeout,
     };
-    let kms = KeyManagementServer::new(KmsService::new(Arc::clone(&hsm), limits))
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+    let pool = Arc::new(
+        CryptoPool::new(threads).map_err(|e| DaemonError::io("starting the crypto pool", e))?,
+    );
+    let kms = KeyManagementServer::new(KmsService::new(Arc::clone(&hsm), limits, pool))
         .max_decoding_message_size(settings.max_message_bytes)
         .max_encoding_message_size(MAX_RESPONSE_BYTES.max(settings.max_message_bytes));
 

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tinfoil_e2e_tests::daemon::{binary, cli, eventually, json, signal, stderr, Store};
+use tinfoil_e2e_tests::daemon::{binary, cli, eventually, json, signal, stderr, KillOnDrop, Store};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -20,16 +20,18 @@ fn free_port() -> u16 {
 #[test]
 fn dev_mode_prints_a_ready_to_paste_line_that_works() {
     let runtime = tempfile::tempdir().unwrap();
-    let mut child = Command::new(binary("tinfoild"))
-        .arg("--dev")
-        .env("XDG_RUNTIME_DIR", runtime.path())
-        .env_remove("TINFOIL_PASSPHRASE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn tinfoild --dev");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut child = KillOnDrop(
+        Command::new(binary("tinfoild"))
+            .arg("--dev")
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .env_remove("TINFOIL_PASSPHRASE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn tinfoild --dev"),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let mut store_dir = None;
     let mut command_line = None;
     for line in lines.by_ref() {
@@ -80,8 +82,8 @@ fn dev_mode_prints_a_ready_to_paste_line_that_works() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 
-    signal(child.id(), "TERM");
-    let status = child.wait().unwrap();
+    signal(child.0.id(), "TERM");
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "{status}");
     assert!(!socket.exists(), "socket left behind");
     assert!(!store_dir.exists(), "throwaway store left behind");
@@ -173,16 +175,18 @@ fn tls_on_tcp_with_openssl_certificates_and_client_auth() {
     let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
     let port = free_port();
     let listen = format!("tcp:127.0.0.1:{port}");
-    let mut child = store
-        .serve_command()
-        .args(["--listen", &listen])
-        .args(["--tls-cert-file", &path("server.pem")])
-        .args(["--tls-key-file", &path("server.key")])
-        .args(["--tls-client-ca-file", &path("ca.pem")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        store
+            .serve_command()
+            .args(["--listen", &listen])
+            .args(["--tls-cert-file", &path("server.pem")])
+            .args(["--tls-key-file", &path("server.key")])
+            .args(["--tls-client-ca-file", &path("ca.pem")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let endpoint = format!("https://localhost:{port}");
     let (ca, cert, key) = (path("ca.pem"), path("client.pem"), path("client.key"));
     let with_client_cert = ["--ca-file", &ca, "--cert-file", &cert, "--key-file", &key];
@@ -209,8 +213,8 @@ fn tls_on_tcp_with_openssl_certificates_and_client_auth() {
     // Plain http to the TLS port does not work either.
     let out = cli(&format!("http://127.0.0.1:{port}"), &["list-keys"], &[]);
     assert_eq!(out.status.code(), Some(1));
-    signal(child.id(), "TERM");
-    assert!(child.wait().unwrap().success());
+    signal(child.0.id(), "TERM");
+    assert!(child.0.wait().unwrap().success());
 }
 
 #[test]
@@ -237,17 +241,19 @@ fn plain_tcp_only_on_loopback_with_the_explicit_flag() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     // On loopback with the flag: served.
-    let mut child = store
-        .serve_command()
-        .args([
-            "--listen",
-            &format!("tcp:127.0.0.1:{port}"),
-            "--insecure-loopback",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        store
+            .serve_command()
+            .args([
+                "--listen",
+                &format!("tcp:127.0.0.1:{port}"),
+                "--insecure-loopback",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let endpoint = format!("http://127.0.0.1:{port}");
     assert!(eventually(Duration::from_secs(60), || cli(
         &endpoint,
@@ -260,8 +266,8 @@ fn plain_tcp_only_on_loopback_with_the_explicit_flag() {
     let out = cli(&format!("http://example.com:{port}"), &["list-keys"], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("bad endpoint"), "{}", stderr(&out));
-    signal(child.id(), "INT");
-    assert!(child.wait().unwrap().success());
+    signal(child.0.id(), "INT");
+    assert!(child.0.wait().unwrap().success());
 }
 
 #[test]
@@ -277,15 +283,17 @@ fn config_file_settings_apply_and_flags_override_them() {
         ),
     )
     .unwrap();
-    let mut child = store
-        .serve_command()
-        .arg("--config")
-        .arg(&config)
-        .args(["--max-message-bytes", "4096"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        store
+            .serve_command()
+            .arg("--config")
+            .arg(&config)
+            .args(["--max-message-bytes", "4096"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let endpoint = format!("unix:{}", socket.display());
     assert!(eventually(Duration::from_secs(60), || cli(
         &endpoint,
@@ -333,8 +341,8 @@ fn config_file_settings_apply_and_flags_override_them() {
         "{}",
         stderr(&out)
     );
-    signal(child.id(), "TERM");
-    assert!(child.wait().unwrap().success());
+    signal(child.0.id(), "TERM");
+    assert!(child.0.wait().unwrap().success());
 
     // An unknown setting is refused by name.
     std::fs::write(&config, "max_inflight = 3\n").unwrap();

@@ -38,6 +38,10 @@ struct Args {
     /// Plaintext size for Encrypt.
     #[arg(long, default_value_t = 4096)]
     plaintext_bytes: usize,
+    /// Also measure GenerateRandom of 32 bytes (a call through the
+    /// blocking pool with no payload), to separate pool and payload costs.
+    #[arg(long)]
+    diagnose: bool,
     /// Path of tinfoild (default: next to this binary).
     #[arg(long)]
     tinfoild: Option<PathBuf>,
@@ -111,6 +115,7 @@ fn in_process(
 enum Rpc {
     Encrypt,
     Health,
+    Random,
 }
 
 async fn over_rpc(
@@ -151,6 +156,13 @@ async fn over_rpc(
                             })
                             .await
                             .expect("Encrypt");
+                        }
+                        Rpc::Random => {
+                            kms.generate_random(pb::GenerateRandomRequest {
+                                number_of_bytes: 32,
+                            })
+                            .await
+                            .expect("GenerateRandom");
                         }
                         Rpc::Health => {
                             health
@@ -284,6 +296,10 @@ fn main() {
             print_row("Encrypt (gRPC)", c, &enc);
             let empty = over_rpc(&endpoint, &key_id, &plaintext, Rpc::Health, c, run).await;
             print_row("health check (gRPC)", c, &empty);
+            if args.diagnose {
+                let random = over_rpc(&endpoint, &key_id, &plaintext, Rpc::Random, c, run).await;
+                print_row("GenerateRandom 32 B", c, &random);
+            }
             println!(
                 "  at {c}: Encrypt / empty RPC = {:.2}; Encrypt / in-process({cores} threads) = {:.3}",
                 enc.ops_per_sec / empty.ops_per_sec,

@@ -17,7 +17,7 @@ impl KeyManagement for KmsService {
         request: Request<pb::CreateKeyRequest>,
     ) -> Result<Response<pb::CreateKeyResponse>, Status> {
         let r = request.into_inner();
-        self.run("CreateKey", move |hsm| {
+        self.run_slow("CreateKey", move |hsm| {
             let req = core::CreateKeyRequest {
                 description: r.description,
                 key_spec: opt(r.key_spec.as_deref(), core::KeySpec::parse)?,
@@ -521,7 +521,7 @@ impl KeyManagement for KmsService {
         request: Request<pb::GenerateDataKeyPairRequest>,
     ) -> Result<Response<pb::GenerateDataKeyPairResponse>, Status> {
         let r = request.into_inner();
-        self.run("GenerateDataKeyPair", move |hsm| {
+        self.run_slow("GenerateDataKeyPair", move |hsm| {
             let spec = core::DataKeyPairSpec::parse(&r.key_pair_spec)?;
             let pair = hsm.generate_data_key_pair(&r.key_id, spec, &r.encryption_context, true)?;
             Ok(pb::GenerateDataKeyPairResponse {
@@ -544,7 +544,7 @@ impl KeyManagement for KmsService {
         request: Request<pb::GenerateDataKeyPairWithoutPlaintextRequest>,
     ) -> Result<Response<pb::GenerateDataKeyPairWithoutPlaintextResponse>, Status> {
         let r = request.into_inner();
-        self.run("GenerateDataKeyPairWithoutPlaintext", move |hsm| {
+        self.run_slow("GenerateDataKeyPairWithoutPlaintext", move |hsm| {
             let spec = core::DataKeyPairSpec::parse(&r.key_pair_spec)?;
             let pair = hsm.generate_data_key_pair(&r.key_id, spec, &r.encryption_context, false)?;
             Ok(pb::GenerateDataKeyPairWithoutPlaintextResponse {

@@ -1,7 +1,8 @@
 //! `tinfoil.v1.KeyManagement` over [`hsm_core::Hsm`].
 //!
-//! Every call runs on tokio's blocking pool (Argon2id and RSA are slow; the
-//! async runtime only moves bytes), holds one of `max_in_flight` permits
+//! Every call runs off the async runtime (which only moves bytes): fast
+//! calls on the fixed [`CryptoPool`], key generation on tokio's blocking
+//! pool (RSA key generation takes up to seconds). Each call holds one of `max_in_flight` permits
 //! (over the limit: RESOURCE_EXHAUSTED / LimitExceededException) and must
 //! finish within the per-call deadline (DEADLINE_EXCEEDED /
 //! DependencyTimeoutException). Plaintext received in requests is wiped
@@ -15,6 +16,7 @@ use tokio::sync::Semaphore;
 use tonic::{Response, Status};
 
 use crate::convert::opt;
+use crate::pool::CryptoPool;
 use crate::status;
 
 mod handlers;
@@ -37,12 +39,22 @@ impl Default for CallLimits {
     }
 }
 
+/// Which threads run a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// The fixed crypto pool: symmetric crypto, HMAC, signing, metadata.
+    Fast,
+    /// tokio's blocking pool: key generation (RSA takes up to seconds).
+    Slow,
+}
+
 /// The KeyManagement service: a cheap handle, clone freely.
 #[derive(Clone)]
 pub struct KmsService {
     hsm: Arc<Hsm>,
     limits: CallLimits,
     in_flight: Arc<Semaphore>,
+    pool: Arc<CryptoPool>,
 }
 
 impl std::fmt::Debug for KmsService {
@@ -54,17 +66,36 @@ impl std::fmt::Debug for KmsService {
 }
 
 impl KmsService {
-    /// A service over `hsm` with `limits`.
-    pub fn new(hsm: Arc<Hsm>, limits: CallLimits) -> Self {
+    /// A service over `hsm` with `limits`, running fast calls on `pool`.
+    pub fn new(hsm: Arc<Hsm>, limits: CallLimits, pool: Arc<CryptoPool>) -> Self {
         KmsService {
             hsm,
             limits,
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
+            pool,
         }
     }
 
-    /// Runs `f` on the blocking pool under the call limits.
+    /// Runs `f` on the crypto pool under the call limits.
     pub(crate) async fn run<T, F>(&self, op: &'static str, f: F) -> Result<Response<T>, Status>
+    where
+        F: FnOnce(&Hsm) -> core::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run_on(Lane::Fast, op, f).await
+    }
+
+    /// Runs `f` on tokio's blocking pool (slow key generation).
+    pub(crate) async fn run_slow<T, F>(&self, op: &'static str, f: F) -> Result<Response<T>, Status>
+    where
+        F: FnOnce(&Hsm) -> core::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run_on(Lane::Slow, op, f).await
+    }
+
+    /// Runs `f` in `lane` under the call limits.
+    async fn run_on<T, F>(&self, lane: Lane, op: &'static str, f: F) -> Result<Response<T>, Status>
     where
         F: FnOnce(&Hsm) -> core::Result<T> + Send + 'static,
         T: Send + 'static,
@@ -76,10 +107,16 @@ impl KmsService {
                 status::overloaded(self.limits.max_in_flight)
             })?;
         let hsm = Arc::clone(&self.hsm);
-        let task = tokio::task::spawn_blocking(move || {
+        let job = move || {
             let _permit = permit;
             f(&hsm)
-        });
+        };
+        let task = async {
+            match lane {
+                Lane::Fast => self.pool.run(job).await.map_err(|_| ()),
+                Lane::Slow => tokio::task::spawn_blocking(job).await.map_err(|_| ()),
+            }
+        };
         match tokio::time::timeout(self.limits.call_timeout, task).await {
             Err(_) => {
                 tracing::warn!(op, "call exceeded the per-call deadline");
@@ -87,7 +124,7 @@ impl KmsService {
                     self.limits.call_timeout.as_millis() as u64,
                 ))
             }
-            Ok(Err(_join_error)) => {
+            Ok(Err(())) => {
                 tracing::error!(op, "blocking task failed");
                 Err(status::internal_task_failure())
             }
