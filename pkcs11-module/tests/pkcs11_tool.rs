@@ -312,3 +312,26 @@ fn keypairgen_sign_and_verify() {
         );
     }
 }
+
+#[test]
+fn a_second_process_on_the_same_store_gets_a_clear_error() {
+    let dir = fixture();
+    let d = dir.path();
+    let _g = common::exclusive();
+    write_embedded_config(d);
+    let p11 = cryptoki::context::Pkcs11::new(tinfoil_path()).unwrap();
+    p11.initialize(cryptoki::context::CInitializeArgs::new(
+        cryptoki::context::CInitializeFlags::OS_LOCKING_OK,
+    ))
+    .unwrap();
+    let second = tool(d, &["-L"]);
+    let text = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success());
+    assert!(
+        text.contains("CKR_GENERAL_ERROR") && text.contains("in use by another process"),
+        "{text}"
+    );
+    p11.finalize().unwrap();
+    let listed = ok(d, &["-L"]);
+    assert!(listed.contains("ci-token"), "{listed}");
+}
