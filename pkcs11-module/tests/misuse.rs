@@ -2,6 +2,7 @@
 //! of order, short buffers. Each must return its CKR code, never crash.
 //! Cases SoftHSM answers the same way also run against it as a control.
 
+#[macro_use]
 mod common;
 
 use std::ptr::null_mut;

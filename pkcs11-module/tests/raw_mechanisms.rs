@@ -2,6 +2,7 @@
 //! C ABI: AES-CTR (checked against AES-ECB keystream, with SoftHSM as the
 //! control) and RFC 5649 wrap under both numbers, 0x210A and 0x210B.
 
+#[macro_use]
 mod common;
 
 use std::ffi::c_void;

@@ -6,6 +6,14 @@
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
+/// Calls a function of a [`Raw`] module's list. The arguments are raw
+/// pointers the test built on purpose, some of them deliberately bad.
+macro_rules! call {
+    ($raw:expr, $name:ident($($arg:expr),*)) => {
+        unsafe { ($raw.f.$name.expect(stringify!($name)))($($arg),*) }
+    };
+}
+
 pub mod raw;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};

@@ -16,14 +16,6 @@ pub struct Raw {
     _dir: tempfile::TempDir,
 }
 
-/// Calls a function of a [`Raw`] module's list.
-#[macro_export]
-macro_rules! call {
-    ($raw:expr, $name:ident($($arg:expr),*)) => {
-        unsafe { ($raw.f.$name.expect(stringify!($name)))($($arg),*) }
-    };
-}
-
 /// Loads `which` with a fresh configuration (not initialised).
 pub fn raw(which: Which) -> Raw {
     let (dir, path) = super::configure(which);
