@@ -23,8 +23,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::hsm::{require_enabled, Hsm};
-use crate::outputs::CreateKeyRequest;
-use crate::types::{KeyMetadata, KeySpec, KeyUsage, Origin};
+use crate::types::KeySpec;
 
 /// Largest input of one raw AES operation, in bytes.
 pub const MAX_AES_INPUT: usize = 64 << 20;
@@ -96,7 +95,7 @@ fn crypto_failed(what: &str) -> Error {
     Error::InvalidCiphertext(format!("{what} failed"))
 }
 
-fn check_aes_len(len: usize) -> Result<()> {
+pub(crate) fn check_aes_len(len: usize) -> Result<()> {
     if matches!(len, 16 | 24 | 32) {
         Ok(())
     } else {
@@ -104,7 +103,7 @@ fn check_aes_len(len: usize) -> Result<()> {
     }
 }
 
-fn random_bytes(len: usize) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn random_bytes(len: usize) -> Result<Zeroizing<Vec<u8>>> {
     let mut bytes = Zeroizing::new(vec![0u8; len]);
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::Internal("no randomness".into()))?;
     Ok(bytes)
@@ -132,6 +131,14 @@ impl SessionKeys {
             return Err(Error::validation("a session key is 1 to 512 bytes"));
         }
         Ok(self.insert(random_bytes(len)?, extractable))
+    }
+
+    /// Takes a secret key the application supplied (C_CreateObject).
+    pub fn import(&self, bytes: &[u8], extractable: bool) -> Result<u64> {
+        if bytes.is_empty() || bytes.len() > 512 {
+            return Err(Error::validation("a session key is 1 to 512 bytes"));
+        }
+        Ok(self.insert(Zeroizing::new(bytes.to_vec()), extractable))
     }
 
     /// Forgets (and wipes) a session key.
@@ -303,9 +310,9 @@ impl Hsm {
                 let state = self.read_state();
                 let record = state.key(id)?;
                 require_enabled(record)?;
-                if !record.spec.is_symmetric() {
+                if !(record.spec.is_symmetric() || record.spec.is_hmac()) {
                     return Err(Error::InvalidKeyUsage(format!(
-                        "{} is not a symmetric key",
+                        "{} is not a secret key",
                         record.arn()
                     )));
                 }
@@ -320,29 +327,6 @@ impl Hsm {
                 f(&entry.bytes)
             }
         }
-    }
-
-    /// Creates a token AES key of `len` bytes in the namespace `token`
-    /// (32 bytes: an ordinary KMS key; 16 or 24: generated here).
-    pub fn p11_create_aes_key(
-        &self,
-        token: &str,
-        len: usize,
-        description: &str,
-    ) -> Result<KeyMetadata> {
-        check_aes_len(len)?;
-        let request = CreateKeyRequest {
-            description: description.to_string(),
-            key_spec: Some(KeySpec::SymmetricDefault),
-            key_usage: Some(KeyUsage::EncryptDecrypt),
-            token: Some(token.to_string()),
-            ..Default::default()
-        };
-        if len == 32 {
-            return self.create_key(request);
-        }
-        let bytes = random_bytes(len)?;
-        self.create_key_with_material(request, Origin::AwsKms, Some(&bytes))
     }
 
     /// The length in bytes of a secret key's material.
@@ -360,6 +344,39 @@ impl Hsm {
         data: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
         self.with_secret(keys, key, |bytes| aes_run(bytes, mode, encrypt, data))
+    }
+
+    /// HMAC with SHA-256/384/512 (named by the digest length 32/48/64).
+    pub fn p11_hmac(
+        &self,
+        keys: &SessionKeys,
+        key: SecretKeyRef<'_>,
+        hash_len: usize,
+        data: &[u8],
+    ) -> Result<Vec<u8>> {
+        let alg = match hash_len {
+            32 => aws_lc_rs::hmac::HMAC_SHA256,
+            48 => aws_lc_rs::hmac::HMAC_SHA384,
+            64 => aws_lc_rs::hmac::HMAC_SHA512,
+            _ => return Err(Error::validation("HMAC needs SHA-256, SHA-384 or SHA-512")),
+        };
+        self.with_secret(keys, key, |bytes| {
+            let k = aws_lc_rs::hmac::Key::new(alg, bytes);
+            Ok(aws_lc_rs::hmac::sign(&k, data).as_ref().to_vec())
+        })
+    }
+
+    /// Checks an HMAC in constant time.
+    pub fn p11_hmac_verify(
+        &self,
+        keys: &SessionKeys,
+        key: SecretKeyRef<'_>,
+        hash_len: usize,
+        data: &[u8],
+        mac: &[u8],
+    ) -> Result<bool> {
+        let expected = self.p11_hmac(keys, key, hash_len, data)?;
+        Ok(aws_lc_rs::constant_time::verify_slices_are_equal(&expected, mac).is_ok())
     }
 
     /// Wraps an extractable session key under `wrapping`. Token keys are
@@ -453,29 +470,6 @@ fn pss_hash(hash_len: usize) -> Result<crate::asymmetric::PssHash> {
 }
 
 impl Hsm {
-    /// Creates a token key pair of `spec` in the namespace `token`; returns
-    /// its metadata and the DER SubjectPublicKeyInfo.
-    pub fn p11_create_key_pair(
-        &self,
-        token: &str,
-        spec: KeySpec,
-        usage: KeyUsage,
-        description: &str,
-    ) -> Result<(KeyMetadata, Vec<u8>)> {
-        if !(spec.is_rsa() || spec.is_ecc()) {
-            return Err(Error::validation("not an asymmetric key spec"));
-        }
-        let meta = self.create_key(CreateKeyRequest {
-            description: description.to_string(),
-            key_spec: Some(spec),
-            key_usage: Some(usage),
-            token: Some(token.to_string()),
-            ..Default::default()
-        })?;
-        let public = self.get_public_key(&meta.key_id)?.public_key;
-        Ok((meta, public))
-    }
-
     /// Runs `f` on an Enabled asymmetric key's spec and PKCS#8 material.
     fn with_private<T>(
         &self,

@@ -14,6 +14,9 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::hsm::Hsm;
+use crate::mechanisms::{check_aes_len, random_bytes};
+use crate::outputs::CreateKeyRequest;
+use crate::types::{KeyMetadata, KeySpec, KeyUsage, Origin};
 
 /// Wrong tries in a row that lock a PIN.
 pub const MAX_PIN_FAILURES: u32 = 5;
@@ -306,4 +309,102 @@ impl Hsm {
             Ok(())
         })
     }
+
+    /// Creates a token AES key of `len` bytes in the namespace `token`
+    /// (32 bytes: an ordinary KMS key; 16 or 24: generated here).
+    pub fn p11_create_aes_key(
+        &self,
+        token: &str,
+        len: usize,
+        description: &str,
+    ) -> Result<KeyMetadata> {
+        check_aes_len(len)?;
+        let request = CreateKeyRequest {
+            description: description.to_string(),
+            key_spec: Some(KeySpec::SymmetricDefault),
+            key_usage: Some(KeyUsage::EncryptDecrypt),
+            token: Some(token.to_string()),
+            ..Default::default()
+        };
+        if len == 32 {
+            return self.create_key(request);
+        }
+        let bytes = random_bytes(len)?;
+        self.create_key_with_material(request, Origin::AwsKms, Some(&bytes))
+    }
+
+    /// Creates a token key pair of `spec` in the namespace `token`; returns
+    /// its metadata and the DER SubjectPublicKeyInfo.
+    pub fn p11_create_key_pair(
+        &self,
+        token: &str,
+        spec: KeySpec,
+        usage: KeyUsage,
+        description: &str,
+    ) -> Result<(KeyMetadata, Vec<u8>)> {
+        if !(spec.is_rsa() || spec.is_ecc()) {
+            return Err(Error::validation("not an asymmetric key spec"));
+        }
+        let meta = self.create_key(CreateKeyRequest {
+            description: description.to_string(),
+            key_spec: Some(spec),
+            key_usage: Some(usage),
+            token: Some(token.to_string()),
+            ..Default::default()
+        })?;
+        let public = self.get_public_key(&meta.key_id)?.public_key;
+        Ok((meta, public))
+    }
+
+    /// Creates a token HMAC key of 28, 32, 48 or 64 bytes (HMAC_224 to
+    /// HMAC_512) in the namespace `token`.
+    pub fn p11_create_hmac_key(
+        &self,
+        token: &str,
+        len: usize,
+        description: &str,
+    ) -> Result<KeyMetadata> {
+        self.create_key(CreateKeyRequest {
+            description: description.to_string(),
+            key_spec: Some(hmac_spec(len)?),
+            key_usage: Some(KeyUsage::GenerateVerifyMac),
+            token: Some(token.to_string()),
+            ..Default::default()
+        })
+    }
+
+    /// Imports a secret key the application supplied (origin EXTERNAL):
+    /// AES of 16, 24 or 32 bytes, or an HMAC key of 28, 32, 48 or 64.
+    pub fn p11_import_secret(
+        &self,
+        token: &str,
+        aes: bool,
+        bytes: &[u8],
+        description: &str,
+    ) -> Result<KeyMetadata> {
+        let (spec, usage) = if aes {
+            check_aes_len(bytes.len())?;
+            (KeySpec::SymmetricDefault, KeyUsage::EncryptDecrypt)
+        } else {
+            (hmac_spec(bytes.len())?, KeyUsage::GenerateVerifyMac)
+        };
+        let request = CreateKeyRequest {
+            description: description.to_string(),
+            key_spec: Some(spec),
+            key_usage: Some(usage),
+            token: Some(token.to_string()),
+            ..Default::default()
+        };
+        self.create_key_with_material(request, Origin::External, Some(bytes))
+    }
+}
+
+fn hmac_spec(len: usize) -> Result<KeySpec> {
+    Ok(match len {
+        28 => KeySpec::Hmac224,
+        32 => KeySpec::Hmac256,
+        48 => KeySpec::Hmac384,
+        64 => KeySpec::Hmac512,
+        _ => return Err(Error::validation("an HMAC key is 28, 32, 48 or 64 bytes")),
+    })
 }
