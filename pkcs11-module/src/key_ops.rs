@@ -38,22 +38,29 @@ const SECRET_KEY_ATTRS: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_END_DATE,
 ];
 
-/// Builds an AES key's attributes from an application template.
-fn aes_key_attrs(template: &Template, len: usize, local: bool) -> Result<Attributes> {
+/// Builds a secret key's attributes (`key_type` CKK_AES or
+/// CKK_GENERIC_SECRET) from an application template.
+fn secret_key_attrs(
+    template: &Template,
+    key_type: CK_KEY_TYPE,
+    len: usize,
+    local: bool,
+) -> Result<Attributes> {
+    let aes = key_type == CKK_AES;
     let mut a = Attributes::new();
     a.insert(CKA_CLASS, ulong(CKO_SECRET_KEY));
-    a.insert(CKA_KEY_TYPE, ulong(CKK_AES));
+    a.insert(CKA_KEY_TYPE, ulong(key_type));
     for (t, v) in [
         (CKA_TOKEN, false),
         (CKA_PRIVATE, true),
         (CKA_SENSITIVE, true),
         (CKA_EXTRACTABLE, false),
-        (CKA_ENCRYPT, true),
-        (CKA_DECRYPT, true),
-        (CKA_WRAP, true),
-        (CKA_UNWRAP, true),
-        (CKA_SIGN, false),
-        (CKA_VERIFY, false),
+        (CKA_ENCRYPT, aes),
+        (CKA_DECRYPT, aes),
+        (CKA_WRAP, aes),
+        (CKA_UNWRAP, aes),
+        (CKA_SIGN, !aes),
+        (CKA_VERIFY, !aes),
         (CKA_DERIVE, false),
         (CKA_MODIFIABLE, true),
         (CKA_COPYABLE, false),
@@ -76,7 +83,9 @@ fn aes_key_attrs(template: &Template, len: usize, local: bool) -> Result<Attribu
             CKA_CLASS if as_ulong(v)? != CKO_SECRET_KEY => {
                 return Err(ckr!(CKR_TEMPLATE_INCONSISTENT))
             }
-            CKA_KEY_TYPE if as_ulong(v)? != CKK_AES => return Err(ckr!(CKR_TEMPLATE_INCONSISTENT)),
+            CKA_KEY_TYPE if as_ulong(v)? != key_type => {
+                return Err(ckr!(CKR_TEMPLATE_INCONSISTENT))
+            }
             CKA_VALUE_LEN if as_ulong(v)? as usize != len => {
                 return Err(ckr!(
                     CKR_TEMPLATE_INCONSISTENT,
@@ -100,9 +109,23 @@ fn aes_key_attrs(template: &Template, len: usize, local: bool) -> Result<Attribu
     a.insert(CKA_ALWAYS_SENSITIVE, bbool(local && sensitive));
     a.insert(CKA_NEVER_EXTRACTABLE, bbool(local && !extractable));
     if local {
-        a.insert(CKA_KEY_GEN_MECHANISM, ulong(CKM_AES_KEY_GEN));
+        let mech = if aes {
+            CKM_AES_KEY_GEN
+        } else {
+            CKM_GENERIC_SECRET_KEY_GEN
+        };
+        a.insert(CKA_KEY_GEN_MECHANISM, ulong(mech));
     }
     Ok(a)
+}
+
+/// Whether `len` bytes is a valid key of this type.
+fn valid_secret_len(key_type: CK_KEY_TYPE, len: usize) -> bool {
+    if key_type == CKK_AES {
+        matches!(len, 16 | 24 | 32)
+    } else {
+        matches!(len, 28 | 32 | 48 | 64)
+    }
 }
 
 /// Checks that `object` is an AES key whose `usage` attribute is true.
@@ -129,7 +152,7 @@ impl Module {
         Ok(())
     }
 
-    /// C_GenerateKey (CKM_AES_KEY_GEN).
+    /// C_GenerateKey (CKM_AES_KEY_GEN, CKM_GENERIC_SECRET_KEY_GEN).
     pub fn generate_key(
         &self,
         h: CK_SESSION_HANDLE,
@@ -137,8 +160,13 @@ impl Module {
         template: &Template,
     ) -> Result<CK_OBJECT_HANDLE> {
         self.needs_keys(m, CKF_GENERATE)?;
-        if m.mechanism != CKM_AES_KEY_GEN || !m.param.is_empty() {
-            return Err(ckr!(CKR_MECHANISM_INVALID));
+        let key_type = match m.mechanism {
+            CKM_AES_KEY_GEN => CKK_AES,
+            CKM_GENERIC_SECRET_KEY_GEN => CKK_GENERIC_SECRET,
+            _ => return Err(ckr!(CKR_MECHANISM_INVALID)),
+        };
+        if !m.param.is_empty() {
+            return Err(ckr!(CKR_MECHANISM_PARAM_INVALID));
         }
         attrs::check_template(template)?;
         let len = template
@@ -146,13 +174,10 @@ impl Module {
             .find(|(t, _)| *t == CKA_VALUE_LEN)
             .ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE, "CKA_VALUE_LEN is required"))
             .and_then(|(_, v)| as_ulong(v))? as usize;
-        if !matches!(len, 16 | 24 | 32) {
-            return Err(ckr!(
-                CKR_ATTRIBUTE_VALUE_INVALID,
-                "AES keys are 16, 24 or 32 bytes"
-            ));
+        if !valid_secret_len(key_type, len) {
+            return Err(ckr!(CKR_ATTRIBUTE_VALUE_INVALID, "unsupported key length"));
         }
-        let a = aes_key_attrs(template, len, true)?;
+        let a = secret_key_attrs(template, key_type, len, true)?;
         let (serial, rw, who) = self.session_view(h)?;
         let on_token = get_bool(&a, CKA_TOKEN, false);
         self.may_write(rw, who, on_token, get_bool(&a, CKA_PRIVATE, true))?;
@@ -161,10 +186,65 @@ impl Module {
         } else {
             None
         };
-        let key = self.backend.generate_aes_key(
+        let extractable = get_bool(&a, CKA_EXTRACTABLE, false);
+        let key = self.backend.generate_secret_key(
             label.as_deref(),
+            key_type == CKK_AES,
             len,
-            get_bool(&a, CKA_EXTRACTABLE, false),
+            extractable,
+        )?;
+        self.add_object(h, &serial, a, Some(key.clone()))
+            .inspect_err(|_| {
+                let _ = self.backend.destroy_key(&key);
+            })
+    }
+
+    /// C_CreateObject for a secret key with CKA_VALUE: an import (origin
+    /// EXTERNAL for token keys). The value goes straight to the backend.
+    pub fn import_secret_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        template: &Template,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let value = template
+            .iter()
+            .find(|(t, _)| *t == CKA_VALUE)
+            .map(|(_, v)| zeroize::Zeroizing::new(v.clone()))
+            .ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE, "CKA_VALUE is required"))?;
+        let key_type = template
+            .iter()
+            .find(|(t, _)| *t == CKA_KEY_TYPE)
+            .ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE, "CKA_KEY_TYPE is required"))
+            .and_then(|(_, v)| as_ulong(v))?;
+        if !matches!(key_type, CKK_AES | CKK_GENERIC_SECRET) {
+            return Err(ckr!(
+                CKR_ATTRIBUTE_VALUE_INVALID,
+                "AES or generic secret keys only"
+            ));
+        }
+        if !valid_secret_len(key_type, value.len()) {
+            return Err(ckr!(CKR_ATTRIBUTE_VALUE_INVALID, "unsupported key length"));
+        }
+        let rest: Template = template
+            .iter()
+            .filter(|(t, _)| *t != CKA_VALUE)
+            .cloned()
+            .collect();
+        let a = secret_key_attrs(&rest, key_type, value.len(), false)?;
+        let (serial, rw, who) = self.session_view(h)?;
+        let on_token = get_bool(&a, CKA_TOKEN, false);
+        self.may_write(rw, who, on_token, get_bool(&a, CKA_PRIVATE, true))?;
+        let label = if on_token {
+            Some(self.token_record(&serial)?.label)
+        } else {
+            None
+        };
+        let extractable = get_bool(&a, CKA_EXTRACTABLE, false);
+        let key = self.backend.import_secret_key(
+            label.as_deref(),
+            key_type == CKK_AES,
+            &value,
+            extractable,
         )?;
         self.add_object(h, &serial, a, Some(key.clone()))
             .inspect_err(|_| {
@@ -384,7 +464,7 @@ impl Module {
             .backend
             .unwrap(&unwrapping, mode, wrapped, extractable)?;
         let built = if matches!(len, 16 | 24 | 32) {
-            aes_key_attrs(template, len, false)
+            secret_key_attrs(template, CKK_AES, len, false)
         } else {
             Err(ckr!(CKR_WRAPPED_KEY_INVALID, "not an AES key"))
         };

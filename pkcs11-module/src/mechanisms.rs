@@ -136,17 +136,10 @@ pub const MECHANISMS: &[MechanismEntry] = &[
         true
     ),
     m!(CKM_EDDSA, 255, 255, ED, true),
-    m!(
-        CKM_GENERIC_SECRET_KEY_GEN,
-        28,
-        64,
-        CKF_GENERATE,
-        true,
-        false
-    ),
-    m!(CKM_SHA256_HMAC, 28, 64, CKF_SIGN | CKF_VERIFY, true, false),
-    m!(CKM_SHA384_HMAC, 28, 64, CKF_SIGN | CKF_VERIFY, true, false),
-    m!(CKM_SHA512_HMAC, 28, 64, CKF_SIGN | CKF_VERIFY, true, false),
+    m!(CKM_GENERIC_SECRET_KEY_GEN, 28, 64, CKF_GENERATE, true),
+    m!(CKM_SHA256_HMAC, 28, 64, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_SHA384_HMAC, 28, 64, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_SHA512_HMAC, 28, 64, CKF_SIGN | CKF_VERIFY, true),
 ];
 
 /// The mechanisms available with or without backend key operations.
@@ -317,7 +310,7 @@ mod tests {
         );
         assert_eq!(lookup(CKM_AES_GCM, true).unwrap().max_key, 32);
         assert_eq!(
-            lookup(CKM_SHA256_HMAC, true).unwrap_err().rv(),
+            lookup(CKM_RSA_PKCS_OAEP, true).unwrap_err().rv(),
             CKR_MECHANISM_INVALID
         );
         assert_eq!(

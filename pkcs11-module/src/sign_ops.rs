@@ -58,11 +58,19 @@ const SHA512_INFO: &[u8] = &[
     0x00, 0x04, 0x40,
 ];
 
+/// Who signs: the engine's raw asymmetric primitives, or HMAC.
+#[derive(Debug, Clone, Copy)]
+enum Signer {
+    Raw(RawSign),
+    /// HMAC-SHA-2 with this digest length.
+    Hmac(usize),
+}
+
 /// A signature or verification in progress; input is gathered and the
 /// hash (if the mechanism has one) taken at the end.
 pub struct SignOp {
     key: KeyHandle,
-    how: RawSign,
+    how: Signer,
     hash: Option<&'static ring::digest::Algorithm>,
     digest_info: Option<&'static [u8]>,
     buf: Vec<u8>,
@@ -300,6 +308,42 @@ impl Module {
             .key
             .clone()
             .ok_or(ckr!(CKR_KEY_TYPE_INCONSISTENT, "not a key"))?;
+        let hmac_len = match m.mechanism {
+            CKM_SHA256_HMAC => Some(32),
+            CKM_SHA384_HMAC => Some(48),
+            CKM_SHA512_HMAC => Some(64),
+            _ => None,
+        };
+        if let Some(hash_len) = hmac_len {
+            let generic = object.class() == CKO_SECRET_KEY
+                && get_ulong(&object.attrs, CKA_KEY_TYPE) == Some(CKK_GENERIC_SECRET);
+            if !generic {
+                return Err(ckr!(
+                    CKR_KEY_TYPE_INCONSISTENT,
+                    "HMAC needs a generic secret key"
+                ));
+            }
+            if !get_bool(
+                &object.attrs,
+                if signing { CKA_SIGN } else { CKA_VERIFY },
+                false,
+            ) {
+                return Err(ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED));
+            }
+            if !m.param.is_empty() {
+                return Err(ckr!(CKR_MECHANISM_PARAM_INVALID));
+            }
+            let op = SignOp {
+                key: handle,
+                how: Signer::Hmac(hash_len),
+                hash: None,
+                digest_info: None,
+                buf: Vec::new(),
+                sig_len: hash_len,
+                multipart: false,
+            };
+            return self.install_sign_op(h, signing, op);
+        }
         let class_ok = if signing {
             object.class() == CKO_PRIVATE_KEY
         } else {
@@ -363,13 +407,17 @@ impl Module {
         };
         let op = SignOp {
             key: handle,
-            how,
+            how: Signer::Raw(how),
             hash,
             digest_info,
             buf: Vec::new(),
             sig_len: pubkey::signature_len(&object.attrs)?,
             multipart: false,
         };
+        self.install_sign_op(h, signing, op)
+    }
+
+    fn install_sign_op(&self, h: CK_SESSION_HANDLE, signing: bool, op: SignOp) -> Result<()> {
         let session = self.session(h)?;
         let mut s = lock(&session)?;
         let slot = if signing { &mut s.sign } else { &mut s.verify };
@@ -378,6 +426,13 @@ impl Module {
         }
         *slot = Some(op);
         Ok(())
+    }
+
+    fn run_sign(&self, op: &SignOp) -> Result<Vec<u8>> {
+        match op.how {
+            Signer::Raw(how) => self.backend.sign(&op.key, how, &op.input()),
+            Signer::Hmac(len) => self.backend.hmac(&op.key, len, &op.buf),
+        }
     }
 
     /// C_Sign (single part).
@@ -397,7 +452,7 @@ impl Module {
             cap,
             |mut op| {
                 op.buf = data.to_vec();
-                self.backend.sign(&op.key, op.how, &op.input())
+                self.run_sign(&op)
             },
         )
     }
@@ -431,12 +486,7 @@ impl Module {
     pub fn sign_final(&self, h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Output> {
         let session = self.session(h)?;
         let mut s = lock(&session)?;
-        finish(
-            &mut s.sign,
-            |op| op.sig_len,
-            cap,
-            |op| self.backend.sign(&op.key, op.how, &op.input()),
-        )
+        finish(&mut s.sign, |op| op.sig_len, cap, |op| self.run_sign(&op))
     }
 
     /// C_Verify (`data` given) or C_VerifyFinal (`None`): always ends it.
@@ -462,10 +512,11 @@ impl Module {
         if signature.len() != op.sig_len {
             return Err(ckr!(CKR_SIGNATURE_LEN_RANGE));
         }
-        match self
-            .backend
-            .verify(&op.key, op.how, &op.input(), signature)?
-        {
+        let valid = match op.how {
+            Signer::Raw(how) => self.backend.verify(&op.key, how, &op.input(), signature)?,
+            Signer::Hmac(len) => self.backend.hmac_verify(&op.key, len, &op.buf, signature)?,
+        };
+        match valid {
             true => Ok(()),
             false => Err(Pkcs11Error::rv_with(
                 CKR_SIGNATURE_INVALID,

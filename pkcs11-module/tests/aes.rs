@@ -299,3 +299,100 @@ with_keys!(
     usage_and_operation_state,
     data_key_path,
 );
+
+/// Imported keys (C_CreateObject with CKA_VALUE) against published
+/// vectors: FIPS-197 C.1 for AES-128, and HMAC-SHA-256 as ring computes it.
+fn imported_keys_known_answers(which: Which) {
+    let m = load(which);
+    let session = user_session(&m, "import");
+    let aes = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(cryptoki::object::KeyType::AES),
+            Attribute::Token(false),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+            Attribute::Value((0u8..16).collect()),
+        ])
+        .unwrap();
+    let block: Vec<u8> = (0u8..16).map(|i| i * 0x11).collect();
+    let sealed = session.encrypt(&Mechanism::AesEcb, aes, &block).unwrap();
+    assert_eq!(
+        sealed,
+        [
+            0x69, 0xc4, 0xe0, 0xd8, 0x6a, 0x7b, 0x04, 0x30, 0xd8, 0xcd, 0xb7, 0x80, 0x70, 0xb4,
+            0xc5, 0x5a
+        ]
+    );
+    let attrs = session
+        .get_attributes(aes, &[AttributeType::Local, AttributeType::ValueLen])
+        .unwrap();
+    assert!(attrs.contains(&Attribute::Local(false)));
+    assert!(attrs.contains(&Attribute::ValueLen(16.into())));
+
+    let secret = vec![0x42u8; 32];
+    let mac_key = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(cryptoki::object::KeyType::GENERIC_SECRET),
+            Attribute::Token(true),
+            Attribute::Sign(true),
+            Attribute::Verify(true),
+            Attribute::Value(secret.clone()),
+        ])
+        .unwrap();
+    let msg = b"what do ya want for nothing?".to_vec();
+    let mac = session.sign(&Mechanism::Sha256Hmac, mac_key, &msg).unwrap();
+    let expected = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
+        &msg,
+    );
+    assert_eq!(mac, expected.as_ref().to_vec());
+    session
+        .verify(&Mechanism::Sha256Hmac, mac_key, &msg, &mac)
+        .unwrap();
+    let mut bad = mac.clone();
+    bad[0] ^= 1;
+    let refused = session.verify(&Mechanism::Sha256Hmac, mac_key, &msg, &bad);
+    expect_err(which, refused, RvError::SignatureInvalid, true);
+    // An AES mechanism does not take an HMAC key.
+    let wrong = session.encrypt(&Mechanism::AesEcb, mac_key, &block);
+    expect_err(which, wrong, RvError::KeyTypeInconsistent, true);
+}
+
+fn generic_secret_hmac_multi_part(which: Which) {
+    let m = load(which);
+    let session = user_session(&m, "hmac");
+    let key = session
+        .generate_key(
+            &Mechanism::GenericSecretKeyGen,
+            &[
+                Attribute::ValueLen(64.into()),
+                Attribute::Token(true),
+                Attribute::Sign(true),
+                Attribute::Verify(true),
+            ],
+        )
+        .unwrap();
+    // 64 bytes: SoftHSM wants an HMAC key at least as long as the digest.
+    let msg = vec![0x5au8; 5000];
+    let single = session.sign(&Mechanism::Sha384Hmac, key, &msg).unwrap();
+    assert_eq!(single.len(), 48);
+    session.sign_init(&Mechanism::Sha384Hmac, key).unwrap();
+    session.sign_update(&msg[..1234]).unwrap();
+    session.sign_update(&msg[1234..]).unwrap();
+    assert_eq!(session.sign_final().unwrap(), single);
+    session.verify_init(&Mechanism::Sha384Hmac, key).unwrap();
+    session.verify_update(&msg[..10]).unwrap();
+    session.verify_update(&msg[10..]).unwrap();
+    session.verify_final(&single).unwrap();
+    assert_ne!(
+        session
+            .sign(&Mechanism::Sha256Hmac, key, &msg)
+            .unwrap()
+            .len(),
+        48
+    );
+}
+
+with_keys!(imported_keys_known_answers, generic_secret_hmac_multi_part);

@@ -379,21 +379,66 @@ impl Backend for EmbeddedBackend {
         true
     }
 
-    fn generate_aes_key(
+    fn generate_secret_key(
         &self,
         token_label: Option<&str>,
+        aes: bool,
         len: usize,
         extractable: bool,
     ) -> Result<KeyHandle> {
         match token_label {
-            Some(label) => {
+            Some(label) if aes => {
                 let meta = self.hsm.p11_create_aes_key(label, len, "PKCS#11 AES key")?;
+                Ok(KeyHandle::Stored(meta.key_id))
+            }
+            Some(label) => {
+                let meta = self
+                    .hsm
+                    .p11_create_hmac_key(label, len, "PKCS#11 HMAC key")?;
                 Ok(KeyHandle::Stored(meta.key_id))
             }
             None => Ok(KeyHandle::Session(
                 self.session_keys.generate(len, extractable)?,
             )),
         }
+    }
+
+    fn import_secret_key(
+        &self,
+        token_label: Option<&str>,
+        aes: bool,
+        value: &[u8],
+        extractable: bool,
+    ) -> Result<KeyHandle> {
+        match token_label {
+            Some(label) => {
+                let meta = self
+                    .hsm
+                    .p11_import_secret(label, aes, value, "PKCS#11 imported key")?;
+                Ok(KeyHandle::Stored(meta.key_id))
+            }
+            None => Ok(KeyHandle::Session(
+                self.session_keys.import(value, extractable)?,
+            )),
+        }
+    }
+
+    fn hmac(&self, key: &KeyHandle, hash_len: usize, data: &[u8]) -> Result<Vec<u8>> {
+        Ok(self
+            .hsm
+            .p11_hmac(&self.session_keys, self.key_ref(key), hash_len, data)?)
+    }
+
+    fn hmac_verify(
+        &self,
+        key: &KeyHandle,
+        hash_len: usize,
+        data: &[u8],
+        mac: &[u8],
+    ) -> Result<bool> {
+        Ok(self
+            .hsm
+            .p11_hmac_verify(&self.session_keys, self.key_ref(key), hash_len, data, mac)?)
     }
 
     fn destroy_key(&self, key: &KeyHandle) -> Result<()> {

@@ -118,14 +118,43 @@ pub trait Backend: Send + Sync {
         false
     }
 
-    /// Generates a secret key of `len` bytes: a token key in the
-    /// namespace of the token labelled `token_label`, or a session key.
-    fn generate_aes_key(
+    /// Generates a secret key (AES when `aes`, else an HMAC key) of `len`
+    /// bytes: a token key in the namespace of the token labelled
+    /// `token_label`, or a session key.
+    fn generate_secret_key(
         &self,
         _token_label: Option<&str>,
+        _aes: bool,
         _len: usize,
         _extractable: bool,
     ) -> Result<KeyHandle> {
+        Err(no_keys())
+    }
+
+    /// Imports a secret key value the application supplied.
+    fn import_secret_key(
+        &self,
+        _token_label: Option<&str>,
+        _aes: bool,
+        _value: &[u8],
+        _extractable: bool,
+    ) -> Result<KeyHandle> {
+        Err(no_keys())
+    }
+
+    /// HMAC-SHA-2 (named by the digest length) of `data`.
+    fn hmac(&self, _key: &KeyHandle, _hash_len: usize, _data: &[u8]) -> Result<Vec<u8>> {
+        Err(no_keys())
+    }
+
+    /// Checks an HMAC in constant time.
+    fn hmac_verify(
+        &self,
+        _key: &KeyHandle,
+        _hash_len: usize,
+        _data: &[u8],
+        _mac: &[u8],
+    ) -> Result<bool> {
         Err(no_keys())
     }
 
