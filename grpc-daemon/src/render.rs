@@ -134,10 +134,11 @@ fn table(out: &mut String, title: &str, rows: &[DynamicMessage]) {
 }
 
 fn text_into(out: &mut String, message: &DynamicMessage, prefix: &str) {
+    // Set fields, and lists of records even when empty (shown as "(none)").
     let fields: Vec<_> = message
         .descriptor()
         .fields()
-        .filter(|f| message.has_field(f))
+        .filter(|f| message.has_field(f) || (f.is_list() && matches!(f.kind(), Kind::Message(_))))
         .collect();
     let width = fields
         .iter()
@@ -211,6 +212,12 @@ mod tests {
         assert!(t.contains("AliasName"), "{t}");
         assert!(t.contains("alias/a"), "{t}");
         assert!(t.contains("1970-01-02T00:00:00Z"), "{t}");
+    }
+
+    #[test]
+    fn empty_lists_say_none() {
+        let t = text(&dynamic(&pb::ListKeyRotationsResponse::default()));
+        assert!(t.contains("Rotations\t(none)"), "{t}");
     }
 
     #[test]
