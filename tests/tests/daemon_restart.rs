@@ -243,7 +243,9 @@ fn serve_refuses_missing_store_and_a_second_daemon() {
 async fn sigterm_lets_in_flight_calls_finish() {
     use tinfoil_proto::v1 as pb;
     let store = Store::init();
-    let daemon = Daemon::start(&store, &[]);
+    // RSA-4096 generation in a debug build on a loaded machine can take
+    // seconds: a generous deadline keeps the calls from timing out.
+    let daemon = Daemon::start(&store, &["--call-timeout-ms", "300000"]);
     let mut calls = Vec::new();
     for _ in 0..3 {
         let mut client = daemon.client().await;

@@ -4,6 +4,7 @@
 //! and finally let the deletion window pass (test-only clock) so the data
 //! is shredded for good.
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use tinfoil_e2e_tests::daemon::{
@@ -24,6 +25,10 @@ fn crypto_shredding_walkthrough() {
     let store = Store::init();
     let daemon = Daemon::start(&store, &[]);
     let dir = store.dir.path();
+    // The socket is 0600 inside the 0700 data directory.
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&store.socket()), 0o600);
+    assert_eq!(mode(&store.data_dir), 0o700);
 
     // aws kms create-key; aws kms create-alias.
     let created = json(&daemon.cli(&[
