@@ -246,7 +246,7 @@ fn main() {
         .status()
         .expect("run tinfoild init");
     assert!(status.success(), "tinfoild init failed");
-    let mut daemon = Command::new(&tinfoild)
+    let daemon = Command::new(&tinfoild)
         .args(["serve", "--log-level", "warn", "--data-dir"])
         .arg(&data)
         .arg("--passphrase-file")
@@ -254,6 +254,7 @@ fn main() {
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn tinfoild");
+    let _daemon = StopOnDrop(daemon);
     let socket = data.join("tinfoil.sock");
     let endpoint = format!("unix:{}", socket.display());
 
@@ -317,9 +318,21 @@ fn main() {
             );
         }
     });
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(daemon.id().to_string())
-        .status();
-    let _ = daemon.wait();
+}
+
+/// Stops the benchmarked daemon (SIGTERM, then wait) even if the bench panics.
+struct StopOnDrop(std::process::Child);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let stopped = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stopped {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
 }
