@@ -75,6 +75,24 @@ fn engine_keys_show_up_disabled_keys_refuse_destroy_schedules_deletion() {
         })
         .unwrap();
     hsm.create_alias("alias/cli-key", &cli.key_id).unwrap();
+    let cli_ec = hsm
+        .create_key(CreateKeyRequest {
+            description: "cli-ec".into(),
+            key_spec: Some(KeySpec::EccNistP256),
+            key_usage: Some(hsm_core::KeyUsage::SignVerify),
+            token: Some("life".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let cli_mac = hsm
+        .create_key(CreateKeyRequest {
+            description: "cli-mac".into(),
+            key_spec: Some(KeySpec::Hmac256),
+            key_usage: Some(hsm_core::KeyUsage::GenerateVerifyMac),
+            token: Some("life".into()),
+            ..Default::default()
+        })
+        .unwrap();
     drop(hsm);
 
     // 3. Through PKCS#11 again.
@@ -113,6 +131,45 @@ fn engine_keys_show_up_disabled_keys_refuse_destroy_schedules_deletion() {
             .decrypt(&Mechanism::AesEcb, theirs[0], &block)
             .unwrap(),
         vec![1u8; 16]
+    );
+    // The CLI's EC key is a private and a public object; the HMAC key one.
+    let ec_objects = session
+        .find_objects(&[Attribute::Id(cli_ec.key_id.as_bytes().to_vec())])
+        .unwrap();
+    assert_eq!(ec_objects.len(), 2);
+    let private = session
+        .find_objects(&[
+            Attribute::Id(cli_ec.key_id.as_bytes().to_vec()),
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+        ])
+        .unwrap()[0];
+    let public = session
+        .find_objects(&[
+            Attribute::Id(cli_ec.key_id.as_bytes().to_vec()),
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+        ])
+        .unwrap()[0];
+    let sig = session
+        .sign(&Mechanism::EcdsaSha256, private, b"hi")
+        .unwrap();
+    session
+        .verify(&Mechanism::EcdsaSha256, public, b"hi", &sig)
+        .unwrap();
+    let refused = session.destroy_object(public);
+    assert!(
+        matches!(refused, Err(Error::Pkcs11(RvError::ActionProhibited, _))),
+        "{refused:?}"
+    );
+    let mac_key = session
+        .find_objects(&[Attribute::Id(cli_mac.key_id.as_bytes().to_vec())])
+        .unwrap();
+    assert_eq!(mac_key.len(), 1);
+    assert_eq!(
+        session
+            .sign(&Mechanism::Sha256Hmac, mac_key[0], b"hi")
+            .unwrap()
+            .len(),
+        32
     );
     session.destroy_object(theirs[0]).unwrap();
     assert!(session

@@ -8,14 +8,14 @@ use std::path::Path;
 use cryptoki_sys::*;
 use hsm_core::mechanisms::{SecretKeyRef, SessionKeys};
 use hsm_core::token::{PinError, PinUser};
-use hsm_core::{Hsm, HsmOptions, KdfParams, KeyMetadata, KeyState, SecretString};
+use hsm_core::{Hsm, HsmOptions, KdfParams, KeyState, SecretString};
 use zeroize::Zeroizing;
 
 use super::{
     AesMode, Attributes, Backend, KeyHandle, KeySpec, KeyUsage, RawSign, StoredObject, TokenRecord,
     UserKind, WrapMode,
 };
-use crate::attrs::{bbool, decode, encode, ulong};
+use crate::attrs::{decode, encode};
 use crate::config::Config;
 use crate::error::{ckr, Pkcs11Error, Result};
 use crate::pin::pin_flags;
@@ -26,6 +26,10 @@ const MAX_PASSPHRASE_FILE: u64 = 4096;
 const DELETION_WINDOW_DAYS: u32 = 7;
 /// Prefix of object ids synthesised for keys that have no object row.
 const KMS_PREFIX: &str = "kms:";
+/// Suffix of the public half's id among synthesised objects.
+const PUBLIC_SUFFIX: &str = ":pub";
+
+mod synth;
 
 /// The embedded backend.
 pub struct EmbeddedBackend {
@@ -143,67 +147,6 @@ impl EmbeddedBackend {
             KeyHandle::Session(id) => SecretKeyRef::Session(*id),
         }
     }
-
-    /// Attributes for a KMS key that no PKCS#11 application described:
-    /// CKA_ID = the key id's bytes, CKA_LABEL = first alias or description.
-    fn synthesise(&self, meta: &KeyMetadata) -> Result<Option<Attributes>> {
-        if !meta.key_spec.is_symmetric() {
-            return Ok(None);
-        }
-        let len = self
-            .hsm
-            .p11_secret_len(&self.session_keys, SecretKeyRef::Stored(&meta.key_id))
-            .unwrap_or(32);
-        let alias = self
-            .hsm
-            .list_aliases(Some(&meta.key_id), Some(1), None)
-            .ok()
-            .and_then(|page| page.items.into_iter().next())
-            .map(|a| a.alias_name.trim_start_matches("alias/").to_string());
-        let mut attrs = Attributes::new();
-        attrs.insert(CKA_CLASS, ulong(CKO_SECRET_KEY));
-        attrs.insert(CKA_KEY_TYPE, ulong(CKK_AES));
-        attrs.insert(CKA_ID, meta.key_id.as_bytes().to_vec());
-        attrs.insert(
-            CKA_LABEL,
-            alias
-                .unwrap_or_else(|| meta.description.clone())
-                .into_bytes(),
-        );
-        attrs.insert(CKA_VALUE_LEN, ulong(len as CK_ULONG));
-        for t in [
-            CKA_TOKEN,
-            CKA_PRIVATE,
-            CKA_SENSITIVE,
-            CKA_ALWAYS_SENSITIVE,
-            CKA_NEVER_EXTRACTABLE,
-        ] {
-            attrs.insert(t, bbool(true));
-        }
-        for t in [
-            CKA_ENCRYPT,
-            CKA_DECRYPT,
-            CKA_WRAP,
-            CKA_UNWRAP,
-            CKA_MODIFIABLE,
-            CKA_DESTROYABLE,
-        ] {
-            attrs.insert(t, bbool(true));
-        }
-        for t in [
-            CKA_EXTRACTABLE,
-            CKA_SIGN,
-            CKA_VERIFY,
-            CKA_DERIVE,
-            CKA_COPYABLE,
-            CKA_TRUSTED,
-            CKA_ALWAYS_AUTHENTICATE,
-        ] {
-            attrs.insert(t, bbool(false));
-        }
-        attrs.insert(CKA_LOCAL, bbool(true));
-        Ok(Some(attrs))
-    }
 }
 
 impl Backend for EmbeddedBackend {
@@ -279,9 +222,9 @@ impl Backend for EmbeddedBackend {
             if described || meta.key_state == KeyState::PendingDeletion {
                 continue;
             }
-            if let Some(attrs) = self.synthesise(meta)? {
+            for (id, attrs) in self.synthesise(meta)? {
                 out.push(StoredObject {
-                    id: format!("{KMS_PREFIX}{}", meta.key_id),
+                    id,
                     attrs,
                     key: Some(KeyHandle::Stored(meta.key_id.clone())),
                 });
@@ -344,6 +287,12 @@ impl Backend for EmbeddedBackend {
     }
 
     fn destroy_object(&self, token: &str, id: &str) -> Result<()> {
+        if id.starts_with(KMS_PREFIX) && id.ends_with(PUBLIC_SUFFIX) {
+            return Err(ckr!(
+                CKR_ACTION_PROHIBITED,
+                "destroy the private key instead"
+            ));
+        }
         let key_id = match id.strip_prefix(KMS_PREFIX) {
             Some(key_id) => Some(key_id.to_string()),
             None => {
