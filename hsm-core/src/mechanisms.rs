@@ -8,10 +8,6 @@
 //! rotation. Session keys live in a [`SessionKeys`] table owned by the
 //! caller; their bytes are only reachable through these functions.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-
 use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::cipher::{
     DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, PaddedBlockDecryptingKey,
@@ -23,6 +19,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::hsm::{require_enabled, Hsm};
+pub use crate::token::SessionKeys;
 use crate::types::KeySpec;
 
 /// Largest input of one raw AES operation, in bytes.
@@ -72,25 +69,6 @@ pub enum WrapMode {
     Kwp,
 }
 
-struct SessionKey {
-    bytes: Zeroizing<Vec<u8>>,
-    extractable: bool,
-}
-
-/// Session secret keys: generated or unwrapped, kept in memory only, gone
-/// when destroyed or when the table is dropped.
-#[derive(Default)]
-pub struct SessionKeys {
-    keys: Mutex<HashMap<u64, SessionKey>>,
-    next: AtomicU64,
-}
-
-impl std::fmt::Debug for SessionKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SessionKeys")
-    }
-}
-
 fn crypto_failed(what: &str) -> Error {
     Error::InvalidCiphertext(format!("{what} failed"))
 }
@@ -107,49 +85,6 @@ pub(crate) fn random_bytes(len: usize) -> Result<Zeroizing<Vec<u8>>> {
     let mut bytes = Zeroizing::new(vec![0u8; len]);
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::Internal("no randomness".into()))?;
     Ok(bytes)
-}
-
-impl SessionKeys {
-    /// An empty table.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, SessionKey>> {
-        self.keys.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn insert(&self, bytes: Zeroizing<Vec<u8>>, extractable: bool) -> u64 {
-        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        self.lock().insert(id, SessionKey { bytes, extractable });
-        id
-    }
-
-    /// Generates a session AES (16/24/32 bytes) or generic secret key.
-    pub fn generate(&self, len: usize, extractable: bool) -> Result<u64> {
-        if len == 0 || len > 512 {
-            return Err(Error::validation("a session key is 1 to 512 bytes"));
-        }
-        Ok(self.insert(random_bytes(len)?, extractable))
-    }
-
-    /// Takes a secret key the application supplied (C_CreateObject).
-    pub fn import(&self, bytes: &[u8], extractable: bool) -> Result<u64> {
-        if bytes.is_empty() || bytes.len() > 512 {
-            return Err(Error::validation("a session key is 1 to 512 bytes"));
-        }
-        Ok(self.insert(Zeroizing::new(bytes.to_vec()), extractable))
-    }
-
-    /// Forgets (and wipes) a session key.
-    pub fn destroy(&self, id: u64) {
-        self.lock().remove(&id);
-    }
-
-    /// The length of a session key, if it exists.
-    pub fn key_len(&self, id: u64) -> Option<usize> {
-        self.lock().get(&id).map(|k| k.bytes.len())
-    }
 }
 
 fn aes_cipher(len: usize) -> Result<&'static aws_lc_rs::cipher::Algorithm> {
@@ -499,6 +434,29 @@ impl Hsm {
                 a::rsa_pss_sign_digest_raw(spec, pkcs8, pss_hash(hash_len)?, salt_len, input)
             }
             RawSign::EdDsa => a::eddsa_sign_raw(spec, pkcs8, input),
+        })
+    }
+
+    /// RSA-OAEP (SHA-1 or SHA-256, MGF1 of the same hash, no label).
+    pub fn p11_rsa_oaep(
+        &self,
+        key_id: &str,
+        sha256: bool,
+        encrypt: bool,
+        data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        use crate::types::EncryptionAlgorithm as A;
+        let alg = if sha256 {
+            A::RsaesOaepSha256
+        } else {
+            A::RsaesOaepSha1
+        };
+        self.with_private(key_id, |spec, pkcs8| {
+            if encrypt {
+                crate::asymmetric::rsa_encrypt(spec, pkcs8, alg, data).map(Zeroizing::new)
+            } else {
+                crate::asymmetric::rsa_decrypt(spec, pkcs8, alg, data)
+            }
         })
     }
 

@@ -6,7 +6,9 @@
 //! A token's keys are ordinary KMS keys whose `token` is the token's label,
 //! so they show in ListKeys and obey the KMS lifecycle. The object rows
 //! hold only attributes (CKA_ID, CKA_LABEL, ...) as the application set
-//! them, never key material.
+//! them, never key material. Session (ephemeral) secret keys live in a
+//! [`SessionKeys`] table the caller owns; the raw mechanisms that use them
+//! are in [`crate::mechanisms`].
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use rusqlite::{params, OptionalExtension};
@@ -17,6 +19,9 @@ use crate::hsm::Hsm;
 use crate::mechanisms::{check_aes_len, random_bytes};
 use crate::outputs::CreateKeyRequest;
 use crate::types::{KeyMetadata, KeySpec, KeyUsage, Origin};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// Wrong tries in a row that lock a PIN.
 pub const MAX_PIN_FAILURES: u32 = 5;
@@ -407,4 +412,66 @@ fn hmac_spec(len: usize) -> Result<KeySpec> {
         64 => KeySpec::Hmac512,
         _ => return Err(Error::validation("an HMAC key is 28, 32, 48 or 64 bytes")),
     })
+}
+
+pub(crate) struct SessionKey {
+    pub(crate) bytes: Zeroizing<Vec<u8>>,
+    pub(crate) extractable: bool,
+}
+
+/// Session secret keys: generated or unwrapped, kept in memory only, gone
+/// when destroyed or when the table is dropped.
+#[derive(Default)]
+pub struct SessionKeys {
+    keys: Mutex<HashMap<u64, SessionKey>>,
+    next: AtomicU64,
+}
+
+impl std::fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKeys")
+    }
+}
+
+impl SessionKeys {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, SessionKey>> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn insert(&self, bytes: Zeroizing<Vec<u8>>, extractable: bool) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        self.lock().insert(id, SessionKey { bytes, extractable });
+        id
+    }
+
+    /// Generates a session AES (16/24/32 bytes) or generic secret key.
+    pub fn generate(&self, len: usize, extractable: bool) -> Result<u64> {
+        if len == 0 || len > 512 {
+            return Err(Error::validation("a session key is 1 to 512 bytes"));
+        }
+        Ok(self.insert(random_bytes(len)?, extractable))
+    }
+
+    /// Takes a secret key the application supplied (C_CreateObject).
+    pub fn import(&self, bytes: &[u8], extractable: bool) -> Result<u64> {
+        if bytes.is_empty() || bytes.len() > 512 {
+            return Err(Error::validation("a session key is 1 to 512 bytes"));
+        }
+        Ok(self.insert(Zeroizing::new(bytes.to_vec()), extractable))
+    }
+
+    /// Forgets (and wipes) a session key.
+    pub fn destroy(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// The length of a session key, if it exists.
+    pub fn key_len(&self, id: u64) -> Option<usize> {
+        self.lock().get(&id).map(|k| k.bytes.len())
+    }
 }
