@@ -8,10 +8,10 @@ use crate::attrs::{self, as_bool, as_ulong, bbool, get_bool, get_ulong, ulong, T
 use crate::backend::{Attributes, KeyHandle};
 use crate::crypto_ops::OpKind;
 use crate::error::{ckr, Pkcs11Error, Result};
-use crate::mechanisms::{self, aes_mode, aes_output_len, wrap_mode, wrapped_len, Mechanism};
+use crate::mechanisms::{self, aes_mode, wrap_mode, wrapped_len, Mechanism};
 use crate::module::{lock, Module};
 use crate::objects::Object;
-use crate::session::{finish, update, CipherOp, Output};
+use crate::session::{finish, update, CipherMode, CipherOp, Output};
 
 /// Attributes C_GenerateKey / C_UnwrapKey accept for an AES key.
 const SECRET_KEY_ATTRS: &[CK_ATTRIBUTE_TYPE] = &[
@@ -125,6 +125,32 @@ fn valid_secret_len(key_type: CK_KEY_TYPE, len: usize) -> bool {
         matches!(len, 16 | 24 | 32)
     } else {
         matches!(len, 28 | 32 | 48 | 64)
+    }
+}
+
+/// Decodes CK_RSA_PKCS_OAEP_PARAMS (hashAlg, mgf, source, pSourceData,
+/// ulSourceDataLen): SHA-1 or SHA-256 with the same MGF1, and no label.
+/// Returns whether the hash is SHA-256. The pointer is never followed.
+fn oaep_params(m: &Mechanism) -> Result<bool> {
+    const N: usize = std::mem::size_of::<CK_ULONG>();
+    let bad = || {
+        ckr!(
+            CKR_MECHANISM_PARAM_INVALID,
+            "CK_RSA_PKCS_OAEP_PARAMS: SHA-1 or SHA-256, no label"
+        )
+    };
+    if m.param.len() != std::mem::size_of::<CK_RSA_PKCS_OAEP_PARAMS>() {
+        return Err(bad());
+    }
+    let word = |i: usize| as_ulong(&m.param[i * N..(i + 1) * N]).map_err(|_| bad());
+    let (hash, mgf, source, label_len) = (word(0)?, word(1)?, word(2)?, word(4)?);
+    if label_len != 0 || !(source == 0 || source == CKZ_DATA_SPECIFIED) {
+        return Err(bad());
+    }
+    match (hash, mgf) {
+        (CKM_SHA_1, CKG_MGF1_SHA1) => Ok(false),
+        (CKM_SHA256, CKG_MGF1_SHA256) => Ok(true),
+        _ => Err(bad()),
     }
 }
 
@@ -263,8 +289,35 @@ impl Module {
         let encrypt = kind == OpKind::Encrypt;
         self.needs_keys(m, if encrypt { CKF_ENCRYPT } else { CKF_DECRYPT })?;
         let object = self.visible_object(h, key)?;
-        let mode = aes_mode(m)?;
-        let key = usable_aes_key(&object, if encrypt { CKA_ENCRYPT } else { CKA_DECRYPT })?;
+        let usage = if encrypt { CKA_ENCRYPT } else { CKA_DECRYPT };
+        let (mode, key) = if m.mechanism == CKM_RSA_PKCS_OAEP {
+            let sha256 = oaep_params(m)?;
+            let key = object
+                .key
+                .clone()
+                .ok_or(ckr!(CKR_KEY_TYPE_INCONSISTENT, "not a key"))?;
+            let class_ok =
+                object.class() == CKO_PRIVATE_KEY || (encrypt && object.class() == CKO_PUBLIC_KEY);
+            if !class_ok || get_ulong(&object.attrs, CKA_KEY_TYPE) != Some(CKK_RSA) {
+                return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT, "RSA-OAEP needs an RSA key"));
+            }
+            if !get_bool(&object.attrs, usage, false) {
+                return Err(ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED));
+            }
+            let modulus_len = crate::pubkey::signature_len(&object.attrs)?;
+            (
+                CipherMode::Oaep {
+                    sha256,
+                    modulus_len,
+                },
+                key,
+            )
+        } else {
+            (
+                CipherMode::Aes(aes_mode(m)?),
+                usable_aes_key(&object, usage)?,
+            )
+        };
         let session = self.session(h)?;
         let mut s = lock(&session)?;
         let slot = if encrypt {
@@ -285,7 +338,12 @@ impl Module {
     }
 
     fn run_cipher(&self, op: &CipherOp, encrypt: bool, data: &[u8]) -> Result<Vec<u8>> {
-        let out = self.backend.aes(&op.key, &op.mode, encrypt, data)?;
+        let out = match &op.mode {
+            CipherMode::Aes(mode) => self.backend.aes(&op.key, mode, encrypt, data)?,
+            CipherMode::Oaep { sha256, .. } => {
+                self.backend.rsa_oaep(&op.key, *sha256, encrypt, data)?
+            }
+        };
         Ok(out.to_vec())
     }
 
@@ -314,7 +372,7 @@ impl Module {
         }
         finish(
             slot,
-            |op| aes_output_len(&op.mode, encrypt, data.len()),
+            |op| op.mode.output_len(encrypt, data.len()),
             cap,
             |op| self.run_cipher(&op, encrypt, data),
         )
@@ -377,7 +435,7 @@ impl Module {
         };
         finish(
             slot,
-            |op| aes_output_len(&op.mode, encrypt, op.buf.len()),
+            |op| op.mode.output_len(encrypt, op.buf.len()),
             cap,
             |op| self.run_cipher(&op, encrypt, &op.buf),
         )

@@ -96,8 +96,7 @@ pub const MECHANISMS: &[MechanismEntry] = &[
         2048,
         4096,
         CKF_ENCRYPT | CKF_DECRYPT,
-        true,
-        false
+        true
     ),
     m!(
         CKM_EC_KEY_PAIR_GEN,
@@ -310,7 +309,7 @@ mod tests {
         );
         assert_eq!(lookup(CKM_AES_GCM, true).unwrap().max_key, 32);
         assert_eq!(
-            lookup(CKM_RSA_PKCS_OAEP, true).unwrap_err().rv(),
+            lookup(CKM_DES3_CBC, true).unwrap_err().rv(),
             CKR_MECHANISM_INVALID
         );
         assert_eq!(

@@ -39,13 +39,37 @@ pub struct Session {
     pub verify: Option<crate::sign_ops::SignOp>,
 }
 
-/// An AES encryption or decryption in progress. Multi-part input is
+/// What a cipher operation does.
+#[derive(Debug, Clone)]
+pub enum CipherMode {
+    /// An AES mode.
+    Aes(AesMode),
+    /// RSA-OAEP with SHA-256 (or SHA-1) and no label; the modulus length.
+    Oaep {
+        /// SHA-256 rather than SHA-1.
+        sha256: bool,
+        /// Bytes of the key's modulus (the ciphertext length).
+        modulus_len: usize,
+    },
+}
+
+impl CipherMode {
+    /// The output size bound on `n` input bytes.
+    pub fn output_len(&self, encrypt: bool, n: usize) -> usize {
+        match self {
+            CipherMode::Aes(mode) => crate::mechanisms::aes_output_len(mode, encrypt, n),
+            CipherMode::Oaep { modulus_len, .. } => *modulus_len,
+        }
+    }
+}
+
+/// An encryption or decryption in progress. Multi-part input is
 /// gathered and processed at C_*Final (Update returns no output).
 pub struct CipherOp {
     /// The key.
     pub key: KeyHandle,
     /// The mode and its parameters.
-    pub mode: AesMode,
+    pub mode: CipherMode,
     /// Input gathered by C_*Update.
     pub buf: zeroize::Zeroizing<Vec<u8>>,
     /// Whether C_*Update was called.

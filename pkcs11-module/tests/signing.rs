@@ -248,4 +248,68 @@ fn ed25519(which: Which) {
         .expect("ring verifies Ed25519");
 }
 
-with_keys!(ecdsa_p256_and_p384, rsa_pkcs1_and_pss, ed25519);
+fn rsa_oaep_round_trip(which: Which) {
+    use cryptoki::mechanism::rsa::{PkcsOaepParams, PkcsOaepSource};
+    let m = load(which);
+    let session = user_session(&m, "oaep");
+    let (public, private) = session
+        .generate_key_pair(
+            &Mechanism::RsaPkcsKeyPairGen,
+            &[
+                Attribute::Token(true),
+                Attribute::Encrypt(true),
+                Attribute::Verify(false),
+                Attribute::ModulusBits(2048.into()),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Decrypt(true),
+                Attribute::Sign(false),
+            ],
+        )
+        .unwrap();
+    // SoftHSM 2.6 does OAEP with SHA-1 only.
+    let hashes: &[(MechanismType, PkcsMgfType)] = if which == Which::SoftHsm {
+        &[(MechanismType::SHA1, PkcsMgfType::MGF1_SHA1)]
+    } else {
+        &[
+            (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
+            (MechanismType::SHA1, PkcsMgfType::MGF1_SHA1),
+        ]
+    };
+    for &(hash, mgf) in hashes {
+        let oaep = Mechanism::RsaPkcsOaep(PkcsOaepParams::new(hash, mgf, PkcsOaepSource::empty()));
+        let secret = b"a 32-byte data key, say........".to_vec();
+        let sealed = session.encrypt(&oaep, public, &secret).unwrap();
+        assert_eq!(sealed.len(), 256);
+        assert_eq!(session.decrypt(&oaep, private, &sealed).unwrap(), secret);
+        let mut bad = sealed.clone();
+        bad[100] ^= 1;
+        assert!(session.decrypt(&oaep, private, &bad).is_err());
+    }
+    // The pair was made for decryption: it does not sign.
+    assert!(session
+        .sign(&Mechanism::Sha256RsaPkcs, private, b"x")
+        .is_err());
+    // Ours takes no OAEP label (SoftHSM 2.6 ignores one).
+    if which != Which::SoftHsm {
+        let label = b"label";
+        let with_label = Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
+            MechanismType::SHA256,
+            PkcsMgfType::MGF1_SHA256,
+            PkcsOaepSource::data_specified(label),
+        ));
+        assert_eq!(
+            rv(session.encrypt(&with_label, public, b"x")),
+            RvError::MechanismParamInvalid
+        );
+    }
+}
+
+with_keys!(
+    ecdsa_p256_and_p384,
+    rsa_pkcs1_and_pss,
+    ed25519,
+    rsa_oaep_round_trip
+);

@@ -457,6 +457,27 @@ impl Backend for EmbeddedBackend {
         Ok((KeyHandle::Stored(meta.key_id), spki))
     }
 
+    fn rsa_oaep(
+        &self,
+        key: &KeyHandle,
+        sha256: bool,
+        encrypt: bool,
+        data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let KeyHandle::Stored(id) = key else {
+            return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT));
+        };
+        self.hsm
+            .p11_rsa_oaep(id, sha256, encrypt, data)
+            .map_err(|e| match e {
+                hsm_core::Error::InvalidCiphertext(_) => ckr!(CKR_ENCRYPTED_DATA_INVALID),
+                hsm_core::Error::Validation(_) => {
+                    ckr!(CKR_DATA_LEN_RANGE, "input too long for this key")
+                }
+                other => other.into(),
+            })
+    }
+
     fn sign(&self, key: &KeyHandle, how: RawSign, input: &[u8]) -> Result<Vec<u8>> {
         let KeyHandle::Stored(id) = key else {
             return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT));

@@ -179,6 +179,17 @@ pub trait Backend: Send + Sync {
         Err(no_keys())
     }
 
+    /// RSA-OAEP (SHA-256 or SHA-1, no label) with a token key pair.
+    fn rsa_oaep(
+        &self,
+        _key: &KeyHandle,
+        _sha256: bool,
+        _encrypt: bool,
+        _data: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        Err(no_keys())
+    }
+
     /// Wraps an extractable session key.
     fn wrap(&self, _wrapping: &KeyHandle, _mode: WrapMode, _target: &KeyHandle) -> Result<Vec<u8>> {
         Err(no_keys())
