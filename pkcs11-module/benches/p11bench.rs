@@ -1,0 +1,176 @@
+//! Loads PKCS#11 modules by path and measures, in one run, our module
+//! (embedded backend) and SoftHSM2: C_Sign with ECDSA P-256 and RSA-2048,
+//! C_Encrypt with AES-GCM on 4 KiB, and finding one key among 10,000.
+//! Prints operations per second and our/SoftHSM ratios.
+//!
+//! `cargo bench -p pkcs11-module --bench p11bench` (SoftHSM2 from the
+//! Debian package softhsm2; a module path may be given as the argument
+//! `--module PATH` to measure another module instead of ours).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::Attribute;
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::{AuthPin, Ulong};
+
+const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const KEYS: usize = 10_000;
+const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+/// Runs `op` repeatedly for about `budget`; returns operations per second.
+fn rate(budget: Duration, mut op: impl FnMut()) -> f64 {
+    op();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < budget {
+        op();
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn session(path: &Path) -> (Pkcs11, Session) {
+    let p11 = Pkcs11::new(path).expect("load module");
+    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .expect("C_Initialize");
+    let slot = p11.get_all_slots().unwrap()[0];
+    p11.init_token(slot, &AuthPin::new("12345678".into()), "bench")
+        .unwrap();
+    let slot = p11.get_slots_with_initialized_token().unwrap()[0];
+    let s = p11.open_rw_session(slot).unwrap();
+    s.login(UserType::So, Some(&AuthPin::new("12345678".into())))
+        .unwrap();
+    s.init_pin(&AuthPin::new("1234".into())).unwrap();
+    s.logout().unwrap();
+    s.login(UserType::User, Some(&AuthPin::new("1234".into())))
+        .unwrap();
+    (p11, s)
+}
+
+fn measure(path: &Path) -> Vec<(&'static str, f64)> {
+    let (_p11, s) = session(path);
+    let budget = Duration::from_secs(2);
+    let mut out = Vec::new();
+
+    let (_, ec) = s
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[Attribute::Token(true), Attribute::EcParams(P256.to_vec())],
+            &[
+                Attribute::Token(true),
+                Attribute::Sign(true),
+                Attribute::Private(true),
+            ],
+        )
+        .unwrap();
+    let digest = [7u8; 32];
+    out.push((
+        "ECDSA P-256 sign/s",
+        rate(budget, || {
+            s.sign(&Mechanism::Ecdsa, ec, &digest).unwrap();
+        }),
+    ));
+
+    let (_, rsa) = s
+        .generate_key_pair(
+            &Mechanism::RsaPkcsKeyPairGen,
+            &[Attribute::Token(true), Attribute::ModulusBits(2048.into())],
+            &[
+                Attribute::Token(true),
+                Attribute::Sign(true),
+                Attribute::Private(true),
+            ],
+        )
+        .unwrap();
+    out.push((
+        "RSA-2048 sign/s",
+        rate(budget, || {
+            s.sign(&Mechanism::Sha256RsaPkcs, rsa, b"message").unwrap();
+        }),
+    ));
+
+    let aes = s
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::ValueLen(32.into()),
+                Attribute::Token(false),
+                Attribute::Encrypt(true),
+            ],
+        )
+        .unwrap();
+    let block = vec![0x42u8; 4096];
+    let mut iv = [1u8; 12];
+    let gcm_rate = rate(budget, || {
+        let mech = Mechanism::AesGcm(GcmParams::new(&mut iv, &[], Ulong::from(128)).unwrap());
+        s.encrypt(&mech, aes, &block).unwrap();
+    });
+    out.push(("AES-GCM 4 KiB MB/s", gcm_rate * 4096.0 / 1e6));
+
+    for i in 0..KEYS {
+        s.create_object(&[
+            Attribute::Class(cryptoki::object::ObjectClass::DATA),
+            Attribute::Token(false),
+            Attribute::Private(true),
+            Attribute::Label(format!("key-{i}").into_bytes()),
+        ])
+        .unwrap();
+    }
+    let wanted = [Attribute::Label(format!("key-{}", KEYS / 2).into_bytes())];
+    out.push((
+        "find 1 of 10,000/s",
+        rate(budget, || {
+            assert_eq!(s.find_objects(&wanted).unwrap().len(), 1);
+        }),
+    ));
+    out
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let ours = match args.iter().position(|a| a == "--module") {
+        Some(i) => PathBuf::from(&args[i + 1]),
+        None => std::env::current_exe()
+            .unwrap()
+            .with_file_name("libtinfoil_pkcs11.so"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, "benchmark passphrase\n").unwrap();
+    let conf = dir.path().join("tinfoil.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "backend = \"embedded\"\ndata_dir = \"{}\"\npassphrase_file = \"{}\"\n",
+            dir.path().join("data").display(),
+            pass.display()
+        ),
+    )
+    .unwrap();
+    std::env::set_var("TINFOIL_PKCS11_CONFIG", &conf);
+    std::fs::create_dir(dir.path().join("tokens")).unwrap();
+    let soft_conf = dir.path().join("softhsm2.conf");
+    std::fs::write(
+        &soft_conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\n",
+            dir.path().join("tokens").display()
+        ),
+    )
+    .unwrap();
+    std::env::set_var("SOFTHSM2_CONF", &soft_conf);
+
+    let tinfoil = measure(&ours);
+    let softhsm = measure(Path::new(SOFTHSM));
+    println!(
+        "{:<22} {:>14} {:>14} {:>8}",
+        "", "tinfoil", "softhsm2", "ratio"
+    );
+    for ((name, a), (_, b)) in tinfoil.iter().zip(&softhsm) {
+        println!("{name:<22} {a:>14.1} {b:>14.1} {:>7.2}x", a / b);
+    }
+}
