@@ -405,11 +405,12 @@ fn pss_hash(hash_len: usize) -> Result<crate::asymmetric::PssHash> {
 }
 
 impl Hsm {
-    /// Runs `f` on an Enabled asymmetric key's spec and PKCS#8 material.
+    /// Runs `f` on an Enabled asymmetric key's spec and its cached
+    /// material (PKCS#8 bytes, and the key parsed once).
     fn with_private<T>(
         &self,
         key_id: &str,
-        f: impl FnOnce(KeySpec, &[u8]) -> Result<T>,
+        f: impl FnOnce(KeySpec, &crate::cache::VersionMaterial) -> Result<T>,
     ) -> Result<T> {
         let state = self.read_state();
         let record = state.key(key_id)?;
@@ -421,7 +422,7 @@ impl Hsm {
             )));
         }
         let material = self.material(record, record.current_version())?;
-        f(record.spec, &material)
+        f(record.spec, material.as_ref())
     }
 
     /// A raw signature (the caller hashed or built the input as `how` says).
@@ -429,10 +430,16 @@ impl Hsm {
         use crate::asymmetric as a;
         self.with_private(key_id, |spec, pkcs8| match how {
             RawSign::EcdsaDigest => a::ecdsa_sign_digest_raw(spec, pkcs8, input),
-            RawSign::RsaPkcs1DigestInfo => a::rsa_pkcs1v15_sign_digest_info(spec, pkcs8, input),
-            RawSign::RsaPss { hash_len, salt_len } => {
-                a::rsa_pss_sign_digest_raw(spec, pkcs8, pss_hash(hash_len)?, salt_len, input)
+            RawSign::RsaPkcs1DigestInfo => {
+                a::rsa_pkcs1v15_sign_digest_info(spec, pkcs8.private_key(spec)?, input)
             }
+            RawSign::RsaPss { hash_len, salt_len } => a::rsa_pss_sign_digest_raw(
+                spec,
+                pkcs8.private_key(spec)?,
+                pss_hash(hash_len)?,
+                salt_len,
+                input,
+            ),
             RawSign::EdDsa => a::eddsa_sign_raw(spec, pkcs8, input),
         })
     }
@@ -472,11 +479,11 @@ impl Hsm {
         self.with_private(key_id, |spec, pkcs8| match how {
             RawSign::EcdsaDigest => a::ecdsa_verify_digest_raw(spec, pkcs8, input, signature),
             RawSign::RsaPkcs1DigestInfo => {
-                a::rsa_pkcs1v15_verify_digest_info(spec, pkcs8, input, signature)
+                a::rsa_pkcs1v15_verify_digest_info(spec, pkcs8.private_key(spec)?, input, signature)
             }
             RawSign::RsaPss { hash_len, salt_len } => a::rsa_pss_verify_digest_raw(
                 spec,
-                pkcs8,
+                pkcs8.private_key(spec)?,
                 pss_hash(hash_len)?,
                 salt_len,
                 input,

@@ -28,6 +28,41 @@ pub(crate) const MAX_PSS_SALT_LEN: usize = 64;
 /// The largest digest CKM_ECDSA takes here: SHA-512's.
 const MAX_ECDSA_DIGEST_LEN: usize = 64;
 
+/// An RSA private key to sign or verify with: stored PKCS#8 (parsed on
+/// each call) or a key parsed once (the material cache keeps one, so the
+/// PKCS#11 hot path does not re-parse and re-validate RSA keys).
+pub(crate) trait RsaKeySource {
+    /// Runs `f` on the key, which must be of `spec`.
+    fn with_rsa<T>(
+        &self,
+        spec: KeySpec,
+        f: impl FnOnce(&aws_lc_rs::rsa::KeyPair) -> Result<T>,
+    ) -> Result<T>;
+}
+
+impl RsaKeySource for [u8] {
+    fn with_rsa<T>(
+        &self,
+        spec: KeySpec,
+        f: impl FnOnce(&aws_lc_rs::rsa::KeyPair) -> Result<T>,
+    ) -> Result<T> {
+        f(&rsa::parse(spec, self)?)
+    }
+}
+
+impl RsaKeySource for super::PrivateKey {
+    fn with_rsa<T>(
+        &self,
+        spec: KeySpec,
+        f: impl FnOnce(&aws_lc_rs::rsa::KeyPair) -> Result<T>,
+    ) -> Result<T> {
+        match self {
+            super::PrivateKey::Rsa(own, key) if *own == spec => f(key),
+            _ => Err(super::malformed_key(spec)),
+        }
+    }
+}
+
 /// The hash of an RSA-PSS signature (MGF1 uses the same hash).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PssHash {
@@ -146,31 +181,31 @@ fn pkcs1_encoding(digest: &Digest) -> Result<(&'static dyn RsaEncoding, &'static
 /// CKM_RSA_PKCS signature: PKCS#1 v1.5 (type 1) padding of a caller-supplied
 /// DER DigestInfo (SHA-256, SHA-384 or SHA-512), then the private-key
 /// operation.
-pub(crate) fn rsa_pkcs1v15_sign_digest_info(
+pub(crate) fn rsa_pkcs1v15_sign_digest_info<K: RsaKeySource + ?Sized>(
     spec: KeySpec,
-    private_pkcs8: &[u8],
+    private: &K,
     digest_info: &[u8],
 ) -> Result<Vec<u8>> {
-    let key = rsa::parse(spec, private_pkcs8)?;
-    let digest = parse_digest_info(digest_info)?;
-    let (encoding, _) = pkcs1_encoding(&digest)?;
-    rsa::sign_digest_with(&key, encoding, &digest)
+    private.with_rsa(spec, |key| {
+        let digest = parse_digest_info(digest_info)?;
+        let (encoding, _) = pkcs1_encoding(&digest)?;
+        rsa::sign_digest_with(key, encoding, &digest)
+    })
 }
 
 /// Checks a CKM_RSA_PKCS signature over a DigestInfo; `Ok(false)` when it
 /// does not verify.
-pub(crate) fn rsa_pkcs1v15_verify_digest_info(
+pub(crate) fn rsa_pkcs1v15_verify_digest_info<K: RsaKeySource + ?Sized>(
     spec: KeySpec,
-    private_pkcs8: &[u8],
+    private: &K,
     digest_info: &[u8],
     signature: &[u8],
 ) -> Result<bool> {
-    let key = rsa::parse(spec, private_pkcs8)?;
-    let digest = parse_digest_info(digest_info)?;
-    let (_, parameters) = pkcs1_encoding(&digest)?;
-    Ok(rsa::verify_digest_with(
-        &key, parameters, &digest, signature,
-    ))
+    private.with_rsa(spec, |key| {
+        let digest = parse_digest_info(digest_info)?;
+        let (_, parameters) = pkcs1_encoding(&digest)?;
+        Ok(rsa::verify_digest_with(key, parameters, &digest, signature))
+    })
 }
 
 /// The digest of `hash` for a raw PSS call, and the table index of the salt.
@@ -191,43 +226,41 @@ fn pss_input(hash: PssHash, salt_len: usize, digest: &[u8]) -> Result<Digest> {
 
 /// CKM_RSA_PKCS_PSS signature of a digest of `hash`, with MGF1 of the same
 /// hash and a salt of `salt_len` bytes (0 to [`MAX_PSS_SALT_LEN`]).
-pub(crate) fn rsa_pss_sign_digest_raw(
+pub(crate) fn rsa_pss_sign_digest_raw<K: RsaKeySource + ?Sized>(
     spec: KeySpec,
-    private_pkcs8: &[u8],
+    private: &K,
     hash: PssHash,
     salt_len: usize,
     digest: &[u8],
 ) -> Result<Vec<u8>> {
     let digest = pss_input(hash, salt_len, digest)?;
-    let key = rsa::parse(spec, private_pkcs8)?;
     let encoding: &'static RsaSignatureEncoding = match hash {
         PssHash::Sha256 => &PSS_SIGN_SHA256[salt_len],
         PssHash::Sha384 => &PSS_SIGN_SHA384[salt_len],
         PssHash::Sha512 => &PSS_SIGN_SHA512[salt_len],
     };
-    rsa::sign_digest_with(&key, encoding, &digest)
+    private.with_rsa(spec, |key| rsa::sign_digest_with(key, encoding, &digest))
 }
 
 /// Checks a CKM_RSA_PKCS_PSS signature (exactly `salt_len` bytes of salt);
 /// `Ok(false)` when it does not verify.
-pub(crate) fn rsa_pss_verify_digest_raw(
+pub(crate) fn rsa_pss_verify_digest_raw<K: RsaKeySource + ?Sized>(
     spec: KeySpec,
-    private_pkcs8: &[u8],
+    private: &K,
     hash: PssHash,
     salt_len: usize,
     digest: &[u8],
     signature: &[u8],
 ) -> Result<bool> {
     let digest = pss_input(hash, salt_len, digest)?;
-    let key = rsa::parse(spec, private_pkcs8)?;
     let parameters: &'static RsaParameters = match hash {
         PssHash::Sha256 => &PSS_VERIFY_SHA256[salt_len],
         PssHash::Sha384 => &PSS_VERIFY_SHA384[salt_len],
         PssHash::Sha512 => &PSS_VERIFY_SHA512[salt_len],
     };
-    Ok(rsa::verify_digest_with(
-        &key, parameters, &digest, signature,
-    ))
+    private.with_rsa(spec, |key| {
+        Ok(rsa::verify_digest_with(key, parameters, &digest, signature))
+    })
 }
 
 /// Brings a CKM_ECDSA digest (1 to 64 bytes, any hash) to the curve's hash
