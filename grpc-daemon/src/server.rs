@@ -208,7 +208,8 @@ pub async fn serve(
             served
         }
         Listen::Tcp(addr) => {
-            tracing::info!(endpoint = %format!("tcp:{addr}"), tls = settings.tls.is_some(), "listening");
+            let tls = settings.tls.is_some();
+            tracing::info!(endpoint = %format!("tcp:{addr}"), tls, "listening");
             router.serve_with_shutdown(*addr, stop).await
         }
     };
