@@ -186,9 +186,13 @@ fn dev(listen: Option<String>) -> Result<(), DaemonError> {
         ));
     };
     let data_dir = store.path().join("store");
+    // The passphrase is 256 random bits that never leave this process, so
+    // Argon2id's cost buys nothing here: light parameters start instantly.
     let settings = Settings::resolve(SettingsInput {
         data_dir: Some(data_dir.clone()),
         listen: Some(format!("unix:{}", socket.display())),
+        kdf_memory_kib: Some(1024),
+        kdf_iterations: Some(1),
         ..Default::default()
     })?;
     let secret = random_passphrase()?;
