@@ -20,6 +20,8 @@ use crate::pool::CryptoPool;
 use crate::status;
 
 mod handlers;
+#[cfg(test)]
+mod tests;
 
 /// Limits applied to every call.
 #[derive(Debug, Clone, Copy)]
