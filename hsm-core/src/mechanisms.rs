@@ -120,6 +120,10 @@ fn aes_run(key: &[u8], mode: &AesMode, encrypt: bool, data: &[u8]) -> Result<Zer
     if data.len() > MAX_AES_INPUT {
         return Err(Error::validation("input too large"));
     }
+    if let (AesMode::Gcm { iv, aad }, true) = (mode, encrypt) {
+        // The hot path: seal straight into the output, no plaintext copy.
+        return gcm_seal(key, iv, aad, data);
+    }
     let mut buf = Zeroizing::new(data.to_vec());
     let block_multiple = || {
         if data.len() & 0xf == 0 {
@@ -194,32 +198,39 @@ fn aes_run(key: &[u8], mode: &AesMode, encrypt: bool, data: &[u8]) -> Result<Zer
             Ok(buf)
         }
         AesMode::Gcm { iv, aad } => {
-            let alg = match key.len() {
-                16 => &aead::AES_128_GCM,
-                24 => &aead::AES_192_GCM,
-                32 => &aead::AES_256_GCM,
-                _ => return Err(Error::validation("an AES key is 16, 24 or 32 bytes")),
-            };
-            let k = LessSafeKey::new(
-                UnboundKey::new(alg, key).map_err(|_| crypto_failed("AES-GCM setup"))?,
-            );
-            let nonce = Nonce::try_assume_unique_for_key(iv)
-                .map_err(|_| Error::validation("the GCM IV must be 12 bytes"))?;
-            if encrypt {
-                let mut out = data.to_vec();
-                k.seal_in_place_append_tag(nonce, Aad::from(aad.as_slice()), &mut out)
-                    .map_err(|_| crypto_failed("AES-GCM encryption"))?;
-                Ok(Zeroizing::new(out))
-            } else {
-                let len = k
-                    .open_in_place(nonce, Aad::from(aad.as_slice()), &mut buf)
-                    .map_err(|_| crypto_failed("AES-GCM decryption"))?
-                    .len();
-                buf.truncate(len);
-                Ok(buf)
-            }
+            let (k, nonce) = gcm_key(key, iv)?;
+            let len = k
+                .open_in_place(nonce, Aad::from(aad.as_slice()), &mut buf)
+                .map_err(|_| crypto_failed("AES-GCM decryption"))?
+                .len();
+            buf.truncate(len);
+            Ok(buf)
         }
     }
+}
+
+fn gcm_key(key: &[u8], iv: &[u8]) -> Result<(LessSafeKey, Nonce)> {
+    let alg = match key.len() {
+        16 => &aead::AES_128_GCM,
+        24 => &aead::AES_192_GCM,
+        32 => &aead::AES_256_GCM,
+        _ => return Err(Error::validation("an AES key is 16, 24 or 32 bytes")),
+    };
+    let k =
+        LessSafeKey::new(UnboundKey::new(alg, key).map_err(|_| crypto_failed("AES-GCM setup"))?);
+    let nonce = Nonce::try_assume_unique_for_key(iv)
+        .map_err(|_| Error::validation("the GCM IV must be 12 bytes"))?;
+    Ok((k, nonce))
+}
+
+/// AES-GCM encryption; the output (ciphertext || tag) holds no secret.
+fn gcm_seal(key: &[u8], iv: &[u8], aad: &[u8], data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let (k, nonce) = gcm_key(key, iv)?;
+    let mut out = Vec::with_capacity(data.len() + 16);
+    out.extend_from_slice(data);
+    k.seal_in_place_append_tag(nonce, Aad::from(aad), &mut out)
+        .map_err(|_| crypto_failed("AES-GCM encryption"))?;
+    Ok(Zeroizing::new(out))
 }
 
 fn kek(key: &[u8]) -> Result<KeyEncryptionKey<aws_lc_rs::key_wrap::AesBlockCipher>> {

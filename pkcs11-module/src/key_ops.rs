@@ -338,13 +338,18 @@ impl Module {
     }
 
     fn run_cipher(&self, op: &CipherOp, encrypt: bool, data: &[u8]) -> Result<Vec<u8>> {
-        let out = match &op.mode {
+        let mut out = match &op.mode {
             CipherMode::Aes(mode) => self.backend.aes(&op.key, mode, encrypt, data)?,
             CipherMode::Oaep { sha256, .. } => {
                 self.backend.rsa_oaep(&op.key, *sha256, encrypt, data)?
             }
         };
-        Ok(out.to_vec())
+        if encrypt {
+            // Ciphertext is no secret: hand the buffer over without a copy.
+            Ok(std::mem::take(&mut *out))
+        } else {
+            Ok(out.to_vec())
+        }
     }
 
     /// C_Encrypt / C_Decrypt (single part).
