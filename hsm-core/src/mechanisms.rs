@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::hsm::{require_enabled, Hsm};
 pub use crate::token::SessionKeys;
-use crate::types::KeySpec;
+use crate::types::{KeyMetadata, KeySpec};
 
 /// Largest input of one raw AES operation, in bytes.
 pub const MAX_AES_INPUT: usize = 64 << 20;
@@ -332,17 +332,32 @@ impl Hsm {
         keys: &SessionKeys,
         wrapping: SecretKeyRef<'_>,
         mode: WrapMode,
-        target: u64,
+        target: SecretKeyRef<'_>,
     ) -> Result<Vec<u8>> {
-        let plain = {
-            let table = keys.lock();
-            let entry = table
-                .get(&target)
-                .ok_or_else(|| Error::NotFound("session key".into()))?;
-            if !entry.extractable {
-                return Err(Error::InvalidKeyUsage("the key is not extractable".into()));
+        let unextractable = || Error::InvalidKeyUsage("the key is not extractable".into());
+        let plain = match target {
+            SecretKeyRef::Session(id) => {
+                let table = keys.lock();
+                let entry = table
+                    .get(&id)
+                    .ok_or_else(|| Error::NotFound("session key".into()))?;
+                if !entry.extractable {
+                    return Err(unextractable());
+                }
+                entry.bytes.clone()
             }
-            entry.bytes.clone()
+            SecretKeyRef::Stored(id) => {
+                let tagged = self
+                    .read_state()
+                    .key(id)?
+                    .tags
+                    .get(crate::token::EXTRACTABLE_TAG)
+                    == Some(&"true".to_string());
+                if !tagged {
+                    return Err(unextractable());
+                }
+                self.with_secret(keys, target, |bytes| Ok(Zeroizing::new(bytes.to_vec())))?
+            }
         };
         self.with_secret(keys, wrapping, |kek_bytes| {
             let kek = kek(kek_bytes)?;
@@ -367,10 +382,37 @@ impl Hsm {
         wrapped: &[u8],
         extractable: bool,
     ) -> Result<(u64, usize)> {
+        let plain = self.unwrap_bytes(keys, unwrapping, mode, wrapped)?;
+        let len = plain.len();
+        Ok((keys.insert(plain, extractable), len))
+    }
+
+    /// Unwraps an AES key into a new token key (origin EXTERNAL) in the
+    /// namespace `token`.
+    pub fn p11_unwrap_to_token(
+        &self,
+        keys: &SessionKeys,
+        unwrapping: SecretKeyRef<'_>,
+        mode: WrapMode,
+        wrapped: &[u8],
+        token: &str,
+        extractable: bool,
+    ) -> Result<KeyMetadata> {
+        let plain = self.unwrap_bytes(keys, unwrapping, mode, wrapped)?;
+        self.p11_import_secret(token, true, &plain, "PKCS#11 unwrapped key", extractable)
+    }
+
+    fn unwrap_bytes(
+        &self,
+        keys: &SessionKeys,
+        unwrapping: SecretKeyRef<'_>,
+        mode: WrapMode,
+        wrapped: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
         if wrapped.len() < 16 || wrapped.len() > 1024 {
             return Err(crypto_failed("unwrap"));
         }
-        let plain = self.with_secret(keys, unwrapping, |kek_bytes| {
+        self.with_secret(keys, unwrapping, |kek_bytes| {
             let kek = kek(kek_bytes)?;
             let mut out = Zeroizing::new(vec![0u8; wrapped.len()]);
             let len = match mode {
@@ -381,9 +423,7 @@ impl Hsm {
             .len();
             out.truncate(len);
             Ok(out)
-        })?;
-        let len = plain.len();
-        Ok((keys.insert(plain, extractable), len))
+        })
     }
 }
 

@@ -322,13 +322,17 @@ impl Hsm {
         token: &str,
         len: usize,
         description: &str,
+        extractable: bool,
     ) -> Result<KeyMetadata> {
         check_aes_len(len)?;
+        // `..Default::default()` keeps this right if CreateKeyRequest grows.
+        #[allow(clippy::needless_update)]
         let request = CreateKeyRequest {
             description: description.to_string(),
             key_spec: Some(KeySpec::SymmetricDefault),
             key_usage: Some(KeyUsage::EncryptDecrypt),
             token: Some(token.to_string()),
+            tags: extractable_tag(extractable),
             ..Default::default()
         };
         if len == 32 {
@@ -386,6 +390,7 @@ impl Hsm {
         aes: bool,
         bytes: &[u8],
         description: &str,
+        extractable: bool,
     ) -> Result<KeyMetadata> {
         let (spec, usage) = if aes {
             check_aes_len(bytes.len())?;
@@ -393,14 +398,31 @@ impl Hsm {
         } else {
             (hmac_spec(bytes.len())?, KeyUsage::GenerateVerifyMac)
         };
+        #[allow(clippy::needless_update)]
         let request = CreateKeyRequest {
             description: description.to_string(),
             key_spec: Some(spec),
             key_usage: Some(usage),
             token: Some(token.to_string()),
+            tags: extractable_tag(extractable && aes),
             ..Default::default()
         };
         self.create_key_with_material(request, Origin::External, Some(bytes))
+    }
+}
+
+/// The tag that marks a token AES key as extractable (CKA_EXTRACTABLE):
+/// only such keys may be wrapped. Set at creation by the PKCS#11 layer.
+pub const EXTRACTABLE_TAG: &str = "pkcs11:extractable";
+
+fn extractable_tag(extractable: bool) -> Vec<crate::types::Tag> {
+    if extractable {
+        vec![crate::types::Tag {
+            tag_key: EXTRACTABLE_TAG.to_string(),
+            tag_value: "true".to_string(),
+        }]
+    } else {
+        Vec::new()
     }
 }
 

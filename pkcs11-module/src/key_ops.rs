@@ -96,12 +96,6 @@ fn secret_key_attrs(
         }
         a.insert(*t, v.clone());
     }
-    if get_bool(&a, CKA_TOKEN, false) && get_bool(&a, CKA_EXTRACTABLE, false) {
-        return Err(ckr!(
-            CKR_TEMPLATE_INCONSISTENT,
-            "token keys are never extractable"
-        ));
-    }
     a.insert(CKA_VALUE_LEN, ulong(len as CK_ULONG));
     a.insert(CKA_LOCAL, bbool(local));
     let sensitive = get_bool(&a, CKA_SENSITIVE, true);
@@ -484,7 +478,7 @@ impl Module {
         }
     }
 
-    /// C_UnwrapKey: unwraps an AES key into a new session object.
+    /// C_UnwrapKey: unwraps an AES key into a new session or token object.
     pub fn unwrap_key(
         &self,
         h: CK_SESSION_HANDLE,
@@ -504,28 +498,27 @@ impl Module {
                     e
                 }
             })?;
-        if template
-            .iter()
-            .any(|(t, v)| *t == CKA_TOKEN && as_bool(v).unwrap_or(false))
-        {
-            return Err(ckr!(
-                CKR_TEMPLATE_INCONSISTENT,
-                "unwrapped keys are session keys here"
-            ));
-        }
+        let flag = |t, default| {
+            template
+                .iter()
+                .find(|(u, _)| *u == t)
+                .map_or(Ok(default), |(_, v)| as_bool(v))
+        };
         let (serial, rw, who) = self.session_view(h)?;
-        let private = template
-            .iter()
-            .find(|(t, _)| *t == CKA_PRIVATE)
-            .map_or(Ok(true), |(_, v)| as_bool(v))?;
-        self.may_write(rw, who, false, private)?;
-        let extractable = template
-            .iter()
-            .find(|(t, _)| *t == CKA_EXTRACTABLE)
-            .map_or(Ok(false), |(_, v)| as_bool(v))?;
-        let (key, len) = self
-            .backend
-            .unwrap(&unwrapping, mode, wrapped, extractable)?;
+        let on_token = flag(CKA_TOKEN, false)?;
+        self.may_write(rw, who, on_token, flag(CKA_PRIVATE, true)?)?;
+        let label = if on_token {
+            Some(self.token_record(&serial)?.label)
+        } else {
+            None
+        };
+        let (key, len) = self.backend.unwrap(
+            &unwrapping,
+            mode,
+            wrapped,
+            label.as_deref(),
+            flag(CKA_EXTRACTABLE, false)?,
+        )?;
         let built = if matches!(len, 16 | 24 | 32) {
             secret_key_attrs(template, CKK_AES, len, false)
         } else {

@@ -335,3 +335,146 @@ fn a_second_process_on_the_same_store_gets_a_clear_error() {
     let listed = ok(d, &["-L"]);
     assert!(listed.contains("ci-token"), "{listed}");
 }
+
+#[test]
+fn wrap_and_unwrap_with_the_tool() {
+    let dir = fixture();
+    let d = dir.path();
+    let p = |name: &str| d.join(name).display().to_string();
+    ok(
+        d,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--keygen",
+            "--key-type",
+            "AES:32",
+            "--label",
+            "kek",
+            "--id",
+            "41",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--keygen",
+            "--key-type",
+            "AES:32",
+            "--label",
+            "dek",
+            "--id",
+            "42",
+            "--extractable",
+        ],
+    );
+    // RFC 5649 under the number pkcs11-tool and SoftHSM use (0x210A).
+    let wrapped = ok(
+        d,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--wrap",
+            "-m",
+            "0x210A",
+            "--id",
+            "41",
+            "--application-id",
+            "42",
+            "--output-file",
+            &p("wrapped.bin"),
+        ],
+    );
+    assert!(wrapped.contains("Key wrapped"), "{wrapped}");
+    assert_eq!(std::fs::read(d.join("wrapped.bin")).unwrap().len(), 40);
+    let unwrapped = ok(
+        d,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--unwrap",
+            "-m",
+            "0x210A",
+            "--id",
+            "41",
+            "--input-file",
+            &p("wrapped.bin"),
+            "--key-type",
+            "AES:",
+            "--application-id",
+            "43",
+        ],
+    );
+    assert!(
+        unwrapped.contains("Key unwrapped") && unwrapped.contains("AES length 32"),
+        "{unwrapped}"
+    );
+    // The restored key (43) decrypts what the original (42) encrypted.
+    std::fs::write(d.join("plain.bin"), [0x33u8; 64]).unwrap();
+    let iv = "000102030405060708090a0b0c0d0e0f";
+    ok(
+        d,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--encrypt",
+            "-m",
+            "AES-CBC-PAD",
+            "--iv",
+            iv,
+            "--id",
+            "42",
+            "--input-file",
+            &p("plain.bin"),
+            "--output-file",
+            &p("enc.bin"),
+        ],
+    );
+    ok(
+        d,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--decrypt",
+            "-m",
+            "AES-CBC-PAD",
+            "--iv",
+            iv,
+            "--id",
+            "43",
+            "--input-file",
+            &p("enc.bin"),
+            "--output-file",
+            &p("dec.bin"),
+        ],
+    );
+    assert_eq!(std::fs::read(d.join("dec.bin")).unwrap(), vec![0x33u8; 64]);
+    // The wrapping key itself is not extractable.
+    let refused = tool(
+        d,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--wrap",
+            "-m",
+            "0x210A",
+            "--id",
+            "41",
+            "--application-id",
+            "41",
+            "--output-file",
+            &p("nope.bin"),
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("CKR_KEY_UNEXTRACTABLE"));
+}

@@ -337,7 +337,9 @@ impl Backend for EmbeddedBackend {
     ) -> Result<KeyHandle> {
         match token_label {
             Some(label) if aes => {
-                let meta = self.hsm.p11_create_aes_key(label, len, "PKCS#11 AES key")?;
+                let meta =
+                    self.hsm
+                        .p11_create_aes_key(label, len, "PKCS#11 AES key", extractable)?;
                 Ok(KeyHandle::Stored(meta.key_id))
             }
             Some(label) => {
@@ -361,9 +363,13 @@ impl Backend for EmbeddedBackend {
     ) -> Result<KeyHandle> {
         match token_label {
             Some(label) => {
-                let meta = self
-                    .hsm
-                    .p11_import_secret(label, aes, value, "PKCS#11 imported key")?;
+                let meta = self.hsm.p11_import_secret(
+                    label,
+                    aes,
+                    value,
+                    "PKCS#11 imported key",
+                    extractable,
+                )?;
                 Ok(KeyHandle::Stored(meta.key_id))
             }
             None => Ok(KeyHandle::Session(
@@ -431,14 +437,13 @@ impl Backend for EmbeddedBackend {
     }
 
     fn wrap(&self, wrapping: &KeyHandle, mode: WrapMode, target: &KeyHandle) -> Result<Vec<u8>> {
-        let KeyHandle::Session(target) = target else {
-            return Err(ckr!(
-                CKR_KEY_UNEXTRACTABLE,
-                "token keys are not extractable"
-            ));
-        };
         self.hsm
-            .p11_wrap(&self.session_keys, self.key_ref(wrapping), mode, *target)
+            .p11_wrap(
+                &self.session_keys,
+                self.key_ref(wrapping),
+                mode,
+                self.key_ref(target),
+            )
             .map_err(|e| match e {
                 hsm_core::Error::InvalidKeyUsage(_) => ckr!(CKR_KEY_UNEXTRACTABLE),
                 other => other.into(),
@@ -505,21 +510,31 @@ impl Backend for EmbeddedBackend {
         unwrapping: &KeyHandle,
         mode: WrapMode,
         wrapped: &[u8],
+        token_label: Option<&str>,
         extractable: bool,
     ) -> Result<(KeyHandle, usize)> {
-        let (id, len) = self
-            .hsm
-            .p11_unwrap(
-                &self.session_keys,
-                self.key_ref(unwrapping),
-                mode,
-                wrapped,
-                extractable,
-            )
-            .map_err(|e| match e {
-                hsm_core::Error::InvalidCiphertext(_) => ckr!(CKR_WRAPPED_KEY_INVALID),
-                other => other.into(),
-            })?;
-        Ok((KeyHandle::Session(id), len))
+        let invalid = |e: hsm_core::Error| match e {
+            hsm_core::Error::InvalidCiphertext(_) => ckr!(CKR_WRAPPED_KEY_INVALID),
+            other => other.into(),
+        };
+        let keys = &self.session_keys;
+        let kek = self.key_ref(unwrapping);
+        match token_label {
+            None => {
+                let (id, len) = self
+                    .hsm
+                    .p11_unwrap(keys, kek, mode, wrapped, extractable)
+                    .map_err(invalid)?;
+                Ok((KeyHandle::Session(id), len))
+            }
+            Some(label) => {
+                let meta = self
+                    .hsm
+                    .p11_unwrap_to_token(keys, kek, mode, wrapped, label, extractable)
+                    .map_err(invalid)?;
+                let key = KeyHandle::Stored(meta.key_id);
+                Ok((key.clone(), self.secret_len(&key)?))
+            }
+        }
     }
 }

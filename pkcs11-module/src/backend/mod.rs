@@ -190,7 +190,7 @@ pub trait Backend: Send + Sync {
         Err(no_keys())
     }
 
-    /// Wraps an extractable session key.
+    /// Wraps an extractable secret key.
     fn wrap(&self, _wrapping: &KeyHandle, _mode: WrapMode, _target: &KeyHandle) -> Result<Vec<u8>> {
         Err(no_keys())
     }
@@ -222,12 +222,15 @@ pub trait Backend: Send + Sync {
         Err(no_keys())
     }
 
-    /// Unwraps into a new session key; returns it and its length.
+    /// Unwraps an AES key into a new key: a token key in the namespace of
+    /// the token labelled `token_label`, or a session key. Returns it and
+    /// its length.
     fn unwrap(
         &self,
         _unwrapping: &KeyHandle,
         _mode: WrapMode,
         _wrapped: &[u8],
+        _token_label: Option<&str>,
         _extractable: bool,
     ) -> Result<(KeyHandle, usize)> {
         Err(no_keys())
