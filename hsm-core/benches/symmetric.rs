@@ -35,6 +35,38 @@ fn context() -> EncryptionContext {
         .collect()
 }
 
+/// A store with one key, and a 4 KiB plaintext and its blob under it.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    hsm: Hsm,
+    key: String,
+    ctx: EncryptionContext,
+    plaintext: Vec<u8>,
+    blob: Vec<u8>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let hsm = open_store(dir.path());
+        let key = hsm.create_key(CreateKeyRequest::default()).unwrap().key_id;
+        let ctx = context();
+        let plaintext = vec![0x5au8; SIZE];
+        let blob = hsm
+            .encrypt(&key, &plaintext, &ctx, None)
+            .unwrap()
+            .ciphertext_blob;
+        Fixture {
+            _dir: dir,
+            hsm,
+            key,
+            ctx,
+            plaintext,
+            blob,
+        }
+    }
+}
+
 /// Raw ring AES-256-GCM seal of `SIZE` bytes with a fresh nonce per call.
 struct RawAead {
     key: LessSafeKey,
@@ -90,31 +122,22 @@ fn report(name: &str, core_ns: f64, raw_ns: f64) {
 
 /// Interleaved rounds of core and raw so both see the same machine load.
 fn ratios() {
-    let dir = tempfile::tempdir().unwrap();
-    let hsm = open_store(dir.path());
-    let key = hsm.create_key(CreateKeyRequest::default()).unwrap().key_id;
-    let ctx = context();
-    let plaintext = vec![0x5au8; SIZE];
-    let blob = hsm
-        .encrypt(&key, &plaintext, &ctx, None)
-        .unwrap()
-        .ciphertext_blob;
+    let fixture = Fixture::new();
+    let (hsm, key, ctx) = (&fixture.hsm, &fixture.key, &fixture.ctx);
+    let (plaintext, blob) = (&fixture.plaintext, &fixture.blob);
     let mut raw = RawAead::new();
     let mut buffer = plaintext.clone();
     let (mut enc_core, mut enc_raw, mut dec_core) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..15 {
         enc_core.push(median_ns(5, 2000, || {
-            black_box(
-                hsm.encrypt(&key, black_box(&plaintext), &ctx, None)
-                    .unwrap(),
-            );
+            black_box(hsm.encrypt(key, black_box(plaintext), ctx, None).unwrap());
         }));
         enc_raw.push(median_ns(5, 2000, || {
-            buffer.copy_from_slice(&plaintext);
+            buffer.copy_from_slice(plaintext);
             raw.seal(&mut buffer);
         }));
         dec_core.push(median_ns(5, 2000, || {
-            black_box(hsm.decrypt(black_box(&blob), &ctx, None, None).unwrap());
+            black_box(hsm.decrypt(black_box(blob), ctx, None, None).unwrap());
         }));
     }
     let median = |v: &mut Vec<f64>| {
@@ -141,32 +164,23 @@ fn ratios() {
 }
 
 fn bench(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
-    let hsm = open_store(dir.path());
-    let key = hsm.create_key(CreateKeyRequest::default()).unwrap().key_id;
-    let ctx = context();
-    let plaintext = vec![0x5au8; SIZE];
-    let blob = hsm
-        .encrypt(&key, &plaintext, &ctx, None)
-        .unwrap()
-        .ciphertext_blob;
+    let fixture = Fixture::new();
+    let (hsm, key, ctx) = (&fixture.hsm, &fixture.key, &fixture.ctx);
+    let (plaintext, blob) = (&fixture.plaintext, &fixture.blob);
 
     let mut group = c.benchmark_group("aes256gcm-4KiB");
     group.throughput(Throughput::Bytes(SIZE as u64));
     group.bench_function("core-encrypt", |b| {
-        b.iter(|| {
-            hsm.encrypt(&key, black_box(&plaintext), &ctx, None)
-                .unwrap()
-        })
+        b.iter(|| hsm.encrypt(key, black_box(plaintext), ctx, None).unwrap())
     });
     group.bench_function("core-decrypt", |b| {
-        b.iter(|| hsm.decrypt(black_box(&blob), &ctx, None, None).unwrap())
+        b.iter(|| hsm.decrypt(black_box(blob), ctx, None, None).unwrap())
     });
     let mut raw = RawAead::new();
     let mut buffer = plaintext.clone();
     group.bench_function("raw-ring-seal", |b| {
         b.iter(|| {
-            buffer.copy_from_slice(&plaintext);
+            buffer.copy_from_slice(plaintext);
             raw.seal(&mut buffer)
         })
     });

@@ -87,6 +87,29 @@ impl Hsm {
         })
     }
 
+    /// An Enabled RSA ENCRYPT_DECRYPT key for an RSAES algorithm; RSA
+    /// encryption binds no encryption context.
+    fn rsa_key(
+        &self,
+        key_ref: &str,
+        context: &EncryptionContext,
+        algorithm: EncryptionAlgorithm,
+        operation: &str,
+    ) -> Result<UsableKey> {
+        if !context.is_empty() {
+            return Err(Error::validation(
+                "an encryption context is not supported with RSA keys",
+            ));
+        }
+        let key = self.usable_key(key_ref, KeyUsage::EncryptDecrypt, operation)?;
+        if !key.spec.is_rsa() {
+            return Err(Error::InvalidKeyUsage(format!(
+                "{algorithm} needs an RSA key"
+            )));
+        }
+        Ok(key)
+    }
+
     /// Seals `plaintext` under the newest version of a symmetric key.
     fn seal_symmetric(
         &self,
@@ -188,17 +211,7 @@ impl Hsm {
                 encryption_algorithm: algorithm,
             });
         }
-        if !context.is_empty() {
-            return Err(Error::validation(
-                "an encryption context is not supported with RSA keys",
-            ));
-        }
-        let key = self.usable_key(key_id, KeyUsage::EncryptDecrypt, "Encrypt")?;
-        if !key.spec.is_rsa() {
-            return Err(Error::InvalidKeyUsage(format!(
-                "{algorithm} needs an RSA key"
-            )));
-        }
+        let key = self.rsa_key(key_id, context, algorithm, "Encrypt")?;
         let ciphertext_blob =
             asymmetric::rsa_encrypt(key.spec, &key.material, algorithm, plaintext)?;
         Ok(EncryptOutput {
@@ -229,22 +242,12 @@ impl Hsm {
         }
         let key_ref =
             key_id.ok_or_else(|| Error::validation("decrypting with an RSA key needs KeyId"))?;
-        if !context.is_empty() {
-            return Err(Error::validation(
-                "an encryption context is not supported with RSA keys",
-            ));
-        }
         if ciphertext_blob.is_empty() || ciphertext_blob.len() > 1024 {
             return Err(Error::InvalidCiphertext(
                 "the ciphertext is not valid".into(),
             ));
         }
-        let key = self.usable_key(key_ref, KeyUsage::EncryptDecrypt, "Decrypt")?;
-        if !key.spec.is_rsa() {
-            return Err(Error::InvalidKeyUsage(format!(
-                "{algorithm} needs an RSA key"
-            )));
-        }
+        let key = self.rsa_key(key_ref, context, algorithm, "Decrypt")?;
         let plaintext =
             asymmetric::rsa_decrypt(key.spec, &key.material, algorithm, ciphertext_blob)?;
         Ok(DecryptOutput {
