@@ -107,13 +107,14 @@ impl Module {
             .ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is required"))?;
         let new = match class {
             CKO_DATA => attrs::new_data_object(template)?,
+            CKO_PUBLIC_KEY => crate::pubkey::import_public(template)?,
             CKO_SECRET_KEY if self.backend.supports_key_mechanisms() => {
                 return self.import_secret_key(h, template)
             }
-            CKO_SECRET_KEY | CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_CERTIFICATE => {
+            CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_CERTIFICATE => {
                 return Err(ckr!(
                     CKR_TEMPLATE_INCONSISTENT,
-                    "this backend cannot import keys"
+                    "objects of this class cannot be imported here"
                 ))
             }
             _ => {

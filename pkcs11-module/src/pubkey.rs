@@ -120,6 +120,177 @@ pub fn signature_len(attrs: &Attributes) -> Result<usize> {
     }
 }
 
+/// Attributes an imported public key (C_CreateObject) may carry.
+const PUBLIC_ATTRS: &[CK_ATTRIBUTE_TYPE] = &[
+    CKA_CLASS,
+    CKA_KEY_TYPE,
+    CKA_TOKEN,
+    CKA_PRIVATE,
+    CKA_LABEL,
+    CKA_ID,
+    CKA_SUBJECT,
+    CKA_VERIFY,
+    CKA_ENCRYPT,
+    CKA_WRAP,
+    CKA_VERIFY_RECOVER,
+    CKA_DERIVE,
+    CKA_MODIFIABLE,
+    CKA_COPYABLE,
+    CKA_DESTROYABLE,
+    CKA_TRUSTED,
+    CKA_START_DATE,
+    CKA_END_DATE,
+    CKA_EC_PARAMS,
+    CKA_EC_POINT,
+    CKA_MODULUS,
+    CKA_PUBLIC_EXPONENT,
+];
+
+/// Builds an imported public key's attributes (EC P-256/P-384, Ed25519 or
+/// RSA 2048-4096), checking the key material's shape. Such a key verifies
+/// in this module (it is public data); it never reaches the engine.
+pub fn import_public(template: &crate::attrs::Template) -> Result<Attributes> {
+    use crate::attrs::{as_ulong, bbool};
+    let mut a = Attributes::new();
+    for (t, v) in [
+        (CKA_TOKEN, false),
+        (CKA_PRIVATE, false),
+        (CKA_VERIFY, true),
+        (CKA_ENCRYPT, false),
+    ] {
+        a.insert(t, bbool(v));
+    }
+    for (t, v) in [
+        (CKA_WRAP, false),
+        (CKA_DERIVE, false),
+        (CKA_LOCAL, false),
+        (CKA_TRUSTED, false),
+    ] {
+        a.insert(t, bbool(v));
+    }
+    for (t, v) in [
+        (CKA_MODIFIABLE, true),
+        (CKA_COPYABLE, false),
+        (CKA_DESTROYABLE, true),
+    ] {
+        a.insert(t, bbool(v));
+    }
+    a.insert(CKA_LABEL, Vec::new());
+    a.insert(CKA_ID, Vec::new());
+    for (t, v) in template {
+        if !PUBLIC_ATTRS.contains(t) {
+            return Err(ckr!(CKR_ATTRIBUTE_TYPE_INVALID));
+        }
+        a.insert(*t, v.clone());
+    }
+    let key_type = a
+        .get(&CKA_KEY_TYPE)
+        .ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE, "CKA_KEY_TYPE is required"))
+        .and_then(|v| as_ulong(v))?;
+    let bad = || ckr!(CKR_ATTRIBUTE_VALUE_INVALID, "malformed public key");
+    match key_type {
+        CKK_EC | CKK_EC_EDWARDS => {
+            let params = a.get(&CKA_EC_PARAMS).ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE))?;
+            let spec = ec_spec(params, key_type == CKK_EC_EDWARDS)?;
+            let point = ec_point_bytes(&a)?;
+            let want = match spec {
+                KeySpec::EccNistP256 => 65,
+                KeySpec::EccNistP384 => 97,
+                _ => 32,
+            };
+            if point.len() != want {
+                return Err(bad());
+            }
+        }
+        CKK_RSA => {
+            let n = a.get(&CKA_MODULUS).ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE))?;
+            let n = strip_zero(n);
+            if !(256..=512).contains(&n.len()) || !a.contains_key(&CKA_PUBLIC_EXPONENT) {
+                return Err(bad());
+            }
+            a.insert(CKA_MODULUS_BITS, ulong((n.len() * 8) as CK_ULONG));
+        }
+        _ => return Err(ckr!(CKR_ATTRIBUTE_VALUE_INVALID, "unsupported key type")),
+    }
+    Ok(a)
+}
+
+/// The raw point inside CKA_EC_POINT (a DER OCTET STRING).
+fn ec_point_bytes(a: &Attributes) -> Result<Vec<u8>> {
+    let encoded = a.get(&CKA_EC_POINT).ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE))?;
+    let (tag, body, rest) = der(encoded).map_err(|_| ckr!(CKR_ATTRIBUTE_VALUE_INVALID))?;
+    if tag != 0x04 || !rest.is_empty() {
+        return Err(ckr!(
+            CKR_ATTRIBUTE_VALUE_INVALID,
+            "CKA_EC_POINT is a DER OCTET STRING"
+        ));
+    }
+    Ok(body.to_vec())
+}
+
+/// Verification with an imported public key, in this module.
+pub enum PublicVerifier {
+    /// ECDSA (fixed r||s) or Ed25519 with ring.
+    Point(&'static dyn ring::signature::VerificationAlgorithm, Vec<u8>),
+    /// RSA PKCS#1 v1.5 or PSS with ring.
+    Rsa(&'static ring::signature::RsaParameters, Vec<u8>, Vec<u8>),
+}
+
+impl PublicVerifier {
+    /// The verifier for `mechanism` on an imported key; the mechanisms that
+    /// take a prepared digest (CKM_ECDSA, CKM_RSA_PKCS, CKM_RSA_PKCS_PSS)
+    /// need a key pair of this module and are CKR_MECHANISM_INVALID here.
+    pub fn new(
+        mechanism: CK_MECHANISM_TYPE,
+        a: &Attributes,
+        pss_salt: Option<usize>,
+    ) -> Result<Self> {
+        use ring::signature as s;
+        let invalid = || ckr!(CKR_MECHANISM_INVALID, "not with an imported public key");
+        let params = a.get(&CKA_EC_PARAMS).map(Vec::as_slice);
+        Ok(match mechanism {
+            CKM_ECDSA_SHA256 if params == Some(P256_OID) => {
+                PublicVerifier::Point(&s::ECDSA_P256_SHA256_FIXED, ec_point_bytes(a)?)
+            }
+            CKM_ECDSA_SHA384 if params == Some(P384_OID) => {
+                PublicVerifier::Point(&s::ECDSA_P384_SHA384_FIXED, ec_point_bytes(a)?)
+            }
+            CKM_EDDSA if params.is_some_and(|p| p == ED25519_OID || p == ED25519_NAME) => {
+                PublicVerifier::Point(&s::ED25519, ec_point_bytes(a)?)
+            }
+            m if a.contains_key(&CKA_MODULUS) => {
+                let parameters: &'static s::RsaParameters = match (m, pss_salt) {
+                    (CKM_SHA256_RSA_PKCS, None) => &s::RSA_PKCS1_2048_8192_SHA256,
+                    (CKM_SHA384_RSA_PKCS, None) => &s::RSA_PKCS1_2048_8192_SHA384,
+                    (CKM_SHA512_RSA_PKCS, None) => &s::RSA_PKCS1_2048_8192_SHA512,
+                    (CKM_SHA256_RSA_PKCS_PSS, Some(32)) => &s::RSA_PSS_2048_8192_SHA256,
+                    (CKM_SHA384_RSA_PKCS_PSS, Some(48)) => &s::RSA_PSS_2048_8192_SHA384,
+                    (CKM_SHA512_RSA_PKCS_PSS, Some(64)) => &s::RSA_PSS_2048_8192_SHA512,
+                    _ => return Err(invalid()),
+                };
+                let n = strip_zero(a.get(&CKA_MODULUS).ok_or_else(invalid)?).to_vec();
+                let e = strip_zero(a.get(&CKA_PUBLIC_EXPONENT).ok_or_else(invalid)?).to_vec();
+                PublicVerifier::Rsa(parameters, n, e)
+            }
+            _ => return Err(invalid()),
+        })
+    }
+
+    /// Whether `signature` is valid for `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match self {
+            PublicVerifier::Point(alg, key) => ring::signature::UnparsedPublicKey::new(*alg, key)
+                .verify(message, signature)
+                .is_ok(),
+            PublicVerifier::Rsa(parameters, n, e) => {
+                ring::signature::RsaPublicKeyComponents { n, e }
+                    .verify(parameters, message, signature)
+                    .is_ok()
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,18 +58,21 @@ const SHA512_INFO: &[u8] = &[
     0x00, 0x04, 0x40,
 ];
 
-/// Who signs: the engine's raw asymmetric primitives, or HMAC.
-#[derive(Debug, Clone, Copy)]
+/// Who signs: the engine's raw asymmetric primitives, HMAC, or (to
+/// verify only) an imported public key, checked here.
 enum Signer {
     Raw(RawSign),
     /// HMAC-SHA-2 with this digest length.
     Hmac(usize),
+    /// An imported public key (no engine key behind it).
+    Public(Box<crate::pubkey::PublicVerifier>),
 }
 
 /// A signature or verification in progress; input is gathered and the
 /// hash (if the mechanism has one) taken at the end.
 pub struct SignOp {
-    key: KeyHandle,
+    /// The engine's key; `None` for an imported public key.
+    key: Option<KeyHandle>,
     how: Signer,
     hash: Option<&'static ring::digest::Algorithm>,
     digest_info: Option<&'static [u8]>,
@@ -80,6 +83,12 @@ pub struct SignOp {
 }
 
 impl SignOp {
+    fn engine_key(&self) -> Result<&KeyHandle> {
+        self.key
+            .as_ref()
+            .ok_or(ckr!(CKR_KEY_TYPE_INCONSISTENT, "no engine key"))
+    }
+
     /// The input the engine gets: the hash, DigestInfo-framed if needed.
     fn input(&self) -> Vec<u8> {
         let Some(alg) = self.hash else {
@@ -304,6 +313,29 @@ impl Module {
             return Err(ckr!(CKR_MECHANISM_INVALID, "mechanism cannot do this"));
         }
         let object = self.visible_object(h, key)?;
+        if object.key.is_none() && object.class() == CKO_PUBLIC_KEY && !signing {
+            if !get_bool(&object.attrs, CKA_VERIFY, false) {
+                return Err(ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED));
+            }
+            let salt = match m.mechanism {
+                CKM_SHA256_RSA_PKCS_PSS | CKM_SHA384_RSA_PKCS_PSS | CKM_SHA512_RSA_PKCS_PSS => {
+                    Some(pss_params(m, None)?.1)
+                }
+                _ if !m.param.is_empty() => return Err(ckr!(CKR_MECHANISM_PARAM_INVALID)),
+                _ => None,
+            };
+            let verifier = crate::pubkey::PublicVerifier::new(m.mechanism, &object.attrs, salt)?;
+            let op = SignOp {
+                key: None,
+                how: Signer::Public(Box::new(verifier)),
+                hash: None,
+                digest_info: None,
+                buf: Vec::new(),
+                sig_len: pubkey::signature_len(&object.attrs)?,
+                multipart: false,
+            };
+            return self.install_sign_op(h, signing, op);
+        }
         let handle = object
             .key
             .clone()
@@ -334,7 +366,7 @@ impl Module {
                 return Err(ckr!(CKR_MECHANISM_PARAM_INVALID));
             }
             let op = SignOp {
-                key: handle,
+                key: Some(handle),
                 how: Signer::Hmac(hash_len),
                 hash: None,
                 digest_info: None,
@@ -406,7 +438,7 @@ impl Module {
             None => (None, None),
         };
         let op = SignOp {
-            key: handle,
+            key: Some(handle),
             how: Signer::Raw(how),
             hash,
             digest_info,
@@ -429,9 +461,13 @@ impl Module {
     }
 
     fn run_sign(&self, op: &SignOp) -> Result<Vec<u8>> {
-        match op.how {
-            Signer::Raw(how) => self.backend.sign(&op.key, how, &op.input()),
-            Signer::Hmac(len) => self.backend.hmac(&op.key, len, &op.buf),
+        match &op.how {
+            Signer::Raw(how) => self.backend.sign(op.engine_key()?, *how, &op.input()),
+            Signer::Hmac(len) => self.backend.hmac(op.engine_key()?, *len, &op.buf),
+            Signer::Public(_) => Err(ckr!(
+                CKR_KEY_TYPE_INCONSISTENT,
+                "a public key does not sign"
+            )),
         }
     }
 
@@ -512,9 +548,16 @@ impl Module {
         if signature.len() != op.sig_len {
             return Err(ckr!(CKR_SIGNATURE_LEN_RANGE));
         }
-        let valid = match op.how {
-            Signer::Raw(how) => self.backend.verify(&op.key, how, &op.input(), signature)?,
-            Signer::Hmac(len) => self.backend.hmac_verify(&op.key, len, &op.buf, signature)?,
+        let valid = match &op.how {
+            Signer::Raw(how) => {
+                self.backend
+                    .verify(op.engine_key()?, *how, &op.input(), signature)?
+            }
+            Signer::Hmac(len) => {
+                self.backend
+                    .hmac_verify(op.engine_key()?, *len, &op.buf, signature)?
+            }
+            Signer::Public(verifier) => verifier.verify(&op.buf, signature),
         };
         match valid {
             true => Ok(()),

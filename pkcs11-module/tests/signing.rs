@@ -307,9 +307,115 @@ fn rsa_oaep_round_trip(which: Which) {
     }
 }
 
+/// Public keys imported with C_CreateObject verify signatures made
+/// elsewhere (by ring, or by another key object's private half).
+fn imported_public_keys_verify(which: Which) {
+    use cryptoki::object::{KeyType, ObjectClass};
+    use ring::signature::KeyPair;
+    let m = load(which);
+    let session = user_session(&m, "import-pub");
+    let rng = ring::rand::SystemRandom::new();
+    let msg = b"signed outside the token".to_vec();
+
+    // Ed25519, signed by ring.
+    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let ed = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let mut point = vec![0x04, 0x20];
+    point.extend_from_slice(ed.public_key().as_ref());
+    let public = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::KeyType(KeyType::EC_EDWARDS),
+            Attribute::Token(false),
+            Attribute::Verify(true),
+            Attribute::EcParams(vec![0x06, 0x03, 0x2b, 0x65, 0x70]),
+            Attribute::EcPoint(point),
+        ])
+        .unwrap();
+    let mech = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
+    let sig = ed.sign(&msg);
+    session.verify(&mech, public, &msg, sig.as_ref()).unwrap();
+    assert_eq!(
+        rv(session.verify(&mech, public, b"another message", sig.as_ref())),
+        RvError::SignatureInvalid
+    );
+
+    // ECDSA P-256, signed by ring (r || s over SHA-256).
+    let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+    let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+    let ec = ring::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
+    let mut point = vec![0x04, 0x41];
+    point.extend_from_slice(ec.public_key().as_ref());
+    let ec_public = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::KeyType(KeyType::EC),
+            Attribute::Token(false),
+            Attribute::Verify(true),
+            Attribute::EcParams(P256.to_vec()),
+            Attribute::EcPoint(point),
+        ])
+        .unwrap();
+    let sig = ec.sign(&rng, &msg).unwrap();
+    if which == Which::SoftHsm {
+        let digest = ring::digest::digest(&ring::digest::SHA256, &msg);
+        session
+            .verify(&Mechanism::Ecdsa, ec_public, digest.as_ref(), sig.as_ref())
+            .unwrap();
+    } else {
+        session
+            .verify(&Mechanism::EcdsaSha256, ec_public, &msg, sig.as_ref())
+            .unwrap();
+    }
+
+    // RSA: a module key pair signs; its modulus and exponent, imported as
+    // a separate public key object, verify.
+    let (public_rsa, private_rsa) = pair(
+        &session,
+        &Mechanism::RsaPkcsKeyPairGen,
+        vec![Attribute::ModulusBits(2048.into())],
+        "rsa-src",
+    );
+    let attrs = session
+        .get_attributes(
+            public_rsa,
+            &[AttributeType::Modulus, AttributeType::PublicExponent],
+        )
+        .unwrap();
+    let mut imported = vec![
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::KeyType(KeyType::RSA),
+        Attribute::Token(false),
+        Attribute::Verify(true),
+    ];
+    imported.extend(attrs);
+    let rsa_public = session.create_object(&imported).unwrap();
+    let sig = session
+        .sign(&Mechanism::Sha256RsaPkcs, private_rsa, &msg)
+        .unwrap();
+    session
+        .verify(&Mechanism::Sha256RsaPkcs, rsa_public, &msg, &sig)
+        .unwrap();
+    assert_eq!(
+        rv(session.verify(&Mechanism::Sha256RsaPkcs, rsa_public, b"tampered", &sig)),
+        RvError::SignatureInvalid
+    );
+    // A malformed point is refused at import (ours; SoftHSM stores it).
+    if which != Which::SoftHsm {
+        let bad = session.create_object(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::KeyType(KeyType::EC),
+            Attribute::EcParams(P256.to_vec()),
+            Attribute::EcPoint(vec![0x04, 0x03, 1, 2, 3]),
+        ]);
+        assert_eq!(rv(bad), RvError::AttributeValueInvalid);
+    }
+}
+
 with_keys!(
     ecdsa_p256_and_p384,
     rsa_pkcs1_and_pss,
     ed25519,
-    rsa_oaep_round_trip
+    rsa_oaep_round_trip,
+    imported_public_keys_verify,
 );

@@ -14,8 +14,13 @@ pub(super) unsafe extern "C" fn C_CreateObject(
 ) -> CK_RV {
     with_module(|m| {
         let object = unsafe { out_ref(object) }?;
-        let template = unsafe { read_template(template, count) }?;
-        *object = m.create_object(h, &template)?;
+        let mut template = unsafe { read_template(template, count) }?;
+        let created = m.create_object(h, &template);
+        // The copy may hold a secret key's CKA_VALUE: wipe it.
+        for (_, value) in template.iter_mut() {
+            zeroize::Zeroize::zeroize(value);
+        }
+        *object = created?;
         Ok(())
     })
 }
