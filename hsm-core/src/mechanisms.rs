@@ -582,28 +582,8 @@ mod tests {
                 "{mode:?}"
             );
         }
+        // Refusals (partial blocks, bad tags, short IVs, CTR wrap) are
+        // tested through the module in pkcs11-module/tests.
         assert!(aes_run(&key, &AesMode::Cbc([0; 16]), true, &[1; 15]).is_err());
-        let gcm = AesMode::Gcm {
-            iv: vec![3; 12],
-            aad: vec![],
-        };
-        let mut ct = aes_run(&key, &gcm, true, b"x").unwrap().to_vec();
-        ct[0] ^= 1;
-        assert!(aes_run(&key, &gcm, false, &ct).is_err());
-        assert!(aes_run(
-            &key,
-            &AesMode::Gcm {
-                iv: vec![3; 8],
-                aad: vec![]
-            },
-            true,
-            b"x"
-        )
-        .is_err());
-        let near_wrap = AesMode::Ctr {
-            block: [0xff; 16],
-            counter_bits: 8,
-        };
-        assert!(aes_run(&key, &near_wrap, true, &[0; 32]).is_err());
     }
 }
