@@ -106,6 +106,9 @@ fn engine_keys_show_up_disabled_keys_refuse_destroy_schedules_deletion() {
         .find_objects(&[Attribute::Id(vec![0xaa, 0xbb])])
         .unwrap();
     assert_eq!(mine.len(), 1, "the application's CKA_ID is kept");
+    session
+        .update_attributes(mine[0], &[Attribute::Label(b"renamed".to_vec())])
+        .unwrap();
     let refused = session.encrypt(&Mechanism::AesEcb, mine[0], &[0u8; 16]);
     assert!(
         matches!(
@@ -186,4 +189,23 @@ fn engine_keys_show_up_disabled_keys_refuse_destroy_schedules_deletion() {
     assert_eq!(meta.key_state, KeyState::PendingDeletion);
     assert_eq!(meta.pending_deletion_window_in_days, Some(7));
     hsm.cancel_key_deletion(&cli.key_id).unwrap();
+    drop(hsm);
+
+    // 5. The label the application changed was kept in the store.
+    let p11 = init(&path);
+    let slot = p11.get_slots_with_initialized_token().unwrap()[0];
+    let session = p11.open_ro_session(slot).unwrap();
+    session
+        .login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
+        .unwrap();
+    let renamed = session
+        .find_objects(&[Attribute::Label(b"renamed".to_vec())])
+        .unwrap();
+    assert_eq!(renamed.len(), 1);
+    assert!(session
+        .find_objects(&[Attribute::Label(b"p11-key".to_vec())])
+        .unwrap()
+        .is_empty());
+    drop(session);
+    p11.finalize().unwrap();
 }

@@ -4,6 +4,7 @@
 //! (mechanisms.rs), so key bytes never reach this crate.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use cryptoki_sys::*;
 use hsm_core::mechanisms::{SecretKeyRef, SessionKeys};
@@ -33,7 +34,7 @@ mod synth;
 
 /// The embedded backend.
 pub struct EmbeddedBackend {
-    hsm: Hsm,
+    hsm: Arc<Hsm>,
     session_keys: SessionKeys,
 }
 
@@ -126,10 +127,16 @@ impl EmbeddedBackend {
                 data_dir.display()
             ))
         })?;
-        Ok(EmbeddedBackend {
+        Ok(EmbeddedBackend::over_hsm(Arc::new(hsm)))
+    }
+
+    /// A backend over a store that is already open (tinfoild serves the
+    /// `daemon` backend this way), with its own session keys.
+    pub fn over_hsm(hsm: Arc<Hsm>) -> EmbeddedBackend {
+        EmbeddedBackend {
             hsm,
             session_keys: SessionKeys::new(),
-        })
+        }
     }
 
     fn label_of(&self, serial: &str) -> Result<String> {
