@@ -480,7 +480,7 @@ impl Hsm {
     pub fn p11_sign(&self, key_id: &str, how: RawSign, input: &[u8]) -> Result<Vec<u8>> {
         use crate::asymmetric as a;
         self.with_private(key_id, |spec, pkcs8| match how {
-            RawSign::EcdsaDigest => a::ecdsa_sign_digest_raw(spec, pkcs8, input),
+            RawSign::EcdsaDigest => a::ecdsa_sign_digest_raw(spec, pkcs8.private_key(spec)?, input),
             RawSign::RsaPkcs1DigestInfo => {
                 a::rsa_pkcs1v15_sign_digest_info(spec, pkcs8.private_key(spec)?, input)
             }

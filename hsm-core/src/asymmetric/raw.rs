@@ -296,16 +296,73 @@ fn ecdsa_digest(spec: KeySpec, digest: &[u8]) -> Result<Digest> {
     Digest::import_less_safe(&normalized[..len], hash).map_err(|_| crypto_failure("digest import"))
 }
 
-/// CKM_ECDSA signature of a raw digest: fixed-size r||s (each the curve's
-/// byte length: 32, 48 or 66), as PKCS#11 wants.
-pub(crate) fn ecdsa_sign_digest_raw(
+/// An ECDSA private key to sign with: stored PKCS#8 (parsed on each call)
+/// or the key the material cache parsed once (ASN.1-bound; its DER
+/// signature is converted to r || s).
+pub(crate) trait EcKeySource {
+    /// A fixed-size (r || s) signature of a digest of the curve's hash.
+    fn sign_fixed(&self, spec: KeySpec, digest: &Digest) -> Result<Vec<u8>>;
+}
+
+impl EcKeySource for [u8] {
+    fn sign_fixed(&self, spec: KeySpec, digest: &Digest) -> Result<Vec<u8>> {
+        let key = ecc::parse_ecdsa_with(spec, ecc::fixed_signing(spec)?, self)?;
+        ecc::ecdsa_sign_digest(&key, digest)
+    }
+}
+
+impl EcKeySource for super::PrivateKey {
+    fn sign_fixed(&self, spec: KeySpec, digest: &Digest) -> Result<Vec<u8>> {
+        match self {
+            super::PrivateKey::Ecdsa(own, key) if *own == spec => {
+                der_to_fixed(spec, &ecc::ecdsa_sign_digest(key, digest)?)
+            }
+            _ => Err(super::malformed_key(spec)),
+        }
+    }
+}
+
+/// Converts a DER ECDSA signature (SEQUENCE of two INTEGERs) to r || s,
+/// each left-padded to the curve's field size.
+fn der_to_fixed(spec: KeySpec, der: &[u8]) -> Result<Vec<u8>> {
+    let size = match spec {
+        KeySpec::EccNistP256 => 32,
+        KeySpec::EccNistP384 => 48,
+        _ => 66,
+    };
+    let bad = || crypto_failure("ECDSA signature encoding");
+    let body = match der {
+        [0x30, len, rest @ ..] if usize::from(*len) == rest.len() && *len < 0x80 => rest,
+        [0x30, 0x81, len, rest @ ..] if usize::from(*len) == rest.len() => rest,
+        _ => return Err(bad()),
+    };
+    let mut out = Vec::with_capacity(2 * size);
+    let mut rest = body;
+    for _ in 0..2 {
+        let [0x02, len, tail @ ..] = rest else {
+            return Err(bad());
+        };
+        let len = usize::from(*len);
+        let int = tail.get(..len).ok_or_else(bad)?;
+        let int = int.strip_prefix(&[0]).unwrap_or(int);
+        if int.len() > size {
+            return Err(bad());
+        }
+        out.extend(std::iter::repeat_n(0u8, size - int.len()));
+        out.extend_from_slice(int);
+        rest = &tail[len..];
+    }
+    Ok(out)
+}
+
+/// CKM_ECDSA signature of a caller-supplied digest, as fixed-size r || s.
+pub(crate) fn ecdsa_sign_digest_raw<K: EcKeySource + ?Sized>(
     spec: KeySpec,
-    private_pkcs8: &[u8],
+    private: &K,
     digest: &[u8],
 ) -> Result<Vec<u8>> {
     let digest = ecdsa_digest(spec, digest)?;
-    let key = ecc::parse_ecdsa_with(spec, ecc::fixed_signing(spec)?, private_pkcs8)?;
-    ecc::ecdsa_sign_digest(&key, &digest)
+    private.sign_fixed(spec, &digest)
 }
 
 /// Checks a CKM_ECDSA r||s signature of a raw digest; `Ok(false)` when it
@@ -364,4 +421,25 @@ pub(crate) fn eddsa_verify_raw(
     check_eddsa(spec, message)?;
     let key = ecc::parse_ed25519(private_pkcs8)?;
     Ok(ecc::ed25519_verify(&key, message, signature))
+}
+
+#[cfg(test)]
+mod der_to_fixed_tests {
+    use super::*;
+
+    #[test]
+    fn pads_short_integers_and_drops_sign_bytes() {
+        // r: 31 bytes; s: 33 bytes with a leading zero (high bit set).
+        let mut der = vec![0x30, 2 + 31 + 2 + 33, 0x02, 31];
+        der.extend([0x11; 31]);
+        der.extend([0x02, 33, 0x00]);
+        der.extend([0x99; 32]);
+        let fixed = der_to_fixed(KeySpec::EccNistP256, &der).unwrap();
+        assert_eq!(fixed.len(), 64);
+        assert_eq!(fixed[0], 0);
+        assert_eq!(&fixed[1..32], &[0x11; 31]);
+        assert_eq!(&fixed[32..], &[0x99; 32]);
+        assert!(der_to_fixed(KeySpec::EccNistP256, &der[..10]).is_err());
+        assert!(der_to_fixed(KeySpec::EccNistP256, &[0x31, 0x00]).is_err());
+    }
 }
