@@ -211,5 +211,95 @@ fn kwp_under_both_numbers_and_ctr_wrap(which: Which) {
     r.finalize();
 }
 
+/// A failed C_EncryptUpdate or C_SignUpdate ends its operation (the
+/// spec's rule; SoftHSM 2.6 keeps the operation, so ours only).
+fn failed_updates_end_key_operations(which: Which) {
+    let _g = exclusive();
+    let r = raw(which);
+    r.init();
+    let h = user(&r, "updates");
+    let key = aes_key(&r, h, false, false);
+    let mut ecb = CK_MECHANISM {
+        mechanism: CKM_AES_ECB,
+        pParameter: null_mut(),
+        ulParameterLen: 0,
+    };
+    assert_eq!(call!(r, C_EncryptInit(h, &mut ecb, key)), CKR_OK);
+    let mut out = [0u8; 64];
+    let mut len: CK_ULONG = 64;
+    assert_eq!(
+        call!(
+            r,
+            C_EncryptUpdate(h, null_mut(), 16, out.as_mut_ptr(), &mut len)
+        ),
+        CKR_ARGUMENTS_BAD
+    );
+    len = 64;
+    assert_eq!(
+        call!(r, C_EncryptFinal(h, out.as_mut_ptr(), &mut len)),
+        CKR_OPERATION_NOT_INITIALIZED
+    );
+    // Same for a digest-then-sign mechanism.
+    let mut len_attr: CK_ULONG = 32;
+    let mut yes: CK_BBOOL = CK_TRUE;
+    let attr = |type_, p: *mut c_void, n: usize| CK_ATTRIBUTE {
+        type_,
+        pValue: p,
+        ulValueLen: n as CK_ULONG,
+    };
+    let mut template = [
+        attr(
+            CKA_VALUE_LEN,
+            &mut len_attr as *mut _ as *mut c_void,
+            std::mem::size_of::<CK_ULONG>(),
+        ),
+        attr(CKA_SIGN, &mut yes as *mut _ as *mut c_void, 1),
+    ];
+    let mut gen = CK_MECHANISM {
+        mechanism: CKM_GENERIC_SECRET_KEY_GEN,
+        pParameter: null_mut(),
+        ulParameterLen: 0,
+    };
+    let mut mac_key = 0;
+    assert_eq!(
+        call!(
+            r,
+            C_GenerateKey(
+                h,
+                &mut gen,
+                template.as_mut_ptr(),
+                template.len() as _,
+                &mut mac_key
+            )
+        ),
+        CKR_OK
+    );
+    let mut hmac = CK_MECHANISM {
+        mechanism: CKM_SHA256_HMAC,
+        pParameter: null_mut(),
+        ulParameterLen: 0,
+    };
+    assert_eq!(call!(r, C_SignInit(h, &mut hmac, mac_key)), CKR_OK);
+    assert_eq!(call!(r, C_SignUpdate(h, null_mut(), 3)), CKR_ARGUMENTS_BAD);
+    len = 64;
+    assert_eq!(
+        call!(r, C_SignFinal(h, out.as_mut_ptr(), &mut len)),
+        CKR_OPERATION_NOT_INITIALIZED
+    );
+    // A short buffer keeps it: the size comes back, then the signature.
+    assert_eq!(call!(r, C_SignInit(h, &mut hmac, mac_key)), CKR_OK);
+    len = 4;
+    assert_eq!(
+        call!(r, C_SignFinal(h, out.as_mut_ptr(), &mut len)),
+        CKR_BUFFER_TOO_SMALL
+    );
+    assert_eq!(len, 32);
+    assert_eq!(call!(r, C_SignFinal(h, out.as_mut_ptr(), &mut len)), CKR_OK);
+    r.finalize();
+}
+
 with_keys!(aes_ctr_is_ecb_keystream);
-ours_only_embedded!(kwp_under_both_numbers_and_ctr_wrap);
+ours_only_embedded!(
+    kwp_under_both_numbers_and_ctr_wrap,
+    failed_updates_end_key_operations
+);
