@@ -141,6 +141,10 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let pass = dir.path().join("pass");
     std::fs::write(&pass, "benchmark passphrase\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let conf = dir.path().join("tinfoil.toml");
     std::fs::write(
         &conf,

@@ -2,16 +2,9 @@
 //! variable `TINFOIL_PKCS11_CONFIG`.
 //!
 //! ```toml
-//! backend = "embedded"            # or "daemon", or "memory" (tests only)
+//! backend = "embedded"            # or "memory" (tests only, not persistent)
 //! data_dir = "/var/lib/tinfoil"   # created and initialised on first use
 //! passphrase_file = "/etc/tinfoil/passphrase"
-//! ```
-//!
-//! or, to reach tinfoild over its Unix socket:
-//!
-//! ```toml
-//! backend = "daemon"
-//! endpoint = "unix:/run/tinfoil/tinfoil.sock"
 //! ```
 
 use std::path::PathBuf;
@@ -45,11 +38,6 @@ pub enum Config {
     },
     /// A non-persistent store for tests, without key mechanisms.
     Memory {},
-    /// tinfoild over gRPC: key material stays in the daemon.
-    Daemon {
-        /// Where tinfoild listens: `unix:PATH`.
-        endpoint: String,
-    },
 }
 
 impl Config {

@@ -515,3 +515,21 @@ fn tinfoil_failed_update_ends_the_operation() {
     );
     r.finalize();
 }
+
+/// The store's passphrase file must be private: one that group or others
+/// can read is refused with CKR_GENERAL_ERROR (and a message on stderr).
+#[test]
+fn tinfoil_embedded_refuses_a_passphrase_file_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let _g = exclusive();
+    let r = raw(Which::Embedded);
+    let conf = std::path::PathBuf::from(std::env::var_os("TINFOIL_PKCS11_CONFIG").unwrap());
+    let pass = conf.with_file_name("passphrase");
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(call!(r, C_Initialize(null_mut())), CKR_GENERAL_ERROR);
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert_eq!(call!(r, C_Initialize(null_mut())), CKR_GENERAL_ERROR);
+    common::restrict(&pass);
+    r.init();
+    r.finalize();
+}

@@ -73,6 +73,17 @@ fn read_passphrase(path: &Path) -> Result<SecretString> {
             path.display()
         ))
     })?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(Pkcs11Error::General(format!(
+                "passphrase file {} is readable or writable by group or others (mode {mode:o}); \
+                 restrict it with chmod 600",
+                path.display()
+            )));
+        }
+    }
     if meta.len() > MAX_PASSPHRASE_FILE {
         return Err(Pkcs11Error::General(format!(
             "passphrase file {} is too large",

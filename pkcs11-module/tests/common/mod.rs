@@ -110,6 +110,7 @@ pub fn configure(which: Which) -> (tempfile::TempDir, PathBuf) {
 pub fn write_embedded_config(dir: &std::path::Path) {
     let pass = dir.join("passphrase");
     std::fs::write(&pass, "a passphrase for tests\n").unwrap();
+    restrict(&pass);
     let conf = dir.join("tinfoil.toml");
     std::fs::write(
         &conf,
@@ -121,6 +122,13 @@ pub fn write_embedded_config(dir: &std::path::Path) {
     )
     .unwrap();
     std::env::set_var("TINFOIL_PKCS11_CONFIG", &conf);
+}
+
+/// Makes a file readable by its owner only (the module refuses a
+/// passphrase file others can read).
+pub fn restrict(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 /// Takes the per-process lock (a panicking test must not wedge the rest).
