@@ -1,5 +1,6 @@
-//! Compiles proto/tinfoil/v1/kms.proto with protox (pure Rust, no system
-//! protoc) and generates the prost messages and tonic client and server.
+//! Compiles proto/tinfoil/v1/kms.proto and pkcs11.proto with protox (pure
+//! Rust, no system protoc) and generates the prost messages and tonic
+//! clients and servers.
 
 use std::path::PathBuf;
 
@@ -15,12 +16,29 @@ const REDACTED: &[&str] = &[
     ".tinfoil.v1.GenerateMacRequest",
     ".tinfoil.v1.VerifyMacRequest",
     ".tinfoil.v1.GenerateDataKeyPairResponse",
+    ".tinfoil.v1.P11InitTokenRequest",
+    ".tinfoil.v1.P11LoginRequest",
+    ".tinfoil.v1.P11InitPinRequest",
+    ".tinfoil.v1.P11SetPinRequest",
+    ".tinfoil.v1.P11BytesResponse",
+    ".tinfoil.v1.P11ImportSecretKeyRequest",
+    ".tinfoil.v1.P11HmacRequest",
+    ".tinfoil.v1.P11HmacVerifyRequest",
+    ".tinfoil.v1.P11AesRequest",
+    ".tinfoil.v1.P11RsaOaepRequest",
+    ".tinfoil.v1.P11SignRequest",
+    ".tinfoil.v1.P11VerifyRequest",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto = "proto/tinfoil/v1/kms.proto";
-    println!("cargo:rerun-if-changed={proto}");
-    let fds = protox::compile([proto], ["proto"])?;
+    let protos = [
+        "proto/tinfoil/v1/kms.proto",
+        "proto/tinfoil/v1/pkcs11.proto",
+    ];
+    for proto in protos {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let fds = protox::compile(protos, ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(
         out.join("tinfoil_v1_descriptor.bin"),

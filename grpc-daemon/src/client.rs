@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use hyper_util::rt::TokioIo;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri};
 
 /// The environment variable naming the default endpoint.
@@ -106,16 +105,7 @@ pub async fn connect(endpoint: &str, tls: &ClientTls) -> Result<Channel, ClientE
         if path.is_empty() {
             return Err(ClientError::BadEndpoint(endpoint.into()));
         }
-        let path = PathBuf::from(path);
-        // The URI is a placeholder: the connector below ignores it.
-        return Endpoint::from_static("http://tinfoild.local")
-            .connect_with_connector(tower::service_fn(move |_: Uri| {
-                let path = path.clone();
-                async move {
-                    let stream = tokio::net::UnixStream::connect(path).await?;
-                    Ok::<_, std::io::Error>(TokioIo::new(stream))
-                }
-            }))
+        return tinfoil_proto::unix::connect(PathBuf::from(path))
             .await
             .map_err(connect_err);
     }

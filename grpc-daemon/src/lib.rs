@@ -3,6 +3,8 @@
 //!
 //! - [`service`]: the `tinfoil.v1.KeyManagement` implementation over [`hsm_core::Hsm`],
 //!   every call on the blocking pool.
+//! - [`pkcs11_service`]: `tinfoil.v1.Pkcs11Backend`, the PKCS#11 module's
+//!   `daemon` backend, over the same store and machinery.
 //! - [`status`]: the one mapping of hsm-core errors to gRPC statuses.
 //! - [`server`]: listeners (Unix socket, TLS or loopback TCP), health,
 //!   reflection, request limits, background ticks and graceful shutdown.
@@ -20,6 +22,7 @@ pub mod config;
 mod convert;
 pub mod error;
 pub mod passphrase;
+pub mod pkcs11_service;
 pub mod pool;
 pub mod render;
 pub mod server;

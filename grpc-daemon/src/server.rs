@@ -1,4 +1,4 @@
-//! Serving: the KeyManagement service with health and reflection, on a Unix
+//! Serving: the KeyManagement and Pkcs11Backend services with health and reflection, on a Unix
 //! socket (mode 0600) or TCP (TLS, or plain on loopback when explicitly
 //! allowed), with request limits, background ticks and graceful shutdown.
 
@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use hsm_core::Hsm;
 use tinfoil_proto::v1::key_management_server::KeyManagementServer;
+use tinfoil_proto::v1::pkcs11_backend_server::Pkcs11BackendServer;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::codegen::http;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::config::{Listen, Settings};
+use crate::pkcs11_service::Pkcs11Service;
 use crate::pool::CryptoPool;
 use crate::service::{CallLimits, KmsService};
 use crate::DaemonError;
@@ -144,13 +146,20 @@ pub async fn serve(
     let pool = Arc::new(
         CryptoPool::new(threads).map_err(|e| DaemonError::io("starting the crypto pool", e))?,
     );
-    let kms = KeyManagementServer::new(KmsService::new(Arc::clone(&hsm), limits, pool))
+    let kms_service = KmsService::new(Arc::clone(&hsm), limits, pool);
+    let pkcs11 = Pkcs11BackendServer::new(Pkcs11Service::new(kms_service.clone()))
+        .max_decoding_message_size(settings.max_message_bytes)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES.max(settings.max_message_bytes));
+    let kms = KeyManagementServer::new(kms_service)
         .max_decoding_message_size(settings.max_message_bytes)
         .max_encoding_message_size(MAX_RESPONSE_BYTES.max(settings.max_message_bytes));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<KeyManagementServer<KmsService>>()
+        .await;
+    health
+        .set_serving::<Pkcs11BackendServer<Pkcs11Service>>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(tinfoil_proto::FILE_DESCRIPTOR_SET)
@@ -184,7 +193,8 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(kms);
+        .add_service(kms)
+        .add_service(pkcs11);
 
     let ticker = tokio::spawn(tick_loop(Arc::clone(&hsm), settings.tick_interval));
     let stop = {
@@ -194,6 +204,9 @@ pub async fn serve(
             tracing::info!("shutting down: finishing in-flight calls");
             health
                 .set_not_serving::<KeyManagementServer<KmsService>>()
+                .await;
+            health
+                .set_not_serving::<Pkcs11BackendServer<Pkcs11Service>>()
                 .await;
         }
     };

@@ -2,9 +2,16 @@
 //! variable `TINFOIL_PKCS11_CONFIG`.
 //!
 //! ```toml
-//! backend = "embedded"            # or "memory" (tests only, not persistent)
+//! backend = "embedded"            # or "daemon", or "memory" (tests only)
 //! data_dir = "/var/lib/tinfoil"   # created and initialised on first use
 //! passphrase_file = "/etc/tinfoil/passphrase"
+//! ```
+//!
+//! or, to reach tinfoild over its Unix socket:
+//!
+//! ```toml
+//! backend = "daemon"
+//! endpoint = "unix:/run/tinfoil/tinfoil.sock"
 //! ```
 
 use std::path::PathBuf;
@@ -38,6 +45,11 @@ pub enum Config {
     },
     /// A non-persistent store for tests, without key mechanisms.
     Memory {},
+    /// tinfoild over gRPC: key material stays in the daemon.
+    Daemon {
+        /// Where tinfoild listens: `unix:PATH`.
+        endpoint: String,
+    },
 }
 
 impl Config {

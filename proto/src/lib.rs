@@ -1,6 +1,8 @@
-//! The `tinfoil.v1` gRPC contract: prost messages, the tonic client and
-//! server of `KeyManagement`, and the encoded file descriptor set (for
-//! server reflection and proto3 JSON rendering).
+//! The `tinfoil.v1` gRPC contract: prost messages, the tonic clients and
+//! servers of `KeyManagement` and `Pkcs11Backend`, and the encoded file
+//! descriptor set (for server reflection and proto3 JSON rendering).
+//! With the `unix-client` feature, [`unix::connect`] opens a channel to
+//! tinfoild's Unix socket (the CLI and the PKCS#11 module share it).
 //!
 //! Messages that carry plaintext or key material print redacted `Debug`
 //! output (see [`v1`] and `redact.rs`).
@@ -9,8 +11,11 @@
 #![warn(missing_docs)]
 
 mod redact;
+#[cfg(feature = "unix-client")]
+pub mod unix;
 
-/// Package `tinfoil.v1`, generated from `proto/tinfoil/v1/kms.proto`.
+/// Package `tinfoil.v1`, generated from `proto/tinfoil/v1/kms.proto` and
+/// `pkcs11.proto`.
 #[allow(
     missing_docs,
     clippy::doc_lazy_continuation,
@@ -27,6 +32,16 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 /// The fully qualified gRPC service name.
 pub const SERVICE_NAME: &str = "tinfoil.v1.KeyManagement";
+
+/// The fully qualified gRPC name of the PKCS#11 backend service.
+pub const PKCS11_SERVICE_NAME: &str = "tinfoil.v1.Pkcs11Backend";
+
+/// The `google.rpc.ErrorInfo` reason of errors of the PKCS#11 backend
+/// service; its metadata [`CKR_METADATA_KEY`] holds the `CK_RV` in decimal.
+pub const PKCS11_ERROR_REASON: &str = "Pkcs11Exception";
+
+/// The ErrorInfo metadata key holding a PKCS#11 error's `CK_RV`.
+pub const CKR_METADATA_KEY: &str = "ckr";
 
 /// The `google.rpc.ErrorInfo` domain every tinfoil error carries.
 pub const ERROR_DOMAIN: &str = "tinfoil.v1";

@@ -136,3 +136,51 @@ mod tests {
         assert!(!text.contains("171"), "{text}");
     }
 }
+
+/// `Debug` for PKCS#11 backend messages that carry PINs, key values, data
+/// or signatures: the type name only.
+macro_rules! opaque_debug {
+    ($($name:ident),+ $(,)?) => {$(
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+    )+};
+}
+
+opaque_debug!(
+    P11InitTokenRequest,
+    P11LoginRequest,
+    P11InitPinRequest,
+    P11SetPinRequest,
+    P11BytesResponse,
+    P11ImportSecretKeyRequest,
+    P11HmacRequest,
+    P11HmacVerifyRequest,
+    P11AesRequest,
+    P11RsaOaepRequest,
+    P11SignRequest,
+    P11VerifyRequest,
+);
+
+#[cfg(test)]
+mod p11_tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_pkcs11_messages_shows_no_pin_or_data() {
+        let login = P11LoginRequest {
+            token: "t".into(),
+            user: 0,
+            pin: b"pin-4711".to_vec(),
+        };
+        let text = format!("{login:?}");
+        assert!(text.starts_with("P11LoginRequest"), "{text}");
+        assert!(!text.contains("112"), "{text}");
+        let out = P11BytesResponse {
+            data: vec![0xAB; 4],
+        };
+        assert!(!format!("{out:?}").contains("171"));
+    }
+}

@@ -102,16 +102,35 @@ impl KmsService {
         F: FnOnce(&Hsm) -> core::Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        let hsm = Arc::clone(&self.hsm);
+        self.run_job(lane, op, move || f(&hsm), status::from_core)
+            .await
+    }
+
+    /// Runs `job` in `lane` under the call limits (permit, deadline); its
+    /// error becomes a status through `to_status`, one of [`status`]'s
+    /// mappings. Other services of the daemon share the machinery this way.
+    pub(crate) async fn run_job<T, E, F>(
+        &self,
+        lane: Lane,
+        op: &'static str,
+        job: F,
+        to_status: impl FnOnce(E) -> Status,
+    ) -> Result<Response<T>, Status>
+    where
+        F: FnOnce() -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
         let permit = Arc::clone(&self.in_flight)
             .try_acquire_owned()
             .map_err(|_| {
                 tracing::warn!(op, "refused: too many calls in flight");
                 status::overloaded(self.limits.max_in_flight)
             })?;
-        let hsm = Arc::clone(&self.hsm);
         let job = move || {
             let _permit = permit;
-            f(&hsm)
+            job()
         };
         let task = async {
             match lane {
@@ -131,14 +150,20 @@ impl KmsService {
                 Err(status::internal_task_failure())
             }
             Ok(Ok(Err(err))) => {
-                tracing::debug!(op, reason = err.kms_name(), "refused");
-                Err(status::from_core(err))
+                let status = to_status(err);
+                tracing::debug!(op, reason = ?status::reason_of(&status), "refused");
+                Err(status)
             }
             Ok(Ok(Ok(value))) => {
                 tracing::debug!(op, "ok");
                 Ok(Response::new(value))
             }
         }
+    }
+
+    /// The store this service serves.
+    pub(crate) fn hsm(&self) -> &Arc<Hsm> {
+        &self.hsm
     }
 }
 

@@ -4,8 +4,8 @@
 //! object attributes and a backend key reference, and ask the backend for
 //! every cryptographic operation. Two backends exist: `memory` (a
 //! non-persistent store for the module's own tests, with no key
-//! mechanisms) and `embedded` (hsm-core in-process). A `daemon` backend
-//! (tinfoild over gRPC) fits the same trait: every method is one request.
+//! mechanisms), `embedded` (hsm-core in-process) and `daemon` (tinfoild
+//! over gRPC: every method is one request).
 
 use std::collections::BTreeMap;
 
@@ -13,6 +13,7 @@ use cryptoki_sys::*;
 
 use crate::error::{ckr, Result};
 
+pub mod daemon;
 pub mod embedded;
 pub mod memory;
 
@@ -252,6 +253,9 @@ pub fn open(config: &crate::config::Config) -> Result<Box<dyn Backend>> {
         crate::config::Config::Memory {} => Ok(Box::new(memory::MemoryBackend::new())),
         crate::config::Config::Embedded { .. } => {
             Ok(Box::new(embedded::EmbeddedBackend::open(config)?))
+        }
+        crate::config::Config::Daemon { endpoint } => {
+            Ok(Box::new(daemon::DaemonBackend::connect(endpoint)?))
         }
     }
 }

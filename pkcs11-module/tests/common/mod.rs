@@ -14,6 +14,7 @@ macro_rules! call {
     };
 }
 
+pub mod daemon;
 pub mod raw;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -39,6 +40,8 @@ pub enum Which {
     Embedded,
     /// SoftHSM2, the control.
     SoftHsm,
+    /// libtinfoil_pkcs11.so on the daemon backend, with a real tinfoild.
+    Daemon,
 }
 
 /// The directory holding the test binary's build outputs (target/debug).
@@ -84,6 +87,17 @@ pub fn configure(which: Which) -> (tempfile::TempDir, PathBuf) {
         }
         Which::Embedded => {
             write_embedded_config(dir.path());
+            tinfoil_path()
+        }
+        Which::Daemon => {
+            let endpoint = daemon::start(dir.path());
+            let conf = dir.path().join("tinfoil.toml");
+            std::fs::write(
+                &conf,
+                format!("backend = \"daemon\"\nendpoint = \"{endpoint}\"\n"),
+            )
+            .unwrap();
+            std::env::set_var("TINFOIL_PKCS11_CONFIG", &conf);
             tinfoil_path()
         }
         Which::SoftHsm => {
@@ -156,6 +170,7 @@ impl Drop for Loaded {
         // Our module stays mapped after dlclose (-z nodelete), so finalise
         // explicitly for the next test, even after a failed assertion.
         let _ = self.p11.clone().finalize();
+        daemon::stop();
     }
 }
 
@@ -195,7 +210,8 @@ impl Loaded {
 }
 
 /// Expands to one #[test] per module for a case `fn(Which)`: our module
-/// on the memory and the embedded backend, and SoftHSM2 as the control.
+/// on the memory, the embedded and the daemon backend, and SoftHSM2 as
+/// the control.
 #[macro_export]
 macro_rules! against_both {
     ($($case:ident),* $(,)?) => {
@@ -210,6 +226,10 @@ macro_rules! against_both {
                     super::$case(super::common::Which::Embedded)
                 }
                 #[test]
+                fn tinfoil_daemon() {
+                    super::$case(super::common::Which::Daemon)
+                }
+                #[test]
                 fn softhsm_control() {
                     super::$case(super::common::Which::SoftHsm)
                 }
@@ -219,7 +239,7 @@ macro_rules! against_both {
 }
 
 /// Like `against_both!`, for cases that need key mechanisms: our module
-/// on the embedded backend and SoftHSM2.
+/// on the embedded and the daemon backend, and SoftHSM2.
 #[macro_export]
 macro_rules! with_keys {
     ($($case:ident),* $(,)?) => {
@@ -228,6 +248,10 @@ macro_rules! with_keys {
                 #[test]
                 fn tinfoil_embedded() {
                     super::$case(super::common::Which::Embedded)
+                }
+                #[test]
+                fn tinfoil_daemon() {
+                    super::$case(super::common::Which::Daemon)
                 }
                 #[test]
                 fn softhsm_control() {
@@ -239,7 +263,7 @@ macro_rules! with_keys {
 }
 
 /// For cases SoftHSM 2.6 cannot serve as a control (it lacks the feature
-/// or crashes): our module on both backends.
+/// or crashes): our module on every backend.
 #[macro_export]
 macro_rules! ours_only {
     ($($case:ident),* $(,)?) => {
@@ -253,13 +277,17 @@ macro_rules! ours_only {
                 fn tinfoil_embedded() {
                     super::$case(super::common::Which::Embedded)
                 }
+                #[test]
+                fn tinfoil_daemon() {
+                    super::$case(super::common::Which::Daemon)
+                }
             }
         )*
     };
 }
 
 /// For cases of our module's key mechanisms that SoftHSM 2.6 lacks: the
-/// embedded backend only.
+/// embedded and the daemon backend.
 #[macro_export]
 macro_rules! ours_only_embedded {
     ($($case:ident),* $(,)?) => {
@@ -268,6 +296,10 @@ macro_rules! ours_only_embedded {
                 #[test]
                 fn tinfoil_embedded() {
                     super::$case(super::common::Which::Embedded)
+                }
+                #[test]
+                fn tinfoil_daemon() {
+                    super::$case(super::common::Which::Daemon)
                 }
             }
         )*

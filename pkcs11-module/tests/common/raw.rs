@@ -37,6 +37,7 @@ impl Drop for Raw {
         if let Some(finalize) = self.f.C_Finalize {
             unsafe { finalize(null_mut()) };
         }
+        super::daemon::stop();
     }
 }
 

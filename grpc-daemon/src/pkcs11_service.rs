@@ -1,0 +1,410 @@
+//! `tinfoil.v1.Pkcs11Backend`: the storage and crypto side of the PKCS#11
+//! module's `daemon` backend.
+//!
+//! Each RPC is one method of the module's `Backend` trait, answered by the
+//! module's own embedded backend over the daemon's store
+//! ([`EmbeddedBackend::over_hsm`]): the same hsm-core calls, object
+//! synthesis and `CK_RV` mapping as `backend = "embedded"`, with session
+//! keys held here. Calls run through the KeyManagement service's machinery
+//! (permits, per-call deadline, crypto pool or blocking pool); errors
+//! become statuses through [`status::from_pkcs11`].
+
+use std::sync::Arc;
+
+use tinfoil_pkcs11::backend::daemon::wire;
+use tinfoil_pkcs11::backend::embedded::EmbeddedBackend;
+use tinfoil_pkcs11::backend::Backend;
+use tinfoil_pkcs11::Pkcs11Error;
+use tinfoil_proto::v1 as pb;
+use tinfoil_proto::v1::pkcs11_backend_server::Pkcs11Backend;
+use tonic::{Request, Response, Status};
+use zeroize::Zeroizing;
+
+use crate::service::{KmsService, Lane};
+use crate::status;
+
+/// Largest C_GenerateRandom served in one call, in bytes.
+const MAX_RANDOM: usize = 1 << 20;
+
+/// The PKCS#11 backend service: a cheap handle, clone freely.
+#[derive(Clone)]
+pub struct Pkcs11Service {
+    kms: KmsService,
+    backend: Arc<EmbeddedBackend>,
+}
+
+impl std::fmt::Debug for Pkcs11Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pkcs11Service").finish_non_exhaustive()
+    }
+}
+
+impl Pkcs11Service {
+    /// A service over the store of `kms`, sharing its limits and pool.
+    pub fn new(kms: KmsService) -> Self {
+        let backend = Arc::new(EmbeddedBackend::over_hsm(Arc::clone(kms.hsm())));
+        Pkcs11Service { kms, backend }
+    }
+
+    async fn run<T, F>(&self, lane: Lane, op: &'static str, f: F) -> Result<Response<T>, Status>
+    where
+        F: FnOnce(&EmbeddedBackend) -> tinfoil_pkcs11::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let backend = Arc::clone(&self.backend);
+        self.kms
+            .run_job(lane, op, move || f(&backend), status::from_pkcs11)
+            .await
+    }
+}
+
+fn len(value: u32) -> usize {
+    value as usize
+}
+
+#[tonic::async_trait]
+impl Pkcs11Backend for Pkcs11Service {
+    async fn tokens(
+        &self,
+        _request: Request<pb::P11TokensRequest>,
+    ) -> Result<Response<pb::P11TokensResponse>, Status> {
+        self.run(Lane::Fast, "P11Tokens", |b| {
+            let tokens = b
+                .tokens()?
+                .into_iter()
+                .map(|t| pb::P11Token {
+                    serial: t.serial,
+                    label: t.label,
+                    user_pin_initialized: t.user_pin_initialized,
+                    // CK_FLAGS is a C unsigned long: u64 here, u32 elsewhere.
+                    #[allow(clippy::unnecessary_cast)]
+                    pin_flags: t.pin_flags as u64,
+                })
+                .collect();
+            Ok(pb::P11TokensResponse { tokens })
+        })
+        .await
+    }
+
+    async fn init_token(
+        &self,
+        request: Request<pb::P11InitTokenRequest>,
+    ) -> Result<Response<pb::P11InitTokenResponse>, Status> {
+        let r = request.into_inner();
+        let so_pin = Zeroizing::new(r.so_pin);
+        self.run(Lane::Slow, "P11InitToken", move |b| {
+            let serial = b.init_token(r.existing.as_deref(), &r.label, &so_pin)?;
+            Ok(pb::P11InitTokenResponse { serial })
+        })
+        .await
+    }
+
+    async fn login(
+        &self,
+        request: Request<pb::P11LoginRequest>,
+    ) -> Result<Response<pb::P11Empty>, Status> {
+        let r = request.into_inner();
+        let pin = Zeroizing::new(r.pin);
+        self.run(Lane::Slow, "P11Login", move |b| {
+            b.login(&r.token, wire::user_from_wire(r.user)?, &pin)?;
+            Ok(pb::P11Empty {})
+        })
+        .await
+    }
+
+    async fn init_pin(
+        &self,
+        request: Request<pb::P11InitPinRequest>,
+    ) -> Result<Response<pb::P11Empty>, Status> {
+        let r = request.into_inner();
+        let pin = Zeroizing::new(r.pin);
+        self.run(Lane::Slow, "P11InitPin", move |b| {
+            b.init_pin(&r.token, &pin)?;
+            Ok(pb::P11Empty {})
+        })
+        .await
+    }
+
+    async fn set_pin(
+        &self,
+        request: Request<pb::P11SetPinRequest>,
+    ) -> Result<Response<pb::P11Empty>, Status> {
+        let r = request.into_inner();
+        let old = Zeroizing::new(r.old_pin);
+        let new = Zeroizing::new(r.new_pin);
+        self.run(Lane::Slow, "P11SetPin", move |b| {
+            b.set_pin(&r.token, wire::user_from_wire(r.user)?, &old, &new)?;
+            Ok(pb::P11Empty {})
+        })
+        .await
+    }
+
+    async fn load_objects(
+        &self,
+        request: Request<pb::P11TokenRequest>,
+    ) -> Result<Response<pb::P11LoadObjectsResponse>, Status> {
+        let r = request.into_inner();
+        self.run(Lane::Fast, "P11LoadObjects", move |b| {
+            let objects = b
+                .load_objects(&r.token)?
+                .into_iter()
+                .map(|o| pb::P11Object {
+                    id: o.id,
+                    attrs: tinfoil_pkcs11::attrs::encode(&o.attrs),
+                    key: o.key.as_ref().map(wire::key_to_wire),
+                })
+                .collect();
+            Ok(pb::P11LoadObjectsResponse { objects })
+        })
+        .await
+    }
+
+    async fn store_object(
+        &self,
+        request: Request<pb::P11StoreObjectRequest>,
+    ) -> Result<Response<pb::P11ObjectIdResponse>, Status> {
+        let r = request.into_inner();
+        self.run(Lane::Fast, "P11StoreObject", move |b| {
+            let attrs = tinfoil_pkcs11::attrs::decode(&r.attrs)?;
+            let key = r.key.map(|k| wire::key_from_wire(Some(k))).transpose()?;
+            let id = b.store_object(&r.token, &attrs, key.as_ref())?;
+            Ok(pb::P11ObjectIdResponse { id })
+        })
+        .await
+    }
+
+    async fn update_object(
+        &self,
+        request: Request<pb::P11UpdateObjectRequest>,
+    ) -> Result<Response<pb::P11Empty>, Status> {
+        let r = request.into_inner();
+        self.run(Lane::Fast, "P11UpdateObject", move |b| {
+            let attrs = tinfoil_pkcs11::attrs::decode(&r.attrs)?;
+            b.update_object(&r.token, &r.id, &attrs)?;
+            Ok(pb::P11Empty {})
+        })
+        .await
+    }
+
+    async fn destroy_object(
+        &self,
+        request: Request<pb::P11ObjectRequest>,
+    ) -> Result<Response<pb::P11Empty>, Status> {
+        let r = request.into_inner();
+        self.run(Lane::Fast, "P11DestroyObject", move |b| {
+            b.destroy_object(&r.token, &r.id)?;
+            Ok(pb::P11Empty {})
+        })
+        .await
+    }
+
+    async fn generate_random(
+        &self,
+        request: Request<pb::P11GenerateRandomRequest>,
+    ) -> Result<Response<pb::P11BytesResponse>, Status> {
+        let n = len(request.into_inner().len);
+        self.run(Lane::Fast, "P11GenerateRandom", move |b| {
+            if n > MAX_RANDOM {
+                return Err(Pkcs11Error::ArgumentsBad(
+                    "at most 1 MiB of random per call",
+                ));
+            }
+            let mut data = vec![0u8; n];
+            b.generate_random(&mut data)?;
+            Ok(pb::P11BytesResponse { data })
+        })
+        .await
+    }
+
+    async fn generate_secret_key(
+        &self,
+        request: Request<pb::P11GenerateSecretKeyRequest>,
+    ) -> Result<Response<pb::P11KeyHandle>, Status> {
+        let r = request.into_inner();
+        self.run(Lane::Fast, "P11GenerateSecretKey", move |b| {
+            let key =
+                b.generate_secret_key(r.token_label.as_deref(), r.aes, len(r.len), r.extractable)?;
+            Ok(wire::key_to_wire(&key))
+        })
+        .await
+    }
+
+    async fn import_secret_key(
+        &self,
+        request: Request<pb::P11ImportSecretKeyRequest>,
+    ) -> Result<Response<pb::P11KeyHandle>, Status> {
+        let r = request.into_inner();
+        let value = Zeroizing::new(r.value);
+        self.run(Lane::Fast, "P11ImportSecretKey", move |b| {
+            let key =
+                b.import_secret_key(r.token_label.as_deref(), r.aes, &value, r.extractable)?;
+            Ok(wire::key_to_wire(&key))
+        })
+        .await
+    }
+
+    async fn hmac(
+        &self,
+        request: Request<pb::P11HmacRequest>,
+    ) -> Result<Response<pb::P11BytesResponse>, Status> {
+        let r = request.into_inner();
+        let data = Zeroizing::new(r.data);
+        self.run(Lane::Fast, "P11Hmac", move |b| {
+            let key = wire::key_from_wire(r.key)?;
+            let data = b.hmac(&key, len(r.hash_len), &data)?;
+            Ok(pb::P11BytesResponse { data })
+        })
+        .await
+    }
+
+    async fn hmac_verify(
+        &self,
+        request: Request<pb::P11HmacVerifyRequest>,
+    ) -> Result<Response<pb::P11BoolResponse>, Status> {
+        let r = request.into_inner();
+        let data = Zeroizing::new(r.data);
+        self.run(Lane::Fast, "P11HmacVerify", move |b| {
+            let key = wire::key_from_wire(r.key)?;
+            let ok = b.hmac_verify(&key, len(r.hash_len), &data, &r.mac)?;
+            Ok(pb::P11BoolResponse { ok })
+        })
+        .await
+    }
+
+    async fn destroy_key(
+        &self,
+        request: Request<pb::P11KeyHandle>,
+    ) -> Result<Response<pb::P11Empty>, Status> {
+        let r = request.into_inner();
+        self.run(Lane::Fast, "P11DestroyKey", move |b| {
+            b.destroy_key(&wire::key_from_wire(Some(r))?)?;
+            Ok(pb::P11Empty {})
+        })
+        .await
+    }
+
+    async fn secret_len(
+        &self,
+        request: Request<pb::P11KeyHandle>,
+    ) -> Result<Response<pb::P11LenResponse>, Status> {
+        let r = request.into_inner();
+        self.run(Lane::Fast, "P11SecretLen", move |b| {
+            let n = b.secret_len(&wire::key_from_wire(Some(r))?)?;
+            Ok(pb::P11LenResponse { len: n as u64 })
+        })
+        .await
+    }
+
+    async fn aes(
+        &self,
+        request: Request<pb::P11AesRequest>,
+    ) -> Result<Response<pb::P11BytesResponse>, Status> {
+        let r = request.into_inner();
+        let data = Zeroizing::new(r.data);
+        self.run(Lane::Fast, "P11Aes", move |b| {
+            let key = wire::key_from_wire(r.key)?;
+            let mode = wire::aes_from_wire(r.mode)?;
+            let mut out = b.aes(&key, &mode, r.encrypt, &data)?;
+            // Handed to tonic, which sends and frees it.
+            Ok(pb::P11BytesResponse {
+                data: std::mem::take(&mut *out),
+            })
+        })
+        .await
+    }
+
+    async fn rsa_oaep(
+        &self,
+        request: Request<pb::P11RsaOaepRequest>,
+    ) -> Result<Response<pb::P11BytesResponse>, Status> {
+        let r = request.into_inner();
+        let data = Zeroizing::new(r.data);
+        self.run(Lane::Fast, "P11RsaOaep", move |b| {
+            let key = wire::key_from_wire(r.key)?;
+            let mut out = b.rsa_oaep(&key, r.sha256, r.encrypt, &data)?;
+            Ok(pb::P11BytesResponse {
+                data: std::mem::take(&mut *out),
+            })
+        })
+        .await
+    }
+
+    async fn wrap(
+        &self,
+        request: Request<pb::P11WrapRequest>,
+    ) -> Result<Response<pb::P11BytesResponse>, Status> {
+        let r = request.into_inner();
+        self.run(Lane::Fast, "P11Wrap", move |b| {
+            let wrapping = wire::key_from_wire(r.wrapping)?;
+            let target = wire::key_from_wire(r.target)?;
+            let data = b.wrap(&wrapping, wire::wrap_from_wire(r.mode)?, &target)?;
+            Ok(pb::P11BytesResponse { data })
+        })
+        .await
+    }
+
+    async fn unwrap(
+        &self,
+        request: Request<pb::P11UnwrapRequest>,
+    ) -> Result<Response<pb::P11UnwrapResponse>, Status> {
+        let r = request.into_inner();
+        self.run(Lane::Fast, "P11Unwrap", move |b| {
+            let unwrapping = wire::key_from_wire(r.unwrapping)?;
+            let (key, n) = b.unwrap(
+                &unwrapping,
+                wire::wrap_from_wire(r.mode)?,
+                &r.wrapped,
+                r.token_label.as_deref(),
+                r.extractable,
+            )?;
+            Ok(pb::P11UnwrapResponse {
+                key: Some(wire::key_to_wire(&key)),
+                len: n as u64,
+            })
+        })
+        .await
+    }
+
+    async fn generate_key_pair(
+        &self,
+        request: Request<pb::P11GenerateKeyPairRequest>,
+    ) -> Result<Response<pb::P11GenerateKeyPairResponse>, Status> {
+        let r = request.into_inner();
+        self.run(Lane::Slow, "P11GenerateKeyPair", move |b| {
+            let spec = wire::spec_from_wire(&r.key_spec)?;
+            let usage = wire::usage_from_wire(&r.key_usage)?;
+            let (key, public_key) = b.generate_key_pair(&r.token_label, spec, usage)?;
+            Ok(pb::P11GenerateKeyPairResponse {
+                key: Some(wire::key_to_wire(&key)),
+                public_key,
+            })
+        })
+        .await
+    }
+
+    async fn sign(
+        &self,
+        request: Request<pb::P11SignRequest>,
+    ) -> Result<Response<pb::P11BytesResponse>, Status> {
+        let r = request.into_inner();
+        self.run(Lane::Fast, "P11Sign", move |b| {
+            let key = wire::key_from_wire(r.key)?;
+            let data = b.sign(&key, wire::sign_from_wire(r.how)?, &r.input)?;
+            Ok(pb::P11BytesResponse { data })
+        })
+        .await
+    }
+
+    async fn verify(
+        &self,
+        request: Request<pb::P11VerifyRequest>,
+    ) -> Result<Response<pb::P11BoolResponse>, Status> {
+        let r = request.into_inner();
+        self.run(Lane::Fast, "P11Verify", move |b| {
+            let key = wire::key_from_wire(r.key)?;
+            let ok = b.verify(&key, wire::sign_from_wire(r.how)?, &r.input, &r.signature)?;
+            Ok(pb::P11BoolResponse { ok })
+        })
+        .await
+    }
+}

@@ -1,0 +1,529 @@
+//! `backend = "daemon"`, `endpoint = "unix:PATH"`: every operation is one
+//! gRPC call to tinfoild's `tinfoil.v1.Pkcs11Backend`, so key material
+//! never enters the application's process.
+//!
+//! The module carries its own small tokio runtime (tonic's blocking-client
+//! pattern). Each call is spawned on that runtime and the calling thread
+//! waits on a plain channel, so it works from any thread, including a
+//! worker thread of the host application's own tokio runtime (where
+//! `block_on` would panic). The client is dropped before the runtime.
+//!
+//! tinfoild runs the embedded backend's code over its store, so tokens,
+//! objects and error codes are those of `backend = "embedded"`. Session
+//! keys live in the daemon. Anyone who can open the socket (mode 0600)
+//! can use the keys: the PIN is checked by this module, as with the
+//! KMS API on the same socket.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cryptoki_sys::*;
+use tinfoil_proto::v1 as pb;
+use tinfoil_proto::v1::pkcs11_backend_client::Pkcs11BackendClient;
+use tonic::transport::Channel;
+use zeroize::Zeroizing;
+
+use super::{
+    AesMode, Attributes, Backend, KeyHandle, KeySpec, KeyUsage, RawSign, StoredObject, TokenRecord,
+    UserKind, WrapMode,
+};
+use crate::attrs::{decode, encode};
+use crate::error::{ckr, Pkcs11Error, Result};
+
+pub mod wire;
+
+use wire::{error_from_status, key_from_wire, key_to_wire};
+
+/// How long one call may take (RSA-4096 key generation included).
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long connecting to the socket may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest message sent or received: the largest AES input plus framing.
+const MAX_MESSAGE: usize = hsm_core::mechanisms::MAX_AES_INPUT + (1 << 20);
+/// Largest C_GenerateRandom answered in one call.
+const MAX_RANDOM: usize = 1 << 20;
+
+/// The daemon backend: a tonic client and the runtime that drives it.
+pub struct DaemonBackend {
+    /// Dropped first (see `Drop`), while the runtime still runs.
+    client: Option<Pkcs11BackendClient<Channel>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    endpoint: String,
+}
+
+impl std::fmt::Debug for DaemonBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DaemonBackend")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DaemonBackend {
+    /// Starts the runtime and connects to `endpoint` (`unix:PATH`). A bad
+    /// endpoint or a daemon that does not answer is CKR_GENERAL_ERROR with
+    /// a message naming the endpoint (C_Initialize prints it).
+    pub fn connect(endpoint: &str) -> Result<DaemonBackend> {
+        let path = match endpoint.strip_prefix("unix:") {
+            Some(path) if !path.is_empty() => PathBuf::from(path),
+            _ => {
+                return Err(Pkcs11Error::General(format!(
+                    "bad endpoint {endpoint:?}: the daemon backend needs unix:PATH"
+                )))
+            }
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("tinfoil-pkcs11-rpc")
+            .enable_all()
+            .build()
+            .map_err(|e| Pkcs11Error::General(format!("cannot start the RPC runtime: {e}")))?;
+        let mut backend = DaemonBackend {
+            client: None,
+            runtime: Some(runtime),
+            endpoint: endpoint.to_string(),
+        };
+        let channel = backend
+            .on_runtime(async move {
+                tokio::time::timeout(CONNECT_TIMEOUT, tinfoil_proto::unix::connect(path)).await
+            })?
+            .map_err(|_| Pkcs11Error::General(format!("cannot connect to {endpoint}: timed out")))?
+            .map_err(|e| {
+                Pkcs11Error::General(format!(
+                    "cannot connect to {endpoint}: {} (is tinfoild running?)",
+                    chain(&e)
+                ))
+            })?;
+        backend.client = Some(
+            Pkcs11BackendClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        );
+        Ok(backend)
+    }
+
+    /// Runs `fut` on the module's runtime and waits for it on this thread.
+    fn on_runtime<T, F>(&self, fut: F) -> Result<T>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| Pkcs11Error::General("the RPC runtime is gone".into()))?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv()
+            .map_err(|_| Pkcs11Error::General("the RPC task ended without an answer".into()))
+    }
+
+    /// One unary call: `call` gets a client clone and the request.
+    fn call<Req, Resp, F, Fut>(&self, op: &'static str, request: Req, call: F) -> Result<Resp>
+    where
+        Req: Send + 'static,
+        Resp: Send + 'static,
+        F: FnOnce(Pkcs11BackendClient<Channel>, tonic::Request<Req>) -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>> + Send,
+    {
+        let client = self
+            .client
+            .clone()
+            .ok_or_else(|| Pkcs11Error::General("not connected".into()))?;
+        let mut request = tonic::Request::new(request);
+        request.set_timeout(CALL_TIMEOUT);
+        let answer = self.on_runtime(async move { call(client, request).await })?;
+        answer.map(tonic::Response::into_inner).map_err(|status| {
+            let err = error_from_status(&status);
+            if err.rv() == CKR_DEVICE_ERROR || err.rv() == CKR_GENERAL_ERROR {
+                // The application only sees the code: say what happened.
+                eprintln!(
+                    "libtinfoil_pkcs11: {op} via {}: {} ({:?})",
+                    self.endpoint,
+                    status.message().chars().take(200).collect::<String>(),
+                    status.code()
+                );
+            }
+            err
+        })
+    }
+}
+
+impl Drop for DaemonBackend {
+    fn drop(&mut self) {
+        // The client's connection task lives on the runtime: drop it first.
+        self.client.take();
+        if let Some(runtime) = self.runtime.take() {
+            // Dropping a runtime blocks, which tokio forbids on a thread of
+            // another runtime (C_Finalize from an async host): then let it
+            // wind down in the background.
+            if tokio::runtime::Handle::try_current().is_ok() {
+                runtime.shutdown_background();
+            } else {
+                drop(runtime);
+            }
+        }
+    }
+}
+
+/// An error and its sources, `: `-separated.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+fn u32_len(len: usize) -> Result<u32> {
+    u32::try_from(len).map_err(|_| Pkcs11Error::ArgumentsBad("length out of range"))
+}
+
+impl Backend for DaemonBackend {
+    fn name(&self) -> &'static str {
+        "daemon"
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        let r = self.call("Tokens", pb::P11TokensRequest {}, |mut c, r| async move {
+            c.tokens(r).await
+        })?;
+        Ok(r.tokens
+            .into_iter()
+            .map(|t| TokenRecord {
+                serial: t.serial,
+                label: t.label,
+                user_pin_initialized: t.user_pin_initialized,
+                // CK_FLAGS is a C unsigned long: u64 here, u32 elsewhere.
+                #[allow(clippy::unnecessary_cast)]
+                pin_flags: t.pin_flags as CK_FLAGS,
+            })
+            .collect())
+    }
+
+    fn init_token(&self, existing: Option<&str>, label: &str, so_pin: &[u8]) -> Result<String> {
+        let req = pb::P11InitTokenRequest {
+            existing: existing.map(str::to_string),
+            label: label.to_string(),
+            so_pin: so_pin.to_vec(),
+        };
+        let r = self.call(
+            "InitToken",
+            req,
+            |mut c, r| async move { c.init_token(r).await },
+        )?;
+        Ok(r.serial)
+    }
+
+    fn login(&self, token: &str, user: UserKind, pin: &[u8]) -> Result<()> {
+        let req = pb::P11LoginRequest {
+            token: token.to_string(),
+            user: wire::user_to_wire(user),
+            pin: pin.to_vec(),
+        };
+        self.call("Login", req, |mut c, r| async move { c.login(r).await })?;
+        Ok(())
+    }
+
+    fn init_pin(&self, token: &str, pin: &[u8]) -> Result<()> {
+        let req = pb::P11InitPinRequest {
+            token: token.to_string(),
+            pin: pin.to_vec(),
+        };
+        self.call(
+            "InitPin",
+            req,
+            |mut c, r| async move { c.init_pin(r).await },
+        )?;
+        Ok(())
+    }
+
+    fn set_pin(&self, token: &str, user: UserKind, old: &[u8], new: &[u8]) -> Result<()> {
+        let req = pb::P11SetPinRequest {
+            token: token.to_string(),
+            user: wire::user_to_wire(user),
+            old_pin: old.to_vec(),
+            new_pin: new.to_vec(),
+        };
+        self.call("SetPin", req, |mut c, r| async move { c.set_pin(r).await })?;
+        Ok(())
+    }
+
+    fn load_objects(&self, token: &str) -> Result<Vec<StoredObject>> {
+        let req = pb::P11TokenRequest {
+            token: token.to_string(),
+        };
+        let r = self.call("LoadObjects", req, |mut c, r| async move {
+            c.load_objects(r).await
+        })?;
+        r.objects
+            .into_iter()
+            .map(|o| {
+                Ok(StoredObject {
+                    id: o.id,
+                    attrs: decode(&o.attrs)?,
+                    key: o.key.map(|k| key_from_wire(Some(k))).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    fn store_object(
+        &self,
+        token: &str,
+        attrs: &Attributes,
+        key: Option<&KeyHandle>,
+    ) -> Result<String> {
+        let req = pb::P11StoreObjectRequest {
+            token: token.to_string(),
+            attrs: encode(attrs),
+            key: key.map(key_to_wire),
+        };
+        let r = self.call("StoreObject", req, |mut c, r| async move {
+            c.store_object(r).await
+        })?;
+        Ok(r.id)
+    }
+
+    fn update_object(&self, token: &str, id: &str, attrs: &Attributes) -> Result<()> {
+        let req = pb::P11UpdateObjectRequest {
+            token: token.to_string(),
+            id: id.to_string(),
+            attrs: encode(attrs),
+        };
+        self.call("UpdateObject", req, |mut c, r| async move {
+            c.update_object(r).await
+        })?;
+        Ok(())
+    }
+
+    fn destroy_object(&self, token: &str, id: &str) -> Result<()> {
+        let req = pb::P11ObjectRequest {
+            token: token.to_string(),
+            id: id.to_string(),
+        };
+        self.call("DestroyObject", req, |mut c, r| async move {
+            c.destroy_object(r).await
+        })?;
+        Ok(())
+    }
+
+    fn generate_random(&self, out: &mut [u8]) -> Result<()> {
+        for chunk in out.chunks_mut(MAX_RANDOM) {
+            let req = pb::P11GenerateRandomRequest {
+                len: u32_len(chunk.len())?,
+            };
+            let r = self.call("GenerateRandom", req, |mut c, r| async move {
+                c.generate_random(r).await
+            })?;
+            let data = Zeroizing::new(r.data);
+            if data.len() != chunk.len() {
+                return Err(ckr!(CKR_DEVICE_ERROR, "tinfoild sent a wrong length"));
+            }
+            chunk.copy_from_slice(&data);
+        }
+        Ok(())
+    }
+
+    fn supports_key_mechanisms(&self) -> bool {
+        true
+    }
+
+    fn generate_secret_key(
+        &self,
+        token_label: Option<&str>,
+        aes: bool,
+        len: usize,
+        extractable: bool,
+    ) -> Result<KeyHandle> {
+        let req = pb::P11GenerateSecretKeyRequest {
+            token_label: token_label.map(str::to_string),
+            aes,
+            len: u32_len(len)?,
+            extractable,
+        };
+        let r = self.call("GenerateSecretKey", req, |mut c, r| async move {
+            c.generate_secret_key(r).await
+        })?;
+        key_from_wire(Some(r))
+    }
+
+    fn import_secret_key(
+        &self,
+        token_label: Option<&str>,
+        aes: bool,
+        value: &[u8],
+        extractable: bool,
+    ) -> Result<KeyHandle> {
+        let req = pb::P11ImportSecretKeyRequest {
+            token_label: token_label.map(str::to_string),
+            aes,
+            value: value.to_vec(),
+            extractable,
+        };
+        let r = self.call("ImportSecretKey", req, |mut c, r| async move {
+            c.import_secret_key(r).await
+        })?;
+        key_from_wire(Some(r))
+    }
+
+    fn hmac(&self, key: &KeyHandle, hash_len: usize, data: &[u8]) -> Result<Vec<u8>> {
+        let req = pb::P11HmacRequest {
+            key: Some(key_to_wire(key)),
+            hash_len: u32_len(hash_len)?,
+            data: data.to_vec(),
+        };
+        let r = self.call("Hmac", req, |mut c, r| async move { c.hmac(r).await })?;
+        Ok(r.data)
+    }
+
+    fn hmac_verify(
+        &self,
+        key: &KeyHandle,
+        hash_len: usize,
+        data: &[u8],
+        mac: &[u8],
+    ) -> Result<bool> {
+        let req = pb::P11HmacVerifyRequest {
+            key: Some(key_to_wire(key)),
+            hash_len: u32_len(hash_len)?,
+            data: data.to_vec(),
+            mac: mac.to_vec(),
+        };
+        let r = self.call("HmacVerify", req, |mut c, r| async move {
+            c.hmac_verify(r).await
+        })?;
+        Ok(r.ok)
+    }
+
+    fn destroy_key(&self, key: &KeyHandle) -> Result<()> {
+        self.call("DestroyKey", key_to_wire(key), |mut c, r| async move {
+            c.destroy_key(r).await
+        })?;
+        Ok(())
+    }
+
+    fn secret_len(&self, key: &KeyHandle) -> Result<usize> {
+        let r = self.call("SecretLen", key_to_wire(key), |mut c, r| async move {
+            c.secret_len(r).await
+        })?;
+        wire::len_from_wire(r.len)
+    }
+
+    fn aes(
+        &self,
+        key: &KeyHandle,
+        mode: &AesMode,
+        encrypt: bool,
+        data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let req = pb::P11AesRequest {
+            key: Some(key_to_wire(key)),
+            mode: Some(wire::aes_to_wire(mode)),
+            encrypt,
+            data: data.to_vec(),
+        };
+        let r = self.call("Aes", req, |mut c, r| async move { c.aes(r).await })?;
+        Ok(Zeroizing::new(r.data))
+    }
+
+    fn rsa_oaep(
+        &self,
+        key: &KeyHandle,
+        sha256: bool,
+        encrypt: bool,
+        data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let req = pb::P11RsaOaepRequest {
+            key: Some(key_to_wire(key)),
+            sha256,
+            encrypt,
+            data: data.to_vec(),
+        };
+        let r = self.call(
+            "RsaOaep",
+            req,
+            |mut c, r| async move { c.rsa_oaep(r).await },
+        )?;
+        Ok(Zeroizing::new(r.data))
+    }
+
+    fn wrap(&self, wrapping: &KeyHandle, mode: WrapMode, target: &KeyHandle) -> Result<Vec<u8>> {
+        let req = pb::P11WrapRequest {
+            wrapping: Some(key_to_wire(wrapping)),
+            mode: wire::wrap_to_wire(mode),
+            target: Some(key_to_wire(target)),
+        };
+        let r = self.call("Wrap", req, |mut c, r| async move { c.wrap(r).await })?;
+        Ok(r.data)
+    }
+
+    fn generate_key_pair(
+        &self,
+        token_label: &str,
+        spec: KeySpec,
+        usage: KeyUsage,
+    ) -> Result<(KeyHandle, Vec<u8>)> {
+        let req = pb::P11GenerateKeyPairRequest {
+            token_label: token_label.to_string(),
+            key_spec: spec.as_str().to_string(),
+            key_usage: usage.as_str().to_string(),
+        };
+        let r = self.call("GenerateKeyPair", req, |mut c, r| async move {
+            c.generate_key_pair(r).await
+        })?;
+        Ok((key_from_wire(r.key)?, r.public_key))
+    }
+
+    fn sign(&self, key: &KeyHandle, how: RawSign, input: &[u8]) -> Result<Vec<u8>> {
+        let req = pb::P11SignRequest {
+            key: Some(key_to_wire(key)),
+            how: Some(wire::sign_to_wire(how)),
+            input: input.to_vec(),
+        };
+        let r = self.call("Sign", req, |mut c, r| async move { c.sign(r).await })?;
+        Ok(r.data)
+    }
+
+    fn verify(
+        &self,
+        key: &KeyHandle,
+        how: RawSign,
+        input: &[u8],
+        signature: &[u8],
+    ) -> Result<bool> {
+        let req = pb::P11VerifyRequest {
+            key: Some(key_to_wire(key)),
+            how: Some(wire::sign_to_wire(how)),
+            input: input.to_vec(),
+            signature: signature.to_vec(),
+        };
+        let r = self.call("Verify", req, |mut c, r| async move { c.verify(r).await })?;
+        Ok(r.ok)
+    }
+
+    fn unwrap(
+        &self,
+        unwrapping: &KeyHandle,
+        mode: WrapMode,
+        wrapped: &[u8],
+        token_label: Option<&str>,
+        extractable: bool,
+    ) -> Result<(KeyHandle, usize)> {
+        let req = pb::P11UnwrapRequest {
+            unwrapping: Some(key_to_wire(unwrapping)),
+            mode: wire::wrap_to_wire(mode),
+            wrapped: wrapped.to_vec(),
+            token_label: token_label.map(str::to_string),
+            extractable,
+        };
+        let r = self.call("Unwrap", req, |mut c, r| async move { c.unwrap(r).await })?;
+        Ok((key_from_wire(r.key)?, wire::len_from_wire(r.len)?))
+    }
+}

@@ -1,0 +1,201 @@
+//! The PKCS#11 backend's wire format (`tinfoil.v1.Pkcs11Backend`): the
+//! conversions between the Backend trait's types and the proto messages,
+//! used by both ends (this module's daemon backend and tinfoild), and the
+//! one way a [`Pkcs11Error`] travels in a gRPC status.
+
+use cryptoki_sys::*;
+use tinfoil_proto::v1 as pb;
+use tonic_types::StatusExt;
+
+use crate::backend::{AesMode, KeyHandle, KeySpec, KeyUsage, RawSign, UserKind, WrapMode};
+use crate::error::{ckr, Pkcs11Error, Result};
+
+/// Longest error text kept from a status, in characters.
+const MAX_MESSAGE: usize = 200;
+
+/// A key handle on the wire.
+pub fn key_to_wire(key: &KeyHandle) -> pb::P11KeyHandle {
+    let kind = match key {
+        KeyHandle::Stored(id) => pb::p11_key_handle::Kind::Stored(id.clone()),
+        KeyHandle::Session(id) => pb::p11_key_handle::Kind::Session(*id),
+    };
+    pb::P11KeyHandle { kind: Some(kind) }
+}
+
+/// A key handle from the wire; a missing one is CKR_ARGUMENTS_BAD.
+pub fn key_from_wire(key: Option<pb::P11KeyHandle>) -> Result<KeyHandle> {
+    match key.and_then(|k| k.kind) {
+        Some(pb::p11_key_handle::Kind::Stored(id)) => Ok(KeyHandle::Stored(id)),
+        Some(pb::p11_key_handle::Kind::Session(id)) => Ok(KeyHandle::Session(id)),
+        None => Err(Pkcs11Error::ArgumentsBad("key handle missing")),
+    }
+}
+
+/// Who logs in, on the wire.
+pub fn user_to_wire(user: UserKind) -> i32 {
+    match user {
+        UserKind::User => pb::P11UserKind::User as i32,
+        UserKind::So => pb::P11UserKind::So as i32,
+    }
+}
+
+/// Who logs in, from the wire.
+pub fn user_from_wire(user: i32) -> Result<UserKind> {
+    match pb::P11UserKind::try_from(user) {
+        Ok(pb::P11UserKind::User) => Ok(UserKind::User),
+        Ok(pb::P11UserKind::So) => Ok(UserKind::So),
+        Err(_) => Err(ckr!(CKR_USER_TYPE_INVALID)),
+    }
+}
+
+/// A wrap mode on the wire.
+pub fn wrap_to_wire(mode: WrapMode) -> i32 {
+    match mode {
+        WrapMode::Kw => pb::P11WrapMode::Kw as i32,
+        WrapMode::Kwp => pb::P11WrapMode::Kwp as i32,
+    }
+}
+
+/// A wrap mode from the wire.
+pub fn wrap_from_wire(mode: i32) -> Result<WrapMode> {
+    match pb::P11WrapMode::try_from(mode) {
+        Ok(pb::P11WrapMode::Kw) => Ok(WrapMode::Kw),
+        Ok(pb::P11WrapMode::Kwp) => Ok(WrapMode::Kwp),
+        Err(_) => Err(ckr!(CKR_MECHANISM_INVALID)),
+    }
+}
+
+/// An AES mode on the wire.
+pub fn aes_to_wire(mode: &AesMode) -> pb::P11AesMode {
+    use pb::p11_aes_mode::Mode;
+    let mode = match mode {
+        AesMode::Ecb => Mode::Ecb(pb::P11Empty {}),
+        AesMode::Cbc(iv) => Mode::Cbc(iv.to_vec()),
+        AesMode::CbcPad(iv) => Mode::CbcPad(iv.to_vec()),
+        AesMode::Ctr {
+            block,
+            counter_bits,
+        } => Mode::Ctr(pb::P11AesCtr {
+            block: block.to_vec(),
+            counter_bits: *counter_bits,
+        }),
+        AesMode::Gcm { iv, aad } => Mode::Gcm(pb::P11AesGcm {
+            iv: iv.clone(),
+            aad: aad.clone(),
+        }),
+    };
+    pb::P11AesMode { mode: Some(mode) }
+}
+
+fn block(bytes: &[u8]) -> Result<[u8; 16]> {
+    bytes
+        .try_into()
+        .map_err(|_| ckr!(CKR_MECHANISM_PARAM_INVALID, "an AES block is 16 bytes"))
+}
+
+/// An AES mode from the wire.
+pub fn aes_from_wire(mode: Option<pb::P11AesMode>) -> Result<AesMode> {
+    use pb::p11_aes_mode::Mode;
+    match mode.and_then(|m| m.mode) {
+        Some(Mode::Ecb(_)) => Ok(AesMode::Ecb),
+        Some(Mode::Cbc(iv)) => Ok(AesMode::Cbc(block(&iv)?)),
+        Some(Mode::CbcPad(iv)) => Ok(AesMode::CbcPad(block(&iv)?)),
+        Some(Mode::Ctr(c)) => Ok(AesMode::Ctr {
+            block: block(&c.block)?,
+            counter_bits: c.counter_bits,
+        }),
+        Some(Mode::Gcm(g)) => Ok(AesMode::Gcm {
+            iv: g.iv,
+            aad: g.aad,
+        }),
+        None => Err(ckr!(CKR_MECHANISM_INVALID, "AES mode missing")),
+    }
+}
+
+/// A raw signature mechanism on the wire.
+pub fn sign_to_wire(how: RawSign) -> pb::P11RawSign {
+    use pb::p11_raw_sign::How;
+    let how = match how {
+        RawSign::EcdsaDigest => How::EcdsaDigest(pb::P11Empty {}),
+        RawSign::RsaPkcs1DigestInfo => How::RsaPkcs1DigestInfo(pb::P11Empty {}),
+        RawSign::RsaPss { hash_len, salt_len } => How::RsaPss(pb::P11RsaPss {
+            hash_len: u32::try_from(hash_len).unwrap_or(u32::MAX),
+            salt_len: u32::try_from(salt_len).unwrap_or(u32::MAX),
+        }),
+        RawSign::EdDsa => How::Eddsa(pb::P11Empty {}),
+    };
+    pb::P11RawSign { how: Some(how) }
+}
+
+/// A raw signature mechanism from the wire.
+pub fn sign_from_wire(how: Option<pb::P11RawSign>) -> Result<RawSign> {
+    use pb::p11_raw_sign::How;
+    match how.and_then(|h| h.how) {
+        Some(How::EcdsaDigest(_)) => Ok(RawSign::EcdsaDigest),
+        Some(How::RsaPkcs1DigestInfo(_)) => Ok(RawSign::RsaPkcs1DigestInfo),
+        Some(How::RsaPss(p)) => Ok(RawSign::RsaPss {
+            hash_len: p.hash_len as usize,
+            salt_len: p.salt_len as usize,
+        }),
+        Some(How::Eddsa(_)) => Ok(RawSign::EdDsa),
+        None => Err(ckr!(CKR_MECHANISM_INVALID, "signature mechanism missing")),
+    }
+}
+
+/// A key spec from its KMS name.
+pub fn spec_from_wire(spec: &str) -> Result<KeySpec> {
+    KeySpec::parse(spec).map_err(|_| ckr!(CKR_TEMPLATE_INCONSISTENT, "unknown key spec"))
+}
+
+/// A key usage from its KMS name.
+pub fn usage_from_wire(usage: &str) -> Result<KeyUsage> {
+    KeyUsage::parse(usage).map_err(|_| ckr!(CKR_TEMPLATE_INCONSISTENT, "unknown key usage"))
+}
+
+/// A length from the wire, refused when it does not fit this platform.
+pub fn len_from_wire(len: u64) -> Result<usize> {
+    usize::try_from(len).map_err(|_| Pkcs11Error::ArgumentsBad("length out of range"))
+}
+
+/// The `CK_RV` and text a [`Pkcs11Error`] travels as: tinfoild puts them
+/// in the status (ErrorInfo reason [`tinfoil_proto::PKCS11_ERROR_REASON`],
+/// metadata [`tinfoil_proto::CKR_METADATA_KEY`]).
+pub fn error_to_wire(err: &Pkcs11Error) -> (String, String) {
+    (err.rv().to_string(), err.to_string())
+}
+
+/// The error a status from tinfoild stands for. A status carrying a
+/// `CK_RV` gives that code; the daemon's own limits and transport
+/// failures (no `CK_RV`) give CKR_DEVICE_MEMORY or CKR_DEVICE_ERROR.
+pub fn error_from_status(status: &tonic::Status) -> Pkcs11Error {
+    let details = status.get_error_details();
+    let rv = details
+        .error_info()
+        .filter(|info| info.reason == tinfoil_proto::PKCS11_ERROR_REASON)
+        .and_then(|info| info.metadata.get(tinfoil_proto::CKR_METADATA_KEY))
+        .and_then(|rv| rv.parse::<CK_RV>().ok());
+    let message = || {
+        status
+            .message()
+            .chars()
+            .take(MAX_MESSAGE)
+            .collect::<String>()
+    };
+    match rv {
+        Some(CKR_GENERAL_ERROR) => Pkcs11Error::General(format!("tinfoild: {}", message())),
+        Some(rv) => Pkcs11Error::rv_with(rv, "reported by tinfoild"),
+        None => match status.code() {
+            tonic::Code::ResourceExhausted => {
+                ckr!(
+                    CKR_DEVICE_MEMORY,
+                    "tinfoild is busy or the request too large"
+                )
+            }
+            tonic::Code::Unimplemented => ckr!(
+                CKR_DEVICE_ERROR,
+                "tinfoild does not serve the PKCS#11 backend (too old?)"
+            ),
+            _ => ckr!(CKR_DEVICE_ERROR, "tinfoild call failed"),
+        },
+    }
+}
