@@ -21,9 +21,6 @@
 //!   in constant time.
 //!
 //! Error messages name specs and algorithms, never key bytes.
-// Until the `Hsm` and the PKCS#11 module call every function here, some are
-// reachable from tests only.
-#![allow(dead_code)]
 
 use zeroize::Zeroizing;
 
@@ -132,6 +129,9 @@ pub(crate) fn mac_algorithms(spec: KeySpec) -> &'static [MacAlgorithm] {
 
 /// Signs `message` (RAW, up to 4096 bytes, hashed here) or a digest (DIGEST,
 /// of the algorithm's hash length). ECDSA signatures are DER, as in KMS.
+/// The `Hsm` signs through the cached [`PrivateKey`]; this one-shot form
+/// parses the key on every call and serves the tests.
+#[cfg(test)]
 pub(crate) fn sign(
     spec: KeySpec,
     private_pkcs8: &[u8],
@@ -145,7 +145,9 @@ pub(crate) fn sign(
     PrivateKey::from_pkcs8(spec, private_pkcs8)?.sign(algorithm, message, message_type)
 }
 
-/// Verifies a signature; `Ok(false)` when it does not verify.
+/// Verifies a signature; `Ok(false)` when it does not verify (one-shot
+/// form of [`PrivateKey::verify`], for the tests).
+#[cfg(test)]
 pub(crate) fn verify(
     spec: KeySpec,
     private_pkcs8: &[u8],
