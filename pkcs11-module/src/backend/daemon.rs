@@ -138,7 +138,10 @@ impl DaemonBackend {
         let answer = self.on_runtime(async move { call(client, request).await })?;
         answer.map(tonic::Response::into_inner).map_err(|status| {
             let err = error_from_status(&status);
-            if err.rv() == CKR_DEVICE_ERROR || err.rv() == CKR_GENERAL_ERROR {
+            if matches!(
+                err.rv(),
+                CKR_DEVICE_ERROR | CKR_DEVICE_MEMORY | CKR_GENERAL_ERROR
+            ) {
                 // The application only sees the code: say what happened.
                 eprintln!(
                     "libtinfoil_pkcs11: {op} via {}: {} ({:?})",
@@ -169,13 +172,16 @@ impl Drop for DaemonBackend {
     }
 }
 
-/// An error and its sources, `: `-separated.
+/// An error and its sources, `: `-separated, each said once.
 fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
+        let part = inner.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
         source = inner.source();
     }
     text

@@ -84,7 +84,6 @@ pub fn start(dir: &Path) -> String {
         .arg(&data)
         .arg("--passphrase-file")
         .arg(&pass)
-        .args(["--max-message-bytes", "4194304"])
         .env_remove("TINFOIL_PASSPHRASE")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())

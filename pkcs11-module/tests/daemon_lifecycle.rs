@@ -1,0 +1,200 @@
+//! The daemon backend and the KMS side of the same tinfoild: keys made
+//! through PKCS#11 are KMS keys that `tinfoil list-keys` shows, the CLI's
+//! lifecycle changes reach the module's next call, and a daemon that goes
+//! away gives clear errors instead of a crash.
+
+mod common;
+
+use common::{daemon, load, Loaded, Which, USER_PIN};
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error, RvError};
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::{AuthPin, Ulong};
+
+#[track_caller]
+fn rv<T: std::fmt::Debug>(result: Result<T, Error>) -> RvError {
+    match result {
+        Err(Error::Pkcs11(rv, _)) => rv,
+        other => panic!("expected a PKCS#11 error, got {other:?}"),
+    }
+}
+
+fn user_session(m: &Loaded, label: &str) -> Session {
+    let slot = m.token(label);
+    let session = m.p11.open_rw_session(slot).unwrap();
+    session
+        .login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
+        .unwrap();
+    session
+}
+
+fn token_aes_key(session: &Session, label: &str) -> ObjectHandle {
+    session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::ValueLen(32.into()),
+                Attribute::Token(true),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+                Attribute::Label(label.as_bytes().to_vec()),
+            ],
+        )
+        .unwrap()
+}
+
+fn encrypt(session: &Session, key: ObjectHandle) -> Result<Vec<u8>, Error> {
+    let mut iv = [7u8; 12];
+    let mech = Mechanism::AesGcm(GcmParams::new(&mut iv, b"aad", Ulong::from(128)).unwrap());
+    session.encrypt(&mech, key, b"some plaintext")
+}
+
+/// Runs the CLI against the test's daemon and parses its JSON answer.
+fn cli_json(args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.extend(["--output", "json"]);
+    let out = daemon::cli(&all);
+    assert!(
+        out.status.success(),
+        "tinfoil {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("tinfoil printed JSON")
+}
+
+fn key_ids() -> Vec<String> {
+    cli_json(&["list-keys"])["keys"]
+        .as_array()
+        .map(|keys| {
+            keys.iter()
+                .filter_map(|k| k["keyId"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn key_state(key_id: &str) -> String {
+    cli_json(&["describe-key", "--key-id", key_id])["keyMetadata"]["keyState"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn pkcs11_keys_are_kms_keys_and_the_cli_lifecycle_reaches_the_module() {
+    let m = load(Which::Daemon);
+    let session = user_session(&m, "shared");
+    assert!(key_ids().is_empty(), "a fresh store holds no keys");
+
+    let key = token_aes_key(&session, "made-by-pkcs11");
+    let ids = key_ids();
+    assert_eq!(ids.len(), 1, "the PKCS#11 key is listed: {ids:?}");
+    let key_id = &ids[0];
+    let meta = &cli_json(&["describe-key", "--key-id", key_id])["keyMetadata"];
+    assert_eq!(meta["token"], "shared", "{meta}");
+    assert_eq!(meta["keyState"], "Enabled", "{meta}");
+    encrypt(&session, key).expect("an enabled key encrypts");
+
+    // Disabled with the CLI: the module's next use fails.
+    cli_json(&["disable-key", "--key-id", key_id]);
+    assert_eq!(rv(encrypt(&session, key)), RvError::KeyFunctionNotPermitted);
+    cli_json(&["enable-key", "--key-id", key_id]);
+    encrypt(&session, key).expect("enabled again, the key encrypts");
+
+    // C_DestroyObject schedules the deletion; the CLI can still see it.
+    session.destroy_object(key).unwrap();
+    assert_eq!(key_state(key_id), "PendingDeletion");
+    let left = session
+        .find_objects(&[Attribute::Label(b"made-by-pkcs11".to_vec())])
+        .unwrap();
+    assert!(left.is_empty(), "a destroyed key is no longer an object");
+    drop(session);
+
+    // A key made with the CLI in the token's namespace is an object (the
+    // module reads a token's objects once per C_Initialize).
+    let made = cli_json(&[
+        "create-key",
+        "--token",
+        "shared",
+        "--description",
+        "made-by-cli",
+    ]);
+    let cli_key = made["keyMetadata"]["keyId"].as_str().unwrap().to_string();
+    m.p11.clone().finalize().unwrap();
+    m.p11
+        .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    let slot = m.p11.get_slots_with_initialized_token().unwrap()[0];
+    let session = m.p11.open_rw_session(slot).unwrap();
+    session
+        .login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
+        .unwrap();
+    let found = session
+        .find_objects(&[Attribute::Id(cli_key.as_bytes().to_vec())])
+        .unwrap();
+    assert_eq!(found.len(), 1, "the CLI's key shows up as one object");
+    let label = session
+        .get_attributes(found[0], &[AttributeType::Label])
+        .unwrap();
+    assert_eq!(label, vec![Attribute::Label(b"made-by-cli".to_vec())]);
+    encrypt(&session, found[0]).expect("the CLI's key encrypts through PKCS#11");
+}
+
+#[test]
+fn a_daemon_that_goes_away_gives_device_errors_not_a_crash() {
+    let m = load(Which::Daemon);
+    let session = user_session(&m, "gone");
+    let key = token_aes_key(&session, "k");
+    encrypt(&session, key).expect("the daemon answers");
+    daemon::stop();
+    assert_eq!(rv(encrypt(&session, key)), RvError::DeviceError);
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        rv(session.generate_random_slice(&mut buf)),
+        RvError::DeviceError
+    );
+}
+
+#[test]
+fn no_daemon_at_the_endpoint_fails_c_initialize_cleanly() {
+    let _guard = common::exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("tinfoil.toml");
+    for endpoint in [
+        format!("unix:{}", dir.path().join("absent.sock").display()),
+        "tcp:127.0.0.1:1".to_string(),
+        "unix:".to_string(),
+    ] {
+        std::fs::write(
+            &conf,
+            format!("backend = \"daemon\"\nendpoint = \"{endpoint}\"\n"),
+        )
+        .unwrap();
+        std::env::set_var("TINFOIL_PKCS11_CONFIG", &conf);
+        let p11 = Pkcs11::new(common::tinfoil_path()).expect("load module");
+        let result = p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+        assert_eq!(rv(result), RvError::GeneralError, "{endpoint}");
+        // Not initialised: calls say so, and a later C_Initialize may retry.
+        assert_eq!(
+            rv(p11.get_slots_with_token()),
+            RvError::CryptokiNotInitialized
+        );
+    }
+}
+
+#[test]
+fn data_over_the_daemons_message_limit_is_device_memory_and_the_session_goes_on() {
+    let m = load(Which::Daemon);
+    let session = user_session(&m, "limit");
+    let key = token_aes_key(&session, "k");
+    // tinfoild accepts requests of up to 64 KiB by default (--max-message-bytes).
+    let mut iv = [1u8; 12];
+    let mech = Mechanism::AesGcm(GcmParams::new(&mut iv, b"", Ulong::from(128)).unwrap());
+    let big = vec![0x5a; 128 * 1024];
+    assert_eq!(rv(session.encrypt(&mech, key, &big)), RvError::DeviceMemory);
+    encrypt(&session, key).expect("smaller data still encrypts");
+}
