@@ -71,13 +71,19 @@ pub(crate) fn validate_alias_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks a tag key (1 to 128 characters, no `aws:` prefix) and value (0 to 256).
+/// Tag prefixes only the service itself may set: `pkcs11:` tags carry
+/// PKCS#11 attributes such as CKA_EXTRACTABLE, which a caller must never be
+/// able to forge through TagResource.
+pub(crate) const RESERVED_TAG_PREFIXES: &[&str] = &["aws:", "tinfoil:", "pkcs11:"];
+
+/// Checks a caller's tag key (1 to 128 characters, no reserved prefix) and
+/// value (0 to 256).
 pub(crate) fn validate_tag(tag_key: &str, tag_value: Option<&str>) -> Result<()> {
     let key_chars = tag_key.chars().count();
     if key_chars == 0 || key_chars > 128 {
         return Err(Error::validation("a tag key must be 1 to 128 characters"));
     }
-    if tag_key.starts_with("aws:") || tag_key.starts_with("tinfoil:") {
+    if RESERVED_TAG_PREFIXES.iter().any(|p| tag_key.starts_with(p)) {
         return Err(Error::validation(format!(
             "tag key {} uses a reserved prefix",
             printable(tag_key)

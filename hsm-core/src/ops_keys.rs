@@ -168,14 +168,18 @@ impl Hsm {
     /// CreateKey. The material is generated inside the core and stored only
     /// wrapped under the root key.
     pub fn create_key(&self, request: CreateKeyRequest) -> Result<KeyMetadata> {
-        self.create_key_with_material(request, Origin::AwsKms, None)
+        self.create_key_with_material(request, Origin::AwsKms, None, &[])
     }
 
+    /// CreateKey with imported material (or generated when `None`) and
+    /// `system_tags` that the service sets itself (reserved prefixes such as
+    /// `pkcs11:` allowed there, never in the caller's `request.tags`).
     pub(crate) fn create_key_with_material(
         &self,
         request: CreateKeyRequest,
         origin: Origin,
         imported: Option<&[u8]>,
+        system_tags: &[Tag],
     ) -> Result<KeyMetadata> {
         check_description(&request.description)?;
         let spec = request.key_spec.unwrap_or(KeySpec::SymmetricDefault);
@@ -211,6 +215,16 @@ impl Hsm {
             tags: Default::default(),
         };
         merge_tags(&mut record, &request.tags)?;
+        for tag in system_tags {
+            record
+                .tags
+                .insert(tag.tag_key.clone(), tag.tag_value.clone());
+        }
+        if record.tags.len() > MAX_TAGS_PER_KEY {
+            return Err(Error::LimitExceeded(format!(
+                "a key may carry at most {MAX_TAGS_PER_KEY} tags"
+            )));
+        }
         let wrapped = self.wrap_new_material(record.id, 1, spec, imported)?;
         let mut state = self.write_state();
         self.lock_store().transaction(|tx| {

@@ -332,14 +332,14 @@ impl Hsm {
             key_spec: Some(KeySpec::SymmetricDefault),
             key_usage: Some(KeyUsage::EncryptDecrypt),
             token: Some(token.to_string()),
-            tags: extractable_tag(extractable),
             ..Default::default()
         };
+        let system_tags = extractable_tag(extractable);
         if len == 32 {
-            return self.create_key(request);
+            return self.create_key_with_material(request, Origin::AwsKms, None, &system_tags);
         }
         let bytes = random_bytes(len)?;
-        self.create_key_with_material(request, Origin::AwsKms, Some(&bytes))
+        self.create_key_with_material(request, Origin::AwsKms, Some(&bytes), &system_tags)
     }
 
     /// Creates a token key pair of `spec` in the namespace `token`; returns
@@ -404,10 +404,10 @@ impl Hsm {
             key_spec: Some(spec),
             key_usage: Some(usage),
             token: Some(token.to_string()),
-            tags: extractable_tag(extractable && aes),
             ..Default::default()
         };
-        self.create_key_with_material(request, Origin::External, Some(bytes))
+        let system_tags = extractable_tag(extractable && aes);
+        self.create_key_with_material(request, Origin::External, Some(bytes), &system_tags)
     }
 }
 
