@@ -226,13 +226,14 @@ impl Hsm {
             )));
         }
         let wrapped = self.wrap_new_material(record.id, 1, spec, imported)?;
-        let mut state = self.write_state();
+        // A new key is invisible until it is in memory, so the durable commit
+        // (an fsync) runs without the state lock: readers are not stalled.
         self.lock_store().transaction(|tx| {
             store::put_key(tx, &record)?;
             store::put_version(tx, &record.id, &record.versions[0], &wrapped)
         })?;
         let meta = metadata(&record);
-        state.keys.insert(record.id, record);
+        self.write_state().keys.insert(record.id, record);
         Ok(meta)
     }
 
