@@ -6,8 +6,9 @@
 //! ([`EmbeddedBackend::over_hsm`]): the same hsm-core calls, object
 //! synthesis and `CK_RV` mapping as `backend = "embedded"`, with session
 //! keys held here. Calls run through the KeyManagement service's machinery
-//! (permits, per-call deadline, crypto pool or blocking pool); errors
-//! become statuses through [`status::from_pkcs11`].
+//! (permits, per-call deadline, crypto pool or blocking pool; AES, HMAC,
+//! ECDSA/EdDSA and verification, which take microseconds, on the async
+//! worker itself); errors become statuses through [`status::from_pkcs11`].
 
 use std::sync::Arc;
 
@@ -249,7 +250,7 @@ impl Pkcs11Backend for Pkcs11Service {
     ) -> Result<Response<pb::P11BytesResponse>, Status> {
         let r = request.into_inner();
         let data = Zeroizing::new(r.data);
-        self.run(Lane::Fast, "P11Hmac", move |b| {
+        self.run(Lane::Inline, "P11Hmac", move |b| {
             let key = wire::key_from_wire(r.key)?;
             let data = b.hmac(&key, len(r.hash_len), &data)?;
             Ok(pb::P11BytesResponse { data })
@@ -263,7 +264,7 @@ impl Pkcs11Backend for Pkcs11Service {
     ) -> Result<Response<pb::P11BoolResponse>, Status> {
         let r = request.into_inner();
         let data = Zeroizing::new(r.data);
-        self.run(Lane::Fast, "P11HmacVerify", move |b| {
+        self.run(Lane::Inline, "P11HmacVerify", move |b| {
             let key = wire::key_from_wire(r.key)?;
             let ok = b.hmac_verify(&key, len(r.hash_len), &data, &r.mac)?;
             Ok(pb::P11BoolResponse { ok })
@@ -288,7 +289,7 @@ impl Pkcs11Backend for Pkcs11Service {
         request: Request<pb::P11KeyHandle>,
     ) -> Result<Response<pb::P11LenResponse>, Status> {
         let r = request.into_inner();
-        self.run(Lane::Fast, "P11SecretLen", move |b| {
+        self.run(Lane::Inline, "P11SecretLen", move |b| {
             let n = b.secret_len(&wire::key_from_wire(Some(r))?)?;
             Ok(pb::P11LenResponse { len: n as u64 })
         })
@@ -301,7 +302,7 @@ impl Pkcs11Backend for Pkcs11Service {
     ) -> Result<Response<pb::P11BytesResponse>, Status> {
         let r = request.into_inner();
         let data = Zeroizing::new(r.data);
-        self.run(Lane::Fast, "P11Aes", move |b| {
+        self.run(Lane::Inline, "P11Aes", move |b| {
             let key = wire::key_from_wire(r.key)?;
             let mode = wire::aes_from_wire(r.mode)?;
             let mut out = b.aes(&key, &mode, r.encrypt, &data)?;
@@ -387,7 +388,14 @@ impl Pkcs11Backend for Pkcs11Service {
         request: Request<pb::P11SignRequest>,
     ) -> Result<Response<pb::P11BytesResponse>, Status> {
         let r = request.into_inner();
-        self.run(Lane::Fast, "P11Sign", move |b| {
+        // RSA private operations take about a millisecond: the pool's.
+        let lane = match &r.how {
+            Some(pb::P11RawSign {
+                how: Some(pb::p11_raw_sign::How::EcdsaDigest(_) | pb::p11_raw_sign::How::Eddsa(_)),
+            }) => Lane::Inline,
+            _ => Lane::Fast,
+        };
+        self.run(lane, "P11Sign", move |b| {
             let key = wire::key_from_wire(r.key)?;
             let data = b.sign(&key, wire::sign_from_wire(r.how)?, &r.input)?;
             Ok(pb::P11BytesResponse { data })
@@ -400,7 +408,7 @@ impl Pkcs11Backend for Pkcs11Service {
         request: Request<pb::P11VerifyRequest>,
     ) -> Result<Response<pb::P11BoolResponse>, Status> {
         let r = request.into_inner();
-        self.run(Lane::Fast, "P11Verify", move |b| {
+        self.run(Lane::Inline, "P11Verify", move |b| {
             let key = wire::key_from_wire(r.key)?;
             let ok = b.verify(&key, wire::sign_from_wire(r.how)?, &r.input, &r.signature)?;
             Ok(pb::P11BoolResponse { ok })

@@ -1,11 +1,13 @@
 //! Loads PKCS#11 modules by path and measures, in one run, our module
-//! (embedded backend) and SoftHSM2: C_Sign with ECDSA P-256 and RSA-2048,
-//! C_Encrypt with AES-GCM on 4 KiB, and finding one key among 10,000.
-//! Prints operations per second and our/SoftHSM ratios.
+//! (embedded backend, and daemon backend when a release tinfoild is
+//! built) and SoftHSM2: C_Sign with ECDSA P-256 and RSA-2048, C_Encrypt
+//! with AES-GCM on 4 KiB, and finding one key among 10,000. Prints
+//! operations per second and our/SoftHSM ratios.
 //!
-//! `cargo bench -p pkcs11-module --bench p11bench` (SoftHSM2 from the
-//! Debian package softhsm2; a module path may be given as the argument
-//! `--module PATH` to measure another module instead of ours).
+//! `cargo build --release -p grpc-daemon && cargo bench -p pkcs11-module
+//! --bench p11bench` (SoftHSM2 from the Debian package softhsm2; a module
+//! path may be given as the argument `--module PATH` to measure another
+//! module instead of ours).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -52,7 +54,7 @@ fn session(path: &Path) -> (Pkcs11, Session) {
 }
 
 fn measure(path: &Path) -> Vec<(&'static str, f64)> {
-    let (_p11, s) = session(path);
+    let (p11, s) = session(path);
     let budget = Duration::from_secs(2);
     let mut out = Vec::new();
 
@@ -127,6 +129,9 @@ fn measure(path: &Path) -> Vec<(&'static str, f64)> {
             assert_eq!(s.find_objects(&wanted).unwrap().len(), 1);
         }),
     ));
+    // Finalised, so the same module can be measured again on another backend.
+    drop(s);
+    p11.finalize().expect("C_Finalize");
     out
 }
 
@@ -169,6 +174,14 @@ fn main() {
     std::env::set_var("SOFTHSM2_CONF", &soft_conf);
 
     let tinfoil = measure(&ours);
+    let daemon = daemon::Daemon::start(dir.path()).map(|d| {
+        std::fs::write(
+            &conf,
+            format!("backend = \"daemon\"\nendpoint = \"{}\"\n", d.endpoint),
+        )
+        .unwrap();
+        measure(&ours)
+    });
     let softhsm = measure(Path::new(SOFTHSM));
     println!(
         "{:<22} {:>14} {:>14} {:>8}",
@@ -176,5 +189,99 @@ fn main() {
     );
     for ((name, a), (_, b)) in tinfoil.iter().zip(&softhsm) {
         println!("{name:<22} {a:>14.1} {b:>14.1} {:>7.2}x", a / b);
+    }
+    if let Some(daemon) = daemon {
+        println!(
+            "{:<22} {:>14} {:>14} {:>8}",
+            "", "tinfoil-daemon", "softhsm2", "ratio"
+        );
+        for ((name, a), (_, b)) in daemon.iter().zip(&softhsm) {
+            println!("{name:<22} {a:>14.1} {b:>14.1} {:>7.2}x", a / b);
+        }
+    }
+}
+
+/// The release tinfoild for the daemon backend's figures.
+mod daemon {
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// A running tinfoild, killed (by its PID) on drop.
+    pub struct Daemon {
+        child: Child,
+        /// `unix:PATH` of its socket.
+        pub endpoint: String,
+    }
+
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Daemon {
+        /// Starts target/release/tinfoild on a new store in `dir`; None
+        /// (with a note) when it is not built or does not start.
+        pub fn start(dir: &Path) -> Option<Daemon> {
+            let bin = std::env::current_exe()
+                .ok()?
+                .parent()?
+                .parent()?
+                .join("tinfoild");
+            if !bin.exists() {
+                eprintln!(
+                    "{} not built: no daemon backend figures (cargo build --release -p grpc-daemon)",
+                    bin.display()
+                );
+                return None;
+            }
+            let data = dir.join("daemon-data");
+            let pass = dir.join("pass");
+            let init = Command::new(&bin)
+                .arg("init")
+                .arg("--data-dir")
+                .arg(&data)
+                .arg("--passphrase-file")
+                .arg(&pass)
+                .env_remove("TINFOIL_PASSPHRASE")
+                .stdin(Stdio::null())
+                .output()
+                .ok()?;
+            if !init.status.success() {
+                eprintln!(
+                    "tinfoild init failed: {}",
+                    String::from_utf8_lossy(&init.stderr)
+                );
+                return None;
+            }
+            let socket = data.join("tinfoil.sock");
+            let child = Command::new(&bin)
+                .arg("serve")
+                .arg("--data-dir")
+                .arg(&data)
+                .arg("--passphrase-file")
+                .arg(&pass)
+                .env_remove("TINFOIL_PASSPHRASE")
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .ok()?;
+            let daemon = Daemon {
+                child,
+                endpoint: format!("unix:{}", socket.display()),
+            };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+                if Instant::now() > deadline {
+                    eprintln!("tinfoild did not start: no daemon backend figures");
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Some(daemon)
+        }
     }
 }

@@ -198,3 +198,18 @@ fn data_over_the_daemons_message_limit_is_device_memory_and_the_session_goes_on(
     assert_eq!(rv(session.encrypt(&mech, key, &big)), RvError::DeviceMemory);
     encrypt(&session, key).expect("smaller data still encrypts");
 }
+
+/// tinfoild pings idle connections every 30 s and drops those that do not
+/// answer within 10 s; the module's keep-alive thread answers for an idle
+/// application. Slow (45 s), so not in the default run:
+/// `cargo test -p pkcs11-module --test daemon_lifecycle -- --ignored`.
+#[test]
+#[ignore]
+fn an_idle_application_keeps_its_connection() {
+    let m = load(Which::Daemon);
+    let session = user_session(&m, "idle");
+    let key = token_aes_key(&session, "k");
+    encrypt(&session, key).expect("the daemon answers");
+    std::thread::sleep(std::time::Duration::from_secs(45));
+    encrypt(&session, key).expect("still connected after idling");
+}

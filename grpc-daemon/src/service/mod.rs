@@ -48,6 +48,10 @@ pub(crate) enum Lane {
     Fast,
     /// tokio's blocking pool: key generation (RSA takes up to seconds).
     Slow,
+    /// The async worker itself, for calls far shorter than the hop to a
+    /// pool thread and back (PKCS#11 AES/HMAC on at most one request's
+    /// bytes, ECDSA/EdDSA signatures: tens of microseconds at most).
+    Inline,
 }
 
 /// The KeyManagement service: a cheap handle, clone freely.
@@ -136,6 +140,9 @@ impl KmsService {
             match lane {
                 Lane::Fast => self.pool.run(job).await.map_err(|_| ()),
                 Lane::Slow => tokio::task::spawn_blocking(job).await.map_err(|_| ()),
+                Lane::Inline => {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).map_err(|_| ())
+                }
             }
         };
         match tokio::time::timeout(self.limits.call_timeout, task).await {

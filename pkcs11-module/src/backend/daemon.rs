@@ -2,11 +2,9 @@
 //! gRPC call to tinfoild's `tinfoil.v1.Pkcs11Backend`, so key material
 //! never enters the application's process.
 //!
-//! The module carries its own small tokio runtime (tonic's blocking-client
-//! pattern). Each call is spawned on that runtime and the calling thread
-//! waits on a plain channel, so it works from any thread, including a
-//! worker thread of the host application's own tokio runtime (where
-//! `block_on` would panic). The client is dropped before the runtime.
+//! The module carries its own small tokio runtime, driven by the calling
+//! threads (see `rpc`), and works inside host applications that run their
+//! own tokio. The client is dropped before the runtime.
 //!
 //! tinfoild runs the embedded backend's code over its store, so tokens,
 //! objects and error codes are those of `backend = "embedded"`. Session
@@ -31,6 +29,7 @@ use super::{
 use crate::attrs::{decode, encode};
 use crate::error::{ckr, Pkcs11Error, Result};
 
+mod rpc;
 pub mod wire;
 
 use wire::{error_from_status, key_from_wire, key_to_wire};
@@ -48,7 +47,7 @@ const MAX_RANDOM: usize = 1 << 20;
 pub struct DaemonBackend {
     /// Dropped first (see `Drop`), while the runtime still runs.
     client: Option<Pkcs11BackendClient<Channel>>,
-    runtime: Option<tokio::runtime::Runtime>,
+    rpc: rpc::Rpc,
     endpoint: String,
 }
 
@@ -73,15 +72,9 @@ impl DaemonBackend {
                 )))
             }
         };
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("tinfoil-pkcs11-rpc")
-            .enable_all()
-            .build()
-            .map_err(|e| Pkcs11Error::General(format!("cannot start the RPC runtime: {e}")))?;
         let mut backend = DaemonBackend {
             client: None,
-            runtime: Some(runtime),
+            rpc: rpc::Rpc::start()?,
             endpoint: endpoint.to_string(),
         };
         let channel = backend
@@ -106,19 +99,10 @@ impl DaemonBackend {
     /// Runs `fut` on the module's runtime and waits for it on this thread.
     fn on_runtime<T, F>(&self, fut: F) -> Result<T>
     where
-        F: Future<Output = T> + Send + 'static,
-        T: Send + 'static,
+        F: Future<Output = T> + Send,
+        T: Send,
     {
-        let runtime = self
-            .runtime
-            .as_ref()
-            .ok_or_else(|| Pkcs11Error::General("the RPC runtime is gone".into()))?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        runtime.spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        rx.recv()
-            .map_err(|_| Pkcs11Error::General("the RPC task ended without an answer".into()))
+        self.rpc.run(fut)
     }
 
     /// One unary call: `call` gets a client clone and the request.
@@ -157,18 +141,9 @@ impl DaemonBackend {
 
 impl Drop for DaemonBackend {
     fn drop(&mut self) {
-        // The client's connection task lives on the runtime: drop it first.
+        // The client's connection task lives on the runtime: drop it
+        // first; the runtime stops when `rpc` drops after this.
         self.client.take();
-        if let Some(runtime) = self.runtime.take() {
-            // Dropping a runtime blocks, which tokio forbids on a thread of
-            // another runtime (C_Finalize from an async host): then let it
-            // wind down in the background.
-            if tokio::runtime::Handle::try_current().is_ok() {
-                runtime.shutdown_background();
-            } else {
-                drop(runtime);
-            }
-        }
     }
 }
 
