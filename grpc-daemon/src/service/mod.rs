@@ -21,7 +21,7 @@ use crate::status;
 
 mod handlers;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// Limits applied to every call.
 #[derive(Debug, Clone, Copy)]

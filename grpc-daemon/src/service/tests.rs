@@ -12,7 +12,8 @@ use super::{CallLimits, KmsService};
 use crate::pool::CryptoPool;
 use crate::status::reason_of;
 
-fn service(dir: &tempfile::TempDir, limits: CallLimits) -> KmsService {
+/// A service over a fresh store in `dir` (cheap KDF, manual clock).
+pub(crate) fn service(dir: &tempfile::TempDir, limits: CallLimits) -> KmsService {
     let options = HsmOptions {
         kdf: KdfParams {
             memory_kib: 1024,
