@@ -91,3 +91,42 @@ fn initialise_in_one_thread_finalise_in_another() {
         .join()
         .unwrap();
 }
+
+#[test]
+fn many_application_threads_share_the_connection() {
+    let m = load(Which::Daemon);
+    let slot = m.token("threads");
+    let session = m.p11.open_rw_session(slot).unwrap();
+    session
+        .login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
+        .unwrap();
+    let key = session
+        .generate_key(
+            &Mechanism::GenericSecretKeyGen,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(cryptoki::object::KeyType::GENERIC_SECRET),
+                Attribute::ValueLen(32.into()),
+                Attribute::Token(true),
+                Attribute::Sign(true),
+                Attribute::Verify(true),
+            ],
+        )
+        .unwrap();
+    let expected = session.sign(&Mechanism::Sha256Hmac, key, b"same").unwrap();
+    // Each thread its own session; all calls share one connection, which
+    // the callers take turns driving.
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                let s = m.p11.open_ro_session(slot).unwrap();
+                for _ in 0..100 {
+                    assert_eq!(
+                        s.sign(&Mechanism::Sha256Hmac, key, b"same").unwrap(),
+                        expected
+                    );
+                }
+            });
+        }
+    });
+}

@@ -1,0 +1,192 @@
+//! OpenSC's pkcs11-tool on the daemon backend (a real tinfoild): token
+//! set-up, key generation, sign and verify, `--test`, and its stress modes: threads
+//! racing C_Initialize, and a fork()ed child that initialises the module
+//! again (each process has its own connection to the daemon).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{daemon, tinfoil_path};
+
+const SO: &str = "so-pin-1";
+const PIN: &str = "user-pin-1";
+
+/// Runs pkcs11-tool on our module with the configuration in `dir`.
+fn tool(dir: &Path, args: &[&str]) -> Output {
+    Command::new("pkcs11-tool")
+        .arg("--module")
+        .arg(tinfoil_path())
+        .args(args)
+        .env("TINFOIL_PKCS11_CONFIG", dir.join("tinfoil.toml"))
+        .output()
+        .expect("pkcs11-tool (Debian package opensc) must be installed")
+}
+
+/// Runs pkcs11-tool and requires success; returns stdout and stderr.
+#[track_caller]
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = tool(dir, args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "pkcs11-tool {args:?} failed:\n{text}");
+    text
+}
+
+/// Starts tinfoild, points a configuration at it and initialises a token.
+fn fixture(dir: &Path) {
+    let endpoint = daemon::start(dir);
+    std::fs::write(
+        dir.join("tinfoil.toml"),
+        format!("backend = \"daemon\"\nendpoint = \"{endpoint}\"\n"),
+    )
+    .unwrap();
+    ok(
+        dir,
+        &["--init-token", "--label", "tool-token", "--so-pin", SO],
+    );
+    ok(
+        dir,
+        &[
+            "--login",
+            "--login-type",
+            "so",
+            "--so-pin",
+            SO,
+            "--init-pin",
+            "--pin",
+            PIN,
+        ],
+    );
+}
+
+/// Stops the case's daemon even when an assertion fails.
+struct StopDaemon;
+
+impl Drop for StopDaemon {
+    fn drop(&mut self) {
+        daemon::stop();
+    }
+}
+
+#[test]
+fn pkcs11_tool_on_the_daemon_backend() {
+    let _g = common::exclusive();
+    let _stop = StopDaemon;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fixture(d);
+    let slots = ok(d, &["-L"]);
+    assert!(slots.contains("tool-token"), "{slots}");
+
+    ok(
+        d,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--keygen",
+            "--key-type",
+            "AES:32",
+            "--id",
+            "01",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--id",
+            "02",
+        ],
+    );
+    let p = |name: &str| d.join(name).display().to_string();
+    std::fs::write(d.join("msg.txt"), b"data to sign\n").unwrap();
+    ok(
+        d,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--sign",
+            "--id",
+            "02",
+            "-m",
+            "ECDSA-SHA256",
+            "-i",
+            &p("msg.txt"),
+            "-o",
+            &p("sig.bin"),
+        ],
+    );
+    ok(
+        d,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--verify",
+            "--id",
+            "02",
+            "-m",
+            "ECDSA-SHA256",
+            "-i",
+            &p("msg.txt"),
+            "--signature-file",
+            &p("sig.bin"),
+        ],
+    );
+    let objects = ok(d, &["--login", "--pin", PIN, "-O"]);
+    assert!(objects.contains("Secret Key Object") && objects.contains("Private Key Object"));
+
+    // The keys are KMS keys of the daemon's store.
+    let listed = daemon::cli(&["list-keys", "--output", "json"]);
+    assert!(listed.status.success());
+    let keys: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(keys["keys"].as_array().map(Vec::len), Some(2), "{keys}");
+
+    let suite = ok(d, &["--login", "--pin", PIN, "--test"]);
+    assert!(suite.contains("No errors"), "{suite}");
+
+    // Wrong PIN: a clear failure, no crash.
+    let out = tool(d, &["--login", "--pin", "wrong-pin", "-O"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CKR_PIN_INCORRECT"));
+}
+
+#[test]
+fn stress_modes_threads_and_fork() {
+    let _g = common::exclusive();
+    let _stop = StopDaemon;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fixture(d);
+    let out = ok(
+        d,
+        &[
+            "--test-threads",
+            "INGISLT0",
+            "--test-threads",
+            "INGISLT0",
+            "--test-threads",
+            "ILGISLT0",
+            "--test-threads",
+            "INGISL",
+        ],
+    );
+    assert!(!out.contains("some errors"), "{out}");
+    assert!(out.contains("C_GetInfo returned CKR_OK"), "{out}");
+    // Unlike the embedded backend (the store is the parent's), the forked
+    // child connects to the daemon on its own.
+    let out = ok(d, &["--test-fork"]);
+    assert!(out.contains("forked child"), "{out}");
+}
