@@ -384,7 +384,7 @@ impl Hsm {
     ) -> Result<(u64, usize)> {
         let plain = self.unwrap_bytes(keys, unwrapping, mode, wrapped)?;
         let len = plain.len();
-        Ok((keys.insert(plain, extractable), len))
+        Ok((keys.insert(plain, extractable)?, len))
     }
 
     /// Unwraps an AES key into a new token key (origin EXTERNAL) in the

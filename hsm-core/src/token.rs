@@ -441,6 +441,9 @@ pub(crate) struct SessionKey {
     pub(crate) extractable: bool,
 }
 
+/// The most session keys one table holds at once.
+pub const MAX_SESSION_KEYS: usize = 16_384;
+
 /// Session secret keys: generated or unwrapped, kept in memory only, gone
 /// when destroyed or when the table is dropped.
 #[derive(Default)]
@@ -465,10 +468,19 @@ impl SessionKeys {
         self.keys.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn insert(&self, bytes: Zeroizing<Vec<u8>>, extractable: bool) -> u64 {
+    /// Adds a key; refused (LimitExceededException) beyond
+    /// [`MAX_SESSION_KEYS`], so that clients that never destroy their session
+    /// keys (or crash) cannot grow a shared daemon's memory without bound.
+    pub(crate) fn insert(&self, bytes: Zeroizing<Vec<u8>>, extractable: bool) -> Result<u64> {
+        let mut keys = self.lock();
+        if keys.len() >= MAX_SESSION_KEYS {
+            return Err(Error::LimitExceeded(format!(
+                "at most {MAX_SESSION_KEYS} session keys may exist at once"
+            )));
+        }
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        self.lock().insert(id, SessionKey { bytes, extractable });
-        id
+        keys.insert(id, SessionKey { bytes, extractable });
+        Ok(id)
     }
 
     /// Generates a session AES (16/24/32 bytes) or generic secret key.
@@ -476,7 +488,7 @@ impl SessionKeys {
         if len == 0 || len > 512 {
             return Err(Error::validation("a session key is 1 to 512 bytes"));
         }
-        Ok(self.insert(random_bytes(len)?, extractable))
+        self.insert(random_bytes(len)?, extractable)
     }
 
     /// Takes a secret key the application supplied (C_CreateObject).
@@ -484,7 +496,7 @@ impl SessionKeys {
         if bytes.is_empty() || bytes.len() > 512 {
             return Err(Error::validation("a session key is 1 to 512 bytes"));
         }
-        Ok(self.insert(Zeroizing::new(bytes.to_vec()), extractable))
+        self.insert(Zeroizing::new(bytes.to_vec()), extractable)
     }
 
     /// Forgets (and wipes) a session key.
@@ -495,5 +507,26 @@ impl SessionKeys {
     /// The length of a session key, if it exists.
     pub fn key_len(&self, id: u64) -> Option<usize> {
         self.lock().get(&id).map(|k| k.bytes.len())
+    }
+}
+
+#[cfg(test)]
+mod session_key_tests {
+    use super::*;
+
+    #[test]
+    fn the_session_key_table_is_bounded_and_frees_room_on_destroy() {
+        let keys = SessionKeys::new();
+        let ids: Vec<u64> = (0..MAX_SESSION_KEYS)
+            .map(|_| keys.generate(16, false).unwrap())
+            .collect();
+        let err = keys.generate(16, false).unwrap_err();
+        assert!(matches!(err, Error::LimitExceeded(_)), "{err:?}");
+        assert!(matches!(
+            keys.import(&[1u8; 16], false),
+            Err(Error::LimitExceeded(_))
+        ));
+        keys.destroy(ids[0]);
+        assert_eq!(keys.key_len(keys.generate(32, false).unwrap()), Some(32));
     }
 }
