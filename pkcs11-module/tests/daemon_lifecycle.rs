@@ -201,10 +201,8 @@ fn data_over_the_daemons_message_limit_is_device_memory_and_the_session_goes_on(
 
 /// tinfoild pings idle connections every 30 s and drops those that do not
 /// answer within 10 s; the module's keep-alive thread answers for an idle
-/// application. Slow (45 s), so not in the default run:
-/// `cargo test -p pkcs11-module --test daemon_lifecycle -- --ignored`.
+/// application. It idles 45 s, in parallel with the rest of this file.
 #[test]
-#[ignore]
 fn an_idle_application_keeps_its_connection() {
     let m = load(Which::Daemon);
     let session = user_session(&m, "idle");
