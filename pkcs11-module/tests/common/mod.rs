@@ -16,6 +16,7 @@ macro_rules! call {
 
 pub mod daemon;
 pub mod raw;
+pub mod tool;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::session::UserType;
@@ -209,32 +210,37 @@ impl Loaded {
     }
 }
 
-/// Expands to one #[test] per module for a case `fn(Which)`: our module
-/// on the memory, the embedded and the daemon backend, and SoftHSM2 as
-/// the control.
+/// Expands each case `fn(Which)` into a module of #[test]s, one per
+/// `test_name => Which` pair of the list.
+#[macro_export]
+macro_rules! matrix {
+    ($variants:tt; $($case:ident),* $(,)?) => {
+        $( $crate::matrix_case!($variants $case); )*
+    };
+}
+
+/// One case of [`matrix!`].
+#[macro_export]
+macro_rules! matrix_case {
+    ([$($test:ident => $which:ident),*] $case:ident) => {
+        mod $case {
+            $(
+                #[test]
+                fn $test() {
+                    super::$case(super::common::Which::$which)
+                }
+            )*
+        }
+    };
+}
+
+/// Our module on the memory, the embedded and the daemon backend, and
+/// SoftHSM2 as the control.
 #[macro_export]
 macro_rules! against_both {
     ($($case:ident),* $(,)?) => {
-        $(
-            mod $case {
-                #[test]
-                fn tinfoil() {
-                    super::$case(super::common::Which::Tinfoil)
-                }
-                #[test]
-                fn tinfoil_embedded() {
-                    super::$case(super::common::Which::Embedded)
-                }
-                #[test]
-                fn tinfoil_daemon() {
-                    super::$case(super::common::Which::Daemon)
-                }
-                #[test]
-                fn softhsm_control() {
-                    super::$case(super::common::Which::SoftHsm)
-                }
-            }
-        )*
+        $crate::matrix!([tinfoil => Tinfoil, tinfoil_embedded => Embedded,
+            tinfoil_daemon => Daemon, softhsm_control => SoftHsm]; $($case),*);
     };
 }
 
@@ -243,22 +249,8 @@ macro_rules! against_both {
 #[macro_export]
 macro_rules! with_keys {
     ($($case:ident),* $(,)?) => {
-        $(
-            mod $case {
-                #[test]
-                fn tinfoil_embedded() {
-                    super::$case(super::common::Which::Embedded)
-                }
-                #[test]
-                fn tinfoil_daemon() {
-                    super::$case(super::common::Which::Daemon)
-                }
-                #[test]
-                fn softhsm_control() {
-                    super::$case(super::common::Which::SoftHsm)
-                }
-            }
-        )*
+        $crate::matrix!([tinfoil_embedded => Embedded, tinfoil_daemon => Daemon,
+            softhsm_control => SoftHsm]; $($case),*);
     };
 }
 
@@ -267,22 +259,8 @@ macro_rules! with_keys {
 #[macro_export]
 macro_rules! ours_only {
     ($($case:ident),* $(,)?) => {
-        $(
-            mod $case {
-                #[test]
-                fn tinfoil() {
-                    super::$case(super::common::Which::Tinfoil)
-                }
-                #[test]
-                fn tinfoil_embedded() {
-                    super::$case(super::common::Which::Embedded)
-                }
-                #[test]
-                fn tinfoil_daemon() {
-                    super::$case(super::common::Which::Daemon)
-                }
-            }
-        )*
+        $crate::matrix!([tinfoil => Tinfoil, tinfoil_embedded => Embedded,
+            tinfoil_daemon => Daemon]; $($case),*);
     };
 }
 
@@ -291,17 +269,6 @@ macro_rules! ours_only {
 #[macro_export]
 macro_rules! ours_only_embedded {
     ($($case:ident),* $(,)?) => {
-        $(
-            mod $case {
-                #[test]
-                fn tinfoil_embedded() {
-                    super::$case(super::common::Which::Embedded)
-                }
-                #[test]
-                fn tinfoil_daemon() {
-                    super::$case(super::common::Which::Daemon)
-                }
-            }
-        )*
+        $crate::matrix!([tinfoil_embedded => Embedded, tinfoil_daemon => Daemon]; $($case),*);
     };
 }
