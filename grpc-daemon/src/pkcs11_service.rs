@@ -428,6 +428,18 @@ impl Pkcs11Backend for Pkcs11Service {
         })
         .await
     }
+
+    async fn generation(
+        &self,
+        _request: Request<pb::P11Empty>,
+    ) -> Result<Response<pb::P11GenerationResponse>, Status> {
+        self.run(Lane::Inline, "P11Generation", |b| {
+            Ok(pb::P11GenerationResponse {
+                generation: b.generation()?,
+            })
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -87,6 +88,38 @@ pub struct Hsm {
     root_key: SecretKey,
     cache: MaterialCache,
     options: HsmOptions,
+    generation: AtomicU64,
+}
+
+/// The state's write lock. Dropping it after a change (any mutable access)
+/// bumps the store's generation while the lock is still held, so a reader
+/// that sees the new generation also sees the change.
+pub(crate) struct StateWrite<'a> {
+    guard: RwLockWriteGuard<'a, State>,
+    generation: &'a AtomicU64,
+    changed: bool,
+}
+
+impl std::ops::Deref for StateWrite<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for StateWrite<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.changed = true;
+        &mut self.guard
+    }
+}
+
+impl Drop for StateWrite<'_> {
+    fn drop(&mut self) {
+        if self.changed {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
 }
 
 impl std::fmt::Debug for Hsm {
@@ -200,6 +233,9 @@ impl Hsm {
             root_key,
             cache: MaterialCache::new(options.cache_capacity),
             options,
+            // Not 0: a restarted daemon must not repeat a generation a
+            // client saw before the restart.
+            generation: AtomicU64::new(generation_origin()),
         })
     }
 
@@ -269,8 +305,26 @@ impl Hsm {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn write_state(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn write_state(&self) -> StateWrite<'_> {
+        StateWrite {
+            guard: self.state.write().unwrap_or_else(|e| e.into_inner()),
+            generation: &self.generation,
+            changed: false,
+        }
+    }
+
+    /// The store's change counter: it moves after every change to a key
+    /// (creation, state, description, tags, aliases, versions, deletion)
+    /// and to a PKCS#11 token or object row. Readers that cached a view
+    /// (the PKCS#11 module's object table) reload when it moved. Only
+    /// equality with an earlier reading means anything.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Moves the change counter after a committed change outside `State`.
+    pub(crate) fn bump_generation(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     pub(crate) fn lock_store(&self) -> MutexGuard<'_, Store> {
@@ -380,6 +434,15 @@ pub(crate) fn rotation_due(key: &KeyRecord, now: UnixSeconds) -> bool {
 /// Refuses a key that is not Enabled, with the KMS exception for its state.
 pub(crate) fn require_enabled(key: &KeyRecord) -> Result<()> {
     match key.state {
+/// Where a store's change counter starts: the wall clock in nanoseconds,
+/// so counters of successive openings of a store do not repeat.
+fn generation_origin() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+}
+
         KeyState::Enabled => Ok(()),
         KeyState::Disabled => Err(Error::Disabled(format!("{} is disabled", key.arn()))),
         KeyState::PendingDeletion => Err(Error::InvalidState(format!(

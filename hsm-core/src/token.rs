@@ -193,6 +193,7 @@ impl Hsm {
                 )?;
                 Ok(())
             })?;
+            self.bump_generation();
             return Ok(serial.to_string());
         }
         let record = new_pin_record(so_pin)?;
@@ -208,6 +209,7 @@ impl Hsm {
             )?;
             Ok(())
         })?;
+        self.bump_generation();
         Ok(serial)
     }
 
@@ -304,7 +306,9 @@ impl Hsm {
                 params![row.object_id, serial, row.key_id, row.attrs],
             )?;
             Ok(())
-        })
+        })?;
+        self.bump_generation();
+        Ok(())
     }
 
     /// Removes an object row.
@@ -312,7 +316,9 @@ impl Hsm {
         self.lock_store().transaction(|tx| {
             tx.execute("DELETE FROM p11_objects WHERE object_id = ?1", [object_id])?;
             Ok(())
-        })
+        })?;
+        self.bump_generation();
+        Ok(())
     }
 
     /// Creates a token AES key of `len` bytes in the namespace `token`

@@ -2,7 +2,7 @@
 //! sessions and the object table. Everything here is safe Rust; the C
 //! layer in `ffi` only converts pointers and calls these methods.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -30,7 +30,10 @@ pub struct Module {
     pub(crate) sessions: RwLock<HashMap<CK_SESSION_HANDLE, Arc<Mutex<Session>>>>,
     logins: Mutex<HashMap<String, UserKind>>,
     pub(crate) objects: RwLock<ObjectTable>,
-    loaded: Mutex<HashSet<String>>,
+    /// Per token, the backend generation its objects were last loaded at.
+    /// Held while loading, and while a token object is written to the
+    /// backend and the table, so a reload never interleaves with either.
+    loaded: Mutex<HashMap<String, u64>>,
     next_session: AtomicU64,
 }
 
@@ -58,7 +61,7 @@ impl Module {
             sessions: RwLock::new(HashMap::new()),
             logins: Mutex::new(HashMap::new()),
             objects: RwLock::new(ObjectTable::default()),
-            loaded: Mutex::new(HashSet::new()),
+            loaded: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
         };
         module.refresh_slots()?;
@@ -325,27 +328,29 @@ impl Module {
         self.backend.set_pin(&serial, who, old, new)
     }
 
-    /// Loads a token's stored objects into the object table, once.
+    /// Brings a token's objects in the table up to date with the backend:
+    /// a reload (and reconciliation, keeping the handles of objects that
+    /// remain) only when the backend's generation moved since the last
+    /// one, so keys made or deleted by the CLI or another process show,
+    /// and a lookup that finds nothing changed costs one counter read.
     pub fn ensure_loaded(&self, serial: &str) -> Result<()> {
+        let current = self.backend.generation()?;
         let mut loaded = lock(&self.loaded)?;
-        if loaded.contains(serial) {
+        if loaded.get(serial) == Some(&current) {
             return Ok(());
         }
+        // Read before loading: a change during the load leaves an older
+        // generation recorded, so the next call loads again.
         let stored = self.backend.load_objects(serial)?;
-        let mut table = write(&self.objects)?;
-        for object in stored {
-            if table.handle_of(serial, &object.id).is_none() {
-                table.insert(Object {
-                    token: serial.to_string(),
-                    backend_id: Some(object.id),
-                    session: None,
-                    attrs: object.attrs,
-                    key: object.key,
-                });
-            }
-        }
-        loaded.insert(serial.to_string());
+        write(&self.objects)?.reconcile(serial, stored);
+        loaded.insert(serial.to_string(), current);
         Ok(())
+    }
+
+    /// Holds off reloads while a token object is written to the backend
+    /// and then to the table (see `loaded`).
+    pub(crate) fn hold_reloads(&self) -> Result<MutexGuard<'_, HashMap<String, u64>>> {
+        lock(&self.loaded)
     }
 
     /// Whether a session may see an object: same token, and private

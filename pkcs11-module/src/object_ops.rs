@@ -73,6 +73,7 @@ impl Module {
         key: Option<KeyHandle>,
     ) -> Result<CK_OBJECT_HANDLE> {
         let on_token = get_bool(&attrs, CKA_TOKEN, false);
+        let _no_reload = self.hold_reloads()?;
         let backend_id = if on_token {
             Some(
                 self.backend
@@ -184,6 +185,7 @@ impl Module {
         if !get_bool(&object.attrs, CKA_DESTROYABLE, true) {
             return Err(ckr!(CKR_ACTION_PROHIBITED, "object is not destroyable"));
         }
+        let _no_reload = self.hold_reloads()?;
         match (&object.backend_id, &object.key) {
             (Some(id), _) => self.backend.destroy_object(&object.token, id)?,
             (None, Some(key)) => self.backend.destroy_key(key)?,
@@ -254,6 +256,7 @@ impl Module {
             }
             new.insert(*t, v.clone());
         }
+        let _no_reload = self.hold_reloads()?;
         if let Some(id) = &object.backend_id {
             self.backend.update_object(&object.token, id, &new)?;
         }
@@ -267,8 +270,12 @@ impl Module {
         Ok(object.attrs.values().map(|v| v.len() + 16).sum())
     }
 
-    /// C_FindObjectsInit: takes the matches now.
+    /// C_FindObjectsInit: refreshes the token's objects if the store
+    /// changed, then takes the matches.
     pub fn find_init(&self, h: CK_SESSION_HANDLE, template: &Template) -> Result<()> {
+        // The store's current set: keys made or deleted elsewhere since
+        // the last search show here.
+        self.ensure_loaded(&self.session_token(h)?)?;
         let session = self.session(h)?;
         let mut s = lock(&session)?;
         if s.find.is_some() {

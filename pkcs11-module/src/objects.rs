@@ -3,12 +3,12 @@
 //! attributes applications search on (class, id, label, key type), so
 //! C_FindObjects does not scan.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use cryptoki_sys::*;
 
 use crate::attrs::{self, get_bool, get_ulong};
-use crate::backend::Attributes;
+use crate::backend::{Attributes, StoredObject};
 
 /// Attribute types kept in the search index.
 const INDEXED: &[CK_ATTRIBUTE_TYPE] = &[CKA_CLASS, CKA_ID, CKA_LABEL, CKA_KEY_TYPE];
@@ -118,6 +118,52 @@ impl ObjectTable {
         doomed.iter().filter_map(|h| self.remove(*h)).collect()
     }
 
+    /// Brings a token's stored objects in line with `stored` (the token's
+    /// current set): objects still there keep their handles (their
+    /// attributes and key follow the store), new ones get handles, and
+    /// vanished ones go. Session objects are untouched. Returns the
+    /// number of objects added and removed.
+    pub fn reconcile(&mut self, token: &str, stored: Vec<StoredObject>) -> (usize, usize) {
+        let ids: HashSet<&str> = stored.iter().map(|o| o.id.as_str()).collect();
+        let gone: Vec<CK_OBJECT_HANDLE> = self
+            .by_backend_id
+            .iter()
+            .filter(|((t, id), _)| t == token && !ids.contains(id.as_str()))
+            .map(|(_, h)| *h)
+            .collect();
+        for h in &gone {
+            self.remove(*h);
+        }
+        let mut added = 0;
+        for object in stored {
+            match self.handle_of(token, &object.id) {
+                Some(h) => {
+                    let same = self
+                        .objects
+                        .get(&h)
+                        .is_some_and(|o| o.attrs == object.attrs && o.key == object.key);
+                    if !same {
+                        if let Some(o) = self.objects.get_mut(&h) {
+                            o.key = object.key;
+                        }
+                        self.set_attrs(h, object.attrs);
+                    }
+                }
+                None => {
+                    added += 1;
+                    self.insert(Object {
+                        token: token.to_string(),
+                        backend_id: Some(object.id),
+                        session: None,
+                        attrs: object.attrs,
+                        key: object.key,
+                    });
+                }
+            }
+        }
+        (added, gone.len())
+    }
+
     /// Handles of the objects matching `template` on which `visible` holds,
     /// in handle order. Uses the smallest index bucket the template names.
     pub fn find(
@@ -208,6 +254,41 @@ mod tests {
         let none = vec![(CKA_LABEL, b"absent".to_vec())];
         assert!(table.find(&none, |_| true).is_empty());
         assert_eq!(table.find(&Vec::new(), |_| true).len(), 9_999);
+    }
+
+    fn stored(id: &str, label: &str) -> StoredObject {
+        StoredObject {
+            id: id.into(),
+            attrs: data(label).attrs,
+            key: None,
+        }
+    }
+
+    #[test]
+    fn reconcile_keeps_handles_adds_new_drops_vanished_and_spares_session_objects() {
+        let mut table = ObjectTable::default();
+        assert_eq!(
+            table.reconcile("t", vec![stored("a", "a"), stored("b", "b")]),
+            (2, 0)
+        );
+        let label = |l: &str| vec![(CKA_LABEL, l.as_bytes().to_vec())];
+        let a = table.find(&label("a"), |_| true);
+        let session = table.insert(data("s"));
+        let mut other = data("b");
+        other.token = "u".into();
+        other.backend_id = Some("b".into());
+        let other = table.insert(other);
+
+        // b vanished, c appeared, a was relabelled.
+        let (added, removed) = table.reconcile("t", vec![stored("a", "a2"), stored("c", "c")]);
+        assert_eq!((added, removed), (1, 1));
+        assert_eq!(table.find(&label("a2"), |_| true), a, "a keeps its handle");
+        assert!(table.find(&label("a"), |_| true).is_empty());
+        assert_eq!(table.find(&label("b"), |_| true), vec![other]);
+        assert_eq!(table.find(&label("c"), |_| true).len(), 1);
+        assert_eq!(table.find(&label("s"), |_| true), vec![session]);
+        assert_eq!(table.reconcile("t", Vec::new()), (0, 2));
+        assert_eq!(table.find(&Vec::new(), |_| true), vec![session, other]);
     }
 
     #[test]

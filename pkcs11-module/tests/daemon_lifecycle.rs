@@ -114,8 +114,8 @@ fn pkcs11_keys_are_kms_keys_and_the_cli_lifecycle_reaches_the_module() {
     assert!(left.is_empty(), "a destroyed key is no longer an object");
     drop(session);
 
-    // A key made with the CLI in the token's namespace is an object (the
-    // module reads a token's objects once per C_Initialize).
+    // A key made with the CLI in the token's namespace is an object at
+    // once, without initialising again.
     let made = cli_json(&[
         "create-key",
         "--token",
@@ -124,10 +124,6 @@ fn pkcs11_keys_are_kms_keys_and_the_cli_lifecycle_reaches_the_module() {
         "made-by-cli",
     ]);
     let cli_key = made["keyMetadata"]["keyId"].as_str().unwrap().to_string();
-    m.p11.clone().finalize().unwrap();
-    m.p11
-        .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .unwrap();
     let slot = m.p11.get_slots_with_initialized_token().unwrap()[0];
     let session = m.p11.open_rw_session(slot).unwrap();
     session
@@ -142,6 +138,122 @@ fn pkcs11_keys_are_kms_keys_and_the_cli_lifecycle_reaches_the_module() {
         .unwrap();
     assert_eq!(label, vec![Attribute::Label(b"made-by-cli".to_vec())]);
     encrypt(&session, found[0]).expect("the CLI's key encrypts through PKCS#11");
+}
+
+fn find_id(session: &Session, key_id: &str) -> Vec<ObjectHandle> {
+    session
+        .find_objects(&[Attribute::Id(key_id.as_bytes().to_vec())])
+        .unwrap()
+}
+
+fn cli_key(args: &[&str]) -> String {
+    let mut all = vec!["create-key", "--token", "fresh"];
+    all.extend(args);
+    cli_json(&all)["keyMetadata"]["keyId"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn the_clis_changes_show_in_c_find_objects_of_an_open_session_in_both_directions() {
+    let m = load(Which::Daemon);
+    let session = user_session(&m, "fresh");
+    let untouched = token_aes_key(&session, "untouched");
+    let all_before = session.find_objects(&[]).unwrap();
+    assert_eq!(all_before, vec![untouched]);
+
+    // Made after the session opened: found by the next search.
+    let aes = cli_key(&["--description", "cli-aes"]);
+    let ec = cli_key(&[
+        "--key-spec",
+        "ECC_NIST_P256",
+        "--key-usage",
+        "SIGN_VERIFY",
+        "--description",
+        "cli-ec",
+    ]);
+    let aes_objects = find_id(&session, &aes);
+    assert_eq!(aes_objects.len(), 1, "the CLI's AES key is an object");
+    encrypt(&session, aes_objects[0]).expect("the CLI's key encrypts");
+    let ec_objects = find_id(&session, &ec);
+    assert_eq!(ec_objects.len(), 2, "a private and a public key object");
+    let signer = session
+        .find_objects(&[
+            Attribute::Id(ec.as_bytes().to_vec()),
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+        ])
+        .unwrap();
+    let signature = session
+        .sign(&Mechanism::Ecdsa, signer[0], &[0x11; 32])
+        .expect("the CLI's EC key signs");
+    assert_eq!(signature.len(), 64);
+
+    // Disabled: still an object (same handle), its use refused.
+    cli_json(&["disable-key", "--key-id", &aes]);
+    assert_eq!(find_id(&session, &aes), aes_objects);
+    assert_eq!(
+        rv(encrypt(&session, aes_objects[0])),
+        RvError::KeyFunctionNotPermitted
+    );
+    cli_json(&["enable-key", "--key-id", &aes]);
+    assert_eq!(find_id(&session, &aes), aes_objects);
+    encrypt(&session, aes_objects[0]).expect("enabled again");
+
+    // Deletion scheduled with the CLI: gone from the next search, also
+    // for a key made through PKCS#11.
+    cli_json(&[
+        "schedule-key-deletion",
+        "--key-id",
+        &aes,
+        "--pending-window-in-days",
+        "7",
+    ]);
+    assert!(
+        find_id(&session, &aes).is_empty(),
+        "a key pending deletion is no object"
+    );
+    assert_eq!(
+        rv(encrypt(&session, aes_objects[0])),
+        RvError::ObjectHandleInvalid
+    );
+    let before = key_ids();
+    let pkcs11_made = token_aes_key(&session, "doomed");
+    let doomed_id = key_ids()
+        .into_iter()
+        .find(|id| !before.contains(id))
+        .expect("the new PKCS#11 key's KMS id");
+    assert!(session
+        .find_objects(&[Attribute::Label(b"doomed".to_vec())])
+        .unwrap()
+        .contains(&pkcs11_made));
+    cli_json(&[
+        "schedule-key-deletion",
+        "--key-id",
+        &doomed_id,
+        "--pending-window-in-days",
+        "7",
+    ]);
+    assert!(session
+        .find_objects(&[Attribute::Label(b"doomed".to_vec())])
+        .unwrap()
+        .is_empty());
+    // Cancelled: the key is back (Disabled, as KMS leaves it), as a new
+    // object.
+    cli_json(&["cancel-key-deletion", "--key-id", &aes]);
+    let back = find_id(&session, &aes);
+    assert_eq!(back.len(), 1);
+    assert_ne!(back, aes_objects, "a vanished handle is not reused");
+
+    // Objects no one touched keep their handles throughout.
+    assert_eq!(
+        session
+            .find_objects(&[Attribute::Label(b"untouched".to_vec())])
+            .unwrap(),
+        vec![untouched]
+    );
+    assert_eq!(find_id(&session, &ec), ec_objects);
+    encrypt(&session, untouched).expect("the untouched key still encrypts");
 }
 
 #[test]

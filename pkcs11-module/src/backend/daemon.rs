@@ -507,4 +507,11 @@ impl Backend for DaemonBackend {
         let r = self.call("Unwrap", req, |mut c, r| async move { c.unwrap(r).await })?;
         Ok((key_from_wire(r.key)?, wire::len_from_wire(r.len)?))
     }
+
+    fn generation(&self) -> Result<u64> {
+        let r = self.call("Generation", pb::P11Empty {}, |mut c, r| async move {
+            c.generation(r).await
+        })?;
+        Ok(r.generation)
+    }
 }

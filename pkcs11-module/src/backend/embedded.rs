@@ -555,4 +555,8 @@ impl Backend for EmbeddedBackend {
             }
         }
     }
+
+    fn generation(&self) -> Result<u64> {
+        Ok(self.hsm.generation())
+    }
 }

@@ -236,6 +236,15 @@ pub trait Backend: Send + Sync {
     ) -> Result<(KeyHandle, usize)> {
         Err(no_keys())
     }
+
+    /// The store's change counter: it moves whenever a key or a stored
+    /// object changes, by this module or anyone else (the CLI, the KMS
+    /// API, another process on the same daemon). The module reloads a
+    /// token's objects when it moved since the last load. Only equality
+    /// means anything. A store no one else changes may keep it constant.
+    fn generation(&self) -> Result<u64> {
+        Ok(0)
+    }
 }
 
 fn no_keys() -> crate::error::Pkcs11Error {
