@@ -28,6 +28,7 @@ const REDACTED: &[&str] = &[
     ".tinfoil.v1.P11RsaOaepRequest",
     ".tinfoil.v1.P11SignRequest",
     ".tinfoil.v1.P11VerifyRequest",
+    ".tinfoil.v1.P11RsaPkcs1CryptRequest",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

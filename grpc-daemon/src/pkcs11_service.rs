@@ -440,6 +440,23 @@ impl Pkcs11Backend for Pkcs11Service {
         })
         .await
     }
+
+    async fn rsa_pkcs1_crypt(
+        &self,
+        request: Request<pb::P11RsaPkcs1CryptRequest>,
+    ) -> Result<Response<pb::P11BytesResponse>, Status> {
+        let r = request.into_inner();
+        let data = Zeroizing::new(r.data);
+        // Decryption is a private-key operation: the pool's.
+        self.run(Lane::Fast, "P11RsaPkcs1Crypt", move |b| {
+            let key = wire::key_from_wire(r.key)?;
+            let mut out = b.rsa_pkcs1_crypt(&key, r.encrypt, &data)?;
+            Ok(pb::P11BytesResponse {
+                data: std::mem::take(&mut *out),
+            })
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

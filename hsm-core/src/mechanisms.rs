@@ -22,6 +22,8 @@ use crate::hsm::{require_enabled, Hsm};
 pub use crate::token::SessionKeys;
 use crate::types::{KeyMetadata, KeySpec};
 
+mod rsa_pkcs1;
+
 /// Largest input of one raw AES operation, in bytes.
 pub const MAX_AES_INPUT: usize = 64 << 20;
 
@@ -432,8 +434,10 @@ impl Hsm {
 pub enum RawSign {
     /// CKM_ECDSA: the input is a digest; the signature is r || s.
     EcdsaDigest,
-    /// CKM_RSA_PKCS: the input is a DER DigestInfo.
+    /// CKM_SHA*_RSA_PKCS: the input is the DER DigestInfo the module built.
     RsaPkcs1DigestInfo,
+    /// CKM_RSA_PKCS: any input of at most k-11 bytes, padded (type 1).
+    RsaPkcs1,
     /// CKM_RSA_PKCS_PSS: the input is a digest of `hash`, salt of `salt_len`.
     RsaPss {
         /// 32, 48 or 64: the digest length naming SHA-256/384/512.
@@ -484,6 +488,9 @@ impl Hsm {
             RawSign::RsaPkcs1DigestInfo => {
                 a::rsa_pkcs1v15_sign_digest_info(spec, pkcs8.private_key(spec)?, input)
             }
+            RawSign::RsaPkcs1 => {
+                a::rsa_pkcs1v15_sign_any(spec, pkcs8.private_key(spec)?, pkcs8, input)
+            }
             RawSign::RsaPss { hash_len, salt_len } => a::rsa_pss_sign_digest_raw(
                 spec,
                 pkcs8.private_key(spec)?,
@@ -531,6 +538,9 @@ impl Hsm {
             RawSign::EcdsaDigest => a::ecdsa_verify_digest_raw(spec, pkcs8, input, signature),
             RawSign::RsaPkcs1DigestInfo => {
                 a::rsa_pkcs1v15_verify_digest_info(spec, pkcs8.private_key(spec)?, input, signature)
+            }
+            RawSign::RsaPkcs1 => {
+                a::rsa_pkcs1v15_verify_any(spec, pkcs8.private_key(spec)?, pkcs8, input, signature)
             }
             RawSign::RsaPss { hash_len, salt_len } => a::rsa_pss_verify_digest_raw(
                 spec,

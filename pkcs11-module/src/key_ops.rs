@@ -148,6 +148,40 @@ fn oaep_params(m: &Mechanism) -> Result<bool> {
     }
 }
 
+/// Checks a CKM_RSA_PKCS encryption (public or private key object) or
+/// decryption (private key object) key: an RSA key whose CKA_ENCRYPT /
+/// CKA_DECRYPT is true; the mechanism takes no parameter. Returns the key
+/// and its modulus length.
+fn usable_rsa_crypt_key(
+    object: &Object,
+    encrypt: bool,
+    m: &Mechanism,
+) -> Result<(KeyHandle, usize)> {
+    if !m.param.is_empty() {
+        return Err(ckr!(
+            CKR_MECHANISM_PARAM_INVALID,
+            "CKM_RSA_PKCS takes no parameter"
+        ));
+    }
+    let key = object
+        .key
+        .clone()
+        .ok_or(ckr!(CKR_KEY_TYPE_INCONSISTENT, "not a key"))?;
+    let class_ok =
+        object.class() == CKO_PRIVATE_KEY || (encrypt && object.class() == CKO_PUBLIC_KEY);
+    if !class_ok || get_ulong(&object.attrs, CKA_KEY_TYPE) != Some(CKK_RSA) {
+        return Err(ckr!(
+            CKR_KEY_TYPE_INCONSISTENT,
+            "CKM_RSA_PKCS needs an RSA key"
+        ));
+    }
+    let usage = if encrypt { CKA_ENCRYPT } else { CKA_DECRYPT };
+    if !get_bool(&object.attrs, usage, false) {
+        return Err(ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED));
+    }
+    Ok((key, crate::pubkey::signature_len(&object.attrs)?))
+}
+
 /// Checks that `object` is an AES key whose `usage` attribute is true.
 fn usable_aes_key(object: &Object, usage: CK_ATTRIBUTE_TYPE) -> Result<KeyHandle> {
     let key = object
@@ -284,7 +318,10 @@ impl Module {
         self.needs_keys(m, if encrypt { CKF_ENCRYPT } else { CKF_DECRYPT })?;
         let object = self.visible_object(h, key)?;
         let usage = if encrypt { CKA_ENCRYPT } else { CKA_DECRYPT };
-        let (mode, key) = if m.mechanism == CKM_RSA_PKCS_OAEP {
+        let (mode, key) = if m.mechanism == CKM_RSA_PKCS {
+            let (key, modulus_len) = usable_rsa_crypt_key(&object, encrypt, m)?;
+            (CipherMode::RsaPkcs1 { modulus_len }, key)
+        } else if m.mechanism == CKM_RSA_PKCS_OAEP {
             let sha256 = oaep_params(m)?;
             let key = object
                 .key
@@ -337,6 +374,7 @@ impl Module {
             CipherMode::Oaep { sha256, .. } => {
                 self.backend.rsa_oaep(&op.key, *sha256, encrypt, data)?
             }
+            CipherMode::RsaPkcs1 { .. } => self.backend.rsa_pkcs1_crypt(&op.key, encrypt, data)?,
         };
         if encrypt {
             // Ciphertext is no secret: hand the buffer over without a copy.

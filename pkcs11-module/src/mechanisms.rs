@@ -65,7 +65,13 @@ pub const MECHANISMS: &[MechanismEntry] = &[
         CKF_GENERATE_KEY_PAIR,
         true
     ),
-    m!(CKM_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY, true),
+    m!(
+        CKM_RSA_PKCS,
+        2048,
+        4096,
+        CKF_SIGN | CKF_VERIFY | CKF_ENCRYPT | CKF_DECRYPT,
+        true
+    ),
     m!(CKM_SHA256_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY, true),
     m!(CKM_SHA384_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY, true),
     m!(CKM_SHA512_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY, true),

@@ -51,6 +51,11 @@ pub enum CipherMode {
         /// Bytes of the key's modulus (the ciphertext length).
         modulus_len: usize,
     },
+    /// CKM_RSA_PKCS (RSAES-PKCS1-v1_5).
+    RsaPkcs1 {
+        /// Bytes of the key's modulus (the ciphertext length).
+        modulus_len: usize,
+    },
 }
 
 impl CipherMode {
@@ -59,6 +64,7 @@ impl CipherMode {
         match self {
             CipherMode::Aes(mode) => crate::mechanisms::aes_output_len(mode, encrypt, n),
             CipherMode::Oaep { modulus_len, .. } => *modulus_len,
+            CipherMode::RsaPkcs1 { modulus_len } => *modulus_len,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Key pairs and signatures: C_GenerateKeyPair (RSA 2048-4096, EC P-256
 //! and P-384, Ed25519) and C_Sign*/C_Verify* with ECDSA (raw and SHA-2),
-//! RSA PKCS#1 v1.5 (raw DigestInfo and SHA-2), RSA-PSS and EdDSA. The
+//! RSA PKCS#1 v1.5 (raw input up to k-11 bytes, and SHA-2), RSA-PSS and EdDSA. The
 //! module hashes and frames the input; the engine signs.
 
 use cryptoki_sys::*;
@@ -221,9 +221,12 @@ impl Module {
                 "private keys stay sensitive and unextractable"
             ));
         }
+        // A KMS key has one usage: an RSA pair asked to decrypt and not
+        // to sign (pkcs11-tool --usage-decrypt sets CKA_DECRYPT only)
+        // decrypts; any other pair signs.
         let decrypts = key_type == CKK_RSA
             && flag(private, CKA_DECRYPT, false)?
-            && !flag(private, CKA_SIGN, true)?;
+            && !flag(private, CKA_SIGN, false)?;
         let usage = if decrypts {
             KeyUsage::EncryptDecrypt
         } else {
@@ -400,7 +403,7 @@ impl Module {
             CKM_ECDSA_SHA384 => (RawSign::EcdsaDigest, Some(CKM_SHA384), CKK_EC),
             CKM_ECDSA_SHA512 => (RawSign::EcdsaDigest, Some(CKM_SHA512), CKK_EC),
             CKM_EDDSA => (RawSign::EdDsa, None, CKK_EC_EDWARDS),
-            CKM_RSA_PKCS => (RawSign::RsaPkcs1DigestInfo, None, CKK_RSA),
+            CKM_RSA_PKCS => (RawSign::RsaPkcs1, None, CKK_RSA),
             CKM_SHA256_RSA_PKCS => (RawSign::RsaPkcs1DigestInfo, Some(CKM_SHA256), CKK_RSA),
             CKM_SHA384_RSA_PKCS => (RawSign::RsaPkcs1DigestInfo, Some(CKM_SHA384), CKK_RSA),
             CKM_SHA512_RSA_PKCS => (RawSign::RsaPkcs1DigestInfo, Some(CKM_SHA512), CKK_RSA),

@@ -162,6 +162,7 @@ opaque_debug!(
     P11RsaOaepRequest,
     P11SignRequest,
     P11VerifyRequest,
+    P11RsaPkcs1CryptRequest,
 );
 
 #[cfg(test)]

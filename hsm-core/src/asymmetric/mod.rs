@@ -35,14 +35,16 @@ mod hmac;
 mod parsed;
 mod raw;
 mod rsa;
+mod rsa_pkcs1;
 
 pub(crate) use parsed::PrivateKey;
 #[allow(unused_imports)]
 pub(crate) use raw::{
     ecdsa_sign_digest_raw, ecdsa_verify_digest_raw, eddsa_sign_raw, eddsa_verify_raw,
-    rsa_pkcs1v15_sign_digest_info, rsa_pkcs1v15_verify_digest_info, rsa_pss_sign_digest_raw,
-    rsa_pss_verify_digest_raw, PssHash,
+    rsa_pkcs1v15_sign_any, rsa_pkcs1v15_sign_digest_info, rsa_pkcs1v15_verify_any,
+    rsa_pkcs1v15_verify_digest_info, rsa_pss_sign_digest_raw, rsa_pss_verify_digest_raw, PssHash,
 };
+pub(crate) use rsa_pkcs1::{decrypt as rsa_pkcs1_decrypt, encrypt as rsa_pkcs1_encrypt};
 
 #[cfg(test)]
 mod tests;

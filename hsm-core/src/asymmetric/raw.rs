@@ -1,5 +1,6 @@
 //! Raw signature primitives for the PKCS#11 module, whose mechanisms differ
-//! from KMS: CKM_RSA_PKCS signs a caller-built DigestInfo, CKM_ECDSA signs
+//! from KMS: CKM_RSA_PKCS pads and signs the caller's bytes (a DigestInfo
+//! or anything else up to k-11 bytes, see [`super::rsa_pkcs1`]), CKM_ECDSA signs
 //! a bare digest of any common length and returns fixed-size r||s,
 //! CKM_RSA_PKCS_PSS names its hash and salt length, CKM_EDDSA signs a whole
 //! message. RSA-OAEP (CKM_RSA_PKCS_OAEP with SHA-1/SHA-256) is
@@ -206,6 +207,49 @@ pub(crate) fn rsa_pkcs1v15_verify_digest_info<K: RsaKeySource + ?Sized>(
         let (_, parameters) = pkcs1_encoding(&digest)?;
         Ok(rsa::verify_digest_with(key, parameters, &digest, signature))
     })
+}
+
+/// Whether `input` is a DigestInfo [`rsa_pkcs1v15_sign_digest_info`] takes
+/// (the fast path through the library's digest signing).
+fn is_sha2_digest_info(input: &[u8]) -> bool {
+    DIGEST_INFO_PREFIXES.iter().any(|(prefix, algorithm)| {
+        input
+            .strip_prefix(*prefix)
+            .is_some_and(|value| value.len() == algorithm.output_len())
+    })
+}
+
+/// CKM_RSA_PKCS signature of any input of at most k-11 bytes: a SHA-2
+/// DigestInfo goes through the library's digest signing, anything else
+/// through [`super::rsa_pkcs1::sign_any`]. Both give the same
+/// (deterministic) signature.
+pub(crate) fn rsa_pkcs1v15_sign_any<K: RsaKeySource + ?Sized>(
+    spec: KeySpec,
+    private: &K,
+    private_pkcs8: &[u8],
+    input: &[u8],
+) -> Result<Vec<u8>> {
+    if is_sha2_digest_info(input) {
+        rsa_pkcs1v15_sign_digest_info(spec, private, input)
+    } else {
+        super::rsa_pkcs1::sign_any(spec, private_pkcs8, input)
+    }
+}
+
+/// Checks a CKM_RSA_PKCS signature of any input; `Ok(false)` when it does
+/// not verify.
+pub(crate) fn rsa_pkcs1v15_verify_any<K: RsaKeySource + ?Sized>(
+    spec: KeySpec,
+    private: &K,
+    private_pkcs8: &[u8],
+    input: &[u8],
+    signature: &[u8],
+) -> Result<bool> {
+    if is_sha2_digest_info(input) {
+        rsa_pkcs1v15_verify_digest_info(spec, private, input, signature)
+    } else {
+        super::rsa_pkcs1::verify_any(spec, private_pkcs8, input, signature)
+    }
 }
 
 /// The digest of `hash` for a raw PSS call, and the table index of the salt.

@@ -514,4 +514,21 @@ impl Backend for DaemonBackend {
         })?;
         Ok(r.generation)
     }
+
+    fn rsa_pkcs1_crypt(
+        &self,
+        key: &KeyHandle,
+        encrypt: bool,
+        data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let req = pb::P11RsaPkcs1CryptRequest {
+            key: Some(key_to_wire(key)),
+            encrypt,
+            data: data.to_vec(),
+        };
+        let r = self.call("RsaPkcs1Crypt", req, |mut c, r| async move {
+            c.rsa_pkcs1_crypt(r).await
+        })?;
+        Ok(Zeroizing::new(r.data))
+    }
 }

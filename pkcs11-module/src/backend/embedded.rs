@@ -559,4 +559,25 @@ impl Backend for EmbeddedBackend {
     fn generation(&self) -> Result<u64> {
         Ok(self.hsm.generation())
     }
+
+    fn rsa_pkcs1_crypt(
+        &self,
+        key: &KeyHandle,
+        encrypt: bool,
+        data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let KeyHandle::Stored(id) = key else {
+            return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT));
+        };
+        self.hsm
+            .p11_rsa_pkcs1_crypt(id, encrypt, data)
+            .map_err(|e| match e {
+                hsm_core::Error::InvalidCiphertext(_) => ckr!(CKR_ENCRYPTED_DATA_INVALID),
+                hsm_core::Error::Validation(_) => {
+                    ckr!(CKR_DATA_LEN_RANGE, "input too long for this key")
+                }
+                hsm_core::Error::InvalidKeyUsage(_) => ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED),
+                other => other.into(),
+            })
+    }
 }

@@ -245,6 +245,19 @@ pub trait Backend: Send + Sync {
     fn generation(&self) -> Result<u64> {
         Ok(0)
     }
+
+    /// CKM_RSA_PKCS (RSAES-PKCS1-v1_5) encryption or decryption with a
+    /// token key pair of usage ENCRYPT_DECRYPT. Input too long to encrypt
+    /// is CKR_DATA_LEN_RANGE; every decryption failure is
+    /// CKR_ENCRYPTED_DATA_INVALID.
+    fn rsa_pkcs1_crypt(
+        &self,
+        _key: &KeyHandle,
+        _encrypt: bool,
+        _data: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        Err(no_keys())
+    }
 }
 
 fn no_keys() -> crate::error::Pkcs11Error {

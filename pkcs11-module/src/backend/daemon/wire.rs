@@ -118,6 +118,7 @@ pub fn sign_to_wire(how: RawSign) -> pb::P11RawSign {
     let how = match how {
         RawSign::EcdsaDigest => How::EcdsaDigest(pb::P11Empty {}),
         RawSign::RsaPkcs1DigestInfo => How::RsaPkcs1DigestInfo(pb::P11Empty {}),
+        RawSign::RsaPkcs1 => How::RsaPkcs1(pb::P11Empty {}),
         RawSign::RsaPss { hash_len, salt_len } => How::RsaPss(pb::P11RsaPss {
             hash_len: u32::try_from(hash_len).unwrap_or(u32::MAX),
             salt_len: u32::try_from(salt_len).unwrap_or(u32::MAX),
@@ -133,6 +134,7 @@ pub fn sign_from_wire(how: Option<pb::P11RawSign>) -> Result<RawSign> {
     match how.and_then(|h| h.how) {
         Some(How::EcdsaDigest(_)) => Ok(RawSign::EcdsaDigest),
         Some(How::RsaPkcs1DigestInfo(_)) => Ok(RawSign::RsaPkcs1DigestInfo),
+        Some(How::RsaPkcs1(_)) => Ok(RawSign::RsaPkcs1),
         Some(How::RsaPss(p)) => Ok(RawSign::RsaPss {
             hash_len: p.hash_len as usize,
             salt_len: p.salt_len as usize,
@@ -228,6 +230,7 @@ mod tests {
         let signs = [
             RawSign::EcdsaDigest,
             RawSign::RsaPkcs1DigestInfo,
+            RawSign::RsaPkcs1,
             RawSign::RsaPss {
                 hash_len: 32,
                 salt_len: 32,
