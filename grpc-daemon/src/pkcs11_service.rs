@@ -457,6 +457,23 @@ impl Pkcs11Backend for Pkcs11Service {
         })
         .await
     }
+    async fn copy_key(
+        &self,
+        request: Request<pb::P11CopyKeyRequest>,
+    ) -> Result<Response<pb::P11KeyHandle>, Status> {
+        let r = request.into_inner();
+        let lane = if r.token_label.is_some() {
+            Lane::Slow
+        } else {
+            Lane::Inline
+        };
+        self.run(lane, "P11CopyKey", move |b| {
+            let key = wire::key_from_wire(r.key)?;
+            let copy = b.copy_key(&key, r.token_label.as_deref(), r.aes, r.extractable)?;
+            Ok(wire::key_to_wire(&copy))
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

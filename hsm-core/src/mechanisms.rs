@@ -247,7 +247,7 @@ fn kek(key: &[u8]) -> Result<KeyEncryptionKey<aws_lc_rs::key_wrap::AesBlockCiphe
 impl Hsm {
     /// Runs `f` on the bytes of a secret key: a token key must be an
     /// Enabled symmetric key (first version); a session key must exist.
-    fn with_secret<T>(
+    pub(crate) fn with_secret<T>(
         &self,
         keys: &SessionKeys,
         key: SecretKeyRef<'_>,

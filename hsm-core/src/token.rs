@@ -23,6 +23,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+mod copy;
+pub use copy::CopiedKey;
+
 /// Wrong tries in a row that lock a PIN.
 pub const MAX_PIN_FAILURES: u32 = 5;
 /// Shortest PIN, in bytes.

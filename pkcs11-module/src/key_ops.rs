@@ -63,7 +63,7 @@ fn secret_key_attrs(
         (CKA_VERIFY, !aes),
         (CKA_DERIVE, false),
         (CKA_MODIFIABLE, true),
-        (CKA_COPYABLE, false),
+        (CKA_COPYABLE, true),
         (CKA_DESTROYABLE, true),
         (CKA_ALWAYS_AUTHENTICATE, false),
         (CKA_TRUSTED, false),

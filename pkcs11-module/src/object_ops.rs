@@ -10,6 +10,35 @@ use crate::module::{lock, read, write, Module};
 use crate::objects::Object;
 use crate::session::FindState;
 
+/// Whether a C_CopyObject template may set `t` to `v` on a copy of a
+/// secret key with attributes `source`: what C_SetAttributeValue may
+/// change, plus CKA_TOKEN, CKA_PRIVATE, CKA_MODIFIABLE, CKA_COPYABLE and
+/// CKA_DESTROYABLE; CKA_SENSITIVE only to true, CKA_EXTRACTABLE only to
+/// false. Anything else is CKR_ATTRIBUTE_READ_ONLY.
+fn copy_key_attr_allowed(
+    source: &crate::backend::Attributes,
+    t: CK_ATTRIBUTE_TYPE,
+    v: &[u8],
+) -> Result<()> {
+    match t {
+        CKA_LABEL | CKA_ID | CKA_START_DATE | CKA_END_DATE => Ok(()),
+        CKA_TOKEN | CKA_PRIVATE | CKA_MODIFIABLE | CKA_COPYABLE | CKA_DESTROYABLE | CKA_ENCRYPT
+        | CKA_DECRYPT | CKA_WRAP | CKA_UNWRAP | CKA_SIGN | CKA_VERIFY | CKA_DERIVE => {
+            as_bool(v).map(|_| ())
+        }
+        CKA_SENSITIVE if !as_bool(v)? && get_bool(source, t, true) => Err(ckr!(
+            CKR_ATTRIBUTE_READ_ONLY,
+            "CKA_SENSITIVE cannot be cleared"
+        )),
+        CKA_EXTRACTABLE if as_bool(v)? && !get_bool(source, t, false) => Err(ckr!(
+            CKR_ATTRIBUTE_READ_ONLY,
+            "CKA_EXTRACTABLE cannot be set again"
+        )),
+        CKA_SENSITIVE | CKA_EXTRACTABLE => Ok(()),
+        _ => Err(ckr!(CKR_ATTRIBUTE_READ_ONLY)),
+    }
+}
+
 /// One attribute's answer for C_GetAttributeValue.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AttrAnswer {
@@ -134,7 +163,11 @@ impl Module {
         self.add_object(h, &token, new, None)
     }
 
-    /// C_CopyObject: a new object with the template's changes.
+    /// C_CopyObject: a new object with the template's changes. Data
+    /// objects copy their attributes; a secret key copies into a new key
+    /// with the same material, made inside the backend (a token key when
+    /// the copy is a token object). Private and public key objects are
+    /// not copied (CKR_ACTION_PROHIBITED).
     pub fn copy_object(
         &self,
         h: CK_SESSION_HANDLE,
@@ -147,29 +180,49 @@ impl Module {
         if !get_bool(&source.attrs, CKA_COPYABLE, true) {
             return Err(ckr!(CKR_ACTION_PROHIBITED, "object is not copyable"));
         }
-        if source.class() != CKO_DATA {
-            return Err(ckr!(
-                CKR_ACTION_PROHIBITED,
-                "only data objects can be copied here"
-            ));
-        }
+        let key = match (source.class(), &source.key) {
+            (CKO_DATA, _) => None,
+            (CKO_SECRET_KEY, Some(key)) => Some(key.clone()),
+            _ => {
+                return Err(ckr!(
+                    CKR_ACTION_PROHIBITED,
+                    "only data objects and secret keys can be copied"
+                ))
+            }
+        };
         let mut new = source.attrs.clone();
         for (t, v) in template {
-            if attrs::read_only_after_create(*t) && new.get(t) != Some(v) {
+            if key.is_some() {
+                copy_key_attr_allowed(&source.attrs, *t, v)?;
+            } else if attrs::read_only_after_create(*t) && new.get(t) != Some(v) {
                 return Err(ckr!(CKR_ATTRIBUTE_READ_ONLY));
             }
-            if !new.contains_key(t) {
+            if key.is_none() && !new.contains_key(t) {
                 return Err(ckr!(CKR_ATTRIBUTE_TYPE_INVALID));
             }
             new.insert(*t, v.clone());
         }
-        self.may_write(
-            rw,
-            who,
-            get_bool(&new, CKA_TOKEN, false),
-            get_bool(&new, CKA_PRIVATE, true),
+        let on_token = get_bool(&new, CKA_TOKEN, false);
+        self.may_write(rw, who, on_token, get_bool(&new, CKA_PRIVATE, true))?;
+        let Some(key) = key else {
+            return self.add_object(h, &token, new, None);
+        };
+        let label = if on_token {
+            Some(self.token_record(&token)?.label)
+        } else {
+            None
+        };
+        let aes = attrs::get_ulong(&new, CKA_KEY_TYPE) == Some(CKK_AES);
+        let copy = self.backend.copy_key(
+            &key,
+            label.as_deref(),
+            aes,
+            get_bool(&new, CKA_EXTRACTABLE, false),
         )?;
-        self.add_object(h, &token, new, None)
+        self.add_object(h, &token, new, Some(copy.clone()))
+            .inspect_err(|_| {
+                let _ = self.backend.destroy_key(&copy);
+            })
     }
 
     /// C_DestroyObject.

@@ -531,4 +531,24 @@ impl Backend for DaemonBackend {
         })?;
         Ok(Zeroizing::new(r.data))
     }
+    fn copy_key(
+        &self,
+        key: &KeyHandle,
+        token_label: Option<&str>,
+        aes: bool,
+        extractable: bool,
+    ) -> Result<KeyHandle> {
+        let req = pb::P11CopyKeyRequest {
+            key: Some(key_to_wire(key)),
+            token_label: token_label.map(str::to_string),
+            aes,
+            extractable,
+        };
+        let r = self.call(
+            "CopyKey",
+            req,
+            |mut c, r| async move { c.copy_key(r).await },
+        )?;
+        key_from_wire(Some(r))
+    }
 }

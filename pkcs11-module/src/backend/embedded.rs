@@ -580,4 +580,35 @@ impl Backend for EmbeddedBackend {
                 other => other.into(),
             })
     }
+    fn copy_key(
+        &self,
+        key: &KeyHandle,
+        token_label: Option<&str>,
+        aes: bool,
+        extractable: bool,
+    ) -> Result<KeyHandle> {
+        let copied = self
+            .hsm
+            .p11_copy_secret(
+                &self.session_keys,
+                self.key_ref(key),
+                aes,
+                token_label,
+                extractable,
+            )
+            .map_err(|e| match e {
+                hsm_core::Error::InvalidKeyUsage(_) => ckr!(
+                    CKR_ATTRIBUTE_READ_ONLY,
+                    "CKA_EXTRACTABLE cannot be set again"
+                ),
+                hsm_core::Error::Validation(_) => {
+                    ckr!(CKR_TEMPLATE_INCONSISTENT, "this key cannot be a token key")
+                }
+                other => other.into(),
+            })?;
+        Ok(match copied {
+            hsm_core::token::CopiedKey::Session(id) => KeyHandle::Session(id),
+            hsm_core::token::CopiedKey::Stored(meta) => KeyHandle::Stored(meta.key_id),
+        })
+    }
 }

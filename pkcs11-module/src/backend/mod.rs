@@ -258,6 +258,19 @@ pub trait Backend: Send + Sync {
     ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
         Err(no_keys())
     }
+    /// Copies a secret key into a new key with the same material (made
+    /// inside the backend): a token key in the namespace of the token
+    /// labelled `token_label`, or a session key. The copy may be
+    /// extractable only if the source is (CKR_ATTRIBUTE_READ_ONLY).
+    fn copy_key(
+        &self,
+        _key: &KeyHandle,
+        _token_label: Option<&str>,
+        _aes: bool,
+        _extractable: bool,
+    ) -> Result<KeyHandle> {
+        Err(no_keys())
+    }
 }
 
 fn no_keys() -> crate::error::Pkcs11Error {
