@@ -1,5 +1,6 @@
 //! OpenSC's pkcs11-tool on the daemon backend (a real tinfoild): token
-//! set-up, key generation, sign and verify, `--test`, and its stress modes: threads
+//! set-up, key generation, sign and verify, `--test` (no errors, RSA
+//! checks included), and its stress modes: threads
 //! racing C_Initialize, and a fork()ed child that initialises the module
 //! again (each process has its own connection to the daemon).
 
@@ -8,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use common::daemon;
-use common::tool::{ok, tool};
+use common::tool::{assert_test_suite_passed, ok, tool, TEST_SUITE_KEYS};
 
 const SO: &str = "so-pin-1";
 const PIN: &str = "user-pin-1";
@@ -130,8 +131,12 @@ fn pkcs11_tool_on_the_daemon_backend() {
     let keys: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(keys["keys"].as_array().map(Vec::len), Some(2), "{keys}");
 
-    let suite = ok(d, &["--login", "--pin", PIN, "--test"]);
-    assert!(suite.contains("No errors"), "{suite}");
+    // With an RSA signing pair and an RSA decryption pair besides the AES
+    // and EC P-256 keys, --test runs its RSA checks too.
+    for args in [TEST_SUITE_KEYS[0], TEST_SUITE_KEYS[3]] {
+        ok(d, &[&["--login", "--pin", PIN][..], args].concat());
+    }
+    assert_test_suite_passed(&ok(d, &["--login", "--pin", PIN, "--test"]));
 
     // Wrong PIN: a clear failure, no crash.
     let out = tool(d, &["--login", "--pin", "wrong-pin", "-O"]);

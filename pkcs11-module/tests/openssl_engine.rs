@@ -125,34 +125,38 @@ fn self_signed_certificates_verify_and_pkeyutl_signs() {
         let verified = ok(Command::new("openssl").args(["verify", "-CAfile", &cert, &cert]));
         assert!(verified.contains(": OK"), "{verified}");
 
-        // The input is a SHA-256 digest; for RSA, libp11 then frames it in
-        // a DigestInfo (CKM_RSA_PKCS over arbitrary bytes is not offered).
+        // The input is a SHA-256 digest. For RSA with a digest option,
+        // libp11 frames it in a DigestInfo; without one, CKM_RSA_PKCS
+        // signs the 32 bytes as they are (the big-integer path) and
+        // `openssl pkeyutl -verify` compares what it recovers.
         std::fs::write(d.join("hash.bin"), [7u8; 32]).unwrap();
-        let digest_opt: &[&str] = if key == "rsakey" {
-            &["-pkeyopt", "digest:sha256"]
+        let digest_opts: &[&[&str]] = if key == "rsakey" {
+            &[&["-pkeyopt", "digest:sha256"], &[]]
         } else {
-            &[]
+            &[&[]]
         };
-        ok(openssl(d)
-            .args([
-                "pkeyutl", "-sign", "-engine", "pkcs11", "-keyform", "engine", "-inkey", &uri,
-            ])
-            .args(digest_opt)
-            .args(["-in", &p("hash.bin"), "-out", &p("sig.bin")]));
         let pubkey = ok(Command::new("openssl").args(["x509", "-in", &cert, "-pubkey", "-noout"]));
         std::fs::write(d.join("pub.pem"), pubkey).unwrap();
-        let checked = ok(Command::new("openssl")
-            .args(["pkeyutl", "-verify", "-pubin", "-inkey", &p("pub.pem")])
-            .args(digest_opt)
-            .args(["-in", &p("hash.bin"), "-sigfile", &p("sig.bin")]));
-        assert!(checked.contains("Verified Successfully"), "{checked}");
-        // A different input does not verify with that signature.
-        std::fs::write(d.join("other.bin"), [8u8; 32]).unwrap();
-        let (success, _) = run(Command::new("openssl")
-            .args(["pkeyutl", "-verify", "-pubin", "-inkey", &p("pub.pem")])
-            .args(digest_opt)
-            .args(["-in", &p("other.bin"), "-sigfile", &p("sig.bin")]));
-        assert!(!success, "{key}: a wrong input verified");
+        for digest_opt in digest_opts {
+            ok(openssl(d)
+                .args([
+                    "pkeyutl", "-sign", "-engine", "pkcs11", "-keyform", "engine", "-inkey", &uri,
+                ])
+                .args(*digest_opt)
+                .args(["-in", &p("hash.bin"), "-out", &p("sig.bin")]));
+            let checked = ok(Command::new("openssl")
+                .args(["pkeyutl", "-verify", "-pubin", "-inkey", &p("pub.pem")])
+                .args(*digest_opt)
+                .args(["-in", &p("hash.bin"), "-sigfile", &p("sig.bin")]));
+            assert!(checked.contains("Verified Successfully"), "{checked}");
+            // A different input does not verify with that signature.
+            std::fs::write(d.join("other.bin"), [8u8; 32]).unwrap();
+            let (success, _) = run(Command::new("openssl")
+                .args(["pkeyutl", "-verify", "-pubin", "-inkey", &p("pub.pem")])
+                .args(*digest_opt)
+                .args(["-in", &p("other.bin"), "-sigfile", &p("sig.bin")]));
+            assert!(!success, "{key} {digest_opt:?}: a wrong input verified");
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::tool::{ok, tool};
+use common::tool::{assert_test_suite_passed, ok, tool, TEST_SUITE_KEYS};
 use common::{tinfoil_path, write_embedded_config};
 
 const SO: &str = "12345678";
@@ -451,4 +451,91 @@ fn wrap_and_unwrap_with_the_tool() {
     );
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("CKR_KEY_UNEXTRACTABLE"));
+}
+
+#[test]
+fn test_suite_reports_no_errors() {
+    let dir = fixture();
+    let d = dir.path();
+    for args in TEST_SUITE_KEYS {
+        ok(d, &[&["--login", "--pin", PIN][..], args].concat());
+    }
+    assert_test_suite_passed(&ok(d, &["--login", "--pin", PIN, "--test"]));
+}
+
+/// pkcs11-tool on SoftHSM2 with a configuration in `dir`.
+fn softhsm_tool(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("pkcs11-tool")
+        .args(["--module", common::SOFTHSM])
+        .args(args)
+        .env("SOFTHSM2_CONF", dir.join("softhsm2.conf"))
+        .output()
+        .expect("pkcs11-tool")
+}
+
+/// The control: SoftHSM2 passes the same RSA-PKCS sign/verify and
+/// decryption checks of `--test` with the same keys, then fails on its
+/// own: pkcs11-tool 0.23 goes on to RSA-OAEP with a label, which SoftHSM
+/// 2.6 refuses with CKR_ARGUMENTS_BAD, and pkcs11-tool aborts. (Every
+/// SoftHSM RSA private key may decrypt, `--usage-sign` or not, so no
+/// SoftHSM token with an RSA key gets through `--test`.)
+#[test]
+fn test_suite_control_on_softhsm() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("tokens")).unwrap();
+    std::fs::write(
+        d.join("softhsm2.conf"),
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            d.join("tokens").display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = softhsm_tool(d, args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (made, text) = run(&["--init-token", "--label", "control", "--so-pin", SO]);
+    assert!(made, "{text}");
+    let token = ["--token-label", "control"];
+    let (set, text) = run(&[
+        &token[..],
+        &[
+            "--login",
+            "--login-type",
+            "so",
+            "--so-pin",
+            SO,
+            "--init-pin",
+            "--pin",
+            PIN,
+        ],
+    ]
+    .concat());
+    assert!(set, "{text}");
+    let login = [&token[..], &["--login", "--pin", PIN]].concat();
+    for args in TEST_SUITE_KEYS {
+        let (made, text) = run(&[&login[..], args].concat());
+        assert!(made, "{text}");
+    }
+    let (passed, text) = run(&[&login[..], &["--test"]].concat());
+    assert!(!passed, "{text}");
+    let (checked, failure) = text
+        .split_once("RSA-PKCS-OAEP")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(failure.contains("CKR_ARGUMENTS_BAD"), "{text}");
+    let (verify, decrypt) = checked.split_once("Decryption").unwrap();
+    // SoftHSM lists objects in no fixed order; the first key checks every
+    // mechanism, the others only the first (RSA-X-509 there).
+    assert!(
+        verify.contains("RSA-PKCS: OK") || verify.contains("RSA-X-509: OK"),
+        "{text}"
+    );
+    assert!(decrypt.contains("RSA-PKCS: OK"), "{text}");
 }

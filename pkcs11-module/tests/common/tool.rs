@@ -29,3 +29,67 @@ pub fn ok(dir: &Path, args: &[&str]) -> String {
     assert!(out.status.success(), "pkcs11-tool {args:?} failed:\n{text}");
     text
 }
+
+/// The keys a token holds for `pkcs11-tool --test`: an RSA-2048 signing
+/// pair, an EC P-256 pair, an AES-256 key and an RSA-2048 pair made to
+/// decrypt (`--usage-decrypt`), each as pkcs11-tool arguments after
+/// `--login --pin PIN`.
+pub const TEST_SUITE_KEYS: &[&[&str]] = &[
+    &[
+        "--keypairgen",
+        "--key-type",
+        "rsa:2048",
+        "--id",
+        "a1",
+        "--label",
+        "rsa-sign",
+    ],
+    &[
+        "--keypairgen",
+        "--key-type",
+        "EC:prime256v1",
+        "--id",
+        "a2",
+        "--label",
+        "ec-p256",
+    ],
+    &[
+        "--keygen",
+        "--key-type",
+        "AES:32",
+        "--id",
+        "a3",
+        "--label",
+        "aes-256",
+    ],
+    &[
+        "--keypairgen",
+        "--key-type",
+        "rsa:2048",
+        "--id",
+        "a4",
+        "--label",
+        "rsa-decrypt",
+        "--usage-decrypt",
+    ],
+];
+
+/// Checks what `pkcs11-tool --test` printed for a token holding
+/// [`TEST_SUITE_KEYS`]: no errors, and the RSA checks really ran (a
+/// CKM_RSA_PKCS sign/verify of arbitrary data, and a CKM_RSA_PKCS
+/// decryption of what OpenSSL encrypted with the exported public key).
+#[track_caller]
+pub fn assert_test_suite_passed(out: &str) {
+    assert!(out.contains("No errors"), "{out}");
+    let (verify, decrypt) = out
+        .split_once("Decryption")
+        .unwrap_or_else(|| panic!("no decryption section:\n{out}"));
+    assert!(
+        verify.contains("RSA-PKCS: OK"),
+        "no RSA sign/verify check:\n{out}"
+    );
+    assert!(
+        decrypt.contains("RSA-PKCS: OK"),
+        "no RSA decryption check:\n{out}"
+    );
+}
