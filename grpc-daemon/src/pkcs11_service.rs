@@ -457,6 +457,7 @@ impl Pkcs11Backend for Pkcs11Service {
         })
         .await
     }
+
     async fn copy_key(
         &self,
         request: Request<pb::P11CopyKeyRequest>,
@@ -502,6 +503,7 @@ mod tests {
             mode: Some(wire::aes_to_wire(&tinfoil_pkcs11::backend::AesMode::Gcm {
                 iv: vec![1; 12],
                 aad: Vec::new(),
+                tag_len: 16,
             })),
             encrypt: true,
             data: b"data".to_vec(),

@@ -22,6 +22,7 @@ use crate::hsm::{require_enabled, Hsm};
 pub use crate::token::SessionKeys;
 use crate::types::{KeyMetadata, KeySpec};
 
+mod gcm;
 mod rsa_pkcs1;
 
 /// Largest input of one raw AES operation, in bytes.
@@ -53,12 +54,14 @@ pub enum AesMode {
         /// ulCounterBits (1 to 128).
         counter_bits: u32,
     },
-    /// CKM_AES_GCM: 12-byte IV, associated data, 128-bit tag appended.
+    /// CKM_AES_GCM: IV, associated data, tag appended to the ciphertext.
     Gcm {
-        /// The IV (12 bytes).
+        /// The IV (1 to 256 bytes; 12 is the fast path).
         iv: Vec<u8>,
         /// Additional authenticated data.
         aad: Vec<u8>,
+        /// The tag length in bytes (12 to 16).
+        tag_len: usize,
     },
 }
 
@@ -122,9 +125,14 @@ fn aes_run(key: &[u8], mode: &AesMode, encrypt: bool, data: &[u8]) -> Result<Zer
     if data.len() > MAX_AES_INPUT {
         return Err(Error::validation("input too large"));
     }
-    if let (AesMode::Gcm { iv, aad }, true) = (mode, encrypt) {
-        // The hot path: seal straight into the output, no plaintext copy.
-        return gcm_seal(key, iv, aad, data);
+    if let AesMode::Gcm { iv, aad, tag_len } = mode {
+        return match (iv.len() == 12 && *tag_len == 16, encrypt) {
+            // The hot path: seal straight into the output, no plaintext copy.
+            (true, true) => gcm_seal(key, iv, aad, data),
+            (true, false) => gcm_open(key, iv, aad, data),
+            (false, true) => gcm::seal(key, iv, aad, data, *tag_len).map(Zeroizing::new),
+            (false, false) => gcm::open(key, iv, aad, data, *tag_len),
+        };
     }
     let mut buf = Zeroizing::new(data.to_vec());
     let block_multiple = || {
@@ -199,15 +207,7 @@ fn aes_run(key: &[u8], mode: &AesMode, encrypt: bool, data: &[u8]) -> Result<Zer
             .map_err(|_| crypto_failed("AES-CTR"))?;
             Ok(buf)
         }
-        AesMode::Gcm { iv, aad } => {
-            let (k, nonce) = gcm_key(key, iv)?;
-            let len = k
-                .open_in_place(nonce, Aad::from(aad.as_slice()), &mut buf)
-                .map_err(|_| crypto_failed("AES-GCM decryption"))?
-                .len();
-            buf.truncate(len);
-            Ok(buf)
-        }
+        AesMode::Gcm { .. } => Err(Error::Internal("GCM is handled above".into())),
     }
 }
 
@@ -223,6 +223,18 @@ fn gcm_key(key: &[u8], iv: &[u8]) -> Result<(LessSafeKey, Nonce)> {
     let nonce = Nonce::try_assume_unique_for_key(iv)
         .map_err(|_| Error::validation("the GCM IV must be 12 bytes"))?;
     Ok((k, nonce))
+}
+
+/// AES-GCM decryption with a 12-byte IV and a 16-byte tag.
+fn gcm_open(key: &[u8], iv: &[u8], aad: &[u8], data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let (k, nonce) = gcm_key(key, iv)?;
+    let mut buf = Zeroizing::new(data.to_vec());
+    let len = k
+        .open_in_place(nonce, Aad::from(aad), &mut buf)
+        .map_err(|_| crypto_failed("AES-GCM decryption"))?
+        .len();
+    buf.truncate(len);
+    Ok(buf)
 }
 
 /// AES-GCM encryption; the output (ciphertext || tag) holds no secret.
@@ -576,6 +588,12 @@ mod tests {
             AesMode::Gcm {
                 iv: vec![3; 12],
                 aad: b"aad".to_vec(),
+                tag_len: 16,
+            },
+            AesMode::Gcm {
+                iv: vec![3; 16],
+                aad: b"aad".to_vec(),
+                tag_len: 12,
             },
         ];
         for mode in modes {

@@ -13,6 +13,7 @@ fn gcm() -> AesMode {
     AesMode::Gcm {
         iv: vec![5; 12],
         aad: Vec::new(),
+        tag_len: 16,
     }
 }
 

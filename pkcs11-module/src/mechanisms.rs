@@ -184,7 +184,7 @@ pub struct Mechanism {
 }
 
 /// The AES mode a cipher mechanism names, checking its parameter.
-/// GCM here takes a 12-byte IV and a 128-bit tag.
+/// GCM takes an IV of 1 to 256 bytes and a tag of 96 to 128 bits.
 pub fn aes_mode(m: &Mechanism) -> Result<AesMode> {
     let bad = |why| ckr!(CKR_MECHANISM_PARAM_INVALID, why);
     let iv =
@@ -211,13 +211,18 @@ pub fn aes_mode(m: &Mechanism) -> Result<AesMode> {
             }
         }
         CKM_AES_GCM => {
+            // ulIvBits is ignored, as the spec allows.
             let g = m.gcm.as_ref().ok_or(bad("CK_GCM_PARAMS expected"))?;
-            if g.iv.len() != 12 || g.tag_bits != 128 {
-                return Err(bad("AES-GCM here needs a 12-byte IV and a 128-bit tag"));
+            if g.iv.is_empty() || g.iv.len() > 256 {
+                return Err(bad("the GCM IV must be 1 to 256 bytes"));
+            }
+            if !(96..=128).contains(&g.tag_bits) || g.tag_bits % 8 != 0 {
+                return Err(bad("the GCM tag must be 96 to 128 bits, in steps of 8"));
             }
             AesMode::Gcm {
                 iv: g.iv.clone(),
                 aad: g.aad.clone(),
+                tag_len: g.tag_bits as usize / 8,
             }
         }
         _ => return Err(ckr!(CKR_MECHANISM_INVALID)),
@@ -227,8 +232,8 @@ pub fn aes_mode(m: &Mechanism) -> Result<AesMode> {
 /// The output size bound of an AES operation on `n` input bytes.
 pub fn aes_output_len(mode: &AesMode, encrypt: bool, n: usize) -> usize {
     match (mode, encrypt) {
-        (AesMode::Gcm { .. }, true) => n + 16,
-        (AesMode::Gcm { .. }, false) => n.saturating_sub(16),
+        (AesMode::Gcm { tag_len, .. }, true) => n + tag_len,
+        (AesMode::Gcm { tag_len, .. }, false) => n.saturating_sub(*tag_len),
         (AesMode::CbcPad(_), true) => (n / 16 + 1) * 16,
         _ => n,
     }

@@ -79,9 +79,10 @@ pub fn aes_to_wire(mode: &AesMode) -> pb::P11AesMode {
             block: block.to_vec(),
             counter_bits: *counter_bits,
         }),
-        AesMode::Gcm { iv, aad } => Mode::Gcm(pb::P11AesGcm {
+        AesMode::Gcm { iv, aad, tag_len } => Mode::Gcm(pb::P11AesGcm {
             iv: iv.clone(),
             aad: aad.clone(),
+            tag_len: *tag_len as u32,
         }),
     };
     pb::P11AesMode { mode: Some(mode) }
@@ -107,6 +108,11 @@ pub fn aes_from_wire(mode: Option<pb::P11AesMode>) -> Result<AesMode> {
         Some(Mode::Gcm(g)) => Ok(AesMode::Gcm {
             iv: g.iv,
             aad: g.aad,
+            // 0: a sender that predates the field meant the full tag.
+            tag_len: match g.tag_len {
+                0 => 16,
+                n => n as usize,
+            },
         }),
         None => Err(ckr!(CKR_MECHANISM_INVALID, "AES mode missing")),
     }
@@ -222,6 +228,12 @@ mod tests {
             AesMode::Gcm {
                 iv: vec![4; 12],
                 aad: b"aad".to_vec(),
+                tag_len: 16,
+            },
+            AesMode::Gcm {
+                iv: vec![4; 1],
+                aad: Vec::new(),
+                tag_len: 12,
             },
         ];
         for mode in modes {
