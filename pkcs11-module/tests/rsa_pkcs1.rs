@@ -53,7 +53,7 @@ fn rsa_pair(session: &Session, bits: u64, decrypt: bool) -> (ObjectHandle, Objec
                 Attribute::Decrypt(decrypt),
             ],
         )
-        .unwrap()
+        .unwrap_or_else(|e| panic!("C_GenerateKeyPair RSA-{bits}: {e}"))
 }
 
 /// A DER TLV.
@@ -219,6 +219,21 @@ fn raw_signatures_of_any_input(which: Which) {
             session
                 .sign(&Mechanism::Sha256RsaPkcs, private, &msg)
                 .unwrap()
+        );
+        let some_sig = session.sign(&Mechanism::RsaPkcs, private, b"x").unwrap();
+        let verify_too_long =
+            rv(session.verify(&Mechanism::RsaPkcs, public, &vec![1; k - 10], &some_sig));
+        // SoftHSM 2.6 answers CKR_SIGNATURE_INVALID; ours, as when signing,
+        // CKR_DATA_LEN_RANGE.
+        let expected = if which == Which::SoftHsm {
+            RvError::SignatureInvalid
+        } else {
+            RvError::DataLenRange
+        };
+        assert_eq!(verify_too_long, expected);
+        assert_eq!(
+            rv(session.verify(&Mechanism::RsaPkcs, public, b"x", &some_sig[1..])),
+            RvError::SignatureLenRange
         );
         let too_long = rv(session.sign(&Mechanism::RsaPkcs, private, &vec![1; k - 10]));
         // SoftHSM 2.6 answers CKR_GENERAL_ERROR; the spec's code is ours.
