@@ -335,7 +335,7 @@ impl Pkcs11Backend for Pkcs11Service {
         let data = Zeroizing::new(r.data);
         self.run(Lane::Fast, "P11RsaOaep", move |b| {
             let key = wire::key_from_wire(r.key)?;
-            let mut out = b.rsa_oaep(&key, r.sha256, r.encrypt, &data)?;
+            let mut out = b.rsa_oaep(&key, r.sha256, r.encrypt, &data, &r.label)?;
             Ok(pb::P11BytesResponse {
                 data: std::mem::take(&mut *out),
             })

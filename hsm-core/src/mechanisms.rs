@@ -514,13 +514,15 @@ impl Hsm {
         })
     }
 
-    /// RSA-OAEP (SHA-1 or SHA-256, MGF1 of the same hash, no label).
+    /// RSA-OAEP (SHA-1 or SHA-256, MGF1 of the same hash) with a label
+    /// (empty: none).
     pub fn p11_rsa_oaep(
         &self,
         key_id: &str,
         sha256: bool,
         encrypt: bool,
         data: &[u8],
+        label: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
         use crate::types::EncryptionAlgorithm as A;
         let alg = if sha256 {
@@ -528,11 +530,14 @@ impl Hsm {
         } else {
             A::RsaesOaepSha1
         };
+        // An empty label and no label are the same to OAEP (lHash of "").
+        let label = (!label.is_empty()).then_some(label);
         self.with_private(key_id, |spec, pkcs8| {
             if encrypt {
-                crate::asymmetric::rsa_encrypt(spec, pkcs8, alg, data).map(Zeroizing::new)
+                crate::asymmetric::rsa_encrypt_labelled(spec, pkcs8, alg, data, label)
+                    .map(Zeroizing::new)
             } else {
-                crate::asymmetric::rsa_decrypt(spec, pkcs8, alg, data)
+                crate::asymmetric::rsa_decrypt_labelled(spec, pkcs8, alg, data, label)
             }
         })
     }

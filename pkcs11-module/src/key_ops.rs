@@ -123,14 +123,15 @@ fn valid_secret_len(key_type: CK_KEY_TYPE, len: usize) -> bool {
 }
 
 /// Decodes CK_RSA_PKCS_OAEP_PARAMS (hashAlg, mgf, source, pSourceData,
-/// ulSourceDataLen): SHA-1 or SHA-256 with the same MGF1, and no label.
-/// Returns whether the hash is SHA-256. The pointer is never followed.
+/// ulSourceDataLen): SHA-1 or SHA-256 with the same MGF1, and a label
+/// only with CKZ_DATA_SPECIFIED (the C layer copied it into
+/// `m.oaep_label`). Returns whether the hash is SHA-256.
 fn oaep_params(m: &Mechanism) -> Result<bool> {
     const N: usize = std::mem::size_of::<CK_ULONG>();
     let bad = || {
         ckr!(
             CKR_MECHANISM_PARAM_INVALID,
-            "CK_RSA_PKCS_OAEP_PARAMS: SHA-1 or SHA-256, no label"
+            "CK_RSA_PKCS_OAEP_PARAMS: SHA-1 or SHA-256 with its MGF1"
         )
     };
     if m.param.len() != std::mem::size_of::<CK_RSA_PKCS_OAEP_PARAMS>() {
@@ -138,7 +139,11 @@ fn oaep_params(m: &Mechanism) -> Result<bool> {
     }
     let word = |i: usize| as_ulong(&m.param[i * N..(i + 1) * N]).map_err(|_| bad());
     let (hash, mgf, source, label_len) = (word(0)?, word(1)?, word(2)?, word(4)?);
-    if label_len != 0 || !(source == 0 || source == CKZ_DATA_SPECIFIED) {
+    let labelled = label_len != 0;
+    if labelled && (source != CKZ_DATA_SPECIFIED || label_len as usize != m.oaep_label.len()) {
+        return Err(bad());
+    }
+    if !(source == 0 || source == CKZ_DATA_SPECIFIED) {
         return Err(bad());
     }
     match (hash, mgf) {
@@ -340,6 +345,7 @@ impl Module {
                 CipherMode::Oaep {
                     sha256,
                     modulus_len,
+                    label: m.oaep_label.clone(),
                 },
                 key,
             )
@@ -371,9 +377,9 @@ impl Module {
     fn run_cipher(&self, op: &CipherOp, encrypt: bool, data: &[u8]) -> Result<Vec<u8>> {
         let mut out = match &op.mode {
             CipherMode::Aes(mode) => self.backend.aes(&op.key, mode, encrypt, data)?,
-            CipherMode::Oaep { sha256, .. } => {
-                self.backend.rsa_oaep(&op.key, *sha256, encrypt, data)?
-            }
+            CipherMode::Oaep { sha256, label, .. } => self
+                .backend
+                .rsa_oaep(&op.key, *sha256, encrypt, data, label)?,
             CipherMode::RsaPkcs1 { .. } => self.backend.rsa_pkcs1_crypt(&op.key, encrypt, data)?,
         };
         if encrypt {

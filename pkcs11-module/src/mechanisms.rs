@@ -181,6 +181,8 @@ pub struct Mechanism {
     pub param: Vec<u8>,
     /// The decoded CK_GCM_PARAMS, for CKM_AES_GCM.
     pub gcm: Option<GcmParams>,
+    /// The OAEP label (pSourceData) of CKM_RSA_PKCS_OAEP, copied out.
+    pub oaep_label: Vec<u8>,
 }
 
 /// The AES mode a cipher mechanism names, checking its parameter.

@@ -44,12 +44,14 @@ pub struct Session {
 pub enum CipherMode {
     /// An AES mode.
     Aes(AesMode),
-    /// RSA-OAEP with SHA-256 (or SHA-1) and no label; the modulus length.
+    /// RSA-OAEP with SHA-256 (or SHA-1) and a label; the modulus length.
     Oaep {
         /// SHA-256 rather than SHA-1.
         sha256: bool,
         /// Bytes of the key's modulus (the ciphertext length).
         modulus_len: usize,
+        /// The OAEP label (empty: none).
+        label: Vec<u8>,
     },
     /// CKM_RSA_PKCS (RSAES-PKCS1-v1_5).
     RsaPkcs1 {

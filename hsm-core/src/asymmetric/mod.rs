@@ -171,8 +171,19 @@ pub(crate) fn rsa_encrypt(
     algorithm: EncryptionAlgorithm,
     plaintext: &[u8],
 ) -> Result<Vec<u8>> {
+    rsa_encrypt_labelled(spec, private_pkcs8, algorithm, plaintext, None)
+}
+
+/// RSA-OAEP encryption with an optional label (PKCS#11 pSourceData).
+pub(crate) fn rsa_encrypt_labelled(
+    spec: KeySpec,
+    private_pkcs8: &[u8],
+    algorithm: EncryptionAlgorithm,
+    plaintext: &[u8],
+    label: Option<&[u8]>,
+) -> Result<Vec<u8>> {
     check_encryption_algorithm(spec, algorithm)?;
-    rsa::encrypt(spec, private_pkcs8, algorithm, plaintext)
+    rsa::encrypt(spec, private_pkcs8, algorithm, plaintext, label)
 }
 
 /// RSA-OAEP decryption; any failure is `Error::InvalidCiphertext`.
@@ -182,8 +193,20 @@ pub(crate) fn rsa_decrypt(
     algorithm: EncryptionAlgorithm,
     ciphertext: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>> {
+    rsa_decrypt_labelled(spec, private_pkcs8, algorithm, ciphertext, None)
+}
+
+/// RSA-OAEP decryption with an optional label; any failure, a wrong
+/// label included, is `Error::InvalidCiphertext`.
+pub(crate) fn rsa_decrypt_labelled(
+    spec: KeySpec,
+    private_pkcs8: &[u8],
+    algorithm: EncryptionAlgorithm,
+    ciphertext: &[u8],
+    label: Option<&[u8]>,
+) -> Result<Zeroizing<Vec<u8>>> {
     check_encryption_algorithm(spec, algorithm)?;
-    rsa::decrypt(spec, private_pkcs8, algorithm, ciphertext)
+    rsa::decrypt(spec, private_pkcs8, algorithm, ciphertext, label)
 }
 
 /// HMAC of `message` (up to 4096 bytes).

@@ -171,12 +171,14 @@ pub(super) fn oaep_max_plaintext(modulus_bytes: usize, hash_len: usize) -> usize
     modulus_bytes.saturating_sub(2 * hash_len + 2)
 }
 
-/// RSA-OAEP encryption of 1 to k-2·hLen-2 bytes.
+/// RSA-OAEP encryption of 1 to k-2·hLen-2 bytes, with an optional label
+/// (PKCS#11's pSourceData; KMS uses none).
 pub(super) fn encrypt(
     spec: KeySpec,
     private_pkcs8: &[u8],
     algorithm: EncryptionAlgorithm,
     plaintext: &[u8],
+    label: Option<&[u8]>,
 ) -> Result<Vec<u8>> {
     let (oaep_algorithm, hash_len) = oaep(algorithm)?;
     let private = parse_decrypting(spec, private_pkcs8)?;
@@ -191,7 +193,7 @@ pub(super) fn encrypt(
         .map_err(|_| crypto_failure("RSA public key setup"))?;
     let mut out = vec![0u8; public.ciphertext_size()];
     let len = public
-        .encrypt(oaep_algorithm, plaintext, &mut out, None)
+        .encrypt(oaep_algorithm, plaintext, &mut out, label)
         .map_err(|_| crypto_failure("RSA-OAEP encryption"))?
         .len();
     out.truncate(len);
@@ -205,6 +207,7 @@ pub(super) fn decrypt(
     private_pkcs8: &[u8],
     algorithm: EncryptionAlgorithm,
     ciphertext: &[u8],
+    label: Option<&[u8]>,
 ) -> Result<Zeroizing<Vec<u8>>> {
     let (oaep_algorithm, _) = oaep(algorithm)?;
     let private = parse_decrypting(spec, private_pkcs8)?;
@@ -220,7 +223,7 @@ pub(super) fn decrypt(
         OaepPrivateDecryptingKey::new(private).map_err(|_| crypto_failure("RSA key setup"))?;
     let mut out = Zeroizing::new(vec![0u8; private.min_output_size()]);
     let len = private
-        .decrypt(oaep_algorithm, ciphertext, &mut out, None)
+        .decrypt(oaep_algorithm, ciphertext, &mut out, label)
         .map_err(|_| invalid())?
         .len();
     out.truncate(len);

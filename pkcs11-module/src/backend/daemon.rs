@@ -420,12 +420,14 @@ impl Backend for DaemonBackend {
         sha256: bool,
         encrypt: bool,
         data: &[u8],
+        label: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
         let req = pb::P11RsaOaepRequest {
             key: Some(key_to_wire(key)),
             sha256,
             encrypt,
             data: data.to_vec(),
+            label: label.to_vec(),
         };
         let r = self.call(
             "RsaOaep",

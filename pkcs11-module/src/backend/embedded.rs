@@ -491,7 +491,8 @@ impl Backend for EmbeddedBackend {
             return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT));
         };
         self.hsm
-            .p11_rsa_oaep(id, sha256, encrypt, data)
+            .p11_rsa_oaep(id, sha256, encrypt, data, label)
+        label: &[u8],
             .map_err(|e| match e {
                 hsm_core::Error::InvalidCiphertext(_) => ckr!(CKR_ENCRYPTED_DATA_INVALID),
                 hsm_core::Error::Validation(_) => {

@@ -180,13 +180,15 @@ pub trait Backend: Send + Sync {
         Err(no_keys())
     }
 
-    /// RSA-OAEP (SHA-256 or SHA-1, no label) with a token key pair.
+    /// RSA-OAEP (SHA-256 or SHA-1) with a token key pair and a label
+    /// (pSourceData; empty: none).
     fn rsa_oaep(
         &self,
         _key: &KeyHandle,
         _sha256: bool,
         _encrypt: bool,
         _data: &[u8],
+        _label: &[u8],
     ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
         Err(no_keys())
     }

@@ -159,7 +159,8 @@ pub(crate) unsafe fn read_template(p: *const CK_ATTRIBUTE, count: CK_ULONG) -> R
 }
 
 /// Reads a CK_MECHANISM, copying its parameter; CK_GCM_PARAMS (which
-/// holds pointers) is decoded for CKM_AES_GCM.
+/// holds pointers) is decoded for CKM_AES_GCM, and the label that
+/// CK_RSA_PKCS_OAEP_PARAMS points to is copied for CKM_RSA_PKCS_OAEP.
 pub(crate) unsafe fn read_mechanism(p: *const CK_MECHANISM) -> Result<Mechanism> {
     // SAFETY: non-NULL checked by as_ref; the caller promises a CK_MECHANISM.
     let m = unsafe { p.as_ref() }.ok_or(Pkcs11Error::ArgumentsBad("NULL mechanism"))?;
@@ -206,6 +207,22 @@ pub(crate) fn padded<const N: usize>(text: &str) -> [CK_UTF8CHAR; N] {
     }
     out[..end].copy_from_slice(&text.as_bytes()[..end]);
     out
+            oaep_label: Vec::new(),
 }
 
 pub use lists::{C_GetFunctionList, C_GetInterface, C_GetInterfaceList};
+    let oaep_label = if m.mechanism == CKM_RSA_PKCS_OAEP
+        && !m.pParameter.is_null()
+        && m.ulParameterLen as usize == std::mem::size_of::<CK_RSA_PKCS_OAEP_PARAMS>()
+    {
+        // SAFETY: non-NULL and of the right size, as checked.
+        let o = unsafe { &*(m.pParameter as *const CK_RSA_PKCS_OAEP_PARAMS) };
+        if o.ulSourceDataLen as usize > MAX_ATTR_LEN {
+            return Err(ckr!(CKR_MECHANISM_PARAM_INVALID, "OAEP label too long"));
+        }
+        // SAFETY: the caller promises pSourceData holds ulSourceDataLen bytes.
+        unsafe { in_bytes(o.pSourceData as *const u8, o.ulSourceDataLen) }?.to_vec()
+    } else {
+        Vec::new()
+    };
+        oaep_label,
