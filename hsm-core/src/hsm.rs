@@ -331,6 +331,16 @@ impl Hsm {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The descriptor that holds the data directory's lock (an exclusive
+    /// `flock` on `tinfoil.lock`). A process that forks without exec
+    /// shares that lock with its child; a library that leaks its `Hsm` in
+    /// the child (it must never close the parent's SQLite connection
+    /// there) closes the child's copy of this descriptor, so the lock
+    /// stays the parent's alone and ends when the parent drops the `Hsm`.
+    pub fn lock_fd(&self) -> std::os::fd::RawFd {
+        self.lock_store().lock_fd()
+    }
+
     pub(crate) fn cache(&self) -> &MaterialCache {
         &self.cache
     }
@@ -424,6 +434,15 @@ impl Hsm {
     }
 }
 
+/// Where a store's change counter starts: the wall clock in nanoseconds,
+/// so counters of successive openings of a store do not repeat.
+fn generation_origin() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+}
+
 /// Whether scheduled rotation of `key` is due at `now`.
 pub(crate) fn rotation_due(key: &KeyRecord, now: UnixSeconds) -> bool {
     key.spec.is_symmetric()
@@ -434,15 +453,6 @@ pub(crate) fn rotation_due(key: &KeyRecord, now: UnixSeconds) -> bool {
 /// Refuses a key that is not Enabled, with the KMS exception for its state.
 pub(crate) fn require_enabled(key: &KeyRecord) -> Result<()> {
     match key.state {
-/// Where a store's change counter starts: the wall clock in nanoseconds,
-/// so counters of successive openings of a store do not repeat.
-fn generation_origin() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1)
-}
-
         KeyState::Enabled => Ok(()),
         KeyState::Disabled => Err(Error::Disabled(format!("{} is disabled", key.arn()))),
         KeyState::PendingDeletion => Err(Error::InvalidState(format!(

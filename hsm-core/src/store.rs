@@ -139,6 +139,12 @@ fn db_path(dir: &Path) -> PathBuf {
 }
 
 impl Store {
+    /// The descriptor of the data directory lock (see [`crate::Hsm::lock_fd`]).
+    pub fn lock_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self._lock.as_raw_fd()
+    }
+
     /// Opens (creating when `create`) the database in `dir`, takes the lock,
     /// applies the durability settings and forward migrations.
     pub fn open(dir: &Path, create: bool) -> Result<Store> {

@@ -20,8 +20,8 @@ use crate::mechanisms::{check_aes_len, random_bytes};
 use crate::outputs::CreateKeyRequest;
 use crate::types::{KeyMetadata, KeySpec, KeyUsage, Origin};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 mod copy;
 pub use copy::CopiedKey;
@@ -450,15 +450,39 @@ pub(crate) struct SessionKey {
     pub(crate) extractable: bool,
 }
 
-/// The most session keys one table holds at once.
+/// The most session keys that exist at once in one table, or in all the
+/// tables sharing one [`SessionKeyBudget`].
 pub const MAX_SESSION_KEYS: usize = 16_384;
 
+/// What several session key tables share: the cap of [`MAX_SESSION_KEYS`]
+/// live keys in all of them together, the count of live keys, and the id
+/// counter, so that no two tables ever hold the same id (a handle from one
+/// table names nothing in another). tinfoild gives each client connection
+/// its own table over one budget.
+#[derive(Debug, Default)]
+pub struct SessionKeyBudget {
+    live: AtomicUsize,
+    next: AtomicU64,
+}
+
+impl SessionKeyBudget {
+    /// A budget with no live keys.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many session keys exist now in the tables on this budget.
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+}
+
 /// Session secret keys: generated or unwrapped, kept in memory only, gone
-/// when destroyed or when the table is dropped.
+/// (wiped) when destroyed or when the table is dropped.
 #[derive(Default)]
 pub struct SessionKeys {
     keys: Mutex<HashMap<u64, SessionKey>>,
-    next: AtomicU64,
+    budget: Arc<SessionKeyBudget>,
 }
 
 impl std::fmt::Debug for SessionKeys {
@@ -467,10 +491,25 @@ impl std::fmt::Debug for SessionKeys {
     }
 }
 
+impl Drop for SessionKeys {
+    fn drop(&mut self) {
+        let n = self.lock().len();
+        self.budget.live.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
 impl SessionKeys {
-    /// An empty table.
+    /// An empty table with a budget of its own.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty table that shares `budget` with other tables.
+    pub fn with_budget(budget: Arc<SessionKeyBudget>) -> Self {
+        SessionKeys {
+            keys: Mutex::default(),
+            budget,
+        }
     }
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, SessionKey>> {
@@ -478,16 +517,22 @@ impl SessionKeys {
     }
 
     /// Adds a key; refused (LimitExceededException) beyond
-    /// [`MAX_SESSION_KEYS`], so that clients that never destroy their session
-    /// keys (or crash) cannot grow a shared daemon's memory without bound.
+    /// [`MAX_SESSION_KEYS`] in the budget, so that clients that never
+    /// destroy their session keys cannot grow a shared daemon's memory
+    /// without bound.
     pub(crate) fn insert(&self, bytes: Zeroizing<Vec<u8>>, extractable: bool) -> Result<u64> {
         let mut keys = self.lock();
-        if keys.len() >= MAX_SESSION_KEYS {
-            return Err(Error::LimitExceeded(format!(
-                "at most {MAX_SESSION_KEYS} session keys may exist at once"
-            )));
-        }
-        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        self.budget
+            .live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_SESSION_KEYS).then_some(n + 1)
+            })
+            .map_err(|_| {
+                Error::LimitExceeded(format!(
+                    "at most {MAX_SESSION_KEYS} session keys may exist at once"
+                ))
+            })?;
+        let id = self.budget.next.fetch_add(1, Ordering::Relaxed) + 1;
         keys.insert(id, SessionKey { bytes, extractable });
         Ok(id)
     }
@@ -510,12 +555,24 @@ impl SessionKeys {
 
     /// Forgets (and wipes) a session key.
     pub fn destroy(&self, id: u64) {
-        self.lock().remove(&id);
+        if self.lock().remove(&id).is_some() {
+            self.budget.live.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     /// The length of a session key, if it exists.
     pub fn key_len(&self, id: u64) -> Option<usize> {
         self.lock().get(&id).map(|k| k.bytes.len())
+    }
+
+    /// How many keys this table holds.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether this table holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -537,5 +594,38 @@ mod session_key_tests {
         ));
         keys.destroy(ids[0]);
         assert_eq!(keys.key_len(keys.generate(32, false).unwrap()), Some(32));
+    }
+
+    #[test]
+    fn tables_on_one_budget_share_the_cap_the_count_and_never_an_id() {
+        let budget = Arc::new(SessionKeyBudget::new());
+        let a = SessionKeys::with_budget(Arc::clone(&budget));
+        let b = SessionKeys::with_budget(Arc::clone(&budget));
+        let in_a = a.generate(16, false).unwrap();
+        let in_b = b.import(&[7u8; 32], false).unwrap();
+        assert_ne!(in_a, in_b);
+        assert_eq!(
+            b.key_len(in_a),
+            None,
+            "a handle of one table names nothing in another"
+        );
+        assert_eq!(a.key_len(in_b), None);
+        assert_eq!(budget.live(), 2);
+        b.destroy(in_a); // not b's: nothing changes
+        assert_eq!(budget.live(), 2);
+        for _ in 2..MAX_SESSION_KEYS {
+            a.generate(16, false).unwrap();
+        }
+        assert_eq!(budget.live(), MAX_SESSION_KEYS);
+        assert!(matches!(
+            b.generate(16, false),
+            Err(Error::LimitExceeded(_))
+        ));
+        drop(a);
+        assert_eq!(budget.live(), 1, "dropping a table frees its keys");
+        assert_eq!(b.len(), 1);
+        b.generate(16, false).unwrap();
+        b.destroy(in_b);
+        assert_eq!(budget.live(), 1);
     }
 }

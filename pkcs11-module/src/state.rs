@@ -1,6 +1,17 @@
 //! The process-wide state: the module instance between C_Initialize and
 //! C_Finalize, and the process id that made it, so that a fork()ed child
 //! is seen as not initialised and may call C_Initialize again.
+//!
+//! A forked child never uses, drops or closes what it inherited (the
+//! parent's threads and locks do not exist there, and closing the
+//! parent's SQLite connection could checkpoint or remove files the parent
+//! still uses): the inherited instance is leaked. The child's C_Initialize
+//! reads the configuration and defers opening the backend to its first
+//! real call, since the parent usually still holds the store: that call
+//! then fails with CKR_GENERAL_ERROR and a message on standard error
+//! ("in use by another process") until the parent has finalised, and is
+//! retried on each call. The child's copy of the store lock is closed at
+//! fork (`crate::ffi::fork`).
 
 use std::sync::{Arc, RwLock};
 
@@ -8,35 +19,58 @@ use crate::config::Config;
 use crate::error::{Pkcs11Error, Result};
 use crate::module::Module;
 
+enum Instance {
+    /// The backend is open.
+    Ready(Arc<Module>),
+    /// A forked child's instance: opened on first use.
+    Deferred(Config),
+}
+
 struct Global {
     pid: u32,
-    module: Arc<Module>,
+    instance: Instance,
 }
 
 static STATE: RwLock<Option<Global>> = RwLock::new(None);
 
+fn report(what: &str) -> impl Fn(&Pkcs11Error) + '_ {
+    move |e| eprintln!("libtinfoil_pkcs11: {what}: {e}")
+}
+
+/// Opens the backend a configuration names and builds an instance on it.
+fn open(config: &Config) -> Result<Arc<Module>> {
+    let opened = crate::backend::open(config)?;
+    let lock = opened.lock_fd;
+    let module = Module::new(opened.backend)?;
+    crate::ffi::fork::hold_lock(lock);
+    Ok(Arc::new(module))
+}
+
 /// C_Initialize after the arguments were checked: reads the configuration
-/// and opens the backend. Failures are reported on standard error, since
-/// the application only sees CKR_GENERAL_ERROR.
-pub fn initialize() -> Result<()> {
+/// and opens the backend (in a forked child: on first use). Failures are
+/// reported on standard error, since the application only sees
+/// CKR_GENERAL_ERROR. `on_success` runs under the state lock once the
+/// module counts as initialised.
+pub fn initialize(on_success: impl FnOnce()) -> Result<()> {
     let mut state = STATE.write().unwrap_or_else(|p| p.into_inner());
     let pid = std::process::id();
+    let mut forked = false;
     if let Some(global) = state.as_ref() {
         if global.pid == pid {
             return Err(Pkcs11Error::AlreadyInitialized);
         }
-        // A forked child: the parent's threads and locks do not exist
-        // here, so the inherited instance is leaked, never used or dropped.
         std::mem::forget(state.take());
+        forked = true;
     }
-    let module = Config::from_env()
-        .and_then(|config| crate::backend::open(&config))
-        .and_then(Module::new)
-        .inspect_err(|e| eprintln!("libtinfoil_pkcs11: C_Initialize failed: {e}"))?;
-    *state = Some(Global {
-        pid,
-        module: Arc::new(module),
-    });
+    let report = report("C_Initialize failed");
+    let config = Config::from_env().inspect_err(&report)?;
+    let instance = if forked {
+        Instance::Deferred(config)
+    } else {
+        Instance::Ready(open(&config).inspect_err(&report)?)
+    };
+    *state = Some(Global { pid, instance });
+    on_success();
     Ok(())
 }
 
@@ -45,6 +79,7 @@ pub fn finalize() -> Result<()> {
     let mut state = STATE.write().unwrap_or_else(|p| p.into_inner());
     match state.as_ref() {
         Some(global) if global.pid == std::process::id() => {
+            crate::ffi::fork::release_lock();
             state.take();
             Ok(())
         }
@@ -52,11 +87,43 @@ pub fn finalize() -> Result<()> {
     }
 }
 
-/// The current instance, or CKR_CRYPTOKI_NOT_INITIALIZED.
-pub fn module() -> Result<Arc<Module>> {
+/// Ok when C_Initialize was called in this process (the backend may not be
+/// open yet), else CKR_CRYPTOKI_NOT_INITIALIZED.
+pub fn check_initialized() -> Result<()> {
     let state = STATE.read().unwrap_or_else(|p| p.into_inner());
     match state.as_ref() {
-        Some(global) if global.pid == std::process::id() => Ok(global.module.clone()),
+        Some(global) if global.pid == std::process::id() => Ok(()),
+        _ => Err(Pkcs11Error::NotInitialized),
+    }
+}
+
+/// The current instance, or CKR_CRYPTOKI_NOT_INITIALIZED. Opens a forked
+/// child's deferred backend.
+pub fn module() -> Result<Arc<Module>> {
+    let pid = std::process::id();
+    {
+        let state = STATE.read().unwrap_or_else(|p| p.into_inner());
+        match state.as_ref() {
+            Some(Global {
+                pid: p,
+                instance: Instance::Ready(module),
+            }) if *p == pid => return Ok(module.clone()),
+            Some(global) if global.pid == pid => {}
+            _ => return Err(Pkcs11Error::NotInitialized),
+        }
+    }
+    let mut state = STATE.write().unwrap_or_else(|p| p.into_inner());
+    match state.as_mut() {
+        Some(global) if global.pid == pid => {
+            let module = match &global.instance {
+                Instance::Ready(module) => module.clone(),
+                Instance::Deferred(config) => {
+                    open(config).inspect_err(report("cannot open the backend"))?
+                }
+            };
+            global.instance = Instance::Ready(module.clone());
+            Ok(module)
+        }
         _ => Err(Pkcs11Error::NotInitialized),
     }
 }

@@ -189,13 +189,16 @@ fn test_fork_reinitialises_in_the_child() {
     let out = ok(dir.path(), &["--test-fork"]);
     assert!(out.contains("forked child"), "{out}");
 
-    // The embedded store is held by the parent: the child gets a clear
-    // error instead of a second writer on the same files.
+    // The embedded store is held by the parent: the child's C_Initialize
+    // succeeds and defers opening the store to its first real call (which
+    // would get a clear error while the parent holds it: tests/fork.rs).
     let dir = fixture();
-    let out = tool(dir.path(), &["--test-fork"]);
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(text.contains("in use by another process"), "{text}");
+    let out = ok(dir.path(), &["--test-fork"]);
+    assert!(out.contains("forked child"), "{out}");
+    assert!(!out.contains("in use by another process"), "{out}");
+    // Nothing of the child's is left holding the store.
+    let listed = ok(dir.path(), &["-L"]);
+    assert!(listed.contains("ci-token"), "{listed}");
 }
 
 #[test]
@@ -538,4 +541,143 @@ fn test_suite_control_on_softhsm() {
         "{text}"
     );
     assert!(decrypt.contains("RSA-PKCS: OK"), "{text}");
+}
+
+#[test]
+fn rsa_pkcs_raw_sign_and_decrypt_with_the_tool() {
+    let dir = fixture();
+    let d = dir.path();
+    let p = |name: &str| d.join(name).display().to_string();
+    let login = ["--login", "--pin", PIN];
+    for args in [TEST_SUITE_KEYS[0], TEST_SUITE_KEYS[3]] {
+        ok(d, &[&login[..], args].concat());
+    }
+    // CKM_RSA_PKCS signs the file's bytes as they are (no DigestInfo).
+    std::fs::write(d.join("msg.txt"), b"sign these very bytes\n").unwrap();
+    let sign = ["--sign", "-m", "RSA-PKCS", "--id", "a1"];
+    ok(
+        d,
+        &[
+            &login[..],
+            &sign,
+            &["-i", &p("msg.txt"), "-o", &p("msg.sig")],
+        ]
+        .concat(),
+    );
+    let verify = [
+        "--verify",
+        "-m",
+        "RSA-PKCS",
+        "--id",
+        "a1",
+        "-i",
+        &p("msg.txt"),
+    ];
+    let checked = ok(
+        d,
+        &[&verify[..], &["--signature-file", &p("msg.sig")]].concat(),
+    );
+    assert!(checked.contains("Signature is valid"), "{checked}");
+    let mut sig = std::fs::read(d.join("msg.sig")).unwrap();
+    assert_eq!(sig.len(), 256);
+    sig[9] ^= 0x04;
+    std::fs::write(d.join("bad.sig"), &sig).unwrap();
+    let refused = tool(
+        d,
+        &[&verify[..], &["--signature-file", &p("bad.sig")]].concat(),
+    );
+    let text = String::from_utf8_lossy(&refused.stdout).to_string()
+        + &String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        text.contains("Invalid signature") || text.contains("CKR_SIGNATURE_INVALID"),
+        "{text}"
+    );
+
+    // OpenSSL encrypts to the decryption pair's public key as the tool
+    // reads it out; the module decrypts.
+    ok(
+        d,
+        &[
+            &login[..],
+            &[
+                "--read-object",
+                "--type",
+                "pubkey",
+                "--id",
+                "a4",
+                "-o",
+                &p("pub.der"),
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(d.join("plain.txt"), b"a secret for the token").unwrap();
+    let sealed = std::process::Command::new("openssl")
+        .args([
+            "pkeyutl",
+            "-encrypt",
+            "-pubin",
+            "-keyform",
+            "DER",
+            "-inkey",
+            &p("pub.der"),
+        ])
+        .args(["-in", &p("plain.txt"), "-out", &p("sealed.bin")])
+        .output()
+        .unwrap();
+    assert!(sealed.status.success(), "{sealed:?}");
+    let decrypt = ["--decrypt", "-m", "RSA-PKCS", "--id", "a4"];
+    ok(
+        d,
+        &[
+            &login[..],
+            &decrypt,
+            &["-i", &p("sealed.bin"), "-o", &p("opened.txt")],
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        std::fs::read(d.join("opened.txt")).unwrap(),
+        b"a secret for the token"
+    );
+    // A tampered ciphertext is refused, with the one decryption error.
+    let mut bad = std::fs::read(d.join("sealed.bin")).unwrap();
+    bad[17] ^= 0x01;
+    std::fs::write(d.join("bad.bin"), &bad).unwrap();
+    let refused = tool(
+        d,
+        &[
+            &login[..],
+            &decrypt,
+            &["-i", &p("bad.bin"), "-o", &p("x.txt")],
+        ]
+        .concat(),
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("CKR_ENCRYPTED_DATA_INVALID"),
+        "{refused:?}"
+    );
+    // The signing pair does not decrypt.
+    let refused = tool(
+        d,
+        &[
+            &login[..],
+            &[
+                "--decrypt",
+                "-m",
+                "RSA-PKCS",
+                "--id",
+                "a1",
+                "-i",
+                &p("sealed.bin"),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("CKR_KEY_FUNCTION_NOT_PERMITTED"),
+        "{refused:?}"
+    );
 }

@@ -150,6 +150,12 @@ impl EmbeddedBackend {
         }
     }
 
+    /// The descriptor holding the store's directory lock; a forked child
+    /// closes its copy (see `crate::state`).
+    pub fn lock_fd(&self) -> std::os::fd::RawFd {
+        self.hsm.lock_fd()
+    }
+
     fn label_of(&self, serial: &str) -> Result<String> {
         self.hsm
             .token_list()?
@@ -486,13 +492,13 @@ impl Backend for EmbeddedBackend {
         sha256: bool,
         encrypt: bool,
         data: &[u8],
+        label: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
         let KeyHandle::Stored(id) = key else {
             return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT));
         };
         self.hsm
             .p11_rsa_oaep(id, sha256, encrypt, data, label)
-        label: &[u8],
             .map_err(|e| match e {
                 hsm_core::Error::InvalidCiphertext(_) => ckr!(CKR_ENCRYPTED_DATA_INVALID),
                 hsm_core::Error::Validation(_) => {
@@ -581,6 +587,7 @@ impl Backend for EmbeddedBackend {
                 other => other.into(),
             })
     }
+
     fn copy_key(
         &self,
         key: &KeyHandle,

@@ -260,6 +260,7 @@ pub trait Backend: Send + Sync {
     ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
         Err(no_keys())
     }
+
     /// Copies a secret key into a new key with the same material (made
     /// inside the backend): a token key in the namespace of the token
     /// labelled `token_label`, or a session key. The copy may be
@@ -284,15 +285,27 @@ pub fn unknown_token() -> crate::error::Pkcs11Error {
     ckr!(CKR_TOKEN_NOT_RECOGNIZED, "unknown token")
 }
 
+/// A backend as [`open`] returns it.
+pub struct Opened {
+    /// The backend.
+    pub backend: Box<dyn Backend>,
+    /// A descriptor that holds a process-exclusive lock (the embedded
+    /// store's directory lock): a fork()ed child must close its copy.
+    pub lock_fd: Option<std::os::fd::RawFd>,
+}
+
 /// Opens the backend a configuration names.
-pub fn open(config: &crate::config::Config) -> Result<Box<dyn Backend>> {
-    match config {
-        crate::config::Config::Memory {} => Ok(Box::new(memory::MemoryBackend::new())),
+pub fn open(config: &crate::config::Config) -> Result<Opened> {
+    let (backend, lock_fd): (Box<dyn Backend>, _) = match config {
+        crate::config::Config::Memory {} => (Box::new(memory::MemoryBackend::new()), None),
         crate::config::Config::Embedded { .. } => {
-            Ok(Box::new(embedded::EmbeddedBackend::open(config)?))
+            let backend = embedded::EmbeddedBackend::open(config)?;
+            let fd = backend.lock_fd();
+            (Box::new(backend), Some(fd))
         }
         crate::config::Config::Daemon { endpoint } => {
-            Ok(Box::new(daemon::DaemonBackend::connect(endpoint)?))
+            (Box::new(daemon::DaemonBackend::connect(endpoint)?), None)
         }
-    }
+    };
+    Ok(Opened { backend, lock_fd })
 }

@@ -4,7 +4,7 @@ use std::ffi::c_void;
 
 use cryptoki_sys::*;
 
-use super::{deliver_list, guard, in_bytes, out_ref, padded, with_module};
+use super::{deliver_list, guard, in_bytes, locking, out_ref, padded, unlocked, with_module};
 use crate::error::{ckr, Pkcs11Error};
 use crate::mechanisms;
 use crate::module::lock;
@@ -13,43 +13,47 @@ use crate::pin::{MAX_PIN_LEN, MIN_PIN_LEN};
 const MANUFACTURER: &str = "Tinfoil";
 
 pub(super) unsafe extern "C" fn C_Initialize(args: *mut c_void) -> CK_RV {
-    guard(|| {
+    unlocked(|| {
         // SAFETY: NULL or a CK_C_INITIALIZE_ARGS, as the caller promises.
-        if let Some(args) = unsafe { (args as *const CK_C_INITIALIZE_ARGS).as_ref() } {
-            if !args.pReserved.is_null() {
-                return Err(Pkcs11Error::ArgumentsBad("pReserved must be NULL"));
+        let mut app = match unsafe { (args as *const CK_C_INITIALIZE_ARGS).as_ref() } {
+            Some(args) => {
+                if !args.pReserved.is_null() {
+                    return Err(Pkcs11Error::ArgumentsBad("pReserved must be NULL"));
+                }
+                // Checked before a mutex is created, so a second call
+                // creates nothing.
+                if crate::state::check_initialized().is_ok() {
+                    return Err(Pkcs11Error::AlreadyInitialized);
+                }
+                locking::from_args(args)?
             }
-            let given = [
-                args.CreateMutex.is_some(),
-                args.DestroyMutex.is_some(),
-                args.LockMutex.is_some(),
-                args.UnlockMutex.is_some(),
-            ];
-            if given.iter().any(|g| *g) && !given.iter().all(|g| *g) {
-                return Err(Pkcs11Error::ArgumentsBad(
-                    "mutex callbacks: all four or none",
-                ));
-            }
-            // With or without CKF_OS_LOCKING_OK, the module locks with the
-            // operating system's primitives; supplied callbacks are
-            // accepted and not needed.
+            None => None,
+        };
+        let result = crate::state::initialize(|| locking::install(app.take()));
+        if let Some(unused) = app {
+            unused.discard();
         }
-        crate::state::initialize()
+        result
     })
 }
 
 pub(super) unsafe extern "C" fn C_Finalize(reserved: *mut c_void) -> CK_RV {
-    guard(|| {
-        crate::state::module()?;
+    let rv = guard(|| {
+        crate::state::check_initialized()?;
         if !reserved.is_null() {
             return Err(Pkcs11Error::ArgumentsBad("pReserved must be NULL"));
         }
         crate::state::finalize()
-    })
+    });
+    if rv == CKR_OK {
+        locking::uninstall();
+    }
+    rv
 }
 
 pub(super) unsafe extern "C" fn C_GetInfo(info: *mut CK_INFO) -> CK_RV {
-    with_module(|_| {
+    guard(|| {
+        crate::state::check_initialized()?;
         let info = unsafe { out_ref(info) }?;
         *info = CK_INFO {
             cryptokiVersion: CK_VERSION { major: 3, minor: 0 },

@@ -18,8 +18,10 @@ use crate::module::Module;
 use crate::session::Output;
 
 mod crypto;
+pub(crate) mod fork;
 mod general;
 mod lists;
+mod locking;
 mod objects;
 mod unsupported;
 
@@ -27,8 +29,25 @@ mod unsupported;
 pub const MAX_INPUT_LEN: usize = 64 << 20;
 
 /// Runs an entry point's body: panics become CKR_GENERAL_ERROR, errors
-/// their CK_RV.
+/// their CK_RV. When the application asked for its own mutexes, the body
+/// runs with the application mutex held (see `locking`); a failing
+/// LockMutex returns its code and runs nothing, a failing UnlockMutex
+/// turns a success into its code.
 pub(crate) fn guard(body: impl FnOnce() -> Result<()>) -> CK_RV {
+    let held = match locking::acquire() {
+        Ok(held) => held,
+        Err(rv) => return rv,
+    };
+    let rv = unlocked(body);
+    match held.map(locking::Held::release) {
+        Some(unlock_rv) if unlock_rv != CKR_OK && rv == CKR_OK => unlock_rv,
+        _ => rv,
+    }
+}
+
+/// [`guard`] without the application mutex (C_Initialize, which creates
+/// it).
+pub(crate) fn unlocked(body: impl FnOnce() -> Result<()>) -> CK_RV {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => CKR_OK,
         Ok(Err(e)) => e.rv(),
@@ -188,29 +207,10 @@ pub(crate) unsafe fn read_mechanism(p: *const CK_MECHANISM) -> Result<Mechanism>
                 aad,
                 tag_bits: g.ulTagBits,
             }),
+            oaep_label: Vec::new(),
         });
     }
     let param = unsafe { in_bytes(m.pParameter as *const u8, m.ulParameterLen) }?.to_vec();
-    Ok(Mechanism {
-        mechanism: m.mechanism,
-        param,
-        gcm: None,
-    })
-}
-
-/// Fills a fixed-size, blank-padded PKCS#11 string field.
-pub(crate) fn padded<const N: usize>(text: &str) -> [CK_UTF8CHAR; N] {
-    let mut out = [b' '; N];
-    let mut end = text.len().min(N);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    out[..end].copy_from_slice(&text.as_bytes()[..end]);
-    out
-            oaep_label: Vec::new(),
-}
-
-pub use lists::{C_GetFunctionList, C_GetInterface, C_GetInterfaceList};
     let oaep_label = if m.mechanism == CKM_RSA_PKCS_OAEP
         && !m.pParameter.is_null()
         && m.ulParameterLen as usize == std::mem::size_of::<CK_RSA_PKCS_OAEP_PARAMS>()
@@ -225,4 +225,23 @@ pub use lists::{C_GetFunctionList, C_GetInterface, C_GetInterfaceList};
     } else {
         Vec::new()
     };
+    Ok(Mechanism {
+        mechanism: m.mechanism,
+        param,
+        gcm: None,
         oaep_label,
+    })
+}
+
+/// Fills a fixed-size, blank-padded PKCS#11 string field.
+pub(crate) fn padded<const N: usize>(text: &str) -> [CK_UTF8CHAR; N] {
+    let mut out = [b' '; N];
+    let mut end = text.len().min(N);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    out[..end].copy_from_slice(&text.as_bytes()[..end]);
+    out
+}
+
+pub use lists::{C_GetFunctionList, C_GetInterface, C_GetInterfaceList};

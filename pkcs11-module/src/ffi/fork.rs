@@ -1,0 +1,54 @@
+//! fork() without exec: the child must not keep the parent's store lock.
+//!
+//! The embedded store's directory lock is an exclusive `flock`, which a
+//! forked child inherits with the descriptor: while the child lives, the
+//! lock would outlast the parent's C_Finalize, so neither the parent (on
+//! its next C_Initialize) nor the child could open the store again. A
+//! `pthread_atfork` child handler closes the child's copy of that one
+//! descriptor. The child never drops the parent's instance (see
+//! `crate::state`), so nothing closes the same number twice.
+
+use std::ffi::c_int;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Once;
+
+extern "C" {
+    fn pthread_atfork(
+        prepare: Option<unsafe extern "C" fn()>,
+        parent: Option<unsafe extern "C" fn()>,
+        child: Option<unsafe extern "C" fn()>,
+    ) -> c_int;
+    fn close(fd: c_int) -> c_int;
+}
+
+/// The descriptor holding this process's store lock, or -1.
+static LOCK_FD: AtomicI32 = AtomicI32::new(-1);
+static REGISTER: Once = Once::new();
+
+/// Runs in the child right after fork(): only async-signal-safe calls.
+unsafe extern "C" fn in_child() {
+    let fd = LOCK_FD.swap(-1, Ordering::SeqCst);
+    if fd >= 0 {
+        // SAFETY: `fd` is the inherited copy of the parent's lock file
+        // descriptor; its owner (the parent's store) is leaked in the
+        // child and never closes it.
+        unsafe { close(fd) };
+    }
+}
+
+/// Records the descriptor of a lock this process now holds (`None`:
+/// nothing to hand over), registering the fork handler on first use. The
+/// module is linked with `-z nodelete`, so the handler stays mapped.
+pub(crate) fn hold_lock(fd: Option<RawFd>) {
+    REGISTER.call_once(|| {
+        // SAFETY: registers a handler that lives as long as the process.
+        unsafe { pthread_atfork(None, None, Some(in_child)) };
+    });
+    LOCK_FD.store(fd.unwrap_or(-1), Ordering::SeqCst);
+}
+
+/// Forgets the lock descriptor before its owner closes it.
+pub(crate) fn release_lock() {
+    LOCK_FD.store(-1, Ordering::SeqCst);
+}

@@ -1,0 +1,255 @@
+//! fork() without exec on the embedded backend: the child re-initialises,
+//! cannot reach the store while the parent holds it (CKR_GENERAL_ERROR,
+//! not a second writer), and uses the token once the parent finalised;
+//! no child keeps the parent's store lock. Ours only: SoftHSM's file
+//! store has no single-process lock to test.
+//!
+//! The child only calls the module and async-signal-safe functions, and
+//! leaves with `_exit`, reporting the first failed step as its status.
+
+#[macro_use]
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::ptr::null_mut;
+
+use common::raw::{raw, Raw};
+use common::{exclusive, Which};
+use cryptoki_sys::*;
+
+extern "C" {
+    fn fork() -> i32;
+    fn _exit(status: i32) -> !;
+    fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
+}
+
+/// Forks; the child runs `child` and exits with its status.
+fn spawn(child: impl FnOnce() -> i32) -> i32 {
+    let pid = unsafe { fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let status = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(99);
+        unsafe { _exit(status) };
+    }
+    pid
+}
+
+/// Waits for a child and returns its exit status.
+fn exit_status(pid: i32) -> i32 {
+    let mut status = 0;
+    assert_eq!(unsafe { waitpid(pid, &mut status, 0) }, pid);
+    assert_eq!(status & 0x7f, 0, "child killed by signal {}", status & 0x7f);
+    (status >> 8) & 0xff
+}
+
+fn signal(s: &mut UnixStream) {
+    s.write_all(b"x").unwrap();
+}
+
+/// Waits for the other side; in a child, the parent gone (a failed
+/// assertion) ends the child.
+fn wait(s: &mut UnixStream) {
+    let mut b = [0u8; 1];
+    if s.read_exact(&mut b).is_err() {
+        unsafe { _exit(98) };
+    }
+}
+
+fn slot_count(r: &Raw) -> Result<usize, CK_RV> {
+    let mut n = 0;
+    match call!(r, C_GetSlotList(CK_FALSE, null_mut(), &mut n)) {
+        CKR_OK => Ok(n as usize),
+        rv => Err(rv),
+    }
+}
+
+/// Creates a public token data object labelled `label`.
+fn create_data_object(r: &Raw, h: CK_SESSION_HANDLE, label: &[u8]) -> CK_RV {
+    let class: CK_OBJECT_CLASS = CKO_DATA;
+    let yes: CK_BBOOL = CK_TRUE;
+    let value = b"made in the child";
+    let mut template = [
+        CK_ATTRIBUTE {
+            type_: CKA_CLASS,
+            pValue: &class as *const _ as *mut _,
+            ulValueLen: std::mem::size_of::<CK_OBJECT_CLASS>() as _,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_TOKEN,
+            pValue: &yes as *const _ as *mut _,
+            ulValueLen: 1,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_LABEL,
+            pValue: label.as_ptr() as *mut _,
+            ulValueLen: label.len() as _,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_VALUE,
+            pValue: value.as_ptr() as *mut _,
+            ulValueLen: value.len() as _,
+        },
+    ];
+    let mut object = 0;
+    call!(
+        r,
+        C_CreateObject(h, template.as_mut_ptr(), template.len() as _, &mut object)
+    )
+}
+
+/// How many objects labelled `label` a session finds.
+fn count_labelled(r: &Raw, h: CK_SESSION_HANDLE, label: &[u8]) -> usize {
+    let mut template = [CK_ATTRIBUTE {
+        type_: CKA_LABEL,
+        pValue: label.as_ptr() as *mut _,
+        ulValueLen: label.len() as _,
+    }];
+    assert_eq!(
+        call!(r, C_FindObjectsInit(h, template.as_mut_ptr(), 1)),
+        CKR_OK
+    );
+    let mut found = [0 as CK_OBJECT_HANDLE; 8];
+    let mut n = 0;
+    assert_eq!(
+        call!(r, C_FindObjects(h, found.as_mut_ptr(), 8, &mut n)),
+        CKR_OK
+    );
+    assert_eq!(call!(r, C_FindObjectsFinal(h)), CKR_OK);
+    n as usize
+}
+
+#[test]
+fn a_forked_child_reinitialises_and_uses_the_store_once_the_parent_finalised() {
+    let _g = exclusive();
+    let r = raw(Which::Embedded);
+    r.init();
+    let slot = r.token("forked");
+    let (mut parent, mut child) = UnixStream::pair().unwrap();
+    let label = b"from-the-child";
+
+    let pid = spawn(|| {
+        // The parent's instance is not this process's.
+        if slot_count(&r) != Err(CKR_CRYPTOKI_NOT_INITIALIZED) {
+            return 10;
+        }
+        if call!(r, C_Initialize(null_mut())) != CKR_OK {
+            return 11;
+        }
+        let mut info: CK_INFO = unsafe { std::mem::zeroed() };
+        if call!(r, C_GetInfo(&mut info)) != CKR_OK {
+            return 12;
+        }
+        // The parent holds the store: a clear error, every time.
+        for _ in 0..2 {
+            if slot_count(&r) != Err(CKR_GENERAL_ERROR) {
+                return 13;
+            }
+        }
+        signal(&mut child);
+        wait(&mut child); // the parent has finalised
+        if slot_count(&r).is_err() {
+            return 14;
+        }
+        let h = r.session(slot);
+        let pin = common::USER_PIN.as_bytes();
+        if call!(
+            r,
+            C_Login(h, CKU_USER, pin.as_ptr() as *mut _, pin.len() as _)
+        ) != CKR_OK
+        {
+            return 15;
+        }
+        if create_data_object(&r, h, label) != CKR_OK {
+            return 16;
+        }
+        if call!(r, C_Finalize(null_mut())) != CKR_OK {
+            return 17;
+        }
+        signal(&mut child);
+        wait(&mut child); // the parent has opened the store again
+        0
+    });
+    wait(&mut parent);
+    // While the child has failed to open the store, the parent still uses it.
+    assert!(slot_count(&r).unwrap() >= 2);
+    r.finalize();
+    signal(&mut parent);
+    wait(&mut parent);
+    // The child still lives and holds no copy of any lock.
+    r.init();
+    let h = r.session(slot);
+    let pin = common::USER_PIN.as_bytes();
+    assert_eq!(
+        call!(
+            r,
+            C_Login(h, CKU_USER, pin.as_ptr() as *mut _, pin.len() as _)
+        ),
+        CKR_OK
+    );
+    assert_eq!(count_labelled(&r, h, label), 1, "the child's object");
+    signal(&mut parent);
+    assert_eq!(exit_status(pid), 0, "the child failed at the step numbered");
+    r.finalize();
+}
+
+#[test]
+fn a_child_that_never_initialises_does_not_keep_the_store_locked() {
+    let _g = exclusive();
+    let r = raw(Which::Embedded);
+    r.init();
+    r.token("idle-child");
+    let (mut parent, mut child) = UnixStream::pair().unwrap();
+    let pid = spawn(|| {
+        signal(&mut child);
+        wait(&mut child);
+        0
+    });
+    // Until the child runs at all, it holds a copy of the lock (fork()
+    // copies the descriptor; the child's fork handler closes it).
+    wait(&mut parent);
+    r.finalize();
+    // With the child's inherited copy of the lock still open, this would
+    // be "in use by another process".
+    r.init();
+    assert!(slot_count(&r).unwrap() >= 2);
+    signal(&mut parent);
+    assert_eq!(exit_status(pid), 0);
+    r.finalize();
+}
+
+#[test]
+fn a_second_open_while_the_child_holds_the_store_is_refused() {
+    let _g = exclusive();
+    let r = raw(Which::Embedded);
+    r.init();
+    let slot = r.token("child-holds");
+    r.finalize();
+    let (mut parent, mut child) = UnixStream::pair().unwrap();
+    // Initialised in the parent, finalised before fork: the child opens
+    // the store at once and holds it.
+    let pid = spawn(|| {
+        if call!(r, C_Initialize(null_mut())) != CKR_OK {
+            return 10;
+        }
+        let h = r.session(slot);
+        signal(&mut child);
+        wait(&mut child);
+        if call!(r, C_CloseSession(h)) != CKR_OK {
+            return 11;
+        }
+        0
+    });
+    wait(&mut parent);
+    assert_eq!(
+        call!(r, C_Initialize(null_mut())),
+        CKR_GENERAL_ERROR,
+        "two writers on one store"
+    );
+    signal(&mut parent);
+    assert_eq!(exit_status(pid), 0);
+    // The child exited without C_Finalize: its lock went with it.
+    r.init();
+    assert!(slot_count(&r).unwrap() >= 2);
+    r.finalize();
+}
