@@ -57,6 +57,13 @@ pub struct SettingsInput {
     /// Log filter when RUST_LOG is unset (default "info").
     #[arg(long)]
     pub log_level: Option<String>,
+    /// Async worker threads (default: half the CPUs, at least 1).
+    #[arg(long)]
+    pub worker_threads: Option<usize>,
+    /// Microseconds the daemon keeps polling its sockets after a PKCS#11
+    /// call answered on the async worker, 0 to 1000 (default 200; 0 = off).
+    #[arg(long)]
+    pub busy_poll_micros: Option<u64>,
     /// Argon2id memory in KiB for `init` (default 65536).
     #[arg(long)]
     pub kdf_memory_kib: Option<u32>,
@@ -93,6 +100,8 @@ impl SettingsInput {
             tick_interval_secs: self.tick_interval_secs.or(base.tick_interval_secs),
             cache_capacity: self.cache_capacity.or(base.cache_capacity),
             log_level: self.log_level.or(base.log_level),
+            worker_threads: self.worker_threads.or(base.worker_threads),
+            busy_poll_micros: self.busy_poll_micros.or(base.busy_poll_micros),
             kdf_memory_kib: self.kdf_memory_kib.or(base.kdf_memory_kib),
             kdf_iterations: self.kdf_iterations.or(base.kdf_iterations),
             kdf_parallelism: self.kdf_parallelism.or(base.kdf_parallelism),
@@ -170,6 +179,10 @@ pub struct Settings {
     pub cache_capacity: usize,
     /// Log filter.
     pub log_level: String,
+    /// Async worker threads (1 to 1024).
+    pub worker_threads: usize,
+    /// Busy polling after an inline PKCS#11 call (0 to 1 ms).
+    pub busy_poll: Duration,
     /// Argon2id parameters for `init`.
     pub kdf: hsm_core::KdfParams,
 }
@@ -186,6 +199,16 @@ fn bounded<T: PartialOrd + std::fmt::Display + Copy>(
         )));
     }
     Ok(value)
+}
+
+/// Half the CPUs, at least one: the runtime only moves bytes (crypto runs
+/// on the pools), and on a small machine one worker that owns the socket
+/// answers a lone PKCS#11 client about twice as fast as two that hand it
+/// back and forth (measured in README "Use as a PKCS#11 token").
+fn default_worker_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| (n.get() / 2).max(1))
+        .unwrap_or(1)
 }
 
 impl Settings {
@@ -259,6 +282,18 @@ impl Settings {
             )?),
             cache_capacity: input.cache_capacity.unwrap_or(1024),
             log_level: input.log_level.unwrap_or_else(|| "info".into()),
+            worker_threads: bounded(
+                "worker_threads",
+                input.worker_threads.unwrap_or_else(default_worker_threads),
+                1,
+                1024,
+            )?,
+            busy_poll: Duration::from_micros(bounded(
+                "busy_poll_micros",
+                input.busy_poll_micros.unwrap_or(200),
+                0,
+                1000,
+            )?),
             kdf: hsm_core::KdfParams {
                 memory_kib: input.kdf_memory_kib.unwrap_or(defaults.memory_kib),
                 iterations: input.kdf_iterations.unwrap_or(defaults.iterations),
@@ -314,6 +349,12 @@ mod tests {
     fn out_of_range_values_are_refused() {
         let mut input = with_dir();
         input.tick_interval_secs = Some(61);
+        assert!(Settings::resolve(input).is_err());
+        let mut input = with_dir();
+        input.worker_threads = Some(0);
+        assert!(Settings::resolve(input).is_err());
+        let mut input = with_dir();
+        input.busy_poll_micros = Some(1001);
         assert!(Settings::resolve(input).is_err());
         let mut input = with_dir();
         input.max_message_bytes = Some(10);

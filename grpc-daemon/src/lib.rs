@@ -9,6 +9,7 @@
 //! - [`server`]: listeners (Unix socket, TLS or loopback TCP), health,
 //!   reflection, request limits, background ticks and graceful shutdown.
 //! - [`pool`]: the fixed thread pool for fast hsm-core calls.
+//! - [`spin`]: busy polling between the calls of a busy client.
 //! - [`config`], [`passphrase`], [`clock`]: daemon settings and secrets.
 //! - [`client`]: connecting to an endpoint and reading error details.
 //! - [`render`]: proto3 JSON and text rendering of any response.
@@ -27,6 +28,7 @@ pub mod pool;
 pub mod render;
 pub mod server;
 pub mod service;
+pub mod spin;
 pub mod status;
 
 pub use error::DaemonError;

@@ -141,6 +141,7 @@ pub async fn serve(
     let limits = CallLimits {
         max_in_flight: settings.max_in_flight,
         call_timeout: settings.call_timeout,
+        busy_poll: settings.busy_poll,
     };
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
     let pool = Arc::new(

@@ -1,13 +1,14 @@
 //! Loads PKCS#11 modules by path and measures, in one run, our module
 //! (embedded backend, and daemon backend when a release tinfoild is
 //! built) and SoftHSM2: C_Sign with ECDSA P-256 and RSA-2048, C_Encrypt
-//! with AES-GCM on 4 KiB, and finding one key among 10,000. Prints
-//! operations per second and our/SoftHSM ratios.
+//! with AES-GCM on 4 KiB, and finding one token key by label among 10,000
+//! token keys. Prints operations per second and our/SoftHSM ratios.
 //!
 //! `cargo build --release -p grpc-daemon && cargo bench -p pkcs11-module
-//! --bench p11bench` (SoftHSM2 from the Debian package softhsm2; a module
-//! path may be given as the argument `--module PATH` to measure another
-//! module instead of ours).
+//! --bench p11bench` (SoftHSM2 from the Debian package softhsm2). Options
+//! after `--`: `--module PATH` measures another module instead of ours;
+//! `--only embedded,daemon,softhsm` picks the columns; `--seconds S` per
+//! figure (default 2); `--no-find` skips making the 10,000 keys.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -53,9 +54,8 @@ fn session(path: &Path) -> (Pkcs11, Session) {
     (p11, s)
 }
 
-fn measure(path: &Path) -> Vec<(&'static str, f64)> {
+fn measure(path: &Path, budget: Duration, find: bool) -> Vec<(&'static str, f64)> {
     let (p11, s) = session(path);
-    let budget = Duration::from_secs(2);
     let mut out = Vec::new();
 
     let (_, ec) = s
@@ -113,15 +113,31 @@ fn measure(path: &Path) -> Vec<(&'static str, f64)> {
     });
     out.push(("AES-GCM 4 KiB MB/s", gcm_rate * 4096.0 / 1e6));
 
+    if !find {
+        drop(s);
+        p11.finalize().expect("C_Finalize");
+        return out;
+    }
+    // Token keys, as an application's persistent keys are: each one is a
+    // KMS key in our store (a durable transaction) and a file in SoftHSM's.
+    let made = Instant::now();
     for i in 0..KEYS {
-        s.create_object(&[
-            Attribute::Class(cryptoki::object::ObjectClass::DATA),
-            Attribute::Token(false),
-            Attribute::Private(true),
-            Attribute::Label(format!("key-{i}").into_bytes()),
-        ])
+        s.generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::ValueLen(16.into()),
+                Attribute::Token(true),
+                Attribute::Encrypt(true),
+                Attribute::Label(format!("key-{i}").into_bytes()),
+            ],
+        )
         .unwrap();
     }
+    eprintln!(
+        "{}: made {KEYS} token keys in {:.1} s",
+        path.display(),
+        made.elapsed().as_secs_f64()
+    );
     let wanted = [Attribute::Label(format!("key-{}", KEYS / 2).into_bytes())];
     out.push((
         "find 1 of 10,000/s",
@@ -173,32 +189,54 @@ fn main() {
     .unwrap();
     std::env::set_var("SOFTHSM2_CONF", &soft_conf);
 
-    let tinfoil = measure(&ours);
-    let daemon = daemon::Daemon::start(dir.path()).map(|d| {
-        std::fs::write(
-            &conf,
-            format!("backend = \"daemon\"\nendpoint = \"{}\"\n", d.endpoint),
-        )
-        .unwrap();
-        measure(&ours)
-    });
-    let softhsm = measure(Path::new(SOFTHSM));
-    println!(
-        "{:<22} {:>14} {:>14} {:>8}",
-        "", "tinfoil", "softhsm2", "ratio"
+    let budget = Duration::from_secs_f64(
+        flag(&args, "--seconds")
+            .map(|v| v.parse().expect("--seconds N"))
+            .unwrap_or(2.0),
     );
-    for ((name, a), (_, b)) in tinfoil.iter().zip(&softhsm) {
-        println!("{name:<22} {a:>14.1} {b:>14.1} {:>7.2}x", a / b);
+    let only = flag(&args, "--only").unwrap_or("embedded,daemon,softhsm");
+    let find = !args.iter().any(|a| a == "--no-find");
+    let wants = |name: &str| only.split(',').any(|o| o == name);
+    let mut columns: Vec<(&str, Vec<(&'static str, f64)>)> = Vec::new();
+    if wants("embedded") {
+        columns.push(("tinfoil", measure(&ours, budget, find)));
     }
-    if let Some(daemon) = daemon {
-        println!(
-            "{:<22} {:>14} {:>14} {:>8}",
-            "", "tinfoil-daemon", "softhsm2", "ratio"
-        );
-        for ((name, a), (_, b)) in daemon.iter().zip(&softhsm) {
-            println!("{name:<22} {a:>14.1} {b:>14.1} {:>7.2}x", a / b);
+    if wants("daemon") {
+        if let Some(d) = daemon::Daemon::start(dir.path()) {
+            std::fs::write(
+                &conf,
+                format!("backend = \"daemon\"\nendpoint = \"{}\"\n", d.endpoint),
+            )
+            .unwrap();
+            columns.push(("tinfoil-daemon", measure(&ours, budget, find)));
         }
     }
+    let softhsm = wants("softhsm").then(|| measure(Path::new(SOFTHSM), budget, find));
+    for (label, figures) in &columns {
+        println!("{:<22} {:>14} {:>14} {:>8}", "", label, "softhsm2", "ratio");
+        for (i, (name, a)) in figures.iter().enumerate() {
+            match &softhsm {
+                Some(soft) => {
+                    let b = soft[i].1;
+                    println!("{name:<22} {a:>14.1} {b:>14.1} {:>7.2}x", a / b);
+                }
+                None => println!("{name:<22} {a:>14.1}"),
+            }
+        }
+    }
+    if columns.is_empty() {
+        if let Some(soft) = &softhsm {
+            for (name, b) in soft {
+                println!("{name:<22} {:>14} {b:>14.1}", "-");
+            }
+        }
+    }
+}
+
+/// The value after `name` in the arguments.
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1).map(String::as_str)
 }
 
 /// The release tinfoild for the daemon backend's figures.

@@ -107,29 +107,29 @@ pub const MECHANISMS: &[MechanismEntry] = &[
     m!(
         CKM_EC_KEY_PAIR_GEN,
         256,
-        384,
+        521,
         CKF_GENERATE_KEY_PAIR | EC_FLAGS,
         true
     ),
-    m!(CKM_ECDSA, 256, 384, CKF_SIGN | CKF_VERIFY | EC_FLAGS, true),
+    m!(CKM_ECDSA, 256, 521, CKF_SIGN | CKF_VERIFY | EC_FLAGS, true),
     m!(
         CKM_ECDSA_SHA256,
         256,
-        384,
+        521,
         CKF_SIGN | CKF_VERIFY | EC_FLAGS,
         true
     ),
     m!(
         CKM_ECDSA_SHA384,
         256,
-        384,
+        521,
         CKF_SIGN | CKF_VERIFY | EC_FLAGS,
         true
     ),
     m!(
         CKM_ECDSA_SHA512,
         256,
-        384,
+        521,
         CKF_SIGN | CKF_VERIFY | EC_FLAGS,
         true
     ),

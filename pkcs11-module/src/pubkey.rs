@@ -12,6 +12,8 @@ use crate::error::{ckr, Result};
 pub const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 /// DER of the P-384 curve OID.
 pub const P384_OID: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+/// DER of the P-521 curve OID (secp521r1).
+pub const P521_OID: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
 /// DER of the Ed25519 OID (id-Ed25519, RFC 8410).
 pub const ED25519_OID: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
 /// DER PrintableString "edwards25519", the older CKA_EC_PARAMS form.
@@ -74,10 +76,14 @@ pub fn public_attrs(spec: KeySpec, spki: &[u8]) -> Result<Attributes> {
     let key = &bits[1..];
     let mut a = Attributes::new();
     match spec {
-        KeySpec::EccNistP256 | KeySpec::EccNistP384 | KeySpec::EccEd25519 => {
+        KeySpec::EccNistP256
+        | KeySpec::EccNistP384
+        | KeySpec::EccNistP521
+        | KeySpec::EccEd25519 => {
             let params = match spec {
                 KeySpec::EccNistP256 => P256_OID,
                 KeySpec::EccNistP384 => P384_OID,
+                KeySpec::EccNistP521 => P521_OID,
                 _ => ED25519_OID,
             };
             a.insert(CKA_EC_PARAMS, params.to_vec());
@@ -102,6 +108,7 @@ pub fn ec_spec(params: &[u8], edwards: bool) -> Result<KeySpec> {
     match params {
         p if !edwards && p == P256_OID => Ok(KeySpec::EccNistP256),
         p if !edwards && p == P384_OID => Ok(KeySpec::EccNistP384),
+        p if !edwards && p == P521_OID => Ok(KeySpec::EccNistP521),
         p if edwards && (p == ED25519_OID || p == ED25519_NAME) => Ok(KeySpec::EccEd25519),
         _ => Err(ckr!(CKR_CURVE_NOT_SUPPORTED)),
     }
@@ -115,6 +122,7 @@ pub fn signature_len(attrs: &Attributes) -> Result<usize> {
     match attrs.get(&CKA_EC_PARAMS).map(Vec::as_slice) {
         Some(p) if p == P256_OID => Ok(64),
         Some(p) if p == P384_OID => Ok(96),
+        Some(p) if p == P521_OID => Ok(132),
         Some(p) if p == ED25519_OID || p == ED25519_NAME => Ok(64),
         _ => Err(ckr!(CKR_KEY_TYPE_INCONSISTENT, "not a signing key")),
     }
@@ -196,6 +204,7 @@ pub fn import_public(template: &crate::attrs::Template) -> Result<Attributes> {
             let want = match spec {
                 KeySpec::EccNistP256 => 65,
                 KeySpec::EccNistP384 => 97,
+                KeySpec::EccNistP521 => 133,
                 _ => 32,
             };
             if point.len() != want {

@@ -98,8 +98,9 @@ fn options(settings: &Settings, clock_file: Option<PathBuf>) -> HsmOptions {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, DaemonError> {
+fn runtime(settings: &Settings) -> Result<tokio::runtime::Runtime, DaemonError> {
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.worker_threads)
         .enable_all()
         .build()
         .map_err(|e| DaemonError::io("starting the runtime", e))
@@ -137,7 +138,7 @@ fn serve(args: CommonArgs, env_secret: Option<SecretString>) -> Result<(), Daemo
     let hsm = Arc::new(Hsm::open(&settings.data_dir, &secret, options)?);
     drop(secret);
     tracing::info!(data_dir = %settings.data_dir.display(), "store unsealed");
-    runtime()?.block_on(server::serve(hsm, &settings, server::termination_signal()))?;
+    runtime(&settings)?.block_on(server::serve(hsm, &settings, server::termination_signal()))?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -206,7 +207,8 @@ fn dev(listen: Option<String>) -> Result<(), DaemonError> {
     println!("socket: {}", socket.display());
     println!("try:    tinfoil --endpoint {endpoint} list-keys");
     println!("stop with Ctrl-C");
-    let result = runtime()?.block_on(server::serve(hsm, &settings, server::termination_signal()));
+    let result =
+        runtime(&settings)?.block_on(server::serve(hsm, &settings, server::termination_signal()));
     drop(store);
     result
 }

@@ -17,6 +17,7 @@ use tonic::{Response, Status};
 
 use crate::convert::opt;
 use crate::pool::CryptoPool;
+use crate::spin::Spinner;
 use crate::status;
 
 mod handlers;
@@ -30,6 +31,9 @@ pub struct CallLimits {
     pub max_in_flight: usize,
     /// How long one call may take before DEADLINE_EXCEEDED.
     pub call_timeout: Duration,
+    /// How long the daemon keeps polling its sockets after a call answered
+    /// on the async worker (see [`crate::spin`]); zero turns it off.
+    pub busy_poll: Duration,
 }
 
 impl Default for CallLimits {
@@ -37,6 +41,7 @@ impl Default for CallLimits {
         CallLimits {
             max_in_flight: 1024,
             call_timeout: Duration::from_secs(10),
+            busy_poll: crate::spin::DEFAULT_WINDOW,
         }
     }
 }
@@ -61,6 +66,7 @@ pub struct KmsService {
     limits: CallLimits,
     in_flight: Arc<Semaphore>,
     pool: Arc<CryptoPool>,
+    spinner: Arc<Spinner>,
 }
 
 impl std::fmt::Debug for KmsService {
@@ -79,6 +85,7 @@ impl KmsService {
             limits,
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
             pool,
+            spinner: Spinner::new(limits.busy_poll),
         }
     }
 
@@ -145,7 +152,12 @@ impl KmsService {
                 }
             }
         };
-        match tokio::time::timeout(self.limits.call_timeout, task).await {
+        let outcome = tokio::time::timeout(self.limits.call_timeout, task).await;
+        if lane == Lane::Inline {
+            // The same client is likely to call again at once (PKCS#11).
+            self.spinner.touch();
+        }
+        match outcome {
             Err(_) => {
                 tracing::warn!(op, "call exceeded the per-call deadline");
                 Err(status::deadline_exceeded(

@@ -13,8 +13,8 @@ use crate::error::Result;
 impl EmbeddedBackend {
     /// Objects for a KMS key that no PKCS#11 application described:
     /// CKA_ID = the key id's bytes, CKA_LABEL = first alias or description.
-    /// AES and HMAC keys give one secret key object; RSA, P-256, P-384 and
-    /// Ed25519 keys a private and a public key object (`:pub`).
+    /// AES and HMAC keys give one secret key object; RSA, P-256, P-384,
+    /// P-521 and Ed25519 keys a private and a public key object (`:pub`).
     pub(super) fn synthesise(&self, meta: &KeyMetadata) -> Result<Vec<(String, Attributes)>> {
         let alias = self
             .hsm
@@ -76,7 +76,7 @@ impl EmbeddedBackend {
             return Ok(vec![(id, a)]);
         }
         let key_type = match spec {
-            KeySpec::EccNistP256 | KeySpec::EccNistP384 => CKK_EC,
+            KeySpec::EccNistP256 | KeySpec::EccNistP384 | KeySpec::EccNistP521 => CKK_EC,
             KeySpec::EccEd25519 => CKK_EC_EDWARDS,
             s if s.is_rsa() => CKK_RSA,
             _ => return Ok(Vec::new()),
