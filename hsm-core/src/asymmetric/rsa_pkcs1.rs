@@ -133,7 +133,8 @@ impl RsaParts {
             Some((n, e, d))
         })()
         .ok_or_else(bad)?;
-        // The spec's size exactly: top byte set, k bytes long.
+        // The spec's size exactly: k bytes, the top one not zero (DER
+        // integers are minimal).
         if n.len() != k || e.is_empty() || e.len() > 8 || d.len() > k {
             return Err(bad());
         }
@@ -188,7 +189,7 @@ pub(crate) fn sign_any(spec: KeySpec, private_pkcs8: &[u8], input: &[u8]) -> Res
     let d = key.d.as_ref().ok_or_else(|| malformed_key(spec))?;
     let m = BoxedUint::from_be_slice(&block, key.bits())
         .map_err(|_| crypto_failure("RSA block encoding"))?;
-    // The block starts 00 01 and n has its top bit set: m < n.
+    // The block starts 00 01 and n's top byte is not zero: m < n.
     let s = BoxedMontyForm::new(m.clone(), &key.params)
         .pow(d)
         .retrieve();
