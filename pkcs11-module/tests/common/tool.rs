@@ -93,3 +93,30 @@ pub fn assert_test_suite_passed(out: &str) {
         "no RSA decryption check:\n{out}"
     );
 }
+
+/// An embedded-backend fixture directory (configuration written, the
+/// environment pointed at it) with a token "ci-token" whose SO PIN is `so`
+/// and user PIN `pin`.
+pub fn embedded_fixture(so: &str, pin: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let _g = super::exclusive();
+    super::write_embedded_config(dir.path());
+    let d = dir.path();
+    let listed = ok(d, &["-L"]);
+    assert!(listed.contains("uninitialized"), "{listed}");
+    ok(d, &["--init-token", "--label", "ci-token", "--so-pin", so]);
+    ok(
+        d,
+        &[
+            "--login",
+            "--login-type",
+            "so",
+            "--so-pin",
+            so,
+            "--init-pin",
+            "--pin",
+            pin,
+        ],
+    );
+    dir
+}
