@@ -183,5 +183,13 @@ mod p11_tests {
             data: vec![0xAB; 4],
         };
         assert!(!format!("{out:?}").contains("171"));
+        let crypt = P11RsaPkcs1CryptRequest {
+            key: None,
+            encrypt: false,
+            data: vec![0xCD; 4],
+        };
+        let text = format!("{crypt:?}");
+        assert!(text.starts_with("P11RsaPkcs1CryptRequest"), "{text}");
+        assert!(!text.contains("205"), "{text}");
     }
 }
