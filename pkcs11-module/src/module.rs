@@ -34,6 +34,10 @@ pub struct Module {
     /// Held while loading, and while a token object is written to the
     /// backend and the table, so a reload never interleaves with either.
     loaded: Mutex<HashMap<String, u64>>,
+    /// Whether others change the backend's store too (the daemon's); an
+    /// embedded store is locked to this process, whose every change goes
+    /// through this module and its table.
+    shared_store: bool,
     next_session: AtomicU64,
 }
 
@@ -55,6 +59,7 @@ pub(crate) fn write<T>(m: &RwLock<T>) -> Result<RwLockWriteGuard<'_, T>> {
 impl Module {
     /// A module instance over `backend`.
     pub fn new(backend: Box<dyn Backend>) -> Result<Module> {
+        let shared_store = backend.name() == "daemon";
         let module = Module {
             backend,
             slots: Mutex::new(Vec::new()),
@@ -62,6 +67,7 @@ impl Module {
             logins: Mutex::new(HashMap::new()),
             objects: RwLock::new(ObjectTable::default()),
             loaded: Mutex::new(HashMap::new()),
+            shared_store,
             next_session: AtomicU64::new(1),
         };
         module.refresh_slots()?;
@@ -332,9 +338,17 @@ impl Module {
     /// a reload (and reconciliation, keeping the handles of objects that
     /// remain) only when the backend's generation moved since the last
     /// one, so keys made or deleted by the CLI or another process show,
-    /// and a lookup that finds nothing changed costs one counter read.
+    /// and a lookup that finds nothing changed costs one counter read (one
+    /// small call with the daemon backend; nothing with a store locked to
+    /// this process).
     pub fn ensure_loaded(&self, serial: &str) -> Result<()> {
-        let current = self.backend.generation()?;
+        // Nobody else changes an unshared store: what this module changed
+        // it already holds, so its first load stays current.
+        let current = if self.shared_store {
+            self.backend.generation()?
+        } else {
+            0
+        };
         let mut loaded = lock(&self.loaded)?;
         if loaded.get(serial) == Some(&current) {
             return Ok(());

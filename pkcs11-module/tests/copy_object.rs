@@ -166,7 +166,7 @@ fn a_copy_may_only_tighten_sensitivity_and_extractability(which: Which) {
         (open_key, Attribute::Class(ObjectClass::DATA)),
     ] {
         assert_eq!(
-            rv(session.copy_object(key, &[change.clone()])),
+            rv(session.copy_object(key, std::slice::from_ref(&change))),
             RvError::AttributeReadOnly,
             "{change:?}"
         );

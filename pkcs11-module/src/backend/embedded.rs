@@ -224,11 +224,16 @@ impl Backend for EmbeddedBackend {
         let label = self.label_of(token)?;
         let rows = self.hsm.token_objects(token)?;
         let keys = self.hsm.list_token_keys(&label)?;
-        let live = |id: &str| {
-            keys.iter()
-                .any(|k| k.key_id == id && k.key_state != KeyState::PendingDeletion)
-        };
-        let mut out = Vec::new();
+        // Sets, not scans: a token may hold tens of thousands of keys.
+        let live: std::collections::HashSet<&str> = keys
+            .iter()
+            .filter(|k| k.key_state != KeyState::PendingDeletion)
+            .map(|k| k.key_id.as_str())
+            .collect();
+        let described: std::collections::HashSet<&str> =
+            rows.iter().filter_map(|r| r.key_id.as_deref()).collect();
+        let live = |id: &str| live.contains(id);
+        let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             match &row.key_id {
                 Some(id) if !live(id) => continue,
@@ -240,10 +245,9 @@ impl Backend for EmbeddedBackend {
             }
         }
         for meta in &keys {
-            let described = rows
-                .iter()
-                .any(|r| r.key_id.as_deref() == Some(meta.key_id.as_str()));
-            if described || meta.key_state == KeyState::PendingDeletion {
+            if described.contains(meta.key_id.as_str())
+                || meta.key_state == KeyState::PendingDeletion
+            {
                 continue;
             }
             for (id, attrs) in self.synthesise(meta)? {
