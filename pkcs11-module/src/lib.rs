@@ -30,4 +30,7 @@ pub mod session;
 pub mod sign_ops;
 mod state;
 
+#[cfg(test)]
+mod freshness_tests;
+
 pub use error::{Pkcs11Error, Result};
