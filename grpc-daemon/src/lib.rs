@@ -20,6 +20,7 @@
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod connection;
 mod convert;
 pub mod error;
 pub mod passphrase;

@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use hsm_core::token::SessionKeyBudget;
 use tinfoil_pkcs11::backend::daemon::wire;
 use tinfoil_pkcs11::backend::embedded::EmbeddedBackend;
 use tinfoil_pkcs11::backend::Backend;
@@ -40,11 +41,25 @@ fn symmetric_lane(len: usize) -> Lane {
     }
 }
 
+/// Each client connection's backend: its own session key table over the
+/// service's shared budget.
+pub type ClientConnections = crate::connection::Connections<EmbeddedBackend>;
+
 /// The PKCS#11 backend service: a cheap handle, clone freely.
+///
+/// Session keys belong to the connection that made them: a request over a
+/// tracked connection ([`crate::connection`]) runs on that connection's
+/// own backend, whose table holds only its keys (another connection's
+/// handle is CKR_KEY_HANDLE_INVALID there) and is dropped, wiping them,
+/// when the connection closes. Untracked requests (TCP, in-process tests)
+/// share one backend. All tables share one budget of
+/// `hsm_core::token::MAX_SESSION_KEYS`.
 #[derive(Clone)]
 pub struct Pkcs11Service {
     kms: KmsService,
     backend: Arc<EmbeddedBackend>,
+    budget: Arc<SessionKeyBudget>,
+    connections: Arc<ClientConnections>,
 }
 
 impl std::fmt::Debug for Pkcs11Service {
@@ -56,8 +71,38 @@ impl std::fmt::Debug for Pkcs11Service {
 impl Pkcs11Service {
     /// A service over the store of `kms`, sharing its limits and pool.
     pub fn new(kms: KmsService) -> Self {
-        let backend = Arc::new(EmbeddedBackend::over_hsm(Arc::clone(kms.hsm())));
-        Pkcs11Service { kms, backend }
+        Self::with_connections(kms, Arc::default())
+    }
+
+    /// A service whose session keys live per connection of `connections`
+    /// (the registry the Unix listener tracks its connections in).
+    pub fn with_connections(kms: KmsService, connections: Arc<ClientConnections>) -> Self {
+        let budget = Arc::new(SessionKeyBudget::new());
+        let backend = Arc::new(EmbeddedBackend::over_hsm_sharing(
+            Arc::clone(kms.hsm()),
+            Arc::clone(&budget),
+        ));
+        Pkcs11Service {
+            kms,
+            backend,
+            budget,
+            connections,
+        }
+    }
+
+    /// The backend of the request being handled: its connection's.
+    fn backend(&self) -> Result<Arc<EmbeddedBackend>, Status> {
+        let Some(id) = crate::connection::current() else {
+            return Ok(Arc::clone(&self.backend));
+        };
+        self.connections
+            .state(id, || {
+                EmbeddedBackend::over_hsm_sharing(
+                    Arc::clone(self.kms.hsm()),
+                    Arc::clone(&self.budget),
+                )
+            })
+            .ok_or_else(|| Status::unavailable("the client connection is closed"))
     }
 
     async fn run<T, F>(&self, lane: Lane, op: &'static str, f: F) -> Result<Response<T>, Status>
@@ -65,7 +110,7 @@ impl Pkcs11Service {
         F: FnOnce(&EmbeddedBackend) -> tinfoil_pkcs11::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let backend = Arc::clone(&self.backend);
+        let backend = self.backend()?;
         self.kms
             .run_job(lane, op, move || f(&backend), status::from_pkcs11)
             .await
@@ -474,6 +519,16 @@ impl Pkcs11Backend for Pkcs11Service {
             Ok(wire::key_to_wire(&copy))
         })
         .await
+    }
+
+    async fn stats(
+        &self,
+        _request: Request<pb::P11Empty>,
+    ) -> Result<Response<pb::P11StatsResponse>, Status> {
+        Ok(Response::new(pb::P11StatsResponse {
+            session_keys: self.budget.live() as u64,
+            connections: self.connections.count() as u64,
+        }))
     }
 }
 

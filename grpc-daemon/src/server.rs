@@ -17,7 +17,8 @@ use tonic::codegen::http;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::config::{Listen, Settings};
-use crate::pkcs11_service::Pkcs11Service;
+use crate::connection::{track, PerConnection};
+use crate::pkcs11_service::{ClientConnections, Pkcs11Service};
 use crate::pool::CryptoPool;
 use crate::service::{CallLimits, KmsService};
 use crate::DaemonError;
@@ -148,9 +149,14 @@ pub async fn serve(
         CryptoPool::new(threads).map_err(|e| DaemonError::io("starting the crypto pool", e))?,
     );
     let kms_service = KmsService::new(Arc::clone(&hsm), limits, pool);
-    let pkcs11 = Pkcs11BackendServer::new(Pkcs11Service::new(kms_service.clone()))
-        .max_decoding_message_size(settings.max_message_bytes)
-        .max_encoding_message_size(MAX_RESPONSE_BYTES.max(settings.max_message_bytes));
+    // PKCS#11 session keys live per client connection (crate::connection).
+    let connections: Arc<ClientConnections> = Arc::default();
+    let pkcs11 = Pkcs11BackendServer::new(Pkcs11Service::with_connections(
+        kms_service.clone(),
+        Arc::clone(&connections),
+    ))
+    .max_decoding_message_size(settings.max_message_bytes)
+    .max_encoding_message_size(MAX_RESPONSE_BYTES.max(settings.max_message_bytes));
     let kms = KeyManagementServer::new(kms_service)
         .max_decoding_message_size(settings.max_message_bytes)
         .max_encoding_message_size(MAX_RESPONSE_BYTES.max(settings.max_message_bytes));
@@ -195,7 +201,7 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(kms)
-        .add_service(pkcs11);
+        .add_service(PerConnection::new(pkcs11));
 
     let ticker = tokio::spawn(tick_loop(Arc::clone(&hsm), settings.tick_interval));
     let stop = {
@@ -216,7 +222,10 @@ pub async fn serve(
             let listener = bind_unix(path)?;
             tracing::info!(endpoint = %format!("unix:{}", path.display()), "listening");
             let served = router
-                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop)
+                .serve_with_incoming_shutdown(
+                    track(UnixListenerStream::new(listener), connections),
+                    stop,
+                )
                 .await;
             let _ = std::fs::remove_file(path);
             served

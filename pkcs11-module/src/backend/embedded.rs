@@ -150,6 +150,19 @@ impl EmbeddedBackend {
         }
     }
 
+    /// A backend over an open store whose session key table shares
+    /// `budget` (cap, count and ids) with other tables: tinfoild makes one
+    /// per client connection.
+    pub fn over_hsm_sharing(
+        hsm: Arc<Hsm>,
+        budget: Arc<hsm_core::token::SessionKeyBudget>,
+    ) -> EmbeddedBackend {
+        EmbeddedBackend {
+            hsm,
+            session_keys: SessionKeys::with_budget(budget),
+        }
+    }
+
     /// The descriptor holding the store's directory lock; a forked child
     /// closes its copy (see `crate::state`).
     pub fn lock_fd(&self) -> std::os::fd::RawFd {
