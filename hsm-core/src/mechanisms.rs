@@ -26,7 +26,7 @@ mod gcm;
 mod raw_sign;
 mod rsa_pkcs1;
 
-pub use raw_sign::RawSign;
+pub use raw_sign::{rsa_pkcs1_verify_public, RawSign};
 
 /// Largest input of one raw AES operation, in bytes.
 pub const MAX_AES_INPUT: usize = 64 << 20;

@@ -112,6 +112,12 @@ fn measure(path: &Path, budget: Duration, find: bool) -> Vec<(&'static str, f64)
         s.encrypt(&mech, aes, &block).unwrap();
     });
     out.push(("AES-GCM 4 KiB MB/s", gcm_rate * 4096.0 / 1e6));
+    // The floor of a call: with the daemon backend, one round trip.
+    let mut random = [0u8; 16];
+    out.push((
+        "GenerateRandom 16 B/s",
+        rate(budget, || s.generate_random_slice(&mut random).unwrap()),
+    ));
 
     if !find {
         drop(s);

@@ -243,12 +243,17 @@ pub enum PublicVerifier {
     Point(&'static dyn ring::signature::VerificationAlgorithm, Vec<u8>),
     /// RSA PKCS#1 v1.5 or PSS with ring.
     Rsa(&'static ring::signature::RsaParameters, Vec<u8>, Vec<u8>),
+    /// CKM_RSA_PKCS over raw input (modulus, exponent), checked by
+    /// hsm-core's public-key function.
+    RsaRaw(Vec<u8>, Vec<u8>),
 }
 
 impl PublicVerifier {
-    /// The verifier for `mechanism` on an imported key; the mechanisms that
-    /// take a prepared digest (CKM_ECDSA, CKM_RSA_PKCS, CKM_RSA_PKCS_PSS)
-    /// need a key pair of this module and are CKR_MECHANISM_INVALID here.
+    /// The verifier for `mechanism` on an imported key; CKM_RSA_PKCS takes
+    /// raw input (up to k-11 bytes, 2048 to 4096-bit keys), the other
+    /// mechanisms that take a prepared digest (CKM_ECDSA,
+    /// CKM_RSA_PKCS_PSS) need a key pair of this module and are
+    /// CKR_MECHANISM_INVALID here.
     pub fn new(
         mechanism: CK_MECHANISM_TYPE,
         a: &Attributes,
@@ -266,6 +271,11 @@ impl PublicVerifier {
             }
             CKM_EDDSA if params.is_some_and(|p| p == ED25519_OID || p == ED25519_NAME) => {
                 PublicVerifier::Point(&s::ED25519, ec_point_bytes(a)?)
+            }
+            CKM_RSA_PKCS if a.contains_key(&CKA_MODULUS) && pss_salt.is_none() => {
+                let n = strip_zero(a.get(&CKA_MODULUS).ok_or_else(invalid)?).to_vec();
+                let e = strip_zero(a.get(&CKA_PUBLIC_EXPONENT).ok_or_else(invalid)?).to_vec();
+                PublicVerifier::RsaRaw(n, e)
             }
             m if a.contains_key(&CKA_MODULUS) => {
                 let parameters: &'static s::RsaParameters = match (m, pss_salt) {
@@ -295,6 +305,11 @@ impl PublicVerifier {
                 ring::signature::RsaPublicKeyComponents { n, e }
                     .verify(parameters, message, signature)
                     .is_ok()
+            }
+            // Input too long or a key out of range: it does not verify.
+            PublicVerifier::RsaRaw(n, e) => {
+                hsm_core::mechanisms::rsa_pkcs1_verify_public(n, e, message, signature)
+                    .unwrap_or(false)
             }
         }
     }

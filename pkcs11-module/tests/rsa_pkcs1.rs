@@ -352,6 +352,45 @@ fn pkcs1_encryption(which: Which) {
     );
 }
 
+/// A public key imported with C_CreateObject (modulus and exponent of a
+/// pair) verifies CKM_RSA_PKCS signatures of raw input.
+fn imported_public_key_verifies_raw(which: Which) {
+    use cryptoki::object::{KeyType, ObjectClass};
+    let m = load(which);
+    let session = user_session(&m, "rsa-import");
+    let (public, private) = rsa_pair(&session, 2048, false);
+    let attrs = session
+        .get_attributes(
+            public,
+            &[AttributeType::Modulus, AttributeType::PublicExponent],
+        )
+        .unwrap();
+    let mut template = vec![
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::KeyType(KeyType::RSA),
+        Attribute::Token(false),
+        Attribute::Verify(true),
+    ];
+    template.extend(attrs);
+    let imported = session.create_object(&template).unwrap();
+    for input in [&b"raw bytes to sign"[..], &[0x5a; 36], &[0xa5; 245]] {
+        let sig = session.sign(&Mechanism::RsaPkcs, private, input).unwrap();
+        session
+            .verify(&Mechanism::RsaPkcs, imported, input, &sig)
+            .unwrap();
+        let mut tampered = sig.clone();
+        tampered[77] ^= 0x20;
+        assert_eq!(
+            rv(session.verify(&Mechanism::RsaPkcs, imported, input, &tampered)),
+            RvError::SignatureInvalid
+        );
+        assert_eq!(
+            rv(session.verify(&Mechanism::RsaPkcs, imported, b"other", &sig)),
+            RvError::SignatureInvalid
+        );
+    }
+}
+
 /// The mechanism's info says what it does, with the true key sizes.
 fn mechanism_info(which: Which) {
     let m = load(which);
@@ -369,5 +408,6 @@ fn mechanism_info(which: Which) {
 with_keys!(
     raw_signatures_of_any_input,
     pkcs1_encryption,
+    imported_public_key_verifies_raw,
     mechanism_info
 );

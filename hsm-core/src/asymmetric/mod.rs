@@ -44,7 +44,10 @@ pub(crate) use raw::{
     rsa_pkcs1v15_sign_any, rsa_pkcs1v15_sign_digest_info, rsa_pkcs1v15_verify_any,
     rsa_pkcs1v15_verify_digest_info, rsa_pss_sign_digest_raw, rsa_pss_verify_digest_raw, PssHash,
 };
-pub(crate) use rsa_pkcs1::{decrypt as rsa_pkcs1_decrypt, encrypt as rsa_pkcs1_encrypt};
+pub(crate) use rsa_pkcs1::{
+    decrypt as rsa_pkcs1_decrypt, encrypt as rsa_pkcs1_encrypt,
+    verify_public as rsa_pkcs1_verify_public,
+};
 
 #[cfg(test)]
 mod tests;

@@ -133,23 +133,30 @@ impl RsaParts {
             Some((n, e, d))
         })()
         .ok_or_else(bad)?;
-        // The spec's size exactly: k bytes, the top one not zero (DER
-        // integers are minimal).
-        if n.len() != k || e.is_empty() || e.len() > 8 || d.len() > k {
-            return Err(bad());
+        Self::from_parts(k, n, e, private.then_some(d)).ok_or_else(bad)
+    }
+
+    /// A key from big-endian magnitudes: n exactly `k` bytes with its top
+    /// byte not zero (the spec's size; DER integers are minimal), e of 1
+    /// to 8 bytes, d (when given) of at most k bytes.
+    fn from_parts(k: usize, n: &[u8], e: &[u8], d: Option<&[u8]>) -> Option<Self> {
+        if n.len() != k
+            || n.first() == Some(&0)
+            || e.is_empty()
+            || e.len() > 8
+            || d.is_some_and(|d| d.len() > k)
+        {
+            return None;
         }
-        let bits = u32::try_from(8 * k).map_err(|_| bad())?;
-        let n = BoxedUint::from_be_slice(n, bits).map_err(|_| bad())?;
-        let n = Option::<Odd<BoxedUint>>::from(Odd::new(n)).ok_or_else(bad)?;
-        let e = BoxedUint::from_be_slice(e, bits).map_err(|_| bad())?;
-        let d = if private {
-            Some(Zeroizing::new(
-                BoxedUint::from_be_slice(d, bits).map_err(|_| bad())?,
-            ))
-        } else {
-            None
+        let bits = u32::try_from(8 * k).ok()?;
+        let n = BoxedUint::from_be_slice(n, bits).ok()?;
+        let n = Option::<Odd<BoxedUint>>::from(Odd::new(n))?;
+        let e = BoxedUint::from_be_slice(e, bits).ok()?;
+        let d = match d {
+            Some(d) => Some(Zeroizing::new(BoxedUint::from_be_slice(d, bits).ok()?)),
+            None => None,
         };
-        Ok(RsaParts {
+        Some(RsaParts {
             k,
             params: BoxedMontyParams::new_vartime(n),
             e,
@@ -215,14 +222,42 @@ pub(crate) fn verify_any(
         return Ok(false);
     }
     let key = RsaParts::parse(spec, private_pkcs8, false)?;
+    verify_block(&key, &block, signature)
+}
+
+/// Whether `signature` (k bytes) raised to e modulo n is `block`.
+fn verify_block(key: &RsaParts, block: &[u8], signature: &[u8]) -> Result<bool> {
+    if signature.len() != key.k {
+        return Ok(false);
+    }
     let s = BoxedUint::from_be_slice(signature, key.bits())
         .map_err(|_| crypto_failure("RSA signature decoding"))?;
     if !key.in_range(&s) {
         return Ok(false);
     }
-    let expected = BoxedUint::from_be_slice(&block, key.bits())
+    let expected = BoxedUint::from_be_slice(block, key.bits())
         .map_err(|_| crypto_failure("RSA block encoding"))?;
     Ok(same(&key.public_op(&s), &expected))
+}
+
+/// The modulus sizes, in bytes, [`verify_public`] takes: 2048 to 4096 bits.
+const PUBLIC_MODULUS_BYTES: std::ops::RangeInclusive<usize> = 256..=512;
+
+/// CKM_RSA_PKCS verification with a bare public key the core does not
+/// hold (one imported into PKCS#11): big-endian modulus (2048 to 4096
+/// bits) and exponent, leading zeros allowed. `Ok(false)` when the
+/// signature does not verify; a malformed key, or input longer than k-11,
+/// is a `ValidationException`.
+pub(crate) fn verify_public(n: &[u8], e: &[u8], input: &[u8], signature: &[u8]) -> Result<bool> {
+    let trim = |x: &[u8]| -> usize { x.iter().take_while(|b| **b == 0).count() };
+    let (n, e) = (&n[trim(n)..], &e[trim(e)..]);
+    let malformed = || Error::Validation("not an RSA public key of 2048 to 4096 bits".into());
+    if !PUBLIC_MODULUS_BYTES.contains(&n.len()) {
+        return Err(malformed());
+    }
+    let key = RsaParts::from_parts(n.len(), n, e, None).ok_or_else(malformed)?;
+    let block = type1_block(key.k, input)?;
+    verify_block(&key, &block, signature)
 }
 
 /// Parses a stored RSA key for PKCS#1 v1.5 encryption and checks its size.
@@ -378,6 +413,51 @@ mod tests {
             sign_any(KeySpec::Rsa3072, &key, b"x"),
             Err(Error::Internal(_))
         ));
+    }
+
+    /// n and e of a stored key, from its DER SubjectPublicKeyInfo.
+    fn public_parts(spec: KeySpec, pkcs8: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let key = RsaParts::parse(spec, pkcs8, false).unwrap();
+        let n = key.params.modulus().as_ref().to_be_bytes().to_vec();
+        let e = key.e.to_be_bytes().to_vec();
+        (n, e)
+    }
+
+    #[test]
+    fn a_bare_public_key_verifies_what_the_private_key_signed() {
+        let spec = KeySpec::Rsa2048;
+        let key = super::super::rsa::generate(spec).unwrap();
+        let (n, e) = public_parts(spec, &key);
+        let sig = sign_any(spec, &key, b"imported").unwrap();
+        assert!(verify_public(&n, &e, b"imported", &sig).unwrap());
+        // Leading zeros on n (a 4096-bit width here) change nothing.
+        let padded = [vec![0u8; 256], n.clone()].concat();
+        assert!(verify_public(&padded, &e, b"imported", &sig).unwrap());
+        assert!(!verify_public(&n, &e, b"imported!", &sig).unwrap());
+        assert!(!verify_public(&n, &e, b"imported", &sig[1..]).unwrap());
+        assert!(matches!(
+            verify_public(&n, &e, &[1; 246], &sig),
+            Err(Error::Validation(_))
+        ));
+        for (bad_n, bad_e) in [
+            (&n[..128], &e[..]),
+            (&n[..], &[][..]),
+            (&[0xff; 513][..], &e[..]),
+        ] {
+            assert!(
+                matches!(
+                    verify_public(bad_n, bad_e, b"x", &sig),
+                    Err(Error::Validation(_))
+                ),
+                "{} / {}",
+                bad_n.len(),
+                bad_e.len()
+            );
+        }
+        // An even modulus is no RSA key.
+        let mut even = n.clone();
+        *even.last_mut().unwrap() &= 0xfe;
+        assert!(verify_public(&even, &e, b"x", &sig).is_err());
     }
 
     #[test]

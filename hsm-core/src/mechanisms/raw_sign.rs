@@ -25,6 +25,19 @@ pub enum RawSign {
     EdDsa,
 }
 
+/// CKM_RSA_PKCS verification with a public key the core does not hold (one
+/// imported into PKCS#11): big-endian modulus (2048 to 4096 bits) and
+/// exponent. `Ok(false)` when the signature does not verify; a malformed
+/// key, or input longer than k-11 bytes, is a `ValidationException`.
+pub fn rsa_pkcs1_verify_public(
+    modulus: &[u8],
+    exponent: &[u8],
+    input: &[u8],
+    signature: &[u8],
+) -> Result<bool> {
+    crate::asymmetric::rsa_pkcs1_verify_public(modulus, exponent, input, signature)
+}
+
 /// The hash a raw PSS call names by its digest length.
 fn pss_hash(hash_len: usize) -> Result<crate::asymmetric::PssHash> {
     use crate::asymmetric::PssHash;
