@@ -22,6 +22,16 @@ extern "C" {
     fn fork() -> i32;
     fn _exit(status: i32) -> !;
     fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
+    fn dup2(from: i32, to: i32) -> i32;
+}
+
+/// In a child: sends its standard error to `path`.
+fn stderr_to(path: &std::path::Path) -> bool {
+    use std::os::fd::IntoRawFd;
+    match std::fs::File::create(path) {
+        Ok(f) => (unsafe { dup2(f.into_raw_fd(), 2) }) == 2,
+        Err(_) => false,
+    }
 }
 
 /// Forks; the child runs `child` and exits with its status.
@@ -127,8 +137,12 @@ fn a_forked_child_reinitialises_and_uses_the_store_once_the_parent_finalised() {
     let slot = r.token("forked");
     let (mut parent, mut child) = UnixStream::pair().unwrap();
     let label = b"from-the-child";
+    let child_stderr = tempfile::NamedTempFile::new().unwrap();
 
     let pid = spawn(|| {
+        if !stderr_to(child_stderr.path()) {
+            return 9;
+        }
         // The parent's instance is not this process's.
         if slot_count(&r) != Err(CKR_CRYPTOKI_NOT_INITIALIZED) {
             return 10;
@@ -171,6 +185,11 @@ fn a_forked_child_reinitialises_and_uses_the_store_once_the_parent_finalised() {
         0
     });
     wait(&mut parent);
+    let told = std::fs::read_to_string(child_stderr.path()).unwrap();
+    assert!(
+        told.contains("in use by another process"),
+        "the child's standard error: {told}"
+    );
     // While the child has failed to open the store, the parent still uses it.
     assert!(slot_count(&r).unwrap() >= 2);
     r.finalize();
