@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -48,15 +48,16 @@ pub struct ConnectionInfo {
 /// when the connection closes.
 pub struct Connections<T> {
     next: AtomicU64,
-    /// Open connections; `None` until something was stored for one.
-    open: Mutex<HashMap<u64, Option<Arc<T>>>>,
+    /// Open connections; `None` until something was stored for one. Read
+    /// on every request, written on connect, first use and close.
+    open: RwLock<HashMap<u64, Option<Arc<T>>>>,
 }
 
 impl<T> Default for Connections<T> {
     fn default() -> Self {
         Connections {
             next: AtomicU64::new(1),
-            open: Mutex::new(HashMap::new()),
+            open: RwLock::new(HashMap::new()),
         }
     }
 }
@@ -70,8 +71,8 @@ impl<T> std::fmt::Debug for Connections<T> {
 }
 
 impl<T> Connections<T> {
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Option<Arc<T>>>> {
-        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    fn table(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<u64, Option<Arc<T>>>> {
+        self.open.write().unwrap_or_else(|p| p.into_inner())
     }
 
     fn opened(&self) -> u64 {
@@ -88,12 +89,15 @@ impl<T> Connections<T> {
 
     /// How many connections are open.
     pub fn count(&self) -> usize {
-        self.table().len()
+        self.open.read().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// The state of open connection `id`, made by `make` on first use;
     /// `None` when the connection is closed (or unknown).
     pub fn state(&self, id: u64, make: impl FnOnce() -> T) -> Option<Arc<T>> {
+        if let Some(Some(state)) = self.open.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            return Some(Arc::clone(state));
+        }
         let mut table = self.table();
         let slot = table.get_mut(&id)?;
         Some(Arc::clone(slot.get_or_insert_with(|| Arc::new(make()))))
@@ -215,5 +219,28 @@ where
             Some(id) => Box::pin(CONNECTION.scope(id, future)),
             None => Box::pin(future),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_is_made_once_per_open_connection_and_dropped_at_close() {
+        let registry: Connections<String> = Connections::default();
+        let a = registry.opened();
+        let b = registry.opened();
+        assert_ne!(a, b);
+        assert_eq!(registry.count(), 2);
+        let first = registry.state(a, || "a".to_string()).unwrap();
+        let again = registry.state(a, || unreachable!("made twice")).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        registry.closed(a);
+        assert_eq!(registry.count(), 1);
+        assert_eq!(Arc::strong_count(&first), 2, "the registry let go of it");
+        assert!(registry.state(a, || "late".to_string()).is_none());
+        assert!(registry.state(999, || "unknown".to_string()).is_none());
+        assert_eq!(registry.count(), 1, "no entry made for a closed id");
     }
 }
