@@ -84,6 +84,9 @@ pub fn start(dir: &Path) -> String {
         .arg(&data)
         .arg("--passphrase-file")
         .arg(&pass)
+        // RSA-4096 generation in a debug build on a loaded 2-CPU machine
+        // has a long tail; no test here relies on the default deadline.
+        .args(["--call-timeout-ms", "120000"])
         .env_remove("TINFOIL_PASSPHRASE")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
