@@ -205,6 +205,14 @@ fn a_failing_create_mutex_leaves_the_module_uninitialised(which: Which) {
     assert_eq!(initialize(&r, &mut args(0)), CKR_HOST_MEMORY);
     assert_eq!(slot_count(&r), CKR_CRYPTOKI_NOT_INITIALIZED);
     FAIL_CREATE.store(false, SeqCst);
+    // C_Initialize failing after the mutex was made destroys it.
+    let config = std::env::var_os("TINFOIL_PKCS11_CONFIG").unwrap();
+    std::env::set_var("TINFOIL_PKCS11_CONFIG", "/nonexistent/tinfoil.toml");
+    assert_eq!(initialize(&r, &mut args(0)), CKR_GENERAL_ERROR);
+    std::env::set_var("TINFOIL_PKCS11_CONFIG", config);
+    assert_eq!(CREATED.load(SeqCst), 1);
+    assert_eq!(DESTROYED.load(SeqCst), 1);
+    assert_eq!(slot_count(&r), CKR_CRYPTOKI_NOT_INITIALIZED);
     assert_eq!(initialize(&r, &mut args(0)), CKR_OK);
     assert_eq!(slot_count(&r), CKR_OK);
     r.finalize();
