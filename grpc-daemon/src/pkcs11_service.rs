@@ -530,6 +530,34 @@ impl Pkcs11Backend for Pkcs11Service {
             connections: self.connections.count() as u64,
         }))
     }
+
+    async fn load_changes(
+        &self,
+        request: Request<pb::P11LoadChangesRequest>,
+    ) -> Result<Response<pb::P11LoadChangesResponse>, Status> {
+        let r = request.into_inner();
+        self.run(Lane::Fast, "P11LoadChanges", move |b| {
+            let changes = b.load_changes(&r.token, r.since)?;
+            let scoped = changes.scope.is_some();
+            let scope = changes.scope.unwrap_or_default();
+            Ok(pb::P11LoadChangesResponse {
+                generation: changes.generation,
+                scoped,
+                scope_keys: scope.keys,
+                scope_objects: scope.objects,
+                objects: changes
+                    .objects
+                    .into_iter()
+                    .map(|o| pb::P11Object {
+                        id: o.id,
+                        attrs: tinfoil_pkcs11::attrs::encode(&o.attrs),
+                        key: o.key.as_ref().map(wire::key_to_wire),
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -12,6 +11,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::cache::{Material, MaterialCache, VersionMaterial};
+use crate::changes::{Change, Changes};
 use crate::clock::{Clock, SystemClock, DAY};
 use crate::error::{Error, Result};
 use crate::ids::{parse_key_ref, KeyRef};
@@ -88,7 +88,7 @@ pub struct Hsm {
     root_key: SecretKey,
     cache: MaterialCache,
     options: HsmOptions,
-    generation: AtomicU64,
+    changes: Changes,
 }
 
 /// The state's write lock. Dropping it after a change (any mutable access)
@@ -96,8 +96,18 @@ pub struct Hsm {
 /// that sees the new generation also sees the change.
 pub(crate) struct StateWrite<'a> {
     guard: RwLockWriteGuard<'a, State>,
-    generation: &'a AtomicU64,
+    changes: &'a Changes,
     changed: bool,
+    touched: Vec<Change>,
+}
+
+impl StateWrite<'_> {
+    /// Puts a key's record in memory and notes the key as changed (the
+    /// journal then names it; an untouched change reads as `All`).
+    pub(crate) fn put_key(&mut self, record: KeyRecord) {
+        self.touched.push(Change::Key(record.id.to_string()));
+        self.keys.insert(record.id, record);
+    }
 }
 
 impl std::ops::Deref for StateWrite<'_> {
@@ -117,7 +127,7 @@ impl std::ops::DerefMut for StateWrite<'_> {
 impl Drop for StateWrite<'_> {
     fn drop(&mut self) {
         if self.changed {
-            self.generation.fetch_add(1, Ordering::AcqRel);
+            self.changes.record(&self.touched);
         }
     }
 }
@@ -235,7 +245,7 @@ impl Hsm {
             options,
             // Not 0: a restarted daemon must not repeat a generation a
             // client saw before the restart.
-            generation: AtomicU64::new(generation_origin()),
+            changes: Changes::new(generation_origin()),
         })
     }
 
@@ -308,8 +318,9 @@ impl Hsm {
     pub(crate) fn write_state(&self) -> StateWrite<'_> {
         StateWrite {
             guard: self.state.write().unwrap_or_else(|e| e.into_inner()),
-            generation: &self.generation,
+            changes: &self.changes,
             changed: false,
+            touched: Vec::new(),
         }
     }
 
@@ -319,12 +330,21 @@ impl Hsm {
     /// (the PKCS#11 module's object table) reload when it moved. Only
     /// equality with an earlier reading means anything.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.changes.current()
+    }
+
+    /// What changed after generation `since`: the current generation and
+    /// the keys and PKCS#11 object rows touched (none when nothing moved),
+    /// or `None` when that is not known (too far back, or a change such as
+    /// an alias or a token's re-initialisation that names no key): then
+    /// reload everything.
+    pub fn changes_since(&self, since: u64) -> Option<(u64, Vec<Change>)> {
+        self.changes.since(since)
     }
 
     /// Moves the change counter after a committed change outside `State`.
-    pub(crate) fn bump_generation(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+    pub(crate) fn bump_generation(&self, what: Change) {
+        self.changes.record(&[what]);
     }
 
     pub(crate) fn lock_store(&self) -> MutexGuard<'_, Store> {
@@ -420,10 +440,14 @@ impl Hsm {
     }
 
     /// Commits `record`'s row and then replaces it in memory.
-    pub(crate) fn commit_key(&self, state: &mut State, record: KeyRecord) -> Result<KeyRecord> {
+    pub(crate) fn commit_key(
+        &self,
+        state: &mut StateWrite<'_>,
+        record: KeyRecord,
+    ) -> Result<KeyRecord> {
         self.lock_store()
             .transaction(|tx| store::put_key(tx, &record))?;
-        state.keys.insert(record.id, record.clone());
+        state.put_key(record.clone());
         Ok(record)
     }
 

@@ -15,6 +15,7 @@
 
 mod asymmetric;
 mod cache;
+pub mod changes;
 pub mod clock;
 pub mod envelope;
 pub mod error;

@@ -233,7 +233,7 @@ impl Hsm {
             store::put_version(tx, &record.id, &record.versions[0], &wrapped)
         })?;
         let meta = metadata(&record);
-        self.write_state().keys.insert(record.id, record);
+        self.write_state().put_key(record);
         Ok(meta)
     }
 

@@ -24,7 +24,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 mod copy;
+mod rows;
 pub use copy::CopiedKey;
+pub use rows::MAX_TOUCHED;
 
 /// Wrong tries in a row that lock a PIN.
 pub const MAX_PIN_FAILURES: u32 = 5;
@@ -196,7 +198,7 @@ impl Hsm {
                 )?;
                 Ok(())
             })?;
-            self.bump_generation();
+            self.bump_generation(crate::changes::Change::All);
             return Ok(serial.to_string());
         }
         let record = new_pin_record(so_pin)?;
@@ -212,7 +214,7 @@ impl Hsm {
             )?;
             Ok(())
         })?;
-        self.bump_generation();
+        self.bump_generation(crate::changes::Change::All);
         Ok(serial)
     }
 
@@ -310,7 +312,7 @@ impl Hsm {
             )?;
             Ok(())
         })?;
-        self.bump_generation();
+        self.bump_generation(crate::changes::Change::Object(row.object_id.clone()));
         Ok(())
     }
 
@@ -320,7 +322,7 @@ impl Hsm {
             tx.execute("DELETE FROM p11_objects WHERE object_id = ?1", [object_id])?;
             Ok(())
         })?;
-        self.bump_generation();
+        self.bump_generation(crate::changes::Change::Object(object_id.to_string()));
         Ok(())
     }
 

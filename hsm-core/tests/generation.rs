@@ -77,3 +77,31 @@ fn a_reopened_store_does_not_repeat_an_earlier_generation() {
     t.symmetric_key("k2");
     assert_ne!(t.hsm.generation(), seen);
 }
+
+#[test]
+fn changes_since_names_the_keys_and_objects_a_change_touched() {
+    use hsm_core::changes::Change;
+    let t = TestHsm::new();
+    let h = &t.hsm;
+    let serial = h.token_init(None, "gen", b"12345678").unwrap();
+    let start = h.generation();
+    assert_eq!(h.changes_since(start), Some((start, Vec::new())));
+    let key = t.symmetric_key("k").key_id;
+    h.disable_key(&key).unwrap();
+    let row = ObjectRow {
+        object_id: "o1".into(),
+        key_id: Some(key.clone()),
+        attrs: vec![1],
+    };
+    h.token_put_object(&serial, &row).unwrap();
+    let (now, changes) = h.changes_since(start).unwrap();
+    assert_eq!(now, h.generation());
+    assert_eq!(
+        changes,
+        vec![Change::Key(key.clone()), Change::Object("o1".into())]
+    );
+    // An alias names no key (its target's label may change): reload all.
+    h.create_alias("alias/gen2", &key).unwrap();
+    assert_eq!(h.changes_since(start), None);
+    assert_eq!(h.changes_since(h.generation()).unwrap().1, Vec::new());
+}

@@ -350,14 +350,26 @@ impl Module {
             0
         };
         let mut loaded = lock(&self.loaded)?;
-        if loaded.get(serial) == Some(&current) {
+        let seen = loaded.get(serial).copied();
+        if seen == Some(current) {
             return Ok(());
         }
-        // Read before loading: a change during the load leaves an older
-        // generation recorded, so the next call loads again.
-        let stored = self.backend.load_objects(serial)?;
-        write(&self.objects)?.reconcile(serial, stored);
-        loaded.insert(serial.to_string(), current);
+        if !self.shared_store {
+            let stored = self.backend.load_objects(serial)?;
+            write(&self.objects)?.reconcile(serial, stored);
+            loaded.insert(serial.to_string(), current);
+            return Ok(());
+        }
+        // Only what changed since `seen` when the store can say (the
+        // generation it answers was read before loading, so a change
+        // during the load shows next time).
+        let changes = self.backend.load_changes(serial, seen)?;
+        let mut table = write(&self.objects)?;
+        match &changes.scope {
+            None => table.reconcile(serial, changes.objects),
+            Some(scope) => table.reconcile_scope(serial, scope, changes.objects),
+        };
+        loaded.insert(serial.to_string(), changes.generation);
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use cryptoki_sys::*;
 
 use crate::attrs::{self, get_bool, get_ulong};
-use crate::backend::{Attributes, StoredObject};
+use crate::backend::{Attributes, ChangeScope, KeyHandle, StoredObject};
 
 /// Attribute types kept in the search index.
 const INDEXED: &[CK_ATTRIBUTE_TYPE] = &[CKA_CLASS, CKA_ID, CKA_LABEL, CKA_KEY_TYPE];
@@ -124,11 +124,43 @@ impl ObjectTable {
     /// vanished ones go. Session objects are untouched. Returns the
     /// number of objects added and removed.
     pub fn reconcile(&mut self, token: &str, stored: Vec<StoredObject>) -> (usize, usize) {
+        self.reconcile_where(token, stored, |_, _| true)
+    }
+
+    /// Like [`ObjectTable::reconcile`] within `scope` only: `stored` is
+    /// the current set of the token's objects that name one of the
+    /// scope's keys or are one of its objects; the others stay as they are.
+    pub fn reconcile_scope(
+        &mut self,
+        token: &str,
+        scope: &ChangeScope,
+        stored: Vec<StoredObject>,
+    ) -> (usize, usize) {
+        let keys: HashSet<&str> = scope.keys.iter().map(String::as_str).collect();
+        let ids: HashSet<&str> = scope.objects.iter().map(String::as_str).collect();
+        self.reconcile_where(token, stored, |id, object| {
+            ids.contains(id)
+                || matches!(&object.key, Some(KeyHandle::Stored(k)) if keys.contains(k.as_str()))
+        })
+    }
+
+    /// Reconciles the token objects for which `in_scope` holds with
+    /// `stored`, which must all be in scope.
+    fn reconcile_where(
+        &mut self,
+        token: &str,
+        stored: Vec<StoredObject>,
+        in_scope: impl Fn(&str, &Object) -> bool,
+    ) -> (usize, usize) {
         let ids: HashSet<&str> = stored.iter().map(|o| o.id.as_str()).collect();
         let gone: Vec<CK_OBJECT_HANDLE> = self
             .by_backend_id
             .iter()
-            .filter(|((t, id), _)| t == token && !ids.contains(id.as_str()))
+            .filter(|((t, id), h)| {
+                t == token
+                    && !ids.contains(id.as_str())
+                    && self.objects.get(h).is_some_and(|o| in_scope(id, o))
+            })
             .map(|(_, h)| *h)
             .collect();
         for h in &gone {
@@ -289,6 +321,42 @@ mod tests {
         assert_eq!(table.find(&label("s"), |_| true), vec![session]);
         assert_eq!(table.reconcile("t", Vec::new()), (0, 2));
         assert_eq!(table.find(&Vec::new(), |_| true), vec![session, other]);
+    }
+
+    #[test]
+    fn reconcile_scope_touches_only_the_scope() {
+        let mut table = ObjectTable::default();
+        let keyed = |id: &str, key: &str| StoredObject {
+            key: Some(KeyHandle::Stored(key.into())),
+            ..stored(id, id)
+        };
+        table.reconcile(
+            "t",
+            vec![
+                keyed("a", "k1"),
+                keyed("a-pub", "k1"),
+                keyed("b", "k2"),
+                stored("c", "c"),
+            ],
+        );
+        let handle =
+            |t: &ObjectTable, l: &str| t.find(&vec![(CKA_LABEL, l.as_bytes().to_vec())], |_| true);
+        let b = handle(&table, "b");
+        let a = handle(&table, "a");
+        // k1 lost its public object, object c is gone, d is new; b (k2)
+        // is outside the scope and stays although it is not in `stored`.
+        let scope = ChangeScope {
+            keys: vec!["k1".into()],
+            objects: vec!["c".into(), "d".into()],
+        };
+        let (added, removed) =
+            table.reconcile_scope("t", &scope, vec![keyed("a", "k1"), stored("d", "d")]);
+        assert_eq!((added, removed), (1, 2));
+        assert_eq!(handle(&table, "a"), a);
+        assert_eq!(handle(&table, "b"), b);
+        assert!(handle(&table, "a-pub").is_empty());
+        assert!(handle(&table, "c").is_empty());
+        assert_eq!(handle(&table, "d").len(), 1);
     }
 
     #[test]

@@ -554,3 +554,32 @@ impl Backend for DaemonBackend {
         key_from_wire(Some(r))
     }
 }
+
+    fn load_changes(&self, token: &str, since: Option<u64>) -> Result<super::ObjectChanges> {
+        let req = pb::P11LoadChangesRequest {
+            token: token.to_string(),
+            since,
+        };
+        let r = self.call("LoadChanges", req, |mut c, r| async move {
+            c.load_changes(r).await
+        })?;
+        let objects = r
+            .objects
+            .into_iter()
+            .map(|o| {
+                Ok(StoredObject {
+                    id: o.id,
+                    attrs: decode(&o.attrs)?,
+                    key: o.key.map(|k| key_from_wire(Some(k))).transpose()?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(super::ObjectChanges {
+            generation: r.generation,
+            scope: r.scoped.then_some(super::ChangeScope {
+                keys: r.scope_keys,
+                objects: r.scope_objects,
+            }),
+            objects,
+        })
+    }

@@ -30,6 +30,7 @@ const KMS_PREFIX: &str = "kms:";
 /// Suffix of the public half's id among synthesised objects.
 const PUBLIC_SUFFIX: &str = ":pub";
 
+mod changes;
 mod synth;
 
 /// The embedded backend.
@@ -635,5 +636,9 @@ impl Backend for EmbeddedBackend {
             hsm_core::token::CopiedKey::Session(id) => KeyHandle::Session(id),
             hsm_core::token::CopiedKey::Stored(meta) => KeyHandle::Stored(meta.key_id),
         })
+    }
+
+    fn load_changes(&self, token: &str, since: Option<u64>) -> Result<super::ObjectChanges> {
+        self.changes(token, since)
     }
 }

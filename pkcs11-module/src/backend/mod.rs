@@ -65,6 +65,27 @@ pub struct StoredObject {
     pub key: Option<KeyHandle>,
 }
 
+/// The part of a token's objects some changes touched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeScope {
+    /// Keys (KMS key ids): every object naming one of them.
+    pub keys: Vec<String>,
+    /// Object ids.
+    pub objects: Vec<String>,
+}
+
+/// A token's objects as they changed since a generation.
+#[derive(Debug, Clone)]
+pub struct ObjectChanges {
+    /// The generation they are current at.
+    pub generation: u64,
+    /// `None`: `objects` is the token's whole set. `Some`: the current
+    /// objects within the scope (nothing else changed).
+    pub scope: Option<ChangeScope>,
+    /// The objects.
+    pub objects: Vec<StoredObject>,
+}
+
 /// Everything the module needs from a store. All methods are synchronous
 /// and may be called from many threads at once.
 pub trait Backend: Send + Sync {
@@ -273,6 +294,19 @@ pub trait Backend: Send + Sync {
         _extractable: bool,
     ) -> Result<KeyHandle> {
         Err(no_keys())
+    }
+
+    /// A token's objects as they changed since generation `since` (`None`:
+    /// all of them): only the objects of the keys and rows changed since
+    /// then when the store can tell, else the whole set.
+    fn load_changes(&self, token: &str, since: Option<u64>) -> Result<ObjectChanges> {
+        let _ = since;
+        let generation = self.generation()?;
+        Ok(ObjectChanges {
+            generation,
+            scope: None,
+            objects: self.load_objects(token)?,
+        })
     }
 }
 

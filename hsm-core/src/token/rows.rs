@@ -1,0 +1,46 @@
+//! Object rows a set of changes touched, for a reader that reloads only
+//! what changed (see [`crate::Hsm::changes_since`]).
+
+use crate::error::Result;
+use crate::hsm::Hsm;
+use crate::token::ObjectRow;
+
+/// Most ids one call takes; a caller with more reloads everything.
+pub const MAX_TOUCHED: usize = 256;
+
+impl Hsm {
+    /// The rows of token `serial` that belong to one of `key_ids` or are
+    /// one of `object_ids` (at most [`MAX_TOUCHED`] ids in all).
+    pub fn token_objects_touching(
+        &self,
+        serial: &str,
+        key_ids: &[String],
+        object_ids: &[String],
+    ) -> Result<Vec<ObjectRow>> {
+        if key_ids.len() + object_ids.len() > MAX_TOUCHED {
+            return Err(crate::error::Error::validation("too many ids"));
+        }
+        let store = self.lock_store();
+        let mut stmt = store.conn.prepare_cached(
+            "SELECT object_id, key_id, attrs FROM p11_objects
+             WHERE token = ?1 AND (key_id = ?2 OR object_id = ?2) ORDER BY rowid",
+        )?;
+        let mut out: Vec<ObjectRow> = Vec::new();
+        for id in key_ids.iter().chain(object_ids) {
+            let rows = stmt.query_map([serial, id.as_str()], |r| {
+                Ok(ObjectRow {
+                    object_id: r.get(0)?,
+                    key_id: r.get(1)?,
+                    attrs: r.get(2)?,
+                })
+            })?;
+            for row in rows {
+                let row = row?;
+                if !out.iter().any(|o| o.object_id == row.object_id) {
+                    out.push(row);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
