@@ -160,7 +160,31 @@ fn a_killed_application_leaves_no_session_keys_behind() {
     rt.block_on(wait_for_keys(&mut c, baseline));
 }
 
-/// The application of the test above, run in a child process: makes
+#[test]
+fn c_finalize_with_sessions_open_frees_their_session_keys() {
+    let loaded = load(Which::Daemon);
+    let slot = loaded.token("finalizing-app");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut c = rt.block_on(client());
+    let baseline = rt.block_on(stats(&mut c)).session_keys;
+    let s = loaded.p11.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
+        .unwrap();
+    for _ in 0..2 {
+        s.generate_key(
+            &Mechanism::AesKeyGen,
+            &[Attribute::Token(false), Attribute::ValueLen(16.into())],
+        )
+        .unwrap();
+    }
+    rt.block_on(wait_for_keys(&mut c, baseline + 2));
+    // The session stays open (never closed): C_Finalize alone ends it.
+    std::mem::forget(s);
+    loaded.p11.clone().finalize().unwrap();
+    rt.block_on(wait_for_keys(&mut c, baseline));
+}
+
+/// The application of a_killed_application_leaves_no_session_keys_behind, run in a child process: makes
 /// session keys through the module, then waits to be killed.
 #[test]
 #[ignore = "runs only as the child of a_killed_application_leaves_no_session_keys_behind"]
