@@ -117,9 +117,8 @@ pub fn module() -> Result<Arc<Module>> {
         Some(global) if global.pid == pid => {
             let module = match &global.instance {
                 Instance::Ready(module) => module.clone(),
-                Instance::Deferred(config) => {
-                    open(config).inspect_err(report("cannot open the backend"))?
-                }
+                Instance::Deferred(config) => open(config)
+                    .inspect_err(report("cannot open the backend in this fork()ed child"))?,
             };
             global.instance = Instance::Ready(module.clone());
             Ok(module)
