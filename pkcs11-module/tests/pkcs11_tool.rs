@@ -179,6 +179,9 @@ fn test_fork_reinitialises_in_the_child() {
     // Nothing of the child's is left holding the store.
     let listed = ok(dir.path(), &["-L"]);
     assert!(listed.contains("ci-token"), "{listed}");
+
+    // No SoftHSM control: SoftHSM 2.6.1's child gets
+    // CKR_CRYPTOKI_ALREADY_INITIALIZED from C_Initialize.
 }
 
 #[test]
