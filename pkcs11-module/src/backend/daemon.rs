@@ -533,6 +533,7 @@ impl Backend for DaemonBackend {
         })?;
         Ok(Zeroizing::new(r.data))
     }
+
     fn copy_key(
         &self,
         key: &KeyHandle,
@@ -553,7 +554,6 @@ impl Backend for DaemonBackend {
         )?;
         key_from_wire(Some(r))
     }
-}
 
     fn load_changes(&self, token: &str, since: Option<u64>) -> Result<super::ObjectChanges> {
         let req = pb::P11LoadChangesRequest {
@@ -583,3 +583,4 @@ impl Backend for DaemonBackend {
             objects,
         })
     }
+}
