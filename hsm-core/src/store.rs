@@ -82,6 +82,9 @@ const MIGRATIONS: &[&str] = &[
         attrs BLOB NOT NULL
      );
      CREATE INDEX p11_objects_by_token ON p11_objects(token);",
+    // 3: a key's PKCS#11 objects by key id (reloading one changed key's
+    // objects; the cascade when a key is destroyed).
+    "CREATE INDEX p11_objects_by_key ON p11_objects(key_id);",
 ];
 
 /// The schema version this build writes.

@@ -105,3 +105,37 @@ fn changes_since_names_the_keys_and_objects_a_change_touched() {
     assert_eq!(h.changes_since(start), None);
     assert_eq!(h.changes_since(h.generation()).unwrap().1, Vec::new());
 }
+
+#[test]
+fn token_objects_touching_finds_a_keys_rows_and_named_rows_of_that_token_only() {
+    let t = TestHsm::new();
+    let h = &t.hsm;
+    let a = h.token_init(None, "a", b"12345678").unwrap();
+    let b = h.token_init(None, "b", b"12345678").unwrap();
+    let key = t.symmetric_key("k").key_id;
+    let row = |id: &str, key_id: Option<&str>| ObjectRow {
+        object_id: id.into(),
+        key_id: key_id.map(str::to_string),
+        attrs: vec![0],
+    };
+    h.token_put_object(&a, &row("priv", Some(&key))).unwrap();
+    h.token_put_object(&a, &row("pub", Some(&key))).unwrap();
+    h.token_put_object(&a, &row("data", None)).unwrap();
+    h.token_put_object(&a, &row("other", None)).unwrap();
+    h.token_put_object(&b, &row("elsewhere", None)).unwrap();
+    let ids = |rows: Vec<ObjectRow>| rows.into_iter().map(|r| r.object_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(h
+            .token_objects_touching(&a, &[key.clone()], &["data".into(), "priv".into()])
+            .unwrap()),
+        vec!["priv", "pub", "data"]
+    );
+    assert!(h
+        .token_objects_touching(&a, &[], &["elsewhere".into()])
+        .unwrap()
+        .is_empty());
+    let too_many: Vec<String> = (0..=hsm_core::token::MAX_TOUCHED)
+        .map(|i| i.to_string())
+        .collect();
+    assert!(h.token_objects_touching(&a, &too_many, &[]).is_err());
+}

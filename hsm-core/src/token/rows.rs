@@ -21,12 +21,19 @@ impl Hsm {
             return Err(crate::error::Error::validation("too many ids"));
         }
         let store = self.lock_store();
-        let mut stmt = store.conn.prepare_cached(
-            "SELECT object_id, key_id, attrs FROM p11_objects
-             WHERE token = ?1 AND (key_id = ?2 OR object_id = ?2) ORDER BY rowid",
-        )?;
+        // One indexed lookup per id (p11_objects_by_key, the primary key).
+        let by_key = "SELECT object_id, key_id, attrs
+                      FROM p11_objects INDEXED BY p11_objects_by_key
+                      WHERE key_id = ?2 AND token = ?1 ORDER BY rowid";
+        let by_id = "SELECT object_id, key_id, attrs FROM p11_objects
+                     WHERE object_id = ?2 AND token = ?1";
         let mut out: Vec<ObjectRow> = Vec::new();
-        for id in key_ids.iter().chain(object_ids) {
+        let lookups = key_ids
+            .iter()
+            .map(|id| (by_key, id))
+            .chain(object_ids.iter().map(|id| (by_id, id)));
+        for (sql, id) in lookups {
+            let mut stmt = store.conn.prepare_cached(sql)?;
             let rows = stmt.query_map([serial, id.as_str()], |r| {
                 Ok(ObjectRow {
                     object_id: r.get(0)?,
