@@ -126,7 +126,11 @@ fn token_objects_touching_finds_a_keys_rows_and_named_rows_of_that_token_only() 
     let ids = |rows: Vec<ObjectRow>| rows.into_iter().map(|r| r.object_id).collect::<Vec<_>>();
     assert_eq!(
         ids(h
-            .token_objects_touching(&a, &[key.clone()], &["data".into(), "priv".into()])
+            .token_objects_touching(
+                &a,
+                std::slice::from_ref(&key),
+                &["data".into(), "priv".into()]
+            )
             .unwrap()),
         vec!["priv", "pub", "data"]
     );
