@@ -57,6 +57,8 @@ pub struct ObjectTable {
     objects: HashMap<CK_OBJECT_HANDLE, Object>,
     index: HashMap<(CK_ATTRIBUTE_TYPE, Vec<u8>), BTreeSet<CK_OBJECT_HANDLE>>,
     by_backend_id: HashMap<(String, String), CK_OBJECT_HANDLE>,
+    /// Objects naming a token key, by KMS key id.
+    by_key: HashMap<String, BTreeSet<CK_OBJECT_HANDLE>>,
     next_handle: CK_OBJECT_HANDLE,
 }
 
@@ -70,8 +72,24 @@ impl ObjectTable {
             self.by_backend_id
                 .insert((object.token.clone(), id.clone()), handle);
         }
+        self.key_index(handle, object.key.as_ref(), true);
         self.objects.insert(handle, object);
         handle
+    }
+
+    /// Adds or removes `handle` in the by-key index.
+    fn key_index(&mut self, handle: CK_OBJECT_HANDLE, key: Option<&KeyHandle>, add: bool) {
+        let Some(KeyHandle::Stored(k)) = key else {
+            return;
+        };
+        if add {
+            self.by_key.entry(k.clone()).or_default().insert(handle);
+        } else if let Some(set) = self.by_key.get_mut(k) {
+            set.remove(&handle);
+            if set.is_empty() {
+                self.by_key.remove(k);
+            }
+        }
     }
 
     /// The handle of a token object already loaded, by backend id.
@@ -90,6 +108,7 @@ impl ObjectTable {
     pub fn remove(&mut self, handle: CK_OBJECT_HANDLE) -> Option<Object> {
         let object = self.objects.remove(&handle)?;
         self.index_remove(handle, &object);
+        self.key_index(handle, object.key.as_ref(), false);
         if let Some(id) = &object.backend_id {
             self.by_backend_id
                 .remove(&(object.token.clone(), id.clone()));
@@ -124,7 +143,13 @@ impl ObjectTable {
     /// vanished ones go. Session objects are untouched. Returns the
     /// number of objects added and removed.
     pub fn reconcile(&mut self, token: &str, stored: Vec<StoredObject>) -> (usize, usize) {
-        self.reconcile_where(token, stored, |_, _| true)
+        let all = self
+            .by_backend_id
+            .iter()
+            .filter(|((t, _), _)| t == token)
+            .map(|(_, h)| *h)
+            .collect();
+        self.reconcile_among(token, all, stored)
     }
 
     /// Like [`ObjectTable::reconcile`] within `scope` only: `stored` is
@@ -136,32 +161,41 @@ impl ObjectTable {
         scope: &ChangeScope,
         stored: Vec<StoredObject>,
     ) -> (usize, usize) {
-        let keys: HashSet<&str> = scope.keys.iter().map(String::as_str).collect();
-        let ids: HashSet<&str> = scope.objects.iter().map(String::as_str).collect();
-        self.reconcile_where(token, stored, |id, object| {
-            ids.contains(id)
-                || matches!(&object.key, Some(KeyHandle::Stored(k)) if keys.contains(k.as_str()))
-        })
+        // The scope's objects now in the table, through the indexes.
+        let mut in_scope: BTreeSet<CK_OBJECT_HANDLE> = scope
+            .objects
+            .iter()
+            .filter_map(|id| self.handle_of(token, id))
+            .collect();
+        for k in &scope.keys {
+            if let Some(set) = self.by_key.get(k) {
+                in_scope.extend(set.iter().copied().filter(|h| {
+                    self.objects
+                        .get(h)
+                        .is_some_and(|o| o.token == token && o.backend_id.is_some())
+                }));
+            }
+        }
+        self.reconcile_among(token, in_scope.into_iter().collect(), stored)
     }
 
-    /// Reconciles the token objects for which `in_scope` holds with
-    /// `stored`, which must all be in scope.
-    fn reconcile_where(
+    /// Reconciles the token objects `candidates` (token objects with a
+    /// backend id) with `stored`, the current set among them and new ones.
+    fn reconcile_among(
         &mut self,
         token: &str,
+        candidates: Vec<CK_OBJECT_HANDLE>,
         stored: Vec<StoredObject>,
-        in_scope: impl Fn(&str, &Object) -> bool,
     ) -> (usize, usize) {
         let ids: HashSet<&str> = stored.iter().map(|o| o.id.as_str()).collect();
-        let gone: Vec<CK_OBJECT_HANDLE> = self
-            .by_backend_id
-            .iter()
-            .filter(|((t, id), h)| {
-                t == token
-                    && !ids.contains(id.as_str())
-                    && self.objects.get(h).is_some_and(|o| in_scope(id, o))
+        let gone: Vec<CK_OBJECT_HANDLE> = candidates
+            .into_iter()
+            .filter(|h| {
+                self.objects
+                    .get(h)
+                    .and_then(|o| o.backend_id.as_deref())
+                    .is_some_and(|id| !ids.contains(id))
             })
-            .map(|(_, h)| *h)
             .collect();
         for h in &gone {
             self.remove(*h);
@@ -175,6 +209,9 @@ impl ObjectTable {
                         .get(&h)
                         .is_some_and(|o| o.attrs == object.attrs && o.key == object.key);
                     if !same {
+                        let old = self.objects.get(&h).and_then(|o| o.key.clone());
+                        self.key_index(h, old.as_ref(), false);
+                        self.key_index(h, object.key.as_ref(), true);
                         if let Some(o) = self.objects.get_mut(&h) {
                             o.key = object.key;
                         }
