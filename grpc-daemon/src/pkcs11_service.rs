@@ -558,7 +558,17 @@ impl Pkcs11Backend for Pkcs11Service {
         })
         .await
     }
+
+    type PipeStream = pipe::PipeReplies;
+
+    async fn pipe(
+        &self,
+        request: Request<tonic::Streaming<pb::P11PipeCall>>,
+    ) -> Result<Response<Self::PipeStream>, Status> {
+        self.open_pipe(request)
+    }
 }
 
+pub mod pipe;
 #[cfg(test)]
 mod tests;

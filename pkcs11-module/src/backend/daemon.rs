@@ -29,6 +29,7 @@ use super::{
 use crate::attrs::{decode, encode};
 use crate::error::{ckr, Pkcs11Error, Result};
 
+mod pipe;
 mod rpc;
 pub mod wire;
 
@@ -47,6 +48,8 @@ const MAX_RANDOM: usize = 1 << 20;
 pub struct DaemonBackend {
     /// Dropped first (see `Drop`), while the runtime still runs.
     client: Option<Pkcs11BackendClient<Channel>>,
+    /// The fast calls' stream, while free and whole (see `pipe`).
+    pipe: std::sync::Mutex<Option<pipe::Pipe>>,
     rpc: rpc::Rpc,
     endpoint: String,
 }
@@ -74,6 +77,7 @@ impl DaemonBackend {
         };
         let mut backend = DaemonBackend {
             client: None,
+            pipe: std::sync::Mutex::new(None),
             rpc: rpc::Rpc::start()?,
             endpoint: endpoint.to_string(),
         };
@@ -88,11 +92,14 @@ impl DaemonBackend {
                     chain(&e)
                 ))
             })?;
-        backend.client = Some(
-            Pkcs11BackendClient::new(channel)
-                .max_decoding_message_size(MAX_MESSAGE)
-                .max_encoding_message_size(MAX_MESSAGE),
-        );
+        let client = Pkcs11BackendClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        // A daemon without the pipe (an older one) leaves it None: every
+        // call is then unary.
+        let pipe = backend.on_runtime(pipe::Pipe::open(client.clone(), CALL_TIMEOUT))?;
+        backend.client = Some(client);
+        *lock_pipe(&backend.pipe) = pipe;
         Ok(backend)
     }
 
@@ -120,22 +127,78 @@ impl DaemonBackend {
         let mut request = tonic::Request::new(request);
         request.set_timeout(CALL_TIMEOUT);
         let answer = self.on_runtime(async move { call(client, request).await })?;
-        answer.map(tonic::Response::into_inner).map_err(|status| {
-            let err = error_from_status(&status);
-            if matches!(
-                err.rv(),
-                CKR_DEVICE_ERROR | CKR_DEVICE_MEMORY | CKR_GENERAL_ERROR
-            ) {
-                // The application only sees the code: say what happened.
-                eprintln!(
-                    "libtinfoil_pkcs11: {op} via {}: {} ({:?})",
-                    self.endpoint,
-                    status.message().chars().take(200).collect::<String>(),
-                    status.code()
-                );
+        answer
+            .map(tonic::Response::into_inner)
+            .map_err(|status| self.status_error(op, &status))
+    }
+
+    /// The module's error for a daemon's status; device and general errors
+    /// are also printed, since the application only sees the code.
+    fn status_error(&self, op: &'static str, status: &tonic::Status) -> Pkcs11Error {
+        let err = error_from_status(status);
+        if matches!(
+            err.rv(),
+            CKR_DEVICE_ERROR | CKR_DEVICE_MEMORY | CKR_GENERAL_ERROR
+        ) {
+            eprintln!(
+                "libtinfoil_pkcs11: {op} via {}: {} ({:?})",
+                self.endpoint,
+                status.message().chars().take(200).collect::<String>(),
+                status.code()
+            );
+        }
+        err
+    }
+
+    /// One fast call over the pipe when it is free and whole: `None` tells
+    /// the caller to make the unary call (the pipe was busy with another
+    /// thread, or it broke and is dropped).
+    fn via_pipe(&self, op: &'static str, call: pipe::Call) -> Option<Result<pipe::Reply>> {
+        let mut taken = lock_pipe(&self.pipe).take()?;
+        let (taken, reply) = self
+            .on_runtime(async move {
+                let reply = taken.call(call, CALL_TIMEOUT).await;
+                (taken, reply)
+            })
+            .ok()?;
+        let reply = reply.ok()?;
+        *lock_pipe(&self.pipe) = Some(taken);
+        Some(match reply {
+            pipe::Reply::Error(error) => {
+                Err(self.status_error(op, &wire::status_of_pipe_error(error)))
             }
-            err
+            other => Ok(other),
         })
+    }
+
+    /// A fast call answered with bytes: over the pipe, else unary.
+    fn bytes_call(
+        &self,
+        op: &'static str,
+        call: pipe::Call,
+        unary: impl FnOnce() -> Result<pb::P11BytesResponse>,
+    ) -> Result<pb::P11BytesResponse> {
+        match self.via_pipe(op, call) {
+            Some(Ok(pipe::Reply::Bytes(answer))) => Ok(answer),
+            Some(Ok(_)) => Err(ckr!(CKR_DEVICE_ERROR, "tinfoild sent a wrong reply")),
+            Some(Err(err)) => Err(err),
+            None => unary(),
+        }
+    }
+
+    /// A fast call answered yes or no: over the pipe, else unary.
+    fn bool_call(
+        &self,
+        op: &'static str,
+        call: pipe::Call,
+        unary: impl FnOnce() -> Result<pb::P11BoolResponse>,
+    ) -> Result<pb::P11BoolResponse> {
+        match self.via_pipe(op, call) {
+            Some(Ok(pipe::Reply::Ok(answer))) => Ok(answer),
+            Some(Ok(_)) => Err(ckr!(CKR_DEVICE_ERROR, "tinfoild sent a wrong reply")),
+            Some(Err(err)) => Err(err),
+            None => unary(),
+        }
     }
 }
 
@@ -145,6 +208,15 @@ impl Drop for DaemonBackend {
         // first; the runtime stops when `rpc` drops after this.
         self.client.take();
     }
+}
+
+/// The pipe's slot; a thread that panicked while holding the lock left
+/// nothing half-done in it (an `Option` swap).
+fn lock_pipe(
+    slot: &std::sync::Mutex<Option<pipe::Pipe>>,
+) -> std::sync::MutexGuard<'_, Option<pipe::Pipe>> {
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// An error and its sources, `: `-separated, each said once.
@@ -300,8 +372,10 @@ impl Backend for DaemonBackend {
             let req = pb::P11GenerateRandomRequest {
                 len: u32_len(chunk.len())?,
             };
-            let r = self.call("GenerateRandom", req, |mut c, r| async move {
-                c.generate_random(r).await
+            let r = self.bytes_call("GenerateRandom", pipe::Call::GenerateRandom(req), || {
+                self.call("GenerateRandom", req, |mut c, r| async move {
+                    c.generate_random(r).await
+                })
             })?;
             let data = Zeroizing::new(r.data);
             if data.len() != chunk.len() {
@@ -360,7 +434,9 @@ impl Backend for DaemonBackend {
             hash_len: u32_len(hash_len)?,
             data: data.to_vec(),
         };
-        let r = self.call("Hmac", req, |mut c, r| async move { c.hmac(r).await })?;
+        let r = self.bytes_call("Hmac", pipe::Call::Hmac(req.clone()), || {
+            self.call("Hmac", req, |mut c, r| async move { c.hmac(r).await })
+        })?;
         Ok(r.data)
     }
 
@@ -377,8 +453,10 @@ impl Backend for DaemonBackend {
             data: data.to_vec(),
             mac: mac.to_vec(),
         };
-        let r = self.call("HmacVerify", req, |mut c, r| async move {
-            c.hmac_verify(r).await
+        let r = self.bool_call("HmacVerify", pipe::Call::HmacVerify(req.clone()), || {
+            self.call("HmacVerify", req, |mut c, r| async move {
+                c.hmac_verify(r).await
+            })
         })?;
         Ok(r.ok)
     }
@@ -410,7 +488,9 @@ impl Backend for DaemonBackend {
             encrypt,
             data: data.to_vec(),
         };
-        let r = self.call("Aes", req, |mut c, r| async move { c.aes(r).await })?;
+        let r = self.bytes_call("Aes", pipe::Call::Aes(req.clone()), || {
+            self.call("Aes", req, |mut c, r| async move { c.aes(r).await })
+        })?;
         Ok(Zeroizing::new(r.data))
     }
 
@@ -470,7 +550,9 @@ impl Backend for DaemonBackend {
             how: Some(wire::sign_to_wire(how)),
             input: input.to_vec(),
         };
-        let r = self.call("Sign", req, |mut c, r| async move { c.sign(r).await })?;
+        let r = self.bytes_call("Sign", pipe::Call::Sign(req.clone()), || {
+            self.call("Sign", req, |mut c, r| async move { c.sign(r).await })
+        })?;
         Ok(r.data)
     }
 
@@ -487,7 +569,9 @@ impl Backend for DaemonBackend {
             input: input.to_vec(),
             signature: signature.to_vec(),
         };
-        let r = self.call("Verify", req, |mut c, r| async move { c.verify(r).await })?;
+        let r = self.bool_call("Verify", pipe::Call::Verify(req.clone()), || {
+            self.call("Verify", req, |mut c, r| async move { c.verify(r).await })
+        })?;
         Ok(r.ok)
     }
 

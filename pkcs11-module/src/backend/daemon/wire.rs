@@ -172,6 +172,16 @@ pub fn error_to_wire(err: &Pkcs11Error) -> (String, String) {
     (err.rv().to_string(), err.to_string())
 }
 
+/// The status a `Pipe` reply carries, as the unary call would have
+/// returned it (code, message, and the details holding the CK_RV).
+pub fn status_of_pipe_error(error: pb::P11PipeError) -> tonic::Status {
+    tonic::Status::with_details(
+        tonic::Code::from_i32(error.code),
+        error.message,
+        error.details.into(),
+    )
+}
+
 /// The error a status from tinfoild stands for. A status carrying a
 /// `CK_RV` gives that code; the daemon's own limits and transport
 /// failures (no `CK_RV`) give CKR_DEVICE_MEMORY or CKR_DEVICE_ERROR.
