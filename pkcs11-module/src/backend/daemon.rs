@@ -12,7 +12,6 @@
 //! can use the keys: the PIN is checked by this module, as with the
 //! KMS API on the same socket.
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,11 +28,13 @@ use super::{
 use crate::attrs::{decode, encode};
 use crate::error::{ckr, Pkcs11Error, Result};
 
+mod calls;
 mod pipe;
 mod rpc;
 pub mod wire;
 
-use wire::{error_from_status, key_from_wire, key_to_wire};
+use calls::lock_pipe;
+use wire::{key_from_wire, key_to_wire};
 
 /// How long one call may take (RSA-4096 key generation included).
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -102,104 +103,6 @@ impl DaemonBackend {
         *lock_pipe(&backend.pipe) = pipe;
         Ok(backend)
     }
-
-    /// Runs `fut` on the module's runtime and waits for it on this thread.
-    fn on_runtime<T, F>(&self, fut: F) -> Result<T>
-    where
-        F: Future<Output = T> + Send,
-        T: Send,
-    {
-        self.rpc.run(fut)
-    }
-
-    /// One unary call: `call` gets a client clone and the request.
-    fn call<Req, Resp, F, Fut>(&self, op: &'static str, request: Req, call: F) -> Result<Resp>
-    where
-        Req: Send + 'static,
-        Resp: Send + 'static,
-        F: FnOnce(Pkcs11BackendClient<Channel>, tonic::Request<Req>) -> Fut + Send + 'static,
-        Fut: Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>> + Send,
-    {
-        let client = self
-            .client
-            .clone()
-            .ok_or_else(|| Pkcs11Error::General("not connected".into()))?;
-        let mut request = tonic::Request::new(request);
-        request.set_timeout(CALL_TIMEOUT);
-        let answer = self.on_runtime(async move { call(client, request).await })?;
-        answer
-            .map(tonic::Response::into_inner)
-            .map_err(|status| self.status_error(op, &status))
-    }
-
-    /// The module's error for a daemon's status; device and general errors
-    /// are also printed, since the application only sees the code.
-    fn status_error(&self, op: &'static str, status: &tonic::Status) -> Pkcs11Error {
-        let err = error_from_status(status);
-        if matches!(
-            err.rv(),
-            CKR_DEVICE_ERROR | CKR_DEVICE_MEMORY | CKR_GENERAL_ERROR
-        ) {
-            eprintln!(
-                "libtinfoil_pkcs11: {op} via {}: {} ({:?})",
-                self.endpoint,
-                status.message().chars().take(200).collect::<String>(),
-                status.code()
-            );
-        }
-        err
-    }
-
-    /// One fast call over the pipe when it is free and whole: `None` tells
-    /// the caller to make the unary call (the pipe was busy with another
-    /// thread, or it broke and is dropped).
-    fn via_pipe(&self, op: &'static str, call: pipe::Call) -> Option<Result<pipe::Reply>> {
-        let mut taken = lock_pipe(&self.pipe).take()?;
-        let (taken, reply) = self
-            .on_runtime(async move {
-                let reply = taken.call(call, CALL_TIMEOUT).await;
-                (taken, reply)
-            })
-            .ok()?;
-        let reply = reply.ok()?;
-        *lock_pipe(&self.pipe) = Some(taken);
-        Some(match reply {
-            pipe::Reply::Error(error) => {
-                Err(self.status_error(op, &wire::status_of_pipe_error(error)))
-            }
-            other => Ok(other),
-        })
-    }
-
-    /// A fast call answered with bytes: over the pipe, else unary.
-    fn bytes_call(
-        &self,
-        op: &'static str,
-        call: pipe::Call,
-        unary: impl FnOnce() -> Result<pb::P11BytesResponse>,
-    ) -> Result<pb::P11BytesResponse> {
-        match self.via_pipe(op, call) {
-            Some(Ok(pipe::Reply::Bytes(answer))) => Ok(answer),
-            Some(Ok(_)) => Err(ckr!(CKR_DEVICE_ERROR, "tinfoild sent a wrong reply")),
-            Some(Err(err)) => Err(err),
-            None => unary(),
-        }
-    }
-
-    /// A fast call answered yes or no: over the pipe, else unary.
-    fn bool_call(
-        &self,
-        op: &'static str,
-        call: pipe::Call,
-        unary: impl FnOnce() -> Result<pb::P11BoolResponse>,
-    ) -> Result<pb::P11BoolResponse> {
-        match self.via_pipe(op, call) {
-            Some(Ok(pipe::Reply::Ok(answer))) => Ok(answer),
-            Some(Ok(_)) => Err(ckr!(CKR_DEVICE_ERROR, "tinfoild sent a wrong reply")),
-            Some(Err(err)) => Err(err),
-            None => unary(),
-        }
-    }
 }
 
 impl Drop for DaemonBackend {
@@ -208,15 +111,6 @@ impl Drop for DaemonBackend {
         // first; the runtime stops when `rpc` drops after this.
         self.client.take();
     }
-}
-
-/// The pipe's slot; a thread that panicked while holding the lock left
-/// nothing half-done in it (an `Option` swap).
-fn lock_pipe(
-    slot: &std::sync::Mutex<Option<pipe::Pipe>>,
-) -> std::sync::MutexGuard<'_, Option<pipe::Pipe>> {
-    slot.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// An error and its sources, `: `-separated, each said once.
