@@ -201,3 +201,52 @@ fn the_pipe_answers_as_the_unary_calls_do() {
         );
     });
 }
+
+/// A request over the daemon's message limit breaks the module's pipe
+/// (tinfoild ends the stream): the call fails with a clear code, and the
+/// calls after it work, over a pipe opened again.
+#[test]
+fn a_broken_pipe_is_replaced() {
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::Attribute;
+    use cryptoki::session::UserType;
+    use cryptoki::types::AuthPin;
+
+    let loaded = load(Which::Daemon);
+    let slot = loaded.token("pipe");
+    let s = loaded.p11.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&AuthPin::new(common::USER_PIN.into())))
+        .unwrap();
+    let key = s
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::ValueLen(32.into()),
+                Attribute::Token(false),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+            ],
+        )
+        .unwrap();
+    let iv = [7u8; 16];
+    let round_trip = |len: usize| {
+        let data = vec![0x3cu8; len];
+        let sealed = s.encrypt(&Mechanism::AesCbcPad(iv), key, &data)?;
+        let opened = s.decrypt(&Mechanism::AesCbcPad(iv), key, &sealed)?;
+        assert_eq!(opened, data);
+        Ok::<_, cryptoki::error::Error>(())
+    };
+    round_trip(4096).unwrap();
+    // Over tinfoild's 64 KiB message limit.
+    let err = round_trip(100 * 1024).expect_err("the daemon refuses 100 KiB");
+    assert!(
+        matches!(
+            err,
+            cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::DeviceMemory, _)
+        ),
+        "{err:?}"
+    );
+    for _ in 0..3 {
+        round_trip(4096).unwrap();
+    }
+}

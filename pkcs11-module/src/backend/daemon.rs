@@ -50,7 +50,7 @@ pub struct DaemonBackend {
     /// Dropped first (see `Drop`), while the runtime still runs.
     client: Option<Pkcs11BackendClient<Channel>>,
     /// The fast calls' stream, while free and whole (see `pipe`).
-    pipe: std::sync::Mutex<Option<pipe::Pipe>>,
+    pipe: std::sync::Mutex<pipe::Slot>,
     rpc: rpc::Rpc,
     endpoint: String,
 }
@@ -78,7 +78,7 @@ impl DaemonBackend {
         };
         let mut backend = DaemonBackend {
             client: None,
-            pipe: std::sync::Mutex::new(None),
+            pipe: std::sync::Mutex::new(pipe::Slot::Absent),
             rpc: rpc::Rpc::start()?,
             endpoint: endpoint.to_string(),
         };
@@ -96,11 +96,14 @@ impl DaemonBackend {
         let client = Pkcs11BackendClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
-        // A daemon without the pipe (an older one) leaves it None: every
+        // A daemon without the pipe (an older one) leaves it absent: every
         // call is then unary.
         let pipe = backend.on_runtime(pipe::Pipe::open(client.clone(), CALL_TIMEOUT))?;
         backend.client = Some(client);
-        *lock_pipe(&backend.pipe) = pipe;
+        *lock_pipe(&backend.pipe) = match pipe {
+            Some(pipe) => pipe::Slot::Free(pipe),
+            None => pipe::Slot::Absent,
+        };
         Ok(backend)
     }
 }

@@ -66,23 +66,44 @@ impl DaemonBackend {
         err
     }
 
-    /// One fast call over the pipe when it is free and whole: `None` tells
-    /// the caller to make the unary call (the pipe was busy with another
-    /// thread, or it broke and is dropped).
+    /// One fast call over the pipe when it is free (or broke and opens
+    /// again): `None` tells the caller to make the unary call (another
+    /// thread has the pipe, the daemon has none, or it broke just now).
     pub(super) fn via_pipe(
         &self,
         op: &'static str,
         call: pipe::Call,
     ) -> Option<Result<pipe::Reply>> {
-        let mut taken = lock_pipe(&self.pipe).take()?;
-        let (taken, reply) = self
-            .on_runtime(async move {
-                let reply = taken.call(call, CALL_TIMEOUT).await;
-                (taken, reply)
-            })
-            .ok()?;
-        let reply = reply.ok()?;
-        *lock_pipe(&self.pipe) = Some(taken);
+        let taken = {
+            let mut slot = lock_pipe(&self.pipe);
+            match std::mem::replace(&mut *slot, pipe::Slot::InUse) {
+                pipe::Slot::Free(open) => Some(open),
+                pipe::Slot::Broken => None,
+                other => {
+                    *slot = other;
+                    return None;
+                }
+            }
+        };
+        let client = self.client.clone();
+        let outcome = self.on_runtime(async move {
+            let mut open = match (taken, client) {
+                (Some(open), _) => open,
+                (None, Some(client)) => pipe::Pipe::open(client, CALL_TIMEOUT)
+                    .await
+                    .ok_or(pipe::Broken)?,
+                (None, None) => return Err(pipe::Broken),
+            };
+            let reply = open.call(call, CALL_TIMEOUT).await?;
+            Ok((open, reply))
+        });
+        let mut slot = lock_pipe(&self.pipe);
+        let Ok(Ok((open, reply))) = outcome else {
+            *slot = pipe::Slot::Broken;
+            return None;
+        };
+        *slot = pipe::Slot::Free(open);
+        drop(slot);
         Some(match reply {
             pipe::Reply::Error(error) => {
                 Err(self.status_error(op, &wire::status_of_pipe_error(error)))
@@ -125,8 +146,8 @@ impl DaemonBackend {
 /// The pipe's slot; a thread that panicked while holding the lock left
 /// nothing half-done in it (an `Option` swap).
 pub(super) fn lock_pipe(
-    slot: &std::sync::Mutex<Option<pipe::Pipe>>,
-) -> std::sync::MutexGuard<'_, Option<pipe::Pipe>> {
+    slot: &std::sync::Mutex<pipe::Slot>,
+) -> std::sync::MutexGuard<'_, pipe::Slot> {
     slot.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

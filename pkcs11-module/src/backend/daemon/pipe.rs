@@ -2,9 +2,11 @@
 //! HMAC, random) as messages on one long-lived HTTP/2 stream, which saves
 //! the per-call stream set-up, headers and trailers of a unary call.
 //!
-//! One thread at a time uses the pipe (it is taken out of its slot for the
-//! call); a thread that finds it taken, or a pipe that broke, makes the
-//! unary call instead, so concurrency and errors behave as before.
+//! One thread at a time uses the pipe (it is taken out of its [`Slot`] for
+//! the call); a thread that finds it taken makes the unary call instead,
+//! so concurrency behaves as before. A pipe that broke (tinfoild
+//! restarted, a message over its limit) is dropped, the call is made again
+//! as a unary call, and the next call opens a new pipe.
 
 use std::time::Duration;
 
@@ -18,6 +20,18 @@ use tonic::transport::Channel;
 pub(super) use pb::p11_pipe_call::Call;
 /// The answer it brings back.
 pub(super) use pb::p11_pipe_reply::Reply;
+
+/// Where the pipe is.
+pub(super) enum Slot {
+    /// Open and free for the next call.
+    Free(Pipe),
+    /// A thread is using it.
+    InUse,
+    /// It broke: the next call that finds it so opens a new one.
+    Broken,
+    /// tinfoild has no pipe (an older daemon): every call is unary.
+    Absent,
+}
 
 /// An open pipe: calls go out on `calls`, replies come back in order.
 pub(super) struct Pipe {
