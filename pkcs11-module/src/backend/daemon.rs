@@ -101,7 +101,7 @@ impl DaemonBackend {
         let pipe = backend.on_runtime(pipe::Pipe::open(client.clone(), CALL_TIMEOUT))?;
         backend.client = Some(client);
         *lock_pipe(&backend.pipe) = match pipe {
-            Some(pipe) => pipe::Slot::Free(pipe),
+            Some(pipe) => pipe::Slot::Free(Box::new(pipe)),
             None => pipe::Slot::Absent,
         };
         Ok(backend)

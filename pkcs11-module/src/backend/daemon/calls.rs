@@ -77,7 +77,7 @@ impl DaemonBackend {
         let taken = {
             let mut slot = lock_pipe(&self.pipe);
             match std::mem::replace(&mut *slot, pipe::Slot::InUse) {
-                pipe::Slot::Free(open) => Some(open),
+                pipe::Slot::Free(open) => Some(*open),
                 pipe::Slot::Broken => None,
                 other => {
                     *slot = other;
@@ -102,7 +102,7 @@ impl DaemonBackend {
             *slot = pipe::Slot::Broken;
             return None;
         };
-        *slot = pipe::Slot::Free(open);
+        *slot = pipe::Slot::Free(Box::new(open));
         drop(slot);
         Some(match reply {
             pipe::Reply::Error(error) => {

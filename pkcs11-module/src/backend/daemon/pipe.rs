@@ -24,7 +24,7 @@ pub(super) use pb::p11_pipe_reply::Reply;
 /// Where the pipe is.
 pub(super) enum Slot {
     /// Open and free for the next call.
-    Free(Pipe),
+    Free(Box<Pipe>),
     /// A thread is using it.
     InUse,
     /// It broke: the next call that finds it so opens a new one.
