@@ -127,6 +127,10 @@ fn session_keys_belong_to_their_connection_and_go_with_it() {
 
 #[test]
 fn a_killed_application_leaves_no_session_keys_behind() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        // This process is the application the test kills.
+        return child_makes_session_keys_and_waits();
+    }
     let loaded = load(Which::Daemon);
     loaded.token("crashing-app");
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -135,9 +139,8 @@ fn a_killed_application_leaves_no_session_keys_behind() {
 
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
-            "child_makes_session_keys_and_waits",
+            "a_killed_application_leaves_no_session_keys_behind",
             "--exact",
-            "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -184,14 +187,10 @@ fn c_finalize_with_sessions_open_frees_their_session_keys() {
     rt.block_on(wait_for_keys(&mut c, baseline));
 }
 
-/// The application of a_killed_application_leaves_no_session_keys_behind, run in a child process: makes
-/// session keys through the module, then waits to be killed.
-#[test]
-#[ignore = "runs only as the child of a_killed_application_leaves_no_session_keys_behind"]
+/// The application of a_killed_application_leaves_no_session_keys_behind:
+/// the test runs itself again as a child process (with `CHILD_ENV` set),
+/// which makes session keys through the module, then waits to be killed.
 fn child_makes_session_keys_and_waits() {
-    if std::env::var_os(CHILD_ENV).is_none() {
-        return;
-    }
     let p11 = Pkcs11::new(common::tinfoil_path()).unwrap();
     p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
         .unwrap();
