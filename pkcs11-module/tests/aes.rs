@@ -4,21 +4,15 @@
 
 mod common;
 
-use common::{load, Loaded, Which, USER_PIN};
+use common::{rv, user_session};
+
+use common::{load, Which};
 use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
-use cryptoki::types::{AuthPin, Ulong};
-
-#[track_caller]
-fn rv<T: std::fmt::Debug>(result: Result<T, Error>) -> RvError {
-    match result {
-        Err(Error::Pkcs11(rv, _)) => rv,
-        other => panic!("expected a PKCS#11 error, got {other:?}"),
-    }
-}
+use cryptoki::session::Session;
+use cryptoki::types::Ulong;
 
 /// Asserts a failure with the spec's code. SoftHSM 2.6 answers some of
 /// these with CKR_GENERAL_ERROR (or does not check at all: `strict`
@@ -37,15 +31,6 @@ fn expect_err<T: std::fmt::Debug>(
     } else {
         assert_eq!(rv(result), code);
     }
-}
-
-fn user_session(m: &Loaded, label: &str) -> Session {
-    let slot = m.token(label);
-    let session = m.p11.open_rw_session(slot).unwrap();
-    session
-        .login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
-        .unwrap();
-    session
 }
 
 fn aes_key(

@@ -3,21 +3,15 @@
 
 mod common;
 
+use common::rv;
+
 use common::{load, Which, SO_PIN, USER_PIN};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags};
-use cryptoki::error::{Error, RvError};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::{SessionState, UserType};
 use cryptoki::types::AuthPin;
-
-#[track_caller]
-fn rv<T: std::fmt::Debug>(result: Result<T, Error>) -> RvError {
-    match result {
-        Err(Error::Pkcs11(rv, _)) => rv,
-        other => panic!("expected a PKCS#11 error, got {other:?}"),
-    }
-}
 
 fn pin(text: &str) -> AuthPin {
     AuthPin::new(text.into())

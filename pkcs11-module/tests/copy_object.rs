@@ -6,30 +6,15 @@
 
 mod common;
 
-use common::{load, Loaded, Which, USER_PIN};
+use common::{rv, user_session};
+
+use common::{load, Which};
 use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
-use cryptoki::types::{AuthPin, Ulong};
-
-#[track_caller]
-fn rv<T: std::fmt::Debug>(result: Result<T, Error>) -> RvError {
-    match result {
-        Err(Error::Pkcs11(rv, _)) => rv,
-        other => panic!("expected a PKCS#11 error, got {other:?}"),
-    }
-}
-
-fn user_session(m: &Loaded, label: &str) -> Session {
-    let slot = m.token(label);
-    let session = m.p11.open_rw_session(slot).unwrap();
-    session
-        .login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
-        .unwrap();
-    session
-}
+use cryptoki::session::Session;
+use cryptoki::types::Ulong;
 
 fn aes_key(session: &Session, token: bool, sensitive: bool, extractable: bool) -> ObjectHandle {
     session

@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{daemon, load, Loaded, Which, USER_PIN};
+use common::{rv, user_session};
+
+use common::{daemon, load, Which, USER_PIN};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::aead::GcmParams;
@@ -13,23 +15,6 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::{AuthPin, Ulong};
-
-#[track_caller]
-fn rv<T: std::fmt::Debug>(result: Result<T, Error>) -> RvError {
-    match result {
-        Err(Error::Pkcs11(rv, _)) => rv,
-        other => panic!("expected a PKCS#11 error, got {other:?}"),
-    }
-}
-
-fn user_session(m: &Loaded, label: &str) -> Session {
-    let slot = m.token(label);
-    let session = m.p11.open_rw_session(slot).unwrap();
-    session
-        .login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
-        .unwrap();
-    session
-}
 
 fn token_aes_key(session: &Session, label: &str) -> ObjectHandle {
     session

@@ -6,21 +6,15 @@
 
 mod common;
 
-use common::{load, Loaded, Which, USER_PIN};
+use common::{rv, user_session};
+
+use common::{load, Which};
 use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
-use cryptoki::types::{AuthPin, Ulong};
-
-#[track_caller]
-fn rv<T: std::fmt::Debug>(result: Result<T, Error>) -> RvError {
-    match result {
-        Err(Error::Pkcs11(rv, _)) => rv,
-        other => panic!("expected a PKCS#11 error, got {other:?}"),
-    }
-}
+use cryptoki::session::Session;
+use cryptoki::types::Ulong;
 
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len())
@@ -40,15 +34,6 @@ const TAG5: &str = "3612d2e79e3b0785561be14aaca2fccb";
 const IV6: &str = "9313225df88406e555909c5aff5269aa6a7a9538534f7da1e4c303d2a318a728c3c0c95156809539fcf0e2429a6b525416aedbf5a0de6a57a637b39b";
 const CT6: &str = "8ce24998625615b603a033aca13fb894be9112a5c3a211a8ba262a3cca7e2ca701e4a9a4fba43c90ccdcb281d48c7c6fd62875d2aca417034c34aee5";
 const TAG6: &str = "619cc5aefffe0bfa462af43c1699d050";
-
-fn user_session(m: &Loaded, label: &str) -> Session {
-    let slot = m.token(label);
-    let session = m.p11.open_rw_session(slot).unwrap();
-    session
-        .login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
-        .unwrap();
-    session
-}
 
 /// A session AES key with a known value.
 fn known_key(session: &Session) -> ObjectHandle {

@@ -5,56 +5,19 @@
 
 mod common;
 
+use common::{der, der_uint, rv, user_session};
+
 use std::path::Path;
 use std::process::Command;
 
-use common::{daemon, load, Loaded, Which, USER_PIN};
-use cryptoki::error::{Error, RvError};
+use common::{daemon, load, Which};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
-use cryptoki::types::AuthPin;
+use cryptoki::session::Session;
 
 /// DER of the secp521r1 OID (CKA_EC_PARAMS).
 const P521: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
-
-#[track_caller]
-fn rv<T: std::fmt::Debug>(result: Result<T, Error>) -> RvError {
-    match result {
-        Err(Error::Pkcs11(rv, _)) => rv,
-        other => panic!("expected a PKCS#11 error, got {other:?}"),
-    }
-}
-
-fn user_session(m: &Loaded, label: &str) -> Session {
-    let slot = m.token(label);
-    let session = m.p11.open_rw_session(slot).unwrap();
-    session
-        .login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
-        .unwrap();
-    session
-}
-
-fn der(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    match body.len() {
-        n if n < 0x80 => out.push(n as u8),
-        n if n < 0x100 => out.extend([0x81, n as u8]),
-        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
-    }
-    out.extend_from_slice(body);
-    out
-}
-
-fn der_uint(magnitude: &[u8]) -> Vec<u8> {
-    let trimmed: Vec<u8> = magnitude.iter().copied().skip_while(|b| *b == 0).collect();
-    let mut body = Vec::new();
-    if trimmed.first().is_none_or(|b| b & 0x80 != 0) {
-        body.push(0);
-    }
-    body.extend(trimmed);
-    der(0x02, &body)
-}
 
 /// The public key object's uncompressed point (CKA_EC_POINT unwrapped
 /// from its OCTET STRING), after checking CKA_EC_PARAMS.

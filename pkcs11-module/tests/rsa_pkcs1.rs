@@ -6,32 +6,16 @@
 
 mod common;
 
+use common::{der, der_uint, rv, user_session};
+
 use std::path::Path;
 use std::process::Command;
 
-use common::{load, Loaded, Which, USER_PIN};
-use cryptoki::error::{Error, RvError};
+use common::{load, Which};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
-use cryptoki::session::{Session, UserType};
-use cryptoki::types::AuthPin;
-
-#[track_caller]
-fn rv<T: std::fmt::Debug>(result: Result<T, Error>) -> RvError {
-    match result {
-        Err(Error::Pkcs11(rv, _)) => rv,
-        other => panic!("expected a PKCS#11 error, got {other:?}"),
-    }
-}
-
-fn user_session(m: &Loaded, label: &str) -> Session {
-    let slot = m.token(label);
-    let session = m.p11.open_rw_session(slot).unwrap();
-    session
-        .login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
-        .unwrap();
-    session
-}
+use cryptoki::session::Session;
 
 /// An RSA key pair of `bits`: a signing pair, or (`decrypt`) a pair made
 /// to encrypt and decrypt only.
@@ -54,29 +38,6 @@ fn rsa_pair(session: &Session, bits: u64, decrypt: bool) -> (ObjectHandle, Objec
             ],
         )
         .unwrap_or_else(|e| panic!("C_GenerateKeyPair RSA-{bits}: {e}"))
-}
-
-/// A DER TLV.
-fn der(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    match body.len() {
-        n if n < 0x80 => out.push(n as u8),
-        n if n < 0x100 => out.extend([0x81, n as u8]),
-        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
-    }
-    out.extend_from_slice(body);
-    out
-}
-
-/// A DER INTEGER of an unsigned big-endian magnitude.
-fn der_uint(magnitude: &[u8]) -> Vec<u8> {
-    let trimmed: Vec<u8> = magnitude.iter().copied().skip_while(|b| *b == 0).collect();
-    let mut body = Vec::new();
-    if trimmed.first().is_none_or(|b| b & 0x80 != 0) {
-        body.push(0);
-    }
-    body.extend(trimmed);
-    der(0x02, &body)
 }
 
 /// The DER SubjectPublicKeyInfo of an RSA public key object, built from

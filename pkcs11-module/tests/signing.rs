@@ -4,34 +4,18 @@
 
 mod common;
 
-use common::{load, Loaded, Which, USER_PIN};
-use cryptoki::error::{Error, RvError};
+use common::{rv, user_session};
+
+use common::{load, Which};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
-use cryptoki::session::{Session, UserType};
-use cryptoki::types::AuthPin;
-
-#[track_caller]
-fn rv<T: std::fmt::Debug>(result: Result<T, Error>) -> RvError {
-    match result {
-        Err(Error::Pkcs11(rv, _)) => rv,
-        other => panic!("expected a PKCS#11 error, got {other:?}"),
-    }
-}
+use cryptoki::session::Session;
 
 const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
-
-fn user_session(m: &Loaded, label: &str) -> Session {
-    let slot = m.token(label);
-    let session = m.p11.open_rw_session(slot).unwrap();
-    session
-        .login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
-        .unwrap();
-    session
-}
 
 fn pair(
     session: &Session,

@@ -272,3 +272,50 @@ macro_rules! ours_only_embedded {
         $crate::matrix!([tinfoil_embedded => Embedded, tinfoil_daemon => Daemon]; $($case),*);
     };
 }
+
+/// The CK_RV of a call that had to fail.
+#[track_caller]
+pub fn rv<T: std::fmt::Debug>(
+    result: Result<T, cryptoki::error::Error>,
+) -> cryptoki::error::RvError {
+    match result {
+        Err(cryptoki::error::Error::Pkcs11(rv, _)) => rv,
+        other => panic!("expected a PKCS#11 error, got {other:?}"),
+    }
+}
+
+/// A read-write session, logged in as the user, on a new token `label`.
+pub fn user_session(m: &Loaded, label: &str) -> cryptoki::session::Session {
+    let slot = m.token(label);
+    let session = m.p11.open_rw_session(slot).unwrap();
+    session
+        .login(
+            cryptoki::session::UserType::User,
+            Some(&cryptoki::types::AuthPin::new(USER_PIN.into())),
+        )
+        .unwrap();
+    session
+}
+
+/// A DER TLV (lengths up to 0xFFFF).
+pub fn der(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    match body.len() {
+        n if n < 0x80 => out.push(n as u8),
+        n if n < 0x100 => out.extend([0x81, n as u8]),
+        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// A DER INTEGER of an unsigned big-endian magnitude.
+pub fn der_uint(magnitude: &[u8]) -> Vec<u8> {
+    let trimmed: Vec<u8> = magnitude.iter().copied().skip_while(|b| *b == 0).collect();
+    let mut body = Vec::new();
+    if trimmed.first().is_none_or(|b| b & 0x80 != 0) {
+        body.push(0);
+    }
+    body.extend(trimmed);
+    der(0x02, &body)
+}
