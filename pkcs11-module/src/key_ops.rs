@@ -321,40 +321,41 @@ impl Module {
     ) -> Result<()> {
         let encrypt = kind == OpKind::Encrypt;
         self.needs_keys(m, if encrypt { CKF_ENCRYPT } else { CKF_DECRYPT })?;
-        let object = self.visible_object(h, key)?;
         let usage = if encrypt { CKA_ENCRYPT } else { CKA_DECRYPT };
-        let (mode, key) = if m.mechanism == CKM_RSA_PKCS {
-            let (key, modulus_len) = usable_rsa_crypt_key(&object, encrypt, m)?;
-            (CipherMode::RsaPkcs1 { modulus_len }, key)
-        } else if m.mechanism == CKM_RSA_PKCS_OAEP {
-            let sha256 = oaep_params(m)?;
-            let key = object
-                .key
-                .clone()
-                .ok_or(ckr!(CKR_KEY_TYPE_INCONSISTENT, "not a key"))?;
-            let class_ok =
-                object.class() == CKO_PRIVATE_KEY || (encrypt && object.class() == CKO_PUBLIC_KEY);
-            if !class_ok || get_ulong(&object.attrs, CKA_KEY_TYPE) != Some(CKK_RSA) {
-                return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT, "RSA-OAEP needs an RSA key"));
-            }
-            if !get_bool(&object.attrs, usage, false) {
-                return Err(ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED));
-            }
-            let modulus_len = crate::pubkey::signature_len(&object.attrs)?;
-            (
-                CipherMode::Oaep {
-                    sha256,
-                    modulus_len,
-                    label: m.oaep_label.clone(),
-                },
-                key,
-            )
-        } else {
-            (
-                CipherMode::Aes(aes_mode(m)?),
-                usable_aes_key(&object, usage)?,
-            )
-        };
+        let (mode, key) = self.with_visible_object(h, key, |object| {
+            Ok(if m.mechanism == CKM_RSA_PKCS {
+                let (key, modulus_len) = usable_rsa_crypt_key(object, encrypt, m)?;
+                (CipherMode::RsaPkcs1 { modulus_len }, key)
+            } else if m.mechanism == CKM_RSA_PKCS_OAEP {
+                let sha256 = oaep_params(m)?;
+                let key = object
+                    .key
+                    .clone()
+                    .ok_or(ckr!(CKR_KEY_TYPE_INCONSISTENT, "not a key"))?;
+                let class_ok = object.class() == CKO_PRIVATE_KEY
+                    || (encrypt && object.class() == CKO_PUBLIC_KEY);
+                if !class_ok || get_ulong(&object.attrs, CKA_KEY_TYPE) != Some(CKK_RSA) {
+                    return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT, "RSA-OAEP needs an RSA key"));
+                }
+                if !get_bool(&object.attrs, usage, false) {
+                    return Err(ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED));
+                }
+                let modulus_len = crate::pubkey::signature_len(&object.attrs)?;
+                (
+                    CipherMode::Oaep {
+                        sha256,
+                        modulus_len,
+                        label: m.oaep_label.clone(),
+                    },
+                    key,
+                )
+            } else {
+                (
+                    CipherMode::Aes(aes_mode(m)?),
+                    usable_aes_key(object, usage)?,
+                )
+            })
+        })?;
         let session = self.session(h)?;
         let mut s = lock(&session)?;
         let slot = if encrypt {

@@ -63,13 +63,24 @@ impl Module {
 
     /// A copy of an object the session can see.
     pub fn visible_object(&self, h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<Object> {
+        self.with_visible_object(h, obj, |object| Ok(object.clone()))
+    }
+
+    /// Runs `f` on an object the session may see, without copying it (the
+    /// object table stays read-locked meanwhile: `f` must not touch it).
+    pub fn with_visible_object<T>(
+        &self,
+        h: CK_SESSION_HANDLE,
+        obj: CK_OBJECT_HANDLE,
+        f: impl FnOnce(&Object) -> Result<T>,
+    ) -> Result<T> {
         let (token, _, who) = self.session_view(h)?;
         let table = read(&self.objects)?;
         let object = table.get(obj).ok_or(ckr!(CKR_OBJECT_HANDLE_INVALID))?;
         if object.token != token || (object.is_private() && who != Some(UserKind::User)) {
             return Err(ckr!(CKR_OBJECT_HANDLE_INVALID));
         }
-        Ok(object.clone())
+        f(object)
     }
 
     /// Checks that the session may create or change an object with these

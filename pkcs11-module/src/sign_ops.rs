@@ -315,140 +315,143 @@ impl Module {
         if entry.flags & if signing { CKF_SIGN } else { CKF_VERIFY } == 0 {
             return Err(ckr!(CKR_MECHANISM_INVALID, "mechanism cannot do this"));
         }
-        let object = self.visible_object(h, key)?;
-        if object.key.is_none() && object.class() == CKO_PUBLIC_KEY && !signing {
-            if !get_bool(&object.attrs, CKA_VERIFY, false) {
-                return Err(ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED));
-            }
-            let salt = match m.mechanism {
-                CKM_SHA256_RSA_PKCS_PSS | CKM_SHA384_RSA_PKCS_PSS | CKM_SHA512_RSA_PKCS_PSS => {
-                    Some(pss_params(m, None)?.1)
+        let op = self.with_visible_object(h, key, |object| {
+            if object.key.is_none() && object.class() == CKO_PUBLIC_KEY && !signing {
+                if !get_bool(&object.attrs, CKA_VERIFY, false) {
+                    return Err(ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED));
                 }
-                _ if !m.param.is_empty() => return Err(ckr!(CKR_MECHANISM_PARAM_INVALID)),
+                let salt = match m.mechanism {
+                    CKM_SHA256_RSA_PKCS_PSS | CKM_SHA384_RSA_PKCS_PSS | CKM_SHA512_RSA_PKCS_PSS => {
+                        Some(pss_params(m, None)?.1)
+                    }
+                    _ if !m.param.is_empty() => return Err(ckr!(CKR_MECHANISM_PARAM_INVALID)),
+                    _ => None,
+                };
+                let verifier =
+                    crate::pubkey::PublicVerifier::new(m.mechanism, &object.attrs, salt)?;
+                let op = SignOp {
+                    key: None,
+                    how: Signer::Public(Box::new(verifier)),
+                    hash: None,
+                    digest_info: None,
+                    buf: Vec::new(),
+                    sig_len: pubkey::signature_len(&object.attrs)?,
+                    multipart: false,
+                };
+                return Ok(op);
+            }
+            let handle = object
+                .key
+                .clone()
+                .ok_or(ckr!(CKR_KEY_TYPE_INCONSISTENT, "not a key"))?;
+            let hmac_len = match m.mechanism {
+                CKM_SHA256_HMAC => Some(32),
+                CKM_SHA384_HMAC => Some(48),
+                CKM_SHA512_HMAC => Some(64),
                 _ => None,
             };
-            let verifier = crate::pubkey::PublicVerifier::new(m.mechanism, &object.attrs, salt)?;
+            if let Some(hash_len) = hmac_len {
+                let generic = object.class() == CKO_SECRET_KEY
+                    && get_ulong(&object.attrs, CKA_KEY_TYPE) == Some(CKK_GENERIC_SECRET);
+                if !generic {
+                    return Err(ckr!(
+                        CKR_KEY_TYPE_INCONSISTENT,
+                        "HMAC needs a generic secret key"
+                    ));
+                }
+                if !get_bool(
+                    &object.attrs,
+                    if signing { CKA_SIGN } else { CKA_VERIFY },
+                    false,
+                ) {
+                    return Err(ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED));
+                }
+                if !m.param.is_empty() {
+                    return Err(ckr!(CKR_MECHANISM_PARAM_INVALID));
+                }
+                let op = SignOp {
+                    key: Some(handle),
+                    how: Signer::Hmac(hash_len),
+                    hash: None,
+                    digest_info: None,
+                    buf: Vec::new(),
+                    sig_len: hash_len,
+                    multipart: false,
+                };
+                return Ok(op);
+            }
+            let class_ok = if signing {
+                object.class() == CKO_PRIVATE_KEY
+            } else {
+                matches!(object.class(), CKO_PUBLIC_KEY | CKO_PRIVATE_KEY)
+            };
+            let usage = if signing { CKA_SIGN } else { CKA_VERIFY };
+            if !class_ok {
+                return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT));
+            }
+            // A private key object verifies with the pair's public half.
+            let may = get_bool(&object.attrs, usage, false)
+                || (object.class() == CKO_PRIVATE_KEY
+                    && !signing
+                    && get_bool(&object.attrs, CKA_SIGN, false));
+            if !may {
+                return Err(ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED));
+            }
+            let key_type = get_ulong(&object.attrs, CKA_KEY_TYPE);
+            let (how, hash_mech, want) = match m.mechanism {
+                CKM_ECDSA => (RawSign::EcdsaDigest, None, CKK_EC),
+                CKM_ECDSA_SHA256 => (RawSign::EcdsaDigest, Some(CKM_SHA256), CKK_EC),
+                CKM_ECDSA_SHA384 => (RawSign::EcdsaDigest, Some(CKM_SHA384), CKK_EC),
+                CKM_ECDSA_SHA512 => (RawSign::EcdsaDigest, Some(CKM_SHA512), CKK_EC),
+                CKM_EDDSA => (RawSign::EdDsa, None, CKK_EC_EDWARDS),
+                CKM_RSA_PKCS => (RawSign::RsaPkcs1, None, CKK_RSA),
+                CKM_SHA256_RSA_PKCS => (RawSign::RsaPkcs1DigestInfo, Some(CKM_SHA256), CKK_RSA),
+                CKM_SHA384_RSA_PKCS => (RawSign::RsaPkcs1DigestInfo, Some(CKM_SHA384), CKK_RSA),
+                CKM_SHA512_RSA_PKCS => (RawSign::RsaPkcs1DigestInfo, Some(CKM_SHA512), CKK_RSA),
+                CKM_RSA_PKCS_PSS
+                | CKM_SHA256_RSA_PKCS_PSS
+                | CKM_SHA384_RSA_PKCS_PSS
+                | CKM_SHA512_RSA_PKCS_PSS => {
+                    let implied = match m.mechanism {
+                        CKM_SHA256_RSA_PKCS_PSS => Some(CKM_SHA256),
+                        CKM_SHA384_RSA_PKCS_PSS => Some(CKM_SHA384),
+                        CKM_SHA512_RSA_PKCS_PSS => Some(CKM_SHA512),
+                        _ => None,
+                    };
+                    let (hash, salt_len) = pss_params(m, implied)?;
+                    let hash_len = sha(hash)?.0.output_len();
+                    (RawSign::RsaPss { hash_len, salt_len }, implied, CKK_RSA)
+                }
+                _ => return Err(ckr!(CKR_MECHANISM_INVALID)),
+            };
+            if key_type != Some(want) {
+                return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT));
+            }
+            // Only the PSS mechanisms take a parameter.
+            if !matches!(how, RawSign::RsaPss { .. }) && !m.param.is_empty() {
+                return Err(ckr!(CKR_MECHANISM_PARAM_INVALID));
+            }
+            let (hash, digest_info) = match hash_mech {
+                Some(hm) => {
+                    let (alg, info) = sha(hm)?;
+                    (
+                        Some(alg),
+                        matches!(how, RawSign::RsaPkcs1DigestInfo).then_some(info),
+                    )
+                }
+                None => (None, None),
+            };
             let op = SignOp {
-                key: None,
-                how: Signer::Public(Box::new(verifier)),
-                hash: None,
-                digest_info: None,
+                key: Some(handle),
+                how: Signer::Raw(how),
+                hash,
+                digest_info,
                 buf: Vec::new(),
                 sig_len: pubkey::signature_len(&object.attrs)?,
                 multipart: false,
             };
-            return self.install_sign_op(h, signing, op);
-        }
-        let handle = object
-            .key
-            .clone()
-            .ok_or(ckr!(CKR_KEY_TYPE_INCONSISTENT, "not a key"))?;
-        let hmac_len = match m.mechanism {
-            CKM_SHA256_HMAC => Some(32),
-            CKM_SHA384_HMAC => Some(48),
-            CKM_SHA512_HMAC => Some(64),
-            _ => None,
-        };
-        if let Some(hash_len) = hmac_len {
-            let generic = object.class() == CKO_SECRET_KEY
-                && get_ulong(&object.attrs, CKA_KEY_TYPE) == Some(CKK_GENERIC_SECRET);
-            if !generic {
-                return Err(ckr!(
-                    CKR_KEY_TYPE_INCONSISTENT,
-                    "HMAC needs a generic secret key"
-                ));
-            }
-            if !get_bool(
-                &object.attrs,
-                if signing { CKA_SIGN } else { CKA_VERIFY },
-                false,
-            ) {
-                return Err(ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED));
-            }
-            if !m.param.is_empty() {
-                return Err(ckr!(CKR_MECHANISM_PARAM_INVALID));
-            }
-            let op = SignOp {
-                key: Some(handle),
-                how: Signer::Hmac(hash_len),
-                hash: None,
-                digest_info: None,
-                buf: Vec::new(),
-                sig_len: hash_len,
-                multipart: false,
-            };
-            return self.install_sign_op(h, signing, op);
-        }
-        let class_ok = if signing {
-            object.class() == CKO_PRIVATE_KEY
-        } else {
-            matches!(object.class(), CKO_PUBLIC_KEY | CKO_PRIVATE_KEY)
-        };
-        let usage = if signing { CKA_SIGN } else { CKA_VERIFY };
-        if !class_ok {
-            return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT));
-        }
-        // A private key object verifies with the pair's public half.
-        let may = get_bool(&object.attrs, usage, false)
-            || (object.class() == CKO_PRIVATE_KEY
-                && !signing
-                && get_bool(&object.attrs, CKA_SIGN, false));
-        if !may {
-            return Err(ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED));
-        }
-        let key_type = get_ulong(&object.attrs, CKA_KEY_TYPE);
-        let (how, hash_mech, want) = match m.mechanism {
-            CKM_ECDSA => (RawSign::EcdsaDigest, None, CKK_EC),
-            CKM_ECDSA_SHA256 => (RawSign::EcdsaDigest, Some(CKM_SHA256), CKK_EC),
-            CKM_ECDSA_SHA384 => (RawSign::EcdsaDigest, Some(CKM_SHA384), CKK_EC),
-            CKM_ECDSA_SHA512 => (RawSign::EcdsaDigest, Some(CKM_SHA512), CKK_EC),
-            CKM_EDDSA => (RawSign::EdDsa, None, CKK_EC_EDWARDS),
-            CKM_RSA_PKCS => (RawSign::RsaPkcs1, None, CKK_RSA),
-            CKM_SHA256_RSA_PKCS => (RawSign::RsaPkcs1DigestInfo, Some(CKM_SHA256), CKK_RSA),
-            CKM_SHA384_RSA_PKCS => (RawSign::RsaPkcs1DigestInfo, Some(CKM_SHA384), CKK_RSA),
-            CKM_SHA512_RSA_PKCS => (RawSign::RsaPkcs1DigestInfo, Some(CKM_SHA512), CKK_RSA),
-            CKM_RSA_PKCS_PSS
-            | CKM_SHA256_RSA_PKCS_PSS
-            | CKM_SHA384_RSA_PKCS_PSS
-            | CKM_SHA512_RSA_PKCS_PSS => {
-                let implied = match m.mechanism {
-                    CKM_SHA256_RSA_PKCS_PSS => Some(CKM_SHA256),
-                    CKM_SHA384_RSA_PKCS_PSS => Some(CKM_SHA384),
-                    CKM_SHA512_RSA_PKCS_PSS => Some(CKM_SHA512),
-                    _ => None,
-                };
-                let (hash, salt_len) = pss_params(m, implied)?;
-                let hash_len = sha(hash)?.0.output_len();
-                (RawSign::RsaPss { hash_len, salt_len }, implied, CKK_RSA)
-            }
-            _ => return Err(ckr!(CKR_MECHANISM_INVALID)),
-        };
-        if key_type != Some(want) {
-            return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT));
-        }
-        // Only the PSS mechanisms take a parameter.
-        if !matches!(how, RawSign::RsaPss { .. }) && !m.param.is_empty() {
-            return Err(ckr!(CKR_MECHANISM_PARAM_INVALID));
-        }
-        let (hash, digest_info) = match hash_mech {
-            Some(hm) => {
-                let (alg, info) = sha(hm)?;
-                (
-                    Some(alg),
-                    matches!(how, RawSign::RsaPkcs1DigestInfo).then_some(info),
-                )
-            }
-            None => (None, None),
-        };
-        let op = SignOp {
-            key: Some(handle),
-            how: Signer::Raw(how),
-            hash,
-            digest_info,
-            buf: Vec::new(),
-            sig_len: pubkey::signature_len(&object.attrs)?,
-            multipart: false,
-        };
+            Ok(op)
+        })?;
         self.install_sign_op(h, signing, op)
     }
 

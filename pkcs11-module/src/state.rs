@@ -53,7 +53,7 @@ fn open(config: &Config) -> Result<Arc<Module>> {
 /// module counts as initialised.
 pub fn initialize(on_success: impl FnOnce()) -> Result<()> {
     let mut state = STATE.write().unwrap_or_else(|p| p.into_inner());
-    let pid = std::process::id();
+    let pid = crate::ffi::fork::current_pid();
     let mut forked = false;
     if let Some(global) = state.as_ref() {
         if global.pid == pid {
@@ -78,7 +78,7 @@ pub fn initialize(on_success: impl FnOnce()) -> Result<()> {
 pub fn finalize() -> Result<()> {
     let mut state = STATE.write().unwrap_or_else(|p| p.into_inner());
     match state.as_ref() {
-        Some(global) if global.pid == std::process::id() => {
+        Some(global) if global.pid == crate::ffi::fork::current_pid() => {
             crate::ffi::fork::release_lock();
             state.take();
             Ok(())
@@ -92,7 +92,7 @@ pub fn finalize() -> Result<()> {
 pub fn check_initialized() -> Result<()> {
     let state = STATE.read().unwrap_or_else(|p| p.into_inner());
     match state.as_ref() {
-        Some(global) if global.pid == std::process::id() => Ok(()),
+        Some(global) if global.pid == crate::ffi::fork::current_pid() => Ok(()),
         _ => Err(Pkcs11Error::NotInitialized),
     }
 }
@@ -100,7 +100,7 @@ pub fn check_initialized() -> Result<()> {
 /// The current instance, or CKR_CRYPTOKI_NOT_INITIALIZED. Opens a forked
 /// child's deferred backend.
 pub fn module() -> Result<Arc<Module>> {
-    let pid = std::process::id();
+    let pid = crate::ffi::fork::current_pid();
     {
         let state = STATE.read().unwrap_or_else(|p| p.into_inner());
         match state.as_ref() {

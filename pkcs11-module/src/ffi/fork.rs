@@ -10,7 +10,7 @@
 
 use std::ffi::c_int;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::sync::Once;
 
 extern "C" {
@@ -26,8 +26,12 @@ extern "C" {
 static LOCK_FD: AtomicI32 = AtomicI32::new(-1);
 static REGISTER: Once = Once::new();
 
+/// This process's id once read (0: not yet); cleared in a forked child.
+static PID: AtomicU32 = AtomicU32::new(0);
+
 /// Runs in the child right after fork(): only async-signal-safe calls.
 unsafe extern "C" fn in_child() {
+    PID.store(0, Ordering::SeqCst);
     let fd = LOCK_FD.swap(-1, Ordering::SeqCst);
     if fd >= 0 {
         // SAFETY: `fd` is the inherited copy of the parent's lock file
@@ -41,11 +45,30 @@ unsafe extern "C" fn in_child() {
 /// nothing to hand over), registering the fork handler on first use. The
 /// module is linked with `-z nodelete`, so the handler stays mapped.
 pub(crate) fn hold_lock(fd: Option<RawFd>) {
+    register();
+    LOCK_FD.store(fd.unwrap_or(-1), Ordering::SeqCst);
+}
+
+fn register() {
     REGISTER.call_once(|| {
         // SAFETY: registers a handler that lives as long as the process.
         unsafe { pthread_atfork(None, None, Some(in_child)) };
     });
-    LOCK_FD.store(fd.unwrap_or(-1), Ordering::SeqCst);
+}
+
+/// The calling process's id, read once (every entry point asks, and
+/// getpid is a system call): the fork handler clears the cache in a
+/// child, so a fork()ed child sees its own id. (A child made without
+/// fork's handlers, by vfork or posix_spawn, runs exec before any call.)
+pub(crate) fn current_pid() -> u32 {
+    let cached = PID.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    register();
+    let pid = std::process::id();
+    PID.store(pid, Ordering::Relaxed);
+    pid
 }
 
 /// Forgets the lock descriptor before its owner closes it.

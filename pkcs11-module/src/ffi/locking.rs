@@ -73,7 +73,7 @@ pub(crate) fn from_args(args: &CK_C_INITIALIZE_ARGS) -> Result<Option<AppMutex>>
         return Err(app_error(CKR_MUTEX_BAD));
     }
     Ok(Some(AppMutex {
-        pid: std::process::id(),
+        pid: crate::ffi::fork::current_pid(),
         mutex,
         destroy,
         lock,
@@ -104,7 +104,10 @@ pub(crate) fn install(app: Option<AppMutex>) {
 /// error is ignored, the module being finalised already.
 pub(crate) fn uninstall() {
     let mut slot = APP.write().unwrap_or_else(|p| p.into_inner());
-    if slot.as_ref().is_some_and(|a| a.pid == std::process::id()) {
+    if slot
+        .as_ref()
+        .is_some_and(|a| a.pid == crate::ffi::fork::current_pid())
+    {
         ACTIVE.store(false, Ordering::SeqCst);
         if let Some(app) = slot.take() {
             app.discard();
@@ -135,7 +138,7 @@ pub(crate) fn acquire() -> std::result::Result<Option<Held>, CK_RV> {
     let (mutex, lock, unlock) = {
         let slot = APP.read().unwrap_or_else(|p| p.into_inner());
         match slot.as_ref() {
-            Some(a) if a.pid == std::process::id() => (a.mutex, a.lock, a.unlock),
+            Some(a) if a.pid == crate::ffi::fork::current_pid() => (a.mutex, a.lock, a.unlock),
             _ => return Ok(None),
         }
     };
