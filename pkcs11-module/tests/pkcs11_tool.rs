@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::tool::{embedded_fixture, ok, tool};
+use common::tool::{assert_test_threads_pass, embedded_fixture, ok, tool};
 use common::{tinfoil_path, write_embedded_config};
 
 const SO: &str = "12345678";
@@ -145,21 +145,7 @@ fn keygen_objects_and_encrypt_decrypt_across_runs() {
 fn test_threads_races_initialize() {
     let dir = fixture();
     let d = dir.path();
-    let out = ok(
-        d,
-        &[
-            "--test-threads",
-            "INGISLT0",
-            "--test-threads",
-            "INGISLT0",
-            "--test-threads",
-            "ILGISLT0",
-            "--test-threads",
-            "INGISL",
-        ],
-    );
-    assert!(!out.contains("some errors"), "{out}");
-    assert!(out.contains("C_GetInfo returned CKR_OK"), "{out}");
+    assert_test_threads_pass(d);
 }
 
 #[test]

@@ -316,24 +316,10 @@ fn pkcs1_encryption(which: Which) {
 /// A public key imported with C_CreateObject (modulus and exponent of a
 /// pair) verifies CKM_RSA_PKCS signatures of raw input.
 fn imported_public_key_verifies_raw(which: Which) {
-    use cryptoki::object::{KeyType, ObjectClass};
     let m = load(which);
     let session = user_session(&m, "rsa-import");
     let (public, private) = rsa_pair(&session, 2048, false);
-    let attrs = session
-        .get_attributes(
-            public,
-            &[AttributeType::Modulus, AttributeType::PublicExponent],
-        )
-        .unwrap();
-    let mut template = vec![
-        Attribute::Class(ObjectClass::PUBLIC_KEY),
-        Attribute::KeyType(KeyType::RSA),
-        Attribute::Token(false),
-        Attribute::Verify(true),
-    ];
-    template.extend(attrs);
-    let imported = session.create_object(&template).unwrap();
+    let imported = common::import_rsa_public(&session, public);
     for input in [&b"raw bytes to sign"[..], &[0x5a; 36], &[0xa5; 245]] {
         let sig = session.sign(&Mechanism::RsaPkcs, private, input).unwrap();
         session

@@ -359,20 +359,7 @@ fn imported_public_keys_verify(which: Which) {
         vec![Attribute::ModulusBits(2048.into())],
         "rsa-src",
     );
-    let attrs = session
-        .get_attributes(
-            public_rsa,
-            &[AttributeType::Modulus, AttributeType::PublicExponent],
-        )
-        .unwrap();
-    let mut imported = vec![
-        Attribute::Class(ObjectClass::PUBLIC_KEY),
-        Attribute::KeyType(KeyType::RSA),
-        Attribute::Token(false),
-        Attribute::Verify(true),
-    ];
-    imported.extend(attrs);
-    let rsa_public = session.create_object(&imported).unwrap();
+    let rsa_public = common::import_rsa_public(&session, public_rsa);
     let sig = session
         .sign(&Mechanism::Sha256RsaPkcs, private_rsa, &msg)
         .unwrap();

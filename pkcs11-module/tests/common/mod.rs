@@ -319,3 +319,26 @@ pub fn der_uint(magnitude: &[u8]) -> Vec<u8> {
     body.extend(trimmed);
     der(0x02, &body)
 }
+
+/// Imports the public half of an RSA key pair as a session public key
+/// object that may verify (C_CreateObject with its modulus and exponent).
+pub fn import_rsa_public(
+    session: &cryptoki::session::Session,
+    public: cryptoki::object::ObjectHandle,
+) -> cryptoki::object::ObjectHandle {
+    use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
+    let attrs = session
+        .get_attributes(
+            public,
+            &[AttributeType::Modulus, AttributeType::PublicExponent],
+        )
+        .unwrap();
+    let mut template = vec![
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::KeyType(KeyType::RSA),
+        Attribute::Token(false),
+        Attribute::Verify(true),
+    ];
+    template.extend(attrs);
+    session.create_object(&template).unwrap()
+}

@@ -120,3 +120,23 @@ pub fn embedded_fixture(so: &str, pin: &str) -> tempfile::TempDir {
     );
     dir
 }
+
+/// `pkcs11-tool --test-threads` with four racing threads (C_Initialize,
+/// slots, tokens, sessions, login, object listing) passes with no errors.
+pub fn assert_test_threads_pass(dir: &Path) {
+    let out = ok(
+        dir,
+        &[
+            "--test-threads",
+            "INGISLT0",
+            "--test-threads",
+            "INGISLT0",
+            "--test-threads",
+            "ILGISLT0",
+            "--test-threads",
+            "INGISL",
+        ],
+    );
+    assert!(!out.contains("some errors"), "{out}");
+    assert!(out.contains("C_GetInfo returned CKR_OK"), "{out}");
+}
