@@ -25,6 +25,7 @@ fn open_store(dir: &std::path::Path) -> Hsm {
         },
         clock: Arc::new(SystemClock),
         cache_capacity: 1024,
+        account: Default::default(),
     };
     Hsm::init(dir, &SecretString::from("bench passphrase"), options).expect("init")
 }

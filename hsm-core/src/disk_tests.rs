@@ -21,6 +21,7 @@ fn options(clock: Arc<ManualClock>) -> HsmOptions {
         },
         clock,
         cache_capacity: 16,
+        account: Default::default(),
     }
 }
 

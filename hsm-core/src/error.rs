@@ -55,6 +55,24 @@ pub enum Error {
     /// version, missing or unreadable (`StoreUnavailableException`).
     #[error("{0}")]
     StoreUnavailable(String),
+    /// The caller may not do this (`AccessDeniedException`).
+    #[error("{0}")]
+    AccessDenied(String),
+    /// The request's access key is unknown or inactive (`UnrecognizedClientException`).
+    #[error("{0}")]
+    UnrecognizedClient(String),
+    /// The request's SigV4 signature does not match or has expired
+    /// (`InvalidSignatureException`; not a signature made by a key, which
+    /// is [`Error::InvalidSignature`]).
+    #[error("{0}")]
+    SignatureDoesNotMatch(String),
+    /// The checks passed, and the request asked not to be carried out
+    /// (`DryRunOperationException`).
+    #[error("{0}")]
+    DryRun(String),
+    /// A key policy is not valid (`MalformedPolicyDocumentException`).
+    #[error("{0}")]
+    MalformedPolicyDocument(String),
     /// An internal failure: storage I/O or a broken invariant (`KMSInternalException`).
     #[error("{0}")]
     Internal(String),
@@ -78,6 +96,11 @@ impl Error {
             Error::LimitExceeded(_) => "LimitExceededException",
             Error::IncorrectPassphrase => "IncorrectPassphraseException",
             Error::StoreUnavailable(_) => "StoreUnavailableException",
+            Error::AccessDenied(_) => "AccessDeniedException",
+            Error::UnrecognizedClient(_) => "UnrecognizedClientException",
+            Error::SignatureDoesNotMatch(_) => "InvalidSignatureException",
+            Error::DryRun(_) => "DryRunOperationException",
+            Error::MalformedPolicyDocument(_) => "MalformedPolicyDocumentException",
             Error::Internal(_) => "KMSInternalException",
         }
     }

@@ -14,6 +14,8 @@ use crate::cache::{Material, MaterialCache, VersionMaterial};
 use crate::changes::{Change, Changes};
 use crate::clock::{Clock, SystemClock, DAY};
 use crate::error::{Error, Result};
+use crate::identity::Account;
+use crate::users::{self, Identities};
 use crate::ids::{parse_key_ref, KeyRef};
 use crate::model::{AliasRecord, KeyRecord, VersionInfo};
 use crate::outputs::TickReport;
@@ -30,6 +32,8 @@ pub struct HsmOptions {
     pub clock: Arc<dyn Clock>,
     /// How many unwrapped key versions to keep in memory.
     pub cache_capacity: usize,
+    /// The account and region every ARN names (one per process).
+    pub account: Account,
 }
 
 impl Default for HsmOptions {
@@ -38,6 +42,7 @@ impl Default for HsmOptions {
             kdf: KdfParams::default(),
             clock: Arc::new(SystemClock),
             cache_capacity: 1024,
+            account: Account::default(),
         }
     }
 }
@@ -89,6 +94,7 @@ pub struct Hsm {
     cache: MaterialCache,
     options: HsmOptions,
     changes: Changes,
+    identities: RwLock<Identities>,
 }
 
 /// The state's write lock. Dropping it after a change (any mutable access)
@@ -191,21 +197,31 @@ fn seal_root_key(
 }
 
 impl Hsm {
-    /// Whether `data_dir` holds a store.
+    /// Whether `data_dir` holds a store. An incomplete one (left by an
+    /// interrupted init of an older version) is not a store: `init`
+    /// replaces it.
     pub fn is_initialized(data_dir: &Path) -> bool {
-        store::exists(data_dir)
+        store::exists(data_dir) && !store::incomplete(data_dir)
+    }
+
+    /// Whether `data_dir` holds an incomplete store (see
+    /// [`Hsm::is_initialized`]) that `init` will remove.
+    pub fn is_incomplete(data_dir: &Path) -> bool {
+        store::incomplete(data_dir)
     }
 
     /// Creates a new store in `data_dir` (created with mode 0700), sealed
     /// under `passphrase`. Fails with AlreadyExists if one is there.
     pub fn init(data_dir: &Path, passphrase: &SecretString, options: HsmOptions) -> Result<Hsm> {
         check_passphrase(passphrase)?;
+        crate::identity::install(&options.account)?;
         // Derive once before touching the disk: bad parameters change nothing.
         sealing::derive_kek(passphrase, &[0u8; sealing::SALT_LEN], &options.kdf)?;
         store::prepare_dir(data_dir)?;
-        let mut store = Store::open(data_dir, true)?;
         let root_key = sealing::random_key()?;
-        seal_root_key(&mut store, &root_key, passphrase, &options.kdf)?;
+        let store = Store::create(data_dir, |store| {
+            seal_root_key(store, &root_key, passphrase, &options.kdf)
+        })?;
         Self::assemble(store, root_key, options)
     }
 
@@ -213,6 +229,7 @@ impl Hsm {
     /// `Error::IncorrectPassphrase` and changes nothing.
     pub fn open(data_dir: &Path, passphrase: &SecretString, options: HsmOptions) -> Result<Hsm> {
         check_passphrase(passphrase)?;
+        crate::identity::install(&options.account)?;
         if !store::exists(data_dir) {
             return Err(Error::StoreUnavailable(format!(
                 "no Tinfoil store in {}; run init first",
@@ -220,8 +237,14 @@ impl Hsm {
             )));
         }
         store::prepare_dir(data_dir)?;
-        let store = Store::open(data_dir, false)?;
-        let missing = || Error::StoreUnavailable("the store was never fully initialised".into());
+        let store = Store::open(data_dir)?;
+        let missing = || {
+            Error::StoreUnavailable(format!(
+                "the store in {} was never fully initialised (an init was interrupted); \
+                 run init again: it replaces an incomplete store",
+                data_dir.display()
+            ))
+        };
         let salt = store.meta(META_SALT)?.ok_or_else(missing)?;
         let params = decode_params(&store.meta(META_PARAMS)?.ok_or_else(missing)?)?;
         let wrapped = store.meta(META_ROOT)?.ok_or_else(missing)?;
@@ -233,6 +256,7 @@ impl Hsm {
 
     fn assemble(store: Store, root_key: SecretKey, options: HsmOptions) -> Result<Hsm> {
         let loaded = store.load_all()?;
+        let identities = users::load(&store.conn)?;
         Ok(Hsm {
             state: RwLock::new(State {
                 keys: loaded.keys,
@@ -246,6 +270,7 @@ impl Hsm {
             // Not 0: a restarted daemon must not repeat a generation a
             // client saw before the restart.
             changes: Changes::new(generation_origin()),
+            identities: RwLock::new(identities),
         })
     }
 
@@ -359,6 +384,24 @@ impl Hsm {
     /// stays the parent's alone and ends when the parent drops the `Hsm`.
     pub fn lock_fd(&self) -> std::os::fd::RawFd {
         self.lock_store().lock_fd()
+    }
+
+    pub(crate) fn read_identities(&self) -> RwLockReadGuard<'_, Identities> {
+        self.identities.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn write_identities(&self) -> RwLockWriteGuard<'_, Identities> {
+        self.identities.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The root key, for wrapping secrets other than key material.
+    pub(crate) fn root_key(&self) -> &[u8; KEY_LEN] {
+        &self.root_key
+    }
+
+    /// The account and region this store's ARNs name.
+    pub fn account(&self) -> &Account {
+        &self.options.account
     }
 
     pub(crate) fn cache(&self) -> &MaterialCache {

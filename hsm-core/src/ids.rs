@@ -6,7 +6,7 @@ use std::str::FromStr;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::model::ARN_PREFIX;
+use crate::model::arn_prefix;
 use crate::types::printable;
 
 /// The longest key reference accepted (as in KMS).
@@ -30,7 +30,8 @@ pub(crate) fn parse_key_ref(text: &str) -> Result<KeyRef> {
             "a key id must be 1 to {MAX_KEY_REF} characters"
         )));
     }
-    let bare = match text.strip_prefix(ARN_PREFIX) {
+    let installed = arn_prefix();
+    let bare = match text.strip_prefix(installed.kms_prefix.as_str()) {
         Some(rest) if rest.starts_with("alias/") => rest,
         Some(rest) => rest.strip_prefix("key/").ok_or_else(|| not_found(text))?,
         None if text.starts_with("arn:") => return Err(not_found(text)),
@@ -113,6 +114,8 @@ pub(crate) fn validate_token(token: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ARN_PREFIX: &str = "arn:aws:kms:us-east-1:111122223333:";
 
     #[test]
     fn parses_every_form_of_key_reference() {

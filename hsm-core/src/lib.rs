@@ -19,7 +19,9 @@ pub mod changes;
 pub mod clock;
 pub mod envelope;
 pub mod error;
+mod gate;
 mod hsm;
+mod identity;
 mod ids;
 pub mod mechanisms;
 mod model;
@@ -31,13 +33,17 @@ mod sealing;
 mod store;
 pub mod token;
 pub mod types;
+mod users;
 
 #[cfg(test)]
 mod disk_tests;
 
 pub use clock::{Clock, ManualClock, SystemClock, DAY};
 pub use error::{Error, Result};
+pub use gate::Gate;
 pub use hsm::{Hsm, HsmOptions};
+pub use identity::{Account, Caller, Principal, DEFAULT_ACCOUNT_ID, DEFAULT_REGION};
+pub use users::{AccessKeyInfo, NewAccessKey, SigV4Check, UserInfo, MAX_ACCESS_KEYS_PER_PRINCIPAL};
 pub use ops_keys::MAX_TAGS_PER_KEY;
 pub use outputs::*;
 pub use sealing::KdfParams;

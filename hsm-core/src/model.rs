@@ -7,8 +7,11 @@ use uuid::Uuid;
 
 use crate::types::{KeySpec, KeyState, KeyUsage, Origin, RotationType, UnixSeconds};
 
-/// The prefix of every resource name this store hands out.
-pub(crate) const ARN_PREFIX: &str = "arn:tinfoil:kms:local:000000000000:";
+/// The prefix of every resource name this process hands out:
+/// `arn:aws:kms:<region>:<account>:` of the installed account.
+pub(crate) fn arn_prefix() -> std::sync::Arc<crate::identity::InstalledAccount> {
+    crate::identity::installed()
+}
 
 /// One key version's public facts (the material stays in the database).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +58,7 @@ impl KeyRecord {
 
 /// The resource name of a key id.
 pub(crate) fn key_arn(id: &Uuid) -> String {
-    format!("{ARN_PREFIX}key/{}", id.hyphenated())
+    format!("{}key/{}", arn_prefix().kms_prefix, id.hyphenated())
 }
 
 /// An alias and where it points.

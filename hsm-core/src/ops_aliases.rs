@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::hsm::{require_not_pending, Hsm, State};
 use crate::ids::{validate_alias_name, validate_tag};
-use crate::model::{AliasRecord, ARN_PREFIX};
+use crate::model::{arn_prefix, AliasRecord};
 use crate::ops_keys::{alias_marker, merge_tags, paginate, tag_marker};
 use crate::store;
 use crate::types::{AliasEntry, Page, Tag};
@@ -16,7 +16,7 @@ impl Hsm {
     /// alias), of a key not pending deletion.
     fn alias_target(state: &State, target_key_id: &str) -> Result<Uuid> {
         if target_key_id.starts_with("alias/")
-            || target_key_id.starts_with(&format!("{ARN_PREFIX}alias/"))
+            || target_key_id.starts_with(&format!("{}alias/", arn_prefix().kms_prefix))
         {
             return Err(Error::validation(
                 "an alias must point at a key id, not at another alias",
@@ -105,11 +105,12 @@ impl Hsm {
                 .values()
                 .filter(|a| only.is_none_or(|id| a.target == id))
                 .map(|a| {
+                    let prefix = &arn_prefix().kms_prefix;
                     (
                         a.name.clone(),
                         AliasEntry {
                             alias_name: a.name.clone(),
-                            alias_arn: format!("{ARN_PREFIX}{}", a.name),
+                            alias_arn: format!("{prefix}{}", a.name),
                             target_key_id: a.target.hyphenated().to_string(),
                             creation_date: a.creation_date,
                             last_updated_date: a.last_updated_date,

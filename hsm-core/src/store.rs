@@ -5,10 +5,16 @@
 //! survives power loss), `secure_delete=ON` (deleted rows are overwritten
 //! with zeros), one transaction per operation, and at most one process per
 //! data directory (an exclusive lock on `tinfoil.lock`).
+//!
+//! Init is atomic: a new store is built under a temporary name
+//! (`tinfoil.db.partial`, rollback journal) in the data directory, synced,
+//! and renamed to `tinfoil.db` only when complete, so a crash at any point of
+//! init leaves no store or a complete one. Every file of the store (the
+//! database, its `-wal` and `-shm`, the lock) is mode 0600.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -22,6 +28,12 @@ use crate::types::{KeySpec, KeyState, KeyUsage, Origin, RotationType, UnixSecond
 /// The database file's name inside the data directory.
 pub(crate) const DB_FILE: &str = "tinfoil.db";
 const LOCK_FILE: &str = "tinfoil.lock";
+/// The name a new store is built under until it is complete.
+const PARTIAL_FILE: &str = "tinfoil.db.partial";
+/// SQLite's companions of a database file (`tinfoil.db-wal`, ...).
+const COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
+/// The mode of every file of the store.
+const FILE_MODE: u32 = 0o600;
 
 /// Forward migrations; entry `i` moves the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -85,6 +97,23 @@ const MIGRATIONS: &[&str] = &[
     // 3: a key's PKCS#11 objects by key id (reloading one changed key's
     // objects; the cascade when a key is destroyed).
     "CREATE INDEX p11_objects_by_key ON p11_objects(key_id);",
+    // 4: users and their access keys. `principal` is a user name or
+    // `root` (the account's administrators); the secret is wrapped under
+    // the root key, bound to its access key id.
+    "CREATE TABLE users (
+        user_name TEXT PRIMARY KEY,
+        created INTEGER NOT NULL,
+        unix_uid INTEGER UNIQUE,
+        cert_fingerprint TEXT UNIQUE
+     );
+     CREATE TABLE access_keys (
+        access_key_id TEXT PRIMARY KEY,
+        principal TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        wrapped_secret BLOB NOT NULL
+     );
+     CREATE INDEX access_keys_by_principal ON access_keys(principal);",
 ];
 
 /// The schema version this build writes.
@@ -137,6 +166,131 @@ pub(crate) fn exists(dir: &Path) -> bool {
     dir.join(DB_FILE).is_file()
 }
 
+/// Whether `dir` holds a database file that is not a store: one left by an
+/// init of an older Tinfoil that was interrupted (no sealed root key and no
+/// keys; an empty file counts). A file SQLite cannot read is not incomplete
+/// (it is never removed).
+pub(crate) fn incomplete(dir: &Path) -> bool {
+    let path = db_path(dir);
+    match fs::metadata(&path) {
+        Ok(meta) if meta.is_file() && meta.len() == 0 => return true,
+        Ok(meta) if meta.is_file() => {}
+        _ => return false,
+    }
+    let Ok(conn) = Connection::open_with_flags(
+        &path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) else {
+        return false;
+    };
+    let count = |sql: &str| -> Option<i64> { conn.query_row(sql, [], |r| r.get(0)).ok() };
+    let tables = |name: &str| {
+        count(&format!(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '{name}'"
+        ))
+    };
+    let (Some(meta_tables), Some(key_tables)) = (tables("meta"), tables("keys")) else {
+        return false;
+    };
+    let sealed = if meta_tables == 0 {
+        Some(0)
+    } else {
+        count("SELECT count(*) FROM meta WHERE name = 'wrapped_root_key'")
+    };
+    let keys = if key_tables == 0 {
+        Some(0)
+    } else {
+        count("SELECT count(*) FROM keys")
+    };
+    sealed == Some(0) && keys == Some(0)
+}
+
+/// Removes `file` and its SQLite companions; whether anything was there.
+fn remove_with_companions(dir: &Path, file: &str) -> Result<bool> {
+    let mut removed = false;
+    for name in
+        std::iter::once(file.to_owned()).chain(COMPANIONS.iter().map(|c| format!("{file}{c}")))
+    {
+        let path = dir.join(&name);
+        match fs::remove_file(&path) {
+            Ok(()) => removed = true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(unavailable(format!(
+                    "cannot remove {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Makes the store's files (database, WAL, shared memory, lock) mode 0600;
+/// stores made before this rule had 0644 files.
+fn restrict_files(dir: &Path) -> Result<()> {
+    let names = [
+        DB_FILE.to_owned(),
+        format!("{DB_FILE}-wal"),
+        format!("{DB_FILE}-shm"),
+        LOCK_FILE.to_owned(),
+    ];
+    for name in names {
+        let path = dir.join(name);
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_file() && meta.permissions().mode() & 0o777 != FILE_MODE {
+            fs::set_permissions(&path, fs::Permissions::from_mode(FILE_MODE)).map_err(|e| {
+                unavailable(format!(
+                    "cannot restrict {} to mode 0600: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens (creating, mode 0600) and takes the data directory's lock.
+fn take_lock(dir: &Path) -> Result<File> {
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(FILE_MODE)
+        .open(dir.join(LOCK_FILE))
+        .map_err(|e| {
+            unavailable(format!(
+                "cannot open the lock file in {}: {e}",
+                dir.display()
+            ))
+        })?;
+    lock.try_lock().map_err(|_| {
+        unavailable(format!(
+            "the store in {} is in use by another process",
+            dir.display()
+        ))
+    })?;
+    Ok(lock)
+}
+
+/// Flushes a file or directory to stable storage.
+fn sync_path(path: &Path) -> Result<()> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| unavailable(format!("cannot sync {}: {e}", path.display())))
+}
+
+/// Applies the settings every connection to a store uses.
+fn configure(conn: &Connection, journal_mode: &str) -> Result<()> {
+    conn.pragma_update(None, "journal_mode", journal_mode)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
 fn db_path(dir: &Path) -> PathBuf {
     dir.join(DB_FILE)
 }
@@ -148,51 +302,87 @@ impl Store {
         self._lock.as_raw_fd()
     }
 
-    /// Opens (creating when `create`) the database in `dir`, takes the lock,
-    /// applies the durability settings and forward migrations.
-    pub fn open(dir: &Path, create: bool) -> Result<Store> {
-        if !create && !exists(dir) {
+    /// Opens the existing database in `dir`, takes the lock, applies the
+    /// durability settings and forward migrations.
+    pub fn open(dir: &Path) -> Result<Store> {
+        if !exists(dir) {
             return Err(unavailable(format!(
                 "no Tinfoil store in {}; run init first",
                 dir.display()
             )));
         }
-        if create && exists(dir) {
-            return Err(Error::AlreadyExists(format!(
-                "{} already holds a Tinfoil store",
-                dir.display()
-            )));
-        }
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(LOCK_FILE))
-            .map_err(|e| {
-                unavailable(format!(
-                    "cannot open the lock file in {}: {e}",
-                    dir.display()
-                ))
-            })?;
-        lock.try_lock().map_err(|_| {
-            unavailable(format!(
-                "the store in {} is in use by another process",
-                dir.display()
-            ))
-        })?;
-        let conn = Connection::open(db_path(dir)).map_err(|e| {
+        let lock = take_lock(dir)?;
+        Self::open_locked(dir, lock)
+    }
+
+    fn open_locked(dir: &Path, lock: File) -> Result<Store> {
+        restrict_files(dir)?;
+        let conn = Connection::open_with_flags(
+            db_path(dir),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| {
             unavailable(format!(
                 "cannot open the database in {}: {e}",
                 dir.display()
             ))
         })?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "secure_delete", "ON")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+        configure(&conn, "WAL")?;
+        restrict_files(dir)?;
         let mut store = Store { conn, _lock: lock };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Creates a store in `dir` atomically: under the lock, builds the
+    /// database under a temporary name (schema, then `seal`'s writes in one
+    /// transaction), syncs it and renames it into place, then opens it.
+    /// Leftovers of an interrupted init (the temporary files, or an
+    /// [`incomplete`] database of an older version) are removed first; a
+    /// complete store is `AlreadyExists` and untouched.
+    pub fn create(dir: &Path, seal: impl FnOnce(&mut Store) -> Result<()>) -> Result<Store> {
+        let lock = take_lock(dir)?;
+        if exists(dir) {
+            if !incomplete(dir) {
+                return Err(Error::AlreadyExists(format!(
+                    "{} already holds a Tinfoil store",
+                    dir.display()
+                )));
+            }
+            remove_with_companions(dir, DB_FILE)?;
+        }
+        remove_with_companions(dir, PARTIAL_FILE)?;
+        let partial = dir.join(PARTIAL_FILE);
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&partial)
+            .map_err(|e| unavailable(format!("cannot create {}: {e}", partial.display())))?;
+        let conn = Connection::open(&partial).map_err(|e| {
+            unavailable(format!(
+                "cannot create the database in {}: {e}",
+                dir.display()
+            ))
+        })?;
+        // A rollback journal while building: nothing but the one file is
+        // left to rename once the connection is closed.
+        configure(&conn, "DELETE")?;
+        let mut building = Store { conn, _lock: lock };
+        building.migrate()?;
+        seal(&mut building)?;
+        let Store { conn, _lock: lock } = building;
+        conn.close()
+            .map_err(|(_, e)| unavailable(format!("cannot close {}: {e}", partial.display())))?;
+        sync_path(&partial)?;
+        fs::rename(&partial, db_path(dir)).map_err(|e| {
+            unavailable(format!(
+                "cannot rename {} into place: {e}",
+                partial.display()
+            ))
+        })?;
+        sync_path(dir)?;
+        Self::open_locked(dir, lock)
     }
 
     fn migrate(&mut self) -> Result<()> {

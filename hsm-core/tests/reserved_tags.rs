@@ -20,6 +20,7 @@ fn store(dir: &std::path::Path) -> Hsm {
         },
         clock: Arc::new(ManualClock::new(1_700_000_000)),
         cache_capacity: 16,
+        account: Default::default(),
     };
     Hsm::init(dir, &SecretString::from("pass"), options).unwrap()
 }

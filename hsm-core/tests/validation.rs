@@ -225,9 +225,9 @@ fn every_key_argument_accepts_id_alias_and_both_arns() {
     }
     // Names from another partition, account or region are not this key.
     for name in [
-        format!("arn:aws:kms:us-east-1:111122223333:key/{key}"),
-        format!("arn:tinfoil:kms:local:111122223333:key/{key}"),
-        format!("arn:tinfoil:kms:elsewhere:000000000000:key/{key}"),
+        format!("arn:aws:kms:us-east-1:999988887777:key/{key}"),
+        format!("arn:aws:kms:eu-west-1:111122223333:key/{key}"),
+        format!("arn:aws-cn:kms:us-east-1:111122223333:key/{key}"),
         format!("{}x", key_arn(&key)),
         String::new(),
         "four/ways".into(),

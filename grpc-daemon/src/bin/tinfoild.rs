@@ -95,6 +95,7 @@ fn options(settings: &Settings, clock_file: Option<PathBuf>) -> HsmOptions {
         kdf: settings.kdf,
         clock,
         cache_capacity: settings.cache_capacity,
+        account: Default::default(),
     }
 }
 

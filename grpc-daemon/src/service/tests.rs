@@ -22,6 +22,7 @@ pub(crate) fn service(dir: &tempfile::TempDir, limits: CallLimits) -> KmsService
         },
         clock: Arc::new(ManualClock::new(1_700_000_000)),
         cache_capacity: 16,
+        account: Default::default(),
     };
     let secret = hsm_core::SecretString::from("unit-test passphrase".to_string());
     let hsm = Hsm::init(&dir.path().join("store"), &secret, options).expect("init");

@@ -19,7 +19,7 @@ use tempfile::TempDir;
 /// Where every test clock starts.
 pub const T0: i64 = 1_700_000_000;
 /// The resource-name prefix of every key and alias.
-pub const ARN_PREFIX: &str = "arn:tinfoil:kms:local:000000000000:";
+pub const ARN_PREFIX: &str = "arn:aws:kms:us-east-1:111122223333:";
 
 /// The passphrase every test store is sealed under.
 pub const PASSPHRASE: &str = "correct horse battery staple";
