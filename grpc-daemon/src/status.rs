@@ -29,6 +29,10 @@ pub fn code_of(err: &hsm_core::Error) -> Code {
         E::LimitExceeded(_) => Code::ResourceExhausted,
         E::IncorrectPassphrase => Code::PermissionDenied,
         E::StoreUnavailable(_) => Code::Unavailable,
+        E::AccessDenied(_) => Code::PermissionDenied,
+        E::UnrecognizedClient(_) | E::SignatureDoesNotMatch(_) => Code::Unauthenticated,
+        E::DryRun(_) => Code::FailedPrecondition,
+        E::MalformedPolicyDocument(_) => Code::InvalidArgument,
         E::Internal(_) => Code::Internal,
     }
 }

@@ -118,6 +118,13 @@ fn init(args: CommonArgs, env_secret: Option<SecretString>) -> Result<(), Daemon
     }
     let secret = passphrase::resolve(settings.passphrase_file.as_deref(), env_secret, true)?;
     let options = options(&settings, clock_file);
+    if Hsm::is_incomplete(&settings.data_dir) {
+        eprintln!(
+            "tinfoild: {} holds an incomplete store (an earlier init was interrupted); \
+             removing it and creating a new one",
+            settings.data_dir.display()
+        );
+    }
     Hsm::init(&settings.data_dir, &secret, options)?;
     tracing::info!(data_dir = %settings.data_dir.display(), "store created");
     println!("tinfoild: store created in {}", settings.data_dir.display());
