@@ -1,7 +1,7 @@
-//! Rendering any tinfoil.v1 response for people and scripts: proto3 JSON
-//! (through the embedded descriptor set) or a readable text table. Bytes
-//! are base64 in both; `*_date` fields are Unix seconds in JSON and UTC
-//! timestamps in text.
+//! Rendering any tinfoil.v1 response for people and scripts: JSON in the
+//! shapes `aws kms` prints (through the embedded descriptor set) or a
+//! readable text table. Bytes are base64 in both; `*_date` fields are Unix
+//! seconds in JSON and UTC timestamps in text.
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
@@ -28,14 +28,98 @@ pub fn dynamic<M: prost::Message + prost::Name>(message: &M) -> DynamicMessage {
         .expect("a message re-decodes under its own descriptor")
 }
 
-/// Proto3 JSON, pretty-printed.
+/// The response as `aws kms` prints it, pretty-printed: PascalCase names
+/// (the model's spelling), bytes in standard base64, dates as epoch-second
+/// numbers, booleans and numbers always present (`"Enabled": false`),
+/// lists of records always present, unset optional fields and empty lists
+/// of names left out. Bytes fields written to a file instead are left out.
 pub fn json(message: &DynamicMessage) -> String {
-    let mut out = Vec::new();
-    let mut ser = serde_json::Serializer::pretty(&mut out);
-    message
-        .serialize_with_options(&mut ser, &prost_reflect::SerializeOptions::new())
-        .expect("serialising to memory does not fail");
-    String::from_utf8(out).expect("serde_json writes UTF-8")
+    serde_json::to_string_pretty(&kms_value(message))
+        .expect("serialising a JSON value to memory does not fail")
+}
+
+/// The KMS name of a proto field: PascalCase, with the model's few
+/// irregular spellings.
+fn kms_name(field: &str) -> String {
+    match field {
+        "aws_account_id" => "AWSAccountId".to_string(),
+        other => pascal(other),
+    }
+}
+
+fn kms_scalar(value: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        Value::Bool(b) => J::Bool(*b),
+        Value::I32(v) => J::from(*v),
+        Value::I64(v) => J::from(*v),
+        Value::U32(v) => J::from(*v),
+        Value::U64(v) => J::from(*v),
+        Value::F32(v) => J::from(f64::from(*v)),
+        Value::F64(v) => J::from(*v),
+        Value::String(s) => J::String(s.clone()),
+        Value::Bytes(b) => J::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        Value::EnumNumber(n) => J::from(*n),
+        Value::Message(m) => kms_value(m),
+        Value::List(items) => J::Array(items.iter().map(kms_scalar).collect()),
+        Value::Map(map) => J::Object(
+            map.iter()
+                .map(|(k, v)| (k.as_str().unwrap_or_default().to_string(), kms_scalar(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// `message` as a KMS-shaped JSON object (see [`json`]).
+pub fn kms_value(message: &DynamicMessage) -> serde_json::Value {
+    let mut object = serde_json::Map::new();
+    for field in message.descriptor().fields() {
+        if field.supports_presence() && !message.has_field(&field) {
+            continue;
+        }
+        let value = message.get_field(&field);
+        let keep = match &*value {
+            // Record lists (Keys, Aliases, Tags) are always present, as KMS
+            // sends them; lists of names (SigningAlgorithms) only when set.
+            Value::List(items) => !items.is_empty() || matches!(field.kind(), Kind::Message(_)),
+            Value::Map(map) => !map.is_empty(),
+            // KMS never answers an empty blob: empty means "went to a file".
+            Value::Bytes(b) => !b.is_empty(),
+            _ => true,
+        };
+        if keep {
+            object.insert(kms_name(field.name()), kms_scalar(&value));
+        }
+    }
+    if message.descriptor().name() == "KeyMetadata" {
+        add_key_metadata_constants(&mut object);
+    }
+    serde_json::Value::Object(object)
+}
+
+/// The KeyMetadata members `aws kms describe-key` always shows that
+/// follow from the others: the account (from the ARN), the key manager,
+/// the legacy key spec name and the single-region flag.
+fn add_key_metadata_constants(object: &mut serde_json::Map<String, serde_json::Value>) {
+    let account = object
+        .get("Arn")
+        .and_then(|a| a.as_str())
+        .and_then(|arn| arn.split(':').nth(4))
+        .map(str::to_string);
+    if let Some(account) = account {
+        object
+            .entry("AWSAccountId")
+            .or_insert(serde_json::Value::String(account));
+    }
+    object
+        .entry("KeyManager")
+        .or_insert(serde_json::Value::String("CUSTOMER".into()));
+    if let Some(spec) = object.get("KeySpec").cloned() {
+        object.entry("CustomerMasterKeySpec").or_insert(spec);
+    }
+    object
+        .entry("MultiRegion")
+        .or_insert(serde_json::Value::Bool(false));
 }
 
 /// `snake_case` as `PascalCase`, the KMS spelling.
@@ -185,15 +269,55 @@ mod tests {
     }
 
     #[test]
-    fn json_uses_proto3_names_and_base64() {
+    fn json_uses_kms_names_and_base64() {
         let m = pb::EncryptResponse {
             ciphertext_blob: vec![1, 2, 3],
             key_id: "k".into(),
             encryption_algorithm: "SYMMETRIC_DEFAULT".into(),
         };
         let j: serde_json::Value = serde_json::from_str(&json(&dynamic(&m))).unwrap();
-        assert_eq!(j["ciphertextBlob"], "AQID");
-        assert_eq!(j["keyId"], "k");
+        assert_eq!(j["CiphertextBlob"], "AQID");
+        assert_eq!(j["KeyId"], "k");
+        assert_eq!(j["EncryptionAlgorithm"], "SYMMETRIC_DEFAULT");
+        assert_eq!(j.as_object().unwrap().len(), 3, "{j}");
+    }
+
+    #[test]
+    fn json_key_metadata_has_numbers_explicit_false_and_no_unset_fields() {
+        let m = pb::DescribeKeyResponse {
+            key_metadata: Some(pb::KeyMetadata {
+                key_id: "1234abcd-12ab-34cd-56ef-1234567890ab".into(),
+                arn: "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+                    .into(),
+                key_spec: "SYMMETRIC_DEFAULT".into(),
+                key_state: "Disabled".into(),
+                enabled: false,
+                creation_date: 1_700_000_000,
+                encryption_algorithms: vec!["SYMMETRIC_DEFAULT".into()],
+                ..Default::default()
+            }),
+        };
+        let j: serde_json::Value = serde_json::from_str(&json(&dynamic(&m))).unwrap();
+        let meta = &j["KeyMetadata"];
+        assert_eq!(meta["Enabled"], false);
+        assert_eq!(meta["CreationDate"], 1_700_000_000);
+        assert_eq!(meta["Description"], "");
+        assert_eq!(meta["AWSAccountId"], "111122223333");
+        assert_eq!(meta["KeyManager"], "CUSTOMER");
+        assert_eq!(meta["CustomerMasterKeySpec"], "SYMMETRIC_DEFAULT");
+        assert_eq!(meta["MultiRegion"], false);
+        assert_eq!(meta["EncryptionAlgorithms"][0], "SYMMETRIC_DEFAULT");
+        assert!(meta.get("DeletionDate").is_none(), "{meta}");
+        assert!(meta.get("SigningAlgorithms").is_none(), "{meta}");
+    }
+
+    #[test]
+    fn json_record_lists_are_always_present() {
+        let j: serde_json::Value =
+            serde_json::from_str(&json(&dynamic(&pb::ListKeysResponse::default()))).unwrap();
+        assert_eq!(j["Keys"], serde_json::json!([]));
+        assert_eq!(j["Truncated"], false);
+        assert!(j.get("NextMarker").is_none(), "{j}");
     }
 
     #[test]

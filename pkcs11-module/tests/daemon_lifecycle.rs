@@ -52,18 +52,18 @@ fn cli_json(args: &[&str]) -> serde_json::Value {
 }
 
 fn key_ids() -> Vec<String> {
-    cli_json(&["list-keys"])["keys"]
+    cli_json(&["list-keys"])["Keys"]
         .as_array()
         .map(|keys| {
             keys.iter()
-                .filter_map(|k| k["keyId"].as_str().map(str::to_string))
+                .filter_map(|k| k["KeyId"].as_str().map(str::to_string))
                 .collect()
         })
         .unwrap_or_default()
 }
 
 fn key_state(key_id: &str) -> String {
-    cli_json(&["describe-key", "--key-id", key_id])["keyMetadata"]["keyState"]
+    cli_json(&["describe-key", "--key-id", key_id])["KeyMetadata"]["KeyState"]
         .as_str()
         .unwrap_or_default()
         .to_string()
@@ -79,9 +79,9 @@ fn pkcs11_keys_are_kms_keys_and_the_cli_lifecycle_reaches_the_module() {
     let ids = key_ids();
     assert_eq!(ids.len(), 1, "the PKCS#11 key is listed: {ids:?}");
     let key_id = &ids[0];
-    let meta = &cli_json(&["describe-key", "--key-id", key_id])["keyMetadata"];
-    assert_eq!(meta["token"], "shared", "{meta}");
-    assert_eq!(meta["keyState"], "Enabled", "{meta}");
+    let meta = &cli_json(&["describe-key", "--key-id", key_id])["KeyMetadata"];
+    assert_eq!(meta["Token"], "shared", "{meta}");
+    assert_eq!(meta["KeyState"], "Enabled", "{meta}");
     encrypt(&session, key).expect("an enabled key encrypts");
 
     // Disabled with the CLI: the module's next use fails.
@@ -108,7 +108,7 @@ fn pkcs11_keys_are_kms_keys_and_the_cli_lifecycle_reaches_the_module() {
         "--description",
         "made-by-cli",
     ]);
-    let cli_key = made["keyMetadata"]["keyId"].as_str().unwrap().to_string();
+    let cli_key = made["KeyMetadata"]["KeyId"].as_str().unwrap().to_string();
     let slot = m.p11.get_slots_with_initialized_token().unwrap()[0];
     let session = m.p11.open_rw_session(slot).unwrap();
     session
@@ -134,7 +134,7 @@ fn find_id(session: &Session, key_id: &str) -> Vec<ObjectHandle> {
 fn cli_key(args: &[&str]) -> String {
     let mut all = vec!["create-key", "--token", "fresh"];
     all.extend(args);
-    cli_json(&all)["keyMetadata"]["keyId"]
+    cli_json(&all)["KeyMetadata"]["KeyId"]
         .as_str()
         .unwrap()
         .to_string()

@@ -129,7 +129,7 @@ fn pkcs11_tool_on_the_daemon_backend() {
     let listed = daemon::cli(&["list-keys", "--output", "json"]);
     assert!(listed.status.success());
     let keys: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
-    assert_eq!(keys["keys"].as_array().map(Vec::len), Some(2), "{keys}");
+    assert_eq!(keys["Keys"].as_array().map(Vec::len), Some(2), "{keys}");
 
     // With an RSA signing pair and an RSA decryption pair besides the AES
     // and EC P-256 keys, --test runs its RSA checks too.

@@ -143,7 +143,7 @@ fn a_p521_key_made_with_the_cli_is_a_key_pair_object_that_signs() {
         String::from_utf8_lossy(&out.stderr)
     );
     let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let id = made["keyMetadata"]["keyId"]
+    let id = made["KeyMetadata"]["KeyId"]
         .as_str()
         .unwrap()
         .as_bytes()

@@ -17,7 +17,7 @@ fn create(daemon: &Daemon, spec: &str, usage: &str) -> String {
         usage,
         "--output",
         "json",
-    ]))["keyMetadata"]["keyId"]
+    ]))["KeyMetadata"]["KeyId"]
         .as_str()
         .expect("keyId")
         .to_string()
@@ -177,7 +177,7 @@ fn data_key_pairs() {
     let store = Store::init();
     let daemon = Daemon::start(&store, &[]);
     let dir = store.dir.path();
-    let wrapping = json(&daemon.cli(&["create-key", "--output", "json"]))["keyMetadata"]["keyId"]
+    let wrapping = json(&daemon.cli(&["create-key", "--output", "json"]))["KeyMetadata"]["KeyId"]
         .as_str()
         .unwrap()
         .to_string();
@@ -233,9 +233,9 @@ fn data_key_pairs() {
         "json",
     ]);
     let answer = json(&out);
-    assert!(answer.get("privateKeyPlaintext").is_none(), "{answer}");
-    assert!(answer["privateKeyCiphertextBlob"].as_str().is_some());
-    assert_eq!(answer["keyPairSpec"], "RSA_2048");
+    assert!(answer.get("PrivateKeyPlaintext").is_none(), "{answer}");
+    assert!(answer["PrivateKeyCiphertextBlob"].as_str().is_some());
+    assert_eq!(answer["KeyPairSpec"], "RSA_2048");
 
     // An asymmetric key cannot wrap data key pairs.
     let signing = create(&daemon, "ECC_NIST_P256", "SIGN_VERIFY");

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use tinfoil_e2e_tests::daemon::{json, stderr, write_file, Daemon, Store};
 
 fn key_id_of(created: &serde_json::Value) -> String {
-    created["keyMetadata"]["keyId"]
+    created["KeyMetadata"]["KeyId"]
         .as_str()
         .expect("keyId")
         .to_string()
@@ -92,16 +92,16 @@ fn state_survives_a_restart() {
 
     let daemon = Daemon::start(&store, &[]);
     let describe = |key: &str| {
-        json(&daemon.cli(&["describe-key", "--key-id", key, "--output", "json"]))["keyMetadata"]
+        json(&daemon.cli(&["describe-key", "--key-id", key, "--output", "json"]))["KeyMetadata"]
             .clone()
     };
-    assert_eq!(describe(&rotated)["keyState"], "Enabled");
-    assert_eq!(describe(&rotated)["currentKeyVersion"], 3);
-    assert_eq!(describe(&disabled)["keyState"], "Disabled");
-    assert_eq!(describe(&pending)["keyState"], "PendingDeletion");
-    assert_eq!(describe(&hmac)["keySpec"], "HMAC_256");
-    assert_eq!(describe(&hmac)["token"], "ci-token");
-    assert_eq!(describe("alias/disabled")["keyId"], disabled.as_str());
+    assert_eq!(describe(&rotated)["KeyState"], "Enabled");
+    assert_eq!(describe(&rotated)["CurrentKeyVersion"], 3);
+    assert_eq!(describe(&disabled)["KeyState"], "Disabled");
+    assert_eq!(describe(&pending)["KeyState"], "PendingDeletion");
+    assert_eq!(describe(&hmac)["KeySpec"], "HMAC_256");
+    assert_eq!(describe(&hmac)["Token"], "ci-token");
+    assert_eq!(describe("alias/disabled")["KeyId"], disabled.as_str());
 
     let rotations = json(&daemon.cli(&[
         "list-key-rotations",
@@ -111,7 +111,7 @@ fn state_survives_a_restart() {
         "json",
     ]));
     assert_eq!(
-        rotations["rotations"].as_array().map(Vec::len),
+        rotations["Rotations"].as_array().map(Vec::len),
         Some(2),
         "{rotations}"
     );
@@ -122,8 +122,8 @@ fn state_survives_a_restart() {
         "--output",
         "json",
     ]));
-    assert_eq!(status["keyRotationEnabled"], true);
-    assert_eq!(status["rotationPeriodInDays"], 90);
+    assert_eq!(status["KeyRotationEnabled"], true);
+    assert_eq!(status["RotationPeriodInDays"], 90);
     let tags = json(&daemon.cli(&[
         "list-resource-tags",
         "--key-id",
@@ -131,8 +131,8 @@ fn state_survives_a_restart() {
         "--output",
         "json",
     ]));
-    assert_eq!(tags["tags"][0]["tagKey"], "team");
-    assert_eq!(tags["tags"][0]["tagValue"], "shred");
+    assert_eq!(tags["Tags"][0]["TagKey"], "team");
+    assert_eq!(tags["Tags"][0]["TagValue"], "shred");
     let aliases = json(&daemon.cli(&["list-aliases", "--output", "json"])).to_string();
     assert!(
         aliases.contains("alias/rotated") && aliases.contains("alias/disabled"),

@@ -199,7 +199,7 @@ fn tls_on_tcp_with_openssl_certificates_and_client_auth() {
     let mut args = with_client_cert.to_vec();
     args.extend(["create-key", "--output", "json"]);
     let created = json(&cli(&endpoint, &args, &[]));
-    assert_eq!(created["keyMetadata"]["keyState"], "Enabled");
+    assert_eq!(created["KeyMetadata"]["KeyState"], "Enabled");
     // Without a client certificate the server refuses the call.
     let out = cli(&endpoint, &["--ca-file", &ca, "list-keys"], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -304,8 +304,8 @@ fn config_file_settings_apply_and_flags_override_them() {
     .success()));
     let file = store.dir.path().join("3k");
     std::fs::write(&file, vec![b'x'; 3000]).unwrap();
-    let key = json(&cli(&endpoint, &["create-key", "--output", "json"], &[]))["keyMetadata"]
-        ["keyId"]
+    let key = json(&cli(&endpoint, &["create-key", "--output", "json"], &[]))["KeyMetadata"]
+        ["KeyId"]
         .as_str()
         .unwrap()
         .to_string();

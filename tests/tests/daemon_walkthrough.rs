@@ -38,12 +38,12 @@ fn crypto_shredding_walkthrough() {
         "--output",
         "json",
     ]));
-    let key_id = created["keyMetadata"]["keyId"]
+    let key_id = created["KeyMetadata"]["KeyId"]
         .as_str()
         .expect("keyId")
         .to_string();
-    assert_eq!(created["keyMetadata"]["keyState"], "Enabled");
-    assert_eq!(created["keyMetadata"]["keyUsage"], "ENCRYPT_DECRYPT");
+    assert_eq!(created["KeyMetadata"]["KeyState"], "Enabled");
+    assert_eq!(created["KeyMetadata"]["KeyUsage"], "ENCRYPT_DECRYPT");
     let out = daemon.cli(&[
         "create-alias",
         "--alias-name",
@@ -150,8 +150,8 @@ fn crypto_shredding_walkthrough() {
         "--output",
         "json",
     ]));
-    assert_eq!(scheduled["keyState"], "PendingDeletion");
-    assert_eq!(scheduled["pendingWindowInDays"], 7);
+    assert_eq!(scheduled["KeyState"], "PendingDeletion");
+    assert_eq!(scheduled["PendingWindowInDays"], 7);
     assert_kms_error(&decrypt(&[]), "KMSInvalidStateException");
     // Windows outside 7..=30 days are refused.
     let out = daemon.cli(&[
@@ -167,7 +167,7 @@ fn crypto_shredding_walkthrough() {
     let out = daemon.cli(&["cancel-key-deletion", "--key-id", &key_id]);
     assert!(out.status.success(), "{}", stderr(&out));
     let described = json(&daemon.cli(&["describe-key", "--key-id", &key_id, "--output", "json"]));
-    assert_eq!(described["keyMetadata"]["keyState"], "Disabled");
+    assert_eq!(described["KeyMetadata"]["KeyState"], "Disabled");
     assert_kms_error(&decrypt(&[]), "DisabledException");
     let out = daemon.cli(&["enable-key", "--key-id", &key_id]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -188,7 +188,7 @@ fn crypto_shredding_walkthrough() {
     store.set_clock(unix_now() + 6 * DAY);
     std::thread::sleep(Duration::from_millis(1500));
     let described = json(&daemon.cli(&["describe-key", "--key-id", &key_id, "--output", "json"]));
-    assert_eq!(described["keyMetadata"]["keyState"], "PendingDeletion");
+    assert_eq!(described["KeyMetadata"]["KeyState"], "PendingDeletion");
     // Past the deletion date the daemon's tick destroys it.
     store.set_clock(unix_now() + 8 * DAY);
     let gone = eventually(Duration::from_secs(30), || {

@@ -1,6 +1,7 @@
 //! The command line: one subcommand per KMS operation, KMS flag names in
 //! kebab-case. File flags take `-` for standard input or output.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -65,12 +66,44 @@ pub struct Paging {
     pub marker: Option<String>,
 }
 
-/// `--encryption-context k=v`, repeated.
+/// The entries of one `--encryption-context` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextEntries(pub Vec<(String, String)>);
+
+/// An encryption context as `aws kms` reads it: JSON (`{"k1":"v1"}`) or
+/// the shorthand `k1=v1,k2=v2` (two entries; a value may hold `=` but not
+/// `,`).
+pub fn parse_context(text: &str) -> Result<ContextEntries, String> {
+    if text.trim_start().starts_with('{') {
+        let map: BTreeMap<String, String> =
+            serde_json::from_str(text).map_err(|e| format!("not a JSON object of strings: {e}"))?;
+        return Ok(ContextEntries(map.into_iter().collect()));
+    }
+    text.split(',')
+        .map(parse_pair)
+        .collect::<Result<_, _>>()
+        .map(ContextEntries)
+}
+
+/// Joins the values of a repeatable context flag into one map; a key
+/// given twice is an error (which value was meant is unclear).
+pub fn merge_context(values: Vec<ContextEntries>) -> Result<BTreeMap<String, String>, String> {
+    let mut map = BTreeMap::new();
+    for (k, v) in values.into_iter().flat_map(|e| e.0) {
+        if map.contains_key(&k) {
+            return Err(format!("encryption context key {k:?} given twice"));
+        }
+        map.insert(k, v);
+    }
+    Ok(map)
+}
+
+/// `--encryption-context`: `k1=v1,k2=v2` or JSON, repeatable.
 #[derive(Debug, Args)]
 pub struct Context {
-    /// An encryption context entry KEY=VALUE (repeat for more).
-    #[arg(long = "encryption-context", value_parser = parse_pair)]
-    pub encryption_context: Vec<(String, String)>,
+    /// Encryption context entries: `k1=v1,k2=v2` or JSON `{"k1":"v1"}` (repeatable).
+    #[arg(long = "encryption-context", value_parser = parse_context)]
+    pub encryption_context: Vec<ContextEntries>,
 }
 
 /// `--output-file` for the response's main binary field.
@@ -242,18 +275,18 @@ pub enum Command {
         /// The ciphertext blob (`-`: standard input).
         #[arg(long)]
         ciphertext_file: PathBuf,
-        /// A source context entry KEY=VALUE (repeat for more).
-        #[arg(long, value_parser = parse_pair)]
-        source_encryption_context: Vec<(String, String)>,
+        /// The source context: `k1=v1,k2=v2` or JSON (repeatable).
+        #[arg(long, value_parser = parse_context)]
+        source_encryption_context: Vec<ContextEntries>,
         /// The key the blob must have been made under.
         #[arg(long)]
         source_key_id: Option<String>,
         /// The key to encrypt under.
         #[arg(long)]
         destination_key_id: String,
-        /// A destination context entry KEY=VALUE (repeat for more).
-        #[arg(long, value_parser = parse_pair)]
-        destination_encryption_context: Vec<(String, String)>,
+        /// The destination context: `k1=v1,k2=v2` or JSON (repeatable).
+        #[arg(long, value_parser = parse_context)]
+        destination_encryption_context: Vec<ContextEntries>,
         /// Where the raw new ciphertext blob goes.
         #[command(flatten)]
         out: OutFile,
@@ -407,4 +440,76 @@ pub enum Command {
         #[arg(long)]
         public_key_output_file: Option<PathBuf>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn shorthand_is_two_entries_not_one() {
+        let e = parse_context("k1=v1,k2=v2").unwrap();
+        assert_eq!(e.0, pairs(&[("k1", "v1"), ("k2", "v2")]));
+        assert_eq!(parse_context("k=a=b").unwrap().0, pairs(&[("k", "a=b")]));
+    }
+
+    #[test]
+    fn json_form() {
+        let e = parse_context(r#"{"k1":"v1","k2":"v,2"}"#).unwrap();
+        assert_eq!(e.0, pairs(&[("k1", "v1"), ("k2", "v,2")]));
+        assert!(parse_context(r#"{"k1":1}"#).is_err());
+        assert!(parse_context(r#"{"k1":"v1""#).is_err());
+    }
+
+    #[test]
+    fn malformed_shorthand_is_refused() {
+        assert!(parse_context("k1").is_err());
+        assert!(parse_context("k1=v1,").is_err());
+        assert!(parse_context("=v").is_err());
+    }
+
+    #[test]
+    fn repeated_flags_merge_and_duplicates_are_refused() {
+        let merged = merge_context(vec![
+            parse_context("a=1,b=2").unwrap(),
+            parse_context(r#"{"c":"3"}"#).unwrap(),
+        ])
+        .unwrap();
+        assert_eq!(merged.len(), 3);
+        assert_eq!(merged["c"], "3");
+        assert!(merge_context(vec![
+            parse_context("a=1").unwrap(),
+            parse_context("a=2").unwrap()
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn the_command_line_takes_both_forms() {
+        let cli = Cli::try_parse_from([
+            "tinfoil",
+            "encrypt",
+            "--key-id",
+            "k",
+            "--plaintext-file",
+            "-",
+            "--encryption-context",
+            "k1=v1,k2=v2",
+            "--encryption-context",
+            r#"{"k3":"v3"}"#,
+        ])
+        .unwrap();
+        let Command::Encrypt { context, .. } = cli.command else {
+            panic!("parsed as another command");
+        };
+        let merged = merge_context(context.encryption_context).unwrap();
+        assert_eq!(merged.len(), 3, "{merged:?}");
+        assert_eq!(merged["k2"], "v2");
+    }
 }

@@ -10,7 +10,7 @@ use tinfoil_proto::v1::key_management_client::KeyManagementClient;
 use tonic::transport::Channel;
 use tonic::Status;
 
-use crate::args::{Command, Context};
+use crate::args::{merge_context, Command, Context};
 use crate::io::read_input;
 
 /// What a command produced: the response, and which of its bytes fields
@@ -30,12 +30,8 @@ pub enum Failure {
     Local(String),
 }
 
-fn context(c: Context) -> BTreeMap<String, String> {
-    c.encryption_context.into_iter().collect()
-}
-
-fn pairs(p: Vec<(String, String)>) -> BTreeMap<String, String> {
-    p.into_iter().collect()
+fn context(c: Context) -> Result<BTreeMap<String, String>, Failure> {
+    merge_context(c.encryption_context).map_err(Failure::Local)
 }
 
 fn tags(p: Vec<(String, String)>) -> Vec<pb::Tag> {
@@ -256,7 +252,7 @@ pub async fn run(
                 pb::EncryptRequest {
                     key_id: key.key_id,
                     plaintext: input(&plaintext_file)?,
-                    encryption_context: context(c),
+                    encryption_context: context(c)?,
                     encryption_algorithm,
                 }
             )
@@ -274,7 +270,7 @@ pub async fn run(
                 decrypt,
                 pb::DecryptRequest {
                     ciphertext_blob: input(&ciphertext_file)?,
-                    encryption_context: context(c),
+                    encryption_context: context(c)?,
                     key_id,
                     encryption_algorithm,
                 }
@@ -294,10 +290,12 @@ pub async fn run(
                 re_encrypt,
                 pb::ReEncryptRequest {
                     ciphertext_blob: input(&ciphertext_file)?,
-                    source_encryption_context: pairs(source_encryption_context),
+                    source_encryption_context: merge_context(source_encryption_context)
+                        .map_err(Failure::Local)?,
                     source_key_id,
                     destination_key_id,
-                    destination_encryption_context: pairs(destination_encryption_context),
+                    destination_encryption_context: merge_context(destination_encryption_context,)
+                        .map_err(Failure::Local)?,
                 }
             )
         }
@@ -318,7 +316,7 @@ pub async fn run(
                     key_id: key.key_id,
                     key_spec,
                     number_of_bytes,
-                    encryption_context: context(c),
+                    encryption_context: context(c)?,
                 }
             )
         }
@@ -337,7 +335,7 @@ pub async fn run(
                     key_id: key.key_id,
                     key_spec,
                     number_of_bytes,
-                    encryption_context: context(c),
+                    encryption_context: context(c)?,
                 }
             )
         }
@@ -448,7 +446,7 @@ pub async fn run(
                 pb::GenerateDataKeyPairRequest {
                     key_id: key.key_id,
                     key_pair_spec,
-                    encryption_context: context(c),
+                    encryption_context: context(c)?,
                 }
             )
         }
@@ -470,7 +468,7 @@ pub async fn run(
                 pb::GenerateDataKeyPairWithoutPlaintextRequest {
                     key_id: key.key_id,
                     key_pair_spec,
-                    encryption_context: context(c),
+                    encryption_context: context(c)?,
                 }
             )
         }
