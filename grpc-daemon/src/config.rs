@@ -211,9 +211,26 @@ fn default_worker_threads() -> usize {
         .unwrap_or(1)
 }
 
+/// The Argon2id parameters, checked against hsm-core's bounds (memory
+/// 8 MiB to 4 GiB, iterations 1 to 100, lanes 1 to 64) so a bad value is a
+/// ValidationException before anything starts.
+fn kdf_params(
+    input: &SettingsInput,
+    defaults: hsm_core::KdfParams,
+) -> Result<hsm_core::KdfParams, DaemonError> {
+    let kdf = hsm_core::KdfParams {
+        memory_kib: input.kdf_memory_kib.unwrap_or(defaults.memory_kib),
+        iterations: input.kdf_iterations.unwrap_or(defaults.iterations),
+        parallelism: input.kdf_parallelism.unwrap_or(defaults.parallelism),
+    };
+    kdf.validate()?;
+    Ok(kdf)
+}
+
 impl Settings {
     /// Applies defaults and checks bounds. `data_dir` is required.
     pub fn resolve(input: SettingsInput) -> Result<Settings, DaemonError> {
+        let kdf = kdf_params(&input, hsm_core::KdfParams::default())?;
         let data_dir = input
             .data_dir
             .ok_or_else(|| DaemonError::Config("--data-dir (or data_dir) is required".into()))?;
@@ -243,7 +260,6 @@ impl Settings {
                 )));
             }
         }
-        let defaults = hsm_core::KdfParams::default();
         Ok(Settings {
             data_dir,
             listen,
@@ -294,11 +310,7 @@ impl Settings {
                 0,
                 1000,
             )?),
-            kdf: hsm_core::KdfParams {
-                memory_kib: input.kdf_memory_kib.unwrap_or(defaults.memory_kib),
-                iterations: input.kdf_iterations.unwrap_or(defaults.iterations),
-                parallelism: input.kdf_parallelism.unwrap_or(defaults.parallelism),
-            },
+            kdf,
         })
     }
 }
@@ -359,6 +371,30 @@ mod tests {
         let mut input = with_dir();
         input.max_message_bytes = Some(10);
         assert!(Settings::resolve(input).is_err());
+    }
+
+    #[test]
+    fn kdf_parameters_outside_their_bounds_are_validation_errors() {
+        for (memory, iterations, lanes) in [
+            (Some(4_294_967_295), None, None),
+            (Some(1024), None, None),
+            (None, Some(4_294_967_295), None),
+            (None, Some(0), None),
+            (None, None, Some(65)),
+            (None, None, Some(0)),
+        ] {
+            let mut input = with_dir();
+            input.kdf_memory_kib = memory;
+            input.kdf_iterations = iterations;
+            input.kdf_parallelism = lanes;
+            let err = Settings::resolve(input).unwrap_err().to_string();
+            assert!(err.starts_with("ValidationException: kdf_"), "{err}");
+        }
+        let mut input = with_dir();
+        input.kdf_memory_kib = Some(8192);
+        input.kdf_iterations = Some(100);
+        input.kdf_parallelism = Some(64);
+        assert!(Settings::resolve(input).is_ok());
     }
 
     #[test]

@@ -215,6 +215,7 @@ impl Hsm {
     pub fn init(data_dir: &Path, passphrase: &SecretString, options: HsmOptions) -> Result<Hsm> {
         check_passphrase(passphrase)?;
         crate::identity::install(&options.account)?;
+        options.kdf.validate()?;
         // Derive once before touching the disk: bad parameters change nothing.
         sealing::derive_kek(passphrase, &[0u8; sealing::SALT_LEN], &options.kdf)?;
         store::prepare_dir(data_dir)?;
@@ -278,6 +279,7 @@ impl Hsm {
     /// parameters). Key versions are untouched.
     pub fn change_passphrase(&self, new_passphrase: &SecretString) -> Result<()> {
         check_passphrase(new_passphrase)?;
+        self.options.kdf.validate()?;
         let mut store = self.lock_store();
         seal_root_key(
             &mut store,

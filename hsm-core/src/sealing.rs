@@ -49,7 +49,66 @@ impl Default for KdfParams {
 }
 
 impl KdfParams {
+    /// The least Argon2id memory accepted for a new sealing, in KiB (8 MiB).
+    pub const MIN_MEMORY_KIB: u32 = 8 * 1024;
+    /// The most Argon2id memory accepted, in KiB (4 GiB).
+    pub const MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+    /// The most Argon2id iterations accepted.
+    pub const MAX_ITERATIONS: u32 = 100;
+    /// The most Argon2id lanes accepted.
+    pub const MAX_PARALLELISM: u32 = 64;
+
+    /// Checks the parameters of a new sealing (init, passphrase change):
+    /// memory 8 MiB to 4 GiB, iterations 1 to 100, lanes 1 to 64. A
+    /// `ValidationException` names the parameter, its bounds and the value.
+    pub fn validate(&self) -> Result<()> {
+        self.check_upper()?;
+        if self.memory_kib < Self::MIN_MEMORY_KIB {
+            return Err(Error::validation(format!(
+                "kdf_memory_kib must be {} to {} (8 MiB to 4 GiB); got {}",
+                Self::MIN_MEMORY_KIB,
+                Self::MAX_MEMORY_KIB,
+                self.memory_kib
+            )));
+        }
+        Ok(())
+    }
+
+    /// The bounds every derivation obeys, also when the parameters come
+    /// from a store (made before [`KdfParams::validate`] existed, possibly
+    /// with less memory): nothing can make Argon2id allocate more than
+    /// 4 GiB or run more than 100 passes.
+    fn check_upper(&self) -> Result<()> {
+        let check = |name: &str, value: u32, min: u32, max: u32| {
+            if value < min || value > max {
+                return Err(Error::validation(format!(
+                    "{name} must be {min} to {max}; got {value}"
+                )));
+            }
+            Ok(())
+        };
+        check("kdf_memory_kib", self.memory_kib, 8, Self::MAX_MEMORY_KIB)?;
+        check("kdf_iterations", self.iterations, 1, Self::MAX_ITERATIONS)?;
+        check(
+            "kdf_parallelism",
+            self.parallelism,
+            1,
+            Self::MAX_PARALLELISM,
+        )?;
+        // Argon2 needs 8 KiB per lane.
+        if self.memory_kib < 8 * self.parallelism {
+            return Err(Error::validation(format!(
+                "kdf_memory_kib must be at least 8 per lane ({} for {} lanes); got {}",
+                8 * self.parallelism,
+                self.parallelism,
+                self.memory_kib
+            )));
+        }
+        Ok(())
+    }
+
     fn argon2(&self) -> Result<argon2::Argon2<'static>> {
+        self.check_upper()?;
         let params = argon2::Params::new(
             self.memory_kib,
             self.iterations,
@@ -188,6 +247,51 @@ mod tests {
         assert_ne!(a, material_aad(&[2; 16], 1, "SYMMETRIC_DEFAULT"));
         assert_ne!(a, material_aad(&[1; 16], 2, "SYMMETRIC_DEFAULT"));
         assert_ne!(a, material_aad(&[1; 16], 1, "HMAC_256"));
+    }
+
+    #[test]
+    fn kdf_bounds_are_enforced_with_named_messages() {
+        let ok = KdfParams {
+            memory_kib: KdfParams::MIN_MEMORY_KIB,
+            iterations: 1,
+            parallelism: 1,
+        };
+        ok.validate().unwrap();
+        KdfParams {
+            memory_kib: KdfParams::MAX_MEMORY_KIB,
+            iterations: KdfParams::MAX_ITERATIONS,
+            parallelism: KdfParams::MAX_PARALLELISM,
+        }
+        .validate()
+        .unwrap();
+        let cases = [
+            (u32::MAX, 3, 1, "kdf_memory_kib"),
+            (KdfParams::MAX_MEMORY_KIB + 1, 3, 1, "kdf_memory_kib"),
+            (KdfParams::MIN_MEMORY_KIB - 1, 3, 1, "kdf_memory_kib"),
+            (0, 3, 1, "kdf_memory_kib"),
+            (65536, u32::MAX, 1, "kdf_iterations"),
+            (65536, 101, 1, "kdf_iterations"),
+            (65536, 0, 1, "kdf_iterations"),
+            (65536, 3, 0, "kdf_parallelism"),
+            (65536, 3, 65, "kdf_parallelism"),
+            (65536, 3, u32::MAX, "kdf_parallelism"),
+        ];
+        for (memory_kib, iterations, parallelism, name) in cases {
+            let params = KdfParams {
+                memory_kib,
+                iterations,
+                parallelism,
+            };
+            let err = params.validate().unwrap_err();
+            assert_eq!(err.kms_name(), "ValidationException");
+            assert!(err.to_string().contains(name), "{err}");
+            // A derivation refuses before allocating anything.
+            let err = derive_kek(&SecretString::from("p"), &[0; SALT_LEN], &params);
+            if memory_kib >= 8 && memory_kib < KdfParams::MIN_MEMORY_KIB {
+                continue; // an old store's small memory still derives
+            }
+            assert!(err.is_err(), "{params:?} derived");
+        }
     }
 
     #[test]

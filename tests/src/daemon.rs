@@ -91,7 +91,7 @@ impl Store {
             .arg(&store.data_dir)
             .arg("--passphrase-file")
             .arg(&store.passphrase_file)
-            .args(["--kdf-memory-kib", "1024", "--kdf-iterations", "1"])
+            .args(["--kdf-memory-kib", "8192", "--kdf-iterations", "1"])
             .env_remove("TINFOIL_PASSPHRASE")
             .stdin(Stdio::null())
             .output()

@@ -249,7 +249,7 @@ fn main() {
     // In-process baseline on its own store.
     let options = HsmOptions {
         kdf: KdfParams {
-            memory_kib: 1024,
+            memory_kib: 8192,
             iterations: 1,
             parallelism: 1,
         },
@@ -285,7 +285,7 @@ fn main() {
         .args([
             "init",
             "--kdf-memory-kib",
-            "1024",
+            "8192",
             "--kdf-iterations",
             "1",
             "--data-dir",

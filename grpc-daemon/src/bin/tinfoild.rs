@@ -200,7 +200,7 @@ fn dev(listen: Option<String>) -> Result<(), DaemonError> {
     let settings = Settings::resolve(SettingsInput {
         data_dir: Some(data_dir.clone()),
         listen: Some(format!("unix:{}", socket.display())),
-        kdf_memory_kib: Some(1024),
+        kdf_memory_kib: Some(8192),
         kdf_iterations: Some(1),
         ..Default::default()
     })?;

@@ -16,7 +16,7 @@ use crate::status::reason_of;
 pub(crate) fn service(dir: &tempfile::TempDir, limits: CallLimits) -> KmsService {
     let options = HsmOptions {
         kdf: KdfParams {
-            memory_kib: 1024,
+            memory_kib: 8192,
             iterations: 1,
             parallelism: 1,
         },

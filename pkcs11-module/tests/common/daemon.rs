@@ -72,7 +72,7 @@ pub fn start(dir: &Path) -> String {
             .arg(&data)
             .arg("--passphrase-file")
             .arg(&pass)
-            .args(["--kdf-memory-kib", "1024", "--kdf-iterations", "1"])
+            .args(["--kdf-memory-kib", "8192", "--kdf-iterations", "1"])
             .env_remove("TINFOIL_PASSPHRASE"),
         "tinfoild init",
     );

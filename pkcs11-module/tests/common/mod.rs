@@ -130,7 +130,7 @@ pub fn write_embedded_config(dir: &std::path::Path) {
     std::fs::write(
         &conf,
         format!(
-            "backend = \"embedded\"\ndata_dir = \"{}\"\npassphrase_file = \"{}\"\nkdf_memory_kib = 1024\nkdf_iterations = 1\n",
+            "backend = \"embedded\"\ndata_dir = \"{}\"\npassphrase_file = \"{}\"\nkdf_memory_kib = 8192\nkdf_iterations = 1\n",
             dir.join("data").display(),
             pass.display()
         ),
