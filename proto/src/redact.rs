@@ -193,3 +193,15 @@ mod p11_tests {
         assert!(!text.contains("205"), "{text}");
     }
 }
+
+impl fmt::Debug for AccessKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessKey")
+            .field("user_name", &self.user_name)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &Redacted(self.secret_access_key.len()))
+            .field("status", &self.status)
+            .field("create_date", &self.create_date)
+            .finish()
+    }
+}

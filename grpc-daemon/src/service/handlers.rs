@@ -16,8 +16,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::CreateKeyRequest>,
     ) -> Result<Response<pb::CreateKeyResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run_slow("CreateKey", move |hsm| {
+        self.run_slow_as("CreateKey", caller, move |hsm| {
             let req = core::CreateKeyRequest {
                 description: r.description,
                 key_spec: opt(r.key_spec.as_deref(), core::KeySpec::parse)?,
@@ -37,8 +38,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::DescribeKeyRequest>,
     ) -> Result<Response<pb::DescribeKeyResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("DescribeKey", move |hsm| {
+        self.run_as("DescribeKey", caller, move |hsm| {
             Ok(pb::DescribeKeyResponse {
                 key_metadata: Some(convert::key_metadata(hsm.describe_key(&r.key_id)?)),
             })
@@ -50,8 +52,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::ListKeysRequest>,
     ) -> Result<Response<pb::ListKeysResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("ListKeys", move |hsm| {
+        self.run_as("ListKeys", caller, move |hsm| {
             let page = hsm.list_keys(r.limit, r.marker.as_deref())?;
             let (keys, next_marker, truncated) = convert::page(page, convert::key_entry);
             Ok(pb::ListKeysResponse {
@@ -67,8 +70,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::UpdateKeyDescriptionRequest>,
     ) -> Result<Response<pb::UpdateKeyDescriptionResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("UpdateKeyDescription", move |hsm| {
+        self.run_as("UpdateKeyDescription", caller, move |hsm| {
             hsm.update_key_description(&r.key_id, &r.description)?;
             Ok(pb::UpdateKeyDescriptionResponse {})
         })
@@ -79,8 +83,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::EnableKeyRequest>,
     ) -> Result<Response<pb::EnableKeyResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("EnableKey", move |hsm| {
+        self.run_as("EnableKey", caller, move |hsm| {
             hsm.enable_key(&r.key_id)?;
             Ok(pb::EnableKeyResponse {})
         })
@@ -91,8 +96,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::DisableKeyRequest>,
     ) -> Result<Response<pb::DisableKeyResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("DisableKey", move |hsm| {
+        self.run_as("DisableKey", caller, move |hsm| {
             hsm.disable_key(&r.key_id)?;
             Ok(pb::DisableKeyResponse {})
         })
@@ -103,8 +109,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::ScheduleKeyDeletionRequest>,
     ) -> Result<Response<pb::ScheduleKeyDeletionResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("ScheduleKeyDeletion", move |hsm| {
+        self.run_as("ScheduleKeyDeletion", caller, move |hsm| {
             let d = hsm.schedule_key_deletion(&r.key_id, r.pending_window_in_days)?;
             Ok(pb::ScheduleKeyDeletionResponse {
                 key_id: d.key_id,
@@ -120,8 +127,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::CancelKeyDeletionRequest>,
     ) -> Result<Response<pb::CancelKeyDeletionResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("CancelKeyDeletion", move |hsm| {
+        self.run_as("CancelKeyDeletion", caller, move |hsm| {
             Ok(pb::CancelKeyDeletionResponse {
                 key_id: hsm.cancel_key_deletion(&r.key_id)?,
             })
@@ -133,8 +141,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::EnableKeyRotationRequest>,
     ) -> Result<Response<pb::EnableKeyRotationResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("EnableKeyRotation", move |hsm| {
+        self.run_as("EnableKeyRotation", caller, move |hsm| {
             hsm.enable_key_rotation(&r.key_id, r.rotation_period_in_days)?;
             Ok(pb::EnableKeyRotationResponse {})
         })
@@ -145,8 +154,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::DisableKeyRotationRequest>,
     ) -> Result<Response<pb::DisableKeyRotationResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("DisableKeyRotation", move |hsm| {
+        self.run_as("DisableKeyRotation", caller, move |hsm| {
             hsm.disable_key_rotation(&r.key_id)?;
             Ok(pb::DisableKeyRotationResponse {})
         })
@@ -157,8 +167,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::GetKeyRotationStatusRequest>,
     ) -> Result<Response<pb::GetKeyRotationStatusResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("GetKeyRotationStatus", move |hsm| {
+        self.run_as("GetKeyRotationStatus", caller, move |hsm| {
             let s = hsm.get_key_rotation_status(&r.key_id)?;
             Ok(pb::GetKeyRotationStatusResponse {
                 key_id: s.key_id,
@@ -175,8 +186,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::RotateKeyOnDemandRequest>,
     ) -> Result<Response<pb::RotateKeyOnDemandResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("RotateKeyOnDemand", move |hsm| {
+        self.run_as("RotateKeyOnDemand", caller, move |hsm| {
             Ok(pb::RotateKeyOnDemandResponse {
                 key_id: hsm.rotate_key_on_demand(&r.key_id)?,
             })
@@ -188,8 +200,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::ListKeyRotationsRequest>,
     ) -> Result<Response<pb::ListKeyRotationsResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("ListKeyRotations", move |hsm| {
+        self.run_as("ListKeyRotations", caller, move |hsm| {
             let page = hsm.list_key_rotations(&r.key_id, r.limit, r.marker.as_deref())?;
             let (rotations, next_marker, truncated) = convert::page(page, convert::rotation_entry);
             Ok(pb::ListKeyRotationsResponse {
@@ -205,8 +218,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::CreateAliasRequest>,
     ) -> Result<Response<pb::CreateAliasResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("CreateAlias", move |hsm| {
+        self.run_as("CreateAlias", caller, move |hsm| {
             hsm.create_alias(&r.alias_name, &r.target_key_id)?;
             Ok(pb::CreateAliasResponse {})
         })
@@ -217,8 +231,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::UpdateAliasRequest>,
     ) -> Result<Response<pb::UpdateAliasResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("UpdateAlias", move |hsm| {
+        self.run_as("UpdateAlias", caller, move |hsm| {
             hsm.update_alias(&r.alias_name, &r.target_key_id)?;
             Ok(pb::UpdateAliasResponse {})
         })
@@ -229,8 +244,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::DeleteAliasRequest>,
     ) -> Result<Response<pb::DeleteAliasResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("DeleteAlias", move |hsm| {
+        self.run_as("DeleteAlias", caller, move |hsm| {
             hsm.delete_alias(&r.alias_name)?;
             Ok(pb::DeleteAliasResponse {})
         })
@@ -241,8 +257,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::ListAliasesRequest>,
     ) -> Result<Response<pb::ListAliasesResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("ListAliases", move |hsm| {
+        self.run_as("ListAliases", caller, move |hsm| {
             let page = hsm.list_aliases(r.key_id.as_deref(), r.limit, r.marker.as_deref())?;
             let (aliases, next_marker, truncated) = convert::page(page, convert::alias_entry);
             Ok(pb::ListAliasesResponse {
@@ -258,8 +275,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::TagResourceRequest>,
     ) -> Result<Response<pb::TagResourceResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("TagResource", move |hsm| {
+        self.run_as("TagResource", caller, move |hsm| {
             let tags: Vec<core::Tag> = r.tags.into_iter().map(convert::tag_to_core).collect();
             hsm.tag_resource(&r.key_id, &tags)?;
             Ok(pb::TagResourceResponse {})
@@ -271,8 +289,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::UntagResourceRequest>,
     ) -> Result<Response<pb::UntagResourceResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("UntagResource", move |hsm| {
+        self.run_as("UntagResource", caller, move |hsm| {
             hsm.untag_resource(&r.key_id, &r.tag_keys)?;
             Ok(pb::UntagResourceResponse {})
         })
@@ -283,8 +302,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::ListResourceTagsRequest>,
     ) -> Result<Response<pb::ListResourceTagsResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("ListResourceTags", move |hsm| {
+        self.run_as("ListResourceTags", caller, move |hsm| {
             let page = hsm.list_resource_tags(&r.key_id, r.limit, r.marker.as_deref())?;
             let (tags, next_marker, truncated) = convert::page(page, convert::tag_from_core);
             Ok(pb::ListResourceTagsResponse {
@@ -300,9 +320,10 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::EncryptRequest>,
     ) -> Result<Response<pb::EncryptResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
         let plaintext = Zeroizing::new(r.plaintext);
-        self.run("Encrypt", move |hsm| {
+        self.run_as("Encrypt", caller, move |hsm| {
             let algorithm = opt(
                 r.encryption_algorithm.as_deref(),
                 core::EncryptionAlgorithm::parse,
@@ -321,8 +342,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::DecryptRequest>,
     ) -> Result<Response<pb::DecryptResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("Decrypt", move |hsm| {
+        self.run_as("Decrypt", caller, move |hsm| {
             let algorithm = opt(
                 r.encryption_algorithm.as_deref(),
                 core::EncryptionAlgorithm::parse,
@@ -346,8 +368,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::ReEncryptRequest>,
     ) -> Result<Response<pb::ReEncryptResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("ReEncrypt", move |hsm| {
+        self.run_as("ReEncrypt", caller, move |hsm| {
             let out = hsm.re_encrypt(
                 &r.ciphertext_blob,
                 &r.source_encryption_context,
@@ -370,8 +393,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::GenerateDataKeyRequest>,
     ) -> Result<Response<pb::GenerateDataKeyResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("GenerateDataKey", move |hsm| {
+        self.run_as("GenerateDataKey", caller, move |hsm| {
             let spec = opt(r.key_spec.as_deref(), core::DataKeySpec::parse)?;
             let key =
                 hsm.generate_data_key(&r.key_id, spec, r.number_of_bytes, &r.encryption_context)?;
@@ -392,8 +416,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::GenerateDataKeyWithoutPlaintextRequest>,
     ) -> Result<Response<pb::GenerateDataKeyWithoutPlaintextResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("GenerateDataKeyWithoutPlaintext", move |hsm| {
+        self.run_as("GenerateDataKeyWithoutPlaintext", caller, move |hsm| {
             let spec = opt(r.key_spec.as_deref(), core::DataKeySpec::parse)?;
             let key = hsm.generate_data_key_without_plaintext(
                 &r.key_id,
@@ -413,8 +438,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::GenerateRandomRequest>,
     ) -> Result<Response<pb::GenerateRandomResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("GenerateRandom", move |hsm| {
+        self.run_as("GenerateRandom", caller, move |hsm| {
             let bytes = hsm.generate_random(r.number_of_bytes)?;
             Ok(pb::GenerateRandomResponse {
                 plaintext: bytes.to_vec(),
@@ -427,9 +453,10 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::SignRequest>,
     ) -> Result<Response<pb::SignResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
         let message = Zeroizing::new(r.message);
-        self.run("Sign", move |hsm| {
+        self.run_as("Sign", caller, move |hsm| {
             let kind = message_type(r.message_type.as_deref())?;
             let algorithm = core::SigningAlgorithm::parse(&r.signing_algorithm)?;
             let out = hsm.sign(&r.key_id, &message, kind, algorithm)?;
@@ -446,9 +473,10 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
         let message = Zeroizing::new(r.message);
-        self.run("Verify", move |hsm| {
+        self.run_as("Verify", caller, move |hsm| {
             let kind = message_type(r.message_type.as_deref())?;
             let algorithm = core::SigningAlgorithm::parse(&r.signing_algorithm)?;
             let out = hsm.verify(&r.key_id, &message, kind, &r.signature, algorithm)?;
@@ -465,8 +493,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::GetPublicKeyRequest>,
     ) -> Result<Response<pb::GetPublicKeyResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run("GetPublicKey", move |hsm| {
+        self.run_as("GetPublicKey", caller, move |hsm| {
             let out = hsm.get_public_key(&r.key_id)?;
             Ok(pb::GetPublicKeyResponse {
                 key_id: out.key_id,
@@ -484,9 +513,10 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::GenerateMacRequest>,
     ) -> Result<Response<pb::GenerateMacResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
         let message = Zeroizing::new(r.message);
-        self.run("GenerateMac", move |hsm| {
+        self.run_as("GenerateMac", caller, move |hsm| {
             let algorithm = core::MacAlgorithm::parse(&r.mac_algorithm)?;
             let out = hsm.generate_mac(&r.key_id, &message, algorithm)?;
             Ok(pb::GenerateMacResponse {
@@ -502,9 +532,10 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::VerifyMacRequest>,
     ) -> Result<Response<pb::VerifyMacResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
         let message = Zeroizing::new(r.message);
-        self.run("VerifyMac", move |hsm| {
+        self.run_as("VerifyMac", caller, move |hsm| {
             let algorithm = core::MacAlgorithm::parse(&r.mac_algorithm)?;
             let key_id = hsm.verify_mac(&r.key_id, &message, &r.mac, algorithm)?;
             Ok(pb::VerifyMacResponse {
@@ -520,8 +551,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::GenerateDataKeyPairRequest>,
     ) -> Result<Response<pb::GenerateDataKeyPairResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run_slow("GenerateDataKeyPair", move |hsm| {
+        self.run_slow_as("GenerateDataKeyPair", caller, move |hsm| {
             let spec = core::DataKeyPairSpec::parse(&r.key_pair_spec)?;
             let pair = hsm.generate_data_key_pair(&r.key_id, spec, &r.encryption_context, true)?;
             Ok(pb::GenerateDataKeyPairResponse {
@@ -543,8 +575,9 @@ impl KeyManagement for KmsService {
         &self,
         request: Request<pb::GenerateDataKeyPairWithoutPlaintextRequest>,
     ) -> Result<Response<pb::GenerateDataKeyPairWithoutPlaintextResponse>, Status> {
+        let caller = self.caller(&request)?;
         let r = request.into_inner();
-        self.run_slow("GenerateDataKeyPairWithoutPlaintext", move |hsm| {
+        self.run_slow_as("GenerateDataKeyPairWithoutPlaintext", caller, move |hsm| {
             let spec = core::DataKeyPairSpec::parse(&r.key_pair_spec)?;
             let pair = hsm.generate_data_key_pair(&r.key_id, spec, &r.encryption_context, false)?;
             Ok(pb::GenerateDataKeyPairWithoutPlaintextResponse {
@@ -555,5 +588,46 @@ impl KeyManagement for KmsService {
             })
         })
         .await
+    }
+    async fn create_user(
+        &self,
+        request: Request<pb::CreateUserRequest>,
+    ) -> Result<Response<pb::CreateUserResponse>, Status> {
+        self.create_user_rpc(request).await
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<pb::DeleteUserRequest>,
+    ) -> Result<Response<pb::DeleteUserResponse>, Status> {
+        self.delete_user_rpc(request).await
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        self.list_users_rpc(request).await
+    }
+
+    async fn create_access_key(
+        &self,
+        request: Request<pb::CreateAccessKeyRequest>,
+    ) -> Result<Response<pb::CreateAccessKeyResponse>, Status> {
+        self.create_access_key_rpc(request).await
+    }
+
+    async fn list_access_keys(
+        &self,
+        request: Request<pb::ListAccessKeysRequest>,
+    ) -> Result<Response<pb::ListAccessKeysResponse>, Status> {
+        self.list_access_keys_rpc(request).await
+    }
+
+    async fn delete_access_key(
+        &self,
+        request: Request<pb::DeleteAccessKeyRequest>,
+    ) -> Result<Response<pb::DeleteAccessKeyResponse>, Status> {
+        self.delete_access_key_rpc(request).await
     }
 }

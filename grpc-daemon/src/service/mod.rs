@@ -20,9 +20,11 @@ use crate::pool::CryptoPool;
 use crate::spin::Spinner;
 use crate::status;
 
+pub mod caller;
 mod handlers;
 #[cfg(test)]
 pub(crate) mod tests;
+mod users;
 
 /// Limits applied to every call.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +69,8 @@ pub struct KmsService {
     in_flight: Arc<Semaphore>,
     pool: Arc<CryptoPool>,
     spinner: Arc<Spinner>,
+    /// The daemon's own uid: callers on the socket with it are administrators.
+    daemon_uid: u32,
 }
 
 impl std::fmt::Debug for KmsService {
@@ -86,25 +90,43 @@ impl KmsService {
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
             pool,
             spinner: Spinner::new(limits.busy_poll),
+            daemon_uid: caller::daemon_uid(),
         }
     }
 
-    /// Runs `f` on the crypto pool under the call limits.
-    pub(crate) async fn run<T, F>(&self, op: &'static str, f: F) -> Result<Response<T>, Status>
-    where
-        F: FnOnce(&Hsm) -> core::Result<T> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.run_on(Lane::Fast, op, f).await
+    /// The caller of a request, as its transport proved it (see [`caller`]).
+    pub(crate) fn caller<R>(&self, request: &tonic::Request<R>) -> Result<core::Caller, Status> {
+        caller::caller_of(&self.hsm, self.daemon_uid, request)
     }
 
-    /// Runs `f` on tokio's blocking pool (slow key generation).
-    pub(crate) async fn run_slow<T, F>(&self, op: &'static str, f: F) -> Result<Response<T>, Status>
+    /// Runs `f` through the gate for `caller` on the crypto pool.
+    pub(crate) async fn run_as<T, F>(
+        &self,
+        op: &'static str,
+        caller: core::Caller,
+        f: F,
+    ) -> Result<Response<T>, Status>
     where
-        F: FnOnce(&Hsm) -> core::Result<T> + Send + 'static,
+        F: FnOnce(core::Gate<'_>) -> core::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        self.run_on(Lane::Slow, op, f).await
+        self.run_on(Lane::Fast, op, move |hsm| f(hsm.gate(&caller)))
+            .await
+    }
+
+    /// Runs `f` through the gate for `caller` on tokio's blocking pool.
+    pub(crate) async fn run_slow_as<T, F>(
+        &self,
+        op: &'static str,
+        caller: core::Caller,
+        f: F,
+    ) -> Result<Response<T>, Status>
+    where
+        F: FnOnce(core::Gate<'_>) -> core::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run_on(Lane::Slow, op, move |hsm| f(hsm.gate(&caller)))
+            .await
     }
 
     /// Runs `f` in `lane` under the call limits.

@@ -117,6 +117,48 @@ pub struct OutFile {
 /// Every operation.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create a user (administrators only), optionally bound to a Unix uid
+    /// or a client certificate.
+    CreateUser {
+        /// 1 to 64 of A-Z a-z 0-9 +=,.@_-.
+        #[arg(long)]
+        user_name: String,
+        /// Callers on the socket with this uid act as this user.
+        #[arg(long)]
+        unix_uid: Option<u32>,
+        /// SHA-256 of the client certificate (hex): TLS callers presenting it act as this user.
+        #[arg(long)]
+        cert_fingerprint: Option<String>,
+    },
+    /// Delete a user and its access keys (administrators only).
+    DeleteUser {
+        /// The user.
+        #[arg(long)]
+        user_name: String,
+    },
+    /// List users (administrators only).
+    ListUsers,
+    /// Create an access key for the KMS endpoint; prints the secret once.
+    CreateAccessKey {
+        /// The user, or `root` for an administrators' key.
+        #[arg(long)]
+        user_name: String,
+    },
+    /// List a user's access keys (never their secrets).
+    ListAccessKeys {
+        /// The user, or `root`.
+        #[arg(long)]
+        user_name: String,
+    },
+    /// Delete an access key.
+    DeleteAccessKey {
+        /// The user, or `root`.
+        #[arg(long)]
+        user_name: String,
+        /// The access key id.
+        #[arg(long)]
+        access_key_id: String,
+    },
     /// Create a key.
     CreateKey {
         /// Free text.

@@ -80,6 +80,44 @@ pub async fn run(
 ) -> Result<Outcome, Failure> {
     let mut out: Vec<(&'static str, Option<PathBuf>)> = Vec::new();
     let message = match command {
+        Command::CreateUser {
+            user_name,
+            unix_uid,
+            cert_fingerprint,
+        } => call!(
+            client,
+            create_user,
+            pb::CreateUserRequest {
+                user_name,
+                unix_uid,
+                cert_fingerprint,
+            }
+        ),
+        Command::DeleteUser { user_name } => {
+            call!(client, delete_user, pb::DeleteUserRequest { user_name })
+        }
+        Command::ListUsers => call!(client, list_users, pb::ListUsersRequest {}),
+        Command::CreateAccessKey { user_name } => call!(
+            client,
+            create_access_key,
+            pb::CreateAccessKeyRequest { user_name }
+        ),
+        Command::ListAccessKeys { user_name } => call!(
+            client,
+            list_access_keys,
+            pb::ListAccessKeysRequest { user_name }
+        ),
+        Command::DeleteAccessKey {
+            user_name,
+            access_key_id,
+        } => call!(
+            client,
+            delete_access_key,
+            pb::DeleteAccessKeyRequest {
+                user_name,
+                access_key_id,
+            }
+        ),
         Command::CreateKey {
             description,
             key_spec,
