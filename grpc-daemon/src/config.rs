@@ -64,6 +64,24 @@ pub struct SettingsInput {
     /// call answered on the async worker, 0 to 1000 (default 200; 0 = off).
     #[arg(long)]
     pub busy_poll_micros: Option<u64>,
+    /// Where the AWS KMS JSON endpoint listens, `tcp:HOST:PORT` (default: off).
+    /// TLS as for gRPC; plain HTTP only on loopback with --insecure-loopback.
+    #[arg(long)]
+    pub kms_listen: Option<String>,
+    /// The region in every ARN and SigV4 scope (default us-east-1).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// The 12-digit account id in every ARN (default 111122223333).
+    #[arg(long)]
+    pub account_id: Option<String>,
+    /// How far a SigV4 request's X-Amz-Date may be from now, in seconds,
+    /// 60 to 3600 (default 900, as AWS).
+    #[arg(long)]
+    pub sigv4_max_skew_secs: Option<u64>,
+    /// How long the KMS endpoint waits for a request's headers, and then
+    /// for its body, in milliseconds, 100 to 600000 (default 10000).
+    #[arg(long)]
+    pub kms_read_timeout_ms: Option<u64>,
     /// Argon2id memory in KiB for `init` (default 65536).
     #[arg(long)]
     pub kdf_memory_kib: Option<u32>,
@@ -102,6 +120,11 @@ impl SettingsInput {
             log_level: self.log_level.or(base.log_level),
             worker_threads: self.worker_threads.or(base.worker_threads),
             busy_poll_micros: self.busy_poll_micros.or(base.busy_poll_micros),
+            kms_listen: self.kms_listen.or(base.kms_listen),
+            region: self.region.or(base.region),
+            account_id: self.account_id.or(base.account_id),
+            sigv4_max_skew_secs: self.sigv4_max_skew_secs.or(base.sigv4_max_skew_secs),
+            kms_read_timeout_ms: self.kms_read_timeout_ms.or(base.kms_read_timeout_ms),
             kdf_memory_kib: self.kdf_memory_kib.or(base.kdf_memory_kib),
             kdf_iterations: self.kdf_iterations.or(base.kdf_iterations),
             kdf_parallelism: self.kdf_parallelism.or(base.kdf_parallelism),
@@ -185,6 +208,16 @@ pub struct Settings {
     pub busy_poll: Duration,
     /// Argon2id parameters for `init`.
     pub kdf: hsm_core::KdfParams,
+    /// The AWS KMS JSON endpoint's address, when it is on.
+    pub kms_listen: Option<SocketAddr>,
+    /// The region of ARNs and SigV4 scopes.
+    pub region: String,
+    /// The account id of ARNs.
+    pub account_id: String,
+    /// The largest SigV4 clock skew accepted (1 to 60 minutes).
+    pub sigv4_max_skew: Duration,
+    /// The KMS endpoint's header and body read timeouts.
+    pub kms_read_timeout: Duration,
 }
 
 fn bounded<T: PartialOrd + std::fmt::Display + Copy>(
@@ -260,7 +293,58 @@ impl Settings {
                 )));
             }
         }
+        let kms_listen = match input.kms_listen {
+            Some(text) => match Listen::parse(&text)? {
+                Listen::Tcp(addr) => Some(addr),
+                Listen::Unix(_) => {
+                    return Err(DaemonError::Config(
+                        "kms_listen must be tcp:HOST:PORT".into(),
+                    ))
+                }
+            },
+            None => None,
+        };
+        if let Some(addr) = &kms_listen {
+            if tls.is_none() && !(insecure_loopback && addr.ip().is_loopback()) {
+                return Err(DaemonError::Config(format!(
+                    "kms_listen tcp:{addr} needs TLS (tls_cert_file, tls_key_file); plain HTTP \
+                     is allowed only on a loopback address with --insecure-loopback"
+                )));
+            }
+        }
+        let region = input.region.unwrap_or_else(|| "us-east-1".into());
+        let region_ok = !region.is_empty()
+            && region.len() <= 32
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !region_ok {
+            return Err(DaemonError::Config(format!(
+                "region {region:?} must be 1 to 32 of a-z, 0-9 and -"
+            )));
+        }
+        let account_id = input.account_id.unwrap_or_else(|| "111122223333".into());
+        if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(DaemonError::Config(format!(
+                "account_id {account_id:?} must be 12 digits"
+            )));
+        }
         Ok(Settings {
+            kms_listen,
+            region,
+            account_id,
+            sigv4_max_skew: Duration::from_secs(bounded(
+                "sigv4_max_skew_secs",
+                input.sigv4_max_skew_secs.unwrap_or(900),
+                60,
+                3600,
+            )?),
+            kms_read_timeout: Duration::from_millis(bounded(
+                "kms_read_timeout_ms",
+                input.kms_read_timeout_ms.unwrap_or(10_000),
+                100,
+                600_000,
+            )?),
             data_dir,
             listen,
             passphrase_file: input.passphrase_file,
@@ -370,6 +454,41 @@ mod tests {
         assert!(Settings::resolve(input).is_err());
         let mut input = with_dir();
         input.max_message_bytes = Some(10);
+        assert!(Settings::resolve(input).is_err());
+    }
+
+    #[test]
+    fn kms_settings() {
+        let s = Settings::resolve(with_dir()).unwrap();
+        assert_eq!(s.kms_listen, None);
+        assert_eq!(
+            (s.region.as_str(), s.account_id.as_str()),
+            ("us-east-1", "111122223333")
+        );
+        assert_eq!(s.sigv4_max_skew, Duration::from_secs(900));
+        let mut input = with_dir();
+        input.kms_listen = Some("tcp:127.0.0.1:7001".into());
+        assert!(
+            Settings::resolve(input.clone()).is_err(),
+            "plain HTTP needs the flag"
+        );
+        input.insecure_loopback = Some(true);
+        let s = Settings::resolve(input.clone()).unwrap();
+        assert_eq!(s.kms_listen, Some("127.0.0.1:7001".parse().unwrap()));
+        input.kms_listen = Some("unix:/x".into());
+        assert!(Settings::resolve(input).is_err());
+        for (region, account) in [
+            ("US", "111122223333"),
+            ("us-east-1", "12"),
+            ("", "111122223333"),
+        ] {
+            let mut input = with_dir();
+            input.region = Some(region.into());
+            input.account_id = Some(account.into());
+            assert!(Settings::resolve(input).is_err(), "{region} {account}");
+        }
+        let mut input = with_dir();
+        input.sigv4_max_skew_secs = Some(59);
         assert!(Settings::resolve(input).is_err());
     }
 

@@ -8,6 +8,7 @@
 //! - [`status`]: the one mapping of hsm-core errors to gRPC statuses.
 //! - [`server`]: listeners (Unix socket, TLS or loopback TCP), health,
 //!   reflection, request limits, background ticks and graceful shutdown.
+//! - [`kms_api`]: the AWS KMS JSON 1.1 endpoint (HTTP/1.1, SigV4) over the same machinery.
 //! - [`pool`]: the fixed thread pool for fast hsm-core calls.
 //! - [`spin`]: busy polling between the calls of a busy client.
 //! - [`config`], [`passphrase`], [`clock`]: daemon settings and secrets.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod connection;
 mod convert;
 pub mod error;
+pub mod kms_api;
 pub mod passphrase;
 pub mod pkcs11_service;
 pub mod pool;

@@ -18,6 +18,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::config::{Listen, Settings};
 use crate::connection::{track, PerConnection};
+use crate::kms_api::{EndpointSettings, KmsListener};
 use crate::pkcs11_service::{ClientConnections, Pkcs11Service};
 use crate::pool::CryptoPool;
 use crate::service::{CallLimits, KmsService};
@@ -87,14 +88,17 @@ async fn tick_loop(hsm: Arc<Hsm>, every: Duration) {
 }
 
 /// Binds a Unix socket at `path`: a stale socket file is replaced, a live
-/// one (another daemon) is an error; the socket is made 0600.
+/// one (another daemon) is an error; the socket is made 0600. The socket's
+/// directory must exist (it is never created: a typo in `--listen` must
+/// not make directories with default permissions).
 pub fn bind_unix(path: &Path) -> Result<UnixListener, DaemonError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.exists() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| DaemonError::io(format!("creating {}", parent.display()), e))?;
-            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| DaemonError::io(format!("chmod {}", parent.display()), e))?;
+        if !parent.is_dir() {
+            return Err(DaemonError::Config(format!(
+                "listen: the socket's directory {} does not exist or is not a directory; \
+                 create it first (mode 0700): tinfoild does not create it",
+                parent.display()
+            )));
         }
         if let Ok(meta) = std::fs::metadata(parent) {
             if meta.permissions().mode() & 0o077 != 0 {
@@ -133,10 +137,26 @@ fn read_pem(path: &Path) -> Result<Vec<u8>, DaemonError> {
 }
 
 /// Serves `hsm` with `settings` until `shutdown` completes, then stops
-/// accepting, lets in-flight calls finish and returns.
+/// accepting, lets in-flight calls finish and returns. The KMS endpoint
+/// listens too when `settings.kms_listen` is set.
 pub async fn serve(
     hsm: Arc<Hsm>,
     settings: &Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let kms = match settings.kms_listen {
+        Some(addr) => Some(KmsListener::bind(addr, settings.tls.as_ref())?),
+        None => None,
+    };
+    serve_with_kms(hsm, settings, kms, shutdown).await
+}
+
+/// [`serve`] with an already bound KMS listener (`tinfoild --dev` binds
+/// a free port first to print it).
+pub async fn serve_with_kms(
+    hsm: Arc<Hsm>,
+    settings: &Settings,
+    kms_listener: Option<KmsListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
     let limits = CallLimits {
@@ -157,6 +177,20 @@ pub async fn serve(
     ))
     .max_decoding_message_size(settings.max_message_bytes)
     .max_encoding_message_size(MAX_RESPONSE_BYTES.max(settings.max_message_bytes));
+    let (kms_stop, kms_stopped) = tokio::sync::watch::channel(false);
+    let kms_endpoint = kms_listener.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            let tls = listener.is_tls();
+            tracing::info!(endpoint = %format!("tcp:{addr}"), tls, "KMS endpoint listening");
+        }
+        tokio::spawn(crate::kms_api::serve(
+            listener,
+            kms_service.clone(),
+            EndpointSettings::from_settings(settings),
+            settings.kms_read_timeout + settings.call_timeout,
+            kms_stopped,
+        ))
+    });
     let kms = KeyManagementServer::new(kms_service)
         .max_decoding_message_size(settings.max_message_bytes)
         .max_encoding_message_size(MAX_RESPONSE_BYTES.max(settings.max_message_bytes));
@@ -209,6 +243,7 @@ pub async fn serve(
         async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight calls");
+            let _ = kms_stop.send(true);
             health
                 .set_not_serving::<KeyManagementServer<KmsService>>()
                 .await;
@@ -237,6 +272,13 @@ pub async fn serve(
         }
     };
     ticker.abort();
+    if let Some(task) = kms_endpoint {
+        match task.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "KMS endpoint failed"),
+            Err(_) => tracing::error!("KMS endpoint task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
     result.map_err(DaemonError::from)
 }
 

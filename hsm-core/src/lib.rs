@@ -29,6 +29,7 @@ mod ops_aliases;
 mod ops_crypto;
 mod ops_keys;
 pub mod outputs;
+pub mod policy;
 mod sealing;
 mod store;
 pub mod token;

@@ -14,9 +14,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use hsm_core::{Clock, Hsm, HsmOptions, SystemClock};
+use hsm_core::{Account, Caller, Clock, Hsm, HsmOptions, Principal, SystemClock};
+use secrecy::ExposeSecret;
 use secrecy::SecretString;
 use tinfoil_daemon::config::{Listen, Settings, SettingsInput};
+use tinfoil_daemon::kms_api::KmsListener;
 use tinfoil_daemon::{client, clock::FileClock, passphrase, server, DaemonError};
 
 /// The exit code for a passphrase that does not unseal the store.
@@ -31,7 +33,9 @@ const EXIT_WRONG_PASSPHRASE: u8 = 3;
 )]
 struct Cli {
     /// Serve a throwaway store in a temporary directory, unsealed with a
-    /// random passphrase, on the dev socket (or --listen).
+    /// random passphrase, on the dev socket (or --listen), and the AWS KMS
+    /// endpoint on 127.0.0.1 (a free port) with an administrator access key
+    /// printed as four `export` lines.
     #[arg(long)]
     dev: bool,
     /// With --dev: where to listen (default: the dev socket).
@@ -83,7 +87,7 @@ fn init_logging(level: &str) {
         .init();
 }
 
-fn options(settings: &Settings, clock_file: Option<PathBuf>) -> HsmOptions {
+fn options(settings: &Settings, clock_file: Option<PathBuf>) -> Result<HsmOptions, DaemonError> {
     let clock: Arc<dyn Clock> = match clock_file {
         Some(path) => {
             tracing::warn!(path = %path.display(), "TEST-ONLY clock file in use: time comes from a file");
@@ -91,12 +95,12 @@ fn options(settings: &Settings, clock_file: Option<PathBuf>) -> HsmOptions {
         }
         None => Arc::new(SystemClock),
     };
-    HsmOptions {
+    Ok(HsmOptions {
         kdf: settings.kdf,
         clock,
         cache_capacity: settings.cache_capacity,
-        account: Default::default(),
-    }
+        account: Account::new(&settings.region, &settings.account_id)?,
+    })
 }
 
 fn runtime(settings: &Settings) -> Result<tokio::runtime::Runtime, DaemonError> {
@@ -117,7 +121,7 @@ fn init(args: CommonArgs, env_secret: Option<SecretString>) -> Result<(), Daemon
         )));
     }
     let secret = passphrase::resolve(settings.passphrase_file.as_deref(), env_secret, true)?;
-    let options = options(&settings, clock_file);
+    let options = options(&settings, clock_file)?;
     if Hsm::is_incomplete(&settings.data_dir) {
         eprintln!(
             "tinfoild: {} holds an incomplete store (an earlier init was interrupted); \
@@ -142,7 +146,7 @@ fn serve(args: CommonArgs, env_secret: Option<SecretString>) -> Result<(), Daemo
         )));
     }
     let secret = passphrase::resolve(settings.passphrase_file.as_deref(), env_secret, false)?;
-    let options = options(&settings, clock_file);
+    let options = options(&settings, clock_file)?;
     let hsm = Arc::new(Hsm::open(&settings.data_dir, &secret, options)?);
     drop(secret);
     tracing::info!(data_dir = %settings.data_dir.display(), "store unsealed");
@@ -202,11 +206,18 @@ fn dev(listen: Option<String>) -> Result<(), DaemonError> {
         listen: Some(format!("unix:{}", socket.display())),
         kdf_memory_kib: Some(8192),
         kdf_iterations: Some(1),
+        insecure_loopback: Some(true),
         ..Default::default()
     })?;
     let secret = random_passphrase()?;
-    let hsm = Arc::new(Hsm::init(&data_dir, &secret, options(&settings, None))?);
+    let hsm = Arc::new(Hsm::init(&data_dir, &secret, options(&settings, None)?)?);
     drop(secret);
+    // The KMS endpoint on a free loopback port, plain HTTP (loopback only),
+    // with an access key of the account's administrators.
+    let kms = KmsListener::bind(([127, 0, 0, 1], 0).into(), None)?;
+    let kms_addr = kms.local_addr()?;
+    let admin = Caller::new(Principal::Root, "tinfoild --dev");
+    let access_key = hsm.gate(&admin).create_access_key("root")?;
     let endpoint = format!("unix:{}", socket.display());
     println!(
         "tinfoild --dev: throwaway store in {} (deleted on exit)",
@@ -214,9 +225,26 @@ fn dev(listen: Option<String>) -> Result<(), DaemonError> {
     );
     println!("socket: {}", socket.display());
     println!("try:    tinfoil --endpoint {endpoint} list-keys");
+    println!("AWS KMS endpoint, for the aws CLI and SDKs (paste these four lines):");
+    println!("export AWS_ENDPOINT_URL_KMS=http://{kms_addr}");
+    println!("export AWS_ACCESS_KEY_ID={}", access_key.info.access_key_id);
+    println!(
+        "export AWS_SECRET_ACCESS_KEY={}",
+        access_key.secret_access_key.expose_secret()
+    );
+    println!("export AWS_REGION={}", settings.region);
+    drop(access_key);
     println!("stop with Ctrl-C");
-    let result =
-        runtime(&settings)?.block_on(server::serve(hsm, &settings, server::termination_signal()));
+    {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+    let result = runtime(&settings)?.block_on(server::serve_with_kms(
+        hsm,
+        &settings,
+        Some(kms),
+        server::termination_signal(),
+    ));
     drop(store);
     result
 }
