@@ -95,15 +95,17 @@ impl<'a> Gate<'a> {
         self.caller
     }
 
-    /// Decides whether the caller may make `request`, then honours a dry run.
-    fn check(&self, request: Request<'_>) -> Result<()> {
+    /// The one path of every key operation: decide whether the caller may
+    /// make `request`, stop there for a dry run, else run `operation`.
+    /// (Recording the call, allowed or not, also belongs here.)
+    fn run<T>(&self, request: Request<'_>, operation: impl FnOnce() -> Result<T>) -> Result<T> {
         self.authorize(&request)?;
         if self.dry_run {
             return Err(Error::DryRun(
                 "The request would have succeeded, but the DryRun option is set.".to_string(),
             ));
         }
-        Ok(())
+        operation()
     }
 
     /// The authorization decision. Today: administrators and the service
@@ -185,38 +187,46 @@ impl<'a> Gate<'a> {
         if let Some(usage) = request.key_usage {
             check = check.condition("kms:KeyUsage", usage);
         }
-        self.check(check)?;
-        self.hsm.create_key(request)
+        self.run(check, || self.hsm.create_key(request))
     }
 
     /// DescribeKey.
     pub fn describe_key(&self, key_id: &str) -> Result<KeyMetadata> {
-        self.check(Request::key("kms:DescribeKey", key_id))?;
-        self.hsm.describe_key(key_id)
+        self.run(Request::key("kms:DescribeKey", key_id), || {
+            self.hsm.describe_key(key_id)
+        })
     }
 
     /// ListKeys.
-    pub fn list_keys(&self, limit: Option<u32>, marker: Option<&str>) -> Result<Page<KeyListEntry>> {
-        self.check(Request::account("kms:ListKeys"))?;
-        self.hsm.list_keys(limit, marker)
+    pub fn list_keys(
+        &self,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<KeyListEntry>> {
+        self.run(Request::account("kms:ListKeys"), || {
+            self.hsm.list_keys(limit, marker)
+        })
     }
 
     /// UpdateKeyDescription.
     pub fn update_key_description(&self, key_id: &str, description: &str) -> Result<()> {
-        self.check(Request::key("kms:UpdateKeyDescription", key_id))?;
-        self.hsm.update_key_description(key_id, description)
+        self.run(Request::key("kms:UpdateKeyDescription", key_id), || {
+            self.hsm.update_key_description(key_id, description)
+        })
     }
 
     /// EnableKey.
     pub fn enable_key(&self, key_id: &str) -> Result<()> {
-        self.check(Request::key("kms:EnableKey", key_id))?;
-        self.hsm.enable_key(key_id)
+        self.run(Request::key("kms:EnableKey", key_id), || {
+            self.hsm.enable_key(key_id)
+        })
     }
 
     /// DisableKey.
     pub fn disable_key(&self, key_id: &str) -> Result<()> {
-        self.check(Request::key("kms:DisableKey", key_id))?;
-        self.hsm.disable_key(key_id)
+        self.run(Request::key("kms:DisableKey", key_id), || {
+            self.hsm.disable_key(key_id)
+        })
     }
 
     /// ScheduleKeyDeletion.
@@ -229,14 +239,17 @@ impl<'a> Gate<'a> {
         if let Some(days) = pending_window_in_days {
             check = check.condition("kms:ScheduleKeyDeletionPendingWindowInDays", days);
         }
-        self.check(check)?;
-        self.hsm.schedule_key_deletion(key_id, pending_window_in_days)
+        self.run(check, || {
+            self.hsm
+                .schedule_key_deletion(key_id, pending_window_in_days)
+        })
     }
 
     /// CancelKeyDeletion.
     pub fn cancel_key_deletion(&self, key_id: &str) -> Result<String> {
-        self.check(Request::key("kms:CancelKeyDeletion", key_id))?;
-        self.hsm.cancel_key_deletion(key_id)
+        self.run(Request::key("kms:CancelKeyDeletion", key_id), || {
+            self.hsm.cancel_key_deletion(key_id)
+        })
     }
 
     /// EnableKeyRotation.
@@ -245,26 +258,31 @@ impl<'a> Gate<'a> {
         key_id: &str,
         rotation_period_in_days: Option<u32>,
     ) -> Result<()> {
-        self.check(Request::key("kms:EnableKeyRotation", key_id))?;
-        self.hsm.enable_key_rotation(key_id, rotation_period_in_days)
+        self.run(Request::key("kms:EnableKeyRotation", key_id), || {
+            self.hsm
+                .enable_key_rotation(key_id, rotation_period_in_days)
+        })
     }
 
     /// DisableKeyRotation.
     pub fn disable_key_rotation(&self, key_id: &str) -> Result<()> {
-        self.check(Request::key("kms:DisableKeyRotation", key_id))?;
-        self.hsm.disable_key_rotation(key_id)
+        self.run(Request::key("kms:DisableKeyRotation", key_id), || {
+            self.hsm.disable_key_rotation(key_id)
+        })
     }
 
     /// GetKeyRotationStatus.
     pub fn get_key_rotation_status(&self, key_id: &str) -> Result<RotationStatus> {
-        self.check(Request::key("kms:GetKeyRotationStatus", key_id))?;
-        self.hsm.get_key_rotation_status(key_id)
+        self.run(Request::key("kms:GetKeyRotationStatus", key_id), || {
+            self.hsm.get_key_rotation_status(key_id)
+        })
     }
 
     /// RotateKeyOnDemand.
     pub fn rotate_key_on_demand(&self, key_id: &str) -> Result<String> {
-        self.check(Request::key("kms:RotateKeyOnDemand", key_id))?;
-        self.hsm.rotate_key_on_demand(key_id)
+        self.run(Request::key("kms:RotateKeyOnDemand", key_id), || {
+            self.hsm.rotate_key_on_demand(key_id)
+        })
     }
 
     /// ListKeyRotations.
@@ -274,32 +292,36 @@ impl<'a> Gate<'a> {
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<RotationEntry>> {
-        self.check(Request::key("kms:ListKeyRotations", key_id))?;
-        self.hsm.list_key_rotations(key_id, limit, marker)
+        self.run(Request::key("kms:ListKeyRotations", key_id), || {
+            self.hsm.list_key_rotations(key_id, limit, marker)
+        })
     }
 
     // ----- aliases and tags -----
 
     /// CreateAlias: needs kms:CreateAlias on the alias's key.
     pub fn create_alias(&self, alias_name: &str, target_key_id: &str) -> Result<()> {
-        self.check(
-            Request::key("kms:CreateAlias", target_key_id).condition("kms:RequestAlias", alias_name),
-        )?;
-        self.hsm.create_alias(alias_name, target_key_id)
+        self.run(
+            Request::key("kms:CreateAlias", target_key_id)
+                .condition("kms:RequestAlias", alias_name),
+            || self.hsm.create_alias(alias_name, target_key_id),
+        )
     }
 
     /// UpdateAlias: needs kms:UpdateAlias on the new target key.
     pub fn update_alias(&self, alias_name: &str, target_key_id: &str) -> Result<()> {
-        self.check(
-            Request::key("kms:UpdateAlias", target_key_id).condition("kms:RequestAlias", alias_name),
-        )?;
-        self.hsm.update_alias(alias_name, target_key_id)
+        self.run(
+            Request::key("kms:UpdateAlias", target_key_id)
+                .condition("kms:RequestAlias", alias_name),
+            || self.hsm.update_alias(alias_name, target_key_id),
+        )
     }
 
     /// DeleteAlias: needs kms:DeleteAlias on the alias's key.
     pub fn delete_alias(&self, alias_name: &str) -> Result<()> {
-        self.check(Request::key("kms:DeleteAlias", alias_name))?;
-        self.hsm.delete_alias(alias_name)
+        self.run(Request::key("kms:DeleteAlias", alias_name), || {
+            self.hsm.delete_alias(alias_name)
+        })
     }
 
     /// ListAliases (all, or a key's).
@@ -309,20 +331,23 @@ impl<'a> Gate<'a> {
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<AliasEntry>> {
-        self.check(Request::account("kms:ListAliases"))?;
-        self.hsm.list_aliases(key_id, limit, marker)
+        self.run(Request::account("kms:ListAliases"), || {
+            self.hsm.list_aliases(key_id, limit, marker)
+        })
     }
 
     /// TagResource.
     pub fn tag_resource(&self, key_id: &str, tags: &[Tag]) -> Result<()> {
-        self.check(Request::key("kms:TagResource", key_id))?;
-        self.hsm.tag_resource(key_id, tags)
+        self.run(Request::key("kms:TagResource", key_id), || {
+            self.hsm.tag_resource(key_id, tags)
+        })
     }
 
     /// UntagResource.
     pub fn untag_resource(&self, key_id: &str, tag_keys: &[String]) -> Result<()> {
-        self.check(Request::key("kms:UntagResource", key_id))?;
-        self.hsm.untag_resource(key_id, tag_keys)
+        self.run(Request::key("kms:UntagResource", key_id), || {
+            self.hsm.untag_resource(key_id, tag_keys)
+        })
     }
 
     /// ListResourceTags.
@@ -332,8 +357,9 @@ impl<'a> Gate<'a> {
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<Tag>> {
-        self.check(Request::key("kms:ListResourceTags", key_id))?;
-        self.hsm.list_resource_tags(key_id, limit, marker)
+        self.run(Request::key("kms:ListResourceTags", key_id), || {
+            self.hsm.list_resource_tags(key_id, limit, marker)
+        })
     }
 
     // ----- cryptography -----
@@ -346,15 +372,15 @@ impl<'a> Gate<'a> {
         context: &EncryptionContext,
         algorithm: Option<EncryptionAlgorithm>,
     ) -> Result<EncryptOutput> {
-        self.check(
+        self.run(
             Request::key("kms:Encrypt", key_id)
                 .context(context)
                 .condition(
                     "kms:EncryptionAlgorithm",
                     algorithm.unwrap_or(EncryptionAlgorithm::SymmetricDefault),
                 ),
-        )?;
-        self.hsm.encrypt(key_id, plaintext, context, algorithm)
+            || self.hsm.encrypt(key_id, plaintext, context, algorithm),
+        )
     }
 
     /// Decrypt: the key is the one named, else the one the blob names.
@@ -366,16 +392,18 @@ impl<'a> Gate<'a> {
         algorithm: Option<EncryptionAlgorithm>,
     ) -> Result<DecryptOutput> {
         let blob_key = blob_key_ref(ciphertext_blob, key_id)?;
-        self.check(
+        self.run(
             Request::key("kms:Decrypt", &blob_key)
                 .context(context)
                 .condition(
                     "kms:EncryptionAlgorithm",
                     algorithm.unwrap_or(EncryptionAlgorithm::SymmetricDefault),
                 ),
-        )?;
-        self.hsm
-            .decrypt(ciphertext_blob, context, key_id, algorithm)
+            || {
+                self.hsm
+                    .decrypt(ciphertext_blob, context, key_id, algorithm)
+            },
+        )
     }
 
     /// ReEncrypt: kms:ReEncryptFrom on the source key, kms:ReEncryptTo on
@@ -390,13 +418,17 @@ impl<'a> Gate<'a> {
     ) -> Result<ReEncryptOutput> {
         let source = blob_key_ref(ciphertext_blob, source_key_id)?;
         self.authorize(&Request::key("kms:ReEncryptFrom", &source).context(source_context))?;
-        self.check(Request::key("kms:ReEncryptTo", destination_key_id).context(destination_context))?;
-        self.hsm.re_encrypt(
-            ciphertext_blob,
-            source_context,
-            source_key_id,
-            destination_key_id,
-            destination_context,
+        self.run(
+            Request::key("kms:ReEncryptTo", destination_key_id).context(destination_context),
+            || {
+                self.hsm.re_encrypt(
+                    ciphertext_blob,
+                    source_context,
+                    source_key_id,
+                    destination_key_id,
+                    destination_context,
+                )
+            },
         )
     }
 
@@ -408,9 +440,13 @@ impl<'a> Gate<'a> {
         number_of_bytes: Option<u32>,
         context: &EncryptionContext,
     ) -> Result<DataKey> {
-        self.check(Request::key("kms:GenerateDataKey", key_id).context(context))?;
-        self.hsm
-            .generate_data_key(key_id, key_spec, number_of_bytes, context)
+        self.run(
+            Request::key("kms:GenerateDataKey", key_id).context(context),
+            || {
+                self.hsm
+                    .generate_data_key(key_id, key_spec, number_of_bytes, context)
+            },
+        )
     }
 
     /// GenerateDataKeyWithoutPlaintext.
@@ -421,11 +457,17 @@ impl<'a> Gate<'a> {
         number_of_bytes: Option<u32>,
         context: &EncryptionContext,
     ) -> Result<DataKey> {
-        self.check(
+        self.run(
             Request::key("kms:GenerateDataKeyWithoutPlaintext", key_id).context(context),
-        )?;
-        self.hsm
-            .generate_data_key_without_plaintext(key_id, key_spec, number_of_bytes, context)
+            || {
+                self.hsm.generate_data_key_without_plaintext(
+                    key_id,
+                    key_spec,
+                    number_of_bytes,
+                    context,
+                )
+            },
+        )
     }
 
     /// GenerateDataKeyPair / GenerateDataKeyPairWithoutPlaintext.
@@ -441,15 +483,17 @@ impl<'a> Gate<'a> {
         } else {
             "kms:GenerateDataKeyPairWithoutPlaintext"
         };
-        self.check(Request::key(action, key_id).context(context))?;
-        self.hsm
-            .generate_data_key_pair(key_id, key_pair_spec, context, with_plaintext)
+        self.run(Request::key(action, key_id).context(context), || {
+            self.hsm
+                .generate_data_key_pair(key_id, key_pair_spec, context, with_plaintext)
+        })
     }
 
     /// GenerateRandom.
     pub fn generate_random(&self, number_of_bytes: u32) -> Result<Zeroizing<Vec<u8>>> {
-        self.check(Request::account("kms:GenerateRandom"))?;
-        self.hsm.generate_random(number_of_bytes)
+        self.run(Request::account("kms:GenerateRandom"), || {
+            self.hsm.generate_random(number_of_bytes)
+        })
     }
 
     /// Sign.
@@ -460,10 +504,10 @@ impl<'a> Gate<'a> {
         message_type: MessageType,
         algorithm: SigningAlgorithm,
     ) -> Result<SignOutput> {
-        self.check(
+        self.run(
             Request::key("kms:Sign", key_id).condition("kms:SigningAlgorithm", algorithm),
-        )?;
-        self.hsm.sign(key_id, message, message_type, algorithm)
+            || self.hsm.sign(key_id, message, message_type, algorithm),
+        )
     }
 
     /// Verify.
@@ -475,17 +519,20 @@ impl<'a> Gate<'a> {
         signature: &[u8],
         algorithm: SigningAlgorithm,
     ) -> Result<VerifyOutput> {
-        self.check(
+        self.run(
             Request::key("kms:Verify", key_id).condition("kms:SigningAlgorithm", algorithm),
-        )?;
-        self.hsm
-            .verify(key_id, message, message_type, signature, algorithm)
+            || {
+                self.hsm
+                    .verify(key_id, message, message_type, signature, algorithm)
+            },
+        )
     }
 
     /// GetPublicKey.
     pub fn get_public_key(&self, key_id: &str) -> Result<PublicKeyOutput> {
-        self.check(Request::key("kms:GetPublicKey", key_id))?;
-        self.hsm.get_public_key(key_id)
+        self.run(Request::key("kms:GetPublicKey", key_id), || {
+            self.hsm.get_public_key(key_id)
+        })
     }
 
     /// GenerateMac.
@@ -495,10 +542,10 @@ impl<'a> Gate<'a> {
         message: &[u8],
         algorithm: MacAlgorithm,
     ) -> Result<MacOutput> {
-        self.check(
+        self.run(
             Request::key("kms:GenerateMac", key_id).condition("kms:MacAlgorithm", algorithm),
-        )?;
-        self.hsm.generate_mac(key_id, message, algorithm)
+            || self.hsm.generate_mac(key_id, message, algorithm),
+        )
     }
 
     /// VerifyMac.
@@ -509,10 +556,10 @@ impl<'a> Gate<'a> {
         mac: &[u8],
         algorithm: MacAlgorithm,
     ) -> Result<String> {
-        self.check(
+        self.run(
             Request::key("kms:VerifyMac", key_id).condition("kms:MacAlgorithm", algorithm),
-        )?;
-        self.hsm.verify_mac(key_id, message, mac, algorithm)
+            || self.hsm.verify_mac(key_id, message, mac, algorithm),
+        )
     }
 }
 
@@ -526,5 +573,7 @@ fn blob_key_ref(ciphertext_blob: &[u8], key_id: Option<&str>) -> Result<String> 
         return Ok(key_id.to_string());
     }
     let header = crate::envelope::parse_header(ciphertext_blob)?;
-    Ok(uuid::Uuid::from_bytes(header.key_id).hyphenated().to_string())
+    Ok(uuid::Uuid::from_bytes(header.key_id)
+        .hyphenated()
+        .to_string())
 }
