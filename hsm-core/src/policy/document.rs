@@ -116,7 +116,7 @@ impl<'de> Deserialize<'de> for Statements {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename = "Statement")]
+#[serde(deny_unknown_fields)]
 struct RawStatement {
     #[serde(rename = "Sid")]
     sid: Option<String>,

@@ -309,7 +309,7 @@ fn malformed_documents_say_what_is_wrong() {
             r#"{"Statement": "x"}"#.into(),
             "expected a statement object or a list",
         ),
-        (r#"{"Statement": [1]}"#.into(), "expected struct Statement"),
+        (r#"{"Statement": [1]}"#.into(), "invalid type: integer `1`"),
         (
             r#"{"Version": "2020-01-01", "Statement": []}"#.into(),
             "unknown policy Version",
