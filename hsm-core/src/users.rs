@@ -172,7 +172,13 @@ fn put_access_key(tx: &Transaction<'_>, id: &str, key: &AccessKeyRecord) -> Resu
     tx.execute(
         "INSERT INTO access_keys (access_key_id, principal, created, status, wrapped_secret)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, key.principal, key.created, key.status, key.wrapped_secret],
+        params![
+            id,
+            key.principal,
+            key.created,
+            key.status,
+            key.wrapped_secret
+        ],
     )?;
     Ok(())
 }
@@ -488,8 +494,10 @@ fn hmac_step(key: &[u8], data: &[u8]) -> Zeroizing<[u8; 32]> {
     out
 }
 
+/// Decodes a SigV4 signature: exactly 64 lowercase hex digits, as AWS
+/// writes them (AWS compares the text, so uppercase never matches there).
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() != 64 {
+    if text.len() != 64 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     (0..text.len())
