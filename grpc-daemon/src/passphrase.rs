@@ -1,10 +1,22 @@
-//! Where the store's passphrase comes from: `--passphrase-file` (refused
-//! when group or others have any access), the `TINFOIL_PASSPHRASE`
-//! environment variable (removed from the environment once read), or a
-//! prompt on a terminal. The passphrase is held in a `SecretString` only.
+//! Where the store's passphrase comes from: `--passphrase-file` (a regular
+//! file that group and others cannot access), the `TINFOIL_PASSPHRASE`
+//! environment variable, or a prompt on a terminal. The passphrase is held
+//! in a `SecretString` only.
+//!
+//! The environment variable is really gone once read: removing it with
+//! `remove_var` only drops it from the C library's `environ` array, while
+//! the original block at the top of the stack (what /proc/PID/environ
+//! shows) keeps the bytes. Overwriting that block needs `unsafe` (the
+//! crate forbids it), so tinfoild re-executes itself instead: it writes the
+//! passphrase into one end of a socket pair, and `exec`s its own binary
+//! with the same arguments, without the variable, with the other end as
+//! standard input and `TINFOIL_PASSPHRASE_HANDOVER=1` set. The new image
+//! (same process id) reads the passphrase from standard input; the old
+//! image, environment block included, no longer exists, and no child can
+//! inherit the variable.
 
-use std::io::IsTerminal;
-use std::os::unix::fs::PermissionsExt;
+use std::io::{IsTerminal, Read, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use secrecy::SecretString;
@@ -18,11 +30,41 @@ pub const ENV_VAR: &str = "TINFOIL_PASSPHRASE";
 /// The longest passphrase accepted, in bytes.
 pub const MAX_LEN: usize = 4096;
 
-/// Reads the passphrase from a file that only its owner can access. One
-/// trailing newline is removed.
+/// Set (to `1`) by tinfoild for its re-executed self: the passphrase is on
+/// standard input. Not for operators.
+pub const HANDOVER_VAR: &str = "TINFOIL_PASSPHRASE_HANDOVER";
+
+/// What a file that is not a regular file is, for the refusal message.
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Reads the passphrase from a regular file that only its owner can
+/// access. One trailing newline is removed. A FIFO, device, socket or
+/// directory is refused from its metadata, before it is opened (opening a
+/// FIFO would block until a writer came), and the opened file is checked
+/// again to be the same regular file.
 pub fn from_file(path: &Path) -> Result<SecretString, DaemonError> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| DaemonError::io(format!("passphrase file {}", path.display()), e))?;
+    let context = || format!("passphrase file {}", path.display());
+    let meta = std::fs::metadata(path).map_err(|e| DaemonError::io(context(), e))?;
+    if !meta.is_file() {
+        return Err(DaemonError::Passphrase(format!(
+            "{} is {}; it must be a regular file",
+            path.display(),
+            kind_of(&meta)
+        )));
+    }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(DaemonError::UnsafePassphraseFile {
@@ -30,18 +72,32 @@ pub fn from_file(path: &Path) -> Result<SecretString, DaemonError> {
             mode,
         });
     }
-    if meta.len() > MAX_LEN as u64 + 2 {
+    let file = std::fs::File::open(path).map_err(|e| DaemonError::io(context(), e))?;
+    let opened = file.metadata().map_err(|e| DaemonError::io(context(), e))?;
+    if !opened.is_file() || opened.ino() != meta.ino() || opened.dev() != meta.dev() {
         return Err(DaemonError::Passphrase(format!(
-            "passphrase file {} is longer than {MAX_LEN} bytes",
+            "{} changed while it was being opened",
             path.display()
         )));
     }
-    let bytes = Zeroizing::new(
-        std::fs::read(path)
-            .map_err(|e| DaemonError::io(format!("passphrase file {}", path.display()), e))?,
-    );
+    read_bounded(file, &context())
+}
+
+/// Reads at most [`MAX_LEN`] + 2 bytes (a passphrase and a CRLF) from
+/// `source` and checks them; longer input is refused.
+fn read_bounded(source: impl Read, what: &str) -> Result<SecretString, DaemonError> {
+    let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_LEN + 3));
+    source
+        .take(MAX_LEN as u64 + 3)
+        .read_to_end(&mut bytes)
+        .map_err(|e| DaemonError::io(what.to_owned(), e))?;
+    if bytes.len() > MAX_LEN + 2 {
+        return Err(DaemonError::Passphrase(format!(
+            "{what} is longer than {MAX_LEN} bytes"
+        )));
+    }
     let text = std::str::from_utf8(&bytes)
-        .map_err(|_| DaemonError::Passphrase("the passphrase file is not UTF-8".into()))?;
+        .map_err(|_| DaemonError::Passphrase(format!("{what} is not UTF-8")))?;
     let text = text
         .strip_suffix("\r\n")
         .or_else(|| text.strip_suffix('\n'))
@@ -61,9 +117,20 @@ fn checked(text: &str) -> Result<SecretString, DaemonError> {
     Ok(SecretString::from(text.to_owned()))
 }
 
-/// Takes the passphrase out of `TINFOIL_PASSPHRASE`, if set, and removes the
-/// variable so child processes never inherit it. Call before starting threads.
+/// Takes the passphrase out of `TINFOIL_PASSPHRASE`, if set. Call first
+/// thing in `main`, before any thread starts.
+///
+/// When the variable is set, this re-executes the running binary (same
+/// arguments, same process id) without it and hands the passphrase over on
+/// standard input (see the module documentation); it returns only on
+/// failure. In the re-executed image ([`HANDOVER_VAR`] set) it reads the
+/// passphrase from standard input and returns it.
 pub fn take_from_env() -> Result<Option<SecretString>, DaemonError> {
+    if std::env::var_os(HANDOVER_VAR).is_some() {
+        std::env::remove_var(HANDOVER_VAR);
+        std::env::remove_var(ENV_VAR);
+        return read_bounded(std::io::stdin().lock(), "the handed-over passphrase").map(Some);
+    }
     let Some(value) = std::env::var_os(ENV_VAR) else {
         return Ok(None);
     };
@@ -73,7 +140,45 @@ pub fn take_from_env() -> Result<Option<SecretString>, DaemonError> {
             .into_string()
             .map_err(|_| DaemonError::Passphrase(format!("{ENV_VAR} is not UTF-8")))?,
     );
-    checked(&value).map(Some)
+    checked(&value)?;
+    Err(reexec_without_env(value.as_bytes()))
+}
+
+/// Re-executes this binary with the passphrase on standard input and
+/// without [`ENV_VAR`]; returns the error when `exec` fails.
+fn reexec_without_env(passphrase: &[u8]) -> DaemonError {
+    use std::os::unix::process::CommandExt;
+    let fail = |what: &str, e: std::io::Error| {
+        DaemonError::io(
+            format!("{what} (tinfoild re-executes itself to drop {ENV_VAR} from its memory; use --passphrase-file instead)"),
+            e,
+        )
+    };
+    let (mut ours, theirs) = match std::os::unix::net::UnixStream::pair() {
+        Ok(pair) => pair,
+        Err(e) => return fail("creating a socket pair", e),
+    };
+    // At most 4 KiB: the socket buffer takes it without a reader.
+    if let Err(e) = ours.write_all(passphrase).and_then(|()| ours.flush()) {
+        return fail("handing the passphrase over", e);
+    }
+    drop(ours);
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return fail("finding tinfoild's own binary", e),
+    };
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    let err = std::process::Command::new(&exe)
+        .arg0(arg0)
+        .args(args)
+        .env_remove(ENV_VAR)
+        .env(HANDOVER_VAR, "1")
+        .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+            theirs,
+        )))
+        .exec();
+    fail(&format!("re-executing {}", exe.display()), err)
 }
 
 /// Resolves the passphrase: the file when given, else the value taken from
@@ -137,6 +242,40 @@ mod tests {
         std::fs::write(&path, "hunter2\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(from_file(&path).unwrap().expose_secret(), "hunter2");
+    }
+
+    #[test]
+    fn a_fifo_directory_or_device_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o600)).unwrap();
+        for (path, kind) in [
+            (fifo.as_path(), "a FIFO"),
+            (dir.path(), "a directory"),
+            (Path::new("/dev/zero"), "a device"),
+        ] {
+            let err = from_file(path).unwrap_err().to_string();
+            assert!(
+                err.contains(kind) && err.contains("must be a regular file"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_overlong_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pass");
+        std::fs::write(&path, vec![b'a'; MAX_LEN + 3]).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(from_file(&path).unwrap_err().to_string().contains("longer"));
+        std::fs::write(&path, vec![b'a'; MAX_LEN]).unwrap();
+        assert_eq!(from_file(&path).unwrap().expose_secret().len(), MAX_LEN);
     }
 
     #[test]
