@@ -94,6 +94,7 @@ pub(crate) fn encode_context(context: &EncryptionContext) -> Result<Vec<u8>> {
     out.extend_from_slice(&(context.len() as u32).to_be_bytes());
     // BTreeMap iterates in key order: the sort is built in.
     for (key, value) in context {
+        crate::ids::refuse_nul("an encryption context key", key)?;
         for field in [key.as_bytes(), value.as_bytes()] {
             out.extend_from_slice(&(field.len() as u32).to_be_bytes());
             out.extend_from_slice(field);

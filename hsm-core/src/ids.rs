@@ -23,6 +23,19 @@ pub(crate) enum KeyRef {
     Alias(String),
 }
 
+/// Refuses a NUL character in `text`, which names `what` in the message
+/// (`ValidationException`): in key ids, aliases, tag keys and values and
+/// encryption context keys a NUL makes no sense, and C callers would see
+/// the text cut short.
+pub(crate) fn refuse_nul(what: &str, text: &str) -> Result<()> {
+    if text.contains('\0') {
+        return Err(Error::validation(format!(
+            "{what} must not contain a NUL character"
+        )));
+    }
+    Ok(())
+}
+
 /// Parses a key id, alias, key resource name or alias resource name.
 pub(crate) fn parse_key_ref(text: &str) -> Result<KeyRef> {
     if text.is_empty() || text.len() > MAX_KEY_REF {
@@ -30,6 +43,7 @@ pub(crate) fn parse_key_ref(text: &str) -> Result<KeyRef> {
             "a key id must be 1 to {MAX_KEY_REF} characters"
         )));
     }
+    refuse_nul("a key id", text)?;
     let installed = arn_prefix();
     let bare = match text.strip_prefix(installed.kms_prefix.as_str()) {
         Some(rest) if rest.starts_with("alias/") => rest,
@@ -51,6 +65,7 @@ fn not_found(text: &str) -> Error {
 
 /// Checks an alias name: `alias/` then 1 to 256 of `[A-Za-z0-9/_-]`, not reserved.
 pub(crate) fn validate_alias_name(name: &str) -> Result<()> {
+    refuse_nul("an alias name", name)?;
     let rest = name.strip_prefix("alias/").ok_or_else(|| {
         Error::validation(format!("alias {} must begin with alias/", printable(name)))
     })?;
@@ -80,6 +95,8 @@ pub(crate) const RESERVED_TAG_PREFIXES: &[&str] = &["aws:", "tinfoil:", "pkcs11:
 /// Checks a caller's tag key (1 to 128 characters, no reserved prefix) and
 /// value (0 to 256).
 pub(crate) fn validate_tag(tag_key: &str, tag_value: Option<&str>) -> Result<()> {
+    refuse_nul("a tag key", tag_key)?;
+    refuse_nul("a tag value", tag_value.unwrap_or_default())?;
     let key_chars = tag_key.chars().count();
     if key_chars == 0 || key_chars > 128 {
         return Err(Error::validation("a tag key must be 1 to 128 characters"));
@@ -116,6 +133,29 @@ mod tests {
     use super::*;
 
     const ARN_PREFIX: &str = "arn:aws:kms:us-east-1:111122223333:";
+
+    #[test]
+    fn nul_characters_are_validation_errors() {
+        let id = Uuid::new_v4();
+        for text in [
+            format!("{id}\0"),
+            "alias/a\0b".to_string(),
+            "\0".to_string(),
+        ] {
+            let err = parse_key_ref(&text).unwrap_err();
+            assert_eq!(err.kms_name(), "ValidationException", "{text:?}");
+            assert!(err.to_string().contains("NUL"));
+        }
+        assert_eq!(
+            validate_alias_name("alias/a\0").unwrap_err().kms_name(),
+            "ValidationException"
+        );
+        for (key, value) in [("k\0", None), ("k", Some("v\0")), ("\0", Some(""))] {
+            let err = validate_tag(key, value).unwrap_err();
+            assert!(err.to_string().contains("NUL"), "{err}");
+        }
+        validate_tag("k", Some("v")).unwrap();
+    }
 
     #[test]
     fn parses_every_form_of_key_reference() {

@@ -159,3 +159,23 @@ fn unsealed_database(db: &Path) {
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.execute("DELETE FROM meta", []).unwrap();
 }
+
+#[test]
+fn nul_characters_are_validation_errors_and_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hsm = Hsm::init(&tmp.path().join("s"), &pass(), options(cheap())).unwrap();
+    let key = hsm.create_key(Default::default()).unwrap().key_id;
+    let mut context = hsm_core::EncryptionContext::new();
+    context.insert("bucket\0".into(), "v".into());
+    let err = hsm.encrypt(&key, b"p", &context, None).unwrap_err();
+    assert_eq!(err.kms_name(), "ValidationException", "{err}");
+    assert!(err.to_string().contains("NUL"), "{err}");
+    let err = hsm
+        .encrypt(&format!("{key}\0"), b"p", &Default::default(), None)
+        .unwrap_err();
+    assert_eq!(err.kms_name(), "ValidationException", "{err}");
+    // A NUL in a context value is data, as in KMS.
+    let mut context = hsm_core::EncryptionContext::new();
+    context.insert("bucket".into(), "v\0".into());
+    hsm.encrypt(&key, b"p", &context, None).unwrap();
+}
