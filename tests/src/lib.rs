@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests in tests/tests/: locating the built
-//! binaries and running a real `tinfoild` on a temporary store.
+//! binaries and running a real `tinfoild` on a temporary store, and the
+//! real AWS clients against its KMS endpoint.
 
 #![warn(missing_docs)]
 
 pub mod daemon;
+pub mod kms;
