@@ -82,6 +82,17 @@ pub struct SettingsInput {
     /// for its body, in milliseconds, 100 to 600000 (default 10000).
     #[arg(long)]
     pub kms_read_timeout_ms: Option<u64>,
+    /// A group (name or number) whose members may connect to the Unix
+    /// socket: the socket becomes 0660 with that group. Its members are
+    /// then callers like any other: bound uids act as their users, others
+    /// are refused (unless socket_anonymous_uids).
+    #[arg(long)]
+    pub socket_group: Option<String>,
+    /// Lets socket callers whose uid is bound to no user act as the user
+    /// `uid-N` (which key policies reach only through `"Principal": "*"`)
+    /// instead of being refused (default false).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub socket_anonymous_uids: Option<bool>,
     /// Argon2id memory in KiB for `init` (default 65536).
     #[arg(long)]
     pub kdf_memory_kib: Option<u32>,
@@ -125,6 +136,8 @@ impl SettingsInput {
             account_id: self.account_id.or(base.account_id),
             sigv4_max_skew_secs: self.sigv4_max_skew_secs.or(base.sigv4_max_skew_secs),
             kms_read_timeout_ms: self.kms_read_timeout_ms.or(base.kms_read_timeout_ms),
+            socket_group: self.socket_group.or(base.socket_group),
+            socket_anonymous_uids: self.socket_anonymous_uids.or(base.socket_anonymous_uids),
             kdf_memory_kib: self.kdf_memory_kib.or(base.kdf_memory_kib),
             kdf_iterations: self.kdf_iterations.or(base.kdf_iterations),
             kdf_parallelism: self.kdf_parallelism.or(base.kdf_parallelism),
@@ -218,6 +231,29 @@ pub struct Settings {
     pub sigv4_max_skew: Duration,
     /// The KMS endpoint's header and body read timeouts.
     pub kms_read_timeout: Duration,
+    /// The group that may connect to the Unix socket (socket 0660), if any.
+    pub socket_group: Option<u32>,
+    /// Whether unbound socket uids act as `uid-N` instead of being refused.
+    pub socket_anonymous_uids: bool,
+}
+
+/// A group's id from its number or its name in /etc/group.
+fn group_id(group: &str) -> Result<u32, DaemonError> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    let groups = std::fs::read_to_string("/etc/group")
+        .map_err(|e| DaemonError::io("reading /etc/group for socket_group", e))?;
+    groups
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let gid = fields.nth(1)?.parse::<u32>().ok()?;
+            (name == group).then_some(gid)
+        })
+        .next()
+        .ok_or_else(|| DaemonError::Config(format!("socket_group: no group named {group:?}")))
 }
 
 fn bounded<T: PartialOrd + std::fmt::Display + Copy>(
@@ -345,6 +381,8 @@ impl Settings {
                 100,
                 600_000,
             )?),
+            socket_group: input.socket_group.as_deref().map(group_id).transpose()?,
+            socket_anonymous_uids: input.socket_anonymous_uids.unwrap_or(false),
             data_dir,
             listen,
             passphrase_file: input.passphrase_file,

@@ -27,14 +27,10 @@ use crate::DaemonError;
 /// The largest response the daemon sends (list pages of 1000 entries fit).
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 
-/// tonic refuses an oversized request with OUT_OF_RANGE (and no details);
-/// gRPC's convention, and the contract, is RESOURCE_EXHAUSTED with the
-/// ErrorInfo every tinfoil error carries. The handlers never return
-/// OUT_OF_RANGE, so every such status is the size check: replace its
-/// status headers with `oversize`'s.
-fn oversize_rewriter<B>(
-    max_message_bytes: usize,
-) -> impl Fn(http::Response<B>) -> http::Response<B> + Clone {
+/// The status headers of an oversized request: tonic refuses one with
+/// OUT_OF_RANGE (and no details); gRPC's convention, and the contract, is
+/// RESOURCE_EXHAUSTED with the ErrorInfo every tinfoil error carries.
+fn oversize_headers(max_message_bytes: usize) -> http::HeaderMap {
     let mut headers = http::HeaderMap::new();
     let status = crate::status::with_reason(
         tonic::Code::ResourceExhausted,
@@ -45,8 +41,52 @@ fn oversize_rewriter<B>(
         // Unreachable in practice (the message is ASCII); the code alone still applies.
         headers.insert("grpc-status", http::HeaderValue::from_static("8"));
     }
+    headers
+}
+
+/// The prefix of prost's decode errors, which tonic answers as INTERNAL.
+const DECODE_ERROR_PREFIX: &str = "failed to decode Protobuf message: ";
+
+/// The status headers for a request message that does not decode (invalid
+/// UTF-8 in a string, a truncated varint, a wrong wire type, random
+/// bytes): INVALID_ARGUMENT with ValidationException, naming the message
+/// and field when prost says which (`EncryptRequest.key_id: ...`). tonic
+/// answers these INTERNAL, which clients take for a server fault and retry.
+fn decode_error_headers(internal: &http::HeaderMap) -> Option<http::HeaderMap> {
+    let status = tonic::Status::from_header_map(internal)?;
+    let detail = status.message().strip_prefix(DECODE_ERROR_PREFIX)?;
+    let mut headers = http::HeaderMap::new();
+    crate::status::with_reason(
+        tonic::Code::InvalidArgument,
+        "ValidationException",
+        format!("the request message does not decode: {detail}"),
+    )
+    .add_header(&mut headers)
+    .ok()?;
+    Some(headers)
+}
+
+/// Rewrites two statuses tonic makes before a handler runs (it never
+/// returns OUT_OF_RANGE, nor INTERNAL with a decode error's message):
+/// an oversized request becomes RESOURCE_EXHAUSTED (LimitExceededException),
+/// an undecodable one INVALID_ARGUMENT (ValidationException). Both come
+/// as status headers of a trailers-only response, the form tonic answers
+/// unary calls with. (A message that fails to decode in the middle of a
+/// stream ends the stream with trailers, which are not rewritten.)
+fn status_rewriter<B>(
+    max_message_bytes: usize,
+) -> impl Fn(http::Response<B>) -> http::Response<B> + Clone {
+    let oversize = oversize_headers(max_message_bytes);
     move |mut response: http::Response<B>| {
-        if response.headers().get("grpc-status") == Some(&http::HeaderValue::from_static("11")) {
+        let replacement = match response.headers().get("grpc-status").map(|v| v.as_bytes()) {
+            Some(b"11") => Some(oversize.clone()),
+            Some(b"13") => decode_error_headers(response.headers()),
+            _ => None,
+        };
+        if let Some(headers) = replacement {
+            for name in ["grpc-message", "grpc-status-details-bin"] {
+                response.headers_mut().remove(name);
+            }
             for (name, value) in &headers {
                 response.headers_mut().insert(name.clone(), value.clone());
             }
@@ -92,6 +132,12 @@ async fn tick_loop(hsm: Arc<Hsm>, every: Duration) {
 /// directory must exist (it is never created: a typo in `--listen` must
 /// not make directories with default permissions).
 pub fn bind_unix(path: &Path) -> Result<UnixListener, DaemonError> {
+    bind_unix_for(path, None)
+}
+
+/// Binds a Unix socket as [`bind_unix`] does; with `group`, the socket is
+/// 0660 and belongs to that group, so its members can connect.
+pub fn bind_unix_for(path: &Path, group: Option<u32>) -> Result<UnixListener, DaemonError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.is_dir() {
             return Err(DaemonError::Config(format!(
@@ -127,7 +173,14 @@ pub fn bind_unix(path: &Path) -> Result<UnixListener, DaemonError> {
     }
     let listener = UnixListener::bind(path)
         .map_err(|e| DaemonError::io(format!("binding {}", path.display()), e))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+    let mode = if let Some(gid) = group {
+        std::os::unix::fs::chown(path, None, Some(gid))
+            .map_err(|e| DaemonError::io(format!("chgrp {gid} {}", path.display()), e))?;
+        0o660
+    } else {
+        0o600
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| DaemonError::io(format!("chmod {}", path.display()), e))?;
     Ok(listener)
 }
@@ -168,7 +221,8 @@ pub async fn serve_with_kms(
     let pool = Arc::new(
         CryptoPool::new(threads).map_err(|e| DaemonError::io("starting the crypto pool", e))?,
     );
-    let kms_service = KmsService::new(Arc::clone(&hsm), limits, pool);
+    let kms_service = KmsService::new(Arc::clone(&hsm), limits, pool)
+        .with_anonymous_uids(settings.socket_anonymous_uids);
     // PKCS#11 session keys live per client connection (crate::connection).
     let connections: Arc<ClientConnections> = Arc::default();
     let pkcs11 = Pkcs11BackendServer::new(Pkcs11Service::with_connections(
@@ -228,7 +282,7 @@ pub async fn serve_with_kms(
         builder = builder.tls_config(config)?;
     }
     let router = builder
-        .layer(tower::util::MapResponseLayer::new(oversize_rewriter(
+        .layer(tower::util::MapResponseLayer::new(status_rewriter(
             settings.max_message_bytes,
         )))
         .add_service(health_service)
@@ -254,7 +308,7 @@ pub async fn serve_with_kms(
     };
     let result = match &settings.listen {
         Listen::Unix(path) => {
-            let listener = bind_unix(path)?;
+            let listener = bind_unix_for(path, settings.socket_group)?;
             tracing::info!(endpoint = %format!("unix:{}", path.display()), "listening");
             let served = router
                 .serve_with_incoming_shutdown(

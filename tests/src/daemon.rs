@@ -159,6 +159,12 @@ impl Daemon {
     /// Starts `tinfoild serve` for `store` with extra flags and waits until
     /// its Unix socket accepts connections.
     pub fn start(store: &Store, extra: &[&str]) -> Daemon {
+        Daemon::start_at(store, extra, &store.socket())
+    }
+
+    /// Starts `tinfoild serve` for `store` with extra flags (which move the
+    /// socket to `socket`) and waits until `socket` accepts connections.
+    pub fn start_at(store: &Store, extra: &[&str], socket: &Path) -> Daemon {
         let log = store
             .dir
             .path()
@@ -170,10 +176,10 @@ impl Daemon {
         let child = cmd.spawn().expect("spawn tinfoild");
         let mut daemon = Daemon {
             child,
-            endpoint: format!("unix:{}", store.socket().display()),
+            endpoint: format!("unix:{}", socket.display()),
             log,
         };
-        daemon.wait_ready(&store.socket());
+        daemon.wait_ready(socket);
         daemon
     }
 

@@ -3,8 +3,10 @@
 //! - Unix socket: the peer's uid from the kernel (SO_PEERCRED). Root and
 //!   the daemon's own uid are the account's administrators; a uid bound to
 //!   a user (`tinfoil create-user --unix-uid N`) is that user; any other
-//!   uid is refused (PERMISSION_DENIED / AccessDeniedException). The socket
-//!   is 0600, so by default only the daemon's owner and root can connect.
+//!   uid is refused (PERMISSION_DENIED / AccessDeniedException), or acts
+//!   as the user `uid-N` with `socket_anonymous_uids`. The socket is 0600,
+//!   so by default only the daemon's owner and root can connect;
+//!   `socket_group` makes it 0660 for one group.
 //! - TCP with TLS client certificates: a certificate bound to a user
 //!   (`--cert-fingerprint`) is that user; a certificate the configured CA
 //!   signed but bound to no user acts for the administrators.
@@ -27,14 +29,19 @@ pub fn daemon_uid() -> u32 {
 
 /// The caller of `request`, or PERMISSION_DENIED for a peer that stands
 /// for no principal.
-pub fn caller_of<T>(hsm: &Hsm, daemon_uid: u32, request: &Request<T>) -> Result<Caller, Status> {
+pub fn caller_of<T>(
+    hsm: &Hsm,
+    daemon_uid: u32,
+    anonymous_uids: bool,
+    request: &Request<T>,
+) -> Result<Caller, Status> {
     let user_agent = request
         .metadata()
         .get("user-agent")
         .and_then(|v| v.to_str().ok())
         .map(|v| v.chars().take(256).collect::<String>());
     let mut caller = if let Some(info) = request.extensions().get::<ConnectionInfo>() {
-        unix_caller(hsm, daemon_uid, info)?
+        unix_caller(hsm, daemon_uid, anonymous_uids, info)?
     } else {
         tcp_caller(hsm, request)
     };
@@ -42,7 +49,12 @@ pub fn caller_of<T>(hsm: &Hsm, daemon_uid: u32, request: &Request<T>) -> Result<
     Ok(caller)
 }
 
-fn unix_caller(hsm: &Hsm, daemon_uid: u32, info: &ConnectionInfo) -> Result<Caller, Status> {
+fn unix_caller(
+    hsm: &Hsm,
+    daemon_uid: u32,
+    anonymous_uids: bool,
+    info: &ConnectionInfo,
+) -> Result<Caller, Status> {
     let Some(peer) = info.peer else {
         return Err(denied(
             "the daemon could not learn the peer's credentials from the kernel",
@@ -55,6 +67,7 @@ fn unix_caller(hsm: &Hsm, daemon_uid: u32, info: &ConnectionInfo) -> Result<Call
     };
     match hsm.principal_for_uid(uid, daemon_uid) {
         Some(principal) => Ok(Caller::new(principal, source)),
+        None if anonymous_uids => Ok(Caller::new(Principal::User(format!("uid-{uid}")), source)),
         None => Err(denied(&format!(
             "uid {uid} is not bound to a Tinfoil user; an administrator can bind it with \
              `tinfoil create-user --user-name NAME --unix-uid {uid}`"

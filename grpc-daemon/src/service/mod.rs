@@ -71,6 +71,8 @@ pub struct KmsService {
     spinner: Arc<Spinner>,
     /// The daemon's own uid: callers on the socket with it are administrators.
     daemon_uid: u32,
+    /// Whether socket callers bound to no user act as `uid-N`.
+    anonymous_uids: bool,
 }
 
 impl std::fmt::Debug for KmsService {
@@ -91,12 +93,20 @@ impl KmsService {
             pool,
             spinner: Spinner::new(limits.busy_poll),
             daemon_uid: caller::daemon_uid(),
+            anonymous_uids: false,
         }
+    }
+
+    /// Lets socket callers whose uid is bound to no user act as the user
+    /// `uid-N` instead of being refused.
+    pub fn with_anonymous_uids(mut self, anonymous_uids: bool) -> Self {
+        self.anonymous_uids = anonymous_uids;
+        self
     }
 
     /// The caller of a request, as its transport proved it (see [`caller`]).
     pub(crate) fn caller<R>(&self, request: &tonic::Request<R>) -> Result<core::Caller, Status> {
-        caller::caller_of(&self.hsm, self.daemon_uid, request)
+        caller::caller_of(&self.hsm, self.daemon_uid, self.anonymous_uids, request)
     }
 
     /// Runs `f` through the gate for `caller` on the crypto pool.
