@@ -1,0 +1,214 @@
+//! Request messages that do not decode (issue 13): invalid UTF-8 in a
+//! string field, a truncated varint, a wrong wire type, random bytes. Each
+//! gets INVALID_ARGUMENT with ErrorInfo ValidationException (tonic's own
+//! answer is INTERNAL, which clients retry as a server fault), naming the
+//! field when the decoder knows it; the daemon keeps serving.
+
+use bytes::{Buf, BufMut};
+use prost::Message;
+use tinfoil_e2e_tests::daemon::{Daemon, Store};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+/// A codec passing message bytes through untouched.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        let mut bytes = vec![0; src.remaining()];
+        src.copy_to_slice(&mut bytes);
+        Ok(Some(bytes))
+    }
+}
+
+async fn call(channel: &Channel, path: &str, body: Vec<u8>) -> Result<Vec<u8>, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready().await.expect("ready");
+    grpc.unary(tonic::Request::new(body), path.parse().unwrap(), RawCodec)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+fn reason(status: &Status) -> String {
+    status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
+        .unwrap_or_default()
+}
+
+/// Asserts INVALID_ARGUMENT / ValidationException whose message contains
+/// every one of `words`.
+fn assert_validation(result: Result<Vec<u8>, Status>, words: &[&str], what: &str) {
+    let status = result.expect_err(what);
+    assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+    assert_eq!(reason(&status), "ValidationException", "{what}: {status:?}");
+    for word in words {
+        assert!(
+            status.message().contains(word),
+            "{what}: {:?} does not name {word}",
+            status.message()
+        );
+    }
+}
+
+const KMS: &str = "/tinfoil.v1.KeyManagement/";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_requests_are_validation_errors_naming_the_field() {
+    let store = Store::init();
+    let daemon = Daemon::start(&store, &[]);
+    let channel = daemon.channel().await;
+
+    // Field 1 (key_id, a string) holding bytes that are not UTF-8.
+    assert_validation(
+        call(
+            &channel,
+            &format!("{KMS}Encrypt"),
+            vec![0x0a, 2, 0xff, 0xfe],
+        )
+        .await,
+        &["EncryptRequest.key_id", "UTF-8"],
+        "invalid UTF-8 in key_id",
+    );
+    // The same in a map entry (the encryption context's key).
+    let mut context_entry = vec![0x0a, 2, 0xc3, 0x28, 0x12, 1, b'v'];
+    let mut body = vec![0x0a, 1, b'k', 0x1a, context_entry.len() as u8];
+    body.append(&mut context_entry);
+    let result = call(&channel, &format!("{KMS}Encrypt"), body).await;
+    assert_validation(result, &["EncryptRequest.encryption_context"], "context");
+    // number_of_bytes (a varint) cut short.
+    assert_validation(
+        call(
+            &channel,
+            &format!("{KMS}GenerateRandom"),
+            vec![0x08, 0xff, 0xff],
+        )
+        .await,
+        &[],
+        "truncated varint",
+    );
+    // number_of_bytes sent as a length-delimited field.
+    assert_validation(
+        call(&channel, &format!("{KMS}GenerateRandom"), vec![0x0a, 1, 0]).await,
+        &["GenerateRandomRequest.number_of_bytes", "wire type"],
+        "wrong wire type",
+    );
+    // Wire type 7 does not exist; field number 0 neither.
+    for body in [vec![0x0f], vec![0x00, 0x01], vec![0x0a, 0x80]] {
+        assert_validation(
+            call(&channel, &format!("{KMS}DescribeKey"), body.clone()).await,
+            &[],
+            &format!("{body:?}"),
+        );
+    }
+    // A length past the end of the message.
+    assert_validation(
+        call(&channel, &format!("{KMS}DescribeKey"), vec![0x0a, 50, b'a']).await,
+        &[],
+        "overlong length",
+    );
+    // The health service goes through the same rewrite.
+    assert_validation(
+        call(
+            &channel,
+            "/grpc.health.v1.Health/Check",
+            vec![0x0a, 1, 0xff],
+        )
+        .await,
+        &["service"],
+        "health check",
+    );
+
+    // A handler's own INTERNAL-free answer is untouched, and the daemon serves.
+    let ok = call(&channel, &format!("{KMS}GenerateRandom"), vec![0x08, 16])
+        .await
+        .expect("a well-formed request");
+    assert!(!ok.is_empty());
+}
+
+/// Random bytes to every unary KeyManagement method: never INTERNAL or
+/// UNKNOWN (a message that happens to decode gets the handler's own
+/// answer), always an ErrorInfo on errors; the daemon stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_bytes_to_every_method_never_get_internal() {
+    let store = Store::init();
+    let mut daemon = Daemon::start(&store, &[]);
+    let channel = daemon.channel().await;
+    let pool = prost_reflect::DescriptorPool::decode(tinfoil_proto::FILE_DESCRIPTOR_SET)
+        .expect("descriptor set");
+    let service = pool
+        .get_service_by_name("tinfoil.v1.KeyManagement")
+        .expect("service");
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut calls = 0;
+    let mut rejected_as_undecodable = 0;
+    for method in service.methods() {
+        if method.is_client_streaming() || method.is_server_streaming() {
+            continue;
+        }
+        let path = format!("{KMS}{}", method.name());
+        for _ in 0..12 {
+            let len = (next() % 64) as usize;
+            let body: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            calls += 1;
+            match call(&channel, &path, body.clone()).await {
+                Ok(_) => {}
+                Err(status) => {
+                    assert!(
+                        !matches!(status.code(), Code::Internal | Code::Unknown),
+                        "{path} {body:?}: {status:?}"
+                    );
+                    assert!(!reason(&status).is_empty(), "{path} {body:?}: {status:?}");
+                    if status.message().contains("does not decode") {
+                        rejected_as_undecodable += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        rejected_as_undecodable > calls / 4,
+        "{rejected_as_undecodable} of {calls}"
+    );
+    assert!(daemon.is_running());
+    let random = call(&channel, &format!("{KMS}GenerateRandom"), vec![0x08, 8])
+        .await
+        .expect("still serving");
+    let decoded =
+        tinfoil_proto::v1::GenerateRandomResponse::decode(random.as_slice()).expect("decodes");
+    assert_eq!(decoded.plaintext.len(), 8);
+}
