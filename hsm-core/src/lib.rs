@@ -20,6 +20,7 @@ pub mod clock;
 pub mod envelope;
 pub mod error;
 mod gate;
+pub mod grants;
 mod hsm;
 mod identity;
 mod ids;

@@ -114,6 +114,25 @@ const MIGRATIONS: &[&str] = &[
         wrapped_secret BLOB NOT NULL
      );
      CREATE INDEX access_keys_by_principal ON access_keys(principal);",
+    // 5: key policies (the JSON text as given; a key without a row has the
+    // default policy) and grants; both vanish with their key.
+    "CREATE TABLE key_policies (
+        key_id TEXT PRIMARY KEY REFERENCES keys(key_id) ON DELETE CASCADE,
+        policy TEXT NOT NULL
+     );
+     CREATE TABLE grants (
+        grant_id TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL REFERENCES keys(key_id) ON DELETE CASCADE,
+        name TEXT,
+        grantee TEXT NOT NULL,
+        retiring TEXT,
+        operations TEXT NOT NULL,
+        context_equals TEXT,
+        context_subset TEXT,
+        issuing TEXT NOT NULL,
+        created INTEGER NOT NULL
+     );
+     CREATE INDEX grants_by_key ON grants(key_id);",
 ];
 
 /// The schema version this build writes.
