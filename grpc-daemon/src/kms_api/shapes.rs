@@ -269,6 +269,7 @@ mod tests {
     fn parse_errors_are_serialization_exceptions() {
         let ok: Sample = parse(br#"{"Plaintext":"aGk=","Limit":3,"Other":1}"#).unwrap();
         assert_eq!(&ok.plaintext.unwrap().0[..], b"hi");
+        assert_eq!(ok.limit, Some(3));
         let empty: Sample = parse(b"").unwrap();
         assert!(empty.plaintext.is_none());
         for bad in [
