@@ -630,4 +630,59 @@ impl KeyManagement for KmsService {
     ) -> Result<Response<pb::DeleteAccessKeyResponse>, Status> {
         self.delete_access_key_rpc(request).await
     }
+    async fn get_key_policy(
+        &self,
+        request: Request<pb::GetKeyPolicyRequest>,
+    ) -> Result<Response<pb::GetKeyPolicyResponse>, Status> {
+        self.get_key_policy_rpc(request).await
+    }
+
+    async fn put_key_policy(
+        &self,
+        request: Request<pb::PutKeyPolicyRequest>,
+    ) -> Result<Response<pb::PutKeyPolicyResponse>, Status> {
+        self.put_key_policy_rpc(request).await
+    }
+
+    async fn list_key_policies(
+        &self,
+        request: Request<pb::ListKeyPoliciesRequest>,
+    ) -> Result<Response<pb::ListKeyPoliciesResponse>, Status> {
+        self.list_key_policies_rpc(request).await
+    }
+
+    async fn create_grant(
+        &self,
+        request: Request<pb::CreateGrantRequest>,
+    ) -> Result<Response<pb::CreateGrantResponse>, Status> {
+        self.create_grant_rpc(request).await
+    }
+
+    async fn list_grants(
+        &self,
+        request: Request<pb::ListGrantsRequest>,
+    ) -> Result<Response<pb::ListGrantsResponse>, Status> {
+        self.list_grants_rpc(request).await
+    }
+
+    async fn list_retirable_grants(
+        &self,
+        request: Request<pb::ListRetirableGrantsRequest>,
+    ) -> Result<Response<pb::ListGrantsResponse>, Status> {
+        self.list_retirable_grants_rpc(request).await
+    }
+
+    async fn retire_grant(
+        &self,
+        request: Request<pb::RetireGrantRequest>,
+    ) -> Result<Response<pb::RetireGrantResponse>, Status> {
+        self.retire_grant_rpc(request).await
+    }
+
+    async fn revoke_grant(
+        &self,
+        request: Request<pb::RevokeGrantRequest>,
+    ) -> Result<Response<pb::RevokeGrantResponse>, Status> {
+        self.revoke_grant_rpc(request).await
+    }
 }

@@ -133,6 +133,7 @@ pub async fn run(
                 key_usage,
                 tags: tags(t),
                 token,
+                ..Default::default()
             }
         ),
         Command::DescribeKey(k) => call!(
