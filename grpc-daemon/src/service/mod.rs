@@ -24,6 +24,7 @@ pub mod caller;
 mod handlers;
 #[cfg(test)]
 pub(crate) mod tests;
+mod policies;
 mod users;
 
 /// Limits applied to every call.
