@@ -13,6 +13,8 @@
 
 use zeroize::Zeroizing;
 
+mod policies_grants;
+
 use crate::error::{Error, Result};
 use crate::hsm::Hsm;
 use crate::identity::Caller;
@@ -36,7 +38,7 @@ pub(crate) struct Request<'r> {
 
 impl<'r> Request<'r> {
     /// An account-level action (no key).
-    fn account(action: &'static str) -> Self {
+    pub(crate) fn account(action: &'static str) -> Self {
         Request {
             action,
             key_ref: None,
@@ -108,18 +110,10 @@ impl<'a> Gate<'a> {
         operation()
     }
 
-    /// The authorization decision. Today: administrators and the service
-    /// may do everything; users may use keys (key policies and grants are
-    /// being added here, issue 10). Administrator-only actions are refused
-    /// to everyone else.
+    /// The authorization decision (key policies, grants and the
+    /// account-level rule): see `Hsm::authorize` in `policy/authz.rs`.
     fn authorize(&self, request: &Request<'_>) -> Result<()> {
-        let _ = (
-            request.action,
-            &request.key_ref,
-            &request.encryption_context,
-            &request.conditions,
-        );
-        Ok(())
+        self.hsm.authorize(self.caller, request)
     }
 
     /// Refuses anyone but the account's administrators.
@@ -178,16 +172,10 @@ impl<'a> Gate<'a> {
 
     // ----- keys -----
 
-    /// CreateKey.
+    /// CreateKey (the default key policy; see
+    /// [`Gate::create_key_with_policy`]).
     pub fn create_key(&self, request: CreateKeyRequest) -> Result<KeyMetadata> {
-        let mut check = Request::account("kms:CreateKey");
-        if let Some(spec) = request.key_spec {
-            check = check.condition("kms:KeySpec", spec);
-        }
-        if let Some(usage) = request.key_usage {
-            check = check.condition("kms:KeyUsage", usage);
-        }
-        self.run(check, || self.hsm.create_key(request))
+        self.create_key_with_policy(request, None, false)
     }
 
     /// DescribeKey.

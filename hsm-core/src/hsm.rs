@@ -95,6 +95,8 @@ pub struct Hsm {
     options: HsmOptions,
     changes: Changes,
     identities: RwLock<Identities>,
+    /// Key policies, grants and the account-level rule (policy/authz.rs).
+    pub(crate) authz: RwLock<crate::policy::authz::Authz>,
 }
 
 /// The state's write lock. Dropping it after a change (any mutable access)
@@ -258,6 +260,8 @@ impl Hsm {
     fn assemble(store: Store, root_key: SecretKey, options: HsmOptions) -> Result<Hsm> {
         let loaded = store.load_all()?;
         let identities = users::load(&store.conn)?;
+        let authz =
+            crate::policy::authz::Authz::load(&store.conn, &root_key[..], &options.account)?;
         Ok(Hsm {
             state: RwLock::new(State {
                 keys: loaded.keys,
@@ -272,6 +276,7 @@ impl Hsm {
             // client saw before the restart.
             changes: Changes::new(generation_origin()),
             identities: RwLock::new(identities),
+            authz: RwLock::new(authz),
         })
     }
 
@@ -314,6 +319,7 @@ impl Hsm {
             state.aliases.retain(|_, alias| alias.target != id);
             state.destroyed.insert(id);
             self.cache.remove_key(&id);
+            self.write_authz().forget_key(&id);
             report.destroyed.push(crate::model::key_arn(&id));
         }
         if !report.destroyed.is_empty() {

@@ -181,6 +181,19 @@ impl Hsm {
         imported: Option<&[u8]>,
         system_tags: &[Tag],
     ) -> Result<KeyMetadata> {
+        self.create_key_inner(request, origin, imported, system_tags, None)
+    }
+
+    /// CreateKey with its key policy (`None`: the default policy), written
+    /// in the key's own transaction and in memory before the key is.
+    pub(crate) fn create_key_inner(
+        &self,
+        request: CreateKeyRequest,
+        origin: Origin,
+        imported: Option<&[u8]>,
+        system_tags: &[Tag],
+        policy: Option<std::sync::Arc<crate::policy::authz::StoredPolicy>>,
+    ) -> Result<KeyMetadata> {
         check_description(&request.description)?;
         let spec = request.key_spec.unwrap_or(KeySpec::SymmetricDefault);
         let usage = request.key_usage.unwrap_or_else(|| spec.default_usage());
@@ -230,8 +243,15 @@ impl Hsm {
         // (an fsync) runs without the state lock: readers are not stalled.
         self.lock_store().transaction(|tx| {
             store::put_key(tx, &record)?;
-            store::put_version(tx, &record.id, &record.versions[0], &wrapped)
+            store::put_version(tx, &record.id, &record.versions[0], &wrapped)?;
+            match &policy {
+                Some(p) => crate::policy::authz::put_policy_row(tx, &record.id, &p.text),
+                None => Ok(()),
+            }
         })?;
+        if let Some(p) = policy {
+            self.write_authz().set_policy(record.id, p);
+        }
         let meta = metadata(&record);
         self.write_state().put_key(record);
         Ok(meta)

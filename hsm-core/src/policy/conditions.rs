@@ -21,8 +21,10 @@ pub struct ConditionContext {
 
 impl ConditionContext {
     /// An empty context.
-    pub fn new() -> ConditionContext {
-        ConditionContext::default()
+    pub const fn new() -> ConditionContext {
+        ConditionContext {
+            entries: Vec::new(),
+        }
     }
 
     /// Sets a single-valued key, replacing any earlier value.

@@ -167,7 +167,7 @@ fn strings(value: &Value, what: &str) -> Result<Vec<String>, PolicyError> {
 
 /// The ARN a policy principal names, if it is a well-formed IAM root or user
 /// principal: a bare 12-digit account id stands for that account's root.
-fn principal_arn(text: &str) -> Option<String> {
+pub(crate) fn principal_arn(text: &str) -> Option<String> {
     let is_account = |s: &str| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit());
     if is_account(text) {
         return Some(format!("arn:aws:iam::{text}:root"));

@@ -12,12 +12,15 @@
 //! Tinfoil has no IAM identity policies: a statement naming the account root
 //! allows the account's administrators and nobody else.
 
+pub(crate) mod authz;
 mod conditions;
 mod document;
 mod eval;
 mod pattern;
 
+pub use authz::DEFAULT_USER_ACCOUNT_ACTIONS;
 pub use conditions::ConditionContext;
+pub(crate) use document::principal_arn;
 pub use document::{Effect, KeyPolicy};
 pub use eval::{Decision, Request};
 
