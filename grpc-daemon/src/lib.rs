@@ -14,6 +14,7 @@
 //! - [`config`], [`passphrase`], [`clock`]: daemon settings and secrets.
 //! - [`client`]: connecting to an endpoint and reading error details.
 //! - [`render`]: proto3 JSON and text rendering of any response.
+//! - [`esdk`]: the AWS Encryption SDK message format (`tinfoil encrypt-file`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -24,6 +25,7 @@ pub mod config;
 pub mod connection;
 mod convert;
 pub mod error;
+pub mod esdk;
 pub mod kms_api;
 pub mod passphrase;
 pub mod pkcs11_service;

@@ -482,6 +482,13 @@ pub enum Command {
         #[arg(long)]
         public_key_output_file: Option<PathBuf>,
     },
+    /// Encrypt a file of any size, streaming, into an AWS Encryption SDK
+    /// message under a data key from GenerateDataKey.
+    EncryptFile(crate::file_crypt::EncryptFileArgs),
+    /// Decrypt an AWS Encryption SDK message (from encrypt-file or any AWS
+    /// Encryption SDK), checking everything before keeping the output.
+    #[command(after_help = crate::file_crypt::DECRYPT_HELP)]
+    DecryptFile(crate::file_crypt::DecryptFileArgs),
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod file_crypt;
 mod io;
 mod run;
 
@@ -68,12 +69,16 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
+    let command = match file_crypt::FileCommand::split(cli.command) {
+        Ok(file) => return file_crypt::run(&runtime, &endpoint, &tls, file),
+        Err(other) => other,
+    };
     let result = runtime.block_on(async {
         let channel = client::connect(&endpoint, &tls)
             .await
             .map_err(|e| Failure::Local(e.to_string()))?;
         let mut client = KeyManagementClient::new(channel).max_decoding_message_size(MAX_RESPONSE);
-        run::run(&mut client, cli.command).await
+        run::run(&mut client, command).await
     });
     match result {
         Ok(outcome) => match emit(outcome, cli.output) {

@@ -511,6 +511,9 @@ pub async fn run(
                 }
             )
         }
+        Command::EncryptFile(_) | Command::DecryptFile(_) => {
+            return Err(Failure::Local("file commands run in file_crypt".into()))
+        }
     };
     Ok(Outcome {
         message,

@@ -1,0 +1,427 @@
+//! The framed body (data-format/message-body.md, message-body-aad.md) and
+//! the whole-message drivers [`encrypt`] and [`decrypt`]: header, frames,
+//! footer, in constant memory (one frame buffer).
+
+use std::collections::BTreeMap;
+use std::io::{ErrorKind, Read, Write};
+
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use ring::rand::{SecureRandom, SystemRandom};
+
+use super::footer::{Signer, Verifier, MAX_SIGNATURE_LEN};
+use super::header::{EncryptedDataKey, Header, ParsedHeader, IV_LEN, TAG_LEN};
+use super::suite::Suite;
+use super::{
+    read_exact, EsdkError, MAX_FRAME_LENGTH, PUBLIC_KEY_CONTEXT_KEY, RESERVED_CONTEXT_PREFIX,
+};
+
+/// The sequence number field of a final frame.
+const FINAL_MARKER: [u8; 4] = [0xFF; 4];
+const FRAME_LABEL: &[u8] = b"AWSKMSEncryptionClient Frame";
+const FINAL_LABEL: &[u8] = b"AWSKMSEncryptionClient Final Frame";
+/// Room before the plaintext in the encryption buffer for the longest frame
+/// prefix (final frame: marker, sequence number, IV, length).
+const PREFIX: usize = 4 + 4 + IV_LEN + 4;
+
+/// The frame key of one message and its message id (part of every frame's
+/// additional data).
+struct FrameCipher {
+    key: LessSafeKey,
+    message_id: Vec<u8>,
+}
+
+impl FrameCipher {
+    fn new(content_key: &[u8], message_id: &[u8]) -> Result<FrameCipher, EsdkError> {
+        let key = UnboundKey::new(&AES_256_GCM, content_key)
+            .map_err(|_| EsdkError::Crypto("AES-256-GCM key"))?;
+        Ok(FrameCipher {
+            key: LessSafeKey::new(key),
+            message_id: message_id.to_vec(),
+        })
+    }
+
+    /// message id || label || sequence number (u32) || content length (u64).
+    fn aad(&self, last: bool, seq: u32, len: usize, out: &mut [u8; 96]) -> usize {
+        let label = if last { FINAL_LABEL } else { FRAME_LABEL };
+        let mut n = 0;
+        for part in [
+            &self.message_id[..],
+            label,
+            &seq.to_be_bytes(),
+            &(len as u64).to_be_bytes(),
+        ] {
+            out[n..n + part.len()].copy_from_slice(part);
+            n += part.len();
+        }
+        n
+    }
+
+    fn seal(
+        &self,
+        last: bool,
+        seq: u32,
+        iv: [u8; IV_LEN],
+        content: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], EsdkError> {
+        let mut aad = [0u8; 96];
+        let n = self.aad(last, seq, content.len(), &mut aad);
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(iv),
+                Aad::from(&aad[..n]),
+                content,
+            )
+            .map_err(|_| EsdkError::Crypto("AES-256-GCM seal"))?;
+        let mut out = [0u8; TAG_LEN];
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    /// Decrypts `content || tag` in place; returns the plaintext length.
+    fn open(
+        &self,
+        last: bool,
+        seq: u32,
+        iv: [u8; IV_LEN],
+        in_out: &mut [u8],
+    ) -> Result<usize, EsdkError> {
+        let mut aad = [0u8; 96];
+        let n = self.aad(last, seq, in_out.len() - TAG_LEN, &mut aad);
+        self.key
+            .open_in_place(
+                Nonce::assume_unique_for_key(iv),
+                Aad::from(&aad[..n]),
+                in_out,
+            )
+            .map(|p| p.len())
+            .map_err(|_| EsdkError::FrameAuth(seq))
+    }
+}
+
+/// The frame IV: the sequence number, big-endian, left-padded with zeros.
+fn frame_iv(seq: u32) -> [u8; IV_LEN] {
+    let mut iv = [0u8; IV_LEN];
+    iv[IV_LEN - 4..].copy_from_slice(&seq.to_be_bytes());
+    iv
+}
+
+/// The encryption context a message is made with: the caller's pairs
+/// (none may use the reserved `aws-crypto-` prefix) and, for a signed
+/// suite, the signer's public key. KMS must see exactly this context.
+pub fn message_context(
+    user: &BTreeMap<String, String>,
+    signer: Option<&Signer>,
+) -> Result<BTreeMap<String, String>, EsdkError> {
+    if let Some(k) = user.keys().find(|k| k.starts_with(RESERVED_CONTEXT_PREFIX)) {
+        return Err(EsdkError::Invalid(format!(
+            "encryption context key {k:?} uses the reserved prefix {RESERVED_CONTEXT_PREFIX:?}"
+        )));
+    }
+    let mut context = user.clone();
+    if let Some(s) = signer {
+        context.insert(PUBLIC_KEY_CONTEXT_KEY.to_string(), s.public_key_base64()?);
+    }
+    Ok(context)
+}
+
+/// What [`encrypt`] needs besides the streams.
+pub struct EncryptRequest<'a> {
+    /// A committing suite (0x0578 or 0x0478).
+    pub suite: Suite,
+    /// Plaintext bytes per frame (1 to [`MAX_FRAME_LENGTH`]).
+    pub frame_length: u32,
+    /// The context from [`message_context`] (the one KMS saw).
+    pub context: BTreeMap<String, String>,
+    /// One or more encrypted copies of `data_key`.
+    pub encrypted_data_keys: Vec<EncryptedDataKey>,
+    /// The 32-byte data key (the caller zeroizes it).
+    pub data_key: &'a [u8],
+    /// The signing key for signed suites (the one in `context`).
+    pub signer: Option<Signer>,
+}
+
+/// Writes the message for everything `input` holds to `output`: header,
+/// frames (the last one a final frame, full when the input is a multiple
+/// of the frame length), footer for signed suites. `progress` is told the
+/// plaintext bytes of each frame. Returns the message length.
+pub fn encrypt<R: Read, W: Write>(
+    input: &mut R,
+    output: &mut W,
+    request: EncryptRequest<'_>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, EsdkError> {
+    let EncryptRequest {
+        suite,
+        frame_length,
+        context,
+        encrypted_data_keys,
+        data_key,
+        mut signer,
+    } = request;
+    if !suite.is_committing() {
+        return Err(EsdkError::Invalid(format!(
+            "suite {suite} is for decryption only; encrypt with 0x0578 or 0x0478"
+        )));
+    }
+    if frame_length == 0 || frame_length > MAX_FRAME_LENGTH {
+        return Err(EsdkError::Invalid(format!(
+            "frame length {frame_length}: 1 to {MAX_FRAME_LENGTH}"
+        )));
+    }
+    match (&signer, context.get(PUBLIC_KEY_CONTEXT_KEY)) {
+        (Some(s), Some(v)) if suite.is_signed() && *v == s.public_key_base64()? => {}
+        (None, None) if !suite.is_signed() => {}
+        _ => {
+            return Err(EsdkError::Invalid(
+                "the signing key, the suite and the context's public key disagree".into(),
+            ))
+        }
+    }
+    let mut message_id = vec![0u8; suite.message_id_len()];
+    SystemRandom::new()
+        .fill(&mut message_id)
+        .map_err(|_| EsdkError::Crypto("random message id"))?;
+    let keys = suite.derive(data_key, &message_id)?;
+    let header = Header {
+        suite,
+        message_id,
+        context,
+        encrypted_data_keys,
+        frame_length,
+        commitment: keys.commit,
+    };
+    let mut head = header.serialize_body()?;
+    let cipher = FrameCipher::new(&keys.content[..], &header.message_id)?;
+    let tag = cipher
+        .key
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key([0u8; IV_LEN]),
+            Aad::from(&head[..]),
+            &mut [],
+        )
+        .map_err(|_| EsdkError::Crypto("AES-256-GCM seal"))?;
+    head.extend_from_slice(tag.as_ref());
+    drop(keys);
+
+    let mut written = 0u64;
+    let mut emit = |bytes: &[u8], signer: &mut Option<Signer>| -> Result<(), EsdkError> {
+        if let Some(s) = signer.as_mut() {
+            s.update(bytes);
+        }
+        output.write_all(bytes)?;
+        written += bytes.len() as u64;
+        Ok(())
+    };
+    emit(&head, &mut signer)?;
+
+    let fl = frame_length as usize;
+    // Holds plaintext: wiped when dropped, on every path.
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; PREFIX + fl + TAG_LEN]);
+    let mut carry: Option<u8> = None;
+    let mut seq: u32 = 1;
+    loop {
+        let start = match carry.take() {
+            Some(b) => {
+                buf[PREFIX] = b;
+                1
+            }
+            None => 0,
+        };
+        let n = start + read_full(input, &mut buf[PREFIX + start..PREFIX + fl])?;
+        // A full frame is the last one only if nothing follows it.
+        let last = if n < fl {
+            true
+        } else {
+            let mut one = [0u8; 1];
+            match read_full(input, &mut one)? {
+                0 => true,
+                _ => {
+                    carry = Some(one[0]);
+                    false
+                }
+            }
+        };
+        if !last && seq == u32::MAX - 1 {
+            return Err(EsdkError::Invalid("more than 2^32 - 2 frames".into()));
+        }
+        let iv = frame_iv(seq);
+        let tag = cipher.seal(last, seq, iv, &mut buf[PREFIX..PREFIX + n])?;
+        buf[PREFIX + n..PREFIX + n + TAG_LEN].copy_from_slice(&tag);
+        let begin = if last {
+            buf[0..4].copy_from_slice(&FINAL_MARKER);
+            buf[4..8].copy_from_slice(&seq.to_be_bytes());
+            buf[8..20].copy_from_slice(&iv);
+            buf[20..24].copy_from_slice(&(n as u32).to_be_bytes());
+            0
+        } else {
+            buf[8..12].copy_from_slice(&seq.to_be_bytes());
+            buf[12..24].copy_from_slice(&iv);
+            8
+        };
+        emit(&buf[begin..PREFIX + n + TAG_LEN], &mut signer)?;
+        progress(n as u64);
+        if last {
+            break;
+        }
+        seq += 1;
+    }
+    if let Some(s) = signer.take() {
+        let footer = s.finish()?;
+        output.write_all(&footer)?;
+        written += footer.len() as u64;
+    }
+    output.flush()?;
+    Ok(written)
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, EsdkError> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(n)
+}
+
+/// Authenticates the header with `data_key` (key commitment first, then the
+/// header tag), then decrypts every frame of `input` to `output` in order,
+/// checks the final frame, the footer signature of signed suites and that
+/// nothing follows. Plaintext is written frame by frame as each frame
+/// verifies, so with a signed suite it reaches `output` before the
+/// signature is checked: a caller that must not release unauthenticated
+/// plaintext writes to a temporary place and keeps it only on `Ok`.
+/// Returns the plaintext length.
+pub fn decrypt<R: Read, W: Write>(
+    parsed: &ParsedHeader,
+    data_key: &[u8],
+    input: &mut R,
+    output: &mut W,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, EsdkError> {
+    let header = &parsed.header;
+    let suite = header.suite;
+    let keys = suite.derive(data_key, &header.message_id)?;
+    if let (Some(expected), Some(found)) = (&keys.commit, &header.commitment) {
+        aws_lc_rs::constant_time::verify_slices_are_equal(expected, found)
+            .map_err(|_| EsdkError::Commitment)?;
+    } else if suite.is_committing() {
+        return Err(EsdkError::Commitment);
+    }
+    let cipher = FrameCipher::new(&keys.content[..], &header.message_id)?;
+    drop(keys);
+    let mut tag = parsed.tag;
+    cipher
+        .key
+        .open_in_place(
+            Nonce::assume_unique_for_key(parsed.iv),
+            Aad::from(&parsed.body[..]),
+            &mut tag,
+        )
+        .map_err(|_| EsdkError::HeaderAuth)?;
+
+    let mut verifier = match (
+        suite.is_signed(),
+        header.context.get(PUBLIC_KEY_CONTEXT_KEY),
+    ) {
+        (true, Some(v)) => Some(Verifier::from_context_value(v)?),
+        (true, None) => {
+            return Err(EsdkError::Malformed(
+                "a signed suite without aws-crypto-public-key in the context".into(),
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(EsdkError::Malformed(
+                "aws-crypto-public-key in the context of an unsigned suite".into(),
+            ))
+        }
+        (false, None) => None,
+    };
+    let mut absorb = |bytes: &[u8]| {
+        if let Some(v) = verifier.as_mut() {
+            v.update(bytes);
+        }
+    };
+    absorb(&parsed.raw());
+
+    let fl = header.frame_length as usize;
+    // Holds plaintext: wiped when dropped, on every path.
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; fl + TAG_LEN]);
+    let mut expected: u32 = 1;
+    let mut total = 0u64;
+    loop {
+        let mut first = [0u8; 4];
+        read_exact(input, &mut first, "body")?;
+        absorb(&first);
+        let last = first == FINAL_MARKER;
+        let seq = if last {
+            let mut s = [0u8; 4];
+            read_exact(input, &mut s, "final frame")?;
+            absorb(&s);
+            u32::from_be_bytes(s)
+        } else {
+            u32::from_be_bytes(first)
+        };
+        if seq != expected {
+            return Err(EsdkError::FrameOrder {
+                expected,
+                found: seq,
+            });
+        }
+        let what = if last { "final frame" } else { "body" };
+        let mut iv = [0u8; IV_LEN];
+        read_exact(input, &mut iv, what)?;
+        absorb(&iv);
+        let len = if last {
+            let mut l = [0u8; 4];
+            read_exact(input, &mut l, what)?;
+            absorb(&l);
+            let len = u32::from_be_bytes(l) as usize;
+            if len > fl {
+                return Err(EsdkError::Malformed(format!(
+                    "final frame of {len} bytes in a message of {fl}-byte frames"
+                )));
+            }
+            len
+        } else {
+            fl
+        };
+        let frame = &mut buf[..len + TAG_LEN];
+        read_exact(input, frame, what)?;
+        absorb(frame);
+        let n = cipher.open(last, seq, iv, frame)?;
+        output.write_all(&frame[..n])?;
+        total += n as u64;
+        progress(n as u64);
+        if last {
+            break;
+        }
+        if expected == u32::MAX - 1 {
+            return Err(EsdkError::Malformed("more than 2^32 - 2 frames".into()));
+        }
+        expected += 1;
+    }
+    drop(buf);
+    if let Some(v) = verifier {
+        let mut l = [0u8; 2];
+        read_exact(input, &mut l, "footer")?;
+        let len = usize::from(u16::from_be_bytes(l));
+        if len > MAX_SIGNATURE_LEN {
+            return Err(EsdkError::Malformed(format!("a {len}-byte signature")));
+        }
+        let mut sig = vec![0u8; len];
+        read_exact(input, &mut sig, "footer")?;
+        v.verify(&sig)?;
+    }
+    let mut one = [0u8; 1];
+    if read_full(input, &mut one)? != 0 {
+        return Err(EsdkError::TrailingData);
+    }
+    output.flush()?;
+    Ok(total)
+}
