@@ -99,6 +99,8 @@ pub fn is_ulong_type(t: CK_ATTRIBUTE_TYPE) -> bool {
             | CKA_CERTIFICATE_TYPE
             | CKA_KEY_GEN_MECHANISM
             | CKA_CERTIFICATE_CATEGORY
+            | CKA_JAVA_MIDP_SECURITY_DOMAIN
+            | CKA_NAME_HASH_ALGORITHM
     )
 }
 
@@ -180,6 +182,83 @@ pub fn new_data_object(template: &Template) -> Result<Attributes> {
         attrs.insert(*t, v.clone());
     }
     Ok(attrs)
+}
+
+/// Checks a CKA_ALLOWED_MECHANISMS value: an array of CK_MECHANISM_TYPE.
+pub fn check_mechanism_list(v: &[u8]) -> Result<()> {
+    if v.len() % std::mem::size_of::<CK_MECHANISM_TYPE>() != 0 {
+        return Err(ckr!(
+            CKR_ATTRIBUTE_VALUE_INVALID,
+            "CKA_ALLOWED_MECHANISMS is an array of CK_MECHANISM_TYPE"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a key's CKA_ALLOWED_MECHANISMS (absent or empty: any) lets it
+/// be used with `mechanism`.
+pub fn mechanism_allowed(a: &Attributes, mechanism: CK_MECHANISM_TYPE) -> bool {
+    match a.get(&CKA_ALLOWED_MECHANISMS) {
+        None => true,
+        Some(list) if list.is_empty() => true,
+        Some(list) => list
+            .chunks_exact(std::mem::size_of::<CK_MECHANISM_TYPE>())
+            .any(|c| as_ulong(c).ok() == Some(mechanism)),
+    }
+}
+
+/// Key attributes that describe key material (never set after creation).
+pub fn key_value_part(t: CK_ATTRIBUTE_TYPE) -> bool {
+    matches!(
+        t,
+        CKA_VALUE
+            | CKA_PRIVATE_EXPONENT
+            | CKA_PRIME_1
+            | CKA_PRIME_2
+            | CKA_EXPONENT_1
+            | CKA_EXPONENT_2
+            | CKA_COEFFICIENT
+            | CKA_PUBLIC_KEY_INFO
+            | CKA_CHECK_VALUE
+    )
+}
+
+/// Fills in the attributes every object of its class has, where absent:
+/// for keys CKA_START_DATE / CKA_END_DATE (empty), CKA_ALLOWED_MECHANISMS
+/// (empty: any), CKA_DERIVE (false), CKA_LOCAL (false) and
+/// CKA_KEY_GEN_MECHANISM (CK_UNAVAILABLE_INFORMATION).
+pub fn fill_defaults(a: &mut Attributes) {
+    let class = get_ulong(a, CKA_CLASS);
+    if matches!(
+        class,
+        Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY)
+    ) {
+        for t in [CKA_START_DATE, CKA_END_DATE, CKA_ALLOWED_MECHANISMS] {
+            a.entry(t).or_default();
+        }
+        a.entry(CKA_DERIVE).or_insert_with(|| bbool(false));
+        a.entry(CKA_LOCAL).or_insert_with(|| bbool(false));
+        a.entry(CKA_KEY_GEN_MECHANISM)
+            .or_insert_with(|| ulong(CK_UNAVAILABLE_INFORMATION));
+    }
+}
+
+/// Checks a CK_DATE value: empty, or eight ASCII digits YYYYMMDD.
+pub fn check_date(v: &[u8]) -> Result<()> {
+    let ok = v.is_empty()
+        || (v.len() == 8 && v.iter().all(u8::is_ascii_digit) && {
+            let month = (v[4] - b'0') * 10 + (v[5] - b'0');
+            let day = (v[6] - b'0') * 10 + (v[7] - b'0');
+            (1..=12).contains(&month) && (1..=31).contains(&day)
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(ckr!(
+            CKR_ATTRIBUTE_VALUE_INVALID,
+            "a CK_DATE is empty or YYYYMMDD"
+        ))
+    }
 }
 
 /// Attribute types whose value is secret material.

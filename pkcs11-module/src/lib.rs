@@ -15,6 +15,7 @@
 
 pub mod attrs;
 pub mod backend;
+pub mod cert;
 pub mod config;
 pub mod crypto_ops;
 pub mod error;

@@ -112,6 +112,14 @@ impl Module {
         attrs: crate::backend::Attributes,
         key: Option<KeyHandle>,
     ) -> Result<CK_OBJECT_HANDLE> {
+        let mut attrs = attrs;
+        if !attrs.contains_key(&CKA_UNIQUE_ID) {
+            let mut raw = [0u8; 12];
+            self.backend.generate_random(&mut raw)?;
+            let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+            attrs.insert(CKA_UNIQUE_ID, id.into_bytes());
+        }
+        attrs::fill_defaults(&mut attrs);
         let on_token = get_bool(&attrs, CKA_TOKEN, false);
         let _no_reload = self.hold_reloads()?;
         let backend_id = if on_token {
@@ -148,11 +156,12 @@ impl Module {
             .ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is required"))?;
         let new = match class {
             CKO_DATA => attrs::new_data_object(template)?,
+            CKO_CERTIFICATE => crate::cert::new_certificate(template, who == Some(UserKind::So))?,
             CKO_PUBLIC_KEY => crate::pubkey::import_public(template)?,
             CKO_SECRET_KEY if self.backend.supports_key_mechanisms() => {
                 return self.import_secret_key(h, template)
             }
-            CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_CERTIFICATE => {
+            CKO_SECRET_KEY | CKO_PRIVATE_KEY => {
                 return Err(ckr!(
                     CKR_TEMPLATE_INCONSISTENT,
                     "objects of this class cannot be imported here"
@@ -191,8 +200,9 @@ impl Module {
         if !get_bool(&source.attrs, CKA_COPYABLE, true) {
             return Err(ckr!(CKR_ACTION_PROHIBITED, "object is not copyable"));
         }
-        let key = match (source.class(), &source.key) {
-            (CKO_DATA, _) => None,
+        let class = source.class();
+        let key = match (class, &source.key) {
+            (CKO_DATA | CKO_CERTIFICATE, _) => None,
             (CKO_SECRET_KEY, Some(key)) => Some(key.clone()),
             _ => {
                 return Err(ckr!(
@@ -202,11 +212,21 @@ impl Module {
             }
         };
         let mut new = source.attrs.clone();
+        // The copy is another object: it gets its own unique id.
+        new.remove(&CKA_UNIQUE_ID);
         for (t, v) in template {
             if key.is_some() {
                 copy_key_attr_allowed(&source.attrs, *t, v)?;
-            } else if attrs::read_only_after_create(*t) && new.get(t) != Some(v) {
+            } else if (attrs::read_only_after_create(*t)
+                || (class == CKO_CERTIFICATE && crate::cert::read_only(*t)))
+                && new.get(t) != Some(v)
+            {
                 return Err(ckr!(CKR_ATTRIBUTE_READ_ONLY));
+            } else if *t == CKA_TRUSTED && as_bool(v)? && who != Some(UserKind::So) {
+                return Err(ckr!(
+                    CKR_ATTRIBUTE_READ_ONLY,
+                    "only the SO sets CKA_TRUSTED"
+                ));
             }
             if key.is_none() && !new.contains_key(t) {
                 return Err(ckr!(CKR_ATTRIBUTE_TYPE_INVALID));
@@ -297,7 +317,15 @@ impl Module {
             return Err(ckr!(CKR_ACTION_PROHIBITED, "object is not modifiable"));
         }
         let mut new = object.attrs.clone();
+        let class = object.class();
+        let is_key = matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY);
         for (t, v) in template {
+            if !new.contains_key(t) && !(is_key && attrs::key_value_part(*t)) {
+                return Err(ckr!(
+                    CKR_ATTRIBUTE_TYPE_INVALID,
+                    "the object has no such attribute"
+                ));
+            }
             match *t {
                 CKA_TOKEN | CKA_PRIVATE => return Err(ckr!(CKR_ATTRIBUTE_READ_ONLY)),
                 CKA_SENSITIVE if !as_bool(v)? && get_bool(&new, *t, false) => {
@@ -312,9 +340,19 @@ impl Module {
                         "CKA_EXTRACTABLE cannot be set again"
                     ))
                 }
-                t if attrs::read_only_after_create(t) => return Err(ckr!(CKR_ATTRIBUTE_READ_ONLY)),
-                t if !new.contains_key(&t) && object.class() == CKO_DATA => {
-                    return Err(ckr!(CKR_ATTRIBUTE_TYPE_INVALID))
+                CKA_TRUSTED if as_bool(v)? && who != Some(UserKind::So) => {
+                    return Err(ckr!(
+                        CKR_ATTRIBUTE_READ_ONLY,
+                        "only the SO sets CKA_TRUSTED"
+                    ))
+                }
+                CKA_START_DATE | CKA_END_DATE => attrs::check_date(v)?,
+                CKA_ALLOWED_MECHANISMS => attrs::check_mechanism_list(v)?,
+                t if attrs::read_only_after_create(t)
+                    || attrs::key_value_part(t)
+                    || (class == CKO_CERTIFICATE && crate::cert::read_only(t)) =>
+                {
+                    return Err(ckr!(CKR_ATTRIBUTE_READ_ONLY))
                 }
                 _ => {}
             }

@@ -106,6 +106,7 @@ impl EmbeddedBackend {
                 });
             }
         }
+        super::objects::complete(&mut out);
         Ok(out)
     }
 }

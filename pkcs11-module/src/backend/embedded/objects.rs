@@ -10,6 +10,19 @@ use crate::attrs::{decode, encode};
 use crate::backend::{Attributes, Backend, KeyHandle, StoredObject};
 use crate::error::{ckr, Result};
 
+/// Gives every loaded object a stable CKA_UNIQUE_ID (rows written before
+/// there was one, and objects of KMS keys, take their object id) and the
+/// attributes every object of its class has.
+pub(super) fn complete(objects: &mut [StoredObject]) {
+    for object in objects {
+        object
+            .attrs
+            .entry(CKA_UNIQUE_ID)
+            .or_insert_with(|| object.id.as_bytes().to_vec());
+        crate::attrs::fill_defaults(&mut object.attrs);
+    }
+}
+
 impl EmbeddedBackend {
     pub(super) fn objects_of(&self, token: &str) -> Result<Vec<StoredObject>> {
         let label = self.label_of(token)?;
@@ -24,7 +37,7 @@ impl EmbeddedBackend {
         let described: std::collections::HashSet<&str> =
             rows.iter().filter_map(|r| r.key_id.as_deref()).collect();
         let live = |id: &str| live.contains(id);
-        let mut out = Vec::with_capacity(rows.len());
+        let mut out: Vec<StoredObject> = Vec::with_capacity(rows.len());
         for row in &rows {
             match &row.key_id {
                 Some(id) if !live(id) => continue,
@@ -49,6 +62,7 @@ impl EmbeddedBackend {
                 });
             }
         }
+        complete(&mut out);
         Ok(out)
     }
 

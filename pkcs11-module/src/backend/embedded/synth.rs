@@ -85,7 +85,8 @@ impl EmbeddedBackend {
         let Ok(public) = self.hsm.get_public_key(&meta.key_id) else {
             return Ok(Vec::new());
         };
-        let parts = crate::pubkey::public_attrs(spec, &public.public_key)?;
+        let mut parts = crate::pubkey::public_attrs(spec, &public.public_key)?;
+        parts.insert(CKA_PUBLIC_KEY_INFO, public.public_key.clone());
         let signs = meta.key_usage == KeyUsage::SignVerify;
         let mut private = base.clone();
         secret_flags(&mut private);
