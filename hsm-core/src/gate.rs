@@ -34,6 +34,8 @@ pub(crate) struct Request<'r> {
     pub encryption_context: Option<&'r EncryptionContext>,
     /// Further condition keys and values (`kms:KeySpec`, ...).
     pub conditions: Vec<(&'static str, String)>,
+    /// Further request parameters the audit record logs (never a secret).
+    pub params: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl<'r> Request<'r> {
@@ -44,6 +46,7 @@ impl<'r> Request<'r> {
             key_ref: None,
             encryption_context: None,
             conditions: Vec::new(),
+            params: Vec::new(),
         }
     }
 
@@ -62,6 +65,12 @@ impl<'r> Request<'r> {
 
     fn condition(mut self, name: &'static str, value: impl ToString) -> Self {
         self.conditions.push((name, value.to_string()));
+        self
+    }
+
+    /// A request parameter for the audit record only.
+    pub(crate) fn param(mut self, name: &'static str, value: impl Into<serde_json::Value>) -> Self {
+        self.params.push((name, value.into()));
         self
     }
 }
@@ -97,17 +106,48 @@ impl<'a> Gate<'a> {
         self.caller
     }
 
+    /// The store this gate runs calls on.
+    pub(crate) fn hsm(&self) -> &'a Hsm {
+        self.hsm
+    }
+
     /// The one path of every key operation: decide whether the caller may
-    /// make `request`, stop there for a dry run, else run `operation`.
-    /// (Recording the call, allowed or not, also belongs here.)
+    /// make `request`, stop there for a dry run, else run `operation`; and
+    /// record the call, allowed or not, succeeded or not (see
+    /// [`crate::audit`]: in the operation's own transaction when it changes
+    /// state, else group-committed before the call returns).
     fn run<T>(&self, request: Request<'_>, operation: impl FnOnce() -> Result<T>) -> Result<T> {
-        self.authorize(&request)?;
-        if self.dry_run {
-            return Err(Error::DryRun(
-                "The request would have succeeded, but the DryRun option is set.".to_string(),
-            ));
-        }
-        operation()
+        crate::audit::record_call(self.hsm, self.caller, &request, || {
+            self.authorize(&request)?;
+            if self.dry_run {
+                return Err(Error::DryRun(
+                    "The request would have succeeded, but the DryRun option is set.".to_string(),
+                ));
+            }
+            operation()
+        })
+    }
+
+    /// Records a call that decides on its own (not through `run`): the
+    /// same recording as `run`, around `call`.
+    pub(crate) fn record<T>(
+        &self,
+        request: &Request<'_>,
+        call: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        crate::audit::record_call(self.hsm, self.caller, request, call)
+    }
+
+    /// Records an administrator-only call (users, access keys) like `run`.
+    fn run_admin<T>(
+        &self,
+        request: Request<'_>,
+        operation: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        crate::audit::record_call(self.hsm, self.caller, &request, || {
+            self.require_administrator(request.action)?;
+            operation()
+        })
     }
 
     /// The authorization decision (key policies, grants and the
@@ -136,38 +176,47 @@ impl<'a> Gate<'a> {
         unix_uid: Option<u32>,
         cert_fingerprint: Option<&str>,
     ) -> Result<UserInfo> {
-        self.require_administrator("iam:CreateUser")?;
-        self.hsm.create_user(name, unix_uid, cert_fingerprint)
+        self.run_admin(Request::account("iam:CreateUser").param("userName", name), || {
+            self.hsm.create_user(name, unix_uid, cert_fingerprint)
+        })
     }
 
     /// Deletes a user and its access keys (administrators only).
     pub fn delete_user(&self, name: &str) -> Result<()> {
-        self.require_administrator("iam:DeleteUser")?;
-        self.hsm.delete_user(name)
+        self.run_admin(Request::account("iam:DeleteUser").param("userName", name), || {
+            self.hsm.delete_user(name)
+        })
     }
 
     /// Lists users (administrators only).
     pub fn list_users(&self) -> Result<Vec<UserInfo>> {
-        self.require_administrator("iam:ListUsers")?;
-        Ok(self.hsm.list_users())
+        self.run_admin(Request::account("iam:ListUsers"), || Ok(self.hsm.list_users()))
     }
 
     /// Creates an access key for a user or for `root` (administrators only).
     pub fn create_access_key(&self, user_name: &str) -> Result<NewAccessKey> {
-        self.require_administrator("iam:CreateAccessKey")?;
-        self.hsm.create_access_key(user_name)
+        self.run_admin(
+            Request::account("iam:CreateAccessKey").param("userName", user_name),
+            || self.hsm.create_access_key(user_name),
+        )
     }
 
     /// Lists a user's access keys (administrators only).
     pub fn list_access_keys(&self, user_name: &str) -> Result<Vec<AccessKeyInfo>> {
-        self.require_administrator("iam:ListAccessKeys")?;
-        self.hsm.list_access_keys(user_name)
+        self.run_admin(
+            Request::account("iam:ListAccessKeys").param("userName", user_name),
+            || self.hsm.list_access_keys(user_name),
+        )
     }
 
     /// Deletes an access key (administrators only).
     pub fn delete_access_key(&self, user_name: &str, access_key_id: &str) -> Result<()> {
-        self.require_administrator("iam:DeleteAccessKey")?;
-        self.hsm.delete_access_key(user_name, access_key_id)
+        self.run_admin(
+            Request::account("iam:DeleteAccessKey")
+                .param("userName", user_name)
+                .param("accessKeyId", access_key_id),
+            || self.hsm.delete_access_key(user_name, access_key_id),
+        )
     }
 
     // ----- keys -----

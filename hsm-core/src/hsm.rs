@@ -95,6 +95,7 @@ pub struct Hsm {
     options: HsmOptions,
     changes: Changes,
     identities: RwLock<Identities>,
+    audit: Arc<crate::audit::log::AuditLog>,
     /// Key policies, grants and the account-level rule (policy/authz.rs).
     pub(crate) authz: RwLock<crate::policy::authz::Authz>,
 }
@@ -257,7 +258,8 @@ impl Hsm {
         Self::assemble(store, root_key, options)
     }
 
-    fn assemble(store: Store, root_key: SecretKey, options: HsmOptions) -> Result<Hsm> {
+    fn assemble(mut store: Store, root_key: SecretKey, options: HsmOptions) -> Result<Hsm> {
+        let audit = crate::audit::open_log(&mut store, &root_key, &options.account)?;
         let loaded = store.load_all()?;
         let identities = users::load(&store.conn)?;
         let authz =
@@ -276,6 +278,7 @@ impl Hsm {
             // client saw before the restart.
             changes: Changes::new(generation_origin()),
             identities: RwLock::new(identities),
+            audit,
             authz: RwLock::new(authz),
         })
     }
@@ -313,6 +316,7 @@ impl Hsm {
             .map(|k| k.id)
             .collect();
         for id in due {
+            let _record = crate::audit::service_event(self, "DeleteKey", &id);
             self.lock_store()
                 .transaction(|tx| store::destroy_key(tx, &id, now))?;
             state.keys.remove(&id);
@@ -333,10 +337,12 @@ impl Hsm {
             .collect();
         for id in rotations {
             let mut record = state.keys[&id].clone();
+            let _event = crate::audit::service_event(self, "RotateKey", &id);
             self.add_version(&mut record, RotationType::Automatic, now)?;
             report.rotated.push(record.arn());
             state.keys.insert(id, record);
         }
+        self.audit_checkpoint_if_due()?;
         Ok(report)
     }
 
@@ -378,6 +384,10 @@ impl Hsm {
     /// Moves the change counter after a committed change outside `State`.
     pub(crate) fn bump_generation(&self, what: Change) {
         self.changes.record(&[what]);
+    }
+
+    pub(crate) fn audit_log(&self) -> &Arc<crate::audit::log::AuditLog> {
+        &self.audit
     }
 
     pub(crate) fn lock_store(&self) -> MutexGuard<'_, Store> {

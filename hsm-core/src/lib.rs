@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 mod asymmetric;
+pub mod audit;
 mod cache;
 pub mod changes;
 pub mod clock;

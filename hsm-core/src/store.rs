@@ -133,6 +133,8 @@ const MIGRATIONS: &[&str] = &[
         created INTEGER NOT NULL
      );
      CREATE INDEX grants_by_key ON grants(key_id);",
+    // the audit log (records, signed checkpoints): see crate::audit::db.
+    crate::audit::db::MIGRATION,
 ];
 
 /// The schema version this build writes.
@@ -423,10 +425,14 @@ impl Store {
     }
 
     /// Runs `f` in one transaction, committed only when it succeeds.
+    /// The audit record of the gated call running on this thread, if any
+    /// is pending, is appended in the same transaction (see `crate::audit`).
     pub fn transaction<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let tx = self.conn.transaction()?;
         let value = f(&tx)?;
+        let appended = crate::audit::pending::before_commit(&tx)?;
         tx.commit()?;
+        crate::audit::pending::after_commit(appended);
         Ok(value)
     }
 
@@ -586,6 +592,7 @@ pub(crate) fn put_meta(tx: &Transaction<'_>, name: &str, value: &[u8]) -> Result
 
 /// Inserts or replaces a key's row and its tags (not its versions).
 pub(crate) fn put_key(tx: &Transaction<'_>, key: &KeyRecord) -> Result<()> {
+    crate::audit::pending::note_key(key);
     tx.execute(
         "INSERT INTO keys (key_id, description, key_spec, key_usage, origin, creation_date, key_state,
                            deletion_date, pending_window_days, rotation_period_days, next_rotation_date,

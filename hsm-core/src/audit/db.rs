@@ -1,0 +1,240 @@
+//! The audit tables (migration 5): `audit_records` (one row per record,
+//! the record's JSON as written plus the columns lookups filter on) and
+//! `audit_checkpoints` (one signed note per checkpoint). The signing key
+//! and the log's name live in `meta`.
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde_json::Value;
+
+use super::chain::Hash;
+use super::record::Draft;
+use crate::error::{Error, Result};
+use crate::types::UnixSeconds;
+
+/// The wrapped PKCS#8 Ed25519 signing key.
+pub(crate) const META_SIGNING_KEY: &str = "audit_signing_key";
+/// The log's name (checkpoint origin).
+pub(crate) const META_ORIGIN: &str = "audit_origin";
+/// The last sequence number an export confirmed it wrote.
+pub(crate) const META_EXPORTED: &str = "audit_exported_through";
+
+/// The schema of the audit tables (the store's migration 5).
+pub(crate) const MIGRATION: &str = "CREATE TABLE audit_records (
+        sequence INTEGER PRIMARY KEY,
+        event_time INTEGER NOT NULL,
+        event_name TEXT NOT NULL,
+        username TEXT NOT NULL,
+        access_key_id TEXT,
+        resource_arn TEXT,
+        resource_id TEXT,
+        record TEXT NOT NULL,
+        hash BLOB NOT NULL
+     );
+     CREATE INDEX audit_records_by_time ON audit_records(event_time);
+     CREATE TABLE audit_checkpoints (
+        tree_size INTEGER PRIMARY KEY,
+        created INTEGER NOT NULL,
+        root BLOB NOT NULL,
+        note TEXT NOT NULL
+     );";
+
+/// Inserts one sealed record.
+pub(crate) fn insert_record(
+    tx: &Transaction<'_>,
+    sequence: u64,
+    draft: &Draft,
+    record: &Value,
+    hash: &Hash,
+) -> Result<()> {
+    let resource_arn = draft.resources.first();
+    let resource_id = resource_arn.and_then(|arn| arn.rsplit('/').next());
+    tx.prepare_cached(
+        "INSERT INTO audit_records (sequence, event_time, event_name, username, access_key_id,
+                                    resource_arn, resource_id, record, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        sequence as i64,
+        draft.event_time,
+        draft.event_name,
+        draft.username(),
+        draft.caller.access_key_id,
+        resource_arn,
+        resource_id,
+        record.to_string(),
+        &hash[..],
+    ])?;
+    Ok(())
+}
+
+/// Inserts one signed checkpoint.
+pub(crate) fn insert_checkpoint(
+    tx: &Transaction<'_>,
+    size: u64,
+    created: UnixSeconds,
+    root: &Hash,
+    note: &str,
+) -> Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO audit_checkpoints (tree_size, created, root, note) VALUES (?1, ?2, ?3, ?4)",
+        params![size as i64, created, &root[..], note],
+    )?;
+    Ok(())
+}
+
+fn hash_of(bytes: Vec<u8>) -> Result<Hash> {
+    Hash::try_from(bytes.as_slice())
+        .map_err(|_| Error::Internal("the store is corrupt: an audit hash is not 32 bytes".into()))
+}
+
+/// The newest record's sequence number and hash.
+pub(crate) fn last_record(conn: &Connection) -> Result<Option<(u64, Hash)>> {
+    let row: Option<(i64, Vec<u8>)> = conn
+        .query_row(
+            "SELECT sequence, hash FROM audit_records ORDER BY sequence DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    row.map(|(s, h)| Ok((s as u64, hash_of(h)?))).transpose()
+}
+
+/// The newest checkpoint: size, creation time, root.
+pub(crate) fn last_checkpoint(conn: &Connection) -> Result<Option<(u64, UnixSeconds, Hash)>> {
+    let row: Option<(i64, i64, Vec<u8>)> = conn
+        .query_row(
+            "SELECT tree_size, created, root FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    row.map(|(s, c, h)| Ok((s as u64, c, hash_of(h)?)))
+        .transpose()
+}
+
+/// The first record still kept (after pruning), if any.
+pub(crate) fn first_sequence(conn: &Connection) -> Result<Option<u64>> {
+    let first: Option<i64> =
+        conn.query_row("SELECT min(sequence) FROM audit_records", [], |r| r.get(0))?;
+    Ok(first.map(|s| s as u64))
+}
+
+/// A lookup filter (CloudTrail's lookup attributes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupAttribute {
+    /// The operation, e.g. `Encrypt`.
+    EventName(String),
+    /// `root`, a user name, or `kms.amazonaws.com` for service events.
+    Username(String),
+    /// A key's ARN or id.
+    ResourceName(String),
+    /// The SigV4 access key id the call was signed with.
+    AccessKeyId(String),
+}
+
+/// One record row a lookup found.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// The record's sequence number.
+    pub sequence: u64,
+    /// The record's JSON text.
+    pub record: String,
+}
+
+/// Records newest first, filtered, starting below `before` (exclusive).
+pub(crate) fn lookup(
+    conn: &Connection,
+    start: Option<UnixSeconds>,
+    end: Option<UnixSeconds>,
+    attribute: Option<&LookupAttribute>,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<Vec<StoredEvent>> {
+    let (column, value) = match attribute {
+        None => ("1", String::new()),
+        Some(LookupAttribute::EventName(v)) => ("event_name", v.clone()),
+        Some(LookupAttribute::Username(v)) => ("username", v.clone()),
+        Some(LookupAttribute::AccessKeyId(v)) => ("access_key_id", v.clone()),
+        Some(LookupAttribute::ResourceName(v)) => ("resource", v.clone()),
+    };
+    let filter = match column {
+        "1" => "(?5 = '')".to_string(),
+        "resource" => "(resource_arn = ?5 OR resource_id = ?5)".to_string(),
+        column => format!("{column} = ?5"),
+    };
+    let sql = format!(
+        "SELECT sequence, record FROM audit_records
+         WHERE sequence < ?1 AND event_time >= ?2 AND event_time <= ?3 AND {filter}
+         ORDER BY sequence DESC LIMIT ?4"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(
+        params![
+            before.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64),
+            start.unwrap_or(i64::MIN),
+            end.unwrap_or(i64::MAX),
+            limit as i64,
+            value
+        ],
+        |r| {
+            Ok(StoredEvent {
+                sequence: r.get::<_, i64>(0)? as u64,
+                record: r.get(1)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+}
+
+/// Records with sequence `from..` in order, at most `limit`.
+pub(crate) fn records_from(conn: &Connection, from: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT sequence, record FROM audit_records WHERE sequence >= ?1 ORDER BY sequence LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![from as i64, limit as i64], |r| {
+        Ok(StoredEvent {
+            sequence: r.get::<_, i64>(0)? as u64,
+            record: r.get(1)?,
+        })
+    })?;
+    Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+}
+
+/// Checkpoints with size in `from..=to`, in order: (size, note).
+pub(crate) fn checkpoints_between(
+    conn: &Connection,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(u64, String)>> {
+    let mut stmt = conn.prepare(
+        "SELECT tree_size, note FROM audit_checkpoints WHERE tree_size >= ?1 AND tree_size <= ?2 ORDER BY tree_size",
+    )?;
+    let rows = stmt.query_map(params![from as i64, to as i64], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+    })?;
+    Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+}
+
+/// The largest checkpoint size at most `at_most`.
+pub(crate) fn checkpoint_at_or_below(conn: &Connection, at_most: u64) -> Result<Option<u64>> {
+    let size: Option<i64> = conn.query_row(
+        "SELECT max(tree_size) FROM audit_checkpoints WHERE tree_size <= ?1",
+        [at_most as i64],
+        |r| r.get(0),
+    )?;
+    Ok(size.map(|s| s as u64))
+}
+
+/// Deletes records before `before` and checkpoints that no longer anchor
+/// anything (smaller than `before - 1`).
+pub(crate) fn prune(tx: &Transaction<'_>, before: u64) -> Result<usize> {
+    let removed = tx.execute(
+        "DELETE FROM audit_records WHERE sequence < ?1",
+        [before as i64],
+    )?;
+    tx.execute(
+        "DELETE FROM audit_checkpoints WHERE tree_size < ?1",
+        [before.saturating_sub(1) as i64],
+    )?;
+    Ok(removed)
+}

@@ -1,0 +1,123 @@
+//! The record of the call running on this thread, which the store's
+//! transaction helper appends inside the call's own transaction.
+//!
+//! Operations commit through `Store::transaction`; that helper calls
+//! [`before_commit`] after the operation's writes and [`after_commit`]
+//! once committed. So the first transaction a gated call commits carries
+//! its record (no state change without its record, and a record that
+//! cannot be written rolls the change back), without any operation knowing
+//! about auditing. `store::put_key` reports the key it wrote
+//! ([`note_key`]) so the record of a CreateKey names the new key.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use rusqlite::Transaction;
+
+use super::log::{unwritable, AuditLog, ChainState};
+use super::record::Draft;
+use crate::error::Result;
+use crate::model::KeyRecord;
+
+struct Pending {
+    log: Arc<AuditLog>,
+    draft: Draft,
+    written: bool,
+}
+
+thread_local! {
+    static PENDING: RefCell<Option<Pending>> = const { RefCell::new(None) };
+}
+
+/// While alive, the thread's pending record; dropping it takes the record
+/// away (also on panic), restoring whatever was pending before.
+pub(crate) struct PendingGuard {
+    previous: Option<Pending>,
+    taken: bool,
+}
+
+impl PendingGuard {
+    /// Makes `draft` this thread's pending record.
+    pub fn set(log: Arc<AuditLog>, draft: Draft) -> PendingGuard {
+        let previous = PENDING.with(|p| {
+            p.borrow_mut().replace(Pending {
+                log,
+                draft,
+                written: false,
+            })
+        });
+        PendingGuard {
+            previous,
+            taken: false,
+        }
+    }
+
+    /// Takes the record back: the draft, and whether it was committed
+    /// with a transaction.
+    pub fn take(mut self) -> (Draft, bool) {
+        self.taken = true;
+        let pending = PENDING.with(|p| {
+            let mut slot = p.borrow_mut();
+            let mine = slot.take();
+            *slot = self.previous.take();
+            mine
+        });
+        let pending = pending.expect("the pending record is set while its guard lives");
+        (pending.draft, pending.written)
+    }
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        if !self.taken {
+            let previous = self.previous.take();
+            PENDING.with(|p| *p.borrow_mut() = previous);
+        }
+    }
+}
+
+/// What [`before_commit`] appended, for [`after_commit`].
+pub(crate) struct Appended {
+    log: Arc<AuditLog>,
+    state: ChainState,
+}
+
+/// Appends the thread's pending record (if any, and not yet written)
+/// inside `tx`.
+pub(crate) fn before_commit(tx: &Transaction<'_>) -> Result<Option<Appended>> {
+    PENDING.with(|p| {
+        let slot = p.borrow();
+        let Some(pending) = slot.as_ref().filter(|p| !p.written) else {
+            return Ok(None);
+        };
+        let state = pending
+            .log
+            .append_in_tx(tx, [&pending.draft], pending.draft.event_time)
+            .map_err(unwritable)?;
+        Ok(Some(Appended {
+            log: Arc::clone(&pending.log),
+            state,
+        }))
+    })
+}
+
+/// Marks the pending record written and moves the chain head, once the
+/// transaction that holds it committed.
+pub(crate) fn after_commit(appended: Option<Appended>) {
+    let Some(appended) = appended else { return };
+    appended.log.apply(appended.state, 1);
+    PENDING.with(|p| {
+        if let Some(pending) = p.borrow_mut().as_mut() {
+            pending.written = true;
+        }
+    });
+}
+
+/// Notes the key a transaction writes, for the pending record.
+pub(crate) fn note_key(key: &KeyRecord) {
+    PENDING.with(|p| {
+        if let Some(pending) = p.borrow_mut().as_mut().filter(|p| !p.written) {
+            pending.draft.written_key(key);
+        }
+    });
+}
