@@ -1,15 +1,21 @@
-//! `tinfoil-bench`: throughput and latency of tinfoild over its Unix socket.
+//! `tinfoil-bench`: throughput and latency of tinfoild over its Unix socket
+//! and its AWS KMS JSON endpoint.
 //!
 //! Starts the real `tinfoild` (found next to this binary) on a throwaway
-//! store, then for concurrency 1, 16 and 64 drives Encrypt of 4 KiB and
-//! an empty RPC (the gRPC health check, the transport's own limit) and
-//! prints operations per second, p50 and p99. It also measures hsm-core's
-//! Encrypt in-process in the same run and prints the ratios.
+//! store, then for concurrency 1, 16 and 64 drives Encrypt of 4 KiB over
+//! gRPC, an empty RPC (the gRPC health check, the transport's own limit)
+//! and Encrypt of 4 KiB through the KMS endpoint (HTTP/1.1 on loopback,
+//! every request SigV4-signed by the client with the `aws-sigv4` crate),
+//! and prints operations per second, p50 and p99. It also measures
+//! hsm-core's Encrypt in-process in the same run and prints the ratios.
 //!
 //! Build with `--release` for meaningful figures.
 
 #![forbid(unsafe_code)]
 
+mod kms;
+
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -26,7 +32,7 @@ use tonic_health::pb::HealthCheckRequest;
 #[derive(Debug, Parser)]
 #[command(
     name = "tinfoil-bench",
-    about = "Benchmark tinfoild over its Unix socket"
+    about = "Benchmark tinfoild over its Unix socket and its KMS endpoint"
 )]
 struct Args {
     /// Seconds per measurement.
@@ -119,6 +125,14 @@ enum Rpc {
     Encrypt,
     Health,
     Random,
+    /// Encrypt through the KMS JSON endpoint, SigV4-signed.
+    KmsEncrypt,
+}
+
+/// A worker's connection: gRPC, or HTTP/1.1 to the KMS endpoint.
+enum Conn {
+    Grpc(tonic::transport::Channel),
+    Kms(Box<kms::Client>),
 }
 
 /// Latencies and wall time of one measured slice.
@@ -129,8 +143,10 @@ struct Sample {
 
 /// Measures each of `rpcs` for `run` in total, interleaved in `slices`
 /// short slices so load from other processes hits all of them alike.
+#[allow(clippy::too_many_arguments)]
 async fn interleaved(
     endpoint: &str,
+    target: &kms::Target,
     key_id: &str,
     plaintext: &[u8],
     rpcs: &[Rpc],
@@ -149,6 +165,7 @@ async fn interleaved(
         for (rpc, total) in rpcs.iter().zip(samples.iter_mut()) {
             let s = over_rpc(
                 endpoint,
+                target,
                 key_id,
                 plaintext,
                 *rpc,
@@ -168,6 +185,7 @@ async fn interleaved(
 
 async fn over_rpc(
     endpoint: &str,
+    target: &kms::Target,
     key_id: &str,
     plaintext: &[u8],
     rpc: Rpc,
@@ -176,27 +194,35 @@ async fn over_rpc(
 ) -> Sample {
     let mut clients = Vec::new();
     for _ in 0..workers {
-        clients.push(
-            connect(endpoint, &ClientTls::default())
-                .await
-                .expect("connect"),
-        );
+        clients.push(match rpc {
+            Rpc::KmsEncrypt => Conn::Kms(Box::new(kms::Client::connect(target, plaintext).await)),
+            _ => Conn::Grpc(
+                connect(endpoint, &ClientTls::default())
+                    .await
+                    .expect("connect"),
+            ),
+        });
     }
     let start = Instant::now();
     let until = start + run;
     let tasks: Vec<_> = clients
         .into_iter()
-        .map(|channel| {
+        .map(|conn| {
             let key_id = key_id.to_string();
             let plaintext = plaintext.to_vec();
             tokio::spawn(async move {
-                let mut kms = KeyManagementClient::new(channel.clone());
-                let mut health = HealthClient::new(channel);
+                let (channel, mut http) = match conn {
+                    Conn::Grpc(channel) => (Some(channel), None),
+                    Conn::Kms(client) => (None, Some(client)),
+                };
+                let mut grpc =
+                    channel.map(|c| (KeyManagementClient::new(c.clone()), HealthClient::new(c)));
                 let mut latencies = Vec::new();
                 while Instant::now() < until {
                     let t = Instant::now();
-                    match rpc {
-                        Rpc::Encrypt => {
+                    match (rpc, grpc.as_mut(), http.as_mut()) {
+                        (Rpc::KmsEncrypt, _, Some(client)) => client.encrypt().await,
+                        (Rpc::Encrypt, Some((kms, _)), _) => {
                             kms.encrypt(pb::EncryptRequest {
                                 key_id: key_id.clone(),
                                 plaintext: plaintext.clone(),
@@ -205,14 +231,14 @@ async fn over_rpc(
                             .await
                             .expect("Encrypt");
                         }
-                        Rpc::Random => {
+                        (Rpc::Random, Some((kms, _)), _) => {
                             kms.generate_random(pb::GenerateRandomRequest {
                                 number_of_bytes: 32,
                             })
                             .await
                             .expect("GenerateRandom");
                         }
-                        Rpc::Health => {
+                        (Rpc::Health, Some((_, health)), _) => {
                             health
                                 .check(HealthCheckRequest {
                                     service: String::new(),
@@ -220,6 +246,7 @@ async fn over_rpc(
                                 .await
                                 .expect("health check");
                         }
+                        _ => unreachable!("each operation gets its own kind of connection"),
                     }
                     latencies.push(t.elapsed());
                 }
@@ -297,8 +324,19 @@ fn main() {
         .status()
         .expect("run tinfoild init");
     assert!(status.success(), "tinfoild init failed");
+    let kms_addr: SocketAddr = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port");
     let daemon = Command::new(&tinfoild)
-        .args(["serve", "--log-level", "warn", "--data-dir"])
+        .args([
+            "serve",
+            "--log-level",
+            "warn",
+            "--insecure-loopback",
+            "--kms-listen",
+        ])
+        .arg(format!("tcp:{kms_addr}"))
+        .arg("--data-dir")
         .arg(&data)
         .arg("--passphrase-file")
         .arg(&pass)
@@ -328,14 +366,45 @@ fn main() {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        let key_id = KeyManagementClient::new(channel)
+        let mut admin = KeyManagementClient::new(channel);
+        let metadata = admin
             .create_key(pb::CreateKeyRequest::default())
             .await
             .expect("create key")
             .into_inner()
             .key_metadata
-            .expect("metadata")
-            .key_id;
+            .expect("metadata");
+        let key_id = metadata.key_id;
+        let access_key = admin
+            .create_access_key(pb::CreateAccessKeyRequest {
+                user_name: "root".into(),
+            })
+            .await
+            .expect("create an access key")
+            .into_inner()
+            .access_key
+            .expect("the access key");
+        let target = kms::Target {
+            addr: kms_addr,
+            // arn:aws:kms:REGION:ACCOUNT:key/ID
+            region: metadata
+                .arn
+                .split(':')
+                .nth(3)
+                .expect("a key ARN")
+                .to_string(),
+            key_arn: metadata.arn,
+            access_key_id: access_key.access_key_id,
+            secret: access_key.secret_access_key,
+        };
+        let kms_started = Instant::now();
+        while tokio::net::TcpStream::connect(kms_addr).await.is_err() {
+            assert!(
+                kms_started.elapsed() < Duration::from_secs(60),
+                "the KMS endpoint did not listen"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
 
         println!(
             "tinfoil-bench: {} s per row (interleaved in {} slices), {} B plaintext, {cores} cores",
@@ -354,41 +423,65 @@ fn main() {
         let mut last = None;
         for &c in &args.concurrency {
             // Warm-up, unmeasured.
-            over_rpc(
-                &endpoint,
-                &key_id,
-                &plaintext,
-                Rpc::Encrypt,
-                c,
-                Duration::from_millis(300),
-            )
-            .await;
-            let mut rpcs = vec![Rpc::Encrypt, Rpc::Health];
+            for rpc in [Rpc::Encrypt, Rpc::KmsEncrypt] {
+                over_rpc(
+                    &endpoint,
+                    &target,
+                    &key_id,
+                    &plaintext,
+                    rpc,
+                    c,
+                    Duration::from_millis(300),
+                )
+                .await;
+            }
+            let mut rpcs = vec![Rpc::Encrypt, Rpc::Health, Rpc::KmsEncrypt];
             if args.diagnose {
                 rpcs.push(Rpc::Random);
             }
-            let figs =
-                interleaved(&endpoint, &key_id, &plaintext, &rpcs, c, run, args.slices).await;
-            let (enc, empty) = (&figs[0], &figs[1]);
+            let figs = interleaved(
+                &endpoint,
+                &target,
+                &key_id,
+                &plaintext,
+                &rpcs,
+                c,
+                run,
+                args.slices,
+            )
+            .await;
+            let (enc, empty, json) = (&figs[0], &figs[1], &figs[2]);
             print_row("Encrypt (gRPC)", c, enc);
             print_row("health check (gRPC)", c, empty);
-            if let Some(random) = figs.get(2) {
+            print_row("Encrypt (KMS+SigV4)", c, json);
+            if let Some(random) = figs.get(3) {
                 print_row("GenerateRandom 32 B", c, random);
             }
             println!(
-                "  at {c}: Encrypt/empty RPC = {:.2}; Encrypt/in-process({cores} thr) = {:.3}",
+                "  at {c}: Encrypt/empty RPC = {:.2}; Encrypt/in-process({cores} thr) = {:.3}; \
+                 KMS endpoint/gRPC Encrypt = {:.2}",
                 enc.ops_per_sec / empty.ops_per_sec,
-                enc.ops_per_sec / local_n.ops_per_sec
+                enc.ops_per_sec / local_n.ops_per_sec,
+                json.ops_per_sec / enc.ops_per_sec
             );
-            last = Some((c, enc.ops_per_sec, empty.ops_per_sec, enc.p99_ms));
+            last = Some((
+                c,
+                enc.ops_per_sec,
+                empty.ops_per_sec,
+                enc.p99_ms,
+                json.ops_per_sec,
+            ));
         }
-        if let Some((c, enc, empty, p99)) = last {
+        if let Some((c, enc, empty, p99, json)) = last {
             let ratio = enc / empty;
+            let kms_ratio = json / enc;
             println!(
-                "target at {c}: Encrypt/empty >= 0.7 ({}: {ratio:.2}), p99 < 10 ms ({}: {:.3})",
+                "target at {c}: Encrypt/empty >= 0.7 ({}: {ratio:.2}), p99 < 10 ms ({}: {:.3}), \
+                 KMS endpoint/gRPC Encrypt >= 0.7 ({}: {kms_ratio:.2})",
                 if ratio >= 0.7 { "met" } else { "missed" },
                 if p99 < 10.0 { "met" } else { "missed" },
-                p99
+                p99,
+                if kms_ratio >= 0.7 { "met" } else { "missed" },
             );
         }
     });
