@@ -211,14 +211,7 @@ impl<'a> Gate<'a> {
         }
         let principal = self.principal_arn();
         let authz = self.hsm.read_authz();
-        let policy = authz.policy(&key.id);
-        let ctx = self.hsm.condition_context(&principal, check, Some(key));
-        let decision = policy.compiled.evaluate(&crate::policy::Request {
-            principal: &principal,
-            action: "kms:CreateGrant",
-            resource: &key.arn,
-            context: &ctx,
-        });
+        let decision = self.hsm.policy_decision(&authz, &principal, check, key);
         let by_grant = || {
             authz
                 .grants
@@ -316,7 +309,8 @@ impl<'a> Gate<'a> {
     /// RetireGrant, naming the grant by its token or by key and grant id.
     /// Allowed to the grant's retiring principal, to its grantee when the
     /// grant allows RetireGrant, to the account's administrators, and to
-    /// whom the key policy allows kms:RetireGrant.
+    /// whom the key policy allows kms:RetireGrant; an explicit Deny of
+    /// kms:RetireGrant in the key policy beats all of these.
     pub fn retire_grant(
         &self,
         grant_token: Option<&str>,
@@ -325,15 +319,24 @@ impl<'a> Gate<'a> {
     ) -> Result<()> {
         let grant = self.find_grant(grant_token, key_id, grant_id)?;
         let caller = self.principal_arn();
+        let key_arn = crate::model::key_arn(&grant.key_id);
         self.run_checked(
             || {
-                let by_grant = grant.retiring.as_deref() == Some(caller.as_str())
-                    || (grant.grantee == caller && grant.allows(GrantOperation::RetireGrant, None));
-                if by_grant || self.caller.principal.is_administrator() {
+                if self.caller.principal == Principal::Service {
                     return Ok(());
                 }
-                let key_arn = crate::model::key_arn(&grant.key_id);
-                self.authorize(&Request::key("kms:RetireGrant", &key_arn))
+                let key = self.hsm.key_facts(&key_arn)?;
+                let request = Request::key("kms:RetireGrant", &key_arn);
+                let authz = self.hsm.read_authz();
+                let decision = self.hsm.policy_decision(&authz, &caller, &request, &key);
+                let by_grant = grant.retiring.as_deref() == Some(caller.as_str())
+                    || (grant.grantee == caller && grant.allows(GrantOperation::RetireGrant, None))
+                    || self.caller.principal.is_administrator();
+                match decision {
+                    Decision::Allow => Ok(()),
+                    Decision::ImplicitDeny if by_grant => Ok(()),
+                    other => Err(denied(&caller, "kms:RetireGrant", &key_arn, other)),
+                }
             },
             || self.hsm.remove_grant(&grant.grant_id),
         )

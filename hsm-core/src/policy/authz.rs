@@ -335,20 +335,7 @@ impl Hsm {
         let key = self.key_facts(key_ref)?;
         let principal_arn = principal.arn_in(self.account());
         let authz = self.read_authz();
-        let policy = authz.policy(&key.id);
-        let owned_ctx;
-        let ctx = if policy.compiled.uses_conditions() {
-            owned_ctx = self.condition_context(&principal_arn, request, Some(&key));
-            &owned_ctx
-        } else {
-            &EMPTY_CONTEXT
-        };
-        let decision = policy.compiled.evaluate(&Request {
-            principal: &principal_arn,
-            action: request.action,
-            resource: &key.arn,
-            context: ctx,
-        });
+        let decision = self.policy_decision(&authz, &principal_arn, request, &key);
         let by_grant = || {
             GrantOperation::for_action(request.action).is_some_and(|op| {
                 authz
@@ -361,6 +348,31 @@ impl Hsm {
             Decision::ImplicitDeny if by_grant() => Ok(()),
             other => Err(denied(&principal_arn, request.action, &key.arn, other)),
         }
+    }
+
+    /// The key policy's verdict on a request (condition values are only
+    /// built when the policy has conditions).
+    pub(crate) fn policy_decision(
+        &self,
+        authz: &Authz,
+        principal_arn: &str,
+        request: &gate::Request<'_>,
+        key: &KeyFacts,
+    ) -> Decision {
+        let policy = authz.policy(&key.id);
+        let owned_ctx;
+        let ctx = if policy.compiled.uses_conditions() {
+            owned_ctx = self.condition_context(principal_arn, request, Some(key));
+            &owned_ctx
+        } else {
+            &EMPTY_CONTEXT
+        };
+        policy.compiled.evaluate(&Request {
+            principal: principal_arn,
+            action: request.action,
+            resource: &key.arn,
+            context: ctx,
+        })
     }
 
     /// Account-level actions: administrators always, users for the
