@@ -24,20 +24,15 @@ const LOCKOUT: &str = "The new key policy will not allow you to update the key p
                        override)";
 
 impl<'a> Gate<'a> {
-    /// `run` with a decision of its own instead of the generic one: the
-    /// check, then the dry-run stop, then the operation.
-    fn run_checked<T>(
-        &self,
-        check: impl FnOnce() -> Result<()>,
-        operation: impl FnOnce() -> Result<T>,
-    ) -> Result<T> {
-        check()?;
+    /// The dry-run stop of a call that decides on its own (inside its
+    /// `record`).
+    fn stop_if_dry_run(&self) -> Result<()> {
         if self.dry_run {
             return Err(Error::DryRun(
                 "The request would have succeeded, but the DryRun option is set.".to_string(),
             ));
         }
-        operation()
+        Ok(())
     }
 
     fn principal_arn(&self) -> String {
@@ -82,25 +77,32 @@ impl<'a> Gate<'a> {
         if let Some(usage) = request.key_usage {
             check = check.condition("kms:KeyUsage", usage);
         }
-        self.authorize(&check)?;
-        let account = self.hsm.account().clone();
-        let policy = match (policy, &self.caller.principal) {
-            (Some(text), _) => {
-                let parsed = self.hsm.parse_policy(text)?;
-                if !bypass_policy_lockout_safety_check {
-                    // The new key's id is not known yet: policies name it "*".
-                    let any_key = format!("{}key/*", account.kms_arn_prefix());
-                    self.lockout_check(&parsed, &any_key)?;
+        let check = check.param(
+            "bypassPolicyLockoutSafetyCheck",
+            bypass_policy_lockout_safety_check,
+        );
+        self.record(&check, || {
+            self.authorize(&check)?;
+            let account = self.hsm.account().clone();
+            let policy = match (policy, &self.caller.principal) {
+                (Some(text), _) => {
+                    let parsed = self.hsm.parse_policy(text)?;
+                    if !bypass_policy_lockout_safety_check {
+                        // The new key's id is not known yet: policies name it "*".
+                        let any_key = format!("{}key/*", account.kms_arn_prefix());
+                        self.lockout_check(&parsed, &any_key)?;
+                    }
+                    Some(parsed)
                 }
-                Some(parsed)
-            }
-            (None, Principal::User(_)) => Some(self.hsm.parse_policy(&creator_key_policy(
-                &account.account_id,
-                &self.principal_arn(),
-            ))?),
-            (None, _) => None,
-        };
-        self.run(check, || self.hsm.create_key_with_policy(request, policy))
+                (None, Principal::User(_)) => Some(self.hsm.parse_policy(&creator_key_policy(
+                    &account.account_id,
+                    &self.principal_arn(),
+                ))?),
+                (None, _) => None,
+            };
+            self.stop_if_dry_run()?;
+            self.hsm.create_key_with_policy(request, policy)
+        })
     }
 
     /// PutKeyPolicy: replaces the key's policy (name `default`).
@@ -111,15 +113,23 @@ impl<'a> Gate<'a> {
         policy: &str,
         bypass_policy_lockout_safety_check: bool,
     ) -> Result<()> {
-        let request = Request::key("kms:PutKeyPolicy", key_id);
-        self.authorize(&request)?;
-        check_policy_name(policy_name, false)?;
-        let parsed = self.hsm.parse_policy(policy)?;
-        let key = self.hsm.key_facts(key_id)?;
-        if !bypass_policy_lockout_safety_check {
-            self.lockout_check(&parsed, &key.arn)?;
-        }
-        self.run(request, || self.hsm.put_key_policy(&key.id, parsed))
+        let request = Request::key("kms:PutKeyPolicy", key_id)
+            .param("policyName", policy_name.unwrap_or(DEFAULT_POLICY_NAME))
+            .param(
+                "bypassPolicyLockoutSafetyCheck",
+                bypass_policy_lockout_safety_check,
+            );
+        self.record(&request, || {
+            self.authorize(&request)?;
+            check_policy_name(policy_name, false)?;
+            let parsed = self.hsm.parse_policy(policy)?;
+            let key = self.hsm.key_facts(key_id)?;
+            if !bypass_policy_lockout_safety_check {
+                self.lockout_check(&parsed, &key.arn)?;
+            }
+            self.stop_if_dry_run()?;
+            self.hsm.put_key_policy(&key.id, parsed)
+        })
     }
 
     /// GetKeyPolicy: the key's policy text (the default policy for a key
@@ -167,36 +177,40 @@ impl<'a> Gate<'a> {
     /// looser constraints. An identical repeat with the same Name returns
     /// the same grant.
     pub fn create_grant(&self, request: CreateGrantRequest) -> Result<CreateGrantOutput> {
-        let key = self.hsm.key_facts(&request.key_id)?;
-        grants::validate_request(&request, key.spec, key.usage)?;
-        self.check_grant_tokens(&request.grant_tokens)?;
-        let grantee = self.grant_principal("GranteePrincipal", &request.grantee_principal)?;
-        let retiring = match &request.retiring_principal {
-            Some(r) => Some(self.grant_principal("RetiringPrincipal", r)?),
-            None => None,
-        };
-        let mut check = Request::key("kms:CreateGrant", &request.key_id)
-            .condition("kms:GranteePrincipal", &grantee)
-            .condition("kms:GrantIsForAWSResource", false);
-        for op in &request.operations {
-            check = check.condition("kms:GrantOperations", op);
-        }
-        if let Some(r) = &retiring {
-            check = check.condition("kms:RetiringPrincipal", r);
-        }
-        if let Some(c) = &request.constraints {
-            for t in c.types() {
-                check = check.condition("kms:GrantConstraintType", t);
+        let operations: Vec<&str> = request.operations.iter().map(|o| o.as_str()).collect();
+        let recorded = Request::key("kms:CreateGrant", &request.key_id)
+            .param("granteePrincipal", request.grantee_principal.as_str())
+            .param("operations", operations)
+            .param("name", request.name.as_deref());
+        self.record(&recorded, || {
+            let key = self.hsm.key_facts(&request.key_id)?;
+            grants::validate_request(&request, key.spec, key.usage)?;
+            self.check_grant_tokens(&request.grant_tokens)?;
+            let grantee = self.grant_principal("GranteePrincipal", &request.grantee_principal)?;
+            let retiring = match &request.retiring_principal {
+                Some(r) => Some(self.grant_principal("RetiringPrincipal", r)?),
+                None => None,
+            };
+            let mut check = Request::key("kms:CreateGrant", &request.key_id)
+                .condition("kms:GranteePrincipal", &grantee)
+                .condition("kms:GrantIsForAWSResource", false);
+            for op in &request.operations {
+                check = check.condition("kms:GrantOperations", op);
             }
-        }
-        self.run_checked(
-            || self.authorize_create_grant(&check, &key, &request),
-            || {
-                let issuing = self.principal_arn();
-                self.hsm
-                    .create_grant(&key.id, &request, grantee, retiring, issuing)
-            },
-        )
+            if let Some(r) = &retiring {
+                check = check.condition("kms:RetiringPrincipal", r);
+            }
+            if let Some(c) = &request.constraints {
+                for t in c.types() {
+                    check = check.condition("kms:GrantConstraintType", t);
+                }
+            }
+            self.authorize_create_grant(&check, &key, &request)?;
+            self.stop_if_dry_run()?;
+            let issuing = self.principal_arn();
+            self.hsm
+                .create_grant(&key.id, &request, grantee, retiring, issuing)
+        })
     }
 
     /// The CreateGrant decision: policy, else a grant that may pass on.
@@ -277,33 +291,36 @@ impl<'a> Gate<'a> {
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<GrantListEntry>> {
-        let retiring = principal_arn(retiring_principal).ok_or_else(|| {
-            Error::validation(format!(
-                "RetiringPrincipal {} is not a principal ARN",
-                printable(retiring_principal)
-            ))
-        })?;
-        let caller = self.principal_arn();
-        self.run_checked(
-            || match &self.caller.principal {
-                Principal::Root | Principal::Service => Ok(()),
-                Principal::User(_) if caller == retiring => Ok(()),
-                Principal::User(_) => Err(Error::AccessDenied(format!(
-                    "User: {caller} is not authorized to perform: kms:ListRetirableGrants \
-                     because a user may list only the grants it may retire"
-                ))),
-            },
-            || {
-                let authz = self.hsm.read_authz();
-                let issuing = self.hsm.account().root_arn();
-                grants::page(
-                    authz.grants.retirable_by(&retiring),
-                    |g| g.entry(crate::model::key_arn(&g.key_id), issuing.clone()),
-                    limit,
-                    marker,
-                )
-            },
-        )
+        let request = Request::account("kms:ListRetirableGrants")
+            .param("retiringPrincipal", retiring_principal);
+        self.record(&request, || {
+            let retiring = principal_arn(retiring_principal).ok_or_else(|| {
+                Error::validation(format!(
+                    "RetiringPrincipal {} is not a principal ARN",
+                    printable(retiring_principal)
+                ))
+            })?;
+            let caller = self.principal_arn();
+            match &self.caller.principal {
+                Principal::Root | Principal::Service => {}
+                Principal::User(_) if caller == retiring => {}
+                Principal::User(_) => {
+                    return Err(Error::AccessDenied(format!(
+                        "User: {caller} is not authorized to perform: kms:ListRetirableGrants \
+                         because a user may list only the grants it may retire"
+                    )))
+                }
+            }
+            self.stop_if_dry_run()?;
+            let authz = self.hsm.read_authz();
+            let issuing = self.hsm.account().root_arn();
+            grants::page(
+                authz.grants.retirable_by(&retiring),
+                |g| g.entry(crate::model::key_arn(&g.key_id), issuing.clone()),
+                limit,
+                marker,
+            )
+        })
     }
 
     /// RetireGrant, naming the grant by its token or by key and grant id.
@@ -317,14 +334,16 @@ impl<'a> Gate<'a> {
         key_id: Option<&str>,
         grant_id: Option<&str>,
     ) -> Result<()> {
-        let grant = self.find_grant(grant_token, key_id, grant_id)?;
-        let caller = self.principal_arn();
-        let key_arn = crate::model::key_arn(&grant.key_id);
-        self.run_checked(
-            || {
-                if self.caller.principal == Principal::Service {
-                    return Ok(());
-                }
+        let recorded = match key_id {
+            Some(k) => Request::key("kms:RetireGrant", k),
+            None => Request::account("kms:RetireGrant"),
+        }
+        .param("grantId", grant_id);
+        self.record(&recorded, || {
+            let grant = self.find_grant(grant_token, key_id, grant_id)?;
+            if self.caller.principal != Principal::Service {
+                let caller = self.principal_arn();
+                let key_arn = crate::model::key_arn(&grant.key_id);
                 let key = self.hsm.key_facts(&key_arn)?;
                 let request = Request::key("kms:RetireGrant", &key_arn);
                 let authz = self.hsm.read_authz();
@@ -333,13 +352,14 @@ impl<'a> Gate<'a> {
                     || (grant.grantee == caller && grant.allows(GrantOperation::RetireGrant, None))
                     || self.caller.principal.is_administrator();
                 match decision {
-                    Decision::Allow => Ok(()),
-                    Decision::ImplicitDeny if by_grant => Ok(()),
-                    other => Err(denied(&caller, "kms:RetireGrant", &key_arn, other)),
+                    Decision::Allow => {}
+                    Decision::ImplicitDeny if by_grant => {}
+                    other => return Err(denied(&caller, "kms:RetireGrant", &key_arn, other)),
                 }
-            },
-            || self.hsm.remove_grant(&grant.grant_id),
-        )
+            }
+            self.stop_if_dry_run()?;
+            self.hsm.remove_grant(&grant.grant_id)
+        })
     }
 
     /// RevokeGrant: needs kms:RevokeGrant in the key policy.
