@@ -129,11 +129,17 @@ fn init(args: CommonArgs, env_secret: Option<SecretString>) -> Result<(), Daemon
             settings.data_dir.display()
         );
     }
-    Hsm::init(&settings.data_dir, &secret, options)?;
+    let hsm = Hsm::init(&settings.data_dir, &secret, options)?;
     tracing::info!(data_dir = %settings.data_dir.display(), "store created");
     println!("tinfoild: store created in {}", settings.data_dir.display());
+    // What auditors verify exported audit logs with (tinfoil verify-audit-log).
+    println!("tinfoild: audit log public key: {}", hsm.audit_public_key());
     Ok(())
 }
+
+/// Set to 1 to commit audit records of read and crypto calls without
+/// fsync (for benchmarks measuring what the per-call fsync costs).
+const AUDIT_NO_FSYNC_VAR: &str = "TINFOIL_AUDIT_NO_FSYNC";
 
 fn serve(args: CommonArgs, env_secret: Option<SecretString>) -> Result<(), DaemonError> {
     let (settings, clock_file) = args.resolve()?;
@@ -149,6 +155,14 @@ fn serve(args: CommonArgs, env_secret: Option<SecretString>) -> Result<(), Daemo
     let options = options(&settings, clock_file)?;
     let hsm = Arc::new(Hsm::open(&settings.data_dir, &secret, options)?);
     drop(secret);
+    if std::env::var_os(AUDIT_NO_FSYNC_VAR).is_some_and(|v| v == "1") {
+        // Benchmarks only: the cost of fsyncing each call's audit record.
+        hsm.set_audit_fsync(false);
+        eprintln!(
+            "tinfoild: warning: {AUDIT_NO_FSYNC_VAR}=1: audit records of calls that change \
+             nothing are committed without fsync (a crash may lose the newest ones)"
+        );
+    }
     tracing::info!(data_dir = %settings.data_dir.display(), "store unsealed");
     runtime(&settings)?.block_on(server::serve(hsm, &settings, server::termination_signal()))?;
     tracing::info!("stopped");

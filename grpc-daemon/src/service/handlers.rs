@@ -26,7 +26,11 @@ impl KeyManagement for KmsService {
                 tags: r.tags.into_iter().map(convert::tag_to_core).collect(),
                 token: r.token,
             };
-            let m = hsm.create_key(req)?;
+            let m = hsm.create_key_with_policy(
+                req,
+                r.policy.as_deref(),
+                r.bypass_policy_lockout_safety_check,
+            )?;
             Ok(pb::CreateKeyResponse {
                 key_metadata: Some(convert::key_metadata(m)),
             })
@@ -589,6 +593,41 @@ impl KeyManagement for KmsService {
         })
         .await
     }
+    async fn lookup_events(
+        &self,
+        request: Request<pb::LookupEventsRequest>,
+    ) -> Result<Response<pb::LookupEventsResponse>, Status> {
+        self.lookup_events_rpc(request).await
+    }
+
+    async fn get_audit_public_key(
+        &self,
+        request: Request<pb::GetAuditPublicKeyRequest>,
+    ) -> Result<Response<pb::GetAuditPublicKeyResponse>, Status> {
+        self.get_audit_public_key_rpc(request).await
+    }
+
+    async fn export_audit_log(
+        &self,
+        request: Request<pb::ExportAuditLogRequest>,
+    ) -> Result<Response<pb::ExportAuditLogResponse>, Status> {
+        self.export_audit_log_rpc(request).await
+    }
+
+    async fn confirm_audit_export(
+        &self,
+        request: Request<pb::ConfirmAuditExportRequest>,
+    ) -> Result<Response<pb::ConfirmAuditExportResponse>, Status> {
+        self.confirm_audit_export_rpc(request).await
+    }
+
+    async fn prune_audit_log(
+        &self,
+        request: Request<pb::PruneAuditLogRequest>,
+    ) -> Result<Response<pb::PruneAuditLogResponse>, Status> {
+        self.prune_audit_log_rpc(request).await
+    }
+
     async fn create_user(
         &self,
         request: Request<pb::CreateUserRequest>,

@@ -20,6 +20,7 @@ use crate::pool::CryptoPool;
 use crate::spin::Spinner;
 use crate::status;
 
+mod audit;
 pub mod caller;
 mod handlers;
 #[cfg(test)]
@@ -176,9 +177,30 @@ impl KmsService {
             let _permit = permit;
             job()
         };
+        // A durable audit record that cannot be written fails the call.
+        let mut audit_failure: Option<Status> = None;
         let task = async {
             match lane {
-                Lane::Fast => self.pool.run(job).await.map_err(|_| ()),
+                Lane::Fast => {
+                    // The call's audit record is made durable off the
+                    // crypto pool, so many calls share one group commit;
+                    // no answer leaves before it is durable.
+                    let hsm = Arc::clone(&self.hsm);
+                    match self.pool.run(move || core::audit::defer_durability(job)).await {
+                        Err(_) => Err(()),
+                        Ok((outcome, None)) => Ok(outcome),
+                        Ok((outcome, Some(durability))) => {
+                            match tokio::task::spawn_blocking(move || durability.wait(&hsm)).await {
+                                Ok(Ok(())) => Ok(outcome),
+                                Ok(Err(e)) => {
+                                    audit_failure = Some(status::from_core(e));
+                                    Err(())
+                                }
+                                Err(_) => Err(()),
+                            }
+                        }
+                    }
+                }
                 Lane::Slow => tokio::task::spawn_blocking(job).await.map_err(|_| ()),
                 Lane::Inline => {
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).map_err(|_| ())
@@ -196,6 +218,10 @@ impl KmsService {
                 Err(status::deadline_exceeded(
                     self.limits.call_timeout.as_millis() as u64,
                 ))
+            }
+            Ok(Err(())) if audit_failure.is_some() => {
+                tracing::error!(op, "refused: the audit record cannot be written");
+                Err(audit_failure.take().expect("checked"))
             }
             Ok(Err(())) => {
                 tracing::error!(op, "blocking task failed");

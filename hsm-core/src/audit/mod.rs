@@ -157,8 +157,65 @@ pub(crate) fn record_call<T>(
     if let Err(error) = &result {
         draft.fail(error);
     }
-    log.append_durable(hsm, draft)?;
+    let deferred = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+        Some(list) => {
+            list.push((Arc::clone(&log), draft.clone()));
+            true
+        }
+        None => false,
+    });
+    if !deferred {
+        log.append_durable(hsm, draft)?;
+    }
     result
+}
+
+thread_local! {
+    /// Set by [`defer_durability`]: records to be made durable by the caller.
+    static DEFERRED: std::cell::RefCell<Option<Vec<(Arc<AuditLog>, Draft)>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Records that a call made through [`defer_durability`] still has to make
+/// durable: its result must not be returned before [`Durability::wait`]
+/// succeeded.
+#[derive(Debug)]
+#[must_use = "a call's result must not be returned before its record is durable"]
+pub struct Durability {
+    records: Vec<(Arc<AuditLog>, Draft)>,
+}
+
+impl Durability {
+    /// Group-commits the records (with other waiting callers) and returns
+    /// once they are durable; an error means the call must fail.
+    pub fn wait(self, hsm: &Hsm) -> Result<()> {
+        for (log, draft) in self.records {
+            log.append_durable(hsm, draft)?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` (gate calls) without waiting for the records of calls that
+/// changed nothing: they are handed back to be made durable with
+/// [`Durability::wait`], on a thread that may block. A daemon runs its
+/// crypto on a few CPU threads and waits for durability on many others, so
+/// that many calls share one group commit. State changes still commit
+/// their record inside their own transaction, within `f`.
+pub fn defer_durability<T>(f: impl FnOnce() -> T) -> (T, Option<Durability>) {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            DEFERRED.with(|d| d.borrow_mut().take());
+        }
+    }
+    DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
+    let reset = Reset;
+    let out = f();
+    let records = DEFERRED.with(|d| d.borrow_mut().take()).unwrap_or_default();
+    drop(reset);
+    let durability = (!records.is_empty()).then_some(Durability { records });
+    (out, durability)
 }
 
 /// Makes a service event (`RotateKey`, `DeleteKey` of background work) the

@@ -343,3 +343,31 @@ mod tests {
         assert_eq!(v["sourceIPAddress"], "unix:uid=5,pid=6");
     }
 }
+
+/// Parses a time as `lookup-events` takes it: Unix seconds, or RFC 3339
+/// (`2024-05-01T12:00:00Z`, an offset, fractions ignored).
+pub fn parse_time(text: &str) -> Option<UnixSeconds> {
+    if let Ok(seconds) = text.trim().parse::<i64>() {
+        return Some(seconds);
+    }
+    time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn times_parse_both_ways() {
+        assert_eq!(super::parse_time("1700000000"), Some(1_700_000_000));
+        assert_eq!(
+            super::parse_time("2023-11-14T22:13:20Z"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(
+            super::parse_time("2023-11-14T23:13:20+01:00"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(super::parse_time("yesterday"), None);
+    }
+}

@@ -117,6 +117,10 @@ pub struct OutFile {
 /// Every operation.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    #[command(flatten)]
+    Audit(crate::audit::AuditCommand),
+    #[command(flatten)]
+    Policy(crate::policies::PolicyCommand),
     /// Create a user (administrators only), optionally bound to a Unix uid
     /// or a client certificate.
     CreateUser {
@@ -176,6 +180,13 @@ pub enum Command {
         /// The PKCS#11 token (key namespace).
         #[arg(long)]
         token: Option<String>,
+        /// The key policy: JSON text or file://PATH (default: AWS's default
+        /// key policy, plus kms:* for a user who creates the key).
+        #[arg(long)]
+        policy: Option<String>,
+        /// Skip the check that the caller could change the policy again.
+        #[arg(long)]
+        bypass_policy_lockout_safety_check: bool,
     },
     /// Show a key's metadata.
     DescribeKey(KeyId),

@@ -6,8 +6,10 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod audit;
 mod file_crypt;
 mod io;
+mod policies;
 mod run;
 
 use std::process::ExitCode;
@@ -69,7 +71,11 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
-    let command = match file_crypt::FileCommand::split(cli.command) {
+    let command = match audit::AuditCommand::split(cli.command) {
+        Ok(audit) => return audit::run(&runtime, &endpoint, &tls, cli.output, MAX_RESPONSE, audit),
+        Err(other) => other,
+    };
+    let command = match file_crypt::FileCommand::split(command) {
         Ok(file) => return file_crypt::run(&runtime, &endpoint, &tls, file),
         Err(other) => other,
     };

@@ -55,6 +55,8 @@ fn files(pairs: &[(&'static str, Option<PathBuf>)]) -> Vec<(&'static str, PathBu
 /// The KMS operation name of a command, for error messages.
 pub fn operation_name(command: &Command) -> String {
     let debug = format!("{command:?}");
+    // Grouped subcommands print as `Group(Operation { .. })`.
+    let debug = debug.strip_prefix("Policy(").unwrap_or(&debug);
     debug
         .split(|c: char| !c.is_alphanumeric())
         .next()
@@ -118,12 +120,15 @@ pub async fn run(
                 access_key_id,
             }
         ),
+        Command::Policy(command) => crate::policies::run(client, command).await?,
         Command::CreateKey {
             description,
             key_spec,
             key_usage,
             tags: t,
             token,
+            policy,
+            bypass_policy_lockout_safety_check,
         } => call!(
             client,
             create_key,
@@ -133,7 +138,11 @@ pub async fn run(
                 key_usage,
                 tags: tags(t),
                 token,
-                ..Default::default()
+                policy: policy
+                    .as_deref()
+                    .map(crate::policies::policy_text)
+                    .transpose()?,
+                bypass_policy_lockout_safety_check,
             }
         ),
         Command::DescribeKey(k) => call!(
@@ -511,6 +520,7 @@ pub async fn run(
                 }
             )
         }
+        Command::Audit(_) => return Err(Failure::Local("audit commands run in audit".into())),
         Command::EncryptFile(_) | Command::DecryptFile(_) => {
             return Err(Failure::Local("file commands run in file_crypt".into()))
         }
