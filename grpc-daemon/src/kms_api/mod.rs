@@ -12,7 +12,8 @@
 //! Bounds: bodies up to [`body_limit`] bytes, headers within hyper's 100
 //! and [`MAX_HEADER_BYTES`], the header and body reads each within the
 //! read timeout, at most [`MAX_CONNECTIONS`] connections; a client that
-//! sends half a request and stalls is dropped when its timeout passes.
+//! sends half a request and stalls, or stops reading its answers, is
+//! dropped when the read timeout passes.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -36,6 +37,7 @@ pub mod errors;
 mod routes;
 pub mod shapes;
 pub mod sigv4;
+mod stall;
 
 use errors::ApiError;
 
@@ -259,6 +261,7 @@ async fn connection<S>(
         .timer(TokioTimer::new())
         .header_read_timeout(Some(read_timeout))
         .max_buf_size(MAX_HEADER_BYTES);
+    let stream = stall::WriteStall::new(stream, read_timeout);
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     tokio::select! {
@@ -363,7 +366,8 @@ async fn answer(
                 ..ApiError::serialization("the request body could not be read")
             })
         }
-        Ok(Ok(collected)) => collected.to_bytes(),
+        // Owned, so the request's base64 plaintext can be wiped once parsed.
+        Ok(Ok(collected)) => zeroize::Zeroizing::new(Vec::from(collected.to_bytes())),
     };
     let hsm = Arc::clone(endpoint.service.hsm());
     let payload = sigv4::sha256_hex(&body);
@@ -434,7 +438,15 @@ fn run(
         user_agent,
     };
     let call = routed?;
-    let value = (call.job)(hsm, &caller)?;
-    serde_json::to_vec(&value)
-        .map_err(|e| ApiError::new("KMSInternalException", format!("encoding the answer: {e}")))
+    let mut value = (call.job)(hsm, &caller)?;
+    let body = serde_json::to_vec(&value)
+        .map_err(|e| ApiError::new("KMSInternalException", format!("encoding the answer: {e}")));
+    // Wipe the plaintext members of the answer's tree; the encoded body
+    // itself goes to the client.
+    for member in ["Plaintext", "PrivateKeyPlaintext"] {
+        if let Some(serde_json::Value::String(text)) = value.get_mut(member) {
+            zeroize::Zeroize::zeroize(text);
+        }
+    }
+    body
 }
