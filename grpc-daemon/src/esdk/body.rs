@@ -19,9 +19,11 @@ use super::{
 const FINAL_MARKER: [u8; 4] = [0xFF; 4];
 const FRAME_LABEL: &[u8] = b"AWSKMSEncryptionClient Frame";
 const FINAL_LABEL: &[u8] = b"AWSKMSEncryptionClient Final Frame";
-/// Room before the plaintext in the encryption buffer for the longest frame
-/// prefix (final frame: marker, sequence number, IV, length).
+/// The longest frame prefix (final frame: marker, sequence number, IV, length).
 const PREFIX: usize = 4 + 4 + IV_LEN + 4;
+/// Plaintext bytes of the frames gathered into one write (whole frames, at
+/// least one).
+const BATCH_BYTES: usize = 64 * 1024;
 
 /// The frame key of one message and its message id (part of every frame's
 /// additional data).
@@ -216,51 +218,59 @@ pub fn encrypt<R: Read, W: Write>(
     emit(&head, &mut signer)?;
 
     let fl = frame_length as usize;
-    // Holds plaintext: wiped when dropped, on every path.
-    let mut buf = zeroize::Zeroizing::new(vec![0u8; PREFIX + fl + TAG_LEN]);
+    let slot = PREFIX + fl + TAG_LEN;
+    // Frames are read straight into `out`, encrypted in place and written a
+    // batch at a time (no per-frame write). Holds plaintext until sealed:
+    // wiped when dropped, on every path.
+    let mut out = zeroize::Zeroizing::new(vec![0u8; (BATCH_BYTES / fl).max(1) * slot]);
+    let mut used = 0;
     let mut carry: Option<u8> = None;
     let mut seq: u32 = 1;
     loop {
+        // Content after a regular frame's prefix; moved 8 bytes on for a
+        // final frame, known only once the input ends.
+        let mut c = used + 16;
         let start = match carry.take() {
             Some(b) => {
-                buf[PREFIX] = b;
+                out[c] = b;
                 1
             }
             None => 0,
         };
-        let n = start + read_full(input, &mut buf[PREFIX + start..PREFIX + fl])?;
+        let n = start + read_full(input, &mut out[c + start..c + fl])?;
         // A full frame is the last one only if nothing follows it.
-        let last = if n < fl {
-            true
-        } else {
+        let last = n < fl || {
             let mut one = [0u8; 1];
-            match read_full(input, &mut one)? {
-                0 => true,
-                _ => {
-                    carry = Some(one[0]);
-                    false
-                }
+            let end = read_full(input, &mut one)? == 0;
+            if !end {
+                carry = Some(one[0]);
             }
+            end
         };
         if !last && seq == u32::MAX - 1 {
             return Err(EsdkError::Invalid("more than 2^32 - 2 frames".into()));
         }
         let iv = frame_iv(seq);
-        let tag = cipher.seal(last, seq, iv, &mut buf[PREFIX..PREFIX + n])?;
-        buf[PREFIX + n..PREFIX + n + TAG_LEN].copy_from_slice(&tag);
-        let begin = if last {
-            buf[0..4].copy_from_slice(&FINAL_MARKER);
-            buf[4..8].copy_from_slice(&seq.to_be_bytes());
-            buf[8..20].copy_from_slice(&iv);
-            buf[20..24].copy_from_slice(&(n as u32).to_be_bytes());
-            0
+        let f = &mut out[used..];
+        if last {
+            f.copy_within(16..16 + n, 24);
+            c += 8;
+            f[0..4].copy_from_slice(&FINAL_MARKER);
+            f[4..8].copy_from_slice(&seq.to_be_bytes());
+            f[8..20].copy_from_slice(&iv);
+            f[20..24].copy_from_slice(&(n as u32).to_be_bytes());
         } else {
-            buf[8..12].copy_from_slice(&seq.to_be_bytes());
-            buf[12..24].copy_from_slice(&iv);
-            8
-        };
-        emit(&buf[begin..PREFIX + n + TAG_LEN], &mut signer)?;
+            f[0..4].copy_from_slice(&seq.to_be_bytes());
+            f[4..16].copy_from_slice(&iv);
+        }
+        let tag = cipher.seal(last, seq, iv, &mut out[c..c + n])?;
+        out[c + n..c + n + TAG_LEN].copy_from_slice(&tag);
+        used = c + n + TAG_LEN;
         progress(n as u64);
+        if last || out.len() - used < slot {
+            emit(&out[..used], &mut signer)?;
+            used = 0;
+        }
         if last {
             break;
         }

@@ -18,10 +18,12 @@
 //! - [`header`]: the header, encryption context and encrypted data keys.
 //! - [`body`]: framed encryption and decryption, the whole-message drivers.
 //! - [`footer`]: the signature footer.
+//! - [`readahead`]: reading the input on another thread.
 
 pub mod body;
 pub mod footer;
 pub mod header;
+pub mod readahead;
 pub mod suite;
 
 #[cfg(test)]
@@ -30,6 +32,7 @@ mod tests;
 pub use body::{decrypt, encrypt, EncryptRequest};
 pub use footer::Signer;
 pub use header::{read_header, EncryptedDataKey, Header, ParsedHeader};
+pub use readahead::ReadAhead;
 pub use suite::Suite;
 
 /// The encryption context key holding the base64 compressed P-384 public

@@ -9,14 +9,14 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, IsTerminal, Read, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use tinfoil_daemon::client::{self, ClientTls};
-use tinfoil_daemon::esdk::{self, EncryptedDataKey, EsdkError, Limits, Suite};
+use tinfoil_daemon::esdk::{self, EncryptedDataKey, EsdkError, Limits, ReadAhead, Suite};
 use tinfoil_daemon::status;
 use tinfoil_proto::v1 as pb;
 use tinfoil_proto::v1::key_management_client::KeyManagementClient;
@@ -25,8 +25,10 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::args::{merge_context, Command, Context};
 
-/// Buffer size of the input and output streams.
+/// Chunk size of the input and buffer size of the output.
 const IO_BUFFER: usize = 256 * 1024;
+/// Input chunks read ahead of the cryptography.
+const READ_AHEAD: usize = 4;
 
 /// What `--help` says about decrypting to standard output.
 pub const DECRYPT_HELP: &str = "\
@@ -125,15 +127,25 @@ fn local(path: &Path) -> impl Fn(std::io::Error) -> Failure + '_ {
     move |e| Failure::Local(format!("{}: {e}", path.display()))
 }
 
-/// The input: a file or standard input, and its size when known.
-fn open_input(path: &Path) -> Result<(Box<dyn Read>, Option<u64>), Failure> {
+/// The input (a file or standard input) read ahead on another thread, and
+/// its size when known.
+fn open_input(path: &Path) -> Result<(ReadAhead, Option<u64>), Failure> {
     if path.as_os_str() == "-" {
-        return Ok((Box::new(std::io::stdin().lock()), None));
+        return Ok((
+            ReadAhead::new(std::io::stdin(), IO_BUFFER, READ_AHEAD),
+            None,
+        ));
     }
     let file = File::open(path).map_err(local(path))?;
     let meta = file.metadata().map_err(local(path))?;
+    if meta.is_dir() {
+        return Err(Failure::Local(format!(
+            "{}: is a directory",
+            path.display()
+        )));
+    }
     let size = meta.is_file().then_some(meta.len());
-    Ok((Box::new(file), size))
+    Ok((ReadAhead::new(file, IO_BUFFER, READ_AHEAD), size))
 }
 
 /// The output: a temporary file beside a regular output path, or the
@@ -340,12 +352,11 @@ fn encrypt_file(
         None
     };
     let context = esdk::body::message_context(&user, signer.as_ref())?;
-    let (input, size) = open_input(&a.input_file)?;
+    let (mut reader, size) = open_input(&a.input_file)?;
     let mut output = Output::open(&a.output_file)?;
     let (data_key, edks) = rt.block_on(make_data_key(endpoint, tls, &a.key_ids, &context))?;
     let mut progress = Progress::new(a.quiet, size);
     {
-        let mut reader = BufReader::with_capacity(IO_BUFFER, input);
         let mut writer = BufWriter::with_capacity(IO_BUFFER, output.writer()?);
         esdk::encrypt(
             &mut reader,
@@ -466,8 +477,7 @@ fn decrypt_file(
         allow_non_committing: a.allow_non_committing,
         ..Limits::default()
     };
-    let (input, size) = open_input(&a.input_file)?;
-    let mut reader = BufReader::with_capacity(IO_BUFFER, input);
+    let (mut reader, size) = open_input(&a.input_file)?;
     let parsed = esdk::read_header(&mut reader, &limits)?;
     for (k, v) in &required {
         if parsed.header.context.get(k) != Some(v) {

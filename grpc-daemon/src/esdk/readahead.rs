@@ -1,0 +1,127 @@
+//! [`ReadAhead`]: reads the next chunks of a stream on another thread while
+//! the caller encrypts or decrypts the current one, so the kernel's copy of
+//! the input overlaps the cryptography. Memory stays constant: a few
+//! chunks, reused.
+
+use std::io::{self, Read};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use zeroize::{Zeroize, Zeroizing};
+
+/// A [`Read`] over chunks another thread reads from the inner stream. The
+/// chunks (which may hold plaintext) are wiped when the reader is dropped.
+pub struct ReadAhead {
+    filled: Option<Receiver<io::Result<Vec<u8>>>>,
+    empty: SyncSender<Vec<u8>>,
+    current: Zeroizing<Vec<u8>>,
+    pos: usize,
+    done: bool,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ReadAhead {
+    /// Starts reading `inner` in chunks of `chunk` bytes, at most `depth`
+    /// chunks ahead.
+    pub fn new<R: Read + Send + 'static>(mut inner: R, chunk: usize, depth: usize) -> ReadAhead {
+        let depth = depth.max(1);
+        let (fill_tx, fill_rx) = sync_channel::<io::Result<Vec<u8>>>(depth);
+        let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(depth + 1);
+        for _ in 0..depth {
+            let _ = empty_tx.send(Vec::new());
+        }
+        let thread = std::thread::spawn(move || {
+            while let Ok(buf) = empty_rx.recv() {
+                let mut buf = Zeroizing::new(buf);
+                buf.resize(chunk.max(1), 0);
+                let mut n = 0;
+                let result = loop {
+                    if n == buf.len() {
+                        break Ok(());
+                    }
+                    match inner.read(&mut buf[n..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(k) => n += k,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                buf.truncate(n);
+                let end = n == 0;
+                let message = match result {
+                    Ok(()) => Ok(std::mem::take(&mut *buf)),
+                    Err(e) => Err(e),
+                };
+                let failed = message.is_err();
+                if let Err(unsent) = fill_tx.send(message) {
+                    if let Ok(mut v) = unsent.0 {
+                        v.zeroize();
+                    }
+                    break;
+                }
+                if end || failed {
+                    break;
+                }
+            }
+        });
+        ReadAhead {
+            filled: Some(fill_rx),
+            empty: empty_tx,
+            current: Zeroizing::new(Vec::new()),
+            pos: 0,
+            done: false,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            if self.done || out.is_empty() {
+                return Ok(0);
+            }
+            let next = self
+                .filled
+                .as_ref()
+                .and_then(|rx| rx.recv().ok())
+                .unwrap_or_else(|| Err(io::Error::other("the read-ahead thread stopped")));
+            match next {
+                Ok(buf) if buf.is_empty() => self.done = true,
+                Ok(buf) => {
+                    let old = std::mem::replace(&mut *self.current, buf);
+                    // Stale contents are overwritten by the next read.
+                    let _ = self.empty.send(old);
+                    self.pos = 0;
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Err(e);
+                }
+            }
+        }
+        let n = out.len().min(self.current.len() - self.pos);
+        out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        // Stop the thread (its sends fail), then wipe what it had queued.
+        if let Some(rx) = self.filled.take() {
+            while let Ok(Ok(mut buf)) = rx.try_recv() {
+                buf.zeroize();
+            }
+            drop(rx);
+        }
+        if let Some(t) = self.thread.take() {
+            // A thread blocked in a read of a pipe that never ends is left
+            // to the process exit rather than waited for.
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+    }
+}
