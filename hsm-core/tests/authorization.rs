@@ -1424,3 +1424,31 @@ fn the_service_principal_is_not_subject_to_policies() {
     let service = Caller::service();
     assert!(t.hsm.gate(&service).describe_key(&key).is_ok());
 }
+
+#[test]
+fn a_ciphertext_of_a_destroyed_key_says_so_to_anyone() {
+    let t = story();
+    let (admin, alice) = (root(), user("alice"));
+    let g = t.hsm.gate(&admin);
+    let key = g.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let blob = g.encrypt(&key, b"x", &hr(), None).unwrap().ciphertext_blob;
+    assert!(is_access_denied(&t.hsm.gate(&alice).decrypt(
+        &blob,
+        &hr(),
+        None,
+        None
+    )));
+    g.schedule_key_deletion(&key, Some(7)).unwrap();
+    t.clock.advance(8 * hsm_core::DAY);
+    t.hsm.tick(t.hsm.now()).unwrap();
+    for caller in [&admin, &alice] {
+        let r = t.hsm.gate(caller).decrypt(&blob, &hr(), None, None);
+        let Err(Error::NotFound(m)) = &r else {
+            panic!("{r:?}")
+        };
+        assert!(m.contains("was destroyed"), "{m}");
+    }
+    // An alias that does not exist is NotFound before anything else.
+    let r = t.hsm.gate(&alice).encrypt("alias/none", b"x", &hr(), None);
+    assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
+}
