@@ -14,21 +14,26 @@ use zeroize::Zeroizing;
 
 use crate::asymmetric::PrivateKey;
 use crate::error::Result;
+use crate::secmem::LockedBytes;
 use crate::types::KeySpec;
 
 /// Plaintext material of one key version, wiped on drop, plus (for RSA and
 /// elliptic-curve keys) the private key parsed once on first use, so that
 /// signing does not parse and re-validate PKCS#8 on every call.
+///
+/// The bytes live on pages of their own, left out of core dumps and locked
+/// in memory when the limit allows ([`crate::secmem`]); a parsed private
+/// key lives in AWS-LC's own allocations, which are not.
 pub(crate) struct VersionMaterial {
-    bytes: Zeroizing<Vec<u8>>,
+    bytes: LockedBytes,
     parsed: OnceLock<PrivateKey>,
 }
 
 impl VersionMaterial {
-    /// Wraps unwrapped bytes.
+    /// Moves unwrapped bytes onto locked pages (the given copy is wiped).
     pub fn new(bytes: Zeroizing<Vec<u8>>) -> Self {
         VersionMaterial {
-            bytes,
+            bytes: LockedBytes::copy_of(&bytes),
             parsed: OnceLock::new(),
         }
     }

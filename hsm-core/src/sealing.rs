@@ -17,6 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::secmem::LockedBytes;
 
 /// Length of the root key, the KEK and symmetric key versions.
 pub(crate) const KEY_LEN: usize = 32;
@@ -24,8 +25,26 @@ pub(crate) const KEY_LEN: usize = 32;
 pub(crate) const SALT_LEN: usize = 32;
 const TAG_LEN: usize = 16;
 
-/// A 256-bit secret key, wiped on drop.
-pub(crate) type SecretKey = Zeroizing<[u8; KEY_LEN]>;
+/// A 256-bit secret key (root key, KEK) on locked pages left out of core
+/// dumps ([`crate::secmem`]), wiped on drop.
+pub(crate) struct SecretKey(LockedBytes);
+
+impl SecretKey {
+    /// A key filled in place by `fill`.
+    fn with(fill: impl FnOnce(&mut [u8]) -> Result<()>) -> Result<SecretKey> {
+        LockedBytes::with(KEY_LEN, fill).map(SecretKey)
+    }
+}
+
+impl std::ops::Deref for SecretKey {
+    type Target = [u8; KEY_LEN];
+    fn deref(&self) -> &[u8; KEY_LEN] {
+        // LockedBytes::with(KEY_LEN, ..) holds exactly KEY_LEN bytes.
+        self.0[..]
+            .try_into()
+            .expect("a SecretKey holds KEY_LEN bytes")
+    }
+}
 
 /// Argon2id parameters for deriving the key-encryption key from the passphrase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,9 +152,7 @@ pub(crate) fn random_fill(out: &mut [u8]) -> Result<()> {
 
 /// A fresh random 256-bit key.
 pub(crate) fn random_key() -> Result<SecretKey> {
-    let mut key = Zeroizing::new([0u8; KEY_LEN]);
-    random_fill(key.as_mut())?;
-    Ok(key)
+    SecretKey::with(random_fill)
 }
 
 /// Derives the key-encryption key from the passphrase.
@@ -144,12 +161,12 @@ pub(crate) fn derive_kek(
     salt: &[u8],
     params: &KdfParams,
 ) -> Result<SecretKey> {
-    let mut kek = Zeroizing::new([0u8; KEY_LEN]);
-    params
-        .argon2()?
-        .hash_password_into(passphrase.expose_secret().as_bytes(), salt, kek.as_mut())
-        .map_err(|e| Error::validation(format!("cannot derive the sealing key: {e}")))?;
-    Ok(kek)
+    let argon2 = params.argon2()?;
+    SecretKey::with(|kek| {
+        argon2
+            .hash_password_into(passphrase.expose_secret().as_bytes(), salt, kek)
+            .map_err(|e| Error::validation(format!("cannot derive the sealing key: {e}")))
+    })
 }
 
 /// The associated data that binds the root key to its KDF parameters.
@@ -217,8 +234,14 @@ pub(crate) fn unwrap(
 /// Unwraps a 256-bit key (the root key).
 pub(crate) fn unwrap_key(key: &[u8; KEY_LEN], aad: &[u8], wrapped: &[u8]) -> Option<SecretKey> {
     let bytes = unwrap(key, aad, wrapped)?;
-    let array: [u8; KEY_LEN] = bytes.as_slice().try_into().ok()?;
-    Some(Zeroizing::new(array))
+    if bytes.len() != KEY_LEN {
+        return None;
+    }
+    SecretKey::with(|key| {
+        key.copy_from_slice(&bytes);
+        Ok(())
+    })
+    .ok()
 }
 
 #[cfg(test)]

@@ -39,6 +39,18 @@ fn report(what: &str) -> impl Fn(&Pkcs11Error) + '_ {
 
 /// Opens the backend a configuration names and builds an instance on it.
 fn open(config: &Config) -> Result<Arc<Module>> {
+    if matches!(config, Config::Embedded { .. }) {
+        // The store's keys will live in this process: no core dumps (unless
+        // TINFOIL_ALLOW_CORE_DUMPS=1), secrets on locked pages. The daemon
+        // backend holds no keys, so the application is left as it was.
+        let protection = hsm_core::secmem::protect_process();
+        if !protection.memory_lockable {
+            eprintln!(
+                "libtinfoil_pkcs11: warning: cannot lock memory (RLIMIT_MEMLOCK exhausted): \
+                 key material may be written to swap"
+            );
+        }
+    }
     let opened = crate::backend::open(config)?;
     let lock = opened.lock_fd;
     let module = Module::new(opened.backend)?;
@@ -63,6 +75,11 @@ pub fn initialize(on_success: impl FnOnce()) -> Result<()> {
         forked = true;
     }
     let report = report("C_Initialize failed");
+    // Known-answer and pairwise self-tests, once per process: a module
+    // whose cryptography is broken refuses to start.
+    hsm_core::selftest::run()
+        .map_err(Pkcs11Error::from)
+        .inspect_err(&report)?;
     let config = Config::from_env().inspect_err(&report)?;
     let instance = if forked {
         Instance::Deferred(config)

@@ -274,6 +274,26 @@ fn random_passphrase() -> Result<SecretString, DaemonError> {
     Ok(SecretString::from(hex))
 }
 
+/// No core dumps (unless TINFOIL_ALLOW_CORE_DUMPS=1), secrets on locked
+/// pages; says so on standard error when either is not in force.
+fn protect_process() {
+    let protection = hsm_core::secmem::protect_process();
+    if !protection.dumps_forbidden {
+        eprintln!(
+            "tinfoild: warning: core dumps are allowed ({}=1 or prctl failed): \
+             a core file would hold what the daemon held in memory",
+            hsm_core::secmem::ALLOW_CORE_DUMPS_VAR
+        );
+    }
+    if !protection.memory_lockable {
+        eprintln!(
+            "tinfoild: warning: cannot lock memory (RLIMIT_MEMLOCK exhausted): key material \
+             may be written to swap; raise the limit (systemd: LimitMEMLOCK=) or use \
+             encrypted swap"
+        );
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Take the passphrase out of the environment before any thread starts.
@@ -284,6 +304,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    protect_process();
+    if let Err(err) = hsm_core::selftest::run() {
+        eprintln!("tinfoild: {err}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Some(Command::Init(args)) => init(args, env_secret),
         Some(Command::Serve(args)) => serve(args, env_secret),
