@@ -352,25 +352,41 @@ impl Hsm {
         self.create_key_with_material(request, Origin::AwsKms, Some(&bytes), &system_tags)
     }
 
-    /// Creates a token key pair of `spec` in the namespace `token`; returns
-    /// its metadata and the DER SubjectPublicKeyInfo.
+    /// Creates a token key pair of `spec` in the namespace `token` with
+    /// one or more usages; returns its metadata and the DER
+    /// SubjectPublicKeyInfo. The KMS key's `KeyUsage` is the first of
+    /// SIGN_VERIFY, ENCRYPT_DECRYPT it has (SIGN_VERIFY for a key-agreement
+    /// pair: KMS here has no KEY_AGREEMENT usage); a pair with more than
+    /// one usage, or a key-agreement pair, carries every one in the tag
+    /// [`USAGES_TAG`], which the PKCS#11 mechanisms honour.
     pub fn p11_create_key_pair(
         &self,
         token: &str,
         spec: KeySpec,
-        usage: KeyUsage,
+        usages: PairUsages,
         description: &str,
     ) -> Result<(KeyMetadata, Vec<u8>)> {
         if !(spec.is_rsa() || spec.is_ecc()) {
             return Err(Error::validation("not an asymmetric key spec"));
         }
-        let meta = self.create_key(CreateKeyRequest {
+        usages.check(spec)?;
+        let usage = usages.primary();
+        let request = CreateKeyRequest {
             description: description.to_string(),
             key_spec: Some(spec),
             key_usage: Some(usage),
             token: Some(token.to_string()),
             ..Default::default()
-        })?;
+        };
+        let tags = if usages.is_single(usage) {
+            Vec::new()
+        } else {
+            vec![crate::types::Tag {
+                tag_key: USAGES_TAG.to_string(),
+                tag_value: usages.as_str(),
+            }]
+        };
+        let meta = self.create_key_with_material(request, Origin::AwsKms, None, &tags)?;
         let public = self.get_public_key(&meta.key_id)?.public_key;
         Ok((meta, public))
     }
@@ -418,6 +434,115 @@ impl Hsm {
         };
         let system_tags = extractable_tag(extractable && aes);
         self.create_key_with_material(request, Origin::External, Some(bytes), &system_tags)
+    }
+}
+
+/// The tag listing every usage of a PKCS#11 key pair that has more than
+/// its KMS `KeyUsage` (comma-separated: SIGN_VERIFY, ENCRYPT_DECRYPT,
+/// KEY_AGREEMENT).
+pub const USAGES_TAG: &str = "pkcs11:usages";
+
+/// The usages of a PKCS#11 key pair (at least one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PairUsages {
+    /// SIGN_VERIFY (CKA_SIGN / CKA_VERIFY).
+    pub sign: bool,
+    /// ENCRYPT_DECRYPT (CKA_DECRYPT / CKA_ENCRYPT, CKA_UNWRAP / CKA_WRAP).
+    pub decrypt: bool,
+    /// KEY_AGREEMENT (CKA_DERIVE).
+    pub derive: bool,
+}
+
+impl PairUsages {
+    /// One KMS usage.
+    pub fn single(usage: KeyUsage) -> PairUsages {
+        PairUsages {
+            sign: usage == KeyUsage::SignVerify,
+            decrypt: usage == KeyUsage::EncryptDecrypt,
+            derive: false,
+        }
+    }
+
+    /// The comma-separated names (the tag's value and the wire form).
+    pub fn as_str(&self) -> String {
+        let mut names = Vec::new();
+        if self.sign {
+            names.push("SIGN_VERIFY");
+        }
+        if self.decrypt {
+            names.push("ENCRYPT_DECRYPT");
+        }
+        if self.derive {
+            names.push("KEY_AGREEMENT");
+        }
+        names.join(",")
+    }
+
+    /// Parses [`PairUsages::as_str`]; anything else (or nothing) is a
+    /// ValidationException.
+    pub fn parse(text: &str) -> Result<PairUsages> {
+        let mut u = PairUsages::default();
+        for name in text.split(',') {
+            match name {
+                "SIGN_VERIFY" => u.sign = true,
+                "ENCRYPT_DECRYPT" => u.decrypt = true,
+                "KEY_AGREEMENT" => u.derive = true,
+                _ => return Err(Error::validation("unknown key pair usage")),
+            }
+        }
+        Ok(u)
+    }
+
+    /// Whether these usages allow `usage`.
+    pub fn allows(&self, usage: KeyUsage) -> bool {
+        match usage {
+            KeyUsage::SignVerify => self.sign,
+            KeyUsage::EncryptDecrypt => self.decrypt,
+            _ => false,
+        }
+    }
+
+    /// The KMS `KeyUsage` the key gets.
+    fn primary(&self) -> KeyUsage {
+        if !self.sign && self.decrypt {
+            KeyUsage::EncryptDecrypt
+        } else {
+            KeyUsage::SignVerify
+        }
+    }
+
+    /// Whether `primary` alone says everything.
+    fn is_single(&self, primary: KeyUsage) -> bool {
+        *self == PairUsages::single(primary)
+    }
+
+    /// Checks the usages against the key type: RSA signs and decrypts, a
+    /// NIST curve signs and agrees keys, Ed25519 only signs.
+    fn check(&self, spec: KeySpec) -> Result<()> {
+        let ok = (self.sign || self.decrypt || self.derive)
+            && (spec.is_rsa() || !self.decrypt)
+            && (!self.derive || (spec.is_ecc() && spec != KeySpec::EccEd25519));
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::validation(format!(
+                "a {spec} key pair cannot have the usages {}",
+                self.as_str()
+            )))
+        }
+    }
+}
+
+impl crate::model::KeyRecord {
+    /// Whether a token key pair may be used for `usage` through PKCS#11:
+    /// its KMS usage, or one its [`USAGES_TAG`] names.
+    pub(crate) fn p11_allows(&self, usage: KeyUsage) -> bool {
+        self.usage == usage
+            || self
+                .tags
+                .get(USAGES_TAG)
+                .and_then(|t| PairUsages::parse(t).ok())
+                .is_some_and(|u| u.allows(usage))
     }
 }
 

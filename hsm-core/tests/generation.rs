@@ -48,8 +48,13 @@ fn every_key_and_object_change_moves_the_generation_and_reads_do_not() {
     assert!(moved(h, |h| h.token_put_object(&serial, &row).unwrap()));
     assert!(moved(h, |h| h.token_delete_object("o1").unwrap()));
     assert!(moved(h, |h| {
-        h.p11_create_key_pair("gen", KeySpec::EccNistP256, KeyUsage::SignVerify, "p")
-            .unwrap();
+        h.p11_create_key_pair(
+            "gen",
+            KeySpec::EccNistP256,
+            hsm_core::token::PairUsages::single(KeyUsage::SignVerify),
+            "p",
+        )
+        .unwrap();
     }));
 
     // Reads and refused changes leave it alone.

@@ -186,7 +186,10 @@ pub fn new_data_object(template: &Template) -> Result<Attributes> {
 
 /// Checks a CKA_ALLOWED_MECHANISMS value: an array of CK_MECHANISM_TYPE.
 pub fn check_mechanism_list(v: &[u8]) -> Result<()> {
-    if v.len() % std::mem::size_of::<CK_MECHANISM_TYPE>() != 0 {
+    if !v
+        .len()
+        .is_multiple_of(std::mem::size_of::<CK_MECHANISM_TYPE>())
+    {
         return Err(ckr!(
             CKR_ATTRIBUTE_VALUE_INVALID,
             "CKA_ALLOWED_MECHANISMS is an array of CK_MECHANISM_TYPE"

@@ -113,11 +113,11 @@ impl Module {
         key: Option<KeyHandle>,
     ) -> Result<CK_OBJECT_HANDLE> {
         let mut attrs = attrs;
-        if !attrs.contains_key(&CKA_UNIQUE_ID) {
+        if let std::collections::btree_map::Entry::Vacant(e) = attrs.entry(CKA_UNIQUE_ID) {
             let mut raw = [0u8; 12];
             self.backend.generate_random(&mut raw)?;
             let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-            attrs.insert(CKA_UNIQUE_ID, id.into_bytes());
+            e.insert(id.into_bytes());
         }
         attrs::fill_defaults(&mut attrs);
         let on_token = get_bool(&attrs, CKA_TOKEN, false);
@@ -320,7 +320,7 @@ impl Module {
         let class = object.class();
         let is_key = matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY);
         for (t, v) in template {
-            if !new.contains_key(t) && !(is_key && attrs::key_value_part(*t)) {
+            if !(new.contains_key(t) || is_key && attrs::key_value_part(*t)) {
                 return Err(ckr!(
                     CKR_ATTRIBUTE_TYPE_INVALID,
                     "the object has no such attribute"

@@ -6,7 +6,7 @@
 use cryptoki_sys::*;
 
 use crate::attrs::{self, as_bool, as_ulong, bbool, get_bool, get_ulong, ulong, Template};
-use crate::backend::{Attributes, KeyHandle, KeySpec, KeyUsage, RawSign};
+use crate::backend::{Attributes, KeyHandle, KeySpec, PairUsages, RawSign};
 use crate::crypto_ops::OpKind;
 use crate::error::{ckr, Pkcs11Error, Result};
 use crate::mechanisms::{self, Mechanism};
@@ -140,6 +140,85 @@ fn pss_params(
     Ok((hash, salt as usize))
 }
 
+/// The usage flags of a new key pair, half by half.
+#[derive(Debug, Default)]
+struct PairFlags {
+    sign: bool,
+    verify: bool,
+    decrypt: bool,
+    encrypt: bool,
+    unwrap: bool,
+    wrap: bool,
+    derive: bool,
+    derive_public: bool,
+}
+
+/// The usages a key-pair template asks for, honoured as given: a usage
+/// asked of one half is given to the other half too unless that half's
+/// template says false; a template that asks for no usage at all gets a
+/// signing pair. A usage the key type cannot have (an EC or EdDSA key that
+/// encrypts, an RSA or EdDSA key that derives, signature recovery) is
+/// CKR_TEMPLATE_INCONSISTENT: nothing is silently dropped.
+fn pair_usage_flags(
+    key_type: CK_KEY_TYPE,
+    public: &Template,
+    private: &Template,
+) -> Result<PairFlags> {
+    let get = |tpl: &Template, t| -> Result<Option<bool>> {
+        tpl.iter()
+            .find(|(u, _)| *u == t)
+            .map(|(_, v)| as_bool(v))
+            .transpose()
+    };
+    // (private attribute, public attribute) of each usage family.
+    let family = |p_t, q_t| -> Result<(bool, bool)> {
+        let (p, q) = (get(private, p_t)?, get(public, q_t)?);
+        let asked = p == Some(true) || q == Some(true);
+        Ok((p.unwrap_or(asked), q.unwrap_or(asked)))
+    };
+    let (mut sign, mut verify) = family(CKA_SIGN, CKA_VERIFY)?;
+    let (decrypt, encrypt) = family(CKA_DECRYPT, CKA_ENCRYPT)?;
+    let (unwrap, wrap) = family(CKA_UNWRAP, CKA_WRAP)?;
+    let derive = get(private, CKA_DERIVE)?.unwrap_or(false);
+    let derive_public = get(public, CKA_DERIVE)?.unwrap_or(false);
+    let recover = get(private, CKA_SIGN_RECOVER)?.unwrap_or(false)
+        || get(public, CKA_VERIFY_RECOVER)?.unwrap_or(false);
+    let inconsistent = |what| Err(ckr!(CKR_TEMPLATE_INCONSISTENT, what));
+    if recover {
+        return inconsistent("signature recovery is not offered");
+    }
+    if key_type != CKK_RSA && (decrypt || encrypt || unwrap || wrap) {
+        return inconsistent("only RSA key pairs encrypt, decrypt, wrap or unwrap");
+    }
+    if key_type != CKK_EC && (derive || derive_public) {
+        return inconsistent("only EC (NIST curve) key pairs derive");
+    }
+    let any = sign || verify || decrypt || encrypt || unwrap || wrap || derive;
+    let said = [CKA_SIGN, CKA_DECRYPT, CKA_UNWRAP, CKA_DERIVE]
+        .iter()
+        .any(|t| private.iter().any(|(u, _)| u == t))
+        || [CKA_VERIFY, CKA_ENCRYPT, CKA_WRAP]
+            .iter()
+            .any(|t| public.iter().any(|(u, _)| u == t));
+    if !any && said {
+        return inconsistent("a key pair needs at least one usage");
+    }
+    if !any {
+        sign = true;
+        verify = true;
+    }
+    Ok(PairFlags {
+        sign,
+        verify,
+        decrypt,
+        encrypt,
+        unwrap,
+        wrap,
+        derive,
+        derive_public,
+    })
+}
+
 impl Module {
     /// C_GenerateKeyPair: the pair is a KMS key on the session's token.
     pub fn generate_key_pair(
@@ -221,21 +300,19 @@ impl Module {
                 "private keys stay sensitive and unextractable"
             ));
         }
-        // A KMS key has one usage: an RSA pair asked to decrypt and not
-        // to sign (pkcs11-tool --usage-decrypt sets CKA_DECRYPT only)
-        // decrypts; any other pair signs.
-        let decrypts = key_type == CKK_RSA
-            && flag(private, CKA_DECRYPT, false)?
-            && !flag(private, CKA_SIGN, false)?;
-        let usage = if decrypts {
-            KeyUsage::EncryptDecrypt
-        } else {
-            KeyUsage::SignVerify
+        let usage_flags = pair_usage_flags(key_type, public, private)?;
+        let usages = PairUsages {
+            sign: usage_flags.sign || usage_flags.verify,
+            decrypt: usage_flags.decrypt
+                || usage_flags.encrypt
+                || usage_flags.wrap
+                || usage_flags.unwrap,
+            derive: usage_flags.derive,
         };
         let (serial, rw, who) = self.session_view(h)?;
         self.may_write(rw, who, true, true)?;
         let label = self.token_record(&serial)?.label;
-        let (key, spki) = self.backend.generate_key_pair(&label, spec, usage)?;
+        let (key, spki) = self.backend.generate_key_pair(&label, spec, usages)?;
         let public_parts = pubkey::public_attrs(spec, &spki)?;
 
         let mut common = Attributes::new();
@@ -248,28 +325,26 @@ impl Module {
         for t in [CKA_MODIFIABLE, CKA_DESTROYABLE] {
             common.insert(t, bbool(true));
         }
-        for t in [
-            CKA_COPYABLE,
-            CKA_DERIVE,
-            CKA_WRAP,
-            CKA_UNWRAP,
-            CKA_SIGN_RECOVER,
-            CKA_VERIFY_RECOVER,
-        ] {
+        for t in [CKA_COPYABLE, CKA_SIGN_RECOVER, CKA_VERIFY_RECOVER] {
             common.insert(t, bbool(false));
         }
+        common.insert(CKA_PUBLIC_KEY_INFO, spki.clone());
         let mut pub_a = common.clone();
         pub_a.insert(CKA_CLASS, ulong(CKO_PUBLIC_KEY));
         pub_a.insert(CKA_PRIVATE, bbool(false));
-        pub_a.insert(CKA_VERIFY, bbool(usage == KeyUsage::SignVerify));
-        pub_a.insert(CKA_ENCRYPT, bbool(usage == KeyUsage::EncryptDecrypt));
+        pub_a.insert(CKA_VERIFY, bbool(usage_flags.verify));
+        pub_a.insert(CKA_ENCRYPT, bbool(usage_flags.encrypt));
+        pub_a.insert(CKA_WRAP, bbool(usage_flags.wrap));
+        pub_a.insert(CKA_DERIVE, bbool(usage_flags.derive_public));
         pub_a.insert(CKA_TRUSTED, bbool(false));
         pub_a.extend(public_parts.clone());
         let mut priv_a = common;
         priv_a.insert(CKA_CLASS, ulong(CKO_PRIVATE_KEY));
         priv_a.insert(CKA_PRIVATE, bbool(true));
-        priv_a.insert(CKA_SIGN, bbool(usage == KeyUsage::SignVerify));
-        priv_a.insert(CKA_DECRYPT, bbool(usage == KeyUsage::EncryptDecrypt));
+        priv_a.insert(CKA_SIGN, bbool(usage_flags.sign));
+        priv_a.insert(CKA_DECRYPT, bbool(usage_flags.decrypt));
+        priv_a.insert(CKA_UNWRAP, bbool(usage_flags.unwrap));
+        priv_a.insert(CKA_DERIVE, bbool(usage_flags.derive));
         for t in [CKA_SENSITIVE, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE] {
             priv_a.insert(t, bbool(true));
         }

@@ -216,7 +216,23 @@ fn rsa_pkcs_raw_sign_and_decrypt_with_the_tool() {
         String::from_utf8_lossy(&refused.stderr).contains("CKR_ENCRYPTED_DATA_INVALID"),
         "{refused:?}"
     );
-    // The signing pair does not decrypt.
+    // A pair made to sign only (--usage-sign) does not decrypt (a pair
+    // made with the tool's default flags signs and decrypts).
+    ok(
+        d,
+        &[
+            &login[..],
+            &[
+                "--keypairgen",
+                "--key-type",
+                "rsa:2048",
+                "--id",
+                "a9",
+                "--usage-sign",
+            ],
+        ]
+        .concat(),
+    );
     let refused = tool(
         d,
         &[
@@ -226,7 +242,7 @@ fn rsa_pkcs_raw_sign_and_decrypt_with_the_tool() {
                 "-m",
                 "RSA-PKCS",
                 "--id",
-                "a1",
+                "a9",
                 "-i",
                 &p("sealed.bin"),
             ],

@@ -22,9 +22,9 @@ impl Hsm {
         let state = self.read_state();
         let record = state.key(key_id)?;
         require_enabled(record)?;
-        if !record.spec.is_rsa() || record.usage != KeyUsage::EncryptDecrypt {
+        if !record.spec.is_rsa() || !record.p11_allows(KeyUsage::EncryptDecrypt) {
             return Err(Error::InvalidKeyUsage(format!(
-                "{} is not an RSA key of usage ENCRYPT_DECRYPT",
+                "{} is not an RSA key that may decrypt",
                 record.arn()
             )));
         }

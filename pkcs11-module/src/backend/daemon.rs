@@ -22,8 +22,8 @@ use tonic::transport::Channel;
 use zeroize::Zeroizing;
 
 use super::{
-    AesMode, Attributes, Backend, KeyHandle, KeySpec, KeyUsage, RawSign, StoredObject, TokenRecord,
-    UserKind, WrapMode,
+    AesMode, Attributes, Backend, KeyHandle, KeySpec, PairUsages, RawSign, StoredObject,
+    TokenRecord, UserKind, WrapMode,
 };
 use crate::attrs::{decode, encode};
 use crate::error::{ckr, Pkcs11Error, Result};
@@ -428,12 +428,12 @@ impl Backend for DaemonBackend {
         &self,
         token_label: &str,
         spec: KeySpec,
-        usage: KeyUsage,
+        usages: PairUsages,
     ) -> Result<(KeyHandle, Vec<u8>)> {
         let req = pb::P11GenerateKeyPairRequest {
             token_label: token_label.to_string(),
             key_spec: spec.as_str().to_string(),
-            key_usage: usage.as_str().to_string(),
+            key_usage: usages.as_str(),
         };
         let r = self.call("GenerateKeyPair", req, |mut c, r| async move {
             c.generate_key_pair(r).await

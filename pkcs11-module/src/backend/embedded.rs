@@ -12,8 +12,8 @@ use hsm_core::{Hsm, HsmOptions, KdfParams, SecretString};
 use zeroize::Zeroizing;
 
 use super::{
-    AesMode, Attributes, Backend, KeyHandle, KeySpec, KeyUsage, RawSign, StoredObject, TokenRecord,
-    UserKind, WrapMode,
+    AesMode, Attributes, Backend, KeyHandle, KeySpec, PairUsages, RawSign, StoredObject,
+    TokenRecord, UserKind, WrapMode,
 };
 use crate::config::Config;
 use crate::error::{ckr, Pkcs11Error, Result};
@@ -389,11 +389,18 @@ impl Backend for EmbeddedBackend {
         &self,
         token_label: &str,
         spec: KeySpec,
-        usage: KeyUsage,
+        usages: PairUsages,
     ) -> Result<(KeyHandle, Vec<u8>)> {
-        let (meta, spki) =
-            self.hsm
-                .p11_create_key_pair(token_label, spec, usage, "PKCS#11 key pair")?;
+        let (meta, spki) = self
+            .hsm
+            .p11_create_key_pair(token_label, spec, usages, "PKCS#11 key pair")
+            .map_err(|e| match e {
+                hsm_core::Error::Validation(_) => ckr!(
+                    CKR_TEMPLATE_INCONSISTENT,
+                    "usages this key type cannot have"
+                ),
+                other => other.into(),
+            })?;
         Ok((KeyHandle::Stored(meta.key_id), spki))
     }
 

@@ -18,6 +18,7 @@ pub mod embedded;
 pub mod memory;
 
 pub use hsm_core::mechanisms::{AesMode, RawSign, WrapMode};
+pub use hsm_core::token::PairUsages;
 pub use hsm_core::{KeySpec, KeyUsage};
 
 /// PKCS#11 attributes as stored: type → raw value bytes.
@@ -219,13 +220,14 @@ pub trait Backend: Send + Sync {
         Err(no_keys())
     }
 
-    /// Generates a token key pair in the namespace of the token labelled
-    /// `token_label`; returns the key and its DER SubjectPublicKeyInfo.
+    /// Generates a token key pair with `usages` in the namespace of the
+    /// token labelled `token_label`; returns the key and its DER
+    /// SubjectPublicKeyInfo.
     fn generate_key_pair(
         &self,
         _token_label: &str,
         _spec: KeySpec,
-        _usage: KeyUsage,
+        _usages: PairUsages,
     ) -> Result<(KeyHandle, Vec<u8>)> {
         Err(no_keys())
     }

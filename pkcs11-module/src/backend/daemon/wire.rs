@@ -7,7 +7,7 @@ use cryptoki_sys::*;
 use tinfoil_proto::v1 as pb;
 use tonic_types::StatusExt;
 
-use crate::backend::{AesMode, KeyHandle, KeySpec, KeyUsage, RawSign, UserKind, WrapMode};
+use crate::backend::{AesMode, KeyHandle, KeySpec, PairUsages, RawSign, UserKind, WrapMode};
 use crate::error::{ckr, Pkcs11Error, Result};
 
 /// Longest error text kept from a status, in characters.
@@ -155,9 +155,9 @@ pub fn spec_from_wire(spec: &str) -> Result<KeySpec> {
     KeySpec::parse(spec).map_err(|_| ckr!(CKR_TEMPLATE_INCONSISTENT, "unknown key spec"))
 }
 
-/// A key usage from its KMS name.
-pub fn usage_from_wire(usage: &str) -> Result<KeyUsage> {
-    KeyUsage::parse(usage).map_err(|_| ckr!(CKR_TEMPLATE_INCONSISTENT, "unknown key usage"))
+/// A key pair's usages from their comma-separated KMS names.
+pub fn usage_from_wire(usage: &str) -> Result<PairUsages> {
+    PairUsages::parse(usage).map_err(|_| ckr!(CKR_TEMPLATE_INCONSISTENT, "unknown key usage"))
 }
 
 /// A length from the wire, refused when it does not fit this platform.
