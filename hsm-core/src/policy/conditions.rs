@@ -479,6 +479,48 @@ mod tests {
         assert!(not_null.holds(&ctx(&[("kms:EncryptionContextKeys", &["a"])])));
     }
 
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The string operators, qualifiers and IfExists against a direct
+        /// set-logic model, with request values absent, single or several.
+        #[test]
+        fn string_conditions_match_the_set_model(
+            policy_values in prop::collection::vec("[abc]", 1..3),
+            request in prop::option::of(prop::collection::vec("[abcd]", 1..4)),
+            qualifier in 0usize..3,
+            negated in any::<bool>(),
+            if_exists in any::<bool>(),
+        ) {
+            let prefix = ["", "ForAnyValue:", "ForAllValues:"][qualifier];
+            let op = format!(
+                "{prefix}{}{}",
+                if negated { "StringNotEquals" } else { "StringEquals" },
+                if if_exists { "IfExists" } else { "" }
+            );
+            let values: Vec<&str> = policy_values.iter().map(String::as_str).collect();
+            let c = cond(&op, "k", &values);
+            let mut context = ConditionContext::new();
+            if let Some(r) = &request {
+                context.set_all("K", r.clone());
+            }
+            let hit = |v: &String| policy_values.contains(v) != negated;
+            let expected = match &request {
+                None => match qualifier {
+                    0 => if_exists || negated,
+                    1 => if_exists,
+                    _ => true,
+                },
+                Some(r) => match qualifier {
+                    0 => r.iter().any(|v| policy_values.contains(v)) != negated,
+                    1 => r.iter().any(hit),
+                    _ => r.iter().all(hit),
+                },
+            };
+            prop_assert_eq!(c.holds(&context), expected, "{} {:?} {:?}", op, policy_values, request);
+        }
+    }
+
     #[test]
     fn operator_names() {
         assert!(Condition::compile("stringequals", "k", &["a".into()]).is_ok());
