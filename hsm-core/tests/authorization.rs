@@ -1452,3 +1452,60 @@ fn a_ciphertext_of_a_destroyed_key_says_so_to_anyone() {
     let r = t.hsm.gate(&alice).encrypt("alias/none", b"x", &hr(), None);
     assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
 }
+
+#[test]
+fn grant_conditions_operations_grantee_and_aws_resource() {
+    let t = story();
+    let (admin, alice) = (root(), user("alice"));
+    let g = t.hsm.gate(&admin);
+    // The seed article's statement: grants only for AWS services, which
+    // Tinfoil never is.
+    let for_aws = policy(&[format!(
+        r#"{{"Effect": "Allow", "Principal": {{"AWS": "{}"}}, "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+            "Resource": "*", "Condition": {{"Bool": {{"kms:GrantIsForAWSResource": true}}}}}}"#,
+        arn("alice")
+    )]);
+    let key = g
+        .create_key_with_policy(CreateKeyRequest::default(), Some(&for_aws), false)
+        .unwrap()
+        .key_id;
+    let a = t.hsm.gate(&alice);
+    assert!(is_access_denied(&a.create_grant(decrypt_grant(
+        &key,
+        &arn("bob"),
+        None
+    ))));
+    assert!(is_access_denied(
+        &a.list_grants(&key, None, None, None, None)
+    ));
+    // Only Decrypt grants, only to bob.
+    let narrow = policy(&[format!(
+        r#"{{"Effect": "Allow", "Principal": {{"AWS": "{}"}}, "Action": "kms:CreateGrant", "Resource": "*",
+            "Condition": {{"ForAllValues:StringEquals": {{"kms:GrantOperations": ["Decrypt", "DescribeKey"]}},
+                           "StringEquals": {{"kms:GranteePrincipal": "{}"}},
+                           "Bool": {{"kms:GrantIsForAWSResource": "false"}}}}}}"#,
+        arn("alice"),
+        arn("bob")
+    )]);
+    g.put_key_policy(&key, None, &narrow, false).unwrap();
+    assert!(a
+        .create_grant(decrypt_grant(&key, &arn("bob"), None))
+        .is_ok());
+    assert!(is_access_denied(&a.create_grant(decrypt_grant(
+        &key,
+        &arn("mary"),
+        None
+    ))));
+    let encrypt = CreateGrantRequest {
+        operations: vec![GrantOperation::Encrypt],
+        ..decrypt_grant(&key, &arn("bob"), None)
+    };
+    assert!(is_access_denied(&a.create_grant(encrypt)));
+    assert_eq!(
+        g.list_grants(&key, None, None, None, None)
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+}

@@ -262,24 +262,27 @@ impl<'a> Gate<'a> {
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<GrantListEntry>> {
-        self.run(Request::key("kms:ListGrants", key_id), || {
-            let key = self.hsm.key_facts(key_id)?;
-            if let Some(id) = grant_id {
-                check_grant_id(id)?;
-            }
-            let grantee = grantee_principal.map(|g| principal_arn(g).unwrap_or(g.to_string()));
-            let authz = self.hsm.read_authz();
-            let issuing = self.hsm.account().root_arn();
-            grants::page(
-                authz.grants.of_key(&key.id).filter(|g| {
-                    grant_id.is_none_or(|id| g.grant_id == id)
-                        && grantee.as_deref().is_none_or(|p| g.grantee == p)
-                }),
-                |g| g.entry(key.arn.clone(), issuing.clone()),
-                limit,
-                marker,
-            )
-        })
+        self.run(
+            Request::key("kms:ListGrants", key_id).condition("kms:GrantIsForAWSResource", false),
+            || {
+                let key = self.hsm.key_facts(key_id)?;
+                if let Some(id) = grant_id {
+                    check_grant_id(id)?;
+                }
+                let grantee = grantee_principal.map(|g| principal_arn(g).unwrap_or(g.to_string()));
+                let authz = self.hsm.read_authz();
+                let issuing = self.hsm.account().root_arn();
+                grants::page(
+                    authz.grants.of_key(&key.id).filter(|g| {
+                        grant_id.is_none_or(|id| g.grant_id == id)
+                            && grantee.as_deref().is_none_or(|p| g.grantee == p)
+                    }),
+                    |g| g.entry(key.arn.clone(), issuing.clone()),
+                    limit,
+                    marker,
+                )
+            },
+        )
     }
 
     /// ListRetirableGrants: the grants whose retiring principal is
@@ -364,20 +367,25 @@ impl<'a> Gate<'a> {
 
     /// RevokeGrant: needs kms:RevokeGrant in the key policy.
     pub fn revoke_grant(&self, key_id: &str, grant_id: &str) -> Result<()> {
-        self.run(Request::key("kms:RevokeGrant", key_id), || {
-            let key = self.hsm.key_facts(key_id)?;
-            check_grant_id(grant_id)?;
-            let found = self
-                .hsm
-                .read_authz()
-                .grants
-                .get(grant_id)
-                .is_some_and(|g| g.key_id == key.id);
-            if !found {
-                return Err(grant_not_found(grant_id, &key.arn));
-            }
-            self.hsm.remove_grant(grant_id)
-        })
+        self.run(
+            Request::key("kms:RevokeGrant", key_id)
+                .condition("kms:GrantIsForAWSResource", false)
+                .param("grantId", grant_id),
+            || {
+                let key = self.hsm.key_facts(key_id)?;
+                check_grant_id(grant_id)?;
+                let found = self
+                    .hsm
+                    .read_authz()
+                    .grants
+                    .get(grant_id)
+                    .is_some_and(|g| g.key_id == key.id);
+                if !found {
+                    return Err(grant_not_found(grant_id, &key.arn));
+                }
+                self.hsm.remove_grant(grant_id)
+            },
+        )
     }
 
     fn find_grant(
