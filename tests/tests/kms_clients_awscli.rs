@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use tinfoil_e2e_tests::daemon::{binary, eventually, stderr, stdout, KillOnDrop, Store};
-use tinfoil_e2e_tests::kms::{assert_aws_error, venv, KmsDaemon};
+use tinfoil_e2e_tests::kms::{assert_aws_error, create_access_key, venv, KmsDaemon};
 
 fn b64(value: &serde_json::Value) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
@@ -30,8 +30,8 @@ fn crypto_shredding_walkthrough_with_aws_kms() {
     let kms = KmsDaemon::start(&store, &[]);
     let dir = store.dir.path();
 
-    // (The walkthrough's `--policy file://kmspolicy.json` waits for the key
-    // policy issue; the key gets the default key policy.)
+    // (The walkthrough's `--policy file://kmspolicy.json` step is the next
+    // test; this key gets the default key policy.)
     let created = kms.aws_json(&["create-key", "--description", "tinfoil-key"]);
     let meta = &created["KeyMetadata"];
     assert_eq!(meta["KeyState"], "Enabled", "{meta}");
@@ -313,4 +313,113 @@ fn dev_mode_exports_are_enough_for_aws_kms() {
     );
     let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(created["KeyMetadata"]["Description"], "pasted");
+}
+
+/// Seed 000's key policy: `aws kms create-key --policy file://kmspolicy.json`
+/// with its two statements, for this store's account. Tinfoil has users, not
+/// roles, so the seed's `role/tinfoil-s3-role` is the user `tinfoil-s3`
+/// (a role the account does not have is a MalformedPolicyDocumentException,
+/// as in AWS). The user may encrypt and decrypt but not disable the key.
+#[test]
+fn walkthrough_key_policy_from_a_file() {
+    let store = Store::init();
+    let kms = KmsDaemon::start(&store, &[]);
+    let made = kms
+        .daemon
+        .cli(&["create-user", "--user-name", "tinfoil-s3"]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let app = create_access_key(&kms.daemon, "tinfoil-s3");
+    let write_policy = |principal: &str| {
+        let path = store.dir.path().join("kmspolicy.json");
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"Version": "2012-10-17", "Statement": [
+                {{"Sid": "RootEmergencyAccess", "Effect": "Allow",
+                 "Principal": {{"AWS": "arn:aws:iam::111122223333:root"}},
+                 "Action": "kms:*", "Resource": "*"}},
+                {{"Sid": "GrantRootAccess", "Effect": "Allow",
+                 "Principal": {{"AWS": "{principal}"}},
+                 "Action": ["kms:Get*", "kms:ReEncrypt*", "kms:List*", "kms:GenerateDataKey*",
+                            "kms:Encrypt", "kms:DescribeKey", "kms:Decrypt", "kms:Create*"],
+                 "Resource": "*"}}]}}"#
+            ),
+        )
+        .unwrap();
+        format!("file://{}", path.display())
+    };
+    assert_aws_error(
+        &kms.aws(&[
+            "create-key",
+            "--policy",
+            &write_policy("arn:aws:iam::111122223333:role/tinfoil-s3-role"),
+        ]),
+        "MalformedPolicyDocumentException",
+    );
+    let created = kms.aws_json(&[
+        "create-key",
+        "--policy",
+        &write_policy("arn:aws:iam::111122223333:user/tinfoil-s3"),
+    ]);
+    let key = created["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stored = kms.aws_json(&[
+        "get-key-policy",
+        "--key-id",
+        &key,
+        "--policy-name",
+        "default",
+    ]);
+    let document: serde_json::Value =
+        serde_json::from_str(stored["Policy"].as_str().expect("a Policy string")).unwrap();
+    let sids: Vec<&str> = document["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .filter_map(|s| s["Sid"].as_str())
+        .collect();
+    assert_eq!(
+        sids,
+        ["RootEmergencyAccess", "GrantRootAccess"],
+        "{document}"
+    );
+
+    // The application's user: encrypt and decrypt, but not disable.
+    let plain = store.dir.path().join("object");
+    std::fs::write(&plain, b"s3 object").unwrap();
+    let out = kms.aws_as(
+        &app,
+        &[
+            "encrypt",
+            "--key-id",
+            &key,
+            "--plaintext",
+            &fileb(&plain),
+            "--output",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let encrypted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let blob = store.dir.path().join("object.enc");
+    std::fs::write(&blob, b64(&encrypted["CiphertextBlob"])).unwrap();
+    let out = kms.aws_as(
+        &app,
+        &[
+            "decrypt",
+            "--ciphertext-blob",
+            &fileb(&blob),
+            "--output",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_aws_error(
+        &kms.aws_as(&app, &["disable-key", "--key-id", &key]),
+        "AccessDeniedException",
+    );
+    // The administrators (the first statement) still can.
+    kms.aws_ok(&["disable-key", "--key-id", &key]);
 }
