@@ -237,7 +237,8 @@ fn crypto_shredding_walkthrough_with_aws_kms() {
     );
 }
 
-/// `tinfoild --dev` prints four `export` lines; a shell that runs them (and
+/// `tinfoild --dev` prints the `export` lines (the four of every AWS SDK,
+/// and AWS_DEFAULT_REGION for botocore); a shell that runs them (and
 /// nothing else) can use `aws kms create-key` with no other flag.
 #[test]
 fn dev_mode_exports_are_enough_for_aws_kms() {
@@ -260,7 +261,7 @@ fn dev_mode_exports_are_enough_for_aws_kms() {
         if line.starts_with("export ") {
             exports.push(line);
         }
-        if exports.len() == 4 {
+        if exports.len() == 5 {
             break;
         }
     }
@@ -274,7 +275,8 @@ fn dev_mode_exports_are_enough_for_aws_kms() {
             "AWS_ENDPOINT_URL_KMS",
             "AWS_ACCESS_KEY_ID",
             "AWS_SECRET_ACCESS_KEY",
-            "AWS_REGION"
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION"
         ],
         "{exports:?}"
     );
@@ -308,7 +310,7 @@ fn dev_mode_exports_are_enough_for_aws_kms() {
     let out = run();
     assert!(
         out.status.success(),
-        "aws kms create-key after the four lines failed: {}",
+        "aws kms create-key after the pasted lines failed: {}",
         stderr(&out)
     );
     let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

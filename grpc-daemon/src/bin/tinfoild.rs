@@ -233,25 +233,36 @@ fn dev(listen: Option<String>) -> Result<(), DaemonError> {
     let admin = Caller::new(Principal::Root, "tinfoild --dev");
     let access_key = hsm.gate(&admin).create_access_key("root")?;
     let endpoint = format!("unix:{}", socket.display());
-    println!(
-        "tinfoild --dev: throwaway store in {} (deleted on exit)",
-        store.path().display()
+    // The banner is written in one go, and a closed standard output (a
+    // reader that took the lines and left) must not stop the daemon, so
+    // write errors are ignored (println! would panic).
+    let banner = format!(
+        "tinfoild --dev: throwaway store in {store} (deleted on exit)\n\
+         socket: {socket}\n\
+         try:    tinfoil --endpoint {endpoint} list-keys\n\
+         AWS KMS endpoint, for the aws CLI and SDKs (paste these lines):\n\
+         export AWS_ENDPOINT_URL_KMS=http://{kms_addr}\n\
+         export AWS_ACCESS_KEY_ID={akid}\n\
+         export AWS_SECRET_ACCESS_KEY={secret}\n\
+         export AWS_REGION={region}\n\
+         export AWS_DEFAULT_REGION={region}\n\
+         stop with Ctrl-C\n",
+        store = store.path().display(),
+        socket = socket.display(),
+        akid = access_key.info.access_key_id,
+        secret = access_key.secret_access_key.expose_secret(),
+        region = settings.region,
     );
-    println!("socket: {}", socket.display());
-    println!("try:    tinfoil --endpoint {endpoint} list-keys");
-    println!("AWS KMS endpoint, for the aws CLI and SDKs (paste these four lines):");
-    println!("export AWS_ENDPOINT_URL_KMS=http://{kms_addr}");
-    println!("export AWS_ACCESS_KEY_ID={}", access_key.info.access_key_id);
-    println!(
-        "export AWS_SECRET_ACCESS_KEY={}",
-        access_key.secret_access_key.expose_secret()
-    );
-    println!("export AWS_REGION={}", settings.region);
+    // AWS_REGION is what the AWS SDKs (Rust, Go, Java, JavaScript) and
+    // awscli v2 read; botocore (awscli v1, boto3) reads only
+    // AWS_DEFAULT_REGION, so both are printed.
     drop(access_key);
-    println!("stop with Ctrl-C");
     {
         use std::io::Write;
-        let _ = std::io::stdout().flush();
+        let banner = zeroize::Zeroizing::new(banner);
+        let mut out = std::io::stdout();
+        let _ = out.write_all(banner.as_bytes());
+        let _ = out.flush();
     }
     let result = runtime(&settings)?.block_on(server::serve_with_kms(
         hsm,
