@@ -153,7 +153,11 @@ pub fn seal_record(record: &mut Value, sequence: u64, previous: &Hash) -> Hash {
         "tinfoil".to_string(),
         serde_json::json!({ "sequence": sequence, "previousHash": to_hex(previous) }),
     );
-    let hash = record_hash(record).expect("a record with a chain member");
+    // No `hash` member yet: the canonical form is the record's own.
+    let mut input = RECORD_HASH_PREFIX.to_vec();
+    canonical(record, &mut input);
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(digest(&SHA256, &input).as_ref());
     record["tinfoil"]["hash"] = Value::String(to_hex(&hash));
     hash
 }

@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+mod audit;
 mod kms;
 
 use std::net::{SocketAddr, TcpListener};
@@ -51,6 +52,11 @@ struct Args {
     /// blocking pool with no payload), to separate pool and payload costs.
     #[arg(long)]
     diagnose: bool,
+    /// Also measure what durable audit records cost: gRPC Encrypt beside a
+    /// daemon whose records are not fsynced per call, and in-process
+    /// records appended per second.
+    #[arg(long)]
+    audit: bool,
     /// Path of tinfoild (default: next to this binary).
     #[arg(long)]
     tinfoild: Option<PathBuf>,
@@ -471,6 +477,24 @@ fn main() {
                 enc.p99_ms,
                 json.ops_per_sec,
             ));
+        }
+        if args.audit {
+            for threads in [1, cores, 64] {
+                audit::in_process_records(&hsm, &local_key, &plaintext, threads, run);
+            }
+            audit::section(
+                &tinfoild,
+                dir.path(),
+                &pass,
+                &endpoint,
+                &target,
+                &key_id,
+                &plaintext,
+                &args.concurrency,
+                run,
+                args.slices,
+            )
+            .await;
         }
         if let Some((c, enc, empty, p99, json)) = last {
             let ratio = enc / empty;
