@@ -104,8 +104,13 @@ fn every_operation_leaves_one_record_with_name_principal_and_key() {
         .unwrap()
         .ciphertext_blob;
     gate.decrypt(&blob, &context(), None, None).unwrap();
-    gate.generate_data_key(&key.key_id, Some(hsm_core::DataKeySpec::Aes256), None, &context())
-        .unwrap();
+    gate.generate_data_key(
+        &key.key_id,
+        Some(hsm_core::DataKeySpec::Aes256),
+        None,
+        &context(),
+    )
+    .unwrap();
     gate.describe_key(&key.key_id).unwrap();
     gate.create_alias("alias/audited", &key.key_id).unwrap();
     gate.disable_key("alias/audited").unwrap();
@@ -140,14 +145,26 @@ fn every_operation_leaves_one_record_with_name_principal_and_key() {
         assert_eq!(r["resources"][0]["type"], "AWS::KMS::Key");
         assert_eq!(r["recipientAccountId"], "111122223333");
     }
-    assert_eq!(records[0]["responseElements"]["keyMetadata"]["keyId"], key.key_id.as_str());
+    assert_eq!(
+        records[0]["responseElements"]["keyMetadata"]["keyId"],
+        key.key_id.as_str()
+    );
     assert_eq!(records[0]["readOnly"], false);
     assert_eq!(records[1]["readOnly"], true);
-    assert_eq!(records[1]["requestParameters"]["encryptionContext"]["purpose"], "audit-test");
-    assert_eq!(records[1]["requestParameters"]["encryptionAlgorithm"], "SYMMETRIC_DEFAULT");
+    assert_eq!(
+        records[1]["requestParameters"]["encryptionContext"]["purpose"],
+        "audit-test"
+    );
+    assert_eq!(
+        records[1]["requestParameters"]["encryptionAlgorithm"],
+        "SYMMETRIC_DEFAULT"
+    );
     assert_eq!(records[7]["errorCode"], "DisabledException");
     assert!(records[6].get("errorCode").is_none());
-    assert_eq!(records[9]["responseElements"]["keyState"], "PendingDeletion");
+    assert_eq!(
+        records[9]["responseElements"]["keyState"],
+        "PendingDeletion"
+    );
     assert_eq!(records[9]["requestParameters"]["pendingWindowInDays"], 7);
     // The chain: sequence numbers 1.. in order.
     let sequences: Vec<u64> = records
@@ -190,7 +207,10 @@ fn a_denied_call_is_recorded_as_access_denied() {
     assert_eq!(events[1]["eventSource"], "iam.amazonaws.com");
     for e in &events {
         assert_eq!(e["errorCode"], "AccessDeniedException");
-        assert_eq!(e["userIdentity"]["arn"], "arn:aws:iam::111122223333:user/bob");
+        assert_eq!(
+            e["userIdentity"]["arn"],
+            "arn:aws:iam::111122223333:user/bob"
+        );
         assert_eq!(e["sourceIPAddress"], "127.0.0.1");
     }
     assert_eq!(page.events[0].username, "bob");
@@ -202,7 +222,8 @@ fn background_rotation_and_purge_are_service_events() {
     let caller = root();
     let gate = t.hsm.gate(&caller);
     let rotating = gate.create_key(CreateKeyRequest::default()).unwrap();
-    gate.enable_key_rotation(&rotating.key_id, Some(90)).unwrap();
+    gate.enable_key_rotation(&rotating.key_id, Some(90))
+        .unwrap();
     let doomed = gate.create_key(CreateKeyRequest::default()).unwrap();
     gate.schedule_key_deletion(&doomed.key_id, Some(7)).unwrap();
     t.advance_days(91);
@@ -216,8 +237,14 @@ fn background_rotation_and_purge_are_service_events() {
         .collect();
     assert_eq!(service.len(), 2, "{service:?}");
     let by_name = |name: &str| *service.iter().find(|r| r["eventName"] == name).unwrap();
-    assert_eq!(by_name("RotateKey")["resources"][0]["ARN"], rotating.arn.as_str());
-    assert_eq!(by_name("DeleteKey")["resources"][0]["ARN"], doomed.arn.as_str());
+    assert_eq!(
+        by_name("RotateKey")["resources"][0]["ARN"],
+        rotating.arn.as_str()
+    );
+    assert_eq!(
+        by_name("DeleteKey")["resources"][0]["ARN"],
+        doomed.arn.as_str()
+    );
     for r in service {
         assert_eq!(r["userIdentity"]["invokedBy"], "kms.amazonaws.com");
         assert_eq!(r["readOnly"], false);
@@ -248,7 +275,10 @@ fn an_untouched_export_verifies_and_each_tampering_is_named() {
     assert!(report.checkpoints >= 3, "{report:?}");
     assert_eq!(report.unsigned, 0);
     assert!(report.to_string().starts_with("31 records, "), "{report}");
-    assert!(report.to_string().ends_with("checkpoints, chain intact"), "{report}");
+    assert!(
+        report.to_string().ends_with("checkpoints, chain intact"),
+        "{report}"
+    );
 
     let records_file = |dir: &Path| {
         let entries: Vec<_> = std::fs::read_dir(dir.join("records"))
@@ -278,15 +308,25 @@ fn an_untouched_export_verifies_and_each_tampering_is_named() {
     };
 
     let err = tamper("byte", &|dir| {
-        edit_lines(dir, &|lines| lines[11] = lines[11].replacen("Encrypt", "Encrypu", 1))
+        edit_lines(dir, &|lines| {
+            lines[11] = lines[11].replacen("Encrypt", "Encrypu", 1)
+        })
     });
-    assert!(err.contains("record 12") && err.contains("hash does not match"), "{err}");
+    assert!(
+        err.contains("record 12") && err.contains("hash does not match"),
+        "{err}"
+    );
 
-    let err = tamper("deleted", &|dir| edit_lines(dir, &|lines| drop(lines.remove(4))));
+    let err = tamper("deleted", &|dir| {
+        edit_lines(dir, &|lines| drop(lines.remove(4)))
+    });
     assert!(err.contains("record 5 is missing"), "{err}");
 
     let err = tamper("swapped", &|dir| edit_lines(dir, &|lines| lines.swap(6, 7)));
-    assert!(err.contains("record 7 is missing") || err.contains("record 8"), "{err}");
+    assert!(
+        err.contains("record 7 is missing") || err.contains("record 8"),
+        "{err}"
+    );
 
     let err = tamper("inserted", &|dir| {
         edit_lines(dir, &|lines| {
@@ -294,10 +334,18 @@ fn an_untouched_export_verifies_and_each_tampering_is_named() {
             lines.insert(3, copy);
         })
     });
-    assert!(err.contains("record 3") && err.contains("out of place"), "{err}");
+    assert!(
+        err.contains("record 3") && err.contains("out of place"),
+        "{err}"
+    );
 
-    let err = tamper("tail-cut", &|dir| edit_lines(dir, &|lines| lines.truncate(25)));
-    assert!(err.contains("missing") || err.contains("records cut"), "{err}");
+    let err = tamper("tail-cut", &|dir| {
+        edit_lines(dir, &|lines| lines.truncate(25))
+    });
+    assert!(
+        err.contains("missing") || err.contains("records cut"),
+        "{err}"
+    );
 
     let err = tamper("resigned", &|dir| {
         let other = hsm_core::audit::checkpoint::Signer::from_pkcs8(
@@ -306,7 +354,12 @@ fn an_untouched_export_verifies_and_each_tampering_is_named() {
         )
         .unwrap();
         let cp_dir = dir.join("checkpoints");
-        let first = std::fs::read_dir(&cp_dir).unwrap().next().unwrap().unwrap().path();
+        let first = std::fs::read_dir(&cp_dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
         let note = std::fs::read_to_string(&first).unwrap();
         let mut lines = note.lines();
         let _origin = lines.next();
@@ -316,7 +369,10 @@ fn an_untouched_export_verifies_and_each_tampering_is_named() {
             .unwrap();
         std::fs::write(&first, other.sign(size, &root.try_into().unwrap())).unwrap();
     });
-    assert!(err.contains("checkpoint") && err.contains("no signature by the public key"), "{err}");
+    assert!(
+        err.contains("checkpoint") && err.contains("no signature by the public key"),
+        "{err}"
+    );
 
     let err = tamper("missing-file", &|dir| {
         std::fs::remove_file(records_file(dir)).unwrap();
@@ -325,7 +381,11 @@ fn an_untouched_export_verifies_and_each_tampering_is_named() {
 
     let err = tamper("missing-checkpoint", &|dir| {
         let cp_dir = dir.join("checkpoints");
-        let last = std::fs::read_dir(&cp_dir).unwrap().map(|e| e.unwrap().path()).max().unwrap();
+        let last = std::fs::read_dir(&cp_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .max()
+            .unwrap();
         std::fs::remove_file(last).unwrap();
     });
     assert!(err.contains("missing"), "{err}");
@@ -363,10 +423,18 @@ fn secrets_never_reach_records_export_or_database() {
     let gate = t.hsm.gate(&caller);
     let key = gate.create_key(CreateKeyRequest::default()).unwrap();
     let plaintext = b"the-plaintext-nobody-may-log-42";
-    let blob = gate.encrypt(&key.key_id, plaintext, &context(), None).unwrap().ciphertext_blob;
+    let blob = gate
+        .encrypt(&key.key_id, plaintext, &context(), None)
+        .unwrap()
+        .ciphertext_blob;
     let decrypted = gate.decrypt(&blob, &context(), None, None).unwrap();
     let data_key = gate
-        .generate_data_key(&key.key_id, Some(hsm_core::DataKeySpec::Aes256), None, &context())
+        .generate_data_key(
+            &key.key_id,
+            Some(hsm_core::DataKeySpec::Aes256),
+            None,
+            &context(),
+        )
         .unwrap();
     let access = gate.create_access_key("root").unwrap();
     use hsm_core::SecretString;
@@ -383,7 +451,11 @@ fn secrets_never_reach_records_export_or_database() {
     for s in &secrets {
         forms.push(s.clone());
         forms.push(hex(s).into_bytes());
-        forms.push(base64::engine::general_purpose::STANDARD.encode(s).into_bytes());
+        forms.push(
+            base64::engine::general_purpose::STANDARD
+                .encode(s)
+                .into_bytes(),
+        );
     }
     secrets = forms;
     let tmp = tempfile::tempdir().unwrap();
@@ -399,7 +471,11 @@ fn secrets_never_reach_records_export_or_database() {
     drop(t.hsm);
     let conn = rusqlite::Connection::open(t.dir.join("tinfoil.db")).unwrap();
     let mut stmt = conn.prepare("SELECT record FROM audit_records").unwrap();
-    let rows: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect();
+    let rows: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
     assert!(rows.len() >= 5);
     for row in rows {
         haystacks.push(("audit row".into(), row.into_bytes()));
@@ -435,7 +511,11 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 fn calls_fail_closed_when_records_cannot_be_written() {
     let t = TestHsm::new();
     let caller = root();
-    let key = t.hsm.gate(&caller).create_key(CreateKeyRequest::default()).unwrap();
+    let key = t
+        .hsm
+        .gate(&caller)
+        .create_key(CreateKeyRequest::default())
+        .unwrap();
     let t = {
         let dir = t.dir.clone();
         let closed = t.close();
@@ -452,11 +532,22 @@ fn calls_fail_closed_when_records_cannot_be_written() {
     };
     let gate = t.hsm.gate(&caller);
     let err = gate.create_key(CreateKeyRequest::default()).unwrap_err();
-    assert!(err.to_string().contains("audit log cannot be written"), "{err}");
+    assert!(
+        err.to_string().contains("audit log cannot be written"),
+        "{err}"
+    );
     let err = gate.disable_key(&key.key_id).unwrap_err();
-    assert!(err.to_string().contains("audit log cannot be written"), "{err}");
-    let err = gate.encrypt(&key.key_id, b"x", &context(), None).unwrap_err();
-    assert!(err.to_string().contains("audit log cannot be written"), "{err}");
+    assert!(
+        err.to_string().contains("audit log cannot be written"),
+        "{err}"
+    );
+    let err = gate
+        .encrypt(&key.key_id, b"x", &context(), None)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("audit log cannot be written"),
+        "{err}"
+    );
     // Nothing changed: one key, still enabled.
     assert_eq!(t.all_key_ids(), vec![key.key_id.clone()]);
     assert_eq!(t.state(&key.key_id), hsm_core::KeyState::Enabled);

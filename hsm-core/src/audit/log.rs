@@ -131,12 +131,12 @@ impl AuditLog {
     pub fn append_in_tx<'d>(
         &self,
         tx: &Transaction<'_>,
-        drafts: impl IntoIterator<Item = &'d Draft>,
+        drafts: impl IntoIterator<Item = &'d mut Draft>,
         now: UnixSeconds,
     ) -> Result<ChainState> {
         let mut state = self.state();
         for draft in drafts {
-            let mut record = draft.to_json(&self.account);
+            let mut record = draft.take_json(&self.account);
             let sequence = state.head_sequence + 1;
             let hash = seal_record(&mut record, sequence, &state.head_hash);
             db::insert_record(tx, sequence, draft, &record, &hash)?;
@@ -177,7 +177,9 @@ impl AuditLog {
     /// fsync was turned off. Concurrent callers share one transaction:
     /// the first becomes the leader and writes everything queued, the
     /// others wait on the condition variable for their batch's outcome.
-    pub fn append_durable(&self, hsm: &Hsm, draft: Draft) -> Result<()> {
+    pub fn append_durable(&self, hsm: &Hsm, mut draft: Draft) -> Result<()> {
+        // The JSON is made here, in parallel, not by the leader under the lock.
+        draft.prepare(&self.account);
         let mut group = lock(&self.group);
         group.queue.push(draft);
         let mine = group.open_batch;
@@ -192,12 +194,12 @@ impl AuditLog {
             }
             if !group.leader {
                 group.leader = true;
-                let batch = std::mem::take(&mut group.queue);
+                let mut batch = std::mem::take(&mut group.queue);
                 let id = group.open_batch;
                 group.open_batch += 1;
                 drop(group);
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    self.write_batch(hsm, &batch)
+                    self.write_batch(hsm, &mut batch)
                 }))
                 .unwrap_or_else(|_| Err(Error::Internal("the audit writer panicked".into())))
                 .map_err(|e| e.to_string());
@@ -211,7 +213,7 @@ impl AuditLog {
         }
     }
 
-    fn write_batch(&self, hsm: &Hsm, batch: &[Draft]) -> Result<()> {
+    fn write_batch(&self, hsm: &Hsm, batch: &mut [Draft]) -> Result<()> {
         let now = hsm.now();
         let mut store = hsm.lock_store();
         let fsync = self.fsync.load(Ordering::Relaxed);
@@ -221,7 +223,7 @@ impl AuditLog {
         }
         let outcome = (|| {
             let tx = store.conn.transaction()?;
-            let state = self.append_in_tx(&tx, batch, now)?;
+            let state = self.append_in_tx(&tx, batch.iter_mut(), now)?;
             tx.commit()?;
             self.apply(state, batch.len());
             Ok(())

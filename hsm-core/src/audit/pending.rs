@@ -86,13 +86,14 @@ pub(crate) struct Appended {
 /// inside `tx`.
 pub(crate) fn before_commit(tx: &Transaction<'_>) -> Result<Option<Appended>> {
     PENDING.with(|p| {
-        let slot = p.borrow();
-        let Some(pending) = slot.as_ref().filter(|p| !p.written) else {
+        let mut slot = p.borrow_mut();
+        let Some(pending) = slot.as_mut().filter(|p| !p.written) else {
             return Ok(None);
         };
+        let now = pending.draft.event_time;
         let state = pending
             .log
-            .append_in_tx(tx, [&pending.draft], pending.draft.event_time)
+            .append_in_tx(tx, [&mut pending.draft], now)
             .map_err(unwritable)?;
         Ok(Some(Appended {
             log: Arc::clone(&pending.log),

@@ -87,6 +87,8 @@ pub struct Draft {
     pub resources: Vec<String>,
     /// `serviceEventDetails` of a service event.
     pub service_event_details: Option<Value>,
+    /// The record's JSON made ahead (outside the store's lock), if it was.
+    pub(crate) prepared: Option<Value>,
 }
 
 /// The event source and name of a gate action such as `kms:Encrypt`.
@@ -135,6 +137,7 @@ impl Draft {
             error: None,
             resources: Vec::new(),
             service_event_details: None,
+            prepared: None,
         }
     }
 
@@ -194,6 +197,19 @@ impl Draft {
             Principal::User(name) => name.clone(),
             Principal::Service => "kms.amazonaws.com".to_string(),
         }
+    }
+
+    /// Makes the record's JSON now (outside the store's lock), for
+    /// [`Draft::take_json`].
+    pub(crate) fn prepare(&mut self, account: &Account) {
+        self.prepared = Some(self.to_json(account));
+    }
+
+    /// The record's JSON: prepared ahead, else made now.
+    pub(crate) fn take_json(&mut self, account: &Account) -> Value {
+        self.prepared
+            .take()
+            .unwrap_or_else(|| self.to_json(account))
     }
 
     /// The record as JSON, without its chain member.
