@@ -241,3 +241,81 @@ async fn aws_sdk_kms_refuses_bad_credentials_with_typed_errors() {
     // The right credentials still work.
     daemon.sdk().list_keys().send().await.expect("ListKeys");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signing_user_is_the_caller_the_key_policy_judges() {
+    let daemon = DevDaemon::start();
+    let admin = daemon.sdk();
+    let out = daemon.cli(&["create-user", "--user-name", "alice"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = daemon.cli(&[
+        "create-access-key",
+        "--user-name",
+        "alice",
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let alice = daemon.sdk_with(
+        made["AccessKey"]["AccessKeyId"].as_str().unwrap(),
+        made["AccessKey"]["SecretAccessKey"].as_str().unwrap(),
+    );
+
+    // The administrators' key with the default policy: alice may not use it.
+    let key = admin.create_key().send().await.unwrap();
+    let key = key.key_metadata().unwrap().key_id().to_string();
+    let err = alice
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(b"x".to_vec()))
+        .send()
+        .await
+        .expect_err("alice is not in the key policy");
+    assert_eq!(err.code(), Some("AccessDeniedException"), "{err:?}");
+    assert!(
+        err.message().unwrap_or_default().contains("user/alice"),
+        "the refusal names the caller: {err:?}"
+    );
+
+    // A policy that lets alice encrypt (only): now she may, and still not decrypt.
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+             "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:user/alice"},
+             "Action": "kms:Encrypt", "Resource": "*"}
+        ]
+    })
+    .to_string();
+    admin
+        .put_key_policy()
+        .key_id(&key)
+        .policy(policy)
+        .send()
+        .await
+        .unwrap();
+    let sealed = alice
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(b"x".to_vec()))
+        .send()
+        .await
+        .expect("alice may encrypt");
+    let err = alice
+        .decrypt()
+        .ciphertext_blob(sealed.ciphertext_blob().unwrap().clone())
+        .send()
+        .await
+        .expect_err("alice may not decrypt");
+    assert_eq!(err.code(), Some("AccessDeniedException"), "{err:?}");
+}

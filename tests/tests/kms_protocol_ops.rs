@@ -214,6 +214,130 @@ async fn every_operation_through_aws_sdk_kms() {
     );
     let names = kms.list_key_policies().key_id(&key).send().await.unwrap();
     assert_eq!(names.policy_names(), ["default"]);
+    // PutKeyPolicy replaces it; GetKeyPolicy returns the new document.
+    let out = daemon.cli(&["create-user", "--user-name", "mallory"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "admins", "Effect": "Allow",
+             "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+             "Action": "kms:*", "Resource": "*"},
+            {"Sid": "nobody-else", "Effect": "Deny",
+             "Principal": {"AWS": "arn:aws:iam::111122223333:user/mallory"},
+             "Action": "kms:Decrypt", "Resource": "*"}
+        ]
+    })
+    .to_string();
+    kms.put_key_policy()
+        .key_id(&key)
+        .policy_name("default")
+        .policy(&policy)
+        .send()
+        .await
+        .unwrap();
+    let got = kms.get_key_policy().key_id(&key).send().await.unwrap();
+    let got: serde_json::Value = serde_json::from_str(got.policy().unwrap()).unwrap();
+    assert_eq!(got["Statement"][1]["Sid"], "nobody-else");
+    let err = kms
+        .put_key_policy()
+        .key_id(&key)
+        .policy("{not a policy")
+        .send()
+        .await
+        .expect_err("malformed policy");
+    assert!(err
+        .into_service_error()
+        .is_malformed_policy_document_exception());
+    // CreateKey with a policy.
+    let with_policy = kms.create_key().policy(&policy).send().await.unwrap();
+    let with_policy = with_policy.key_metadata().unwrap().key_id().to_string();
+    let got = kms
+        .get_key_policy()
+        .key_id(&with_policy)
+        .send()
+        .await
+        .unwrap();
+    assert!(got.policy().unwrap().contains("nobody-else"));
+
+    // Grants: create, list, retire by token; create, revoke.
+    let root = "arn:aws:iam::111122223333:root";
+    let grant = kms
+        .create_grant()
+        .key_id(&key)
+        .grantee_principal(root)
+        .retiring_principal(root)
+        .operations(aws_sdk_kms::types::GrantOperation::Decrypt)
+        .operations(aws_sdk_kms::types::GrantOperation::Encrypt)
+        .constraints(
+            aws_sdk_kms::types::GrantConstraints::builder()
+                .encryption_context_subset("tenant", "a")
+                .build(),
+        )
+        .name("g1")
+        .send()
+        .await
+        .unwrap();
+    let token = grant.grant_token().unwrap().to_string();
+    let grant_id = grant.grant_id().unwrap().to_string();
+    let listed = kms.list_grants().key_id(&key).send().await.unwrap();
+    assert_eq!(listed.grants().len(), 1);
+    let entry = &listed.grants()[0];
+    assert_eq!(entry.grant_id(), Some(grant_id.as_str()));
+    assert_eq!(entry.name(), Some("g1"));
+    assert_eq!(entry.operations().len(), 2);
+    assert_eq!(
+        entry
+            .constraints()
+            .and_then(|c| c.encryption_context_subset())
+            .and_then(|m| m.get("tenant"))
+            .map(String::as_str),
+        Some("a")
+    );
+    let retirable = kms
+        .list_retirable_grants()
+        .retiring_principal(root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retirable.grants().len(), 1);
+    // A live grant token is accepted on a crypto call.
+    kms.encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(b"t".to_vec()))
+        .grant_tokens(&token)
+        .send()
+        .await
+        .unwrap();
+    kms.retire_grant().grant_token(&token).send().await.unwrap();
+    let listed = kms.list_grants().key_id(&key).send().await.unwrap();
+    assert!(listed.grants().is_empty());
+    let grant = kms
+        .create_grant()
+        .key_id(&key)
+        .grantee_principal(root)
+        .operations(aws_sdk_kms::types::GrantOperation::Decrypt)
+        .send()
+        .await
+        .unwrap();
+    kms.revoke_grant()
+        .key_id(&key)
+        .grant_id(grant.grant_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let err = kms
+        .revoke_grant()
+        .key_id(&key)
+        .grant_id(grant.grant_id().unwrap())
+        .send()
+        .await
+        .expect_err("revoked twice");
+    assert!(err.code().is_some(), "{err:?}");
 
     // Signing keys.
     for (spec, algorithm) in [

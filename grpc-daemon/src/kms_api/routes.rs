@@ -2,8 +2,8 @@
 //! which parses and checks its JSON request on the async worker and
 //! returns the job that calls hsm-core through the gate on the pool.
 //! Every operation hsm-core has is here with botocore's names; custom key
-//! stores, multi-Region keys, imported key material and (until key
-//! policies land) grants and PutKeyPolicy answer UnsupportedOperationException.
+//! stores, multi-Region keys and imported key material answer
+//! UnsupportedOperationException.
 
 use hsm_core::{self as core, Caller, Hsm};
 use serde::Deserialize;
@@ -14,6 +14,7 @@ use super::shapes::{key_metadata, parse, required, Blob, Context};
 use crate::service::Lane;
 
 mod crypto;
+mod grants;
 mod keys;
 
 /// The work of one request, run on the pool once the caller is known.
@@ -55,12 +56,6 @@ const UNSUPPORTED: &[&str] = &[
     "ImportKeyMaterial",
     "DeleteImportedKeyMaterial",
     "DeriveSharedSecret",
-    "PutKeyPolicy",
-    "CreateGrant",
-    "ListGrants",
-    "ListRetirableGrants",
-    "RetireGrant",
-    "RevokeGrant",
 ];
 
 /// The operation of `target` (`TrentService.<Op>`) over `body`.
@@ -135,6 +130,12 @@ pub(crate) fn route(target: Option<&str>, body: &[u8]) -> Result<Call, ApiError>
         "VerifyMac" => crypto::verify_mac(body),
         "GetKeyPolicy" => keys::get_key_policy(body),
         "ListKeyPolicies" => keys::list_key_policies(body),
+        "PutKeyPolicy" => keys::put_key_policy(body),
+        "CreateGrant" => grants::create_grant(body),
+        "ListGrants" => grants::list_grants(body),
+        "ListRetirableGrants" => grants::list_retirable_grants(body),
+        "RetireGrant" => grants::retire_grant(body),
+        "RevokeGrant" => grants::revoke_grant(body),
         op if UNSUPPORTED.contains(&op) => Err(ApiError::unsupported(op)),
         _ => Err(ApiError::unknown_operation(format!(
             "{} is not an operation of this service",
@@ -159,8 +160,7 @@ fn ctx(context: Context) -> core::EncryptionContext {
     context.unwrap_or_default()
 }
 
-/// GrantTokens: at most 10 of 1 to 8192 characters; Tinfoil has no grants
-/// yet, so they are checked and ignored, as KMS ignores unknown tokens.
+/// GrantTokens: at most 10 (the model's limit).
 fn grant_tokens(v: &mut Violations, tokens: &Option<Vec<String>>) {
     if let Some(tokens) = tokens {
         if tokens.len() > 10 {
@@ -188,8 +188,20 @@ fn key_only(
     grant_tokens(&mut v, &r.grant_tokens);
     v.finish()?;
     call(name, Lane::Fast, move |hsm, caller| {
-        Ok(op(hsm.gate(caller), s(&r.key_id))?)
+        Ok(op(
+            tokened(hsm.gate(caller), &r.grant_tokens)?,
+            s(&r.key_id),
+        )?)
     })
+}
+
+/// The gate after checking the request's grant tokens: each must name a
+/// live grant (grants take effect at once here, so a token adds no rights).
+fn tokened<'a>(gate: core::Gate<'a>, tokens: &Option<Vec<String>>) -> core::Result<core::Gate<'a>> {
+    if let Some(tokens) = tokens.as_deref().filter(|t| !t.is_empty()) {
+        gate.check_grant_tokens(tokens)?;
+    }
+    Ok(gate)
 }
 
 #[cfg(test)]

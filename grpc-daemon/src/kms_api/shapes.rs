@@ -238,22 +238,6 @@ pub fn page<T>(member: &str, page: core::Page<T>, item: impl Fn(T) -> Value) -> 
     Value::Object(o)
 }
 
-/// AWS's default key policy: the account's root may do everything.
-pub fn default_key_policy(account_id: &str) -> String {
-    json!({
-        "Version": "2012-10-17",
-        "Id": "key-default-1",
-        "Statement": [{
-            "Sid": "Enable IAM User Permissions",
-            "Effect": "Allow",
-            "Principal": {"AWS": format!("arn:aws:iam::{account_id}:root")},
-            "Action": "kms:*",
-            "Resource": "*"
-        }]
-    })
-    .to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,15 +287,5 @@ mod tests {
         assert!(x.is_none());
         let msg = v.finish().unwrap_err().message;
         assert!(msg.contains("Value 'NOPE' at 'keyUsage' failed to satisfy constraint: Member must satisfy enum value set: [ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC]"), "{msg}");
-    }
-
-    #[test]
-    fn default_policy_is_json_naming_root() {
-        let p: Value = serde_json::from_str(&default_key_policy("111122223333")).unwrap();
-        assert_eq!(
-            p["Statement"][0]["Principal"]["AWS"],
-            "arn:aws:iam::111122223333:root"
-        );
-        assert_eq!(p["Statement"][0]["Action"], "kms:*");
     }
 }

@@ -88,6 +88,13 @@ impl DevDaemon {
             .parse()
             .expect("endpoint address");
         assert!(addr.ip().is_loopback(), "{addr}");
+        // The exports come before the gRPC socket is bound: wait for it too.
+        let socket = dir.path().join("s.sock");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(Instant::now() < deadline, "the dev socket never came up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         DevDaemon {
             child,
             addr,
@@ -95,6 +102,13 @@ impl DevDaemon {
             secret: value("AWS_SECRET_ACCESS_KEY"),
             dir,
         }
+    }
+
+    /// Runs the `tinfoil` CLI against this daemon's socket (as its owner,
+    /// so as the account's administrators).
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let endpoint = format!("unix:{}", self.dir.path().join("s.sock").display());
+        tinfoil_e2e_tests::daemon::cli(&endpoint, args, &[])
     }
 
     /// Whether the process still runs.

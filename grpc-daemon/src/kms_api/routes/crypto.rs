@@ -5,7 +5,7 @@ use hsm_core as core;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{blob, call, ctx, grant_tokens, key_only, s, Call, KEY_ID_MAX};
+use super::{blob, call, ctx, grant_tokens, key_only, s, tokened, Call, KEY_ID_MAX};
 use crate::kms_api::errors::{ApiError, Violations};
 use crate::kms_api::shapes::{
     b64, enum_member, names, number, parse, required, required_blob, Blob, Context,
@@ -46,7 +46,11 @@ pub(super) fn encrypt(body: &[u8]) -> Result<Call, ApiError> {
     let algorithm = encryption_algorithm(&mut v, "encryptionAlgorithm", &r.encryption_algorithm);
     v.finish()?;
     call("Encrypt", Lane::Fast, move |hsm, caller| {
-        let out = hsm.gate(caller).dry_run(r.dry_run == Some(true)).encrypt(
+        let out = tokened(
+            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+            &r.grant_tokens,
+        )?
+        .encrypt(
             s(&r.key_id),
             blob(&r.plaintext),
             &ctx(r.encryption_context),
@@ -92,7 +96,11 @@ pub(super) fn decrypt(body: &[u8]) -> Result<Call, ApiError> {
     v.finish()?;
     no_recipient(&r.recipient)?;
     call("Decrypt", Lane::Fast, move |hsm, caller| {
-        let out = hsm.gate(caller).dry_run(r.dry_run == Some(true)).decrypt(
+        let out = tokened(
+            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+            &r.grant_tokens,
+        )?
+        .decrypt(
             blob(&r.ciphertext_blob),
             &ctx(r.encryption_context),
             r.key_id.as_deref(),
@@ -154,16 +162,17 @@ pub(super) fn re_encrypt(body: &[u8]) -> Result<Call, ApiError> {
         }
     }
     call("ReEncrypt", Lane::Fast, move |hsm, caller| {
-        let out = hsm
-            .gate(caller)
-            .dry_run(r.dry_run == Some(true))
-            .re_encrypt(
-                blob(&r.ciphertext_blob),
-                &ctx(r.source_encryption_context),
-                r.source_key_id.as_deref(),
-                s(&r.destination_key_id),
-                &ctx(r.destination_encryption_context),
-            )?;
+        let out = tokened(
+            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+            &r.grant_tokens,
+        )?
+        .re_encrypt(
+            blob(&r.ciphertext_blob),
+            &ctx(r.source_encryption_context),
+            r.source_key_id.as_deref(),
+            s(&r.destination_key_id),
+            &ctx(r.destination_encryption_context),
+        )?;
         Ok(json!({
             "CiphertextBlob": b64(&out.ciphertext_blob),
             "SourceKeyId": out.source_key_id,
@@ -208,7 +217,10 @@ pub(super) fn generate_data_key(body: &[u8], with_plaintext: bool) -> Result<Cal
         "GenerateDataKeyWithoutPlaintext"
     };
     call(name, Lane::Fast, move |hsm, caller| {
-        let gate = hsm.gate(caller).dry_run(r.dry_run == Some(true));
+        let gate = tokened(
+            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+            &r.grant_tokens,
+        )?;
         let context = ctx(r.encryption_context);
         let out = if with_plaintext {
             gate.generate_data_key(s(&r.key_id), spec, bytes, &context)?
@@ -255,15 +267,16 @@ pub(super) fn generate_data_key_pair(body: &[u8], with_plaintext: bool) -> Resul
         "GenerateDataKeyPairWithoutPlaintext"
     };
     call(name, Lane::Slow, move |hsm, caller| {
-        let out = hsm
-            .gate(caller)
-            .dry_run(r.dry_run == Some(true))
-            .generate_data_key_pair(
-                s(&r.key_id),
-                spec,
-                &ctx(r.encryption_context),
-                with_plaintext,
-            )?;
+        let out = tokened(
+            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+            &r.grant_tokens,
+        )?
+        .generate_data_key_pair(
+            s(&r.key_id),
+            spec,
+            &ctx(r.encryption_context),
+            with_plaintext,
+        )?;
         let mut o = json!({
             "PrivateKeyCiphertextBlob": b64(&out.private_key_ciphertext_blob),
             "PublicKey": b64(&out.public_key),
@@ -355,12 +368,11 @@ pub(super) fn sign(body: &[u8]) -> Result<Call, ApiError> {
     let r: SignReq = parse(body)?;
     let (message_type, algorithm) = sign_checks(&r, false)?;
     call("Sign", Lane::Fast, move |hsm, caller| {
-        let out = hsm.gate(caller).dry_run(r.dry_run == Some(true)).sign(
-            s(&r.key_id),
-            blob(&r.message),
-            message_type,
-            algorithm,
-        )?;
+        let out = tokened(
+            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+            &r.grant_tokens,
+        )?
+        .sign(s(&r.key_id), blob(&r.message), message_type, algorithm)?;
         Ok(json!({
             "KeyId": out.key_id,
             "Signature": b64(&out.signature),
@@ -373,7 +385,11 @@ pub(super) fn verify(body: &[u8]) -> Result<Call, ApiError> {
     let r: SignReq = parse(body)?;
     let (message_type, algorithm) = sign_checks(&r, true)?;
     call("Verify", Lane::Fast, move |hsm, caller| {
-        let out = hsm.gate(caller).dry_run(r.dry_run == Some(true)).verify(
+        let out = tokened(
+            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+            &r.grant_tokens,
+        )?
+        .verify(
             s(&r.key_id),
             blob(&r.message),
             message_type,
@@ -445,10 +461,11 @@ pub(super) fn generate_mac(body: &[u8]) -> Result<Call, ApiError> {
     let r: MacReq = parse(body)?;
     let algorithm = mac_checks(&r, false)?;
     call("GenerateMac", Lane::Fast, move |hsm, caller| {
-        let out = hsm
-            .gate(caller)
-            .dry_run(r.dry_run == Some(true))
-            .generate_mac(s(&r.key_id), blob(&r.message), algorithm)?;
+        let out = tokened(
+            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+            &r.grant_tokens,
+        )?
+        .generate_mac(s(&r.key_id), blob(&r.message), algorithm)?;
         Ok(json!({
             "Mac": b64(&out.mac),
             "MacAlgorithm": out.mac_algorithm.as_str(),
@@ -461,10 +478,11 @@ pub(super) fn verify_mac(body: &[u8]) -> Result<Call, ApiError> {
     let r: MacReq = parse(body)?;
     let algorithm = mac_checks(&r, true)?;
     call("VerifyMac", Lane::Fast, move |hsm, caller| {
-        let key_id = hsm
-            .gate(caller)
-            .dry_run(r.dry_run == Some(true))
-            .verify_mac(s(&r.key_id), blob(&r.message), blob(&r.mac), algorithm)?;
+        let key_id = tokened(
+            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+            &r.grant_tokens,
+        )?
+        .verify_mac(s(&r.key_id), blob(&r.message), blob(&r.mac), algorithm)?;
         Ok(json!({
             "KeyId": key_id,
             "MacValid": true,

@@ -8,8 +8,7 @@ use serde_json::json;
 use super::{call, s, Call, KEY_ID_MAX};
 use crate::kms_api::errors::{ApiError, Violations};
 use crate::kms_api::shapes::{
-    default_key_policy, enum_member, key_metadata, number, page, paging, parse, required, tags,
-    TagIn,
+    enum_member, key_metadata, number, page, paging, parse, required, tags, TagIn,
 };
 use crate::service::Lane;
 
@@ -23,7 +22,6 @@ struct CreateKeyReq {
     key_spec: Option<String>,
     origin: Option<String>,
     custom_key_store_id: Option<String>,
-    #[allow(dead_code)]
     bypass_policy_lockout_safety_check: Option<bool>,
     tags: Option<Vec<TagIn>>,
     multi_region: Option<bool>,
@@ -81,13 +79,6 @@ pub(super) fn create_key(body: &[u8]) -> Result<Call, ApiError> {
     if r.multi_region == Some(true) {
         return Err(ApiError::unsupported("a multi-Region key"));
     }
-    if r.policy.is_some() {
-        return Err(ApiError::new(
-            "UnsupportedOperationException",
-            "key policies are not supported yet: create the key without Policy \
-             (it gets the default key policy)",
-        ));
-    }
     let request = core::CreateKeyRequest {
         description: r.description.unwrap_or_default(),
         key_spec: spec.or(cmk_spec),
@@ -95,8 +86,11 @@ pub(super) fn create_key(body: &[u8]) -> Result<Call, ApiError> {
         tags,
         token: None,
     };
+    let (policy, bypass) = (r.policy, r.bypass_policy_lockout_safety_check == Some(true));
     call("CreateKey", Lane::Slow, move |hsm, caller| {
-        let m = hsm.gate(caller).create_key(request)?;
+        let m = hsm
+            .gate(caller)
+            .create_key_with_policy(request, policy.as_deref(), bypass)?;
         Ok(json!({"KeyMetadata": key_metadata(&m)}))
     })
 }
@@ -346,29 +340,52 @@ pub(super) fn untag_resource(body: &[u8]) -> Result<Call, ApiError> {
 struct PolicyReq {
     key_id: Option<String>,
     policy_name: Option<String>,
+    policy: Option<String>,
+    bypass_policy_lockout_safety_check: Option<bool>,
     limit: Option<i64>,
     marker: Option<String>,
 }
 
-/// Until key policies land every key has AWS's default policy, named `default`.
-pub(super) fn get_key_policy(body: &[u8]) -> Result<Call, ApiError> {
-    let r: PolicyReq = parse(body)?;
-    let mut v = Violations::default();
-    required(&mut v, "keyId", &r.key_id, KEY_ID_MAX);
+fn policy_checks(r: &PolicyReq, v: &mut Violations) {
+    required(v, "keyId", &r.key_id, KEY_ID_MAX);
     if let Some(p) = &r.policy_name {
         v.length("policyName", Some(p), p.chars().count(), 1, 128);
     }
+}
+
+pub(super) fn get_key_policy(body: &[u8]) -> Result<Call, ApiError> {
+    let r: PolicyReq = parse(body)?;
+    let mut v = Violations::default();
+    policy_checks(&r, &mut v);
     v.finish()?;
     call("GetKeyPolicy", Lane::Fast, move |hsm, caller| {
-        let m = hsm.gate(caller).describe_key(s(&r.key_id))?;
-        if r.policy_name.as_deref().is_some_and(|p| p != "default") {
-            return Err(ApiError::new(
-                "NotFoundException",
-                "the key has one policy, named default",
-            ));
-        }
-        let account = m.arn.split(':').nth(4).unwrap_or_default();
-        Ok(json!({"Policy": default_key_policy(account), "PolicyName": "default"}))
+        let policy = hsm
+            .gate(caller)
+            .get_key_policy(s(&r.key_id), r.policy_name.as_deref())?;
+        Ok(json!({
+            "Policy": policy,
+            "PolicyName": r.policy_name.as_deref().unwrap_or("default"),
+        }))
+    })
+}
+
+pub(super) fn put_key_policy(body: &[u8]) -> Result<Call, ApiError> {
+    let r: PolicyReq = parse(body)?;
+    let mut v = Violations::default();
+    policy_checks(&r, &mut v);
+    match &r.policy {
+        None => v.null("policy"),
+        Some(p) => v.length("policy", None, p.chars().count(), 1, 131_072),
+    }
+    v.finish()?;
+    call("PutKeyPolicy", Lane::Fast, move |hsm, caller| {
+        hsm.gate(caller).put_key_policy(
+            s(&r.key_id),
+            r.policy_name.as_deref(),
+            s(&r.policy),
+            r.bypass_policy_lockout_safety_check == Some(true),
+        )?;
+        Ok(json!({}))
     })
 }
 
@@ -376,10 +393,12 @@ pub(super) fn list_key_policies(body: &[u8]) -> Result<Call, ApiError> {
     let r: PolicyReq = parse(body)?;
     let mut v = Violations::default();
     required(&mut v, "keyId", &r.key_id, KEY_ID_MAX);
-    paging(&mut v, r.limit, &r.marker);
+    let limit = paging(&mut v, r.limit, &r.marker);
     v.finish()?;
     call("ListKeyPolicies", Lane::Fast, move |hsm, caller| {
-        hsm.gate(caller).describe_key(s(&r.key_id))?;
-        Ok(json!({"PolicyNames": ["default"], "Truncated": false}))
+        let p = hsm
+            .gate(caller)
+            .list_key_policies(s(&r.key_id), limit, r.marker.as_deref())?;
+        Ok(page("PolicyNames", p, |name| json!(name)))
     })
 }
