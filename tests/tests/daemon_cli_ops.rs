@@ -376,5 +376,8 @@ fn json_output_has_the_kms_shapes() {
     assert_eq!(encrypted["KeyId"], arn.as_str(), "{encrypted}");
     assert_eq!(encrypted["EncryptionAlgorithm"], "SYMMETRIC_DEFAULT");
     let blob = encrypted["CiphertextBlob"].as_str().unwrap();
-    assert!(blob.len() > 4 && blob.len() % 4 == 0, "base64: {blob}");
+    assert!(
+        blob.len() > 4 && blob.len().is_multiple_of(4),
+        "base64: {blob}"
+    );
 }
