@@ -21,8 +21,7 @@ const FRAME_LABEL: &[u8] = b"AWSKMSEncryptionClient Frame";
 const FINAL_LABEL: &[u8] = b"AWSKMSEncryptionClient Final Frame";
 /// The longest frame prefix (final frame: marker, sequence number, IV, length).
 const PREFIX: usize = 4 + 4 + IV_LEN + 4;
-/// Plaintext bytes of the frames gathered into one write (whole frames, at
-/// least one).
+/// Bytes of frames gathered into one write (whole frames, at least one).
 const BATCH_BYTES: usize = 64 * 1024;
 
 /// The frame key of one message and its message id (part of every frame's
@@ -360,8 +359,12 @@ pub fn decrypt<R: Read, W: Write>(
     absorb(&parsed.raw());
 
     let fl = header.frame_length as usize;
+    // Each frame is read where the previous one's plaintext ends and
+    // decrypted in place (its tag is overwritten by the next frame), so the
+    // verified plaintext accumulates contiguously and goes out in batches.
     // Holds plaintext: wiped when dropped, on every path.
-    let mut buf = zeroize::Zeroizing::new(vec![0u8; fl + TAG_LEN]);
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; BATCH_BYTES.max(fl) + fl + TAG_LEN]);
+    let mut used = 0;
     let mut expected: u32 = 1;
     let mut total = 0u64;
     loop {
@@ -401,13 +404,18 @@ pub fn decrypt<R: Read, W: Write>(
         } else {
             fl
         };
-        let frame = &mut buf[..len + TAG_LEN];
+        let frame = &mut buf[used..used + len + TAG_LEN];
         read_exact(input, frame, what)?;
         absorb(frame);
         let n = cipher.open(last, seq, iv, frame)?;
-        output.write_all(&frame[..n])?;
+        used += n;
         total += n as u64;
         progress(n as u64);
+        // Verified frames are released before the footer is checked.
+        if last || buf.len() - used < fl + TAG_LEN {
+            output.write_all(&buf[..used])?;
+            used = 0;
+        }
         if last {
             break;
         }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -25,7 +25,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::args::{merge_context, Command, Context};
 
-/// Chunk size of the input and buffer size of the output.
+/// Chunk size of the input.
 const IO_BUFFER: usize = 256 * 1024;
 /// Input chunks read ahead of the cryptography.
 const READ_AHEAD: usize = 4;
@@ -357,7 +357,8 @@ fn encrypt_file(
     let (data_key, edks) = rt.block_on(make_data_key(endpoint, tls, &a.key_ids, &context))?;
     let mut progress = Progress::new(a.quiet, size);
     {
-        let mut writer = BufWriter::with_capacity(IO_BUFFER, output.writer()?);
+        // The format writes in batches of frames: no further buffering.
+        let mut writer = output.writer()?;
         esdk::encrypt(
             &mut reader,
             &mut writer,
@@ -490,7 +491,8 @@ fn decrypt_file(
     let data_key = rt.block_on(open_data_key(endpoint, tls, &parsed.header, &a.key_ids))?;
     let mut progress = Progress::new(a.quiet, size);
     {
-        let mut writer = BufWriter::with_capacity(IO_BUFFER, output.writer()?);
+        // The format writes in batches of frames: no further buffering.
+        let mut writer = output.writer()?;
         esdk::decrypt(&parsed, &data_key[..], &mut reader, &mut writer, &mut |n| {
             progress.add(n)
         })?;
