@@ -317,7 +317,20 @@ fn stalled_clients_are_dropped_and_do_not_hold_the_daemon() {
             "{e}"
         ),
     }
-    drop(idle);
+    // A connection that never sent a byte is closed too.
+    let mut silent = idle.into_iter().next().unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    match std::io::Read::read(&mut silent, &mut byte) {
+        Ok(0) => {}
+        Ok(_) => {} // an HTTP-level answer before the close is fine too
+        Err(e) => assert!(
+            matches!(e.kind(), std::io::ErrorKind::ConnectionReset),
+            "the idle connection was not closed: {e}"
+        ),
+    }
     assert_serving(&mut daemon);
 }
 
