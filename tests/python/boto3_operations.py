@@ -72,6 +72,7 @@ def expect_error(code, call, *args, **kwargs):
     assert status == expected_status, f"{code}: HTTP {status}, expected {expected_status}"
     headers = response["ResponseMetadata"]["HTTPHeaders"]
     assert headers.get("x-amzn-requestid"), f"{code}: no x-amzn-RequestId header: {headers}"
+    assert headers.get("content-type") == "application/x-amz-json-1.1", f"{code}: {headers}"
     assert message, f"{code}: empty message"
     return message
 
@@ -91,6 +92,9 @@ state = {}
 @check("CreateKey, DescribeKey, ListKeys, UpdateKeyDescription, tags at creation")
 def _():
     made = kms.create_key(Description="boto3 main", Tags=[{"TagKey": "team", "TagValue": "shred"}])
+    headers = made["ResponseMetadata"]["HTTPHeaders"]
+    assert headers.get("x-amzn-requestid") and made["ResponseMetadata"]["RequestId"] == headers["x-amzn-requestid"], headers
+    assert headers.get("content-type") == "application/x-amz-json-1.1", headers
     meta = made["KeyMetadata"]
     state["key"] = meta["KeyId"]
     assert meta["Arn"] == key_arn(meta["KeyId"]), meta
