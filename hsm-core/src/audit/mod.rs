@@ -170,9 +170,12 @@ pub(crate) fn record_call<T>(
     result
 }
 
+/// A record still to be made durable, with its log.
+type DeferredRecord = (Arc<AuditLog>, Draft);
+
 thread_local! {
     /// Set by [`defer_durability`]: records to be made durable by the caller.
-    static DEFERRED: std::cell::RefCell<Option<Vec<(Arc<AuditLog>, Draft)>>> =
+    static DEFERRED: std::cell::RefCell<Option<Vec<DeferredRecord>>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -182,7 +185,7 @@ thread_local! {
 #[derive(Debug)]
 #[must_use = "a call's result must not be returned before its record is durable"]
 pub struct Durability {
-    records: Vec<(Arc<AuditLog>, Draft)>,
+    records: Vec<DeferredRecord>,
 }
 
 impl Durability {
