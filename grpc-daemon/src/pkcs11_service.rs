@@ -281,8 +281,11 @@ impl Pkcs11Backend for Pkcs11Service {
     ) -> Result<Response<pb::P11KeyHandle>, Status> {
         let r = request.into_inner();
         self.run(Lane::Fast, "P11GenerateSecretKey", move |b| {
-            let key =
-                b.generate_secret_key(r.token_label.as_deref(), r.aes, len(r.len), r.extractable)?;
+            let key = if r.readable {
+                b.make_readable_secret(r.token_label.as_deref(), r.aes, len(r.len), None)?
+            } else {
+                b.generate_secret_key(r.token_label.as_deref(), r.aes, len(r.len), r.extractable)?
+            };
             Ok(wire::key_to_wire(&key))
         })
         .await
@@ -295,8 +298,11 @@ impl Pkcs11Backend for Pkcs11Service {
         let r = request.into_inner();
         let value = Zeroizing::new(r.value);
         self.run(Lane::Fast, "P11ImportSecretKey", move |b| {
-            let key =
-                b.import_secret_key(r.token_label.as_deref(), r.aes, &value, r.extractable)?;
+            let key = if r.readable {
+                b.make_readable_secret(r.token_label.as_deref(), r.aes, value.len(), Some(&value))?
+            } else {
+                b.import_secret_key(r.token_label.as_deref(), r.aes, &value, r.extractable)?
+            };
             Ok(wire::key_to_wire(&key))
         })
         .await
@@ -515,8 +521,38 @@ impl Pkcs11Backend for Pkcs11Service {
         };
         self.run(lane, "P11CopyKey", move |b| {
             let key = wire::key_from_wire(r.key)?;
-            let copy = b.copy_key(&key, r.token_label.as_deref(), r.aes, r.extractable)?;
+            let copy = if r.readable {
+                b.copy_readable_key(&key, r.token_label.as_deref(), r.aes)?
+            } else {
+                b.copy_key(&key, r.token_label.as_deref(), r.aes, r.extractable)?
+            };
             Ok(wire::key_to_wire(&copy))
+        })
+        .await
+    }
+
+    async fn secret_value(
+        &self,
+        request: Request<pb::P11KeyHandle>,
+    ) -> Result<Response<pb::P11BytesResponse>, Status> {
+        let r = request.into_inner();
+        self.run(Lane::Inline, "P11SecretValue", move |b| {
+            let value = b.secret_value(&wire::key_from_wire(Some(r))?)?;
+            Ok(pb::P11BytesResponse {
+                data: value.to_vec(),
+            })
+        })
+        .await
+    }
+
+    async fn seal_secret(
+        &self,
+        request: Request<pb::P11SealSecretRequest>,
+    ) -> Result<Response<pb::P11Empty>, Status> {
+        let r = request.into_inner();
+        self.run(Lane::Slow, "P11SealSecret", move |b| {
+            b.seal_secret(&wire::key_from_wire(r.key)?, r.unextractable)?;
+            Ok(pb::P11Empty {})
         })
         .await
     }

@@ -21,9 +21,11 @@ use crate::outputs::CreateKeyRequest;
 use crate::types::{KeyMetadata, KeySpec, KeyUsage, Origin};
 
 mod copy;
+mod readable;
 mod rows;
 mod session_keys;
 pub use copy::CopiedKey;
+pub use readable::READABLE_TAG;
 pub use rows::MAX_TOUCHED;
 pub use session_keys::{SessionKeyBudget, SessionKeys, MAX_SESSION_KEYS};
 

@@ -36,6 +36,7 @@ const SECRET_KEY_ATTRS: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_DESTROYABLE,
     CKA_START_DATE,
     CKA_END_DATE,
+    CKA_ALLOWED_MECHANISMS,
 ];
 
 /// Builds a secret key's attributes (`key_type` CKK_AES or
@@ -86,6 +87,8 @@ fn secret_key_attrs(
             CKA_KEY_TYPE if as_ulong(v)? != key_type => {
                 return Err(ckr!(CKR_TEMPLATE_INCONSISTENT))
             }
+            CKA_ALLOWED_MECHANISMS => attrs::check_mechanism_list(v)?,
+            CKA_START_DATE | CKA_END_DATE => attrs::check_date(v)?,
             CKA_VALUE_LEN if as_ulong(v)? as usize != len => {
                 return Err(ckr!(
                     CKR_TEMPLATE_INCONSISTENT,
@@ -111,6 +114,12 @@ fn secret_key_attrs(
         a.insert(CKA_KEY_GEN_MECHANISM, ulong(mech));
     }
     Ok(a)
+}
+
+/// Whether a secret key's value may be read: CKA_SENSITIVE false and
+/// CKA_EXTRACTABLE true (PKCS#11 3.0, C_GetAttributeValue).
+pub(crate) fn readable(a: &Attributes) -> bool {
+    !get_bool(a, CKA_SENSITIVE, true) && get_bool(a, CKA_EXTRACTABLE, false)
 }
 
 /// Whether `len` bytes is a valid key of this type.
@@ -187,6 +196,19 @@ fn usable_rsa_crypt_key(
     Ok((key, crate::pubkey::signature_len(&object.attrs)?))
 }
 
+/// Refuses a mechanism the key's CKA_ALLOWED_MECHANISMS leaves out
+/// (CKR_MECHANISM_INVALID, as SoftHSM answers).
+pub(crate) fn check_allowed(object: &Object, m: &Mechanism) -> Result<()> {
+    if attrs::mechanism_allowed(&object.attrs, m.mechanism) {
+        Ok(())
+    } else {
+        Err(ckr!(
+            CKR_MECHANISM_INVALID,
+            "mechanism not among the key's CKA_ALLOWED_MECHANISMS"
+        ))
+    }
+}
+
 /// Checks that `object` is an AES key whose `usage` attribute is true.
 fn usable_aes_key(object: &Object, usage: CK_ATTRIBUTE_TYPE) -> Result<KeyHandle> {
     let key = object
@@ -246,12 +268,17 @@ impl Module {
             None
         };
         let extractable = get_bool(&a, CKA_EXTRACTABLE, false);
-        let key = self.backend.generate_secret_key(
-            label.as_deref(),
-            key_type == CKK_AES,
-            len,
-            extractable,
-        )?;
+        let key = if readable(&a) {
+            self.backend
+                .make_readable_secret(label.as_deref(), key_type == CKK_AES, len, None)?
+        } else {
+            self.backend.generate_secret_key(
+                label.as_deref(),
+                key_type == CKK_AES,
+                len,
+                extractable,
+            )?
+        };
         self.add_object(h, &serial, a, Some(key.clone()))
             .inspect_err(|_| {
                 let _ = self.backend.destroy_key(&key);
@@ -299,12 +326,21 @@ impl Module {
             None
         };
         let extractable = get_bool(&a, CKA_EXTRACTABLE, false);
-        let key = self.backend.import_secret_key(
-            label.as_deref(),
-            key_type == CKK_AES,
-            &value,
-            extractable,
-        )?;
+        let key = if readable(&a) {
+            self.backend.make_readable_secret(
+                label.as_deref(),
+                key_type == CKK_AES,
+                value.len(),
+                Some(&value),
+            )?
+        } else {
+            self.backend.import_secret_key(
+                label.as_deref(),
+                key_type == CKK_AES,
+                &value,
+                extractable,
+            )?
+        };
         self.add_object(h, &serial, a, Some(key.clone()))
             .inspect_err(|_| {
                 let _ = self.backend.destroy_key(&key);
@@ -323,6 +359,7 @@ impl Module {
         self.needs_keys(m, if encrypt { CKF_ENCRYPT } else { CKF_DECRYPT })?;
         let usage = if encrypt { CKA_ENCRYPT } else { CKA_DECRYPT };
         let (mode, key) = self.with_visible_object(h, key, |object| {
+            check_allowed(object, m)?;
             Ok(if m.mechanism == CKM_RSA_PKCS {
                 let (key, modulus_len) = usable_rsa_crypt_key(object, encrypt, m)?;
                 (CipherMode::RsaPkcs1 { modulus_len }, key)
@@ -496,14 +533,15 @@ impl Module {
     ) -> Result<Output> {
         self.needs_keys(m, CKF_WRAP)?;
         let mode = wrap_mode(m)?;
-        let wrapping =
-            usable_aes_key(&self.visible_object(h, wrapping)?, CKA_WRAP).map_err(|e| {
-                if e.rv() == CKR_KEY_TYPE_INCONSISTENT {
-                    ckr!(CKR_WRAPPING_KEY_TYPE_INCONSISTENT)
-                } else {
-                    e
-                }
-            })?;
+        let wrapping = self.visible_object(h, wrapping)?;
+        check_allowed(&wrapping, m)?;
+        let wrapping = usable_aes_key(&wrapping, CKA_WRAP).map_err(|e| {
+            if e.rv() == CKR_KEY_TYPE_INCONSISTENT {
+                ckr!(CKR_WRAPPING_KEY_TYPE_INCONSISTENT)
+            } else {
+                e
+            }
+        })?;
         let target = self.visible_object(h, target)?;
         let key = target
             .key
@@ -535,14 +573,15 @@ impl Module {
         self.needs_keys(m, CKF_UNWRAP)?;
         let mode = wrap_mode(m)?;
         attrs::check_template(template)?;
-        let unwrapping =
-            usable_aes_key(&self.visible_object(h, unwrapping)?, CKA_UNWRAP).map_err(|e| {
-                if e.rv() == CKR_KEY_TYPE_INCONSISTENT {
-                    ckr!(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT)
-                } else {
-                    e
-                }
-            })?;
+        let unwrapping = self.visible_object(h, unwrapping)?;
+        check_allowed(&unwrapping, m)?;
+        let unwrapping = usable_aes_key(&unwrapping, CKA_UNWRAP).map_err(|e| {
+            if e.rv() == CKR_KEY_TYPE_INCONSISTENT {
+                ckr!(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT)
+            } else {
+                e
+            }
+        })?;
         let flag = |t, default| {
             template
                 .iter()

@@ -244,12 +244,17 @@ impl Module {
             None
         };
         let aes = attrs::get_ulong(&new, CKA_KEY_TYPE) == Some(CKK_AES);
-        let copy = self.backend.copy_key(
-            &key,
-            label.as_deref(),
-            aes,
-            get_bool(&new, CKA_EXTRACTABLE, false),
-        )?;
+        let copy = if crate::key_ops::readable(&new) {
+            self.backend
+                .copy_readable_key(&key, label.as_deref(), aes)?
+        } else {
+            self.backend.copy_key(
+                &key,
+                label.as_deref(),
+                aes,
+                get_bool(&new, CKA_EXTRACTABLE, false),
+            )?
+        };
         self.add_object(h, &token, new, Some(copy.clone()))
             .inspect_err(|_| {
                 let _ = self.backend.destroy_key(&copy);
@@ -292,7 +297,18 @@ impl Module {
             .iter()
             .map(|t| {
                 if secret_holder && attrs::is_secret_part(*t) {
-                    return AttrAnswer::Sensitive;
+                    // A secret key made readable gives its value; the
+                    // backend checks again that it was made so.
+                    let readable = object.class() == CKO_SECRET_KEY
+                        && *t == CKA_VALUE
+                        && crate::key_ops::readable(&object.attrs);
+                    return match (&object.key, readable) {
+                        (Some(key), true) => match self.backend.secret_value(key) {
+                            Ok(v) => AttrAnswer::Value(v.to_vec()),
+                            Err(_) => AttrAnswer::Sensitive,
+                        },
+                        _ => AttrAnswer::Sensitive,
+                    };
                 }
                 match object.attrs.get(t) {
                     Some(v) => AttrAnswer::Value(v.clone()),
@@ -359,6 +375,16 @@ impl Module {
             new.insert(*t, v.clone());
         }
         let _no_reload = self.hold_reloads()?;
+        // A readable key that stops being so (CKA_SENSITIVE set, or
+        // CKA_EXTRACTABLE cleared) is sealed in the backend for good.
+        if let (Some(key), CKO_SECRET_KEY) = (&object.key, class) {
+            let was = crate::key_ops::readable(&object.attrs);
+            let unextractable = get_bool(&object.attrs, CKA_EXTRACTABLE, false)
+                && !get_bool(&new, CKA_EXTRACTABLE, false);
+            if was && (!crate::key_ops::readable(&new) || unextractable) {
+                self.backend.seal_secret(key, unextractable)?;
+            }
+        }
         if let Some(id) = &object.backend_id {
             self.backend.update_object(&object.token, id, &new)?;
         }

@@ -42,6 +42,7 @@ const PAIR_ATTRS: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_END_DATE,
     CKA_SIGN_RECOVER,
     CKA_VERIFY_RECOVER,
+    CKA_ALLOWED_MECHANISMS,
 ];
 
 /// DER DigestInfo prefixes for SHA-256/384/512 (RFC 8017 section 9.2).
@@ -367,7 +368,13 @@ impl Module {
                         | CKA_MODIFIABLE
                         | CKA_START_DATE
                         | CKA_END_DATE
+                        | CKA_ALLOWED_MECHANISMS
                 ) {
+                    match *t {
+                        CKA_START_DATE | CKA_END_DATE => attrs::check_date(v)?,
+                        CKA_ALLOWED_MECHANISMS => attrs::check_mechanism_list(v)?,
+                        _ => {}
+                    }
                     target.insert(*t, v.clone());
                 }
             }
@@ -391,6 +398,7 @@ impl Module {
             return Err(ckr!(CKR_MECHANISM_INVALID, "mechanism cannot do this"));
         }
         let op = self.with_visible_object(h, key, |object| {
+            crate::key_ops::check_allowed(object, m)?;
             if object.key.is_none() && object.class() == CKO_PUBLIC_KEY && !signing {
                 if !get_bool(&object.attrs, CKA_VERIFY, false) {
                     return Err(ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED));

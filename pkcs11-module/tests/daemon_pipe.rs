@@ -95,6 +95,7 @@ async fn session_key(client: &mut Pkcs11BackendClient<Channel>, aes: bool) -> pb
             aes,
             len: 32,
             extractable: false,
+            readable: false,
         })
         .await
         .unwrap()

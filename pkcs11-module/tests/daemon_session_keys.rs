@@ -80,6 +80,7 @@ fn session_keys_belong_to_their_connection_and_go_with_it() {
                 aes: true,
                 len: 32,
                 extractable: false,
+                readable: false,
             })
             .await
             .unwrap()

@@ -73,6 +73,7 @@ async fn pins_keys_and_lifecycle_errors_keep_their_ckr_codes() {
             aes: true,
             len: 32,
             extractable: false,
+            readable: false,
         }))
         .await
         .unwrap()

@@ -13,6 +13,9 @@ use crate::mechanisms::random_bytes;
 pub(crate) struct SessionKey {
     pub(crate) bytes: Zeroizing<Vec<u8>>,
     pub(crate) extractable: bool,
+    /// Made with CKA_SENSITIVE false and CKA_EXTRACTABLE true: its value
+    /// may be read (see [`crate::Hsm::p11_secret_value`]).
+    pub(crate) readable: bool,
 }
 
 /// The most session keys that exist at once in one table, or in all the
@@ -86,6 +89,16 @@ impl SessionKeys {
     /// destroy their session keys cannot grow a shared daemon's memory
     /// without bound.
     pub(crate) fn insert(&self, bytes: Zeroizing<Vec<u8>>, extractable: bool) -> Result<u64> {
+        self.insert_with(bytes, extractable, false)
+    }
+
+    /// Like `insert`, saying whether the value may be read.
+    pub(crate) fn insert_with(
+        &self,
+        bytes: Zeroizing<Vec<u8>>,
+        extractable: bool,
+        readable: bool,
+    ) -> Result<u64> {
         let mut keys = self.lock();
         self.budget
             .live
@@ -98,7 +111,14 @@ impl SessionKeys {
                 ))
             })?;
         let id = self.budget.next.fetch_add(1, Ordering::Relaxed) + 1;
-        keys.insert(id, SessionKey { bytes, extractable });
+        keys.insert(
+            id,
+            SessionKey {
+                bytes,
+                extractable: extractable || readable,
+                readable,
+            },
+        );
         Ok(id)
     }
 
@@ -116,6 +136,23 @@ impl SessionKeys {
             return Err(Error::validation("a session key is 1 to 512 bytes"));
         }
         self.insert(Zeroizing::new(bytes.to_vec()), extractable)
+    }
+
+    /// Generates a session key whose value may be read (CKA_SENSITIVE
+    /// false, CKA_EXTRACTABLE true).
+    pub fn generate_readable(&self, len: usize) -> Result<u64> {
+        if len == 0 || len > 512 {
+            return Err(Error::validation("a session key is 1 to 512 bytes"));
+        }
+        self.insert_with(random_bytes(len)?, true, true)
+    }
+
+    /// Takes a secret key value whose value may be read back.
+    pub fn import_readable(&self, bytes: &[u8]) -> Result<u64> {
+        if bytes.is_empty() || bytes.len() > 512 {
+            return Err(Error::validation("a session key is 1 to 512 bytes"));
+        }
+        self.insert_with(Zeroizing::new(bytes.to_vec()), true, true)
     }
 
     /// Forgets (and wipes) a session key.

@@ -299,6 +299,7 @@ impl Backend for DaemonBackend {
             aes,
             len: u32_len(len)?,
             extractable,
+            readable: false,
         };
         let r = self.call("GenerateSecretKey", req, |mut c, r| async move {
             c.generate_secret_key(r).await
@@ -318,6 +319,7 @@ impl Backend for DaemonBackend {
             aes,
             value: value.to_vec(),
             extractable,
+            readable: false,
         };
         let r = self.call("ImportSecretKey", req, |mut c, r| async move {
             c.import_secret_key(r).await
@@ -527,6 +529,82 @@ impl Backend for DaemonBackend {
             token_label: token_label.map(str::to_string),
             aes,
             extractable,
+            readable: false,
+        };
+        let r = self.call(
+            "CopyKey",
+            req,
+            |mut c, r| async move { c.copy_key(r).await },
+        )?;
+        key_from_wire(Some(r))
+    }
+
+    fn make_readable_secret(
+        &self,
+        token_label: Option<&str>,
+        aes: bool,
+        len: usize,
+        value: Option<&[u8]>,
+    ) -> Result<KeyHandle> {
+        let r = match value {
+            None => {
+                let req = pb::P11GenerateSecretKeyRequest {
+                    token_label: token_label.map(str::to_string),
+                    aes,
+                    len: u32_len(len)?,
+                    extractable: true,
+                    readable: true,
+                };
+                self.call("GenerateSecretKey", req, |mut c, r| async move {
+                    c.generate_secret_key(r).await
+                })?
+            }
+            Some(value) => {
+                let req = pb::P11ImportSecretKeyRequest {
+                    token_label: token_label.map(str::to_string),
+                    aes,
+                    value: value.to_vec(),
+                    extractable: true,
+                    readable: true,
+                };
+                self.call("ImportSecretKey", req, |mut c, r| async move {
+                    c.import_secret_key(r).await
+                })?
+            }
+        };
+        key_from_wire(Some(r))
+    }
+
+    fn secret_value(&self, key: &KeyHandle) -> Result<Zeroizing<Vec<u8>>> {
+        let r = self.call("SecretValue", key_to_wire(key), |mut c, r| async move {
+            c.secret_value(r).await
+        })?;
+        Ok(Zeroizing::new(r.data))
+    }
+
+    fn seal_secret(&self, key: &KeyHandle, unextractable: bool) -> Result<()> {
+        let req = pb::P11SealSecretRequest {
+            key: Some(key_to_wire(key)),
+            unextractable,
+        };
+        self.call("SealSecret", req, |mut c, r| async move {
+            c.seal_secret(r).await
+        })?;
+        Ok(())
+    }
+
+    fn copy_readable_key(
+        &self,
+        key: &KeyHandle,
+        token_label: Option<&str>,
+        aes: bool,
+    ) -> Result<KeyHandle> {
+        let req = pb::P11CopyKeyRequest {
+            key: Some(key_to_wire(key)),
+            token_label: token_label.map(str::to_string),
+            aes,
+            extractable: true,
+            readable: true,
         };
         let r = self.call(
             "CopyKey",

@@ -538,6 +538,60 @@ impl Backend for EmbeddedBackend {
         })
     }
 
+    fn make_readable_secret(
+        &self,
+        token_label: Option<&str>,
+        aes: bool,
+        len: usize,
+        value: Option<&[u8]>,
+    ) -> Result<KeyHandle> {
+        Ok(match (token_label, value) {
+            (Some(label), value) => KeyHandle::Stored(
+                self.hsm
+                    .p11_create_readable_secret(label, aes, len, value, "PKCS#11 readable key")?
+                    .key_id,
+            ),
+            (None, Some(v)) => KeyHandle::Session(self.session_keys.import_readable(v)?),
+            (None, None) => KeyHandle::Session(self.session_keys.generate_readable(len)?),
+        })
+    }
+
+    fn secret_value(&self, key: &KeyHandle) -> Result<Zeroizing<Vec<u8>>> {
+        self.hsm
+            .p11_secret_value(&self.session_keys, self.key_ref(key))
+            .map_err(|e| match e {
+                hsm_core::Error::InvalidKeyUsage(_) => ckr!(CKR_ATTRIBUTE_SENSITIVE),
+                other => other.into(),
+            })
+    }
+
+    fn seal_secret(&self, key: &KeyHandle, unextractable: bool) -> Result<()> {
+        Ok(self
+            .hsm
+            .p11_seal_secret(&self.session_keys, self.key_ref(key), unextractable)?)
+    }
+
+    fn copy_readable_key(
+        &self,
+        key: &KeyHandle,
+        token_label: Option<&str>,
+        aes: bool,
+    ) -> Result<KeyHandle> {
+        let copied = self
+            .hsm
+            .p11_copy_readable_secret(&self.session_keys, self.key_ref(key), aes, token_label)
+            .map_err(|e| match e {
+                hsm_core::Error::InvalidKeyUsage(_) => {
+                    ckr!(CKR_ATTRIBUTE_READ_ONLY, "CKA_SENSITIVE cannot be cleared")
+                }
+                other => other.into(),
+            })?;
+        Ok(match copied {
+            hsm_core::token::CopiedKey::Session(id) => KeyHandle::Session(id),
+            hsm_core::token::CopiedKey::Stored(meta) => KeyHandle::Stored(meta.key_id),
+        })
+    }
+
     fn load_changes(&self, token: &str, since: Option<u64>) -> Result<super::ObjectChanges> {
         self.changes(token, since)
     }

@@ -298,6 +298,42 @@ pub trait Backend: Send + Sync {
         Err(no_keys())
     }
 
+    /// Makes a secret key whose value may be read (CKA_SENSITIVE false,
+    /// CKA_EXTRACTABLE true): generated (`value` `None`) or imported; a
+    /// token key in the namespace of the token labelled `token_label`, or
+    /// a session key.
+    fn make_readable_secret(
+        &self,
+        _token_label: Option<&str>,
+        _aes: bool,
+        _len: usize,
+        _value: Option<&[u8]>,
+    ) -> Result<KeyHandle> {
+        Err(no_keys())
+    }
+
+    /// The value of a key made readable (CKR_ATTRIBUTE_SENSITIVE for any
+    /// other).
+    fn secret_value(&self, _key: &KeyHandle) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        Err(no_keys())
+    }
+
+    /// Takes readability (and with `unextractable`, extractability) away
+    /// from a secret key for good.
+    fn seal_secret(&self, _key: &KeyHandle, _unextractable: bool) -> Result<()> {
+        Err(no_keys())
+    }
+
+    /// Copies a readable secret key into a new readable key.
+    fn copy_readable_key(
+        &self,
+        _key: &KeyHandle,
+        _token_label: Option<&str>,
+        _aes: bool,
+    ) -> Result<KeyHandle> {
+        Err(no_keys())
+    }
+
     /// A token's objects as they changed since generation `since` (`None`:
     /// all of them): only the objects of the keys and rows changed since
     /// then when the store can tell, else the whole set.
