@@ -312,3 +312,137 @@ fn changed_headers_change_the_string_to_sign() {
     h.insert("user-agent", HeaderValue::from_static("x"));
     assert_eq!(prepared(&h, now).unwrap().string_to_sign, two);
 }
+
+mod against_aws_sigv4 {
+    //! Requests signed by the `aws-sigv4` crate (the AWS SDK for Rust's
+    //! signer): our canonical request and string to sign, signed with the
+    //! same secret, give its signature, for header values with stray and
+    //! repeated spaces, extra headers and any body.
+
+    use super::*;
+    use proptest::prelude::*;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    fn aws_signed(
+        headers: &[(String, String)],
+        body: &[u8],
+        when: SystemTime,
+        token: Option<&str>,
+    ) -> HeaderMap {
+        use aws_sigv4::http_request::{
+            sign as aws_sign, SignableBody, SignableRequest, SigningSettings,
+        };
+        use aws_sigv4::sign::v4;
+        let identity = aws_credential_types::Credentials::new(
+            "AKIDEXAMPLE",
+            std::str::from_utf8(SECRET).unwrap(),
+            token.map(str::to_string),
+            None,
+            "test",
+        )
+        .into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("kms")
+            .time(when)
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+        let signable = SignableRequest::new(
+            "POST",
+            "https://kms.example:443/",
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            SignableBody::Bytes(body),
+        )
+        .unwrap();
+        let (instructions, _) = aws_sign(signable, &params).unwrap().into_parts();
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        for (k, v) in instructions.headers() {
+            map.insert(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    fn check(headers: &[(String, String)], body: &[u8], token: Option<&str>) {
+        let when = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let map = aws_signed(headers, body, when, token);
+        let payload = sha256_hex(body);
+        let parts = RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &map,
+            payload_sha256: &payload,
+        };
+        let prepared = prepare(
+            &parts,
+            &Expect {
+                region: "us-east-1",
+                now: 1_700_000_000,
+                max_skew_secs: 900,
+            },
+        )
+        .unwrap();
+        let a = &prepared.authorization;
+        assert_eq!(
+            sign(
+                SECRET,
+                &a.date,
+                &a.region,
+                &a.service,
+                &prepared.string_to_sign
+            ),
+            a.signature
+        );
+    }
+
+    #[test]
+    fn kms_shaped_request_with_a_session_token() {
+        let headers = vec![
+            ("host".to_string(), "kms.example".to_string()),
+            (
+                "content-type".to_string(),
+                "application/x-amz-json-1.1".to_string(),
+            ),
+            (
+                "x-amz-target".to_string(),
+                "TrentService.Encrypt".to_string(),
+            ),
+        ];
+        check(
+            &headers,
+            br#"{"KeyId":"k","Plaintext":"aGk="}"#,
+            Some("session-token"),
+        );
+        check(&headers, b"", None);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_header_values_and_body(
+            values in proptest::collection::vec("[ ]{0,3}[a-zA-Z0-9=/+,;:]{1,8}([ ]{1,4}[a-zA-Z0-9]{1,6}){0,3}[ ]{0,3}", 1..5),
+            body in proptest::collection::vec(any::<u8>(), 0..256),
+        ) {
+            let mut headers = vec![
+                ("host".to_string(), "kms.example".to_string()),
+                ("x-amz-target".to_string(), "TrentService.Decrypt".to_string()),
+            ];
+            for (i, v) in values.iter().enumerate() {
+                headers.push((format!("x-test-{i}"), v.clone()));
+            }
+            check(&headers, &body, None);
+        }
+    }
+}
