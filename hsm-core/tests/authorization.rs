@@ -1509,3 +1509,39 @@ fn grant_conditions_operations_grantee_and_aws_resource() {
         1
     );
 }
+
+#[test]
+fn statements_naming_a_resource_apply_to_that_key_only() {
+    let t = story();
+    let (admin, alice) = (root(), user("alice"));
+    let g = t.hsm.gate(&admin);
+    let key = g.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let other = g.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let named = |resource: &str| {
+        policy(&[format!(
+            r#"{{"Effect": "Allow", "Principal": {{"AWS": "{}"}}, "Action": "kms:Encrypt", "Resource": "{resource}"}}"#,
+            arn("alice")
+        )])
+    };
+    let key_arn = format!("{}key/{key}", common::ARN_PREFIX);
+    let other_arn = format!("{}key/{other}", common::ARN_PREFIX);
+    g.put_key_policy(&key, None, &named(&other_arn), false)
+        .unwrap();
+    assert!(is_access_denied(&t.hsm.gate(&alice).encrypt(
+        &key,
+        b"x",
+        &hr(),
+        None
+    )));
+    g.put_key_policy(&key, None, &named(&key_arn), false)
+        .unwrap();
+    assert!(t.hsm.gate(&alice).encrypt(&key, b"x", &hr(), None).is_ok());
+    g.put_key_policy(
+        &key,
+        None,
+        &named("arn:aws:kms:*:111122223333:key/*"),
+        false,
+    )
+    .unwrap();
+    assert!(t.hsm.gate(&alice).encrypt(&key, b"x", &hr(), None).is_ok());
+}

@@ -125,7 +125,7 @@ impl<'a> Gate<'a> {
             let parsed = self.hsm.parse_policy(policy)?;
             let key = self.hsm.key_facts(key_id)?;
             if !bypass_policy_lockout_safety_check {
-                self.lockout_check(&parsed, &key.arn)?;
+                self.lockout_check(&parsed, &key.arn())?;
             }
             self.stop_if_dry_run()?;
             self.hsm.put_key_policy(&key.id, parsed)
@@ -236,7 +236,7 @@ impl<'a> Gate<'a> {
         match decision {
             Decision::Allow => Ok(()),
             Decision::ImplicitDeny if by_grant() => Ok(()),
-            other => Err(denied(&principal, "kms:CreateGrant", &key.arn, other)),
+            other => Err(denied(&principal, "kms:CreateGrant", &key.arn(), other)),
         }
     }
 
@@ -277,7 +277,7 @@ impl<'a> Gate<'a> {
                         grant_id.is_none_or(|id| g.grant_id == id)
                             && grantee.as_deref().is_none_or(|p| g.grantee == p)
                     }),
-                    |g| g.entry(key.arn.clone(), issuing.clone()),
+                    |g| g.entry(key.arn(), issuing.clone()),
                     limit,
                     marker,
                 )
@@ -381,7 +381,7 @@ impl<'a> Gate<'a> {
                     .get(grant_id)
                     .is_some_and(|g| g.key_id == key.id);
                 if !found {
-                    return Err(grant_not_found(grant_id, &key.arn));
+                    return Err(grant_not_found(grant_id, &key.arn()));
                 }
                 self.hsm.remove_grant(grant_id)
             },
@@ -419,7 +419,7 @@ impl<'a> Gate<'a> {
             Some(g) if key.as_ref().is_none_or(|k| k.id == g.key_id) => Ok(g.clone()),
             _ => Err(grant_not_found(
                 &id,
-                &key.map_or_else(|| "any key".to_string(), |k| k.arn),
+                &key.map_or_else(|| "any key".to_string(), |k| k.arn()),
             )),
         }
     }

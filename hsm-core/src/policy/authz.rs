@@ -199,9 +199,15 @@ impl From<PolicyError> for Error {
 /// The facts about the key a request acts on that the decision needs.
 pub(crate) struct KeyFacts {
     pub id: Uuid,
-    pub arn: String,
     pub spec: KeySpec,
     pub usage: KeyUsage,
+}
+
+impl KeyFacts {
+    /// The key's ARN.
+    pub fn arn(&self) -> String {
+        crate::model::key_arn(&self.id)
+    }
 }
 
 /// `kms:EncryptionContext:<k>` and `kms:EncryptionContextKeys`.
@@ -276,7 +282,6 @@ impl Hsm {
         let key = state.key(key_ref)?;
         Ok(KeyFacts {
             id: key.id,
-            arn: key.arn(),
             spec: key.spec,
             usage: key.usage,
         })
@@ -359,7 +364,7 @@ impl Hsm {
         match decision {
             Decision::Allow => Ok(()),
             Decision::ImplicitDeny if by_grant() => Ok(()),
-            other => Err(denied(&principal_arn, request.action, &key.arn, other)),
+            other => Err(denied(&principal_arn, request.action, &key.arn(), other)),
         }
     }
 
@@ -380,10 +385,16 @@ impl Hsm {
         } else {
             &EMPTY_CONTEXT
         };
+        // The key's ARN only when a statement names resources other than "*".
+        let arn = if policy.compiled.needs_resource() {
+            key.arn()
+        } else {
+            String::new()
+        };
         policy.compiled.evaluate(&Request {
             principal: principal_arn,
             action: request.action,
-            resource: &key.arn,
+            resource: &arn,
             context: ctx,
         })
     }

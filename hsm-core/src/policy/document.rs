@@ -66,6 +66,8 @@ pub struct KeyPolicy {
     pub(crate) statements: Vec<Statement>,
     pub(crate) has_deny: bool,
     pub(crate) uses_conditions: bool,
+    /// Some statement names resources other than "*" (or NotResource).
+    pub(crate) needs_resource: bool,
 }
 
 #[derive(Deserialize)]
@@ -409,6 +411,14 @@ impl KeyPolicy {
         Ok(KeyPolicy {
             has_deny: statements.iter().any(|s| s.effect == Effect::Deny),
             uses_conditions: statements.iter().any(|s| !s.conditions.is_empty()),
+            needs_resource: statements.iter().any(|s| {
+                s.resources.negated
+                    || !s
+                        .resources
+                        .patterns
+                        .iter()
+                        .any(|p| *p == super::pattern::Pattern::Any)
+            }),
             statements,
         })
     }
@@ -423,6 +433,12 @@ impl KeyPolicy {
     /// condition values when none has).
     pub fn uses_conditions(&self) -> bool {
         self.uses_conditions
+    }
+
+    /// Whether evaluation looks at the resource (some statement names
+    /// resources other than "*"); when not, any resource string will do.
+    pub fn needs_resource(&self) -> bool {
+        self.needs_resource
     }
 
     /// The number of statements.

@@ -210,6 +210,8 @@ fn grammar_variants_are_accepted() {
         Decision::ExplicitDeny
     );
     assert_eq!(decide(&p, ALICE, "kms:EnableKey", &none()), Decision::Allow);
+    assert!(p.needs_resource(), "a key ARN resource");
+    assert!(!parse(&default_key_policy(ACCOUNT)).needs_resource());
     // NotResource excluding this key.
     let p = parse(&format!(
         r#"{{"Statement": [{{"Effect": "Allow", "Principal": "*", "Action": "kms:*",
