@@ -555,3 +555,50 @@ fn calls_fail_closed_when_records_cannot_be_written() {
     assert_eq!(t.all_key_ids(), vec![key.key_id.clone()]);
     assert_eq!(t.state(&key.key_id), hsm_core::KeyState::Enabled);
 }
+
+#[test]
+fn pkcs11_calls_are_recorded_by_function_and_mechanism() {
+    let t = TestHsm::new();
+    let caller = root();
+    let key = t
+        .hsm
+        .gate(&caller)
+        .create_key(CreateKeyRequest::default())
+        .unwrap();
+    let p11 = Caller::new(Principal::Root, "unix:uid=0,pid=77");
+    t.hsm
+        .record_pkcs11(
+            &p11,
+            "C_Encrypt",
+            Some("CKM_AES_GCM"),
+            Some(&key.key_id),
+            None,
+        )
+        .unwrap();
+    t.hsm
+        .record_pkcs11(
+            &p11,
+            "C_Sign",
+            Some("CKM_ECDSA"),
+            Some(&key.key_id),
+            Some("CKR_KEY_TYPE_INCONSISTENT"),
+        )
+        .unwrap();
+    let records = all_records(&t);
+    let p11_records: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["eventSource"] == "pkcs11.tinfoil.local")
+        .collect();
+    assert_eq!(p11_records.len(), 2);
+    assert_eq!(p11_records[0]["eventName"], "C_Encrypt");
+    assert_eq!(
+        p11_records[0]["requestParameters"]["mechanism"],
+        "CKM_AES_GCM"
+    );
+    assert_eq!(p11_records[0]["resources"][0]["ARN"], key.arn.as_str());
+    assert_eq!(p11_records[0]["readOnly"], true);
+    assert!(p11_records[0].get("errorCode").is_none());
+    assert_eq!(p11_records[1]["eventName"], "C_Sign");
+    assert_eq!(p11_records[1]["errorCode"], "CKR_KEY_TYPE_INCONSISTENT");
+    assert_eq!(p11_records[1]["sourceIPAddress"], "unix:uid=0,pid=77");
+}

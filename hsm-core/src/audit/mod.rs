@@ -230,6 +230,49 @@ pub(crate) fn service_event(hsm: &Hsm, name: &str, key: &uuid::Uuid) -> PendingG
 }
 
 impl Hsm {
+    /// Records one PKCS#11 call that touched a key, for the PKCS#11
+    /// backends that do not pass the gate: `function` is the entry point
+    /// (`C_Sign`), `mechanism` its mechanism (`CKM_ECDSA`), `key_id` the
+    /// Tinfoil key behind the object, `error` the `CKR_*` name of a
+    /// failure. Made durable like any call's record (deferred inside
+    /// [`defer_durability`]); an error means the call must fail
+    /// (`CKR_DEVICE_ERROR`) and its result must not be returned.
+    pub fn record_pkcs11(
+        &self,
+        caller: &Caller,
+        function: &str,
+        mechanism: Option<&str>,
+        key_id: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let action = format!("pkcs11:{function}");
+        let mut draft = Draft::api_call(caller, &action, self.now());
+        if let Some(mechanism) = mechanism {
+            draft.param("mechanism", mechanism.into());
+        }
+        if let Some(key_id) = key_id {
+            draft.param("keyId", key_id.into());
+            if let Ok(id) = self.read_state().resolve(key_id) {
+                draft.resources.push(crate::model::key_arn(&id));
+            }
+        }
+        if let Some(code) = error {
+            draft.error = Some((code.to_string(), format!("{function} failed with {code}")));
+        }
+        let log = Arc::clone(self.audit_log());
+        let deferred = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+            Some(list) => {
+                list.push((Arc::clone(&log), draft.clone()));
+                true
+            }
+            None => false,
+        });
+        if deferred {
+            return Ok(());
+        }
+        log.append_durable(self, draft)
+    }
+
     /// The audit log's public key as a signed-note verifier key
     /// (`name+keyid+base64 key`): what `verify-audit-log` checks
     /// checkpoints with. Not a secret.

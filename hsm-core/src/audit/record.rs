@@ -50,6 +50,13 @@ const MUTATING: &[&str] = &[
     "PruneAuditLog",
     "RotateKey",
     "DeleteKey",
+    "C_GenerateKey",
+    "C_GenerateKeyPair",
+    "C_CreateObject",
+    "C_CopyObject",
+    "C_DestroyObject",
+    "C_SetAttributeValue",
+    "C_UnwrapKey",
 ];
 
 /// `AwsApiCall` (a caller's request) or `AwsServiceEvent` (Tinfoil's own
