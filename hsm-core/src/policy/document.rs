@@ -411,14 +411,9 @@ impl KeyPolicy {
         Ok(KeyPolicy {
             has_deny: statements.iter().any(|s| s.effect == Effect::Deny),
             uses_conditions: statements.iter().any(|s| !s.conditions.is_empty()),
-            needs_resource: statements.iter().any(|s| {
-                s.resources.negated
-                    || !s
-                        .resources
-                        .patterns
-                        .iter()
-                        .any(|p| *p == super::pattern::Pattern::Any)
-            }),
+            needs_resource: statements
+                .iter()
+                .any(|s| s.resources.negated || !s.resources.patterns.contains(&Pattern::Any)),
             statements,
         })
     }
