@@ -669,7 +669,7 @@ fn encode_context(c: &Option<EncryptionContext>) -> Option<String> {
         .map(|m| serde_json::to_string(m).expect("a string map always serializes"))
 }
 
-fn decode_context(text: Option<String>) -> Result<Option<EncryptionContext>> {
+pub(crate) fn decode_context(text: Option<String>) -> Result<Option<EncryptionContext>> {
     text.map(|t| {
         serde_json::from_str(&t).map_err(|_| {
             Error::Internal("the store is corrupt: a malformed grant constraint".into())

@@ -160,7 +160,7 @@ fn encode_params(params: &KdfParams) -> Vec<u8> {
         .collect()
 }
 
-fn decode_params(bytes: &[u8]) -> Result<KdfParams> {
+pub(crate) fn decode_params(bytes: &[u8]) -> Result<KdfParams> {
     let field = |i: usize| -> Result<u32> {
         bytes
             .get(i * 4..i * 4 + 4)

@@ -22,6 +22,8 @@ pub mod changes;
 pub mod clock;
 pub mod envelope;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gate;
 pub mod grants;
 mod hsm;
