@@ -14,8 +14,81 @@ use aws_lc_rs::signature::{
     ECDSA_P384_SHA384_ASN1_SIGNING,
 };
 use base64::Engine as _;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
 
 use super::EsdkError;
+
+/// Bytes handed to the hashing thread at a time.
+const HASH_CHUNK: usize = 64 * 1024;
+/// Chunks queued for the hashing thread.
+const HASH_QUEUE: usize = 4;
+
+/// SHA-384 of a stream, computed on another thread so that it overlaps the
+/// AES-GCM of the frames (it costs more than the AES-GCM itself). The
+/// bytes hashed are the message's (ciphertext), never plaintext.
+struct StreamDigest {
+    current: Vec<u8>,
+    to_worker: Option<SyncSender<Vec<u8>>>,
+    recycled: Receiver<Vec<u8>>,
+    worker: Option<JoinHandle<digest::Digest>>,
+}
+
+impl StreamDigest {
+    fn new() -> StreamDigest {
+        let (to_worker, work) = sync_channel::<Vec<u8>>(HASH_QUEUE);
+        let (give_back, recycled) = sync_channel::<Vec<u8>>(HASH_QUEUE + 2);
+        let worker = std::thread::spawn(move || {
+            let mut ctx = digest::Context::new(&digest::SHA384);
+            while let Ok(mut chunk) = work.recv() {
+                ctx.update(&chunk);
+                chunk.clear();
+                let _ = give_back.try_send(chunk);
+            }
+            ctx.finish()
+        });
+        StreamDigest {
+            current: Vec::with_capacity(HASH_CHUNK),
+            to_worker: Some(to_worker),
+            recycled,
+            worker: Some(worker),
+        }
+    }
+
+    fn update(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let take = (HASH_CHUNK - self.current.len()).min(bytes.len());
+            self.current.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.current.len() == HASH_CHUNK {
+                self.send();
+            }
+        }
+    }
+
+    fn send(&mut self) {
+        let next = self
+            .recycled
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(HASH_CHUNK));
+        let full = std::mem::replace(&mut self.current, next);
+        if let Some(tx) = &self.to_worker {
+            // A dead worker shows at finish (no digest).
+            let _ = tx.send(full);
+        }
+    }
+
+    fn finish(mut self) -> Result<digest::Digest, EsdkError> {
+        if !self.current.is_empty() {
+            self.send();
+        }
+        drop(self.to_worker.take());
+        self.worker
+            .take()
+            .and_then(|w| w.join().ok())
+            .ok_or(EsdkError::Crypto("SHA-384 thread"))
+    }
+}
 
 /// The longest signature accepted in a footer (DER P-384 is at most 104 bytes).
 pub const MAX_SIGNATURE_LEN: usize = 512;
@@ -23,7 +96,7 @@ pub const MAX_SIGNATURE_LEN: usize = 512;
 /// A fresh per-message signing key and the running digest of the message.
 pub struct Signer {
     key: EcdsaKeyPair,
-    digest: digest::Context,
+    digest: StreamDigest,
 }
 
 impl std::fmt::Debug for Signer {
@@ -39,7 +112,7 @@ impl Signer {
             .map_err(|_| EsdkError::Crypto("ECDSA P-384 key generation"))?;
         Ok(Signer {
             key,
-            digest: digest::Context::new(&digest::SHA384),
+            digest: StreamDigest::new(),
         })
     }
 
@@ -60,7 +133,7 @@ impl Signer {
 
     /// The footer: the signature's length and its DER encoding.
     pub fn finish(self) -> Result<Vec<u8>, EsdkError> {
-        let digest = self.digest.finish();
+        let digest = self.digest.finish()?;
         let sig = self
             .key
             .sign_digest(&digest)
@@ -78,7 +151,7 @@ impl Signer {
 /// have signed it.
 pub struct Verifier {
     public_key: Vec<u8>,
-    digest: digest::Context,
+    digest: StreamDigest,
 }
 
 impl Verifier {
@@ -95,7 +168,7 @@ impl Verifier {
             })?;
         Ok(Verifier {
             public_key,
-            digest: digest::Context::new(&digest::SHA384),
+            digest: StreamDigest::new(),
         })
     }
 
@@ -106,7 +179,7 @@ impl Verifier {
 
     /// Checks a DER signature over everything added.
     pub fn verify(self, signature: &[u8]) -> Result<(), EsdkError> {
-        let digest = self.digest.finish();
+        let digest = self.digest.finish()?;
         UnparsedPublicKey::new(&ECDSA_P384_SHA384_ASN1, &self.public_key)
             .verify_digest(&digest, signature)
             .map_err(|_| EsdkError::Signature)
