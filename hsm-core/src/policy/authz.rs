@@ -212,8 +212,10 @@ impl KeyFacts {
 
 /// `kms:EncryptionContext:<k>` and `kms:EncryptionContextKeys`.
 fn add_context(ctx: &mut ConditionContext, context: &EncryptionContext) {
+    // Distinct map keys; two differing only in case both stay, and a
+    // condition on that key sees the first.
     for (k, v) in context {
-        ctx.set(&format!("kms:EncryptionContext:{k}"), v.clone());
+        ctx.push(format!("kms:EncryptionContext:{k}"), vec![v.clone()]);
     }
     ctx.set_all(
         "kms:EncryptionContextKeys",

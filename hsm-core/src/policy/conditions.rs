@@ -41,6 +41,14 @@ impl ConditionContext {
         }
     }
 
+    /// Adds a key known not to be set yet (no search for an earlier value:
+    /// linear in the number of keys when filling a context).
+    pub(crate) fn push(&mut self, key: String, values: Vec<String>) {
+        if !values.is_empty() {
+            self.entries.push((key, values));
+        }
+    }
+
     /// The values of `key`, if the request has any.
     pub fn get(&self, key: &str) -> Option<&[String]> {
         self.entries
