@@ -150,3 +150,103 @@ impl KmsService {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tinfoil_proto::v1 as pb;
+    use tinfoil_proto::v1::key_management_server::KeyManagement;
+    use tonic::{Code, Request};
+
+    use crate::service::tests::service;
+    use crate::service::CallLimits;
+    use crate::status::reason_of;
+
+    async fn key(svc: &crate::service::KmsService) -> String {
+        svc.create_key(Request::new(pb::CreateKeyRequest::default()))
+            .await
+            .unwrap()
+            .into_inner()
+            .key_metadata
+            .unwrap()
+            .key_id
+    }
+
+    fn encrypt(key_id: &str) -> Request<pb::EncryptRequest> {
+        Request::new(pb::EncryptRequest {
+            key_id: key_id.to_string(),
+            plaintext: b"audited".to_vec(),
+            ..Default::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_crypto_call_answers_after_its_record_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(&dir, CallLimits::default());
+        let key_id = key(&svc).await;
+        svc.encrypt(encrypt(&key_id)).await.unwrap();
+        let page = svc
+            .lookup_events(Request::new(pb::LookupEventsRequest {
+                lookup_attributes: vec![pb::LookupAttribute {
+                    attribute_key: "EventName".into(),
+                    attribute_value: "Encrypt".into(),
+                }],
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(page.events.len(), 1);
+        assert!(page.events[0].cloud_trail_event.contains(&key_id));
+        let err = svc
+            .lookup_events(Request::new(pb::LookupEventsRequest {
+                lookup_attributes: vec![pb::LookupAttribute {
+                    attribute_key: "Colour".into(),
+                    attribute_value: "red".into(),
+                }],
+                ..Default::default()
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+    }
+
+    #[tokio::test]
+    async fn a_record_that_cannot_be_written_fails_the_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(&dir, CallLimits::default());
+        let key_id = key(&svc).await;
+        // The audit table refuses every insert, as a full disk would.
+        let conn = rusqlite::Connection::open(dir.path().join("store").join("tinfoil.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TRIGGER audit_full BEFORE INSERT ON audit_records
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+        )
+        .unwrap();
+        drop(conn);
+        let err = svc.encrypt(encrypt(&key_id)).await.unwrap_err();
+        assert_eq!(err.code(), Code::Internal, "{err:?}");
+        assert_eq!(reason_of(&err).as_deref(), Some("KMSInternalException"));
+        assert!(
+            err.message().contains("audit log cannot be written"),
+            "{}",
+            err.message()
+        );
+        let err = svc
+            .disable_key(Request::new(pb::DisableKeyRequest {
+                key_id: key_id.clone(),
+            }))
+            .await
+            .unwrap_err();
+        assert!(
+            err.message().contains("audit log cannot be written"),
+            "{}",
+            err.message()
+        );
+        // Nothing changed.
+        assert_eq!(
+            svc.hsm().describe_key(&key_id).unwrap().key_state,
+            hsm_core::KeyState::Enabled
+        );
+    }
+}
