@@ -279,6 +279,8 @@ impl Pkcs11Backend for Pkcs11Service {
         &self,
         request: Request<pb::P11GenerateSecretKeyRequest>,
     ) -> Result<Response<pb::P11KeyHandle>, Status> {
+        let caller = self.caller_of(&request)?;
+        self.check_key_creation(&caller, "C_GenerateKey")?;
         let r = request.into_inner();
         self.run(Lane::Fast, "P11GenerateSecretKey", move |b| {
             let key = if r.readable {
@@ -289,12 +291,18 @@ impl Pkcs11Backend for Pkcs11Service {
             Ok(wire::key_to_wire(&key))
         })
         .await
+        .and_then(|response| {
+            self.adopt_created(&caller, &response)?;
+            Ok(response)
+        })
     }
 
     async fn import_secret_key(
         &self,
         request: Request<pb::P11ImportSecretKeyRequest>,
     ) -> Result<Response<pb::P11KeyHandle>, Status> {
+        let caller = self.caller_of(&request)?;
+        self.check_key_creation(&caller, "C_CreateObject")?;
         let r = request.into_inner();
         let value = Zeroizing::new(r.value);
         self.run(Lane::Fast, "P11ImportSecretKey", move |b| {
@@ -306,13 +314,19 @@ impl Pkcs11Backend for Pkcs11Service {
             Ok(wire::key_to_wire(&key))
         })
         .await
+        .and_then(|response| {
+            self.adopt_created(&caller, &response)?;
+            Ok(response)
+        })
     }
 
     async fn hmac(
         &self,
         request: Request<pb::P11HmacRequest>,
     ) -> Result<Response<pb::P11BytesResponse>, Status> {
+        let caller = self.caller_of(&request)?;
         let r = request.into_inner();
+        self.check_key_use(&caller, r.key.as_ref(), "C_Sign", "kms:GenerateMac")?;
         let data = Zeroizing::new(r.data);
         self.run(symmetric_lane(data.len()), "P11Hmac", move |b| {
             let key = wire::key_from_wire(r.key)?;
@@ -326,7 +340,9 @@ impl Pkcs11Backend for Pkcs11Service {
         &self,
         request: Request<pb::P11HmacVerifyRequest>,
     ) -> Result<Response<pb::P11BoolResponse>, Status> {
+        let caller = self.caller_of(&request)?;
         let r = request.into_inner();
+        self.check_key_use(&caller, r.key.as_ref(), "C_Verify", "kms:VerifyMac")?;
         let data = Zeroizing::new(r.data);
         self.run(symmetric_lane(data.len()), "P11HmacVerify", move |b| {
             let key = wire::key_from_wire(r.key)?;
@@ -364,7 +380,14 @@ impl Pkcs11Backend for Pkcs11Service {
         &self,
         request: Request<pb::P11AesRequest>,
     ) -> Result<Response<pb::P11BytesResponse>, Status> {
+        let caller = self.caller_of(&request)?;
         let r = request.into_inner();
+        let (function, action) = if r.encrypt {
+            ("C_Encrypt", "kms:Encrypt")
+        } else {
+            ("C_Decrypt", "kms:Decrypt")
+        };
+        self.check_key_use(&caller, r.key.as_ref(), function, action)?;
         let data = Zeroizing::new(r.data);
         self.run(symmetric_lane(data.len()), "P11Aes", move |b| {
             let key = wire::key_from_wire(r.key)?;
@@ -382,7 +405,14 @@ impl Pkcs11Backend for Pkcs11Service {
         &self,
         request: Request<pb::P11RsaOaepRequest>,
     ) -> Result<Response<pb::P11BytesResponse>, Status> {
+        let caller = self.caller_of(&request)?;
         let r = request.into_inner();
+        let (function, action) = if r.encrypt {
+            ("C_Encrypt", "kms:Encrypt")
+        } else {
+            ("C_Decrypt", "kms:Decrypt")
+        };
+        self.check_key_use(&caller, r.key.as_ref(), function, action)?;
         let data = Zeroizing::new(r.data);
         self.run(Lane::Fast, "P11RsaOaep", move |b| {
             let key = wire::key_from_wire(r.key)?;
@@ -398,7 +428,9 @@ impl Pkcs11Backend for Pkcs11Service {
         &self,
         request: Request<pb::P11WrapRequest>,
     ) -> Result<Response<pb::P11BytesResponse>, Status> {
+        let caller = self.caller_of(&request)?;
         let r = request.into_inner();
+        self.check_key_use(&caller, r.wrapping.as_ref(), "C_WrapKey", "kms:Encrypt")?;
         self.run(Lane::Fast, "P11Wrap", move |b| {
             let wrapping = wire::key_from_wire(r.wrapping)?;
             let target = wire::key_from_wire(r.target)?;
@@ -412,7 +444,9 @@ impl Pkcs11Backend for Pkcs11Service {
         &self,
         request: Request<pb::P11UnwrapRequest>,
     ) -> Result<Response<pb::P11UnwrapResponse>, Status> {
+        let caller = self.caller_of(&request)?;
         let r = request.into_inner();
+        self.check_key_use(&caller, r.unwrapping.as_ref(), "C_UnwrapKey", "kms:Decrypt")?;
         self.run(Lane::Fast, "P11Unwrap", move |b| {
             let unwrapping = wire::key_from_wire(r.unwrapping)?;
             let (key, n) = b.unwrap(
@@ -428,12 +462,18 @@ impl Pkcs11Backend for Pkcs11Service {
             })
         })
         .await
+        .and_then(|response| {
+            self.adopt_created(&caller, &response)?;
+            Ok(response)
+        })
     }
 
     async fn generate_key_pair(
         &self,
         request: Request<pb::P11GenerateKeyPairRequest>,
     ) -> Result<Response<pb::P11GenerateKeyPairResponse>, Status> {
+        let caller = self.caller_of(&request)?;
+        self.check_key_creation(&caller, "C_GenerateKeyPair")?;
         let r = request.into_inner();
         self.run(Lane::Slow, "P11GenerateKeyPair", move |b| {
             let spec = wire::spec_from_wire(&r.key_spec)?;
@@ -445,13 +485,19 @@ impl Pkcs11Backend for Pkcs11Service {
             })
         })
         .await
+        .and_then(|response| {
+            self.adopt_created(&caller, &response)?;
+            Ok(response)
+        })
     }
 
     async fn sign(
         &self,
         request: Request<pb::P11SignRequest>,
     ) -> Result<Response<pb::P11BytesResponse>, Status> {
+        let caller = self.caller_of(&request)?;
         let r = request.into_inner();
+        self.check_key_use(&caller, r.key.as_ref(), "C_Sign", "kms:Sign")?;
         // RSA private operations take about a millisecond: the pool's.
         let lane = match &r.how {
             Some(pb::P11RawSign {
@@ -471,7 +517,9 @@ impl Pkcs11Backend for Pkcs11Service {
         &self,
         request: Request<pb::P11VerifyRequest>,
     ) -> Result<Response<pb::P11BoolResponse>, Status> {
+        let caller = self.caller_of(&request)?;
         let r = request.into_inner();
+        self.check_key_use(&caller, r.key.as_ref(), "C_Verify", "kms:Verify")?;
         self.run(Lane::Inline, "P11Verify", move |b| {
             let key = wire::key_from_wire(r.key)?;
             let ok = b.verify(&key, wire::sign_from_wire(r.how)?, &r.input, &r.signature)?;
@@ -496,7 +544,14 @@ impl Pkcs11Backend for Pkcs11Service {
         &self,
         request: Request<pb::P11RsaPkcs1CryptRequest>,
     ) -> Result<Response<pb::P11BytesResponse>, Status> {
+        let caller = self.caller_of(&request)?;
         let r = request.into_inner();
+        let (function, action) = if r.encrypt {
+            ("C_Encrypt", "kms:Encrypt")
+        } else {
+            ("C_Decrypt", "kms:Decrypt")
+        };
+        self.check_key_use(&caller, r.key.as_ref(), function, action)?;
         let data = Zeroizing::new(r.data);
         // Decryption is a private-key operation: the pool's.
         self.run(Lane::Fast, "P11RsaPkcs1Crypt", move |b| {
@@ -605,6 +660,7 @@ impl Pkcs11Backend for Pkcs11Service {
     }
 }
 
+mod authz;
 pub mod pipe;
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,7 @@
 
 use zeroize::Zeroizing;
 
+mod pkcs11;
 mod policies_grants;
 
 use crate::error::{Error, Result};

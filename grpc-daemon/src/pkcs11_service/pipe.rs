@@ -15,7 +15,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::Pkcs11Service;
-use crate::connection::CONNECTION;
+use crate::connection::{ConnectionInfo, CONNECTION};
 use tinfoil_proto::v1::pkcs11_backend_server::Pkcs11Backend;
 
 /// The stream of replies.
@@ -50,18 +50,32 @@ fn bool_reply(answer: Result<Response<pb::P11BoolResponse>, Status>) -> pb::P11P
     }
 }
 
+/// A request carrying the pipe's connection, so the handler finds the
+/// same caller as for a unary call on that connection.
+fn with_peer<T>(message: T, peer: Option<&ConnectionInfo>) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(info) = peer {
+        request.extensions_mut().insert(info.clone());
+    }
+    request
+}
+
 impl Pkcs11Service {
     /// Answers one call with the unary handler of the same name.
-    async fn pipe_call(&self, call: pb::P11PipeCall) -> pb::P11PipeReply {
+    async fn pipe_call(
+        &self,
+        call: pb::P11PipeCall,
+        peer: Option<&ConnectionInfo>,
+    ) -> pb::P11PipeReply {
         use pb::p11_pipe_call::Call;
         match call.call {
-            Some(Call::Aes(r)) => bytes_reply(self.aes(Request::new(r)).await),
-            Some(Call::Sign(r)) => bytes_reply(self.sign(Request::new(r)).await),
-            Some(Call::Verify(r)) => bool_reply(self.verify(Request::new(r)).await),
-            Some(Call::Hmac(r)) => bytes_reply(self.hmac(Request::new(r)).await),
-            Some(Call::HmacVerify(r)) => bool_reply(self.hmac_verify(Request::new(r)).await),
+            Some(Call::Aes(r)) => bytes_reply(self.aes(with_peer(r, peer)).await),
+            Some(Call::Sign(r)) => bytes_reply(self.sign(with_peer(r, peer)).await),
+            Some(Call::Verify(r)) => bool_reply(self.verify(with_peer(r, peer)).await),
+            Some(Call::Hmac(r)) => bytes_reply(self.hmac(with_peer(r, peer)).await),
+            Some(Call::HmacVerify(r)) => bool_reply(self.hmac_verify(with_peer(r, peer)).await),
             Some(Call::GenerateRandom(r)) => {
-                bytes_reply(self.generate_random(Request::new(r)).await)
+                bytes_reply(self.generate_random(with_peer(r, peer)).await)
             }
             None => error_reply(Status::invalid_argument("an empty pipe call")),
         }
@@ -74,12 +88,14 @@ impl Pkcs11Service {
         request: Request<Streaming<pb::P11PipeCall>>,
     ) -> Result<Response<PipeReplies>, Status> {
         let connection = crate::connection::current();
+        let peer = request.extensions().get::<ConnectionInfo>().cloned();
         let service = self.clone();
         let replies = request.into_inner().then(move |call| {
             let service = service.clone();
+            let peer = peer.clone();
             async move {
                 let call = call?;
-                let answer = service.pipe_call(call);
+                let answer = service.pipe_call(call, peer.as_ref());
                 Ok(match connection {
                     Some(id) => CONNECTION.scope(id, answer).await,
                     None => answer.await,
