@@ -30,7 +30,7 @@ pub struct DevDaemon {
 }
 
 impl DevDaemon {
-    /// Starts `tinfoild --dev` and reads its four export lines.
+    /// Starts `tinfoild --dev` and reads its export lines.
     pub fn start() -> DevDaemon {
         let dir = tempfile::Builder::new()
             .prefix("tinfoil-kms-")
@@ -54,7 +54,7 @@ impl DevDaemon {
             let mut lines = Vec::new();
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                let done = line.starts_with("export AWS_REGION=");
+                let done = line.starts_with("stop with");
                 lines.push(line);
                 if done {
                     let _ = tx.send(lines.clone());
@@ -78,9 +78,24 @@ impl DevDaemon {
                 .unwrap_or_else(|| panic!("no {name} line in {lines:?}"))
                 .to_string()
         };
-        let exports: Vec<&String> = lines.iter().filter(|l| l.starts_with("export ")).collect();
-        assert_eq!(exports.len(), 4, "exactly four export lines: {exports:?}");
+        let names: Vec<&str> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split('=').next())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "AWS_ENDPOINT_URL_KMS",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_REGION",
+                "AWS_DEFAULT_REGION"
+            ],
+            "the export lines: {lines:?}"
+        );
         assert_eq!(value("AWS_REGION"), REGION);
+        assert_eq!(value("AWS_DEFAULT_REGION"), REGION);
         let url = value("AWS_ENDPOINT_URL_KMS");
         let addr: SocketAddr = url
             .strip_prefix("http://")
