@@ -602,3 +602,59 @@ fn pkcs11_calls_are_recorded_by_function_and_mechanism() {
     assert_eq!(p11_records[1]["errorCode"], "CKR_KEY_TYPE_INCONSISTENT");
     assert_eq!(p11_records[1]["sourceIPAddress"], "unix:uid=0,pid=77");
 }
+
+#[test]
+fn a_partial_export_starts_on_a_checkpoint_and_a_pruned_log_still_verifies() {
+    let t = TestHsm::new();
+    let caller = root();
+    let gate = t.hsm.gate(&caller);
+    let key = gate.create_key(CreateKeyRequest::default()).unwrap();
+    for i in 0..20 {
+        gate.encrypt(&key.key_id, b"x", &context(), None).unwrap();
+        if i % 5 == 4 {
+            t.advance_seconds(61);
+        }
+    }
+    // From the middle: moved back to the record after a checkpoint.
+    let page = gate.export_audit_log(14, 0).unwrap();
+    let first = page.records[0].0;
+    assert!(first <= 14 && first > 1, "starts at {first}");
+    assert!(page.checkpoints.iter().any(|(size, _)| *size == first - 1));
+    // Prune is refused before an export confirmed the records.
+    let err = gate.prune_audit_log(10).unwrap_err();
+    assert!(matches!(err, Error::Validation(_)), "{err:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    let key_text = export(&t, &tmp.path().join("all"));
+    let outcome = gate.prune_audit_log(12).unwrap();
+    assert!(
+        outcome.pruned > 0 && outcome.first_kept <= 12,
+        "{outcome:?}"
+    );
+    let after = tmp.path().join("after-prune");
+    export(&t, &after);
+    let report = verify_dir(&after, &key_text).expect("a pruned log verifies from its anchor");
+    assert_eq!(report.first, outcome.first_kept);
+    // Without its anchoring checkpoint the first record is refused.
+    let anchor = after
+        .join("checkpoints")
+        .join(format!("checkpoint-{:020}.txt", outcome.first_kept - 1));
+    std::fs::remove_file(&anchor).unwrap();
+    let manifest_path = after.join("manifest.json");
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let files: Vec<Value> = manifest["checkpointFiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            !f.as_str()
+                .unwrap()
+                .ends_with(&format!("{:020}.txt", outcome.first_kept - 1))
+        })
+        .cloned()
+        .collect();
+    manifest["checkpointFiles"] = Value::Array(files);
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let err = verify_dir(&after, &key_text).unwrap_err();
+    assert!(err.contains("not anchored"), "{err}");
+}
