@@ -484,9 +484,10 @@ pub fn prepare(parts: &RequestParts<'_>, expect: &Expect<'_>) -> Result<Prepared
 }
 
 /// The SigV4 signature of `string_to_sign` with `secret` (lower-case
-/// hex). The daemon itself never holds a secret; this is the client's
-/// half, for tests and for the store-less dev credentials.
-pub fn sign(
+/// hex): the client's half, for the tests. The daemon never holds a secret;
+/// hsm-core verifies.
+#[cfg(test)]
+pub(crate) fn sign(
     secret: &[u8],
     date: &str,
     region: &str,
