@@ -93,6 +93,11 @@ pub struct SettingsInput {
     /// instead of being refused (default false).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub socket_anonymous_uids: Option<bool>,
+    /// Account-level actions users may call (administrators may call all):
+    /// comma-separated KMS names, with or without `kms:` (default
+    /// CreateKey,ListKeys,ListAliases,GenerateRandom; empty: none).
+    #[arg(long, value_delimiter = ',')]
+    pub user_account_actions: Option<Vec<String>>,
     /// Argon2id memory in KiB for `init` (default 65536).
     #[arg(long)]
     pub kdf_memory_kib: Option<u32>,
@@ -138,6 +143,7 @@ impl SettingsInput {
             kms_read_timeout_ms: self.kms_read_timeout_ms.or(base.kms_read_timeout_ms),
             socket_group: self.socket_group.or(base.socket_group),
             socket_anonymous_uids: self.socket_anonymous_uids.or(base.socket_anonymous_uids),
+            user_account_actions: self.user_account_actions.or(base.user_account_actions),
             kdf_memory_kib: self.kdf_memory_kib.or(base.kdf_memory_kib),
             kdf_iterations: self.kdf_iterations.or(base.kdf_iterations),
             kdf_parallelism: self.kdf_parallelism.or(base.kdf_parallelism),
@@ -235,6 +241,9 @@ pub struct Settings {
     pub socket_group: Option<u32>,
     /// Whether unbound socket uids act as `uid-N` instead of being refused.
     pub socket_anonymous_uids: bool,
+    /// Account-level actions users may call, when configured (else the
+    /// core's default).
+    pub user_account_actions: Option<Vec<String>>,
 }
 
 /// A group's id from its number or its name in /etc/group.
@@ -383,6 +392,9 @@ impl Settings {
             )?),
             socket_group: input.socket_group.as_deref().map(group_id).transpose()?,
             socket_anonymous_uids: input.socket_anonymous_uids.unwrap_or(false),
+            user_account_actions: input
+                .user_account_actions
+                .map(|actions| actions.into_iter().filter(|a| !a.trim().is_empty()).collect()),
             data_dir,
             listen,
             passphrase_file: input.passphrase_file,

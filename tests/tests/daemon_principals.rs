@@ -85,8 +85,11 @@ fn socket_callers_are_who_the_kernel_says_they_are() {
         "arn:aws:iam::111122223333:user/snape"
     );
 
-    // Now the uid acts as that user: administrators' operations stay refused
-    // and name the user.
+    // Now the uid acts as that user: account-level reads allowed to users
+    // by default work...
+    let out = cli_as_other(&daemon.endpoint, &["list-keys"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // ...and administrators' operations stay refused, naming the user.
     let out = cli_as_other(&daemon.endpoint, &["create-user", "--user-name", "mallory"]);
     assert_kms_error(&out, "AccessDeniedException");
     assert!(stderr(&out).contains("user/snape"), "{}", stderr(&out));
@@ -135,5 +138,35 @@ fn the_default_socket_is_for_the_daemons_owner_only() {
         let out = cli_as_other(&daemon.endpoint, &["list-keys"]);
         assert!(!out.status.success());
     }
+    daemon.stop();
+}
+
+#[test]
+fn user_account_actions_limit_what_users_may_call_on_the_account() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run the CLI as another uid (scripts/test runs as root)");
+        return;
+    }
+    let store = Store::init();
+    let (daemon, _socket_dir) =
+        daemon_with_group_socket(&store, &["--user-account-actions", "CreateKey"]);
+    let out = daemon.cli(&[
+        "create-user",
+        "--user-name",
+        "snape",
+        "--unix-uid",
+        &OTHER_UID.to_string(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // CreateKey is allowed (and the key is the creator's to use)...
+    let created = cli_as_other(&daemon.endpoint, &["create-key", "--output", "json"]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let key: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let key_id = key["KeyMetadata"]["KeyId"].as_str().unwrap().to_string();
+    let out = cli_as_other(&daemon.endpoint, &["describe-key", "--key-id", &key_id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // ...ListKeys is no longer.
+    let out = cli_as_other(&daemon.endpoint, &["list-keys"]);
+    assert_kms_error(&out, "AccessDeniedException");
     daemon.stop();
 }

@@ -154,6 +154,9 @@ fn serve(args: CommonArgs, env_secret: Option<SecretString>) -> Result<(), Daemo
     let secret = passphrase::resolve(settings.passphrase_file.as_deref(), env_secret, false)?;
     let options = options(&settings, clock_file)?;
     let hsm = Arc::new(Hsm::open(&settings.data_dir, &secret, options)?);
+    if let Some(actions) = &settings.user_account_actions {
+        hsm.set_user_account_actions(actions);
+    }
     drop(secret);
     if std::env::var_os(AUDIT_NO_FSYNC_VAR).is_some_and(|v| v == "1") {
         // Benchmarks only: the cost of fsyncing each call's audit record.
