@@ -405,9 +405,7 @@ fn candidates<'a>(
         let Ok(arn) = std::str::from_utf8(&edk.provider_info) else {
             continue;
         };
-        if allowed.is_empty() {
-            out.push((edk, arn.to_string()));
-        } else if allowed.iter().any(|k| key_matches(arn, k)) {
+        if allowed.is_empty() || allowed.iter().any(|k| key_matches(arn, k)) {
             out.push((edk, arn.to_string()));
         } else {
             // An alias resolves inside tinfoild, which refuses a blob made
@@ -513,11 +511,11 @@ pub enum FileCommand {
 
 impl FileCommand {
     /// The file command, or the command given back when it is another one.
-    pub fn split(command: Command) -> Result<FileCommand, Command> {
+    pub fn split(command: Command) -> Result<FileCommand, Box<Command>> {
         match command {
             Command::EncryptFile(a) => Ok(FileCommand::Encrypt(a)),
             Command::DecryptFile(a) => Ok(FileCommand::Decrypt(a)),
-            other => Err(other),
+            other => Err(Box::new(other)),
         }
     }
 }

@@ -77,7 +77,7 @@ fn main() -> ExitCode {
     };
     let command = match file_crypt::FileCommand::split(command) {
         Ok(file) => return file_crypt::run(&runtime, &endpoint, &tls, file),
-        Err(other) => other,
+        Err(other) => *other,
     };
     let result = runtime.block_on(async {
         let channel = client::connect(&endpoint, &tls)
