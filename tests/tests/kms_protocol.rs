@@ -100,6 +100,22 @@ async fn aws_sdk_kms_round_trip() {
         .await
         .expect("DescribeKey by alias");
     assert_eq!(by_alias.key_metadata().unwrap().key_id(), key_id);
+    let by_alias_arn = kms
+        .encrypt()
+        .key_id("arn:aws:kms:us-east-1:111122223333:alias/sdk")
+        .plaintext(Blob::new(b"via alias ARN".to_vec()))
+        .send()
+        .await
+        .expect("Encrypt by alias ARN");
+    assert_eq!(by_alias_arn.key_id(), Some(arn.as_str()));
+    // An ARN of another account or region names no key here.
+    let err = kms
+        .describe_key()
+        .key_id(format!("arn:aws:kms:eu-west-1:111122223333:key/{key_id}"))
+        .send()
+        .await
+        .expect_err("another region's ARN");
+    assert!(err.into_service_error().is_not_found_exception());
 
     // Decrypt naming another key than the blob's: IncorrectKeyException.
     let other = kms.create_key().send().await.expect("CreateKey 2");

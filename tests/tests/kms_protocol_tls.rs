@@ -19,7 +19,7 @@ fn openssl(dir: &Path, args: &[&str]) {
     assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
 }
 
-/// A CA and a server certificate for 127.0.0.1 it signed.
+/// A CA, a server certificate for 127.0.0.1 and a client certificate it signed.
 fn make_pki(dir: &Path) {
     let ec = [
         "-newkey",
@@ -77,11 +77,60 @@ fn make_pki(dir: &Path) {
             "server.pem",
         ],
     );
+    std::fs::write(
+        dir.join("client.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    let mut req = vec!["req"];
+    req.extend(ec);
+    req.extend([
+        "-subj",
+        "/CN=kms-client",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+    ]);
+    openssl(dir, &req);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+            "-out",
+            "client.pem",
+        ],
+    );
 }
 
 /// `curl` POSTing a KMS call, SigV4-signed by curl with `key` (None: unsigned).
 fn curl(url: &str, ca: &Path, key: Option<&AccessKey>, op: &str, body: &str) -> Output {
+    curl_with(url, ca, &[], key, op, body)
+}
+
+/// [`curl`] with extra curl arguments (a client certificate).
+fn curl_with(
+    url: &str,
+    ca: &Path,
+    extra: &[&str],
+    key: Option<&AccessKey>,
+    op: &str,
+    body: &str,
+) -> Output {
     let mut cmd = Command::new("curl");
+    cmd.args(extra);
     cmd.args(["-sS", "--max-time", "60", "-o", "-", "-w", "\n%{http_code}"])
         .arg("--cacert")
         .arg(ca)
@@ -214,4 +263,52 @@ fn plain_http_only_on_loopback_with_the_flag() {
             stderr(&out)
         );
     }
+}
+
+#[test]
+fn tls_client_ca_requires_a_client_certificate() {
+    let store = Store::init();
+    let pki = store.dir.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    make_pki(&pki);
+    let port = free_port();
+    let listen = format!("tcp:127.0.0.1:{port}");
+    let file = |name: &str| pki.join(name).to_str().unwrap().to_string();
+    let daemon = Daemon::start(
+        &store,
+        &[
+            "--kms-listen",
+            &listen,
+            "--tls-cert-file",
+            &file("server.pem"),
+            "--tls-key-file",
+            &file("server.key"),
+            "--tls-client-ca-file",
+            &file("ca.pem"),
+        ],
+    );
+    let admin = create_access_key(&daemon, "root");
+    let url = format!("https://127.0.0.1:{port}/");
+    let ca = pki.join("ca.pem");
+    // Without a client certificate the handshake fails: no answer at all.
+    let out = curl(&url, &ca, Some(&admin), "ListKeys", "{}");
+    assert!(
+        !out.status.success(),
+        "served without a client certificate: {}",
+        stdout(&out)
+    );
+    // With one it is served.
+    let (cert, key) = (file("client.pem"), file("client.key"));
+    let out = curl_with(
+        &url,
+        &ca,
+        &["--cert", &cert, "--key", &key],
+        Some(&admin),
+        "ListKeys",
+        "{}",
+    );
+    let (status, body) = answer(&out);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["Truncated"], false);
+    assert!(daemon.stop().success());
 }
