@@ -601,6 +601,18 @@ fn pkcs11_calls_are_recorded_by_function_and_mechanism() {
     assert_eq!(p11_records[1]["eventName"], "C_Sign");
     assert_eq!(p11_records[1]["errorCode"], "CKR_KEY_TYPE_INCONSISTENT");
     assert_eq!(p11_records[1]["sourceIPAddress"], "unix:uid=0,pid=77");
+
+    // The daemon backend's key-use check at the gate is recorded by function.
+    t.hsm
+        .gate(&p11)
+        .pkcs11_key_use("C_Encrypt", "kms:Encrypt", &key.key_id)
+        .unwrap();
+    let records = all_records(&t);
+    let last = records.last().unwrap();
+    assert_eq!(last["eventName"], "C_Encrypt");
+    assert_eq!(last["eventSource"], "pkcs11.tinfoil.local");
+    assert_eq!(last["requestParameters"]["kmsAction"], "kms:Encrypt");
+    assert_eq!(last["resources"][0]["ARN"], key.arn.as_str());
 }
 
 #[test]

@@ -203,7 +203,25 @@ impl KmsService {
                 }
                 Lane::Slow => tokio::task::spawn_blocking(job).await.map_err(|_| ()),
                 Lane::Inline => {
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).map_err(|_| ())
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        core::audit::defer_durability(job)
+                    })) {
+                        Err(_) => Err(()),
+                        Ok((outcome, None)) => Ok(outcome),
+                        // A record to make durable: never on the runtime's
+                        // thread (group commit waits on the blocking pool).
+                        Ok((outcome, Some(durability))) => {
+                            let hsm = Arc::clone(&self.hsm);
+                            match tokio::task::spawn_blocking(move || durability.wait(&hsm)).await {
+                                Ok(Ok(())) => Ok(outcome),
+                                Ok(Err(e)) => {
+                                    audit_failure = Some(status::from_core(e));
+                                    Err(())
+                                }
+                                Err(_) => Err(()),
+                            }
+                        }
+                    }
                 }
             }
         };

@@ -110,7 +110,18 @@ pub(crate) fn open_log(
 
 /// The draft of a gate request, before it runs.
 fn draft_of(hsm: &Hsm, caller: &Caller, request: &Request<'_>) -> Draft {
-    let mut draft = Draft::api_call(caller, request.action, hsm.now());
+    // A PKCS#11 key use decided as a KMS action is named by its function.
+    let pkcs11 = request
+        .params
+        .iter()
+        .find(|(name, _)| *name == "pkcs11Function")
+        .and_then(|(_, v)| v.as_str())
+        .map(|function| format!("pkcs11:{function}"));
+    let action = pkcs11.as_deref().unwrap_or(request.action);
+    let mut draft = Draft::api_call(caller, action, hsm.now());
+    if pkcs11.is_some() {
+        draft.param("kmsAction", request.action.into());
+    }
     if let Some(key_ref) = request.key_ref {
         let name = match draft.event_name.as_str() {
             "DeleteAlias" => "aliasName",
