@@ -35,7 +35,7 @@ struct Cli {
     /// Serve a throwaway store in a temporary directory, unsealed with a
     /// random passphrase, on the dev socket (or --listen), and the AWS KMS
     /// endpoint on 127.0.0.1 (a free port) with an administrator access key
-    /// printed as four `export` lines.
+    /// printed as `export` lines to paste.
     #[arg(long)]
     dev: bool,
     /// With --dev: where to listen (default: the dev socket).
