@@ -23,7 +23,7 @@ use tinfoil_proto::v1::key_management_client::KeyManagementClient;
 use tonic::transport::Channel;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::args::{merge_context, Command, Context};
+use crate::args::{merge_context, parse_context, Command, Context, ContextEntries};
 
 /// Chunk size of the input.
 const IO_BUFFER: usize = 256 * 1024;
@@ -89,9 +89,10 @@ pub struct DecryptFileArgs {
     /// Where the plaintext goes (`-`: standard output; see below).
     #[arg(long)]
     pub output_file: PathBuf,
-    /// Pairs the message's encryption context must contain (`k1=v1,k2=v2` or JSON, repeatable).
-    #[command(flatten)]
-    pub context: Context,
+    /// Pairs the message's encryption context must contain (checked
+    /// before KMS is called): `k1=v1,k2=v2` or JSON `{"k1":"v1"}` (repeatable).
+    #[arg(long = "encryption-context", value_parser = parse_context)]
+    pub encryption_context: Vec<ContextEntries>,
     /// Only these keys may decrypt the data key (key id, ARN or alias;
     /// repeatable). Without it any `aws-kms` data key is tried.
     #[arg(long = "key-id")]
@@ -470,7 +471,7 @@ fn decrypt_file(
     tls: &ClientTls,
     a: DecryptFileArgs,
 ) -> Result<(), Failure> {
-    let required = merge_context(a.context.encryption_context).map_err(Failure::Local)?;
+    let required = merge_context(a.encryption_context).map_err(Failure::Local)?;
     let limits = Limits {
         max_encrypted_data_keys: a.max_encrypted_data_keys,
         allow_non_committing: a.allow_non_committing,
