@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use tinfoil_daemon::esdk::{read_header, Limits};
-use tinfoil_e2e_tests::daemon::{assert_kms_error, json, stderr, stdout, Daemon, Store};
+use tinfoil_e2e_tests::daemon::{assert_kms_error, binary, json, stderr, stdout, Daemon, Store};
 
 fn create_key(d: &Daemon) -> String {
     json(&d.cli(&["create-key", "--output", "json"]))["KeyMetadata"]["Arn"]
@@ -401,5 +401,95 @@ fn pipes_several_keys_and_bad_arguments() {
         let out = d.cli(&args);
         assert_ne!(out.status.code(), Some(0), "{bad:?} accepted");
         assert!(out.stdout.is_empty(), "{bad:?} wrote output");
+    }
+}
+
+/// The kernel's peak resident set (VmHWM) of a running process, in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// 128 MiB through `encrypt-file | decrypt-file` over pipes: both stay far
+/// below 64 MiB resident (the kernel's own peak, read while they run) and
+/// the bytes come back.
+#[test]
+fn streams_in_bounded_memory() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+
+    const MIB: usize = 1 << 20;
+    const TOTAL_MIB: usize = 128;
+    let store = Store::init();
+    let d = Daemon::start(&store, &[]);
+    let key = create_key(&d);
+    let tinfoil = |args: &[&str]| {
+        let mut c = Command::new(binary("tinfoil"));
+        c.arg("--endpoint")
+            .arg(&d.endpoint)
+            .args(args)
+            .args(["--input-file", "-", "--output-file", "-", "--quiet"])
+            .env_remove("TINFOIL_ENDPOINT")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+    let mut enc = tinfoil(&["encrypt-file", "--key-id", &key])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn encrypt-file");
+    let mut dec = tinfoil(&["decrypt-file"])
+        .stdin(enc.stdout.take().unwrap())
+        .spawn()
+        .expect("spawn decrypt-file");
+    let mut input = enc.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let chunk = vec![0x5au8; MIB];
+        for _ in 0..TOTAL_MIB {
+            input.write_all(&chunk)?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let mut output = dec.stdout.take().unwrap();
+    let drain = std::thread::spawn(move || {
+        let (mut n, mut same) = (0usize, true);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let k = output.read(&mut buf).expect("read decrypt-file output");
+            if k == 0 {
+                return (n, same);
+            }
+            same &= buf[..k].iter().all(|&b| b == 0x5a);
+            n += k;
+        }
+    });
+    let mut peak = [0u64; 2];
+    loop {
+        for (i, pid) in [enc.id(), dec.id()].into_iter().enumerate() {
+            if let Some(kib) = peak_rss_kib(pid) {
+                peak[i] = peak[i].max(kib);
+            }
+        }
+        let done = enc.try_wait().unwrap().is_some() && dec.try_wait().unwrap().is_some();
+        if done {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    feeder.join().unwrap().expect("feed encrypt-file");
+    let (n, same) = drain.join().unwrap();
+    let enc = enc.wait_with_output().unwrap();
+    let dec = dec.wait_with_output().unwrap();
+    assert!(enc.status.success(), "encrypt-file: {}", stderr(&enc));
+    assert!(dec.status.success(), "decrypt-file: {}", stderr(&dec));
+    assert_eq!(n, TOTAL_MIB * MIB);
+    assert!(same, "decrypt-file returned other bytes");
+    for (name, kib) in ["encrypt-file", "decrypt-file"].iter().zip(peak) {
+        assert!(kib > 0, "{name}: no VmHWM read while it ran");
+        assert!(
+            kib < 64 * 1024,
+            "{name}: peak RSS {kib} KiB for a {TOTAL_MIB} MiB stream"
+        );
     }
 }
