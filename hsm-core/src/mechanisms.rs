@@ -445,13 +445,26 @@ impl Hsm {
 }
 
 impl Hsm {
-    /// Runs `f` on an Enabled asymmetric key's spec and its cached
-    /// material (PKCS#8 bytes, and the key parsed once).
-    fn with_private<T>(
+    /// Runs `f` on an asymmetric key's spec and its material (PKCS#8
+    /// bytes, and the key parsed once): an Enabled token key, or a session
+    /// key pair of `keys`.
+    pub(crate) fn with_private<T>(
         &self,
-        key_id: &str,
+        keys: &SessionKeys,
+        key: SecretKeyRef<'_>,
         f: impl FnOnce(KeySpec, &crate::cache::VersionMaterial) -> Result<T>,
     ) -> Result<T> {
+        let key_id = match key {
+            SecretKeyRef::Stored(id) => id,
+            SecretKeyRef::Session(id) => {
+                let (spec, material) = keys
+                    .lock_pairs()
+                    .get(&id)
+                    .map(|p| (p.spec, std::sync::Arc::clone(&p.material)))
+                    .ok_or_else(|| Error::NotFound("session key pair".into()))?;
+                return f(spec, &material);
+            }
+        };
         let state = self.read_state();
         let record = state.key(key_id)?;
         require_enabled(record)?;
@@ -469,7 +482,8 @@ impl Hsm {
     /// (empty: none).
     pub fn p11_rsa_oaep(
         &self,
-        key_id: &str,
+        keys: &SessionKeys,
+        key: SecretKeyRef<'_>,
         sha256: bool,
         encrypt: bool,
         data: &[u8],
@@ -483,7 +497,7 @@ impl Hsm {
         };
         // An empty label and no label are the same to OAEP (lHash of "").
         let label = (!label.is_empty()).then_some(label);
-        self.with_private(key_id, |spec, pkcs8| {
+        self.with_private(keys, key, |spec, pkcs8| {
             if encrypt {
                 crate::asymmetric::rsa_encrypt_labelled(spec, pkcs8, alg, data, label)
                     .map(Zeroizing::new)

@@ -24,6 +24,7 @@ mod copy;
 mod readable;
 mod rows;
 mod session_keys;
+mod session_pairs;
 pub use copy::CopiedKey;
 pub use readable::READABLE_TAG;
 pub use rows::MAX_TOUCHED;

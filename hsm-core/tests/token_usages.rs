@@ -6,7 +6,8 @@
 mod common;
 
 use common::TestHsm;
-use hsm_core::token::{PairUsages, USAGES_TAG};
+use hsm_core::mechanisms::SecretKeyRef;
+use hsm_core::token::{PairUsages, SessionKeys, USAGES_TAG};
 use hsm_core::{KeySpec, KeyUsage};
 
 fn both() -> PairUsages {
@@ -21,6 +22,7 @@ fn both() -> PairUsages {
 fn a_sign_and_decrypt_pair_shows_both_usages_and_decrypts() {
     let t = TestHsm::new();
     let h = &t.hsm;
+    let keys = SessionKeys::new();
     h.token_init(None, "u", b"12345678").unwrap();
     let (meta, _) = h
         .p11_create_key_pair("u", KeySpec::Rsa2048, both(), "pair")
@@ -36,9 +38,11 @@ fn a_sign_and_decrypt_pair_shows_both_usages_and_decrypts() {
         .map(|t| t.tag_value.clone());
     assert_eq!(listed.as_deref(), Some("SIGN_VERIFY,ENCRYPT_DECRYPT"));
     let ct = h
-        .p11_rsa_pkcs1_crypt(&meta.key_id, true, b"secret")
+        .p11_rsa_pkcs1_crypt(&keys, SecretKeyRef::Stored(&meta.key_id), true, b"secret")
         .unwrap();
-    let pt = h.p11_rsa_pkcs1_crypt(&meta.key_id, false, &ct).unwrap();
+    let pt = h
+        .p11_rsa_pkcs1_crypt(&keys, SecretKeyRef::Stored(&meta.key_id), false, &ct)
+        .unwrap();
     assert_eq!(pt.as_slice(), b"secret");
 
     // One usage: no tag, and a signing pair does not decrypt.
@@ -56,7 +60,7 @@ fn a_sign_and_decrypt_pair_shows_both_usages_and_decrypts() {
         .items;
     assert!(tags.iter().all(|t| t.tag_key != USAGES_TAG));
     assert!(h
-        .p11_rsa_pkcs1_crypt(&sign_only.key_id, false, &ct)
+        .p11_rsa_pkcs1_crypt(&keys, SecretKeyRef::Stored(&sign_only.key_id), false, &ct)
         .is_err());
 }
 

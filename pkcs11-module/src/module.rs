@@ -39,6 +39,9 @@ pub struct Module {
     /// through this module and its table.
     shared_store: bool,
     next_session: AtomicU64,
+    /// Session key pairs copied to the token: the token key each became,
+    /// so the copies of both halves name one key.
+    pub(crate) pair_copies: Mutex<HashMap<u64, crate::backend::KeyHandle>>,
 }
 
 /// Locks a mutex, treating poison as an internal error (a panic was
@@ -69,6 +72,7 @@ impl Module {
             loaded: Mutex::new(HashMap::new()),
             shared_store,
             next_session: AtomicU64::new(1),
+            pair_copies: Mutex::new(HashMap::new()),
         };
         module.refresh_slots()?;
         Ok(module)

@@ -201,6 +201,9 @@ impl Module {
             return Err(ckr!(CKR_ACTION_PROHIBITED, "object is not copyable"));
         }
         let class = source.class();
+        if matches!(class, CKO_PRIVATE_KEY | CKO_PUBLIC_KEY) {
+            return self.copy_pair_object(h, source, template);
+        }
         let key = match (class, &source.key) {
             (CKO_DATA | CKO_CERTIFICATE, _) => None,
             (CKO_SECRET_KEY, Some(key)) => Some(key.clone()),
@@ -261,6 +264,68 @@ impl Module {
             })
     }
 
+    /// C_CopyObject of a private or public key object. The copy names the
+    /// same key, except that a session key pair copied to the token becomes
+    /// a token key (a KMS key with the same material, made inside the
+    /// backend; both halves copied from one session pair name the same new
+    /// key). The template may change what a secret key copy may, and turn
+    /// usages off, never on (CKR_ATTRIBUTE_READ_ONLY).
+    fn copy_pair_object(
+        &self,
+        h: CK_SESSION_HANDLE,
+        source: Object,
+        template: &Template,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let (token, rw, who) = self.session_view(h)?;
+        let mut new = source.attrs.clone();
+        new.remove(&CKA_UNIQUE_ID);
+        for (t, v) in template {
+            copy_key_attr_allowed(&source.attrs, *t, v)?;
+            let usage = matches!(
+                *t,
+                CKA_SIGN
+                    | CKA_VERIFY
+                    | CKA_ENCRYPT
+                    | CKA_DECRYPT
+                    | CKA_WRAP
+                    | CKA_UNWRAP
+                    | CKA_DERIVE
+            );
+            if usage && as_bool(v)? && !get_bool(&source.attrs, *t, false) {
+                return Err(ckr!(CKR_ATTRIBUTE_READ_ONLY, "a copy cannot gain a usage"));
+            }
+            if !new.contains_key(t) {
+                return Err(ckr!(CKR_ATTRIBUTE_TYPE_INVALID));
+            }
+            new.insert(*t, v.clone());
+        }
+        let on_token = get_bool(&new, CKA_TOKEN, false);
+        let private = get_bool(&new, CKA_PRIVATE, source.class() == CKO_PRIVATE_KEY);
+        self.may_write(rw, who, on_token, private)?;
+        let key = source.key.clone();
+        let key = match (&key, on_token) {
+            (Some(KeyHandle::Session(id)), true) => {
+                let existing = lock(&self.pair_copies)?.get(id).cloned();
+                match existing {
+                    Some(stored) => Some(stored),
+                    None => {
+                        let label = self.token_record(&token)?.label;
+                        let copy = self.backend.copy_key(
+                            &KeyHandle::Session(*id),
+                            Some(&label),
+                            false,
+                            false,
+                        )?;
+                        lock(&self.pair_copies)?.insert(*id, copy.clone());
+                        Some(copy)
+                    }
+                }
+            }
+            _ => key,
+        };
+        self.add_object(h, &token, new, key)
+    }
+
     /// C_DestroyObject.
     pub fn destroy_object(&self, h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<()> {
         let (_, rw, who) = self.session_view(h)?;
@@ -277,8 +342,15 @@ impl Module {
         let _no_reload = self.hold_reloads()?;
         match (&object.backend_id, &object.key) {
             (Some(id), _) => self.backend.destroy_object(&object.token, id)?,
-            (None, Some(key)) => self.backend.destroy_key(key)?,
-            (None, None) => {}
+            // A session object's session key goes with the last object
+            // naming it (the two halves of a session key pair share one);
+            // a session object naming a token key leaves the key alone.
+            (None, Some(key @ KeyHandle::Session(_))) => {
+                if !read(&self.objects)?.names_key(key, obj) {
+                    self.backend.destroy_key(key)?
+                }
+            }
+            (None, _) => {}
         }
         write(&self.objects)?.remove(obj);
         Ok(())

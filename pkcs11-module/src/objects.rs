@@ -104,6 +104,13 @@ impl ObjectTable {
         self.objects.get(&handle)
     }
 
+    /// Whether an object other than `except` names `key`.
+    pub fn names_key(&self, key: &KeyHandle, except: CK_OBJECT_HANDLE) -> bool {
+        self.objects
+            .iter()
+            .any(|(h, o)| *h != except && o.key.as_ref() == Some(key))
+    }
+
     /// Removes an object.
     pub fn remove(&mut self, handle: CK_OBJECT_HANDLE) -> Option<Object> {
         let object = self.objects.remove(&handle)?;

@@ -289,10 +289,13 @@ impl Module {
             _ => return Err(ckr!(CKR_MECHANISM_INVALID)),
         };
         let flag = |tpl: &Template, t, default| find(tpl, t).map_or(Ok(default), |v| as_bool(&v));
-        if !flag(private, CKA_TOKEN, false)? || !flag(public, CKA_TOKEN, false)? {
+        // Both halves on the token (a KMS key), or both session objects
+        // (a session key pair, gone with its session).
+        let on_token = flag(private, CKA_TOKEN, false)?;
+        if on_token != flag(public, CKA_TOKEN, false)? {
             return Err(ckr!(
                 CKR_TEMPLATE_INCONSISTENT,
-                "key pairs are token objects here"
+                "both halves of a key pair are token objects or both session objects"
             ));
         }
         if flag(private, CKA_EXTRACTABLE, false)? || !flag(private, CKA_SENSITIVE, true)? {
@@ -311,22 +314,27 @@ impl Module {
             derive: usage_flags.derive,
         };
         let (serial, rw, who) = self.session_view(h)?;
-        self.may_write(rw, who, true, true)?;
-        let label = self.token_record(&serial)?.label;
+        self.may_write(rw, who, on_token, true)?;
+        // An empty label asks the backend for a session key pair.
+        let label = if on_token {
+            self.token_record(&serial)?.label
+        } else {
+            String::new()
+        };
         let (key, spki) = self.backend.generate_key_pair(&label, spec, usages)?;
         let public_parts = pubkey::public_attrs(spec, &spki)?;
 
         let mut common = Attributes::new();
         common.insert(CKA_KEY_TYPE, ulong(key_type));
-        common.insert(CKA_TOKEN, bbool(true));
+        common.insert(CKA_TOKEN, bbool(on_token));
         common.insert(CKA_LABEL, Vec::new());
         common.insert(CKA_ID, Vec::new());
         common.insert(CKA_LOCAL, bbool(true));
         common.insert(CKA_KEY_GEN_MECHANISM, ulong(m.mechanism));
-        for t in [CKA_MODIFIABLE, CKA_DESTROYABLE] {
+        for t in [CKA_MODIFIABLE, CKA_DESTROYABLE, CKA_COPYABLE] {
             common.insert(t, bbool(true));
         }
-        for t in [CKA_COPYABLE, CKA_SIGN_RECOVER, CKA_VERIFY_RECOVER] {
+        for t in [CKA_SIGN_RECOVER, CKA_VERIFY_RECOVER] {
             common.insert(t, bbool(false));
         }
         common.insert(CKA_PUBLIC_KEY_INFO, spki.clone());
@@ -366,6 +374,8 @@ impl Module {
                         | CKA_SUBJECT
                         | CKA_PRIVATE
                         | CKA_MODIFIABLE
+                        | CKA_COPYABLE
+                        | CKA_DESTROYABLE
                         | CKA_START_DATE
                         | CKA_END_DATE
                         | CKA_ALLOWED_MECHANISMS
@@ -379,7 +389,13 @@ impl Module {
                 }
             }
         }
-        let private_handle = self.add_object(h, &serial, priv_a, Some(key.clone()))?;
+        let private_handle = self
+            .add_object(h, &serial, priv_a, Some(key.clone()))
+            .inspect_err(|_| {
+                if !on_token {
+                    let _ = self.backend.destroy_key(&key);
+                }
+            })?;
         let public_handle = self.add_object(h, &serial, pub_a, Some(key))?;
         Ok((public_handle, private_handle))
     }

@@ -4,6 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::hsm::Hsm;
+use crate::mechanisms::SecretKeyRef;
+use crate::token::SessionKeys;
 
 /// A raw PKCS#11 signature mechanism, on input the module prepared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,9 +53,15 @@ fn pss_hash(hash_len: usize) -> Result<crate::asymmetric::PssHash> {
 
 impl Hsm {
     /// A raw signature (the caller hashed or built the input as `how` says).
-    pub fn p11_sign(&self, key_id: &str, how: RawSign, input: &[u8]) -> Result<Vec<u8>> {
+    pub fn p11_sign(
+        &self,
+        keys: &SessionKeys,
+        key: SecretKeyRef<'_>,
+        how: RawSign,
+        input: &[u8],
+    ) -> Result<Vec<u8>> {
         use crate::asymmetric as a;
-        self.with_private(key_id, |spec, pkcs8| match how {
+        self.with_private(keys, key, |spec, pkcs8| match how {
             RawSign::EcdsaDigest => a::ecdsa_sign_digest_raw(spec, pkcs8.private_key(spec)?, input),
             RawSign::RsaPkcs1DigestInfo => {
                 a::rsa_pkcs1v15_sign_digest_info(spec, pkcs8.private_key(spec)?, input)
@@ -75,13 +83,14 @@ impl Hsm {
     /// Checks a raw signature; `Ok(false)` when it does not verify.
     pub fn p11_verify(
         &self,
-        key_id: &str,
+        keys: &SessionKeys,
+        key: SecretKeyRef<'_>,
         how: RawSign,
         input: &[u8],
         signature: &[u8],
     ) -> Result<bool> {
         use crate::asymmetric as a;
-        self.with_private(key_id, |spec, pkcs8| match how {
+        self.with_private(keys, key, |spec, pkcs8| match how {
             RawSign::EcdsaDigest => a::ecdsa_verify_digest_raw(spec, pkcs8, input, signature),
             RawSign::RsaPkcs1DigestInfo => {
                 a::rsa_pkcs1v15_verify_digest_info(spec, pkcs8.private_key(spec)?, input, signature)

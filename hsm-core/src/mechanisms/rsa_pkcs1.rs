@@ -5,6 +5,8 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::hsm::{require_enabled, Hsm};
+use crate::mechanisms::SecretKeyRef;
+use crate::token::SessionKeys;
 use crate::types::KeyUsage;
 
 impl Hsm {
@@ -15,26 +17,40 @@ impl Hsm {
     /// request cannot become a signature.
     pub fn p11_rsa_pkcs1_crypt(
         &self,
-        key_id: &str,
+        keys: &SessionKeys,
+        key: SecretKeyRef<'_>,
         encrypt: bool,
         data: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let state = self.read_state();
-        let record = state.key(key_id)?;
-        require_enabled(record)?;
-        if !record.spec.is_rsa() || !record.p11_allows(KeyUsage::EncryptDecrypt) {
-            return Err(Error::InvalidKeyUsage(format!(
-                "{} is not an RSA key that may decrypt",
-                record.arn()
-            )));
+        let refused = |what: String| {
+            Error::InvalidKeyUsage(format!("{what} is not an RSA key that may decrypt"))
+        };
+        match key {
+            SecretKeyRef::Stored(id) => {
+                let state = self.read_state();
+                let record = state.key(id)?;
+                require_enabled(record)?;
+                if !record.spec.is_rsa() || !record.p11_allows(KeyUsage::EncryptDecrypt) {
+                    return Err(refused(record.arn()));
+                }
+            }
+            SecretKeyRef::Session(id) => {
+                let ok = keys
+                    .lock_pairs()
+                    .get(&id)
+                    .ok_or_else(|| Error::NotFound("session key pair".into()))
+                    .map(|p| p.spec.is_rsa() && p.usages.decrypt)?;
+                if !ok {
+                    return Err(refused("the session key pair".into()));
+                }
+            }
         }
-        let spec = record.spec;
-        let material = self.material(record, record.current_version())?;
-        drop(state);
-        if encrypt {
-            crate::asymmetric::rsa_pkcs1_encrypt(spec, &material, data).map(Zeroizing::new)
-        } else {
-            crate::asymmetric::rsa_pkcs1_decrypt(spec, &material, data)
-        }
+        self.with_private(keys, key, |spec, material| {
+            if encrypt {
+                crate::asymmetric::rsa_pkcs1_encrypt(spec, material, data).map(Zeroizing::new)
+            } else {
+                crate::asymmetric::rsa_pkcs1_decrypt(spec, material, data)
+            }
+        })
     }
 }

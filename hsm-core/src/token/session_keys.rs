@@ -45,11 +45,21 @@ impl SessionKeyBudget {
     }
 }
 
-/// Session secret keys: generated or unwrapped, kept in memory only, gone
-/// (wiped) when destroyed or when the table is dropped.
+/// A session key pair: its private key's material (PKCS#8, on locked
+/// pages) and what it may do.
+pub(crate) struct SessionPair {
+    pub(crate) spec: crate::types::KeySpec,
+    pub(crate) material: crate::cache::Material,
+    pub(crate) usages: super::PairUsages,
+}
+
+/// Session keys: secret keys (generated, imported or unwrapped) and key
+/// pairs, kept in memory only, gone (wiped) when destroyed or when the
+/// table is dropped. Both kinds share one id space and one budget.
 #[derive(Default)]
 pub struct SessionKeys {
     keys: Mutex<HashMap<u64, SessionKey>>,
+    pairs: Mutex<HashMap<u64, SessionPair>>,
     budget: Arc<SessionKeyBudget>,
 }
 
@@ -61,7 +71,7 @@ impl std::fmt::Debug for SessionKeys {
 
 impl Drop for SessionKeys {
     fn drop(&mut self) {
-        let n = self.lock().len();
+        let n = self.lock().len() + self.lock_pairs().len();
         self.budget.live.fetch_sub(n, Ordering::AcqRel);
     }
 }
@@ -76,12 +86,40 @@ impl SessionKeys {
     pub fn with_budget(budget: Arc<SessionKeyBudget>) -> Self {
         SessionKeys {
             keys: Mutex::default(),
+            pairs: Mutex::default(),
             budget,
         }
     }
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, SessionKey>> {
         self.keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn lock_pairs(&self) -> std::sync::MutexGuard<'_, HashMap<u64, SessionPair>> {
+        self.pairs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes one place of the budget and a fresh id.
+    fn reserve(&self) -> Result<u64> {
+        self.budget
+            .live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_SESSION_KEYS).then_some(n + 1)
+            })
+            .map_err(|_| {
+                Error::LimitExceeded(format!(
+                    "at most {MAX_SESSION_KEYS} session keys may exist at once"
+                ))
+            })?;
+        Ok(self.budget.next.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// Adds a session key pair (within the budget).
+    pub(crate) fn insert_pair(&self, pair: SessionPair) -> Result<u64> {
+        let mut pairs = self.lock_pairs();
+        let id = self.reserve()?;
+        pairs.insert(id, pair);
+        Ok(id)
     }
 
     /// Adds a key; refused (LimitExceededException) beyond
@@ -100,17 +138,7 @@ impl SessionKeys {
         readable: bool,
     ) -> Result<u64> {
         let mut keys = self.lock();
-        self.budget
-            .live
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_SESSION_KEYS).then_some(n + 1)
-            })
-            .map_err(|_| {
-                Error::LimitExceeded(format!(
-                    "at most {MAX_SESSION_KEYS} session keys may exist at once"
-                ))
-            })?;
-        let id = self.budget.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = self.reserve()?;
         keys.insert(
             id,
             SessionKey {
@@ -157,7 +185,8 @@ impl SessionKeys {
 
     /// Forgets (and wipes) a session key.
     pub fn destroy(&self, id: u64) {
-        if self.lock().remove(&id).is_some() {
+        let gone = self.lock().remove(&id).is_some() || self.lock_pairs().remove(&id).is_some();
+        if gone {
             self.budget.live.fetch_sub(1, Ordering::AcqRel);
         }
     }
@@ -167,9 +196,9 @@ impl SessionKeys {
         self.lock().get(&id).map(|k| k.bytes.len())
     }
 
-    /// How many keys this table holds.
+    /// How many keys (secret keys and key pairs) this table holds.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().len() + self.lock_pairs().len()
     }
 
     /// Whether this table holds no key.

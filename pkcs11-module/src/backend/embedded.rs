@@ -391,16 +391,24 @@ impl Backend for EmbeddedBackend {
         spec: KeySpec,
         usages: PairUsages,
     ) -> Result<(KeyHandle, Vec<u8>)> {
+        let usage_error = |e| match e {
+            hsm_core::Error::Validation(_) => ckr!(
+                CKR_TEMPLATE_INCONSISTENT,
+                "usages this key type cannot have"
+            ),
+            other => other.into(),
+        };
+        if token_label.is_empty() {
+            let (id, spki) = self
+                .hsm
+                .p11_generate_session_pair(&self.session_keys, spec, usages)
+                .map_err(usage_error)?;
+            return Ok((KeyHandle::Session(id), spki));
+        }
         let (meta, spki) = self
             .hsm
             .p11_create_key_pair(token_label, spec, usages, "PKCS#11 key pair")
-            .map_err(|e| match e {
-                hsm_core::Error::Validation(_) => ckr!(
-                    CKR_TEMPLATE_INCONSISTENT,
-                    "usages this key type cannot have"
-                ),
-                other => other.into(),
-            })?;
+            .map_err(usage_error)?;
         Ok((KeyHandle::Stored(meta.key_id), spki))
     }
 
@@ -412,11 +420,15 @@ impl Backend for EmbeddedBackend {
         data: &[u8],
         label: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let KeyHandle::Stored(id) = key else {
-            return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT));
-        };
         self.hsm
-            .p11_rsa_oaep(id, sha256, encrypt, data, label)
+            .p11_rsa_oaep(
+                &self.session_keys,
+                self.key_ref(key),
+                sha256,
+                encrypt,
+                data,
+                label,
+            )
             .map_err(|e| match e {
                 hsm_core::Error::InvalidCiphertext(_) => ckr!(CKR_ENCRYPTED_DATA_INVALID),
                 hsm_core::Error::Validation(_) => {
@@ -427,10 +439,9 @@ impl Backend for EmbeddedBackend {
     }
 
     fn sign(&self, key: &KeyHandle, how: RawSign, input: &[u8]) -> Result<Vec<u8>> {
-        let KeyHandle::Stored(id) = key else {
-            return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT));
-        };
-        self.hsm.p11_sign(id, how, input).map_err(sign_error)
+        self.hsm
+            .p11_sign(&self.session_keys, self.key_ref(key), how, input)
+            .map_err(sign_error)
     }
 
     fn verify(
@@ -440,11 +451,8 @@ impl Backend for EmbeddedBackend {
         input: &[u8],
         signature: &[u8],
     ) -> Result<bool> {
-        let KeyHandle::Stored(id) = key else {
-            return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT));
-        };
         self.hsm
-            .p11_verify(id, how, input, signature)
+            .p11_verify(&self.session_keys, self.key_ref(key), how, input, signature)
             .map_err(sign_error)
     }
 
@@ -491,11 +499,8 @@ impl Backend for EmbeddedBackend {
         encrypt: bool,
         data: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let KeyHandle::Stored(id) = key else {
-            return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT));
-        };
         self.hsm
-            .p11_rsa_pkcs1_crypt(id, encrypt, data)
+            .p11_rsa_pkcs1_crypt(&self.session_keys, self.key_ref(key), encrypt, data)
             .map_err(|e| match e {
                 hsm_core::Error::InvalidCiphertext(_) => ckr!(CKR_ENCRYPTED_DATA_INVALID),
                 hsm_core::Error::Validation(_) => {
@@ -513,6 +518,26 @@ impl Backend for EmbeddedBackend {
         aes: bool,
         extractable: bool,
     ) -> Result<KeyHandle> {
+        // A session key pair copies to the token as a new KMS key.
+        if let KeyHandle::Session(id) = key {
+            if self
+                .hsm
+                .p11_session_pair_public(&self.session_keys, *id)
+                .is_ok()
+            {
+                let label = token_label.ok_or(ckr!(
+                    CKR_TEMPLATE_INCONSISTENT,
+                    "a session key pair is copied to the token only"
+                ))?;
+                let meta = self.hsm.p11_copy_pair_to_token(
+                    &self.session_keys,
+                    self.key_ref(key),
+                    label,
+                    "PKCS#11 copied key pair",
+                )?;
+                return Ok(KeyHandle::Stored(meta.key_id));
+            }
+        }
         let copied = self
             .hsm
             .p11_copy_secret(

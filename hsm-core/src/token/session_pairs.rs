@@ -1,0 +1,87 @@
+//! Session key pairs (CKA_TOKEN false): generated in memory, living in the
+//! caller's [`SessionKeys`] table, and copied to a token as a new KMS key
+//! with the same material (C_CopyObject), which is how keystore libraries
+//! store a pair they generated.
+
+use crate::error::{Error, Result};
+use crate::hsm::Hsm;
+use crate::mechanisms::SecretKeyRef;
+use crate::outputs::CreateKeyRequest;
+use crate::token::session_keys::SessionPair;
+use crate::token::{PairUsages, SessionKeys, USAGES_TAG};
+use crate::types::{KeyMetadata, KeySpec, Origin, Tag};
+
+impl Hsm {
+    /// Generates a session key pair of `spec` with `usages` in `keys`;
+    /// returns its id and DER SubjectPublicKeyInfo.
+    pub fn p11_generate_session_pair(
+        &self,
+        keys: &SessionKeys,
+        spec: KeySpec,
+        usages: PairUsages,
+    ) -> Result<(u64, Vec<u8>)> {
+        if !(spec.is_rsa() || spec.is_ecc()) {
+            return Err(Error::validation("not an asymmetric key spec"));
+        }
+        usages.check(spec)?;
+        let pkcs8 = crate::asymmetric::generate(spec)?;
+        let public = crate::asymmetric::public_key_der(spec, &pkcs8)?;
+        let material = std::sync::Arc::new(crate::cache::VersionMaterial::new(pkcs8));
+        let id = keys.insert_pair(SessionPair {
+            spec,
+            material,
+            usages,
+        })?;
+        Ok((id, public))
+    }
+
+    /// Copies a session key pair to the token namespace `token`: a new KMS
+    /// key (origin EXTERNAL) with the same private key and usages.
+    pub fn p11_copy_pair_to_token(
+        &self,
+        keys: &SessionKeys,
+        source: SecretKeyRef<'_>,
+        token: &str,
+        description: &str,
+    ) -> Result<KeyMetadata> {
+        let SecretKeyRef::Session(id) = source else {
+            return Err(Error::validation("only a session key pair is copied here"));
+        };
+        let (spec, material, usages) = keys
+            .lock_pairs()
+            .get(&id)
+            .map(|p| (p.spec, std::sync::Arc::clone(&p.material), p.usages))
+            .ok_or_else(|| Error::NotFound("session key pair".into()))?;
+        let usage = usages.primary();
+        let request = CreateKeyRequest {
+            description: description.to_string(),
+            key_spec: Some(spec),
+            key_usage: Some(usage),
+            token: Some(token.to_string()),
+            ..Default::default()
+        };
+        let tags = if usages.is_single(usage) {
+            Vec::new()
+        } else {
+            vec![Tag {
+                tag_key: USAGES_TAG.to_string(),
+                tag_value: usages.as_str(),
+            }]
+        };
+        self.create_key_with_material(request, Origin::External, Some(&material), &tags)
+    }
+
+    /// The DER SubjectPublicKeyInfo and spec of a session key pair.
+    pub fn p11_session_pair_public(
+        &self,
+        keys: &SessionKeys,
+        id: u64,
+    ) -> Result<(KeySpec, Vec<u8>)> {
+        let (spec, material) = keys
+            .lock_pairs()
+            .get(&id)
+            .map(|p| (p.spec, std::sync::Arc::clone(&p.material)))
+            .ok_or_else(|| Error::NotFound("session key pair".into()))?;
+        Ok((spec, crate::asymmetric::public_key_der(spec, &material)?))
+    }
+}
