@@ -34,6 +34,8 @@ use crate::service::{KmsService, Lane};
 use crate::DaemonError;
 
 pub mod errors;
+#[doc(hidden)]
+pub mod fuzzing;
 mod routes;
 pub mod shapes;
 pub mod sigv4;
