@@ -66,32 +66,81 @@ fn decode_error_headers(internal: &http::HeaderMap) -> Option<http::HeaderMap> {
     Some(headers)
 }
 
+/// Replaces the status in `headers` (response headers or trailers) when
+/// it is one tonic made before a handler ran: OUT_OF_RANGE (oversize) or
+/// INTERNAL with a decode error's message.
+fn rewrite_status(headers: &mut http::HeaderMap, oversize: &http::HeaderMap) {
+    let replacement = match headers.get("grpc-status").map(|v| v.as_bytes()) {
+        Some(b"11") => Some(oversize.clone()),
+        Some(b"13") => decode_error_headers(headers),
+        _ => None,
+    };
+    if let Some(replacement) = replacement {
+        for name in ["grpc-message", "grpc-status-details-bin"] {
+            headers.remove(name);
+        }
+        for (name, value) in &replacement {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+}
+
+/// A response body whose trailers go through [`rewrite_status`]: a
+/// message that fails to decode in the middle of a stream (the PKCS#11
+/// pipe) ends the stream with its status in the trailers.
+pub struct RewriteTrailers<B> {
+    inner: B,
+    oversize: Arc<http::HeaderMap>,
+}
+
+impl<B> tonic::codegen::Body for RewriteTrailers<B>
+where
+    B: tonic::codegen::Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        polled.map(|frame| {
+            frame.map(|frame| {
+                frame.map(|mut frame| {
+                    if let Some(trailers) = frame.trailers_mut() {
+                        rewrite_status(trailers, &this.oversize);
+                    }
+                    frame
+                })
+            })
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Rewrites two statuses tonic makes before a handler runs (it never
 /// returns OUT_OF_RANGE, nor INTERNAL with a decode error's message):
 /// an oversized request becomes RESOURCE_EXHAUSTED (LimitExceededException),
-/// an undecodable one INVALID_ARGUMENT (ValidationException). Both come
-/// as status headers of a trailers-only response, the form tonic answers
-/// unary calls with. (A message that fails to decode in the middle of a
-/// stream ends the stream with trailers, which are not rewritten.)
+/// an undecodable one INVALID_ARGUMENT (ValidationException). Unary calls
+/// get them as the status headers of a trailers-only response; a stream
+/// whose later message fails to decode gets them in its trailers.
 fn status_rewriter<B>(
     max_message_bytes: usize,
-) -> impl Fn(http::Response<B>) -> http::Response<B> + Clone {
-    let oversize = oversize_headers(max_message_bytes);
+) -> impl Fn(http::Response<B>) -> http::Response<RewriteTrailers<B>> + Clone {
+    let oversize = Arc::new(oversize_headers(max_message_bytes));
     move |mut response: http::Response<B>| {
-        let replacement = match response.headers().get("grpc-status").map(|v| v.as_bytes()) {
-            Some(b"11") => Some(oversize.clone()),
-            Some(b"13") => decode_error_headers(response.headers()),
-            _ => None,
-        };
-        if let Some(headers) = replacement {
-            for name in ["grpc-message", "grpc-status-details-bin"] {
-                response.headers_mut().remove(name);
-            }
-            for (name, value) in &headers {
-                response.headers_mut().insert(name.clone(), value.clone());
-            }
-        }
-        response
+        rewrite_status(response.headers_mut(), &oversize);
+        let oversize = Arc::clone(&oversize);
+        response.map(|inner| RewriteTrailers { inner, oversize })
     }
 }
 

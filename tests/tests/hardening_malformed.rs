@@ -212,3 +212,43 @@ async fn random_bytes_to_every_method_never_get_internal() {
         tinfoil_proto::v1::GenerateRandomResponse::decode(random.as_slice()).expect("decodes");
     assert_eq!(decoded.plaintext.len(), 8);
 }
+
+/// A message that fails to decode in the middle of a stream (the PKCS#11
+/// pipe, a bidirectional stream) ends it with INVALID_ARGUMENT /
+/// ValidationException in the trailers, not INTERNAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_message_in_a_stream_is_a_validation_error() {
+    let store = Store::init();
+    let daemon = Daemon::start(&store, &[]);
+    let channel = daemon.channel().await;
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready().await.expect("ready");
+    let outbound = tokio_stream::iter(vec![vec![0x0f, 0x0f, 0x0f]]);
+    let result = grpc
+        .streaming(
+            tonic::Request::new(outbound),
+            "/tinfoil.v1.Pkcs11Backend/Pipe".parse().unwrap(),
+            RawCodec,
+        )
+        .await;
+    let status = match result {
+        Err(status) => status,
+        Ok(response) => {
+            let mut inbound = response.into_inner();
+            loop {
+                match inbound.message().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => panic!("the stream ended without an error"),
+                    Err(status) => break status,
+                }
+            }
+        }
+    };
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(reason(&status), "ValidationException", "{status:?}");
+    assert!(status.message().contains("does not decode"), "{status:?}");
+    // The daemon still serves.
+    call(&channel, &format!("{KMS}GenerateRandom"), vec![0x08, 8])
+        .await
+        .expect("still serving");
+}
