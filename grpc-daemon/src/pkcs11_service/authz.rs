@@ -42,8 +42,11 @@ impl Pkcs11Service {
 
     /// Refuses a token key the caller may not use for `function`
     /// (decided as `action`). Keys that do not resolve are left to the
-    /// backend, which answers CKR_KEY_HANDLE_INVALID.
-    pub(super) fn check_key_use(
+    /// backend, which answers CKR_KEY_HANDLE_INVALID. The gate records the
+    /// use (issue 11); the record is made durable on the blocking pool
+    /// (group commit with other calls), never on the runtime's thread, and
+    /// a record that cannot be written refuses the call.
+    pub(super) async fn check_key_use(
         &self,
         caller: &Caller,
         key: Option<&pb::P11KeyHandle>,
@@ -56,12 +59,21 @@ impl Pkcs11Service {
         else {
             return Ok(());
         };
-        match self
-            .kms
-            .hsm()
-            .gate(caller)
-            .pkcs11_key_use(function, action, key_id)
-        {
+        let (decision, durability) = hsm_core::audit::defer_durability(|| {
+            self.kms
+                .hsm()
+                .gate(caller)
+                .pkcs11_key_use(function, action, key_id)
+        });
+        if let Some(durability) = durability {
+            let hsm = std::sync::Arc::clone(self.kms.hsm());
+            match tokio::task::spawn_blocking(move || durability.wait(&hsm)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(crate::status::from_core(e)),
+                Err(_) => return Err(Status::internal("the audit writer task failed")),
+            }
+        }
+        match decision {
             Err(e @ hsm_core::Error::AccessDenied(_)) => Err(denied(&e.to_string())),
             _ => Ok(()),
         }
