@@ -15,6 +15,7 @@
 
 mod audit;
 mod kms;
+mod policy;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -57,6 +58,10 @@ struct Args {
     /// records appended per second.
     #[arg(long)]
     audit: bool,
+    /// Also measure gRPC Encrypt on a key with a 10-statement policy and
+    /// 100 grants beside the default policy's key.
+    #[arg(long)]
+    policies: bool,
     /// Path of tinfoild (default: next to this binary).
     #[arg(long)]
     tinfoild: Option<PathBuf>,
@@ -477,6 +482,18 @@ fn main() {
                 enc.p99_ms,
                 json.ops_per_sec,
             ));
+        }
+        if args.policies {
+            policy::section(
+                &endpoint,
+                &target,
+                &key_id,
+                &plaintext,
+                &args.concurrency,
+                run,
+                args.slices,
+            )
+            .await;
         }
         if args.audit {
             for threads in [1, cores, 64] {
