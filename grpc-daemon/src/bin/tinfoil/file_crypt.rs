@@ -548,3 +548,46 @@ pub fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARN: &str = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    fn edk(provider_id: &str, info: &str) -> EncryptedDataKey {
+        EncryptedDataKey {
+            provider_id: provider_id.into(),
+            provider_info: info.as_bytes().to_vec(),
+            ciphertext: vec![1, 2, 3],
+        }
+    }
+
+    #[test]
+    fn allowed_keys_match_by_arn_or_key_id_only() {
+        assert!(key_matches(ARN, ARN));
+        assert!(key_matches(ARN, "1234abcd-12ab-34cd-56ef-1234567890ab"));
+        assert!(!key_matches(ARN, "1234abcd"));
+        assert!(!key_matches(
+            ARN,
+            "arn:aws:kms:us-east-1:111122223333:key/other"
+        ));
+        assert!(!key_matches(ARN, ""));
+    }
+
+    #[test]
+    fn candidates_skip_other_providers_and_defer_aliases_to_kms() {
+        let edks = [edk("raw-aes", ARN), edk("aws-kms", ARN)];
+        // Discovery: every aws-kms data key, under its own ARN.
+        let all = candidates(&edks, &[]);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].1, ARN);
+        // A key that is not the one: nothing to try.
+        assert!(candidates(&edks, &["other-key".into()]).is_empty());
+        // An alias is sent to KMS, which checks it names the blob's key.
+        let allowed = ["alias/backups".to_string()];
+        let alias = candidates(&edks, &allowed);
+        assert_eq!(alias.len(), 1);
+        assert_eq!(alias[0].1, "alias/backups");
+    }
+}
