@@ -190,6 +190,41 @@ fn bad_input_gets_clear_errors() {
             &format!(r#"{{"KeyId":"{key}","Plaintext":"aGk=","DryRun":true}}"#),
         )
         .assert_error(400, "DryRunOperationException");
+    // DryRun answers what the real call would when it would fail: a
+    // disabled key, a wrong key usage, a ciphertext that does not open.
+    let r = daemon.call("DisableKey", &format!(r#"{{"KeyId":"{key}"}}"#));
+    assert_eq!(r.status, 200);
+    daemon
+        .call(
+            "Encrypt",
+            &format!(r#"{{"KeyId":"{key}","Plaintext":"aGk=","DryRun":true}}"#),
+        )
+        .assert_error(400, "DisabledException");
+    let r = daemon.call("EnableKey", &format!(r#"{{"KeyId":"{key}"}}"#));
+    assert_eq!(r.status, 200);
+    let r = daemon.call(
+        "CreateKey",
+        r#"{"KeySpec":"HMAC_256","KeyUsage":"GENERATE_VERIFY_MAC"}"#,
+    );
+    let mac_key = r.json()["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    daemon
+        .call(
+            "Encrypt",
+            &format!(r#"{{"KeyId":"{mac_key}","Plaintext":"aGk=","DryRun":true}}"#),
+        )
+        .assert_error(400, "InvalidKeyUsageException");
+    daemon
+        .call(
+            "Decrypt",
+            &format!(
+                r#"{{"CiphertextBlob":"{}","DryRun":true}}"#,
+                b64(&[1u8; 64])
+            ),
+        )
+        .assert_error(400, "InvalidCiphertextException");
 
     assert_serving(&mut daemon);
 }

@@ -5,7 +5,9 @@ use hsm_core as core;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{blob, call, ctx, grant_tokens, key_only, s, tokened, Call, KEY_ID_MAX};
+use super::{
+    blob, call, ctx, engine_checked, grant_tokens, key_only, s, tokened, Call, KEY_ID_MAX,
+};
 use crate::kms_api::errors::{ApiError, Violations};
 use crate::kms_api::shapes::{
     b64, enum_member, names, number, parse, required, required_blob, Blob, Context,
@@ -46,15 +48,15 @@ pub(super) fn encrypt(body: &[u8]) -> Result<Call, ApiError> {
     let algorithm = encryption_algorithm(&mut v, "encryptionAlgorithm", &r.encryption_algorithm);
     v.finish()?;
     call("Encrypt", Lane::Fast, move |hsm, caller| {
-        let out = tokened(
-            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
-            &r.grant_tokens,
-        )?
-        .encrypt(
-            s(&r.key_id),
-            blob(&r.plaintext),
-            &ctx(r.encryption_context),
-            algorithm,
+        let context = ctx(r.encryption_context);
+        let (key, plaintext) = (s(&r.key_id), blob(&r.plaintext));
+        let out = engine_checked(
+            tokened(
+                hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+                &r.grant_tokens,
+            )?
+            .encrypt(key, plaintext, &context, algorithm),
+            || hsm.encrypt(key, plaintext, &context, algorithm).map(drop),
         )?;
         Ok(json!({
             "CiphertextBlob": b64(&out.ciphertext_blob),
@@ -96,15 +98,15 @@ pub(super) fn decrypt(body: &[u8]) -> Result<Call, ApiError> {
     v.finish()?;
     no_recipient(&r.recipient)?;
     call("Decrypt", Lane::Fast, move |hsm, caller| {
-        let out = tokened(
-            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
-            &r.grant_tokens,
-        )?
-        .decrypt(
-            blob(&r.ciphertext_blob),
-            &ctx(r.encryption_context),
-            r.key_id.as_deref(),
-            algorithm,
+        let context = ctx(r.encryption_context);
+        let (blob, key) = (blob(&r.ciphertext_blob), r.key_id.as_deref());
+        let out = engine_checked(
+            tokened(
+                hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+                &r.grant_tokens,
+            )?
+            .decrypt(blob, &context, key, algorithm),
+            || hsm.decrypt(blob, &context, key, algorithm).map(drop),
         )?;
         Ok(json!({
             "KeyId": out.key_id,
@@ -162,16 +164,25 @@ pub(super) fn re_encrypt(body: &[u8]) -> Result<Call, ApiError> {
         }
     }
     call("ReEncrypt", Lane::Fast, move |hsm, caller| {
-        let out = tokened(
-            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
-            &r.grant_tokens,
-        )?
-        .re_encrypt(
+        let (source, destination) = (
+            ctx(r.source_encryption_context),
+            ctx(r.destination_encryption_context),
+        );
+        let (blob, from, to) = (
             blob(&r.ciphertext_blob),
-            &ctx(r.source_encryption_context),
             r.source_key_id.as_deref(),
             s(&r.destination_key_id),
-            &ctx(r.destination_encryption_context),
+        );
+        let out = engine_checked(
+            tokened(
+                hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+                &r.grant_tokens,
+            )?
+            .re_encrypt(blob, &source, from, to, &destination),
+            || {
+                hsm.re_encrypt(blob, &source, from, to, &destination)
+                    .map(drop)
+            },
         )?;
         Ok(json!({
             "CiphertextBlob": b64(&out.ciphertext_blob),
@@ -222,11 +233,15 @@ pub(super) fn generate_data_key(body: &[u8], with_plaintext: bool) -> Result<Cal
             &r.grant_tokens,
         )?;
         let context = ctx(r.encryption_context);
-        let out = if with_plaintext {
-            gate.generate_data_key(s(&r.key_id), spec, bytes, &context)?
-        } else {
-            gate.generate_data_key_without_plaintext(s(&r.key_id), spec, bytes, &context)?
-        };
+        let key = s(&r.key_id);
+        let out = engine_checked(
+            if with_plaintext {
+                gate.generate_data_key(key, spec, bytes, &context)
+            } else {
+                gate.generate_data_key_without_plaintext(key, spec, bytes, &context)
+            },
+            || hsm.generate_data_key(key, spec, bytes, &context).map(drop),
+        )?;
         let mut o = json!({
             "CiphertextBlob": b64(&out.ciphertext_blob),
             "KeyId": out.key_id,
@@ -267,15 +282,17 @@ pub(super) fn generate_data_key_pair(body: &[u8], with_plaintext: bool) -> Resul
         "GenerateDataKeyPairWithoutPlaintext"
     };
     call(name, Lane::Slow, move |hsm, caller| {
-        let out = tokened(
-            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
-            &r.grant_tokens,
-        )?
-        .generate_data_key_pair(
-            s(&r.key_id),
-            spec,
-            &ctx(r.encryption_context),
-            with_plaintext,
+        let (key, context) = (s(&r.key_id), ctx(r.encryption_context));
+        let out = engine_checked(
+            tokened(
+                hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+                &r.grant_tokens,
+            )?
+            .generate_data_key_pair(key, spec, &context, with_plaintext),
+            || {
+                hsm.generate_data_key_pair(key, spec, &context, false)
+                    .map(drop)
+            },
         )?;
         let mut o = json!({
             "PrivateKeyCiphertextBlob": b64(&out.private_key_ciphertext_blob),
@@ -368,11 +385,15 @@ pub(super) fn sign(body: &[u8]) -> Result<Call, ApiError> {
     let r: SignReq = parse(body)?;
     let (message_type, algorithm) = sign_checks(&r, false)?;
     call("Sign", Lane::Fast, move |hsm, caller| {
-        let out = tokened(
-            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
-            &r.grant_tokens,
-        )?
-        .sign(s(&r.key_id), blob(&r.message), message_type, algorithm)?;
+        let (key, message) = (s(&r.key_id), blob(&r.message));
+        let out = engine_checked(
+            tokened(
+                hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+                &r.grant_tokens,
+            )?
+            .sign(key, message, message_type, algorithm),
+            || hsm.sign(key, message, message_type, algorithm).map(drop),
+        )?;
         Ok(json!({
             "KeyId": out.key_id,
             "Signature": b64(&out.signature),
@@ -385,16 +406,17 @@ pub(super) fn verify(body: &[u8]) -> Result<Call, ApiError> {
     let r: SignReq = parse(body)?;
     let (message_type, algorithm) = sign_checks(&r, true)?;
     call("Verify", Lane::Fast, move |hsm, caller| {
-        let out = tokened(
-            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
-            &r.grant_tokens,
-        )?
-        .verify(
-            s(&r.key_id),
-            blob(&r.message),
-            message_type,
-            blob(&r.signature),
-            algorithm,
+        let (key, message, signature) = (s(&r.key_id), blob(&r.message), blob(&r.signature));
+        let out = engine_checked(
+            tokened(
+                hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+                &r.grant_tokens,
+            )?
+            .verify(key, message, message_type, signature, algorithm),
+            || {
+                hsm.verify(key, message, message_type, signature, algorithm)
+                    .map(drop)
+            },
         )?;
         Ok(json!({
             "KeyId": out.key_id,
@@ -461,11 +483,15 @@ pub(super) fn generate_mac(body: &[u8]) -> Result<Call, ApiError> {
     let r: MacReq = parse(body)?;
     let algorithm = mac_checks(&r, false)?;
     call("GenerateMac", Lane::Fast, move |hsm, caller| {
-        let out = tokened(
-            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
-            &r.grant_tokens,
-        )?
-        .generate_mac(s(&r.key_id), blob(&r.message), algorithm)?;
+        let (key, message) = (s(&r.key_id), blob(&r.message));
+        let out = engine_checked(
+            tokened(
+                hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+                &r.grant_tokens,
+            )?
+            .generate_mac(key, message, algorithm),
+            || hsm.generate_mac(key, message, algorithm).map(drop),
+        )?;
         Ok(json!({
             "Mac": b64(&out.mac),
             "MacAlgorithm": out.mac_algorithm.as_str(),
@@ -478,11 +504,15 @@ pub(super) fn verify_mac(body: &[u8]) -> Result<Call, ApiError> {
     let r: MacReq = parse(body)?;
     let algorithm = mac_checks(&r, true)?;
     call("VerifyMac", Lane::Fast, move |hsm, caller| {
-        let key_id = tokened(
-            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
-            &r.grant_tokens,
-        )?
-        .verify_mac(s(&r.key_id), blob(&r.message), blob(&r.mac), algorithm)?;
+        let (key, message, mac) = (s(&r.key_id), blob(&r.message), blob(&r.mac));
+        let key_id = engine_checked(
+            tokened(
+                hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+                &r.grant_tokens,
+            )?
+            .verify_mac(key, message, mac, algorithm),
+            || hsm.verify_mac(key, message, mac, algorithm).map(drop),
+        )?;
         Ok(json!({
             "KeyId": key_id,
             "MacValid": true,
