@@ -42,3 +42,37 @@ pub fn decode_store_row(kind: u8, bytes: &[u8]) -> bool {
         _ => crate::envelope::parse_header(bytes).is_ok(),
     }
 }
+
+/// Signature verification with an outside public key, as
+/// `asymmetric::verify_with_public_key` documents (Wycheproof tests).
+pub fn verify_with_public_key(
+    spec: KeySpec,
+    algorithm: crate::types::SigningAlgorithm,
+    public_key: &[u8],
+    message: &[u8],
+    message_type: crate::types::MessageType,
+    signature: &[u8],
+    fixed: bool,
+) -> crate::Result<bool> {
+    crate::asymmetric::verify_with_public_key(
+        spec,
+        algorithm,
+        public_key,
+        message,
+        message_type,
+        signature,
+        fixed,
+    )
+}
+
+/// RSAES-OAEP decryption with a PKCS#8 private key and an optional label,
+/// through the core's RSA path (Wycheproof tests); any failure is an error.
+pub fn rsa_oaep_decrypt(
+    spec: KeySpec,
+    private_pkcs8: &[u8],
+    algorithm: crate::types::EncryptionAlgorithm,
+    ciphertext: &[u8],
+    label: Option<&[u8]>,
+) -> crate::Result<zeroize::Zeroizing<Vec<u8>>> {
+    crate::asymmetric::rsa_decrypt_labelled(spec, private_pkcs8, algorithm, ciphertext, label)
+}

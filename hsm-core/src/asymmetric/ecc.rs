@@ -26,7 +26,7 @@ fn asn1_signing(spec: KeySpec) -> Result<&'static EcdsaSigningAlgorithm> {
 }
 
 /// The DER-signature verification algorithm matching [`asn1_signing`].
-fn asn1_verification(spec: KeySpec) -> Result<&'static EcdsaVerificationAlgorithm> {
+pub(super) fn asn1_verification(spec: KeySpec) -> Result<&'static EcdsaVerificationAlgorithm> {
     match spec {
         KeySpec::EccNistP256 => Ok(&signature::ECDSA_P256_SHA256_ASN1),
         KeySpec::EccNistP384 => Ok(&signature::ECDSA_P384_SHA384_ASN1),

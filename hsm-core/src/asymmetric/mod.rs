@@ -250,6 +250,47 @@ pub(crate) fn generate_data_key_pair(
     Ok((private, public))
 }
 
+/// Verifies with a public key the store does not hold (the Wycheproof
+/// vector tests, through [`crate::fuzzing`]), with the same checks,
+/// algorithm table, digest and library call as [`PrivateKey::verify`]:
+/// `public_key` is the uncompressed point (ECDSA), the PKCS#1
+/// RSAPublicKey DER (RSA) or the 32-byte key (Ed25519). `fixed` selects
+/// r||s (IEEE P1363) instead of DER for ECDSA, as CKM_ECDSA does.
+/// `Ok(false)` when the signature does not verify.
+pub(crate) fn verify_with_public_key(
+    spec: KeySpec,
+    algorithm: SigningAlgorithm,
+    public_key: &[u8],
+    message: &[u8],
+    message_type: MessageType,
+    signature: &[u8],
+    fixed: bool,
+) -> Result<bool> {
+    use aws_lc_rs::signature::{UnparsedPublicKey, ED25519};
+    check_signing_algorithm(spec, algorithm)?;
+    check_message(algorithm, message, message_type)?;
+    if spec == KeySpec::EccEd25519 {
+        return Ok(UnparsedPublicKey::new(&ED25519, public_key)
+            .verify(message, signature)
+            .is_ok());
+    }
+    let digest = message_digest(algorithm, message, message_type)?;
+    Ok(if spec.is_rsa() {
+        UnparsedPublicKey::new(rsa::parameters(algorithm)?, public_key)
+            .verify_digest(&digest, signature)
+            .is_ok()
+    } else {
+        let alg = if fixed {
+            ecc::fixed_verification(spec)?
+        } else {
+            ecc::asn1_verification(spec)?
+        };
+        UnparsedPublicKey::new(alg, public_key)
+            .verify_digest(&digest, signature)
+            .is_ok()
+    })
+}
+
 /// `InvalidKeyUsageException` unless `algorithm` is one `spec` signs with.
 fn check_signing_algorithm(spec: KeySpec, algorithm: SigningAlgorithm) -> Result<()> {
     let allowed = signing_algorithms(spec);

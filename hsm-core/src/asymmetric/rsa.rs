@@ -74,7 +74,7 @@ fn encoding(algorithm: SigningAlgorithm) -> Result<&'static dyn RsaEncoding> {
 
 /// The verification parameters of an RSA signing algorithm (PSS salt =
 /// hash length, as in KMS).
-fn parameters(algorithm: SigningAlgorithm) -> Result<&'static RsaParameters> {
+pub(super) fn parameters(algorithm: SigningAlgorithm) -> Result<&'static RsaParameters> {
     use SigningAlgorithm as S;
     Ok(match algorithm {
         S::RsassaPkcs1V15Sha256 => &signature::RSA_PKCS1_2048_8192_SHA256,
