@@ -98,6 +98,11 @@ pub struct SettingsInput {
     /// CreateKey,ListKeys,ListAliases,GenerateRandom; empty: none).
     #[arg(long, value_delimiter = ',')]
     pub user_account_actions: Option<Vec<String>>,
+    /// SHA-256 fingerprints (hex, colons allowed) of TLS client
+    /// certificates that act as the account's administrators; any other
+    /// certificate must be bound to a user (`create-user --cert-fingerprint`).
+    #[arg(long, value_delimiter = ',')]
+    pub tls_admin_cert_fingerprints: Option<Vec<String>>,
     /// Argon2id memory in KiB for `init` (default 65536).
     #[arg(long)]
     pub kdf_memory_kib: Option<u32>,
@@ -144,6 +149,9 @@ impl SettingsInput {
             socket_group: self.socket_group.or(base.socket_group),
             socket_anonymous_uids: self.socket_anonymous_uids.or(base.socket_anonymous_uids),
             user_account_actions: self.user_account_actions.or(base.user_account_actions),
+            tls_admin_cert_fingerprints: self
+                .tls_admin_cert_fingerprints
+                .or(base.tls_admin_cert_fingerprints),
             kdf_memory_kib: self.kdf_memory_kib.or(base.kdf_memory_kib),
             kdf_iterations: self.kdf_iterations.or(base.kdf_iterations),
             kdf_parallelism: self.kdf_parallelism.or(base.kdf_parallelism),
@@ -244,6 +252,23 @@ pub struct Settings {
     /// Account-level actions users may call, when configured (else the
     /// core's default).
     pub user_account_actions: Option<Vec<String>>,
+    /// Client certificates (SHA-256, lowercase hex) acting as administrators.
+    pub tls_admin_cert_fingerprints: Vec<String>,
+}
+
+/// A certificate fingerprint: 64 hex digits (colons allowed), lowercased.
+fn fingerprint(text: &str) -> Result<String, DaemonError> {
+    let hex: String = text
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(DaemonError::Config(format!(
+            "tls_admin_cert_fingerprints: {text:?} is not a SHA-256 fingerprint (64 hex digits)"
+        )));
+    }
+    Ok(hex)
 }
 
 /// A group's id from its number or its name in /etc/group.
@@ -392,6 +417,12 @@ impl Settings {
             )?),
             socket_group: input.socket_group.as_deref().map(group_id).transpose()?,
             socket_anonymous_uids: input.socket_anonymous_uids.unwrap_or(false),
+            tls_admin_cert_fingerprints: input
+                .tls_admin_cert_fingerprints
+                .unwrap_or_default()
+                .iter()
+                .map(|fp| fingerprint(fp))
+                .collect::<Result<_, _>>()?,
             user_account_actions: input
                 .user_account_actions
                 .map(|actions| actions.into_iter().filter(|a| !a.trim().is_empty()).collect()),

@@ -271,7 +271,8 @@ pub async fn serve_with_kms(
         CryptoPool::new(threads).map_err(|e| DaemonError::io("starting the crypto pool", e))?,
     );
     let kms_service = KmsService::new(Arc::clone(&hsm), limits, pool)
-        .with_anonymous_uids(settings.socket_anonymous_uids);
+        .with_anonymous_uids(settings.socket_anonymous_uids)
+        .with_admin_certificates(settings.tls_admin_cert_fingerprints.clone());
     // PKCS#11 session keys live per client connection (crate::connection).
     let connections: Arc<ClientConnections> = Arc::default();
     let pkcs11 = Pkcs11BackendServer::new(Pkcs11Service::with_connections(

@@ -175,21 +175,58 @@ fn tls_on_tcp_with_openssl_certificates_and_client_auth() {
     let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
     let port = free_port();
     let listen = format!("tcp:127.0.0.1:{port}");
-    let mut child = KillOnDrop(
-        store
-            .serve_command()
-            .args(["--listen", &listen])
+    // The client certificate's SHA-256, as openssl prints it (AB:CD:...).
+    let printed = std::process::Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+            "-in",
+            &path("client.pem"),
+        ])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8(printed.stdout).unwrap();
+    let fingerprint = printed
+        .trim()
+        .split('=')
+        .nth(1)
+        .expect("a fingerprint")
+        .to_string();
+    let serve = |admin: Option<&str>| {
+        let mut cmd = store.serve_command();
+        cmd.args(["--listen", &listen])
             .args(["--tls-cert-file", &path("server.pem")])
             .args(["--tls-key-file", &path("server.key")])
             .args(["--tls-client-ca-file", &path("ca.pem")])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+            .stderr(Stdio::null());
+        if let Some(fp) = admin {
+            cmd.args(["--tls-admin-cert-fingerprints", fp]);
+        }
+        KillOnDrop(cmd.spawn().unwrap())
+    };
     let endpoint = format!("https://localhost:{port}");
     let (ca, cert, key) = (path("ca.pem"), path("client.pem"), path("client.key"));
     let with_client_cert = ["--ca-file", &ca, "--cert-file", &cert, "--key-file", &key];
+    // A certificate the CA signed but bound to no one and not listed as an
+    // administrator's is refused, and told how to fix it.
+    let mut child = serve(None);
+    let refused = eventually(Duration::from_secs(60), || {
+        let mut args = with_client_cert.to_vec();
+        args.push("list-keys");
+        let out = cli(&endpoint, &args, &[]);
+        stderr(&out).contains("(AccessDeniedException)")
+    });
+    assert!(
+        refused,
+        "an unbound client certificate was not refused on {endpoint}"
+    );
+    signal(child.0.id(), "TERM");
+    assert!(child.0.wait().unwrap().success());
+    // Listed as an administrator's, it may do everything.
+    let mut child = serve(Some(&fingerprint));
     let ok = eventually(Duration::from_secs(60), || {
         let mut args = with_client_cert.to_vec();
         args.push("list-keys");

@@ -8,8 +8,10 @@
 //!   so by default only the daemon's owner and root can connect;
 //!   `socket_group` makes it 0660 for one group.
 //! - TCP with TLS client certificates: a certificate bound to a user
-//!   (`--cert-fingerprint`) is that user; a certificate the configured CA
-//!   signed but bound to no user acts for the administrators.
+//!   (`--cert-fingerprint`) is that user; one listed in
+//!   `tls_admin_cert_fingerprints` acts for the administrators; any other
+//!   is refused (PERMISSION_DENIED / AccessDeniedException), even though
+//!   the configured CA signed it.
 //! - TCP without client certificates (TLS without `tls_client_ca_file`, or
 //!   `--insecure-loopback`): the administrators. Configure client
 //!   certificates whenever others can reach the port.
@@ -27,23 +29,29 @@ pub fn daemon_uid() -> u32 {
     std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
 }
 
+/// The daemon's rules for turning a transport's proof into a principal.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    /// The daemon's own uid (an administrator on the socket).
+    pub daemon_uid: u32,
+    /// Whether unbound socket uids act as `uid-N`.
+    pub anonymous_uids: bool,
+    /// Client certificates (SHA-256, lowercase hex) acting as administrators.
+    pub admin_certificates: &'a [String],
+}
+
 /// The caller of `request`, or PERMISSION_DENIED for a peer that stands
 /// for no principal.
-pub fn caller_of<T>(
-    hsm: &Hsm,
-    daemon_uid: u32,
-    anonymous_uids: bool,
-    request: &Request<T>,
-) -> Result<Caller, Status> {
+pub fn caller_of<T>(hsm: &Hsm, rules: &Rules<'_>, request: &Request<T>) -> Result<Caller, Status> {
     let user_agent = request
         .metadata()
         .get("user-agent")
         .and_then(|v| v.to_str().ok())
         .map(|v| v.chars().take(256).collect::<String>());
     let mut caller = if let Some(info) = request.extensions().get::<ConnectionInfo>() {
-        unix_caller(hsm, daemon_uid, anonymous_uids, info)?
+        unix_caller(hsm, rules.daemon_uid, rules.anonymous_uids, info)?
     } else {
-        tcp_caller(hsm, request)
+        tcp_caller(hsm, rules.admin_certificates, request)?
     };
     caller.user_agent = user_agent;
     Ok(caller)
@@ -75,20 +83,35 @@ fn unix_caller(
     }
 }
 
-fn tcp_caller<T>(hsm: &Hsm, request: &Request<T>) -> Caller {
+fn tcp_caller<T>(
+    hsm: &Hsm,
+    admin_certificates: &[String],
+    request: &Request<T>,
+) -> Result<Caller, Status> {
     let source = request
         .remote_addr()
         .map_or_else(|| "tcp".to_string(), |addr| addr.ip().to_string());
-    let principal = request
+    let Some(leaf) = request
         .peer_certs()
         .and_then(|certs| certs.first().cloned())
-        .and_then(|leaf| {
-            let digest = ring::digest::digest(&ring::digest::SHA256, leaf.as_ref());
-            let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-            hsm.principal_for_certificate(&hex)
-        })
-        .unwrap_or(Principal::Root);
-    Caller::new(principal, source)
+    else {
+        // TLS without client certificates, or --insecure-loopback: the
+        // operator chose who may reach the port.
+        return Ok(Caller::new(Principal::Root, source));
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, leaf.as_ref());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(principal) = hsm.principal_for_certificate(&hex) {
+        return Ok(Caller::new(principal, source));
+    }
+    if admin_certificates.iter().any(|fp| *fp == hex) {
+        return Ok(Caller::new(Principal::Root, source));
+    }
+    Err(denied(&format!(
+        "the client certificate (SHA-256 {hex}) is bound to no Tinfoil user; bind it with \
+         `tinfoil create-user --user-name NAME --cert-fingerprint {hex}` or list it in \
+         tls_admin_cert_fingerprints"
+    )))
 }
 
 fn denied(message: &str) -> Status {

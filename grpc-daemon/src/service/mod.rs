@@ -23,9 +23,9 @@ use crate::status;
 mod audit;
 pub mod caller;
 mod handlers;
+mod policies;
 #[cfg(test)]
 pub(crate) mod tests;
-mod policies;
 mod users;
 
 /// Limits applied to every call.
@@ -75,6 +75,8 @@ pub struct KmsService {
     daemon_uid: u32,
     /// Whether socket callers bound to no user act as `uid-N`.
     anonymous_uids: bool,
+    /// TLS client certificates (SHA-256 hex) acting as administrators.
+    admin_certificates: Arc<Vec<String>>,
 }
 
 impl std::fmt::Debug for KmsService {
@@ -96,7 +98,15 @@ impl KmsService {
             spinner: Spinner::new(limits.busy_poll),
             daemon_uid: caller::daemon_uid(),
             anonymous_uids: false,
+            admin_certificates: Arc::default(),
         }
+    }
+
+    /// TLS client certificates (SHA-256, lowercase hex) that act as the
+    /// account's administrators.
+    pub fn with_admin_certificates(mut self, fingerprints: Vec<String>) -> Self {
+        self.admin_certificates = Arc::new(fingerprints);
+        self
     }
 
     /// Lets socket callers whose uid is bound to no user act as the user
@@ -108,7 +118,15 @@ impl KmsService {
 
     /// The caller of a request, as its transport proved it (see [`caller`]).
     pub(crate) fn caller<R>(&self, request: &tonic::Request<R>) -> Result<core::Caller, Status> {
-        caller::caller_of(&self.hsm, self.daemon_uid, self.anonymous_uids, request)
+        caller::caller_of(
+            &self.hsm,
+            &caller::Rules {
+                daemon_uid: self.daemon_uid,
+                anonymous_uids: self.anonymous_uids,
+                admin_certificates: &self.admin_certificates,
+            },
+            request,
+        )
     }
 
     /// Runs `f` through the gate for `caller` on the crypto pool.
@@ -186,7 +204,11 @@ impl KmsService {
                     // crypto pool, so many calls share one group commit;
                     // no answer leaves before it is durable.
                     let hsm = Arc::clone(&self.hsm);
-                    match self.pool.run(move || core::audit::defer_durability(job)).await {
+                    match self
+                        .pool
+                        .run(move || core::audit::defer_durability(job))
+                        .await
+                    {
                         Err(_) => Err(()),
                         Ok((outcome, None)) => Ok(outcome),
                         Ok((outcome, Some(durability))) => {
