@@ -326,7 +326,8 @@ impl Pkcs11Backend for Pkcs11Service {
     ) -> Result<Response<pb::P11BytesResponse>, Status> {
         let caller = self.caller_of(&request)?;
         let r = request.into_inner();
-        self.check_key_use(&caller, r.key.as_ref(), "C_Sign", "kms:GenerateMac").await?;
+        self.check_key_use(&caller, r.key.as_ref(), "C_Sign", "kms:GenerateMac")
+            .await?;
         let data = Zeroizing::new(r.data);
         self.run(symmetric_lane(data.len()), "P11Hmac", move |b| {
             let key = wire::key_from_wire(r.key)?;
@@ -342,7 +343,8 @@ impl Pkcs11Backend for Pkcs11Service {
     ) -> Result<Response<pb::P11BoolResponse>, Status> {
         let caller = self.caller_of(&request)?;
         let r = request.into_inner();
-        self.check_key_use(&caller, r.key.as_ref(), "C_Verify", "kms:VerifyMac").await?;
+        self.check_key_use(&caller, r.key.as_ref(), "C_Verify", "kms:VerifyMac")
+            .await?;
         let data = Zeroizing::new(r.data);
         self.run(symmetric_lane(data.len()), "P11HmacVerify", move |b| {
             let key = wire::key_from_wire(r.key)?;
@@ -387,7 +389,8 @@ impl Pkcs11Backend for Pkcs11Service {
         } else {
             ("C_Decrypt", "kms:Decrypt")
         };
-        self.check_key_use(&caller, r.key.as_ref(), function, action).await?;
+        self.check_key_use(&caller, r.key.as_ref(), function, action)
+            .await?;
         let data = Zeroizing::new(r.data);
         self.run(symmetric_lane(data.len()), "P11Aes", move |b| {
             let key = wire::key_from_wire(r.key)?;
@@ -412,7 +415,8 @@ impl Pkcs11Backend for Pkcs11Service {
         } else {
             ("C_Decrypt", "kms:Decrypt")
         };
-        self.check_key_use(&caller, r.key.as_ref(), function, action).await?;
+        self.check_key_use(&caller, r.key.as_ref(), function, action)
+            .await?;
         let data = Zeroizing::new(r.data);
         self.run(Lane::Fast, "P11RsaOaep", move |b| {
             let key = wire::key_from_wire(r.key)?;
@@ -430,7 +434,8 @@ impl Pkcs11Backend for Pkcs11Service {
     ) -> Result<Response<pb::P11BytesResponse>, Status> {
         let caller = self.caller_of(&request)?;
         let r = request.into_inner();
-        self.check_key_use(&caller, r.wrapping.as_ref(), "C_WrapKey", "kms:Encrypt").await?;
+        self.check_key_use(&caller, r.wrapping.as_ref(), "C_WrapKey", "kms:Encrypt")
+            .await?;
         self.run(Lane::Fast, "P11Wrap", move |b| {
             let wrapping = wire::key_from_wire(r.wrapping)?;
             let target = wire::key_from_wire(r.target)?;
@@ -446,7 +451,8 @@ impl Pkcs11Backend for Pkcs11Service {
     ) -> Result<Response<pb::P11UnwrapResponse>, Status> {
         let caller = self.caller_of(&request)?;
         let r = request.into_inner();
-        self.check_key_use(&caller, r.unwrapping.as_ref(), "C_UnwrapKey", "kms:Decrypt").await?;
+        self.check_key_use(&caller, r.unwrapping.as_ref(), "C_UnwrapKey", "kms:Decrypt")
+            .await?;
         self.run(Lane::Fast, "P11Unwrap", move |b| {
             let unwrapping = wire::key_from_wire(r.unwrapping)?;
             let (key, n) = b.unwrap(
@@ -497,7 +503,8 @@ impl Pkcs11Backend for Pkcs11Service {
     ) -> Result<Response<pb::P11BytesResponse>, Status> {
         let caller = self.caller_of(&request)?;
         let r = request.into_inner();
-        self.check_key_use(&caller, r.key.as_ref(), "C_Sign", "kms:Sign").await?;
+        self.check_key_use(&caller, r.key.as_ref(), "C_Sign", "kms:Sign")
+            .await?;
         // RSA private operations take about a millisecond: the pool's.
         let lane = match &r.how {
             Some(pb::P11RawSign {
@@ -519,7 +526,8 @@ impl Pkcs11Backend for Pkcs11Service {
     ) -> Result<Response<pb::P11BoolResponse>, Status> {
         let caller = self.caller_of(&request)?;
         let r = request.into_inner();
-        self.check_key_use(&caller, r.key.as_ref(), "C_Verify", "kms:Verify").await?;
+        self.check_key_use(&caller, r.key.as_ref(), "C_Verify", "kms:Verify")
+            .await?;
         self.run(Lane::Inline, "P11Verify", move |b| {
             let key = wire::key_from_wire(r.key)?;
             let ok = b.verify(&key, wire::sign_from_wire(r.how)?, &r.input, &r.signature)?;
@@ -551,7 +559,8 @@ impl Pkcs11Backend for Pkcs11Service {
         } else {
             ("C_Decrypt", "kms:Decrypt")
         };
-        self.check_key_use(&caller, r.key.as_ref(), function, action).await?;
+        self.check_key_use(&caller, r.key.as_ref(), function, action)
+            .await?;
         let data = Zeroizing::new(r.data);
         // Decryption is a private-key operation: the pool's.
         self.run(Lane::Fast, "P11RsaPkcs1Crypt", move |b| {
