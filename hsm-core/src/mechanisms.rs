@@ -22,10 +22,13 @@ use crate::hsm::{require_enabled, Hsm};
 pub use crate::token::SessionKeys;
 use crate::types::{KeyMetadata, KeySpec};
 
+mod cmac;
+mod ecdh;
 mod gcm;
 mod raw_sign;
 mod rsa_pkcs1;
 
+pub use ecdh::{DerivedKeySpec, EcdhKdf};
 pub use raw_sign::{rsa_pkcs1_verify_public, RawSign};
 
 /// Largest input of one raw AES operation, in bytes.

@@ -24,7 +24,7 @@ impl Module {
         if s.digest.is_some() {
             return Err(ckr!(CKR_OPERATION_ACTIVE));
         }
-        crate::mechanisms::lookup(mechanism, self.backend.supports_key_mechanisms())?;
+        crate::mechanisms::lookup_for(self.backend.as_ref(), mechanism)?;
         s.digest = Some(DigestOp::new(mechanism, param_len)?);
         Ok(())
     }
@@ -126,7 +126,7 @@ impl Module {
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
         self.session(h)?;
-        let entry = crate::mechanisms::lookup(mechanism, self.backend.supports_key_mechanisms())?;
+        let entry = crate::mechanisms::lookup_for(self.backend.as_ref(), mechanism)?;
         if entry.flags & kind.flag() == 0 {
             return Err(ckr!(CKR_MECHANISM_INVALID, "mechanism cannot do this"));
         }
@@ -152,7 +152,7 @@ impl Module {
         flag: CK_FLAGS,
     ) -> Result<CK_OBJECT_HANDLE> {
         self.session(h)?;
-        let entry = crate::mechanisms::lookup(mechanism, self.backend.supports_key_mechanisms())?;
+        let entry = crate::mechanisms::lookup_for(self.backend.as_ref(), mechanism)?;
         if entry.flags & flag == 0 {
             return Err(ckr!(CKR_MECHANISM_INVALID, "mechanism cannot do this"));
         }

@@ -5,7 +5,7 @@
 use cryptoki_sys::*;
 
 use crate::attrs::{self, as_bool, as_ulong, bbool, get_bool, get_ulong, ulong, Template};
-use crate::backend::{Attributes, KeyHandle};
+use crate::backend::{Attributes, EcdhKdf, KeyHandle};
 use crate::crypto_ops::OpKind;
 use crate::error::{ckr, Pkcs11Error, Result};
 use crate::mechanisms::{self, aes_mode, wrap_mode, wrapped_len, Mechanism};
@@ -226,7 +226,7 @@ fn usable_aes_key(object: &Object, usage: CK_ATTRIBUTE_TYPE) -> Result<KeyHandle
 
 impl Module {
     fn needs_keys(&self, m: &Mechanism, flag: CK_FLAGS) -> Result<()> {
-        let entry = mechanisms::lookup(m.mechanism, self.backend.supports_key_mechanisms())?;
+        let entry = mechanisms::lookup_for(self.backend.as_ref(), m.mechanism)?;
         if entry.flags & flag == 0 {
             return Err(ckr!(CKR_MECHANISM_INVALID, "mechanism cannot do this"));
         }
@@ -282,6 +282,117 @@ impl Module {
         self.add_object(h, &serial, a, Some(key.clone()))
             .inspect_err(|_| {
                 let _ = self.backend.destroy_key(&key);
+            })
+    }
+
+    /// C_DeriveKey: CKM_ECDH1_DERIVE / CKM_ECDH1_COFACTOR_DERIVE (KDF NULL
+    /// or the SHA-1/SHA-2 X9.63 KDFs) with an EC private key whose
+    /// CKA_DERIVE is true, into a new AES or generic secret key.
+    pub fn derive_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        m: &Mechanism,
+        base: CK_OBJECT_HANDLE,
+        template: &Template,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        // Session first, then mechanism and template.
+        let (serial, rw, who) = self.session_view(h)?;
+        self.needs_keys(m, CKF_DERIVE)?;
+        let p = m.ecdh.as_ref().ok_or(ckr!(CKR_MECHANISM_PARAM_INVALID))?;
+        let kdf = match p.kdf {
+            CKD_NULL => EcdhKdf::Null,
+            CKD_SHA1_KDF => EcdhKdf::X963(20),
+            CKD_SHA224_KDF => EcdhKdf::X963(28),
+            CKD_SHA256_KDF => EcdhKdf::X963(32),
+            CKD_SHA384_KDF => EcdhKdf::X963(48),
+            CKD_SHA512_KDF => EcdhKdf::X963(64),
+            _ => return Err(ckr!(CKR_MECHANISM_PARAM_INVALID, "unsupported KDF")),
+        };
+        attrs::check_template(template)?;
+        let (key, base_attrs) = self.with_visible_object(h, base, |object| {
+            check_allowed(object, m)?;
+            if object.class() != CKO_PRIVATE_KEY
+                || get_ulong(&object.attrs, CKA_KEY_TYPE) != Some(CKK_EC)
+            {
+                return Err(ckr!(
+                    CKR_KEY_TYPE_INCONSISTENT,
+                    "ECDH needs an EC private key"
+                ));
+            }
+            if !get_bool(&object.attrs, CKA_DERIVE, false) {
+                return Err(ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED));
+            }
+            let key = object
+                .key
+                .clone()
+                .ok_or(ckr!(CKR_KEY_HANDLE_INVALID, "not a key"))?;
+            Ok((key, object.attrs.clone()))
+        })?;
+        // The peer's point, raw (04 || X || Y) or as a DER OCTET STRING.
+        let point = match p.public.as_slice() {
+            // The raw lengths on P-256, P-384 and P-521.
+            raw if matches!(raw.len(), 65 | 97 | 133) => raw,
+            [0x04, n, rest @ ..] if *n as usize == rest.len() => rest,
+            [0x04, 0x81, n, rest @ ..] if *n as usize == rest.len() => rest,
+            raw => raw,
+        };
+        let key_type = template
+            .iter()
+            .find(|(t, _)| *t == CKA_KEY_TYPE)
+            .ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE, "CKA_KEY_TYPE is required"))
+            .and_then(|(_, v)| as_ulong(v))?;
+        if !matches!(key_type, CKK_AES | CKK_GENERIC_SECRET) {
+            return Err(ckr!(
+                CKR_TEMPLATE_INCONSISTENT,
+                "an AES or generic secret key is derived"
+            ));
+        }
+        let len = template
+            .iter()
+            .find(|(t, _)| *t == CKA_VALUE_LEN)
+            .ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE, "CKA_VALUE_LEN is required"))
+            .and_then(|(_, v)| as_ulong(v))? as usize;
+        let mut a = secret_key_attrs(template, key_type, len, false)?;
+        let on_token = get_bool(&a, CKA_TOKEN, false);
+        let len_ok = if on_token || key_type == CKK_AES {
+            valid_secret_len(key_type, len)
+        } else {
+            (1..=512).contains(&len)
+        };
+        if !len_ok {
+            return Err(ckr!(CKR_ATTRIBUTE_VALUE_INVALID, "unsupported key length"));
+        }
+        // What the base key always was, the derived key inherits.
+        let sensitive = get_bool(&a, CKA_SENSITIVE, true);
+        let extractable = get_bool(&a, CKA_EXTRACTABLE, false);
+        a.insert(
+            CKA_ALWAYS_SENSITIVE,
+            bbool(get_bool(&base_attrs, CKA_ALWAYS_SENSITIVE, false) && sensitive),
+        );
+        a.insert(
+            CKA_NEVER_EXTRACTABLE,
+            bbool(get_bool(&base_attrs, CKA_NEVER_EXTRACTABLE, false) && !extractable),
+        );
+        self.may_write(rw, who, on_token, get_bool(&a, CKA_PRIVATE, true))?;
+        let label = if on_token {
+            Some(self.token_record(&serial)?.label)
+        } else {
+            None
+        };
+        let derived = self.backend.ecdh_derive(
+            &key,
+            point,
+            kdf,
+            &p.shared,
+            label.as_deref(),
+            key_type == CKK_AES,
+            len,
+            extractable,
+            readable(&a),
+        )?;
+        self.add_object(h, &serial, a, Some(derived.clone()))
+            .inspect_err(|_| {
+                let _ = self.backend.destroy_key(&derived);
             })
     }
 

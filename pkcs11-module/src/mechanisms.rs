@@ -145,6 +145,16 @@ pub const MECHANISMS: &[MechanismEntry] = &[
     m!(CKM_SHA256_HMAC, 28, 64, CKF_SIGN | CKF_VERIFY, true),
     m!(CKM_SHA384_HMAC, 28, 64, CKF_SIGN | CKF_VERIFY, true),
     m!(CKM_SHA512_HMAC, 28, 64, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_AES_CMAC, 16, 32, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_AES_CMAC_GENERAL, 16, 32, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_ECDH1_DERIVE, 256, 521, CKF_DERIVE | EC_FLAGS, true),
+    m!(
+        CKM_ECDH1_COFACTOR_DERIVE,
+        256,
+        521,
+        CKF_DERIVE | EC_FLAGS,
+        true
+    ),
 ];
 
 /// The mechanisms available with or without backend key operations.
@@ -152,6 +162,23 @@ pub fn available(with_keys: bool) -> impl Iterator<Item = &'static MechanismEntr
     MECHANISMS
         .iter()
         .filter(move |m| m.ready && (with_keys || !m.needs_keys))
+}
+
+/// The mechanisms a backend offers.
+pub fn offered(
+    backend: &dyn crate::backend::Backend,
+) -> impl Iterator<Item = &'static MechanismEntry> + '_ {
+    available(backend.supports_key_mechanisms()).filter(|m| !backend.lacks(m.mechanism))
+}
+
+/// Looks a mechanism up among those a backend offers.
+pub fn lookup_for(
+    backend: &dyn crate::backend::Backend,
+    mechanism: CK_MECHANISM_TYPE,
+) -> Result<&'static MechanismEntry> {
+    offered(backend)
+        .find(|m| m.mechanism == mechanism)
+        .ok_or(ckr!(CKR_MECHANISM_INVALID))
 }
 
 /// Looks a mechanism up; unknown or unavailable is CKR_MECHANISM_INVALID.
@@ -183,6 +210,19 @@ pub struct Mechanism {
     pub gcm: Option<GcmParams>,
     /// The OAEP label (pSourceData) of CKM_RSA_PKCS_OAEP, copied out.
     pub oaep_label: Vec<u8>,
+    /// CK_ECDH1_DERIVE_PARAMS of CKM_ECDH1_(COFACTOR_)DERIVE, copied out.
+    pub ecdh: Option<EcdhParams>,
+}
+
+/// CK_ECDH1_DERIVE_PARAMS, copied out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcdhParams {
+    /// CKD_*.
+    pub kdf: CK_ULONG,
+    /// pSharedData.
+    pub shared: Vec<u8>,
+    /// pPublicData: the peer's public point.
+    pub public: Vec<u8>,
 }
 
 /// The AES mode a cipher mechanism names, checking its parameter.

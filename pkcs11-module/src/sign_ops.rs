@@ -65,6 +65,8 @@ enum Signer {
     Raw(RawSign),
     /// HMAC-SHA-2 with this digest length.
     Hmac(usize),
+    /// AES-CMAC of this length.
+    Cmac(usize),
     /// An imported public key (no engine key behind it).
     Public(Box<crate::pubkey::PublicVerifier>),
 }
@@ -195,18 +197,11 @@ fn pair_usage_flags(
         return inconsistent("only EC (NIST curve) key pairs derive");
     }
     let any = sign || verify || decrypt || encrypt || unwrap || wrap || derive;
-    let said = [CKA_SIGN, CKA_DECRYPT, CKA_UNWRAP, CKA_DERIVE]
-        .iter()
-        .any(|t| private.iter().any(|(u, _)| u == t))
-        || [CKA_VERIFY, CKA_ENCRYPT, CKA_WRAP]
-            .iter()
-            .any(|t| public.iter().any(|(u, _)| u == t));
-    if !any && said {
-        return inconsistent("a key pair needs at least one usage");
-    }
     if !any {
-        sign = true;
-        verify = true;
+        // Nothing asked: a signing pair, unless signing was refused
+        // explicitly (the flags then stay false).
+        sign = get(private, CKA_SIGN)?.is_none();
+        verify = get(public, CKA_VERIFY)?.is_none();
     }
     Ok(PairFlags {
         sign,
@@ -229,7 +224,7 @@ impl Module {
         public: &Template,
         private: &Template,
     ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
-        let entry = mechanisms::lookup(m.mechanism, self.backend.supports_key_mechanisms())?;
+        let entry = mechanisms::lookup_for(self.backend.as_ref(), m.mechanism)?;
         if entry.flags & CKF_GENERATE_KEY_PAIR == 0 || !m.param.is_empty() {
             return Err(ckr!(CKR_MECHANISM_INVALID));
         }
@@ -306,7 +301,15 @@ impl Module {
         }
         let usage_flags = pair_usage_flags(key_type, public, private)?;
         let usages = PairUsages {
-            sign: usage_flags.sign || usage_flags.verify,
+            // A pair with no usage at all is still made as a signing key
+            // (its objects' flags stay false).
+            sign: usage_flags.sign
+                || usage_flags.verify
+                || !(usage_flags.decrypt
+                    || usage_flags.encrypt
+                    || usage_flags.wrap
+                    || usage_flags.unwrap
+                    || usage_flags.derive),
             decrypt: usage_flags.decrypt
                 || usage_flags.encrypt
                 || usage_flags.wrap
@@ -409,7 +412,7 @@ impl Module {
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
         let signing = kind == OpKind::Sign;
-        let entry = mechanisms::lookup(m.mechanism, self.backend.supports_key_mechanisms())?;
+        let entry = mechanisms::lookup_for(self.backend.as_ref(), m.mechanism)?;
         if entry.flags & if signing { CKF_SIGN } else { CKF_VERIFY } == 0 {
             return Err(ckr!(CKR_MECHANISM_INVALID, "mechanism cannot do this"));
         }
@@ -443,6 +446,43 @@ impl Module {
                 .key
                 .clone()
                 .ok_or(ckr!(CKR_KEY_TYPE_INCONSISTENT, "not a key"))?;
+            if matches!(m.mechanism, CKM_AES_CMAC | CKM_AES_CMAC_GENERAL) {
+                let aes = object.class() == CKO_SECRET_KEY
+                    && get_ulong(&object.attrs, CKA_KEY_TYPE) == Some(CKK_AES);
+                if !aes {
+                    return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT, "CMAC needs an AES key"));
+                }
+                if !get_bool(
+                    &object.attrs,
+                    if signing { CKA_SIGN } else { CKA_VERIFY },
+                    false,
+                ) {
+                    return Err(ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED));
+                }
+                let len = if m.mechanism == CKM_AES_CMAC {
+                    if !m.param.is_empty() {
+                        return Err(ckr!(CKR_MECHANISM_PARAM_INVALID));
+                    }
+                    16
+                } else {
+                    // CK_MAC_GENERAL_PARAMS: the MAC length, 1 to 16.
+                    let len =
+                        as_ulong(&m.param).map_err(|_| ckr!(CKR_MECHANISM_PARAM_INVALID))? as usize;
+                    if !(1..=16).contains(&len) {
+                        return Err(ckr!(CKR_MECHANISM_PARAM_INVALID, "MAC length 1 to 16"));
+                    }
+                    len
+                };
+                return Ok(SignOp {
+                    key: Some(handle),
+                    how: Signer::Cmac(len),
+                    hash: None,
+                    digest_info: None,
+                    buf: Vec::new(),
+                    sig_len: len,
+                    multipart: false,
+                });
+            }
             let hmac_len = match m.mechanism {
                 CKM_SHA256_HMAC => Some(32),
                 CKM_SHA384_HMAC => Some(48),
@@ -569,6 +609,7 @@ impl Module {
         match &op.how {
             Signer::Raw(how) => self.backend.sign(op.engine_key()?, *how, &op.input()),
             Signer::Hmac(len) => self.backend.hmac(op.engine_key()?, *len, &op.buf),
+            Signer::Cmac(len) => self.backend.cmac(op.engine_key()?, &op.buf, *len),
             Signer::Public(_) => Err(ckr!(
                 CKR_KEY_TYPE_INCONSISTENT,
                 "a public key does not sign"
@@ -662,6 +703,9 @@ impl Module {
                 self.backend
                     .hmac_verify(op.engine_key()?, *len, &op.buf, signature)?
             }
+            Signer::Cmac(_) => self
+                .backend
+                .cmac_verify(op.engine_key()?, &op.buf, signature)?,
             Signer::Public(verifier) => verifier.verify(&op.buf, signature),
         };
         match valid {

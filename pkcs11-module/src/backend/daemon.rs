@@ -614,6 +614,14 @@ impl Backend for DaemonBackend {
         key_from_wire(Some(r))
     }
 
+    fn lacks(&self, mechanism: CK_MECHANISM_TYPE) -> bool {
+        // Not carried by tinfoil.v1.Pkcs11Backend yet.
+        matches!(
+            mechanism,
+            CKM_AES_CMAC | CKM_AES_CMAC_GENERAL | CKM_ECDH1_DERIVE | CKM_ECDH1_COFACTOR_DERIVE
+        )
+    }
+
     fn load_changes(&self, token: &str, since: Option<u64>) -> Result<super::ObjectChanges> {
         let req = pb::P11LoadChangesRequest {
             token: token.to_string(),

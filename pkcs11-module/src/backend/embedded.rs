@@ -59,6 +59,16 @@ fn sign_error(e: hsm_core::Error) -> Pkcs11Error {
     }
 }
 
+fn cmac_error(e: hsm_core::Error) -> Pkcs11Error {
+    match e {
+        hsm_core::Error::InvalidKeyUsage(_) => {
+            ckr!(CKR_KEY_TYPE_INCONSISTENT, "CMAC needs an AES key")
+        }
+        hsm_core::Error::Validation(_) => ckr!(CKR_MECHANISM_PARAM_INVALID),
+        other => other.into(),
+    }
+}
+
 fn pin_user(user: UserKind) -> PinUser {
     match user {
         UserKind::So => PinUser::So,
@@ -612,6 +622,61 @@ impl Backend for EmbeddedBackend {
                 other => other.into(),
             })?;
         Ok(match copied {
+            hsm_core::token::CopiedKey::Session(id) => KeyHandle::Session(id),
+            hsm_core::token::CopiedKey::Stored(meta) => KeyHandle::Stored(meta.key_id),
+        })
+    }
+
+    fn cmac(&self, key: &KeyHandle, data: &[u8], mac_len: usize) -> Result<Vec<u8>> {
+        self.hsm
+            .p11_cmac(&self.session_keys, self.key_ref(key), data, mac_len)
+            .map_err(cmac_error)
+    }
+
+    fn cmac_verify(&self, key: &KeyHandle, data: &[u8], mac: &[u8]) -> Result<bool> {
+        self.hsm
+            .p11_cmac_verify(&self.session_keys, self.key_ref(key), data, mac)
+            .map_err(cmac_error)
+    }
+
+    fn ecdh_derive(
+        &self,
+        key: &KeyHandle,
+        peer_point: &[u8],
+        kdf: super::EcdhKdf,
+        shared: &[u8],
+        token_label: Option<&str>,
+        aes: bool,
+        len: usize,
+        extractable: bool,
+        readable: bool,
+    ) -> Result<KeyHandle> {
+        let new = hsm_core::mechanisms::DerivedKeySpec {
+            token: token_label,
+            aes,
+            len,
+            extractable,
+            readable,
+        };
+        let derived = self
+            .hsm
+            .p11_ecdh_derive(
+                &self.session_keys,
+                self.key_ref(key),
+                peer_point,
+                kdf,
+                shared,
+                new,
+            )
+            .map_err(|e| match e {
+                hsm_core::Error::InvalidKeyUsage(_) => ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED),
+                hsm_core::Error::Validation(_) => ckr!(
+                    CKR_MECHANISM_PARAM_INVALID,
+                    "peer point, KDF or key length not valid"
+                ),
+                other => other.into(),
+            })?;
+        Ok(match derived {
             hsm_core::token::CopiedKey::Session(id) => KeyHandle::Session(id),
             hsm_core::token::CopiedKey::Stored(meta) => KeyHandle::Stored(meta.key_id),
         })

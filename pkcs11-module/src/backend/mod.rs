@@ -17,7 +17,7 @@ pub mod daemon;
 pub mod embedded;
 pub mod memory;
 
-pub use hsm_core::mechanisms::{AesMode, RawSign, WrapMode};
+pub use hsm_core::mechanisms::{AesMode, EcdhKdf, RawSign, WrapMode};
 pub use hsm_core::token::PairUsages;
 pub use hsm_core::{KeySpec, KeyUsage};
 
@@ -330,6 +330,41 @@ pub trait Backend: Send + Sync {
         _key: &KeyHandle,
         _token_label: Option<&str>,
         _aes: bool,
+    ) -> Result<KeyHandle> {
+        Err(no_keys())
+    }
+
+    /// Whether this backend lacks a mechanism the registry lists (it is
+    /// then neither listed nor accepted).
+    fn lacks(&self, _mechanism: CK_MECHANISM_TYPE) -> bool {
+        false
+    }
+
+    /// AES-CMAC of `data`, its first `mac_len` bytes.
+    fn cmac(&self, _key: &KeyHandle, _data: &[u8], _mac_len: usize) -> Result<Vec<u8>> {
+        Err(no_keys())
+    }
+
+    /// Checks an AES-CMAC in constant time.
+    fn cmac_verify(&self, _key: &KeyHandle, _data: &[u8], _mac: &[u8]) -> Result<bool> {
+        Err(no_keys())
+    }
+
+    /// ECDH of a key pair that may derive with a peer's public point,
+    /// through `kdf`, into a new secret key: a token key in the namespace
+    /// of the token labelled `token_label`, or a session key.
+    #[allow(clippy::too_many_arguments)]
+    fn ecdh_derive(
+        &self,
+        _key: &KeyHandle,
+        _peer_point: &[u8],
+        _kdf: EcdhKdf,
+        _shared: &[u8],
+        _token_label: Option<&str>,
+        _aes: bool,
+        _len: usize,
+        _extractable: bool,
+        _readable: bool,
     ) -> Result<KeyHandle> {
         Err(no_keys())
     }

@@ -318,6 +318,23 @@ pub(super) unsafe extern "C" fn C_WrapKey(
 }
 
 #[allow(clippy::too_many_arguments)]
+pub(super) unsafe extern "C" fn C_DeriveKey(
+    h: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    base: CK_OBJECT_HANDLE,
+    template: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    key: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    with_module(|m| {
+        let key = unsafe { out_ref(key) }?;
+        let mech = unsafe { read_mechanism(mechanism) }?;
+        let template = unsafe { read_template(template, count) }?;
+        *key = m.derive_key(h, &mech, base, &template)?;
+        Ok(())
+    })
+}
+
 pub(super) unsafe extern "C" fn C_UnwrapKey(
     h: CK_SESSION_HANDLE,
     mechanism: *mut CK_MECHANISM,

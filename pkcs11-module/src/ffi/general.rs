@@ -154,10 +154,9 @@ pub(super) unsafe extern "C" fn C_GetMechanismList(
     with_module(|m| {
         unsafe { out_ref(count) }?;
         m.slot(slot)?;
-        let mechs: Vec<CK_MECHANISM_TYPE> =
-            mechanisms::available(m.backend.supports_key_mechanisms())
-                .map(|e| e.mechanism)
-                .collect();
+        let mechs: Vec<CK_MECHANISM_TYPE> = mechanisms::offered(m.backend.as_ref())
+            .map(|e| e.mechanism)
+            .collect();
         unsafe { deliver_list(&mechs, list, count) }
     })
 }
@@ -170,7 +169,7 @@ pub(super) unsafe extern "C" fn C_GetMechanismInfo(
     with_module(|m| {
         let info = unsafe { out_ref(info) }?;
         m.slot(slot)?;
-        let entry = mechanisms::lookup(mechanism, m.backend.supports_key_mechanisms())?;
+        let entry = mechanisms::lookup_for(m.backend.as_ref(), mechanism)?;
         *info = CK_MECHANISM_INFO {
             ulMinKeySize: entry.min_key,
             ulMaxKeySize: entry.max_key,

@@ -208,6 +208,7 @@ pub(crate) unsafe fn read_mechanism(p: *const CK_MECHANISM) -> Result<Mechanism>
                 tag_bits: g.ulTagBits,
             }),
             oaep_label: Vec::new(),
+            ecdh: None,
         });
     }
     let param = unsafe { in_bytes(m.pParameter as *const u8, m.ulParameterLen) }?.to_vec();
@@ -225,11 +226,37 @@ pub(crate) unsafe fn read_mechanism(p: *const CK_MECHANISM) -> Result<Mechanism>
     } else {
         Vec::new()
     };
+    let ecdh = if matches!(m.mechanism, CKM_ECDH1_DERIVE | CKM_ECDH1_COFACTOR_DERIVE) {
+        if m.pParameter.is_null()
+            || m.ulParameterLen as usize != std::mem::size_of::<CK_ECDH1_DERIVE_PARAMS>()
+        {
+            return Err(ckr!(
+                CKR_MECHANISM_PARAM_INVALID,
+                "CK_ECDH1_DERIVE_PARAMS expected"
+            ));
+        }
+        // SAFETY: non-NULL and of the right size, as checked.
+        let e = unsafe { &*(m.pParameter as *const CK_ECDH1_DERIVE_PARAMS) };
+        if e.ulSharedDataLen as usize > MAX_ATTR_LEN || e.ulPublicDataLen as usize > MAX_ATTR_LEN {
+            return Err(ckr!(CKR_MECHANISM_PARAM_INVALID, "ECDH data too long"));
+        }
+        // SAFETY: the caller promises the pointers hold the lengths given.
+        let shared = unsafe { in_bytes(e.pSharedData, e.ulSharedDataLen) }?.to_vec();
+        let public = unsafe { in_bytes(e.pPublicData, e.ulPublicDataLen) }?.to_vec();
+        Some(crate::mechanisms::EcdhParams {
+            kdf: e.kdf,
+            shared,
+            public,
+        })
+    } else {
+        None
+    };
     Ok(Mechanism {
         mechanism: m.mechanism,
         param,
         gcm: None,
         oaep_label,
+        ecdh,
     })
 }
 

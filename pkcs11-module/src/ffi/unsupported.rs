@@ -39,7 +39,6 @@ unsupported! {
     C_DecryptDigestUpdate(S, B, U, B, L);
     C_SignEncryptUpdate(S, B, U, B, L);
     C_DecryptVerifyUpdate(S, B, U, B, L);
-    C_DeriveKey(S, M, K, *mut CK_ATTRIBUTE, U, *mut CK_OBJECT_HANDLE);
     C_WaitForSlotEvent(CK_FLAGS, *mut CK_SLOT_ID, P);
     C_LoginUser(S, CK_USER_TYPE, *mut CK_UTF8CHAR, U, *mut CK_UTF8CHAR, U);
     C_SessionCancel(S, CK_FLAGS);
