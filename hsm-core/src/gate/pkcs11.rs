@@ -3,11 +3,13 @@
 //! uses a stored key it asks here whether the socket's principal may, as
 //! the KMS action the call amounts to (C_Sign on a signing key is
 //! `kms:Sign`, C_Encrypt `kms:Encrypt`, ...). The decision is the same
-//! policy and grant evaluation as every other call (tens of nanoseconds);
-//! it does not write an audit record itself, so the PKCS#11 fast path
-//! does not wait for a group commit per call. A key a user makes through PKCS#11 gets the same
-//! creator policy CreateKey gives (the default policy plus `kms:*` for its
-//! creator), so users can use the keys they make.
+//! policy and grant evaluation as every other call, and it is recorded in
+//! the audit log like every other call: the daemon answers the PKCS#11
+//! call only once that record is durable (a group commit shared by
+//! concurrent calls; at concurrency 1 it costs about one fsync per call).
+//! A key a user makes through PKCS#11 gets the same creator policy
+//! CreateKey gives (the default policy plus `kms:*` for its creator), so
+//! users can use the keys they make.
 //!
 //! The embedded backend (in-process, holding the passphrase) does not pass
 //! here: it owns its store.
