@@ -25,7 +25,9 @@ fn fixture() -> Fixture {
     let store = Store::new();
     let caller = root();
     let gate = store.hsm.gate(&caller);
-    let key = gate.create_key(CreateKeyRequest::default()).expect("create key");
+    let key = gate
+        .create_key(CreateKeyRequest::default())
+        .expect("create key");
     let context = BTreeMap::from([("purpose".to_string(), "fuzz".to_string())]);
     let blob = gate
         .encrypt(&key.key_id, PLAINTEXT, &context, None)

@@ -26,7 +26,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(policy) = parsed else {
         return;
     };
-    let _ = (policy.uses_conditions(), policy.needs_resource(), policy.statement_count());
+    let _ = (
+        policy.uses_conditions(),
+        policy.needs_resource(),
+        policy.statement_count(),
+    );
     let _ = policy.sids().count();
     let req = String::from_utf8_lossy(req);
     let mut lines = req.split('\n');

@@ -5,20 +5,55 @@
 
 use std::sync::Mutex;
 
-use tinfoil_daemon::kms_api::fuzzing::route_and_run;
 use libfuzzer_sys::fuzz_target;
+use tinfoil_daemon::kms_api::fuzzing::route_and_run;
 use tinfoil_fuzz::Store;
 
 const OPERATIONS: &[&str] = &[
-    "CancelKeyDeletion", "CreateAlias", "CreateGrant", "CreateKey", "Decrypt", "DeleteAlias",
-    "DescribeKey", "DisableKey", "DisableKeyRotation", "EnableKey", "EnableKeyRotation",
-    "Encrypt", "GenerateDataKey", "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext",
-    "GenerateDataKeyWithoutPlaintext", "GenerateMac", "GenerateRandom", "GetKeyPolicy",
-    "GetKeyRotationStatus", "GetPublicKey", "ListAliases", "ListGrants", "ListKeyPolicies",
-    "ListKeyRotations", "ListKeys", "ListResourceTags", "ListRetirableGrants", "PutKeyPolicy",
-    "ReEncrypt", "RetireGrant", "RevokeGrant", "RotateKeyOnDemand", "ScheduleKeyDeletion",
-    "Sign", "TagResource", "UntagResource", "UpdateAlias", "UpdateKeyDescription", "Verify",
-    "VerifyMac", "ConnectCustomKeyStore", "ImportKeyMaterial", "DeriveSharedSecret",
+    "CancelKeyDeletion",
+    "CreateAlias",
+    "CreateGrant",
+    "CreateKey",
+    "Decrypt",
+    "DeleteAlias",
+    "DescribeKey",
+    "DisableKey",
+    "DisableKeyRotation",
+    "EnableKey",
+    "EnableKeyRotation",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac",
+    "GenerateRandom",
+    "GetKeyPolicy",
+    "GetKeyRotationStatus",
+    "GetPublicKey",
+    "ListAliases",
+    "ListGrants",
+    "ListKeyPolicies",
+    "ListKeyRotations",
+    "ListKeys",
+    "ListResourceTags",
+    "ListRetirableGrants",
+    "PutKeyPolicy",
+    "ReEncrypt",
+    "RetireGrant",
+    "RevokeGrant",
+    "RotateKeyOnDemand",
+    "ScheduleKeyDeletion",
+    "Sign",
+    "TagResource",
+    "UntagResource",
+    "UpdateAlias",
+    "UpdateKeyDescription",
+    "Verify",
+    "VerifyMac",
+    "ConnectCustomKeyStore",
+    "ImportKeyMaterial",
+    "DeriveSharedSecret",
 ];
 
 static STORE: Mutex<Option<Store>> = Mutex::new(None);

@@ -11,12 +11,12 @@ use std::sync::Mutex;
 use cryptoki_sys::*;
 use libfuzzer_sys::arbitrary::{Result as AResult, Unstructured};
 use libfuzzer_sys::fuzz_target;
+use tinfoil_fuzz::Store;
 use tinfoil_pkcs11::attrs::{self, bbool, ulong, Template};
 use tinfoil_pkcs11::backend::embedded::EmbeddedBackend;
 use tinfoil_pkcs11::crypto_ops::OpKind;
 use tinfoil_pkcs11::mechanisms::{self, GcmParams, Mechanism};
 use tinfoil_pkcs11::module::Module;
-use tinfoil_fuzz::Store;
 
 const SO_PIN: &[u8] = b"fuzz-so-pin";
 const USER_PIN: &[u8] = b"fuzz-user-pin";
@@ -45,7 +45,8 @@ fn mech(mechanism: CK_MECHANISM_TYPE) -> Mechanism {
 
 fn fixture() -> Fixture {
     let store = Store::new();
-    let module = Module::new(Box::new(EmbeddedBackend::over_hsm(store.hsm.clone()))).expect("module");
+    let module =
+        Module::new(Box::new(EmbeddedBackend::over_hsm(store.hsm.clone()))).expect("module");
     module.init_token(0, SO_PIN, "fuzz").expect("init token");
     module.refresh_slots().expect("slots");
     let flags = CKF_SERIAL_SESSION | CKF_RW_SESSION;
@@ -85,7 +86,11 @@ fn fixture() -> Fixture {
     keys.push(public);
     let mut secret = vec![(CKA_SIGN, bbool(true)), (CKA_VERIFY, bbool(true))];
     secret.push((CKA_VALUE_LEN, ulong(32)));
-    if let Ok(k) = module.generate_key(h, &mech(CKM_GENERIC_SECRET_KEY_GEN), &session_template(&secret)) {
+    if let Ok(k) = module.generate_key(
+        h,
+        &mech(CKM_GENERIC_SECRET_KEY_GEN),
+        &session_template(&secret),
+    ) {
         keys.push(k);
     }
     Fixture {
@@ -96,23 +101,83 @@ fn fixture() -> Fixture {
 }
 
 const ATTRS: &[CK_ATTRIBUTE_TYPE] = &[
-    CKA_CLASS, CKA_TOKEN, CKA_PRIVATE, CKA_LABEL, CKA_APPLICATION, CKA_VALUE, CKA_OBJECT_ID,
-    CKA_CERTIFICATE_TYPE, CKA_ISSUER, CKA_SERIAL_NUMBER, CKA_SUBJECT, CKA_ID, CKA_KEY_TYPE,
-    CKA_SENSITIVE, CKA_ENCRYPT, CKA_DECRYPT, CKA_WRAP, CKA_UNWRAP, CKA_SIGN, CKA_VERIFY,
-    CKA_DERIVE, CKA_START_DATE, CKA_END_DATE, CKA_MODULUS, CKA_MODULUS_BITS,
-    CKA_PUBLIC_EXPONENT, CKA_VALUE_LEN, CKA_EXTRACTABLE, CKA_LOCAL, CKA_NEVER_EXTRACTABLE,
-    CKA_ALWAYS_SENSITIVE, CKA_MODIFIABLE, CKA_COPYABLE, CKA_DESTROYABLE, CKA_EC_PARAMS,
-    CKA_EC_POINT, CKA_ALLOWED_MECHANISMS, CKA_WRAP_TEMPLATE, CKA_CHECK_VALUE, CKA_TRUSTED,
-    CKA_CERTIFICATE_CATEGORY, CKA_URL, CKA_PUBLIC_KEY_INFO, CKA_UNIQUE_ID, CKA_KEY_GEN_MECHANISM,
+    CKA_CLASS,
+    CKA_TOKEN,
+    CKA_PRIVATE,
+    CKA_LABEL,
+    CKA_APPLICATION,
+    CKA_VALUE,
+    CKA_OBJECT_ID,
+    CKA_CERTIFICATE_TYPE,
+    CKA_ISSUER,
+    CKA_SERIAL_NUMBER,
+    CKA_SUBJECT,
+    CKA_ID,
+    CKA_KEY_TYPE,
+    CKA_SENSITIVE,
+    CKA_ENCRYPT,
+    CKA_DECRYPT,
+    CKA_WRAP,
+    CKA_UNWRAP,
+    CKA_SIGN,
+    CKA_VERIFY,
+    CKA_DERIVE,
+    CKA_START_DATE,
+    CKA_END_DATE,
+    CKA_MODULUS,
+    CKA_MODULUS_BITS,
+    CKA_PUBLIC_EXPONENT,
+    CKA_VALUE_LEN,
+    CKA_EXTRACTABLE,
+    CKA_LOCAL,
+    CKA_NEVER_EXTRACTABLE,
+    CKA_ALWAYS_SENSITIVE,
+    CKA_MODIFIABLE,
+    CKA_COPYABLE,
+    CKA_DESTROYABLE,
+    CKA_EC_PARAMS,
+    CKA_EC_POINT,
+    CKA_ALLOWED_MECHANISMS,
+    CKA_WRAP_TEMPLATE,
+    CKA_CHECK_VALUE,
+    CKA_TRUSTED,
+    CKA_CERTIFICATE_CATEGORY,
+    CKA_URL,
+    CKA_PUBLIC_KEY_INFO,
+    CKA_UNIQUE_ID,
+    CKA_KEY_GEN_MECHANISM,
 ];
 
 const MECHS: &[CK_MECHANISM_TYPE] = &[
-    CKM_AES_ECB, CKM_AES_CBC, CKM_AES_CBC_PAD, CKM_AES_CTR, CKM_AES_GCM, CKM_AES_KEY_WRAP,
-    CKM_AES_KEY_WRAP_PAD, CKM_AES_KEY_WRAP_KWP, CKM_AES_KEY_GEN, CKM_ECDSA, CKM_ECDSA_SHA256,
-    CKM_ECDSA_SHA384, CKM_ECDSA_SHA512, CKM_EDDSA, CKM_RSA_PKCS, CKM_RSA_PKCS_PSS,
-    CKM_SHA256_RSA_PKCS, CKM_SHA256_RSA_PKCS_PSS, CKM_RSA_PKCS_OAEP, CKM_SHA_1, CKM_SHA256,
-    CKM_SHA384, CKM_SHA512, CKM_SHA256_HMAC, CKM_SHA384_HMAC, CKM_SHA512_HMAC,
-    CKM_GENERIC_SECRET_KEY_GEN, CKM_EC_KEY_PAIR_GEN, CKM_ECDH1_DERIVE,
+    CKM_AES_ECB,
+    CKM_AES_CBC,
+    CKM_AES_CBC_PAD,
+    CKM_AES_CTR,
+    CKM_AES_GCM,
+    CKM_AES_KEY_WRAP,
+    CKM_AES_KEY_WRAP_PAD,
+    CKM_AES_KEY_WRAP_KWP,
+    CKM_AES_KEY_GEN,
+    CKM_ECDSA,
+    CKM_ECDSA_SHA256,
+    CKM_ECDSA_SHA384,
+    CKM_ECDSA_SHA512,
+    CKM_EDDSA,
+    CKM_RSA_PKCS,
+    CKM_RSA_PKCS_PSS,
+    CKM_SHA256_RSA_PKCS,
+    CKM_SHA256_RSA_PKCS_PSS,
+    CKM_RSA_PKCS_OAEP,
+    CKM_SHA_1,
+    CKM_SHA256,
+    CKM_SHA384,
+    CKM_SHA512,
+    CKM_SHA256_HMAC,
+    CKM_SHA384_HMAC,
+    CKM_SHA512_HMAC,
+    CKM_GENERIC_SECRET_KEY_GEN,
+    CKM_EC_KEY_PAIR_GEN,
+    CKM_ECDH1_DERIVE,
 ];
 
 fn bytes(u: &mut Unstructured<'_>, max: usize) -> AResult<Vec<u8>> {
@@ -173,7 +238,11 @@ fn mechanism(u: &mut Unstructured<'_>) -> AResult<Mechanism> {
     })
 }
 
-fn key(u: &mut Unstructured<'_>, f: &Fixture, created: &[CK_OBJECT_HANDLE]) -> AResult<CK_OBJECT_HANDLE> {
+fn key(
+    u: &mut Unstructured<'_>,
+    f: &Fixture,
+    created: &[CK_OBJECT_HANDLE],
+) -> AResult<CK_OBJECT_HANDLE> {
     Ok(match u.int_in_range(0..=3)? {
         0 | 1 => *u.choose(&f.keys)?,
         2 if !created.is_empty() => *u.choose(created)?,
@@ -194,7 +263,11 @@ fn run(u: &mut Unstructured<'_>, f: &Fixture) -> AResult<()> {
     let mut created = Vec::new();
     let result = (|| -> AResult<()> {
         for _ in 0..u.int_in_range(1..=6)? {
-            let cap = if u.arbitrary()? { None } else { Some(u.int_in_range(0..=4096)?) };
+            let cap = if u.arbitrary()? {
+                None
+            } else {
+                Some(u.int_in_range(0..=4096)?)
+            };
             match u.int_in_range(0..=10)? {
                 0 => {
                     if let Ok(o) = m.create_object(h, &session_only(template(u)?)) {
@@ -208,7 +281,11 @@ fn run(u: &mut Unstructured<'_>, f: &Fixture) -> AResult<()> {
                     }
                 }
                 2 => {
-                    let kind = if u.arbitrary()? { OpKind::Encrypt } else { OpKind::Decrypt };
+                    let kind = if u.arbitrary()? {
+                        OpKind::Encrypt
+                    } else {
+                        OpKind::Decrypt
+                    };
                     let (mech, k) = (mechanism(u)?, key(u, f, &created)?);
                     if m.cipher_init(h, kind, &mech, k).is_ok() {
                         let data = bytes(u, 512)?;
@@ -221,7 +298,11 @@ fn run(u: &mut Unstructured<'_>, f: &Fixture) -> AResult<()> {
                     }
                 }
                 3 => {
-                    let kind = if u.arbitrary()? { OpKind::Sign } else { OpKind::Verify };
+                    let kind = if u.arbitrary()? {
+                        OpKind::Sign
+                    } else {
+                        OpKind::Verify
+                    };
                     let (mech, k) = (mechanism(u)?, key(u, f, &created)?);
                     if m.sign_init(h, kind, &mech, k).is_ok() {
                         let data = bytes(u, 512)?;
@@ -251,13 +332,16 @@ fn run(u: &mut Unstructured<'_>, f: &Fixture) -> AResult<()> {
                     let mech = mechanism(u)?;
                     let k = key(u, f, &created)?;
                     let wrapped = bytes(u, 600)?;
-                    if let Ok(o) = m.unwrap_key(h, &mech, k, &wrapped, &session_only(template(u)?)) {
+                    if let Ok(o) = m.unwrap_key(h, &mech, k, &wrapped, &session_only(template(u)?))
+                    {
                         created.push(o);
                     }
                 }
                 7 => {
                     let mech = mechanism(u)?;
-                    if mech.mechanism == CKM_AES_KEY_GEN || mech.mechanism == CKM_GENERIC_SECRET_KEY_GEN {
+                    if mech.mechanism == CKM_AES_KEY_GEN
+                        || mech.mechanism == CKM_GENERIC_SECRET_KEY_GEN
+                    {
                         if let Ok(o) = m.generate_key(h, &mech, &session_only(template(u)?)) {
                             created.push(o);
                         }
@@ -268,8 +352,9 @@ fn run(u: &mut Unstructured<'_>, f: &Fixture) -> AResult<()> {
                     if created.contains(&k) || u.arbitrary()? {
                         let _ = m.set_attributes(h, k, &template(u)?);
                     }
-                    let types: Vec<CK_ATTRIBUTE_TYPE> =
-                        (0..u.int_in_range(0..=8)?).map(|_| attr_type(u)).collect::<AResult<_>>()?;
+                    let types: Vec<CK_ATTRIBUTE_TYPE> = (0..u.int_in_range(0..=8)?)
+                        .map(|_| attr_type(u))
+                        .collect::<AResult<_>>()?;
                     let _ = m.get_attributes(h, k, &types);
                 }
                 9 => {

@@ -7,10 +7,10 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use tinfoil_daemon::pool::CryptoPool;
-use tinfoil_daemon::service::{CallLimits, KmsService};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
+use tinfoil_daemon::pool::CryptoPool;
+use tinfoil_daemon::service::{CallLimits, KmsService};
 use tinfoil_fuzz::Store;
 use tinfoil_proto::v1 as pb;
 use tinfoil_proto::v1::key_management_server::KeyManagement;

@@ -2,9 +2,9 @@
 //! whole pre-signature check with arbitrary headers, path and query.
 #![no_main]
 
-use tinfoil_daemon::kms_api::sigv4;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
+use tinfoil_daemon::kms_api::sigv4;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

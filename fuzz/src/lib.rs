@@ -5,7 +5,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use hsm_core::{Caller, CreateKeyRequest, Hsm, KeySpec, HsmOptions, KdfParams, ManualClock, Principal, SecretString};
+use hsm_core::{
+    Caller, CreateKeyRequest, Hsm, HsmOptions, KdfParams, KeySpec, ManualClock, Principal,
+    SecretString,
+};
 
 /// Runs on one store before it is replaced.
 pub const RUNS_PER_STORE: u64 = 20_000;
