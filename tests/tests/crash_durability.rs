@@ -399,7 +399,9 @@ fn sigkill_under_concurrent_writers_loses_no_acknowledged_write() {
             *ledger.lock().unwrap() = l;
         });
         let before: usize = ledger.lock().unwrap().acknowledged.values().sum();
-        let kill_after = Duration::from_millis(300 + rng.below(1700));
+        // Killed at a random moment once writes are flowing (not at a fixed
+        // time: a loaded machine may take long to start the writers).
+        let kill_after = Duration::from_millis(rng.below(1500));
         runtime.block_on(async {
             let mut tasks = Vec::new();
             for worker in 0..WRITERS {
@@ -411,6 +413,15 @@ fn sigkill_under_concurrent_writers_loses_no_acknowledged_write() {
                     rng.next(),
                     Arc::clone(&ledger),
                 )));
+            }
+            let acked = || ledger.lock().unwrap().acknowledged.values().sum::<usize>();
+            let started = std::time::Instant::now();
+            while acked() < before + 5 {
+                assert!(
+                    started.elapsed() < Duration::from_secs(120),
+                    "round {round}: the writers acknowledged nothing"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
             tokio::time::sleep(kill_after).await;
             signal(daemon.pid(), "KILL");
@@ -429,7 +440,7 @@ fn sigkill_under_concurrent_writers_loses_no_acknowledged_write() {
         drop(daemon);
         let after: usize = ledger.lock().unwrap().acknowledged.values().sum();
         eprintln!(
-            "crash_durability: round {round}: killed after {kill_after:?}, {} writes acknowledged",
+            "crash_durability: round {round}: killed {kill_after:?} after the 5th write, {} writes acknowledged",
             after - before
         );
         assert!(
