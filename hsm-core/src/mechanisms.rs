@@ -321,10 +321,12 @@ impl Hsm {
         data: &[u8],
     ) -> Result<Vec<u8>> {
         let alg = match hash_len {
+            20 => aws_lc_rs::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+            28 => aws_lc_rs::hmac::HMAC_SHA224,
             32 => aws_lc_rs::hmac::HMAC_SHA256,
             48 => aws_lc_rs::hmac::HMAC_SHA384,
             64 => aws_lc_rs::hmac::HMAC_SHA512,
-            _ => return Err(Error::validation("HMAC needs SHA-256, SHA-384 or SHA-512")),
+            _ => return Err(Error::validation("HMAC needs SHA-1 or SHA-2")),
         };
         self.with_secret(keys, key, |bytes| {
             let k = aws_lc_rs::hmac::Key::new(alg, bytes);

@@ -65,6 +65,8 @@ enum Signer {
     Raw(RawSign),
     /// HMAC-SHA-2 with this digest length.
     Hmac(usize),
+    /// HMAC with this digest length, truncated to the second length.
+    HmacGeneral(usize, usize),
     /// AES-CMAC of this length.
     Cmac(usize),
     /// An imported public key (no engine key behind it).
@@ -484,11 +486,21 @@ impl Module {
                 });
             }
             let hmac_len = match m.mechanism {
-                CKM_SHA256_HMAC => Some(32),
-                CKM_SHA384_HMAC => Some(48),
-                CKM_SHA512_HMAC => Some(64),
+                CKM_SHA_1_HMAC | CKM_SHA_1_HMAC_GENERAL => Some(20),
+                CKM_SHA224_HMAC | CKM_SHA224_HMAC_GENERAL => Some(28),
+                CKM_SHA256_HMAC | CKM_SHA256_HMAC_GENERAL => Some(32),
+                CKM_SHA384_HMAC | CKM_SHA384_HMAC_GENERAL => Some(48),
+                CKM_SHA512_HMAC | CKM_SHA512_HMAC_GENERAL => Some(64),
                 _ => None,
             };
+            let general = matches!(
+                m.mechanism,
+                CKM_SHA_1_HMAC_GENERAL
+                    | CKM_SHA224_HMAC_GENERAL
+                    | CKM_SHA256_HMAC_GENERAL
+                    | CKM_SHA384_HMAC_GENERAL
+                    | CKM_SHA512_HMAC_GENERAL
+            );
             if let Some(hash_len) = hmac_len {
                 let generic = object.class() == CKO_SECRET_KEY
                     && get_ulong(&object.attrs, CKA_KEY_TYPE) == Some(CKK_GENERIC_SECRET);
@@ -505,16 +517,31 @@ impl Module {
                 ) {
                     return Err(ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED));
                 }
-                if !m.param.is_empty() {
+                // _GENERAL: CK_MAC_GENERAL_PARAMS, the MAC length (1 to
+                // the digest's); the others take no parameter.
+                let out_len = if general {
+                    let len =
+                        as_ulong(&m.param).map_err(|_| ckr!(CKR_MECHANISM_PARAM_INVALID))? as usize;
+                    if !(1..=hash_len).contains(&len) {
+                        return Err(ckr!(CKR_MECHANISM_PARAM_INVALID, "MAC length"));
+                    }
+                    len
+                } else if m.param.is_empty() {
+                    hash_len
+                } else {
                     return Err(ckr!(CKR_MECHANISM_PARAM_INVALID));
-                }
+                };
                 let op = SignOp {
                     key: Some(handle),
-                    how: Signer::Hmac(hash_len),
+                    how: if out_len == hash_len {
+                        Signer::Hmac(hash_len)
+                    } else {
+                        Signer::HmacGeneral(hash_len, out_len)
+                    },
                     hash: None,
                     digest_info: None,
                     buf: Vec::new(),
-                    sig_len: hash_len,
+                    sig_len: out_len,
                     multipart: false,
                 };
                 return Ok(op);
@@ -610,6 +637,11 @@ impl Module {
             Signer::Raw(how) => self.backend.sign(op.engine_key()?, *how, &op.input()),
             Signer::Hmac(len) => self.backend.hmac(op.engine_key()?, *len, &op.buf),
             Signer::Cmac(len) => self.backend.cmac(op.engine_key()?, &op.buf, *len),
+            Signer::HmacGeneral(hash_len, len) => {
+                let mut mac = self.backend.hmac(op.engine_key()?, *hash_len, &op.buf)?;
+                mac.truncate(*len);
+                Ok(mac)
+            }
             Signer::Public(_) => Err(ckr!(
                 CKR_KEY_TYPE_INCONSISTENT,
                 "a public key does not sign"
@@ -702,6 +734,11 @@ impl Module {
             Signer::Hmac(len) => {
                 self.backend
                     .hmac_verify(op.engine_key()?, *len, &op.buf, signature)?
+            }
+            Signer::HmacGeneral(hash_len, len) => {
+                let mac = self.backend.hmac(op.engine_key()?, *hash_len, &op.buf)?;
+                use subtle::ConstantTimeEq;
+                bool::from(mac[..*len].ct_eq(signature))
             }
             Signer::Cmac(_) => self
                 .backend
