@@ -423,9 +423,12 @@ impl Settings {
                 .iter()
                 .map(|fp| fingerprint(fp))
                 .collect::<Result<_, _>>()?,
-            user_account_actions: input
-                .user_account_actions
-                .map(|actions| actions.into_iter().filter(|a| !a.trim().is_empty()).collect()),
+            user_account_actions: input.user_account_actions.map(|actions| {
+                actions
+                    .into_iter()
+                    .filter(|a| !a.trim().is_empty())
+                    .collect()
+            }),
             data_dir,
             listen,
             passphrase_file: input.passphrase_file,

@@ -177,21 +177,25 @@ impl<'a> Gate<'a> {
         unix_uid: Option<u32>,
         cert_fingerprint: Option<&str>,
     ) -> Result<UserInfo> {
-        self.run_admin(Request::account("iam:CreateUser").param("userName", name), || {
-            self.hsm.create_user(name, unix_uid, cert_fingerprint)
-        })
+        self.run_admin(
+            Request::account("iam:CreateUser").param("userName", name),
+            || self.hsm.create_user(name, unix_uid, cert_fingerprint),
+        )
     }
 
     /// Deletes a user and its access keys (administrators only).
     pub fn delete_user(&self, name: &str) -> Result<()> {
-        self.run_admin(Request::account("iam:DeleteUser").param("userName", name), || {
-            self.hsm.delete_user(name)
-        })
+        self.run_admin(
+            Request::account("iam:DeleteUser").param("userName", name),
+            || self.hsm.delete_user(name),
+        )
     }
 
     /// Lists users (administrators only).
     pub fn list_users(&self) -> Result<Vec<UserInfo>> {
-        self.run_admin(Request::account("iam:ListUsers"), || Ok(self.hsm.list_users()))
+        self.run_admin(Request::account("iam:ListUsers"), || {
+            Ok(self.hsm.list_users())
+        })
     }
 
     /// Creates an access key for a user or for `root` (administrators only).

@@ -15,13 +15,13 @@ use crate::changes::{Change, Changes};
 use crate::clock::{Clock, SystemClock, DAY};
 use crate::error::{Error, Result};
 use crate::identity::Account;
-use crate::users::{self, Identities};
 use crate::ids::{parse_key_ref, KeyRef};
 use crate::model::{AliasRecord, KeyRecord, VersionInfo};
 use crate::outputs::TickReport;
 use crate::sealing::{self, KdfParams, SecretKey, KEY_LEN};
 use crate::store::{self, Store};
 use crate::types::{KeySpec, KeyState, RotationType, UnixSeconds};
+use crate::users::{self, Identities};
 
 /// How to open or initialise a store.
 #[derive(Debug, Clone)]

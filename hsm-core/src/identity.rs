@@ -106,11 +106,7 @@ pub(crate) fn install(account: &Account) -> Result<()> {
 
 /// The process's account (the default one before any store was opened).
 pub(crate) fn installed() -> Arc<InstalledAccount> {
-    if let Some(current) = INSTALLED
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-    {
+    if let Some(current) = INSTALLED.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
         return Arc::clone(current);
     }
     let account = Account::default();
