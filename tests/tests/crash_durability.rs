@@ -42,6 +42,9 @@ impl Rng {
     }
 }
 
+/// An acknowledged Encrypt: key id, blob, plaintext, context.
+type Acknowledged = (String, Vec<u8>, Vec<u8>, BTreeMap<String, String>);
+
 /// What the writers were told succeeded, and so must have survived.
 #[derive(Clone, Default, Debug)]
 struct Ledger {
@@ -50,7 +53,7 @@ struct Ledger {
     /// Alias name -> key id.
     aliases: BTreeMap<String, String>,
     /// (key id, blob, plaintext, context).
-    ciphertexts: Vec<(String, Vec<u8>, Vec<u8>, BTreeMap<String, String>)>,
+    ciphertexts: Vec<Acknowledged>,
     /// Acknowledged calls per operation name (for the audit log).
     acknowledged: BTreeMap<&'static str, usize>,
 }
