@@ -104,7 +104,7 @@ fn tcp_caller<T>(
     if let Some(principal) = hsm.principal_for_certificate(&hex) {
         return Ok(Caller::new(principal, source));
     }
-    if admin_certificates.iter().any(|fp| *fp == hex) {
+    if admin_certificates.contains(&hex) {
         return Ok(Caller::new(Principal::Root, source));
     }
     Err(denied(&format!(
