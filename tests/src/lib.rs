@@ -6,3 +6,4 @@
 
 pub mod daemon;
 pub mod kms;
+pub mod unix_users;

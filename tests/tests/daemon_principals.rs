@@ -3,32 +3,18 @@
 //! other Unix users with `setpriv`, so it needs root (as scripts/test runs).
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use tinfoil_e2e_tests::daemon::{assert_kms_error, binary, json, stderr, Daemon, Store};
+use tinfoil_e2e_tests::daemon::{assert_kms_error, json, stderr, Daemon, Store};
+use tinfoil_e2e_tests::unix_users::{is_root, tinfoil_as};
 
 /// nobody / nogroup on Debian.
 const OTHER_UID: u32 = 65534;
 const OTHER_GID: u32 = 65534;
 
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
 /// Runs `tinfoil --endpoint ENDPOINT ARGS` as uid/gid `OTHER_*`.
 fn cli_as_other(endpoint: &str, args: &[&str]) -> Output {
-    Command::new("setpriv")
-        .arg(format!("--reuid={OTHER_UID}"))
-        .arg(format!("--regid={OTHER_GID}"))
-        .arg("--clear-groups")
-        .arg(binary("tinfoil"))
-        .arg("--endpoint")
-        .arg(endpoint)
-        .args(args)
-        .env_remove("TINFOIL_ENDPOINT")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run setpriv (util-linux)")
+    tinfoil_as(OTHER_UID, OTHER_GID, endpoint, args)
 }
 
 /// A daemon whose socket, in a directory others may traverse, belongs to

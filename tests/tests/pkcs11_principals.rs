@@ -3,33 +3,23 @@
 //! policy or grant lets it use (CKR_KEY_FUNCTION_NOT_PERMITTED at C_Sign),
 //! and may once a grant allows Sign. Needs root (setpriv), as scripts/test.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use tinfoil_e2e_tests::daemon::{bin_dir, json, stderr, stdout, Daemon, Store};
+use tinfoil_e2e_tests::unix_users::{command_as, is_root};
 
 const GID: u32 = 65534;
 const ALICE: u32 = 61102;
 const SO_PIN: &str = "so-pin-1";
 const PIN: &str = "user-pin-1";
 
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
 /// Runs pkcs11-tool with our module, as `uid` (None: as the test, root).
 fn pkcs11_tool(config: &Path, uid: Option<u32>, args: &[&str]) -> Output {
     let module = bin_dir().join("libtinfoil_pkcs11.so");
     let mut cmd = match uid {
-        Some(uid) => {
-            let mut c = Command::new("setpriv");
-            c.arg(format!("--reuid={uid}"))
-                .arg(format!("--regid={GID}"))
-                .arg("--clear-groups")
-                .arg("pkcs11-tool");
-            c
-        }
+        Some(uid) => command_as(uid, GID, "pkcs11-tool"),
         None => Command::new("pkcs11-tool"),
     };
     cmd.arg("--module")

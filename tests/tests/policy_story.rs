@@ -5,12 +5,13 @@
 //! `tinfoil` CLI run as three Unix users (setpriv; needs root, as
 //! scripts/test runs).
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use tinfoil_e2e_tests::daemon::{assert_kms_error, binary, json, stderr, Daemon, Store};
+use tinfoil_e2e_tests::daemon::{assert_kms_error, json, stderr, Daemon, Store};
 use tinfoil_e2e_tests::kms::{assert_aws_error, create_access_key, AccessKey, KmsDaemon};
+use tinfoil_e2e_tests::unix_users::{is_root, tinfoil_as};
 
 const ACCOUNT: &str = "111122223333";
 
@@ -314,25 +315,6 @@ const MARY: u32 = 61001;
 const ALICE: u32 = 61002;
 const SNAPE: u32 = 61003;
 
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
-fn tinfoil_as(uid: u32, endpoint: &str, args: &[&str]) -> Output {
-    Command::new("setpriv")
-        .arg(format!("--reuid={uid}"))
-        .arg(format!("--regid={GID}"))
-        .arg("--clear-groups")
-        .arg(binary("tinfoil"))
-        .arg("--endpoint")
-        .arg(endpoint)
-        .args(args)
-        .env_remove("TINFOIL_ENDPOINT")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run setpriv (util-linux)")
-}
-
 #[test]
 fn mary_alice_and_snape_as_unix_users() {
     if !is_root() {
@@ -391,12 +373,13 @@ fn mary_alice_and_snape_as_unix_users() {
     let secret = write("secret.txt", b"the potions inventory");
 
     // Mary: administers, cannot encrypt.
-    let out = tinfoil_as(MARY, &endpoint, &["disable-key", "--key-id", &key]);
+    let out = tinfoil_as(MARY, GID, &endpoint, &["disable-key", "--key-id", &key]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = tinfoil_as(MARY, &endpoint, &["enable-key", "--key-id", &key]);
+    let out = tinfoil_as(MARY, GID, &endpoint, &["enable-key", "--key-id", &key]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = tinfoil_as(
         MARY,
+        GID,
         &endpoint,
         &["encrypt", "--key-id", &key, "--plaintext-file", &secret],
     );
@@ -405,6 +388,7 @@ fn mary_alice_and_snape_as_unix_users() {
     // Alice: encrypts and decrypts, cannot disable.
     let out = tinfoil_as(
         ALICE,
+        GID,
         &endpoint,
         &[
             "encrypt",
@@ -431,6 +415,7 @@ fn mary_alice_and_snape_as_unix_users() {
     let decrypt = |uid: u32| {
         tinfoil_as(
             uid,
+            GID,
             &endpoint,
             &[
                 "decrypt",
@@ -447,7 +432,7 @@ fn mary_alice_and_snape_as_unix_users() {
         stderr(&decrypt(ALICE))
     );
     assert_kms_error(
-        &tinfoil_as(ALICE, &endpoint, &["disable-key", "--key-id", &key]),
+        &tinfoil_as(ALICE, GID, &endpoint, &["disable-key", "--key-id", &key]),
         "AccessDeniedException",
     );
 
@@ -455,6 +440,7 @@ fn mary_alice_and_snape_as_unix_users() {
     assert_kms_error(&decrypt(SNAPE), "AccessDeniedException");
     let grant = parse(&tinfoil_as(
         MARY,
+        GID,
         &endpoint,
         &[
             "create-grant",
@@ -478,6 +464,7 @@ fn mary_alice_and_snape_as_unix_users() {
     let grant_id = grant["GrantId"].as_str().unwrap();
     let out = tinfoil_as(
         MARY,
+        GID,
         &endpoint,
         &["revoke-grant", "--key-id", &key, "--grant-id", grant_id],
     );
