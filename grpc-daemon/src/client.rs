@@ -97,6 +97,7 @@ fn is_loopback_http(uri: &Uri) -> bool {
 
 /// Connects to `endpoint`.
 pub async fn connect(endpoint: &str, tls: &ClientTls) -> Result<Channel, ClientError> {
+    crate::install_crypto_provider();
     let connect_err = |source| ClientError::Connect {
         endpoint: endpoint.to_string(),
         source,

@@ -37,3 +37,13 @@ pub mod spin;
 pub mod status;
 
 pub use error::DaemonError;
+
+/// Makes ring rustls's process-wide crypto provider (the one Tinfoil's TLS
+/// uses). rustls picks one by itself only when exactly one provider feature
+/// is enabled in the build; a workspace build that also compiles the AWS
+/// SDK test clients enables aws-lc-rs's too, and then TLS set-up panics
+/// ("Could not automatically determine the process-level CryptoProvider").
+/// Idempotent; every binary and TLS entry point calls it.
+pub fn install_crypto_provider() {
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+}

@@ -246,6 +246,7 @@ pub async fn serve(
     settings: &Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
+    crate::install_crypto_provider();
     let kms = match settings.kms_listen {
         Some(addr) => Some(KmsListener::bind(addr, settings.tls.as_ref())?),
         None => None,
@@ -261,6 +262,7 @@ pub async fn serve_with_kms(
     kms_listener: Option<KmsListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
+    crate::install_crypto_provider();
     let limits = CallLimits {
         max_in_flight: settings.max_in_flight,
         call_timeout: settings.call_timeout,

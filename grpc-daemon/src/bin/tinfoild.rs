@@ -309,6 +309,7 @@ fn protect_process() {
 }
 
 fn main() -> ExitCode {
+    tinfoil_daemon::install_crypto_provider();
     let cli = Cli::parse();
     // Take the passphrase out of the environment before any thread starts.
     let env_secret = match passphrase::take_from_env() {

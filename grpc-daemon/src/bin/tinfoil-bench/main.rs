@@ -276,6 +276,7 @@ async fn over_rpc(
 }
 
 fn main() {
+    tinfoil_daemon::install_crypto_provider();
     let args = Args::parse();
     let run = Duration::from_secs(args.seconds.max(1));
     let dir = tempfile::Builder::new()

@@ -56,6 +56,7 @@ fn emit(outcome: Outcome, output: Output) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    tinfoil_daemon::install_crypto_provider();
     let cli = Cli::parse();
     let endpoint = client::default_endpoint(cli.endpoint.clone());
     let tls = ClientTls {
