@@ -88,13 +88,35 @@ pub(crate) fn parse_header(blob: &[u8]) -> Result<BlobHeader> {
     Ok(BlobHeader { key_id, version })
 }
 
+/// An encryption context in its canonical encoding (see the module docs),
+/// and whether it may seal a new ciphertext.
+///
+/// A NUL character in a context key is refused for new ciphertexts (it
+/// makes no sense there and C clients would cut the key short), but a
+/// ciphertext made before that rule, with such a key, still opens: the
+/// encoding is length-prefixed, so a NUL is no ambiguity, and refusing it
+/// at decryption would strand data. [`seal`] refuses, [`open`] does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EncodedContext {
+    bytes: Vec<u8>,
+    /// Whether a context key holds a NUL character.
+    nul_key: bool,
+}
+
+impl std::ops::Deref for EncodedContext {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// The canonical encoding of an encryption context (see the module docs).
-pub(crate) fn encode_context(context: &EncryptionContext) -> Result<Vec<u8>> {
+/// Refuses a context over [`MAX_CONTEXT_BYTES`].
+pub(crate) fn encode_context(context: &EncryptionContext) -> Result<EncodedContext> {
     let mut out = Vec::with_capacity(4 + context.len() * 16);
     out.extend_from_slice(&(context.len() as u32).to_be_bytes());
     // BTreeMap iterates in key order: the sort is built in.
     for (key, value) in context {
-        crate::ids::refuse_nul("an encryption context key", key)?;
         for field in [key.as_bytes(), value.as_bytes()] {
             out.extend_from_slice(&(field.len() as u32).to_be_bytes());
             out.extend_from_slice(field);
@@ -105,7 +127,10 @@ pub(crate) fn encode_context(context: &EncryptionContext) -> Result<Vec<u8>> {
             "the encryption context is larger than {MAX_CONTEXT_BYTES} bytes"
         )));
     }
-    Ok(out)
+    Ok(EncodedContext {
+        bytes: out,
+        nul_key: context.keys().any(|key| key.contains('\0')),
+    })
 }
 
 struct MessageKeyLen;
@@ -143,8 +168,13 @@ pub(crate) fn seal(
     header: BlobHeader,
     version_key: &[u8],
     plaintext: &[u8],
-    encoded_context: &[u8],
+    encoded_context: &EncodedContext,
 ) -> Result<Vec<u8>> {
+    if encoded_context.nul_key {
+        return Err(Error::validation(
+            "an encryption context key must not contain a NUL character",
+        ));
+    }
     if plaintext.is_empty() || plaintext.len() > MAX_PLAINTEXT {
         return Err(Error::validation(format!(
             "the plaintext must be 1 to {MAX_PLAINTEXT} bytes"
@@ -260,6 +290,26 @@ mod tests {
                 "bit {bit}: {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_nul_context_key_seals_nothing_new_but_an_old_ciphertext_opens() {
+        let context = encode_context(&ctx(&[("de\0pt", "hr")])).unwrap();
+        let err = seal(HEADER, &[9; 32], b"secret", &context).unwrap_err();
+        assert_eq!(err.kms_name(), "ValidationException");
+        assert!(err.to_string().contains("NUL"), "{err}");
+        // A ciphertext made before the rule (sealed here without it).
+        let allowed = EncodedContext {
+            nul_key: false,
+            ..context.clone()
+        };
+        let old = seal(HEADER, &[9; 32], b"secret", &allowed).unwrap();
+        assert_eq!(
+            open(&old, &[9; 32], &context).unwrap().as_slice(),
+            b"secret"
+        );
+        let other = encode_context(&ctx(&[("de\0pt", "it")])).unwrap();
+        assert!(open(&old, &[9; 32], &other).is_err());
     }
 
     #[test]

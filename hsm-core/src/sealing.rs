@@ -156,17 +156,96 @@ pub(crate) fn random_key() -> Result<SecretKey> {
 }
 
 /// Derives the key-encryption key from the passphrase.
+///
+/// Argon2id's memory is allocated here, fallibly, after checking that the
+/// machine can give it (see [`memory_for`]): asking for more than there is
+/// is a clear error, not an abort or the OOM killer. The memory is wiped
+/// after use. The KEK is returned only once the start-up self-tests passed
+/// ([`crate::selftest::run`]; started early by the binaries, they run
+/// meanwhile on another thread).
 pub(crate) fn derive_kek(
     passphrase: &SecretString,
     salt: &[u8],
     params: &KdfParams,
 ) -> Result<SecretKey> {
     let argon2 = params.argon2()?;
-    SecretKey::with(|kek| {
+    let mut blocks = memory_for(params, available_memory())?;
+    let kek = SecretKey::with(|kek| {
         argon2
-            .hash_password_into(passphrase.expose_secret().as_bytes(), salt, kek)
+            .hash_password_into_with_memory(
+                passphrase.expose_secret().as_bytes(),
+                salt,
+                kek,
+                &mut blocks[..],
+            )
             .map_err(|e| Error::validation(format!("cannot derive the sealing key: {e}")))
-    })
+    });
+    blocks.iter_mut().for_each(zeroize::Zeroize::zeroize);
+    drop(blocks);
+    let kek = kek?;
+    crate::selftest::run()?;
+    Ok(kek)
+}
+
+/// Argon2id's working memory for `params` (one 1 KiB block per KiB),
+/// allocated without aborting: refused when it exceeds `available` bytes
+/// (what the machine can give now, see [`available_memory`]) or when the
+/// allocation itself fails (an address-space limit, `ulimit -v`).
+fn memory_for(params: &KdfParams, available: Option<u64>) -> Result<Vec<argon2::Block>> {
+    let blocks = params.memory_kib as usize;
+    let needed = u64::from(params.memory_kib) * 1024;
+    let refuse = |what: String| {
+        Error::validation(format!(
+            "kdf_memory_kib={} needs {} MiB of memory for Argon2id, but {what}; \
+             free memory, or choose a smaller --kdf-memory-kib for a new store \
+             (an existing store keeps the parameters it was sealed with)",
+            params.memory_kib,
+            needed.div_ceil(1024 * 1024),
+        ))
+    };
+    if let Some(available) = available {
+        if needed > available {
+            return Err(refuse(format!(
+                "only {} MiB are available",
+                available / (1024 * 1024)
+            )));
+        }
+    }
+    let mut memory = Vec::new();
+    memory
+        .try_reserve_exact(blocks)
+        .map_err(|_| refuse("the allocation was refused (address-space limit?)".into()))?;
+    memory.resize(blocks, argon2::Block::default());
+    Ok(memory)
+}
+
+/// Bytes of memory this process can use now without swapping or meeting
+/// the OOM killer: the kernel's MemAvailable, lowered to the room left
+/// under a cgroup v2 memory limit. `None` when neither can be read.
+fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok();
+    let system = meminfo.as_deref().and_then(|text| {
+        text.lines()
+            .find_map(|line| line.strip_prefix("MemAvailable:"))
+            .and_then(|rest| rest.trim().strip_suffix("kB"))
+            .and_then(|kib| kib.trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+    });
+    let read = |name: &str| {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{name}"))
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok())
+    };
+    // Only the process's own cgroup when it is the root of the mounted
+    // hierarchy (containers); "max" does not parse: no limit.
+    let cgroup = match (read("memory.max"), read("memory.current")) {
+        (Some(max), Some(current)) => Some(max.saturating_sub(current)),
+        _ => None,
+    };
+    match (system, cgroup) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The associated data that binds the root key to its KDF parameters.
@@ -315,6 +394,29 @@ mod tests {
             }
             assert!(err.is_err(), "{params:?} derived");
         }
+    }
+
+    #[test]
+    fn kdf_memory_beyond_what_the_machine_gives_is_refused_clearly() {
+        let params = KdfParams {
+            memory_kib: 64 * 1024,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let err = memory_for(&params, Some(32 * 1024 * 1024))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("kdf_memory_kib=65536 needs 64 MiB") && err.contains("only 32 MiB"),
+            "{err}"
+        );
+        assert_eq!(
+            memory_for(&params, Some(65 * 1024 * 1024)).unwrap().len(),
+            64 * 1024
+        );
+        // Unknown availability: the allocation decides.
+        assert_eq!(memory_for(&params, None).unwrap().len(), 64 * 1024);
+        assert!(available_memory().is_some_and(|bytes| bytes > 0));
     }
 
     #[test]
