@@ -30,6 +30,7 @@ pub mod kms_api;
 pub mod passphrase;
 pub mod pkcs11_service;
 pub mod pool;
+pub mod reflection;
 pub mod render;
 pub mod server;
 pub mod service;

@@ -53,8 +53,9 @@ fn kind_of(meta: &std::fs::Metadata) -> &'static str {
 /// Reads the passphrase from a regular file that only its owner can
 /// access. One trailing newline is removed. A FIFO, device, socket or
 /// directory is refused from its metadata, before it is opened (opening a
-/// FIFO would block until a writer came), and the opened file is checked
-/// again to be the same regular file.
+/// FIFO would block until a writer came), and so is a kernel pseudo-file
+/// (/proc, /sys) or an empty file; the opened file is checked again to be
+/// the same regular file.
 pub fn from_file(path: &Path) -> Result<SecretString, DaemonError> {
     let context = || format!("passphrase file {}", path.display());
     let meta = std::fs::metadata(path).map_err(|e| DaemonError::io(context(), e))?;
@@ -63,6 +64,12 @@ pub fn from_file(path: &Path) -> Result<SecretString, DaemonError> {
             "{} is {}; it must be a regular file",
             path.display(),
             kind_of(&meta)
+        )));
+    }
+    if let Some(why) = pseudo_file(path, &meta) {
+        return Err(DaemonError::Passphrase(format!(
+            "{} is {why}; it must be a regular file on disk holding the passphrase",
+            path.display()
         )));
     }
     let mode = meta.permissions().mode() & 0o777;
@@ -81,6 +88,19 @@ pub fn from_file(path: &Path) -> Result<SecretString, DaemonError> {
         )));
     }
     read_bounded(file, &context())
+}
+
+/// Why `path` is a kernel pseudo-file rather than a file on disk, if it is
+/// one: anything under /proc or /sys (their files are "regular", report no
+/// size or a made-up one, and some block on read or change on every
+/// read: /proc/self/environ would hand over the daemon's environment), or
+/// any regular file reporting size 0 (an empty file holds no passphrase).
+fn pseudo_file(path: &Path, meta: &std::fs::Metadata) -> Option<&'static str> {
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if ["/proc", "/sys"].iter().any(|top| real.starts_with(top)) {
+        return Some("a kernel pseudo-file (under /proc or /sys)");
+    }
+    (meta.len() == 0).then_some("empty (or a pseudo-file reporting no size)")
 }
 
 /// Reads at most [`MAX_LEN`] + 2 bytes (a passphrase and a CRLF) from
@@ -265,6 +285,34 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn a_proc_or_sys_file_or_an_empty_file_is_refused() {
+        // /proc/self/environ is a "regular" file of mode 0400: before the
+        // check, the daemon took its own environment for the passphrase.
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/proc/self/environ", &link).unwrap();
+        for path in [
+            Path::new("/proc/self/environ"),
+            link.as_path(),
+            Path::new("/sys/kernel/mm/transparent_hugepage/enabled"),
+        ] {
+            if !path.exists() {
+                continue;
+            }
+            let err = from_file(path).unwrap_err().to_string();
+            assert!(
+                err.contains("kernel pseudo-file"),
+                "{}: {err}",
+                path.display()
+            );
+        }
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "").unwrap();
+        std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(from_file(&empty).unwrap_err().to_string().contains("empty"));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::connection::{track, PerConnection};
 use crate::kms_api::{EndpointSettings, KmsListener};
 use crate::pkcs11_service::{ClientConnections, Pkcs11Service};
 use crate::pool::CryptoPool;
+use crate::reflection::CheckedReflection;
 use crate::service::{CallLimits, KmsService};
 use crate::DaemonError;
 
@@ -66,12 +67,38 @@ fn decode_error_headers(internal: &http::HeaderMap) -> Option<http::HeaderMap> {
     Some(headers)
 }
 
+/// The status headers for UNIMPLEMENTED made by tonic (an unknown method
+/// or service, a compressed request: gzip is not offered): the same code,
+/// which gRPC prescribes for both, with the ErrorInfo every tinfoil status
+/// carries (reason UnsupportedOperationException) and tonic's message.
+/// A status that already has details (one of ours) is left alone.
+fn unimplemented_headers(headers: &http::HeaderMap) -> Option<http::HeaderMap> {
+    if headers.contains_key("grpc-status-details-bin") {
+        return None;
+    }
+    let status = tonic::Status::from_header_map(headers)?;
+    let message = match status.message() {
+        "" => "this method is not offered by tinfoild (see reflection for the methods)",
+        message => message,
+    };
+    let mut replacement = http::HeaderMap::new();
+    crate::status::with_reason(
+        tonic::Code::Unimplemented,
+        "UnsupportedOperationException",
+        message,
+    )
+    .add_header(&mut replacement)
+    .ok()?;
+    Some(replacement)
+}
+
 /// Replaces the status in `headers` (response headers or trailers) when
-/// it is one tonic made before a handler ran: OUT_OF_RANGE (oversize) or
-/// INTERNAL with a decode error's message.
+/// it is one tonic made before a handler ran: OUT_OF_RANGE (oversize),
+/// INTERNAL with a decode error's message, or UNIMPLEMENTED without details.
 fn rewrite_status(headers: &mut http::HeaderMap, oversize: &http::HeaderMap) {
     let replacement = match headers.get("grpc-status").map(|v| v.as_bytes()) {
         Some(b"11") => Some(oversize.clone()),
+        Some(b"12") => unimplemented_headers(headers),
         Some(b"13") => decode_error_headers(headers),
         _ => None,
     };
@@ -127,10 +154,12 @@ where
     }
 }
 
-/// Rewrites two statuses tonic makes before a handler runs (it never
+/// Rewrites the statuses tonic makes before a handler runs (it never
 /// returns OUT_OF_RANGE, nor INTERNAL with a decode error's message):
 /// an oversized request becomes RESOURCE_EXHAUSTED (LimitExceededException),
-/// an undecodable one INVALID_ARGUMENT (ValidationException). Unary calls
+/// an undecodable one INVALID_ARGUMENT (ValidationException), and an
+/// unknown method or compressed request keeps UNIMPLEMENTED but gains an
+/// ErrorInfo (UnsupportedOperationException). Unary calls
 /// get them as the status headers of a trailers-only response; a stream
 /// whose later message fails to decode gets them in its trailers.
 fn status_rewriter<B>(
@@ -338,8 +367,8 @@ pub async fn serve_with_kms(
             settings.max_message_bytes,
         )))
         .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        .add_service(CheckedReflection::new(reflection_v1))
+        .add_service(CheckedReflection::new(reflection_v1alpha))
         .add_service(kms)
         .add_service(PerConnection::new(pkcs11));
 

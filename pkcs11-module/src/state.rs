@@ -76,16 +76,20 @@ pub fn initialize(on_success: impl FnOnce()) -> Result<()> {
     }
     let report = report("C_Initialize failed");
     // Known-answer and pairwise self-tests, once per process: a module
-    // whose cryptography is broken refuses to start.
-    hsm_core::selftest::run()
-        .map_err(Pkcs11Error::from)
-        .inspect_err(&report)?;
+    // whose cryptography is broken refuses to start. They run on a thread
+    // of their own while the backend opens (the embedded store's KDF
+    // waits for them before unsealing anything) and are waited for here
+    // before C_Initialize returns.
+    hsm_core::selftest::start();
     let config = Config::from_env().inspect_err(&report)?;
     let instance = if forked {
         Instance::Deferred(config)
     } else {
         Instance::Ready(open(&config).inspect_err(&report)?)
     };
+    hsm_core::selftest::run()
+        .map_err(Pkcs11Error::from)
+        .inspect_err(&report)?;
     *state = Some(Global { pid, instance });
     on_success();
     Ok(())

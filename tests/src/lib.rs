@@ -6,4 +6,5 @@
 
 pub mod daemon;
 pub mod kms;
+pub mod raw_grpc;
 pub mod unix_users;

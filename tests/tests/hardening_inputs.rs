@@ -1,7 +1,9 @@
 //! Operator input that used to misbehave (issue 13): KDF parameters
 //! without bounds (abort, endless run), a FIFO as passphrase file (blocked
-//! for ever), `--listen` under a missing directory (created it), and the
-//! passphrase of `TINFOIL_PASSPHRASE` left in /proc/PID/environ.
+//! for ever), `--listen` under a missing directory (created it), the
+//! passphrase of `TINFOIL_PASSPHRASE` left in /proc/PID/environ, KDF
+//! memory the process cannot have (aborted), a /proc file as passphrase
+//! file (read the daemon's environment).
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -73,6 +75,60 @@ fn kdf_parameters_out_of_bounds_are_refused_at_once() {
         );
         assert!(!Path::new(&data).join("tinfoil.db").exists());
     }
+}
+
+/// --kdf-memory-kib within bounds (up to 4 GiB) but beyond what the
+/// process may have: a clear ValidationException naming the memory, not
+/// an abort (it was SIGABRT) or the OOM killer. The limit is an
+/// address-space limit (`ulimit -v`, 2 GiB); on a machine with less free
+/// memory than asked, the same message says how much is available.
+#[test]
+fn kdf_memory_the_process_cannot_have_is_refused_clearly() {
+    let (_dir, data, pass) = scratch();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 2097152 && exec \"$0\" \"$@\"")
+        .arg(binary("tinfoild"))
+        .args(["init", "--data-dir", &data, "--passphrase-file", &pass])
+        .args(["--kdf-memory-kib", "4194304", "--kdf-iterations", "1"])
+        .env_remove("TINFOIL_PASSPHRASE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("ValidationException")
+            && err.contains("kdf_memory_kib=4194304 needs 4096 MiB"),
+        "{err}"
+    );
+    assert!(!Path::new(&data).join("tinfoil.db").exists());
+}
+
+/// A kernel pseudo-file is "regular" but holds no passphrase:
+/// /proc/self/environ (mode 0400) used to hand the daemon its own
+/// environment as the passphrase.
+#[test]
+fn a_proc_file_as_passphrase_file_is_refused() {
+    let (_dir, data, _pass) = scratch();
+    let out = tinfoild_within(
+        &[
+            "init",
+            "--data-dir",
+            &data,
+            "--passphrase-file",
+            "/proc/self/environ",
+        ],
+        Duration::from_secs(30),
+    )
+    .expect("init with a /proc file blocked");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("kernel pseudo-file"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!Path::new(&data).join("tinfoil.db").exists());
 }
 
 #[test]

@@ -4,65 +4,10 @@
 //! answer is INTERNAL, which clients retry as a server fault), naming the
 //! field when the decoder knows it; the daemon keeps serving.
 
-use bytes::{Buf, BufMut};
 use prost::Message;
 use tinfoil_e2e_tests::daemon::{Daemon, Store};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::transport::Channel;
+use tinfoil_e2e_tests::raw_grpc::{call, call_with, reason, stream};
 use tonic::{Code, Status};
-use tonic_types::StatusExt;
-
-/// A codec passing message bytes through untouched.
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-    fn encoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-    fn decoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = Status;
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
-        let mut bytes = vec![0; src.remaining()];
-        src.copy_to_slice(&mut bytes);
-        Ok(Some(bytes))
-    }
-}
-
-async fn call(channel: &Channel, path: &str, body: Vec<u8>) -> Result<Vec<u8>, Status> {
-    let mut grpc = tonic::client::Grpc::new(channel.clone());
-    grpc.ready().await.expect("ready");
-    grpc.unary(tonic::Request::new(body), path.parse().unwrap(), RawCodec)
-        .await
-        .map(tonic::Response::into_inner)
-}
-
-fn reason(status: &Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default()
-}
 
 /// Asserts INVALID_ARGUMENT / ValidationException whose message contains
 /// every one of `words`.
@@ -221,33 +166,102 @@ async fn an_undecodable_message_in_a_stream_is_a_validation_error() {
     let store = Store::init();
     let daemon = Daemon::start(&store, &[]);
     let channel = daemon.channel().await;
-    let mut grpc = tonic::client::Grpc::new(channel.clone());
-    grpc.ready().await.expect("ready");
-    let outbound = tokio_stream::iter(vec![vec![0x0f, 0x0f, 0x0f]]);
-    let result = grpc
-        .streaming(
-            tonic::Request::new(outbound),
-            "/tinfoil.v1.Pkcs11Backend/Pipe".parse().unwrap(),
-            RawCodec,
-        )
-        .await;
-    let status = match result {
-        Err(status) => status,
-        Ok(response) => {
-            let mut inbound = response.into_inner();
-            loop {
-                match inbound.message().await {
-                    Ok(Some(_)) => continue,
-                    Ok(None) => panic!("the stream ended without an error"),
-                    Err(status) => break status,
-                }
-            }
-        }
-    };
+    let status = stream(
+        &channel,
+        "/tinfoil.v1.Pkcs11Backend/Pipe",
+        vec![vec![0x0f, 0x0f, 0x0f]],
+    )
+    .await
+    .expect_err("the stream ended without an error");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert_eq!(reason(&status), "ValidationException", "{status:?}");
     assert!(status.message().contains("does not decode"), "{status:?}");
     // The daemon still serves.
+    call(&channel, &format!("{KMS}GenerateRandom"), vec![0x08, 8])
+        .await
+        .expect("still serving");
+}
+
+/// A method the daemon does not offer, or a request compressed with gzip
+/// (not offered either), keeps gRPC's prescribed UNIMPLEMENTED but carries
+/// the ErrorInfo every tinfoil status has (it had none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_methods_and_compressed_requests_are_unimplemented_with_a_reason() {
+    let store = Store::init();
+    let daemon = Daemon::start(&store, &[]);
+    let channel = daemon.channel().await;
+    for path in [
+        format!("{KMS}NoSuchMethod"),
+        "/no.such.Service/Call".to_string(),
+    ] {
+        let status = call(&channel, &path, vec![]).await.expect_err(&path);
+        assert_eq!(status.code(), Code::Unimplemented, "{path}: {status:?}");
+        assert_eq!(
+            reason(&status),
+            "UnsupportedOperationException",
+            "{path}: {status:?}"
+        );
+    }
+    let mut request = tonic::Request::new(vec![0x08, 8]);
+    request
+        .metadata_mut()
+        .insert("grpc-encoding", "gzip".parse().unwrap());
+    let status = call_with(&channel, &format!("{KMS}GenerateRandom"), request)
+        .await
+        .expect_err("a gzip request was served");
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    assert_eq!(
+        reason(&status),
+        "UnsupportedOperationException",
+        "{status:?}"
+    );
+    assert!(status.message().contains("gzip"), "{status:?}");
+    // Our own statuses keep their reason (not rewritten).
+    let status = call(
+        &channel,
+        &format!("{KMS}GenerateRandom"),
+        vec![0x08, 0x88, 0x27],
+    )
+    .await
+    .expect_err("10,000 random bytes were served");
+    assert_eq!(reason(&status), "ValidationException", "{status:?}");
+}
+
+/// Garbage on the reflection stream (v1 and v1alpha) used to end the
+/// stream OK with no answer; it ends with INVALID_ARGUMENT /
+/// ValidationException, after the answers to the good requests before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_reflection_stream_is_a_validation_error() {
+    let store = Store::init();
+    let daemon = Daemon::start(&store, &[]);
+    let channel = daemon.channel().await;
+    // ServerReflectionRequest { list_services: "" } (field 7).
+    let list_services = vec![0x3a, 0x00];
+    for path in [
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    ] {
+        let answers = stream(&channel, path, vec![list_services.clone()])
+            .await
+            .expect(path);
+        assert_eq!(answers.len(), 1, "{path}");
+        for garbage in [
+            vec![0x0f, 0x0f, 0x0f],
+            vec![0x3a, 0x05, b'a'],
+            vec![0xff; 7],
+        ] {
+            let status = stream(&channel, path, vec![list_services.clone(), garbage.clone()])
+                .await
+                .expect_err(path);
+            assert_eq!(
+                status.code(),
+                Code::InvalidArgument,
+                "{path} {garbage:?}: {status:?}"
+            );
+            assert_eq!(reason(&status), "ValidationException", "{status:?}");
+            assert!(status.message().contains("does not decode"), "{status:?}");
+        }
+    }
     call(&channel, &format!("{KMS}GenerateRandom"), vec![0x08, 8])
         .await
         .expect("still serving");
