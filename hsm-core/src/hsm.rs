@@ -19,7 +19,7 @@ use crate::ids::{parse_key_ref, KeyRef};
 use crate::model::{AliasRecord, KeyRecord, VersionInfo};
 use crate::outputs::TickReport;
 use crate::sealing::{self, KdfParams, SecretKey, KEY_LEN};
-use crate::store::{self, Store};
+use crate::store::{self, LockMode, Store};
 use crate::types::{KeySpec, KeyState, RotationType, UnixSeconds};
 use crate::users::{self, Identities};
 
@@ -98,6 +98,10 @@ pub struct Hsm {
     audit: Arc<crate::audit::log::AuditLog>,
     /// Key policies, grants and the account-level rule (policy/authz.rs).
     pub(crate) authz: RwLock<crate::policy::authz::Authz>,
+    /// Whether other processes may change the store (see [`Hsm::sync`]).
+    shared: bool,
+    /// SQLite's `data_version` when memory last matched the store.
+    seen_version: std::sync::atomic::AtomicU64,
 }
 
 /// The state's write lock. Dropping it after a change (any mutable access)
@@ -216,6 +220,25 @@ impl Hsm {
     /// Creates a new store in `data_dir` (created with mode 0700), sealed
     /// under `passphrase`. Fails with AlreadyExists if one is there.
     pub fn init(data_dir: &Path, passphrase: &SecretString, options: HsmOptions) -> Result<Hsm> {
+        Self::init_locked(data_dir, passphrase, options, LockMode::Exclusive)
+    }
+
+    /// [`Hsm::init`], then held like [`Hsm::open_shared`]: other
+    /// processes may open the new store as soon as it is complete.
+    pub fn init_shared(
+        data_dir: &Path,
+        passphrase: &SecretString,
+        options: HsmOptions,
+    ) -> Result<Hsm> {
+        Self::init_locked(data_dir, passphrase, options, LockMode::Shared)
+    }
+
+    fn init_locked(
+        data_dir: &Path,
+        passphrase: &SecretString,
+        options: HsmOptions,
+        mode: LockMode,
+    ) -> Result<Hsm> {
         check_passphrase(passphrase)?;
         crate::identity::install(&options.account)?;
         options.kdf.validate()?;
@@ -223,7 +246,7 @@ impl Hsm {
         sealing::derive_kek(passphrase, &[0u8; sealing::SALT_LEN], &options.kdf)?;
         store::prepare_dir(data_dir)?;
         let root_key = sealing::random_key()?;
-        let store = Store::create(data_dir, |store| {
+        let store = Store::create(data_dir, mode, |store| {
             seal_root_key(store, &root_key, passphrase, &options.kdf)
         })?;
         Self::assemble(store, root_key, options)
@@ -232,6 +255,30 @@ impl Hsm {
     /// Opens and unseals an existing store. A wrong passphrase is
     /// `Error::IncorrectPassphrase` and changes nothing.
     pub fn open(data_dir: &Path, passphrase: &SecretString, options: HsmOptions) -> Result<Hsm> {
+        Self::open_locked(data_dir, passphrase, options, LockMode::Exclusive)
+    }
+
+    /// Opens and unseals an existing store that other processes may hold
+    /// open too (the PKCS#11 module's embedded backend; never together
+    /// with tinfoild or the CLI, which hold it exclusively). Each process
+    /// follows the others' changes when it calls [`Hsm::sync`]; every write
+    /// is one SQLite transaction holding the write lock, and the audit
+    /// chain's next sequence number is read inside it, so processes
+    /// appending at once extend one chain.
+    pub fn open_shared(
+        data_dir: &Path,
+        passphrase: &SecretString,
+        options: HsmOptions,
+    ) -> Result<Hsm> {
+        Self::open_locked(data_dir, passphrase, options, LockMode::Shared)
+    }
+
+    fn open_locked(
+        data_dir: &Path,
+        passphrase: &SecretString,
+        options: HsmOptions,
+        mode: LockMode,
+    ) -> Result<Hsm> {
         check_passphrase(passphrase)?;
         crate::identity::install(&options.account)?;
         if !store::exists(data_dir) {
@@ -241,7 +288,7 @@ impl Hsm {
             )));
         }
         store::prepare_dir(data_dir)?;
-        let store = Store::open(data_dir)?;
+        let store = Store::open(data_dir, mode)?;
         let missing = || {
             Error::StoreUnavailable(format!(
                 "the store in {} was never fully initialised (an init was interrupted); \
@@ -260,6 +307,10 @@ impl Hsm {
 
     fn assemble(mut store: Store, root_key: SecretKey, options: HsmOptions) -> Result<Hsm> {
         let audit = crate::audit::open_log(&mut store, &root_key, &options.account)?;
+        let shared = store.lock_mode() == LockMode::Shared;
+        // Read before loading: a change by another process meanwhile shows
+        // at the first sync.
+        let seen_version = store.data_version()?;
         let loaded = store.load_all()?;
         let identities = users::load(&store.conn)?;
         let authz =
@@ -280,7 +331,78 @@ impl Hsm {
             identities: RwLock::new(identities),
             audit,
             authz: RwLock::new(authz),
+            shared,
+            seen_version: std::sync::atomic::AtomicU64::new(seen_version),
         })
+    }
+
+    /// Whether other processes may change this store (opened with
+    /// [`Hsm::open_shared`] or [`Hsm::init_shared`]).
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// Brings memory up to date with what other processes committed: when
+    /// SQLite's `data_version` moved, reloads keys, aliases, destroyed ids,
+    /// users and policies in one read transaction, drops cached material
+    /// of keys no longer enabled, and moves the change counter (as an
+    /// unattributed change: readers reload everything). One pragma read
+    /// when nothing moved; nothing at all for a store held exclusively.
+    pub fn sync(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if !self.shared {
+            return Ok(());
+        }
+        // The state's write lock first (the order every writer takes):
+        // a write of this process commits and updates memory under it, so
+        // none can fall between this load and its use.
+        let mut state = self.write_state();
+        let (version, loaded, identities, authz) = {
+            let store = self.lock_store();
+            let version = store.data_version()?;
+            if version == self.seen_version.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            store
+                .conn
+                .execute_batch("BEGIN DEFERRED")
+                .map_err(Error::from)?;
+            let loaded = (|| {
+                Ok::<_, Error>((
+                    store.load_all()?,
+                    users::load(&store.conn)?,
+                    crate::policy::authz::Authz::load(
+                        &store.conn,
+                        &self.root_key[..],
+                        &self.options.account,
+                    )?,
+                ))
+            })();
+            let _ = store.conn.execute_batch("COMMIT");
+            let (loaded, identities, authz) = loaded?;
+            (version, loaded, identities, authz)
+        };
+        for (id, record) in &state.keys {
+            let kept = loaded
+                .keys
+                .get(id)
+                .is_some_and(|now| now.state == KeyState::Enabled && now.state == record.state);
+            if !kept {
+                self.cache.remove_key(id);
+            }
+        }
+        state.keys = loaded.keys;
+        state.aliases = loaded.aliases;
+        state.destroyed = loaded.destroyed;
+        self.seen_version.store(version, Ordering::Release);
+        // Dropping `state` records an unattributed change. Users and
+        // policies are replaced after it (code holding their locks may take
+        // the state's); the PKCS#11 module, the one shared user, changes
+        // neither.
+        drop(state);
+        *self.write_identities() = identities;
+        *self.write_authz() = authz;
+        Ok(())
     }
 
     /// Rewraps the root key under a new passphrase (with this handle's KDF

@@ -3,8 +3,11 @@
 //!
 //! Guarantees: WAL journal with `synchronous=FULL` (an acknowledged change
 //! survives power loss), `secure_delete=ON` (deleted rows are overwritten
-//! with zeros), one transaction per operation, and at most one process per
-//! data directory (an exclusive lock on `tinfoil.lock`).
+//! with zeros), one transaction per operation (taking SQLite's write lock
+//! when it begins, so a transaction reads what it writes on), and a lock on
+//! `tinfoil.lock`: exclusive for tinfoild and the CLI (one process per data
+//! directory), shared for the PKCS#11 module's embedded backend, whose
+//! processes may open one store together (see [`LockMode`]).
 //!
 //! Init is atomic: a new store is built under a temporary name
 //! (`tinfoil.db.partial`, rollback journal) in the data directory, synced,
@@ -140,11 +143,30 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
+/// How long a write waits for another process's transaction (SQLite's
+/// busy timeout) before failing.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a shared open waits for an init or an exclusive holder that
+/// is about to let go, before saying the store is in use.
+const SHARED_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How a process holds the data directory's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// This process alone (tinfoild, the CLI, an init).
+    Exclusive,
+    /// Together with other processes holding it shared (the PKCS#11
+    /// module's embedded backend); never together with an exclusive one.
+    Shared,
+}
+
 /// An open database plus the lock that keeps other processes out.
 pub(crate) struct Store {
     pub conn: Connection,
     /// Held for the store's lifetime; the OS releases it on close or exit.
     _lock: File,
+    /// How `_lock` is held.
+    mode: LockMode,
 }
 
 impl std::fmt::Debug for Store {
@@ -274,7 +296,7 @@ fn restrict_files(dir: &Path) -> Result<()> {
 }
 
 /// Opens (creating, mode 0600) and takes the data directory's lock.
-fn take_lock(dir: &Path) -> Result<File> {
+fn take_lock(dir: &Path, mode: LockMode) -> Result<File> {
     let lock = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -287,12 +309,26 @@ fn take_lock(dir: &Path) -> Result<File> {
                 dir.display()
             ))
         })?;
-    lock.try_lock().map_err(|_| {
+    let in_use = || {
         unavailable(format!(
             "the store in {} is in use by another process",
             dir.display()
         ))
-    })?;
+    };
+    match mode {
+        LockMode::Exclusive => lock.try_lock().map_err(|_| in_use())?,
+        LockMode::Shared => {
+            // An init (or a process about to exit) holds it exclusively
+            // for a moment: wait a little before giving up.
+            let deadline = std::time::Instant::now() + SHARED_WAIT;
+            while lock.try_lock_shared().is_err() {
+                if std::time::Instant::now() >= deadline {
+                    return Err(in_use());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
     Ok(lock)
 }
 
@@ -304,7 +340,12 @@ fn sync_path(path: &Path) -> Result<()> {
 }
 
 /// Applies the settings every connection to a store uses.
-fn configure(conn: &Connection, journal_mode: &str) -> Result<()> {
+fn configure(conn: &mut Connection, journal_mode: &str) -> Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Every transaction takes the write lock when it begins: one that read
+    // an old snapshot could not write afterwards (SQLITE_BUSY_SNAPSHOT)
+    // once another process committed; reads in one see the newest state.
+    conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     conn.pragma_update(None, "journal_mode", journal_mode)?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "secure_delete", "ON")?;
@@ -325,20 +366,34 @@ impl Store {
 
     /// Opens the existing database in `dir`, takes the lock, applies the
     /// durability settings and forward migrations.
-    pub fn open(dir: &Path) -> Result<Store> {
+    pub fn open(dir: &Path, mode: LockMode) -> Result<Store> {
         if !exists(dir) {
             return Err(unavailable(format!(
                 "no Tinfoil store in {}; run init first",
                 dir.display()
             )));
         }
-        let lock = take_lock(dir)?;
-        Self::open_locked(dir, lock)
+        let lock = take_lock(dir, mode)?;
+        Self::open_locked(dir, lock, mode)
     }
 
-    fn open_locked(dir: &Path, lock: File) -> Result<Store> {
+    /// How this process holds the store.
+    pub fn lock_mode(&self) -> LockMode {
+        self.mode
+    }
+
+    /// SQLite's `data_version`: it moves when another connection (another
+    /// process) committed since the last reading, never for this one's.
+    pub fn data_version(&self) -> Result<u64> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))?;
+        Ok(version as u64)
+    }
+
+    fn open_locked(dir: &Path, lock: File, mode: LockMode) -> Result<Store> {
         restrict_files(dir)?;
-        let conn = Connection::open_with_flags(
+        let mut conn = Connection::open_with_flags(
             db_path(dir),
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
@@ -348,9 +403,13 @@ impl Store {
                 dir.display()
             ))
         })?;
-        configure(&conn, "WAL")?;
+        configure(&mut conn, "WAL")?;
         restrict_files(dir)?;
-        let mut store = Store { conn, _lock: lock };
+        let mut store = Store {
+            conn,
+            _lock: lock,
+            mode,
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -361,8 +420,14 @@ impl Store {
     /// Leftovers of an interrupted init (the temporary files, or an
     /// [`incomplete`] database of an older version) are removed first; a
     /// complete store is `AlreadyExists` and untouched.
-    pub fn create(dir: &Path, seal: impl FnOnce(&mut Store) -> Result<()>) -> Result<Store> {
-        let lock = take_lock(dir)?;
+    /// The store is then held in `mode` (an init itself always runs under
+    /// the exclusive lock).
+    pub fn create(
+        dir: &Path,
+        mode: LockMode,
+        seal: impl FnOnce(&mut Store) -> Result<()>,
+    ) -> Result<Store> {
+        let lock = take_lock(dir, LockMode::Exclusive)?;
         if exists(dir) {
             if !incomplete(dir) {
                 return Err(Error::AlreadyExists(format!(
@@ -380,7 +445,7 @@ impl Store {
             .mode(FILE_MODE)
             .open(&partial)
             .map_err(|e| unavailable(format!("cannot create {}: {e}", partial.display())))?;
-        let conn = Connection::open(&partial).map_err(|e| {
+        let mut conn = Connection::open(&partial).map_err(|e| {
             unavailable(format!(
                 "cannot create the database in {}: {e}",
                 dir.display()
@@ -388,11 +453,17 @@ impl Store {
         })?;
         // A rollback journal while building: nothing but the one file is
         // left to rename once the connection is closed.
-        configure(&conn, "DELETE")?;
-        let mut building = Store { conn, _lock: lock };
+        configure(&mut conn, "DELETE")?;
+        let mut building = Store {
+            conn,
+            _lock: lock,
+            mode: LockMode::Exclusive,
+        };
         building.migrate()?;
         seal(&mut building)?;
-        let Store { conn, _lock: lock } = building;
+        let Store {
+            conn, _lock: lock, ..
+        } = building;
         conn.close()
             .map_err(|(_, e)| unavailable(format!("cannot close {}: {e}", partial.display())))?;
         sync_path(&partial)?;
@@ -403,25 +474,40 @@ impl Store {
             ))
         })?;
         sync_path(dir)?;
-        Self::open_locked(dir, lock)
+        if mode == LockMode::Shared {
+            // Converts the exclusive lock (flock); others may open now.
+            lock.lock_shared()
+                .map_err(|e| unavailable(format!("cannot share the store's lock: {e}")))?;
+        }
+        Self::open_locked(dir, lock, mode)
     }
 
+    /// Applies the missing migrations, each once even when several
+    /// processes open an older store together: the version is read again
+    /// inside each step's transaction, which holds the write lock.
     fn migrate(&mut self) -> Result<()> {
-        let current: u32 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if current > SCHEMA_VERSION {
-            return Err(unavailable(format!(
-                "the store has schema version {current}, newer than this build's {SCHEMA_VERSION}; upgrade Tinfoil"
-            )));
+        let version = |conn: &Connection| -> Result<u32> {
+            let current: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if current > SCHEMA_VERSION {
+                return Err(unavailable(format!(
+                    "the store has schema version {current}, newer than this build's {SCHEMA_VERSION}; upgrade Tinfoil"
+                )));
+            }
+            Ok(current)
+        };
+        if version(&self.conn)? == SCHEMA_VERSION {
+            return Ok(());
         }
-        for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        loop {
             let tx = self.conn.transaction()?;
+            let current = version(&tx)?;
+            let Some(sql) = MIGRATIONS.get(current as usize) else {
+                return Ok(());
+            };
             tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", index as u32 + 1)?;
+            tx.pragma_update(None, "user_version", current + 1)?;
             tx.commit()?;
         }
-        Ok(())
     }
 
     /// Runs `f` in one transaction, committed only when it succeeds.

@@ -125,7 +125,7 @@ fn a_shared_store_reloads_when_its_generation_moves_and_keeps_handles() {
 fn an_unshared_store_is_loaded_once() {
     let store = Arc::new(Store::default());
     change(&store, &["a"]);
-    let module = Module::new(Box::new(Fake("embedded", store.clone()))).unwrap();
+    let module = Module::new(Box::new(Fake("memory", store.clone()))).unwrap();
     let h = module.open_session(0, CKF_SERIAL_SESSION).unwrap();
     let first = find(&module, h);
     change(&store, &["b", "c"]);

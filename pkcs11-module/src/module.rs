@@ -34,9 +34,9 @@ pub struct Module {
     /// Held while loading, and while a token object is written to the
     /// backend and the table, so a reload never interleaves with either.
     loaded: Mutex<HashMap<String, u64>>,
-    /// Whether others change the backend's store too (the daemon's); an
-    /// embedded store is locked to this process, whose every change goes
-    /// through this module and its table.
+    /// Whether others change the backend's store too: the daemon's, and
+    /// an embedded store (other processes may hold it too); only the
+    /// memory backend's changes all go through this module and its table.
     shared_store: bool,
     next_session: AtomicU64,
     /// Session key pairs copied to the token: the token key each became,
@@ -62,7 +62,7 @@ pub(crate) fn write<T>(m: &RwLock<T>) -> Result<RwLockWriteGuard<'_, T>> {
 impl Module {
     /// A module instance over `backend`.
     pub fn new(backend: Box<dyn Backend>) -> Result<Module> {
-        let shared_store = backend.name() == "daemon";
+        let shared_store = backend.name() != "memory";
         let module = Module {
             backend,
             slots: Mutex::new(Vec::new()),
@@ -343,11 +343,12 @@ impl Module {
     /// remain) only when the backend's generation moved since the last
     /// one, so keys made or deleted by the CLI or another process show,
     /// and a lookup that finds nothing changed costs one counter read (one
-    /// small call with the daemon backend; nothing with a store locked to
-    /// this process).
+    /// small call with the daemon backend, one SQLite pragma with an
+    /// embedded store; nothing with the memory backend).
     pub fn ensure_loaded(&self, serial: &str) -> Result<()> {
-        // Nobody else changes an unshared store: what this module changed
-        // it already holds, so its first load stays current.
+        // Nobody else changes an unshared store (the memory backend's):
+        // what this module changed it already holds, so its first load
+        // stays current.
         let current = if self.shared_store {
             self.backend.generation()?
         } else {

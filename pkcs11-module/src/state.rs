@@ -7,11 +7,9 @@
 //! parent's SQLite connection could checkpoint or remove files the parent
 //! still uses): the inherited instance is leaked. The child's C_Initialize
 //! reads the configuration and defers opening the backend to its first
-//! real call, since the parent usually still holds the store: that call
-//! then fails with CKR_GENERAL_ERROR and a message on standard error
-//! ("in use by another process") until the parent has finalised, and is
-//! retried on each call. The child's copy of the store lock is closed at
-//! fork (`crate::ffi::fork`).
+//! real call, which opens the store beside the parent (an embedded store
+//! may be held by several processes; a failure is retried on each call).
+//! The child's copy of the store lock is closed at fork (`crate::ffi::fork`).
 
 use std::sync::{Arc, RwLock};
 

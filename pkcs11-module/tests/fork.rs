@@ -1,8 +1,8 @@
-//! fork() without exec on the embedded backend: the child re-initialises,
-//! cannot reach the store while the parent holds it (CKR_GENERAL_ERROR,
-//! not a second writer), and uses the token once the parent finalised;
-//! no child keeps the parent's store lock. Ours only: SoftHSM's file
-//! store has no single-process lock to test.
+//! fork() without exec on the embedded backend: the child re-initialises
+//! and uses the store beside its parent (several processes may hold an
+//! embedded store), each seeing what the other made; no child keeps the
+//! parent's store lock. Ours only: SoftHSM 2.6.1's child gets
+//! CKR_CRYPTOKI_ALREADY_INITIALIZED from C_Initialize.
 //!
 //! The child only calls the module and async-signal-safe functions, and
 //! leaves with `_exit`, reporting the first failed step as its status.
@@ -130,13 +130,22 @@ fn count_labelled(r: &Raw, h: CK_SESSION_HANDLE, label: &[u8]) -> usize {
 }
 
 #[test]
-fn a_forked_child_reinitialises_and_uses_the_store_once_the_parent_finalised() {
+fn a_forked_child_reinitialises_and_uses_the_store_beside_its_parent() {
     let _g = exclusive();
     let r = raw(Which::Embedded);
     r.init();
     let slot = r.token("forked");
+    let h = r.session(slot);
+    let pin = common::USER_PIN.as_bytes();
+    assert_eq!(
+        call!(
+            r,
+            C_Login(h, CKU_USER, pin.as_ptr() as *mut _, pin.len() as _)
+        ),
+        CKR_OK
+    );
+    assert_eq!(create_data_object(&r, h, b"before-the-fork"), CKR_OK);
     let (mut parent, mut child) = UnixStream::pair().unwrap();
-    let label = b"from-the-child";
     let child_stderr = tempfile::NamedTempFile::new().unwrap();
 
     let pid = spawn(|| {
@@ -150,55 +159,50 @@ fn a_forked_child_reinitialises_and_uses_the_store_once_the_parent_finalised() {
         if call!(r, C_Initialize(null_mut())) != CKR_OK {
             return 11;
         }
-        let mut info: CK_INFO = unsafe { std::mem::zeroed() };
-        if call!(r, C_GetInfo(&mut info)) != CKR_OK {
+        // The parent still holds the store: the child opens it too.
+        if slot_count(&r).is_err() {
             return 12;
         }
-        // The parent holds the store: a clear error, every time.
-        for _ in 0..2 {
-            if slot_count(&r) != Err(CKR_GENERAL_ERROR) {
-                return 13;
-            }
-        }
-        signal(&mut child);
-        wait(&mut child); // the parent has finalised
-        if slot_count(&r).is_err() {
-            return 14;
-        }
         let h = r.session(slot);
-        let pin = common::USER_PIN.as_bytes();
         if call!(
             r,
             C_Login(h, CKU_USER, pin.as_ptr() as *mut _, pin.len() as _)
         ) != CKR_OK
         {
+            return 13;
+        }
+        if count_labelled(&r, h, b"before-the-fork") != 1 {
+            return 14;
+        }
+        if create_data_object(&r, h, b"from-the-child") != CKR_OK {
             return 15;
         }
-        if create_data_object(&r, h, label) != CKR_OK {
+        signal(&mut child);
+        wait(&mut child); // the parent made one after the fork
+        if count_labelled(&r, h, b"from-the-parent") != 1 {
             return 16;
         }
         if call!(r, C_Finalize(null_mut())) != CKR_OK {
             return 17;
         }
-        signal(&mut child);
-        wait(&mut child); // the parent has opened the store again
         0
     });
     wait(&mut parent);
-    let told = std::fs::read_to_string(child_stderr.path()).unwrap();
-    assert!(
-        told.contains("in use by another process"),
-        "the child's standard error: {told}"
-    );
-    // While the child has failed to open the store, the parent still uses it.
-    assert!(slot_count(&r).unwrap() >= 2);
-    r.finalize();
+    // While the child holds the store too, the parent sees its object
+    // and makes one of its own.
+    assert_eq!(count_labelled(&r, h, b"from-the-child"), 1);
+    assert_eq!(create_data_object(&r, h, b"from-the-parent"), CKR_OK);
     signal(&mut parent);
-    wait(&mut parent);
-    // The child still lives and holds no copy of any lock.
+    assert_eq!(
+        exit_status(pid),
+        0,
+        "the child failed at the step numbered; its standard error: {}",
+        std::fs::read_to_string(child_stderr.path()).unwrap()
+    );
+    r.finalize();
+    // Nothing of the child's holds the store.
     r.init();
     let h = r.session(slot);
-    let pin = common::USER_PIN.as_bytes();
     assert_eq!(
         call!(
             r,
@@ -206,9 +210,8 @@ fn a_forked_child_reinitialises_and_uses_the_store_once_the_parent_finalised() {
         ),
         CKR_OK
     );
-    assert_eq!(count_labelled(&r, h, label), 1, "the child's object");
-    signal(&mut parent);
-    assert_eq!(exit_status(pid), 0, "the child failed at the step numbered");
+    assert_eq!(count_labelled(&r, h, b"from-the-child"), 1);
+    assert_eq!(count_labelled(&r, h, b"from-the-parent"), 1);
     r.finalize();
 }
 
@@ -238,7 +241,7 @@ fn a_child_that_never_initialises_does_not_keep_the_store_locked() {
 }
 
 #[test]
-fn a_second_open_while_the_child_holds_the_store_is_refused() {
+fn the_parent_opens_the_store_while_its_child_holds_it() {
     let _g = exclusive();
     let r = raw(Which::Embedded);
     r.init();
@@ -260,14 +263,12 @@ fn a_second_open_while_the_child_holds_the_store_is_refused() {
         0
     });
     wait(&mut parent);
-    assert_eq!(
-        call!(r, C_Initialize(null_mut())),
-        CKR_GENERAL_ERROR,
-        "two writers on one store"
-    );
+    assert_eq!(call!(r, C_Initialize(null_mut())), CKR_OK);
+    assert!(slot_count(&r).unwrap() >= 2);
+    r.finalize();
     signal(&mut parent);
     assert_eq!(exit_status(pid), 0);
-    // The child exited without C_Finalize: its lock went with it.
+    // The child exited without C_Finalize: nothing of it is left.
     r.init();
     assert!(slot_count(&r).unwrap() >= 2);
     r.finalize();

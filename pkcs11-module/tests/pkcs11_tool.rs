@@ -260,7 +260,7 @@ fn keypairgen_sign_and_verify() {
 }
 
 #[test]
-fn a_second_process_on_the_same_store_gets_a_clear_error() {
+fn a_second_process_uses_the_store_beside_the_first() {
     let dir = fixture();
     let d = dir.path();
     let _g = common::exclusive();
@@ -270,16 +270,84 @@ fn a_second_process_on_the_same_store_gets_a_clear_error() {
         cryptoki::context::CInitializeFlags::OS_LOCKING_OK,
     ))
     .unwrap();
+    let listed = ok(d, &["-L"]);
+    assert!(listed.contains("ci-token"), "{listed}");
+    // An object the tool writes while this process holds the store shows
+    // here at the next search.
+    let data = d.join("data.bin");
+    std::fs::write(&data, b"written by pkcs11-tool").unwrap();
+    ok(
+        d,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--write-object",
+            data.to_str().unwrap(),
+            "--type",
+            "data",
+            "--label",
+            "from-the-tool",
+        ],
+    );
+    let slot = p11.get_slots_with_initialized_token().unwrap()[0];
+    let session = p11.open_ro_session(slot).unwrap();
+    session
+        .login(
+            cryptoki::session::UserType::User,
+            Some(&cryptoki::types::AuthPin::new(PIN.into())),
+        )
+        .unwrap();
+    let found = session
+        .find_objects(&[cryptoki::object::Attribute::Label(
+            b"from-the-tool".to_vec(),
+        )])
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    drop(session);
+    p11.finalize().unwrap();
+}
+
+#[test]
+fn a_store_held_by_tinfoild_gets_a_clear_error() {
+    let dir = fixture();
+    let d = dir.path();
+    let _g = common::exclusive();
+    write_embedded_config(d);
+    // tinfoild holds a store alone: serve this one.
+    let data = d.join("data");
+    let passphrase = d.join("passphrase");
+    let socket = data.join("tinfoil.sock");
+    let mut daemon = std::process::Command::new(common::daemon::binary("tinfoild"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--passphrase-file")
+        .arg(&passphrase)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !socket.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tinfoild never listened"
+        );
+        if let Some(status) = daemon.try_wait().unwrap() {
+            panic!("tinfoild exited: {status}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let second = tool(d, &["-L"]);
     let text = String::from_utf8_lossy(&second.stderr);
+    let _ = daemon.kill();
+    let _ = daemon.wait();
     assert!(!second.status.success());
     assert!(
         text.contains("CKR_GENERAL_ERROR") && text.contains("in use by another process"),
         "{text}"
     );
-    p11.finalize().unwrap();
-    let listed = ok(d, &["-L"]);
-    assert!(listed.contains("ci-token"), "{listed}");
 }
 
 #[test]

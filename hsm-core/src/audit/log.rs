@@ -134,7 +134,10 @@ impl AuditLog {
         drafts: impl IntoIterator<Item = &'d mut Draft>,
         now: UnixSeconds,
     ) -> Result<ChainState> {
-        let mut state = self.state();
+        // The head as committed, read inside the transaction (which holds
+        // the write lock): another process sharing the store may have
+        // appended since this one's last append.
+        let mut state = Self::load_state(tx)?;
         for draft in drafts {
             let mut record = draft.take_json(&self.account);
             let sequence = state.head_sequence + 1;
@@ -239,14 +242,14 @@ impl AuditLog {
     pub fn checkpoint_if_due(&self, hsm: &Hsm, force: bool) -> Result<()> {
         let now = hsm.now();
         let mut store = hsm.lock_store();
-        let mut state = self.state();
+        let tx = store.conn.transaction()?;
+        let mut state = Self::load_state(&tx)?;
         let unsigned = state.head_sequence > state.checkpoint_size;
         if !unsigned
             || (!force && now.saturating_sub(state.checkpoint_time) < CHECKPOINT_EVERY_SECS)
         {
             return Ok(());
         }
-        let tx = store.conn.transaction()?;
         self.checkpoint_in_tx(&tx, &mut state, now)?;
         tx.commit()?;
         *lock(&self.chain) = state;

@@ -48,6 +48,8 @@ pub mod verify;
 
 use std::sync::Arc;
 
+use rusqlite::OptionalExtension;
+
 use crate::error::{Error, Result};
 use crate::gate::Request;
 use crate::hsm::Hsm;
@@ -86,6 +88,18 @@ pub(crate) fn open_log(
             uuid::Uuid::new_v4().simple()
         );
         store.transaction(|tx| {
+            // Another process opening the same older store may have made
+            // one meanwhile: the first one made stays.
+            let made: Option<i64> = tx
+                .query_row(
+                    "SELECT 1 FROM meta WHERE name = ?1",
+                    [db::META_SIGNING_KEY],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if made.is_some() {
+                return Ok(());
+            }
             store::put_meta(tx, db::META_SIGNING_KEY, &wrapped)?;
             store::put_meta(tx, db::META_ORIGIN, origin.as_bytes())
         })?;

@@ -137,10 +137,26 @@ impl EmbeddedBackend {
             iterations: kdf_iterations.unwrap_or(defaults.iterations),
             parallelism: defaults.parallelism,
         };
-        let opened = if Hsm::is_initialized(data_dir) {
-            Hsm::open(data_dir, &passphrase, options)
-        } else {
-            Hsm::init(data_dir, &passphrase, options)
+        // Several processes may hold the store (shared lock); two that find
+        // no store at once both try to init it: one does, the other then
+        // opens what it made.
+        let mut attempts = 0;
+        let opened = loop {
+            let initialized = Hsm::is_initialized(data_dir);
+            let result = if initialized {
+                Hsm::open_shared(data_dir, &passphrase, options.clone())
+            } else {
+                Hsm::init_shared(data_dir, &passphrase, options.clone())
+            };
+            match result {
+                Err(hsm_core::Error::AlreadyExists(_) | hsm_core::Error::StoreUnavailable(_))
+                    if !initialized && attempts < 100 =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => break other,
+            }
         };
         let hsm = opened.map_err(|e| {
             Pkcs11Error::General(format!(
@@ -500,6 +516,8 @@ impl Backend for EmbeddedBackend {
     }
 
     fn generation(&self) -> Result<u64> {
+        // Other processes may share the store: follow what they committed.
+        self.hsm.sync()?;
         Ok(self.hsm.generation())
     }
 

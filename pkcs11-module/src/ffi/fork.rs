@@ -1,11 +1,10 @@
 //! fork() without exec: the child must not keep the parent's store lock.
 //!
-//! The embedded store's directory lock is an exclusive `flock`, which a
-//! forked child inherits with the descriptor: while the child lives, the
-//! lock would outlast the parent's C_Finalize, so neither the parent (on
-//! its next C_Initialize) nor the child could open the store again. A
-//! `pthread_atfork` child handler closes the child's copy of that one
-//! descriptor. The child never drops the parent's instance (see
+//! The embedded store's directory lock is a shared `flock` (tinfoild
+//! holds it exclusively), which a forked child inherits with the
+//! descriptor: while the child lives, the lock would outlast the parent's
+//! C_Finalize and keep tinfoild or an init out. A `pthread_atfork` child
+//! handler closes the child's copy of that one descriptor. The child never drops the parent's instance (see
 //! `crate::state`), so nothing closes the same number twice.
 
 use std::ffi::c_int;
