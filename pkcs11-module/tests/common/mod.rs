@@ -15,6 +15,7 @@ macro_rules! call {
 }
 
 pub mod daemon;
+pub mod openssl;
 pub mod raw;
 pub mod tool;
 
