@@ -249,8 +249,17 @@ impl Pkcs11Backend for Pkcs11Service {
         &self,
         request: Request<pb::P11ObjectRequest>,
     ) -> Result<Response<pb::P11Empty>, Status> {
+        // A token object: a synthesised key object's id names its key.
+        let call = self.caller_of(&request).ok().map(|caller| {
+            let key = request
+                .get_ref()
+                .id
+                .strip_prefix("kms:")
+                .map(|k| k.trim_end_matches(":pub"));
+            self.key_call(&caller, &request, "C_DestroyObject", None, key)
+        });
         let r = request.into_inner();
-        self.run(Lane::Fast, "P11DestroyObject", move |b| {
+        self.run_recorded(Lane::Fast, "P11DestroyObject", call, move |b| {
             b.destroy_object(&r.token, &r.id)?;
             Ok(pb::P11Empty {})
         })
@@ -280,9 +289,10 @@ impl Pkcs11Backend for Pkcs11Service {
         request: Request<pb::P11GenerateSecretKeyRequest>,
     ) -> Result<Response<pb::P11KeyHandle>, Status> {
         let caller = self.caller_of(&request)?;
-        self.check_key_creation(&caller, "C_GenerateKey")?;
+        let to_token = request.get_ref().token_label.is_some();
+        let call = self.creation_call(&caller, &request, to_token, "C_GenerateKey")?;
         let r = request.into_inner();
-        self.run(Lane::Fast, "P11GenerateSecretKey", move |b| {
+        self.run_recorded(Lane::Fast, "P11GenerateSecretKey", call, move |b| {
             let key = if r.readable {
                 b.make_readable_secret(r.token_label.as_deref(), r.aes, len(r.len), None)?
             } else {
@@ -302,10 +312,11 @@ impl Pkcs11Backend for Pkcs11Service {
         request: Request<pb::P11ImportSecretKeyRequest>,
     ) -> Result<Response<pb::P11KeyHandle>, Status> {
         let caller = self.caller_of(&request)?;
-        self.check_key_creation(&caller, "C_CreateObject")?;
+        let to_token = request.get_ref().token_label.is_some();
+        let call = self.creation_call(&caller, &request, to_token, "C_CreateObject")?;
         let r = request.into_inner();
         let value = Zeroizing::new(r.value);
-        self.run(Lane::Fast, "P11ImportSecretKey", move |b| {
+        self.run_recorded(Lane::Fast, "P11ImportSecretKey", call, move |b| {
             let key = if r.readable {
                 b.make_readable_secret(r.token_label.as_deref(), r.aes, value.len(), Some(&value))?
             } else {
@@ -325,11 +336,11 @@ impl Pkcs11Backend for Pkcs11Service {
         request: Request<pb::P11HmacRequest>,
     ) -> Result<Response<pb::P11BytesResponse>, Status> {
         let caller = self.caller_of(&request)?;
+        let key = request.get_ref().key.as_ref();
+        let call = self.use_call(&caller, &request, key, "C_Sign", "kms:GenerateMac");
         let r = request.into_inner();
-        self.check_key_use(&caller, r.key.as_ref(), "C_Sign", "kms:GenerateMac")
-            .await?;
         let data = Zeroizing::new(r.data);
-        self.run(symmetric_lane(data.len()), "P11Hmac", move |b| {
+        self.run_recorded(symmetric_lane(data.len()), "P11Hmac", call, move |b| {
             let key = wire::key_from_wire(r.key)?;
             let data = b.hmac(&key, len(r.hash_len), &data)?;
             Ok(pb::P11BytesResponse { data })
@@ -342,15 +353,20 @@ impl Pkcs11Backend for Pkcs11Service {
         request: Request<pb::P11HmacVerifyRequest>,
     ) -> Result<Response<pb::P11BoolResponse>, Status> {
         let caller = self.caller_of(&request)?;
+        let key = request.get_ref().key.as_ref();
+        let call = self.use_call(&caller, &request, key, "C_Verify", "kms:VerifyMac");
         let r = request.into_inner();
-        self.check_key_use(&caller, r.key.as_ref(), "C_Verify", "kms:VerifyMac")
-            .await?;
         let data = Zeroizing::new(r.data);
-        self.run(symmetric_lane(data.len()), "P11HmacVerify", move |b| {
-            let key = wire::key_from_wire(r.key)?;
-            let ok = b.hmac_verify(&key, len(r.hash_len), &data, &r.mac)?;
-            Ok(pb::P11BoolResponse { ok })
-        })
+        self.run_recorded(
+            symmetric_lane(data.len()),
+            "P11HmacVerify",
+            call,
+            move |b| {
+                let key = wire::key_from_wire(r.key)?;
+                let ok = b.hmac_verify(&key, len(r.hash_len), &data, &r.mac)?;
+                Ok(pb::P11BoolResponse { ok })
+            },
+        )
         .await
     }
 
@@ -358,8 +374,12 @@ impl Pkcs11Backend for Pkcs11Service {
         &self,
         request: Request<pb::P11KeyHandle>,
     ) -> Result<Response<pb::P11Empty>, Status> {
+        let call = self.caller_of(&request).ok().and_then(|caller| {
+            let key = authz::stored(Some(request.get_ref()))?;
+            Some(self.key_call(&caller, &request, "C_DestroyObject", None, Some(key)))
+        });
         let r = request.into_inner();
-        self.run(Lane::Fast, "P11DestroyKey", move |b| {
+        self.run_recorded(Lane::Fast, "P11DestroyKey", call, move |b| {
             b.destroy_key(&wire::key_from_wire(Some(r))?)?;
             Ok(pb::P11Empty {})
         })
@@ -383,16 +403,15 @@ impl Pkcs11Backend for Pkcs11Service {
         request: Request<pb::P11AesRequest>,
     ) -> Result<Response<pb::P11BytesResponse>, Status> {
         let caller = self.caller_of(&request)?;
+        let call = self.crypt_call(
+            &caller,
+            &request,
+            request.get_ref().key.as_ref(),
+            request.get_ref().encrypt,
+        );
         let r = request.into_inner();
-        let (function, action) = if r.encrypt {
-            ("C_Encrypt", "kms:Encrypt")
-        } else {
-            ("C_Decrypt", "kms:Decrypt")
-        };
-        self.check_key_use(&caller, r.key.as_ref(), function, action)
-            .await?;
         let data = Zeroizing::new(r.data);
-        self.run(symmetric_lane(data.len()), "P11Aes", move |b| {
+        self.run_recorded(symmetric_lane(data.len()), "P11Aes", call, move |b| {
             let key = wire::key_from_wire(r.key)?;
             let mode = wire::aes_from_wire(r.mode)?;
             let mut out = b.aes(&key, &mode, r.encrypt, &data)?;
@@ -409,16 +428,15 @@ impl Pkcs11Backend for Pkcs11Service {
         request: Request<pb::P11RsaOaepRequest>,
     ) -> Result<Response<pb::P11BytesResponse>, Status> {
         let caller = self.caller_of(&request)?;
+        let call = self.crypt_call(
+            &caller,
+            &request,
+            request.get_ref().key.as_ref(),
+            request.get_ref().encrypt,
+        );
         let r = request.into_inner();
-        let (function, action) = if r.encrypt {
-            ("C_Encrypt", "kms:Encrypt")
-        } else {
-            ("C_Decrypt", "kms:Decrypt")
-        };
-        self.check_key_use(&caller, r.key.as_ref(), function, action)
-            .await?;
         let data = Zeroizing::new(r.data);
-        self.run(Lane::Fast, "P11RsaOaep", move |b| {
+        self.run_recorded(Lane::Fast, "P11RsaOaep", call, move |b| {
             let key = wire::key_from_wire(r.key)?;
             let mut out = b.rsa_oaep(&key, r.sha256, r.encrypt, &data, &r.label)?;
             Ok(pb::P11BytesResponse {
@@ -433,10 +451,10 @@ impl Pkcs11Backend for Pkcs11Service {
         request: Request<pb::P11WrapRequest>,
     ) -> Result<Response<pb::P11BytesResponse>, Status> {
         let caller = self.caller_of(&request)?;
+        let key = request.get_ref().wrapping.as_ref();
+        let call = self.use_call(&caller, &request, key, "C_WrapKey", "kms:Encrypt");
         let r = request.into_inner();
-        self.check_key_use(&caller, r.wrapping.as_ref(), "C_WrapKey", "kms:Encrypt")
-            .await?;
-        self.run(Lane::Fast, "P11Wrap", move |b| {
+        self.run_recorded(Lane::Fast, "P11Wrap", call, move |b| {
             let wrapping = wire::key_from_wire(r.wrapping)?;
             let target = wire::key_from_wire(r.target)?;
             let data = b.wrap(&wrapping, wire::wrap_from_wire(r.mode)?, &target)?;
@@ -450,10 +468,17 @@ impl Pkcs11Backend for Pkcs11Service {
         request: Request<pb::P11UnwrapRequest>,
     ) -> Result<Response<pb::P11UnwrapResponse>, Status> {
         let caller = self.caller_of(&request)?;
+        let unwrapping = request.get_ref().unwrapping.as_ref();
+        let call = match self.use_call(&caller, &request, unwrapping, "C_UnwrapKey", "kms:Decrypt")
+        {
+            Some(call) => Some(call),
+            None => {
+                let to_token = request.get_ref().token_label.is_some();
+                self.creation_call(&caller, &request, to_token, "C_UnwrapKey")?
+            }
+        };
         let r = request.into_inner();
-        self.check_key_use(&caller, r.unwrapping.as_ref(), "C_UnwrapKey", "kms:Decrypt")
-            .await?;
-        self.run(Lane::Fast, "P11Unwrap", move |b| {
+        self.run_recorded(Lane::Fast, "P11Unwrap", call, move |b| {
             let unwrapping = wire::key_from_wire(r.unwrapping)?;
             let (key, n) = b.unwrap(
                 &unwrapping,
@@ -479,9 +504,11 @@ impl Pkcs11Backend for Pkcs11Service {
         request: Request<pb::P11GenerateKeyPairRequest>,
     ) -> Result<Response<pb::P11GenerateKeyPairResponse>, Status> {
         let caller = self.caller_of(&request)?;
-        self.check_key_creation(&caller, "C_GenerateKeyPair")?;
+        // An empty label asks for a session key pair.
+        let to_token = !request.get_ref().token_label.is_empty();
+        let call = self.creation_call(&caller, &request, to_token, "C_GenerateKeyPair")?;
         let r = request.into_inner();
-        self.run(Lane::Slow, "P11GenerateKeyPair", move |b| {
+        self.run_recorded(Lane::Slow, "P11GenerateKeyPair", call, move |b| {
             let spec = wire::spec_from_wire(&r.key_spec)?;
             let usage = wire::usage_from_wire(&r.key_usage)?;
             let (key, public_key) = b.generate_key_pair(&r.token_label, spec, usage)?;
@@ -502,9 +529,9 @@ impl Pkcs11Backend for Pkcs11Service {
         request: Request<pb::P11SignRequest>,
     ) -> Result<Response<pb::P11BytesResponse>, Status> {
         let caller = self.caller_of(&request)?;
+        let key = request.get_ref().key.as_ref();
+        let call = self.use_call(&caller, &request, key, "C_Sign", "kms:Sign");
         let r = request.into_inner();
-        self.check_key_use(&caller, r.key.as_ref(), "C_Sign", "kms:Sign")
-            .await?;
         // RSA private operations take about a millisecond: the pool's.
         let lane = match &r.how {
             Some(pb::P11RawSign {
@@ -512,7 +539,7 @@ impl Pkcs11Backend for Pkcs11Service {
             }) => Lane::Inline,
             _ => Lane::Fast,
         };
-        self.run(lane, "P11Sign", move |b| {
+        self.run_recorded(lane, "P11Sign", call, move |b| {
             let key = wire::key_from_wire(r.key)?;
             let data = b.sign(&key, wire::sign_from_wire(r.how)?, &r.input)?;
             Ok(pb::P11BytesResponse { data })
@@ -525,10 +552,10 @@ impl Pkcs11Backend for Pkcs11Service {
         request: Request<pb::P11VerifyRequest>,
     ) -> Result<Response<pb::P11BoolResponse>, Status> {
         let caller = self.caller_of(&request)?;
+        let key = request.get_ref().key.as_ref();
+        let call = self.use_call(&caller, &request, key, "C_Verify", "kms:Verify");
         let r = request.into_inner();
-        self.check_key_use(&caller, r.key.as_ref(), "C_Verify", "kms:Verify")
-            .await?;
-        self.run(Lane::Inline, "P11Verify", move |b| {
+        self.run_recorded(Lane::Inline, "P11Verify", call, move |b| {
             let key = wire::key_from_wire(r.key)?;
             let ok = b.verify(&key, wire::sign_from_wire(r.how)?, &r.input, &r.signature)?;
             Ok(pb::P11BoolResponse { ok })
@@ -553,17 +580,16 @@ impl Pkcs11Backend for Pkcs11Service {
         request: Request<pb::P11RsaPkcs1CryptRequest>,
     ) -> Result<Response<pb::P11BytesResponse>, Status> {
         let caller = self.caller_of(&request)?;
+        let call = self.crypt_call(
+            &caller,
+            &request,
+            request.get_ref().key.as_ref(),
+            request.get_ref().encrypt,
+        );
         let r = request.into_inner();
-        let (function, action) = if r.encrypt {
-            ("C_Encrypt", "kms:Encrypt")
-        } else {
-            ("C_Decrypt", "kms:Decrypt")
-        };
-        self.check_key_use(&caller, r.key.as_ref(), function, action)
-            .await?;
         let data = Zeroizing::new(r.data);
         // Decryption is a private-key operation: the pool's.
-        self.run(Lane::Fast, "P11RsaPkcs1Crypt", move |b| {
+        self.run_recorded(Lane::Fast, "P11RsaPkcs1Crypt", call, move |b| {
             let key = wire::key_from_wire(r.key)?;
             let mut out = b.rsa_pkcs1_crypt(&key, r.encrypt, &data)?;
             Ok(pb::P11BytesResponse {
@@ -577,13 +603,18 @@ impl Pkcs11Backend for Pkcs11Service {
         &self,
         request: Request<pb::P11CopyKeyRequest>,
     ) -> Result<Response<pb::P11KeyHandle>, Status> {
+        let call = self.caller_of(&request).ok().and_then(|caller| {
+            let source = authz::stored(request.get_ref().key.as_ref());
+            (source.is_some() || request.get_ref().token_label.is_some())
+                .then(|| self.key_call(&caller, &request, "C_CopyObject", None, source))
+        });
         let r = request.into_inner();
         let lane = if r.token_label.is_some() {
             Lane::Slow
         } else {
             Lane::Inline
         };
-        self.run(lane, "P11CopyKey", move |b| {
+        self.run_recorded(lane, "P11CopyKey", call, move |b| {
             let key = wire::key_from_wire(r.key)?;
             let copy = if r.readable {
                 b.copy_readable_key(&key, r.token_label.as_deref(), r.aes)?
@@ -599,8 +630,12 @@ impl Pkcs11Backend for Pkcs11Service {
         &self,
         request: Request<pb::P11KeyHandle>,
     ) -> Result<Response<pb::P11BytesResponse>, Status> {
+        let call = self.caller_of(&request).ok().and_then(|caller| {
+            let key = authz::stored(Some(request.get_ref()))?;
+            Some(self.key_call(&caller, &request, "C_GetAttributeValue", None, Some(key)))
+        });
         let r = request.into_inner();
-        self.run(Lane::Inline, "P11SecretValue", move |b| {
+        self.run_recorded(Lane::Inline, "P11SecretValue", call, move |b| {
             let value = b.secret_value(&wire::key_from_wire(Some(r))?)?;
             Ok(pb::P11BytesResponse {
                 data: value.to_vec(),
@@ -613,8 +648,12 @@ impl Pkcs11Backend for Pkcs11Service {
         &self,
         request: Request<pb::P11SealSecretRequest>,
     ) -> Result<Response<pb::P11Empty>, Status> {
+        let call = self.caller_of(&request).ok().and_then(|caller| {
+            let key = authz::stored(request.get_ref().key.as_ref())?;
+            Some(self.key_call(&caller, &request, "C_SetAttributeValue", None, Some(key)))
+        });
         let r = request.into_inner();
-        self.run(Lane::Slow, "P11SealSecret", move |b| {
+        self.run_recorded(Lane::Slow, "P11SealSecret", call, move |b| {
             b.seal_secret(&wire::key_from_wire(r.key)?, r.unextractable)?;
             Ok(pb::P11Empty {})
         })

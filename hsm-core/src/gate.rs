@@ -16,6 +16,8 @@ use zeroize::Zeroizing;
 mod pkcs11;
 mod policies_grants;
 
+pub use pkcs11::Pkcs11Call;
+
 use crate::error::{Error, Result};
 use crate::hsm::Hsm;
 use crate::identity::Caller;

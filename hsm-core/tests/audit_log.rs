@@ -10,7 +10,7 @@ use std::path::Path;
 use base64::Engine;
 use common::*;
 use hsm_core::audit::export::ExportWriter;
-use hsm_core::audit::{verify_dir, LookupAttribute, LookupEventsRequest};
+use hsm_core::audit::{verify_dir, LookupAttribute, LookupEventsRequest, Pkcs11Call};
 use hsm_core::{Caller, CreateKeyRequest, EncryptionContext, Error, Principal};
 use serde_json::Value;
 
@@ -566,24 +566,28 @@ fn pkcs11_calls_are_recorded_by_function_and_mechanism() {
         .create_key(CreateKeyRequest::default())
         .unwrap();
     let p11 = Caller::new(Principal::Root, "unix:uid=0,pid=77");
-    t.hsm
-        .record_pkcs11(
+    let call = |function, mechanism| Pkcs11Call {
+        function,
+        mechanism: Some(mechanism),
+        key_id: Some(key.key_id.as_str()),
+    };
+    let failure = |e: &&str| (e.to_string(), format!("failed with {e}"));
+    // The embedded backend's path: recorded, not authorized.
+    let out = t
+        .hsm
+        .pkcs11_call(&p11, &call("C_Encrypt", "CKM_AES_GCM"), || Ok(7), failure)
+        .unwrap();
+    assert_eq!(out, Ok(7));
+    let out = t
+        .hsm
+        .pkcs11_call(
             &p11,
-            "C_Encrypt",
-            Some("CKM_AES_GCM"),
-            Some(&key.key_id),
-            None,
+            &call("C_Sign", "CKM_ECDSA"),
+            || Err::<(), _>("CKR_KEY_TYPE_INCONSISTENT"),
+            failure,
         )
         .unwrap();
-    t.hsm
-        .record_pkcs11(
-            &p11,
-            "C_Sign",
-            Some("CKM_ECDSA"),
-            Some(&key.key_id),
-            Some("CKR_KEY_TYPE_INCONSISTENT"),
-        )
-        .unwrap();
+    assert_eq!(out, Err("CKR_KEY_TYPE_INCONSISTENT"));
     let records = all_records(&t);
     let p11_records: Vec<&Value> = records
         .iter()
@@ -602,17 +606,32 @@ fn pkcs11_calls_are_recorded_by_function_and_mechanism() {
     assert_eq!(p11_records[1]["errorCode"], "CKR_KEY_TYPE_INCONSISTENT");
     assert_eq!(p11_records[1]["sourceIPAddress"], "unix:uid=0,pid=77");
 
-    // The daemon backend's key-use check at the gate is recorded by function.
-    t.hsm
+    // The daemon backend's path: decided at the gate as the KMS action and
+    // recorded once with the decision and the outcome.
+    let out = t
+        .hsm
         .gate(&p11)
-        .pkcs11_key_use("C_Encrypt", "kms:Encrypt", &key.key_id)
+        .pkcs11_call(
+            &call("C_Decrypt", "CKM_AES_GCM"),
+            "kms:Decrypt",
+            || Err::<(), _>("CKR_ENCRYPTED_DATA_INVALID"),
+            failure,
+        )
         .unwrap();
+    assert_eq!(out, Err("CKR_ENCRYPTED_DATA_INVALID"));
     let records = all_records(&t);
     let last = records.last().unwrap();
-    assert_eq!(last["eventName"], "C_Encrypt");
+    assert_eq!(last["eventName"], "C_Decrypt");
     assert_eq!(last["eventSource"], "pkcs11.tinfoil.local");
-    assert_eq!(last["requestParameters"]["kmsAction"], "kms:Encrypt");
+    assert_eq!(last["requestParameters"]["kmsAction"], "kms:Decrypt");
+    assert_eq!(last["requestParameters"]["mechanism"], "CKM_AES_GCM");
+    assert_eq!(last["errorCode"], "CKR_ENCRYPTED_DATA_INVALID");
     assert_eq!(last["resources"][0]["ARN"], key.arn.as_str());
+    let p11_count = records
+        .iter()
+        .filter(|r| r["eventSource"] == "pkcs11.tinfoil.local")
+        .count();
+    assert_eq!(p11_count, 3, "one record per call");
 }
 
 #[test]

@@ -5,11 +5,36 @@
 mod common;
 
 use common::*;
+use hsm_core::audit::Pkcs11Call;
 use hsm_core::grants::{CreateGrantRequest, GrantOperation};
 use hsm_core::{Caller, Principal};
 
 fn root() -> Caller {
     Caller::new(Principal::Root, "test")
+}
+
+/// A PKCS#11 call on `key` through the gate that does nothing once allowed.
+fn key_use(
+    t: &TestHsm,
+    caller: &Caller,
+    function: &str,
+    action: &'static str,
+    key: &str,
+) -> hsm_core::Result<()> {
+    let call = Pkcs11Call {
+        function,
+        mechanism: None,
+        key_id: Some(key),
+    };
+    t.hsm
+        .gate(caller)
+        .pkcs11_call(
+            &call,
+            action,
+            || Ok::<(), String>(()),
+            |e| (e.clone(), e.clone()),
+        )?
+        .map_err(hsm_core::Error::Internal)
 }
 
 fn alice() -> Caller {
@@ -28,16 +53,9 @@ fn a_user_uses_a_token_key_only_when_a_policy_or_grant_allows() {
     let user = alice();
 
     // Administrators: the default policy allows them.
-    t.hsm
-        .gate(&admin)
-        .pkcs11_key_use("C_Encrypt", "kms:Encrypt", &key)
-        .unwrap();
+    key_use(&t, &admin, "C_Encrypt", "kms:Encrypt", &key).unwrap();
     // Alice: nothing allows her; the message names her, the action and the key.
-    let err = t
-        .hsm
-        .gate(&user)
-        .pkcs11_key_use("C_Encrypt", "kms:Encrypt", &key)
-        .unwrap_err();
+    let err = key_use(&t, &user, "C_Encrypt", "kms:Encrypt", &key).unwrap_err();
     assert_eq!(err.kms_name(), "AccessDeniedException");
     let text = err.to_string();
     assert!(
@@ -55,15 +73,8 @@ fn a_user_uses_a_token_key_only_when_a_policy_or_grant_allows() {
             ..Default::default()
         })
         .unwrap();
-    t.hsm
-        .gate(&user)
-        .pkcs11_key_use("C_Encrypt", "kms:Encrypt", &key)
-        .unwrap();
-    let err = t
-        .hsm
-        .gate(&user)
-        .pkcs11_key_use("C_Decrypt", "kms:Decrypt", &key)
-        .unwrap_err();
+    key_use(&t, &user, "C_Encrypt", "kms:Encrypt", &key).unwrap();
+    let err = key_use(&t, &user, "C_Decrypt", "kms:Decrypt", &key).unwrap_err();
     assert_eq!(err.kms_name(), "AccessDeniedException");
 }
 
@@ -77,33 +88,22 @@ fn a_key_a_user_makes_through_pkcs11_is_that_users() {
         .unwrap();
     let user = alice();
     // Users may make keys (kms:CreateKey is in user_account_actions by default).
-    t.hsm
-        .gate(&user)
-        .pkcs11_may_create_key("C_GenerateKey")
-        .unwrap();
+    t.hsm.gate(&user).pkcs11_may_create_key().unwrap();
     let key = t.symmetric_key("made by alice through PKCS#11").key_id;
     assert_eq!(
-        t.hsm
-            .gate(&user)
-            .pkcs11_key_use("C_Encrypt", "kms:Encrypt", &key)
+        key_use(&t, &user, "C_Encrypt", "kms:Encrypt", &key)
             .unwrap_err()
             .kms_name(),
         "AccessDeniedException"
     );
     t.hsm.gate(&user).pkcs11_key_created(&key).unwrap();
     for (function, action) in [("C_Encrypt", "kms:Encrypt"), ("C_Decrypt", "kms:Decrypt")] {
-        t.hsm
-            .gate(&user)
-            .pkcs11_key_use(function, action, &key)
-            .unwrap();
+        key_use(&t, &user, function, action, &key).unwrap();
     }
     let policy = t.hsm.gate(&admin).get_key_policy(&key, None).unwrap();
     assert!(policy.contains("user/alice"), "{policy}");
     // The administrators keep their access (the default statement stays).
-    t.hsm
-        .gate(&admin)
-        .pkcs11_key_use("C_Encrypt", "kms:Encrypt", &key)
-        .unwrap();
+    key_use(&t, &admin, "C_Encrypt", "kms:Encrypt", &key).unwrap();
     // An administrator's key gets no creator statement.
     let other = t.symmetric_key("made by root").key_id;
     t.hsm.gate(&admin).pkcs11_key_created(&other).unwrap();

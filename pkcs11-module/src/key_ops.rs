@@ -517,13 +517,26 @@ impl Module {
         *slot = Some(CipherOp {
             key,
             mode,
+            mechanism: m.mechanism,
             buf: Default::default(),
             multipart: false,
         });
         Ok(())
     }
 
-    fn run_cipher(&self, op: &CipherOp, encrypt: bool, data: &[u8]) -> Result<Vec<u8>> {
+    fn run_cipher(
+        &self,
+        function: &'static str,
+        op: &CipherOp,
+        encrypt: bool,
+        data: &[u8],
+    ) -> Result<Vec<u8>> {
+        self.audited(function, Some(op.mechanism), Some(&op.key), false, || {
+            self.run_cipher_unrecorded(op, encrypt, data)
+        })
+    }
+
+    fn run_cipher_unrecorded(&self, op: &CipherOp, encrypt: bool, data: &[u8]) -> Result<Vec<u8>> {
         let mut out = match &op.mode {
             CipherMode::Aes(mode) => self.backend.aes(&op.key, mode, encrypt, data)?,
             CipherMode::Oaep { sha256, label, .. } => self
@@ -566,7 +579,10 @@ impl Module {
             slot,
             |op| op.mode.output_len(encrypt, data.len()),
             cap,
-            |op| self.run_cipher(&op, encrypt, data),
+            |op| {
+                let function = if encrypt { "C_Encrypt" } else { "C_Decrypt" };
+                self.run_cipher(function, &op, encrypt, data)
+            },
         )
     }
 
@@ -629,7 +645,14 @@ impl Module {
             slot,
             |op| op.mode.output_len(encrypt, op.buf.len()),
             cap,
-            |op| self.run_cipher(&op, encrypt, &op.buf),
+            |op| {
+                let function = if encrypt {
+                    "C_EncryptFinal"
+                } else {
+                    "C_DecryptFinal"
+                };
+                self.run_cipher(function, &op, encrypt, &op.buf)
+            },
         )
     }
 

@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod attrs;
+pub mod audit;
 pub mod backend;
 pub mod cert;
 pub mod config;

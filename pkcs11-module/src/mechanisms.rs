@@ -13,6 +13,8 @@ use crate::error::{ckr, Result};
 pub struct MechanismEntry {
     /// CKM_*.
     pub mechanism: CK_MECHANISM_TYPE,
+    /// Its `CKM_*` name (audit records name mechanisms so).
+    pub name: &'static str,
     /// Smallest key size (bytes for AES/HMAC, bits for RSA/EC).
     pub min_key: CK_ULONG,
     /// Largest key size.
@@ -35,6 +37,7 @@ macro_rules! m {
     ($mech:ident, $min:expr, $max:expr, $flags:expr, $keys:expr, $ready:expr) => {
         MechanismEntry {
             mechanism: $mech,
+            name: stringify!($mech),
             min_key: $min,
             max_key: $max,
             flags: $flags,

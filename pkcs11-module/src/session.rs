@@ -78,6 +78,8 @@ pub struct CipherOp {
     pub key: KeyHandle,
     /// The mode and its parameters.
     pub mode: CipherMode,
+    /// The mechanism, for the audit record.
+    pub mechanism: CK_MECHANISM_TYPE,
     /// Input gathered by C_*Update.
     pub buf: zeroize::Zeroizing<Vec<u8>>,
     /// Whether C_*Update was called.

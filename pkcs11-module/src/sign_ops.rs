@@ -83,6 +83,8 @@ pub struct SignOp {
     digest_info: Option<&'static [u8]>,
     buf: Vec<u8>,
     sig_len: usize,
+    /// The mechanism, for the audit record.
+    mechanism: CK_MECHANISM_TYPE,
     /// Whether C_*Update was called.
     pub multipart: bool,
 }
@@ -440,6 +442,7 @@ impl Module {
                     digest_info: None,
                     buf: Vec::new(),
                     sig_len: pubkey::signature_len(&object.attrs)?,
+                    mechanism: m.mechanism,
                     multipart: false,
                 };
                 return Ok(op);
@@ -482,6 +485,7 @@ impl Module {
                     digest_info: None,
                     buf: Vec::new(),
                     sig_len: len,
+                    mechanism: m.mechanism,
                     multipart: false,
                 });
             }
@@ -542,6 +546,7 @@ impl Module {
                     digest_info: None,
                     buf: Vec::new(),
                     sig_len: out_len,
+                    mechanism: m.mechanism,
                     multipart: false,
                 };
                 return Ok(op);
@@ -614,6 +619,7 @@ impl Module {
                 digest_info,
                 buf: Vec::new(),
                 sig_len: pubkey::signature_len(&object.attrs)?,
+                mechanism: m.mechanism,
                 multipart: false,
             };
             Ok(op)
@@ -632,7 +638,13 @@ impl Module {
         Ok(())
     }
 
-    fn run_sign(&self, op: &SignOp) -> Result<Vec<u8>> {
+    fn run_sign(&self, function: &'static str, op: &SignOp) -> Result<Vec<u8>> {
+        self.audited(function, Some(op.mechanism), op.key.as_ref(), false, || {
+            self.run_sign_unrecorded(op)
+        })
+    }
+
+    fn run_sign_unrecorded(&self, op: &SignOp) -> Result<Vec<u8>> {
         match &op.how {
             Signer::Raw(how) => self.backend.sign(op.engine_key()?, *how, &op.input()),
             Signer::Hmac(len) => self.backend.hmac(op.engine_key()?, *len, &op.buf),
@@ -666,7 +678,7 @@ impl Module {
             cap,
             |mut op| {
                 op.buf = data.to_vec();
-                self.run_sign(&op)
+                self.run_sign("C_Sign", &op)
             },
         )
     }
@@ -700,7 +712,12 @@ impl Module {
     pub fn sign_final(&self, h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Output> {
         let session = self.session(h)?;
         let mut s = lock(&session)?;
-        finish(&mut s.sign, |op| op.sig_len, cap, |op| self.run_sign(&op))
+        finish(
+            &mut s.sign,
+            |op| op.sig_len,
+            cap,
+            |op| self.run_sign("C_SignFinal", &op),
+        )
     }
 
     /// C_Verify (`data` given) or C_VerifyFinal (`None`): always ends it.
@@ -726,25 +743,33 @@ impl Module {
         if signature.len() != op.sig_len {
             return Err(ckr!(CKR_SIGNATURE_LEN_RANGE));
         }
-        let valid = match &op.how {
-            Signer::Raw(how) => {
-                self.backend
-                    .verify(op.engine_key()?, *how, &op.input(), signature)?
-            }
-            Signer::Hmac(len) => {
-                self.backend
-                    .hmac_verify(op.engine_key()?, *len, &op.buf, signature)?
-            }
-            Signer::HmacGeneral(hash_len, len) => {
-                let mac = self.backend.hmac(op.engine_key()?, *hash_len, &op.buf)?;
-                use subtle::ConstantTimeEq;
-                bool::from(mac[..*len].ct_eq(signature))
-            }
-            Signer::Cmac(_) => self
-                .backend
-                .cmac_verify(op.engine_key()?, &op.buf, signature)?,
-            Signer::Public(verifier) => verifier.verify(&op.buf, signature),
+        let function = if data.is_some() {
+            "C_Verify"
+        } else {
+            "C_VerifyFinal"
         };
+        let valid = self.audited(function, Some(op.mechanism), op.key.as_ref(), false, || {
+            Ok(match &op.how {
+                Signer::Raw(how) => {
+                    self.backend
+                        .verify(op.engine_key()?, *how, &op.input(), signature)?
+                }
+                Signer::Hmac(len) => {
+                    self.backend
+                        .hmac_verify(op.engine_key()?, *len, &op.buf, signature)?
+                }
+                Signer::HmacGeneral(hash_len, len) => {
+                    let mac = self.backend.hmac(op.engine_key()?, *hash_len, &op.buf)?;
+                    use subtle::ConstantTimeEq;
+                    bool::from(mac[..*len].ct_eq(signature))
+                }
+                Signer::Cmac(_) => {
+                    self.backend
+                        .cmac_verify(op.engine_key()?, &op.buf, signature)?
+                }
+                Signer::Public(verifier) => verifier.verify(&op.buf, signature),
+            })
+        })?;
         match valid {
             true => Ok(()),
             false => Err(Pkcs11Error::rv_with(

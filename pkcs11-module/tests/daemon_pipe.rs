@@ -46,7 +46,10 @@ impl Pipe {
     }
 
     async fn call(&mut self, call: Option<Call>) -> Reply {
-        self.calls.send(pb::P11PipeCall { call }).await.unwrap();
+        self.calls
+            .send(pb::P11PipeCall { call, audit: None })
+            .await
+            .unwrap();
         self.replies
             .message()
             .await

@@ -184,5 +184,84 @@ fn a_socket_user_signs_only_with_keys_a_policy_or_grant_lets_it_use() {
         stdout(&out),
         stderr(&out)
     );
+
+    // Issue 11: each C_Sign left exactly one record, named by the function
+    // with its mechanism, principal, key and outcome (the refusal as
+    // AccessDeniedException); the PIN is in none.
+    let events = json(&daemon.cli(&[
+        "lookup-events",
+        "--lookup-attributes",
+        "AttributeKey=EventName,AttributeValue=C_Sign",
+        "--output",
+        "json",
+    ]));
+    let mut records: Vec<serde_json::Value> = events["Events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap())
+        .collect();
+    records.reverse(); // oldest first
+    assert_eq!(records.len(), 3, "{records:#?}");
+    let arn = |r: &serde_json::Value| r["userIdentity"]["arn"].as_str().unwrap().to_string();
+    for r in &records {
+        assert_eq!(r["eventSource"], "pkcs11.tinfoil.local");
+        assert_eq!(
+            r["requestParameters"]["mechanism"], "CKM_ECDSA_SHA256",
+            "{r}"
+        );
+        assert_eq!(r["requestParameters"]["kmsAction"], "kms:Sign", "{r}");
+        assert_eq!(r["requestParameters"]["keyId"], key_id.as_str(), "{r}");
+        assert!(r["resources"][0]["ARN"]
+            .as_str()
+            .unwrap()
+            .ends_with(&key_id));
+        assert!(!r.to_string().contains(PIN), "the PIN is in {r}");
+    }
+    assert!(arn(&records[0]).ends_with(":root"), "{}", records[0]);
+    assert!(records[0].get("errorCode").is_none());
+    assert!(
+        records[0]["sourceIPAddress"]
+            .as_str()
+            .unwrap()
+            .starts_with("unix:uid=0,"),
+        "{}",
+        records[0]
+    );
+    assert!(arn(&records[1]).ends_with(":user/alice"), "{}", records[1]);
+    assert_eq!(records[1]["errorCode"], "AccessDeniedException");
+    assert!(
+        records[1]["sourceIPAddress"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("unix:uid={ALICE},")),
+        "{}",
+        records[1]
+    );
+    assert!(arn(&records[2]).ends_with(":user/alice"));
+    assert!(records[2].get("errorCode").is_none(), "{}", records[2]);
+    // The key pair: one C_GenerateKeyPair record naming it.
+    let made = json(&daemon.cli(&[
+        "lookup-events",
+        "--lookup-attributes",
+        "AttributeKey=EventName,AttributeValue=C_GenerateKeyPair",
+        "--output",
+        "json",
+    ]));
+    let made = made["Events"].as_array().expect("events");
+    assert_eq!(made.len(), 1, "{made:#?}");
+    let made: serde_json::Value =
+        serde_json::from_str(made[0]["CloudTrailEvent"].as_str().unwrap()).unwrap();
+    assert!(
+        made["resources"][0]["ARN"]
+            .as_str()
+            .unwrap()
+            .ends_with(&key_id),
+        "{made}"
+    );
+    assert_eq!(
+        made["requestParameters"]["mechanism"],
+        "CKM_EC_KEY_PAIR_GEN"
+    );
     daemon.stop();
 }

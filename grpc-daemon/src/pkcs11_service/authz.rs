@@ -7,13 +7,47 @@
 //! C_SignInit / C_EncryptInit make no round trip).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use cryptoki_sys::CK_MECHANISM_TYPE;
+use hsm_core::audit::Pkcs11Call;
 use hsm_core::Caller;
+use tinfoil_pkcs11::backend::embedded::EmbeddedBackend;
+use tinfoil_pkcs11::Pkcs11Error;
 use tinfoil_proto::v1 as pb;
-use tonic::{Code, Request, Status};
+use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::Pkcs11Service;
+use crate::service::Lane;
+use crate::status;
+
+/// A backend call the audit log records as a PKCS#11 call.
+#[derive(Debug, Clone)]
+pub(super) struct KeyCall {
+    /// Who calls.
+    pub caller: Caller,
+    /// The function (C_Sign ...).
+    pub function: &'static str,
+    /// The mechanism the module named, if any.
+    pub mechanism: Option<CK_MECHANISM_TYPE>,
+    /// The KMS action the call is authorized as; `None`: recorded only
+    /// (calls the daemon backend never authorized per key: copies,
+    /// destruction, reading a readable key's value, sealing).
+    pub action: Option<&'static str>,
+    /// The token key it uses.
+    pub key_id: Option<String>,
+}
+
+/// The token key (KMS key id) a handle names, if it names one.
+pub(super) fn stored(key: Option<&pb::P11KeyHandle>) -> Option<&str> {
+    match key {
+        Some(pb::P11KeyHandle {
+            kind: Some(pb::p11_key_handle::Kind::Stored(key_id)),
+        }) => Some(key_id),
+        _ => None,
+    }
+}
 
 /// CKR_KEY_FUNCTION_NOT_PERMITTED.
 const KEY_FUNCTION_NOT_PERMITTED: u64 = 0x68;
@@ -41,11 +75,11 @@ impl Pkcs11Service {
     }
 
     /// Refuses a token key the caller may not use for `function`
-    /// (decided as `action`). Keys that do not resolve are left to the
-    /// backend, which answers CKR_KEY_HANDLE_INVALID. The gate records the
-    /// use (issue 11); the record is made durable on the blocking pool
-    /// (group commit with other calls), never on the runtime's thread, and
-    /// a record that cannot be written refuses the call.
+    /// (decided as `action`), recording the decision. Keys that do not
+    /// resolve are left to the backend, which answers
+    /// CKR_KEY_HANDLE_INVALID. Calls that can be served through
+    /// [`Pkcs11Service::run_recorded`] should be: it records the decision
+    /// and the outcome in one record.
     pub(super) async fn check_key_use(
         &self,
         caller: &Caller,
@@ -53,43 +87,172 @@ impl Pkcs11Service {
         function: &'static str,
         action: &'static str,
     ) -> Result<(), Status> {
-        let Some(pb::P11KeyHandle {
-            kind: Some(pb::p11_key_handle::Kind::Stored(key_id)),
-        }) = key
-        else {
+        let Some(key_id) = stored(key) else {
             return Ok(());
         };
-        let (decision, durability) = hsm_core::audit::defer_durability(|| {
-            self.kms
-                .hsm()
-                .gate(caller)
-                .pkcs11_key_use(function, action, key_id)
-        });
-        if let Some(durability) = durability {
-            let hsm = std::sync::Arc::clone(self.kms.hsm());
-            match tokio::task::spawn_blocking(move || durability.wait(&hsm)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(crate::status::from_core(e)),
-                Err(_) => return Err(Status::internal("the audit writer task failed")),
-            }
-        }
-        match decision {
-            Err(e @ hsm_core::Error::AccessDenied(_)) => Err(denied(&e.to_string())),
-            _ => Ok(()),
-        }
+        let call = KeyCall {
+            caller: caller.clone(),
+            function,
+            mechanism: None,
+            action: Some(action),
+            key_id: Some(key_id.to_string()),
+        };
+        self.run_recorded(Lane::Inline, function, Some(call), |_| Ok(()))
+            .await
+            .map(|_| ())
     }
 
-    /// Refuses a caller who may not make keys (`kms:CreateKey`).
+    /// Refuses a caller who may not make keys (`kms:CreateKey`), for a
+    /// session key (token keys are made through
+    /// [`Pkcs11Service::run_recorded`], which records the call).
     pub(super) fn check_key_creation(
         &self,
         caller: &Caller,
-        function: &'static str,
+        _function: &'static str,
     ) -> Result<(), Status> {
         self.kms
             .hsm()
             .gate(caller)
-            .pkcs11_may_create_key(function)
+            .pkcs11_may_create_key()
             .map_err(|e| denied(&e.to_string()))
+    }
+
+    /// Runs a backend call; with `call`, as the PKCS#11 call the audit log
+    /// records (issue 11): one record with the function, mechanism, key,
+    /// the authorization decision when `call.action` is set, and the
+    /// outcome, durable before the answer leaves (group-committed with
+    /// other calls). Without `call` (session keys only) it runs
+    /// unrecorded.
+    pub(super) async fn run_recorded<T, F>(
+        &self,
+        lane: Lane,
+        op: &'static str,
+        call: Option<KeyCall>,
+        f: F,
+    ) -> Result<Response<T>, Status>
+    where
+        F: FnOnce(&EmbeddedBackend) -> tinfoil_pkcs11::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(call) = call else {
+            return self.run(lane, op, f).await;
+        };
+        let backend = self.backend()?;
+        let hsm = Arc::clone(self.kms.hsm());
+        let job = move || {
+            let mechanism = call.mechanism.map(tinfoil_pkcs11::audit::mechanism_name);
+            let record = Pkcs11Call {
+                function: call.function,
+                mechanism: mechanism.as_deref(),
+                key_id: call.key_id.as_deref(),
+            };
+            let failure =
+                |e: &Pkcs11Error| (tinfoil_pkcs11::audit::ckr_name(e.rv()), e.to_string());
+            let outcome = match call.action {
+                Some(action) => {
+                    hsm.gate(&call.caller)
+                        .pkcs11_call(&record, action, || f(&backend), failure)
+                }
+                None => hsm.pkcs11_call(&call.caller, &record, || f(&backend), failure),
+            };
+            match outcome {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(e)) => Err(status::from_pkcs11(e)),
+                Err(e @ hsm_core::Error::AccessDenied(_)) => Err(denied(&e.to_string())),
+                Err(e) => Err(status::from_core(e)),
+            }
+        };
+        self.kms.run_job(lane, op, job, |s| s).await
+    }
+
+    /// The recorded call of a request that uses `key` as `action` (none
+    /// when `key` is a session key).
+    pub(super) fn use_call<R>(
+        &self,
+        caller: &Caller,
+        request: &Request<R>,
+        key: Option<&pb::P11KeyHandle>,
+        default: &'static str,
+        action: &'static str,
+    ) -> Option<KeyCall> {
+        stored(key)
+            .map(|key_id| self.key_call(caller, request, default, Some(action), Some(key_id)))
+    }
+
+    /// The recorded call of an encryption or decryption with `key`.
+    pub(super) fn crypt_call<R>(
+        &self,
+        caller: &Caller,
+        request: &Request<R>,
+        key: Option<&pb::P11KeyHandle>,
+        encrypt: bool,
+    ) -> Option<KeyCall> {
+        let (function, action) = if encrypt {
+            ("C_Encrypt", "kms:Encrypt")
+        } else {
+            ("C_Decrypt", "kms:Decrypt")
+        };
+        self.use_call(caller, request, key, function, action)
+    }
+
+    /// The recorded call of a request that makes a key: a token key is
+    /// authorized as `kms:CreateKey` and recorded; a session key is only
+    /// authorized (it lives in the connection).
+    pub(super) fn creation_call<R>(
+        &self,
+        caller: &Caller,
+        request: &Request<R>,
+        to_token: bool,
+        default: &'static str,
+    ) -> Result<Option<KeyCall>, Status> {
+        if to_token {
+            return Ok(Some(self.key_call(
+                caller,
+                request,
+                default,
+                Some("kms:CreateKey"),
+                None,
+            )));
+        }
+        self.check_key_creation(caller, default)?;
+        Ok(None)
+    }
+
+    /// The PKCS#11 call a request serves, for its record: the function and
+    /// mechanism the module sent (a function tinfoild does not accept is
+    /// replaced by `default`).
+    pub(super) fn key_call<R>(
+        &self,
+        caller: &Caller,
+        request: &Request<R>,
+        default: &'static str,
+        action: Option<&'static str>,
+        key_id: Option<&str>,
+    ) -> KeyCall {
+        let metadata = request.metadata();
+        let function = metadata
+            .get(tinfoil_pkcs11::audit::FUNCTION_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|f| {
+                tinfoil_pkcs11::audit::FUNCTIONS
+                    .iter()
+                    .copied()
+                    .find(|known| *known == f)
+            })
+            .unwrap_or(default);
+        let mechanism = metadata
+            .get(tinfoil_pkcs11::audit::MECHANISM_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|m| m.parse::<u64>().ok())
+            // CK_MECHANISM_TYPE is a C unsigned long.
+            .and_then(|m| m.try_into().ok());
+        KeyCall {
+            caller: caller.clone(),
+            function,
+            mechanism,
+            action,
+            key_id: key_id.map(str::to_string),
+        }
     }
 
     /// Gives a token key a user just made the creator policy, so the user

@@ -51,11 +51,25 @@ fn bool_reply(answer: Result<Response<pb::P11BoolResponse>, Status>) -> pb::P11P
 }
 
 /// A request carrying the pipe's connection, so the handler finds the
-/// same caller as for a unary call on that connection.
-fn with_peer<T>(message: T, peer: Option<&ConnectionInfo>) -> Request<T> {
+/// same caller as for a unary call on that connection, and the PKCS#11
+/// call it serves as a unary call's metadata would (for its audit record).
+fn with_peer<T>(
+    message: T,
+    peer: Option<&ConnectionInfo>,
+    audit: Option<&pb::P11CallInfo>,
+) -> Request<T> {
     let mut request = Request::new(message);
     if let Some(info) = peer {
         request.extensions_mut().insert(info.clone());
+    }
+    if let Some(audit) = audit {
+        let metadata = request.metadata_mut();
+        if let Ok(function) = audit.function.parse() {
+            metadata.insert(tinfoil_pkcs11::audit::FUNCTION_METADATA, function);
+        }
+        if let Some(Ok(mechanism)) = audit.mechanism.map(|m| m.to_string().parse()) {
+            metadata.insert(tinfoil_pkcs11::audit::MECHANISM_METADATA, mechanism);
+        }
     }
     request
 }
@@ -68,14 +82,17 @@ impl Pkcs11Service {
         peer: Option<&ConnectionInfo>,
     ) -> pb::P11PipeReply {
         use pb::p11_pipe_call::Call;
+        let audit = call.audit.as_ref();
         match call.call {
-            Some(Call::Aes(r)) => bytes_reply(self.aes(with_peer(r, peer)).await),
-            Some(Call::Sign(r)) => bytes_reply(self.sign(with_peer(r, peer)).await),
-            Some(Call::Verify(r)) => bool_reply(self.verify(with_peer(r, peer)).await),
-            Some(Call::Hmac(r)) => bytes_reply(self.hmac(with_peer(r, peer)).await),
-            Some(Call::HmacVerify(r)) => bool_reply(self.hmac_verify(with_peer(r, peer)).await),
+            Some(Call::Aes(r)) => bytes_reply(self.aes(with_peer(r, peer, audit)).await),
+            Some(Call::Sign(r)) => bytes_reply(self.sign(with_peer(r, peer, audit)).await),
+            Some(Call::Verify(r)) => bool_reply(self.verify(with_peer(r, peer, audit)).await),
+            Some(Call::Hmac(r)) => bytes_reply(self.hmac(with_peer(r, peer, audit)).await),
+            Some(Call::HmacVerify(r)) => {
+                bool_reply(self.hmac_verify(with_peer(r, peer, audit)).await)
+            }
             Some(Call::GenerateRandom(r)) => {
-                bytes_reply(self.generate_random(with_peer(r, peer)).await)
+                bytes_reply(self.generate_random(with_peer(r, peer, audit)).await)
             }
             None => error_reply(Status::invalid_argument("an empty pipe call")),
         }

@@ -158,3 +158,43 @@ impl ExportWriter {
         Ok((records, self.checkpoint_files.len()))
     }
 }
+
+impl crate::Hsm {
+    /// Exports this store's audit log into `dir` (which must not exist or
+    /// be empty) as `tinfoil export-audit-log` does through tinfoild, for a
+    /// store opened in this process (an embedded PKCS#11 store: `tinfoil
+    /// export-audit-log --data-dir`), acting as `caller` (an
+    /// administrator). Returns (records, checkpoints, last sequence).
+    pub fn export_audit_log_to_dir(
+        &self,
+        caller: &crate::Caller,
+        dir: &Path,
+        from_sequence: u64,
+    ) -> crate::Result<(u64, usize, u64)> {
+        let local = |e: String| crate::Error::Internal(format!("cannot write the export: {e}"));
+        let gate = self.gate(caller);
+        let mut writer = ExportWriter::create(dir).map_err(local)?;
+        let mut from = from_sequence;
+        let mut to = 0;
+        let mut public_key;
+        loop {
+            let page = gate.export_audit_log(from, to)?;
+            to = page.to_sequence;
+            public_key = page.public_key;
+            for (size, note) in &page.checkpoints {
+                writer.checkpoint(*size, note).map_err(local)?;
+            }
+            for (sequence, record) in &page.records {
+                writer.record(*sequence, record).map_err(local)?;
+            }
+            match page.next_sequence {
+                Some(next) if next > from => from = next,
+                _ => break,
+            }
+        }
+        let origin = public_key.split('+').next().unwrap_or_default().to_string();
+        let (records, checkpoints) = writer.finish(&public_key, &origin).map_err(local)?;
+        gate.confirm_audit_export(to)?;
+        Ok((records, checkpoints, to))
+    }
+}

@@ -57,6 +57,7 @@ use crate::identity::{Account, Caller};
 use crate::sealing::{self, KEY_LEN};
 use crate::store::{self, Store};
 
+pub use crate::gate::Pkcs11Call;
 pub use api::{
     AuditExportPage, LookupEvent, LookupEventsRequest, LookupEventsResponse, PruneOutcome,
 };
@@ -124,18 +125,7 @@ pub(crate) fn open_log(
 
 /// The draft of a gate request, before it runs.
 fn draft_of(hsm: &Hsm, caller: &Caller, request: &Request<'_>) -> Draft {
-    // A PKCS#11 key use decided as a KMS action is named by its function.
-    let pkcs11 = request
-        .params
-        .iter()
-        .find(|(name, _)| *name == "pkcs11Function")
-        .and_then(|(_, v)| v.as_str())
-        .map(|function| format!("pkcs11:{function}"));
-    let action = pkcs11.as_deref().unwrap_or(request.action);
-    let mut draft = Draft::api_call(caller, action, hsm.now());
-    if pkcs11.is_some() {
-        draft.param("kmsAction", request.action.into());
-    }
+    let mut draft = Draft::api_call(caller, request.action, hsm.now());
     if let Some(key_ref) = request.key_ref {
         let name = match draft.event_name.as_str() {
             "DeleteAlias" => "aliasName",
@@ -172,15 +162,38 @@ pub(crate) fn record_call<T>(
     request: &Request<'_>,
     call: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
+    let (result, recorded) = record_with(hsm, draft_of(hsm, caller, request), call, |r| {
+        r.as_ref()
+            .err()
+            .map(|e| (e.kms_name().to_string(), e.to_string()))
+    });
+    recorded?;
+    result
+}
+
+/// Runs `call` with `draft` as this thread's pending record: the first
+/// transaction the call commits carries it; if it commits none, the record
+/// is group-committed after it with the error `failure` finds in the
+/// outcome (`(errorCode, errorMessage)`), made durable before this returns
+/// (or handed to [`defer_durability`]'s caller). The second value is the
+/// record's own outcome: an error there means the call must fail and its
+/// result must not be returned.
+pub(crate) fn record_with<R>(
+    hsm: &Hsm,
+    draft: Draft,
+    call: impl FnOnce() -> R,
+    failure: impl FnOnce(&R) -> Option<(String, String)>,
+) -> (R, Result<()>) {
     let log = Arc::clone(hsm.audit_log());
-    let guard = PendingGuard::set(Arc::clone(&log), draft_of(hsm, caller, request));
+    let guard = PendingGuard::set(Arc::clone(&log), draft);
     let result = call();
     let (mut draft, written) = guard.take();
     if written {
-        return result;
+        return (result, Ok(()));
     }
-    if let Err(error) = &result {
-        draft.fail(error);
+    if let Some(error) = failure(&result) {
+        draft.error = Some(error);
+        draft.response_elements = serde_json::Value::Null;
     }
     let deferred = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
         Some(list) => {
@@ -189,10 +202,11 @@ pub(crate) fn record_call<T>(
         }
         None => false,
     });
-    if !deferred {
-        log.append_durable(hsm, draft)?;
+    if deferred {
+        return (result, Ok(()));
     }
-    result
+    let recorded = log.append_durable(hsm, draft);
+    (result, recorded)
 }
 
 /// A record still to be made durable, with its log.
@@ -255,49 +269,6 @@ pub(crate) fn service_event(hsm: &Hsm, name: &str, key: &uuid::Uuid) -> PendingG
 }
 
 impl Hsm {
-    /// Records one PKCS#11 call that touched a key, for the PKCS#11
-    /// backends that do not pass the gate: `function` is the entry point
-    /// (`C_Sign`), `mechanism` its mechanism (`CKM_ECDSA`), `key_id` the
-    /// Tinfoil key behind the object, `error` the `CKR_*` name of a
-    /// failure. Made durable like any call's record (deferred inside
-    /// [`defer_durability`]); an error means the call must fail
-    /// (`CKR_DEVICE_ERROR`) and its result must not be returned.
-    pub fn record_pkcs11(
-        &self,
-        caller: &Caller,
-        function: &str,
-        mechanism: Option<&str>,
-        key_id: Option<&str>,
-        error: Option<&str>,
-    ) -> Result<()> {
-        let action = format!("pkcs11:{function}");
-        let mut draft = Draft::api_call(caller, &action, self.now());
-        if let Some(mechanism) = mechanism {
-            draft.param("mechanism", mechanism.into());
-        }
-        if let Some(key_id) = key_id {
-            draft.param("keyId", key_id.into());
-            if let Ok(id) = self.read_state().resolve(key_id) {
-                draft.resources.push(crate::model::key_arn(&id));
-            }
-        }
-        if let Some(code) = error {
-            draft.error = Some((code.to_string(), format!("{function} failed with {code}")));
-        }
-        let log = Arc::clone(self.audit_log());
-        let deferred = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
-            Some(list) => {
-                list.push((Arc::clone(&log), draft.clone()));
-                true
-            }
-            None => false,
-        });
-        if deferred {
-            return Ok(());
-        }
-        log.append_durable(self, draft)
-    }
-
     /// The audit log's public key as a signed-note verifier key
     /// (`name+keyid+base64 key`): what `verify-audit-log` checks
     /// checkpoints with. Not a secret.

@@ -57,6 +57,7 @@ const MUTATING: &[&str] = &[
     "C_DestroyObject",
     "C_SetAttributeValue",
     "C_UnwrapKey",
+    "C_DeriveKey",
 ];
 
 /// `AwsApiCall` (a caller's request) or `AwsServiceEvent` (Tinfoil's own

@@ -69,6 +69,19 @@ fn cmac_error(e: hsm_core::Error) -> Pkcs11Error {
     }
 }
 
+/// Who calls through the embedded backend: the process holding the
+/// passphrase, an administrator of its store, named by its OS user and
+/// process (`unix:uid=N,pid=N`, as tinfoild names socket peers).
+fn process_caller() -> hsm_core::Caller {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self")
+        .map_or_else(|_| "unknown".to_string(), |m| m.uid().to_string());
+    hsm_core::Caller::new(
+        hsm_core::Principal::Root,
+        format!("unix:uid={uid},pid={}", std::process::id()),
+    )
+}
+
 fn pin_user(user: UserKind) -> PinUser {
     match user {
         UserKind::So => PinUser::So,
@@ -215,6 +228,27 @@ impl EmbeddedBackend {
 impl Backend for EmbeddedBackend {
     fn name(&self) -> &'static str {
         "embedded"
+    }
+
+    fn audited(
+        &self,
+        call: &crate::audit::AuditedCall<'_>,
+        body: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<()> {
+        let mechanism = call.info.mechanism.map(crate::audit::mechanism_name);
+        let record = hsm_core::audit::Pkcs11Call {
+            function: call.info.function,
+            mechanism: mechanism.as_deref(),
+            key_id: call.key_id,
+        };
+        self.hsm
+            .pkcs11_call(&process_caller(), &record, body, |e: &Pkcs11Error| {
+                (crate::audit::ckr_name(e.rv()), e.to_string())
+            })
+            .map_err(|e| {
+                eprintln!("libtinfoil_pkcs11: {}: {e}", call.info.function);
+                ckr!(CKR_DEVICE_ERROR, "the audit record cannot be written")
+            })?
     }
 
     fn tokens(&self) -> Result<Vec<TokenRecord>> {

@@ -369,6 +369,21 @@ pub trait Backend: Send + Sync {
         Err(no_keys())
     }
 
+    /// Runs `body`, one PKCS#11 entry point that touches a token key, as
+    /// the call the audit log records (see [`crate::audit`]): the embedded
+    /// backend records it in its store's chain, durably before this
+    /// returns, and fails the call when the record cannot be written. The
+    /// default runs it unrecorded: the memory backend keeps no log and
+    /// tinfoild records the daemon backend's calls itself.
+    fn audited(
+        &self,
+        call: &crate::audit::AuditedCall<'_>,
+        body: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<()> {
+        let _ = call;
+        body()
+    }
+
     /// A token's objects as they changed since generation `since` (`None`:
     /// all of them): only the objects of the keys and rows changed since
     /// then when the store can tell, else the whole set.

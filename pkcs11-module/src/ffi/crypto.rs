@@ -273,7 +273,14 @@ pub(super) unsafe extern "C" fn C_GenerateKey(
         let key = unsafe { out_ref(key) }?;
         let mech = unsafe { read_mechanism(mechanism) }?;
         let template = unsafe { read_template(template, count) }?;
-        *key = m.generate_key(h, &mech, &template)?;
+        let on_token = crate::audit::template_on_token(&template);
+        *key = m.audited(
+            "C_GenerateKey",
+            Some(mech.mechanism),
+            None,
+            on_token,
+            || m.generate_key(h, &mech, &template),
+        )?;
         Ok(())
     })
 }
@@ -295,7 +302,15 @@ pub(super) unsafe extern "C" fn C_GenerateKeyPair(
         let mech = unsafe { read_mechanism(mechanism) }?;
         let public = unsafe { read_template(public, public_count) }?;
         let private = unsafe { read_template(private, private_count) }?;
-        let (pub_h, priv_h) = m.generate_key_pair(h, &mech, &public, &private)?;
+        let on_token =
+            crate::audit::template_on_token(&public) || crate::audit::template_on_token(&private);
+        let (pub_h, priv_h) = m.audited(
+            "C_GenerateKeyPair",
+            Some(mech.mechanism),
+            None,
+            on_token,
+            || m.generate_key_pair(h, &mech, &public, &private),
+        )?;
         *public_key = pub_h;
         *private_key = priv_h;
         Ok(())
@@ -313,7 +328,21 @@ pub(super) unsafe extern "C" fn C_WrapKey(
     with_module(|m| {
         let cap = unsafe { capacity(out, out_len) }?;
         let mech = unsafe { read_mechanism(mechanism) }?;
-        unsafe { deliver(out, out_len, m.wrap_key(h, &mech, wrapping, key, cap)) }
+        // Recorded when it wraps (not for a length query).
+        let used = cap.and_then(|_| {
+            [wrapping, key]
+                .into_iter()
+                .filter_map(|o| m.object_facts(h, o).key)
+                .find(|k| matches!(k, crate::backend::KeyHandle::Stored(_)))
+        });
+        let wrapped = m.audited(
+            "C_WrapKey",
+            Some(mech.mechanism),
+            used.as_ref(),
+            false,
+            || m.wrap_key(h, &mech, wrapping, key, cap),
+        );
+        unsafe { deliver(out, out_len, wrapped) }
     })
 }
 
@@ -330,7 +359,15 @@ pub(super) unsafe extern "C" fn C_DeriveKey(
         let key = unsafe { out_ref(key) }?;
         let mech = unsafe { read_mechanism(mechanism) }?;
         let template = unsafe { read_template(template, count) }?;
-        *key = m.derive_key(h, &mech, base, &template)?;
+        let used = m.object_facts(h, base).key;
+        let on_token = crate::audit::template_on_token(&template);
+        *key = m.audited(
+            "C_DeriveKey",
+            Some(mech.mechanism),
+            used.as_ref(),
+            on_token,
+            || m.derive_key(h, &mech, base, &template),
+        )?;
         Ok(())
     })
 }
@@ -350,7 +387,15 @@ pub(super) unsafe extern "C" fn C_UnwrapKey(
         let mech = unsafe { read_mechanism(mechanism) }?;
         let wrapped = unsafe { in_bytes(wrapped, wrapped_len) }?;
         let template = unsafe { read_template(template, count) }?;
-        *key = m.unwrap_key(h, &mech, unwrapping, wrapped, &template)?;
+        let used = m.object_facts(h, unwrapping).key;
+        let on_token = crate::audit::template_on_token(&template);
+        *key = m.audited(
+            "C_UnwrapKey",
+            Some(mech.mechanism),
+            used.as_ref(),
+            on_token,
+            || m.unwrap_key(h, &mech, unwrapping, wrapped, &template),
+        )?;
         Ok(())
     })
 }

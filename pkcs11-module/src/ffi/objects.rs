@@ -15,7 +15,11 @@ pub(super) unsafe extern "C" fn C_CreateObject(
     with_module(|m| {
         let object = unsafe { out_ref(object) }?;
         let mut template = unsafe { read_template(template, count) }?;
-        let created = m.create_object(h, &template);
+        let key_on_token =
+            crate::audit::template_on_token(&template) && crate::audit::template_is_key(&template);
+        let created = m.audited("C_CreateObject", None, None, key_on_token, || {
+            m.create_object(h, &template)
+        });
         // The copy may hold a secret key's CKA_VALUE: wipe it.
         for (_, value) in template.iter_mut() {
             zeroize::Zeroize::zeroize(value);
@@ -35,7 +39,11 @@ pub(super) unsafe extern "C" fn C_CopyObject(
     with_module(|m| {
         let object = unsafe { out_ref(object) }?;
         let template = unsafe { read_template(template, count) }?;
-        *object = m.copy_object(h, source, &template)?;
+        let facts = m.object_facts(h, source);
+        let makes = facts.key.is_some() && crate::audit::template_on_token(&template);
+        *object = m.audited("C_CopyObject", None, facts.key.as_ref(), makes, || {
+            m.copy_object(h, source, &template)
+        })?;
         Ok(())
     })
 }
@@ -44,7 +52,16 @@ pub(super) unsafe extern "C" fn C_DestroyObject(
     h: CK_SESSION_HANDLE,
     object: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    with_module(|m| m.destroy_object(h, object))
+    with_module(|m| {
+        let facts = m.object_facts(h, object);
+        m.audited(
+            "C_DestroyObject",
+            None,
+            facts.key.as_ref(),
+            facts.on_token,
+            || m.destroy_object(h, object),
+        )
+    })
 }
 
 pub(super) unsafe extern "C" fn C_GetObjectSize(
@@ -79,7 +96,14 @@ pub(super) unsafe extern "C" fn C_GetAttributeValue(
             unsafe { std::slice::from_raw_parts_mut(template, count as usize) }
         };
         let types: Vec<_> = attrs.iter().map(|a| a.type_).collect();
-        let answers = m.get_attributes(h, object, &types)?;
+        // Reading a readable token key's value is a use of the key.
+        let facts = m.object_facts(h, object);
+        let key = (facts.readable && types.contains(&CKA_VALUE))
+            .then_some(facts.key)
+            .flatten();
+        let answers = m.audited("C_GetAttributeValue", None, key.as_ref(), false, || {
+            m.get_attributes(h, object, &types)
+        })?;
         let mut result = Ok(());
         for (attr, answer) in attrs.iter_mut().zip(answers) {
             match answer {
@@ -119,7 +143,16 @@ pub(super) unsafe extern "C" fn C_SetAttributeValue(
 ) -> CK_RV {
     with_module(|m| {
         let template = unsafe { read_template(template, count) }?;
-        m.set_attributes(h, object, &template)
+        // Sealing a readable token key (CKA_SENSITIVE, CKA_EXTRACTABLE).
+        let facts = m.object_facts(h, object);
+        let seals = facts.readable
+            && template
+                .iter()
+                .any(|(t, _)| matches!(*t, CKA_SENSITIVE | CKA_EXTRACTABLE));
+        let key = seals.then_some(facts.key).flatten();
+        m.audited("C_SetAttributeValue", None, key.as_ref(), false, || {
+            m.set_attributes(h, object, &template)
+        })
     })
 }
 

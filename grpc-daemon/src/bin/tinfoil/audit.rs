@@ -2,6 +2,9 @@
 //! lookup-events`), `get-audit-public-key`, `export-audit-log`,
 //! `prune-audit-log` (daemon, administrators only) and `verify-audit-log`
 //! (offline: no daemon, no passphrase; only the export and the public key).
+//! `get-audit-public-key` and `export-audit-log` also take `--data-dir` and
+//! `--passphrase-file` for a store no daemon serves (the PKCS#11 module's
+//! embedded store).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +47,8 @@ pub enum AuditCommand {
         /// Where to write it (`-`: standard output).
         #[arg(long)]
         output_file: PathBuf,
+        #[command(flatten)]
+        store: LocalStore,
     },
     /// Export the audit log: JSON Lines record files, signed checkpoints,
     /// the public key and a manifest, into a new directory.
@@ -55,6 +60,8 @@ pub enum AuditCommand {
         /// checkpoint before it, so the export is anchored).
         #[arg(long, default_value_t = 1)]
         from_sequence: u64,
+        #[command(flatten)]
+        store: LocalStore,
     },
     /// Verify an export offline: sequence, hashes, links, checkpoint
     /// signatures. Exit 0 and a summary, else exit 1 naming the first
@@ -74,6 +81,84 @@ pub enum AuditCommand {
         #[arg(long)]
         before_sequence: u64,
     },
+}
+
+/// A store opened in this process instead of asking tinfoild: an embedded
+/// PKCS#11 store (`backend = "embedded"`), whose log no daemon serves. The
+/// store must not be open elsewhere (close the application using it).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LocalStore {
+    /// The store's data directory (the module's `data_dir`).
+    #[arg(long, requires = "passphrase_file")]
+    data_dir: Option<PathBuf>,
+    /// A file holding the store's passphrase (the module's
+    /// `passphrase_file`).
+    #[arg(long, requires = "data_dir")]
+    passphrase_file: Option<PathBuf>,
+}
+
+impl LocalStore {
+    /// The store, opened, when one was named.
+    fn open(&self) -> Result<Option<hsm_core::Hsm>, Failure> {
+        let (Some(data_dir), Some(passphrase_file)) = (&self.data_dir, &self.passphrase_file)
+        else {
+            return Ok(None);
+        };
+        let passphrase = tinfoil_daemon::passphrase::from_file(passphrase_file)
+            .map_err(|e| Failure::Local(e.to_string()))?;
+        hsm_core::Hsm::open(data_dir, &passphrase, hsm_core::HsmOptions::default())
+            .map(Some)
+            .map_err(|e| Failure::Local(format!("{}: {e}", data_dir.display())))
+    }
+}
+
+/// The operator opening a store with its passphrase: an administrator.
+fn local_caller() -> hsm_core::Caller {
+    hsm_core::Caller::new(hsm_core::Principal::Root, "tinfoil (local store)")
+}
+
+/// The audit commands on a store opened here (`--data-dir`); `None` when
+/// the command names no store (it goes to tinfoild).
+fn local(command: &AuditCommand) -> Option<Result<(), Failure>> {
+    let run = |store: &LocalStore, f: &dyn Fn(&hsm_core::Hsm) -> Result<(), Failure>| {
+        store.open().transpose().map(|hsm| f(&hsm?))
+    };
+    match command {
+        AuditCommand::GetAuditPublicKey { output_file, store } => run(store, &|hsm| {
+            let key = hsm
+                .gate(&local_caller())
+                .get_audit_public_key()
+                .map_err(|e| Failure::Local(e.to_string()))?;
+            write_key(output_file, &key)
+        }),
+        AuditCommand::ExportAuditLog {
+            output_dir,
+            from_sequence,
+            store,
+        } => run(store, &|hsm| {
+            let (records, checkpoints, to) = hsm
+                .export_audit_log_to_dir(&local_caller(), output_dir, *from_sequence)
+                .map_err(|e| Failure::Local(e.to_string()))?;
+            println!(
+                "exported {records} records and {checkpoints} checkpoints (through record {to}) to {}",
+                output_dir.display()
+            );
+            Ok(())
+        }),
+        _ => None,
+    }
+}
+
+/// Writes a public key to a file (`-`: standard output).
+fn write_key(output_file: &std::path::Path, key: &str) -> Result<(), Failure> {
+    let text = format!("{key}\n");
+    if output_file.as_os_str() == "-" {
+        print!("{text}");
+        Ok(())
+    } else {
+        std::fs::write(output_file, text)
+            .map_err(|e| Failure::Local(format!("{}: {e}", output_file.display())))
+    }
 }
 
 fn time_arg(text: &str) -> Result<i64, String> {
@@ -137,13 +222,17 @@ pub fn run(
     {
         return verify(input_dir, public_key_file);
     }
-    let result = rt.block_on(async {
-        let channel = client::connect(endpoint, tls)
-            .await
-            .map_err(|e| Failure::Local(e.to_string()))?;
-        let mut client = KeyManagementClient::new(channel).max_decoding_message_size(max_response);
-        online(&mut client, output, command).await
-    });
+    let result = match local(&command) {
+        Some(result) => result,
+        None => rt.block_on(async {
+            let channel = client::connect(endpoint, tls)
+                .await
+                .map_err(|e| Failure::Local(e.to_string()))?;
+            let mut client =
+                KeyManagementClient::new(channel).max_decoding_message_size(max_response);
+            online(&mut client, output, command).await
+        }),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Local(e)) => {
@@ -215,24 +304,19 @@ async fn online(
                 .into_inner();
             print(output, &page);
         }
-        AuditCommand::GetAuditPublicKey { output_file } => {
+        AuditCommand::GetAuditPublicKey { output_file, .. } => {
             let key = client
                 .get_audit_public_key(pb::GetAuditPublicKeyRequest {})
                 .await
                 .map_err(rpc("GetAuditPublicKey"))?
                 .into_inner()
                 .public_key;
-            let text = format!("{key}\n");
-            if output_file.as_os_str() == "-" {
-                print!("{text}");
-            } else {
-                std::fs::write(&output_file, text)
-                    .map_err(|e| Failure::Local(format!("{}: {e}", output_file.display())))?;
-            }
+            write_key(&output_file, &key)?;
         }
         AuditCommand::ExportAuditLog {
             output_dir,
             from_sequence,
+            ..
         } => {
             let mut writer = ExportWriter::create(&output_dir).map_err(Failure::Local)?;
             let mut from = from_sequence;

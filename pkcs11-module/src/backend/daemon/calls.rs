@@ -42,6 +42,15 @@ impl DaemonBackend {
             .ok_or_else(|| Pkcs11Error::General("not connected".into()))?;
         let mut request = tonic::Request::new(request);
         request.set_timeout(CALL_TIMEOUT);
+        if let Some(info) = crate::audit::current() {
+            let metadata = request.metadata_mut();
+            if let Ok(function) = info.function.parse() {
+                metadata.insert(crate::audit::FUNCTION_METADATA, function);
+            }
+            if let Some(Ok(mechanism)) = info.mechanism.map(|m| m.to_string().parse()) {
+                metadata.insert(crate::audit::MECHANISM_METADATA, mechanism);
+            }
+        }
         let answer = self.on_runtime(async move { call(client, request).await })?;
         answer
             .map(tonic::Response::into_inner)
@@ -86,6 +95,7 @@ impl DaemonBackend {
             }
         };
         let client = self.client.clone();
+        let audit = crate::audit::current_wire();
         let outcome = self.on_runtime(async move {
             let mut open = match (taken, client) {
                 (Some(open), _) => open,
@@ -94,7 +104,7 @@ impl DaemonBackend {
                     .ok_or(pipe::Broken)?,
                 (None, None) => return Err(pipe::Broken),
             };
-            let reply = open.call(call, CALL_TIMEOUT).await?;
+            let reply = open.call(call, audit, CALL_TIMEOUT).await?;
             Ok((open, reply))
         });
         let mut slot = lock_pipe(&self.pipe);

@@ -59,8 +59,16 @@ impl Pipe {
     }
 
     /// Sends `call` and waits up to `timeout` for its reply.
-    pub(super) async fn call(&mut self, call: Call, timeout: Duration) -> Result<Reply, Broken> {
-        let call = pb::P11PipeCall { call: Some(call) };
+    pub(super) async fn call(
+        &mut self,
+        call: Call,
+        audit: Option<pb::P11CallInfo>,
+        timeout: Duration,
+    ) -> Result<Reply, Broken> {
+        let call = pb::P11PipeCall {
+            call: Some(call),
+            audit,
+        };
         self.calls.send(call).await.map_err(|_| Broken)?;
         let reply = tokio::time::timeout(timeout, self.replies.message()).await;
         match reply {

@@ -1,0 +1,276 @@
+//! The PKCS#11 calls the audit log records (issue 11).
+//!
+//! Every entry point that touches a *token* key leaves exactly one record
+//! in the store's audit chain, named by the function, with the mechanism,
+//! the key and the outcome (the `CKR_*` name on failure):
+//!
+//! | Function | When |
+//! |---|---|
+//! | C_Encrypt, C_EncryptFinal, C_Decrypt, C_DecryptFinal | the call that runs the cipher on a token key |
+//! | C_Sign, C_SignFinal, C_Verify, C_VerifyFinal | the call that runs the MAC or signature on a token key (not a verification with a public key object, which the module does itself) |
+//! | C_GenerateKey, C_GenerateKeyPair, C_CreateObject (a secret key value), C_UnwrapKey, C_DeriveKey, C_CopyObject | the call that makes a token key, or uses one (the unwrapping, base or copied key) |
+//! | C_WrapKey | the call that wraps (not a length query) with or of a token key |
+//! | C_DestroyObject | a token key or token object destroyed (a key's deletion is scheduled) |
+//! | C_GetAttributeValue | CKA_VALUE read from a readable token key |
+//! | C_SetAttributeValue | a readable token key sealed (CKA_SENSITIVE / CKA_EXTRACTABLE) |
+//!
+//! Not recorded: the `*Init` and `*Update` calls (the call that finishes
+//! the operation is), length queries, C_FindObjects* and attribute reads
+//! other than CKA_VALUE (they read the object table, not key material),
+//! and calls on session keys only (they live in one process or connection
+//! and leave nothing in the store).
+//!
+//! Who records: the embedded backend records in this process, around the
+//! whole entry point ([`Module::audited`] → [`crate::backend::Backend::audited`]); the
+//! daemon backend sends the function and mechanism with each call
+//! ([`current`]) and tinfoild records the call it serves, with the
+//! socket's principal and its authorization decision (a client cannot
+//! skip it). Records hold names only: never data, a signature input, a
+//! PIN or key material.
+
+use std::cell::Cell;
+
+use cryptoki_sys::*;
+
+use crate::backend::KeyHandle;
+use crate::error::Result;
+use crate::module::Module;
+
+/// The PKCS#11 call being made on this thread, as the audit log names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallInfo {
+    /// The entry point, e.g. `C_Sign`.
+    pub function: &'static str,
+    /// Its mechanism, when it has one.
+    pub mechanism: Option<CK_MECHANISM_TYPE>,
+}
+
+/// One recorded call as a backend sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditedCall<'a> {
+    /// The function and mechanism.
+    pub info: CallInfo,
+    /// The token key it uses (KMS key id), if any.
+    pub key_id: Option<&'a str>,
+}
+
+thread_local! {
+    static CURRENT: Cell<Option<CallInfo>> = const { Cell::new(None) };
+}
+
+/// The call this thread is making, for a backend that forwards it (the
+/// daemon backend sends it with its requests).
+pub fn current() -> Option<CallInfo> {
+    CURRENT.with(Cell::get)
+}
+
+/// [`current`] as the daemon backend sends it in a pipe call.
+pub fn current_wire() -> Option<tinfoil_proto::v1::P11CallInfo> {
+    current().map(|info| tinfoil_proto::v1::P11CallInfo {
+        function: info.function.to_string(),
+        // CK_MECHANISM_TYPE is a C unsigned long: u64 here.
+        #[allow(clippy::unnecessary_cast)]
+        mechanism: info.mechanism.map(|m| m as u64),
+    })
+}
+
+/// While alive, `info` is this thread's current call.
+struct Scope(Option<CallInfo>);
+
+impl Scope {
+    fn enter(info: CallInfo) -> Scope {
+        Scope(CURRENT.with(|c| c.replace(Some(info))))
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+/// The gRPC metadata key a unary call's function travels in.
+pub const FUNCTION_METADATA: &str = "tinfoil-p11-function";
+/// The gRPC metadata key a unary call's mechanism (decimal) travels in.
+pub const MECHANISM_METADATA: &str = "tinfoil-p11-mechanism";
+
+/// The functions tinfoild accepts as a call's name (anything else a
+/// client sends is replaced by the name the request implies).
+pub const FUNCTIONS: &[&str] = &[
+    "C_Encrypt",
+    "C_EncryptFinal",
+    "C_Decrypt",
+    "C_DecryptFinal",
+    "C_Sign",
+    "C_SignFinal",
+    "C_Verify",
+    "C_VerifyFinal",
+    "C_GenerateKey",
+    "C_GenerateKeyPair",
+    "C_CreateObject",
+    "C_CopyObject",
+    "C_DestroyObject",
+    "C_WrapKey",
+    "C_UnwrapKey",
+    "C_DeriveKey",
+    "C_GetAttributeValue",
+    "C_SetAttributeValue",
+];
+
+/// The `CKM_*` name of a mechanism (`CKM_0x...` for one the module does
+/// not know).
+pub fn mechanism_name(mechanism: CK_MECHANISM_TYPE) -> String {
+    crate::mechanisms::MECHANISMS
+        .iter()
+        .find(|m| m.mechanism == mechanism)
+        .map_or_else(|| format!("CKM_0x{mechanism:08x}"), |m| m.name.to_string())
+}
+
+macro_rules! ckr_names {
+    ($($name:ident),* $(,)?) => {
+        /// The `CKR_*` name of a return value (`CKR_0x...` for others).
+        pub fn ckr_name(rv: CK_RV) -> String {
+            $(if rv == $name {
+                return stringify!($name).to_string();
+            })*
+            format!("CKR_0x{rv:08x}")
+        }
+    };
+}
+
+ckr_names!(
+    CKR_OK,
+    CKR_HOST_MEMORY,
+    CKR_GENERAL_ERROR,
+    CKR_FUNCTION_FAILED,
+    CKR_ARGUMENTS_BAD,
+    CKR_ATTRIBUTE_READ_ONLY,
+    CKR_ATTRIBUTE_SENSITIVE,
+    CKR_ATTRIBUTE_TYPE_INVALID,
+    CKR_ATTRIBUTE_VALUE_INVALID,
+    CKR_DATA_INVALID,
+    CKR_DATA_LEN_RANGE,
+    CKR_DEVICE_ERROR,
+    CKR_DEVICE_MEMORY,
+    CKR_ENCRYPTED_DATA_INVALID,
+    CKR_ENCRYPTED_DATA_LEN_RANGE,
+    CKR_FUNCTION_NOT_SUPPORTED,
+    CKR_KEY_HANDLE_INVALID,
+    CKR_KEY_SIZE_RANGE,
+    CKR_KEY_TYPE_INCONSISTENT,
+    CKR_KEY_FUNCTION_NOT_PERMITTED,
+    CKR_KEY_NOT_WRAPPABLE,
+    CKR_KEY_UNEXTRACTABLE,
+    CKR_MECHANISM_INVALID,
+    CKR_MECHANISM_PARAM_INVALID,
+    CKR_OBJECT_HANDLE_INVALID,
+    CKR_OPERATION_ACTIVE,
+    CKR_OPERATION_NOT_INITIALIZED,
+    CKR_SESSION_HANDLE_INVALID,
+    CKR_SESSION_READ_ONLY,
+    CKR_SIGNATURE_INVALID,
+    CKR_SIGNATURE_LEN_RANGE,
+    CKR_TEMPLATE_INCOMPLETE,
+    CKR_TEMPLATE_INCONSISTENT,
+    CKR_TOKEN_NOT_RECOGNIZED,
+    CKR_UNWRAPPING_KEY_HANDLE_INVALID,
+    CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
+    CKR_USER_NOT_LOGGED_IN,
+    CKR_WRAPPED_KEY_INVALID,
+    CKR_WRAPPED_KEY_LEN_RANGE,
+    CKR_WRAPPING_KEY_HANDLE_INVALID,
+    CKR_WRAPPING_KEY_TYPE_INCONSISTENT,
+    CKR_BUFFER_TOO_SMALL,
+    CKR_CRYPTOKI_NOT_INITIALIZED,
+);
+
+impl Module {
+    /// Runs `body`, one entry point's work, as the call the audit log
+    /// records when it touches a token key: `key` is the key it uses,
+    /// `makes_token_key` whether it makes (or destroys) a token key or
+    /// object. Calls on session keys only run unrecorded. A record that
+    /// cannot be written fails the call (`CKR_DEVICE_ERROR`) and its
+    /// result is dropped.
+    pub(crate) fn audited<T>(
+        &self,
+        function: &'static str,
+        mechanism: Option<CK_MECHANISM_TYPE>,
+        key: Option<&KeyHandle>,
+        makes_token_key: bool,
+        body: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let key_id = match key {
+            Some(KeyHandle::Stored(id)) => Some(id.as_str()),
+            _ => None,
+        };
+        if key_id.is_none() && !makes_token_key {
+            return body();
+        }
+        let info = CallInfo {
+            function,
+            mechanism,
+        };
+        let _scope = Scope::enter(info);
+        let mut body = Some(body);
+        let mut out = None;
+        self.backend
+            .audited(&AuditedCall { info, key_id }, &mut || {
+                let body = body
+                    .take()
+                    .ok_or_else(|| crate::error::Pkcs11Error::General("a call ran twice".into()))?;
+                out = Some(body()?);
+                Ok(())
+            })?;
+        out.ok_or_else(|| crate::error::Pkcs11Error::General("a call did not run".into()))
+    }
+}
+
+/// Whether a template asks for a token object.
+pub(crate) fn template_on_token(template: &crate::attrs::Template) -> bool {
+    template
+        .iter()
+        .find(|(t, _)| *t == CKA_TOKEN)
+        .is_some_and(|(_, v)| crate::attrs::as_bool(v).unwrap_or(false))
+}
+
+/// Whether a template asks for a key object.
+pub(crate) fn template_is_key(template: &crate::attrs::Template) -> bool {
+    template
+        .iter()
+        .find(|(t, _)| *t == CKA_CLASS)
+        .and_then(|(_, v)| crate::attrs::as_ulong(v).ok())
+        .is_some_and(|c| matches!(c, CKO_SECRET_KEY | CKO_PRIVATE_KEY))
+}
+
+/// What the audit record of a call on an object needs to know of it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ObjectFacts {
+    /// The key behind it, if it is a key object.
+    pub key: Option<KeyHandle>,
+    /// Whether it is a token object.
+    pub on_token: bool,
+    /// Whether it is a secret key whose value may be read.
+    pub readable: bool,
+}
+
+impl Module {
+    /// The facts of an object the session sees (empty when it does not:
+    /// the call then fails on its own, unrecorded unless a token key is
+    /// involved).
+    pub(crate) fn object_facts(
+        &self,
+        h: CK_SESSION_HANDLE,
+        object: CK_OBJECT_HANDLE,
+    ) -> ObjectFacts {
+        use crate::attrs::{get_bool, get_ulong};
+        self.with_visible_object(h, object, |o| {
+            Ok(ObjectFacts {
+                key: o.key.clone(),
+                on_token: get_bool(&o.attrs, CKA_TOKEN, false),
+                readable: get_ulong(&o.attrs, CKA_CLASS) == Some(CKO_SECRET_KEY)
+                    && !get_bool(&o.attrs, CKA_SENSITIVE, true),
+            })
+        })
+        .unwrap_or_default()
+    }
+}
