@@ -54,7 +54,7 @@ fn raw_key_material_never_reaches_the_database_or_wal() {
         let state = hsm.read_state();
         let record = state.key(&key.key_id).unwrap();
         for version in 1..=2 {
-            secrets.push(hsm.material(record, version).unwrap().to_vec());
+            secrets.push(hsm.material(&record, version).unwrap().to_vec());
         }
     }
     let files = all_files_bytes(dir.path());

@@ -9,6 +9,7 @@
 //! [`load`]); they cascade away with their key.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use rusqlite::{params, Connection, Transaction};
@@ -428,6 +429,11 @@ impl Grant {
     }
 }
 
+/// The lower bound of the items after a marker.
+fn bound_after(after: Option<&str>) -> Bound<&str> {
+    after.map_or(Bound::Unbounded, Bound::Excluded)
+}
+
 /// The grants of one key.
 #[derive(Debug, Default)]
 struct KeyGrants {
@@ -538,21 +544,34 @@ impl Grants {
             .any(|g| g.allows(op, context))
     }
 
-    /// The grants of a key in id order.
-    pub fn of_key(&self, key: &Uuid) -> impl Iterator<Item = &Arc<Grant>> {
+    /// The grants of a key in id order, from the first after `after` on
+    /// (a seek in the key's ordered index).
+    pub fn of_key<'a>(
+        &'a self,
+        key: &Uuid,
+        after: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Arc<Grant>> + 'a {
         self.by_key
             .get(key)
             .into_iter()
-            .flat_map(|e| e.by_id.values())
+            .flat_map(move |e| {
+                e.by_id
+                    .range::<str, _>((bound_after(after), Bound::Unbounded))
+            })
+            .map(|(_, g)| g)
     }
 
     /// The grants `retiring` may retire as their retiring principal, in id
-    /// order.
-    pub fn retirable_by(&self, retiring: &str) -> impl Iterator<Item = &Arc<Grant>> {
+    /// order, from the first after `after` on.
+    pub fn retirable_by<'a>(
+        &'a self,
+        retiring: &str,
+        after: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Arc<Grant>> + 'a {
         self.by_retiring
             .get(retiring)
             .into_iter()
-            .flatten()
+            .flat_map(move |ids| ids.range::<str, _>((bound_after(after), Bound::Unbounded)))
             .filter_map(|id| self.get(id))
     }
 }
@@ -898,15 +917,15 @@ mod tests {
         assert!(grants.allows(&k2, ALICE, Encrypt, None));
         assert!(!grants.allows(&k2, BOB, Encrypt, None));
         assert_eq!(grants.count(&k1), 2);
-        assert_eq!(grants.retirable_by(BOB).count(), 3);
+        assert_eq!(grants.retirable_by(BOB, None).count(), 3);
         assert!(grants.remove(&format!("{:064x}", 1)).is_some());
         assert!(grants.remove(&format!("{:064x}", 1)).is_none());
         assert!(!grants.allows(&k1, ALICE, Decrypt, None));
-        assert_eq!(grants.retirable_by(BOB).count(), 2);
+        assert_eq!(grants.retirable_by(BOB, None).count(), 2);
         grants.forget_key(&k1);
         assert_eq!(grants.count(&k1), 0);
         assert!(grants.get(&format!("{:064x}", 2)).is_none());
-        assert_eq!(grants.retirable_by(BOB).count(), 1);
+        assert_eq!(grants.retirable_by(BOB, None).count(), 1);
         assert!(grants.get(&format!("{:064x}", 3)).is_some());
     }
 

@@ -2,7 +2,6 @@
 //! operation shares (key resolution, state checks, material access, writes).
 //! The operations themselves live in `ops_*.rs`.
 
-use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -10,13 +9,13 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::cache::{Material, MaterialCache, VersionMaterial};
+use crate::cache::{Lru, Material, MaterialCache, VersionMaterial};
 use crate::changes::{Change, Changes};
 use crate::clock::{Clock, SystemClock, DAY};
 use crate::error::{Error, Result};
 use crate::identity::Account;
 use crate::ids::{parse_key_ref, KeyRef};
-use crate::model::{AliasRecord, KeyRecord, VersionInfo};
+use crate::model::{key_arn, KeyRecord, VersionInfo};
 use crate::outputs::TickReport;
 use crate::sealing::{self, KdfParams, SecretKey, KEY_LEN};
 use crate::store::{self, LockMode, Store};
@@ -47,48 +46,110 @@ impl Default for HsmOptions {
     }
 }
 
-/// Keys, aliases and destroyed ids, as committed to the store.
+/// Keys and aliases as committed to the store, read from it when used and
+/// kept in bounded least-recently-used caches (the setting
+/// `cache_capacity`); nothing is loaded at open.
+///
+/// Consistency: every change to a key or alias is made under the state's
+/// write lock (its commit first, then the caches), and every read under
+/// the read lock, so a reader never caches a record older than the store's.
+/// The one exception, CreateKey, commits a new key without the lock: its
+/// id is unknown to anyone until then.
 pub(crate) struct State {
-    pub keys: BTreeMap<Uuid, KeyRecord>,
-    pub aliases: BTreeMap<String, AliasRecord>,
-    pub destroyed: HashSet<Uuid>,
+    reader: Arc<store::Reader>,
+    keys: Mutex<Lru<Uuid, Arc<KeyRecord>>>,
+    /// Alias name -> its target, or `None` when known not to exist.
+    aliases: Mutex<Lru<String, Option<Uuid>>>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The caches stay consistent even if a holder panicked.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl State {
+    fn new(reader: Arc<store::Reader>, capacity: usize) -> State {
+        State {
+            reader,
+            keys: Mutex::new(Lru::new(capacity)),
+            aliases: Mutex::new(Lru::new(capacity)),
+        }
+    }
+
+    /// The store's reads (lists, due keys).
+    pub fn reader(&self) -> &store::Reader {
+        &self.reader
+    }
+
+    /// A key by id, if it exists.
+    pub fn get(&self, id: &Uuid) -> Result<Option<Arc<KeyRecord>>> {
+        if let Some(key) = locked(&self.keys).get(id) {
+            return Ok(Some(key.clone()));
+        }
+        let Some(key) = self.reader.key(id)? else {
+            return Ok(None);
+        };
+        let key = Arc::new(key);
+        locked(&self.keys).insert(*id, key.clone());
+        Ok(Some(key))
+    }
+
+    /// How many key records are cached.
+    #[cfg(test)]
+    pub fn cached_keys(&self) -> usize {
+        locked(&self.keys).len()
+    }
+
+    /// Whether a key id names a destroyed key.
+    pub fn is_destroyed(&self, id: &Uuid) -> Result<bool> {
+        self.reader.is_destroyed(id)
+    }
+
+    /// The target of an alias, if it exists.
+    pub fn alias_target(&self, name: &str) -> Result<Option<Uuid>> {
+        if let Some(target) = locked(&self.aliases).get(&name.to_string()) {
+            return Ok(*target);
+        }
+        let target = self.reader.alias(name)?.map(|a| a.target);
+        locked(&self.aliases).insert(name.to_string(), target);
+        Ok(target)
+    }
+
     /// Resolves a key reference to a key that exists.
     pub fn resolve(&self, key_ref: &str) -> Result<Uuid> {
         match parse_key_ref(key_ref)? {
-            KeyRef::Id(id) if self.keys.contains_key(&id) => Ok(id),
+            KeyRef::Id(id) if self.get(&id)?.is_some() => Ok(id),
             KeyRef::Id(id) => Err(Error::NotFound(format!(
                 "key {} does not exist",
                 crate::model::key_arn(&id)
             ))),
-            KeyRef::Alias(name) => self
-                .aliases
-                .get(&name)
-                .map(|alias| alias.target)
-                .ok_or_else(|| {
-                    Error::NotFound(format!(
-                        "alias {} does not exist",
-                        crate::types::printable(&name)
-                    ))
-                }),
+            KeyRef::Alias(name) => match self.alias_target(&name)? {
+                Some(target) if self.get(&target)?.is_some() => Ok(target),
+                _ => Err(Error::NotFound(format!(
+                    "alias {} does not exist",
+                    crate::types::printable(&name)
+                ))),
+            },
         }
     }
 
     /// The record of a key reference.
-    pub fn key(&self, key_ref: &str) -> Result<&KeyRecord> {
+    pub fn key(&self, key_ref: &str) -> Result<Arc<KeyRecord>> {
         let id = self.resolve(key_ref)?;
-        Ok(&self.keys[&id])
+        self.get(&id)?
+            .ok_or_else(|| Error::NotFound(format!("key {} does not exist", key_arn(&id))))
     }
 }
 
 /// An unsealed key store. `Send + Sync`; share it behind an `Arc`.
 ///
-/// Reads come from memory; every change is committed to SQLite in one
-/// transaction before memory is updated, so a failure changes nothing.
+/// Keys are read from the store when used and cached (bounded); every
+/// change is committed to SQLite in one transaction before the cache is
+/// updated, so a failure changes nothing.
 pub struct Hsm {
     state: RwLock<State>,
+    /// The store's reads, on their own connection (also the state's).
+    reader: Arc<store::Reader>,
     store: Mutex<Store>,
     root_key: SecretKey,
     cache: MaterialCache,
@@ -100,13 +161,13 @@ pub struct Hsm {
     pub(crate) authz: RwLock<crate::policy::authz::Authz>,
     /// Whether other processes may change the store (see [`Hsm::sync`]).
     shared: bool,
-    /// SQLite's `data_version` when memory last matched the store.
+    /// SQLite's `data_version` when memory was last brought up to date.
     seen_version: std::sync::atomic::AtomicU64,
 }
 
-/// The state's write lock. Dropping it after a change (any mutable access)
-/// bumps the store's generation while the lock is still held, so a reader
-/// that sees the new generation also sees the change.
+/// The state's write lock. Dropping it after a change bumps the store's
+/// generation while the lock is still held, so a reader that sees the new
+/// generation also sees the change.
 pub(crate) struct StateWrite<'a> {
     guard: RwLockWriteGuard<'a, State>,
     changes: &'a Changes,
@@ -115,11 +176,37 @@ pub(crate) struct StateWrite<'a> {
 }
 
 impl StateWrite<'_> {
-    /// Puts a key's record in memory and notes the key as changed (the
-    /// journal then names it; an untouched change reads as `All`).
+    /// Puts a key's (committed) record in the cache and notes the key as
+    /// changed (the journal then names it).
     pub(crate) fn put_key(&mut self, record: KeyRecord) {
+        self.changed = true;
         self.touched.push(Change::Key(record.id.to_string()));
-        self.keys.insert(record.id, record);
+        locked(&self.guard.keys).insert(record.id, Arc::new(record));
+    }
+
+    /// Forgets a destroyed key and every alias that named it.
+    pub(crate) fn remove_key(&mut self, id: &Uuid) {
+        self.changed = true;
+        self.touched.push(Change::Key(id.to_string()));
+        locked(&self.guard.keys).remove(id);
+        locked(&self.guard.aliases).remove_where(|_, target| *target == Some(*id));
+    }
+
+    /// Forgets every cached key and alias (another process changed the
+    /// store); the journal then says to reload everything.
+    pub(crate) fn forget_all(&mut self) {
+        self.changed = true;
+        self.touched.push(Change::All);
+        locked(&self.guard.keys).remove_where(|_, _| true);
+        locked(&self.guard.aliases).remove_where(|_, _| true);
+    }
+
+    /// Notes an alias's (committed) target, `None` once deleted. Aliases
+    /// name no key in the journal: readers reload everything.
+    pub(crate) fn put_alias(&mut self, name: &str, target: Option<Uuid>) {
+        self.changed = true;
+        self.touched.push(Change::All);
+        locked(&self.guard.aliases).insert(name.to_string(), target);
     }
 }
 
@@ -127,13 +214,6 @@ impl std::ops::Deref for StateWrite<'_> {
     type Target = State;
     fn deref(&self) -> &State {
         &self.guard
-    }
-}
-
-impl std::ops::DerefMut for StateWrite<'_> {
-    fn deref_mut(&mut self) -> &mut State {
-        self.changed = true;
-        &mut self.guard
     }
 }
 
@@ -311,16 +391,13 @@ impl Hsm {
         // Read before loading: a change by another process meanwhile shows
         // at the first sync.
         let seen_version = store.data_version()?;
-        let loaded = store.load_all()?;
+        let reader = Arc::new(store.reader()?);
         let identities = users::load(&store.conn)?;
         let authz =
             crate::policy::authz::Authz::load(&store.conn, &root_key[..], &options.account)?;
         Ok(Hsm {
-            state: RwLock::new(State {
-                keys: loaded.keys,
-                aliases: loaded.aliases,
-                destroyed: loaded.destroyed,
-            }),
+            state: RwLock::new(State::new(reader.clone(), options.cache_capacity)),
+            reader,
             store: Mutex::new(store),
             root_key,
             cache: MaterialCache::new(options.cache_capacity),
@@ -343,11 +420,12 @@ impl Hsm {
     }
 
     /// Brings memory up to date with what other processes committed: when
-    /// SQLite's `data_version` moved, reloads keys, aliases, destroyed ids,
-    /// users and policies in one read transaction, drops cached material
-    /// of keys no longer enabled, and moves the change counter (as an
-    /// unattributed change: readers reload everything). One pragma read
-    /// when nothing moved; nothing at all for a store held exclusively.
+    /// SQLite's `data_version` moved, forgets every cached key, alias and
+    /// unwrapped version (they are read again from the store when next
+    /// used), reloads users and policies in one read transaction, and moves
+    /// the change counter (as an unattributed change: readers reload
+    /// everything). One pragma read when nothing moved; nothing at all for
+    /// a store held exclusively.
     pub fn sync(&self) -> Result<()> {
         use std::sync::atomic::Ordering;
         if !self.shared {
@@ -357,7 +435,7 @@ impl Hsm {
         // a write of this process commits and updates memory under it, so
         // none can fall between this load and its use.
         let mut state = self.write_state();
-        let (version, loaded, identities, authz) = {
+        let (version, identities, authz) = {
             let store = self.lock_store();
             let version = store.data_version()?;
             if version == self.seen_version.load(Ordering::Acquire) {
@@ -369,7 +447,6 @@ impl Hsm {
                 .map_err(Error::from)?;
             let loaded = (|| {
                 Ok::<_, Error>((
-                    store.load_all()?,
                     users::load(&store.conn)?,
                     crate::policy::authz::Authz::load(
                         &store.conn,
@@ -379,21 +456,11 @@ impl Hsm {
                 ))
             })();
             let _ = store.conn.execute_batch("COMMIT");
-            let (loaded, identities, authz) = loaded?;
-            (version, loaded, identities, authz)
+            let (identities, authz) = loaded?;
+            (version, identities, authz)
         };
-        for (id, record) in &state.keys {
-            let kept = loaded
-                .keys
-                .get(id)
-                .is_some_and(|now| now.state == KeyState::Enabled && now.state == record.state);
-            if !kept {
-                self.cache.remove_key(id);
-            }
-        }
-        state.keys = loaded.keys;
-        state.aliases = loaded.aliases;
-        state.destroyed = loaded.destroyed;
+        state.forget_all();
+        self.cache.clear();
         self.seen_version.store(version, Ordering::Release);
         // Dropping `state` records an unattributed change. Users and
         // policies are replaced after it (code holding their locks may take
@@ -429,21 +496,19 @@ impl Hsm {
     pub fn tick(&self, now: UnixSeconds) -> Result<TickReport> {
         let mut report = TickReport::default();
         let mut state = self.write_state();
-        let due: Vec<Uuid> = state
-            .keys
-            .values()
-            .filter(|k| {
-                k.state == KeyState::PendingDeletion && k.deletion_date.is_some_and(|d| d <= now)
-            })
-            .map(|k| k.id)
-            .collect();
-        for id in due {
+        // Indexed on the due dates: the cost follows the due keys, not
+        // the number of keys.
+        for id in state.reader().due_deletions(now)? {
+            let Some(key) = state.get(&id)? else {
+                continue;
+            };
+            if key.state != KeyState::PendingDeletion || key.deletion_date.is_none_or(|d| d > now) {
+                continue;
+            }
             let _record = crate::audit::service_event(self, "DeleteKey", &id);
             self.lock_store()
                 .transaction(|tx| store::destroy_key(tx, &id, now))?;
-            state.keys.remove(&id);
-            state.aliases.retain(|_, alias| alias.target != id);
-            state.destroyed.insert(id);
+            state.remove_key(&id);
             self.cache.remove_key(&id);
             self.write_authz().forget_key(&id);
             report.destroyed.push(crate::model::key_arn(&id));
@@ -451,18 +516,18 @@ impl Hsm {
         if !report.destroyed.is_empty() {
             self.lock_store().checkpoint()?;
         }
-        let rotations: Vec<Uuid> = state
-            .keys
-            .values()
-            .filter(|k| k.state == KeyState::Enabled && rotation_due(k, now))
-            .map(|k| k.id)
-            .collect();
-        for id in rotations {
-            let mut record = state.keys[&id].clone();
+        for id in state.reader().due_rotations(now)? {
+            let Some(key) = state.get(&id)? else {
+                continue;
+            };
+            if key.state != KeyState::Enabled || !rotation_due(&key, now) {
+                continue;
+            }
+            let mut record = (*key).clone();
             let _event = crate::audit::service_event(self, "RotateKey", &id);
             self.add_version(&mut record, RotationType::Automatic, now)?;
             report.rotated.push(record.arn());
-            state.keys.insert(id, record);
+            state.put_key(record);
         }
         self.audit_checkpoint_if_due()?;
         Ok(report)
@@ -555,7 +620,7 @@ impl Hsm {
             return Ok(material);
         }
         let wrapped = self
-            .lock_store()
+            .reader
             .wrapped_material(&key.id, version)?
             .ok_or_else(|| {
                 Error::Internal(format!("{} version {version} has no material", key.arn()))
@@ -637,7 +702,7 @@ impl Hsm {
     /// Reads a version's wrapped bytes; for tests of what lies on disk.
     #[cfg(test)]
     pub(crate) fn wrapped_for_test(&self, id: &Uuid, version: u32) -> Option<Vec<u8>> {
-        self.lock_store().wrapped_material(id, version).unwrap()
+        self.reader.wrapped_material(id, version).unwrap()
     }
 }
 

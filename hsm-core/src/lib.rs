@@ -17,6 +17,7 @@
 
 mod asymmetric;
 pub mod audit;
+mod bulk;
 mod cache;
 pub mod changes;
 pub mod clock;
@@ -46,6 +47,8 @@ mod users;
 
 #[cfg(test)]
 mod disk_tests;
+#[cfg(test)]
+mod scale_tests;
 
 pub use clock::{Clock, ManualClock, SystemClock, DAY};
 pub use error::{Error, Result};

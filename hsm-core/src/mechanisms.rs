@@ -275,14 +275,14 @@ impl Hsm {
             SecretKeyRef::Stored(id) => {
                 let state = self.read_state();
                 let record = state.key(id)?;
-                require_enabled(record)?;
+                require_enabled(&record)?;
                 if !(record.spec.is_symmetric() || record.spec.is_hmac()) {
                     return Err(Error::InvalidKeyUsage(format!(
                         "{} is not a secret key",
                         record.arn()
                     )));
                 }
-                let material = self.material(record, 1)?;
+                let material = self.material(&record, 1)?;
                 f(&material)
             }
             SecretKeyRef::Session(id) => {
@@ -472,14 +472,14 @@ impl Hsm {
         };
         let state = self.read_state();
         let record = state.key(key_id)?;
-        require_enabled(record)?;
+        require_enabled(&record)?;
         if !(record.spec.is_rsa() || record.spec.is_ecc()) {
             return Err(Error::InvalidKeyUsage(format!(
                 "{} is not an asymmetric key",
                 record.arn()
             )));
         }
-        let material = self.material(record, record.current_version())?;
+        let material = self.material(&record, record.current_version())?;
         f(record.spec, material.as_ref())
     }
 

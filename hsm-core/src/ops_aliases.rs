@@ -23,7 +23,7 @@ impl Hsm {
             ));
         }
         let key = state.key(target_key_id)?;
-        require_not_pending(key)?;
+        require_not_pending(&key)?;
         Ok(key.id)
     }
 
@@ -32,7 +32,7 @@ impl Hsm {
         validate_alias_name(alias_name)?;
         let mut state = self.write_state();
         let target = Self::alias_target(&state, target_key_id)?;
-        if state.aliases.contains_key(alias_name) {
+        if state.alias_target(alias_name)?.is_some() {
             return Err(Error::AlreadyExists(format!(
                 "alias {alias_name} already exists"
             )));
@@ -46,7 +46,7 @@ impl Hsm {
         };
         self.lock_store()
             .transaction(|tx| store::put_alias(tx, &alias))?;
-        state.aliases.insert(alias.name.clone(), alias);
+        state.put_alias(&alias.name, Some(alias.target));
         Ok(())
     }
 
@@ -56,12 +56,10 @@ impl Hsm {
         validate_alias_name(alias_name)?;
         let mut state = self.write_state();
         let target = Self::alias_target(&state, target_key_id)?;
-        let mut alias = state
-            .aliases
-            .get(alias_name)
-            .cloned()
-            .ok_or_else(|| Error::NotFound(format!("alias {alias_name} does not exist")))?;
-        let (old, new) = (&state.keys[&alias.target], &state.keys[&target]);
+        let not_found = || Error::NotFound(format!("alias {alias_name} does not exist"));
+        let mut alias = state.reader().alias(alias_name)?.ok_or_else(not_found)?;
+        let old = state.get(&alias.target)?.ok_or_else(not_found)?;
+        let new = state.key(target_key_id)?;
         if old.spec != new.spec || old.usage != new.usage {
             return Err(Error::validation(
                 "an alias can only move to a key of the same key spec and key usage",
@@ -71,7 +69,7 @@ impl Hsm {
         alias.last_updated_date = self.now();
         self.lock_store()
             .transaction(|tx| store::put_alias(tx, &alias))?;
-        state.aliases.insert(alias.name.clone(), alias);
+        state.put_alias(&alias.name, Some(alias.target));
         Ok(())
     }
 
@@ -79,14 +77,14 @@ impl Hsm {
     pub fn delete_alias(&self, alias_name: &str) -> Result<()> {
         validate_alias_name(alias_name)?;
         let mut state = self.write_state();
-        if !state.aliases.contains_key(alias_name) {
+        if state.alias_target(alias_name)?.is_none() {
             return Err(Error::NotFound(format!(
                 "alias {alias_name} does not exist"
             )));
         }
         self.lock_store()
             .transaction(|tx| store::delete_alias(tx, alias_name))?;
-        state.aliases.remove(alias_name);
+        state.put_alias(alias_name, None);
         Ok(())
     }
 
@@ -99,24 +97,25 @@ impl Hsm {
     ) -> Result<Page<AliasEntry>> {
         let state = self.read_state();
         let only = key_id.map(|k| state.resolve(k)).transpose()?;
+        let size = crate::ops_keys::page_size(limit, marker, alias_marker)?;
+        let aliases = state
+            .reader()
+            .aliases_after(only.as_ref(), marker, size + 1)?;
+        drop(state);
+        let prefix = &arn_prefix().kms_prefix;
         paginate(
-            state
-                .aliases
-                .values()
-                .filter(|a| only.is_none_or(|id| a.target == id))
-                .map(|a| {
-                    let prefix = &arn_prefix().kms_prefix;
-                    (
-                        a.name.clone(),
-                        AliasEntry {
-                            alias_name: a.name.clone(),
-                            alias_arn: format!("{prefix}{}", a.name),
-                            target_key_id: a.target.hyphenated().to_string(),
-                            creation_date: a.creation_date,
-                            last_updated_date: a.last_updated_date,
-                        },
-                    )
-                }),
+            aliases.into_iter().map(|a| {
+                (
+                    a.name.clone(),
+                    AliasEntry {
+                        alias_arn: format!("{prefix}{}", a.name),
+                        alias_name: a.name,
+                        target_key_id: a.target.hyphenated().to_string(),
+                        creation_date: a.creation_date,
+                        last_updated_date: a.last_updated_date,
+                    },
+                )
+            }),
             limit,
             marker,
             alias_marker,
@@ -154,18 +153,22 @@ impl Hsm {
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<Tag>> {
-        let state = self.read_state();
-        let key = state.key(key_id)?;
+        let key = self.read_state().key(key_id)?;
+        crate::ops_keys::page_size(limit, marker, tag_marker)?;
+        // The tags after the marker: a seek in the key's ordered tags.
+        let after = marker.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
         paginate(
-            key.tags.iter().map(|(k, v)| {
-                (
-                    k.clone(),
-                    Tag {
-                        tag_key: k.clone(),
-                        tag_value: v.clone(),
-                    },
-                )
-            }),
+            key.tags
+                .range::<str, _>((after, std::ops::Bound::Unbounded))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        Tag {
+                            tag_key: k.clone(),
+                            tag_value: v.clone(),
+                        },
+                    )
+                }),
             limit,
             marker,
             tag_marker,

@@ -76,14 +76,14 @@ impl Hsm {
     fn usable_key(&self, key_ref: &str, usage: KeyUsage, operation: &str) -> Result<UsableKey> {
         let state = self.read_state();
         let key = state.key(key_ref)?;
-        require_usage(key, usage, operation)?;
-        require_enabled(key)?;
+        require_usage(&key, usage, operation)?;
+        require_enabled(&key)?;
         let version = key.current_version();
         Ok(UsableKey {
             id: key.id,
             spec: key.spec,
             version,
-            material: self.material(key, version)?,
+            material: self.material(&key, version)?,
         })
     }
 
@@ -155,9 +155,9 @@ impl Hsm {
                     )));
                 }
             }
-            let key = match state.keys.get(&id) {
+            let key = match state.get(&id)? {
                 Some(key) => key,
-                None if state.destroyed.contains(&id) => {
+                None if state.is_destroyed(&id)? => {
                     return Err(Error::NotFound(format!(
                         "key {} was destroyed: its ciphertexts can never be decrypted",
                         Self::arn_of(&id)
@@ -174,13 +174,13 @@ impl Hsm {
                     "the ciphertext is not valid".into(),
                 ));
             }
-            require_enabled(key)?;
+            require_enabled(&key)?;
             if header.version == 0 || header.version > key.current_version() {
                 return Err(Error::InvalidCiphertext(
                     "the ciphertext is not valid".into(),
                 ));
             }
-            (self.material(key, header.version)?, key.arn())
+            (self.material(&key, header.version)?, key.arn())
         };
         let plaintext = envelope::open(blob, &material, &encoded_context)?;
         Ok((plaintext, arn))

@@ -40,7 +40,23 @@ fn check_description(description: &str) -> Result<()> {
     Ok(())
 }
 
-/// Splits items sorted by their marker into one page.
+/// Checks a list's `Limit` and marker; the page size.
+pub(crate) fn page_size(
+    limit: Option<u32>,
+    marker: Option<&str>,
+    issued: fn(&str) -> bool,
+) -> Result<usize> {
+    let limit = in_range("Limit", limit, (1, MAX_PAGE_LIMIT, DEFAULT_PAGE_LIMIT))? as usize;
+    if marker.is_some_and(|m| m.len() > 1024 || !issued(m)) {
+        return Err(Error::validation(
+            "the marker is not valid: pass the NextMarker of the previous page",
+        ));
+    }
+    Ok(limit)
+}
+
+/// Splits items sorted by their marker into one page. Callers pass the
+/// items from the marker on (an index seek); any before it are skipped.
 ///
 /// `issued` tells whether a marker has the shape this list hands out; any
 /// other marker is refused (KMS: InvalidMarkerException) rather than
@@ -51,12 +67,7 @@ pub(crate) fn paginate<T>(
     marker: Option<&str>,
     issued: fn(&str) -> bool,
 ) -> Result<Page<T>> {
-    let limit = in_range("Limit", limit, (1, MAX_PAGE_LIMIT, DEFAULT_PAGE_LIMIT))? as usize;
-    if marker.is_some_and(|m| m.len() > 1024 || !issued(m)) {
-        return Err(Error::validation(
-            "the marker is not valid: pass the NextMarker of the previous page",
-        ));
-    }
+    let limit = page_size(limit, marker, issued)?;
     let mut rest = items
         .into_iter()
         .filter(|(key, _)| marker.is_none_or(|m| key.as_str() > m))
@@ -160,7 +171,7 @@ impl Hsm {
         change: impl FnOnce(&mut KeyRecord, UnixSeconds) -> Result<()>,
     ) -> Result<KeyRecord> {
         let mut state = self.write_state();
-        let mut record = state.key(key_ref)?.clone();
+        let mut record = (*state.key(key_ref)?).clone();
         change(&mut record, self.now())?;
         self.commit_key(&mut state, record)
     }
@@ -239,18 +250,27 @@ impl Hsm {
             )));
         }
         let wrapped = self.wrap_new_material(record.id, 1, spec, imported)?;
-        // A new key is invisible until it is in memory, so the durable commit
-        // (an fsync) runs without the state lock: readers are not stalled.
-        self.lock_store().transaction(|tx| {
+        // Its policy is in memory before the key can be read from the store
+        // (the id is new: nothing else uses that entry meanwhile).
+        if let Some(p) = &policy {
+            self.write_authz().set_policy(record.id, p.clone());
+        }
+        // A new key's id is unknown until it is returned, so the durable
+        // commit (an fsync) runs without the state lock: readers are not
+        // stalled.
+        let committed = self.lock_store().transaction(|tx| {
             store::put_key(tx, &record)?;
             store::put_version(tx, &record.id, &record.versions[0], &wrapped)?;
             match &policy {
                 Some(p) => crate::policy::authz::put_policy_row(tx, &record.id, &p.text),
                 None => Ok(()),
             }
-        })?;
-        if let Some(p) = policy {
-            self.write_authz().set_policy(record.id, p);
+        });
+        if let Err(e) = committed {
+            if policy.is_some() {
+                self.write_authz().forget_key(&record.id);
+            }
+            return Err(e);
         }
         let meta = metadata(&record);
         self.write_state().put_key(record);
@@ -259,25 +279,27 @@ impl Hsm {
 
     /// DescribeKey.
     pub fn describe_key(&self, key_id: &str) -> Result<KeyMetadata> {
-        Ok(metadata(self.read_state().key(key_id)?))
+        Ok(metadata(&*self.read_state().key(key_id)?))
     }
 
     /// ListKeys, ordered by key id; `marker` is the last key id of the
-    /// previous page.
+    /// previous page. One index seek from the marker: a page costs the
+    /// same wherever it starts.
     pub fn list_keys(
         &self,
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<KeyListEntry>> {
-        let state = self.read_state();
+        let size = page_size(limit, marker, key_marker)?;
+        let ids = self.read_state().reader().key_ids_after(marker, size + 1)?;
         paginate(
-            state.keys.values().map(|k| {
-                let key_id = k.id.hyphenated().to_string();
+            ids.into_iter().map(|id| {
+                let key_id = id.hyphenated().to_string();
                 (
                     key_id.clone(),
                     KeyListEntry {
                         key_id,
-                        arn: k.arn(),
+                        arn: key_arn(&id),
                     },
                 )
             }),
@@ -290,12 +312,8 @@ impl Hsm {
     /// The metadata of every key in one PKCS#11 token, ordered by key id.
     pub fn list_token_keys(&self, token: &str) -> Result<Vec<KeyMetadata>> {
         let state = self.read_state();
-        Ok(state
-            .keys
-            .values()
-            .filter(|k| k.token.as_deref() == Some(token))
-            .map(metadata)
-            .collect())
+        let keys = state.reader().token_keys(token)?;
+        Ok(keys.iter().map(metadata).collect())
     }
 
     /// UpdateKeyDescription.
@@ -313,13 +331,13 @@ impl Hsm {
     /// disabled rotates at once, as in KMS.
     pub fn enable_key(&self, key_id: &str) -> Result<()> {
         let mut state = self.write_state();
-        let mut record = state.key(key_id)?.clone();
+        let mut record = (*state.key(key_id)?).clone();
         require_not_pending(&record)?;
         record.state = KeyState::Enabled;
         let now = self.now();
         if rotation_due(&record, now) {
             self.add_version(&mut record, RotationType::Automatic, now)?;
-            state.keys.insert(record.id, record);
+            state.put_key(record);
         } else {
             self.commit_key(&mut state, record)?;
         }
@@ -429,7 +447,7 @@ impl Hsm {
     pub fn get_key_rotation_status(&self, key_id: &str) -> Result<RotationStatus> {
         let state = self.read_state();
         let key = state.key(key_id)?;
-        let reported = require_rotatable(key).is_ok() && key.state != KeyState::PendingDeletion;
+        let reported = require_rotatable(&key).is_ok() && key.state != KeyState::PendingDeletion;
         let period = key.rotation_period_days.filter(|_| reported);
         Ok(RotationStatus {
             key_id: key.arn(),
@@ -444,12 +462,12 @@ impl Hsm {
     /// Returns the key's resource name.
     pub fn rotate_key_on_demand(&self, key_id: &str) -> Result<String> {
         let mut state = self.write_state();
-        let mut record = state.key(key_id)?.clone();
+        let mut record = (*state.key(key_id)?).clone();
         require_rotatable(&record)?;
         require_enabled(&record)?;
         self.add_version(&mut record, RotationType::OnDemand, self.now())?;
         let arn = record.arn();
-        state.keys.insert(record.id, record);
+        state.put_key(record);
         Ok(arn)
     }
 
@@ -460,12 +478,15 @@ impl Hsm {
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<RotationEntry>> {
-        let state = self.read_state();
-        let key = state.key(key_id)?;
-        require_rotatable(key)?;
+        let key = self.read_state().key(key_id)?;
+        require_rotatable(&key)?;
         let arn = key.arn();
+        page_size(limit, marker, version_marker)?;
+        // Version n is at index n - 1: the versions after the marker's
+        // start at its number.
+        let after = marker.map_or(0, |m| m.parse::<usize>().unwrap_or(usize::MAX));
         paginate(
-            key.versions.iter().filter_map(|v| {
+            key.versions.iter().skip(after).filter_map(|v| {
                 v.rotation_type.map(|rotation_type| {
                     (
                         format!("{:010}", v.version),

@@ -15,11 +15,12 @@
 //! init leaves no store or a complete one. Every file of the store (the
 //! database, its `-wal` and `-shm`, the lock) is mode 0600.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use uuid::Uuid;
@@ -138,6 +139,16 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX grants_by_key ON grants(key_id);",
     // the audit log (records, signed checkpoints): see crate::audit::db.
     crate::audit::db::MIGRATION,
+    // 7: keys are read when used, not loaded at open: the background tick
+    // finds due keys through indexes on their due dates, PKCS#11 tokens
+    // their keys by token, and ListAliases for one key seeks by name.
+    "CREATE INDEX keys_by_deletion_date ON keys(deletion_date)
+        WHERE deletion_date IS NOT NULL;
+     CREATE INDEX keys_by_rotation_date ON keys(key_state, next_rotation_date)
+        WHERE next_rotation_date IS NOT NULL;
+     CREATE INDEX keys_by_token ON keys(token, key_id) WHERE token IS NOT NULL;
+     CREATE INDEX aliases_by_key_name ON aliases(key_id, alias_name);
+     DROP INDEX aliases_by_key;",
 ];
 
 /// The schema version this build writes.
@@ -540,118 +551,299 @@ impl Store {
             .optional()?)
     }
 
-    /// The wrapped material of one version.
-    pub fn wrapped_material(&self, id: &Uuid, version: u32) -> Result<Option<Vec<u8>>> {
-        Ok(self
+    /// A second connection to the same database for reads (see
+    /// [`Reader`]); reads through it never wait for a writer's fsync.
+    pub fn reader(&self) -> Result<Reader> {
+        let path = self
             .conn
-            .query_row(
-                "SELECT wrapped_material FROM key_versions WHERE key_id = ?1 AND version = ?2",
-                params![id.hyphenated().to_string(), version],
-                |r| r.get(0),
-            )
-            .optional()?)
-    }
-
-    /// Loads every key, alias and destroyed key id.
-    pub fn load_all(&self) -> Result<Loaded> {
-        let mut keys = BTreeMap::new();
-        let mut stmt = self.conn.prepare(
-            "SELECT key_id, description, key_spec, key_usage, origin, creation_date, key_state,
-                    deletion_date, pending_window_days, rotation_period_days, next_rotation_date,
-                    on_demand_rotation_date, token FROM keys",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let id = parse_uuid(&row.get::<_, String>(0)?)?;
-            let record = KeyRecord {
-                id,
-                description: row.get(1)?,
-                spec: KeySpec::parse(&row.get::<_, String>(2)?).map_err(corrupt)?,
-                usage: KeyUsage::parse(&row.get::<_, String>(3)?).map_err(corrupt)?,
-                origin: Origin::parse(&row.get::<_, String>(4)?).map_err(corrupt)?,
-                creation_date: row.get(5)?,
-                state: KeyState::parse(&row.get::<_, String>(6)?).map_err(corrupt)?,
-                deletion_date: row.get(7)?,
-                pending_window_days: row.get(8)?,
-                rotation_period_days: row.get(9)?,
-                next_rotation_date: row.get(10)?,
-                on_demand_rotation_date: row.get(11)?,
-                versions: Vec::new(),
-                token: row.get(12)?,
-                tags: BTreeMap::new(),
-            };
-            keys.insert(id, record);
-        }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT key_id, version, created, rotation_type FROM key_versions ORDER BY key_id, version")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let id = parse_uuid(&row.get::<_, String>(0)?)?;
-            let rotation_type = match row.get::<_, Option<String>>(3)? {
-                Some(text) => Some(RotationType::parse(&text).map_err(corrupt)?),
-                None => None,
-            };
-            let info = VersionInfo {
-                version: row.get(1)?,
-                created: row.get(2)?,
-                rotation_type,
-            };
-            let key = keys
-                .get_mut(&id)
-                .ok_or_else(|| corrupt("a version without its key"))?;
-            if info.version != key.current_version() + 1 {
-                return Err(corrupt("key versions are not consecutive"));
-            }
-            key.versions.push(info);
-        }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT key_id, tag_key, tag_value FROM tags")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let id = parse_uuid(&row.get::<_, String>(0)?)?;
-            let key = keys
-                .get_mut(&id)
-                .ok_or_else(|| corrupt("a tag without its key"))?;
-            key.tags.insert(row.get(1)?, row.get(2)?);
-        }
-        let mut aliases = BTreeMap::new();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT alias_name, key_id, creation_date, last_updated_date FROM aliases")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let alias = AliasRecord {
-                name: row.get(0)?,
-                target: parse_uuid(&row.get::<_, String>(1)?)?,
-                creation_date: row.get(2)?,
-                last_updated_date: row.get(3)?,
-            };
-            aliases.insert(alias.name.clone(), alias);
-        }
-        let mut destroyed = HashSet::new();
-        let mut stmt = self.conn.prepare("SELECT key_id FROM destroyed_keys")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            destroyed.insert(parse_uuid(&row.get::<_, String>(0)?)?);
-        }
-        if keys.values().any(|k| k.versions.is_empty()) {
-            return Err(corrupt("a key without material"));
-        }
-        Ok(Loaded {
-            keys,
-            aliases,
-            destroyed,
+            .path()
+            .ok_or_else(|| unavailable("the store has no file to read"))?;
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| unavailable(format!("cannot open the database for reading: {e}")))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(Reader {
+            conn: Mutex::new(conn),
         })
     }
 }
 
-/// Everything [`Store::load_all`] reads.
-pub(crate) struct Loaded {
-    pub keys: BTreeMap<Uuid, KeyRecord>,
-    pub aliases: BTreeMap<String, AliasRecord>,
-    pub destroyed: HashSet<Uuid>,
+/// The reads keys, aliases and lists need, each one indexed lookup or
+/// one index range from a marker (keyset pagination), so that its cost
+/// does not grow with the number of keys. This is the read side of the
+/// store interface: its signatures name model types only, not SQLite's, so
+/// that another engine can implement them.
+pub(crate) struct Reader {
+    conn: Mutex<Connection>,
+}
+
+/// A page of key ids after a marker (the primary key's index).
+pub(crate) const KEY_PAGE_SQL: &str =
+    "SELECT key_id FROM keys WHERE key_id > ?1 ORDER BY key_id LIMIT ?2";
+/// A page of aliases after a marker (the primary key's index).
+pub(crate) const ALIAS_PAGE_SQL: &str =
+    "SELECT alias_name, key_id, creation_date, last_updated_date FROM aliases
+     WHERE alias_name > ?1 ORDER BY alias_name LIMIT ?2";
+/// A page of one key's aliases after a marker (`aliases_by_key_name`).
+pub(crate) const KEY_ALIAS_PAGE_SQL: &str =
+    "SELECT alias_name, key_id, creation_date, last_updated_date FROM aliases
+     WHERE key_id = ?1 AND alias_name > ?2 ORDER BY alias_name LIMIT ?3";
+/// A token's keys (`keys_by_token`).
+pub(crate) const TOKEN_KEYS_SQL: &str = concat!(
+    "SELECT key_id, description, key_spec, key_usage, origin, creation_date, ",
+    "key_state, deletion_date, pending_window_days, rotation_period_days, next_rotation_date, ",
+    "on_demand_rotation_date, token FROM keys WHERE token = ?1 ORDER BY key_id"
+);
+/// Keys whose deletion date has come (`keys_by_deletion_date`).
+pub(crate) const DUE_DELETIONS_SQL: &str =
+    "SELECT key_id FROM keys WHERE deletion_date <= ?1 AND key_state = 'PendingDeletion'
+     ORDER BY deletion_date";
+/// Enabled keys whose rotation has come (`keys_by_rotation_date`).
+pub(crate) const DUE_ROTATIONS_SQL: &str =
+    "SELECT key_id FROM keys WHERE key_state = 'Enabled' AND next_rotation_date <= ?1
+     ORDER BY next_rotation_date";
+
+/// The columns of a key row, in [`key_from_row`]'s order.
+const KEY_COLUMNS: &str = "key_id, description, key_spec, key_usage, origin, creation_date, \
+    key_state, deletion_date, pending_window_days, rotation_period_days, next_rotation_date, \
+    on_demand_rotation_date, token";
+
+fn key_from_row(row: &rusqlite::Row<'_>) -> Result<KeyRecord> {
+    Ok(KeyRecord {
+        id: parse_uuid(&row.get::<_, String>(0)?)?,
+        description: row.get(1)?,
+        spec: KeySpec::parse(&row.get::<_, String>(2)?).map_err(corrupt)?,
+        usage: KeyUsage::parse(&row.get::<_, String>(3)?).map_err(corrupt)?,
+        origin: Origin::parse(&row.get::<_, String>(4)?).map_err(corrupt)?,
+        creation_date: row.get(5)?,
+        state: KeyState::parse(&row.get::<_, String>(6)?).map_err(corrupt)?,
+        deletion_date: row.get(7)?,
+        pending_window_days: row.get(8)?,
+        rotation_period_days: row.get(9)?,
+        next_rotation_date: row.get(10)?,
+        on_demand_rotation_date: row.get(11)?,
+        versions: Vec::new(),
+        token: row.get(12)?,
+        tags: BTreeMap::new(),
+    })
+}
+
+fn alias_from_row(row: &rusqlite::Row<'_>) -> Result<AliasRecord> {
+    Ok(AliasRecord {
+        name: row.get(0)?,
+        target: parse_uuid(&row.get::<_, String>(1)?)?,
+        creation_date: row.get(2)?,
+        last_updated_date: row.get(3)?,
+    })
+}
+
+/// Reads one key (row, versions, tags) through `conn`.
+fn read_key(conn: &Connection, id: &Uuid) -> Result<Option<KeyRecord>> {
+    let id_text = id_text(id);
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE key_id = ?1"))?;
+    let mut rows = stmt.query([&id_text])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let mut key = key_from_row(row)?;
+    drop(rows);
+    let mut stmt = conn.prepare_cached(
+        "SELECT version, created, rotation_type FROM key_versions WHERE key_id = ?1 ORDER BY version",
+    )?;
+    let mut rows = stmt.query([&id_text])?;
+    while let Some(row) = rows.next()? {
+        let rotation_type = match row.get::<_, Option<String>>(2)? {
+            Some(text) => Some(RotationType::parse(&text).map_err(corrupt)?),
+            None => None,
+        };
+        let info = VersionInfo {
+            version: row.get(0)?,
+            created: row.get(1)?,
+            rotation_type,
+        };
+        if info.version != key.current_version() + 1 {
+            return Err(corrupt("key versions are not consecutive"));
+        }
+        key.versions.push(info);
+    }
+    if key.versions.is_empty() {
+        return Err(corrupt("a key without material"));
+    }
+    let mut stmt = conn.prepare_cached("SELECT tag_key, tag_value FROM tags WHERE key_id = ?1")?;
+    let mut rows = stmt.query([&id_text])?;
+    while let Some(row) = rows.next()? {
+        key.tags.insert(row.get(0)?, row.get(1)?);
+    }
+    Ok(Some(key))
+}
+
+fn ids(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Uuid>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(parse_uuid(&row.get::<_, String>(0)?)?);
+    }
+    Ok(out)
+}
+
+impl Reader {
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A connection stays usable even if a holder panicked.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One key with its versions and tags, read in one snapshot.
+    pub fn key(&self, id: &Uuid) -> Result<Option<KeyRecord>> {
+        let conn = self.lock();
+        let tx = conn.unchecked_transaction()?;
+        let key = read_key(&tx, id)?;
+        tx.finish()?;
+        Ok(key)
+    }
+
+    /// An alias by name.
+    pub fn alias(&self, name: &str) -> Result<Option<AliasRecord>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT alias_name, key_id, creation_date, last_updated_date FROM aliases
+             WHERE alias_name = ?1",
+        )?;
+        let mut rows = stmt.query([name])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(alias_from_row(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether a key was destroyed (its ciphertexts can never decrypt).
+    pub fn is_destroyed(&self, id: &Uuid) -> Result<bool> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("SELECT 1 FROM destroyed_keys WHERE key_id = ?1")?;
+        Ok(stmt.exists([id_text(id)])?)
+    }
+
+    /// The wrapped material of one version.
+    pub fn wrapped_material(&self, id: &Uuid, version: u32) -> Result<Option<Vec<u8>>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT wrapped_material FROM key_versions WHERE key_id = ?1 AND version = ?2",
+        )?;
+        Ok(stmt
+            .query_row(params![id_text(id), version], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Up to `limit` key ids after `after`, in order.
+    pub fn key_ids_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<Uuid>> {
+        let conn = self.lock();
+        ids(
+            &conn,
+            KEY_PAGE_SQL,
+            params![after.unwrap_or(""), limit as i64],
+        )
+    }
+
+    /// Up to `limit` aliases after the name `after`, in name order, all or
+    /// those of one key.
+    pub fn aliases_after(
+        &self,
+        key: Option<&Uuid>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AliasRecord>> {
+        let conn = self.lock();
+        let after = after.unwrap_or("");
+        let mut stmt;
+        let mut rows = match key {
+            Some(id) => {
+                stmt = conn.prepare_cached(KEY_ALIAS_PAGE_SQL)?;
+                stmt.query(params![id_text(id), after, limit as i64])?
+            }
+            None => {
+                stmt = conn.prepare_cached(ALIAS_PAGE_SQL)?;
+                stmt.query(params![after, limit as i64])?
+            }
+        };
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(alias_from_row(row)?);
+        }
+        Ok(out)
+    }
+
+    /// Every key of a PKCS#11 token (with versions and tags), in id
+    /// order: three indexed queries in one snapshot, whatever the size of
+    /// the store.
+    pub fn token_keys(&self, token: &str) -> Result<Vec<KeyRecord>> {
+        let conn = self.lock();
+        let tx = conn.unchecked_transaction()?;
+        let mut keys: BTreeMap<Uuid, KeyRecord> = BTreeMap::new();
+        {
+            let mut stmt = tx.prepare_cached(TOKEN_KEYS_SQL)?;
+            let mut rows = stmt.query([token])?;
+            while let Some(row) = rows.next()? {
+                let key = key_from_row(row)?;
+                keys.insert(key.id, key);
+            }
+            let mut stmt = tx.prepare_cached(
+                "SELECT v.key_id, v.version, v.created, v.rotation_type
+                 FROM keys k JOIN key_versions v ON v.key_id = k.key_id
+                 WHERE k.token = ?1 ORDER BY v.key_id, v.version",
+            )?;
+            let mut rows = stmt.query([token])?;
+            while let Some(row) = rows.next()? {
+                let id = parse_uuid(&row.get::<_, String>(0)?)?;
+                let rotation_type = match row.get::<_, Option<String>>(3)? {
+                    Some(text) => Some(RotationType::parse(&text).map_err(corrupt)?),
+                    None => None,
+                };
+                let key = keys
+                    .get_mut(&id)
+                    .ok_or_else(|| corrupt("a version without its key"))?;
+                let info = VersionInfo {
+                    version: row.get(1)?,
+                    created: row.get(2)?,
+                    rotation_type,
+                };
+                if info.version != key.current_version() + 1 {
+                    return Err(corrupt("key versions are not consecutive"));
+                }
+                key.versions.push(info);
+            }
+            let mut stmt = tx.prepare_cached(
+                "SELECT t.key_id, t.tag_key, t.tag_value
+                 FROM keys k JOIN tags t ON t.key_id = k.key_id WHERE k.token = ?1",
+            )?;
+            let mut rows = stmt.query([token])?;
+            while let Some(row) = rows.next()? {
+                let id = parse_uuid(&row.get::<_, String>(0)?)?;
+                if let Some(key) = keys.get_mut(&id) {
+                    key.tags.insert(row.get(1)?, row.get(2)?);
+                }
+            }
+        }
+        tx.finish()?;
+        if keys.values().any(|k| k.versions.is_empty()) {
+            return Err(corrupt("a key without material"));
+        }
+        Ok(keys.into_values().collect())
+    }
+
+    /// Keys pending deletion whose deletion date is at or before `now`.
+    pub fn due_deletions(&self, now: UnixSeconds) -> Result<Vec<Uuid>> {
+        let conn = self.lock();
+        ids(&conn, DUE_DELETIONS_SQL, [now])
+    }
+
+    /// Enabled keys whose scheduled rotation is at or before `now`.
+    pub fn due_rotations(&self, now: UnixSeconds) -> Result<Vec<Uuid>> {
+        let conn = self.lock();
+        ids(&conn, DUE_ROTATIONS_SQL, [now])
+    }
 }
 
 fn corrupt(what: impl std::fmt::Display) -> Error {

@@ -273,7 +273,7 @@ impl<'a> Gate<'a> {
                 let authz = self.hsm.read_authz();
                 let issuing = self.hsm.account().root_arn();
                 grants::page(
-                    authz.grants.of_key(&key.id).filter(|g| {
+                    authz.grants.of_key(&key.id, marker).filter(|g| {
                         grant_id.is_none_or(|id| g.grant_id == id)
                             && grantee.as_deref().is_none_or(|p| g.grantee == p)
                     }),
@@ -318,7 +318,7 @@ impl<'a> Gate<'a> {
             let authz = self.hsm.read_authz();
             let issuing = self.hsm.account().root_arn();
             grants::page(
-                authz.grants.retirable_by(&retiring),
+                authz.grants.retirable_by(&retiring, marker),
                 |g| g.entry(crate::model::key_arn(&g.key_id), issuing.clone()),
                 limit,
                 marker,
@@ -469,7 +469,7 @@ impl Hsm {
     pub(crate) fn put_key_policy(&self, key: &uuid::Uuid, policy: Arc<StoredPolicy>) -> Result<()> {
         // The state lock keeps the key from being destroyed meanwhile.
         let state = self.read_state();
-        if !state.keys.contains_key(key) {
+        if state.get(key)?.is_none() {
             return Err(Error::NotFound(format!(
                 "key {} does not exist",
                 crate::model::key_arn(key)
@@ -494,13 +494,13 @@ impl Hsm {
         issuing: String,
     ) -> Result<CreateGrantOutput> {
         let state = self.read_state();
-        let key = state.keys.get(key_id).ok_or_else(|| {
+        let key = state.get(key_id)?.ok_or_else(|| {
             Error::NotFound(format!(
                 "key {} does not exist",
                 crate::model::key_arn(key_id)
             ))
         })?;
-        require_not_pending(key)?;
+        require_not_pending(&key)?;
         let mut authz = self.write_authz();
         if let Some(name) = &request.name {
             let same = authz.grants.of_grantee(key_id, &grantee).iter().find(|g| {

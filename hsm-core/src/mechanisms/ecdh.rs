@@ -94,7 +94,7 @@ impl Hsm {
             SecretKeyRef::Stored(id) => {
                 let state = self.read_state();
                 let record = state.key(id)?;
-                require_enabled(record)?;
+                require_enabled(&record)?;
                 record
                     .tags
                     .get(USAGES_TAG)

@@ -29,7 +29,7 @@ impl Hsm {
             SecretKeyRef::Stored(id) => {
                 let state = self.read_state();
                 let record = state.key(id)?;
-                require_enabled(record)?;
+                require_enabled(&record)?;
                 if !record.spec.is_rsa() || !record.p11_allows(KeyUsage::EncryptDecrypt) {
                     return Err(refused(record.arn()));
                 }
