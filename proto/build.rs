@@ -29,6 +29,7 @@ const REDACTED: &[&str] = &[
     ".tinfoil.v1.P11SignRequest",
     ".tinfoil.v1.P11VerifyRequest",
     ".tinfoil.v1.P11RsaPkcs1CryptRequest",
+    ".tinfoil.v1.P11ImportPrivateKeyRequest",
     ".tinfoil.v1.AccessKey",
 ];
 

@@ -591,7 +591,11 @@ impl Pkcs11Backend for Pkcs11Service {
         // Decryption is a private-key operation: the pool's.
         self.run_recorded(Lane::Fast, "P11RsaPkcs1Crypt", call, move |b| {
             let key = wire::key_from_wire(r.key)?;
-            let mut out = b.rsa_pkcs1_crypt(&key, r.encrypt, &data)?;
+            let mut out = if r.raw {
+                b.rsa_x509_crypt(&key, r.encrypt, &data)?
+            } else {
+                b.rsa_pkcs1_crypt(&key, r.encrypt, &data)?
+            };
             Ok(pb::P11BytesResponse {
                 data: std::mem::take(&mut *out),
             })
@@ -699,6 +703,95 @@ impl Pkcs11Backend for Pkcs11Service {
     }
 
     type PipeStream = pipe::PipeReplies;
+
+    async fn import_private_key(
+        &self,
+        request: Request<pb::P11ImportPrivateKeyRequest>,
+    ) -> Result<Response<pb::P11ImportPrivateKeyResponse>, Status> {
+        let caller = self.caller_of(&request)?;
+        let function = if request.get_ref().unwrapping.is_some() {
+            "C_UnwrapKey"
+        } else {
+            "C_CreateObject"
+        };
+        self.check_key_creation(&caller, function)?;
+        let mut r = request.into_inner();
+        if r.unwrapping.is_some() {
+            self.check_key_use(&caller, r.unwrapping.as_ref(), "C_UnwrapKey", "kms:Decrypt")
+                .await?;
+        }
+        let pkcs8 = Zeroizing::new(std::mem::take(&mut r.pkcs8));
+        let response = self
+            .run(Lane::Slow, "P11ImportPrivateKey", move |b| {
+                let kind = wire::kind_from_wire(&r.kind)?;
+                let usages = wire::usage_from_wire(&r.key_usage)?;
+                let made = match r.unwrapping {
+                    None => b.import_private_key(r.token_label.as_deref(), kind, &pkcs8, usages)?,
+                    Some(k) => b.unwrap_private_key(
+                        &wire::key_from_wire(Some(k))?,
+                        &wire::transport_from_wire(r.transport)?,
+                        &r.wrapped,
+                        r.token_label.as_deref(),
+                        kind,
+                        usages,
+                    )?,
+                };
+                Ok(wire::imported_to_wire(&made))
+            })
+            .await?;
+        if let Some(key) = &response.get_ref().key {
+            self.adopt_key(&caller, key)?;
+        }
+        Ok(response)
+    }
+
+    async fn wrap_rsa(
+        &self,
+        request: Request<pb::P11WrapRsaRequest>,
+    ) -> Result<Response<pb::P11BytesResponse>, Status> {
+        let caller = self.caller_of(&request)?;
+        let r = request.into_inner();
+        self.check_key_use(&caller, r.wrapping.as_ref(), "C_WrapKey", "kms:Encrypt")
+            .await?;
+        self.run(Lane::Fast, "P11WrapRsa", move |b| {
+            let wrapping = wire::key_from_wire(r.wrapping)?;
+            let target = wire::key_from_wire(r.target)?;
+            let transport = wire::transport_from_wire(r.transport)?;
+            let data = b.wrap_rsa(&wrapping, &transport, &target)?;
+            Ok(pb::P11BytesResponse { data })
+        })
+        .await
+    }
+
+    async fn unwrap_secret(
+        &self,
+        request: Request<pb::P11UnwrapSecretRequest>,
+    ) -> Result<Response<pb::P11UnwrapResponse>, Status> {
+        let caller = self.caller_of(&request)?;
+        let r = request.into_inner();
+        self.check_key_use(&caller, r.unwrapping.as_ref(), "C_UnwrapKey", "kms:Decrypt")
+            .await?;
+        self.run(Lane::Fast, "P11UnwrapSecret", move |b| {
+            let unwrapping = wire::key_from_wire(r.unwrapping)?;
+            let (key, n) = b.unwrap_secret(
+                &unwrapping,
+                &wire::transport_from_wire(r.transport)?,
+                &r.wrapped,
+                r.token_label.as_deref(),
+                r.aes,
+                r.extractable,
+            )?;
+            Ok(pb::P11UnwrapResponse {
+                key: Some(wire::key_to_wire(&key)),
+                len: n as u64,
+            })
+        })
+        .await
+        .and_then(|response| {
+            self.adopt_created(&caller, &response)?;
+            Ok(response)
+        })
+    }
 
     async fn pipe(
         &self,

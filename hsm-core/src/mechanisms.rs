@@ -29,7 +29,7 @@ mod raw_sign;
 mod rsa_pkcs1;
 
 pub use ecdh::{DerivedKeySpec, EcdhKdf};
-pub use raw_sign::{rsa_pkcs1_verify_public, RawSign};
+pub use raw_sign::{digest, rsa_pkcs1_verify_public, RawSign};
 
 /// Largest input of one raw AES operation, in bytes.
 pub const MAX_AES_INPUT: usize = 64 << 20;
@@ -435,18 +435,28 @@ impl Hsm {
             return Err(crypto_failed("unwrap"));
         }
         self.with_secret(keys, unwrapping, |kek_bytes| {
-            let kek = kek(kek_bytes)?;
-            let mut out = Zeroizing::new(vec![0u8; wrapped.len()]);
-            let len = match mode {
-                WrapMode::Kw => kek.unwrap(wrapped, &mut out),
-                WrapMode::Kwp => kek.unwrap_with_padding(wrapped, &mut out),
-            }
-            .map_err(|_| crypto_failed("unwrap"))?
-            .len();
-            out.truncate(len);
-            Ok(out)
+            aes_unwrap(kek_bytes, mode, wrapped)
         })
     }
+}
+
+/// RFC 3394 / RFC 5649 unwrap of `wrapped` under the AES key `kek_bytes`;
+/// any failure is one `InvalidCiphertextException`.
+pub(crate) fn aes_unwrap(
+    kek_bytes: &[u8],
+    mode: WrapMode,
+    wrapped: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let kek = kek(kek_bytes)?;
+    let mut out = Zeroizing::new(vec![0u8; wrapped.len()]);
+    let len = match mode {
+        WrapMode::Kw => kek.unwrap(wrapped, &mut out),
+        WrapMode::Kwp => kek.unwrap_with_padding(wrapped, &mut out),
+    }
+    .map_err(|_| crypto_failed("unwrap"))?
+    .len();
+    out.truncate(len);
+    Ok(out)
 }
 
 impl Hsm {

@@ -21,11 +21,13 @@ use crate::outputs::CreateKeyRequest;
 use crate::types::{KeyMetadata, KeySpec, KeyUsage, Origin};
 
 mod copy;
+mod import;
 mod readable;
 mod rows;
 mod session_keys;
 mod session_pairs;
 pub use copy::CopiedKey;
+pub use import::{ImportedPair, KeyTransport, PrivateKind};
 pub use readable::READABLE_TAG;
 pub use rows::MAX_TOUCHED;
 pub use session_keys::{SessionKeyBudget, SessionKeys, MAX_SESSION_KEYS};
@@ -394,25 +396,35 @@ impl Hsm {
         Ok((meta, public))
     }
 
-    /// Creates a token HMAC key of 28, 32, 48 or 64 bytes (HMAC_224 to
-    /// HMAC_512) in the namespace `token`.
+    /// Creates a token generic secret (HMAC) key of 1 to 512 bytes in the
+    /// namespace `token`: 28, 32, 48 or 64 bytes are HMAC_224 to HMAC_512
+    /// keys; other lengths carry the HMAC spec [`hmac_spec`] names and the
+    /// tag [`VALUE_LEN_TAG`].
     pub fn p11_create_hmac_key(
         &self,
         token: &str,
         len: usize,
         description: &str,
     ) -> Result<KeyMetadata> {
-        self.create_key(CreateKeyRequest {
+        let request = CreateKeyRequest {
             description: description.to_string(),
             key_spec: Some(hmac_spec(len)?),
             key_usage: Some(KeyUsage::GenerateVerifyMac),
             token: Some(token.to_string()),
             ..Default::default()
-        })
+        };
+        match value_len_tag(len) {
+            None => self.create_key(request),
+            Some(tag) => {
+                let bytes = random_bytes(len)?;
+                self.create_key_with_material(request, Origin::AwsKms, Some(&bytes), &[tag])
+            }
+        }
     }
 
     /// Imports a secret key the application supplied (origin EXTERNAL):
-    /// AES of 16, 24 or 32 bytes, or an HMAC key of 28, 32, 48 or 64.
+    /// AES of 16, 24 or 32 bytes, or a generic secret (HMAC) key of 1 to
+    /// 512 (see [`Hsm::p11_create_hmac_key`]).
     pub fn p11_import_secret(
         &self,
         token: &str,
@@ -435,7 +447,10 @@ impl Hsm {
             token: Some(token.to_string()),
             ..Default::default()
         };
-        let system_tags = extractable_tag(extractable && aes);
+        let mut system_tags = extractable_tag(extractable && aes);
+        if !aes {
+            system_tags.extend(value_len_tag(bytes.len()));
+        }
         self.create_key_with_material(request, Origin::External, Some(bytes), &system_tags)
     }
 }
@@ -564,12 +579,34 @@ fn extractable_tag(extractable: bool) -> Vec<crate::types::Tag> {
     }
 }
 
+/// The tag a token generic secret whose length is not its HMAC spec's
+/// carries: its length in bytes. The KMS API names such a key by the spec
+/// [`hmac_spec`] gives and refuses to MAC with it (its material is not the
+/// spec's size); PKCS#11 uses it with any HMAC.
+pub const VALUE_LEN_TAG: &str = "pkcs11:value_len";
+
+/// The KMS spec of a generic secret (HMAC) key of `len` bytes (1 to 512):
+/// HMAC_224/256/384/512 for 28/32/48/64 bytes, otherwise the largest
+/// whose key length does not exceed `len` (HMAC_224 below 28).
 fn hmac_spec(len: usize) -> Result<KeySpec> {
     Ok(match len {
-        28 => KeySpec::Hmac224,
-        32 => KeySpec::Hmac256,
-        48 => KeySpec::Hmac384,
-        64 => KeySpec::Hmac512,
-        _ => return Err(Error::validation("an HMAC key is 28, 32, 48 or 64 bytes")),
+        0 | 513.. => {
+            return Err(Error::validation(
+                "a generic secret key is 1 to 512 bytes",
+            ))
+        }
+        ..32 => KeySpec::Hmac224,
+        32..48 => KeySpec::Hmac256,
+        48..64 => KeySpec::Hmac384,
+        _ => KeySpec::Hmac512,
+    })
+}
+
+/// The [`VALUE_LEN_TAG`] of a generic secret of `len` bytes, when its
+/// length is not its spec's.
+fn value_len_tag(len: usize) -> Option<crate::types::Tag> {
+    (!matches!(len, 28 | 32 | 48 | 64)).then(|| crate::types::Tag {
+        tag_key: VALUE_LEN_TAG.to_string(),
+        tag_value: len.to_string(),
     })
 }

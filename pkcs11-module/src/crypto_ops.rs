@@ -63,14 +63,30 @@ impl Module {
         }
     }
 
-    /// C_DigestKey: keys are sensitive and never digested.
+    /// C_DigestKey: the value of a secret key whose value may be read
+    /// (CKA_SENSITIVE false, CKA_EXTRACTABLE true) goes into the digest;
+    /// any other key is CKR_KEY_INDIGESTIBLE.
     pub fn digest_key(&self, h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
         let session = self.session(h)?;
-        let check = self.visible_object(h, key);
+        let active = lock(&session)?.digest.is_some();
+        let value = if active {
+            self.visible_object(h, key).and_then(|object| {
+                let readable = object.class() == CKO_SECRET_KEY
+                    && crate::key_ops::readable(&object.attrs);
+                match (&object.key, readable) {
+                    (Some(k), true) => self.backend.secret_value(k),
+                    _ => Err(ckr!(CKR_KEY_INDIGESTIBLE)),
+                }
+            })
+        } else {
+            Err(ckr!(CKR_OPERATION_NOT_INITIALIZED))
+        };
         let mut s = lock(&session)?;
-        update(&mut s.digest, |_| {
-            check?;
-            Err(ckr!(CKR_KEY_INDIGESTIBLE))
+        update(&mut s.digest, |op| {
+            let value = value?;
+            op.multipart = true;
+            op.update(&value);
+            Ok(())
         })
     }
 

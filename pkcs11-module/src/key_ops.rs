@@ -5,10 +5,10 @@
 use cryptoki_sys::*;
 
 use crate::attrs::{self, as_bool, as_ulong, bbool, get_bool, get_ulong, ulong, Template};
-use crate::backend::{Attributes, EcdhKdf, KeyHandle};
+use crate::backend::{Attributes, EcdhKdf, KeyHandle, KeyTransport};
 use crate::crypto_ops::OpKind;
 use crate::error::{ckr, Pkcs11Error, Result};
-use crate::mechanisms::{self, aes_mode, wrap_mode, wrapped_len, Mechanism};
+use crate::mechanisms::{self, aes_mode, wrapped_len, Mechanism};
 use crate::module::{lock, Module};
 use crate::objects::Object;
 use crate::session::{finish, update, CipherMode, CipherOp, Output};
@@ -41,7 +41,7 @@ const SECRET_KEY_ATTRS: &[CK_ATTRIBUTE_TYPE] = &[
 
 /// Builds a secret key's attributes (`key_type` CKK_AES or
 /// CKK_GENERIC_SECRET) from an application template.
-fn secret_key_attrs(
+pub(crate) fn secret_key_attrs(
     template: &Template,
     key_type: CK_KEY_TYPE,
     len: usize,
@@ -122,20 +122,39 @@ pub(crate) fn readable(a: &Attributes) -> bool {
     !get_bool(a, CKA_SENSITIVE, true) && get_bool(a, CKA_EXTRACTABLE, false)
 }
 
-/// Whether `len` bytes is a valid key of this type.
-fn valid_secret_len(key_type: CK_KEY_TYPE, len: usize) -> bool {
+/// Whether `len` bytes is a valid key of this type: AES of 16, 24 or 32
+/// bytes, generic secret and HMAC keys of 1 to 512.
+pub(crate) fn valid_secret_len(key_type: CK_KEY_TYPE, len: usize) -> bool {
     if key_type == CKK_AES {
         matches!(len, 16 | 24 | 32)
     } else {
-        matches!(len, 28 | 32 | 48 | 64)
+        (1..=512).contains(&len)
     }
+}
+
+/// The HMAC key types of PKCS#11 3.0 (CKK_SHA_1_HMAC ...) with the digest
+/// length of their hash; a generic secret serves every HMAC.
+pub(crate) fn hmac_key_type_len(key_type: CK_KEY_TYPE) -> Option<usize> {
+    match key_type {
+        CKK_SHA_1_HMAC => Some(20),
+        CKK_SHA224_HMAC => Some(28),
+        CKK_SHA256_HMAC => Some(32),
+        CKK_SHA384_HMAC => Some(48),
+        CKK_SHA512_HMAC => Some(64),
+        _ => None,
+    }
+}
+
+/// Whether a key type is a secret MAC key (generic secret or HMAC).
+pub(crate) fn is_mac_key_type(key_type: CK_KEY_TYPE) -> bool {
+    key_type == CKK_GENERIC_SECRET || hmac_key_type_len(key_type).is_some()
 }
 
 /// Decodes CK_RSA_PKCS_OAEP_PARAMS (hashAlg, mgf, source, pSourceData,
 /// ulSourceDataLen): SHA-1 or SHA-256 with the same MGF1, and a label
 /// only with CKZ_DATA_SPECIFIED (the C layer copied it into
 /// `m.oaep_label`). Returns whether the hash is SHA-256.
-fn oaep_params(m: &Mechanism) -> Result<bool> {
+pub(crate) fn oaep_params(m: &Mechanism) -> Result<bool> {
     const N: usize = std::mem::size_of::<CK_ULONG>();
     let bad = || {
         ckr!(
@@ -174,7 +193,7 @@ fn usable_rsa_crypt_key(
     if !m.param.is_empty() {
         return Err(ckr!(
             CKR_MECHANISM_PARAM_INVALID,
-            "CKM_RSA_PKCS takes no parameter"
+            "CKM_RSA_PKCS and CKM_RSA_X_509 take no parameter"
         ));
     }
     let key = object
@@ -241,24 +260,33 @@ impl Module {
         template: &Template,
     ) -> Result<CK_OBJECT_HANDLE> {
         self.needs_keys(m, CKF_GENERATE)?;
-        let key_type = match m.mechanism {
-            CKM_AES_KEY_GEN => CKK_AES,
-            CKM_GENERIC_SECRET_KEY_GEN => CKK_GENERIC_SECRET,
+        // The key type each mechanism makes; the SHA key generators default
+        // CKA_VALUE_LEN to their digest's length.
+        let (key_type, default_len) = match m.mechanism {
+            CKM_AES_KEY_GEN => (CKK_AES, None),
+            CKM_GENERIC_SECRET_KEY_GEN => (CKK_GENERIC_SECRET, None),
+            CKM_SHA_1_KEY_GEN => (CKK_SHA_1_HMAC, Some(20)),
+            CKM_SHA224_KEY_GEN => (CKK_SHA224_HMAC, Some(28)),
+            CKM_SHA256_KEY_GEN => (CKK_SHA256_HMAC, Some(32)),
+            CKM_SHA384_KEY_GEN => (CKK_SHA384_HMAC, Some(48)),
+            CKM_SHA512_KEY_GEN => (CKK_SHA512_HMAC, Some(64)),
             _ => return Err(ckr!(CKR_MECHANISM_INVALID)),
         };
         if !m.param.is_empty() {
             return Err(ckr!(CKR_MECHANISM_PARAM_INVALID));
         }
         attrs::check_template(template)?;
-        let len = template
-            .iter()
-            .find(|(t, _)| *t == CKA_VALUE_LEN)
-            .ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE, "CKA_VALUE_LEN is required"))
-            .and_then(|(_, v)| as_ulong(v))? as usize;
+        let len = match template.iter().find(|(t, _)| *t == CKA_VALUE_LEN) {
+            Some((_, v)) => as_ulong(v)? as usize,
+            None => {
+                default_len.ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE, "CKA_VALUE_LEN is required"))?
+            }
+        };
         if !valid_secret_len(key_type, len) {
             return Err(ckr!(CKR_ATTRIBUTE_VALUE_INVALID, "unsupported key length"));
         }
-        let a = secret_key_attrs(template, key_type, len, true)?;
+        let mut a = secret_key_attrs(template, key_type, len, true)?;
+        a.insert(CKA_KEY_GEN_MECHANISM, ulong(m.mechanism));
         let (serial, rw, who) = self.session_view(h)?;
         let on_token = get_bool(&a, CKA_TOKEN, false);
         self.may_write(rw, who, on_token, get_bool(&a, CKA_PRIVATE, true))?;
@@ -413,10 +441,10 @@ impl Module {
             .find(|(t, _)| *t == CKA_KEY_TYPE)
             .ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE, "CKA_KEY_TYPE is required"))
             .and_then(|(_, v)| as_ulong(v))?;
-        if !matches!(key_type, CKK_AES | CKK_GENERIC_SECRET) {
+        if !(key_type == CKK_AES || is_mac_key_type(key_type)) {
             return Err(ckr!(
                 CKR_ATTRIBUTE_VALUE_INVALID,
-                "AES or generic secret keys only"
+                "AES, generic secret or HMAC keys only"
             ));
         }
         if !valid_secret_len(key_type, value.len()) {
@@ -474,6 +502,9 @@ impl Module {
             Ok(if m.mechanism == CKM_RSA_PKCS {
                 let (key, modulus_len) = usable_rsa_crypt_key(object, encrypt, m)?;
                 (CipherMode::RsaPkcs1 { modulus_len }, key)
+            } else if m.mechanism == CKM_RSA_X_509 {
+                let (key, modulus_len) = usable_rsa_crypt_key(object, encrypt, m)?;
+                (CipherMode::RsaX509 { modulus_len }, key)
             } else if m.mechanism == CKM_RSA_PKCS_OAEP {
                 let sha256 = oaep_params(m)?;
                 let key = object
@@ -543,6 +574,7 @@ impl Module {
                 .backend
                 .rsa_oaep(&op.key, *sha256, encrypt, data, label)?,
             CipherMode::RsaPkcs1 { .. } => self.backend.rsa_pkcs1_crypt(&op.key, encrypt, data)?,
+            CipherMode::RsaX509 { .. } => self.backend.rsa_x509_crypt(&op.key, encrypt, data)?,
         };
         if encrypt {
             // Ciphertext is no secret: hand the buffer over without a copy.
@@ -656,7 +688,8 @@ impl Module {
         )
     }
 
-    /// C_WrapKey: wraps an extractable secret key.
+    /// C_WrapKey: wraps an extractable secret key under an AES key (key
+    /// wrap) or an RSA key pair (CKM_RSA_PKCS, CKM_RSA_PKCS_OAEP).
     pub fn wrap_key(
         &self,
         h: CK_SESSION_HANDLE,
@@ -666,16 +699,25 @@ impl Module {
         cap: Option<usize>,
     ) -> Result<Output> {
         self.needs_keys(m, CKF_WRAP)?;
-        let mode = wrap_mode(m)?;
+        let transport = crate::import_ops::transport(m)?;
         let wrapping = self.visible_object(h, wrapping)?;
         check_allowed(&wrapping, m)?;
-        let wrapping = usable_aes_key(&wrapping, CKA_WRAP).map_err(|e| {
-            if e.rv() == CKR_KEY_TYPE_INCONSISTENT {
-                ckr!(CKR_WRAPPING_KEY_TYPE_INCONSISTENT)
-            } else {
-                e
+        let (wrapping, rsa_len) = match transport {
+            KeyTransport::Aes(_) => (
+                usable_aes_key(&wrapping, CKA_WRAP).map_err(|e| {
+                    if e.rv() == CKR_KEY_TYPE_INCONSISTENT {
+                        ckr!(CKR_WRAPPING_KEY_TYPE_INCONSISTENT)
+                    } else {
+                        e
+                    }
+                })?,
+                None,
+            ),
+            _ => {
+                let (key, len) = crate::import_ops::usable_rsa_transport_key(&wrapping, CKA_WRAP)?;
+                (key, Some(len))
             }
-        })?;
+        };
         let target = self.visible_object(h, target)?;
         let key = target
             .key
@@ -687,15 +729,24 @@ impl Module {
         if !get_bool(&target.attrs, CKA_EXTRACTABLE, false) {
             return Err(ckr!(CKR_KEY_UNEXTRACTABLE));
         }
-        let need = wrapped_len(mode, self.backend.secret_len(&key)?);
+        let need = match (&transport, rsa_len) {
+            (KeyTransport::Aes(mode), _) => wrapped_len(*mode, self.backend.secret_len(&key)?),
+            (_, len) => len.unwrap_or(0),
+        };
         match cap {
             None => Ok(Output::Len(need)),
             Some(c) if c < need => Err(Pkcs11Error::BufferTooSmall(need)),
-            Some(_) => Ok(Output::Data(self.backend.wrap(&wrapping, mode, &key)?)),
+            Some(_) => Ok(Output::Data(match transport {
+                KeyTransport::Aes(mode) => self.backend.wrap(&wrapping, mode, &key)?,
+                _ => self.backend.wrap_rsa(&wrapping, &transport, &key)?,
+            })),
         }
     }
 
-    /// C_UnwrapKey: unwraps an AES key into a new session or token object.
+    /// C_UnwrapKey: unwraps a secret key (AES or generic secret) or a
+    /// private key (a PKCS#8 PrivateKeyInfo, CKA_CLASS CKO_PRIVATE_KEY)
+    /// under an AES key or an RSA key pair into a new session or token
+    /// object.
     pub fn unwrap_key(
         &self,
         h: CK_SESSION_HANDLE,
@@ -705,17 +756,46 @@ impl Module {
         template: &Template,
     ) -> Result<CK_OBJECT_HANDLE> {
         self.needs_keys(m, CKF_UNWRAP)?;
-        let mode = wrap_mode(m)?;
+        let transport = crate::import_ops::transport(m)?;
         attrs::check_template(template)?;
         let unwrapping = self.visible_object(h, unwrapping)?;
         check_allowed(&unwrapping, m)?;
-        let unwrapping = usable_aes_key(&unwrapping, CKA_UNWRAP).map_err(|e| {
-            if e.rv() == CKR_KEY_TYPE_INCONSISTENT {
-                ckr!(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT)
-            } else {
-                e
+        let unwrapping = match transport {
+            KeyTransport::Aes(_) => usable_aes_key(&unwrapping, CKA_UNWRAP).map_err(|e| {
+                if e.rv() == CKR_KEY_TYPE_INCONSISTENT {
+                    ckr!(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT)
+                } else {
+                    e
+                }
+            })?,
+            _ => crate::import_ops::usable_rsa_transport_key(&unwrapping, CKA_UNWRAP)?.0,
+        };
+        let ulong_of = |t| {
+            template
+                .iter()
+                .find(|(u, _)| *u == t)
+                .map(|(_, v)| as_ulong(v))
+                .transpose()
+        };
+        match ulong_of(CKA_CLASS)?.unwrap_or(CKO_SECRET_KEY) {
+            CKO_PRIVATE_KEY => {
+                return self.unwrap_private_key(h, &unwrapping, &transport, wrapped, template)
             }
-        })?;
+            CKO_SECRET_KEY => {}
+            _ => {
+                return Err(ckr!(
+                    CKR_TEMPLATE_INCONSISTENT,
+                    "secret or private keys are unwrapped"
+                ))
+            }
+        }
+        let key_type = ulong_of(CKA_KEY_TYPE)?.unwrap_or(CKK_AES);
+        if !(key_type == CKK_AES || is_mac_key_type(key_type)) {
+            return Err(ckr!(
+                CKR_TEMPLATE_INCONSISTENT,
+                "AES or generic secret keys are unwrapped"
+            ));
+        }
         let flag = |t, default| {
             template
                 .iter()
@@ -730,15 +810,23 @@ impl Module {
         } else {
             None
         };
-        let (key, len) = self.backend.unwrap(
-            &unwrapping,
-            mode,
-            wrapped,
-            label.as_deref(),
-            flag(CKA_EXTRACTABLE, false)?,
-        )?;
-        let built = if matches!(len, 16 | 24 | 32) {
-            secret_key_attrs(template, CKK_AES, len, false)
+        let extractable = flag(CKA_EXTRACTABLE, false)?;
+        let (key, len) = match transport {
+            KeyTransport::Aes(mode) if key_type == CKK_AES => {
+                self.backend
+                    .unwrap(&unwrapping, mode, wrapped, label.as_deref(), extractable)?
+            }
+            _ => self.backend.unwrap_secret(
+                &unwrapping,
+                &transport,
+                wrapped,
+                label.as_deref(),
+                key_type == CKK_AES,
+                extractable,
+            )?,
+        };
+        let built = if key_type != CKK_AES || matches!(len, 16 | 24 | 32) {
+            secret_key_attrs(template, key_type, len, false)
         } else {
             Err(ckr!(CKR_WRAPPED_KEY_INVALID, "not an AES key"))
         };

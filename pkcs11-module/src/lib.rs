@@ -21,6 +21,7 @@ pub mod config;
 pub mod crypto_ops;
 pub mod error;
 pub mod ffi;
+pub mod import_ops;
 pub mod key_ops;
 pub mod mechanisms;
 pub mod module;

@@ -161,6 +161,9 @@ impl Module {
             CKO_SECRET_KEY if self.backend.supports_key_mechanisms() => {
                 return self.import_secret_key(h, template)
             }
+            CKO_PRIVATE_KEY if self.backend.supports_key_mechanisms() => {
+                return self.import_private_key(h, template)
+            }
             CKO_SECRET_KEY | CKO_PRIVATE_KEY => {
                 return Err(ckr!(
                     CKR_TEMPLATE_INCONSISTENT,

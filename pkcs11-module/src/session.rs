@@ -37,6 +37,9 @@ pub struct Session {
     pub sign: Option<crate::sign_ops::SignOp>,
     /// An active verification.
     pub verify: Option<crate::sign_ops::SignOp>,
+    /// The operation (C_SignInit or C_DecryptInit on a key with
+    /// CKA_ALWAYS_AUTHENTICATE) that waits for C_Login(CKU_CONTEXT_SPECIFIC).
+    pub reauth: Option<crate::crypto_ops::OpKind>,
 }
 
 /// What a cipher operation does.
@@ -58,6 +61,11 @@ pub enum CipherMode {
         /// Bytes of the key's modulus (the ciphertext length).
         modulus_len: usize,
     },
+    /// CKM_RSA_X_509 (raw RSA, no padding).
+    RsaX509 {
+        /// Bytes of the key's modulus (the output length).
+        modulus_len: usize,
+    },
 }
 
 impl CipherMode {
@@ -67,6 +75,7 @@ impl CipherMode {
             CipherMode::Aes(mode) => crate::mechanisms::aes_output_len(mode, encrypt, n),
             CipherMode::Oaep { modulus_len, .. } => *modulus_len,
             CipherMode::RsaPkcs1 { modulus_len } => *modulus_len,
+            CipherMode::RsaX509 { modulus_len } => *modulus_len,
         }
     }
 }
@@ -99,6 +108,7 @@ impl Session {
             decrypt: None,
             sign: None,
             verify: None,
+            reauth: None,
         }
     }
 }

@@ -43,9 +43,18 @@ const PAIR_ATTRS: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_SIGN_RECOVER,
     CKA_VERIFY_RECOVER,
     CKA_ALLOWED_MECHANISMS,
+    CKA_ALWAYS_AUTHENTICATE,
 ];
 
-/// DER DigestInfo prefixes for SHA-256/384/512 (RFC 8017 section 9.2).
+/// DER DigestInfo prefixes for SHA-1, SHA-224 and SHA-256/384/512 (RFC
+/// 8017 section 9.2).
+const SHA1_INFO: &[u8] = &[
+    0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
+];
+const SHA224_INFO: &[u8] = &[
+    0x30, 0x2d, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x04, 0x05,
+    0x00, 0x04, 0x1c,
+];
 const SHA256_INFO: &[u8] = &[
     0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
     0x00, 0x04, 0x20,
@@ -79,7 +88,8 @@ pub struct SignOp {
     /// The engine's key; `None` for an imported public key.
     key: Option<KeyHandle>,
     how: Signer,
-    hash: Option<&'static ring::digest::Algorithm>,
+    /// The digest length naming the hash the module takes (SHA-1, SHA-2).
+    hash: Option<usize>,
     digest_info: Option<&'static [u8]>,
     buf: Vec<u8>,
     sig_len: usize,
@@ -98,21 +108,23 @@ impl SignOp {
 
     /// The input the engine gets: the hash, DigestInfo-framed if needed.
     fn input(&self) -> Vec<u8> {
-        let Some(alg) = self.hash else {
+        let Some(hash_len) = self.hash else {
             return self.buf.clone();
         };
-        let digest = ring::digest::digest(alg, &self.buf);
+        let digest = hsm_core::mechanisms::digest(hash_len, &self.buf).unwrap_or_default();
         let mut out = self.digest_info.map(<[u8]>::to_vec).unwrap_or_default();
-        out.extend_from_slice(digest.as_ref());
+        out.extend_from_slice(&digest);
         out
     }
 }
 
-fn sha(mech_hash: CK_MECHANISM_TYPE) -> Result<(&'static ring::digest::Algorithm, &'static [u8])> {
+fn sha(mech_hash: CK_MECHANISM_TYPE) -> Result<(usize, &'static [u8])> {
     Ok(match mech_hash {
-        CKM_SHA256 => (&ring::digest::SHA256, SHA256_INFO),
-        CKM_SHA384 => (&ring::digest::SHA384, SHA384_INFO),
-        CKM_SHA512 => (&ring::digest::SHA512, SHA512_INFO),
+        CKM_SHA_1 => (20, SHA1_INFO),
+        CKM_SHA224 => (28, SHA224_INFO),
+        CKM_SHA256 => (32, SHA256_INFO),
+        CKM_SHA384 => (48, SHA384_INFO),
+        CKM_SHA512 => (64, SHA512_INFO),
         _ => return Err(ckr!(CKR_MECHANISM_PARAM_INVALID, "unsupported hash")),
     })
 }
@@ -137,11 +149,14 @@ fn pss_params(
     let (hash, mgf, salt) = (word(0)?, word(1)?, word(2)?);
     let mgf_ok = matches!(
         (hash, mgf),
-        (CKM_SHA256, CKG_MGF1_SHA256)
+        (CKM_SHA_1, CKG_MGF1_SHA1)
+            | (CKM_SHA224, CKG_MGF1_SHA224)
+            | (CKM_SHA256, CKG_MGF1_SHA256)
             | (CKM_SHA384, CKG_MGF1_SHA384)
             | (CKM_SHA512, CKG_MGF1_SHA512)
     );
-    if !mgf_ok || implied.is_some_and(|h| h != hash) || salt > 64 {
+    // The salt's upper bound depends on the key: checked at C_SignInit.
+    if !mgf_ok || implied.is_some_and(|h| h != hash) || salt > 1024 {
         return Err(bad());
     }
     Ok((hash, salt as usize))
@@ -386,6 +401,7 @@ impl Module {
                         | CKA_START_DATE
                         | CKA_END_DATE
                         | CKA_ALLOWED_MECHANISMS
+                        | CKA_ALWAYS_AUTHENTICATE
                 ) {
                     match *t {
                         CKA_START_DATE | CKA_END_DATE => attrs::check_date(v)?,
@@ -428,7 +444,13 @@ impl Module {
                 }
                 let salt = match m.mechanism {
                     CKM_SHA256_RSA_PKCS_PSS | CKM_SHA384_RSA_PKCS_PSS | CKM_SHA512_RSA_PKCS_PSS => {
-                        Some(pss_params(m, None)?.1)
+                        // An imported public key verifies SHA-2 PSS with a
+                        // salt of up to 64 bytes (aws-lc-rs's sets).
+                        let (hash, salt) = pss_params(m, None)?;
+                        if hash == CKM_SHA_1 || hash == CKM_SHA224 || salt > 64 {
+                            return Err(ckr!(CKR_MECHANISM_PARAM_INVALID));
+                        }
+                        Some(salt)
                     }
                     _ if !m.param.is_empty() => return Err(ckr!(CKR_MECHANISM_PARAM_INVALID)),
                     _ => None,
@@ -506,8 +528,12 @@ impl Module {
                     | CKM_SHA512_HMAC_GENERAL
             );
             if let Some(hash_len) = hmac_len {
+                // A generic secret serves every HMAC; an HMAC key type
+                // (CKK_SHA256_HMAC ...) its own hash's.
+                let key_type = get_ulong(&object.attrs, CKA_KEY_TYPE);
                 let generic = object.class() == CKO_SECRET_KEY
-                    && get_ulong(&object.attrs, CKA_KEY_TYPE) == Some(CKK_GENERIC_SECRET);
+                    && (key_type == Some(CKK_GENERIC_SECRET)
+                        || key_type.and_then(crate::key_ops::hmac_key_type_len) == Some(hash_len));
                 if !generic {
                     return Err(ckr!(
                         CKR_KEY_TYPE_INCONSISTENT,
@@ -576,21 +602,38 @@ impl Module {
                 CKM_ECDSA_SHA512 => (RawSign::EcdsaDigest, Some(CKM_SHA512), CKK_EC),
                 CKM_EDDSA => (RawSign::EdDsa, None, CKK_EC_EDWARDS),
                 CKM_RSA_PKCS => (RawSign::RsaPkcs1, None, CKK_RSA),
+                CKM_RSA_X_509 => (RawSign::RsaX509, None, CKK_RSA),
+                // SHA-1 and SHA-224 DigestInfos go through the big-integer
+                // PKCS#1 v1.5 path (aws-lc-rs signs SHA-2 256/384/512).
+                CKM_SHA1_RSA_PKCS => (RawSign::RsaPkcs1, Some(CKM_SHA_1), CKK_RSA),
+                CKM_SHA224_RSA_PKCS => (RawSign::RsaPkcs1, Some(CKM_SHA224), CKK_RSA),
                 CKM_SHA256_RSA_PKCS => (RawSign::RsaPkcs1DigestInfo, Some(CKM_SHA256), CKK_RSA),
                 CKM_SHA384_RSA_PKCS => (RawSign::RsaPkcs1DigestInfo, Some(CKM_SHA384), CKK_RSA),
                 CKM_SHA512_RSA_PKCS => (RawSign::RsaPkcs1DigestInfo, Some(CKM_SHA512), CKK_RSA),
                 CKM_RSA_PKCS_PSS
+                | CKM_SHA1_RSA_PKCS_PSS
+                | CKM_SHA224_RSA_PKCS_PSS
                 | CKM_SHA256_RSA_PKCS_PSS
                 | CKM_SHA384_RSA_PKCS_PSS
                 | CKM_SHA512_RSA_PKCS_PSS => {
                     let implied = match m.mechanism {
+                        CKM_SHA1_RSA_PKCS_PSS => Some(CKM_SHA_1),
+                        CKM_SHA224_RSA_PKCS_PSS => Some(CKM_SHA224),
                         CKM_SHA256_RSA_PKCS_PSS => Some(CKM_SHA256),
                         CKM_SHA384_RSA_PKCS_PSS => Some(CKM_SHA384),
                         CKM_SHA512_RSA_PKCS_PSS => Some(CKM_SHA512),
                         _ => None,
                     };
                     let (hash, salt_len) = pss_params(m, implied)?;
-                    let hash_len = sha(hash)?.0.output_len();
+                    let hash_len = sha(hash)?.0;
+                    // emLen - hLen - 2 (the keys here have whole-byte moduli).
+                    let k = pubkey::signature_len(&object.attrs)?;
+                    if salt_len + hash_len + 2 > k {
+                        return Err(ckr!(
+                            CKR_MECHANISM_PARAM_INVALID,
+                            "the PSS salt does not fit this key"
+                        ));
+                    }
                     (RawSign::RsaPss { hash_len, salt_len }, implied, CKK_RSA)
                 }
                 _ => return Err(ckr!(CKR_MECHANISM_INVALID)),
@@ -604,10 +647,11 @@ impl Module {
             }
             let (hash, digest_info) = match hash_mech {
                 Some(hm) => {
-                    let (alg, info) = sha(hm)?;
+                    let (len, info) = sha(hm)?;
                     (
-                        Some(alg),
-                        matches!(how, RawSign::RsaPkcs1DigestInfo).then_some(info),
+                        Some(len),
+                        matches!(how, RawSign::RsaPkcs1DigestInfo | RawSign::RsaPkcs1)
+                            .then_some(info),
                     )
                 }
                 None => (None, None),

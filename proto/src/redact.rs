@@ -163,6 +163,7 @@ opaque_debug!(
     P11SignRequest,
     P11VerifyRequest,
     P11RsaPkcs1CryptRequest,
+    P11ImportPrivateKeyRequest,
 );
 
 #[cfg(test)]

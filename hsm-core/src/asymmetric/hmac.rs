@@ -50,6 +50,15 @@ fn mac_key(
         )));
     }
     if secret.len() != key_len(spec)? {
+        // A PKCS#11 generic secret of another length (its tag
+        // pkcs11:value_len says so): usable through PKCS#11 only.
+        if (1..=512).contains(&secret.len()) {
+            return Err(Error::InvalidKeyUsage(format!(
+                "this {spec} key holds a PKCS#11 generic secret of {} bytes; \
+                 it computes MACs through PKCS#11 only",
+                secret.len()
+            )));
+        }
         return Err(malformed_key(spec));
     }
     let library_algorithm = match algorithm {

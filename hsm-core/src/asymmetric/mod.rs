@@ -33,6 +33,7 @@ use crate::types::{
 mod ecc;
 mod hmac;
 mod parsed;
+mod pss;
 mod raw;
 mod rsa;
 mod rsa_pkcs1;
@@ -43,10 +44,12 @@ pub(crate) use raw::{
     ecdsa_sign_digest_raw, ecdsa_verify_digest_raw, eddsa_sign_raw, eddsa_verify_raw,
     rsa_pkcs1v15_sign_any, rsa_pkcs1v15_sign_digest_info, rsa_pkcs1v15_verify_any,
     rsa_pkcs1v15_verify_digest_info, rsa_pss_sign_digest_raw, rsa_pss_verify_digest_raw, PssHash,
+    MAX_PSS_SALT_LEN,
 };
+pub(crate) use pss::{sign as rsa_pss_sign_any, verify as rsa_pss_verify_any};
 pub(crate) use rsa_pkcs1::{
-    decrypt as rsa_pkcs1_decrypt, encrypt as rsa_pkcs1_encrypt,
-    verify_public as rsa_pkcs1_verify_public,
+    decrypt as rsa_pkcs1_decrypt, encrypt as rsa_pkcs1_encrypt, private_raw as rsa_private_raw,
+    public_raw as rsa_public_raw, verify_public as rsa_pkcs1_verify_public,
 };
 
 #[cfg(test)]

@@ -207,6 +207,67 @@ pub(crate) fn sign_any(spec: KeySpec, private_pkcs8: &[u8], input: &[u8]) -> Res
     Ok(out[out.len() - key.k..].to_vec())
 }
 
+/// The raw RSA private operation (CKM_RSA_X_509 signing and decryption,
+/// and the PSS signatures aws-lc-rs does not make): `block` (at most k
+/// bytes, left-padded with zeros) to the power d modulo n, checked with the
+/// public exponent before it leaves. A block not below n is a
+/// `ValidationException`.
+pub(crate) fn private_raw(spec: KeySpec, private_pkcs8: &[u8], block: &[u8]) -> Result<Vec<u8>> {
+    let key = RsaParts::parse(spec, private_pkcs8, true)?;
+    let d = key.d.as_ref().ok_or_else(|| malformed_key(spec))?;
+    if block.len() > key.k {
+        return Err(Error::Validation(format!(
+            "raw RSA takes at most {} bytes with this key, got {}",
+            key.k,
+            block.len()
+        )));
+    }
+    let m = BoxedUint::from_be_slice(block, key.bits())
+        .map_err(|_| crypto_failure("RSA block encoding"))?;
+    if !key.in_range(&m) {
+        return Err(Error::Validation(
+            "the input is not below the modulus".into(),
+        ));
+    }
+    let s = BoxedMontyForm::new(m.clone(), &key.params)
+        .pow(d)
+        .retrieve();
+    if !same(&key.public_op(&s), &m) {
+        return Err(crypto_failure("RSA private operation self-check"));
+    }
+    let out = s.to_be_bytes();
+    Ok(out[out.len() - key.k..].to_vec())
+}
+
+/// The raw RSA public operation (CKM_RSA_X_509 encryption and
+/// verification): `input` (at most k bytes) to the power e modulo n, k
+/// bytes. Input not below n is a `ValidationException`.
+pub(crate) fn public_raw(spec: KeySpec, private_pkcs8: &[u8], input: &[u8]) -> Result<Vec<u8>> {
+    let key = RsaParts::parse(spec, private_pkcs8, false)?;
+    if input.len() > key.k {
+        return Err(Error::Validation(format!(
+            "raw RSA takes at most {} bytes with this key, got {}",
+            key.k,
+            input.len()
+        )));
+    }
+    let x = BoxedUint::from_be_slice(input, key.bits())
+        .map_err(|_| crypto_failure("RSA block encoding"))?;
+    if !key.in_range(&x) {
+        return Err(Error::Validation(
+            "the input is not below the modulus".into(),
+        ));
+    }
+    let out = key.public_op(&x).to_be_bytes();
+    Ok(out[out.len() - key.k..].to_vec())
+}
+
+/// The modulus size in bits of a stored RSA key.
+pub(crate) fn modulus_bits(spec: KeySpec, private_pkcs8: &[u8]) -> Result<usize> {
+    let key = RsaParts::parse(spec, private_pkcs8, false)?;
+    Ok(key.params.modulus().as_ref().bits_vartime() as usize)
+}
+
 /// Checks a CKM_RSA_PKCS signature of any input; `Ok(false)` when it does
 /// not verify (wrong length or out of range included). Input longer than
 /// k-11 is a `ValidationException`, as when signing.

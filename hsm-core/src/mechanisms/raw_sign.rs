@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::hsm::Hsm;
 use crate::mechanisms::SecretKeyRef;
 use crate::token::SessionKeys;
+use crate::types::KeyUsage;
 
 /// A raw PKCS#11 signature mechanism, on input the module prepared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,15 +17,20 @@ pub enum RawSign {
     RsaPkcs1DigestInfo,
     /// CKM_RSA_PKCS: any input of at most k-11 bytes, padded (type 1).
     RsaPkcs1,
-    /// CKM_RSA_PKCS_PSS: the input is a digest of `hash`, salt of `salt_len`.
+    /// CKM_RSA_PKCS_PSS: the input is a digest of `hash`, salt of `salt_len`
+    /// (up to the key's emLen - hLen - 2).
     RsaPss {
-        /// 32, 48 or 64: the digest length naming SHA-256/384/512.
+        /// 20, 28, 32, 48 or 64: the digest length naming SHA-1/224/256/384/512.
         hash_len: usize,
         /// The salt length in bytes.
         salt_len: usize,
     },
     /// CKM_EDDSA: the input is the whole message (Ed25519).
     EdDsa,
+    /// CKM_RSA_X_509: the raw private operation on input of at most k
+    /// bytes below the modulus (left-padded with zeros); the key pair must
+    /// sign.
+    RsaX509,
 }
 
 /// CKM_RSA_PKCS verification with a public key the core does not hold (one
@@ -51,7 +57,91 @@ fn pss_hash(hash_len: usize) -> Result<crate::asymmetric::PssHash> {
     }
 }
 
+/// The SHA-1 or SHA-2 digest (named by its length: 20, 28, 32, 48 or 64)
+/// of public data, for mechanisms the module hashes before the engine
+/// signs (CKM_SHA*_RSA_PKCS*, CKM_ECDSA_SHA*).
+pub fn digest(hash_len: usize, data: &[u8]) -> Result<Vec<u8>> {
+    use aws_lc_rs::digest as d;
+    let alg = match hash_len {
+        20 => &d::SHA1_FOR_LEGACY_USE_ONLY,
+        28 => &d::SHA224,
+        32 => &d::SHA256,
+        48 => &d::SHA384,
+        64 => &d::SHA512,
+        _ => return Err(Error::validation("SHA-1 or SHA-2 only")),
+    };
+    Ok(d::digest(alg, data).as_ref().to_vec())
+}
+
+/// Whether aws-lc-rs's PSS parameter sets serve this hash and salt.
+fn library_pss(hash_len: usize, salt_len: usize) -> bool {
+    matches!(hash_len, 32 | 48 | 64) && salt_len <= crate::asymmetric::MAX_PSS_SALT_LEN
+}
+
+fn rsa_only(spec: crate::types::KeySpec) -> Result<()> {
+    if spec.is_rsa() {
+        Ok(())
+    } else {
+        Err(Error::InvalidKeyUsage(format!("{spec} is not an RSA key")))
+    }
+}
+
 impl Hsm {
+    /// Refuses an RSA key pair whose usages leave out `usage` (the raw
+    /// private operation signs only for a key that signs, and decrypts
+    /// only for one that decrypts).
+    pub(crate) fn check_rsa_usage(
+        &self,
+        keys: &SessionKeys,
+        key: SecretKeyRef<'_>,
+        usage: KeyUsage,
+    ) -> Result<()> {
+        let ok = match key {
+            SecretKeyRef::Stored(id) => {
+                let state = self.read_state();
+                let record = state.key(id)?;
+                record.spec.is_rsa() && record.p11_allows(usage)
+            }
+            SecretKeyRef::Session(id) => keys.lock_pairs().get(&id).is_some_and(|p| {
+                p.spec.is_rsa()
+                    && match usage {
+                        KeyUsage::SignVerify => p.usages.sign,
+                        KeyUsage::EncryptDecrypt => p.usages.decrypt,
+                        _ => false,
+                    }
+            }),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidKeyUsage(format!(
+                "not an RSA key pair of usage {usage}"
+            )))
+        }
+    }
+
+    /// CKM_RSA_X_509 encryption (the public operation) or decryption (the
+    /// private operation, for a key pair that decrypts): input of at most
+    /// k bytes below the modulus, output k bytes.
+    pub fn p11_rsa_x509_crypt(
+        &self,
+        keys: &SessionKeys,
+        key: SecretKeyRef<'_>,
+        encrypt: bool,
+        data: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        self.check_rsa_usage(keys, key, KeyUsage::EncryptDecrypt)?;
+        self.with_private(keys, key, |spec, pkcs8| {
+            rsa_only(spec)?;
+            let out = if encrypt {
+                crate::asymmetric::rsa_public_raw(spec, pkcs8, data)?
+            } else {
+                crate::asymmetric::rsa_private_raw(spec, pkcs8, data)?
+            };
+            Ok(zeroize::Zeroizing::new(out))
+        })
+    }
+
     /// A raw signature (the caller hashed or built the input as `how` says).
     pub fn p11_sign(
         &self,
@@ -69,14 +159,25 @@ impl Hsm {
             RawSign::RsaPkcs1 => {
                 a::rsa_pkcs1v15_sign_any(spec, pkcs8.private_key(spec)?, pkcs8, input)
             }
-            RawSign::RsaPss { hash_len, salt_len } => a::rsa_pss_sign_digest_raw(
-                spec,
-                pkcs8.private_key(spec)?,
-                pss_hash(hash_len)?,
-                salt_len,
-                input,
-            ),
+            RawSign::RsaPss { hash_len, salt_len } if library_pss(hash_len, salt_len) => {
+                a::rsa_pss_sign_digest_raw(
+                    spec,
+                    pkcs8.private_key(spec)?,
+                    pss_hash(hash_len)?,
+                    salt_len,
+                    input,
+                )
+            }
+            RawSign::RsaPss { hash_len, salt_len } => {
+                rsa_only(spec)?;
+                a::rsa_pss_sign_any(spec, pkcs8, hash_len, salt_len, input)
+            }
             RawSign::EdDsa => a::eddsa_sign_raw(spec, pkcs8, input),
+            RawSign::RsaX509 => {
+                rsa_only(spec)?;
+                self.check_rsa_usage(keys, key, KeyUsage::SignVerify)?;
+                a::rsa_private_raw(spec, pkcs8, input)
+            }
         })
     }
 
@@ -98,15 +199,37 @@ impl Hsm {
             RawSign::RsaPkcs1 => {
                 a::rsa_pkcs1v15_verify_any(spec, pkcs8.private_key(spec)?, pkcs8, input, signature)
             }
-            RawSign::RsaPss { hash_len, salt_len } => a::rsa_pss_verify_digest_raw(
-                spec,
-                pkcs8.private_key(spec)?,
-                pss_hash(hash_len)?,
-                salt_len,
-                input,
-                signature,
-            ),
+            RawSign::RsaPss { hash_len, salt_len } if library_pss(hash_len, salt_len) => {
+                a::rsa_pss_verify_digest_raw(
+                    spec,
+                    pkcs8.private_key(spec)?,
+                    pss_hash(hash_len)?,
+                    salt_len,
+                    input,
+                    signature,
+                )
+            }
+            RawSign::RsaPss { hash_len, salt_len } => {
+                rsa_only(spec)?;
+                a::rsa_pss_verify_any(spec, pkcs8, hash_len, salt_len, input, signature)
+            }
             RawSign::EdDsa => a::eddsa_verify_raw(spec, pkcs8, input, signature),
+            RawSign::RsaX509 => {
+                rsa_only(spec)?;
+                if input.len() > signature.len() {
+                    return Err(Error::validation("input longer than the modulus"));
+                }
+                let recovered = match a::rsa_public_raw(spec, pkcs8, signature) {
+                    Ok(r) => r,
+                    Err(Error::Validation(_)) => return Ok(false),
+                    Err(e) => return Err(e),
+                };
+                let mut expected = vec![0u8; recovered.len().saturating_sub(input.len())];
+                expected.extend_from_slice(input);
+                Ok(signature.len() == recovered.len()
+                    && aws_lc_rs::constant_time::verify_slices_are_equal(&expected, &recovered)
+                        .is_ok())
+            }
         })
     }
 }

@@ -22,8 +22,9 @@ fn not_readable() -> Error {
 
 impl Hsm {
     /// Creates a readable (and extractable) token secret key in the
-    /// namespace `token`: AES of 16, 24 or 32 bytes, or an HMAC key of 28,
-    /// 32, 48 or 64; generated when `value` is `None`, else imported.
+    /// namespace `token`: AES of 16, 24 or 32 bytes, or a generic secret
+    /// (HMAC) key of 1 to 512; generated when `value` is `None`, else
+    /// imported.
     pub fn p11_create_readable_secret(
         &self,
         token: &str,
@@ -50,16 +51,21 @@ impl Hsm {
             token: Some(token.to_string()),
             ..Default::default()
         };
-        let tags = [EXTRACTABLE_TAG, READABLE_TAG].map(|k| Tag {
-            tag_key: k.to_string(),
-            tag_value: "true".to_string(),
-        });
+        let mut tags = [EXTRACTABLE_TAG, READABLE_TAG]
+            .map(|k| Tag {
+                tag_key: k.to_string(),
+                tag_value: "true".to_string(),
+            })
+            .to_vec();
+        if !aes {
+            tags.extend(super::value_len_tag(len));
+        }
         match value {
             Some(bytes) if bytes.len() == len => {
                 self.create_key_with_material(request, Origin::External, Some(bytes), &tags)
             }
             Some(_) => Err(Error::validation("key length mismatch")),
-            None if aes && len != 32 => {
+            None if (aes && len != 32) || (!aes && !matches!(len, 28 | 32 | 48 | 64)) => {
                 let bytes = random_bytes(len)?;
                 self.create_key_with_material(request, Origin::AwsKms, Some(&bytes), &tags)
             }

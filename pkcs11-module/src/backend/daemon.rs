@@ -510,6 +510,25 @@ impl Backend for DaemonBackend {
             key: Some(key_to_wire(key)),
             encrypt,
             data: data.to_vec(),
+            raw: false,
+        };
+        let r = self.call("RsaPkcs1Crypt", req, |mut c, r| async move {
+            c.rsa_pkcs1_crypt(r).await
+        })?;
+        Ok(Zeroizing::new(r.data))
+    }
+
+    fn rsa_x509_crypt(
+        &self,
+        key: &KeyHandle,
+        encrypt: bool,
+        data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let req = pb::P11RsaPkcs1CryptRequest {
+            key: Some(key_to_wire(key)),
+            encrypt,
+            data: data.to_vec(),
+            raw: true,
         };
         let r = self.call("RsaPkcs1Crypt", req, |mut c, r| async move {
             c.rsa_pkcs1_crypt(r).await
@@ -612,6 +631,92 @@ impl Backend for DaemonBackend {
             |mut c, r| async move { c.copy_key(r).await },
         )?;
         key_from_wire(Some(r))
+    }
+
+    fn import_private_key(
+        &self,
+        token_label: Option<&str>,
+        kind: super::PrivateKind,
+        pkcs8: &[u8],
+        usages: PairUsages,
+    ) -> Result<super::ImportedKey> {
+        let req = pb::P11ImportPrivateKeyRequest {
+            token_label: token_label.map(str::to_string),
+            kind: kind.as_str().to_string(),
+            key_usage: usages.as_str(),
+            pkcs8: pkcs8.to_vec(),
+            ..Default::default()
+        };
+        let r = self.call("ImportPrivateKey", req, |mut c, r| async move {
+            c.import_private_key(r).await
+        })?;
+        wire::imported_from_wire(r)
+    }
+
+    fn unwrap_private_key(
+        &self,
+        unwrapping: &KeyHandle,
+        transport: &super::KeyTransport,
+        wrapped: &[u8],
+        token_label: Option<&str>,
+        kind: super::PrivateKind,
+        usages: PairUsages,
+    ) -> Result<super::ImportedKey> {
+        let req = pb::P11ImportPrivateKeyRequest {
+            token_label: token_label.map(str::to_string),
+            kind: kind.as_str().to_string(),
+            key_usage: usages.as_str(),
+            pkcs8: Vec::new(),
+            unwrapping: Some(key_to_wire(unwrapping)),
+            transport: Some(wire::transport_to_wire(transport)),
+            wrapped: wrapped.to_vec(),
+        };
+        let r = self.call("ImportPrivateKey", req, |mut c, r| async move {
+            c.import_private_key(r).await
+        })?;
+        wire::imported_from_wire(r)
+    }
+
+    fn wrap_rsa(
+        &self,
+        wrapping: &KeyHandle,
+        transport: &super::KeyTransport,
+        target: &KeyHandle,
+    ) -> Result<Vec<u8>> {
+        let req = pb::P11WrapRsaRequest {
+            wrapping: Some(key_to_wire(wrapping)),
+            transport: Some(wire::transport_to_wire(transport)),
+            target: Some(key_to_wire(target)),
+        };
+        let r = self.call(
+            "WrapRsa",
+            req,
+            |mut c, r| async move { c.wrap_rsa(r).await },
+        )?;
+        Ok(r.data)
+    }
+
+    fn unwrap_secret(
+        &self,
+        unwrapping: &KeyHandle,
+        transport: &super::KeyTransport,
+        wrapped: &[u8],
+        token_label: Option<&str>,
+        aes: bool,
+        extractable: bool,
+    ) -> Result<(KeyHandle, usize)> {
+        let req = pb::P11UnwrapSecretRequest {
+            unwrapping: Some(key_to_wire(unwrapping)),
+            transport: Some(wire::transport_to_wire(transport)),
+            wrapped: wrapped.to_vec(),
+            token_label: token_label.map(str::to_string),
+            aes,
+            extractable,
+        };
+        let r = self.call("UnwrapSecret", req, |mut c, r| async move {
+            c.unwrap_secret(r).await
+        })?;
+        Ok((key_from_wire(r.key)?, wire::len_from_wire(r.len)?))
     }
 
     fn lacks(&self, mechanism: CK_MECHANISM_TYPE) -> bool {

@@ -734,7 +734,151 @@ impl Backend for EmbeddedBackend {
         })
     }
 
+    fn rsa_x509_crypt(
+        &self,
+        key: &KeyHandle,
+        encrypt: bool,
+        data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        self.hsm
+            .p11_rsa_x509_crypt(&self.session_keys, self.key_ref(key), encrypt, data)
+            .map_err(|e| match e {
+                hsm_core::Error::Validation(_) => {
+                    ckr!(CKR_DATA_LEN_RANGE, "input not below the modulus")
+                }
+                hsm_core::Error::InvalidKeyUsage(_) => ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED),
+                other => other.into(),
+            })
+    }
+
+    fn import_private_key(
+        &self,
+        token_label: Option<&str>,
+        kind: super::PrivateKind,
+        pkcs8: &[u8],
+        usages: PairUsages,
+    ) -> Result<super::ImportedKey> {
+        let made = self
+            .hsm
+            .p11_import_private(&self.session_keys, token_label, kind, pkcs8, usages)
+            .map_err(import_error)?;
+        Ok(imported(made))
+    }
+
+    fn unwrap_private_key(
+        &self,
+        unwrapping: &KeyHandle,
+        transport: &super::KeyTransport,
+        wrapped: &[u8],
+        token_label: Option<&str>,
+        kind: super::PrivateKind,
+        usages: PairUsages,
+    ) -> Result<super::ImportedKey> {
+        let made = self
+            .hsm
+            .p11_unwrap_private(
+                &self.session_keys,
+                self.key_ref(unwrapping),
+                transport,
+                wrapped,
+                token_label,
+                kind,
+                usages,
+            )
+            .map_err(unwrap_error)?;
+        Ok(imported(made))
+    }
+
+    fn wrap_rsa(
+        &self,
+        wrapping: &KeyHandle,
+        transport: &super::KeyTransport,
+        target: &KeyHandle,
+    ) -> Result<Vec<u8>> {
+        self.hsm
+            .p11_wrap_rsa(
+                &self.session_keys,
+                self.key_ref(wrapping),
+                transport,
+                self.key_ref(target),
+            )
+            .map_err(|e| match e {
+                hsm_core::Error::InvalidKeyUsage(m) if m.contains("extractable") => {
+                    ckr!(CKR_KEY_UNEXTRACTABLE)
+                }
+                hsm_core::Error::InvalidKeyUsage(_) => ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED),
+                hsm_core::Error::Validation(_) => ckr!(CKR_KEY_SIZE_RANGE),
+                other => other.into(),
+            })
+    }
+
+    fn unwrap_secret(
+        &self,
+        unwrapping: &KeyHandle,
+        transport: &super::KeyTransport,
+        wrapped: &[u8],
+        token_label: Option<&str>,
+        aes: bool,
+        extractable: bool,
+    ) -> Result<(KeyHandle, usize)> {
+        let (key, len) = self
+            .hsm
+            .p11_unwrap_secret(
+                &self.session_keys,
+                self.key_ref(unwrapping),
+                transport,
+                wrapped,
+                token_label,
+                aes,
+                extractable,
+            )
+            .map_err(unwrap_error)?;
+        Ok((copied(key), len))
+    }
+
     fn load_changes(&self, token: &str, since: Option<u64>) -> Result<super::ObjectChanges> {
         self.changes(token, since)
+    }
+}
+
+/// Material that is not a key of the template's type, or usages the type
+/// cannot have, is the template's fault.
+fn import_error(e: hsm_core::Error) -> Pkcs11Error {
+    match e {
+        hsm_core::Error::Validation(_) => ckr!(
+            CKR_TEMPLATE_INCONSISTENT,
+            "not a supported private key of this type, or usages it cannot have"
+        ),
+        other => other.into(),
+    }
+}
+
+/// A wrapped key that does not unwrap, or is not of the template's type,
+/// is CKR_WRAPPED_KEY_INVALID; an unwrapping key that may not decrypt,
+/// CKR_KEY_FUNCTION_NOT_PERMITTED.
+fn unwrap_error(e: hsm_core::Error) -> Pkcs11Error {
+    match e {
+        hsm_core::Error::InvalidCiphertext(_) => ckr!(CKR_WRAPPED_KEY_INVALID),
+        hsm_core::Error::InvalidKeyUsage(_) => ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED),
+        hsm_core::Error::Validation(_) => ckr!(
+            CKR_TEMPLATE_INCONSISTENT,
+            "usages this key type cannot have"
+        ),
+        other => other.into(),
+    }
+}
+
+fn copied(key: hsm_core::token::CopiedKey) -> KeyHandle {
+    match key {
+        hsm_core::token::CopiedKey::Session(id) => KeyHandle::Session(id),
+        hsm_core::token::CopiedKey::Stored(meta) => KeyHandle::Stored(meta.key_id),
+    }
+}
+
+fn imported(made: hsm_core::token::ImportedPair) -> super::ImportedKey {
+    super::ImportedKey {
+        key: copied(made.key),
+        spec: made.spec,
+        spki: made.public_key,
     }
 }

@@ -18,7 +18,7 @@ pub mod embedded;
 pub mod memory;
 
 pub use hsm_core::mechanisms::{AesMode, EcdhKdf, RawSign, WrapMode};
-pub use hsm_core::token::PairUsages;
+pub use hsm_core::token::{KeyTransport, PairUsages, PrivateKind};
 pub use hsm_core::{KeySpec, KeyUsage};
 
 /// PKCS#11 attributes as stored: type → raw value bytes.
@@ -64,6 +64,17 @@ pub struct StoredObject {
     pub attrs: Attributes,
     /// The key material it names, for key objects.
     pub key: Option<KeyHandle>,
+}
+
+/// A private key an import or unwrap made.
+#[derive(Debug, Clone)]
+pub struct ImportedKey {
+    /// The key.
+    pub key: KeyHandle,
+    /// Its spec.
+    pub spec: KeySpec,
+    /// Its DER SubjectPublicKeyInfo.
+    pub spki: Vec<u8>,
 }
 
 /// The part of a token's objects some changes touched.
@@ -284,6 +295,19 @@ pub trait Backend: Send + Sync {
         Err(no_keys())
     }
 
+    /// CKM_RSA_X_509 (raw RSA, no padding) encryption (the public
+    /// operation) or decryption (the private one) with a key pair of usage
+    /// ENCRYPT_DECRYPT: input of at most k bytes below the modulus (else
+    /// CKR_DATA_LEN_RANGE), output k bytes.
+    fn rsa_x509_crypt(
+        &self,
+        _key: &KeyHandle,
+        _encrypt: bool,
+        _data: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        Err(no_keys())
+    }
+
     /// Copies a secret key into a new key with the same material (made
     /// inside the backend): a token key in the namespace of the token
     /// labelled `token_label`, or a session key. The copy may be
@@ -366,6 +390,62 @@ pub trait Backend: Send + Sync {
         _extractable: bool,
         _readable: bool,
     ) -> Result<KeyHandle> {
+        Err(no_keys())
+    }
+
+    /// Imports a private key (a PKCS#8 PrivateKeyInfo of `kind`) with
+    /// `usages`: a token key in the namespace of the token labelled
+    /// `token_label`, or a session key pair. Returns it, its spec and its
+    /// DER SubjectPublicKeyInfo.
+    fn import_private_key(
+        &self,
+        _token_label: Option<&str>,
+        _kind: PrivateKind,
+        _pkcs8: &[u8],
+        _usages: PairUsages,
+    ) -> Result<ImportedKey> {
+        Err(no_keys())
+    }
+
+    /// Unwraps a PKCS#8 PrivateKeyInfo of `kind` and imports it as
+    /// [`Backend::import_private_key`] does.
+    #[allow(clippy::too_many_arguments)]
+    fn unwrap_private_key(
+        &self,
+        _unwrapping: &KeyHandle,
+        _transport: &KeyTransport,
+        _wrapped: &[u8],
+        _token_label: Option<&str>,
+        _kind: PrivateKind,
+        _usages: PairUsages,
+    ) -> Result<ImportedKey> {
+        Err(no_keys())
+    }
+
+    /// Wraps an extractable secret key under an RSA key pair.
+    fn wrap_rsa(
+        &self,
+        _wrapping: &KeyHandle,
+        _transport: &KeyTransport,
+        _target: &KeyHandle,
+    ) -> Result<Vec<u8>> {
+        Err(no_keys())
+    }
+
+    /// Unwraps a secret key wrapped under an AES key or an RSA key pair
+    /// into a new key (AES when `aes`, else a generic secret): a token key
+    /// in the namespace of the token labelled `token_label`, or a session
+    /// key. Returns it and its length.
+    #[allow(clippy::too_many_arguments)]
+    fn unwrap_secret(
+        &self,
+        _unwrapping: &KeyHandle,
+        _transport: &KeyTransport,
+        _wrapped: &[u8],
+        _token_label: Option<&str>,
+        _aes: bool,
+        _extractable: bool,
+    ) -> Result<(KeyHandle, usize)> {
         Err(no_keys())
     }
 

@@ -99,6 +99,10 @@ fn mac_messages_are_one_to_4096_bytes_and_secrets_the_spec_length() {
         let result = verify_mac(spec, &secret, algorithm, &bad, &[0; 48]);
         assert_eq!(kind(result), "ValidationException");
     }
+    // A secret of another length is a PKCS#11 generic secret (tag
+    // pkcs11:value_len): refused here, named as such.
     let result = generate_mac(spec, &secret[..47], algorithm, b"m");
+    assert_eq!(kind(result), "InvalidKeyUsageException");
+    let result = generate_mac(spec, &[], algorithm, b"m");
     assert_eq!(kind(result), "KMSInternalException");
 }

@@ -130,6 +130,7 @@ pub fn sign_to_wire(how: RawSign) -> pb::P11RawSign {
             salt_len: u32::try_from(salt_len).unwrap_or(u32::MAX),
         }),
         RawSign::EdDsa => How::Eddsa(pb::P11Empty {}),
+        RawSign::RsaX509 => How::RsaX509(pb::P11Empty {}),
     };
     pb::P11RawSign { how: Some(how) }
 }
@@ -146,6 +147,7 @@ pub fn sign_from_wire(how: Option<pb::P11RawSign>) -> Result<RawSign> {
             salt_len: p.salt_len as usize,
         }),
         Some(How::Eddsa(_)) => Ok(RawSign::EdDsa),
+        Some(How::RsaX509(_)) => Ok(RawSign::RsaX509),
         None => Err(ckr!(CKR_MECHANISM_INVALID, "signature mechanism missing")),
     }
 }
@@ -332,5 +334,61 @@ mod tests {
             assert_eq!(err.rv(), CKR_GENERAL_ERROR, "{endpoint}");
             assert!(err.to_string().contains("unix:PATH"), "{err}");
         }
+    }
+}
+
+/// A key transport on the wire.
+pub fn transport_to_wire(t: &crate::backend::KeyTransport) -> pb::P11KeyTransport {
+    use crate::backend::KeyTransport;
+    use pb::p11_key_transport::How;
+    let how = match t {
+        KeyTransport::Aes(mode) => How::Aes(wrap_to_wire(*mode)),
+        KeyTransport::RsaPkcs1 => How::RsaPkcs1(pb::P11Empty {}),
+        KeyTransport::RsaOaep { sha256, label } => How::RsaOaep(pb::P11RsaOaepTransport {
+            sha256: *sha256,
+            label: label.clone(),
+        }),
+    };
+    pb::P11KeyTransport { how: Some(how) }
+}
+
+/// A key transport from the wire; a missing one is CKR_MECHANISM_INVALID.
+pub fn transport_from_wire(t: Option<pb::P11KeyTransport>) -> Result<crate::backend::KeyTransport> {
+    use crate::backend::KeyTransport;
+    use pb::p11_key_transport::How;
+    match t.and_then(|t| t.how) {
+        Some(How::Aes(mode)) => Ok(KeyTransport::Aes(wrap_from_wire(mode)?)),
+        Some(How::RsaPkcs1(_)) => Ok(KeyTransport::RsaPkcs1),
+        Some(How::RsaOaep(o)) => Ok(KeyTransport::RsaOaep {
+            sha256: o.sha256,
+            label: o.label,
+        }),
+        None => Err(ckr!(CKR_MECHANISM_INVALID)),
+    }
+}
+
+/// A private key kind from the wire.
+pub fn kind_from_wire(kind: &str) -> Result<crate::backend::PrivateKind> {
+    crate::backend::PrivateKind::parse(kind)
+        .map_err(|_| ckr!(CKR_ATTRIBUTE_VALUE_INVALID, "unknown private key kind"))
+}
+
+/// An imported private key from the wire.
+pub fn imported_from_wire(
+    r: pb::P11ImportPrivateKeyResponse,
+) -> Result<crate::backend::ImportedKey> {
+    Ok(crate::backend::ImportedKey {
+        key: key_from_wire(r.key)?,
+        spec: spec_from_wire(&r.key_spec)?,
+        spki: r.public_key,
+    })
+}
+
+/// An imported private key on the wire.
+pub fn imported_to_wire(made: &crate::backend::ImportedKey) -> pb::P11ImportPrivateKeyResponse {
+    pb::P11ImportPrivateKeyResponse {
+        key: Some(key_to_wire(&made.key)),
+        key_spec: made.spec.as_str().to_string(),
+        public_key: made.spki.clone(),
     }
 }
