@@ -3,7 +3,9 @@
 //! footer, in constant memory (one frame buffer).
 
 use std::collections::BTreeMap;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, IoSlice, Read, Write};
+
+use zeroize::Zeroizing;
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -23,6 +25,41 @@ const FINAL_LABEL: &[u8] = b"AWSKMSEncryptionClient Final Frame";
 const PREFIX: usize = 4 + 4 + IV_LEN + 4;
 /// Bytes of frames gathered into one write (whole frames, at least one).
 const BATCH_BYTES: usize = 64 * 1024;
+/// Frames gathered into one vectored write when encrypting (3 slices each,
+/// under the system's 1,024-slice limit).
+const BATCH_FRAMES: usize = 320;
+/// The chunk size of [`Chunks`] for a byte slice.
+const SLICE_CHUNK: usize = 256 * 1024;
+
+/// Plaintext for [`encrypt`], a chunk at a time: the frames are sealed in
+/// place inside each chunk and written from there (vectored, with their
+/// prefixes and tags), so the plaintext is never copied in user space
+/// except for a frame that spans two chunks.
+pub trait Chunks {
+    /// The next chunk; empty at the end of the input, and only there.
+    fn next_chunk(&mut self) -> std::io::Result<Zeroizing<Vec<u8>>>;
+    /// Takes back a chunk `next_chunk` gave, for reuse.
+    fn recycle(&mut self, _chunk: Zeroizing<Vec<u8>>) {}
+}
+
+impl Chunks for super::ReadAhead {
+    fn next_chunk(&mut self) -> std::io::Result<Zeroizing<Vec<u8>>> {
+        super::ReadAhead::next_chunk(self)
+    }
+    fn recycle(&mut self, chunk: Zeroizing<Vec<u8>>) {
+        super::ReadAhead::recycle(self, chunk)
+    }
+}
+
+/// Bytes in memory, copied out a chunk at a time (sealing works in place).
+impl Chunks for &[u8] {
+    fn next_chunk(&mut self) -> std::io::Result<Zeroizing<Vec<u8>>> {
+        let n = self.len().min(SLICE_CHUNK);
+        let (head, rest) = self.split_at(n);
+        *self = rest;
+        Ok(Zeroizing::new(head.to_vec()))
+    }
+}
 
 /// The frame key of one message and its message id (part of every frame's
 /// additional data).
@@ -146,8 +183,8 @@ pub struct EncryptRequest<'a> {
 /// frames (the last one a final frame, full when the input is a multiple
 /// of the frame length), footer for signed suites. `progress` is told the
 /// plaintext bytes of each frame. Returns the message length.
-pub fn encrypt<R: Read, W: Write>(
-    input: &mut R,
+pub fn encrypt<C: Chunks + ?Sized, W: Write>(
+    input: &mut C,
     output: &mut W,
     request: EncryptRequest<'_>,
     progress: &mut dyn FnMut(u64),
@@ -205,76 +242,58 @@ pub fn encrypt<R: Read, W: Write>(
     head.extend_from_slice(tag.as_ref());
     drop(keys);
 
-    let mut written = 0u64;
-    let mut emit = |bytes: &[u8], signer: &mut Option<Signer>| -> Result<(), EsdkError> {
-        if let Some(s) = signer.as_mut() {
-            s.update(bytes);
-        }
-        output.write_all(bytes)?;
-        written += bytes.len() as u64;
-        Ok(())
+    let mut frames = FrameWriter {
+        output,
+        signer: &mut signer,
+        cipher: &cipher,
+        frame_length: frame_length as usize,
+        written: 0,
+        seq: 1,
     };
-    emit(&head, &mut signer)?;
-
+    frames.write_all(&[&head])?;
     let fl = frame_length as usize;
-    let slot = PREFIX + fl + TAG_LEN;
-    // Frames are read straight into `out`, encrypted in place and written a
-    // batch at a time (no per-frame write). Holds plaintext until sealed:
-    // wiped when dropped, on every path.
-    let mut out = zeroize::Zeroizing::new(vec![0u8; (BATCH_BYTES / fl).max(1) * slot]);
-    let mut used = 0;
-    let mut carry: Option<u8> = None;
-    let mut seq: u32 = 1;
+    // A frame begun at the end of one chunk and completed from the next:
+    // the only plaintext copied. Wiped when dropped.
+    let mut carry = Zeroizing::new(Vec::with_capacity(fl));
+    let mut chunk = input.next_chunk()?;
+    let mut next = if chunk.is_empty() {
+        Zeroizing::new(Vec::new())
+    } else {
+        input.next_chunk()?
+    };
     loop {
-        // Content after a regular frame's prefix; moved 8 bytes on for a
-        // final frame, known only once the input ends.
-        let mut c = used + 16;
-        let start = match carry.take() {
-            Some(b) => {
-                out[c] = b;
-                1
+        let end = next.is_empty();
+        let mut off = 0;
+        if !carry.is_empty() {
+            off = (fl - carry.len()).min(chunk.len());
+            carry.extend_from_slice(&chunk[..off]);
+            if carry.len() == fl {
+                let last = end && off == chunk.len();
+                frames.seal_batch(&mut carry, last, progress)?;
+                carry.clear();
+                if last {
+                    break;
+                }
             }
-            None => 0,
-        };
-        let n = start + read_full(input, &mut out[c + start..c + fl])?;
-        // A full frame is the last one only if nothing follows it.
-        let last = n < fl || {
-            let mut one = [0u8; 1];
-            let end = read_full(input, &mut one)? == 0;
-            if !end {
-                carry = Some(one[0]);
-            }
-            end
-        };
-        if !last && seq == u32::MAX - 1 {
-            return Err(EsdkError::Invalid("more than 2^32 - 2 frames".into()));
         }
-        let iv = frame_iv(seq);
-        let f = &mut out[used..];
-        if last {
-            f.copy_within(16..16 + n, 24);
-            c += 8;
-            f[0..4].copy_from_slice(&FINAL_MARKER);
-            f[4..8].copy_from_slice(&seq.to_be_bytes());
-            f[8..20].copy_from_slice(&iv);
-            f[20..24].copy_from_slice(&(n as u32).to_be_bytes());
-        } else {
-            f[0..4].copy_from_slice(&seq.to_be_bytes());
-            f[4..16].copy_from_slice(&iv);
-        }
-        let tag = cipher.seal(last, seq, iv, &mut out[c..c + n])?;
-        out[c + n..c + n + TAG_LEN].copy_from_slice(&tag);
-        used = c + n + TAG_LEN;
-        progress(n as u64);
-        if last || out.len() - used < slot {
-            emit(&out[..used], &mut signer)?;
-            used = 0;
-        }
+        // The whole frames of this chunk, sealed and written in place.
+        let whole = (chunk.len() - off) / fl * fl;
+        let last = end && off + whole == chunk.len() && whole > 0;
+        frames.seal_batch(&mut chunk[off..off + whole], last, progress)?;
         if last {
             break;
         }
-        seq += 1;
+        carry.extend_from_slice(&chunk[off + whole..]);
+        if end {
+            // The final frame: what is left, possibly nothing.
+            frames.seal_batch(&mut carry, true, progress)?;
+            break;
+        }
+        input.recycle(std::mem::replace(&mut chunk, next));
+        next = input.next_chunk()?;
     }
+    input.recycle(chunk);
+    let mut written = frames.written;
     if let Some(s) = signer.take() {
         let footer = s.finish()?;
         output.write_all(&footer)?;
@@ -282,6 +301,114 @@ pub fn encrypt<R: Read, W: Write>(
     }
     output.flush()?;
     Ok(written)
+}
+
+/// Seals frames in place and writes them, with their prefixes and tags,
+/// in vectored writes; feeds the signer the same bytes in order.
+struct FrameWriter<'a, W: Write> {
+    output: &'a mut W,
+    signer: &'a mut Option<Signer>,
+    cipher: &'a FrameCipher,
+    frame_length: usize,
+    written: u64,
+    seq: u32,
+}
+
+impl<W: Write> FrameWriter<'_, W> {
+    /// Seals the frames of `content` in place and writes them. Without
+    /// `last`, `content` is whole frames (possibly none); with `last`, its
+    /// final frame is the tail: a full frame, a shorter one, or an empty
+    /// one when `content` is empty.
+    fn seal_batch(
+        &mut self,
+        content: &mut [u8],
+        last: bool,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), EsdkError> {
+        let fl = self.frame_length;
+        let count = if last {
+            content.len().div_ceil(fl).max(1)
+        } else {
+            content.len() / fl
+        };
+        let mut first = 0;
+        while first < count {
+            let group = (count - first).min(BATCH_FRAMES);
+            let final_group = last && first + group == count;
+            let start = first * fl;
+            let end = if final_group {
+                content.len()
+            } else {
+                (first + group) * fl
+            };
+            let region = &mut content[start..end];
+            let region_len = region.len();
+            let range = |i: usize| i * fl..((i + 1) * fl).min(region_len);
+            let mut prefixes = [[0u8; PREFIX]; BATCH_FRAMES];
+            let mut prefix_lens = [0usize; BATCH_FRAMES];
+            let mut tags = [[0u8; TAG_LEN]; BATCH_FRAMES];
+            for i in 0..group {
+                let is_last = final_group && i == group - 1;
+                let seq = self.seq;
+                if !is_last && seq == u32::MAX - 1 {
+                    return Err(EsdkError::Invalid("more than 2^32 - 2 frames".into()));
+                }
+                let iv = frame_iv(seq);
+                let frame = &mut region[range(i)];
+                let n = frame.len();
+                let p = &mut prefixes[i];
+                prefix_lens[i] = if is_last {
+                    p[0..4].copy_from_slice(&FINAL_MARKER);
+                    p[4..8].copy_from_slice(&seq.to_be_bytes());
+                    p[8..20].copy_from_slice(&iv);
+                    p[20..24].copy_from_slice(&(n as u32).to_be_bytes());
+                    24
+                } else {
+                    p[0..4].copy_from_slice(&seq.to_be_bytes());
+                    p[4..16].copy_from_slice(&iv);
+                    16
+                };
+                tags[i] = self.cipher.seal(is_last, seq, iv, frame)?;
+                progress(n as u64);
+                self.seq = seq.wrapping_add(1);
+            }
+            let region = &*region;
+            let mut parts: Vec<&[u8]> = Vec::with_capacity(3 * group);
+            for i in 0..group {
+                parts.push(&prefixes[i][..prefix_lens[i]]);
+                parts.push(&region[range(i)]);
+                parts.push(&tags[i]);
+            }
+            self.write_all(&parts)?;
+            first += group;
+        }
+        Ok(())
+    }
+
+    /// Writes `parts` in order (vectored), feeding the signer.
+    fn write_all(&mut self, parts: &[&[u8]]) -> Result<(), EsdkError> {
+        if let Some(s) = self.signer.as_mut() {
+            for part in parts {
+                s.update(part);
+            }
+        }
+        let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        let mut slices = &mut slices[..];
+        while !slices.is_empty() {
+            match self.output.write_vectored(slices) {
+                Ok(0) => {
+                    return Err(std::io::Error::from(ErrorKind::WriteZero).into());
+                }
+                Ok(n) => {
+                    self.written += n as u64;
+                    IoSlice::advance_slices(&mut slices, n);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Reads until `buf` is full or the input ends; returns the bytes read.

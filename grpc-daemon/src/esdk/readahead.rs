@@ -75,6 +75,47 @@ impl ReadAhead {
     }
 }
 
+impl ReadAhead {
+    /// The next chunk as the thread read it, handed over without a copy
+    /// (what a [`Read`] call left of the current chunk comes first); empty
+    /// at the end of the input. Every chunk but the last is full.
+    pub fn next_chunk(&mut self) -> io::Result<Zeroizing<Vec<u8>>> {
+        if self.pos < self.current.len() {
+            let mut rest = std::mem::take(&mut *self.current);
+            rest.drain(..self.pos);
+            self.pos = 0;
+            return Ok(Zeroizing::new(rest));
+        }
+        if self.done {
+            return Ok(Zeroizing::new(Vec::new()));
+        }
+        let next = self
+            .filled
+            .as_ref()
+            .and_then(|rx| rx.recv().ok())
+            .unwrap_or_else(|| Err(io::Error::other("the read-ahead thread stopped")));
+        match next {
+            Ok(buf) => {
+                self.done = buf.is_empty();
+                Ok(Zeroizing::new(buf))
+            }
+            Err(e) => {
+                self.done = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes back a chunk from [`ReadAhead::next_chunk`] for the thread to
+    /// fill again (its contents are overwritten; wiped if it is not
+    /// reused).
+    pub fn recycle(&mut self, mut chunk: Zeroizing<Vec<u8>>) {
+        if chunk.capacity() > 0 {
+            let _ = self.empty.send(std::mem::take(&mut *chunk));
+        }
+    }
+}
+
 impl Read for ReadAhead {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.current.len() {

@@ -114,6 +114,59 @@ fn round_trips_at_frame_edges_for_both_suites() {
     }
 }
 
+/// Frames are sealed in place inside the input's chunks (256 KiB for a
+/// slice; any size from [`ReadAhead`]); a frame spanning two chunks (or
+/// more) goes through the carry buffer. Every shape round-trips.
+#[test]
+fn frames_across_input_chunks_round_trip() {
+    let key = random_key();
+    let chunk = 256 * 1024;
+    for (len, fl) in [
+        (chunk, 4096),
+        (chunk, 4095),
+        (chunk + 1, 4096),
+        (chunk - 1, 4096),
+        (2 * chunk + 17, 5000),
+        (2 * chunk, chunk as u32),
+        (300_000, chunk as u32 + 1),
+        (2 * chunk + 3, 3 * chunk as u32),
+        (chunk + 5, 1),
+    ] {
+        let plain = data(len);
+        let msg = seal(&plain, Suite::CommitKey, fl, &ctx(&[]), &key);
+        assert_eq!(open(&msg, &key).unwrap(), plain, "len {len} frame {fl}");
+    }
+    for (len, fl, chunk) in [
+        (10_000, 300, 1000),
+        (9_000, 300, 900),
+        (5, 300, 1),
+        (0, 7, 3),
+    ] {
+        let plain = data(len);
+        let mut out = Vec::new();
+        let mut input = ReadAhead::new(std::io::Cursor::new(plain.clone()), chunk, 2);
+        encrypt(
+            &mut input,
+            &mut out,
+            EncryptRequest {
+                suite: Suite::CommitKey,
+                frame_length: fl,
+                context: ctx(&[]),
+                encrypted_data_keys: vec![edk()],
+                data_key: &key,
+                signer: None,
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(
+            open(&out, &key).unwrap(),
+            plain,
+            "len {len} frame {fl} chunk {chunk}"
+        );
+    }
+}
+
 #[test]
 fn a_whole_number_of_frames_ends_with_a_full_final_frame() {
     let key = random_key();
