@@ -150,7 +150,6 @@ pub struct Hsm {
     state: RwLock<State>,
     /// The store's reads, on their own connection (also the state's).
     reader: Arc<store::Reader>,
-    store: Mutex<Store>,
     root_key: SecretKey,
     cache: MaterialCache,
     options: HsmOptions,
@@ -163,6 +162,10 @@ pub struct Hsm {
     shared: bool,
     /// SQLite's `data_version` when memory was last brought up to date.
     seen_version: std::sync::atomic::AtomicU64,
+    /// Declared last, so dropped after everything holding the reader: its
+    /// connection is the store's last to close, which checkpoints the WAL
+    /// into the database (a read-only connection closing last cannot).
+    store: Mutex<Store>,
 }
 
 /// The state's write lock. Dropping it after a change bumps the store's
@@ -393,8 +396,13 @@ impl Hsm {
         let seen_version = store.data_version()?;
         let reader = Arc::new(store.reader()?);
         let identities = users::load(&store.conn)?;
-        let authz =
-            crate::policy::authz::Authz::load(&store.conn, &root_key[..], &options.account)?;
+        let authz = crate::policy::authz::Authz::load(
+            &store.conn,
+            reader.clone(),
+            options.cache_capacity,
+            &root_key[..],
+            &options.account,
+        )?;
         Ok(Hsm {
             state: RwLock::new(State::new(reader.clone(), options.cache_capacity)),
             reader,
@@ -450,6 +458,8 @@ impl Hsm {
                     users::load(&store.conn)?,
                     crate::policy::authz::Authz::load(
                         &store.conn,
+                        self.reader.clone(),
+                        self.options.cache_capacity,
                         &self.root_key[..],
                         &self.options.account,
                     )?,

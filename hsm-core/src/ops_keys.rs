@@ -266,11 +266,16 @@ impl Hsm {
                 None => Ok(()),
             }
         });
-        if let Err(e) = committed {
-            if policy.is_some() {
+        match (committed, policy) {
+            (Err(e), Some(_)) => {
                 self.write_authz().forget_key(&record.id);
+                return Err(e);
             }
-            return Err(e);
+            (Err(e), None) => return Err(e),
+            // Again: the entry may have been evicted and read back (as the
+            // default) before the commit.
+            (Ok(()), Some(p)) => self.write_authz().set_policy(record.id, p),
+            (Ok(()), None) => {}
         }
         let meta = metadata(&record);
         self.write_state().put_key(record);

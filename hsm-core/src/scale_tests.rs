@@ -301,3 +301,50 @@ fn migration_7_upgrades_a_store_made_before_it() {
     clock.advance(8 * DAY);
     assert_eq!(hsm.tick(clock.now()).unwrap().destroyed.len(), 1);
 }
+
+#[test]
+fn key_policies_are_read_when_used_and_hold_after_eviction_and_reopen() {
+    use crate::identity::{Caller, Principal};
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000));
+    let root = Caller::new(Principal::Root, "test");
+    let account = crate::identity::Account::default().account_id;
+    // The root may do everything but Encrypt.
+    let policy = format!(
+        r#"{{"Version": "2012-10-17", "Statement": [
+            {{"Effect": "Allow", "Principal": {{"AWS": "arn:aws:iam::{account}:root"}}, "Action": "kms:*", "Resource": "*"}},
+            {{"Effect": "Deny", "Principal": {{"AWS": "arn:aws:iam::{account}:root"}}, "Action": "kms:Encrypt", "Resource": "*"}}]}}"#
+    );
+    let context = EncryptionContext::new();
+    let mut keys = Vec::new();
+    {
+        let hsm = Hsm::init(dir.path(), &pass(), options(clock.clone(), 2)).unwrap();
+        let g = hsm.gate(&root);
+        for i in 0..6 {
+            let key = g.create_key(CreateKeyRequest::default()).unwrap().key_id;
+            if i % 2 == 0 {
+                g.put_key_policy(&key, None, &policy, true).unwrap();
+            }
+            keys.push(key);
+        }
+        // Every key used once more: the 2-entry cache evicted most policies.
+        for (i, key) in keys.iter().enumerate() {
+            let denied = g.encrypt(key, b"x", &context, None).is_err();
+            assert_eq!(denied, i % 2 == 0, "key {i}");
+        }
+    }
+    let hsm = Hsm::open(dir.path(), &pass(), options(clock, 2)).unwrap();
+    let g = hsm.gate(&root);
+    for _ in 0..2 {
+        for (i, key) in keys.iter().enumerate() {
+            let result = g.encrypt(key, b"x", &context, None);
+            assert_eq!(
+                matches!(result, Err(crate::Error::AccessDenied(_))),
+                i % 2 == 0,
+                "key {i}"
+            );
+            let text = g.get_key_policy(key, None).unwrap();
+            assert_eq!(text.contains("Deny"), i % 2 == 0);
+        }
+    }
+}

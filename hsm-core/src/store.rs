@@ -719,6 +719,13 @@ impl Reader {
         }
     }
 
+    /// A key's policy text, if it has one stored (else the default).
+    pub fn policy(&self, id: &Uuid) -> Result<Option<String>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("SELECT policy FROM key_policies WHERE key_id = ?1")?;
+        Ok(stmt.query_row([id_text(id)], |r| r.get(0)).optional()?)
+    }
+
     /// Whether a key was destroyed (its ciphertexts can never decrypt).
     pub fn is_destroyed(&self, id: &Uuid) -> Result<bool> {
         let conn = self.lock();

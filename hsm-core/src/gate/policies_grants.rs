@@ -138,7 +138,7 @@ impl<'a> Gate<'a> {
         self.run(Request::key("kms:GetKeyPolicy", key_id), || {
             check_policy_name(policy_name, true)?;
             let key = self.hsm.key_facts(key_id)?;
-            Ok(self.hsm.read_authz().policy(&key.id).text.clone())
+            Ok(self.hsm.read_authz().policy(&key.id)?.text.clone())
         })
     }
 
@@ -225,7 +225,7 @@ impl<'a> Gate<'a> {
         }
         let principal = self.principal_arn();
         let authz = self.hsm.read_authz();
-        let decision = self.hsm.policy_decision(&authz, &principal, check, key);
+        let decision = self.hsm.policy_decision(&authz, &principal, check, key)?;
         let by_grant = || {
             authz
                 .grants
@@ -350,7 +350,7 @@ impl<'a> Gate<'a> {
                 let key = self.hsm.key_facts(&key_arn)?;
                 let request = Request::key("kms:RetireGrant", &key_arn);
                 let authz = self.hsm.read_authz();
-                let decision = self.hsm.policy_decision(&authz, &caller, &request, &key);
+                let decision = self.hsm.policy_decision(&authz, &caller, &request, &key)?;
                 let by_grant = grant.retiring.as_deref() == Some(caller.as_str())
                     || (grant.grantee == caller && grant.allows(GrantOperation::RetireGrant, None))
                     || self.caller.principal.is_administrator();

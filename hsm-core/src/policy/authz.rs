@@ -1,14 +1,14 @@
 //! The authorization state of a store (every key's policy, every grant, the
 //! account-level rule) and the one decision the gate asks for each call.
 //!
-//! Key policies and grants are loaded at open and written through in the
-//! same store transaction as the change they belong to. A key without a
-//! policy row (made before policies existed, or by the embedded PKCS#11
+//! Key policies are read from the store when a key is first used and
+//! cached (bounded, least recently used first); grants are loaded at open.
+//! Both are written through in the same store transaction as the change
+//! they belong to. A key without a policy row (made before policies existed, or by the embedded PKCS#11
 //! backend) has AWS's default policy: the account's administrators may do
 //! everything with it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLockReadGuard, RwLockWriteGuard};
 
 use base64::Engine as _;
 use ring::hmac;
@@ -16,6 +16,7 @@ use rusqlite::{params, Connection, Transaction};
 use uuid::Uuid;
 
 use super::{default_key_policy, ConditionContext, Decision, KeyPolicy, PolicyError, Request};
+use crate::cache::Lru;
 use crate::error::{Error, Result};
 use crate::gate;
 use crate::grants::{GrantOperation, Grants};
@@ -52,7 +53,10 @@ impl StoredPolicy {
 
 /// Policies, grants and the account-level rule of one store.
 pub(crate) struct Authz {
-    policies: HashMap<Uuid, Arc<StoredPolicy>>,
+    /// The policies of keys used lately (the default one for a key
+    /// without a row); the store holds them all.
+    policies: Mutex<Lru<Uuid, Arc<StoredPolicy>>>,
+    reader: Arc<crate::store::Reader>,
     default_policy: Arc<StoredPolicy>,
     pub grants: Grants,
     /// Account-level actions users may call (`kms:CreateKey`, ...).
@@ -63,9 +67,7 @@ pub(crate) struct Authz {
 
 impl std::fmt::Debug for Authz {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authz")
-            .field("policies", &self.policies.len())
-            .finish_non_exhaustive()
+        f.debug_struct("Authz").finish_non_exhaustive()
     }
 }
 
@@ -76,22 +78,21 @@ const TOKEN_LEN: usize = 1 + 32 + 32;
 const MAX_TOKEN_CHARS: usize = 8192;
 
 impl Authz {
-    /// Loads policies and grants; the grant token key is derived from the
-    /// store's root key.
-    pub fn load(conn: &Connection, root_key: &[u8], account: &Account) -> Result<Authz> {
-        let mut policies = HashMap::new();
-        let mut stmt = conn.prepare("SELECT key_id, policy FROM key_policies")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let id = Uuid::parse_str(&row.get::<_, String>(0)?).map_err(|_| {
-                Error::Internal("the store is corrupt: a key policy with a malformed key id".into())
-            })?;
-            policies.insert(id, Arc::new(StoredPolicy::stored(row.get(1)?)?));
-        }
+    /// Loads grants (policies are read through `reader` when used, at
+    /// most `capacity` of them kept); the grant token key is derived from
+    /// the store's root key.
+    pub fn load(
+        conn: &Connection,
+        reader: Arc<crate::store::Reader>,
+        capacity: usize,
+        root_key: &[u8],
+        account: &Account,
+    ) -> Result<Authz> {
         let root = hmac::Key::new(hmac::HMAC_SHA256, root_key);
         let derived = hmac::sign(&root, b"tinfoil grant tokens v1");
         Ok(Authz {
-            policies,
+            policies: Mutex::new(Lru::new(capacity)),
+            reader,
             default_policy: Arc::new(StoredPolicy::stored(default_key_policy(
                 &account.account_id,
             ))?),
@@ -104,19 +105,34 @@ impl Authz {
         })
     }
 
+    fn cached(&self) -> MutexGuard<'_, Lru<Uuid, Arc<StoredPolicy>>> {
+        // The cache stays consistent even if a holder panicked.
+        self.policies.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The policy of a key (the default one when it has none stored).
-    pub fn policy(&self, key: &Uuid) -> &Arc<StoredPolicy> {
-        self.policies.get(key).unwrap_or(&self.default_policy)
+    /// Changes are made under the write lock, so a reader holding the read
+    /// lock never caches an old policy.
+    pub fn policy(&self, key: &Uuid) -> Result<Arc<StoredPolicy>> {
+        if let Some(policy) = self.cached().get(key) {
+            return Ok(policy.clone());
+        }
+        let policy = match self.reader.policy(key)? {
+            Some(text) => Arc::new(StoredPolicy::stored(text)?),
+            None => self.default_policy.clone(),
+        };
+        self.cached().insert(*key, policy.clone());
+        Ok(policy)
     }
 
     /// Replaces a key's policy in memory (after its row was committed).
     pub fn set_policy(&mut self, key: Uuid, policy: Arc<StoredPolicy>) {
-        self.policies.insert(key, policy);
+        self.cached().insert(key, policy);
     }
 
     /// Forgets everything about a destroyed key.
     pub fn forget_key(&mut self, key: &Uuid) {
-        self.policies.remove(key);
+        self.cached().remove(key);
         self.grants.forget_key(key);
     }
 
@@ -355,7 +371,7 @@ impl Hsm {
         };
         let principal_arn = principal.arn_in(self.account());
         let authz = self.read_authz();
-        let decision = self.policy_decision(&authz, &principal_arn, request, &key);
+        let decision = self.policy_decision(&authz, &principal_arn, request, &key)?;
         let by_grant = || {
             GrantOperation::for_action(request.action).is_some_and(|op| {
                 authz
@@ -378,8 +394,8 @@ impl Hsm {
         principal_arn: &str,
         request: &gate::Request<'_>,
         key: &KeyFacts,
-    ) -> Decision {
-        let policy = authz.policy(&key.id);
+    ) -> Result<Decision> {
+        let policy = authz.policy(&key.id)?;
         let owned_ctx;
         let ctx = if policy.compiled.uses_conditions() {
             owned_ctx = self.condition_context(principal_arn, request, Some(key));
@@ -393,12 +409,12 @@ impl Hsm {
         } else {
             String::new()
         };
-        policy.compiled.evaluate(&Request {
+        Ok(policy.compiled.evaluate(&Request {
             principal: principal_arn,
             action: request.action,
             resource: &arn,
             context: ctx,
-        })
+        }))
     }
 
     /// Account-level actions: administrators always, users for the
