@@ -51,7 +51,8 @@ pub struct SettingsInput {
     /// Seconds between rotation and deletion ticks, 1 to 60 (default 60).
     #[arg(long)]
     pub tick_interval_secs: Option<u64>,
-    /// Unwrapped key versions kept in memory (default 1024).
+    /// Entries of each in-memory cache: key records, aliases, key
+    /// policies, unwrapped key versions (default 1024).
     #[arg(long)]
     pub cache_capacity: Option<usize>,
     /// Log filter when RUST_LOG is unset (default "info").
@@ -225,7 +226,7 @@ pub struct Settings {
     pub call_timeout: Duration,
     /// Interval of background ticks (1 to 60 s).
     pub tick_interval: Duration,
-    /// Key-version cache size.
+    /// Entries of each in-memory cache (keys, aliases, policies, versions).
     pub cache_capacity: usize,
     /// Log filter.
     pub log_level: String,

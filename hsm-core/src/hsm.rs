@@ -29,7 +29,9 @@ pub struct HsmOptions {
     pub kdf: KdfParams,
     /// Where time comes from.
     pub clock: Arc<dyn Clock>,
-    /// How many unwrapped key versions to keep in memory.
+    /// How many entries each in-memory cache holds (least recently used
+    /// evicted first): key records, aliases, key policies, unwrapped key
+    /// versions. Keys are read from the store when used.
     pub cache_capacity: usize,
     /// The account and region every ARN names (one per process).
     pub account: Account,
