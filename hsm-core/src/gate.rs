@@ -579,6 +579,29 @@ impl<'a> Gate<'a> {
         })
     }
 
+    /// Encapsulate (ML-KEM keys).
+    pub fn encapsulate(
+        &self,
+        key_id: &str,
+        algorithm: EncapsulationAlgorithm,
+    ) -> Result<EncapsulateOutput> {
+        self.run(Request::key("kms:Encapsulate", key_id), || {
+            self.hsm.encapsulate(key_id, algorithm)
+        })
+    }
+
+    /// Decapsulate (ML-KEM keys).
+    pub fn decapsulate(
+        &self,
+        key_id: &str,
+        ciphertext: &[u8],
+        algorithm: EncapsulationAlgorithm,
+    ) -> Result<DecapsulateOutput> {
+        self.run(Request::key("kms:Decapsulate", key_id), || {
+            self.hsm.decapsulate(key_id, ciphertext, algorithm)
+        })
+    }
+
     /// GenerateMac.
     pub fn generate_mac(
         &self,

@@ -386,11 +386,11 @@ impl Hsm {
         })
     }
 
-    /// GetPublicKey of an RSA or elliptic-curve key.
+    /// GetPublicKey of an RSA, elliptic-curve, ML-DSA or ML-KEM key.
     pub fn get_public_key(&self, key_id: &str) -> Result<PublicKeyOutput> {
         let meta = self.describe_key(key_id)?;
         let key = self.usable_key(key_id, meta.key_usage, "GetPublicKey")?;
-        if !(key.spec.is_rsa() || key.spec.is_ecc()) {
+        if !key.spec.has_public_key() {
             return Err(Error::UnsupportedOperation(format!(
                 "{} has no public key: it is {}",
                 key.arn(),
@@ -404,6 +404,54 @@ impl Hsm {
             key_usage: meta.key_usage,
             encryption_algorithms: meta.encryption_algorithms,
             signing_algorithms: meta.signing_algorithms,
+        })
+    }
+
+    /// Encapsulate with an ML-KEM key (ENCAPSULATE_DECAPSULATE): a fresh
+    /// 32-byte shared secret and its ciphertext under the key's public key.
+    pub fn encapsulate(
+        &self,
+        key_id: &str,
+        algorithm: EncapsulationAlgorithm,
+    ) -> Result<EncapsulateOutput> {
+        let key = self.usable_key(key_id, KeyUsage::EncapsulateDecapsulate, "Encapsulate")?;
+        let asymmetric::PrivateKey::MlKem(kem) = key.material.private_key(key.spec)? else {
+            return Err(Error::InvalidKeyUsage(format!(
+                "{algorithm} needs an ML-KEM key; {} is {}",
+                key.arn(),
+                key.spec
+            )));
+        };
+        let (ciphertext, shared_secret) = kem.encapsulate()?;
+        Ok(EncapsulateOutput {
+            key_id: key.arn(),
+            shared_secret,
+            shared_secret_ciphertext_blob: ciphertext,
+            encapsulation_algorithm: algorithm,
+        })
+    }
+
+    /// Decapsulate with an ML-KEM key. A ciphertext of the wrong length
+    /// is `InvalidCiphertextException`; any other gives 32 bytes (implicit
+    /// rejection), as in KMS.
+    pub fn decapsulate(
+        &self,
+        key_id: &str,
+        ciphertext: &[u8],
+        algorithm: EncapsulationAlgorithm,
+    ) -> Result<DecapsulateOutput> {
+        let key = self.usable_key(key_id, KeyUsage::EncapsulateDecapsulate, "Decapsulate")?;
+        let asymmetric::PrivateKey::MlKem(kem) = key.material.private_key(key.spec)? else {
+            return Err(Error::InvalidKeyUsage(format!(
+                "{algorithm} needs an ML-KEM key; {} is {}",
+                key.arn(),
+                key.spec
+            )));
+        };
+        Ok(DecapsulateOutput {
+            key_id: key.arn(),
+            shared_secret: kem.decapsulate(ciphertext)?,
+            encapsulation_algorithm: algorithm,
         })
     }
 

@@ -192,3 +192,50 @@ pub struct TickReport {
     /// Keys rotated by their schedule.
     pub rotated: Vec<String>,
 }
+
+/// The result of Encapsulate. The shared secret is wiped on drop.
+pub struct EncapsulateOutput {
+    /// The full resource name of the ML-KEM key.
+    pub key_id: String,
+    /// The 32-byte shared secret.
+    pub shared_secret: Zeroizing<Vec<u8>>,
+    /// The ML-KEM ciphertext (768, 1088 or 1568 bytes).
+    pub shared_secret_ciphertext_blob: Vec<u8>,
+    /// The algorithm used.
+    pub encapsulation_algorithm: crate::types::EncapsulationAlgorithm,
+}
+
+impl std::fmt::Debug for EncapsulateOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncapsulateOutput")
+            .field("key_id", &self.key_id)
+            .field("shared_secret", &format_args!("<redacted>"))
+            .field(
+                "shared_secret_ciphertext_blob",
+                &format_args!("<{} bytes>", self.shared_secret_ciphertext_blob.len()),
+            )
+            .field("encapsulation_algorithm", &self.encapsulation_algorithm)
+            .finish()
+    }
+}
+
+/// The result of Decapsulate. The shared secret is wiped on drop.
+pub struct DecapsulateOutput {
+    /// The full resource name of the ML-KEM key.
+    pub key_id: String,
+    /// The 32-byte shared secret (a pseudo-random value for a ciphertext
+    /// of another key or an altered one: implicit rejection).
+    pub shared_secret: Zeroizing<Vec<u8>>,
+    /// The algorithm used.
+    pub encapsulation_algorithm: crate::types::EncapsulationAlgorithm,
+}
+
+impl std::fmt::Debug for DecapsulateOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecapsulateOutput")
+            .field("key_id", &self.key_id)
+            .field("shared_secret", &format_args!("<redacted>"))
+            .field("encapsulation_algorithm", &self.encapsulation_algorithm)
+            .finish()
+    }
+}

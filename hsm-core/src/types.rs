@@ -78,6 +78,18 @@ kms_names!(
         Hmac384 => "HMAC_384",
         /// HMAC with a 512-bit key.
         Hmac512 => "HMAC_512",
+        /// ML-DSA-44 (FIPS 204), NIST security category 2.
+        MlDsa44 => "ML_DSA_44",
+        /// ML-DSA-65 (FIPS 204), NIST security category 3.
+        MlDsa65 => "ML_DSA_65",
+        /// ML-DSA-87 (FIPS 204), NIST security category 5.
+        MlDsa87 => "ML_DSA_87",
+        /// ML-KEM-512 (FIPS 203), NIST security category 1.
+        MlKem512 => "ML_KEM_512",
+        /// ML-KEM-768 (FIPS 203), NIST security category 3.
+        MlKem768 => "ML_KEM_768",
+        /// ML-KEM-1024 (FIPS 203), NIST security category 5.
+        MlKem1024 => "ML_KEM_1024",
     }
 );
 
@@ -107,8 +119,32 @@ impl KeySpec {
             KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512
         )
     }
+    /// Whether this is an ML-DSA (FIPS 204) key spec.
+    pub fn is_ml_dsa(self) -> bool {
+        matches!(
+            self,
+            KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87
+        )
+    }
+    /// Whether this is an ML-KEM (FIPS 203) key spec.
+    pub fn is_ml_kem(self) -> bool {
+        matches!(
+            self,
+            KeySpec::MlKem512 | KeySpec::MlKem768 | KeySpec::MlKem1024
+        )
+    }
+    /// Whether keys of this spec have a public key (GetPublicKey).
+    pub fn has_public_key(self) -> bool {
+        self.is_rsa() || self.is_ecc() || self.is_ml_dsa() || self.is_ml_kem()
+    }
     /// The key usages this spec allows, as in KMS.
     pub fn allowed_usages(self) -> &'static [KeyUsage] {
+        if self.is_ml_dsa() {
+            return &[KeyUsage::SignVerify];
+        }
+        if self.is_ml_kem() {
+            return &[KeyUsage::EncapsulateDecapsulate];
+        }
         if self.is_symmetric() {
             &[KeyUsage::EncryptDecrypt]
         } else if self.is_rsa() {
@@ -134,8 +170,22 @@ kms_names!(
         SignVerify => "SIGN_VERIFY",
         /// GenerateMac and VerifyMac.
         GenerateVerifyMac => "GENERATE_VERIFY_MAC",
+        /// Encapsulate and Decapsulate (ML-KEM keys).
+        EncapsulateDecapsulate => "ENCAPSULATE_DECAPSULATE",
     }
 );
+
+impl KeyUsage {
+    /// The key encapsulation algorithms a key of this usage supports
+    /// (`EncapsulationAlgorithms` of DescribeKey and GetPublicKey): ML_KEM
+    /// for ENCAPSULATE_DECAPSULATE keys, none otherwise.
+    pub fn encapsulation_algorithms(self) -> Vec<EncapsulationAlgorithm> {
+        match self {
+            KeyUsage::EncapsulateDecapsulate => vec![EncapsulationAlgorithm::MlKem],
+            _ => Vec::new(),
+        }
+    }
+}
 
 kms_names!(
     /// The lifecycle state of a key (`KeyState`).
@@ -194,6 +244,17 @@ kms_names!(
         EcdsaSha512 => "ECDSA_SHA_512",
         /// Pure Ed25519 (EdDSA) over the raw message.
         Ed25519Sha512 => "ED25519_SHA_512",
+        /// ML-DSA (FIPS 204), hedged, empty context; RAW messages or an
+        /// EXTERNAL_MU.
+        MlDsaShake256 => "ML_DSA_SHAKE_256",
+    }
+);
+
+kms_names!(
+    /// Key encapsulation algorithms (`EncapsulationAlgorithmSpec`).
+    EncapsulationAlgorithm {
+        /// ML-KEM (FIPS 203) with the key's parameter set.
+        MlKem => "ML_KEM",
     }
 );
 
@@ -204,6 +265,9 @@ kms_names!(
         Raw => "RAW",
         /// A digest of the algorithm's length.
         Digest => "DIGEST",
+        /// The 64-byte ML-DSA message representative mu (FIPS 204
+        /// section 6.2), ML_DSA_SHAKE_256 only.
+        ExternalMu => "EXTERNAL_MU",
     }
 );
 

@@ -6,11 +6,14 @@ use std::fmt;
 use aws_lc_rs::rsa::KeyPair as RsaKeyPair;
 use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair};
 
+use super::mldsa::MlDsaKey;
+use super::mlkem::MlKemKey;
 use super::{check_message, check_signing_algorithm, ecc, message_digest, rsa};
 use crate::error::{Error, Result};
 use crate::types::{KeySpec, MessageType, SigningAlgorithm};
 
-/// A parsed RSA, ECDSA or Ed25519 private key of a known spec.
+/// A parsed RSA, ECDSA, Ed25519, ML-DSA or ML-KEM private key of a known
+/// spec.
 ///
 /// The library objects hold the key in memory the library frees (and
 /// clears) on drop; `Debug` prints the spec only.
@@ -21,6 +24,10 @@ pub(crate) enum PrivateKey {
     Ecdsa(KeySpec, EcdsaKeyPair),
     /// An Ed25519 key.
     Ed25519(Ed25519KeyPair),
+    /// An ML-DSA key (seed form).
+    MlDsa(Box<MlDsaKey>),
+    /// An ML-KEM decapsulation key.
+    MlKem(Box<MlKemKey>),
 }
 
 impl fmt::Debug for PrivateKey {
@@ -41,6 +48,12 @@ impl PrivateKey {
                 PrivateKey::Ecdsa(spec, ecc::parse_ecdsa(spec, private_pkcs8)?),
             ),
             KeySpec::EccEd25519 => Ok(PrivateKey::Ed25519(ecc::parse_ed25519(private_pkcs8)?)),
+            KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87 => Ok(PrivateKey::MlDsa(
+                Box::new(MlDsaKey::parse(spec, private_pkcs8)?),
+            )),
+            KeySpec::MlKem512 | KeySpec::MlKem768 | KeySpec::MlKem1024 => Ok(PrivateKey::MlKem(
+                Box::new(MlKemKey::parse(spec, private_pkcs8)?),
+            )),
             other => Err(Error::InvalidKeyUsage(format!(
                 "a {other} key has no public key and does not sign"
             ))),
@@ -52,6 +65,8 @@ impl PrivateKey {
         match self {
             PrivateKey::Rsa(spec, _) | PrivateKey::Ecdsa(spec, _) => *spec,
             PrivateKey::Ed25519(_) => KeySpec::EccEd25519,
+            PrivateKey::MlDsa(key) => key.spec(),
+            PrivateKey::MlKem(key) => key.spec(),
         }
     }
 
@@ -61,6 +76,8 @@ impl PrivateKey {
             PrivateKey::Rsa(_, key) => rsa::public_key_der(key),
             PrivateKey::Ecdsa(_, key) => ecc::ecdsa_public_key_der(key),
             PrivateKey::Ed25519(key) => ecc::ed25519_public_key_der(key),
+            PrivateKey::MlDsa(key) => key.public_key_der(),
+            PrivateKey::MlKem(key) => key.public_key_der(),
         }
     }
 
@@ -85,6 +102,11 @@ impl PrivateKey {
                 ecc::ecdsa_sign_digest(key, &digest)
             }
             PrivateKey::Ed25519(key) => ecc::ed25519_sign(key, message),
+            PrivateKey::MlDsa(key) => match message_type {
+                MessageType::ExternalMu => key.sign_mu(message),
+                _ => key.sign_raw(message),
+            },
+            PrivateKey::MlKem(_) => Err(no_signing(self.spec())),
         }
     }
 
@@ -109,6 +131,17 @@ impl PrivateKey {
                 ecc::ecdsa_verify_digest(*spec, key, &digest, signature)
             }
             PrivateKey::Ed25519(key) => Ok(ecc::ed25519_verify(key, message, signature)),
+            PrivateKey::MlDsa(key) => match message_type {
+                MessageType::ExternalMu => key.verify_mu(message, signature),
+                _ => key.verify_raw(message, signature),
+            },
+            PrivateKey::MlKem(_) => Err(no_signing(self.spec())),
         }
     }
+}
+
+/// The error for a signing call on a key that does not sign (reached only
+/// if the algorithm table let it through).
+fn no_signing(spec: KeySpec) -> Error {
+    Error::InvalidKeyUsage(format!("a {spec} key does not sign"))
 }

@@ -65,6 +65,7 @@ pub(super) fn input(
     match message_type {
         MessageType::Raw => text.to_vec(),
         MessageType::Digest => digest::digest(hash_of(algorithm), text).as_ref().to_vec(),
+        MessageType::ExternalMu => unreachable!("ML-DSA has its own tests (src/pq_tests.rs)"),
     }
 }
 
