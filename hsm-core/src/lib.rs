@@ -26,7 +26,6 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod gate;
-mod grant_cache;
 pub mod grants;
 mod hsm;
 mod identity;
