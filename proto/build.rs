@@ -16,6 +16,8 @@ const REDACTED: &[&str] = &[
     ".tinfoil.v1.GenerateMacRequest",
     ".tinfoil.v1.VerifyMacRequest",
     ".tinfoil.v1.GenerateDataKeyPairResponse",
+    ".tinfoil.v1.EncapsulateResponse",
+    ".tinfoil.v1.DecapsulateResponse",
     ".tinfoil.v1.P11InitTokenRequest",
     ".tinfoil.v1.P11LoginRequest",
     ".tinfoil.v1.P11InitPinRequest",

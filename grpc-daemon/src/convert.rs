@@ -36,6 +36,7 @@ pub(crate) fn key_metadata(m: core::KeyMetadata) -> pb::KeyMetadata {
         encryption_algorithms: names(&m.encryption_algorithms),
         signing_algorithms: names(&m.signing_algorithms),
         mac_algorithms: names(&m.mac_algorithms),
+        encapsulation_algorithms: names(&m.key_usage.encapsulation_algorithms()),
     }
 }
 

@@ -52,6 +52,30 @@ impl fmt::Debug for GenerateRandomResponse {
     }
 }
 
+impl fmt::Debug for EncapsulateResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EncapsulateResponse")
+            .field("key_id", &self.key_id)
+            .field("shared_secret", &Redacted(self.shared_secret.len()))
+            .field(
+                "shared_secret_ciphertext_blob_len",
+                &self.shared_secret_ciphertext_blob.len(),
+            )
+            .field("encapsulation_algorithm", &self.encapsulation_algorithm)
+            .finish()
+    }
+}
+
+impl fmt::Debug for DecapsulateResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecapsulateResponse")
+            .field("key_id", &self.key_id)
+            .field("shared_secret", &Redacted(self.shared_secret.len()))
+            .field("encapsulation_algorithm", &self.encapsulation_algorithm)
+            .finish()
+    }
+}
+
 impl fmt::Debug for SignRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SignRequest")

@@ -126,6 +126,8 @@ pub(crate) fn route(target: Option<&str>, body: &[u8]) -> Result<Call, ApiError>
         "Sign" => crypto::sign(body),
         "Verify" => crypto::verify(body),
         "GetPublicKey" => crypto::get_public_key(body),
+        "Encapsulate" => crypto::encapsulate(body),
+        "Decapsulate" => crypto::decapsulate(body),
         "GenerateMac" => crypto::generate_mac(body),
         "VerifyMac" => crypto::verify_mac(body),
         "GetKeyPolicy" => keys::get_key_policy(body),

@@ -214,6 +214,10 @@ pub fn key_metadata(m: &core::KeyMetadata) -> Value {
     if !m.mac_algorithms.is_empty() {
         o.insert("MacAlgorithms".into(), names(&m.mac_algorithms));
     }
+    let encapsulation = m.key_usage.encapsulation_algorithms();
+    if !encapsulation.is_empty() {
+        o.insert("EncapsulationAlgorithms".into(), names(&encapsulation));
+    }
     o.insert("MultiRegion".into(), json!(false));
     Value::Object(o)
 }

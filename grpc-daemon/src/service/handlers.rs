@@ -508,6 +508,46 @@ impl KeyManagement for KmsService {
                 key_usage: out.key_usage.to_string(),
                 encryption_algorithms: convert::names(&out.encryption_algorithms),
                 signing_algorithms: convert::names(&out.signing_algorithms),
+                encapsulation_algorithms: convert::names(
+                    &out.key_usage.encapsulation_algorithms(),
+                ),
+            })
+        })
+        .await
+    }
+
+    async fn encapsulate(
+        &self,
+        request: Request<pb::EncapsulateRequest>,
+    ) -> Result<Response<pb::EncapsulateResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let r = request.into_inner();
+        self.run_as("Encapsulate", caller, move |hsm| {
+            let algorithm = core::EncapsulationAlgorithm::parse(&r.encapsulation_algorithm)?;
+            let out = hsm.encapsulate(&r.key_id, algorithm)?;
+            Ok(pb::EncapsulateResponse {
+                key_id: out.key_id.clone(),
+                shared_secret: out.shared_secret.to_vec(),
+                shared_secret_ciphertext_blob: out.shared_secret_ciphertext_blob.clone(),
+                encapsulation_algorithm: out.encapsulation_algorithm.to_string(),
+            })
+        })
+        .await
+    }
+
+    async fn decapsulate(
+        &self,
+        request: Request<pb::DecapsulateRequest>,
+    ) -> Result<Response<pb::DecapsulateResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let r = request.into_inner();
+        self.run_as("Decapsulate", caller, move |hsm| {
+            let algorithm = core::EncapsulationAlgorithm::parse(&r.encapsulation_algorithm)?;
+            let out = hsm.decapsulate(&r.key_id, &r.shared_secret_ciphertext_blob, algorithm)?;
+            Ok(pb::DecapsulateResponse {
+                key_id: out.key_id.clone(),
+                shared_secret: out.shared_secret.to_vec(),
+                encapsulation_algorithm: out.encapsulation_algorithm.to_string(),
             })
         })
         .await

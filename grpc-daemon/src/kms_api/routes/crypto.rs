@@ -442,6 +442,10 @@ pub(super) fn get_public_key(body: &[u8]) -> Result<Call, ApiError> {
         if !out.signing_algorithms.is_empty() {
             o["SigningAlgorithms"] = names(&out.signing_algorithms);
         }
+        let encapsulation = out.key_usage.encapsulation_algorithms();
+        if !encapsulation.is_empty() {
+            o["EncapsulationAlgorithms"] = names(&encapsulation);
+        }
         Ok(o)
     })
 }
@@ -517,6 +521,88 @@ pub(super) fn verify_mac(body: &[u8]) -> Result<Call, ApiError> {
             "KeyId": key_id,
             "MacValid": true,
             "MacAlgorithm": algorithm.as_str(),
+        }))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct KemReq {
+    key_id: Option<String>,
+    shared_secret_ciphertext_blob: Option<Blob>,
+    encapsulation_algorithm: Option<String>,
+    grant_tokens: Option<Vec<String>>,
+    dry_run: Option<bool>,
+}
+
+/// The checked members of Encapsulate and Decapsulate.
+fn kem_checks(r: &KemReq, decapsulate: bool) -> Result<core::EncapsulationAlgorithm, ApiError> {
+    let mut v = Violations::default();
+    required(&mut v, "keyId", &r.key_id, KEY_ID_MAX);
+    if decapsulate {
+        required_blob(
+            &mut v,
+            "sharedSecretCiphertextBlob",
+            &r.shared_secret_ciphertext_blob,
+            6144,
+        );
+    }
+    if r.encapsulation_algorithm.is_none() {
+        v.null("encapsulationAlgorithm");
+    }
+    let algorithm = enum_member(
+        &mut v,
+        "encapsulationAlgorithm",
+        &r.encapsulation_algorithm,
+        core::EncapsulationAlgorithm::ALL,
+        core::EncapsulationAlgorithm::parse,
+    );
+    grant_tokens(&mut v, &r.grant_tokens);
+    v.finish()?;
+    algorithm.ok_or_else(|| {
+        ApiError::new("ValidationException", "EncapsulationAlgorithm is required")
+    })
+}
+
+pub(super) fn encapsulate(body: &[u8]) -> Result<Call, ApiError> {
+    let r: KemReq = parse(body)?;
+    let algorithm = kem_checks(&r, false)?;
+    call("Encapsulate", Lane::Fast, move |hsm, caller| {
+        let key = s(&r.key_id);
+        let out = engine_checked(
+            tokened(
+                hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+                &r.grant_tokens,
+            )?
+            .encapsulate(key, algorithm),
+            || hsm.encapsulate(key, algorithm).map(drop),
+        )?;
+        Ok(json!({
+            "KeyId": out.key_id,
+            "SharedSecret": b64(&out.shared_secret),
+            "SharedSecretCiphertextBlob": b64(&out.shared_secret_ciphertext_blob),
+            "EncapsulationAlgorithm": out.encapsulation_algorithm.as_str(),
+        }))
+    })
+}
+
+pub(super) fn decapsulate(body: &[u8]) -> Result<Call, ApiError> {
+    let r: KemReq = parse(body)?;
+    let algorithm = kem_checks(&r, true)?;
+    call("Decapsulate", Lane::Fast, move |hsm, caller| {
+        let (key, ciphertext) = (s(&r.key_id), blob(&r.shared_secret_ciphertext_blob));
+        let out = engine_checked(
+            tokened(
+                hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+                &r.grant_tokens,
+            )?
+            .decapsulate(key, ciphertext, algorithm),
+            || hsm.decapsulate(key, ciphertext, algorithm).map(drop),
+        )?;
+        Ok(json!({
+            "KeyId": out.key_id,
+            "SharedSecret": b64(&out.shared_secret),
+            "EncapsulationAlgorithm": out.encapsulation_algorithm.as_str(),
         }))
     })
 }
