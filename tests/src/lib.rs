@@ -4,7 +4,9 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod daemon;
 pub mod kms;
+pub mod pki;
 pub mod raw_grpc;
 pub mod unix_users;

@@ -5,46 +5,14 @@
 //! under load: every acknowledged call has its record and the chain verifies.
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tinfoil_e2e_tests::audit::{export_and_verify, records_in, verify_offline};
 use tinfoil_e2e_tests::daemon::{binary, json, signal, stderr, stdout, write_file, Daemon, Store};
 use tinfoil_proto::v1 as pb;
-
-fn verify(input: &Path, key: &Path) -> std::process::Output {
-    // Offline: no --endpoint, no daemon, no passphrase.
-    Command::new(binary("tinfoil"))
-        .args(["verify-audit-log", "--input-dir"])
-        .arg(input)
-        .arg("--public-key-file")
-        .arg(key)
-        .env_remove("TINFOIL_ENDPOINT")
-        .env_remove("TINFOIL_PASSPHRASE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tinfoil verify-audit-log")
-}
-
-fn records_in(dir: &Path) -> Vec<serde_json::Value> {
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("records"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
 
 #[test]
 fn init_prints_the_public_key_that_get_audit_public_key_writes() {
@@ -184,18 +152,7 @@ fn lookup_export_verify_and_prune_through_the_cli() {
     ]);
     assert!(!out.status.success());
 
-    let key = dir.join("audit.pub");
-    let out = daemon.cli(&[
-        "get-audit-public-key",
-        "--output-file",
-        key.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let export = dir.join("export");
-    let out = daemon.cli(&["export-audit-log", "--output-dir", export.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out = verify(&export, &key);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (export, key, out) = export_and_verify(&daemon, dir, "export");
     assert!(stdout(&out).contains("chain intact"), "{}", stdout(&out));
     let plaintext_b64 = "c2VjcmV0IHBsYWludGV4dCAxMjM0";
     let manifest = std::fs::read_to_string(export.join("manifest.json")).unwrap();
@@ -225,7 +182,7 @@ fn lookup_export_verify_and_prune_through_the_cli() {
         .path();
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replacen("dept", "dapt", 1)).unwrap();
-    let out = verify(&tampered, &key);
+    let out = verify_offline(&tampered, &key);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("record ") && stderr(&out).contains("hash does not match"),
@@ -255,7 +212,7 @@ fn lookup_export_verify_and_prune_through_the_cli() {
     let again = dir.join("again");
     let out = daemon.cli(&["export-audit-log", "--output-dir", again.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = verify(&again, &key);
+    let out = verify_offline(&again, &key);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let first = records_in(&again)[0]["tinfoil"]["sequence"]
         .as_u64()
@@ -329,18 +286,7 @@ fn kill_9_under_load_keeps_every_acknowledged_record() {
 
     let daemon = Daemon::start(&store, &[]);
     let dir = store.dir.path();
-    let key = dir.join("audit.pub");
-    let out = daemon.cli(&[
-        "get-audit-public-key",
-        "--output-file",
-        key.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let export = dir.join("export");
-    let out = daemon.cli(&["export-audit-log", "--output-dir", export.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out = verify(&export, &key);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (export, _key, _out) = export_and_verify(&daemon, dir, "export");
     let recorded: HashSet<String> = records_in(&export)
         .iter()
         .filter(|r| r["eventName"] == "Encrypt" && r.get("errorCode").is_none())

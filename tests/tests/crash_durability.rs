@@ -12,11 +12,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tinfoil_e2e_tests::daemon::{binary, signal, stderr, Daemon, Store};
+use tinfoil_e2e_tests::audit::{export_and_verify, records_in, verify_offline};
+use tinfoil_e2e_tests::daemon::{signal, Daemon, Store};
 use tinfoil_proto::v1 as pb;
 use tinfoil_proto::v1::key_management_client::KeyManagementClient;
 use tonic::transport::Channel;
@@ -338,30 +338,13 @@ fn seed() -> u64 {
     }
 }
 
-fn verify_offline(input: &Path, key: &Path) -> std::process::Output {
-    Command::new(binary("tinfoil"))
-        .args(["verify-audit-log", "--input-dir"])
-        .arg(input)
-        .arg("--public-key-file")
-        .arg(key)
-        .env_remove("TINFOIL_ENDPOINT")
-        .env_remove("TINFOIL_PASSPHRASE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tinfoil verify-audit-log")
-}
-
 /// Successful audit records per event name in an export.
 fn audited(dir: &Path) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
-    for entry in std::fs::read_dir(dir.join("records")).expect("records dir") {
-        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("read records");
-        for line in text.lines() {
-            let record: serde_json::Value = serde_json::from_str(line).expect("record JSON");
-            if record.get("errorCode").is_none() {
-                if let Some(name) = record["eventName"].as_str() {
-                    *counts.entry(name.to_string()).or_default() += 1;
-                }
+    for record in records_in(dir) {
+        if record.get("errorCode").is_none() {
+            if let Some(name) = record["eventName"].as_str() {
+                *counts.entry(name.to_string()).or_default() += 1;
             }
         }
     }
@@ -469,18 +452,7 @@ fn sigkill_under_concurrent_writers_loses_no_acknowledged_write() {
         );
     });
     let dir = store.dir.path();
-    let key = dir.join("audit.pub");
-    let out = daemon.cli(&[
-        "get-audit-public-key",
-        "--output-file",
-        key.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let export = dir.join("export");
-    let out = daemon.cli(&["export-audit-log", "--output-dir", export.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out = verify_offline(&export, &key);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (export, key, _out) = export_and_verify(&daemon, dir, "export");
     let recorded = audited(&export);
     for (op, n) in &final_ledger.acknowledged {
         let have = recorded.get(*op).copied().unwrap_or(0);

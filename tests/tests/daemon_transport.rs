@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tinfoil_e2e_tests::daemon::{binary, cli, eventually, json, signal, stderr, KillOnDrop, Store};
+use tinfoil_e2e_tests::pki::make_pki;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -87,84 +88,6 @@ fn dev_mode_prints_a_ready_to_paste_line_that_works() {
     assert!(status.success(), "{status}");
     assert!(!socket.exists(), "socket left behind");
     assert!(!store_dir.exists(), "throwaway store left behind");
-}
-
-/// Runs openssl with `args` in `dir`, panicking with its stderr on failure.
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl (scripts/test installs it)");
-    assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
-}
-
-/// A test CA and two leaves it signed: a server certificate for
-/// localhost/127.0.0.1 and a client certificate.
-fn make_pki(dir: &std::path::Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
-    ca.extend([
-        "-subj",
-        "/CN=tinfoil-test-ca",
-        "-days",
-        "2",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    openssl(dir, &ca);
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("client.ext"),
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
-    for (name, cn) in [("server", "localhost"), ("client", "tinfoil-test-client")] {
-        let subject = format!("/CN={cn}");
-        let (key, csr, cert, ext) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-            format!("{name}.ext"),
-        );
-        let mut req = vec!["req"];
-        req.extend(ec);
-        req.extend(["-subj", &subject, "-keyout", &key, "-out", &csr]);
-        openssl(dir, &req);
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
-                "-out",
-                &cert,
-            ],
-        );
-    }
 }
 
 #[test]
