@@ -99,6 +99,11 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         self.touch(key).map(|(v, _)| &*v)
     }
 
+    /// The entry of `key` to change in place, now the most recently used.
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.touch(key).map(|(v, _)| v)
+    }
+
     /// Inserts or replaces `key`'s entry, evicting beyond capacity.
     pub fn insert(&mut self, key: K, value: V) {
         if self.capacity == 0 {

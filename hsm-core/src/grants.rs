@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Transaction};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -101,10 +101,6 @@ grant_operations! {
     VerifyMac = 15,
     /// DeriveSharedSecret.
     DeriveSharedSecret = 16,
-    /// Encapsulate (ML-KEM keys).
-    Encapsulate = 17,
-    /// Decapsulate (ML-KEM keys).
-    Decapsulate = 18,
 }
 
 impl std::fmt::Display for GrantOperation {
@@ -153,7 +149,6 @@ impl GrantOperation {
             Sign | Verify => usage == KeyUsage::SignVerify,
             GenerateMac | VerifyMac => usage == KeyUsage::GenerateVerifyMac,
             DeriveSharedSecret => false,
-            Encapsulate | Decapsulate => usage == KeyUsage::EncapsulateDecapsulate,
         }
     }
 }
@@ -508,6 +503,7 @@ impl Grants {
     }
 
     /// Drops every grant of a key (destroyed: its rows cascaded away).
+    #[cfg(test)]
     pub fn forget_key(&mut self, key: &Uuid) {
         if let Some(entry) = self.by_key.remove(key) {
             for grant in entry.by_id.values() {
@@ -567,7 +563,9 @@ impl Grants {
     }
 
     /// The grants `retiring` may retire as their retiring principal, in id
-    /// order, from the first after `after` on.
+    /// order, from the first after `after` on (the store answers this for
+    /// the daemon: [`crate::grant_cache::GrantCache::retirable_by`]).
+    #[cfg(test)]
     pub fn retirable_by<'a>(
         &'a self,
         retiring: &str,
@@ -743,43 +741,38 @@ pub(crate) fn delete_grant(tx: &Transaction<'_>, grant_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Loads every grant.
-pub(crate) fn load(conn: &Connection) -> Result<Grants> {
+/// The columns [`from_row`] reads, in its order.
+pub(crate) const GRANT_COLUMNS: &str = "grant_id, key_id, name, grantee, retiring, operations, \
+    context_equals, context_subset, issuing, created";
+
+/// A grant from a row of [`GRANT_COLUMNS`].
+pub(crate) fn from_row(row: &rusqlite::Row<'_>) -> Result<Grant> {
     let corrupt = |what: &str| Error::Internal(format!("the store is corrupt: {what}"));
-    let mut grants = Grants::default();
-    let mut stmt = conn.prepare(
-        "SELECT grant_id, key_id, name, grantee, retiring, operations, context_equals,
-                context_subset, issuing, created FROM grants",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let key_id = Uuid::parse_str(&row.get::<_, String>(1)?)
-            .map_err(|_| corrupt("a grant with a malformed key id"))?;
-        let ops = row
-            .get::<_, String>(5)?
-            .split(',')
-            .map(GrantOperation::parse)
-            .collect::<Result<Vec<_>>>()
-            .map_err(|_| corrupt("a grant with an unknown operation"))?;
-        let equals = decode_context(row.get(6)?)?;
-        let subset = decode_context(row.get(7)?)?;
-        let constraints = (equals.is_some() || subset.is_some()).then_some(GrantConstraints {
-            encryption_context_equals: equals,
-            encryption_context_subset: subset,
-        });
-        grants.insert(Grant::new(
-            row.get(0)?,
-            key_id,
-            row.get(2)?,
-            row.get(3)?,
-            row.get(4)?,
-            &ops,
-            constraints,
-            row.get(8)?,
-            row.get(9)?,
-        ));
-    }
-    Ok(grants)
+    let key_id = Uuid::parse_str(&row.get::<_, String>(1)?)
+        .map_err(|_| corrupt("a grant with a malformed key id"))?;
+    let ops = row
+        .get::<_, String>(5)?
+        .split(',')
+        .map(GrantOperation::parse)
+        .collect::<Result<Vec<_>>>()
+        .map_err(|_| corrupt("a grant with an unknown operation"))?;
+    let equals = decode_context(row.get(6)?)?;
+    let subset = decode_context(row.get(7)?)?;
+    let constraints = (equals.is_some() || subset.is_some()).then_some(GrantConstraints {
+        encryption_context_equals: equals,
+        encryption_context_subset: subset,
+    });
+    Ok(Grant::new(
+        row.get(0)?,
+        key_id,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        &ops,
+        constraints,
+        row.get(8)?,
+        row.get(9)?,
+    ))
 }
 
 #[cfg(test)]

@@ -399,7 +399,6 @@ impl Hsm {
         let reader = Arc::new(store.reader()?);
         let identities = users::load(&store.conn)?;
         let authz = crate::policy::authz::Authz::load(
-            &store.conn,
             reader.clone(),
             options.cache_capacity,
             &root_key[..],
@@ -459,7 +458,6 @@ impl Hsm {
                 Ok::<_, Error>((
                     users::load(&store.conn)?,
                     crate::policy::authz::Authz::load(
-                        &store.conn,
                         self.reader.clone(),
                         self.options.cache_capacity,
                         &self.root_key[..],

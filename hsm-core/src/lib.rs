@@ -26,6 +26,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod gate;
+mod grant_cache;
 pub mod grants;
 mod hsm;
 mod identity;
@@ -47,8 +48,6 @@ mod users;
 
 #[cfg(test)]
 mod disk_tests;
-#[cfg(test)]
-mod pq_tests;
 #[cfg(test)]
 mod scale_tests;
 

@@ -116,6 +116,7 @@ fn lists_and_due_keys_seek_through_indexes() {
         (TOKEN_KEYS_SQL, 1),
         (DUE_DELETIONS_SQL, 1),
         (DUE_ROTATIONS_SQL, 1),
+        (RETIRABLE_GRANTS_SQL, 3),
     ] {
         let plan = plan(&conn, sql, params);
         assert!(plan.contains("SEARCH"), "{sql}: {plan}");
@@ -270,6 +271,7 @@ fn migration_7_upgrades_a_store_made_before_it() {
         conn.execute_batch(
             "DROP INDEX keys_by_deletion_date; DROP INDEX keys_by_rotation_date;
              DROP INDEX keys_by_token; DROP INDEX aliases_by_key_name;
+             DROP INDEX grants_by_retiring;
              CREATE INDEX aliases_by_key ON aliases(key_id);
              PRAGMA user_version = 6;",
         )
@@ -293,6 +295,7 @@ fn migration_7_upgrades_a_store_made_before_it() {
         "keys_by_rotation_date",
         "keys_by_token",
         "aliases_by_key_name",
+        "grants_by_retiring",
     ] {
         assert!(indexes.iter().any(|i| i == name), "{name} in {indexes:?}");
     }
@@ -347,4 +350,110 @@ fn key_policies_are_read_when_used_and_hold_after_eviction_and_reopen() {
             assert_eq!(text.contains("Deny"), i % 2 == 0);
         }
     }
+}
+
+#[test]
+fn grants_are_read_per_key_when_used_and_retirable_ones_page_through_an_index() {
+    use crate::grants::{CreateGrantRequest, GrantOperation};
+    use crate::identity::{Caller, Principal};
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000));
+    let root = Caller::new(Principal::Root, "test");
+    let account = crate::identity::Account::default().account_id;
+    let root_arn = format!("arn:aws:iam::{account}:root");
+    let mut keys = Vec::new();
+    let mut retirable = Vec::new();
+    {
+        let hsm = Hsm::init(dir.path(), &pass(), options(clock.clone(), 2)).unwrap();
+        let g = hsm.gate(&root);
+        for i in 0..5 {
+            let key = g.create_key(CreateKeyRequest::default()).unwrap().key_id;
+            for j in 0..3 {
+                let out = g
+                    .create_grant(CreateGrantRequest {
+                        key_id: key.clone(),
+                        grantee_principal: root_arn.clone(),
+                        retiring_principal: (j != 1).then(|| root_arn.clone()),
+                        operations: vec![GrantOperation::Decrypt],
+                        name: Some(format!("g{i}{j}")),
+                        ..Default::default()
+                    })
+                    .unwrap();
+                if j != 1 {
+                    retirable.push(out.grant_id);
+                }
+            }
+            keys.push(key);
+        }
+    }
+    retirable.sort();
+    let hsm = Hsm::open(dir.path(), &pass(), options(clock, 2)).unwrap();
+    let g = hsm.gate(&root);
+    // Each key's grants, read back though the cache holds two keys.
+    for key in keys.iter().chain(keys.iter()) {
+        let page = g.list_grants(key, None, None, Some(2), None).unwrap();
+        assert_eq!(page.items.len(), 2);
+        let marker = page.next_marker.unwrap();
+        let rest = g
+            .list_grants(key, None, None, Some(2), Some(&marker))
+            .unwrap();
+        assert_eq!(rest.items.len(), 1);
+        assert!(rest.next_marker.is_none());
+    }
+    let mut seen = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = g
+            .list_retirable_grants(&root_arn, Some(3), marker.as_deref())
+            .unwrap();
+        seen.extend(page.items.into_iter().map(|e| e.grant_id));
+        match page.next_marker {
+            Some(m) => marker = Some(m),
+            None => break,
+        }
+    }
+    assert_eq!(seen, retirable);
+    // A revoked grant is gone at once, whether its key's set is cached.
+    g.revoke_grant(&keys[0], &retirable_of(&g, &keys[0])[0])
+        .unwrap();
+    assert_eq!(
+        g.list_grants(&keys[0], None, None, None, None)
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    // The same name again on an evicted key finds the existing grant.
+    let again = g
+        .create_grant(CreateGrantRequest {
+            key_id: keys[4].clone(),
+            grantee_principal: root_arn.clone(),
+            retiring_principal: None,
+            operations: vec![GrantOperation::Decrypt],
+            name: Some("g41".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        g.list_grants(&keys[4], None, None, None, None)
+            .unwrap()
+            .items
+            .len(),
+        3
+    );
+    assert!(g
+        .list_grants(&keys[4], Some(&again.grant_id), None, None, None)
+        .unwrap()
+        .items
+        .iter()
+        .any(|e| e.name.as_deref() == Some("g41")));
+}
+
+fn retirable_of(g: &crate::Gate<'_>, key: &str) -> Vec<String> {
+    g.list_grants(key, None, None, None, None)
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|e| e.grant_id)
+        .collect()
 }

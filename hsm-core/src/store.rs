@@ -149,6 +149,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX keys_by_token ON keys(token, key_id) WHERE token IS NOT NULL;
      CREATE INDEX aliases_by_key_name ON aliases(key_id, alias_name);
      DROP INDEX aliases_by_key;",
+    // 8: grants are read per key when used, not loaded at open; the grants
+    // a principal may retire are found through this index.
+    "CREATE INDEX grants_by_retiring ON grants(retiring, grant_id) WHERE retiring IS NOT NULL;",
 ];
 
 /// The schema version this build writes.
@@ -605,6 +608,13 @@ pub(crate) const DUE_ROTATIONS_SQL: &str =
     "SELECT key_id FROM keys WHERE key_state = 'Enabled' AND next_rotation_date <= ?1
      ORDER BY next_rotation_date";
 
+/// A page of the grants a principal may retire (`grants_by_retiring`).
+pub(crate) const RETIRABLE_GRANTS_SQL: &str = concat!(
+    "SELECT grant_id, key_id, name, grantee, retiring, operations, context_equals, ",
+    "context_subset, issuing, created FROM grants ",
+    "WHERE retiring = ?1 AND grant_id > ?2 ORDER BY grant_id LIMIT ?3"
+);
+
 /// The columns of a key row, in [`key_from_row`]'s order.
 const KEY_COLUMNS: &str = "key_id, description, key_spec, key_usage, origin, creation_date, \
     key_state, deletion_date, pending_window_days, rotation_period_days, next_rotation_date, \
@@ -724,6 +734,47 @@ impl Reader {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached("SELECT policy FROM key_policies WHERE key_id = ?1")?;
         Ok(stmt.query_row([id_text(id)], |r| r.get(0)).optional()?)
+    }
+
+    /// Every grant of a key (`grants_by_key`).
+    pub fn grants_of_key(&self, key: &Uuid) -> Result<Vec<crate::grants::Grant>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {} FROM grants WHERE key_id = ?1",
+            crate::grants::GRANT_COLUMNS
+        ))?;
+        let mut rows = stmt.query([id_text(key)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(crate::grants::from_row(row)?);
+        }
+        Ok(out)
+    }
+
+    /// The key of a grant, by grant id.
+    pub fn grant_key(&self, grant_id: &str) -> Result<Option<Uuid>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("SELECT key_id FROM grants WHERE grant_id = ?1")?;
+        let id: Option<String> = stmt.query_row([grant_id], |r| r.get(0)).optional()?;
+        id.map(|t| parse_uuid(&t)).transpose()
+    }
+
+    /// Up to `limit` grants whose retiring principal is `retiring`, in
+    /// grant id order after `after` (`grants_by_retiring`).
+    pub fn retirable_grants(
+        &self,
+        retiring: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<crate::grants::Grant>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(RETIRABLE_GRANTS_SQL)?;
+        let mut rows = stmt.query(params![retiring, after.unwrap_or(""), limit as i64])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(crate::grants::from_row(row)?);
+        }
+        Ok(out)
     }
 
     /// Whether a key was destroyed (its ciphertexts can never decrypt).

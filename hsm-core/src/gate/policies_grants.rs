@@ -227,15 +227,15 @@ impl<'a> Gate<'a> {
         let authz = self.hsm.read_authz();
         let decision = self.hsm.policy_decision(&authz, &principal, check, key)?;
         let by_grant = || {
-            authz
-                .grants
-                .of_grantee(&key.id, &principal)
-                .iter()
-                .any(|g| g.may_pass_on(&request.operations, request.constraints.as_ref()))
+            authz.grants.with_key(&key.id, |g| {
+                g.of_grantee(&key.id, &principal)
+                    .iter()
+                    .any(|g| g.may_pass_on(&request.operations, request.constraints.as_ref()))
+            })
         };
         match decision {
             Decision::Allow => Ok(()),
-            Decision::ImplicitDeny if by_grant() => Ok(()),
+            Decision::ImplicitDeny if by_grant()? => Ok(()),
             other => Err(denied(&principal, "kms:CreateGrant", &key.arn(), other)),
         }
     }
@@ -272,15 +272,17 @@ impl<'a> Gate<'a> {
                 let grantee = grantee_principal.map(|g| principal_arn(g).unwrap_or(g.to_string()));
                 let authz = self.hsm.read_authz();
                 let issuing = self.hsm.account().root_arn();
-                grants::page(
-                    authz.grants.of_key(&key.id, marker).filter(|g| {
-                        grant_id.is_none_or(|id| g.grant_id == id)
-                            && grantee.as_deref().is_none_or(|p| g.grantee == p)
-                    }),
-                    |g| g.entry(key.arn(), issuing.clone()),
-                    limit,
-                    marker,
-                )
+                authz.grants.with_key(&key.id, |all| {
+                    grants::page(
+                        all.of_key(&key.id, marker).filter(|g| {
+                            grant_id.is_none_or(|id| g.grant_id == id)
+                                && grantee.as_deref().is_none_or(|p| g.grantee == p)
+                        }),
+                        |g| g.entry(key.arn(), issuing.clone()),
+                        limit,
+                        marker,
+                    )
+                })?
             },
         )
     }
@@ -315,10 +317,12 @@ impl<'a> Gate<'a> {
                 }
             }
             self.stop_if_dry_run()?;
+            let size = crate::ops_keys::page_size(limit, marker, grants::is_grant_id)?;
             let authz = self.hsm.read_authz();
             let issuing = self.hsm.account().root_arn();
+            let retirable = authz.grants.retirable_by(&retiring, marker, size + 1)?;
             grants::page(
-                authz.grants.retirable_by(&retiring, marker),
+                retirable.iter(),
                 |g| g.entry(crate::model::key_arn(&g.key_id), issuing.clone()),
                 limit,
                 marker,
@@ -378,7 +382,7 @@ impl<'a> Gate<'a> {
                     .hsm
                     .read_authz()
                     .grants
-                    .get(grant_id)
+                    .get(grant_id)?
                     .is_some_and(|g| g.key_id == key.id);
                 if !found {
                     return Err(grant_not_found(grant_id, &key.arn()));
@@ -415,7 +419,7 @@ impl<'a> Gate<'a> {
             }
         };
         let authz = self.hsm.read_authz();
-        match authz.grants.get(&id) {
+        match authz.grants.get(&id)? {
             Some(g) if key.as_ref().is_none_or(|k| k.id == g.key_id) => Ok(g.clone()),
             _ => Err(grant_not_found(
                 &id,
@@ -501,25 +505,30 @@ impl Hsm {
             ))
         })?;
         require_not_pending(&key)?;
-        let mut authz = self.write_authz();
+        let authz = self.write_authz();
         if let Some(name) = &request.name {
-            let same = authz.grants.of_grantee(key_id, &grantee).iter().find(|g| {
-                g.same_as(
-                    name,
-                    &grantee,
-                    retiring.as_deref(),
-                    &request.operations,
-                    request.constraints.as_ref(),
-                )
-            });
-            if let Some(g) = same {
+            let same = authz.grants.with_key(key_id, |g| {
+                g.of_grantee(key_id, &grantee)
+                    .iter()
+                    .find(|g| {
+                        g.same_as(
+                            name,
+                            &grantee,
+                            retiring.as_deref(),
+                            &request.operations,
+                            request.constraints.as_ref(),
+                        )
+                    })
+                    .map(|g| g.grant_id.clone())
+            })?;
+            if let Some(grant_id) = same {
                 return Ok(CreateGrantOutput {
-                    grant_token: authz.token_for(&g.grant_id),
-                    grant_id: g.grant_id.clone(),
+                    grant_token: authz.token_for(&grant_id),
+                    grant_id,
                 });
             }
         }
-        if authz.grants.count(key_id) >= MAX_GRANTS_PER_KEY {
+        if authz.grants.with_key(key_id, |g| g.count(key_id))? >= MAX_GRANTS_PER_KEY {
             return Err(Error::LimitExceeded(format!(
                 "{} already has {MAX_GRANTS_PER_KEY} grants, the most a key may have",
                 key.arn()
@@ -552,13 +561,13 @@ impl Hsm {
     /// call no longer sees it).
     fn remove_grant(&self, grant_id: &str) -> Result<()> {
         let state = self.read_state();
-        let mut authz = self.write_authz();
-        if authz.grants.get(grant_id).is_none() {
+        let authz = self.write_authz();
+        let Some(grant) = authz.grants.get(grant_id)? else {
             return Err(Error::NotFound(format!("grant {grant_id} does not exist")));
-        }
+        };
         self.lock_store()
             .transaction(|tx| grants::delete_grant(tx, grant_id))?;
-        authz.grants.remove(grant_id);
+        authz.grants.remove(&grant.key_id, grant_id);
         drop(authz);
         drop(state);
         Ok(())

@@ -2,8 +2,8 @@
 //! account-level rule) and the one decision the gate asks for each call.
 //!
 //! Key policies are read from the store when a key is first used and
-//! cached (bounded, least recently used first); grants are loaded at open.
-//! Both are written through in the same store transaction as the change
+//! cached (bounded, least recently used first), and so are a key's grants
+//! (see [`crate::grant_cache`]). Both are written through in the same store transaction as the change
 //! they belong to. A key without a policy row (made before policies existed, or by the embedded PKCS#11
 //! backend) has AWS's default policy: the account's administrators may do
 //! everything with it.
@@ -12,14 +12,15 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLockReadGuard, RwLockWriteGuard};
 
 use base64::Engine as _;
 use ring::hmac;
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Transaction};
 use uuid::Uuid;
 
 use super::{default_key_policy, ConditionContext, Decision, KeyPolicy, PolicyError, Request};
 use crate::cache::Lru;
 use crate::error::{Error, Result};
 use crate::gate;
-use crate::grants::{GrantOperation, Grants};
+use crate::grant_cache::GrantCache;
+use crate::grants::GrantOperation;
 use crate::hsm::Hsm;
 use crate::identity::{Account, Caller, Principal};
 use crate::types::{EncryptionContext, KeySpec, KeyUsage};
@@ -58,7 +59,7 @@ pub(crate) struct Authz {
     policies: Mutex<Lru<Uuid, Arc<StoredPolicy>>>,
     reader: Arc<crate::store::Reader>,
     default_policy: Arc<StoredPolicy>,
-    pub grants: Grants,
+    pub grants: GrantCache,
     /// Account-level actions users may call (`kms:CreateKey`, ...).
     user_account_actions: Vec<String>,
     /// Signs grant tokens (derived from the root key; never stored).
@@ -78,11 +79,10 @@ const TOKEN_LEN: usize = 1 + 32 + 32;
 const MAX_TOKEN_CHARS: usize = 8192;
 
 impl Authz {
-    /// Loads grants (policies are read through `reader` when used, at
-    /// most `capacity` of them kept); the grant token key is derived from
-    /// the store's root key.
+    /// The authorization state of a store: policies and grants are read
+    /// through `reader` when a key is used (at most `capacity` keys' of
+    /// each kept); the grant token key is derived from the store's root key.
     pub fn load(
-        conn: &Connection,
         reader: Arc<crate::store::Reader>,
         capacity: usize,
         root_key: &[u8],
@@ -90,13 +90,14 @@ impl Authz {
     ) -> Result<Authz> {
         let root = hmac::Key::new(hmac::HMAC_SHA256, root_key);
         let derived = hmac::sign(&root, b"tinfoil grant tokens v1");
+        let grants = GrantCache::new(reader.clone(), capacity);
         Ok(Authz {
             policies: Mutex::new(Lru::new(capacity)),
             reader,
             default_policy: Arc::new(StoredPolicy::stored(default_key_policy(
                 &account.account_id,
             ))?),
-            grants: crate::grants::load(conn)?,
+            grants,
             user_account_actions: DEFAULT_USER_ACCOUNT_ACTIONS
                 .iter()
                 .map(|s| s.to_string())
@@ -372,16 +373,17 @@ impl Hsm {
         let principal_arn = principal.arn_in(self.account());
         let authz = self.read_authz();
         let decision = self.policy_decision(&authz, &principal_arn, request, &key)?;
-        let by_grant = || {
-            GrantOperation::for_action(request.action).is_some_and(|op| {
-                authz
-                    .grants
-                    .allows(&key.id, &principal_arn, op, request.encryption_context)
-            })
+        let by_grant = || -> Result<bool> {
+            match GrantOperation::for_action(request.action) {
+                Some(op) => authz.grants.with_key(&key.id, |g| {
+                    g.allows(&key.id, &principal_arn, op, request.encryption_context)
+                }),
+                None => Ok(false),
+            }
         };
         match decision {
             Decision::Allow => Ok(()),
-            Decision::ImplicitDeny if by_grant() => Ok(()),
+            Decision::ImplicitDeny if by_grant()? => Ok(()),
             other => Err(denied(&principal_arn, request.action, &key.arn(), other)),
         }
     }
