@@ -32,6 +32,9 @@ const REDACTED: &[&str] = &[
     ".tinfoil.v1.P11VerifyRequest",
     ".tinfoil.v1.P11RsaPkcs1CryptRequest",
     ".tinfoil.v1.P11ImportPrivateKeyRequest",
+    ".tinfoil.v1.P11CmacRequest",
+    ".tinfoil.v1.P11CmacVerifyRequest",
+    ".tinfoil.v1.P11EcdhDeriveRequest",
     ".tinfoil.v1.AccessKey",
 ];
 

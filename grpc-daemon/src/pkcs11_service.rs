@@ -709,40 +709,42 @@ impl Pkcs11Backend for Pkcs11Service {
         request: Request<pb::P11ImportPrivateKeyRequest>,
     ) -> Result<Response<pb::P11ImportPrivateKeyResponse>, Status> {
         let caller = self.caller_of(&request)?;
-        let function = if request.get_ref().unwrapping.is_some() {
+        let unwrapping = request.get_ref().unwrapping.as_ref();
+        let function = if unwrapping.is_some() {
             "C_UnwrapKey"
         } else {
             "C_CreateObject"
         };
-        self.check_key_creation(&caller, function)?;
+        let call = match self.use_call(&caller, &request, unwrapping, function, "kms:Decrypt") {
+            Some(call) => Some(call),
+            None => {
+                let to_token = request.get_ref().token_label.is_some();
+                self.creation_call(&caller, &request, to_token, function)?
+            }
+        };
         let mut r = request.into_inner();
-        if r.unwrapping.is_some() {
-            self.check_key_use(&caller, r.unwrapping.as_ref(), "C_UnwrapKey", "kms:Decrypt")
-                .await?;
-        }
         let pkcs8 = Zeroizing::new(std::mem::take(&mut r.pkcs8));
-        let response = self
-            .run(Lane::Slow, "P11ImportPrivateKey", move |b| {
-                let kind = wire::kind_from_wire(&r.kind)?;
-                let usages = wire::usage_from_wire(&r.key_usage)?;
-                let made = match r.unwrapping {
-                    None => b.import_private_key(r.token_label.as_deref(), kind, &pkcs8, usages)?,
-                    Some(k) => b.unwrap_private_key(
-                        &wire::key_from_wire(Some(k))?,
-                        &wire::transport_from_wire(r.transport)?,
-                        &r.wrapped,
-                        r.token_label.as_deref(),
-                        kind,
-                        usages,
-                    )?,
-                };
-                Ok(wire::imported_to_wire(&made))
-            })
-            .await?;
-        if let Some(key) = &response.get_ref().key {
-            self.adopt_key(&caller, key)?;
-        }
-        Ok(response)
+        self.run_recorded(Lane::Slow, "P11ImportPrivateKey", call, move |b| {
+            let kind = wire::kind_from_wire(&r.kind)?;
+            let usages = wire::usage_from_wire(&r.key_usage)?;
+            let made = match r.unwrapping {
+                None => b.import_private_key(r.token_label.as_deref(), kind, &pkcs8, usages)?,
+                Some(k) => b.unwrap_private_key(
+                    &wire::key_from_wire(Some(k))?,
+                    &wire::transport_from_wire(r.transport)?,
+                    &r.wrapped,
+                    r.token_label.as_deref(),
+                    kind,
+                    usages,
+                )?,
+            };
+            Ok(wire::imported_to_wire(&made))
+        })
+        .await
+        .and_then(|response| {
+            self.adopt_created(&caller, &response)?;
+            Ok(response)
+        })
     }
 
     async fn wrap_rsa(
@@ -750,10 +752,10 @@ impl Pkcs11Backend for Pkcs11Service {
         request: Request<pb::P11WrapRsaRequest>,
     ) -> Result<Response<pb::P11BytesResponse>, Status> {
         let caller = self.caller_of(&request)?;
+        let key = request.get_ref().wrapping.as_ref();
+        let call = self.use_call(&caller, &request, key, "C_WrapKey", "kms:Encrypt");
         let r = request.into_inner();
-        self.check_key_use(&caller, r.wrapping.as_ref(), "C_WrapKey", "kms:Encrypt")
-            .await?;
-        self.run(Lane::Fast, "P11WrapRsa", move |b| {
+        self.run_recorded(Lane::Fast, "P11WrapRsa", call, move |b| {
             let wrapping = wire::key_from_wire(r.wrapping)?;
             let target = wire::key_from_wire(r.target)?;
             let transport = wire::transport_from_wire(r.transport)?;
@@ -768,10 +770,17 @@ impl Pkcs11Backend for Pkcs11Service {
         request: Request<pb::P11UnwrapSecretRequest>,
     ) -> Result<Response<pb::P11UnwrapResponse>, Status> {
         let caller = self.caller_of(&request)?;
+        let unwrapping = request.get_ref().unwrapping.as_ref();
+        let call = match self.use_call(&caller, &request, unwrapping, "C_UnwrapKey", "kms:Decrypt")
+        {
+            Some(call) => Some(call),
+            None => {
+                let to_token = request.get_ref().token_label.is_some();
+                self.creation_call(&caller, &request, to_token, "C_UnwrapKey")?
+            }
+        };
         let r = request.into_inner();
-        self.check_key_use(&caller, r.unwrapping.as_ref(), "C_UnwrapKey", "kms:Decrypt")
-            .await?;
-        self.run(Lane::Fast, "P11UnwrapSecret", move |b| {
+        self.run_recorded(Lane::Fast, "P11UnwrapSecret", call, move |b| {
             let unwrapping = wire::key_from_wire(r.unwrapping)?;
             let (key, n) = b.unwrap_secret(
                 &unwrapping,
@@ -785,6 +794,87 @@ impl Pkcs11Backend for Pkcs11Service {
                 key: Some(wire::key_to_wire(&key)),
                 len: n as u64,
             })
+        })
+        .await
+        .and_then(|response| {
+            self.adopt_created(&caller, &response)?;
+            Ok(response)
+        })
+    }
+
+    async fn cmac(
+        &self,
+        request: Request<pb::P11CmacRequest>,
+    ) -> Result<Response<pb::P11BytesResponse>, Status> {
+        let caller = self.caller_of(&request)?;
+        let key = request.get_ref().key.as_ref();
+        let call = self.use_call(&caller, &request, key, "C_Sign", "kms:GenerateMac");
+        let r = request.into_inner();
+        let data = Zeroizing::new(r.data);
+        self.run_recorded(symmetric_lane(data.len()), "P11Cmac", call, move |b| {
+            let key = wire::key_from_wire(r.key)?;
+            let data = b.cmac(&key, &data, len(r.mac_len))?;
+            Ok(pb::P11BytesResponse { data })
+        })
+        .await
+    }
+
+    async fn cmac_verify(
+        &self,
+        request: Request<pb::P11CmacVerifyRequest>,
+    ) -> Result<Response<pb::P11BoolResponse>, Status> {
+        let caller = self.caller_of(&request)?;
+        let key = request.get_ref().key.as_ref();
+        let call = self.use_call(&caller, &request, key, "C_Verify", "kms:VerifyMac");
+        let r = request.into_inner();
+        let data = Zeroizing::new(r.data);
+        self.run_recorded(symmetric_lane(data.len()), "P11CmacVerify", call, move |b| {
+            let key = wire::key_from_wire(r.key)?;
+            let ok = b.cmac_verify(&key, &data, &r.mac)?;
+            Ok(pb::P11BoolResponse { ok })
+        })
+        .await
+    }
+
+    async fn ecdh_derive(
+        &self,
+        request: Request<pb::P11EcdhDeriveRequest>,
+    ) -> Result<Response<pb::P11KeyHandle>, Status> {
+        let caller = self.caller_of(&request)?;
+        let key = request.get_ref().key.as_ref();
+        let call = match self.use_call(
+            &caller,
+            &request,
+            key,
+            "C_DeriveKey",
+            "kms:DeriveSharedSecret",
+        ) {
+            Some(call) => Some(call),
+            None => {
+                let to_token = request.get_ref().token_label.is_some();
+                self.creation_call(&caller, &request, to_token, "C_DeriveKey")?
+            }
+        };
+        let r = request.into_inner();
+        let lane = if r.token_label.is_some() {
+            Lane::Slow
+        } else {
+            Lane::Fast
+        };
+        self.run_recorded(lane, "P11EcdhDerive", call, move |b| {
+            let key = wire::key_from_wire(r.key)?;
+            let derived = b.ecdh_derive(
+                &key,
+                &r.peer_point,
+                wire::ecdh_kdf_from_wire(r.kdf_hash_len)?,
+                &r.shared,
+                r.token_label.as_deref(),
+                r.aes,
+                len(r.len),
+                r.extractable,
+                r.readable,
+            )?;
+            Ok(wire::key_to_wire(&derived))
         })
         .await
         .and_then(|response| {

@@ -1,8 +1,8 @@
 //! C_DeriveKey with CKM_ECDH1_DERIVE (KDF NULL and SHA-256 X9.63) between
 //! two token keys, against an OpenSSL-made peer, and CKM_AES_CMAC with the
 //! NIST SP 800-38B vectors; SoftHSM2 is the control where it has the
-//! mechanism. The daemon backend does not carry these yet (they are not in
-//! its mechanism list; asserted below).
+//! mechanism. Both backends: the daemon carries them as tinfoil.v1 RPCs
+//! (Cmac, CmacVerify, EcdhDerive).
 
 mod common;
 
@@ -274,25 +274,8 @@ fn cmac_and_ecdh_are_listed(which: Which) {
     assert_eq!((info.min_key_size(), info.max_key_size()), (256, 521));
 }
 
-/// The daemon backend does not offer them (and says so).
-fn the_daemon_does_not_list_them(which: Which) {
-    let m = load(which);
-    let session = user_session(&m, "cmac");
-    let listed = m
-        .p11
-        .get_mechanism_list(session.get_session_info().unwrap().slot_id())
-        .unwrap();
-    assert!(!listed.contains(&MechanismType::AES_CMAC));
-    assert!(!listed.contains(&MechanismType::ECDH1_DERIVE));
-    let key = aes_key(&session, vec![1u8; 16]);
-    assert_eq!(
-        rv(session.sign(&Mechanism::AesCMac, key, b"x")),
-        RvError::MechanismInvalid
-    );
-}
-
-matrix!([tinfoil_embedded => Embedded, softhsm_control => SoftHsm];
-    ecdh_between_two_token_keys_and_with_openssl, aes_cmac_matches_sp800_38b);
-matrix!([tinfoil_embedded => Embedded];
-    ecdh_refuses_bad_points_and_lengths, cmac_and_ecdh_are_listed);
-matrix!([tinfoil_daemon => Daemon]; the_daemon_does_not_list_them);
+with_keys!(
+    ecdh_between_two_token_keys_and_with_openssl,
+    aes_cmac_matches_sp800_38b
+);
+ours_only_embedded!(ecdh_refuses_bad_points_and_lengths, cmac_and_ecdh_are_listed);

@@ -188,6 +188,9 @@ opaque_debug!(
     P11VerifyRequest,
     P11RsaPkcs1CryptRequest,
     P11ImportPrivateKeyRequest,
+    P11CmacRequest,
+    P11CmacVerifyRequest,
+    P11EcdhDeriveRequest,
 );
 
 #[cfg(test)]

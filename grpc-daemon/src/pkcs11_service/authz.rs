@@ -287,6 +287,12 @@ impl CreatedKey for pb::P11UnwrapResponse {
     }
 }
 
+impl CreatedKey for pb::P11ImportPrivateKeyResponse {
+    fn created_key(&self) -> Option<&pb::P11KeyHandle> {
+        self.key.as_ref()
+    }
+}
+
 impl CreatedKey for pb::P11GenerateKeyPairResponse {
     fn created_key(&self) -> Option<&pb::P11KeyHandle> {
         self.key.as_ref()

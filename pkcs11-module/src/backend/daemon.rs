@@ -719,12 +719,55 @@ impl Backend for DaemonBackend {
         Ok((key_from_wire(r.key)?, wire::len_from_wire(r.len)?))
     }
 
-    fn lacks(&self, mechanism: CK_MECHANISM_TYPE) -> bool {
-        // Not carried by tinfoil.v1.Pkcs11Backend yet.
-        matches!(
-            mechanism,
-            CKM_AES_CMAC | CKM_AES_CMAC_GENERAL | CKM_ECDH1_DERIVE | CKM_ECDH1_COFACTOR_DERIVE
-        )
+    fn cmac(&self, key: &KeyHandle, data: &[u8], mac_len: usize) -> Result<Vec<u8>> {
+        let req = pb::P11CmacRequest {
+            key: Some(key_to_wire(key)),
+            data: data.to_vec(),
+            mac_len: u32_len(mac_len)?,
+        };
+        let r = self.call("Cmac", req, |mut c, r| async move { c.cmac(r).await })?;
+        Ok(r.data)
+    }
+
+    fn cmac_verify(&self, key: &KeyHandle, data: &[u8], mac: &[u8]) -> Result<bool> {
+        let req = pb::P11CmacVerifyRequest {
+            key: Some(key_to_wire(key)),
+            data: data.to_vec(),
+            mac: mac.to_vec(),
+        };
+        let r = self.call("CmacVerify", req, |mut c, r| async move {
+            c.cmac_verify(r).await
+        })?;
+        Ok(r.ok)
+    }
+
+    fn ecdh_derive(
+        &self,
+        key: &KeyHandle,
+        peer_point: &[u8],
+        kdf: super::EcdhKdf,
+        shared: &[u8],
+        token_label: Option<&str>,
+        aes: bool,
+        len: usize,
+        extractable: bool,
+        readable: bool,
+    ) -> Result<KeyHandle> {
+        let req = pb::P11EcdhDeriveRequest {
+            key: Some(key_to_wire(key)),
+            peer_point: peer_point.to_vec(),
+            kdf_hash_len: wire::ecdh_kdf_to_wire(kdf),
+            shared: shared.to_vec(),
+            token_label: token_label.map(str::to_string),
+            aes,
+            len: u32_len(len)?,
+            extractable,
+            readable,
+        };
+        let r = self.call("EcdhDerive", req, |mut c, r| async move {
+            c.ecdh_derive(r).await
+        })?;
+        key_from_wire(Some(r))
     }
 
     fn load_changes(&self, token: &str, since: Option<u64>) -> Result<super::ObjectChanges> {

@@ -392,3 +392,21 @@ pub fn imported_to_wire(made: &crate::backend::ImportedKey) -> pb::P11ImportPriv
         public_key: made.spki.clone(),
     }
 }
+
+/// An ECDH KDF on the wire: 0 for CKD_NULL, else the X9.63 hash's digest
+/// length.
+pub fn ecdh_kdf_to_wire(kdf: crate::backend::EcdhKdf) -> u32 {
+    match kdf {
+        crate::backend::EcdhKdf::Null => 0,
+        crate::backend::EcdhKdf::X963(len) => u32::try_from(len).unwrap_or(u32::MAX),
+    }
+}
+
+/// An ECDH KDF from the wire.
+pub fn ecdh_kdf_from_wire(kdf: u32) -> Result<crate::backend::EcdhKdf> {
+    Ok(match kdf {
+        0 => crate::backend::EcdhKdf::Null,
+        20 | 28 | 32 | 48 | 64 => crate::backend::EcdhKdf::X963(kdf as usize),
+        _ => return Err(ckr!(CKR_MECHANISM_PARAM_INVALID, "unsupported KDF")),
+    })
+}
