@@ -2,8 +2,11 @@
 //! (embedded backend, and daemon backend when a release tinfoild is
 //! built) and SoftHSM2: C_Sign with ECDSA P-256 and RSA-2048, C_Encrypt
 //! with AES-GCM on 4 KiB, AES-CMAC on 4 KiB, ECDH P-256 C_DeriveKey (each
-//! derived session key destroyed), and finding one token key by label among
-//! 10,000 token keys. Prints operations per second and our/SoftHSM ratios.
+//! derived session key destroyed), finding one token key by label among
+//! 10,000 token keys, and the same search by two processes at once on one
+//! store (this binary run again as the second; the figure is both
+//! processes' searches per second together). Prints operations per second
+//! and our/SoftHSM ratios.
 //!
 //! `cargo build --release -p grpc-daemon && cargo bench -p pkcs11-module
 //! --bench p11bench` (SoftHSM2 from the Debian package softhsm2). Options
@@ -11,7 +14,9 @@
 //! `--only embedded,daemon,softhsm` picks the columns; `--seconds S` per
 //! figure (default 2); `--no-find` skips making the 10,000 keys.
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -215,14 +220,63 @@ fn measure(path: &Path, budget: Duration, find: bool) -> Vec<(&'static str, f64)
             assert_eq!(s.find_objects(&wanted).unwrap().len(), 1);
         }),
     ));
+    // A second process opens the same store (this one keeps it open) and
+    // searches at the same time.
+    let mut second = Command::new(std::env::current_exe().unwrap())
+        .arg("--find-worker")
+        .arg(path)
+        .arg(budget.as_secs_f64().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the second process");
+    let mut lines = BufReader::new(second.stdout.take().unwrap()).lines();
+    let mut line = || lines.next().and_then(|l| l.ok()).unwrap_or_default();
+    assert_eq!(line(), "ready", "the second process did not open the store");
+    writeln!(second.stdin.as_mut().unwrap(), "go").unwrap();
+    let here = rate(budget, || {
+        assert_eq!(s.find_objects(&wanted).unwrap().len(), 1);
+    });
+    let there: f64 = line().parse().expect("the second process's rate");
+    assert!(second.wait().unwrap().success());
+    out.push(("find, 2 processes/s", here + there));
     // Finalised, so the same module can be measured again on another backend.
     drop(s);
     p11.finalize().expect("C_Finalize");
     out
 }
 
+/// The second process of the two-process search: opens the module at
+/// `path` (configured by the environment it inherited), logs in, says
+/// "ready", waits for "go", searches for `seconds` and prints its rate.
+fn find_worker(path: &str, seconds: &str) {
+    let budget = Duration::from_secs_f64(seconds.parse().expect("seconds"));
+    let p11 = Pkcs11::new(path).expect("load module");
+    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .expect("C_Initialize");
+    let slot = p11.get_slots_with_initialized_token().unwrap()[0];
+    let s = p11.open_ro_session(slot).unwrap();
+    s.login(UserType::User, Some(&AuthPin::new("1234".into())))
+        .unwrap();
+    let wanted = [Attribute::Label(format!("key-{}", KEYS / 2).into_bytes())];
+    assert_eq!(s.find_objects(&wanted).unwrap().len(), 1);
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go).unwrap();
+    let rate = rate(budget, || {
+        assert_eq!(s.find_objects(&wanted).unwrap().len(), 1);
+    });
+    println!("{rate}");
+    drop(s);
+    p11.finalize().expect("C_Finalize");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--find-worker") {
+        return find_worker(&args[i + 1], &args[i + 2]);
+    }
     let ours = match args.iter().position(|a| a == "--module") {
         Some(i) => PathBuf::from(&args[i + 1]),
         None => std::env::current_exe()
