@@ -395,10 +395,10 @@ pub enum Command {
         /// The message or digest (`-`: standard input).
         #[arg(long)]
         message_file: PathBuf,
-        /// RAW (default) or DIGEST.
+        /// RAW (default), DIGEST, or EXTERNAL_MU (64-byte ML-DSA mu).
         #[arg(long)]
         message_type: Option<String>,
-        /// e.g. RSASSA_PSS_SHA_256, ECDSA_SHA_256.
+        /// e.g. RSASSA_PSS_SHA_256, ECDSA_SHA_256, ML_DSA_SHAKE_256.
         #[arg(long)]
         signing_algorithm: String,
         /// Where the raw signature goes.
@@ -412,7 +412,7 @@ pub enum Command {
         /// The message or digest (`-`: standard input).
         #[arg(long)]
         message_file: PathBuf,
-        /// RAW (default) or DIGEST.
+        /// RAW (default), DIGEST, or EXTERNAL_MU (64-byte ML-DSA mu).
         #[arg(long)]
         message_type: Option<String>,
         /// The raw signature.
@@ -427,6 +427,34 @@ pub enum Command {
         #[command(flatten)]
         key: KeyId,
         /// Where the DER goes.
+        #[command(flatten)]
+        out: OutFile,
+    },
+    /// A fresh shared secret and its ciphertext under an ML-KEM key.
+    Encapsulate {
+        #[command(flatten)]
+        key: KeyId,
+        /// ML_KEM (the only value).
+        #[arg(long, default_value = "ML_KEM")]
+        encapsulation_algorithm: String,
+        /// Where the raw 32-byte shared secret goes (written 0600).
+        #[arg(long)]
+        shared_secret_output_file: Option<PathBuf>,
+        /// Where the raw ciphertext goes.
+        #[arg(long)]
+        ciphertext_output_file: Option<PathBuf>,
+    },
+    /// The shared secret of an ML-KEM ciphertext.
+    Decapsulate {
+        #[command(flatten)]
+        key: KeyId,
+        /// The raw ciphertext (`-`: standard input).
+        #[arg(long)]
+        ciphertext_file: PathBuf,
+        /// ML_KEM (the only value).
+        #[arg(long, default_value = "ML_KEM")]
+        encapsulation_algorithm: String,
+        /// Where the raw 32-byte shared secret goes (written 0600).
         #[command(flatten)]
         out: OutFile,
     },

@@ -442,6 +442,40 @@ pub async fn run(
                 pb::GetPublicKeyRequest { key_id: key.key_id }
             )
         }
+        Command::Encapsulate {
+            key,
+            encapsulation_algorithm,
+            shared_secret_output_file,
+            ciphertext_output_file,
+        } => {
+            out.push(("shared_secret", shared_secret_output_file));
+            out.push(("shared_secret_ciphertext_blob", ciphertext_output_file));
+            call!(
+                client,
+                encapsulate,
+                pb::EncapsulateRequest {
+                    key_id: key.key_id,
+                    encapsulation_algorithm,
+                }
+            )
+        }
+        Command::Decapsulate {
+            key,
+            ciphertext_file,
+            encapsulation_algorithm,
+            out: o,
+        } => {
+            out.push(("shared_secret", o.output_file));
+            call!(
+                client,
+                decapsulate,
+                pb::DecapsulateRequest {
+                    key_id: key.key_id,
+                    shared_secret_ciphertext_blob: input(&ciphertext_file)?,
+                    encapsulation_algorithm,
+                }
+            )
+        }
         Command::GenerateMac {
             key,
             message_file,
