@@ -249,7 +249,8 @@ pub(crate) struct ObjectFacts {
     pub key: Option<KeyHandle>,
     /// Whether it is a token object.
     pub on_token: bool,
-    /// Whether it is a secret key whose value may be read.
+    /// Whether it is a secret key whose value may be read (CKA_SENSITIVE
+    /// false and CKA_EXTRACTABLE true, as the module decides).
     pub readable: bool,
 }
 
@@ -268,7 +269,7 @@ impl Module {
                 key: o.key.clone(),
                 on_token: get_bool(&o.attrs, CKA_TOKEN, false),
                 readable: get_ulong(&o.attrs, CKA_CLASS) == Some(CKO_SECRET_KEY)
-                    && !get_bool(&o.attrs, CKA_SENSITIVE, true),
+                    && crate::key_ops::readable(&o.attrs),
             })
         })
         .unwrap_or_default()

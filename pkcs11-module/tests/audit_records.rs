@@ -10,13 +10,16 @@ use std::path::Path;
 
 use common::{daemon, load, user_session, Which, USER_PIN};
 use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::Attribute;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
 use serde_json::Value;
 
 const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const PLAINTEXT: &[u8] = b"audited plaintext 8b1f0c";
 const SIGNED: &[u8] = b"audited signature input 77a2";
+const KEY_VALUE: &[u8] = b"an imported AES key, 32 bytes.!!";
 
 /// The records of an export directory, verified first.
 fn verified_records(export: &Path) -> (Vec<Value>, String) {
@@ -41,6 +44,60 @@ fn verified_records(export: &Path) -> (Vec<Value>, String) {
 
 fn gcm(iv: &mut [u8; 12]) -> Mechanism<'_> {
     Mechanism::AesGcm(GcmParams::new(iv, &[], 128.into()).unwrap())
+}
+
+/// The store's records after the calls: exported (the embedded store by
+/// this process once the module let it go, the daemon's with the CLI) and
+/// verified offline; with the export's text.
+fn exported_records(m: &common::Loaded, which: Which) -> (Vec<Value>, String) {
+    let export = tempfile::tempdir().unwrap();
+    let out_dir = export.path().join("export");
+    match which {
+        Which::Embedded => {
+            // The embedded store is this process's: close it, then open it
+            // as an administrator would to export its log.
+            let _ = m.p11.clone().finalize();
+            let data = m.dir.path().join("data");
+            let hsm = hsm_core::Hsm::open(
+                &data,
+                &hsm_core::SecretString::from("a passphrase for tests".to_string()),
+                hsm_core::HsmOptions::default(),
+            )
+            .unwrap();
+            let admin = hsm_core::Caller::new(hsm_core::Principal::Root, "test");
+            hsm.export_audit_log_to_dir(&admin, &out_dir, 1).unwrap();
+        }
+        _ => {
+            let out = daemon::cli(&[
+                "export-audit-log",
+                "--output-dir",
+                out_dir.to_str().unwrap(),
+            ]);
+            assert!(out.status.success(), "{out:?}");
+        }
+    }
+    verified_records(&out_dir)
+}
+
+/// The PKCS#11 records, in order.
+fn pkcs11_records(records: &[Value]) -> Vec<&Value> {
+    records
+        .iter()
+        .filter(|r| r["eventSource"] == "pkcs11.tinfoil.local")
+        .collect()
+}
+
+/// The raw, hex and base64 forms of a secret are nowhere in `text`.
+fn assert_absent(text: &str, secrets: &[&[u8]]) {
+    for secret in secrets {
+        for form in [
+            String::from_utf8_lossy(secret).to_string(),
+            hex(secret),
+            base64(secret),
+        ] {
+            assert!(!text.contains(&form), "{form} is in the log");
+        }
+    }
 }
 
 fn session_and_token_calls(which: Which) {
@@ -107,38 +164,8 @@ fn session_and_token_calls(which: Which) {
     session.destroy_object(aes).unwrap();
     drop(session);
 
-    let export = tempfile::tempdir().unwrap();
-    let out_dir = export.path().join("export");
-    let me = format!("pid={}", std::process::id());
-    match which {
-        Which::Embedded => {
-            // The embedded store is this process's: close it, then open it
-            // as an administrator would to export its log.
-            let _ = m.p11.clone().finalize();
-            let data = m.dir.path().join("data");
-            let hsm = hsm_core::Hsm::open(
-                &data,
-                &hsm_core::SecretString::from("a passphrase for tests".to_string()),
-                hsm_core::HsmOptions::default(),
-            )
-            .unwrap();
-            let admin = hsm_core::Caller::new(hsm_core::Principal::Root, "test");
-            hsm.export_audit_log_to_dir(&admin, &out_dir, 1).unwrap();
-        }
-        _ => {
-            let out = daemon::cli(&[
-                "export-audit-log",
-                "--output-dir",
-                out_dir.to_str().unwrap(),
-            ]);
-            assert!(out.status.success(), "{out:?}");
-        }
-    }
-    let (records, text) = verified_records(&out_dir);
-    let p11: Vec<&Value> = records
-        .iter()
-        .filter(|r| r["eventSource"] == "pkcs11.tinfoil.local")
-        .collect();
+    let (records, text) = exported_records(&m, which);
+    let p11 = pkcs11_records(&records);
     let names: Vec<&str> = p11
         .iter()
         .map(|r| r["eventName"].as_str().unwrap())
@@ -156,6 +183,7 @@ fn session_and_token_calls(which: Which) {
         ],
         "{p11:#?}"
     );
+    let me = format!("pid={}", std::process::id());
     for r in &p11 {
         let source = r["sourceIPAddress"].as_str().unwrap();
         assert!(
@@ -181,15 +209,7 @@ fn session_and_token_calls(which: Which) {
     assert!(p11[2].get("errorCode").is_none(), "{}", p11[2]);
     assert_eq!(p11[3]["errorCode"], "CKR_ENCRYPTED_DATA_INVALID");
     // No secret, in any encoding.
-    for secret in [USER_PIN.as_bytes(), PLAINTEXT, SIGNED] {
-        for form in [
-            String::from_utf8_lossy(secret).to_string(),
-            hex(secret),
-            base64(secret),
-        ] {
-            assert!(!text.contains(&form), "{form} is in the log");
-        }
-    }
+    assert_absent(&text, &[USER_PIN.as_bytes(), PLAINTEXT, SIGNED]);
 }
 
 /// Standard base64 with padding.
@@ -213,4 +233,198 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-ours_only_embedded!(session_and_token_calls);
+fn token_key(session: &Session, template: &[Attribute]) -> ObjectHandle {
+    let mut all = vec![Attribute::Token(true)];
+    all.extend_from_slice(template);
+    session.generate_key(&Mechanism::AesKeyGen, &all).unwrap()
+}
+
+fn the_other_entry_points(which: Which) {
+    let m = load(which);
+    let session = user_session(&m, "audited-more");
+    // C_CreateObject: a token key from a value (which no record holds).
+    let kek = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(true),
+            Attribute::Value(KEY_VALUE.to_vec()),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+            Attribute::Wrap(true),
+            Attribute::Unwrap(true),
+        ])
+        .unwrap();
+    // Multi-part: recorded once, by the call that finishes it.
+    let mut iv = [3u8; 12];
+    session.encrypt_init(&gcm(&mut iv), kek).unwrap();
+    session.encrypt_update(PLAINTEXT).unwrap();
+    session.encrypt_update(PLAINTEXT).unwrap();
+    let sealed = session.encrypt_final().unwrap();
+    assert!(!sealed.is_empty());
+    // A session data key wrapped under it and unwrapped again.
+    let dek = session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ValueLen(32.into()),
+                Attribute::Extractable(true),
+            ],
+        )
+        .unwrap();
+    let wrapped = session
+        .wrap_key(&Mechanism::AesKeyWrapPad, kek, dek)
+        .unwrap();
+    session
+        .unwrap_key(
+            &Mechanism::AesKeyWrapPad,
+            kek,
+            &wrapped,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::Token(false),
+                Attribute::Encrypt(true),
+            ],
+        )
+        .unwrap();
+    // A session copy of the token key.
+    session
+        .copy_object(kek, &[Attribute::Token(false)])
+        .unwrap();
+    // HMAC with a token key.
+    let mac_key = session
+        .generate_key(
+            &Mechanism::GenericSecretKeyGen,
+            &[
+                Attribute::Token(true),
+                Attribute::ValueLen(32.into()),
+                Attribute::Sign(true),
+                Attribute::Verify(true),
+            ],
+        )
+        .unwrap();
+    let mac = session
+        .sign(&Mechanism::Sha256Hmac, mac_key, PLAINTEXT)
+        .unwrap();
+    session
+        .verify(&Mechanism::Sha256Hmac, mac_key, PLAINTEXT, &mac)
+        .unwrap();
+    // A readable token key: its value read (one record, not one for the
+    // length query too), then sealed.
+    let readable = token_key(
+        &session,
+        &[
+            Attribute::ValueLen(16.into()),
+            Attribute::Sensitive(false),
+            Attribute::Extractable(true),
+            Attribute::Encrypt(true),
+        ],
+    );
+    let value = match session
+        .get_attributes(readable, &[AttributeType::Value])
+        .unwrap()
+        .pop()
+    {
+        Some(Attribute::Value(v)) => v,
+        other => panic!("{other:?}"),
+    };
+    session
+        .update_attributes(readable, &[Attribute::Sensitive(true)])
+        .unwrap();
+    // ECDH from a token key pair (the embedded backend offers it).
+    let mut expected = vec![
+        "C_CreateObject",
+        "C_EncryptFinal",
+        "C_WrapKey",
+        "C_UnwrapKey",
+        "C_CopyObject",
+        "C_GenerateKey",
+        "C_Sign",
+        "C_Verify",
+        "C_GenerateKey",
+        "C_GetAttributeValue",
+        "C_SetAttributeValue",
+    ];
+    if which == Which::Embedded {
+        let (public, private) = session
+            .generate_key_pair(
+                &Mechanism::EccKeyPairGen,
+                &[Attribute::Token(true), Attribute::EcParams(P256.to_vec())],
+                &[
+                    Attribute::Token(true),
+                    Attribute::Private(true),
+                    Attribute::Derive(true),
+                ],
+            )
+            .unwrap();
+        let point = match session
+            .get_attributes(public, &[AttributeType::EcPoint])
+            .unwrap()
+            .pop()
+        {
+            Some(Attribute::EcPoint(der)) => der[2..].to_vec(),
+            other => panic!("{other:?}"),
+        };
+        session
+            .derive_key(
+                &Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(EcKdf::null(), &point)),
+                private,
+                &[
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::KeyType(KeyType::GENERIC_SECRET),
+                    Attribute::ValueLen(32.into()),
+                    Attribute::Token(false),
+                ],
+            )
+            .unwrap();
+        expected.extend(["C_GenerateKeyPair", "C_DeriveKey"]);
+    }
+    drop(session);
+
+    let (records, text) = exported_records(&m, which);
+    let p11 = pkcs11_records(&records);
+    let names: Vec<&str> = p11
+        .iter()
+        .map(|r| r["eventName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, expected, "{p11:#?}");
+    let arn = |i: usize| p11[i]["resources"][0]["ARN"].as_str().unwrap();
+    let mechanism = |i: usize| p11[i]["requestParameters"]["mechanism"].as_str();
+    // The imported key is the one every later call on it names.
+    for i in 1..5 {
+        assert_eq!(arn(i), arn(0), "{}", p11[i]);
+    }
+    assert_eq!(mechanism(1), Some("CKM_AES_GCM"));
+    assert_eq!(mechanism(2), Some("CKM_AES_KEY_WRAP_PAD"));
+    assert_eq!(mechanism(3), Some("CKM_AES_KEY_WRAP_PAD"));
+    assert_eq!(mechanism(5), Some("CKM_GENERIC_SECRET_KEY_GEN"));
+    assert_eq!(mechanism(6), Some("CKM_SHA256_HMAC"));
+    assert_eq!(mechanism(7), Some("CKM_SHA256_HMAC"));
+    assert_eq!(arn(6), arn(5));
+    assert_eq!(arn(7), arn(5));
+    assert_eq!(arn(9), arn(8));
+    assert_eq!(arn(10), arn(8));
+    for (i, r) in p11.iter().enumerate() {
+        assert!(r.get("errorCode").is_none(), "{i}: {r}");
+    }
+    if which == Which::Embedded {
+        assert_eq!(arn(12), arn(11));
+        assert_eq!(mechanism(12), Some("CKM_ECDH1_DERIVE"));
+    }
+    // No key value (imported or read), MAC, PIN or data.
+    assert_absent(
+        &text,
+        &[
+            KEY_VALUE,
+            &value,
+            &mac,
+            &wrapped,
+            USER_PIN.as_bytes(),
+            PLAINTEXT,
+        ],
+    );
+}
+
+ours_only_embedded!(session_and_token_calls, the_other_entry_points);

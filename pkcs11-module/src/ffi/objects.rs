@@ -95,17 +95,35 @@ pub(super) unsafe extern "C" fn C_GetAttributeValue(
             // SAFETY: non-NULL, and the caller promises `count` attributes.
             unsafe { std::slice::from_raw_parts_mut(template, count as usize) }
         };
-        let types: Vec<_> = attrs.iter().map(|a| a.type_).collect();
-        // Reading a readable token key's value is a use of the key.
+        // Reading a readable token key's value is a use of the key, and
+        // recorded. A length query (no buffer for CKA_VALUE) is answered
+        // from CKA_VALUE_LEN, without reading the value: only the read
+        // leaves a record, on either backend.
         let facts = m.object_facts(h, object);
-        let key = (facts.readable && types.contains(&CKA_VALUE))
+        let length_only: Vec<bool> = attrs
+            .iter()
+            .map(|a| facts.readable && a.type_ == CKA_VALUE && a.pValue.is_null())
+            .collect();
+        let types: Vec<_> = attrs
+            .iter()
+            .zip(&length_only)
+            .map(|(a, len)| if *len { CKA_VALUE_LEN } else { a.type_ })
+            .collect();
+        let reads_value = attrs
+            .iter()
+            .any(|a| a.type_ == CKA_VALUE && !a.pValue.is_null());
+        let key = (facts.readable && reads_value)
             .then_some(facts.key)
             .flatten();
         let answers = m.audited("C_GetAttributeValue", None, key.as_ref(), false, || {
             m.get_attributes(h, object, &types)
         })?;
         let mut result = Ok(());
-        for (attr, answer) in attrs.iter_mut().zip(answers) {
+        for ((attr, answer), len) in attrs.iter_mut().zip(answers).zip(length_only) {
+            if let (true, AttrAnswer::Value(v)) = (len, &answer) {
+                attr.ulValueLen = crate::attrs::as_ulong(v)?;
+                continue;
+            }
             match answer {
                 AttrAnswer::Value(v) if attr.pValue.is_null() => {
                     attr.ulValueLen = v.len() as CK_ULONG
