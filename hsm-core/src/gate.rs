@@ -120,9 +120,36 @@ impl<'a> Gate<'a> {
     /// [`crate::audit`]: in the operation's own transaction when it changes
     /// state, else group-committed before the call returns).
     fn run<T>(&self, request: Request<'_>, operation: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.run_checked(request, operation, false)
+    }
+
+    /// `run` for an operation that changes nothing (the crypto calls). A
+    /// dry run of one goes through the operation itself, after the
+    /// authorization, and drops its result: it answers what the real call
+    /// would (a disabled key, a wrong key usage, a ciphertext that does
+    /// not open), and `DryRunOperationException` only when that call would
+    /// have succeeded, as KMS does. Every front door gets this from the
+    /// gate.
+    fn run_read_only<T>(
+        &self,
+        request: Request<'_>,
+        operation: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        self.run_checked(request, operation, true)
+    }
+
+    fn run_checked<T>(
+        &self,
+        request: Request<'_>,
+        operation: impl FnOnce() -> Result<T>,
+        read_only: bool,
+    ) -> Result<T> {
         crate::audit::record_call(self.hsm, self.caller, &request, || {
             self.authorize(&request)?;
             if self.dry_run {
+                if read_only {
+                    drop(operation()?);
+                }
                 return Err(Error::DryRun(
                     "The request would have succeeded, but the DryRun option is set.".to_string(),
                 ));
@@ -416,7 +443,7 @@ impl<'a> Gate<'a> {
         context: &EncryptionContext,
         algorithm: Option<EncryptionAlgorithm>,
     ) -> Result<EncryptOutput> {
-        self.run(
+        self.run_read_only(
             Request::key("kms:Encrypt", key_id)
                 .context(context)
                 .condition(
@@ -436,7 +463,7 @@ impl<'a> Gate<'a> {
         algorithm: Option<EncryptionAlgorithm>,
     ) -> Result<DecryptOutput> {
         let blob_key = blob_key_ref(ciphertext_blob, key_id)?;
-        self.run(
+        self.run_read_only(
             Request::key("kms:Decrypt", &blob_key)
                 .context(context)
                 .condition(
@@ -462,7 +489,7 @@ impl<'a> Gate<'a> {
     ) -> Result<ReEncryptOutput> {
         let source = blob_key_ref(ciphertext_blob, source_key_id)?;
         self.authorize(&Request::key("kms:ReEncryptFrom", &source).context(source_context))?;
-        self.run(
+        self.run_read_only(
             Request::key("kms:ReEncryptTo", destination_key_id).context(destination_context),
             || {
                 self.hsm.re_encrypt(
@@ -484,7 +511,7 @@ impl<'a> Gate<'a> {
         number_of_bytes: Option<u32>,
         context: &EncryptionContext,
     ) -> Result<DataKey> {
-        self.run(
+        self.run_read_only(
             Request::key("kms:GenerateDataKey", key_id).context(context),
             || {
                 self.hsm
@@ -501,7 +528,7 @@ impl<'a> Gate<'a> {
         number_of_bytes: Option<u32>,
         context: &EncryptionContext,
     ) -> Result<DataKey> {
-        self.run(
+        self.run_read_only(
             Request::key("kms:GenerateDataKeyWithoutPlaintext", key_id).context(context),
             || {
                 self.hsm.generate_data_key_without_plaintext(
@@ -527,7 +554,7 @@ impl<'a> Gate<'a> {
         } else {
             "kms:GenerateDataKeyPairWithoutPlaintext"
         };
-        self.run(Request::key(action, key_id).context(context), || {
+        self.run_read_only(Request::key(action, key_id).context(context), || {
             self.hsm
                 .generate_data_key_pair(key_id, key_pair_spec, context, with_plaintext)
         })
@@ -548,7 +575,7 @@ impl<'a> Gate<'a> {
         message_type: MessageType,
         algorithm: SigningAlgorithm,
     ) -> Result<SignOutput> {
-        self.run(
+        self.run_read_only(
             Request::key("kms:Sign", key_id).condition("kms:SigningAlgorithm", algorithm),
             || self.hsm.sign(key_id, message, message_type, algorithm),
         )
@@ -563,7 +590,7 @@ impl<'a> Gate<'a> {
         signature: &[u8],
         algorithm: SigningAlgorithm,
     ) -> Result<VerifyOutput> {
-        self.run(
+        self.run_read_only(
             Request::key("kms:Verify", key_id).condition("kms:SigningAlgorithm", algorithm),
             || {
                 self.hsm
@@ -585,7 +612,7 @@ impl<'a> Gate<'a> {
         key_id: &str,
         algorithm: EncapsulationAlgorithm,
     ) -> Result<EncapsulateOutput> {
-        self.run(Request::key("kms:Encapsulate", key_id), || {
+        self.run_read_only(Request::key("kms:Encapsulate", key_id), || {
             self.hsm.encapsulate(key_id, algorithm)
         })
     }
@@ -597,7 +624,7 @@ impl<'a> Gate<'a> {
         ciphertext: &[u8],
         algorithm: EncapsulationAlgorithm,
     ) -> Result<DecapsulateOutput> {
-        self.run(Request::key("kms:Decapsulate", key_id), || {
+        self.run_read_only(Request::key("kms:Decapsulate", key_id), || {
             self.hsm.decapsulate(key_id, ciphertext, algorithm)
         })
     }
@@ -609,7 +636,7 @@ impl<'a> Gate<'a> {
         message: &[u8],
         algorithm: MacAlgorithm,
     ) -> Result<MacOutput> {
-        self.run(
+        self.run_read_only(
             Request::key("kms:GenerateMac", key_id).condition("kms:MacAlgorithm", algorithm),
             || self.hsm.generate_mac(key_id, message, algorithm),
         )
@@ -623,7 +650,7 @@ impl<'a> Gate<'a> {
         mac: &[u8],
         algorithm: MacAlgorithm,
     ) -> Result<String> {
-        self.run(
+        self.run_read_only(
             Request::key("kms:VerifyMac", key_id).condition("kms:MacAlgorithm", algorithm),
             || self.hsm.verify_mac(key_id, message, mac, algorithm),
         )

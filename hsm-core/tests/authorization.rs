@@ -1545,3 +1545,75 @@ fn statements_naming_a_resource_apply_to_that_key_only() {
     .unwrap();
     assert!(t.hsm.gate(&alice).encrypt(&key, b"x", &hr(), None).is_ok());
 }
+
+/// KMS's DryRun through the gate, for every front door: a crypto call
+/// that would succeed answers DryRunOperationException (and does
+/// nothing); one that would fail answers that failure (the gate runs the
+/// read-only operation after the authorization and drops its result); an
+/// unauthorized caller gets AccessDenied first.
+#[test]
+fn dry_runs_answer_what_the_real_call_would() {
+    let t = TestHsm::new();
+    let key = t.symmetric_key("dry").key_id;
+    let admin = root();
+    let gate = t.hsm.gate(&admin).dry_run(true);
+    let none = EncryptionContext::new();
+    let name = |r: Result<(), Error>| r.unwrap_err().kms_name();
+    assert_eq!(
+        name(gate.encrypt(&key, b"x", &none, None).map(drop)),
+        "DryRunOperationException"
+    );
+    assert_eq!(
+        name(
+            gate.generate_data_key(&key, None, Some(32), &none)
+                .map(drop)
+        ),
+        "DryRunOperationException"
+    );
+    let blob = t
+        .hsm
+        .gate(&admin)
+        .encrypt(&key, b"x", &none, None)
+        .unwrap()
+        .ciphertext_blob;
+    assert_eq!(
+        name(gate.decrypt(&blob, &none, None, None).map(drop)),
+        "DryRunOperationException"
+    );
+    let mut damaged = blob.clone();
+    *damaged.last_mut().unwrap() ^= 1;
+    assert_eq!(
+        name(gate.decrypt(&damaged, &none, None, None).map(drop)),
+        "InvalidCiphertextException"
+    );
+    let mac = t
+        .key_of(KeySpec::Hmac256, KeyUsage::GenerateVerifyMac)
+        .key_id;
+    assert_eq!(
+        name(gate.encrypt(&mac, b"x", &none, None).map(drop)),
+        "InvalidKeyUsageException"
+    );
+    assert_eq!(
+        name(
+            gate.generate_mac(&mac, b"m", MacAlgorithm::HmacSha256)
+                .map(drop)
+        ),
+        "DryRunOperationException"
+    );
+    t.hsm.gate(&admin).disable_key(&key).unwrap();
+    assert_eq!(
+        name(gate.encrypt(&key, b"x", &none, None).map(drop)),
+        "DisabledException"
+    );
+    let stranger = user("stranger");
+    assert_eq!(
+        name(
+            t.hsm
+                .gate(&stranger)
+                .dry_run(true)
+                .encrypt(&key, b"x", &none, None)
+                .map(drop)
+        ),
+        "AccessDeniedException"
+    );
+}

@@ -197,26 +197,6 @@ fn key_only(
     })
 }
 
-/// A crypto call's gate `result`, completed for KMS's DryRun: the gate stops
-/// a dry run after authorization, but KMS answers DryRunOperationException
-/// only when the call would have succeeded, so a dry run that the caller
-/// may make runs the operation once more on the engine, `engine`, with its
-/// result dropped: a disabled key, a wrong key usage or a bad ciphertext
-/// answer as the real call would. Only read-only crypto operations take
-/// this path, so nothing changes. (To move into the gate, for every door.)
-fn engine_checked<T>(
-    result: core::Result<T>,
-    engine: impl FnOnce() -> core::Result<()>,
-) -> core::Result<T> {
-    match result {
-        Err(core::Error::DryRun(message)) => {
-            engine()?;
-            Err(core::Error::DryRun(message))
-        }
-        other => other,
-    }
-}
-
 /// The gate after checking the request's grant tokens: each must name a
 /// live grant (grants take effect at once here, so a token adds no rights).
 fn tokened<'a>(gate: core::Gate<'a>, tokens: &Option<Vec<String>>) -> core::Result<core::Gate<'a>> {

@@ -5,9 +5,7 @@ use hsm_core as core;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{
-    blob, call, ctx, engine_checked, grant_tokens, key_only, s, tokened, Call, KEY_ID_MAX,
-};
+use super::{blob, call, ctx, grant_tokens, key_only, s, tokened, Call, KEY_ID_MAX};
 use crate::kms_api::errors::{ApiError, Violations};
 use crate::kms_api::shapes::{
     b64, enum_member, names, number, parse, required, required_blob, Blob, Context,
@@ -50,14 +48,11 @@ pub(super) fn encrypt(body: &[u8]) -> Result<Call, ApiError> {
     call("Encrypt", Lane::Fast, move |hsm, caller| {
         let context = ctx(r.encryption_context);
         let (key, plaintext) = (s(&r.key_id), blob(&r.plaintext));
-        let out = engine_checked(
-            tokened(
-                hsm.gate(caller).dry_run(r.dry_run == Some(true)),
-                &r.grant_tokens,
-            )?
-            .encrypt(key, plaintext, &context, algorithm),
-            || hsm.encrypt(key, plaintext, &context, algorithm).map(drop),
-        )?;
+        let out = tokened(
+            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+            &r.grant_tokens,
+        )?
+        .encrypt(key, plaintext, &context, algorithm)?;
         Ok(json!({
             "CiphertextBlob": b64(&out.ciphertext_blob),
             "KeyId": out.key_id,
@@ -100,14 +95,11 @@ pub(super) fn decrypt(body: &[u8]) -> Result<Call, ApiError> {
     call("Decrypt", Lane::Fast, move |hsm, caller| {
         let context = ctx(r.encryption_context);
         let (blob, key) = (blob(&r.ciphertext_blob), r.key_id.as_deref());
-        let out = engine_checked(
-            tokened(
-                hsm.gate(caller).dry_run(r.dry_run == Some(true)),
-                &r.grant_tokens,
-            )?
-            .decrypt(blob, &context, key, algorithm),
-            || hsm.decrypt(blob, &context, key, algorithm).map(drop),
-        )?;
+        let out = tokened(
+            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+            &r.grant_tokens,
+        )?
+        .decrypt(blob, &context, key, algorithm)?;
         Ok(json!({
             "KeyId": out.key_id,
             "Plaintext": b64(&out.plaintext),
@@ -173,17 +165,11 @@ pub(super) fn re_encrypt(body: &[u8]) -> Result<Call, ApiError> {
             r.source_key_id.as_deref(),
             s(&r.destination_key_id),
         );
-        let out = engine_checked(
-            tokened(
-                hsm.gate(caller).dry_run(r.dry_run == Some(true)),
-                &r.grant_tokens,
-            )?
-            .re_encrypt(blob, &source, from, to, &destination),
-            || {
-                hsm.re_encrypt(blob, &source, from, to, &destination)
-                    .map(drop)
-            },
-        )?;
+        let out = tokened(
+            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+            &r.grant_tokens,
+        )?
+        .re_encrypt(blob, &source, from, to, &destination)?;
         Ok(json!({
             "CiphertextBlob": b64(&out.ciphertext_blob),
             "SourceKeyId": out.source_key_id,
@@ -234,14 +220,11 @@ pub(super) fn generate_data_key(body: &[u8], with_plaintext: bool) -> Result<Cal
         )?;
         let context = ctx(r.encryption_context);
         let key = s(&r.key_id);
-        let out = engine_checked(
-            if with_plaintext {
-                gate.generate_data_key(key, spec, bytes, &context)
-            } else {
-                gate.generate_data_key_without_plaintext(key, spec, bytes, &context)
-            },
-            || hsm.generate_data_key(key, spec, bytes, &context).map(drop),
-        )?;
+        let out = if with_plaintext {
+            gate.generate_data_key(key, spec, bytes, &context)
+        } else {
+            gate.generate_data_key_without_plaintext(key, spec, bytes, &context)
+        }?;
         let mut o = json!({
             "CiphertextBlob": b64(&out.ciphertext_blob),
             "KeyId": out.key_id,
@@ -283,17 +266,11 @@ pub(super) fn generate_data_key_pair(body: &[u8], with_plaintext: bool) -> Resul
     };
     call(name, Lane::Slow, move |hsm, caller| {
         let (key, context) = (s(&r.key_id), ctx(r.encryption_context));
-        let out = engine_checked(
-            tokened(
-                hsm.gate(caller).dry_run(r.dry_run == Some(true)),
-                &r.grant_tokens,
-            )?
-            .generate_data_key_pair(key, spec, &context, with_plaintext),
-            || {
-                hsm.generate_data_key_pair(key, spec, &context, false)
-                    .map(drop)
-            },
-        )?;
+        let out = tokened(
+            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+            &r.grant_tokens,
+        )?
+        .generate_data_key_pair(key, spec, &context, with_plaintext)?;
         let mut o = json!({
             "PrivateKeyCiphertextBlob": b64(&out.private_key_ciphertext_blob),
             "PublicKey": b64(&out.public_key),
@@ -386,14 +363,11 @@ pub(super) fn sign(body: &[u8]) -> Result<Call, ApiError> {
     let (message_type, algorithm) = sign_checks(&r, false)?;
     call("Sign", Lane::Fast, move |hsm, caller| {
         let (key, message) = (s(&r.key_id), blob(&r.message));
-        let out = engine_checked(
-            tokened(
-                hsm.gate(caller).dry_run(r.dry_run == Some(true)),
-                &r.grant_tokens,
-            )?
-            .sign(key, message, message_type, algorithm),
-            || hsm.sign(key, message, message_type, algorithm).map(drop),
-        )?;
+        let out = tokened(
+            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+            &r.grant_tokens,
+        )?
+        .sign(key, message, message_type, algorithm)?;
         Ok(json!({
             "KeyId": out.key_id,
             "Signature": b64(&out.signature),
@@ -407,17 +381,11 @@ pub(super) fn verify(body: &[u8]) -> Result<Call, ApiError> {
     let (message_type, algorithm) = sign_checks(&r, true)?;
     call("Verify", Lane::Fast, move |hsm, caller| {
         let (key, message, signature) = (s(&r.key_id), blob(&r.message), blob(&r.signature));
-        let out = engine_checked(
-            tokened(
-                hsm.gate(caller).dry_run(r.dry_run == Some(true)),
-                &r.grant_tokens,
-            )?
-            .verify(key, message, message_type, signature, algorithm),
-            || {
-                hsm.verify(key, message, message_type, signature, algorithm)
-                    .map(drop)
-            },
-        )?;
+        let out = tokened(
+            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+            &r.grant_tokens,
+        )?
+        .verify(key, message, message_type, signature, algorithm)?;
         Ok(json!({
             "KeyId": out.key_id,
             "SignatureValid": out.signature_valid,
@@ -488,14 +456,11 @@ pub(super) fn generate_mac(body: &[u8]) -> Result<Call, ApiError> {
     let algorithm = mac_checks(&r, false)?;
     call("GenerateMac", Lane::Fast, move |hsm, caller| {
         let (key, message) = (s(&r.key_id), blob(&r.message));
-        let out = engine_checked(
-            tokened(
-                hsm.gate(caller).dry_run(r.dry_run == Some(true)),
-                &r.grant_tokens,
-            )?
-            .generate_mac(key, message, algorithm),
-            || hsm.generate_mac(key, message, algorithm).map(drop),
-        )?;
+        let out = tokened(
+            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+            &r.grant_tokens,
+        )?
+        .generate_mac(key, message, algorithm)?;
         Ok(json!({
             "Mac": b64(&out.mac),
             "MacAlgorithm": out.mac_algorithm.as_str(),
@@ -509,14 +474,11 @@ pub(super) fn verify_mac(body: &[u8]) -> Result<Call, ApiError> {
     let algorithm = mac_checks(&r, true)?;
     call("VerifyMac", Lane::Fast, move |hsm, caller| {
         let (key, message, mac) = (s(&r.key_id), blob(&r.message), blob(&r.mac));
-        let key_id = engine_checked(
-            tokened(
-                hsm.gate(caller).dry_run(r.dry_run == Some(true)),
-                &r.grant_tokens,
-            )?
-            .verify_mac(key, message, mac, algorithm),
-            || hsm.verify_mac(key, message, mac, algorithm).map(drop),
-        )?;
+        let key_id = tokened(
+            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+            &r.grant_tokens,
+        )?
+        .verify_mac(key, message, mac, algorithm)?;
         Ok(json!({
             "KeyId": key_id,
             "MacValid": true,
@@ -559,9 +521,8 @@ fn kem_checks(r: &KemReq, decapsulate: bool) -> Result<core::EncapsulationAlgori
     );
     grant_tokens(&mut v, &r.grant_tokens);
     v.finish()?;
-    algorithm.ok_or_else(|| {
-        ApiError::new("ValidationException", "EncapsulationAlgorithm is required")
-    })
+    algorithm
+        .ok_or_else(|| ApiError::new("ValidationException", "EncapsulationAlgorithm is required"))
 }
 
 pub(super) fn encapsulate(body: &[u8]) -> Result<Call, ApiError> {
@@ -569,14 +530,11 @@ pub(super) fn encapsulate(body: &[u8]) -> Result<Call, ApiError> {
     let algorithm = kem_checks(&r, false)?;
     call("Encapsulate", Lane::Fast, move |hsm, caller| {
         let key = s(&r.key_id);
-        let out = engine_checked(
-            tokened(
-                hsm.gate(caller).dry_run(r.dry_run == Some(true)),
-                &r.grant_tokens,
-            )?
-            .encapsulate(key, algorithm),
-            || hsm.encapsulate(key, algorithm).map(drop),
-        )?;
+        let out = tokened(
+            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+            &r.grant_tokens,
+        )?
+        .encapsulate(key, algorithm)?;
         Ok(json!({
             "KeyId": out.key_id,
             "SharedSecret": b64(&out.shared_secret),
@@ -591,14 +549,11 @@ pub(super) fn decapsulate(body: &[u8]) -> Result<Call, ApiError> {
     let algorithm = kem_checks(&r, true)?;
     call("Decapsulate", Lane::Fast, move |hsm, caller| {
         let (key, ciphertext) = (s(&r.key_id), blob(&r.shared_secret_ciphertext_blob));
-        let out = engine_checked(
-            tokened(
-                hsm.gate(caller).dry_run(r.dry_run == Some(true)),
-                &r.grant_tokens,
-            )?
-            .decapsulate(key, ciphertext, algorithm),
-            || hsm.decapsulate(key, ciphertext, algorithm).map(drop),
-        )?;
+        let out = tokened(
+            hsm.gate(caller).dry_run(r.dry_run == Some(true)),
+            &r.grant_tokens,
+        )?
+        .decapsulate(key, ciphertext, algorithm)?;
         Ok(json!({
             "KeyId": out.key_id,
             "SharedSecret": b64(&out.shared_secret),
