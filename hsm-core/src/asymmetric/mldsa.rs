@@ -20,8 +20,8 @@ use std::sync::OnceLock;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{
-    self as lc, KeyPair as _, PqdsaKeyPair, PqdsaSigningAlgorithm, PqdsaVerificationAlgorithm,
-    UnparsedPublicKey,
+    self as lc, KeyPair as _, ParsedPublicKey, PqdsaKeyPair, PqdsaSigningAlgorithm,
+    PqdsaVerificationAlgorithm, UnparsedPublicKey,
 };
 use ml_dsa::common::array::Array;
 use ml_dsa::{MlDsa44, MlDsa65, MlDsa87, MlDsaParams, SigningKey, VerifyingKey};
@@ -41,8 +41,8 @@ pub(crate) const MAX_CONTEXT_LEN: usize = 255;
 /// The DER of a seed-form PKCS#8 ML-DSA key up to the parameter set's last
 /// OID byte: SEQUENCE, version 0, AlgorithmIdentifier { id-ml-dsa-* }.
 const SEED_PKCS8_HEAD: [u8; 17] = [
-    0x30, 0x34, 0x02, 0x01, 0x00, 0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03,
-    0x04, 0x03,
+    0x30, 0x34, 0x02, 0x01, 0x00, 0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04,
+    0x03,
 ];
 
 /// The last byte of the parameter set's OID (2.16.840.1.101.3.4.3.17-19).
@@ -51,7 +51,9 @@ fn oid_last(spec: KeySpec) -> Result<u8> {
         KeySpec::MlDsa44 => Ok(0x11),
         KeySpec::MlDsa65 => Ok(0x12),
         KeySpec::MlDsa87 => Ok(0x13),
-        other => Err(Error::Internal(format!("{other} is not an ML-DSA key spec"))),
+        other => Err(Error::Internal(format!(
+            "{other} is not an ML-DSA key spec"
+        ))),
     }
 }
 
@@ -60,7 +62,9 @@ fn signing_alg(spec: KeySpec) -> Result<&'static PqdsaSigningAlgorithm> {
         KeySpec::MlDsa44 => Ok(&lc::ML_DSA_44_SIGNING),
         KeySpec::MlDsa65 => Ok(&lc::ML_DSA_65_SIGNING),
         KeySpec::MlDsa87 => Ok(&lc::ML_DSA_87_SIGNING),
-        other => Err(Error::Internal(format!("{other} is not an ML-DSA key spec"))),
+        other => Err(Error::Internal(format!(
+            "{other} is not an ML-DSA key spec"
+        ))),
     }
 }
 
@@ -70,15 +74,19 @@ pub(crate) fn verification_alg(spec: KeySpec) -> Result<&'static PqdsaVerificati
         KeySpec::MlDsa44 => Ok(&lc::ML_DSA_44),
         KeySpec::MlDsa65 => Ok(&lc::ML_DSA_65),
         KeySpec::MlDsa87 => Ok(&lc::ML_DSA_87),
-        other => Err(Error::Internal(format!("{other} is not an ML-DSA key spec"))),
+        other => Err(Error::Internal(format!(
+            "{other} is not an ML-DSA key spec"
+        ))),
     }
 }
 
+#[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_DSA (not wired yet) and the tests
 /// The signature length of an ML-DSA spec (2420, 3309, 4627 bytes).
 pub(crate) fn signature_len(spec: KeySpec) -> Result<usize> {
     Ok(signing_alg(spec)?.signature_len())
 }
 
+#[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_DSA (not wired yet) and the tests
 /// The DER SubjectPublicKeyInfo of a raw ML-DSA public key of `spec`
 /// (what aws-lc-rs writes for its own keys).
 pub(crate) fn public_key_der_of(spec: KeySpec, public_key: &[u8]) -> Result<Vec<u8>> {
@@ -99,6 +107,7 @@ pub(crate) fn public_key_der_of(spec: KeySpec, public_key: &[u8]) -> Result<Vec<
     Ok(der)
 }
 
+#[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_DSA (not wired yet) and the tests
 /// The seed-form PKCS#8 DER of `seed` for `spec`.
 pub(crate) fn seed_pkcs8(spec: KeySpec, seed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     if seed.len() != SEED_LEN {
@@ -145,13 +154,13 @@ pub(crate) fn generate(spec: KeySpec) -> Result<Zeroizing<Vec<u8>>> {
     Ok(der)
 }
 
+#[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_DSA (not wired yet) and the tests
 /// Re-encodes any PKCS#8 ML-DSA key aws-lc-rs reads (seed, expanded with
 /// seed, or both) to the seed form; a key without its seed is refused,
 /// since the seed is what is stored and exported.
 pub(crate) fn normalize_pkcs8(spec: KeySpec, der: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    let pair = PqdsaKeyPair::from_pkcs8(signing_alg(spec)?, der).map_err(|_| {
-        Error::Validation(format!("the key is not a PKCS#8 {spec} private key"))
-    })?;
+    let pair = PqdsaKeyPair::from_pkcs8(signing_alg(spec)?, der)
+        .map_err(|_| Error::Validation(format!("the key is not a PKCS#8 {spec} private key")))?;
     let doc = pair.to_pkcs8v1().map_err(|_| {
         Error::Validation(format!(
             "the {spec} private key has no seed; only keys with their seed are accepted"
@@ -166,6 +175,8 @@ pub(crate) fn normalize_pkcs8(spec: KeySpec, der: &[u8]) -> Result<Zeroizing<Vec
 pub(crate) struct MlDsaKey {
     spec: KeySpec,
     pair: PqdsaKeyPair,
+    /// The public key, parsed once for verification.
+    public: ParsedPublicKey,
     seed: Zeroizing<[u8; SEED_LEN]>,
     /// The RustCrypto key, expanded on the first mu / context /
     /// deterministic operation.
@@ -179,6 +190,7 @@ enum Expanded {
     P87(Box<SigningKey<MlDsa87>>),
 }
 
+#[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_DSA (not wired yet) and the tests
 /// How an ML-DSA signature is made beyond the KMS default (hedged, empty
 /// context, message hashed inside): the PKCS#11 `CK_SIGN_ADDITIONAL_CONTEXT`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -195,9 +207,12 @@ impl MlDsaKey {
         let seed = seed_of(spec, der).ok_or_else(|| malformed_key(spec))?;
         let pair = PqdsaKeyPair::from_seed(signing_alg(spec)?, seed.as_ref())
             .map_err(|_| malformed_key(spec))?;
+        let public = ParsedPublicKey::new(verification_alg(spec)?, pair.public_key().as_ref())
+            .map_err(|_| malformed_key(spec))?;
         Ok(MlDsaKey {
             spec,
             pair,
+            public,
             seed,
             expanded: OnceLock::new(),
         })
@@ -208,6 +223,7 @@ impl MlDsaKey {
         self.spec
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKA_VALUE and the tests
     /// The raw public key (FIPS 204 pkEncode).
     pub(crate) fn public_key_raw(&self) -> &[u8] {
         self.pair.public_key().as_ref()
@@ -236,11 +252,7 @@ impl MlDsaKey {
 
     /// ML-DSA.Verify of `message` with the empty context (aws-lc-rs).
     pub(crate) fn verify_raw(&self, message: &[u8], signature: &[u8]) -> Result<bool> {
-        Ok(
-            UnparsedPublicKey::new(verification_alg(self.spec)?, self.public_key_raw())
-                .verify(message, signature)
-                .is_ok(),
-        )
+        Ok(self.public.verify_sig(message, signature).is_ok())
     }
 
     fn expanded(&self) -> &Expanded {
@@ -274,6 +286,7 @@ impl MlDsaKey {
         })
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_DSA and the tests
     /// ML-DSA.Sign with a context string, hedged or deterministic (the
     /// empty context and hedged is [`Self::sign_raw`]'s signature scheme).
     pub(crate) fn sign_with(&self, message: &[u8], options: SignOptions<'_>) -> Result<Vec<u8>> {
@@ -288,6 +301,7 @@ impl MlDsaKey {
         }
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_DSA and the tests
     /// ML-DSA.Verify with a context string.
     pub(crate) fn verify_with(
         &self,
@@ -369,6 +383,7 @@ fn verify_mu_with<P: MlDsaParams>(key: &SigningKey<P>, mu: &Mu, signature: &[u8]
     verifying_key(key).verify_mu(mu, &signature)
 }
 
+#[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_DSA (not wired yet) and the tests
 fn sign_ctx_with<P: MlDsaParams>(
     key: &SigningKey<P>,
     message: &[u8],
@@ -384,6 +399,7 @@ fn sign_ctx_with<P: MlDsaParams>(
     Ok(signature.encode().to_vec())
 }
 
+#[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_DSA (not wired yet) and the tests
 fn verify_ctx_with<P: MlDsaParams>(
     key: &SigningKey<P>,
     message: &[u8],
@@ -442,6 +458,8 @@ pub(crate) fn verify_with_public_key(
         KeySpec::MlDsa44 => with::<MlDsa44>(public_key, message, context, external_mu, signature),
         KeySpec::MlDsa65 => with::<MlDsa65>(public_key, message, context, external_mu, signature),
         KeySpec::MlDsa87 => with::<MlDsa87>(public_key, message, context, external_mu, signature),
-        other => Err(Error::Internal(format!("{other} is not an ML-DSA key spec"))),
+        other => Err(Error::Internal(format!(
+            "{other} is not an ML-DSA key spec"
+        ))),
     }
 }

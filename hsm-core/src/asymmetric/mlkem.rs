@@ -17,15 +17,14 @@ use super::{crypto_failure, malformed_key};
 use crate::error::{Error, Result};
 use crate::types::KeySpec;
 
-/// The length of an ML-KEM shared secret.
-pub(crate) const SHARED_SECRET_LEN: usize = 32;
-
 fn algorithm(spec: KeySpec) -> Result<&'static Algorithm<AlgorithmId>> {
     match spec {
         KeySpec::MlKem512 => Ok(&ML_KEM_512),
         KeySpec::MlKem768 => Ok(&ML_KEM_768),
         KeySpec::MlKem1024 => Ok(&ML_KEM_1024),
-        other => Err(Error::Internal(format!("{other} is not an ML-KEM key spec"))),
+        other => Err(Error::Internal(format!(
+            "{other} is not an ML-KEM key spec"
+        ))),
     }
 }
 
@@ -35,10 +34,13 @@ fn rank(spec: KeySpec) -> Result<usize> {
         KeySpec::MlKem512 => Ok(2),
         KeySpec::MlKem768 => Ok(3),
         KeySpec::MlKem1024 => Ok(4),
-        other => Err(Error::Internal(format!("{other} is not an ML-KEM key spec"))),
+        other => Err(Error::Internal(format!(
+            "{other} is not an ML-KEM key spec"
+        ))),
     }
 }
 
+#[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_KEM (not wired yet) and the tests
 /// The encapsulation key length: 384k + 32 (800, 1184, 1568 bytes).
 pub(crate) fn public_key_len(spec: KeySpec) -> Result<usize> {
     Ok(384 * rank(spec)? + 32)
@@ -55,7 +57,11 @@ pub(crate) fn ciphertext_len(spec: KeySpec) -> Result<usize> {
         KeySpec::MlKem512 => 768,
         KeySpec::MlKem768 => 1088,
         KeySpec::MlKem1024 => 1568,
-        other => return Err(Error::Internal(format!("{other} is not an ML-KEM key spec"))),
+        other => {
+            return Err(Error::Internal(format!(
+                "{other} is not an ML-KEM key spec"
+            )))
+        }
     })
 }
 
@@ -65,7 +71,9 @@ fn oid_last(spec: KeySpec) -> Result<u8> {
         KeySpec::MlKem512 => Ok(0x01),
         KeySpec::MlKem768 => Ok(0x02),
         KeySpec::MlKem1024 => Ok(0x03),
-        other => Err(Error::Internal(format!("{other} is not an ML-KEM key spec"))),
+        other => Err(Error::Internal(format!(
+            "{other} is not an ML-KEM key spec"
+        ))),
     }
 }
 
@@ -84,6 +92,8 @@ pub(crate) struct MlKemKey {
     spec: KeySpec,
     key: DecapsulationKey<AlgorithmId>,
     public: Vec<u8>,
+    /// The encapsulation key, parsed once.
+    encapsulation: EncapsulationKey<AlgorithmId>,
 }
 
 impl MlKemKey {
@@ -100,9 +110,15 @@ impl MlKemKey {
         if aws_lc_rs::constant_time::verify_slices_are_equal(digest.as_ref(), hash).is_err() {
             return Err(malformed_key(spec));
         }
-        let key =
-            DecapsulationKey::new(algorithm(spec)?, dk).map_err(|_| malformed_key(spec))?;
-        Ok(MlKemKey { spec, key, public })
+        let key = DecapsulationKey::new(algorithm(spec)?, dk).map_err(|_| malformed_key(spec))?;
+        let encapsulation =
+            EncapsulationKey::new(algorithm(spec)?, &public).map_err(|_| malformed_key(spec))?;
+        Ok(MlKemKey {
+            spec,
+            key,
+            public,
+            encapsulation,
+        })
     }
 
     /// The key's spec.
@@ -110,6 +126,7 @@ impl MlKemKey {
         self.spec
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKA_VALUE and the tests
     /// The raw encapsulation key (FIPS 203 ek).
     pub(crate) fn public_key_raw(&self) -> &[u8] {
         &self.public
@@ -122,7 +139,14 @@ impl MlKemKey {
 
     /// ML-KEM.Encaps to this key's public key: (ciphertext, shared secret).
     pub(crate) fn encapsulate(&self) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>)> {
-        encapsulate(self.spec, &self.public)
+        let (ciphertext, secret) = self
+            .encapsulation
+            .encapsulate()
+            .map_err(|_| crypto_failure("ML-KEM encapsulation"))?;
+        Ok((
+            ciphertext.as_ref().to_vec(),
+            Zeroizing::new(secret.as_ref().to_vec()),
+        ))
     }
 
     /// ML-KEM.Decaps. A ciphertext of the wrong length is
@@ -155,11 +179,18 @@ pub(crate) fn public_key_der(spec: KeySpec, ek: &[u8]) -> Result<Vec<u8>> {
         0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x04,
     ]);
     der.push(oid_last(spec)?);
-    der.extend_from_slice(&[0x03, 0x82, (bit_string_len >> 8) as u8, bit_string_len as u8, 0x00]);
+    der.extend_from_slice(&[
+        0x03,
+        0x82,
+        (bit_string_len >> 8) as u8,
+        bit_string_len as u8,
+        0x00,
+    ]);
     der.extend_from_slice(ek);
     Ok(der)
 }
 
+#[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_KEM (not wired yet) and the tests
 /// ML-KEM.Encaps to a raw encapsulation key of `spec` (for PKCS#11 public
 /// key objects): (ciphertext, shared secret). A malformed key is a
 /// `ValidationException`.
