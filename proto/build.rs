@@ -35,6 +35,7 @@ const REDACTED: &[&str] = &[
     ".tinfoil.v1.P11CmacRequest",
     ".tinfoil.v1.P11CmacVerifyRequest",
     ".tinfoil.v1.P11EcdhDeriveRequest",
+    ".tinfoil.v1.P11Chunk",
     ".tinfoil.v1.AccessKey",
 ];
 

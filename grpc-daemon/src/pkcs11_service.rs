@@ -889,9 +889,19 @@ impl Pkcs11Backend for Pkcs11Service {
     ) -> Result<Response<Self::PipeStream>, Status> {
         self.open_pipe(request)
     }
+
+    type ChunkedStream = chunked::ChunkedReplies;
+
+    async fn chunked(
+        &self,
+        request: Request<tonic::Streaming<pb::P11Chunk>>,
+    ) -> Result<Response<Self::ChunkedStream>, Status> {
+        self.chunked_call(request).await
+    }
 }
 
 mod authz;
+pub mod chunked;
 pub mod pipe;
 #[cfg(test)]
 mod tests;

@@ -191,6 +191,7 @@ opaque_debug!(
     P11CmacRequest,
     P11CmacVerifyRequest,
     P11EcdhDeriveRequest,
+    P11Chunk,
 );
 
 #[cfg(test)]

@@ -76,7 +76,7 @@ fn with_peer<T>(
 
 impl Pkcs11Service {
     /// Answers one call with the unary handler of the same name.
-    async fn pipe_call(
+    pub(super) async fn pipe_call(
         &self,
         call: pb::P11PipeCall,
         peer: Option<&ConnectionInfo>,

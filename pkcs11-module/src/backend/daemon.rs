@@ -29,6 +29,7 @@ use crate::attrs::{decode, encode};
 use crate::error::{ckr, Pkcs11Error, Result};
 
 mod calls;
+mod chunked;
 mod pipe;
 mod rpc;
 pub mod wire;

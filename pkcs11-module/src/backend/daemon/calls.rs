@@ -122,14 +122,20 @@ impl DaemonBackend {
         })
     }
 
-    /// A fast call answered with bytes: over the pipe, else unary.
+    /// A fast call answered with bytes: over the pipe, else unary (too
+    /// large for one message: in parts, see `chunked`).
     pub(super) fn bytes_call(
         &self,
         op: &'static str,
         call: pipe::Call,
         unary: impl FnOnce() -> Result<pb::P11BytesResponse>,
     ) -> Result<pb::P11BytesResponse> {
-        match self.via_pipe(op, call) {
+        let routed = if super::chunked::too_large(&call) {
+            Some(self.chunked(op, call))
+        } else {
+            self.via_pipe(op, call)
+        };
+        match routed {
             Some(Ok(pipe::Reply::Bytes(answer))) => Ok(answer),
             Some(Ok(_)) => Err(ckr!(CKR_DEVICE_ERROR, "tinfoild sent a wrong reply")),
             Some(Err(err)) => Err(err),
@@ -137,14 +143,20 @@ impl DaemonBackend {
         }
     }
 
-    /// A fast call answered yes or no: over the pipe, else unary.
+    /// A fast call answered yes or no: over the pipe, else unary (too
+    /// large for one message: in parts, see `chunked`).
     pub(super) fn bool_call(
         &self,
         op: &'static str,
         call: pipe::Call,
         unary: impl FnOnce() -> Result<pb::P11BoolResponse>,
     ) -> Result<pb::P11BoolResponse> {
-        match self.via_pipe(op, call) {
+        let routed = if super::chunked::too_large(&call) {
+            Some(self.chunked(op, call))
+        } else {
+            self.via_pipe(op, call)
+        };
+        match routed {
             Some(Ok(pipe::Reply::Ok(answer))) => Ok(answer),
             Some(Ok(_)) => Err(ckr!(CKR_DEVICE_ERROR, "tinfoild sent a wrong reply")),
             Some(Err(err)) => Err(err),
