@@ -591,12 +591,12 @@ impl Hsm {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The descriptor that holds the data directory's lock (an exclusive
-    /// `flock` on `tinfoil.lock`). A process that forks without exec
-    /// shares that lock with its child; a library that leaks its `Hsm` in
-    /// the child (it must never close the parent's SQLite connection
-    /// there) closes the child's copy of this descriptor, so the lock
-    /// stays the parent's alone and ends when the parent drops the `Hsm`.
+    /// The descriptor that holds the data directory's lock (a `flock` on
+    /// `tinfoil.lock`, exclusive or shared: see [`crate::LockMode`]). A
+    /// process that forks without exec shares that lock with its child; a
+    /// library that leaks its `Hsm` in the child (it must never close the
+    /// parent's SQLite connection there) closes the child's copy of this
+    /// descriptor, so the lock ends when the parent drops the `Hsm`.
     pub fn lock_fd(&self) -> std::os::fd::RawFd {
         self.lock_store().lock_fd()
     }
