@@ -18,6 +18,10 @@ pub const P521_OID: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
 pub const ED25519_OID: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
 /// DER PrintableString "edwards25519", the older CKA_EC_PARAMS form.
 pub const ED25519_NAME: &[u8] = b"\x13\x0cedwards25519";
+/// DER of the X25519 OID (id-X25519, RFC 8410).
+pub const X25519_OID: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x6e];
+/// DER PrintableString "curve25519", the older CKA_EC_PARAMS form.
+pub const X25519_NAME: &[u8] = b"\x13\x0acurve25519";
 
 fn bad() -> crate::error::Pkcs11Error {
     ckr!(CKR_DEVICE_ERROR, "malformed public key from the engine")
@@ -79,11 +83,13 @@ pub fn public_attrs(spec: KeySpec, spki: &[u8]) -> Result<Attributes> {
         KeySpec::EccNistP256
         | KeySpec::EccNistP384
         | KeySpec::EccNistP521
-        | KeySpec::EccEd25519 => {
+        | KeySpec::EccEd25519
+        | KeySpec::EccX25519 => {
             let params = match spec {
                 KeySpec::EccNistP256 => P256_OID,
                 KeySpec::EccNistP384 => P384_OID,
                 KeySpec::EccNistP521 => P521_OID,
+                KeySpec::EccX25519 => X25519_OID,
                 _ => ED25519_OID,
             };
             a.insert(CKA_EC_PARAMS, params.to_vec());
@@ -110,6 +116,14 @@ pub fn ec_spec(params: &[u8], edwards: bool) -> Result<KeySpec> {
         p if !edwards && p == P384_OID => Ok(KeySpec::EccNistP384),
         p if !edwards && p == P521_OID => Ok(KeySpec::EccNistP521),
         p if edwards && (p == ED25519_OID || p == ED25519_NAME) => Ok(KeySpec::EccEd25519),
+        _ => Err(ckr!(CKR_CURVE_NOT_SUPPORTED)),
+    }
+}
+
+/// The key spec a CKA_EC_PARAMS of a CKK_EC_MONTGOMERY key names.
+pub fn montgomery_spec(params: &[u8]) -> Result<KeySpec> {
+    match params {
+        p if p == X25519_OID || p == X25519_NAME => Ok(KeySpec::EccX25519),
         _ => Err(ckr!(CKR_CURVE_NOT_SUPPORTED)),
     }
 }
@@ -154,7 +168,7 @@ const PUBLIC_ATTRS: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_PUBLIC_EXPONENT,
 ];
 
-/// Builds an imported public key's attributes (EC P-256/P-384, Ed25519 or
+/// Builds an imported public key's attributes (EC P-256/384/521, Ed25519 or
 /// RSA 2048-4096), checking the key material's shape. Such a key verifies
 /// in this module (it is public data); it never reaches the engine.
 pub fn import_public(template: &crate::attrs::Template) -> Result<Attributes> {
@@ -241,6 +255,8 @@ fn ec_point_bytes(a: &Attributes) -> Result<Vec<u8>> {
 pub enum PublicVerifier {
     /// ECDSA (fixed r||s) or Ed25519 with ring.
     Point(&'static dyn ring::signature::VerificationAlgorithm, Vec<u8>),
+    /// ECDSA P-521 (fixed r||s) with aws-lc-rs: ring has no P-521.
+    P521(Vec<u8>),
     /// RSA PKCS#1 v1.5 or PSS with ring.
     Rsa(&'static ring::signature::RsaParameters, Vec<u8>, Vec<u8>),
     /// CKM_RSA_PKCS over raw input (modulus, exponent), checked by
@@ -268,6 +284,9 @@ impl PublicVerifier {
             }
             CKM_ECDSA_SHA384 if params == Some(P384_OID) => {
                 PublicVerifier::Point(&s::ECDSA_P384_SHA384_FIXED, ec_point_bytes(a)?)
+            }
+            CKM_ECDSA_SHA512 if params == Some(P521_OID) => {
+                PublicVerifier::P521(ec_point_bytes(a)?)
             }
             CKM_EDDSA if params.is_some_and(|p| p == ED25519_OID || p == ED25519_NAME) => {
                 PublicVerifier::Point(&s::ED25519, ec_point_bytes(a)?)
@@ -301,6 +320,12 @@ impl PublicVerifier {
             PublicVerifier::Point(alg, key) => ring::signature::UnparsedPublicKey::new(*alg, key)
                 .verify(message, signature)
                 .is_ok(),
+            PublicVerifier::P521(key) => aws_lc_rs::signature::UnparsedPublicKey::new(
+                &aws_lc_rs::signature::ECDSA_P521_SHA512_FIXED,
+                key,
+            )
+            .verify(message, signature)
+            .is_ok(),
             PublicVerifier::Rsa(parameters, n, e) => {
                 ring::signature::RsaPublicKeyComponents { n, e }
                     .verify(parameters, message, signature)
