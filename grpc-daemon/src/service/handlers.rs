@@ -508,9 +508,7 @@ impl KeyManagement for KmsService {
                 key_usage: out.key_usage.to_string(),
                 encryption_algorithms: convert::names(&out.encryption_algorithms),
                 signing_algorithms: convert::names(&out.signing_algorithms),
-                encapsulation_algorithms: convert::names(
-                    &out.key_usage.encapsulation_algorithms(),
-                ),
+                encapsulation_algorithms: convert::names(&out.key_usage.encapsulation_algorithms()),
             })
         })
         .await
