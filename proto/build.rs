@@ -31,6 +31,8 @@ const REDACTED: &[&str] = &[
     ".tinfoil.v1.P11SignRequest",
     ".tinfoil.v1.P11VerifyRequest",
     ".tinfoil.v1.P11RsaPkcs1CryptRequest",
+    ".tinfoil.v1.P11DeriveRequest",
+    ".tinfoil.v1.P11DeriveResponse",
     ".tinfoil.v1.P11ImportPrivateKeyRequest",
     ".tinfoil.v1.P11CmacRequest",
     ".tinfoil.v1.P11CmacVerifyRequest",

@@ -40,7 +40,7 @@ fn mech(mechanism: CK_MECHANISM_TYPE) -> Mechanism {
         param: Vec::new(),
         gcm: None,
         oaep_label: Vec::new(),
-        ecdh: None,
+        ..Default::default()
     }
 }
 
@@ -236,7 +236,7 @@ fn mechanism(u: &mut Unstructured<'_>) -> AResult<Mechanism> {
         param: bytes(u, 64)?,
         gcm,
         oaep_label: bytes(u, 32)?,
-        ecdh: None,
+        ..Default::default()
     })
 }
 

@@ -704,6 +704,44 @@ impl Pkcs11Backend for Pkcs11Service {
 
     type PipeStream = pipe::PipeReplies;
 
+    async fn derive(
+        &self,
+        request: Request<pb::P11DeriveRequest>,
+    ) -> Result<Response<pb::P11DeriveResponse>, Status> {
+        let caller = self.caller_of(&request)?;
+        let r = request.into_inner();
+        for key in [r.base.as_ref(), r.other.as_ref()].into_iter().flatten() {
+            self.check_key_use(&caller, Some(key), "C_DeriveKey", "kms:DeriveSharedSecret")
+                .await?;
+        }
+        let to_token = r.keys.iter().any(|k| k.token_label.is_some());
+        let lane = if to_token { Lane::Slow } else { Lane::Fast };
+        let response = self
+            .run(lane, "P11Derive", move |b| {
+                let base = wire::key_from_wire(r.base)?;
+                let other = r.other.map(|o| wire::key_from_wire(Some(o))).transpose()?;
+                let op = wire::derive_from_wire(r.op)?;
+                if let Some(len) = r.data_len {
+                    let mut data = b.derive_data(&base, other.as_ref(), &op, len as usize)?;
+                    return Ok(pb::P11DeriveResponse {
+                        keys: Vec::new(),
+                        data: std::mem::take(&mut *data),
+                    });
+                }
+                let new: Vec<_> = r.keys.into_iter().map(wire::new_secret_from_wire).collect();
+                let keys = b.derive(&base, other.as_ref(), &op, &new)?;
+                Ok(pb::P11DeriveResponse {
+                    keys: keys.iter().map(wire::key_to_wire).collect(),
+                    data: Vec::new(),
+                })
+            })
+            .await?;
+        for key in &response.get_ref().keys {
+            self.adopt_key(&caller, key)?;
+        }
+        Ok(response)
+    }
+
     async fn import_private_key(
         &self,
         request: Request<pb::P11ImportPrivateKeyRequest>,

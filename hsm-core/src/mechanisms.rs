@@ -23,11 +23,14 @@ pub use crate::token::SessionKeys;
 use crate::types::{KeyMetadata, KeySpec};
 
 mod cmac;
+mod derive;
+mod des3;
 mod ecdh;
 mod gcm;
 mod raw_sign;
 mod rsa_pkcs1;
 
+pub use derive::{DeriveOp, HkdfSalt, KbkdfField, Prf, MAX_DERIVED};
 pub use ecdh::{DerivedKeySpec, EcdhKdf};
 pub use raw_sign::{digest, rsa_pkcs1_verify_public, RawSign};
 
@@ -60,6 +63,12 @@ pub enum AesMode {
         /// ulCounterBits (1 to 128).
         counter_bits: u32,
     },
+    /// CKM_DES3_ECB (whole 8-byte blocks, a 24-byte key).
+    Des3Ecb,
+    /// CKM_DES3_CBC (whole blocks) with its 8-byte IV.
+    Des3Cbc([u8; 8]),
+    /// CKM_DES3_CBC_PAD (PKCS#7) with its 8-byte IV.
+    Des3CbcPad([u8; 8]),
     /// CKM_AES_GCM: IV, associated data, tag appended to the ciphertext.
     Gcm {
         /// The IV (1 to 256 bytes; 12 is the fast path).
@@ -130,6 +139,9 @@ fn check_ctr(block: &[u8; 16], counter_bits: u32, len: usize) -> Result<()> {
 fn aes_run(key: &[u8], mode: &AesMode, encrypt: bool, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     if data.len() > MAX_AES_INPUT {
         return Err(Error::validation("input too large"));
+    }
+    if let Some(result) = des3::run(key, mode, encrypt, data) {
+        return result;
     }
     if let AesMode::Gcm { iv, aad, tag_len } = mode {
         return match (iv.len() == 12 && *tag_len == 16, encrypt) {
@@ -213,7 +225,9 @@ fn aes_run(key: &[u8], mode: &AesMode, encrypt: bool, data: &[u8]) -> Result<Zer
             .map_err(|_| crypto_failed("AES-CTR"))?;
             Ok(buf)
         }
-        AesMode::Gcm { .. } => Err(Error::Internal("GCM is handled above".into())),
+        AesMode::Gcm { .. } | AesMode::Des3Ecb | AesMode::Des3Cbc(_) | AesMode::Des3CbcPad(_) => {
+            Err(Error::Internal("GCM and DES3 are handled above".into()))
+        }
     }
 }
 

@@ -260,6 +260,9 @@ impl Module {
         template: &Template,
     ) -> Result<CK_OBJECT_HANDLE> {
         self.needs_keys(m, CKF_GENERATE)?;
+        if m.mechanism == CKM_DES3_KEY_GEN {
+            return self.generate_des3(h, m, template);
+        }
         // The key type each mechanism makes; the SHA key generators default
         // CKA_VALUE_LEN to their digest's length.
         let (key_type, default_len) = match m.mechanism {
@@ -441,6 +444,9 @@ impl Module {
             .find(|(t, _)| *t == CKA_KEY_TYPE)
             .ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE, "CKA_KEY_TYPE is required"))
             .and_then(|(_, v)| as_ulong(v))?;
+        if key_type == CKK_DES3 {
+            return self.import_des3(h, template);
+        }
         if !(key_type == CKK_AES || is_mac_key_type(key_type)) {
             return Err(ckr!(
                 CKR_ATTRIBUTE_VALUE_INVALID,
@@ -531,7 +537,7 @@ impl Module {
             } else {
                 (
                     CipherMode::Aes(aes_mode(m)?),
-                    usable_aes_key(object, usage)?,
+                    crate::des3_ops::usable_cipher_key(object, usage, m)?,
                 )
             })
         })?;
@@ -618,7 +624,9 @@ impl Module {
         )
     }
 
-    /// C_EncryptUpdate / C_DecryptUpdate: gathers input, returns nothing.
+    /// C_EncryptUpdate / C_DecryptUpdate: streams the block modes (every
+    /// complete block comes back at once); the others gather input and
+    /// return nothing.
     pub fn cipher_update(
         &self,
         h: CK_SESSION_HANDLE,
@@ -628,6 +636,23 @@ impl Module {
     ) -> Result<Output> {
         let session = self.session(h)?;
         let mut s = lock(&session)?;
+        let slot = if kind == OpKind::Encrypt {
+            &mut s.encrypt
+        } else {
+            &mut s.decrypt
+        };
+        // ECB, CBC and CTR: every complete block now (crate::stream_ops).
+        if let (Some(op), Ok(bytes)) = (slot.as_mut(), data.as_ref()) {
+            if let Some(result) = self.stream_update(op, kind == OpKind::Encrypt, bytes, cap) {
+                if result
+                    .as_ref()
+                    .is_err_and(|e| !matches!(e, Pkcs11Error::BufferTooSmall(_)))
+                {
+                    *slot = None;
+                }
+                return result;
+            }
+        }
         let slot_ref = if kind == OpKind::Encrypt {
             &s.encrypt
         } else {

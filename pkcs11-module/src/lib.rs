@@ -17,8 +17,11 @@ pub mod attrs;
 pub mod audit;
 pub mod backend;
 pub mod cert;
+pub mod check_order;
 pub mod config;
 pub mod crypto_ops;
+pub mod derive_ops;
+pub mod des3_ops;
 pub mod error;
 pub mod ffi;
 pub mod import_ops;
@@ -29,8 +32,10 @@ pub mod object_ops;
 pub mod objects;
 pub mod pin;
 pub mod pubkey;
+pub mod reauth;
 pub mod session;
 pub mod sign_ops;
+pub mod stream_ops;
 mod state;
 
 #[cfg(test)]

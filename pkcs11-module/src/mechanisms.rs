@@ -59,6 +59,11 @@ pub const MECHANISMS: &[MechanismEntry] = &[
     m!(CKM_AES_CTR, 16, 32, CKF_ENCRYPT | CKF_DECRYPT, true),
     m!(CKM_AES_ECB, 16, 32, CKF_ENCRYPT | CKF_DECRYPT, true),
     m!(CKM_AES_KEY_WRAP, 16, 32, CKF_WRAP | CKF_UNWRAP, true),
+    // Legacy triple DES (24-byte keys, session objects only).
+    m!(CKM_DES3_KEY_GEN, 24, 24, CKF_GENERATE, true),
+    m!(CKM_DES3_ECB, 24, 24, CKF_ENCRYPT | CKF_DECRYPT, true),
+    m!(CKM_DES3_CBC, 24, 24, CKF_ENCRYPT | CKF_DECRYPT, true),
+    m!(CKM_DES3_CBC_PAD, 24, 24, CKF_ENCRYPT | CKF_DECRYPT, true),
     m!(CKM_AES_KEY_WRAP_PAD, 16, 32, CKF_WRAP | CKF_UNWRAP, true),
     m!(CKM_AES_KEY_WRAP_KWP, 16, 32, CKF_WRAP | CKF_UNWRAP, true),
     m!(
@@ -185,14 +190,27 @@ pub const MECHANISMS: &[MechanismEntry] = &[
     m!(CKM_SHA512_HMAC_GENERAL, 1, 512, CKF_SIGN | CKF_VERIFY, true),
     m!(CKM_AES_CMAC, 16, 32, CKF_SIGN | CKF_VERIFY, true),
     m!(CKM_AES_CMAC_GENERAL, 16, 32, CKF_SIGN | CKF_VERIFY, true),
-    m!(CKM_ECDH1_DERIVE, 256, 521, CKF_DERIVE | EC_FLAGS, true),
+    m!(CKM_ECDH1_DERIVE, 255, 521, CKF_DERIVE | EC_FLAGS, true),
     m!(
         CKM_ECDH1_COFACTOR_DERIVE,
-        256,
+        255,
         521,
         CKF_DERIVE | EC_FLAGS,
         true
     ),
+    // Secret-key derivations: base key sizes in bytes (SP 800-108: bits,
+    // as its section of the specification says).
+    m!(CKM_HKDF_DERIVE, 1, 512, CKF_DERIVE, true),
+    m!(CKM_HKDF_DATA, 1, 512, CKF_DERIVE, true),
+    m!(CKM_SP800_108_COUNTER_KDF, 8, 4096, CKF_DERIVE, true),
+    m!(CKM_SP800_108_FEEDBACK_KDF, 8, 4096, CKF_DERIVE, true),
+    m!(CKM_AES_ECB_ENCRYPT_DATA, 16, 32, CKF_DERIVE, true),
+    m!(CKM_AES_CBC_ENCRYPT_DATA, 16, 32, CKF_DERIVE, true),
+    m!(CKM_CONCATENATE_BASE_AND_KEY, 1, 512, CKF_DERIVE, true),
+    m!(CKM_CONCATENATE_BASE_AND_DATA, 1, 512, CKF_DERIVE, true),
+    m!(CKM_CONCATENATE_DATA_AND_BASE, 1, 512, CKF_DERIVE, true),
+    m!(CKM_XOR_BASE_AND_DATA, 1, 512, CKF_DERIVE, true),
+    m!(CKM_EXTRACT_KEY_FROM_KEY, 1, 512, CKF_DERIVE, true),
 ];
 
 /// The mechanisms available with or without backend key operations.
@@ -238,7 +256,7 @@ pub struct GcmParams {
 }
 
 /// A mechanism as the caller passed it, with its parameter copied out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Mechanism {
     /// CKM_*.
     pub mechanism: CK_MECHANISM_TYPE,
@@ -250,6 +268,21 @@ pub struct Mechanism {
     pub oaep_label: Vec<u8>,
     /// CK_ECDH1_DERIVE_PARAMS of CKM_ECDH1_(COFACTOR_)DERIVE, copied out.
     pub ecdh: Option<EcdhParams>,
+    /// The parameter of a secret-key derivation (HKDF, SP 800-108,
+    /// ENCRYPT_DATA, concatenation, XOR, extraction), copied out.
+    pub derive: Option<DeriveParams>,
+}
+
+/// A secret-key derivation's parameter, copied out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeriveParams {
+    /// The derivation.
+    pub op: crate::backend::DeriveOp,
+    /// The other key's handle (CKM_CONCATENATE_BASE_AND_KEY's key, or an
+    /// HKDF salt key).
+    pub other: Option<CK_OBJECT_HANDLE>,
+    /// The templates of SP 800-108's additional keys, in order.
+    pub additional: Vec<crate::attrs::Template>,
 }
 
 /// CK_ECDH1_DERIVE_PARAMS, copied out.
@@ -270,6 +303,20 @@ pub fn aes_mode(m: &Mechanism) -> Result<AesMode> {
     let iv =
         |p: &[u8]| -> Result<[u8; 16]> { p.try_into().map_err(|_| bad("the IV must be 16 bytes")) };
     Ok(match m.mechanism {
+        CKM_DES3_ECB if m.param.is_empty() => AesMode::Des3Ecb,
+        CKM_DES3_ECB => return Err(bad("CKM_DES3_ECB takes no parameter")),
+        CKM_DES3_CBC | CKM_DES3_CBC_PAD => {
+            let iv: [u8; 8] = m
+                .param
+                .as_slice()
+                .try_into()
+                .map_err(|_| bad("the DES3 IV must be 8 bytes"))?;
+            if m.mechanism == CKM_DES3_CBC {
+                AesMode::Des3Cbc(iv)
+            } else {
+                AesMode::Des3CbcPad(iv)
+            }
+        }
         CKM_AES_ECB if m.param.is_empty() => AesMode::Ecb,
         CKM_AES_ECB => return Err(bad("CKM_AES_ECB takes no parameter")),
         CKM_AES_CBC => AesMode::Cbc(iv(&m.param)?),
@@ -315,6 +362,7 @@ pub fn aes_output_len(mode: &AesMode, encrypt: bool, n: usize) -> usize {
         (AesMode::Gcm { tag_len, .. }, true) => n + tag_len,
         (AesMode::Gcm { tag_len, .. }, false) => n.saturating_sub(*tag_len),
         (AesMode::CbcPad(_), true) => (n / 16 + 1) * 16,
+        (AesMode::Des3CbcPad(_), true) => (n / 8 + 1) * 8,
         _ => n,
     }
 }
@@ -399,10 +447,7 @@ mod tests {
             CKR_MECHANISM_INVALID
         );
         assert_eq!(lookup(CKM_AES_GCM, true).unwrap().max_key, 32);
-        assert_eq!(
-            lookup(CKM_DES3_CBC, true).unwrap_err().rv(),
-            CKR_MECHANISM_INVALID
-        );
+        assert_eq!(lookup(CKM_DES3_CBC, true).unwrap().max_key, 24);
         assert_eq!(
             lookup(CKM_MD5, true).unwrap_err().rv(),
             CKR_MECHANISM_INVALID

@@ -269,12 +269,7 @@ impl Module {
         let kind = match user {
             CKU_SO => UserKind::So,
             CKU_USER => UserKind::User,
-            CKU_CONTEXT_SPECIFIC => {
-                return Err(ckr!(
-                    CKR_OPERATION_NOT_INITIALIZED,
-                    "no key needs re-authentication"
-                ))
-            }
+            CKU_CONTEXT_SPECIFIC => return self.context_login(handle, pin),
             _ => return Err(ckr!(CKR_USER_TYPE_INVALID)),
         };
         let check_free = |logins: &HashMap<String, UserKind>| match logins.get(&serial) {

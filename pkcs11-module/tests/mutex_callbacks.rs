@@ -266,8 +266,49 @@ fn os_locking_ok_with_callbacks_uses_the_modules_own_locks(which: Which) {
     assert_eq!(LOCKED.load(SeqCst), 0);
 }
 
+static NULL_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// Callbacks of an application that needs no locking: a NULL mutex, and
+/// lock/unlock that only count (as some language bindings pass).
+unsafe extern "C" fn create_null(out: *mut *mut c_void) -> CK_RV {
+    unsafe { *out = null_mut() };
+    NULL_CALLS.fetch_add(1, SeqCst);
+    CKR_OK
+}
+
+unsafe extern "C" fn null_op(m: *mut c_void) -> CK_RV {
+    assert!(m.is_null(), "the module passes back the mutex it was given");
+    NULL_CALLS.fetch_add(1, SeqCst);
+    CKR_OK
+}
+
+/// A CreateMutex that answers CKR_OK with a NULL mutex is accepted: the
+/// pointer is opaque (SoftHSM2, the control, accepts it too), and the
+/// module passes it back to the other callbacks as it got it.
+fn a_null_mutex_is_accepted(which: Which) {
+    let _g = exclusive();
+    NULL_CALLS.store(0, SeqCst);
+    let r = raw(which);
+    let mut a = CK_C_INITIALIZE_ARGS {
+        CreateMutex: Some(create_null),
+        DestroyMutex: Some(null_op),
+        LockMutex: Some(null_op),
+        UnlockMutex: Some(null_op),
+        flags: 0,
+        pReserved: null_mut(),
+    };
+    assert_eq!(initialize(&r, &mut a), CKR_OK);
+    assert_eq!(slot_count(&r), CKR_OK);
+    let slot = r.token("null-mutex");
+    let h = r.session(slot);
+    assert_eq!(call!(r, C_CloseSession(h)), CKR_OK);
+    r.finalize();
+    assert!(NULL_CALLS.load(SeqCst) >= 1);
+}
+
 matrix!([tinfoil_embedded => Embedded, tinfoil => Tinfoil, tinfoil_daemon => Daemon,
     softhsm_control => SoftHsm];
+    a_null_mutex_is_accepted,
     callbacks_are_used_balanced_and_destroyed,
     some_but_not_all_callbacks_are_arguments_bad);
 

@@ -191,6 +191,8 @@ opaque_debug!(
     P11CmacRequest,
     P11CmacVerifyRequest,
     P11EcdhDeriveRequest,
+    P11DeriveRequest,
+    P11DeriveResponse,
     P11Chunk,
 );
 

@@ -10,7 +10,7 @@ use crate::mechanisms::SecretKeyRef;
 use crate::token::SessionKeys;
 
 /// The full CMAC of `data` under an AES key.
-fn cmac(key: &[u8], data: &[u8]) -> Result<[u8; 16]> {
+pub(super) fn cmac(key: &[u8], data: &[u8]) -> Result<[u8; 16]> {
     let bad = || Error::InvalidKeyUsage("CMAC needs an AES key of 16, 24 or 32 bytes".into());
     let tag = match key.len() {
         16 => {

@@ -634,6 +634,45 @@ impl Backend for DaemonBackend {
         key_from_wire(Some(r))
     }
 
+    fn derive(
+        &self,
+        base: &KeyHandle,
+        other: Option<&KeyHandle>,
+        op: &super::DeriveOp,
+        new: &[super::NewSecret],
+    ) -> Result<Vec<KeyHandle>> {
+        let req = pb::P11DeriveRequest {
+            base: Some(key_to_wire(base)),
+            other: other.map(key_to_wire),
+            op: Some(wire::derive_to_wire(op)),
+            keys: new.iter().map(wire::new_secret_to_wire).collect(),
+            data_len: None,
+        };
+        let r = self.call("Derive", req, |mut c, r| async move { c.derive(r).await })?;
+        if r.keys.len() != new.len() {
+            return Err(Pkcs11Error::General("the daemon made other keys".into()));
+        }
+        r.keys.into_iter().map(|k| key_from_wire(Some(k))).collect()
+    }
+
+    fn derive_data(
+        &self,
+        base: &KeyHandle,
+        other: Option<&KeyHandle>,
+        op: &super::DeriveOp,
+        len: usize,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let req = pb::P11DeriveRequest {
+            base: Some(key_to_wire(base)),
+            other: other.map(key_to_wire),
+            op: Some(wire::derive_to_wire(op)),
+            keys: Vec::new(),
+            data_len: Some(u32_len(len)?),
+        };
+        let r = self.call("Derive", req, |mut c, r| async move { c.derive(r).await })?;
+        Ok(Zeroizing::new(r.data))
+    }
+
     fn import_private_key(
         &self,
         token_label: Option<&str>,
@@ -770,6 +809,7 @@ impl Backend for DaemonBackend {
         })?;
         key_from_wire(Some(r))
     }
+
 
     fn load_changes(&self, token: &str, since: Option<u64>) -> Result<super::ObjectChanges> {
         let req = pb::P11LoadChangesRequest {

@@ -836,8 +836,79 @@ impl Backend for EmbeddedBackend {
         Ok((copied(key), len))
     }
 
+    fn derive(
+        &self,
+        base: &KeyHandle,
+        other: Option<&KeyHandle>,
+        op: &super::DeriveOp,
+        new: &[super::NewSecret],
+    ) -> Result<Vec<KeyHandle>> {
+        let specs: Vec<hsm_core::mechanisms::DerivedKeySpec<'_>> = new
+            .iter()
+            .map(|n| hsm_core::mechanisms::DerivedKeySpec {
+                token: n.token_label.as_deref(),
+                aes: n.aes,
+                len: n.len,
+                extractable: n.extractable,
+                readable: n.readable,
+            })
+            .collect();
+        let made = self
+            .hsm
+            .p11_derive(
+                &self.session_keys,
+                self.key_ref(base),
+                other.map(|o| self.key_ref(o)),
+                op,
+                &specs,
+            )
+            .map_err(derive_error)?;
+        Ok(made
+            .into_iter()
+            .map(|k| match k {
+                hsm_core::token::CopiedKey::Session(id) => KeyHandle::Session(id),
+                hsm_core::token::CopiedKey::Stored(meta) => KeyHandle::Stored(meta.key_id),
+            })
+            .collect())
+    }
+
+    fn derive_data(
+        &self,
+        base: &KeyHandle,
+        other: Option<&KeyHandle>,
+        op: &super::DeriveOp,
+        len: usize,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        self.hsm
+            .p11_derive_data(
+                &self.session_keys,
+                self.key_ref(base),
+                other.map(|o| self.key_ref(o)),
+                op,
+                len,
+            )
+            .map_err(derive_error)
+    }
+
     fn load_changes(&self, token: &str, since: Option<u64>) -> Result<super::ObjectChanges> {
         self.changes(token, since)
+    }
+}
+
+/// The CK_RV of a failed secret-key derivation: a bad parameter or
+/// length is the mechanism's parameter; a base key of the wrong kind, the
+/// key's type.
+fn derive_error(e: hsm_core::Error) -> crate::error::Pkcs11Error {
+    match e {
+        hsm_core::Error::Validation(_) => ckr!(
+            CKR_MECHANISM_PARAM_INVALID,
+            "derivation parameter or length not valid"
+        ),
+        hsm_core::Error::InvalidKeyUsage(_) => ckr!(
+            CKR_KEY_TYPE_INCONSISTENT,
+            "the base key cannot serve this derivation"
+        ),
+        other => other.into(),
     }
 }
 

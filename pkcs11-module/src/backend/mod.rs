@@ -18,6 +18,7 @@ pub mod embedded;
 pub mod memory;
 
 pub use hsm_core::mechanisms::{AesMode, EcdhKdf, RawSign, WrapMode};
+pub use hsm_core::mechanisms::{DeriveOp, HkdfSalt, KbkdfField, Prf};
 pub use hsm_core::token::{KeyTransport, PairUsages, PrivateKind};
 pub use hsm_core::{KeySpec, KeyUsage};
 
@@ -75,6 +76,21 @@ pub struct ImportedKey {
     pub spec: KeySpec,
     /// Its DER SubjectPublicKeyInfo.
     pub spki: Vec<u8>,
+}
+
+/// A secret key a derivation makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSecret {
+    /// The token's label for a token key; `None`: a session key.
+    pub token_label: Option<String>,
+    /// An AES key (else a generic secret).
+    pub aes: bool,
+    /// Its length in bytes.
+    pub len: usize,
+    /// CKA_EXTRACTABLE.
+    pub extractable: bool,
+    /// CKA_SENSITIVE false with CKA_EXTRACTABLE true: readable.
+    pub readable: bool,
 }
 
 /// The part of a token's objects some changes touched.
@@ -362,6 +378,31 @@ pub trait Backend: Send + Sync {
     /// then neither listed nor accepted).
     fn lacks(&self, _mechanism: CK_MECHANISM_TYPE) -> bool {
         false
+    }
+
+    /// A derivation from a secret base key (and `other`: the second key of
+    /// CKM_CONCATENATE_BASE_AND_KEY or an HKDF salt key) into new secret
+    /// keys, one per entry of `new` (several only for SP 800-108), all or
+    /// nothing.
+    fn derive(
+        &self,
+        _base: &KeyHandle,
+        _other: Option<&KeyHandle>,
+        _op: &DeriveOp,
+        _new: &[NewSecret],
+    ) -> Result<Vec<KeyHandle>> {
+        Err(no_keys())
+    }
+
+    /// CKM_HKDF_DATA: the `len` derived bytes themselves.
+    fn derive_data(
+        &self,
+        _base: &KeyHandle,
+        _other: Option<&KeyHandle>,
+        _op: &DeriveOp,
+        _len: usize,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        Err(no_keys())
     }
 
     /// AES-CMAC of `data`, its first `mac_len` bytes.

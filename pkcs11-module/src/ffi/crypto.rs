@@ -11,6 +11,7 @@ pub(super) unsafe extern "C" fn C_DigestInit(
     mechanism: *mut CK_MECHANISM,
 ) -> CK_RV {
     with_module(|m| {
+        m.session_first(h)?;
         let mech = unsafe { read_mechanism(mechanism) }?;
         m.digest_init(h, mech.mechanism, mech.param.len())
     })
@@ -99,8 +100,10 @@ macro_rules! cipher_fns {
             key: CK_OBJECT_HANDLE,
         ) -> CK_RV {
             with_module(|m| {
+                m.session_first(h)?;
                 let mech = unsafe { read_mechanism(mechanism) }?;
-                m.cipher_init(h, $kind, &mech, key)
+                m.cipher_init(h, $kind, &mech, key)?;
+                m.note_reauth(h, $kind, key)
             })
         }
 
@@ -112,6 +115,7 @@ macro_rules! cipher_fns {
             out_len: *mut CK_ULONG,
         ) -> CK_RV {
             with_module(|m| {
+                m.reauth_done(h, $kind)?;
                 let cap = unsafe { capacity(out, out_len) }?;
                 let data = unsafe { in_bytes(data, len) }?;
                 unsafe { deliver(out, out_len, m.cipher(h, $kind, data, cap)) }
@@ -126,6 +130,7 @@ macro_rules! cipher_fns {
             out_len: *mut CK_ULONG,
         ) -> CK_RV {
             with_module(|m| {
+                m.reauth_done(h, $kind)?;
                 // Bad arguments still end the operation, inside cipher_update.
                 let cap = unsafe { capacity(out, out_len) };
                 let data = unsafe { in_bytes(data, len) };
@@ -143,6 +148,7 @@ macro_rules! cipher_fns {
             out_len: *mut CK_ULONG,
         ) -> CK_RV {
             with_module(|m| {
+                m.reauth_done(h, $kind)?;
                 let cap = unsafe { capacity(out, out_len) }?;
                 unsafe { deliver(out, out_len, m.cipher_final(h, $kind, cap)) }
             })
@@ -170,8 +176,10 @@ pub(super) unsafe extern "C" fn C_SignInit(
     key: CK_OBJECT_HANDLE,
 ) -> CK_RV {
     with_module(|m| {
+        m.session_first(h)?;
         let mech = unsafe { read_mechanism(mechanism) }?;
-        m.sign_init(h, OpKind::Sign, &mech, key)
+        m.sign_init(h, OpKind::Sign, &mech, key)?;
+        m.note_reauth(h, OpKind::Sign, key)
     })
 }
 
@@ -181,6 +189,7 @@ pub(super) unsafe extern "C" fn C_VerifyInit(
     key: CK_OBJECT_HANDLE,
 ) -> CK_RV {
     with_module(|m| {
+        m.session_first(h)?;
         let mech = unsafe { read_mechanism(mechanism) }?;
         m.sign_init(h, OpKind::Verify, &mech, key)
     })
@@ -194,6 +203,7 @@ pub(super) unsafe extern "C" fn C_Sign(
     out_len: *mut CK_ULONG,
 ) -> CK_RV {
     with_module(|m| {
+        m.reauth_done(h, OpKind::Sign)?;
         let cap = unsafe { capacity(out, out_len) }?;
         let data = unsafe { in_bytes(data, len) }?;
         unsafe { deliver(out, out_len, m.sign(h, data, cap)) }
@@ -205,7 +215,10 @@ pub(super) unsafe extern "C" fn C_SignUpdate(
     data: *mut CK_BYTE,
     len: CK_ULONG,
 ) -> CK_RV {
-    with_module(|m| m.sign_update(h, OpKind::Sign, unsafe { in_bytes(data, len) }))
+    with_module(|m| {
+        m.reauth_done(h, OpKind::Sign)?;
+        m.sign_update(h, OpKind::Sign, unsafe { in_bytes(data, len) })
+    })
 }
 
 pub(super) unsafe extern "C" fn C_SignFinal(
@@ -214,6 +227,7 @@ pub(super) unsafe extern "C" fn C_SignFinal(
     out_len: *mut CK_ULONG,
 ) -> CK_RV {
     with_module(|m| {
+        m.reauth_done(h, OpKind::Sign)?;
         let cap = unsafe { capacity(out, out_len) }?;
         unsafe { deliver(out, out_len, m.sign_final(h, cap)) }
     })
@@ -270,9 +284,11 @@ pub(super) unsafe extern "C" fn C_GenerateKey(
     key: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
     with_module(|m| {
+        m.session_first(h)?;
         let key = unsafe { out_ref(key) }?;
-        let mech = unsafe { read_mechanism(mechanism) }?;
         let template = unsafe { read_template(template, count) }?;
+        m.read_only_first(h, &[&template])?;
+        let mech = unsafe { read_mechanism(mechanism) }?;
         let on_token = crate::audit::template_on_token(&template);
         *key = m.audited(
             "C_GenerateKey",
@@ -297,11 +313,13 @@ pub(super) unsafe extern "C" fn C_GenerateKeyPair(
     private_key: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
     with_module(|m| {
+        m.session_first(h)?;
         let public_key = unsafe { out_ref(public_key) }?;
         let private_key = unsafe { out_ref(private_key) }?;
-        let mech = unsafe { read_mechanism(mechanism) }?;
         let public = unsafe { read_template(public, public_count) }?;
         let private = unsafe { read_template(private, private_count) }?;
+        m.read_only_first(h, &[&public, &private])?;
+        let mech = unsafe { read_mechanism(mechanism) }?;
         let on_token =
             crate::audit::template_on_token(&public) || crate::audit::template_on_token(&private);
         let (pub_h, priv_h) = m.audited(
@@ -326,6 +344,7 @@ pub(super) unsafe extern "C" fn C_WrapKey(
     out_len: *mut CK_ULONG,
 ) -> CK_RV {
     with_module(|m| {
+        m.session_first(h)?;
         let cap = unsafe { capacity(out, out_len) }?;
         let mech = unsafe { read_mechanism(mechanism) }?;
         // Recorded when it wraps (not for a length query).
@@ -356,18 +375,27 @@ pub(super) unsafe extern "C" fn C_DeriveKey(
     key: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
     with_module(|m| {
+        m.session_first(h)?;
         let key = unsafe { out_ref(key) }?;
-        let mech = unsafe { read_mechanism(mechanism) }?;
         let template = unsafe { read_template(template, count) }?;
+        m.read_only_first(h, &[&template])?;
+        let mech = unsafe { read_mechanism(mechanism) }?;
         let used = m.object_facts(h, base).key;
         let on_token = crate::audit::template_on_token(&template);
-        *key = m.audited(
+        let handles = m.audited(
             "C_DeriveKey",
             Some(mech.mechanism),
             used.as_ref(),
             on_token,
-            || m.derive_key(h, &mech, base, &template),
+            || match mech.derive {
+                None => m.derive_key(h, &mech, base, &template).map(|k| vec![k]),
+                Some(_) => m.derive_secret(h, &mech, base, &template),
+            },
         )?;
+        *key = *handles.first().ok_or(ckr!(CKR_GENERAL_ERROR))?;
+        // SAFETY: read_mechanism read this CK_MECHANISM and its array of
+        // additional keys (SP 800-108), whose handles go back there.
+        unsafe { super::derive_params::write_additional(&*mechanism, &handles[1..]) };
         Ok(())
     })
 }
@@ -383,10 +411,12 @@ pub(super) unsafe extern "C" fn C_UnwrapKey(
     key: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
     with_module(|m| {
+        m.session_first(h)?;
         let key = unsafe { out_ref(key) }?;
+        let template = unsafe { read_template(template, count) }?;
+        m.read_only_first(h, &[&template])?;
         let mech = unsafe { read_mechanism(mechanism) }?;
         let wrapped = unsafe { in_bytes(wrapped, wrapped_len) }?;
-        let template = unsafe { read_template(template, count) }?;
         let used = m.object_facts(h, unwrapping).key;
         let on_token = crate::audit::template_on_token(&template);
         *key = m.audited(

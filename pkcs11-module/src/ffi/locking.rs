@@ -43,7 +43,7 @@ fn app_error(rv: CK_RV) -> Pkcs11Error {
 /// Reads the locking part of C_Initialize's arguments: `Ok(None)` when the
 /// module uses its own locks; with the callbacks and without
 /// CKF_OS_LOCKING_OK, creates the application mutex (its CreateMutex
-/// error is returned as is, CKR_OK with a NULL mutex as CKR_MUTEX_BAD).
+/// error is returned as is; the mutex it makes, NULL included, is opaque).
 pub(crate) fn from_args(args: &CK_C_INITIALIZE_ARGS) -> Result<Option<AppMutex>> {
     let (create, destroy, lock, unlock) = match (
         args.CreateMutex,
@@ -69,9 +69,9 @@ pub(crate) fn from_args(args: &CK_C_INITIALIZE_ARGS) -> Result<Option<AppMutex>>
     if rv != CKR_OK {
         return Err(app_error(rv));
     }
-    if mutex.is_null() {
-        return Err(app_error(CKR_MUTEX_BAD));
-    }
+    // The mutex is opaque to the module: NULL is a value like any other
+    // (applications whose callbacks do nothing return it; SoftHSM accepts
+    // it too).
     Ok(Some(AppMutex {
         pid: crate::ffi::fork::current_pid(),
         mutex,

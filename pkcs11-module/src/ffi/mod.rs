@@ -18,6 +18,7 @@ use crate::module::Module;
 use crate::session::Output;
 
 mod crypto;
+mod derive_params;
 pub(crate) mod fork;
 mod general;
 mod lists;
@@ -208,7 +209,7 @@ pub(crate) unsafe fn read_mechanism(p: *const CK_MECHANISM) -> Result<Mechanism>
                 tag_bits: g.ulTagBits,
             }),
             oaep_label: Vec::new(),
-            ecdh: None,
+            ..Default::default()
         });
     }
     let param = unsafe { in_bytes(m.pParameter as *const u8, m.ulParameterLen) }?.to_vec();
@@ -257,6 +258,8 @@ pub(crate) unsafe fn read_mechanism(p: *const CK_MECHANISM) -> Result<Mechanism>
         gcm: None,
         oaep_label,
         ecdh,
+        // SAFETY: the caller promises the parameter structure.
+        derive: unsafe { derive_params::read(m) }?,
     })
 }
 

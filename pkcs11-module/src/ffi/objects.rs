@@ -13,12 +13,15 @@ pub(super) unsafe extern "C" fn C_CreateObject(
     object: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
     with_module(|m| {
+        m.session_first(h)?;
         let object = unsafe { out_ref(object) }?;
         let mut template = unsafe { read_template(template, count) }?;
         let key_on_token =
             crate::audit::template_on_token(&template) && crate::audit::template_is_key(&template);
-        let created = m.audited("C_CreateObject", None, None, key_on_token, || {
-            m.create_object(h, &template)
+        let created = m.read_only_first(h, &[&template]).and_then(|()| {
+            m.audited("C_CreateObject", None, None, key_on_token, || {
+                m.create_object(h, &template)
+            })
         });
         // The copy may hold a secret key's CKA_VALUE: wipe it.
         for (_, value) in template.iter_mut() {
@@ -37,8 +40,10 @@ pub(super) unsafe extern "C" fn C_CopyObject(
     object: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
     with_module(|m| {
+        m.session_first(h)?;
         let object = unsafe { out_ref(object) }?;
         let template = unsafe { read_template(template, count) }?;
+        m.read_only_first(h, &[&template])?;
         let facts = m.object_facts(h, source);
         let makes = facts.key.is_some() && crate::audit::template_on_token(&template);
         *object = m.audited("C_CopyObject", None, facts.key.as_ref(), makes, || {

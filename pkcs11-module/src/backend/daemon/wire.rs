@@ -8,6 +8,7 @@ use tinfoil_proto::v1 as pb;
 use tonic_types::StatusExt;
 
 use crate::backend::{AesMode, KeyHandle, KeySpec, PairUsages, RawSign, UserKind, WrapMode};
+use crate::backend::{DeriveOp, HkdfSalt, KbkdfField, NewSecret, Prf};
 use crate::error::{ckr, Pkcs11Error, Result};
 
 /// Longest error text kept from a status, in characters.
@@ -84,8 +85,17 @@ pub fn aes_to_wire(mode: &AesMode) -> pb::P11AesMode {
             aad: aad.clone(),
             tag_len: *tag_len as u32,
         }),
+        AesMode::Des3Ecb => Mode::Des3Ecb(pb::P11Empty {}),
+        AesMode::Des3Cbc(iv) => Mode::Des3Cbc(iv.to_vec()),
+        AesMode::Des3CbcPad(iv) => Mode::Des3CbcPad(iv.to_vec()),
     };
     pb::P11AesMode { mode: Some(mode) }
+}
+
+fn des3_iv(bytes: &[u8]) -> Result<[u8; 8]> {
+    bytes
+        .try_into()
+        .map_err(|_| ckr!(CKR_MECHANISM_PARAM_INVALID, "the DES3 IV must be 8 bytes"))
 }
 
 fn block(bytes: &[u8]) -> Result<[u8; 16]> {
@@ -114,6 +124,9 @@ pub fn aes_from_wire(mode: Option<pb::P11AesMode>) -> Result<AesMode> {
                 n => n as usize,
             },
         }),
+        Some(Mode::Des3Ecb(_)) => Ok(AesMode::Des3Ecb),
+        Some(Mode::Des3Cbc(iv)) => Ok(AesMode::Des3Cbc(des3_iv(&iv)?)),
+        Some(Mode::Des3CbcPad(iv)) => Ok(AesMode::Des3CbcPad(des3_iv(&iv)?)),
         None => Err(ckr!(CKR_MECHANISM_INVALID, "AES mode missing")),
     }
 }
@@ -334,6 +347,160 @@ mod tests {
             assert_eq!(err.rv(), CKR_GENERAL_ERROR, "{endpoint}");
             assert!(err.to_string().contains("unix:PATH"), "{err}");
         }
+    }
+}
+
+/// A derivation on the wire.
+pub fn derive_to_wire(op: &DeriveOp) -> pb::P11DeriveOp {
+    use pb::p11_derive_op::Op;
+    use pb::p11_kbkdf_field::Field;
+    let op = match op {
+        DeriveOp::Hkdf {
+            hash_len,
+            extract,
+            expand,
+            salt,
+            info,
+        } => Op::Hkdf(pb::P11Hkdf {
+            hash_len: *hash_len as u32,
+            extract: *extract,
+            expand: *expand,
+            salt: match salt {
+                HkdfSalt::Data(d) => Some(d.clone()),
+                _ => None,
+            },
+            salt_key: *salt == HkdfSalt::Key,
+            info: info.clone(),
+        }),
+        DeriveOp::Kbkdf {
+            prf,
+            feedback_iv,
+            fields,
+        } => Op::Kbkdf(pb::P11Kbkdf {
+            hmac_len: match prf {
+                Prf::Hmac(n) => *n as u32,
+                Prf::AesCmac => 0,
+            },
+            feedback_iv: feedback_iv.clone(),
+            fields: fields
+                .iter()
+                .map(|f| pb::P11KbkdfField {
+                    field: Some(match f {
+                        KbkdfField::Counter {
+                            little_endian,
+                            bits,
+                        } => Field::Counter(pb::P11KbkdfNumber {
+                            little_endian: *little_endian,
+                            bits: *bits,
+                            segments: false,
+                        }),
+                        KbkdfField::Chain => Field::Chain(pb::P11Empty {}),
+                        KbkdfField::DkmLength {
+                            segments,
+                            little_endian,
+                            bits,
+                        } => Field::DkmLength(pb::P11KbkdfNumber {
+                            little_endian: *little_endian,
+                            bits: *bits,
+                            segments: *segments,
+                        }),
+                        KbkdfField::Bytes(b) => Field::Bytes(b.clone()),
+                    }),
+                })
+                .collect(),
+        }),
+        DeriveOp::AesEncryptData { iv, data } => Op::EncryptData(pb::P11EncryptData {
+            iv: iv.map(|iv| iv.to_vec()),
+            data: data.clone(),
+        }),
+        DeriveOp::ConcatBaseAndKey => Op::ConcatBaseAndKey(pb::P11Empty {}),
+        DeriveOp::ConcatBaseAndData(d) => Op::ConcatBaseAndData(d.clone()),
+        DeriveOp::ConcatDataAndBase(d) => Op::ConcatDataAndBase(d.clone()),
+        DeriveOp::XorBaseAndData(d) => Op::XorBaseAndData(d.clone()),
+        DeriveOp::ExtractKeyFromKey(bit) => Op::ExtractKeyFromKey(*bit),
+    };
+    pb::P11DeriveOp { op: Some(op) }
+}
+
+/// A derivation from the wire; anything malformed is
+/// CKR_MECHANISM_PARAM_INVALID.
+pub fn derive_from_wire(op: Option<pb::P11DeriveOp>) -> Result<DeriveOp> {
+    use pb::p11_derive_op::Op;
+    use pb::p11_kbkdf_field::Field;
+    let bad = || ckr!(CKR_MECHANISM_PARAM_INVALID, "malformed derivation");
+    Ok(match op.and_then(|o| o.op).ok_or_else(bad)? {
+        Op::Hkdf(h) => DeriveOp::Hkdf {
+            hash_len: h.hash_len as usize,
+            extract: h.extract,
+            expand: h.expand,
+            salt: match (h.salt, h.salt_key) {
+                (Some(d), false) => HkdfSalt::Data(d),
+                (None, true) => HkdfSalt::Key,
+                (None, false) => HkdfSalt::Null,
+                (Some(_), true) => return Err(bad()),
+            },
+            info: h.info,
+        },
+        Op::Kbkdf(k) => DeriveOp::Kbkdf {
+            prf: match k.hmac_len {
+                0 => Prf::AesCmac,
+                n => Prf::Hmac(n as usize),
+            },
+            feedback_iv: k.feedback_iv,
+            fields: k
+                .fields
+                .into_iter()
+                .map(|f| {
+                    Ok(match f.field.ok_or_else(bad)? {
+                        Field::Counter(n) => KbkdfField::Counter {
+                            little_endian: n.little_endian,
+                            bits: n.bits,
+                        },
+                        Field::Chain(_) => KbkdfField::Chain,
+                        Field::DkmLength(n) => KbkdfField::DkmLength {
+                            segments: n.segments,
+                            little_endian: n.little_endian,
+                            bits: n.bits,
+                        },
+                        Field::Bytes(b) => KbkdfField::Bytes(b),
+                    })
+                })
+                .collect::<Result<_>>()?,
+        },
+        Op::EncryptData(e) => DeriveOp::AesEncryptData {
+            iv: e
+                .iv
+                .map(|iv| <[u8; 16]>::try_from(iv.as_slice()).map_err(|_| bad()))
+                .transpose()?,
+            data: e.data,
+        },
+        Op::ConcatBaseAndKey(_) => DeriveOp::ConcatBaseAndKey,
+        Op::ConcatBaseAndData(d) => DeriveOp::ConcatBaseAndData(d),
+        Op::ConcatDataAndBase(d) => DeriveOp::ConcatDataAndBase(d),
+        Op::XorBaseAndData(d) => DeriveOp::XorBaseAndData(d),
+        Op::ExtractKeyFromKey(bit) => DeriveOp::ExtractKeyFromKey(bit),
+    })
+}
+
+/// A key a derivation makes, on the wire.
+pub fn new_secret_to_wire(n: &NewSecret) -> pb::P11NewSecret {
+    pb::P11NewSecret {
+        token_label: n.token_label.clone(),
+        aes: n.aes,
+        len: n.len.min(u32::MAX as usize) as u32,
+        extractable: n.extractable,
+        readable: n.readable,
+    }
+}
+
+/// A key a derivation makes, from the wire.
+pub fn new_secret_from_wire(n: pb::P11NewSecret) -> NewSecret {
+    NewSecret {
+        token_label: n.token_label,
+        aes: n.aes,
+        len: n.len as usize,
+        extractable: n.extractable,
+        readable: n.readable,
     }
 }
 
