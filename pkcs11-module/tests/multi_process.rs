@@ -31,6 +31,16 @@ fn worker_process() {
     let Ok(spec) = std::env::var(WORKER) else {
         return;
     };
+    if let Some(module) = spec.strip_prefix("open|") {
+        // Only opens the store (making it if nobody did yet) and lists.
+        let p11 = Pkcs11::new(module).unwrap();
+        p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            .unwrap();
+        let slots = p11.get_all_slots().unwrap();
+        println!("\nslots {}", slots.len());
+        p11.finalize().unwrap();
+        return;
+    }
     let mut parts = spec.split('|');
     let module = parts.next().unwrap().to_string();
     let id: usize = parts.next().unwrap().parse().unwrap();
@@ -251,13 +261,13 @@ fn race(which: Which, workers: usize, rounds: usize, at_once: bool) {
         vec![reports.created.len() - reports.destroyed.len()]
     );
     if which == Which::Embedded {
-        audit_chain_verifies(m.dir.path());
+        audit_chain_verifies(m.dir.path(), 1);
     }
 }
 
 /// Exports the store's audit log (after every process let go of it) and
 /// verifies the chain offline.
-fn audit_chain_verifies(dir: &std::path::Path) {
+fn audit_chain_verifies(dir: &std::path::Path, at_least: u64) {
     use hsm_core::audit::export::ExportWriter;
     use hsm_core::{Caller, Hsm, HsmOptions, Principal, SecretString};
     // The test's own module instance still holds the store (shared); a
@@ -288,7 +298,47 @@ fn audit_chain_verifies(dir: &std::path::Path) {
     writer.finish(&key, &origin).unwrap();
     let report = hsm_core::audit::verify_dir(&out, &key).expect("the chain verifies");
     eprintln!("audit after the race: {report}");
-    assert!(report.records >= 1, "{report}");
+    assert!(report.records >= at_least, "{report}");
+}
+
+/// Eight processes start on a data directory that holds no store yet
+/// (pytest-xdist workers on a fresh fixture): one makes it, the others
+/// wait and open it; the store unseals afterwards and its audit chain (one
+/// signing key) verifies.
+#[test]
+fn eight_processes_open_a_fresh_store_at_once() {
+    let _g = common::exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    common::write_embedded_config(dir.path());
+    assert!(!dir.path().join("data").exists());
+    let exe = std::env::current_exe().unwrap();
+    let module = common::tinfoil_path().display().to_string();
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "worker_process",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(WORKER, format!("open|{module}"))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("\nslots "),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    audit_chain_verifies(dir.path(), 0);
 }
 
 #[test]
