@@ -205,6 +205,12 @@ impl Hsm {
         system_tags: &[Tag],
         policy: Option<std::sync::Arc<crate::policy::authz::StoredPolicy>>,
     ) -> Result<KeyMetadata> {
+        // X25519 is a PKCS#11 key type (key agreement), not a KMS key spec.
+        if request.key_spec == Some(KeySpec::EccX25519) && request.token.is_none() {
+            return Err(Error::validation(
+                "ECC_X25519 keys are made through PKCS#11 (CKM_EC_MONTGOMERY_KEY_PAIR_GEN)",
+            ));
+        }
         check_description(&request.description)?;
         let spec = request.key_spec.unwrap_or(KeySpec::SymmetricDefault);
         let usage = request.key_usage.unwrap_or_else(|| spec.default_usage());

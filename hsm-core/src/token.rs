@@ -535,11 +535,13 @@ impl PairUsages {
     }
 
     /// Checks the usages against the key type: RSA signs and decrypts, a
-    /// NIST curve signs and agrees keys, Ed25519 only signs.
+    /// NIST curve signs and agrees keys, Ed25519 only signs, X25519 only
+    /// agrees keys.
     fn check(&self, spec: KeySpec) -> Result<()> {
         let ok = (self.sign || self.decrypt || self.derive)
             && (spec.is_rsa() || !self.decrypt)
-            && (!self.derive || (spec.is_ecc() && spec != KeySpec::EccEd25519));
+            && (!self.derive || (spec.is_ecc() && spec != KeySpec::EccEd25519))
+            && (spec != KeySpec::EccX25519 || !self.sign);
         if ok {
             Ok(())
         } else {
@@ -590,11 +592,7 @@ pub const VALUE_LEN_TAG: &str = "pkcs11:value_len";
 /// whose key length does not exceed `len` (HMAC_224 below 28).
 fn hmac_spec(len: usize) -> Result<KeySpec> {
     Ok(match len {
-        0 | 513.. => {
-            return Err(Error::validation(
-                "a generic secret key is 1 to 512 bytes",
-            ))
-        }
+        0 | 513.. => return Err(Error::validation("a generic secret key is 1 to 512 bytes")),
         ..32 => KeySpec::Hmac224,
         32..48 => KeySpec::Hmac256,
         48..64 => KeySpec::Hmac384,

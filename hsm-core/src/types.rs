@@ -70,6 +70,9 @@ kms_names!(
         EccNistP521 => "ECC_NIST_P521",
         /// Ed25519 (EdDSA on Curve25519).
         EccEd25519 => "ECC_NIST_EDWARDS25519",
+        /// X25519 (RFC 7748) key agreement: made through PKCS#11 only
+        /// (CKK_EC_MONTGOMERY); not an AWS KMS key spec.
+        EccX25519 => "ECC_X25519",
         /// HMAC with a 224-bit key.
         Hmac224 => "HMAC_224",
         /// HMAC with a 256-bit key.
@@ -102,7 +105,8 @@ impl KeySpec {
     pub fn is_rsa(self) -> bool {
         matches!(self, KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096)
     }
-    /// Whether this is an elliptic-curve key spec (Ed25519 included).
+    /// Whether this is an elliptic-curve key spec (Ed25519 and X25519
+    /// included).
     pub fn is_ecc(self) -> bool {
         matches!(
             self,
@@ -110,6 +114,7 @@ impl KeySpec {
                 | KeySpec::EccNistP384
                 | KeySpec::EccNistP521
                 | KeySpec::EccEd25519
+                | KeySpec::EccX25519
         )
     }
     /// Whether this is an HMAC key spec.

@@ -1,5 +1,5 @@
 //! Private keys brought in: C_CreateObject of CKO_PRIVATE_KEY (RSA with its
-//! CRT parts, EC on P-256/384/521, Ed25519) and C_UnwrapKey of a PKCS#8
+//! CRT parts, EC on P-256/384/521, Ed25519, X25519) and C_UnwrapKey of a PKCS#8
 //! PrivateKeyInfo; C_WrapKey / C_UnwrapKey of secret keys under RSA key
 //! pairs (CKM_RSA_PKCS, CKM_RSA_PKCS_OAEP).
 //!
@@ -170,6 +170,20 @@ fn pkcs8_of(kind: PrivateKind, template: &Template) -> Result<Zeroizing<Vec<u8>>
                 &tlv(0x04, seed),
             ))
         }
+        PrivateKind::X25519 => {
+            pubkey::montgomery_spec(part(CKA_EC_PARAMS)?)?;
+            let private = part(CKA_VALUE)?;
+            if private.len() != 32 {
+                return Err(ckr!(
+                    CKR_ATTRIBUTE_VALUE_INVALID,
+                    "an X25519 private key is 32 bytes"
+                ));
+            }
+            Ok(private_key_info(
+                &tlv(0x30, pubkey::X25519_OID),
+                &tlv(0x04, private),
+            ))
+        }
     }
 }
 
@@ -179,9 +193,10 @@ fn kind_of(key_type: CK_KEY_TYPE) -> Result<PrivateKind> {
         CKK_RSA => Ok(PrivateKind::Rsa),
         CKK_EC => Ok(PrivateKind::Ec),
         CKK_EC_EDWARDS => Ok(PrivateKind::Ed25519),
+        CKK_EC_MONTGOMERY => Ok(PrivateKind::X25519),
         _ => Err(ckr!(
             CKR_ATTRIBUTE_VALUE_INVALID,
-            "RSA, EC or EdDSA private keys only"
+            "RSA, EC, EdDSA or X25519 private keys only"
         )),
     }
 }
@@ -215,6 +230,7 @@ fn private_flags(kind: PrivateKind, template: &Template) -> Result<(bool, bool, 
         ));
     }
     let rsa = kind == PrivateKind::Rsa;
+    let x25519 = kind == PrivateKind::X25519;
     let named = sign.is_some() || decrypt.is_some() || unwrap.is_some() || derive.is_some();
     let flags = if named {
         (
@@ -224,18 +240,24 @@ fn private_flags(kind: PrivateKind, template: &Template) -> Result<(bool, bool, 
             derive.unwrap_or(false),
         )
     } else {
-        (true, rsa, rsa, false)
+        (!x25519, rsa, rsa, x25519)
     };
+    if x25519 && flags.0 {
+        return Err(ckr!(
+            CKR_TEMPLATE_INCONSISTENT,
+            "X25519 keys agree keys only"
+        ));
+    }
     if !rsa && (flags.1 || flags.2) {
         return Err(ckr!(
             CKR_TEMPLATE_INCONSISTENT,
             "only RSA keys decrypt or unwrap"
         ));
     }
-    if kind != PrivateKind::Ec && flags.3 {
+    if !matches!(kind, PrivateKind::Ec | PrivateKind::X25519) && flags.3 {
         return Err(ckr!(
             CKR_TEMPLATE_INCONSISTENT,
-            "only EC (NIST curve) keys derive"
+            "only EC (NIST curve) and X25519 keys derive"
         ));
     }
     Ok(flags)
@@ -252,6 +274,7 @@ fn private_object(
         PrivateKind::Rsa => CKK_RSA,
         PrivateKind::Ec => CKK_EC,
         PrivateKind::Ed25519 => CKK_EC_EDWARDS,
+        PrivateKind::X25519 => CKK_EC_MONTGOMERY,
     };
     let mut a = Attributes::new();
     a.insert(CKA_CLASS, ulong(CKO_PRIVATE_KEY));
@@ -286,7 +309,7 @@ fn private_object(
         }
     }
     // The template named a curve in its older form: keep the caller's.
-    if kind == PrivateKind::Ed25519 {
+    if matches!(kind, PrivateKind::Ed25519 | PrivateKind::X25519) {
         if let Some(p) = find(template, CKA_EC_PARAMS) {
             a.insert(CKA_EC_PARAMS, p.to_vec());
         }
@@ -340,7 +363,7 @@ fn check_private_template(template: &Template, parts: &[CK_ATTRIBUTE_TYPE]) -> R
 fn parts_of(kind: PrivateKind) -> &'static [CK_ATTRIBUTE_TYPE] {
     match kind {
         PrivateKind::Rsa => &RSA_PARTS,
-        PrivateKind::Ec | PrivateKind::Ed25519 => &[CKA_EC_PARAMS, CKA_VALUE],
+        PrivateKind::Ec | PrivateKind::Ed25519 | PrivateKind::X25519 => &[CKA_EC_PARAMS, CKA_VALUE],
     }
 }
 

@@ -343,11 +343,14 @@ impl Module {
         let (key, base_attrs) = self.with_visible_object(h, base, |object| {
             check_allowed(object, m)?;
             if object.class() != CKO_PRIVATE_KEY
-                || get_ulong(&object.attrs, CKA_KEY_TYPE) != Some(CKK_EC)
+                || !matches!(
+                    get_ulong(&object.attrs, CKA_KEY_TYPE),
+                    Some(CKK_EC | CKK_EC_MONTGOMERY)
+                )
             {
                 return Err(ckr!(
                     CKR_KEY_TYPE_INCONSISTENT,
-                    "ECDH needs an EC private key"
+                    "ECDH needs an EC or X25519 private key"
                 ));
             }
             if !get_bool(&object.attrs, CKA_DERIVE, false) {
@@ -359,10 +362,11 @@ impl Module {
                 .ok_or(ckr!(CKR_KEY_HANDLE_INVALID, "not a key"))?;
             Ok((key, object.attrs.clone()))
         })?;
-        // The peer's point, raw (04 || X || Y) or as a DER OCTET STRING.
+        // The peer's point, raw (04 || X || Y; X25519's 32 bytes) or as a
+        // DER OCTET STRING.
         let point = match p.public.as_slice() {
-            // The raw lengths on P-256, P-384 and P-521.
-            raw if matches!(raw.len(), 65 | 97 | 133) => raw,
+            // The raw lengths on X25519, P-256, P-384 and P-521.
+            raw if matches!(raw.len(), 32 | 65 | 97 | 133) => raw,
             [0x04, n, rest @ ..] if *n as usize == rest.len() => rest,
             [0x04, 0x81, n, rest @ ..] if *n as usize == rest.len() => rest,
             raw => raw,

@@ -172,6 +172,13 @@ pub const MECHANISMS: &[MechanismEntry] = &[
         true
     ),
     m!(CKM_EDDSA, 255, 255, ED, true),
+    m!(
+        CKM_EC_MONTGOMERY_KEY_PAIR_GEN,
+        255,
+        255,
+        CKF_GENERATE_KEY_PAIR,
+        true
+    ),
     m!(CKM_GENERIC_SECRET_KEY_GEN, 1, 512, CKF_GENERATE, true),
     m!(CKM_SHA_1_KEY_GEN, 1, 512, CKF_GENERATE, true),
     m!(CKM_SHA224_KEY_GEN, 1, 512, CKF_GENERATE, true),

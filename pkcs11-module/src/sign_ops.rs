@@ -212,8 +212,20 @@ fn pair_usage_flags(
     if key_type != CKK_RSA && (decrypt || encrypt || unwrap || wrap) {
         return inconsistent("only RSA key pairs encrypt, decrypt, wrap or unwrap");
     }
-    if key_type != CKK_EC && (derive || derive_public) {
-        return inconsistent("only EC (NIST curve) key pairs derive");
+    if !matches!(key_type, CKK_EC | CKK_EC_MONTGOMERY) && (derive || derive_public) {
+        return inconsistent("only EC (NIST curve) and X25519 key pairs derive");
+    }
+    if key_type == CKK_EC_MONTGOMERY {
+        if sign || verify {
+            return inconsistent("X25519 key pairs agree keys only");
+        }
+        // Nothing asked: a key-agreement pair.
+        let derive = get(private, CKA_DERIVE)?.unwrap_or(true);
+        return Ok(PairFlags {
+            derive,
+            derive_public,
+            ..PairFlags::default()
+        });
     }
     let any = sign || verify || decrypt || encrypt || unwrap || wrap || derive;
     if !any {
@@ -256,6 +268,10 @@ impl Module {
         }
         let find = |tpl: &Template, t| tpl.iter().find(|(u, _)| *u == t).map(|(_, v)| v.clone());
         let (spec, key_type) = match m.mechanism {
+            CKM_EC_MONTGOMERY_KEY_PAIR_GEN => {
+                let params = find(public, CKA_EC_PARAMS).unwrap_or(pubkey::X25519_OID.to_vec());
+                (pubkey::montgomery_spec(&params)?, CKK_EC_MONTGOMERY)
+            }
             CKM_EC_KEY_PAIR_GEN | CKM_EC_EDWARDS_KEY_PAIR_GEN => {
                 let edwards = m.mechanism == CKM_EC_EDWARDS_KEY_PAIR_GEN;
                 let params = find(public, CKA_EC_PARAMS)
@@ -319,21 +335,23 @@ impl Module {
             ));
         }
         let usage_flags = pair_usage_flags(key_type, public, private)?;
+        let montgomery = key_type == CKK_EC_MONTGOMERY;
         let usages = PairUsages {
             // A pair with no usage at all is still made as a signing key
-            // (its objects' flags stay false).
-            sign: usage_flags.sign
-                || usage_flags.verify
-                || !(usage_flags.decrypt
-                    || usage_flags.encrypt
-                    || usage_flags.wrap
-                    || usage_flags.unwrap
-                    || usage_flags.derive),
+            // (its objects' flags stay false); an X25519 pair agrees keys.
+            sign: !montgomery
+                && (usage_flags.sign
+                    || usage_flags.verify
+                    || !(usage_flags.decrypt
+                        || usage_flags.encrypt
+                        || usage_flags.wrap
+                        || usage_flags.unwrap
+                        || usage_flags.derive)),
             decrypt: usage_flags.decrypt
                 || usage_flags.encrypt
                 || usage_flags.wrap
                 || usage_flags.unwrap,
-            derive: usage_flags.derive,
+            derive: usage_flags.derive || montgomery,
         };
         let (serial, rw, who) = self.session_view(h)?;
         self.may_write(rw, who, on_token, true)?;

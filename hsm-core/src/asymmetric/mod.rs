@@ -39,8 +39,10 @@ mod pss;
 mod raw;
 mod rsa;
 mod rsa_pkcs1;
+pub(crate) mod x25519;
 
 pub(crate) use parsed::PrivateKey;
+pub(crate) use pss::{sign as rsa_pss_sign_any, verify as rsa_pss_verify_any};
 #[allow(unused_imports)]
 pub(crate) use raw::{
     ecdsa_sign_digest_raw, ecdsa_verify_digest_raw, eddsa_sign_raw, eddsa_verify_raw,
@@ -48,7 +50,6 @@ pub(crate) use raw::{
     rsa_pkcs1v15_verify_digest_info, rsa_pss_sign_digest_raw, rsa_pss_verify_digest_raw, PssHash,
     MAX_PSS_SALT_LEN,
 };
-pub(crate) use pss::{sign as rsa_pss_sign_any, verify as rsa_pss_verify_any};
 pub(crate) use rsa_pkcs1::{
     decrypt as rsa_pkcs1_decrypt, encrypt as rsa_pkcs1_encrypt, private_raw as rsa_private_raw,
     public_raw as rsa_public_raw, verify_public as rsa_pkcs1_verify_public,
@@ -70,6 +71,7 @@ pub(crate) fn generate(spec: KeySpec) -> Result<Zeroizing<Vec<u8>>> {
             ecc::generate_ecdsa(spec)
         }
         KeySpec::EccEd25519 => ecc::generate_ed25519(),
+        KeySpec::EccX25519 => x25519::generate(),
         KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
             hmac::generate(spec)
         }
@@ -102,6 +104,7 @@ pub(crate) fn signing_algorithms(spec: KeySpec) -> &'static [SigningAlgorithm] {
         KeySpec::EccNistP384 => &[S::EcdsaSha384],
         KeySpec::EccNistP521 => &[S::EcdsaSha512],
         KeySpec::EccEd25519 => &[S::Ed25519Sha512],
+        KeySpec::EccX25519 => &[],
         KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87 => &[S::MlDsaShake256],
         KeySpec::MlKem512 | KeySpec::MlKem768 | KeySpec::MlKem1024 => &[],
         KeySpec::SymmetricDefault

@@ -24,6 +24,8 @@ pub(crate) enum PrivateKey {
     Ecdsa(KeySpec, EcdsaKeyPair),
     /// An Ed25519 key.
     Ed25519(Ed25519KeyPair),
+    /// An X25519 key (key agreement only).
+    X25519(aws_lc_rs::agreement::PrivateKey),
     /// An ML-DSA key (seed form).
     MlDsa(Box<MlDsaKey>),
     /// An ML-KEM decapsulation key.
@@ -48,6 +50,7 @@ impl PrivateKey {
                 PrivateKey::Ecdsa(spec, ecc::parse_ecdsa(spec, private_pkcs8)?),
             ),
             KeySpec::EccEd25519 => Ok(PrivateKey::Ed25519(ecc::parse_ed25519(private_pkcs8)?)),
+            KeySpec::EccX25519 => Ok(PrivateKey::X25519(super::x25519::parse(private_pkcs8)?)),
             KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87 => Ok(PrivateKey::MlDsa(
                 Box::new(MlDsaKey::parse(spec, private_pkcs8)?),
             )),
@@ -65,6 +68,7 @@ impl PrivateKey {
         match self {
             PrivateKey::Rsa(spec, _) | PrivateKey::Ecdsa(spec, _) => *spec,
             PrivateKey::Ed25519(_) => KeySpec::EccEd25519,
+            PrivateKey::X25519(_) => KeySpec::EccX25519,
             PrivateKey::MlDsa(key) => key.spec(),
             PrivateKey::MlKem(key) => key.spec(),
         }
@@ -76,6 +80,7 @@ impl PrivateKey {
             PrivateKey::Rsa(_, key) => rsa::public_key_der(key),
             PrivateKey::Ecdsa(_, key) => ecc::ecdsa_public_key_der(key),
             PrivateKey::Ed25519(key) => ecc::ed25519_public_key_der(key),
+            PrivateKey::X25519(key) => super::x25519::public_key_der(key),
             PrivateKey::MlDsa(key) => key.public_key_der(),
             PrivateKey::MlKem(key) => key.public_key_der(),
         }
@@ -106,7 +111,7 @@ impl PrivateKey {
                 MessageType::ExternalMu => key.sign_mu(message),
                 _ => key.sign_raw(message),
             },
-            PrivateKey::MlKem(_) => Err(no_signing(self.spec())),
+            PrivateKey::MlKem(_) | PrivateKey::X25519(_) => Err(no_signing(self.spec())),
         }
     }
 
@@ -135,7 +140,7 @@ impl PrivateKey {
                 MessageType::ExternalMu => key.verify_mu(message, signature),
                 _ => key.verify_raw(message, signature),
             },
-            PrivateKey::MlKem(_) => Err(no_signing(self.spec())),
+            PrivateKey::MlKem(_) | PrivateKey::X25519(_) => Err(no_signing(self.spec())),
         }
     }
 }

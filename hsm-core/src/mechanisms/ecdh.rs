@@ -1,5 +1,6 @@
 //! CKM_ECDH1_DERIVE and CKM_ECDH1_COFACTOR_DERIVE (the same on the NIST
-//! curves, whose cofactor is 1) with a key pair that may agree keys: the
+//! curves, whose cofactor is 1, and on X25519, whose scalars are already
+//! multiples of its cofactor) with a key pair that may agree keys: the
 //! shared secret Z (AWS-LC) goes through the KDF and becomes a new secret
 //! key made here, so neither Z nor the derived value leaves the core
 //! (unless the new key is made readable).
@@ -72,7 +73,12 @@ fn agreement_alg(spec: KeySpec) -> Result<&'static aws_lc_rs::agreement::Algorit
         KeySpec::EccNistP256 => &a::ECDH_P256,
         KeySpec::EccNistP384 => &a::ECDH_P384,
         KeySpec::EccNistP521 => &a::ECDH_P521,
-        _ => return Err(Error::InvalidKeyUsage("not a NIST curve key".into())),
+        KeySpec::EccX25519 => &a::X25519,
+        _ => {
+            return Err(Error::InvalidKeyUsage(
+                "not a NIST curve or X25519 key".into(),
+            ))
+        }
     })
 }
 
@@ -120,8 +126,12 @@ impl Hsm {
         }
         let value = self.with_private(keys, key, |spec, material| {
             let alg = agreement_alg(spec)?;
-            let private = aws_lc_rs::agreement::PrivateKey::from_private_key_der(alg, material)
-                .map_err(|_| Error::Internal("stored EC key does not parse".into()))?;
+            let private = if spec == KeySpec::EccX25519 {
+                crate::asymmetric::x25519::parse(material)?
+            } else {
+                aws_lc_rs::agreement::PrivateKey::from_private_key_der(alg, material)
+                    .map_err(|_| Error::Internal("stored EC key does not parse".into()))?
+            };
             let peer = aws_lc_rs::agreement::UnparsedPublicKey::new(alg, peer_point);
             aws_lc_rs::agreement::agree(
                 &private,

@@ -37,6 +37,8 @@ pub enum PrivateKind {
     Ec,
     /// CKK_EC_EDWARDS (Ed25519).
     Ed25519,
+    /// CKK_EC_MONTGOMERY (X25519).
+    X25519,
 }
 
 impl PrivateKind {
@@ -46,6 +48,7 @@ impl PrivateKind {
             PrivateKind::Rsa => "RSA",
             PrivateKind::Ec => "EC",
             PrivateKind::Ed25519 => "ED25519",
+            PrivateKind::X25519 => "X25519",
         }
     }
 
@@ -55,6 +58,7 @@ impl PrivateKind {
             "RSA" => PrivateKind::Rsa,
             "EC" => PrivateKind::Ec,
             "ED25519" => PrivateKind::Ed25519,
+            "X25519" => PrivateKind::X25519,
             _ => return Err(Error::validation("unknown private key kind")),
         })
     }
@@ -142,6 +146,11 @@ fn normalize(kind: PrivateKind, pkcs8: &[u8]) -> Result<(KeySpec, Zeroizing<Vec<
             let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8).map_err(|_| bad())?;
             let der = key.to_pkcs8().map_err(|_| bad())?;
             Ok((KeySpec::EccEd25519, Zeroizing::new(der.as_ref().to_vec())))
+        }
+        PrivateKind::X25519 => {
+            // RFC 8410 form only (what the module and OpenSSL write).
+            crate::asymmetric::x25519::parse(pkcs8).map_err(|_| bad())?;
+            Ok((KeySpec::EccX25519, Zeroizing::new(pkcs8.to_vec())))
         }
     }
 }

@@ -233,123 +233,6 @@ pub fn error_from_status(status: &tonic::Status) -> Pkcs11Error {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mechanisms_and_handles_round_trip() {
-        for key in [KeyHandle::Stored("k-1".into()), KeyHandle::Session(9)] {
-            assert_eq!(key_from_wire(Some(key_to_wire(&key))).unwrap(), key);
-        }
-        let modes = [
-            AesMode::Ecb,
-            AesMode::Cbc([1; 16]),
-            AesMode::CbcPad([2; 16]),
-            AesMode::Ctr {
-                block: [3; 16],
-                counter_bits: 32,
-            },
-            AesMode::Gcm {
-                iv: vec![4; 12],
-                aad: b"aad".to_vec(),
-                tag_len: 16,
-            },
-            AesMode::Gcm {
-                iv: vec![4; 1],
-                aad: Vec::new(),
-                tag_len: 12,
-            },
-        ];
-        for mode in modes {
-            assert_eq!(aes_from_wire(Some(aes_to_wire(&mode))).unwrap(), mode);
-        }
-        let signs = [
-            RawSign::EcdsaDigest,
-            RawSign::RsaPkcs1DigestInfo,
-            RawSign::RsaPkcs1,
-            RawSign::RsaPss {
-                hash_len: 32,
-                salt_len: 32,
-            },
-            RawSign::EdDsa,
-        ];
-        for how in signs {
-            assert_eq!(sign_from_wire(Some(sign_to_wire(how))).unwrap(), how);
-        }
-        for mode in [WrapMode::Kw, WrapMode::Kwp] {
-            assert_eq!(wrap_from_wire(wrap_to_wire(mode)).unwrap(), mode);
-        }
-        for user in [UserKind::User, UserKind::So] {
-            assert_eq!(user_from_wire(user_to_wire(user)).unwrap(), user);
-        }
-    }
-
-    #[test]
-    fn malformed_requests_get_their_ckr_codes() {
-        assert_eq!(key_from_wire(None).unwrap_err().rv(), CKR_ARGUMENTS_BAD);
-        let short_iv = pb::P11AesMode {
-            mode: Some(pb::p11_aes_mode::Mode::Cbc(vec![0; 15])),
-        };
-        assert_eq!(
-            aes_from_wire(Some(short_iv)).unwrap_err().rv(),
-            CKR_MECHANISM_PARAM_INVALID
-        );
-        assert_eq!(aes_from_wire(None).unwrap_err().rv(), CKR_MECHANISM_INVALID);
-        assert_eq!(
-            sign_from_wire(None).unwrap_err().rv(),
-            CKR_MECHANISM_INVALID
-        );
-        assert_eq!(wrap_from_wire(7).unwrap_err().rv(), CKR_MECHANISM_INVALID);
-        assert_eq!(user_from_wire(7).unwrap_err().rv(), CKR_USER_TYPE_INVALID);
-        assert_eq!(
-            spec_from_wire("RSA_1").unwrap_err().rv(),
-            CKR_TEMPLATE_INCONSISTENT
-        );
-        assert_eq!(
-            usage_from_wire("NOPE").unwrap_err().rv(),
-            CKR_TEMPLATE_INCONSISTENT
-        );
-    }
-
-    #[test]
-    fn statuses_without_a_ckr_code_are_device_errors() {
-        let plain = tonic::Status::unavailable("connection refused");
-        assert_eq!(error_from_status(&plain).rv(), CKR_DEVICE_ERROR);
-        let old = tonic::Status::unimplemented("no such service");
-        assert_eq!(error_from_status(&old).rv(), CKR_DEVICE_ERROR);
-        let busy = tonic::Status::resource_exhausted("too big");
-        assert_eq!(error_from_status(&busy).rv(), CKR_DEVICE_MEMORY);
-    }
-
-    #[test]
-    fn the_daemon_configuration_parses_and_bad_endpoints_are_refused() {
-        use crate::config::Config;
-        let c = Config::parse("backend = \"daemon\"\nendpoint = \"unix:/run/t.sock\"").unwrap();
-        assert_eq!(
-            c,
-            Config::Daemon {
-                endpoint: "unix:/run/t.sock".into()
-            }
-        );
-        for bad in [
-            "backend = \"daemon\"",
-            "backend = \"daemon\"\nendpoint = \"unix:/x\"\ndata_dir = \"/d\"",
-        ] {
-            assert_eq!(
-                Config::parse(bad).unwrap_err().rv(),
-                CKR_GENERAL_ERROR,
-                "{bad}"
-            );
-        }
-        for endpoint in ["tcp:127.0.0.1:1", "unix:", "/plain/path"] {
-            let err = crate::backend::daemon::DaemonBackend::connect(endpoint).unwrap_err();
-            assert_eq!(err.rv(), CKR_GENERAL_ERROR, "{endpoint}");
-            assert!(err.to_string().contains("unix:PATH"), "{err}");
-        }
-    }
-}
-
 /// A derivation on the wire.
 pub fn derive_to_wire(op: &DeriveOp) -> pb::P11DeriveOp {
     use pb::p11_derive_op::Op;
@@ -576,4 +459,121 @@ pub fn ecdh_kdf_from_wire(kdf: u32) -> Result<crate::backend::EcdhKdf> {
         20 | 28 | 32 | 48 | 64 => crate::backend::EcdhKdf::X963(kdf as usize),
         _ => return Err(ckr!(CKR_MECHANISM_PARAM_INVALID, "unsupported KDF")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mechanisms_and_handles_round_trip() {
+        for key in [KeyHandle::Stored("k-1".into()), KeyHandle::Session(9)] {
+            assert_eq!(key_from_wire(Some(key_to_wire(&key))).unwrap(), key);
+        }
+        let modes = [
+            AesMode::Ecb,
+            AesMode::Cbc([1; 16]),
+            AesMode::CbcPad([2; 16]),
+            AesMode::Ctr {
+                block: [3; 16],
+                counter_bits: 32,
+            },
+            AesMode::Gcm {
+                iv: vec![4; 12],
+                aad: b"aad".to_vec(),
+                tag_len: 16,
+            },
+            AesMode::Gcm {
+                iv: vec![4; 1],
+                aad: Vec::new(),
+                tag_len: 12,
+            },
+        ];
+        for mode in modes {
+            assert_eq!(aes_from_wire(Some(aes_to_wire(&mode))).unwrap(), mode);
+        }
+        let signs = [
+            RawSign::EcdsaDigest,
+            RawSign::RsaPkcs1DigestInfo,
+            RawSign::RsaPkcs1,
+            RawSign::RsaPss {
+                hash_len: 32,
+                salt_len: 32,
+            },
+            RawSign::EdDsa,
+        ];
+        for how in signs {
+            assert_eq!(sign_from_wire(Some(sign_to_wire(how))).unwrap(), how);
+        }
+        for mode in [WrapMode::Kw, WrapMode::Kwp] {
+            assert_eq!(wrap_from_wire(wrap_to_wire(mode)).unwrap(), mode);
+        }
+        for user in [UserKind::User, UserKind::So] {
+            assert_eq!(user_from_wire(user_to_wire(user)).unwrap(), user);
+        }
+    }
+
+    #[test]
+    fn malformed_requests_get_their_ckr_codes() {
+        assert_eq!(key_from_wire(None).unwrap_err().rv(), CKR_ARGUMENTS_BAD);
+        let short_iv = pb::P11AesMode {
+            mode: Some(pb::p11_aes_mode::Mode::Cbc(vec![0; 15])),
+        };
+        assert_eq!(
+            aes_from_wire(Some(short_iv)).unwrap_err().rv(),
+            CKR_MECHANISM_PARAM_INVALID
+        );
+        assert_eq!(aes_from_wire(None).unwrap_err().rv(), CKR_MECHANISM_INVALID);
+        assert_eq!(
+            sign_from_wire(None).unwrap_err().rv(),
+            CKR_MECHANISM_INVALID
+        );
+        assert_eq!(wrap_from_wire(7).unwrap_err().rv(), CKR_MECHANISM_INVALID);
+        assert_eq!(user_from_wire(7).unwrap_err().rv(), CKR_USER_TYPE_INVALID);
+        assert_eq!(
+            spec_from_wire("RSA_1").unwrap_err().rv(),
+            CKR_TEMPLATE_INCONSISTENT
+        );
+        assert_eq!(
+            usage_from_wire("NOPE").unwrap_err().rv(),
+            CKR_TEMPLATE_INCONSISTENT
+        );
+    }
+
+    #[test]
+    fn statuses_without_a_ckr_code_are_device_errors() {
+        let plain = tonic::Status::unavailable("connection refused");
+        assert_eq!(error_from_status(&plain).rv(), CKR_DEVICE_ERROR);
+        let old = tonic::Status::unimplemented("no such service");
+        assert_eq!(error_from_status(&old).rv(), CKR_DEVICE_ERROR);
+        let busy = tonic::Status::resource_exhausted("too big");
+        assert_eq!(error_from_status(&busy).rv(), CKR_DEVICE_MEMORY);
+    }
+
+    #[test]
+    fn the_daemon_configuration_parses_and_bad_endpoints_are_refused() {
+        use crate::config::Config;
+        let c = Config::parse("backend = \"daemon\"\nendpoint = \"unix:/run/t.sock\"").unwrap();
+        assert_eq!(
+            c,
+            Config::Daemon {
+                endpoint: "unix:/run/t.sock".into()
+            }
+        );
+        for bad in [
+            "backend = \"daemon\"",
+            "backend = \"daemon\"\nendpoint = \"unix:/x\"\ndata_dir = \"/d\"",
+        ] {
+            assert_eq!(
+                Config::parse(bad).unwrap_err().rv(),
+                CKR_GENERAL_ERROR,
+                "{bad}"
+            );
+        }
+        for endpoint in ["tcp:127.0.0.1:1", "unix:", "/plain/path"] {
+            let err = crate::backend::daemon::DaemonBackend::connect(endpoint).unwrap_err();
+            assert_eq!(err.rv(), CKR_GENERAL_ERROR, "{endpoint}");
+            assert!(err.to_string().contains("unix:PATH"), "{err}");
+        }
+    }
 }
