@@ -195,6 +195,7 @@ impl aws_lc_rs::hkdf::KeyType for OutLen {
 }
 
 /// HKDF as PKCS#11 runs it: the derived bytes of length `len`.
+#[allow(clippy::too_many_arguments)]
 fn hkdf(
     base: &[u8],
     other: Option<&[u8]>,
@@ -258,7 +259,7 @@ fn prf_run(prf: Prf, key: &[u8], input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
 
 /// An unsigned value in `bits` (whole bytes) in either byte order.
 fn encode(value: u64, bits: u32, little_endian: bool) -> Result<Vec<u8>> {
-    if bits == 0 || bits > 64 || bits % 8 != 0 {
+    if bits == 0 || bits > 64 || !bits.is_multiple_of(8) {
         return Err(bad(
             "a counter or length field is 8 to 64 bits, whole bytes",
         ));
@@ -419,7 +420,7 @@ pub(crate) fn derive_bytes(
             info,
         } => hkdf(base, other, *hash_len, *extract, *expand, salt, info, len)?,
         DeriveOp::AesEncryptData { iv, data } => {
-            if data.is_empty() || data.len() % 16 != 0 {
+            if data.is_empty() || !data.len().is_multiple_of(16) {
                 return Err(bad("the data is a whole number of AES blocks"));
             }
             let mode = match iv {

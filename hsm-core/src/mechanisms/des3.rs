@@ -31,7 +31,7 @@ pub(super) fn run(
 ) -> Option<Result<Zeroizing<Vec<u8>>>> {
     let run = |f: &dyn Fn() -> Result<Vec<u8>>| Some(f().map(Zeroizing::new));
     let whole = || {
-        if data.len() % DES3_BLOCK == 0 {
+        if data.len().is_multiple_of(DES3_BLOCK) {
             Ok(())
         } else {
             Err(Error::validation("input is not a whole number of blocks"))
