@@ -54,6 +54,8 @@ const OPERATIONS: &[&str] = &[
     "ConnectCustomKeyStore",
     "ImportKeyMaterial",
     "DeriveSharedSecret",
+    "Encapsulate",
+    "Decapsulate",
 ];
 
 static STORE: Mutex<Option<Store>> = Mutex::new(None);

@@ -69,6 +69,8 @@ impl Store {
             ("alias/fuzz", None),
             ("alias/fuzz-ecc", Some(KeySpec::EccNistP256)),
             ("alias/fuzz-hmac", Some(KeySpec::Hmac256)),
+            ("alias/fuzz-mldsa", Some(KeySpec::MlDsa44)),
+            ("alias/fuzz-mlkem", Some(KeySpec::MlKem512)),
         ] {
             let key = gate
                 .create_key(CreateKeyRequest {
