@@ -54,18 +54,53 @@ fn exported_records(m: &common::Loaded, which: Which) -> (Vec<Value>, String) {
     let out_dir = export.path().join("export");
     match which {
         Which::Embedded => {
-            // The embedded store is this process's: close it, then open it
-            // as an administrator would to export its log.
+            // The embedded store is this process's: let it go, then export
+            // its log and read its public key with the CLI, as an
+            // administrator holding the passphrase would.
             let _ = m.p11.clone().finalize();
             let data = m.dir.path().join("data");
-            let hsm = hsm_core::Hsm::open(
-                &data,
-                &hsm_core::SecretString::from("a passphrase for tests".to_string()),
-                hsm_core::HsmOptions::default(),
-            )
-            .unwrap();
-            let admin = hsm_core::Caller::new(hsm_core::Principal::Root, "test");
-            hsm.export_audit_log_to_dir(&admin, &out_dir, 1).unwrap();
+            let pass = m.dir.path().join("passphrase");
+            let local = |args: &[&str]| {
+                let out = std::process::Command::new(daemon::binary("tinfoil"))
+                    .args(args)
+                    .arg("--data-dir")
+                    .arg(&data)
+                    .arg("--passphrase-file")
+                    .arg(&pass)
+                    .env_remove("TINFOIL_ENDPOINT")
+                    .output()
+                    .expect("run tinfoil");
+                assert!(out.status.success(), "tinfoil {args:?}: {out:?}");
+            };
+            let key_file = export.path().join("audit.pub");
+            local(&[
+                "get-audit-public-key",
+                "--output-file",
+                key_file.to_str().unwrap(),
+            ]);
+            local(&[
+                "export-audit-log",
+                "--output-dir",
+                out_dir.to_str().unwrap(),
+            ]);
+            // The operator's own copy of the key verifies the export, with
+            // the CLI as with the library.
+            let out = std::process::Command::new(daemon::binary("tinfoil"))
+                .args(["verify-audit-log", "--input-dir"])
+                .arg(&out_dir)
+                .arg("--public-key-file")
+                .arg(&key_file)
+                .output()
+                .expect("run tinfoil");
+            assert!(out.status.success(), "{out:?}");
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("chain intact"),
+                "{out:?}"
+            );
+            assert_eq!(
+                std::fs::read_to_string(&key_file).unwrap(),
+                std::fs::read_to_string(out_dir.join("audit-public-key.txt")).unwrap()
+            );
         }
         _ => {
             let out = daemon::cli(&[
