@@ -814,3 +814,106 @@ fn pq_keys_follow_the_lifecycle_and_never_reach_the_disk_in_plaintext() {
     drop(hsm);
     scan();
 }
+
+/// Through the gate: a key policy and grants decide Encapsulate and
+/// Decapsulate (kms:Encapsulate / kms:Decapsulate), as any operation; each
+/// call leaves an audit record, and no shared secret reaches the records
+/// or any file of the store.
+#[test]
+fn gate_authorizes_and_audits_encapsulate_and_decapsulate_without_secrets() {
+    use crate::audit::LookupEventsRequest;
+    use crate::grants::{CreateGrantRequest, GrantOperation};
+    use crate::identity::{Caller, Principal};
+
+    let dir = tempfile::tempdir().unwrap();
+    let hsm = hsm_at(dir.path(), Arc::new(ManualClock::new(1_700_000_000)));
+    let root = Caller::new(Principal::Root, "test");
+    let alice = Caller::new(Principal::User("alice".into()), "test");
+    hsm.gate(&root).create_user("alice", None, None).unwrap();
+    let account = hsm.account().account_id.clone();
+    let policy = format!(
+        r#"{{"Version": "2012-10-17", "Statement": [
+            {{"Effect": "Allow", "Principal": {{"AWS": "arn:aws:iam::{account}:root"}}, "Action": "kms:*", "Resource": "*"}},
+            {{"Effect": "Allow", "Principal": {{"AWS": "arn:aws:iam::{account}:user/alice"}}, "Action": ["kms:Encapsulate", "kms:GetPublicKey"], "Resource": "*"}}
+        ]}}"#
+    );
+    let key = hsm
+        .gate(&root)
+        .create_key_with_policy(
+            CreateKeyRequest {
+                key_spec: Some(KeySpec::MlKem768),
+                ..Default::default()
+            },
+            Some(&policy),
+            false,
+        )
+        .unwrap()
+        .key_id;
+    // Alice may encapsulate but not decapsulate...
+    let enc = hsm.gate(&alice).encapsulate(&key, KEM_ALG).unwrap();
+    let ct = enc.shared_secret_ciphertext_blob.clone();
+    assert!(matches!(
+        hsm.gate(&alice).decapsulate(&key, &ct, KEM_ALG),
+        Err(Error::AccessDenied(_))
+    ));
+    // ...until a grant allows it.
+    let arn = format!("arn:aws:iam::{account}:user/alice");
+    hsm.gate(&root)
+        .create_grant(CreateGrantRequest {
+            key_id: key.clone(),
+            grantee_principal: arn.clone(),
+            retiring_principal: None,
+            operations: vec![GrantOperation::Decapsulate],
+            constraints: None,
+            name: None,
+            grant_tokens: Vec::new(),
+        })
+        .unwrap();
+    let dec = hsm.gate(&alice).decapsulate(&key, &ct, KEM_ALG).unwrap();
+    assert_eq!(*dec.shared_secret, *enc.shared_secret);
+    // Grants for these operations only on ML-KEM keys.
+    let dsa = hsm.gate(&root).create_key(CreateKeyRequest {
+        key_spec: Some(KeySpec::MlDsa65),
+        ..Default::default()
+    });
+    let refused = hsm.gate(&root).create_grant(CreateGrantRequest {
+        key_id: dsa.unwrap().key_id,
+        grantee_principal: arn,
+        retiring_principal: None,
+        operations: vec![GrantOperation::Encapsulate],
+        constraints: None,
+        name: None,
+        grant_tokens: Vec::new(),
+    });
+    assert!(matches!(refused, Err(Error::Validation(_))), "{refused:?}");
+
+    // Audit: one record per call, the denied one included; no secret.
+    let events = hsm
+        .gate(&root)
+        .lookup_events(&LookupEventsRequest::default())
+        .unwrap()
+        .events;
+    let names: Vec<&str> = events.iter().map(|e| e.event_name.as_str()).collect();
+    assert_eq!(names.iter().filter(|n| **n == "Encapsulate").count(), 1);
+    assert_eq!(names.iter().filter(|n| **n == "Decapsulate").count(), 2);
+    let hex: String = enc
+        .shared_secret
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    for event in &events {
+        assert!(!event.cloud_trail_event.contains(&hex));
+    }
+    drop(hsm);
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(32).any(|w| w == &enc.shared_secret[..]),
+                "shared secret in {}",
+                path.display()
+            );
+        }
+    }
+}
