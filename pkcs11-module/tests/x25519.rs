@@ -186,6 +186,55 @@ fn imported_private_key_agrees(which: Which) {
         let ours = derive_z(&session, key, &peer_pub).unwrap();
         assert_eq!(ours, openssl_z(dir.path(), &peer_pem, &mine_pub), "{token}");
     }
+    // Its PKCS#8, wrapped by `openssl enc -id-aes256-wrap-pad`, unwraps.
+    let kek_value: Vec<u8> = (0u8..32).collect();
+    let kek = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(false),
+            Attribute::Unwrap(true),
+            Attribute::Value(kek_value.clone()),
+        ])
+        .unwrap();
+    let der = dir.path().join("mine.p8");
+    openssl(&[
+        "pkey",
+        "-in",
+        dir.path().join("mine.pem").to_str().unwrap(),
+        "-outform",
+        "DER",
+        "-out",
+        der.to_str().unwrap(),
+    ]);
+    let hex: String = kek_value.iter().map(|b| format!("{b:02x}")).collect();
+    let wrapped = openssl(&[
+        "enc",
+        "-id-aes256-wrap-pad",
+        "-K",
+        &hex,
+        "-iv",
+        "A65959A6",
+        "-in",
+        der.to_str().unwrap(),
+    ]);
+    let unwrapped = session
+        .unwrap_key(
+            &Mechanism::AesKeyWrapPad,
+            kek,
+            &wrapped,
+            &[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::KeyType(KeyType::EC_MONTGOMERY),
+                Attribute::Token(true),
+                Attribute::Derive(true),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        derive_z(&session, unwrapped, &peer_pub).unwrap(),
+        openssl_z(dir.path(), &peer_pem, &mine_pub)
+    );
     // An X25519 key that asks to sign, or of the wrong size, is refused.
     let signing = session.create_object(&[
         Attribute::Class(ObjectClass::PRIVATE_KEY),

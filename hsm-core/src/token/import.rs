@@ -406,3 +406,68 @@ impl Hsm {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{HsmOptions, KdfParams, SecretString};
+
+    fn hsm(dir: &std::path::Path) -> Hsm {
+        let options = HsmOptions {
+            kdf: KdfParams {
+                memory_kib: 8192,
+                iterations: 1,
+                parallelism: 1,
+            },
+            ..HsmOptions::default()
+        };
+        Hsm::init(dir, &SecretString::from("import"), options).unwrap()
+    }
+
+    /// X25519 keys are PKCS#11 keys: the KMS API does not make them, a
+    /// token pair agrees keys only and shows its public key; imported
+    /// material must be of the kind the template names.
+    #[test]
+    fn x25519_is_pkcs11_only_and_kinds_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let hsm = hsm(dir.path());
+        let refused = hsm.create_key(CreateKeyRequest {
+            key_spec: Some(KeySpec::EccX25519),
+            ..Default::default()
+        });
+        assert!(matches!(refused, Err(Error::Validation(_))), "{refused:?}");
+        let derive = PairUsages {
+            derive: true,
+            ..Default::default()
+        };
+        let signing = PairUsages {
+            sign: true,
+            ..Default::default()
+        };
+        let (meta, spki) = hsm
+            .p11_create_key_pair("tok", KeySpec::EccX25519, derive, "x")
+            .unwrap();
+        assert_eq!(spki.len(), 44);
+        assert_eq!(
+            &spki[..12],
+            &[0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x03, 0x21, 0x00]
+        );
+        assert_eq!(hsm.get_public_key(&meta.key_id).unwrap().public_key, spki);
+        assert!(matches!(
+            hsm.p11_create_key_pair("tok", KeySpec::EccX25519, signing, "x"),
+            Err(Error::Validation(_))
+        ));
+        let keys = SessionKeys::new();
+        let x25519 = crate::asymmetric::x25519::pkcs8_of(&[7u8; 32]);
+        let made = hsm
+            .p11_import_private(&keys, None, PrivateKind::X25519, &x25519, derive)
+            .unwrap();
+        assert_eq!(made.spec, KeySpec::EccX25519);
+        for kind in [PrivateKind::Rsa, PrivateKind::Ec, PrivateKind::Ed25519] {
+            assert!(matches!(
+                hsm.p11_import_private(&keys, None, kind, &x25519, signing),
+                Err(Error::Validation(_))
+            ));
+        }
+    }
+}
