@@ -218,6 +218,7 @@ mod p11_tests {
             key: None,
             encrypt: false,
             data: vec![0xCD; 4],
+            ..Default::default()
         };
         let text = format!("{crypt:?}");
         assert!(text.starts_with("P11RsaPkcs1CryptRequest"), "{text}");
@@ -234,5 +235,30 @@ impl fmt::Debug for AccessKey {
             .field("status", &self.status)
             .field("create_date", &self.create_date)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod pq_tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_encapsulate_and_decapsulate_shows_no_shared_secret() {
+        let enc = EncapsulateResponse {
+            key_id: "k".into(),
+            shared_secret: vec![0xC3; 32],
+            shared_secret_ciphertext_blob: vec![1; 1088],
+            encapsulation_algorithm: "ML_KEM".into(),
+        };
+        let text = format!("{enc:?}");
+        assert!(text.contains("<32 bytes redacted>"), "{text}");
+        assert!(text.contains("1088") && !text.contains("195"), "{text}");
+        let dec = DecapsulateResponse {
+            key_id: "k".into(),
+            shared_secret: vec![0xC3; 32],
+            encapsulation_algorithm: "ML_KEM".into(),
+        };
+        let text = format!("{dec:?}");
+        assert!(text.contains("<32 bytes redacted>") && !text.contains("195"), "{text}");
     }
 }
