@@ -27,6 +27,7 @@ pub mod ffi;
 pub mod import_ops;
 pub mod key_ops;
 pub mod mechanisms;
+pub mod message_ops;
 pub mod module;
 pub mod object_ops;
 pub mod objects;

@@ -40,6 +40,10 @@ pub struct Session {
     /// The operation (C_SignInit or C_DecryptInit on a key with
     /// CKA_ALWAYS_AUTHENTICATE) that waits for C_Login(CKU_CONTEXT_SPECIFIC).
     pub reauth: Option<crate::crypto_ops::OpKind>,
+    /// An active message-based encryption (C_MessageEncryptInit).
+    pub message_encrypt: Option<crate::message_ops::MessageOp>,
+    /// An active message-based decryption (C_MessageDecryptInit).
+    pub message_decrypt: Option<crate::message_ops::MessageOp>,
 }
 
 /// What a cipher operation does.
@@ -109,6 +113,8 @@ impl Session {
             sign: None,
             verify: None,
             reauth: None,
+            message_encrypt: None,
+            message_decrypt: None,
         }
     }
 }

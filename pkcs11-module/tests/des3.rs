@@ -171,7 +171,6 @@ fn session_only_and_listed(which: Which) {
             assert!(info.encrypt() && info.decrypt() && !info.sign(), "{t}");
         }
     }
-    drop(slot);
     let session = user_session(&m, "des3-token");
     assert_eq!(
         rv(session.generate_key(&Mechanism::Des3KeyGen, &[Attribute::Token(true)])),

@@ -69,10 +69,13 @@ pub(super) unsafe extern "C" fn C_SeedRandom(
     seed: *mut CK_BYTE,
     len: CK_ULONG,
 ) -> CK_RV {
+    // Accepted and ignored: the module's randomness is AWS-LC's DRBG,
+    // seeded by the operating system; an application's seed adds nothing
+    // to it and must not be able to steer it (README, PKCS#11 known limits).
     with_module(|m| {
-        m.session(h)?;
+        m.session_first(h)?;
         unsafe { in_bytes(seed, len) }?;
-        Err(ckr!(CKR_RANDOM_SEED_NOT_SUPPORTED))
+        Ok(())
     })
 }
 

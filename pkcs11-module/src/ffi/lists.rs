@@ -7,6 +7,7 @@ use cryptoki_sys::*;
 
 use super::crypto::*;
 use super::general::*;
+use super::message::*;
 use super::objects::*;
 use super::unsupported::*;
 use super::{guard, out_ref};

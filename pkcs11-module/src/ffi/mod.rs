@@ -23,6 +23,7 @@ pub(crate) mod fork;
 mod general;
 mod lists;
 mod locking;
+mod message;
 mod objects;
 mod unsupported;
 

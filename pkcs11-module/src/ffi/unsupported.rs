@@ -42,16 +42,6 @@ unsupported! {
     C_WaitForSlotEvent(CK_FLAGS, *mut CK_SLOT_ID, P);
     C_LoginUser(S, CK_USER_TYPE, *mut CK_UTF8CHAR, U, *mut CK_UTF8CHAR, U);
     C_SessionCancel(S, CK_FLAGS);
-    C_MessageEncryptInit(S, M, K);
-    C_EncryptMessage(S, P, U, B, U, B, U, B, L);
-    C_EncryptMessageBegin(S, P, U, B, U);
-    C_EncryptMessageNext(S, P, U, B, U, B, L, CK_FLAGS);
-    C_MessageEncryptFinal(S);
-    C_MessageDecryptInit(S, M, K);
-    C_DecryptMessage(S, P, U, B, U, B, U, B, L);
-    C_DecryptMessageBegin(S, P, U, B, U);
-    C_DecryptMessageNext(S, P, U, B, U, B, L, CK_FLAGS);
-    C_MessageDecryptFinal(S);
     C_MessageSignInit(S, M, K);
     C_SignMessage(S, P, U, B, U, B, L);
     C_SignMessageBegin(S, P, U);
