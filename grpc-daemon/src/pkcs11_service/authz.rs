@@ -243,9 +243,7 @@ impl Pkcs11Service {
         let mechanism = metadata
             .get(tinfoil_pkcs11::audit::MECHANISM_METADATA)
             .and_then(|v| v.to_str().ok())
-            .and_then(|m| m.parse::<u64>().ok())
-            // CK_MECHANISM_TYPE is a C unsigned long.
-            .and_then(|m| m.try_into().ok());
+            .and_then(|m| m.parse::<CK_MECHANISM_TYPE>().ok());
         KeyCall {
             caller: caller.clone(),
             function,
