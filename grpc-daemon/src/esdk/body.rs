@@ -3,7 +3,7 @@
 //! footer, in constant memory (one frame buffer).
 
 use std::collections::BTreeMap;
-use std::io::{ErrorKind, IoSlice, Read, Write};
+use std::io::{ErrorKind, IoSlice, Write};
 
 use zeroize::Zeroizing;
 
@@ -13,9 +13,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use super::footer::{Signer, Verifier, MAX_SIGNATURE_LEN};
 use super::header::{EncryptedDataKey, Header, ParsedHeader, IV_LEN, TAG_LEN};
 use super::suite::Suite;
-use super::{
-    read_exact, EsdkError, MAX_FRAME_LENGTH, PUBLIC_KEY_CONTEXT_KEY, RESERVED_CONTEXT_PREFIX,
-};
+use super::{EsdkError, MAX_FRAME_LENGTH, PUBLIC_KEY_CONTEXT_KEY, RESERVED_CONTEXT_PREFIX};
 
 /// The sequence number field of a final frame.
 const FINAL_MARKER: [u8; 4] = [0xFF; 4];
@@ -23,8 +21,6 @@ const FRAME_LABEL: &[u8] = b"AWSKMSEncryptionClient Frame";
 const FINAL_LABEL: &[u8] = b"AWSKMSEncryptionClient Final Frame";
 /// The longest frame prefix (final frame: marker, sequence number, IV, length).
 const PREFIX: usize = 4 + 4 + IV_LEN + 4;
-/// Bytes of frames gathered into one write (whole frames, at least one).
-const BATCH_BYTES: usize = 64 * 1024;
 /// Frames gathered into one vectored write when encrypting (3 slices each,
 /// under the system's 1,024-slice limit).
 const BATCH_FRAMES: usize = 320;
@@ -392,7 +388,11 @@ impl<W: Write> FrameWriter<'_, W> {
                 s.update(part);
             }
         }
-        let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        let mut slices: Vec<IoSlice<'_>> = parts
+            .iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| IoSlice::new(p))
+            .collect();
         let mut slices = &mut slices[..];
         while !slices.is_empty() {
             match self.output.write_vectored(slices) {
@@ -411,18 +411,74 @@ impl<W: Write> FrameWriter<'_, W> {
     }
 }
 
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, EsdkError> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
+/// Slices gathered into one vectored write of plaintext when decrypting.
+const MAX_SLICES: usize = 512;
+
+/// Writes `chunk[range]` for every pending range, in order, and clears them.
+fn write_ranges<W: Write>(
+    output: &mut W,
+    chunk: &[u8],
+    pending: &mut Vec<std::ops::Range<usize>>,
+) -> Result<(), EsdkError> {
+    let mut slices: Vec<IoSlice<'_>> = pending
+        .drain(..)
+        .filter(|range| !range.is_empty())
+        .map(|range| IoSlice::new(&chunk[range]))
+        .collect();
+    let mut slices = &mut slices[..];
+    while !slices.is_empty() {
+        match output.write_vectored(slices) {
+            Ok(0) => return Err(std::io::Error::from(ErrorKind::WriteZero).into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(n)
+    Ok(())
+}
+
+/// A read position in the chunks of a message body.
+struct ChunkCursor<'a, C: Chunks + ?Sized> {
+    src: &'a mut C,
+    chunk: Zeroizing<Vec<u8>>,
+    pos: usize,
+}
+
+impl<C: Chunks + ?Sized> ChunkCursor<'_, C> {
+    /// Unread bytes in the current chunk.
+    fn available(&self) -> usize {
+        self.chunk.len() - self.pos
+    }
+
+    /// Moves to the next chunk (the current one goes back to the source);
+    /// false at the end of the input.
+    fn advance(&mut self) -> Result<bool, EsdkError> {
+        let next = self.src.next_chunk()?;
+        let old = std::mem::replace(&mut self.chunk, next);
+        self.src.recycle(old);
+        self.pos = 0;
+        Ok(!self.chunk.is_empty())
+    }
+
+    /// Copies the next `out.len()` bytes, across chunks.
+    fn read_exact(&mut self, out: &mut [u8], what: &'static str) -> Result<(), EsdkError> {
+        let mut n = 0;
+        while n < out.len() {
+            if self.available() == 0 && !self.advance()? {
+                return Err(EsdkError::Truncated(what));
+            }
+            let k = self.available().min(out.len() - n);
+            out[n..n + k].copy_from_slice(&self.chunk[self.pos..self.pos + k]);
+            self.pos += k;
+            n += k;
+        }
+        Ok(())
+    }
+
+    /// Gives the current chunk back to the source.
+    fn finish(self) {
+        self.src.recycle(self.chunk);
+    }
 }
 
 /// Authenticates the header with `data_key` (key commitment first, then the
@@ -433,10 +489,10 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, EsdkError> {
 /// signature is checked: a caller that must not release unauthenticated
 /// plaintext writes to a temporary place and keeps it only on `Ok`.
 /// Returns the plaintext length.
-pub fn decrypt<R: Read, W: Write>(
+pub fn decrypt<C: Chunks + ?Sized, W: Write>(
     parsed: &ParsedHeader,
     data_key: &[u8],
-    input: &mut R,
+    input: &mut C,
     output: &mut W,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, EsdkError> {
@@ -486,22 +542,31 @@ pub fn decrypt<R: Read, W: Write>(
     absorb(&parsed.raw());
 
     let fl = header.frame_length as usize;
-    // Each frame is read where the previous one's plaintext ends and
-    // decrypted in place (its tag is overwritten by the next frame), so the
-    // verified plaintext accumulates contiguously and goes out in batches.
-    // Holds plaintext: wiped when dropped, on every path.
-    let mut buf = zeroize::Zeroizing::new(vec![0u8; BATCH_BYTES.max(fl) + fl + TAG_LEN]);
-    let mut used = 0;
+    // A frame that lies within one input chunk is decrypted in place there
+    // and its plaintext written from there (vectored, several frames at a
+    // time); one that spans chunks is copied into `spill` first. Pending
+    // writes refer to the current chunk, so they go out before the cursor
+    // may move to the next one. Both hold plaintext: wiped when dropped.
+    let mut cursor = ChunkCursor {
+        src: input,
+        chunk: Zeroizing::new(Vec::new()),
+        pos: 0,
+    };
+    let mut spill = Zeroizing::new(Vec::with_capacity(fl + TAG_LEN));
+    let mut pending: Vec<std::ops::Range<usize>> = Vec::new();
     let mut expected: u32 = 1;
     let mut total = 0u64;
     loop {
+        if cursor.available() < PREFIX + fl + TAG_LEN || pending.len() >= MAX_SLICES {
+            write_ranges(output, &cursor.chunk, &mut pending)?;
+        }
         let mut first = [0u8; 4];
-        read_exact(input, &mut first, "body")?;
+        cursor.read_exact(&mut first, "body")?;
         absorb(&first);
         let last = first == FINAL_MARKER;
         let seq = if last {
             let mut s = [0u8; 4];
-            read_exact(input, &mut s, "final frame")?;
+            cursor.read_exact(&mut s, "final frame")?;
             absorb(&s);
             u32::from_be_bytes(s)
         } else {
@@ -515,11 +580,11 @@ pub fn decrypt<R: Read, W: Write>(
         }
         let what = if last { "final frame" } else { "body" };
         let mut iv = [0u8; IV_LEN];
-        read_exact(input, &mut iv, what)?;
+        cursor.read_exact(&mut iv, what)?;
         absorb(&iv);
         let len = if last {
             let mut l = [0u8; 4];
-            read_exact(input, &mut l, what)?;
+            cursor.read_exact(&mut l, what)?;
             absorb(&l);
             let len = u32::from_be_bytes(l) as usize;
             if len > fl {
@@ -531,17 +596,25 @@ pub fn decrypt<R: Read, W: Write>(
         } else {
             fl
         };
-        let frame = &mut buf[used..used + len + TAG_LEN];
-        read_exact(input, frame, what)?;
-        absorb(frame);
-        let n = cipher.open(last, seq, iv, frame)?;
-        used += n;
-        total += n as u64;
-        progress(n as u64);
-        // Verified frames are released before the footer is checked.
-        if last || buf.len() - used < fl + TAG_LEN {
-            output.write_all(&buf[..used])?;
-            used = 0;
+        if cursor.available() >= len + TAG_LEN {
+            let at = cursor.pos;
+            let frame = &mut cursor.chunk[at..at + len + TAG_LEN];
+            absorb(frame);
+            let n = cipher.open(last, seq, iv, frame)?;
+            cursor.pos += len + TAG_LEN;
+            pending.push(at..at + n);
+            total += n as u64;
+            progress(n as u64);
+        } else {
+            // Spans chunks (pending is empty: written above).
+            spill.resize(len + TAG_LEN, 0);
+            cursor.read_exact(&mut spill, what)?;
+            absorb(&spill);
+            let n = cipher.open(last, seq, iv, &mut spill)?;
+            // Verified frames are released before the footer is checked.
+            output.write_all(&spill[..n])?;
+            total += n as u64;
+            progress(n as u64);
         }
         if last {
             break;
@@ -551,22 +624,23 @@ pub fn decrypt<R: Read, W: Write>(
         }
         expected += 1;
     }
-    drop(buf);
+    write_ranges(output, &cursor.chunk, &mut pending)?;
+    drop(spill);
     if let Some(v) = verifier {
         let mut l = [0u8; 2];
-        read_exact(input, &mut l, "footer")?;
+        cursor.read_exact(&mut l, "footer")?;
         let len = usize::from(u16::from_be_bytes(l));
         if len > MAX_SIGNATURE_LEN {
             return Err(EsdkError::Malformed(format!("a {len}-byte signature")));
         }
         let mut sig = vec![0u8; len];
-        read_exact(input, &mut sig, "footer")?;
+        cursor.read_exact(&mut sig, "footer")?;
         v.verify(&sig)?;
     }
-    let mut one = [0u8; 1];
-    if read_full(input, &mut one)? != 0 {
+    if cursor.available() > 0 || cursor.advance()? {
         return Err(EsdkError::TrailingData);
     }
+    cursor.finish();
     output.flush()?;
     Ok(total)
 }

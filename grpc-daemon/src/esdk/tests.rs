@@ -164,6 +164,22 @@ fn frames_across_input_chunks_round_trip() {
             plain,
             "len {len} frame {fl} chunk {chunk}"
         );
+        // Decrypted from chunks of the same size: frames and prefixes cut
+        // anywhere, the header read through `Read` first.
+        let mut input = ReadAhead::new(std::io::Cursor::new(out.clone()), chunk, 2);
+        let parsed = read_header(&mut input, &Limits::default()).unwrap();
+        let mut back = Vec::new();
+        decrypt(&parsed, &key, &mut input, &mut back, &mut |_| {}).unwrap();
+        assert_eq!(back, plain, "decrypt: len {len} frame {fl} chunk {chunk}");
+        // A byte appended after the message is refused.
+        let mut longer = out.clone();
+        longer.push(0);
+        let mut input = ReadAhead::new(std::io::Cursor::new(longer), chunk, 2);
+        let parsed = read_header(&mut input, &Limits::default()).unwrap();
+        assert!(matches!(
+            decrypt(&parsed, &key, &mut input, &mut Vec::new(), &mut |_| {}),
+            Err(EsdkError::TrailingData)
+        ));
     }
 }
 

@@ -286,6 +286,105 @@ async fn connect(endpoint: &str, tls: &ClientTls) -> Result<KeyManagementClient<
     Ok(KeyManagementClient::new(channel))
 }
 
+/// An Encrypt request carrying the data key, wiped when dropped: tonic
+/// drops the request message it was given once it has encoded it, and the
+/// generated message type does not wipe itself. (The bytes tonic encoded
+/// it into are tonic's, freed unwiped; README, "what the transport holds".)
+#[derive(Debug, Default)]
+struct WipedEncryptRequest(pb::EncryptRequest);
+
+impl Drop for WipedEncryptRequest {
+    fn drop(&mut self) {
+        self.0.plaintext.zeroize();
+    }
+}
+
+impl prost::Message for WipedEncryptRequest {
+    fn encode_raw(&self, buf: &mut impl bytes::BufMut) {
+        self.0.encode_raw(buf)
+    }
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        self.0.merge_field(tag, wire_type, buf, ctx)
+    }
+    fn encoded_len(&self) -> usize {
+        self.0.encoded_len()
+    }
+    fn clear(&mut self) {
+        self.0.clear()
+    }
+}
+
+/// The codec of [`encrypt_wiped`]: a [`WipedEncryptRequest`] out, an
+/// EncryptResponse back.
+#[derive(Debug, Clone, Copy, Default)]
+struct WipedEncryptCodec;
+
+impl tonic::codec::Codec for WipedEncryptCodec {
+    type Encode = WipedEncryptRequest;
+    type Decode = pb::EncryptResponse;
+    type Encoder = WipedEncryptCodec;
+    type Decoder = WipedEncryptCodec;
+    fn encoder(&mut self) -> Self::Encoder {
+        WipedEncryptCodec
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        WipedEncryptCodec
+    }
+}
+
+impl tonic::codec::Encoder for WipedEncryptCodec {
+    type Item = WipedEncryptRequest;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: WipedEncryptRequest,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        prost::Message::encode(&item, dst)
+            .map_err(|e| tonic::Status::internal(format!("encoding Encrypt: {e}")))
+    }
+}
+
+impl tonic::codec::Decoder for WipedEncryptCodec {
+    type Item = pb::EncryptResponse;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<pb::EncryptResponse>, tonic::Status> {
+        prost::Message::decode(src)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(format!("decoding EncryptResponse: {e}")))
+    }
+}
+
+/// KeyManagement/Encrypt of `request`, whose plaintext (a data key) is
+/// wiped once tonic has encoded it.
+async fn encrypt_wiped(
+    channel: Channel,
+    request: pb::EncryptRequest,
+) -> Result<pb::EncryptResponse, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/tinfoil.v1.KeyManagement/Encrypt");
+    grpc.unary(
+        tonic::Request::new(WipedEncryptRequest(request)),
+        path,
+        WipedEncryptCodec,
+    )
+    .await
+    .map(tonic::Response::into_inner)
+}
+
 /// GenerateDataKey under the first key, Encrypt of the same data key under
 /// each other key, all with the message's context.
 async fn make_data_key(
@@ -294,7 +393,10 @@ async fn make_data_key(
     key_ids: &[String],
     context: &BTreeMap<String, String>,
 ) -> Result<(Zeroizing<[u8; 32]>, Vec<EncryptedDataKey>), Failure> {
-    let mut kms = connect(endpoint, tls).await?;
+    let channel = client::connect(endpoint, tls)
+        .await
+        .map_err(|e| Failure::Local(e.to_string()))?;
+    let mut kms = KeyManagementClient::new(channel.clone());
     let ctx = context.clone();
     let mut resp = kms
         .generate_data_key(pb::GenerateDataKeyRequest {
@@ -313,17 +415,18 @@ async fn make_data_key(
         ciphertext: resp.ciphertext_blob,
     }];
     for key_id in &key_ids[1..] {
-        // The request's copy of the data key is dropped by tonic once sent.
-        let resp = kms
-            .encrypt(pb::EncryptRequest {
+        // The request's copy of the data key is wiped once encoded.
+        let resp = encrypt_wiped(
+            channel.clone(),
+            pb::EncryptRequest {
                 key_id: key_id.clone(),
                 plaintext: data_key.to_vec(),
                 encryption_context: ctx.clone(),
                 encryption_algorithm: None,
-            })
-            .await
-            .map_err(rpc("Encrypt"))?
-            .into_inner();
+            },
+        )
+        .await
+        .map_err(rpc("Encrypt"))?;
         edks.push(EncryptedDataKey {
             provider_id: esdk::KMS_PROVIDER_ID.into(),
             provider_info: resp.key_id.into_bytes(),
