@@ -284,15 +284,38 @@ fn no_daemon_at_the_endpoint_fails_c_initialize_cleanly() {
 }
 
 #[test]
-fn data_over_the_daemons_message_limit_is_device_memory_and_the_session_goes_on() {
+fn data_over_the_daemons_message_limit_travels_in_parts() {
     let m = load(Which::Daemon);
     let session = user_session(&m, "limit");
     let key = token_aes_key(&session, "k");
-    // tinfoild accepts requests of up to 64 KiB by default (--max-message-bytes).
+    // tinfoild accepts requests of up to 64 KiB by default (--max-message-bytes):
+    // a larger call goes over the Chunked RPC.
     let mut iv = [1u8; 12];
-    let mech = Mechanism::AesGcm(GcmParams::new(&mut iv, b"", Ulong::from(128)).unwrap());
     let big = vec![0x5a; 128 * 1024];
-    assert_eq!(rv(session.encrypt(&mech, key, &big)), RvError::DeviceMemory);
+    let sealed = {
+        let mech = Mechanism::AesGcm(GcmParams::new(&mut iv, b"", Ulong::from(128)).unwrap());
+        session.encrypt(&mech, key, &big).unwrap()
+    };
+    let mech = Mechanism::AesGcm(GcmParams::new(&mut iv, b"", Ulong::from(128)).unwrap());
+    assert_eq!(session.decrypt(&mech, key, &sealed).unwrap(), big);
+    encrypt(&session, key).expect("smaller data still encrypts");
+}
+
+#[test]
+fn a_daemon_limit_under_the_part_size_is_device_memory_and_the_session_goes_on() {
+    // Parts are 16 KiB: a daemon that takes less refuses what exceeds it.
+    let m = common::load_daemon_with(&["--max-message-bytes", "8192"]);
+    let session = user_session(&m, "small-limit");
+    let key = token_aes_key(&session, "k");
+    let mut iv = [1u8; 12];
+    for len in [10 * 1024, 128 * 1024] {
+        let mech = Mechanism::AesGcm(GcmParams::new(&mut iv, b"", Ulong::from(128)).unwrap());
+        assert_eq!(
+            rv(session.encrypt(&mech, key, &vec![0x5a; len])),
+            RvError::DeviceMemory,
+            "{len}"
+        );
+    }
     encrypt(&session, key).expect("smaller data still encrypts");
 }
 

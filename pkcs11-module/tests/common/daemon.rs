@@ -60,6 +60,11 @@ fn run(cmd: &mut Command, what: &str) {
 /// waits until it accepts connections and records it as the current
 /// daemon (stopping any previous one). Returns its endpoint.
 pub fn start(dir: &Path) -> String {
+    start_with(dir, &[])
+}
+
+/// [`start`] with more `tinfoild serve` arguments.
+pub fn start_with(dir: &Path, serve_args: &[&str]) -> String {
     stop();
     let data = dir.join("data");
     let pass = dir.join("daemon-passphrase");
@@ -87,6 +92,7 @@ pub fn start(dir: &Path) -> String {
         // RSA-4096 generation in a debug build on a loaded 2-CPU machine
         // has a long tail; no test here relies on the default deadline.
         .args(["--call-timeout-ms", "120000"])
+        .args(serve_args)
         .env_remove("TINFOIL_PASSPHRASE")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())

@@ -152,6 +152,30 @@ pub fn exclusive() -> MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Our module on the daemon backend, its tinfoild started with
+/// `serve_args` (e.g. a smaller `--max-message-bytes`).
+pub fn load_daemon_with(serve_args: &[&str]) -> Loaded {
+    let guard = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let endpoint = daemon::start_with(dir.path(), serve_args);
+    let conf = dir.path().join("tinfoil.toml");
+    std::fs::write(
+        &conf,
+        format!("backend = \"daemon\"\nendpoint = \"{endpoint}\"\n"),
+    )
+    .unwrap();
+    std::env::set_var("TINFOIL_PKCS11_CONFIG", &conf);
+    let p11 = Pkcs11::new(tinfoil_path()).expect("load module");
+    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .expect("C_Initialize");
+    Loaded {
+        p11,
+        which: Which::Daemon,
+        dir,
+        _guard: guard,
+    }
+}
+
 /// Loads and initialises `which` with OS locking.
 pub fn load(which: Which) -> Loaded {
     let guard = exclusive();
