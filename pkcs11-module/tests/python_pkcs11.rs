@@ -2,9 +2,11 @@
 //! tests' venv) as a client of the module: tests/python/pkcs11_client.py
 //! opens sessions, generates token and session keys, encrypts and
 //! decrypts (AES CBC-PAD and GCM, RSA-OAEP), signs and verifies (HMAC,
-//! RSA PKCS#1 and PSS, ECDSA; checked again with `cryptography`), finds
-//! and destroys objects, and checks the errors of a wrong PIN and a
-//! missing key. Our module on the embedded backend (while this test's own
+//! RSA PKCS#1 and PSS, ECDSA; checked again with `cryptography`), derives
+//! one AES key on both sides of an ECDH between two token pairs, wraps and
+//! unwraps a key (AES key wrap, a tampered blob refused), finds and
+//! destroys objects, and checks the errors of a wrong PIN and a missing
+//! key. Our module on the embedded backend (while this test's own
 //! instance holds the same store) and the daemon backend; SoftHSM2 runs
 //! the same script as the control (without the steps it lacks).
 
@@ -58,6 +60,8 @@ fn python_client(which: Which) {
         "hmac",
         "rsa",
         "ecdsa",
+        "ecdh",
+        "wrap",
         "find",
         "destroy",
         "random",

@@ -1,7 +1,8 @@
 """python-pkcs11 (PyPI, pinned in requirements.txt) as a client of a PKCS#11
 module: sessions and login, key generation (token and session keys),
 AES encrypt/decrypt (CBC-PAD, GCM), RSA and ECDSA sign/verify (checked
-again outside the module with `cryptography`), RSA-OAEP, HMAC, finding
+again outside the module with `cryptography`), RSA-OAEP, HMAC, ECDH
+between two token pairs, AES key wrap and unwrap, finding
 objects by attribute, destroying them, random bytes, and the errors a
 wrong PIN or a missing key raise.
 
@@ -146,6 +147,53 @@ def main():
         except InvalidSignature:
             pass
         step("ecdsa")
+
+        # ECDH P-256 between two token pairs (KDF NULL, raw peer points):
+        # both sides derive the same AES key.
+        bob_public, bob_private = params.generate_keypair(label="py-ec-bob", store=True)
+        flags = pkcs11.MechanismFlag.ENCRYPT | pkcs11.MechanismFlag.DECRYPT
+
+        def raw_point(public):
+            der = public[Attribute.EC_POINT]
+            assert der[0] == 0x04 and der[1] == 65, der[:2].hex()
+            return der[2:]
+
+        alice_key = ec_private.derive_key(
+            KeyType.AES, 256, capabilities=flags,
+            mechanism_param=(pkcs11.KDF.NULL, None, raw_point(bob_public)),
+        )
+        bob_key = bob_private.derive_key(
+            KeyType.AES, 256, capabilities=flags,
+            mechanism_param=(pkcs11.KDF.NULL, None, raw_point(ec_public)),
+        )
+        sealed = alice_key.encrypt(message, mechanism_param=iv)
+        assert bob_key.decrypt(sealed, mechanism_param=iv) == message
+        step("ecdh")
+
+        # AES key wrap (RFC 3394) of an extractable session key, unwrapped
+        # as a new key that decrypts what the first encrypted.
+        kek = session.generate_key(KeyType.AES, 256, label="py-kek", store=True)
+        target = session.generate_key(
+            KeyType.AES, 256, label="py-wrapped", store=False,
+            template={Attribute.EXTRACTABLE: True},
+        )
+        wrapped = kek.wrap_key(target, mechanism=Mechanism.AES_KEY_WRAP)
+        assert len(wrapped) == 40
+        unwrapped = kek.unwrap_key(
+            ObjectClass.SECRET_KEY, KeyType.AES, wrapped, label="py-unwrapped",
+            mechanism=Mechanism.AES_KEY_WRAP, capabilities=flags,
+        )
+        sealed = target.encrypt(message, mechanism_param=iv)
+        assert unwrapped.decrypt(sealed, mechanism_param=iv) == message
+        tampered = bytes([wrapped[0] ^ 1]) + wrapped[1:]
+        expect(
+            pkcs11.exceptions.PKCS11Error,
+            lambda: kek.unwrap_key(
+                ObjectClass.SECRET_KEY, KeyType.AES, tampered,
+                mechanism=Mechanism.AES_KEY_WRAP, capabilities=flags,
+            ),
+        )
+        step("wrap")
 
         # Finding: by label and class, all secret keys, by id.
         assert session.get_key(label="py-aes").key_type == KeyType.AES
