@@ -26,6 +26,7 @@ mod cmac;
 mod derive;
 mod des3;
 mod ecdh;
+mod ed25519ph;
 mod gcm;
 mod raw_sign;
 mod rsa_pkcs1;

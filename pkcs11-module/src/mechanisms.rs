@@ -278,6 +278,8 @@ pub struct Mechanism {
     /// The parameter of a secret-key derivation (HKDF, SP 800-108,
     /// ENCRYPT_DATA, concatenation, XOR, extraction), copied out.
     pub derive: Option<DeriveParams>,
+    /// CK_EDDSA_PARAMS of CKM_EDDSA, copied out: phFlag and the context.
+    pub eddsa: Option<(bool, Vec<u8>)>,
 }
 
 /// A secret-key derivation's parameter, copied out.

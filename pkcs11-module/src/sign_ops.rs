@@ -659,8 +659,30 @@ impl Module {
             if key_type != Some(want) {
                 return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT));
             }
-            // Only the PSS mechanisms take a parameter.
-            if !matches!(how, RawSign::RsaPss { .. }) && !m.param.is_empty() {
+            // CK_EDDSA_PARAMS: phFlag selects Ed25519ph, whose input is
+            // len(context) || context || message (the message follows in
+            // the buffer); Ed25519ctx is not offered.
+            let mut prefix = Vec::new();
+            let how = match (&m.eddsa, how) {
+                (Some((true, context)), RawSign::EdDsa) => {
+                    prefix.push(context.len() as u8);
+                    prefix.extend_from_slice(context);
+                    RawSign::Ed25519ph
+                }
+                (Some((false, context)), RawSign::EdDsa) if context.is_empty() => how,
+                (Some(_), RawSign::EdDsa) => {
+                    return Err(ckr!(
+                        CKR_MECHANISM_PARAM_INVALID,
+                        "Ed25519ctx is not offered"
+                    ))
+                }
+                (_, how) => how,
+            };
+            // Only the PSS and EdDSA mechanisms take a parameter.
+            if !matches!(how, RawSign::RsaPss { .. })
+                && m.mechanism != CKM_EDDSA
+                && !m.param.is_empty()
+            {
                 return Err(ckr!(CKR_MECHANISM_PARAM_INVALID));
             }
             let (hash, digest_info) = match hash_mech {
@@ -679,7 +701,7 @@ impl Module {
                 how: Signer::Raw(how),
                 hash,
                 digest_info,
-                buf: Vec::new(),
+                buf: prefix,
                 sig_len: pubkey::signature_len(&object.attrs)?,
                 mechanism: m.mechanism,
                 multipart: false,
@@ -739,7 +761,8 @@ impl Module {
             |op| op.sig_len,
             cap,
             |mut op| {
-                op.buf = data.to_vec();
+                // The buffer may hold a prefix (Ed25519ph's context).
+                op.buf.extend_from_slice(data);
                 self.run_sign("C_Sign", &op)
             },
         )
@@ -800,7 +823,8 @@ impl Module {
                     "single-part call after an update"
                 ));
             }
-            op.buf = data.to_vec();
+            // The buffer may hold a prefix (Ed25519ph's context).
+            op.buf.extend_from_slice(data);
         }
         if signature.len() != op.sig_len {
             return Err(ckr!(CKR_SIGNATURE_LEN_RANGE));

@@ -27,6 +27,9 @@ pub enum RawSign {
     },
     /// CKM_EDDSA: the input is the whole message (Ed25519).
     EdDsa,
+    /// CKM_EDDSA with CK_EDDSA_PARAMS phFlag (Ed25519ph): the input is
+    /// `len(context) || context || message` (a context of 0 to 255 bytes).
+    Ed25519ph,
     /// CKM_RSA_X_509: the raw private operation on input of at most k
     /// bytes below the modulus (left-padded with zeros); the key pair must
     /// sign.
@@ -173,6 +176,7 @@ impl Hsm {
                 a::rsa_pss_sign_any(spec, pkcs8, hash_len, salt_len, input)
             }
             RawSign::EdDsa => a::eddsa_sign_raw(spec, pkcs8, input),
+            RawSign::Ed25519ph => super::ed25519ph::sign(spec, pkcs8, input),
             RawSign::RsaX509 => {
                 rsa_only(spec)?;
                 self.check_rsa_usage(keys, key, KeyUsage::SignVerify)?;
@@ -214,6 +218,7 @@ impl Hsm {
                 a::rsa_pss_verify_any(spec, pkcs8, hash_len, salt_len, input, signature)
             }
             RawSign::EdDsa => a::eddsa_verify_raw(spec, pkcs8, input, signature),
+            RawSign::Ed25519ph => super::ed25519ph::verify(spec, pkcs8, input, signature),
             RawSign::RsaX509 => {
                 rsa_only(spec)?;
                 if input.len() > signature.len() {

@@ -261,7 +261,33 @@ pub(crate) unsafe fn read_mechanism(p: *const CK_MECHANISM) -> Result<Mechanism>
         ecdh,
         // SAFETY: the caller promises the parameter structure.
         derive: unsafe { derive_params::read(m) }?,
+        eddsa: unsafe { eddsa_params(m) }?,
     })
+}
+
+/// CK_EDDSA_PARAMS of CKM_EDDSA (phFlag and a context of up to 255
+/// bytes), copied out; `None` without a parameter.
+unsafe fn eddsa_params(m: &CK_MECHANISM) -> Result<Option<(bool, Vec<u8>)>> {
+    if m.mechanism != CKM_EDDSA || m.pParameter.is_null() {
+        return Ok(None);
+    }
+    if m.ulParameterLen as usize != std::mem::size_of::<CK_EDDSA_PARAMS>() {
+        return Err(ckr!(
+            CKR_MECHANISM_PARAM_INVALID,
+            "CK_EDDSA_PARAMS expected"
+        ));
+    }
+    // SAFETY: non-NULL and of the right size, as checked.
+    let p = unsafe { &*(m.pParameter as *const CK_EDDSA_PARAMS) };
+    if p.ulContextDataLen > 255 {
+        return Err(ckr!(
+            CKR_MECHANISM_PARAM_INVALID,
+            "an EdDSA context is at most 255 bytes"
+        ));
+    }
+    // SAFETY: the caller promises pContextData holds ulContextDataLen bytes.
+    let context = unsafe { in_bytes(p.pContextData, p.ulContextDataLen) }?.to_vec();
+    Ok(Some((p.phFlag != 0, context)))
 }
 
 /// Fills a fixed-size, blank-padded PKCS#11 string field.

@@ -143,6 +143,7 @@ pub fn sign_to_wire(how: RawSign) -> pb::P11RawSign {
             salt_len: u32::try_from(salt_len).unwrap_or(u32::MAX),
         }),
         RawSign::EdDsa => How::Eddsa(pb::P11Empty {}),
+        RawSign::Ed25519ph => How::Ed25519ph(pb::P11Empty {}),
         RawSign::RsaX509 => How::RsaX509(pb::P11Empty {}),
     };
     pb::P11RawSign { how: Some(how) }
@@ -160,6 +161,7 @@ pub fn sign_from_wire(how: Option<pb::P11RawSign>) -> Result<RawSign> {
             salt_len: p.salt_len as usize,
         }),
         Some(How::Eddsa(_)) => Ok(RawSign::EdDsa),
+        Some(How::Ed25519ph(_)) => Ok(RawSign::Ed25519ph),
         Some(How::RsaX509(_)) => Ok(RawSign::RsaX509),
         None => Err(ckr!(CKR_MECHANISM_INVALID, "signature mechanism missing")),
     }
