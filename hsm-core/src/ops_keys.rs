@@ -205,10 +205,14 @@ impl Hsm {
         system_tags: &[Tag],
         policy: Option<std::sync::Arc<crate::policy::authz::StoredPolicy>>,
     ) -> Result<KeyMetadata> {
-        // X25519 is a PKCS#11 key type (key agreement), not a KMS key spec.
-        if request.key_spec == Some(KeySpec::EccX25519) && request.token.is_none() {
+        // X25519 and RSA-8192 are PKCS#11 keys, not KMS key specs.
+        if matches!(
+            request.key_spec,
+            Some(KeySpec::EccX25519 | KeySpec::Rsa8192)
+        ) && request.token.is_none()
+        {
             return Err(Error::validation(
-                "ECC_X25519 keys are made through PKCS#11 (CKM_EC_MONTGOMERY_KEY_PAIR_GEN)",
+                "ECC_X25519 and RSA_8192 keys are made through PKCS#11 only",
             ));
         }
         check_description(&request.description)?;

@@ -62,6 +62,9 @@ kms_names!(
         Rsa3072 => "RSA_3072",
         /// RSA with a 4096-bit modulus.
         Rsa4096 => "RSA_4096",
+        /// RSA with an 8192-bit modulus: made through PKCS#11 only; not an
+        /// AWS KMS key spec.
+        Rsa8192 => "RSA_8192",
         /// ECDSA on NIST P-256.
         EccNistP256 => "ECC_NIST_P256",
         /// ECDSA on NIST P-384.
@@ -103,7 +106,10 @@ impl KeySpec {
     }
     /// Whether this is an RSA key spec.
     pub fn is_rsa(self) -> bool {
-        matches!(self, KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096)
+        matches!(
+            self,
+            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 | KeySpec::Rsa8192
+        )
     }
     /// Whether this is an elliptic-curve key spec (Ed25519 and X25519
     /// included).

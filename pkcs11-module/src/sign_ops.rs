@@ -307,10 +307,11 @@ impl Module {
                     2048 => KeySpec::Rsa2048,
                     3072 => KeySpec::Rsa3072,
                     4096 => KeySpec::Rsa4096,
+                    8192 => KeySpec::Rsa8192,
                     _ => {
                         return Err(ckr!(
                             CKR_KEY_SIZE_RANGE,
-                            "RSA keys are 2048, 3072 or 4096 bits"
+                            "RSA keys are 2048, 3072, 4096 or 8192 bits"
                         ))
                     }
                 };

@@ -66,7 +66,9 @@ pub(crate) const MAX_MESSAGE_LEN: usize = 4096;
 /// RSA/ECC/Ed25519, random bytes of the spec's length for HMAC.
 pub(crate) fn generate(spec: KeySpec) -> Result<Zeroizing<Vec<u8>>> {
     match spec {
-        KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => rsa::generate(spec),
+        KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 | KeySpec::Rsa8192 => {
+            rsa::generate(spec)
+        }
         KeySpec::EccNistP256 | KeySpec::EccNistP384 | KeySpec::EccNistP521 => {
             ecc::generate_ecdsa(spec)
         }
@@ -92,7 +94,7 @@ pub(crate) fn public_key_der(spec: KeySpec, private_pkcs8: &[u8]) -> Result<Vec<
 pub(crate) fn signing_algorithms(spec: KeySpec) -> &'static [SigningAlgorithm] {
     use SigningAlgorithm as S;
     match spec {
-        KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => &[
+        KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 | KeySpec::Rsa8192 => &[
             S::RsassaPssSha256,
             S::RsassaPssSha384,
             S::RsassaPssSha512,
@@ -124,7 +126,10 @@ pub(crate) fn encryption_algorithms(
         (KeyUsage::EncryptDecrypt, KeySpec::SymmetricDefault) => {
             &[EncryptionAlgorithm::SymmetricDefault]
         }
-        (KeyUsage::EncryptDecrypt, KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096) => &[
+        (
+            KeyUsage::EncryptDecrypt,
+            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 | KeySpec::Rsa8192,
+        ) => &[
             EncryptionAlgorithm::RsaesOaepSha1,
             EncryptionAlgorithm::RsaesOaepSha256,
         ],

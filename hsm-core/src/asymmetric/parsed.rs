@@ -43,7 +43,7 @@ impl PrivateKey {
     /// parse as that spec is a `KMSInternalException` naming the spec only.
     pub(crate) fn from_pkcs8(spec: KeySpec, private_pkcs8: &[u8]) -> Result<Self> {
         match spec {
-            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
+            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 | KeySpec::Rsa8192 => {
                 Ok(PrivateKey::Rsa(spec, rsa::parse(spec, private_pkcs8)?))
             }
             KeySpec::EccNistP256 | KeySpec::EccNistP384 | KeySpec::EccNistP521 => Ok(

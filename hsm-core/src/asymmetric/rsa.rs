@@ -20,6 +20,7 @@ fn key_size(spec: KeySpec) -> Result<KeySize> {
         KeySpec::Rsa2048 => Ok(KeySize::Rsa2048),
         KeySpec::Rsa3072 => Ok(KeySize::Rsa3072),
         KeySpec::Rsa4096 => Ok(KeySize::Rsa4096),
+        KeySpec::Rsa8192 => Ok(KeySize::Rsa8192),
         other => Err(Error::Internal(format!("{other} is not an RSA key spec"))),
     }
 }

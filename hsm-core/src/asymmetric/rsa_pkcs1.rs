@@ -38,6 +38,7 @@ fn modulus_len(spec: KeySpec) -> Result<usize> {
         KeySpec::Rsa2048 => Ok(256),
         KeySpec::Rsa3072 => Ok(384),
         KeySpec::Rsa4096 => Ok(512),
+        KeySpec::Rsa8192 => Ok(1024),
         other => Err(Error::Validation(format!("{other} is not an RSA key spec"))),
     }
 }

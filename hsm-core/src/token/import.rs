@@ -111,9 +111,10 @@ fn normalize(kind: PrivateKind, pkcs8: &[u8]) -> Result<(KeySpec, Zeroizing<Vec<
                 256 => KeySpec::Rsa2048,
                 384 => KeySpec::Rsa3072,
                 512 => KeySpec::Rsa4096,
+                1024 => KeySpec::Rsa8192,
                 _ => {
                     return Err(Error::validation(
-                        "RSA keys of 2048, 3072 or 4096 bits are imported",
+                        "RSA keys of 2048, 3072, 4096 or 8192 bits are imported",
                     ))
                 }
             };
