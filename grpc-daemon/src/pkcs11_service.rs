@@ -866,11 +866,16 @@ impl Pkcs11Backend for Pkcs11Service {
         let call = self.use_call(&caller, &request, key, "C_Verify", "kms:VerifyMac");
         let r = request.into_inner();
         let data = Zeroizing::new(r.data);
-        self.run_recorded(symmetric_lane(data.len()), "P11CmacVerify", call, move |b| {
-            let key = wire::key_from_wire(r.key)?;
-            let ok = b.cmac_verify(&key, &data, &r.mac)?;
-            Ok(pb::P11BoolResponse { ok })
-        })
+        self.run_recorded(
+            symmetric_lane(data.len()),
+            "P11CmacVerify",
+            call,
+            move |b| {
+                let key = wire::key_from_wire(r.key)?;
+                let ok = b.cmac_verify(&key, &data, &r.mac)?;
+                Ok(pb::P11BoolResponse { ok })
+            },
+        )
         .await
     }
 

@@ -71,8 +71,8 @@ impl Module {
         let active = lock(&session)?.digest.is_some();
         let value = if active {
             self.visible_object(h, key).and_then(|object| {
-                let readable = object.class() == CKO_SECRET_KEY
-                    && crate::key_ops::readable(&object.attrs);
+                let readable =
+                    object.class() == CKO_SECRET_KEY && crate::key_ops::readable(&object.attrs);
                 match (&object.key, readable) {
                     (Some(k), true) => self.backend.secret_value(k),
                     _ => Err(ckr!(CKR_KEY_INDIGESTIBLE)),

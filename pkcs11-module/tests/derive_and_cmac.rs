@@ -279,4 +279,7 @@ with_keys!(
     ecdh_between_two_token_keys_and_with_openssl,
     aes_cmac_matches_sp800_38b
 );
-ours_only_embedded!(ecdh_refuses_bad_points_and_lengths, cmac_and_ecdh_are_listed);
+ours_only_embedded!(
+    ecdh_refuses_bad_points_and_lengths,
+    cmac_and_ecdh_are_listed
+);

@@ -810,7 +810,6 @@ impl Backend for DaemonBackend {
         key_from_wire(Some(r))
     }
 
-
     fn load_changes(&self, token: &str, since: Option<u64>) -> Result<super::ObjectChanges> {
         let req = pb::P11LoadChangesRequest {
             token: token.to_string(),
