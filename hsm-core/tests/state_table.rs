@@ -127,7 +127,7 @@ fn fixture(t: &TestHsm, n: usize, spec: KeySpec, usage: KeyUsage, state: KeyStat
             )
             .mac
         }
-        KeyUsage::EncryptDecrypt => Vec::new(),
+        KeyUsage::EncryptDecrypt | KeyUsage::EncapsulateDecapsulate => Vec::new(),
     };
     let helper = t.symmetric_key("helper").key_id;
     let helper_blob = ok(
