@@ -116,6 +116,10 @@ for spec, public_type in DSA_TYPES.items():
                 == "ValidationException"
             ), message_type
         assert (
+            code_of(kms.sign, KeyId=key_id, Message=mu, MessageType="EXTERNAL_MU", SigningAlgorithm=ALG, DryRun=True)
+            == "DryRunOperationException"
+        )
+        assert (
             code_of(kms.sign, KeyId=key_id, Message=message, SigningAlgorithm="ECDSA_SHA_256")
             == "InvalidKeyUsageException"
         )
@@ -167,6 +171,10 @@ for spec, public_type in KEM_TYPES.items():
             )
             assert got["SharedSecret"] == secret and got["EncapsulationAlgorithm"] == "ML_KEM"
 
+        assert (
+            code_of(kms.encapsulate, KeyId=key_id, EncapsulationAlgorithm="ML_KEM", DryRun=True)
+            == "DryRunOperationException"
+        )
         enc = kms.encapsulate(KeyId=key_id, EncapsulationAlgorithm="ML_KEM")
         assert len(enc["SharedSecret"]) == 32
         assert len(enc["SharedSecretCiphertextBlob"]) == CT_LEN[spec]

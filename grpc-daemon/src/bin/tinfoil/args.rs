@@ -168,10 +168,10 @@ pub enum Command {
         /// Free text.
         #[arg(long, default_value = "")]
         description: String,
-        /// SYMMETRIC_DEFAULT (default), RSA_2048/3072/4096, ECC_NIST_P256/P384/P521, ECC_NIST_EDWARDS25519, HMAC_224/256/384/512.
+        /// SYMMETRIC_DEFAULT (default), RSA_2048/3072/4096, ECC_NIST_P256/P384/P521, ECC_NIST_EDWARDS25519, HMAC_224/256/384/512, ML_DSA_44/65/87, ML_KEM_512/768/1024.
         #[arg(long)]
         key_spec: Option<String>,
-        /// ENCRYPT_DECRYPT, SIGN_VERIFY or GENERATE_VERIFY_MAC.
+        /// ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC or ENCAPSULATE_DECAPSULATE (default: the spec's first).
         #[arg(long)]
         key_usage: Option<String>,
         /// A tag KEY=VALUE (repeat for more).
