@@ -490,6 +490,9 @@ mod tests {
                 aad: Vec::new(),
                 tag_len: 12,
             },
+            AesMode::Des3Ecb,
+            AesMode::Des3Cbc([5; 8]),
+            AesMode::Des3CbcPad([6; 8]),
         ];
         for mode in modes {
             assert_eq!(aes_from_wire(Some(aes_to_wire(&mode))).unwrap(), mode);
@@ -503,6 +506,7 @@ mod tests {
                 salt_len: 32,
             },
             RawSign::EdDsa,
+            RawSign::Ed25519ph,
         ];
         for how in signs {
             assert_eq!(sign_from_wire(Some(sign_to_wire(how))).unwrap(), how);
@@ -577,5 +581,55 @@ mod tests {
             assert_eq!(err.rv(), CKR_GENERAL_ERROR, "{endpoint}");
             assert!(err.to_string().contains("unix:PATH"), "{err}");
         }
+    }
+
+    #[test]
+    fn derivations_round_trip() {
+        let ops = [
+            DeriveOp::Hkdf {
+                hash_len: 32,
+                extract: true,
+                expand: false,
+                salt: HkdfSalt::Data(vec![1, 2]),
+                info: vec![3],
+            },
+            DeriveOp::Hkdf {
+                hash_len: 64,
+                extract: true,
+                expand: true,
+                salt: HkdfSalt::Key,
+                info: Vec::new(),
+            },
+            DeriveOp::Kbkdf {
+                prf: Prf::AesCmac,
+                feedback_iv: Some(vec![7; 16]),
+                fields: vec![
+                    KbkdfField::Chain,
+                    KbkdfField::Counter {
+                        little_endian: true,
+                        bits: 16,
+                    },
+                    KbkdfField::DkmLength {
+                        segments: true,
+                        little_endian: false,
+                        bits: 32,
+                    },
+                    KbkdfField::Bytes(vec![9]),
+                ],
+            },
+            DeriveOp::AesEncryptData {
+                iv: Some([1; 16]),
+                data: vec![2; 16],
+            },
+            DeriveOp::ConcatBaseAndKey,
+            DeriveOp::ConcatBaseAndData(vec![1]),
+            DeriveOp::ConcatDataAndBase(vec![2]),
+            DeriveOp::XorBaseAndData(vec![3]),
+            DeriveOp::ExtractKeyFromKey(21),
+        ];
+        for op in ops {
+            assert_eq!(derive_from_wire(Some(derive_to_wire(&op))).unwrap(), op);
+        }
+        assert!(derive_from_wire(None).is_err());
     }
 }
