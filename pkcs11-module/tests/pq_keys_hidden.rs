@@ -1,7 +1,7 @@
 //! Post-quantum keys (issue 16) are KMS-only for now: ML-DSA and ML-KEM
 //! keys made in a token's namespace show no PKCS#11 objects (the module has
 //! no CKK_ML_DSA / CKK_ML_KEM yet), and their presence breaks neither
-//! C_FindObjects nor the token's other keys (embedded backend).
+//! C_FindObjects nor the token's other keys (embedded and daemon backends).
 
 mod common;
 
@@ -67,6 +67,50 @@ fn ml_dsa_and_ml_kem_token_keys_show_no_objects_and_break_nothing() {
     let all = session.find_objects(&[]).unwrap();
     assert_eq!(all.len(), 2, "the EC pair only");
     for key in &pq {
+        assert!(session
+            .find_objects(&[Attribute::Id(key.as_bytes().to_vec())])
+            .unwrap()
+            .is_empty());
+    }
+    let private = session
+        .find_objects(&[
+            Attribute::Id(ec.as_bytes().to_vec()),
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+        ])
+        .unwrap()[0];
+    let signature = session
+        .sign(&Mechanism::EcdsaSha256, private, b"still works")
+        .unwrap();
+    assert_eq!(signature.len(), 64);
+}
+
+fn cli_key(args: &[&str]) -> String {
+    let mut all = vec!["create-key", "--token", "pqd", "--output", "json"];
+    all.extend(args);
+    let out = common::daemon::cli(&all);
+    assert!(
+        out.status.success(),
+        "tinfoil {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    json["KeyMetadata"]["KeyId"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn daemon_backend_ml_token_keys_show_no_objects_and_break_nothing() {
+    let m = common::load(Which::Daemon);
+    let session = common::user_session(&m, "pqd");
+    let dsa = cli_key(&["--key-spec", "ML_DSA_87", "--key-usage", "SIGN_VERIFY"]);
+    let kem = cli_key(&[
+        "--key-spec",
+        "ML_KEM_1024",
+        "--key-usage",
+        "ENCAPSULATE_DECAPSULATE",
+    ]);
+    let ec = cli_key(&["--key-spec", "ECC_NIST_P256", "--key-usage", "SIGN_VERIFY"]);
+    assert_eq!(session.find_objects(&[]).unwrap().len(), 2, "the EC pair");
+    for key in [&dsa, &kem] {
         assert!(session
             .find_objects(&[Attribute::Id(key.as_bytes().to_vec())])
             .unwrap()
