@@ -709,15 +709,37 @@ impl Pkcs11Backend for Pkcs11Service {
         request: Request<pb::P11DeriveRequest>,
     ) -> Result<Response<pb::P11DeriveResponse>, Status> {
         let caller = self.caller_of(&request)?;
+        // One record: the base key's use, or the other key's refusal.
+        const ACTION: &str = "kms:DeriveSharedSecret";
+        let (base, other) = (
+            request.get_ref().base.as_ref(),
+            request.get_ref().other.as_ref(),
+        );
+        let to_token = request
+            .get_ref()
+            .keys
+            .iter()
+            .any(|k| k.token_label.is_some());
+        let other_refused = authz::stored(other).filter(|key| {
+            self.kms
+                .hsm()
+                .gate(&caller)
+                .pkcs11_may_use(ACTION, key)
+                .is_err()
+        });
+        let call = match other_refused {
+            Some(key) => {
+                Some(self.key_call(&caller, &request, "C_DeriveKey", Some(ACTION), Some(key)))
+            }
+            None => match self.use_call(&caller, &request, base, "C_DeriveKey", ACTION) {
+                Some(call) => Some(call),
+                None => self.creation_call(&caller, &request, to_token, "C_DeriveKey")?,
+            },
+        };
         let r = request.into_inner();
-        for key in [r.base.as_ref(), r.other.as_ref()].into_iter().flatten() {
-            self.check_key_use(&caller, Some(key), "C_DeriveKey", "kms:DeriveSharedSecret")
-                .await?;
-        }
-        let to_token = r.keys.iter().any(|k| k.token_label.is_some());
         let lane = if to_token { Lane::Slow } else { Lane::Fast };
         let response = self
-            .run(lane, "P11Derive", move |b| {
+            .run_recorded(lane, "P11Derive", call, move |b| {
                 let base = wire::key_from_wire(r.base)?;
                 let other = r.other.map(|o| wire::key_from_wire(Some(o))).transpose()?;
                 let op = wire::derive_from_wire(r.op)?;

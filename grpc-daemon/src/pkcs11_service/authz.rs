@@ -74,34 +74,6 @@ impl Pkcs11Service {
         self.kms.caller(request).map_err(|s| denied(s.message()))
     }
 
-    /// Refuses a token key the caller may not use for `function`
-    /// (decided as `action`), recording the decision. Keys that do not
-    /// resolve are left to the backend, which answers
-    /// CKR_KEY_HANDLE_INVALID. Calls that can be served through
-    /// [`Pkcs11Service::run_recorded`] should be: it records the decision
-    /// and the outcome in one record.
-    pub(super) async fn check_key_use(
-        &self,
-        caller: &Caller,
-        key: Option<&pb::P11KeyHandle>,
-        function: &'static str,
-        action: &'static str,
-    ) -> Result<(), Status> {
-        let Some(key_id) = stored(key) else {
-            return Ok(());
-        };
-        let call = KeyCall {
-            caller: caller.clone(),
-            function,
-            mechanism: None,
-            action: Some(action),
-            key_id: Some(key_id.to_string()),
-        };
-        self.run_recorded(Lane::Inline, function, Some(call), |_| Ok(()))
-            .await
-            .map(|_| ())
-    }
-
     /// Refuses a caller who may not make keys (`kms:CreateKey`), for a
     /// session key (token keys are made through
     /// [`Pkcs11Service::run_recorded`], which records the call).

@@ -151,4 +151,14 @@ impl Gate<'_> {
     pub fn pkcs11_may_create_key(&self) -> Result<()> {
         self.authorize(&Request::account("kms:CreateKey"))
     }
+
+    /// Whether the caller may use the token key `key_id` as `action`,
+    /// without recording: for the second key of a call (a derivation's
+    /// other key) that [`Gate::pkcs11_call`] then records once.
+    pub fn pkcs11_may_use(&self, action: &'static str, key_id: &str) -> Result<()> {
+        if self.hsm.read_state().resolve(key_id).is_err() {
+            return Ok(());
+        }
+        self.authorize(&Request::key(action, key_id))
+    }
 }
