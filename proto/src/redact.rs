@@ -259,6 +259,9 @@ mod pq_tests {
             encapsulation_algorithm: "ML_KEM".into(),
         };
         let text = format!("{dec:?}");
-        assert!(text.contains("<32 bytes redacted>") && !text.contains("195"), "{text}");
+        assert!(
+            text.contains("<32 bytes redacted>") && !text.contains("195"),
+            "{text}"
+        );
     }
 }
