@@ -290,6 +290,6 @@ mod tests {
         );
         assert!(x.is_none());
         let msg = v.finish().unwrap_err().message;
-        assert!(msg.contains("Value 'NOPE' at 'keyUsage' failed to satisfy constraint: Member must satisfy enum value set: [ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC]"), "{msg}");
+        assert!(msg.contains("Value 'NOPE' at 'keyUsage' failed to satisfy constraint: Member must satisfy enum value set: [ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC, ENCAPSULATE_DECAPSULATE]"), "{msg}");
     }
 }
