@@ -198,7 +198,9 @@ mod tests {
             &signature::RSA_PSS_2048_8192_SHA256,
             key.public_key().as_ref().to_vec(),
         );
-        public.verify(b"abc", &ours).expect("aws-lc-rs verifies ours");
+        public
+            .verify(b"abc", &ours)
+            .expect("aws-lc-rs verifies ours");
         let mut theirs = vec![0u8; key.public_modulus_len()];
         key.sign(
             &signature::RSA_PSS_SHA256,
