@@ -101,6 +101,10 @@ grant_operations! {
     VerifyMac = 15,
     /// DeriveSharedSecret.
     DeriveSharedSecret = 16,
+    /// Encapsulate (ML-KEM keys).
+    Encapsulate = 17,
+    /// Decapsulate (ML-KEM keys).
+    Decapsulate = 18,
 }
 
 impl std::fmt::Display for GrantOperation {
@@ -149,6 +153,7 @@ impl GrantOperation {
             Sign | Verify => usage == KeyUsage::SignVerify,
             GenerateMac | VerifyMac => usage == KeyUsage::GenerateVerifyMac,
             DeriveSharedSecret => false,
+            Encapsulate | Decapsulate => usage == KeyUsage::EncapsulateDecapsulate,
         }
     }
 }

@@ -49,6 +49,8 @@ mod users;
 #[cfg(test)]
 mod disk_tests;
 #[cfg(test)]
+mod pq_tests;
+#[cfg(test)]
 mod scale_tests;
 
 pub use clock::{Clock, ManualClock, SystemClock, DAY};

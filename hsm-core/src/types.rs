@@ -132,10 +132,7 @@ impl KeySpec {
     }
     /// Whether this is an ML-DSA (FIPS 204) key spec.
     pub fn is_ml_dsa(self) -> bool {
-        matches!(
-            self,
-            KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87
-        )
+        matches!(self, KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87)
     }
     /// Whether this is an ML-KEM (FIPS 203) key spec.
     pub fn is_ml_kem(self) -> bool {

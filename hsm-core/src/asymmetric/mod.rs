@@ -288,7 +288,14 @@ pub(crate) fn verify_with_public_key(
     check_message(algorithm, message, message_type)?;
     if spec.is_ml_dsa() {
         let external_mu = message_type == MessageType::ExternalMu;
-        return mldsa::verify_with_public_key(spec, public_key, message, &[], external_mu, signature);
+        return mldsa::verify_with_public_key(
+            spec,
+            public_key,
+            message,
+            &[],
+            external_mu,
+            signature,
+        );
     }
     if spec == KeySpec::EccEd25519 {
         return Ok(UnparsedPublicKey::new(&ED25519, public_key)
