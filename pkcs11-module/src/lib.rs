@@ -36,8 +36,8 @@ pub mod pubkey;
 pub mod reauth;
 pub mod session;
 pub mod sign_ops;
-pub mod stream_ops;
 mod state;
+pub mod stream_ops;
 
 #[cfg(test)]
 mod freshness_tests;
