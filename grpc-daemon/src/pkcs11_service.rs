@@ -363,7 +363,7 @@ impl Pkcs11Backend for Pkcs11Service {
             call,
             move |b| {
                 let key = wire::key_from_wire(r.key)?;
-                let ok = b.hmac_verify(&key, len(r.hash_len), &data, &r.mac)?;
+                let ok = verified(b.hmac_verify(&key, len(r.hash_len), &data, &r.mac)?)?;
                 Ok(pb::P11BoolResponse { ok })
             },
         )
@@ -557,7 +557,8 @@ impl Pkcs11Backend for Pkcs11Service {
         let r = request.into_inner();
         self.run_recorded(Lane::Inline, "P11Verify", call, move |b| {
             let key = wire::key_from_wire(r.key)?;
-            let ok = b.verify(&key, wire::sign_from_wire(r.how)?, &r.input, &r.signature)?;
+            let ok =
+                verified(b.verify(&key, wire::sign_from_wire(r.how)?, &r.input, &r.signature)?)?;
             Ok(pb::P11BoolResponse { ok })
         })
         .await
@@ -894,7 +895,7 @@ impl Pkcs11Backend for Pkcs11Service {
             call,
             move |b| {
                 let key = wire::key_from_wire(r.key)?;
-                let ok = b.cmac_verify(&key, &data, &r.mac)?;
+                let ok = verified(b.cmac_verify(&key, &data, &r.mac)?)?;
                 Ok(pb::P11BoolResponse { ok })
             },
         )
@@ -970,3 +971,18 @@ pub mod chunked;
 pub mod pipe;
 #[cfg(test)]
 mod tests;
+
+/// A check's result as the recorded call ends: a signature or MAC that
+/// does not verify fails the call with CKR_SIGNATURE_INVALID (which the
+/// module returns as is), so the call's audit record carries that
+/// errorCode rather than a success.
+fn verified(ok: bool) -> tinfoil_pkcs11::Result<bool> {
+    if ok {
+        Ok(true)
+    } else {
+        Err(Pkcs11Error::rv_with(
+            cryptoki_sys::CKR_SIGNATURE_INVALID,
+            "signature does not verify",
+        ))
+    }
+}

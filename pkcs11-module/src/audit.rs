@@ -14,8 +14,15 @@
 //! | C_GetAttributeValue | CKA_VALUE read from a readable token key |
 //! | C_SetAttributeValue | a readable token key sealed (CKA_SENSITIVE / CKA_EXTRACTABLE) |
 //!
-//! Not recorded: the `*Init` and `*Update` calls (the call that finishes
-//! the operation is), length queries, C_FindObjects* and attribute reads
+//! A C_EncryptUpdate / C_DecryptUpdate of a streaming mode (ECB, CBC,
+//! CBC-PAD, CTR) runs the cipher with the key on the blocks it returns, so
+//! it is recorded under its own name, like the final call after it.
+//! A failed check (C_Verify / C_VerifyFinal) fails inside its recorded
+//! call: its record carries `CKR_SIGNATURE_INVALID`.
+//!
+//! Not recorded: the `*Init` calls and the `*Update` calls of modes that
+//! gather (GCM, signatures, MACs: the call that finishes the operation
+//! is), length queries, C_FindObjects* and attribute reads
 //! other than CKA_VALUE (they read the object table, not key material),
 //! and calls on session keys only (they live in one process or connection
 //! and leave nothing in the store).
@@ -98,8 +105,10 @@ pub const MECHANISM_METADATA: &str = "tinfoil-p11-mechanism";
 /// client sends is replaced by the name the request implies).
 pub const FUNCTIONS: &[&str] = &[
     "C_Encrypt",
+    "C_EncryptUpdate",
     "C_EncryptFinal",
     "C_Decrypt",
+    "C_DecryptUpdate",
     "C_DecryptFinal",
     "C_Sign",
     "C_SignFinal",

@@ -835,8 +835,10 @@ impl Module {
         } else {
             "C_VerifyFinal"
         };
-        let valid = self.audited(function, Some(op.mechanism), op.key.as_ref(), false, || {
-            Ok(match &op.how {
+        // A signature that does not verify fails inside the recorded call,
+        // so its record carries CKR_SIGNATURE_INVALID.
+        self.audited(function, Some(op.mechanism), op.key.as_ref(), false, || {
+            let valid = match &op.how {
                 Signer::Raw(how) => {
                     self.backend
                         .verify(op.engine_key()?, *how, &op.input(), signature)?
@@ -855,14 +857,14 @@ impl Module {
                         .cmac_verify(op.engine_key()?, &op.buf, signature)?
                 }
                 Signer::Public(verifier) => verifier.verify(&op.buf, signature),
-            })
-        })?;
-        match valid {
-            true => Ok(()),
-            false => Err(Pkcs11Error::rv_with(
-                CKR_SIGNATURE_INVALID,
-                "signature does not verify",
-            )),
-        }
+            };
+            match valid {
+                true => Ok(()),
+                false => Err(Pkcs11Error::rv_with(
+                    CKR_SIGNATURE_INVALID,
+                    "signature does not verify",
+                )),
+            }
+        })
     }
 }

@@ -8,10 +8,12 @@ mod common;
 
 use std::path::Path;
 
-use common::{daemon, load, user_session, Which, USER_PIN};
+use common::{daemon, load, rv, user_session, Which, USER_PIN};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
-use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::hkdf::{HkdfParams, HkdfSalt};
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use serde_json::Value;
@@ -462,4 +464,383 @@ fn the_other_entry_points(which: Which) {
     );
 }
 
-ours_only_embedded!(session_and_token_calls, the_other_entry_points);
+/// A PKCS#8 P-256 private key OpenSSL made, wrapped under `kek` with
+/// AES key wrap with padding (RFC 5649).
+fn openssl_wrapped_p256(kek: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("p256.raw.der");
+    let der = dir.path().join("p256.der");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("run openssl");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        out.stdout
+    };
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-outform",
+        "DER",
+        "-out",
+        raw.to_str().unwrap(),
+    ]);
+    // genpkey writes an EC key in its traditional form: PKCS#8 it.
+    run(&[
+        "pkcs8",
+        "-topk8",
+        "-nocrypt",
+        "-inform",
+        "DER",
+        "-outform",
+        "DER",
+        "-in",
+        raw.to_str().unwrap(),
+        "-out",
+        der.to_str().unwrap(),
+    ]);
+    run(&[
+        "enc",
+        "-id-aes256-wrap-pad",
+        "-K",
+        &hex(kek),
+        "-iv",
+        "A65959A6",
+        "-in",
+        der.to_str().unwrap(),
+    ])
+}
+
+/// The finishing calls of multi-part operations, RSA decryption, ECDSA
+/// verification, private-key import (C_CreateObject and C_UnwrapKey of
+/// PKCS#8) and C_DeriveKey (ECDH and HKDF): one record each, failures
+/// with their CKR name.
+fn finals_private_keys_and_derivation(which: Which) {
+    let m = load(which);
+    let session = user_session(&m, "audited-finals");
+    let mut expected: Vec<&str> = Vec::new();
+
+    // ECDSA: multi-part sign, single-part verify (good and bad).
+    let (ec_public, ec_private) = session
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[
+                Attribute::Token(true),
+                Attribute::Verify(true),
+                Attribute::EcParams(P256.to_vec()),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sign(true),
+            ],
+        )
+        .unwrap();
+    expected.push("C_GenerateKeyPair");
+    session
+        .sign_init(&Mechanism::EcdsaSha256, ec_private)
+        .unwrap();
+    session.sign_update(SIGNED).unwrap();
+    session.sign_update(SIGNED).unwrap();
+    let signature = session.sign_final().unwrap();
+    expected.push("C_SignFinal");
+    let both = [SIGNED, SIGNED].concat();
+    session
+        .verify(&Mechanism::EcdsaSha256, ec_public, &both, &signature)
+        .unwrap();
+    expected.push("C_Verify");
+    let mut bad_signature = signature.clone();
+    bad_signature[10] ^= 1;
+    assert_eq!(
+        rv(session.verify(&Mechanism::EcdsaSha256, ec_public, &both, &bad_signature)),
+        RvError::SignatureInvalid
+    );
+    expected.push("C_Verify");
+
+    // HMAC: multi-part verify (good and bad); the key derives with HKDF.
+    let mac_key = session
+        .generate_key(
+            &Mechanism::GenericSecretKeyGen,
+            &[
+                Attribute::Token(true),
+                Attribute::ValueLen(32.into()),
+                Attribute::Sign(true),
+                Attribute::Verify(true),
+                Attribute::Derive(true),
+            ],
+        )
+        .unwrap();
+    expected.push("C_GenerateKey");
+    let mac = session
+        .sign(&Mechanism::Sha256Hmac, mac_key, &both)
+        .unwrap();
+    expected.push("C_Sign");
+    session
+        .verify_init(&Mechanism::Sha256Hmac, mac_key)
+        .unwrap();
+    session.verify_update(SIGNED).unwrap();
+    session.verify_update(SIGNED).unwrap();
+    session.verify_final(&mac).unwrap();
+    expected.push("C_VerifyFinal");
+    let mut bad_mac = mac.clone();
+    bad_mac[0] ^= 1;
+    session
+        .verify_init(&Mechanism::Sha256Hmac, mac_key)
+        .unwrap();
+    session.verify_update(&both).unwrap();
+    assert_eq!(
+        rv(session.verify_final(&bad_mac)),
+        RvError::SignatureInvalid
+    );
+    expected.push("C_VerifyFinal");
+
+    // AES-CBC-PAD: multi-part decrypt.
+    let aes = token_key(
+        &session,
+        &[
+            Attribute::ValueLen(32.into()),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+        ],
+    );
+    expected.push("C_GenerateKey");
+    let iv = [4u8; 16];
+    let ciphertext = session
+        .encrypt(&Mechanism::AesCbcPad(iv), aes, PLAINTEXT)
+        .unwrap();
+    expected.push("C_Encrypt");
+    session
+        .decrypt_init(&Mechanism::AesCbcPad(iv), aes)
+        .unwrap();
+    // CBC-PAD streams: the update deciphers every block but the last
+    // with the key (one record of its own), the final the last block.
+    let mut plain = session.decrypt_update(&ciphertext).unwrap();
+    assert_eq!(plain.len(), 16);
+    expected.push("C_DecryptUpdate");
+    plain.extend(session.decrypt_final().unwrap());
+    assert_eq!(plain, PLAINTEXT);
+    expected.push("C_DecryptFinal");
+
+    // RSA: decrypt, and decrypt garbage.
+    let (rsa_public, rsa_private) = session
+        .generate_key_pair(
+            &Mechanism::RsaPkcsKeyPairGen,
+            &[
+                Attribute::Token(true),
+                Attribute::Encrypt(true),
+                Attribute::ModulusBits(2048.into()),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Decrypt(true),
+            ],
+        )
+        .unwrap();
+    expected.push("C_GenerateKeyPair");
+    let rsa_ciphertext = session
+        .encrypt(&Mechanism::RsaPkcs, rsa_public, PLAINTEXT)
+        .unwrap();
+    expected.push("C_Encrypt");
+    assert_eq!(
+        session
+            .decrypt(&Mechanism::RsaPkcs, rsa_private, &rsa_ciphertext)
+            .unwrap(),
+        PLAINTEXT
+    );
+    expected.push("C_Decrypt");
+    let garbage = rv(session.decrypt(&Mechanism::RsaPkcs, rsa_private, &[0x5a; 256]));
+    expected.push("C_Decrypt");
+
+    // Private-key import: a P-256 scalar, and a PKCS#8 key unwrapped.
+    const SCALAR: &[u8] = &[0x42; 32];
+    let imported = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::EC),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sign(true),
+            Attribute::EcParams(P256.to_vec()),
+            Attribute::Value(SCALAR.to_vec()),
+        ])
+        .unwrap();
+    expected.push("C_CreateObject");
+    session
+        .sign(&Mechanism::EcdsaSha256, imported, SIGNED)
+        .unwrap();
+    expected.push("C_Sign");
+    let kek = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(true),
+            Attribute::Value(KEY_VALUE.to_vec()),
+            Attribute::Unwrap(true),
+        ])
+        .unwrap();
+    expected.push("C_CreateObject");
+    let wrapped = openssl_wrapped_p256(KEY_VALUE);
+    let unwrapped = session
+        .unwrap_key(
+            &Mechanism::AesKeyWrapPad,
+            kek,
+            &wrapped,
+            &[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::KeyType(KeyType::EC),
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sign(true),
+            ],
+        )
+        .unwrap();
+    expected.push("C_UnwrapKey");
+    session
+        .sign(&Mechanism::EcdsaSha256, unwrapped, SIGNED)
+        .unwrap();
+    expected.push("C_Sign");
+
+    // C_DeriveKey: ECDH from a token pair, HKDF from the token HMAC key.
+    let (dh_public, dh_private) = session
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[Attribute::Token(true), Attribute::EcParams(P256.to_vec())],
+            &[
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Derive(true),
+            ],
+        )
+        .unwrap();
+    expected.push("C_GenerateKeyPair");
+    let point = match session
+        .get_attributes(dh_public, &[AttributeType::EcPoint])
+        .unwrap()
+        .pop()
+    {
+        Some(Attribute::EcPoint(der)) => der[2..].to_vec(),
+        other => panic!("{other:?}"),
+    };
+    let session_secret = [
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::GENERIC_SECRET),
+        Attribute::ValueLen(32.into()),
+        Attribute::Token(false),
+    ];
+    session
+        .derive_key(
+            &Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(EcKdf::null(), &point)),
+            dh_private,
+            &session_secret,
+        )
+        .unwrap();
+    expected.push("C_DeriveKey");
+    let info = b"audited hkdf info";
+    session
+        .derive_key(
+            &Mechanism::HkdfDerive(HkdfParams::new(
+                MechanismType::SHA256,
+                Some(HkdfSalt::Null),
+                Some(info),
+            )),
+            mac_key,
+            &session_secret,
+        )
+        .unwrap();
+    expected.push("C_DeriveKey");
+    drop(session);
+
+    let (records, text) = exported_records(&m, which);
+    let p11 = pkcs11_records(&records);
+    let names: Vec<&str> = p11
+        .iter()
+        .map(|r| r["eventName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, expected, "{p11:#?}");
+    let arn = |i: usize| p11[i]["resources"][0]["ARN"].as_str().unwrap();
+    let mechanism = |i: usize| p11[i]["requestParameters"]["mechanism"].as_str();
+    let error = |i: usize| p11[i].get("errorCode").and_then(Value::as_str);
+    let me = format!("pid={}", std::process::id());
+    for r in &p11 {
+        let source = r["sourceIPAddress"].as_str().unwrap();
+        assert!(
+            source.starts_with("unix:uid=") && source.ends_with(&me),
+            "{r}"
+        );
+        assert!(r["userIdentity"]["arn"].as_str().is_some(), "{r}");
+    }
+    // ECDSA pair: C_SignFinal, C_Verify, C_Verify (bad).
+    for i in 1..=3 {
+        assert_eq!(arn(i), arn(0), "{}", p11[i]);
+        assert_eq!(mechanism(i), Some("CKM_ECDSA_SHA256"), "{}", p11[i]);
+    }
+    assert_eq!(error(1), None);
+    assert_eq!(error(2), None);
+    assert_eq!(error(3), Some("CKR_SIGNATURE_INVALID"));
+    // HMAC key: C_Sign, C_VerifyFinal, C_VerifyFinal (bad).
+    for i in 5..=7 {
+        assert_eq!(arn(i), arn(4), "{}", p11[i]);
+        assert_eq!(mechanism(i), Some("CKM_SHA256_HMAC"), "{}", p11[i]);
+    }
+    assert_eq!(error(6), None);
+    assert_eq!(error(7), Some("CKR_SIGNATURE_INVALID"));
+    // AES key: C_Encrypt, C_DecryptUpdate, C_DecryptFinal.
+    for i in 9..=11 {
+        assert_eq!(arn(i), arn(8), "{}", p11[i]);
+        assert_eq!(mechanism(i), Some("CKM_AES_CBC_PAD"), "{}", p11[i]);
+        assert_eq!(error(i), None, "{}", p11[i]);
+    }
+    // RSA pair: C_Encrypt, C_Decrypt, C_Decrypt (garbage).
+    for i in 13..=15 {
+        assert_eq!(arn(i), arn(12), "{}", p11[i]);
+        assert_eq!(mechanism(i), Some("CKM_RSA_PKCS"), "{}", p11[i]);
+    }
+    assert_eq!(error(13), None);
+    assert_eq!(error(14), None);
+    let garbage_code = match garbage {
+        RvError::EncryptedDataInvalid => "CKR_ENCRYPTED_DATA_INVALID",
+        RvError::EncryptedDataLenRange => "CKR_ENCRYPTED_DATA_LEN_RANGE",
+        other => panic!("RSA decryption of garbage: {other:?}"),
+    };
+    assert_eq!(error(15), Some(garbage_code), "{}", p11[15]);
+    // Imported private keys: the key made is the one that signs.
+    assert_eq!(arn(17), arn(16));
+    assert_eq!(mechanism(17), Some("CKM_ECDSA_SHA256"));
+    assert_eq!(mechanism(19), Some("CKM_AES_KEY_WRAP_PAD"));
+    assert_eq!(arn(19), arn(18), "{}", p11[19]);
+    assert_ne!(arn(20), arn(18), "{}", p11[20]);
+    assert_ne!(arn(20), arn(16), "{}", p11[20]);
+    assert_eq!(mechanism(20), Some("CKM_ECDSA_SHA256"));
+    // Derivation: ECDH from the token pair, HKDF from the HMAC key.
+    assert_eq!(arn(22), arn(21));
+    assert_eq!(mechanism(22), Some("CKM_ECDH1_DERIVE"));
+    assert_eq!(arn(23), arn(4));
+    assert_eq!(mechanism(23), Some("CKM_HKDF_DERIVE"));
+    for i in 16..p11.len() {
+        assert_eq!(error(i), None, "{}", p11[i]);
+    }
+    // No key value, signature input, data or PIN.
+    assert_absent(
+        &text,
+        &[
+            SCALAR,
+            KEY_VALUE,
+            &wrapped,
+            &mac,
+            USER_PIN.as_bytes(),
+            PLAINTEXT,
+            SIGNED,
+        ],
+    );
+}
+
+ours_only_embedded!(
+    session_and_token_calls,
+    the_other_entry_points,
+    finals_private_keys_and_derivation
+);
