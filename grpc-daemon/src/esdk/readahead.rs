@@ -18,6 +18,15 @@ pub struct ReadAhead {
     pos: usize,
     done: bool,
     thread: Option<JoinHandle<()>>,
+    /// Set for [`ReadAhead::inline`]: no thread, chunks read on demand.
+    inline: Option<Inline>,
+}
+
+/// The source and spare buffers of an inline [`ReadAhead`].
+struct Inline {
+    inner: Box<dyn Read + Send>,
+    chunk: usize,
+    spare: Vec<Vec<u8>>,
 }
 
 impl ReadAhead {
@@ -71,6 +80,62 @@ impl ReadAhead {
             pos: 0,
             done: false,
             thread: Some(thread),
+            inline: None,
+        }
+    }
+
+    /// The same reader without a thread: each chunk of `chunk` bytes is
+    /// read when it is asked for. On one core (or a busy machine) this is
+    /// the faster form: the chunk is still in this core's cache when it is
+    /// encrypted, and no thread hands buffers back and forth.
+    pub fn inline<R: Read + Send + 'static>(inner: R, chunk: usize) -> ReadAhead {
+        let (empty, _) = sync_channel::<Vec<u8>>(0);
+        ReadAhead {
+            filled: None,
+            empty,
+            current: Zeroizing::new(Vec::new()),
+            pos: 0,
+            done: false,
+            thread: None,
+            inline: Some(Inline {
+                inner: Box::new(inner),
+                chunk: chunk.max(1),
+                spare: Vec::new(),
+            }),
+        }
+    }
+
+    /// The next filled chunk (empty at the end of the input).
+    fn receive(&mut self) -> io::Result<Vec<u8>> {
+        if let Some(inline) = self.inline.as_mut() {
+            let mut buf = Zeroizing::new(inline.spare.pop().unwrap_or_default());
+            buf.resize(inline.chunk, 0);
+            let mut n = 0;
+            while n < buf.len() {
+                match inline.inner.read(&mut buf[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            buf.truncate(n);
+            return Ok(std::mem::take(&mut *buf));
+        }
+        self.filled
+            .as_ref()
+            .and_then(|rx| rx.recv().ok())
+            .unwrap_or_else(|| Err(io::Error::other("the read-ahead thread stopped")))
+    }
+
+    /// Hands a chunk back for reuse (its contents are overwritten).
+    fn give_back(&mut self, mut buf: Vec<u8>) {
+        match self.inline.as_mut() {
+            Some(inline) if inline.spare.len() < 2 => inline.spare.push(buf),
+            Some(_) => buf.zeroize(),
+            None => {
+                let _ = self.empty.send(buf);
+            }
         }
     }
 }
@@ -89,12 +154,7 @@ impl ReadAhead {
         if self.done {
             return Ok(Zeroizing::new(Vec::new()));
         }
-        let next = self
-            .filled
-            .as_ref()
-            .and_then(|rx| rx.recv().ok())
-            .unwrap_or_else(|| Err(io::Error::other("the read-ahead thread stopped")));
-        match next {
+        match self.receive() {
             Ok(buf) => {
                 self.done = buf.is_empty();
                 Ok(Zeroizing::new(buf))
@@ -111,7 +171,8 @@ impl ReadAhead {
     /// reused).
     pub fn recycle(&mut self, mut chunk: Zeroizing<Vec<u8>>) {
         if chunk.capacity() > 0 {
-            let _ = self.empty.send(std::mem::take(&mut *chunk));
+            let buf = std::mem::take(&mut *chunk);
+            self.give_back(buf);
         }
     }
 }
@@ -122,17 +183,14 @@ impl Read for ReadAhead {
             if self.done || out.is_empty() {
                 return Ok(0);
             }
-            let next = self
-                .filled
-                .as_ref()
-                .and_then(|rx| rx.recv().ok())
-                .unwrap_or_else(|| Err(io::Error::other("the read-ahead thread stopped")));
-            match next {
+            match self.receive() {
                 Ok(buf) if buf.is_empty() => self.done = true,
                 Ok(buf) => {
                     let old = std::mem::replace(&mut *self.current, buf);
                     // Stale contents are overwritten by the next read.
-                    let _ = self.empty.send(old);
+                    if old.capacity() > 0 {
+                        self.give_back(old);
+                    }
                     self.pos = 0;
                 }
                 Err(e) => {
@@ -150,6 +208,9 @@ impl Read for ReadAhead {
 
 impl Drop for ReadAhead {
     fn drop(&mut self) {
+        if let Some(inline) = self.inline.as_mut() {
+            inline.spare.iter_mut().for_each(Zeroize::zeroize);
+        }
         // Stop the thread (its sends fail), then wipe what it had queued.
         if let Some(rx) = self.filled.take() {
             while let Ok(Ok(mut buf)) = rx.try_recv() {

@@ -146,7 +146,7 @@ fn open_input(path: &Path) -> Result<(ReadAhead, Option<u64>), Failure> {
         )));
     }
     let size = meta.is_file().then_some(meta.len());
-    Ok((ReadAhead::new(file, IO_BUFFER, READ_AHEAD), size))
+    Ok((ReadAhead::inline(file, IO_BUFFER), size))
 }
 
 /// The output: a temporary file beside a regular output path, or the
