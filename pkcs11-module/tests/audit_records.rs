@@ -774,32 +774,33 @@ fn finals_private_keys_and_derivation(which: Which) {
         );
         assert!(r["userIdentity"]["arn"].as_str().is_some(), "{r}");
     }
+    // Records `range` use the key record `owner` made, with `mech`.
+    let uses = |range: std::ops::RangeInclusive<usize>, owner: usize, mech: &str| {
+        for r in &p11[range] {
+            assert_eq!(r["resources"][0]["ARN"].as_str(), Some(arn(owner)), "{r}");
+            assert_eq!(
+                r["requestParameters"]["mechanism"].as_str(),
+                Some(mech),
+                "{r}"
+            );
+        }
+    };
     // ECDSA pair: C_SignFinal, C_Verify, C_Verify (bad).
-    for i in 1..=3 {
-        assert_eq!(arn(i), arn(0), "{}", p11[i]);
-        assert_eq!(mechanism(i), Some("CKM_ECDSA_SHA256"), "{}", p11[i]);
-    }
+    uses(1..=3, 0, "CKM_ECDSA_SHA256");
     assert_eq!(error(1), None);
     assert_eq!(error(2), None);
     assert_eq!(error(3), Some("CKR_SIGNATURE_INVALID"));
     // HMAC key: C_Sign, C_VerifyFinal, C_VerifyFinal (bad).
-    for i in 5..=7 {
-        assert_eq!(arn(i), arn(4), "{}", p11[i]);
-        assert_eq!(mechanism(i), Some("CKM_SHA256_HMAC"), "{}", p11[i]);
-    }
+    uses(5..=7, 4, "CKM_SHA256_HMAC");
     assert_eq!(error(6), None);
     assert_eq!(error(7), Some("CKR_SIGNATURE_INVALID"));
     // AES key: C_Encrypt, C_DecryptUpdate, C_DecryptFinal.
-    for i in 9..=11 {
-        assert_eq!(arn(i), arn(8), "{}", p11[i]);
-        assert_eq!(mechanism(i), Some("CKM_AES_CBC_PAD"), "{}", p11[i]);
-        assert_eq!(error(i), None, "{}", p11[i]);
+    uses(9..=11, 8, "CKM_AES_CBC_PAD");
+    for r in &p11[9..=11] {
+        assert!(r.get("errorCode").is_none(), "{r}");
     }
     // RSA pair: C_Encrypt, C_Decrypt, C_Decrypt (garbage).
-    for i in 13..=15 {
-        assert_eq!(arn(i), arn(12), "{}", p11[i]);
-        assert_eq!(mechanism(i), Some("CKM_RSA_PKCS"), "{}", p11[i]);
-    }
+    uses(13..=15, 12, "CKM_RSA_PKCS");
     assert_eq!(error(13), None);
     assert_eq!(error(14), None);
     let garbage_code = match garbage {
@@ -821,8 +822,8 @@ fn finals_private_keys_and_derivation(which: Which) {
     assert_eq!(mechanism(22), Some("CKM_ECDH1_DERIVE"));
     assert_eq!(arn(23), arn(4));
     assert_eq!(mechanism(23), Some("CKM_HKDF_DERIVE"));
-    for i in 16..p11.len() {
-        assert_eq!(error(i), None, "{}", p11[i]);
+    for r in &p11[16..] {
+        assert!(r.get("errorCode").is_none(), "{r}");
     }
     // No key value, signature input, data or PIN.
     assert_absent(
