@@ -13,6 +13,7 @@
 //! | C_DestroyObject | a token key or token object destroyed (a key's deletion is scheduled) |
 //! | C_GetAttributeValue | CKA_VALUE read from a readable token key |
 //! | C_SetAttributeValue | a readable token key sealed (CKA_SENSITIVE / CKA_EXTRACTABLE) |
+//! | C_DigestKey | a readable token key's value digested |
 //!
 //! A C_EncryptUpdate / C_DecryptUpdate of a streaming mode (ECB, CBC,
 //! CBC-PAD, CTR) runs the cipher with the key on the blocks it returns, so
@@ -124,6 +125,7 @@ pub const FUNCTIONS: &[&str] = &[
     "C_DeriveKey",
     "C_GetAttributeValue",
     "C_SetAttributeValue",
+    "C_DigestKey",
 ];
 
 /// The `CKM_*` name of a mechanism (`CKM_0x...` for one the module does

@@ -74,7 +74,9 @@ impl Module {
                 let readable =
                     object.class() == CKO_SECRET_KEY && crate::key_ops::readable(&object.attrs);
                 match (&object.key, readable) {
-                    (Some(k), true) => self.backend.secret_value(k),
+                    (Some(k), true) => self.audited("C_DigestKey", None, Some(k), false, || {
+                        self.backend.secret_value(k)
+                    }),
                     _ => Err(ckr!(CKR_KEY_INDIGESTIBLE)),
                 }
             })

@@ -367,6 +367,15 @@ fn the_other_entry_points(which: Which) {
         Some(Attribute::Value(v)) => v,
         other => panic!("{other:?}"),
     };
+    // Its value digested (C_DigestKey reads it too): one record, and the
+    // digest is SHA-256 of the value read above.
+    session.digest_init(&Mechanism::Sha256).unwrap();
+    session.digest_key(readable).unwrap();
+    let digest = session.digest_final().unwrap();
+    assert_eq!(
+        digest,
+        ring::digest::digest(&ring::digest::SHA256, &value).as_ref()
+    );
     session
         .update_attributes(readable, &[Attribute::Sensitive(true)])
         .unwrap();
@@ -382,6 +391,7 @@ fn the_other_entry_points(which: Which) {
         "C_Verify",
         "C_GenerateKey",
         "C_GetAttributeValue",
+        "C_DigestKey",
         "C_SetAttributeValue",
     ];
     if which == Which::Embedded {
@@ -443,12 +453,13 @@ fn the_other_entry_points(which: Which) {
     assert_eq!(arn(7), arn(5));
     assert_eq!(arn(9), arn(8));
     assert_eq!(arn(10), arn(8));
+    assert_eq!(arn(11), arn(8));
     for (i, r) in p11.iter().enumerate() {
         assert!(r.get("errorCode").is_none(), "{i}: {r}");
     }
     if which == Which::Embedded {
-        assert_eq!(arn(12), arn(11));
-        assert_eq!(mechanism(12), Some("CKM_ECDH1_DERIVE"));
+        assert_eq!(arn(13), arn(12));
+        assert_eq!(mechanism(13), Some("CKM_ECDH1_DERIVE"));
     }
     // No key value (imported or read), MAC, PIN or data.
     assert_absent(
