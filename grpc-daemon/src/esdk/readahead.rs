@@ -40,7 +40,17 @@ impl ReadAhead {
             let _ = empty_tx.send(Vec::new());
         }
         let thread = std::thread::spawn(move || {
-            while let Ok(buf) = empty_rx.recv() {
+            loop {
+                // A buffer handed back, or a new one when the caller still
+                // holds every buffer (a frame spanning several chunks):
+                // waiting for one then would wait for ever. The filled
+                // channel's bound still keeps the thread at most `depth`
+                // chunks ahead.
+                let buf = match empty_rx.try_recv() {
+                    Ok(buf) => buf,
+                    Err(std::sync::mpsc::TryRecvError::Empty) => Vec::new(),
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+                };
                 let mut buf = Zeroizing::new(buf);
                 buf.resize(chunk.max(1), 0);
                 let mut n = 0;
@@ -134,7 +144,12 @@ impl ReadAhead {
             Some(inline) if inline.spare.len() < 2 => inline.spare.push(buf),
             Some(_) => buf.zeroize(),
             None => {
-                let _ = self.empty.send(buf);
+                // Never blocks: a buffer the thread has no room for is wiped.
+                if let Err(e) = self.empty.try_send(buf) {
+                    let (std::sync::mpsc::TrySendError::Full(mut b)
+                    | std::sync::mpsc::TrySendError::Disconnected(mut b)) = e;
+                    b.zeroize();
+                }
             }
         }
     }
