@@ -147,12 +147,15 @@ fn the_pipe_answers_as_the_unary_calls_do() {
             Reply::Ok(answer) => assert!(answer.ok),
             other => panic!("expected a verdict, got {other:?}"),
         }
+        // A MAC that does not verify fails inside its recorded call (so its
+        // audit record carries the failure): CKR_SIGNATURE_INVALID, as on
+        // the unary call.
         let mut wrong = verify;
         wrong.mac[0] ^= 1;
-        match pipe.call(Some(Call::HmacVerify(wrong))).await {
-            Reply::Ok(answer) => assert!(!answer.ok),
-            other => panic!("expected a verdict, got {other:?}"),
-        }
+        let piped = ckr(pipe.call(Some(Call::HmacVerify(wrong.clone()))).await);
+        assert_eq!(piped, CKR_SIGNATURE_INVALID);
+        let status = a.hmac_verify(wrong).await.unwrap_err();
+        assert_eq!(error_from_status(&status).rv(), CKR_SIGNATURE_INVALID);
         let random = bytes(
             pipe.call(Some(Call::GenerateRandom(pb::P11GenerateRandomRequest {
                 len: 48,
