@@ -469,14 +469,8 @@ impl Pkcs11Backend for Pkcs11Service {
     ) -> Result<Response<pb::P11UnwrapResponse>, Status> {
         let caller = self.caller_of(&request)?;
         let unwrapping = request.get_ref().unwrapping.as_ref();
-        let call = match self.use_call(&caller, &request, unwrapping, "C_UnwrapKey", "kms:Decrypt")
-        {
-            Some(call) => Some(call),
-            None => {
-                let to_token = request.get_ref().token_label.is_some();
-                self.creation_call(&caller, &request, to_token, "C_UnwrapKey")?
-            }
-        };
+        let to_token = request.get_ref().token_label.is_some();
+        let call = self.unwrap_call(&caller, &request, unwrapping, to_token)?;
         let r = request.into_inner();
         self.run_recorded(Lane::Fast, "P11Unwrap", call, move |b| {
             let unwrapping = wire::key_from_wire(r.unwrapping)?;
@@ -832,14 +826,8 @@ impl Pkcs11Backend for Pkcs11Service {
     ) -> Result<Response<pb::P11UnwrapResponse>, Status> {
         let caller = self.caller_of(&request)?;
         let unwrapping = request.get_ref().unwrapping.as_ref();
-        let call = match self.use_call(&caller, &request, unwrapping, "C_UnwrapKey", "kms:Decrypt")
-        {
-            Some(call) => Some(call),
-            None => {
-                let to_token = request.get_ref().token_label.is_some();
-                self.creation_call(&caller, &request, to_token, "C_UnwrapKey")?
-            }
-        };
+        let to_token = request.get_ref().token_label.is_some();
+        let call = self.unwrap_call(&caller, &request, unwrapping, to_token)?;
         let r = request.into_inner();
         self.run_recorded(Lane::Fast, "P11UnwrapSecret", call, move |b| {
             let unwrapping = wire::key_from_wire(r.unwrapping)?;

@@ -167,6 +167,21 @@ impl Pkcs11Service {
         self.use_call(caller, request, key, function, action)
     }
 
+    /// The recorded call of a C_UnwrapKey: the use of a stored unwrapping
+    /// key (`kms:Decrypt`), or else the creation of the unwrapped key.
+    pub(super) fn unwrap_call<R>(
+        &self,
+        caller: &Caller,
+        request: &Request<R>,
+        unwrapping: Option<&pb::P11KeyHandle>,
+        to_token: bool,
+    ) -> Result<Option<KeyCall>, Status> {
+        match self.use_call(caller, request, unwrapping, "C_UnwrapKey", "kms:Decrypt") {
+            Some(call) => Ok(Some(call)),
+            None => self.creation_call(caller, request, to_token, "C_UnwrapKey"),
+        }
+    }
+
     /// The recorded call of a request that makes a key: a token key is
     /// authorized as `kms:CreateKey` and recorded; a session key is only
     /// authorized (it lives in the connection).
