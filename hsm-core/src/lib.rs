@@ -10,8 +10,8 @@
 //! The ciphertext format is documented in [`envelope`]; sealing in the
 //! crate README.
 
-// Denied everywhere but in `secmem`, the one audited module that locks
-// secret pages and sets PR_SET_DUMPABLE.
+// Denied everywhere but in two audited modules: `secmem` (locks secret
+// pages, sets PR_SET_DUMPABLE) and `ed25519ctx` (AWS-LC's Ed25519ctx).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -21,6 +21,7 @@ mod bulk;
 mod cache;
 pub mod changes;
 pub mod clock;
+pub mod ed25519ctx;
 pub mod envelope;
 pub mod error;
 #[doc(hidden)]

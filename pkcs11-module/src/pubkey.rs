@@ -262,6 +262,9 @@ pub enum PublicVerifier {
     /// CKM_RSA_PKCS over raw input (modulus, exponent), checked by
     /// hsm-core's public-key function.
     RsaRaw(Vec<u8>, Vec<u8>),
+    /// CKM_EDDSA with CK_EDDSA_PARAMS{phFlag false, context}: Ed25519ctx
+    /// (public key, context of 1 to 255 bytes), checked by hsm-core.
+    Ed25519ctx(Vec<u8>, Vec<u8>),
 }
 
 impl PublicVerifier {
@@ -314,9 +317,25 @@ impl PublicVerifier {
         })
     }
 
+    /// This CKM_EDDSA (Ed25519) verifier under CK_EDDSA_PARAMS{phFlag false,
+    /// `context`}: itself for an empty context (pure Ed25519), else
+    /// Ed25519ctx.
+    pub fn with_ed25519_context(self, context: &[u8]) -> Result<Self> {
+        match self {
+            verifier if context.is_empty() => Ok(verifier),
+            // CKM_EDDSA's verifier is always an Ed25519 point.
+            PublicVerifier::Point(_, key) => Ok(PublicVerifier::Ed25519ctx(key, context.to_vec())),
+            _ => Err(ckr!(CKR_MECHANISM_PARAM_INVALID)),
+        }
+    }
+
     /// Whether `signature` is valid for `message`.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match self {
+            PublicVerifier::Ed25519ctx(key, context) => {
+                hsm_core::ed25519ctx::verify_public(key, context, message, signature)
+                    .unwrap_or(false)
+            }
             PublicVerifier::Point(alg, key) => ring::signature::UnparsedPublicKey::new(*alg, key)
                 .verify(message, signature)
                 .is_ok(),

@@ -471,11 +471,18 @@ impl Module {
                         }
                         Some(salt)
                     }
+                    // Ed25519ctx (phFlag false, a context) verifies with
+                    // an imported Ed25519 key too; pure Ed25519 may come
+                    // with an empty CK_EDDSA_PARAMS.
+                    CKM_EDDSA if matches!(&m.eddsa, Some((false, _))) => None,
                     _ if !m.param.is_empty() => return Err(ckr!(CKR_MECHANISM_PARAM_INVALID)),
                     _ => None,
                 };
-                let verifier =
+                let mut verifier =
                     crate::pubkey::PublicVerifier::new(m.mechanism, &object.attrs, salt)?;
+                if let Some((false, context)) = &m.eddsa {
+                    verifier = verifier.with_ed25519_context(context)?;
+                }
                 let op = SignOp {
                     key: None,
                     how: Signer::Public(Box::new(verifier)),
@@ -660,22 +667,21 @@ impl Module {
             if key_type != Some(want) {
                 return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT));
             }
-            // CK_EDDSA_PARAMS: phFlag selects Ed25519ph, whose input is
-            // len(context) || context || message (the message follows in
-            // the buffer); Ed25519ctx is not offered.
+            // CK_EDDSA_PARAMS: phFlag selects Ed25519ph, a context without
+            // it Ed25519ctx; both take len(context) || context || message
+            // (the message follows in the buffer). phFlag false with no
+            // context is pure Ed25519 (RFC 8032: Ed25519ctx needs one).
             let mut prefix = Vec::new();
             let how = match (&m.eddsa, how) {
-                (Some((true, context)), RawSign::EdDsa) => {
+                (Some((false, context)), RawSign::EdDsa) if context.is_empty() => how,
+                (Some((ph, context)), RawSign::EdDsa) => {
                     prefix.push(context.len() as u8);
                     prefix.extend_from_slice(context);
-                    RawSign::Ed25519ph
-                }
-                (Some((false, context)), RawSign::EdDsa) if context.is_empty() => how,
-                (Some(_), RawSign::EdDsa) => {
-                    return Err(ckr!(
-                        CKR_MECHANISM_PARAM_INVALID,
-                        "Ed25519ctx is not offered"
-                    ))
+                    if *ph {
+                        RawSign::Ed25519ph
+                    } else {
+                        RawSign::Ed25519ctx
+                    }
                 }
                 (_, how) => how,
             };
@@ -762,7 +768,7 @@ impl Module {
             |op| op.sig_len,
             cap,
             |mut op| {
-                // The buffer may hold a prefix (Ed25519ph's context).
+                // The buffer may hold a prefix (Ed25519ph's/ctx's context).
                 op.buf.extend_from_slice(data);
                 self.run_sign("C_Sign", &op)
             },
@@ -824,7 +830,7 @@ impl Module {
                     "single-part call after an update"
                 ));
             }
-            // The buffer may hold a prefix (Ed25519ph's context).
+            // The buffer may hold a prefix (Ed25519ph's/ctx's context).
             op.buf.extend_from_slice(data);
         }
         if signature.len() != op.sig_len {

@@ -1,8 +1,9 @@
 //! CKM_EDDSA with CK_EDDSA_PARAMS through the cryptoki crate: Ed25519ph
 //! (phFlag true) against the RFC 8032 section 7.3 vector with the RFC's
 //! key imported, with and without a context, single and multi-part, on a
-//! generated token pair too; Ed25519ctx (phFlag false with a context) is
-//! refused. Embedded and daemon backends (SoftHSM 2.6 has no Ed25519ph).
+//! generated token pair too; Ed25519ctx (phFlag false with a context,
+//! tests/ed25519ctx.rs) is another signature. Embedded and daemon backends
+//! (SoftHSM 2.6 has no Ed25519ph).
 
 mod common;
 
@@ -84,11 +85,14 @@ fn rfc8032_ed25519ph(which: Which) {
         rv(session.verify(&ph(b"other"), public, b"message", &signature)),
         RvError::SignatureInvalid
     );
-    // Ed25519ctx is refused rather than signed as something else.
+    // Ed25519ctx under the same context is another scheme: it signs, and
+    // its signature is not an Ed25519ph one.
     let ctx = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519ctx(b"ctx")));
+    let ctx_signature = session.sign(&ctx, private, b"message").unwrap();
+    assert_ne!(ctx_signature, signature);
     assert_eq!(
-        rv(session.sign(&ctx, private, b"message")),
-        RvError::MechanismParamInvalid
+        rv(session.verify(&ph(b"ctx"), public, b"message", &ctx_signature)),
+        RvError::SignatureInvalid
     );
 }
 

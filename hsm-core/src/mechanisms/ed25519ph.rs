@@ -1,8 +1,8 @@
 //! CKM_EDDSA with CK_EDDSA_PARAMS phFlag true: Ed25519ph (RFC 8032
 //! HashEdDSA, SHA-512 of the message, with an optional context of up to
 //! 255 bytes) by ed25519-dalek on the key's stored seed (aws-lc-rs signs
-//! pure Ed25519 only). Ed25519ctx (phFlag false with a context) is not
-//! offered: no safe-Rust API here has it.
+//! pure Ed25519 only). Ed25519ctx (phFlag false with a context) is
+//! [`crate::ed25519ctx`]'s, on input framed the same way.
 
 use aws_lc_rs::encoding::AsBigEndian;
 use aws_lc_rs::signature::Ed25519KeyPair;
@@ -13,8 +13,9 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::types::KeySpec;
 
-/// Splits the module's input, `len(ctx) || ctx || message`.
-fn split(input: &[u8]) -> Result<(&[u8], &[u8])> {
+/// Splits the module's input, `len(ctx) || ctx || message` (Ed25519ph's
+/// and Ed25519ctx's framing).
+pub(super) fn split(input: &[u8]) -> Result<(&[u8], &[u8])> {
     let (&n, rest) = input
         .split_first()
         .ok_or_else(|| Error::validation("Ed25519ph input is empty"))?;

@@ -30,6 +30,10 @@ pub enum RawSign {
     /// CKM_EDDSA with CK_EDDSA_PARAMS phFlag (Ed25519ph): the input is
     /// `len(context) || context || message` (a context of 0 to 255 bytes).
     Ed25519ph,
+    /// CKM_EDDSA with CK_EDDSA_PARAMS phFlag false and a context
+    /// (Ed25519ctx, RFC 8032): the input is `len(context) || context ||
+    /// message`, a context of 1 to 255 bytes ([`crate::ed25519ctx`]).
+    Ed25519ctx,
     /// CKM_RSA_X_509: the raw private operation on input of at most k
     /// bytes below the modulus (left-padded with zeros); the key pair must
     /// sign.
@@ -177,6 +181,10 @@ impl Hsm {
             }
             RawSign::EdDsa => a::eddsa_sign_raw(spec, pkcs8, input),
             RawSign::Ed25519ph => super::ed25519ph::sign(spec, pkcs8, input),
+            RawSign::Ed25519ctx => {
+                let (context, message) = super::ed25519ph::split(input)?;
+                crate::ed25519ctx::sign(spec, pkcs8, context, message)
+            }
             RawSign::RsaX509 => {
                 rsa_only(spec)?;
                 self.check_rsa_usage(keys, key, KeyUsage::SignVerify)?;
@@ -219,6 +227,10 @@ impl Hsm {
             }
             RawSign::EdDsa => a::eddsa_verify_raw(spec, pkcs8, input, signature),
             RawSign::Ed25519ph => super::ed25519ph::verify(spec, pkcs8, input, signature),
+            RawSign::Ed25519ctx => {
+                let (context, message) = super::ed25519ph::split(input)?;
+                crate::ed25519ctx::verify(spec, pkcs8, context, message, signature)
+            }
             RawSign::RsaX509 => {
                 rsa_only(spec)?;
                 if input.len() > signature.len() {

@@ -144,6 +144,7 @@ pub fn sign_to_wire(how: RawSign) -> pb::P11RawSign {
         }),
         RawSign::EdDsa => How::Eddsa(pb::P11Empty {}),
         RawSign::Ed25519ph => How::Ed25519ph(pb::P11Empty {}),
+        RawSign::Ed25519ctx => How::Ed25519ctx(pb::P11Empty {}),
         RawSign::RsaX509 => How::RsaX509(pb::P11Empty {}),
     };
     pb::P11RawSign { how: Some(how) }
@@ -162,6 +163,7 @@ pub fn sign_from_wire(how: Option<pb::P11RawSign>) -> Result<RawSign> {
         }),
         Some(How::Eddsa(_)) => Ok(RawSign::EdDsa),
         Some(How::Ed25519ph(_)) => Ok(RawSign::Ed25519ph),
+        Some(How::Ed25519ctx(_)) => Ok(RawSign::Ed25519ctx),
         Some(How::RsaX509(_)) => Ok(RawSign::RsaX509),
         None => Err(ckr!(CKR_MECHANISM_INVALID, "signature mechanism missing")),
     }
@@ -507,6 +509,7 @@ mod tests {
             },
             RawSign::EdDsa,
             RawSign::Ed25519ph,
+            RawSign::Ed25519ctx,
         ];
         for how in signs {
             assert_eq!(sign_from_wire(Some(sign_to_wire(how))).unwrap(), how);
