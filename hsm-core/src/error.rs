@@ -117,5 +117,38 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
+/// The start of the message of a PostgreSQL serialization failure or
+/// deadlock: the transaction may be run again.
+pub(crate) const PG_RETRY: &str = "storage conflict (retryable): ";
+
+impl From<postgres::Error> for Error {
+    fn from(e: postgres::Error) -> Self {
+        // Only the SQLSTATE and the server's primary message: its DETAIL
+        // may quote bound values.
+        match e.as_db_error() {
+            Some(db) if crate::store::engine::retryable(&e) => Error::StoreUnavailable(format!(
+                "{PG_RETRY}SQLSTATE {}: {}",
+                db.code().code(),
+                db.message()
+            )),
+            Some(db) => Error::Internal(format!(
+                "storage error: SQLSTATE {}: {}",
+                db.code().code(),
+                db.message()
+            )),
+            None if e.is_closed() => {
+                Error::StoreUnavailable("the PostgreSQL connection was closed".into())
+            }
+            None => Error::StoreUnavailable(format!("PostgreSQL: {e}")),
+        }
+    }
+}
+
+impl From<r2d2::Error> for Error {
+    fn from(e: r2d2::Error) -> Self {
+        Error::StoreUnavailable(format!("no PostgreSQL connection: {e}"))
+    }
+}
+
 /// The result type of every hsm-core operation.
 pub type Result<T> = std::result::Result<T, Error>;

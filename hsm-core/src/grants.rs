@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use rusqlite::{params, Transaction};
+use crate::store::engine::{vals, Db, Row};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -706,7 +706,7 @@ pub(crate) fn decode_context(text: Option<String>) -> Result<Option<EncryptionCo
 }
 
 /// Writes a grant's row.
-pub(crate) fn put_grant(tx: &Transaction<'_>, grant: &Grant) -> Result<()> {
+pub(crate) fn put_grant(tx: &Db<'_>, grant: &Grant) -> Result<()> {
     let ops: Vec<&str> = grant
         .operations
         .to_vec()
@@ -724,16 +724,16 @@ pub(crate) fn put_grant(tx: &Transaction<'_>, grant: &Grant) -> Result<()> {
         "INSERT INTO grants (grant_id, key_id, name, grantee, retiring, operations,
             context_equals, context_subset, issuing, created)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            grant.grant_id,
-            grant.key_id.hyphenated().to_string(),
-            grant.name,
-            grant.grantee,
-            grant.retiring,
-            ops.join(","),
-            equals,
-            subset,
-            grant.issuing,
+        &vals![
+            &grant.grant_id,
+            &*grant.key_id.hyphenated().to_string(),
+            grant.name.as_deref(),
+            &grant.grantee,
+            grant.retiring.as_deref(),
+            &*ops.join(","),
+            equals.as_deref(),
+            subset.as_deref(),
+            &grant.issuing,
             grant.created
         ],
     )?;
@@ -741,8 +741,8 @@ pub(crate) fn put_grant(tx: &Transaction<'_>, grant: &Grant) -> Result<()> {
 }
 
 /// Deletes a grant's row.
-pub(crate) fn delete_grant(tx: &Transaction<'_>, grant_id: &str) -> Result<()> {
-    tx.execute("DELETE FROM grants WHERE grant_id = ?1", [grant_id])?;
+pub(crate) fn delete_grant(tx: &Db<'_>, grant_id: &str) -> Result<()> {
+    tx.execute("DELETE FROM grants WHERE grant_id = ?1", &vals![grant_id])?;
     Ok(())
 }
 
@@ -751,12 +751,12 @@ pub(crate) const GRANT_COLUMNS: &str = "grant_id, key_id, name, grantee, retirin
     context_equals, context_subset, issuing, created";
 
 /// A grant from a row of [`GRANT_COLUMNS`].
-pub(crate) fn from_row(row: &rusqlite::Row<'_>) -> Result<Grant> {
+pub(crate) fn from_row(row: &Row<'_>) -> Result<Grant> {
     let corrupt = |what: &str| Error::Internal(format!("the store is corrupt: {what}"));
-    let key_id = Uuid::parse_str(&row.get::<_, String>(1)?)
+    let key_id = Uuid::parse_str(&row.get::<String>(1)?)
         .map_err(|_| corrupt("a grant with a malformed key id"))?;
     let ops = row
-        .get::<_, String>(5)?
+        .get::<String>(5)?
         .split(',')
         .map(GrantOperation::parse)
         .collect::<Result<Vec<_>>>()

@@ -276,12 +276,28 @@ fn seal_root_key(
     root_key: &[u8; KEY_LEN],
     passphrase: &SecretString,
     params: &KdfParams,
+    rewrap: bool,
 ) -> Result<()> {
     let mut salt = [0u8; sealing::SALT_LEN];
     sealing::random_fill(&mut salt)?;
     let kek = sealing::derive_kek(passphrase, &salt, params)?;
     let wrapped = sealing::wrap(&kek, &sealing::root_key_aad(params, &salt), root_key)?;
-    store.transaction(|tx| {
+    store.write(|tx| {
+        // An init of a shared database (PostgreSQL) racing another one:
+        // the store's write lock makes this check and the writes atomic.
+        if !rewrap
+            && tx
+                .first(
+                    "SELECT name FROM meta WHERE name = ?1",
+                    &store::engine::vals![META_ROOT],
+                    |_| Ok(()),
+                )?
+                .is_some()
+        {
+            return Err(Error::AlreadyExists(
+                "the store is already initialised".into(),
+            ));
+        }
         store::put_meta(tx, META_SALT, &salt)?;
         store::put_meta(tx, META_PARAMS, &encode_params(params))?;
         store::put_meta(tx, META_ROOT, &wrapped)
@@ -332,9 +348,51 @@ impl Hsm {
         store::prepare_dir(data_dir)?;
         let root_key = sealing::random_key()?;
         let store = Store::create(data_dir, mode, |store| {
-            seal_root_key(store, &root_key, passphrase, &options.kdf)
+            seal_root_key(store, &root_key, passphrase, &options.kdf, false)
         })?;
         Self::assemble(store, root_key, options)
+    }
+
+    /// Creates a new store in the PostgreSQL database `url` names
+    /// (`postgres://USER@HOST:PORT/DB`; the schema is made there), sealed
+    /// under `passphrase`. The database password is `password` or
+    /// `PGPASSWORD`, never part of `url`. Fails with AlreadyExists if the
+    /// database holds a store. Several nodes then [`Hsm::open_postgres`]
+    /// the same database with the same passphrase.
+    pub fn init_postgres(
+        url: &str,
+        password: Option<&SecretString>,
+        passphrase: &SecretString,
+        options: HsmOptions,
+    ) -> Result<Hsm> {
+        check_passphrase(passphrase)?;
+        crate::identity::install(&options.account)?;
+        options.kdf.validate()?;
+        sealing::derive_kek(passphrase, &[0u8; sealing::SALT_LEN], &options.kdf)?;
+        let mut store = Store::from_pg(store::pg::PgStore::connect(url, password)?)?;
+        let root_key = sealing::random_key()?;
+        seal_root_key(&mut store, &root_key, passphrase, &options.kdf, false)?;
+        Self::assemble(store, root_key, options)
+    }
+
+    /// Opens and unseals a store in a PostgreSQL database (see
+    /// [`Hsm::init_postgres`]). A wrong passphrase is
+    /// `Error::IncorrectPassphrase` and changes nothing.
+    pub fn open_postgres(
+        url: &str,
+        password: Option<&SecretString>,
+        passphrase: &SecretString,
+        options: HsmOptions,
+    ) -> Result<Hsm> {
+        check_passphrase(passphrase)?;
+        crate::identity::install(&options.account)?;
+        let store = Store::from_pg(store::pg::PgStore::connect(url, password)?)?;
+        let missing = || {
+            Error::StoreUnavailable(
+                "the PostgreSQL database holds no Tinfoil store; run init first".into(),
+            )
+        };
+        Self::unseal(store, passphrase, options, missing)
     }
 
     /// Opens and unseals an existing store. A wrong passphrase is
@@ -381,9 +439,19 @@ impl Hsm {
                 data_dir.display()
             ))
         };
-        let salt = store.meta(META_SALT)?.ok_or_else(missing)?;
-        let params = decode_params(&store.meta(META_PARAMS)?.ok_or_else(missing)?)?;
-        let wrapped = store.meta(META_ROOT)?.ok_or_else(missing)?;
+        Self::unseal(store, passphrase, options, missing)
+    }
+
+    /// Unseals the root key of an opened store and assembles the `Hsm`.
+    fn unseal(
+        store: Store,
+        passphrase: &SecretString,
+        options: HsmOptions,
+        missing: impl Fn() -> Error,
+    ) -> Result<Hsm> {
+        let salt = store.meta(META_SALT)?.ok_or_else(&missing)?;
+        let params = decode_params(&store.meta(META_PARAMS)?.ok_or_else(&missing)?)?;
+        let wrapped = store.meta(META_ROOT)?.ok_or_else(&missing)?;
         let kek = sealing::derive_kek(passphrase, &salt, &params)?;
         let root_key = sealing::unwrap_key(&kek, &sealing::root_key_aad(&params, &salt), &wrapped)
             .ok_or(Error::IncorrectPassphrase)?;
@@ -397,7 +465,7 @@ impl Hsm {
         // at the first sync.
         let seen_version = store.data_version()?;
         let reader = Arc::new(store.reader()?);
-        let identities = users::load(&store.conn)?;
+        let identities = store.read(users::load)?;
         let authz = crate::policy::authz::Authz::load(
             reader.clone(),
             options.cache_capacity,
@@ -450,13 +518,11 @@ impl Hsm {
             if version == self.seen_version.load(Ordering::Acquire) {
                 return Ok(());
             }
-            store
-                .conn
-                .execute_batch("BEGIN DEFERRED")
-                .map_err(Error::from)?;
+            let conn = store.sqlite()?;
+            conn.execute_batch("BEGIN DEFERRED").map_err(Error::from)?;
             let loaded = (|| {
                 Ok::<_, Error>((
-                    users::load(&store.conn)?,
+                    users::load(&store::engine::Db::Sqlite(conn))?,
                     crate::policy::authz::Authz::load(
                         self.reader.clone(),
                         self.options.cache_capacity,
@@ -465,7 +531,7 @@ impl Hsm {
                     )?,
                 ))
             })();
-            let _ = store.conn.execute_batch("COMMIT");
+            let _ = conn.execute_batch("COMMIT");
             let (identities, authz) = loaded?;
             (version, identities, authz)
         };
@@ -493,6 +559,7 @@ impl Hsm {
             &self.root_key,
             new_passphrase,
             &self.options.kdf,
+            true,
         )
     }
 
@@ -517,7 +584,7 @@ impl Hsm {
             }
             let _record = crate::audit::service_event(self, "DeleteKey", &id);
             self.lock_store()
-                .transaction(|tx| store::destroy_key(tx, &id, now))?;
+                .write(|tx| store::destroy_key(tx, &id, now))?;
             state.remove_key(&id);
             self.cache.remove_key(&id);
             self.write_authz().forget_key(&id);
@@ -671,7 +738,7 @@ impl Hsm {
         }
         let mut updated = record.clone();
         updated.versions.push(info.clone());
-        self.lock_store().transaction(|tx| {
+        self.lock_store().write(|tx| {
             store::put_version(tx, &record.id, &info, &wrapped)?;
             store::put_key(tx, &updated)
         })?;
@@ -703,8 +770,7 @@ impl Hsm {
         state: &mut StateWrite<'_>,
         record: KeyRecord,
     ) -> Result<KeyRecord> {
-        self.lock_store()
-            .transaction(|tx| store::put_key(tx, &record))?;
+        self.lock_store().write(|tx| store::put_key(tx, &record))?;
         state.put_key(record.clone());
         Ok(record)
     }

@@ -44,8 +44,7 @@ impl Hsm {
             creation_date: now,
             last_updated_date: now,
         };
-        self.lock_store()
-            .transaction(|tx| store::put_alias(tx, &alias))?;
+        self.lock_store().write(|tx| store::put_alias(tx, &alias))?;
         state.put_alias(&alias.name, Some(alias.target));
         Ok(())
     }
@@ -67,8 +66,7 @@ impl Hsm {
         }
         alias.target = target;
         alias.last_updated_date = self.now();
-        self.lock_store()
-            .transaction(|tx| store::put_alias(tx, &alias))?;
+        self.lock_store().write(|tx| store::put_alias(tx, &alias))?;
         state.put_alias(&alias.name, Some(alias.target));
         Ok(())
     }
@@ -83,7 +81,7 @@ impl Hsm {
             )));
         }
         self.lock_store()
-            .transaction(|tx| store::delete_alias(tx, alias_name))?;
+            .write(|tx| store::delete_alias(tx, alias_name))?;
         state.put_alias(alias_name, None);
         Ok(())
     }

@@ -268,7 +268,7 @@ impl Hsm {
         // A new key's id is unknown until it is returned, so the durable
         // commit (an fsync) runs without the state lock: readers are not
         // stalled.
-        let committed = self.lock_store().transaction(|tx| {
+        let committed = self.lock_store().write(|tx| {
             store::put_key(tx, &record)?;
             store::put_version(tx, &record.id, &record.versions[0], &wrapped)?;
             match &policy {

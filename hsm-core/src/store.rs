@@ -20,10 +20,15 @@ use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{Connection, Transaction};
 use uuid::Uuid;
+
+pub(crate) mod engine;
+pub(crate) mod pg;
+
+use engine::{vals, Db, Row};
 
 use crate::error::{Error, Result};
 use crate::model::{AliasRecord, KeyRecord, VersionInfo};
@@ -174,13 +179,21 @@ pub enum LockMode {
     Shared,
 }
 
-/// An open database plus the lock that keeps other processes out.
+/// An open store: a SQLite database plus the lock that keeps other
+/// processes out, or a PostgreSQL database shared by several nodes (see
+/// [`engine`] for what the two share).
 pub(crate) struct Store {
+    /// The SQLite connection. On a PostgreSQL store, an empty in-memory
+    /// database: code not yet ported to the engine seam (PKCS#11 token
+    /// rows) fails there ("no such table") and changes nothing.
     pub conn: Connection,
-    /// Held for the store's lifetime; the OS releases it on close or exit.
-    _lock: File,
+    /// Held for the store's lifetime; the OS releases it on close or exit
+    /// (SQLite only).
+    _lock: Option<File>,
     /// How `_lock` is held.
     mode: LockMode,
+    /// The PostgreSQL engine, if this store is one.
+    pg: Option<pg::PgStore>,
 }
 
 impl std::fmt::Debug for Store {
@@ -373,9 +386,25 @@ fn db_path(dir: &Path) -> PathBuf {
 
 impl Store {
     /// The descriptor of the data directory lock (see [`crate::Hsm::lock_fd`]).
+    /// -1 for a PostgreSQL store (no lock file).
     pub fn lock_fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
-        self._lock.as_raw_fd()
+        self._lock.as_ref().map_or(-1, |f| f.as_raw_fd())
+    }
+
+    /// Whether this store is a PostgreSQL database.
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+
+    /// A store on the PostgreSQL engine.
+    pub(crate) fn from_pg(pg: pg::PgStore) -> Result<Store> {
+        Ok(Store {
+            conn: Connection::open_in_memory()?,
+            _lock: None,
+            mode: LockMode::Exclusive,
+            pg: Some(pg),
+        })
     }
 
     /// Opens the existing database in `dir`, takes the lock, applies the
@@ -398,7 +427,11 @@ impl Store {
 
     /// SQLite's `data_version`: it moves when another connection (another
     /// process) committed since the last reading, never for this one's.
+    /// Always 0 on PostgreSQL (other nodes' changes are not followed yet).
     pub fn data_version(&self) -> Result<u64> {
+        if self.pg.is_some() {
+            return Ok(0);
+        }
         let version: i64 = self
             .conn
             .pragma_query_value(None, "data_version", |r| r.get(0))?;
@@ -421,8 +454,9 @@ impl Store {
         restrict_files(dir)?;
         let mut store = Store {
             conn,
-            _lock: lock,
+            _lock: Some(lock),
             mode,
+            pg: None,
         };
         store.migrate()?;
         Ok(store)
@@ -470,14 +504,16 @@ impl Store {
         configure(&mut conn, "DELETE")?;
         let mut building = Store {
             conn,
-            _lock: lock,
+            _lock: Some(lock),
             mode: LockMode::Exclusive,
+            pg: None,
         };
         building.migrate()?;
         seal(&mut building)?;
         let Store {
             conn, _lock: lock, ..
         } = building;
+        let lock = lock.expect("a SQLite store holds its lock");
         conn.close()
             .map_err(|(_, e)| unavailable(format!("cannot close {}: {e}", partial.display())))?;
         sync_path(&partial)?;
@@ -524,21 +560,82 @@ impl Store {
         }
     }
 
-    /// Runs `f` in one transaction, committed only when it succeeds.
-    /// The audit record of the gated call running on this thread, if any
-    /// is pending, is appended in the same transaction (see `crate::audit`).
-    pub fn transaction<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    /// Runs `f` in one transaction of either engine, committed only when
+    /// it succeeds. The audit record of the gated call running on this
+    /// thread, if any is pending, is appended in the same transaction (see
+    /// `crate::audit`). On PostgreSQL a serialization failure runs `f`
+    /// again (see [`engine`]).
+    pub fn write<T>(&mut self, mut f: impl FnMut(&Db<'_>) -> Result<T>) -> Result<T> {
+        self.write_with(true, &mut f)
+    }
+
+    /// [`Store::write`] without the pending audit record (the audit log's
+    /// own writes).
+    pub fn write_unaudited<T>(&mut self, mut f: impl FnMut(&Db<'_>) -> Result<T>) -> Result<T> {
+        self.write_with(false, &mut f)
+    }
+
+    fn write_with<T>(
+        &mut self,
+        audited: bool,
+        f: &mut dyn FnMut(&Db<'_>) -> Result<T>,
+    ) -> Result<T> {
+        if let Some(pg) = &self.pg {
+            return pg.write(audited, f);
+        }
         let tx = self.conn.transaction()?;
-        let value = f(&tx)?;
-        let appended = crate::audit::pending::before_commit(&tx)?;
+        let db = Db::Sqlite(&tx);
+        let value = f(&db)?;
+        let appended = if audited {
+            crate::audit::pending::before_commit(&db)?
+        } else {
+            None
+        };
+        drop(db);
         tx.commit()?;
         crate::audit::pending::after_commit(appended);
         Ok(value)
     }
 
+    /// Runs `f` in one SQLite transaction (code not yet ported to the
+    /// engine seam: PKCS#11 token rows, the benchmark's bulk path); refused
+    /// on PostgreSQL. Otherwise as [`Store::write`].
+    pub fn transaction<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        if self.pg.is_some() {
+            return Err(engine::not_on_postgres());
+        }
+        let tx = self.conn.transaction()?;
+        let value = f(&tx)?;
+        let appended = crate::audit::pending::before_commit(&Db::Sqlite(&tx))?;
+        tx.commit()?;
+        crate::audit::pending::after_commit(appended);
+        Ok(value)
+    }
+
+    /// Runs `f` on a connection of either engine, outside any write
+    /// transaction (reads).
+    pub fn read<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
+        match &self.pg {
+            Some(pg) => pg.read(false, f),
+            None => f(&Db::Sqlite(&self.conn)),
+        }
+    }
+
+    /// The SQLite connection; refused on PostgreSQL (code not yet ported).
+    pub fn sqlite(&self) -> Result<&Connection> {
+        if self.pg.is_some() {
+            return Err(engine::not_on_postgres());
+        }
+        Ok(&self.conn)
+    }
+
     /// Copies the WAL into the database and truncates it, so that overwritten
-    /// pages no longer hold old content anywhere on disk.
+    /// pages no longer hold old content anywhere on disk. Nothing on
+    /// PostgreSQL (see `pg`).
     pub fn checkpoint(&self) -> Result<()> {
+        if self.pg.is_some() {
+            return Ok(());
+        }
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
@@ -546,17 +643,24 @@ impl Store {
 
     /// Reads a meta value.
     pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
-            .optional()?)
+        self.read(|db| {
+            db.first(
+                "SELECT value FROM meta WHERE name = ?1",
+                &vals![name],
+                |r| r.get(0),
+            )
+        })
     }
 
     /// A second connection to the same database for reads (see
     /// [`Reader`]); reads through it never wait for a writer's fsync.
+    /// On PostgreSQL, the engine's connection pool.
     pub fn reader(&self) -> Result<Reader> {
+        if let Some(pg) = &self.pg {
+            return Ok(Reader {
+                engine: ReadEngine::Postgres(pg.clone()),
+            });
+        }
         let path = self
             .conn
             .path()
@@ -568,7 +672,7 @@ impl Store {
         .map_err(|e| unavailable(format!("cannot open the database for reading: {e}")))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         Ok(Reader {
-            conn: Mutex::new(conn),
+            engine: ReadEngine::Sqlite(Mutex::new(conn)),
         })
     }
 }
@@ -579,7 +683,14 @@ impl Store {
 /// store interface: its signatures name model types only, not SQLite's, so
 /// that another engine can implement them.
 pub(crate) struct Reader {
-    conn: Mutex<Connection>,
+    engine: ReadEngine,
+}
+
+enum ReadEngine {
+    /// A read-only connection of its own.
+    Sqlite(Mutex<Connection>),
+    /// The engine's pool.
+    Postgres(pg::PgStore),
 }
 
 /// A page of key ids after a marker (the primary key's index).
@@ -620,15 +731,15 @@ const KEY_COLUMNS: &str = "key_id, description, key_spec, key_usage, origin, cre
     key_state, deletion_date, pending_window_days, rotation_period_days, next_rotation_date, \
     on_demand_rotation_date, token";
 
-fn key_from_row(row: &rusqlite::Row<'_>) -> Result<KeyRecord> {
+fn key_from_row(row: &Row<'_>) -> Result<KeyRecord> {
     Ok(KeyRecord {
-        id: parse_uuid(&row.get::<_, String>(0)?)?,
+        id: parse_uuid(&row.get::<String>(0)?)?,
         description: row.get(1)?,
-        spec: KeySpec::parse(&row.get::<_, String>(2)?).map_err(corrupt)?,
-        usage: KeyUsage::parse(&row.get::<_, String>(3)?).map_err(corrupt)?,
-        origin: Origin::parse(&row.get::<_, String>(4)?).map_err(corrupt)?,
+        spec: KeySpec::parse(&row.get::<String>(2)?).map_err(corrupt)?,
+        usage: KeyUsage::parse(&row.get::<String>(3)?).map_err(corrupt)?,
+        origin: Origin::parse(&row.get::<String>(4)?).map_err(corrupt)?,
         creation_date: row.get(5)?,
-        state: KeyState::parse(&row.get::<_, String>(6)?).map_err(corrupt)?,
+        state: KeyState::parse(&row.get::<String>(6)?).map_err(corrupt)?,
         deletion_date: row.get(7)?,
         pending_window_days: row.get(8)?,
         rotation_period_days: row.get(9)?,
@@ -640,123 +751,141 @@ fn key_from_row(row: &rusqlite::Row<'_>) -> Result<KeyRecord> {
     })
 }
 
-fn alias_from_row(row: &rusqlite::Row<'_>) -> Result<AliasRecord> {
+fn alias_from_row(row: &Row<'_>) -> Result<AliasRecord> {
     Ok(AliasRecord {
         name: row.get(0)?,
-        target: parse_uuid(&row.get::<_, String>(1)?)?,
+        target: parse_uuid(&row.get::<String>(1)?)?,
         creation_date: row.get(2)?,
         last_updated_date: row.get(3)?,
     })
 }
 
-/// Reads one key (row, versions, tags) through `conn`.
-fn read_key(conn: &Connection, id: &Uuid) -> Result<Option<KeyRecord>> {
+/// A version row (version, created, rotation type from column `at`).
+fn version_from_row(row: &Row<'_>, at: usize) -> Result<VersionInfo> {
+    let rotation_type = match row.get::<Option<String>>(at + 2)? {
+        Some(text) => Some(RotationType::parse(&text).map_err(corrupt)?),
+        None => None,
+    };
+    Ok(VersionInfo {
+        version: row.get(at)?,
+        created: row.get(at + 1)?,
+        rotation_type,
+    })
+}
+
+/// Reads one key (row, versions, tags) through `db`.
+fn read_key(db: &Db<'_>, id: &Uuid) -> Result<Option<KeyRecord>> {
     let id_text = id_text(id);
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE key_id = ?1"))?;
-    let mut rows = stmt.query([&id_text])?;
-    let Some(row) = rows.next()? else {
+    let Some(mut key) = db.first(
+        &format!("SELECT {KEY_COLUMNS} FROM keys WHERE key_id = ?1"),
+        &vals![&id_text],
+        key_from_row,
+    )?
+    else {
         return Ok(None);
     };
-    let mut key = key_from_row(row)?;
-    drop(rows);
-    let mut stmt = conn.prepare_cached(
+    db.each(
         "SELECT version, created, rotation_type FROM key_versions WHERE key_id = ?1 ORDER BY version",
+        &vals![&id_text],
+        |row| {
+            let info = version_from_row(row, 0)?;
+            if info.version != key.current_version() + 1 {
+                return Err(corrupt("key versions are not consecutive"));
+            }
+            key.versions.push(info);
+            Ok(())
+        },
     )?;
-    let mut rows = stmt.query([&id_text])?;
-    while let Some(row) = rows.next()? {
-        let rotation_type = match row.get::<_, Option<String>>(2)? {
-            Some(text) => Some(RotationType::parse(&text).map_err(corrupt)?),
-            None => None,
-        };
-        let info = VersionInfo {
-            version: row.get(0)?,
-            created: row.get(1)?,
-            rotation_type,
-        };
-        if info.version != key.current_version() + 1 {
-            return Err(corrupt("key versions are not consecutive"));
-        }
-        key.versions.push(info);
-    }
     if key.versions.is_empty() {
         return Err(corrupt("a key without material"));
     }
-    let mut stmt = conn.prepare_cached("SELECT tag_key, tag_value FROM tags WHERE key_id = ?1")?;
-    let mut rows = stmt.query([&id_text])?;
-    while let Some(row) = rows.next()? {
-        key.tags.insert(row.get(0)?, row.get(1)?);
-    }
+    db.each(
+        "SELECT tag_key, tag_value FROM tags WHERE key_id = ?1",
+        &vals![&id_text],
+        |row| {
+            key.tags.insert(row.get(0)?, row.get(1)?);
+            Ok(())
+        },
+    )?;
     Ok(Some(key))
 }
 
-fn ids(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Uuid>> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(params)?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        out.push(parse_uuid(&row.get::<_, String>(0)?)?);
-    }
-    Ok(out)
+fn ids(db: &Db<'_>, sql: &str, params: &[engine::Val<'_>]) -> Result<Vec<Uuid>> {
+    db.all(sql, params, |row| parse_uuid(&row.get::<String>(0)?))
 }
 
 impl Reader {
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A connection stays usable even if a holder panicked.
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    /// Runs `f` on the reading connection; `snapshot`: in one read
+    /// transaction (several statements that must agree).
+    fn with<T>(&self, snapshot: bool, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
+        match &self.engine {
+            ReadEngine::Sqlite(conn) => {
+                // A connection stays usable even if a holder panicked.
+                let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+                if snapshot {
+                    let tx = conn.unchecked_transaction()?;
+                    let value = f(&Db::Sqlite(&tx))?;
+                    tx.finish()?;
+                    Ok(value)
+                } else {
+                    f(&Db::Sqlite(&conn))
+                }
+            }
+            ReadEngine::Postgres(pg) => pg.read(snapshot, f),
+        }
     }
 
     /// One key with its versions and tags, read in one snapshot.
     pub fn key(&self, id: &Uuid) -> Result<Option<KeyRecord>> {
-        let conn = self.lock();
-        let tx = conn.unchecked_transaction()?;
-        let key = read_key(&tx, id)?;
-        tx.finish()?;
-        Ok(key)
+        self.with(true, |db| read_key(db, id))
     }
 
     /// An alias by name.
     pub fn alias(&self, name: &str) -> Result<Option<AliasRecord>> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(
-            "SELECT alias_name, key_id, creation_date, last_updated_date FROM aliases
-             WHERE alias_name = ?1",
-        )?;
-        let mut rows = stmt.query([name])?;
-        match rows.next()? {
-            Some(row) => Ok(Some(alias_from_row(row)?)),
-            None => Ok(None),
-        }
+        self.with(false, |db| {
+            db.first(
+                "SELECT alias_name, key_id, creation_date, last_updated_date FROM aliases
+                 WHERE alias_name = ?1",
+                &vals![name],
+                alias_from_row,
+            )
+        })
     }
 
     /// A key's policy text, if it has one stored (else the default).
     pub fn policy(&self, id: &Uuid) -> Result<Option<String>> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached("SELECT policy FROM key_policies WHERE key_id = ?1")?;
-        Ok(stmt.query_row([id_text(id)], |r| r.get(0)).optional()?)
+        self.with(false, |db| {
+            db.first(
+                "SELECT policy FROM key_policies WHERE key_id = ?1",
+                &vals![&id_text(id)],
+                |r| r.get(0),
+            )
+        })
     }
 
     /// Every grant of a key (`grants_by_key`).
     pub fn grants_of_key(&self, key: &Uuid) -> Result<Vec<crate::grants::Grant>> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {} FROM grants WHERE key_id = ?1",
-            crate::grants::GRANT_COLUMNS
-        ))?;
-        let mut rows = stmt.query([id_text(key)])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(crate::grants::from_row(row)?);
-        }
-        Ok(out)
+        self.with(false, |db| {
+            db.all(
+                &format!(
+                    "SELECT {} FROM grants WHERE key_id = ?1",
+                    crate::grants::GRANT_COLUMNS
+                ),
+                &vals![&id_text(key)],
+                crate::grants::from_row,
+            )
+        })
     }
 
     /// The key of a grant, by grant id.
     pub fn grant_key(&self, grant_id: &str) -> Result<Option<Uuid>> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached("SELECT key_id FROM grants WHERE grant_id = ?1")?;
-        let id: Option<String> = stmt.query_row([grant_id], |r| r.get(0)).optional()?;
-        id.map(|t| parse_uuid(&t)).transpose()
+        self.with(false, |db| {
+            db.first(
+                "SELECT key_id FROM grants WHERE grant_id = ?1",
+                &vals![grant_id],
+                |r| parse_uuid(&r.get::<String>(0)?),
+            )
+        })
     }
 
     /// Up to `limit` grants whose retiring principal is `retiring`, in
@@ -767,42 +896,44 @@ impl Reader {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<crate::grants::Grant>> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(RETIRABLE_GRANTS_SQL)?;
-        let mut rows = stmt.query(params![retiring, after.unwrap_or(""), limit as i64])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(crate::grants::from_row(row)?);
-        }
-        Ok(out)
+        self.with(false, |db| {
+            db.all(
+                RETIRABLE_GRANTS_SQL,
+                &vals![retiring, after.unwrap_or(""), limit as i64],
+                crate::grants::from_row,
+            )
+        })
     }
 
     /// Whether a key was destroyed (its ciphertexts can never decrypt).
     pub fn is_destroyed(&self, id: &Uuid) -> Result<bool> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached("SELECT 1 FROM destroyed_keys WHERE key_id = ?1")?;
-        Ok(stmt.exists([id_text(id)])?)
+        self.with(false, |db| {
+            Ok(db
+                .first(
+                    "SELECT key_id FROM destroyed_keys WHERE key_id = ?1",
+                    &vals![&id_text(id)],
+                    |_| Ok(()),
+                )?
+                .is_some())
+        })
     }
 
     /// The wrapped material of one version.
     pub fn wrapped_material(&self, id: &Uuid, version: u32) -> Result<Option<Vec<u8>>> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(
-            "SELECT wrapped_material FROM key_versions WHERE key_id = ?1 AND version = ?2",
-        )?;
-        Ok(stmt
-            .query_row(params![id_text(id), version], |r| r.get(0))
-            .optional()?)
+        self.with(false, |db| {
+            db.first(
+                "SELECT wrapped_material FROM key_versions WHERE key_id = ?1 AND version = ?2",
+                &vals![&id_text(id), version],
+                |r| r.get(0),
+            )
+        })
     }
 
     /// Up to `limit` key ids after `after`, in order.
     pub fn key_ids_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<Uuid>> {
-        let conn = self.lock();
-        ids(
-            &conn,
-            KEY_PAGE_SQL,
-            params![after.unwrap_or(""), limit as i64],
-        )
+        self.with(false, |db| {
+            ids(db, KEY_PAGE_SQL, &vals![after.unwrap_or(""), limit as i64])
+        })
     }
 
     /// Up to `limit` aliases after the name `after`, in name order, all or
@@ -813,78 +944,59 @@ impl Reader {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<AliasRecord>> {
-        let conn = self.lock();
         let after = after.unwrap_or("");
-        let mut stmt;
-        let mut rows = match key {
-            Some(id) => {
-                stmt = conn.prepare_cached(KEY_ALIAS_PAGE_SQL)?;
-                stmt.query(params![id_text(id), after, limit as i64])?
-            }
-            None => {
-                stmt = conn.prepare_cached(ALIAS_PAGE_SQL)?;
-                stmt.query(params![after, limit as i64])?
-            }
-        };
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(alias_from_row(row)?);
-        }
-        Ok(out)
+        self.with(false, |db| match key {
+            Some(id) => db.all(
+                KEY_ALIAS_PAGE_SQL,
+                &vals![&id_text(id), after, limit as i64],
+                alias_from_row,
+            ),
+            None => db.all(ALIAS_PAGE_SQL, &vals![after, limit as i64], alias_from_row),
+        })
     }
 
     /// Every key of a PKCS#11 token (with versions and tags), in id
     /// order: three indexed queries in one snapshot, whatever the size of
     /// the store.
     pub fn token_keys(&self, token: &str) -> Result<Vec<KeyRecord>> {
-        let conn = self.lock();
-        let tx = conn.unchecked_transaction()?;
         let mut keys: BTreeMap<Uuid, KeyRecord> = BTreeMap::new();
-        {
-            let mut stmt = tx.prepare_cached(TOKEN_KEYS_SQL)?;
-            let mut rows = stmt.query([token])?;
-            while let Some(row) = rows.next()? {
+        self.with(true, |db| {
+            db.each(TOKEN_KEYS_SQL, &vals![token], |row| {
                 let key = key_from_row(row)?;
                 keys.insert(key.id, key);
-            }
-            let mut stmt = tx.prepare_cached(
+                Ok(())
+            })?;
+            db.each(
                 "SELECT v.key_id, v.version, v.created, v.rotation_type
                  FROM keys k JOIN key_versions v ON v.key_id = k.key_id
                  WHERE k.token = ?1 ORDER BY v.key_id, v.version",
+                &vals![token],
+                |row| {
+                    let id = parse_uuid(&row.get::<String>(0)?)?;
+                    let key = keys
+                        .get_mut(&id)
+                        .ok_or_else(|| corrupt("a version without its key"))?;
+                    let info = version_from_row(row, 1)?;
+                    if info.version != key.current_version() + 1 {
+                        return Err(corrupt("key versions are not consecutive"));
+                    }
+                    key.versions.push(info);
+                    Ok(())
+                },
             )?;
-            let mut rows = stmt.query([token])?;
-            while let Some(row) = rows.next()? {
-                let id = parse_uuid(&row.get::<_, String>(0)?)?;
-                let rotation_type = match row.get::<_, Option<String>>(3)? {
-                    Some(text) => Some(RotationType::parse(&text).map_err(corrupt)?),
-                    None => None,
-                };
-                let key = keys
-                    .get_mut(&id)
-                    .ok_or_else(|| corrupt("a version without its key"))?;
-                let info = VersionInfo {
-                    version: row.get(1)?,
-                    created: row.get(2)?,
-                    rotation_type,
-                };
-                if info.version != key.current_version() + 1 {
-                    return Err(corrupt("key versions are not consecutive"));
-                }
-                key.versions.push(info);
-            }
-            let mut stmt = tx.prepare_cached(
+            db.each(
                 "SELECT t.key_id, t.tag_key, t.tag_value
                  FROM keys k JOIN tags t ON t.key_id = k.key_id WHERE k.token = ?1",
-            )?;
-            let mut rows = stmt.query([token])?;
-            while let Some(row) = rows.next()? {
-                let id = parse_uuid(&row.get::<_, String>(0)?)?;
-                if let Some(key) = keys.get_mut(&id) {
-                    key.tags.insert(row.get(1)?, row.get(2)?);
-                }
-            }
-        }
-        tx.finish()?;
+                &vals![token],
+                |row| {
+                    let id = parse_uuid(&row.get::<String>(0)?)?;
+                    if let Some(key) = keys.get_mut(&id) {
+                        key.tags.insert(row.get(1)?, row.get(2)?);
+                    }
+                    Ok(())
+                },
+            )
+        })?;
         if keys.values().any(|k| k.versions.is_empty()) {
             return Err(corrupt("a key without material"));
         }
@@ -893,14 +1005,12 @@ impl Reader {
 
     /// Keys pending deletion whose deletion date is at or before `now`.
     pub fn due_deletions(&self, now: UnixSeconds) -> Result<Vec<Uuid>> {
-        let conn = self.lock();
-        ids(&conn, DUE_DELETIONS_SQL, [now])
+        self.with(false, |db| ids(db, DUE_DELETIONS_SQL, &vals![now]))
     }
 
     /// Enabled keys whose scheduled rotation is at or before `now`.
     pub fn due_rotations(&self, now: UnixSeconds) -> Result<Vec<Uuid>> {
-        let conn = self.lock();
-        ids(&conn, DUE_ROTATIONS_SQL, [now])
+        self.with(false, |db| ids(db, DUE_ROTATIONS_SQL, &vals![now]))
     }
 }
 
@@ -917,18 +1027,19 @@ fn id_text(id: &Uuid) -> String {
 }
 
 /// Writes a meta value.
-pub(crate) fn put_meta(tx: &Transaction<'_>, name: &str, value: &[u8]) -> Result<()> {
+pub(crate) fn put_meta(tx: &Db<'_>, name: &str, value: &[u8]) -> Result<()> {
     tx.execute(
         "INSERT INTO meta (name, value) VALUES (?1, ?2)
          ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-        params![name, value],
+        &vals![name, value],
     )?;
     Ok(())
 }
 
 /// Inserts or replaces a key's row and its tags (not its versions).
-pub(crate) fn put_key(tx: &Transaction<'_>, key: &KeyRecord) -> Result<()> {
+pub(crate) fn put_key(tx: &Db<'_>, key: &KeyRecord) -> Result<()> {
     crate::audit::pending::note_key(key);
+    let id = id_text(&key.id);
     tx.execute(
         "INSERT INTO keys (key_id, description, key_spec, key_usage, origin, creation_date, key_state,
                            deletion_date, pending_window_days, rotation_period_days, next_rotation_date,
@@ -940,9 +1051,9 @@ pub(crate) fn put_key(tx: &Transaction<'_>, key: &KeyRecord) -> Result<()> {
             rotation_period_days = excluded.rotation_period_days,
             next_rotation_date = excluded.next_rotation_date,
             on_demand_rotation_date = excluded.on_demand_rotation_date, token = excluded.token",
-        params![
-            id_text(&key.id),
-            key.description,
+        &vals![
+            &id,
+            &key.description,
             key.spec.as_str(),
             key.usage.as_str(),
             key.origin.as_str(),
@@ -953,14 +1064,14 @@ pub(crate) fn put_key(tx: &Transaction<'_>, key: &KeyRecord) -> Result<()> {
             key.rotation_period_days,
             key.next_rotation_date,
             key.on_demand_rotation_date,
-            key.token,
+            key.token.as_deref(),
         ],
     )?;
-    tx.execute("DELETE FROM tags WHERE key_id = ?1", [id_text(&key.id)])?;
+    tx.execute("DELETE FROM tags WHERE key_id = ?1", &vals![&id])?;
     for (tag_key, tag_value) in &key.tags {
         tx.execute(
             "INSERT INTO tags (key_id, tag_key, tag_value) VALUES (?1, ?2, ?3)",
-            params![id_text(&key.id), tag_key, tag_value],
+            &vals![&id, tag_key, tag_value],
         )?;
     }
     Ok(())
@@ -968,7 +1079,7 @@ pub(crate) fn put_key(tx: &Transaction<'_>, key: &KeyRecord) -> Result<()> {
 
 /// Inserts one version's wrapped material.
 pub(crate) fn put_version(
-    tx: &Transaction<'_>,
+    tx: &Db<'_>,
     id: &Uuid,
     info: &VersionInfo,
     wrapped: &[u8],
@@ -976,8 +1087,8 @@ pub(crate) fn put_version(
     tx.execute(
         "INSERT INTO key_versions (key_id, version, created, rotation_type, wrapped_material)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            id_text(id),
+        &vals![
+            &id_text(id),
             info.version,
             info.created,
             info.rotation_type.map(|t| t.as_str()),
@@ -989,36 +1100,45 @@ pub(crate) fn put_version(
 
 /// Destroys a key: overwrites then deletes every version's material, deletes
 /// the key, its aliases and tags, and records the id as destroyed.
-pub(crate) fn destroy_key(tx: &Transaction<'_>, id: &Uuid, now: UnixSeconds) -> Result<()> {
+pub(crate) fn destroy_key(tx: &Db<'_>, id: &Uuid, now: UnixSeconds) -> Result<()> {
     let id = id_text(id);
+    let zero = if tx.is_postgres() {
+        "UPDATE key_versions SET wrapped_material = decode(repeat('00', length(wrapped_material)), 'hex')
+         WHERE key_id = ?1"
+    } else {
+        "UPDATE key_versions SET wrapped_material = zeroblob(length(wrapped_material)) WHERE key_id = ?1"
+    };
+    tx.execute(zero, &vals![&id])?;
+    tx.execute("DELETE FROM key_versions WHERE key_id = ?1", &vals![&id])?;
+    tx.execute("DELETE FROM aliases WHERE key_id = ?1", &vals![&id])?;
+    tx.execute("DELETE FROM tags WHERE key_id = ?1", &vals![&id])?;
+    tx.execute("DELETE FROM keys WHERE key_id = ?1", &vals![&id])?;
     tx.execute(
-        "UPDATE key_versions SET wrapped_material = zeroblob(length(wrapped_material)) WHERE key_id = ?1",
-        [&id],
-    )?;
-    tx.execute("DELETE FROM key_versions WHERE key_id = ?1", [&id])?;
-    tx.execute("DELETE FROM aliases WHERE key_id = ?1", [&id])?;
-    tx.execute("DELETE FROM tags WHERE key_id = ?1", [&id])?;
-    tx.execute("DELETE FROM keys WHERE key_id = ?1", [&id])?;
-    tx.execute(
-        "INSERT OR REPLACE INTO destroyed_keys (key_id, destroyed_date) VALUES (?1, ?2)",
-        params![id, now],
+        "INSERT INTO destroyed_keys (key_id, destroyed_date) VALUES (?1, ?2)
+         ON CONFLICT(key_id) DO UPDATE SET destroyed_date = excluded.destroyed_date",
+        &vals![&id, now],
     )?;
     Ok(())
 }
 
 /// Inserts or replaces an alias.
-pub(crate) fn put_alias(tx: &Transaction<'_>, alias: &AliasRecord) -> Result<()> {
+pub(crate) fn put_alias(tx: &Db<'_>, alias: &AliasRecord) -> Result<()> {
     tx.execute(
         "INSERT INTO aliases (alias_name, key_id, creation_date, last_updated_date) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(alias_name) DO UPDATE SET key_id = excluded.key_id,
             last_updated_date = excluded.last_updated_date",
-        params![alias.name, id_text(&alias.target), alias.creation_date, alias.last_updated_date],
+        &vals![&alias.name, &id_text(&alias.target), alias.creation_date, alias.last_updated_date],
     )?;
     Ok(())
 }
 
 /// Deletes an alias.
-pub(crate) fn delete_alias(tx: &Transaction<'_>, name: &str) -> Result<()> {
-    tx.execute("DELETE FROM aliases WHERE alias_name = ?1", [name])?;
+pub(crate) fn delete_alias(tx: &Db<'_>, name: &str) -> Result<()> {
+    tx.execute("DELETE FROM aliases WHERE alias_name = ?1", &vals![name])?;
     Ok(())
 }
+
+#[cfg(test)]
+mod matrix_tests;
+#[cfg(test)]
+mod test_cluster;

@@ -11,9 +11,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::store::engine::{vals, Db};
 use base64::Engine as _;
 use ring::hmac;
-use rusqlite::{params, Transaction};
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
@@ -121,63 +121,56 @@ impl std::fmt::Debug for Identities {
 }
 
 /// Reads every user and access key.
-pub(crate) fn load(conn: &rusqlite::Connection) -> Result<Identities> {
+pub(crate) fn load(conn: &Db<'_>) -> Result<Identities> {
     let mut identities = Identities::default();
-    let mut users =
-        conn.prepare("SELECT user_name, created, unix_uid, cert_fingerprint FROM users")?;
-    let rows = users.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            UserRecord {
+    conn.each(
+        "SELECT user_name, created, unix_uid, cert_fingerprint FROM users",
+        &[],
+        |r| {
+            let record = UserRecord {
                 created: r.get(1)?,
                 unix_uid: r.get(2)?,
                 cert_fingerprint: r.get(3)?,
-            },
-        ))
-    })?;
-    for row in rows {
-        let (name, record) = row?;
-        identities.users.insert(name, record);
-    }
-    let mut keys = conn.prepare(
-        "SELECT access_key_id, principal, created, status, wrapped_secret FROM access_keys",
+            };
+            identities.users.insert(r.get(0)?, record);
+            Ok(())
+        },
     )?;
-    let rows = keys.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            AccessKeyRecord {
+    conn.each(
+        "SELECT access_key_id, principal, created, status, wrapped_secret FROM access_keys",
+        &[],
+        |r| {
+            let record = AccessKeyRecord {
                 principal: r.get(1)?,
                 created: r.get(2)?,
                 status: r.get(3)?,
                 wrapped_secret: r.get(4)?,
-            },
-        ))
-    })?;
-    for row in rows {
-        let (id, record) = row?;
-        identities.access_keys.insert(id, record);
-    }
+            };
+            identities.access_keys.insert(r.get(0)?, record);
+            Ok(())
+        },
+    )?;
     Ok(identities)
 }
 
-fn put_user(tx: &Transaction<'_>, name: &str, user: &UserRecord) -> Result<()> {
+fn put_user(tx: &Db<'_>, name: &str, user: &UserRecord) -> Result<()> {
     tx.execute(
         "INSERT INTO users (user_name, created, unix_uid, cert_fingerprint) VALUES (?1, ?2, ?3, ?4)",
-        params![name, user.created, user.unix_uid, user.cert_fingerprint],
+        &vals![name, user.created, user.unix_uid, user.cert_fingerprint.as_deref()],
     )?;
     Ok(())
 }
 
-fn put_access_key(tx: &Transaction<'_>, id: &str, key: &AccessKeyRecord) -> Result<()> {
+fn put_access_key(tx: &Db<'_>, id: &str, key: &AccessKeyRecord) -> Result<()> {
     tx.execute(
         "INSERT INTO access_keys (access_key_id, principal, created, status, wrapped_secret)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
+        &vals![
             id,
-            key.principal,
+            &key.principal,
             key.created,
-            key.status,
-            key.wrapped_secret
+            &key.status,
+            &key.wrapped_secret
         ],
     )?;
     Ok(())
@@ -275,8 +268,7 @@ impl Hsm {
             unix_uid,
             cert_fingerprint,
         };
-        self.lock_store()
-            .transaction(|tx| put_user(tx, name, &record))?;
+        self.lock_store().write(|tx| put_user(tx, name, &record))?;
         identities.users.insert(name.to_string(), record.clone());
         Ok(user_info(name, &record))
     }
@@ -288,9 +280,9 @@ impl Hsm {
         if !identities.users.contains_key(name) {
             return Err(Error::NotFound(format!("user {name} does not exist")));
         }
-        self.lock_store().transaction(|tx| {
-            tx.execute("DELETE FROM access_keys WHERE principal = ?1", [name])?;
-            tx.execute("DELETE FROM users WHERE user_name = ?1", [name])?;
+        self.lock_store().write(|tx| {
+            tx.execute("DELETE FROM access_keys WHERE principal = ?1", &vals![name])?;
+            tx.execute("DELETE FROM users WHERE user_name = ?1", &vals![name])?;
             Ok(())
         })?;
         identities.users.remove(name);
@@ -341,7 +333,7 @@ impl Hsm {
             wrapped_secret,
         };
         self.lock_store()
-            .transaction(|tx| put_access_key(tx, &access_key_id, &record))?;
+            .write(|tx| put_access_key(tx, &access_key_id, &record))?;
         let info = AccessKeyInfo {
             user_name: principal,
             access_key_id: access_key_id.clone(),
@@ -391,10 +383,10 @@ impl Hsm {
                 printable(user_name)
             )));
         }
-        self.lock_store().transaction(|tx| {
+        self.lock_store().write(|tx| {
             tx.execute(
                 "DELETE FROM access_keys WHERE access_key_id = ?1",
-                [access_key_id],
+                &vals![access_key_id],
             )?;
             Ok(())
         })?;

@@ -175,7 +175,7 @@ impl Gate<'_> {
             let before = request.next_token.as_deref().map(sequence_of).transpose()?;
             let store = self.hsm().lock_store();
             let mut rows = db::lookup(
-                &store.conn,
+                store.sqlite()?,
                 request.start_time,
                 request.end_time,
                 request.attribute.as_ref(),
@@ -229,18 +229,18 @@ impl Gate<'_> {
                 to_sequence
             };
             let store = hsm.lock_store();
-            let first_kept = db::first_sequence(&store.conn)?.unwrap_or(to + 1);
+            let first_kept = db::first_sequence(store.sqlite()?)?.unwrap_or(to + 1);
             let mut start = from_sequence.max(first_kept).max(1);
             if to_sequence == 0 && start > first_kept {
                 // Anchor the first record on a checkpoint.
-                start = db::checkpoint_at_or_below(&store.conn, start - 1)?
+                start = db::checkpoint_at_or_below(store.sqlite()?, start - 1)?
                     .map_or(first_kept, |size| size + 1)
                     .max(first_kept);
             }
             let mut records = Vec::new();
             let mut bytes = 0;
             if start <= to {
-                for row in db::records_from(&store.conn, start, EXPORT_PAGE_RECORDS)? {
+                for row in db::records_from(store.sqlite()?, start, EXPORT_PAGE_RECORDS)? {
                     if row.sequence > to || (bytes > EXPORT_PAGE_BYTES && !records.is_empty()) {
                         break;
                     }
@@ -249,7 +249,8 @@ impl Gate<'_> {
                 }
             }
             let last = records.last().map_or(start.saturating_sub(1), |r| r.0);
-            let checkpoints = db::checkpoints_between(&store.conn, start.saturating_sub(1), last)?;
+            let checkpoints =
+                db::checkpoints_between(store.sqlite()?, start.saturating_sub(1), last)?;
             Ok(AuditExportPage {
                 next_sequence: (last < to && !records.is_empty()).then_some(last + 1),
                 records,
@@ -276,7 +277,7 @@ impl Gate<'_> {
             let mut store = hsm.lock_store();
             let current = exported_through(&store)?;
             if through > current {
-                store.transaction(|tx| {
+                store.write(|tx| {
                     crate::store::put_meta(tx, db::META_EXPORTED, &through.to_be_bytes())
                 })?;
             }
@@ -302,10 +303,10 @@ impl Gate<'_> {
                     exported + 1
                 )));
             }
-            let first_kept = db::first_sequence(&store.conn)?.unwrap_or(1);
+            let first_kept = db::first_sequence(store.sqlite()?)?.unwrap_or(1);
             let anchor = match before_sequence {
                 0 | 1 => None,
-                n => db::checkpoint_at_or_below(&store.conn, n - 1)?,
+                n => db::checkpoint_at_or_below(store.sqlite()?, n - 1)?,
             };
             let keep_from = anchor.map_or(1, |size| size + 1);
             if keep_from <= first_kept {
@@ -314,7 +315,7 @@ impl Gate<'_> {
                     first_kept,
                 });
             }
-            let pruned = store.transaction(|tx| db::prune(tx, keep_from))?;
+            let pruned = store.write(|tx| db::prune(tx, keep_from))?;
             Ok(PruneOutcome {
                 pruned: pruned as u64,
                 first_kept: keep_from,

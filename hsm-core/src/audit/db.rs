@@ -3,12 +3,13 @@
 //! `audit_checkpoints` (one signed note per checkpoint). The signing key
 //! and the log's name live in `meta`.
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection};
 use serde_json::Value;
 
 use super::chain::Hash;
 use super::record::Draft;
 use crate::error::{Error, Result};
+use crate::store::engine::{vals, Db};
 use crate::types::UnixSeconds;
 
 /// The wrapped PKCS#8 Ed25519 signing key.
@@ -40,7 +41,7 @@ pub(crate) const MIGRATION: &str = "CREATE TABLE audit_records (
 
 /// Inserts one sealed record.
 pub(crate) fn insert_record(
-    tx: &Transaction<'_>,
+    tx: &Db<'_>,
     sequence: u64,
     draft: &Draft,
     record: &Value,
@@ -48,36 +49,40 @@ pub(crate) fn insert_record(
 ) -> Result<()> {
     let resource_arn = draft.resources.first();
     let resource_id = resource_arn.and_then(|arn| arn.rsplit('/').next());
-    tx.prepare_cached(
+    let username = draft.username();
+    let record = record.to_string();
+    tx.execute(
         "INSERT INTO audit_records (sequence, event_time, event_name, username, access_key_id,
                                     resource_arn, resource_id, record, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        sequence as i64,
-        draft.event_time,
-        draft.event_name,
-        draft.username(),
-        draft.caller.access_key_id,
-        resource_arn,
-        resource_id,
-        record.to_string(),
-        &hash[..],
-    ])?;
+        &vals![
+            sequence as i64,
+            draft.event_time,
+            &draft.event_name,
+            &*username,
+            draft.caller.access_key_id.as_deref(),
+            resource_arn,
+            resource_id,
+            &record,
+            &hash[..],
+        ],
+    )?;
     Ok(())
 }
 
 /// Inserts one signed checkpoint.
 pub(crate) fn insert_checkpoint(
-    tx: &Transaction<'_>,
+    tx: &Db<'_>,
     size: u64,
     created: UnixSeconds,
     root: &Hash,
     note: &str,
 ) -> Result<()> {
     tx.execute(
-        "INSERT OR REPLACE INTO audit_checkpoints (tree_size, created, root, note) VALUES (?1, ?2, ?3, ?4)",
-        params![size as i64, created, &root[..], note],
+        "INSERT INTO audit_checkpoints (tree_size, created, root, note) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(tree_size) DO UPDATE SET created = excluded.created, root = excluded.root,
+            note = excluded.note",
+        &vals![size as i64, created, &root[..], note],
     )?;
     Ok(())
 }
@@ -88,26 +93,22 @@ fn hash_of(bytes: Vec<u8>) -> Result<Hash> {
 }
 
 /// The newest record's sequence number and hash.
-pub(crate) fn last_record(conn: &Connection) -> Result<Option<(u64, Hash)>> {
-    let row: Option<(i64, Vec<u8>)> = conn
-        .query_row(
-            "SELECT sequence, hash FROM audit_records ORDER BY sequence DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
+pub(crate) fn last_record(conn: &Db<'_>) -> Result<Option<(u64, Hash)>> {
+    let row: Option<(i64, Vec<u8>)> = conn.first(
+        "SELECT sequence, hash FROM audit_records ORDER BY sequence DESC LIMIT 1",
+        &[],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     row.map(|(s, h)| Ok((s as u64, hash_of(h)?))).transpose()
 }
 
 /// The newest checkpoint: size, creation time, root.
-pub(crate) fn last_checkpoint(conn: &Connection) -> Result<Option<(u64, UnixSeconds, Hash)>> {
-    let row: Option<(i64, i64, Vec<u8>)> = conn
-        .query_row(
-            "SELECT tree_size, created, root FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
+pub(crate) fn last_checkpoint(conn: &Db<'_>) -> Result<Option<(u64, UnixSeconds, Hash)>> {
+    let row: Option<(i64, i64, Vec<u8>)> = conn.first(
+        "SELECT tree_size, created, root FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
+        &[],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
     row.map(|(s, c, h)| Ok((s as u64, c, hash_of(h)?)))
         .transpose()
 }
@@ -227,14 +228,14 @@ pub(crate) fn checkpoint_at_or_below(conn: &Connection, at_most: u64) -> Result<
 
 /// Deletes records before `before` and checkpoints that no longer anchor
 /// anything (smaller than `before - 1`).
-pub(crate) fn prune(tx: &Transaction<'_>, before: u64) -> Result<usize> {
+pub(crate) fn prune(tx: &Db<'_>, before: u64) -> Result<usize> {
     let removed = tx.execute(
         "DELETE FROM audit_records WHERE sequence < ?1",
-        [before as i64],
+        &vals![before as i64],
     )?;
     tx.execute(
         "DELETE FROM audit_checkpoints WHERE tree_size < ?1",
-        [before.saturating_sub(1) as i64],
+        &vals![before.saturating_sub(1) as i64],
     )?;
     Ok(removed)
 }

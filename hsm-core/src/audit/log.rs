@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use rusqlite::Transaction;
+use crate::store::engine::Db;
 
 use super::chain::{seal_record, Hash, ZERO_HASH};
 use super::checkpoint::Signer;
@@ -89,7 +89,7 @@ impl AuditLog {
     }
 
     /// Reads the chain head and newest checkpoint from the store.
-    pub fn load_state(conn: &rusqlite::Connection) -> Result<ChainState> {
+    pub fn load_state(conn: &Db<'_>) -> Result<ChainState> {
         let checkpoint = db::last_checkpoint(conn)?;
         let (head_sequence, head_hash) = match (db::last_record(conn)?, checkpoint) {
             (Some(head), _) => head,
@@ -130,7 +130,7 @@ impl AuditLog {
     /// [`AuditLog::apply`] once `tx` committed.
     pub fn append_in_tx<'d>(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Db<'_>,
         drafts: impl IntoIterator<Item = &'d mut Draft>,
         now: UnixSeconds,
     ) -> Result<ChainState> {
@@ -158,7 +158,7 @@ impl AuditLog {
     /// Signs and inserts a checkpoint of the head in `state`.
     pub fn checkpoint_in_tx(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Db<'_>,
         state: &mut ChainState,
         now: UnixSeconds,
     ) -> Result<()> {
@@ -220,21 +220,22 @@ impl AuditLog {
         let now = hsm.now();
         let mut store = hsm.lock_store();
         let fsync = self.fsync.load(Ordering::Relaxed);
-        if !fsync {
+        let sqlite = !store.is_postgres();
+        if !fsync && sqlite {
             // WAL with synchronous=NORMAL: committed, not yet fsynced.
             store.conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
-        let outcome = (|| {
-            let tx = store.conn.transaction()?;
-            let state = self.append_in_tx(&tx, batch.iter_mut(), now)?;
-            tx.commit()?;
-            self.apply(state, batch.len());
-            Ok(())
-        })();
-        if !fsync {
+        let outcome = store.write_unaudited(|tx| {
+            if !fsync && tx.is_postgres() {
+                tx.batch("SET LOCAL synchronous_commit = off")?;
+            }
+            self.append_in_tx(tx, batch.iter_mut(), now)
+        });
+        if !fsync && sqlite {
             store.conn.pragma_update(None, "synchronous", "FULL")?;
         }
-        outcome
+        self.apply(outcome?, batch.len());
+        Ok(())
     }
 
     /// Signs a checkpoint of the head now if records are unsigned and
@@ -242,17 +243,20 @@ impl AuditLog {
     pub fn checkpoint_if_due(&self, hsm: &Hsm, force: bool) -> Result<()> {
         let now = hsm.now();
         let mut store = hsm.lock_store();
-        let tx = store.conn.transaction()?;
-        let mut state = Self::load_state(&tx)?;
-        let unsigned = state.head_sequence > state.checkpoint_size;
-        if !unsigned
-            || (!force && now.saturating_sub(state.checkpoint_time) < CHECKPOINT_EVERY_SECS)
-        {
-            return Ok(());
+        let signed = store.write_unaudited(|tx| {
+            let mut state = Self::load_state(tx)?;
+            let unsigned = state.head_sequence > state.checkpoint_size;
+            if !unsigned
+                || (!force && now.saturating_sub(state.checkpoint_time) < CHECKPOINT_EVERY_SECS)
+            {
+                return Ok(None);
+            }
+            self.checkpoint_in_tx(tx, &mut state, now)?;
+            Ok(Some(state))
+        })?;
+        if let Some(state) = signed {
+            *lock(&self.chain) = state;
         }
-        self.checkpoint_in_tx(&tx, &mut state, now)?;
-        tx.commit()?;
-        *lock(&self.chain) = state;
         Ok(())
     }
 }

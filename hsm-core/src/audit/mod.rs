@@ -48,8 +48,6 @@ pub mod verify;
 
 use std::sync::Arc;
 
-use rusqlite::OptionalExtension;
-
 use crate::error::{Error, Result};
 use crate::gate::Request;
 use crate::hsm::Hsm;
@@ -88,16 +86,14 @@ pub(crate) fn open_log(
             account.account_id,
             uuid::Uuid::new_v4().simple()
         );
-        store.transaction(|tx| {
+        store.write(|tx| {
             // Another process opening the same older store may have made
             // one meanwhile: the first one made stays.
-            let made: Option<i64> = tx
-                .query_row(
-                    "SELECT 1 FROM meta WHERE name = ?1",
-                    [db::META_SIGNING_KEY],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let made = tx.first(
+                "SELECT name FROM meta WHERE name = ?1",
+                &crate::store::engine::vals![db::META_SIGNING_KEY],
+                |_| Ok(()),
+            )?;
             if made.is_some() {
                 return Ok(());
             }
@@ -119,7 +115,7 @@ pub(crate) fn open_log(
         .ok_or_else(|| corrupt("signing key"))?;
     let signer =
         checkpoint::Signer::from_pkcs8(&pkcs8, &origin).ok_or_else(|| corrupt("signing key"))?;
-    let state = AuditLog::load_state(&store.conn)?;
+    let state = store.read(AuditLog::load_state)?;
     Ok(Arc::new(AuditLog::new(account.clone(), signer, state)))
 }
 

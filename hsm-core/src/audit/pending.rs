@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use rusqlite::Transaction;
+use crate::store::engine::Db;
 
 use super::log::{unwritable, AuditLog, ChainState};
 use super::record::Draft;
@@ -84,7 +84,7 @@ pub(crate) struct Appended {
 
 /// Appends the thread's pending record (if any, and not yet written)
 /// inside `tx`.
-pub(crate) fn before_commit(tx: &Transaction<'_>) -> Result<Option<Appended>> {
+pub(crate) fn before_commit(tx: &Db<'_>) -> Result<Option<Appended>> {
     PENDING.with(|p| {
         let mut slot = p.borrow_mut();
         let Some(pending) = slot.as_mut().filter(|p| !p.written) else {

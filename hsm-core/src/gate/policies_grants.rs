@@ -481,7 +481,7 @@ impl Hsm {
         }
         let mut authz = self.write_authz();
         self.lock_store()
-            .transaction(|tx| put_policy_row(tx, key, &policy.text))?;
+            .write(|tx| put_policy_row(tx, key, &policy.text))?;
         authz.set_policy(*key, policy);
         drop(authz);
         drop(state);
@@ -546,7 +546,7 @@ impl Hsm {
             self.now(),
         );
         self.lock_store()
-            .transaction(|tx| grants::put_grant(tx, &grant))?;
+            .write(|tx| grants::put_grant(tx, &grant))?;
         let output = CreateGrantOutput {
             grant_token: authz.token_for(&grant.grant_id),
             grant_id: grant.grant_id.clone(),
@@ -566,7 +566,7 @@ impl Hsm {
             return Err(Error::NotFound(format!("grant {grant_id} does not exist")));
         };
         self.lock_store()
-            .transaction(|tx| grants::delete_grant(tx, grant_id))?;
+            .write(|tx| grants::delete_grant(tx, grant_id))?;
         authz.grants.remove(&grant.key_id, grant_id);
         drop(authz);
         drop(state);

@@ -10,9 +10,9 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::store::engine::{vals, Db};
 use base64::Engine as _;
 use ring::hmac;
-use rusqlite::{params, Transaction};
 use uuid::Uuid;
 
 use super::{default_key_policy, ConditionContext, Decision, KeyPolicy, PolicyError, Request};
@@ -195,11 +195,11 @@ fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
 }
 
 /// Writes (or replaces) a key's policy row.
-pub(crate) fn put_policy_row(tx: &Transaction<'_>, key: &Uuid, text: &str) -> Result<()> {
+pub(crate) fn put_policy_row(tx: &Db<'_>, key: &Uuid, text: &str) -> Result<()> {
     tx.execute(
         "INSERT INTO key_policies (key_id, policy) VALUES (?1, ?2)
          ON CONFLICT(key_id) DO UPDATE SET policy = excluded.policy",
-        params![key.hyphenated().to_string(), text],
+        &vals![&*key.hyphenated().to_string(), text],
     )?;
     Ok(())
 }

@@ -1,0 +1,451 @@
+//! The engine seam: one way for the store's code to run SQL on either
+//! engine, SQLite (embedded, the default) or PostgreSQL (several nodes on
+//! one database, issue 15).
+//!
+//! # Design
+//!
+//! *What is shared.* The schema concepts (tables, columns, indexes), every
+//! statement's text and every row's parsing. Store code is written once
+//! against [`Db`] (a connection or transaction of either engine), binding
+//! [`Val`]s and reading [`Row`]s. Statements are written in SQLite's
+//! dialect with numbered placeholders (`?1`, `?2`, ...); for PostgreSQL
+//! [`Db`] rewrites them to `$1`, `$2`. Both engines understand the rest of
+//! what the store uses (`INSERT ... ON CONFLICT (...) DO UPDATE SET x =
+//! excluded.x`, partial indexes, `LIMIT`); where they differ (DDL types,
+//! overwriting a blob with zeros) the code asks [`Db::is_postgres`]. The
+//! schema is kept twice (`store::MIGRATIONS` and `postgres::MIGRATIONS`,
+//! each numbered on its own: PostgreSQL stores start at the current
+//! schema), in BIGINT/TEXT/BYTEA for PostgreSQL.
+//!
+//! *Transactions.* Every change is one transaction on either engine
+//! (`Store::transaction`), and the audit record of the gated call is
+//! appended inside it, as before.
+//! - SQLite: `BEGIN IMMEDIATE` (the write lock taken when the transaction
+//!   begins; one writer at a time per database file), `synchronous=FULL`.
+//! - PostgreSQL: `BEGIN ISOLATION LEVEL SERIALIZABLE`, then, as the
+//!   transaction's first statement, `LOCK TABLE store_write_lock IN
+//!   EXCLUSIVE MODE`: the same one-writer-at-a-time rule across every node
+//!   (reads never wait for it), and because `LOCK TABLE` takes no snapshot,
+//!   the transaction's snapshot is taken after the lock, so it sees every
+//!   write committed before it (what SQLite's immediate transaction sees).
+//!   Writers therefore cannot conflict with each other; a serialization
+//!   failure or deadlock (SQLSTATE 40001, 40P01: only possible against a
+//!   writer outside Tinfoil) rolls back and reruns the whole transaction,
+//!   a few times, before failing with `StoreUnavailable`. Commit is durable
+//!   with the server's `synchronous_commit` (on by default).
+//! - Reads: SQLite reads on its own read-only connection (`Reader`);
+//!   PostgreSQL reads take a pooled connection, one read-only REPEATABLE
+//!   READ transaction where several statements must agree (a key with its
+//!   versions and tags), autocommit statements otherwise.
+//!
+//! *The audit sequence.* Appending reads the chain head inside the write
+//! transaction and inserts `head + 1`: on SQLite under the write lock, on
+//! PostgreSQL under `store_write_lock`, so nodes appending at once extend
+//! one chain in commit order, and the sequence's primary key refuses a fork.
+//!
+//! *Migrations.* SQLite keeps its version in `PRAGMA user_version`;
+//! PostgreSQL in the one-row table `schema_version`. Each step runs in one
+//! transaction that first takes the write lock and reads the version
+//! again, so several processes (nodes) opening an older store apply each
+//! step once.
+//!
+//! *The change counter / journal and the due-key queries* are engine
+//! neutral: the counter lives in memory (`crate::changes`), the due-key
+//! queries are ordinary indexed statements run through [`Db`].
+//!
+//! *Performance.* The cached key path (Encrypt with a cached key) touches
+//! no engine at all. A SQLite statement costs one enum match more than
+//! before and binds [`Val`]s without allocating; statements stay prepared
+//! and cached per connection (`prepare_cached`).
+
+use std::cell::RefCell;
+
+use postgres::types::{IsNull, ToSql, Type};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+
+use crate::error::{Error, Result};
+
+/// A value bound to a statement's placeholder, on either engine.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Val<'a> {
+    /// SQL NULL.
+    Null,
+    /// An integer (BIGINT on PostgreSQL).
+    Int(i64),
+    /// Text.
+    Text(&'a str),
+    /// Bytes (BLOB, BYTEA).
+    Blob(&'a [u8]),
+}
+
+impl From<i64> for Val<'_> {
+    fn from(v: i64) -> Self {
+        Val::Int(v)
+    }
+}
+impl From<u32> for Val<'_> {
+    fn from(v: u32) -> Self {
+        Val::Int(i64::from(v))
+    }
+}
+impl<'a> From<&'a str> for Val<'a> {
+    fn from(v: &'a str) -> Self {
+        Val::Text(v)
+    }
+}
+impl<'a> From<&'a String> for Val<'a> {
+    fn from(v: &'a String) -> Self {
+        Val::Text(v)
+    }
+}
+impl<'a> From<&'a [u8]> for Val<'a> {
+    fn from(v: &'a [u8]) -> Self {
+        Val::Blob(v)
+    }
+}
+impl<'a> From<&'a Vec<u8>> for Val<'a> {
+    fn from(v: &'a Vec<u8>) -> Self {
+        Val::Blob(v)
+    }
+}
+impl<'a, T: Into<Val<'a>>> From<Option<T>> for Val<'a> {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Val::Null, Into::into)
+    }
+}
+
+/// Binds values: `vals![a, b, c]` is a `[Val; 3]`.
+macro_rules! vals {
+    ($($v:expr),* $(,)?) => {
+        [$($crate::store::engine::Val::from($v)),*]
+    };
+}
+pub(crate) use vals;
+
+impl rusqlite::ToSql for Val<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Val::Null => ValueRef::Null,
+            Val::Int(v) => ValueRef::Integer(v),
+            Val::Text(s) => ValueRef::Text(s.as_bytes()),
+            Val::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+impl ToSql for Val<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match *self {
+            Val::Null => Ok(IsNull::Yes),
+            Val::Int(v) => match *ty {
+                Type::INT4 => i32::try_from(v)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(v)?.to_sql(ty, out),
+                _ => v.to_sql(ty, out),
+            },
+            Val::Text(s) => s.to_sql(ty, out),
+            Val::Blob(b) => b.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        // Checked per value in to_sql (the wrapped Rust type's own checks).
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+/// A column value read from a [`Row`] of either engine.
+pub(crate) trait Column: Sized {
+    /// Reads column `i` of a SQLite row.
+    fn sqlite(row: &rusqlite::Row<'_>, i: usize) -> Result<Self>;
+    /// Reads column `i` of a PostgreSQL row.
+    fn postgres(row: &postgres::Row, i: usize) -> Result<Self>;
+}
+
+/// Any PostgreSQL integer, widened.
+struct AnyInt(i64);
+
+impl<'a> postgres::types::FromSql<'a> for AnyInt {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(AnyInt(match *ty {
+            Type::INT2 => i64::from(i16::from_sql(ty, raw)?),
+            Type::INT4 => i64::from(i32::from_sql(ty, raw)?),
+            _ => i64::from_sql(ty, raw)?,
+        }))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::INT2 | Type::INT4 | Type::INT8)
+    }
+}
+
+fn pg_get<'a, T: postgres::types::FromSql<'a>>(row: &'a postgres::Row, i: usize) -> Result<T> {
+    row.try_get(i).map_err(Error::from)
+}
+
+fn narrow<T: TryFrom<i64>>(v: i64) -> Result<T> {
+    T::try_from(v)
+        .map_err(|_| Error::Internal("the store is corrupt: an integer out of range".into()))
+}
+
+impl Column for i64 {
+    fn sqlite(row: &rusqlite::Row<'_>, i: usize) -> Result<Self> {
+        Ok(row.get(i)?)
+    }
+    fn postgres(row: &postgres::Row, i: usize) -> Result<Self> {
+        Ok(pg_get::<AnyInt>(row, i)?.0)
+    }
+}
+impl Column for Option<i64> {
+    fn sqlite(row: &rusqlite::Row<'_>, i: usize) -> Result<Self> {
+        Ok(row.get(i)?)
+    }
+    fn postgres(row: &postgres::Row, i: usize) -> Result<Self> {
+        Ok(pg_get::<Option<AnyInt>>(row, i)?.map(|v| v.0))
+    }
+}
+impl Column for u32 {
+    fn sqlite(row: &rusqlite::Row<'_>, i: usize) -> Result<Self> {
+        Ok(row.get(i)?)
+    }
+    fn postgres(row: &postgres::Row, i: usize) -> Result<Self> {
+        narrow(i64::postgres(row, i)?)
+    }
+}
+impl Column for Option<u32> {
+    fn sqlite(row: &rusqlite::Row<'_>, i: usize) -> Result<Self> {
+        Ok(row.get(i)?)
+    }
+    fn postgres(row: &postgres::Row, i: usize) -> Result<Self> {
+        Option::<i64>::postgres(row, i)?.map(narrow).transpose()
+    }
+}
+impl Column for String {
+    fn sqlite(row: &rusqlite::Row<'_>, i: usize) -> Result<Self> {
+        Ok(row.get(i)?)
+    }
+    fn postgres(row: &postgres::Row, i: usize) -> Result<Self> {
+        pg_get(row, i)
+    }
+}
+impl Column for Option<String> {
+    fn sqlite(row: &rusqlite::Row<'_>, i: usize) -> Result<Self> {
+        Ok(row.get(i)?)
+    }
+    fn postgres(row: &postgres::Row, i: usize) -> Result<Self> {
+        pg_get(row, i)
+    }
+}
+impl Column for Vec<u8> {
+    fn sqlite(row: &rusqlite::Row<'_>, i: usize) -> Result<Self> {
+        Ok(row.get(i)?)
+    }
+    fn postgres(row: &postgres::Row, i: usize) -> Result<Self> {
+        pg_get(row, i)
+    }
+}
+
+/// One result row of either engine.
+pub(crate) enum Row<'r> {
+    /// A SQLite row.
+    Sqlite(&'r rusqlite::Row<'r>),
+    /// A PostgreSQL row.
+    Postgres(&'r postgres::Row),
+}
+
+impl Row<'_> {
+    /// Column `i` (from 0).
+    pub fn get<T: Column>(&self, i: usize) -> Result<T> {
+        match self {
+            Row::Sqlite(row) => T::sqlite(row, i),
+            Row::Postgres(row) => T::postgres(row, i),
+        }
+    }
+}
+
+/// A PostgreSQL connection or transaction.
+pub(crate) enum PgConn<'c> {
+    /// A pooled connection, each statement its own transaction.
+    Client(&'c mut postgres::Client),
+    /// An open transaction.
+    Tx(postgres::Transaction<'c>),
+}
+
+/// A connection or transaction of either engine: what store code runs
+/// its statements on.
+pub(crate) enum Db<'c> {
+    /// SQLite (a `Transaction` derefs to its `Connection`).
+    Sqlite(&'c rusqlite::Connection),
+    /// PostgreSQL; statements need `&mut`, hence the cell.
+    Postgres(RefCell<PgConn<'c>>),
+}
+
+/// `?N` placeholders to PostgreSQL's `$N`.
+pub(crate) fn pg_sql(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(|n| n.is_ascii_digit()) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn pg_params<'v>(params: &'v [Val<'_>]) -> Vec<&'v (dyn ToSql + Sync)> {
+    params.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
+}
+
+impl<'c> Db<'c> {
+    /// A PostgreSQL transaction as a `Db`.
+    pub fn pg_tx(tx: postgres::Transaction<'c>) -> Db<'c> {
+        Db::Postgres(RefCell::new(PgConn::Tx(tx)))
+    }
+
+    /// A PostgreSQL connection (autocommit) as a `Db`.
+    pub fn pg_client(client: &'c mut postgres::Client) -> Db<'c> {
+        Db::Postgres(RefCell::new(PgConn::Client(client)))
+    }
+
+    /// Whether this is PostgreSQL (for the few statements whose text
+    /// differs).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Db::Postgres(_))
+    }
+
+    /// Commits a PostgreSQL transaction (SQLite's are committed by their
+    /// owner).
+    pub fn commit(self) -> Result<()> {
+        match self {
+            Db::Postgres(cell) => match cell.into_inner() {
+                PgConn::Tx(tx) => Ok(tx.commit()?),
+                PgConn::Client(_) => Ok(()),
+            },
+            Db::Sqlite(_) => Ok(()),
+        }
+    }
+
+    /// Runs a statement; the number of rows it changed.
+    pub fn execute(&self, sql: &str, params: &[Val<'_>]) -> Result<usize> {
+        match self {
+            Db::Sqlite(conn) => Ok(conn
+                .prepare_cached(sql)?
+                .execute(rusqlite::params_from_iter(params))?),
+            Db::Postgres(cell) => {
+                let sql = pg_sql(sql);
+                let params = pg_params(params);
+                let n = match &mut *cell.borrow_mut() {
+                    PgConn::Client(c) => c.execute(sql.as_str(), &params)?,
+                    PgConn::Tx(t) => t.execute(sql.as_str(), &params)?,
+                };
+                Ok(n as usize)
+            }
+        }
+    }
+
+    /// Runs statements without parameters (DDL).
+    pub fn batch(&self, sql: &str) -> Result<()> {
+        match self {
+            Db::Sqlite(conn) => Ok(conn.execute_batch(sql)?),
+            Db::Postgres(cell) => {
+                match &mut *cell.borrow_mut() {
+                    PgConn::Client(c) => c.batch_execute(sql)?,
+                    PgConn::Tx(t) => t.batch_execute(sql)?,
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs a query, calling `f` on each row in order.
+    pub fn each(
+        &self,
+        sql: &str,
+        params: &[Val<'_>],
+        mut f: impl FnMut(&Row<'_>) -> Result<()>,
+    ) -> Result<()> {
+        match self {
+            Db::Sqlite(conn) => {
+                let mut stmt = conn.prepare_cached(sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+                while let Some(row) = rows.next()? {
+                    f(&Row::Sqlite(row))?;
+                }
+                Ok(())
+            }
+            Db::Postgres(cell) => {
+                let sql = pg_sql(sql);
+                let params = pg_params(params);
+                let rows = match &mut *cell.borrow_mut() {
+                    PgConn::Client(c) => c.query(sql.as_str(), &params)?,
+                    PgConn::Tx(t) => t.query(sql.as_str(), &params)?,
+                };
+                for row in &rows {
+                    f(&Row::Postgres(row))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Every row, each mapped by `f`.
+    pub fn all<T>(
+        &self,
+        sql: &str,
+        params: &[Val<'_>],
+        mut f: impl FnMut(&Row<'_>) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        self.each(sql, params, |row| {
+            out.push(f(row)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The first row (if any), mapped by `f`.
+    pub fn first<T>(
+        &self,
+        sql: &str,
+        params: &[Val<'_>],
+        f: impl FnOnce(&Row<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.each(sql, params, |row| {
+            if let Some(f) = f.take() {
+                out = Some(f(row)?);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+/// The error of an operation that the PostgreSQL engine does not support
+/// yet.
+pub(crate) fn not_on_postgres() -> Error {
+    Error::StoreUnavailable(
+        "this operation is not supported on a PostgreSQL store yet (issue 15)".into(),
+    )
+}
+
+/// Whether a PostgreSQL error is a serialization failure or deadlock,
+/// after which the whole transaction may be run again.
+pub(crate) fn retryable(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+    )
+}

@@ -1,0 +1,329 @@
+//! The store test matrix: every case runs on both engines, SQLite (a
+//! temporary directory) and PostgreSQL (a new database of a throwaway
+//! cluster, see `test_cluster`). Each case is a function taking the
+//! [`Engine`]; `on_sqlite` and `on_postgres` run the whole list.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use super::test_cluster::Cluster;
+use crate::clock::{ManualClock, DAY};
+use crate::outputs::CreateKeyRequest;
+use crate::{Caller, EncryptionContext, Error, Hsm, HsmOptions, KdfParams, Principal, Tag};
+
+const T0: i64 = 1_700_000_000;
+
+/// Where a case's stores live.
+enum Engine<'a> {
+    Sqlite,
+    Postgres(&'a Cluster),
+}
+
+/// A new, empty place for one store.
+enum Place {
+    Dir(tempfile::TempDir),
+    Url(String),
+}
+
+fn options(clock: Arc<ManualClock>) -> HsmOptions {
+    HsmOptions {
+        kdf: KdfParams {
+            memory_kib: 8192,
+            iterations: 1,
+            parallelism: 1,
+        },
+        clock,
+        cache_capacity: 16,
+        account: Default::default(),
+    }
+}
+
+fn pass() -> SecretString {
+    SecretString::from("matrix passphrase")
+}
+
+impl Engine<'_> {
+    fn place(&self) -> Place {
+        match self {
+            Engine::Sqlite => Place::Dir(tempfile::tempdir().unwrap()),
+            Engine::Postgres(cluster) => Place::Url(cluster.new_database()),
+        }
+    }
+
+    fn init(&self, place: &Place, clock: &Arc<ManualClock>) -> crate::Result<Hsm> {
+        match place {
+            Place::Dir(dir) => Hsm::init(dir.path(), &pass(), options(clock.clone())),
+            Place::Url(url) => Hsm::init_postgres(url, None, &pass(), options(clock.clone())),
+        }
+    }
+
+    fn open(
+        &self,
+        place: &Place,
+        passphrase: &SecretString,
+        clock: &Arc<ManualClock>,
+    ) -> crate::Result<Hsm> {
+        match place {
+            Place::Dir(dir) => Hsm::open(dir.path(), passphrase, options(clock.clone())),
+            Place::Url(url) => Hsm::open_postgres(url, None, passphrase, options(clock.clone())),
+        }
+    }
+
+    /// A new store on this engine, its place and clock.
+    fn fresh(&self) -> (Hsm, Place, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(T0));
+        let place = self.place();
+        let hsm = self.init(&place, &clock).unwrap();
+        (hsm, place, clock)
+    }
+}
+
+fn root() -> Caller {
+    Caller::new(Principal::Root, "matrix-test")
+}
+
+fn ctx() -> EncryptionContext {
+    [("purpose".to_string(), "matrix".to_string())].into()
+}
+
+/// Create, describe, disable (refused), enable, encrypt/decrypt, rotate
+/// (old ciphertexts still decrypt), schedule and cancel deletion, purge.
+fn key_lifecycle(engine: &Engine<'_>) {
+    let (hsm, _place, clock) = engine.fresh();
+    let caller = root();
+    let gate = hsm.gate(&caller);
+    let key = gate
+        .create_key(CreateKeyRequest {
+            description: "lifecycle".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let meta = gate.describe_key(&key.key_id).unwrap();
+    assert_eq!(meta.description, "lifecycle");
+    assert_eq!(meta.current_key_version, 1);
+    let old = gate.encrypt(&key.key_id, b"hello", &ctx(), None).unwrap();
+
+    gate.disable_key(&key.key_id).unwrap();
+    assert!(matches!(
+        gate.encrypt(&key.key_id, b"x", &ctx(), None),
+        Err(Error::Disabled(_))
+    ));
+    gate.enable_key(&key.key_id).unwrap();
+
+    gate.rotate_key_on_demand(&key.key_id).unwrap();
+    assert_eq!(
+        gate.describe_key(&key.key_id).unwrap().current_key_version,
+        2
+    );
+    let new = gate.encrypt(&key.key_id, b"world", &ctx(), None).unwrap();
+    for (blob, plain) in [(&old, &b"hello"[..]), (&new, &b"world"[..])] {
+        let out = gate
+            .decrypt(&blob.ciphertext_blob, &ctx(), None, None)
+            .unwrap();
+        assert_eq!(&out.plaintext[..], plain);
+    }
+
+    gate.schedule_key_deletion(&key.key_id, Some(7)).unwrap();
+    assert!(matches!(
+        gate.encrypt(&key.key_id, b"x", &ctx(), None),
+        Err(Error::InvalidState(_))
+    ));
+    gate.cancel_key_deletion(&key.key_id).unwrap();
+    gate.enable_key(&key.key_id).unwrap();
+    let scheduled = gate.schedule_key_deletion(&key.key_id, Some(7)).unwrap();
+    assert!(hsm
+        .tick(scheduled.deletion_date - 1)
+        .unwrap()
+        .destroyed
+        .is_empty());
+    clock.set(scheduled.deletion_date);
+    let report = hsm.tick(scheduled.deletion_date).unwrap();
+    assert_eq!(report.destroyed.len(), 1);
+    assert!(matches!(
+        gate.describe_key(&key.key_id),
+        Err(Error::NotFound(_))
+    ));
+    assert!(gate
+        .decrypt(&old.ciphertext_blob, &ctx(), None, None)
+        .is_err());
+}
+
+/// Aliases (create, resolve, page, update, delete) and tags.
+fn aliases_and_tags(engine: &Engine<'_>) {
+    let (hsm, _place, _clock) = engine.fresh();
+    let caller = root();
+    let gate = hsm.gate(&caller);
+    let a = gate.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let b = gate.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    for n in 0..5 {
+        gate.create_alias(&format!("alias/m{n}"), &a).unwrap();
+    }
+    assert!(matches!(
+        gate.create_alias("alias/m0", &b),
+        Err(Error::AlreadyExists(_))
+    ));
+    let mut names = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = gate.list_aliases(None, Some(2), marker.as_deref()).unwrap();
+        names.extend(page.items.iter().map(|e| e.alias_name.clone()));
+        marker = page.next_marker;
+        if marker.is_none() {
+            break;
+        }
+    }
+    let want: Vec<String> = (0..5).map(|n| format!("alias/m{n}")).collect();
+    assert_eq!(names, want);
+    let out = gate
+        .encrypt("alias/m3", b"via alias", &ctx(), None)
+        .unwrap();
+    assert!(out.key_id.ends_with(&a));
+    gate.update_alias("alias/m3", &b).unwrap();
+    let out = gate
+        .encrypt("alias/m3", b"via alias", &ctx(), None)
+        .unwrap();
+    assert!(out.key_id.ends_with(&b));
+    gate.delete_alias("alias/m3").unwrap();
+    assert!(matches!(
+        gate.encrypt("alias/m3", b"x", &ctx(), None),
+        Err(Error::NotFound(_))
+    ));
+
+    let tag = |k: &str, v: &str| Tag {
+        tag_key: k.into(),
+        tag_value: v.into(),
+    };
+    gate.tag_resource(&a, &[tag("team", "core"), tag("env", "test")])
+        .unwrap();
+    gate.untag_resource(&a, &["env".to_string()]).unwrap();
+    let tags = gate.list_resource_tags(&a, None, None).unwrap().items;
+    assert_eq!(tags, vec![tag("team", "core")]);
+}
+
+/// Keys page in order; everything is there after reopening; a wrong
+/// passphrase and a second init are refused.
+fn reopen_and_pages(engine: &Engine<'_>) {
+    let (hsm, place, clock) = engine.fresh();
+    let caller = root();
+    let mut ids: Vec<String> = (0..5)
+        .map(|_| {
+            hsm.gate(&caller)
+                .create_key(CreateKeyRequest::default())
+                .unwrap()
+                .key_id
+        })
+        .collect();
+    ids.sort();
+    let blob = hsm
+        .gate(&caller)
+        .encrypt(&ids[0], b"kept", &ctx(), None)
+        .unwrap();
+    drop(hsm);
+    assert!(matches!(
+        engine.open(&place, &SecretString::from("wrong"), &clock),
+        Err(Error::IncorrectPassphrase)
+    ));
+    assert!(matches!(
+        engine.init(&place, &clock),
+        Err(Error::AlreadyExists(_))
+    ));
+    let hsm = engine.open(&place, &pass(), &clock).unwrap();
+    let gate = hsm.gate(&caller);
+    let mut seen = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = gate.list_keys(Some(2), marker.as_deref()).unwrap();
+        seen.extend(page.items.iter().map(|k| k.key_id.clone()));
+        marker = page.next_marker;
+        if marker.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, ids);
+    let out = gate
+        .decrypt(&blob.ciphertext_blob, &ctx(), None, None)
+        .unwrap();
+    assert_eq!(&out.plaintext[..], b"kept");
+}
+
+/// Scheduled rotation through the tick (the due-date index).
+fn automatic_rotation(engine: &Engine<'_>) {
+    let (hsm, _place, clock) = engine.fresh();
+    let caller = root();
+    let gate = hsm.gate(&caller);
+    let key = gate.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    gate.enable_key_rotation(&key, Some(90)).unwrap();
+    assert!(hsm.tick(T0 + 89 * DAY).unwrap().rotated.is_empty());
+    clock.set(T0 + 90 * DAY);
+    assert_eq!(hsm.tick(T0 + 90 * DAY).unwrap().rotated.len(), 1);
+    assert_eq!(gate.describe_key(&key).unwrap().current_key_version, 2);
+}
+
+/// The audit chain: one record per gated call, consecutive sequences,
+/// and the head survives reopening.
+fn audit_chain(engine: &Engine<'_>) {
+    let (hsm, place, clock) = engine.fresh();
+    let caller = root();
+    let before = hsm.audit_log().state().head_sequence;
+    let key = hsm
+        .gate(&caller)
+        .create_key(CreateKeyRequest::default())
+        .unwrap()
+        .key_id;
+    for _ in 0..3 {
+        hsm.gate(&caller)
+            .encrypt(&key, b"audited", &ctx(), None)
+            .unwrap();
+    }
+    hsm.gate(&caller).disable_key(&key).unwrap();
+    let head = hsm.audit_log().state().head_sequence;
+    assert_eq!(head, before + 5);
+    let sequences: Vec<i64> = hsm
+        .lock_store()
+        .read(|db| {
+            db.all(
+                "SELECT sequence FROM audit_records ORDER BY sequence",
+                &[],
+                |r| r.get(0),
+            )
+        })
+        .unwrap();
+    let want: Vec<i64> = (1..=head as i64).collect();
+    assert_eq!(sequences, want);
+    drop(hsm);
+    let hsm = engine.open(&place, &pass(), &clock).unwrap();
+    assert_eq!(hsm.audit_log().state().head_sequence, head);
+}
+
+/// One case of the matrix.
+type Case = fn(&Engine<'_>);
+
+/// Every case, by name.
+const CASES: &[(&str, Case)] = &[
+    ("key_lifecycle", key_lifecycle),
+    ("aliases_and_tags", aliases_and_tags),
+    ("reopen_and_pages", reopen_and_pages),
+    ("automatic_rotation", automatic_rotation),
+    ("audit_chain", audit_chain),
+];
+
+fn run_all(engine: &Engine<'_>, name: &str) {
+    for (case, f) in CASES {
+        eprintln!("store matrix on {name}: {case}");
+        f(engine);
+    }
+}
+
+#[test]
+fn on_sqlite() {
+    run_all(&Engine::Sqlite, "SQLite");
+}
+
+#[test]
+fn on_postgres() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    run_all(&Engine::Postgres(&cluster), "PostgreSQL");
+}

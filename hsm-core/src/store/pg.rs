@@ -1,0 +1,281 @@
+//! The PostgreSQL engine: a pool of connections to one database that
+//! several nodes share (see [`super::engine`] for the design).
+//!
+//! The database holds exactly what the SQLite file holds: wrapped key
+//! material and the root key sealed under the passphrase, never plaintext.
+//! Connections come from an r2d2 pool; a connection found closed (the
+//! server restarted) is dropped from the pool and the call fails with
+//! `StoreUnavailable`; the next call connects again.
+
+use std::str::FromStr;
+
+use postgres::{IsolationLevel, NoTls};
+use r2d2_postgres::PostgresConnectionManager;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::engine::Db;
+use crate::error::{Error, Result, PG_RETRY};
+
+/// Forward migrations of a PostgreSQL store; entry `i` moves the schema
+/// from version `i` to `i + 1` (numbered on their own: a PostgreSQL store
+/// starts at SQLite's schema 8). Integers are BIGINT, bytes BYTEA.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: SQLite's schema 8, and the table whose lock serializes writers.
+    "CREATE TABLE store_write_lock (id INTEGER PRIMARY KEY);
+     CREATE TABLE meta (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
+     CREATE TABLE keys (
+        key_id TEXT PRIMARY KEY,
+        description TEXT NOT NULL,
+        key_spec TEXT NOT NULL,
+        key_usage TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        creation_date BIGINT NOT NULL,
+        key_state TEXT NOT NULL,
+        deletion_date BIGINT,
+        pending_window_days BIGINT,
+        rotation_period_days BIGINT,
+        next_rotation_date BIGINT,
+        on_demand_rotation_date BIGINT,
+        token TEXT
+     );
+     CREATE TABLE key_versions (
+        key_id TEXT NOT NULL REFERENCES keys(key_id) ON DELETE CASCADE,
+        version BIGINT NOT NULL,
+        created BIGINT NOT NULL,
+        rotation_type TEXT,
+        wrapped_material BYTEA NOT NULL,
+        PRIMARY KEY (key_id, version)
+     );
+     CREATE TABLE aliases (
+        alias_name TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL REFERENCES keys(key_id) ON DELETE CASCADE,
+        creation_date BIGINT NOT NULL,
+        last_updated_date BIGINT NOT NULL
+     );
+     CREATE INDEX aliases_by_key_name ON aliases(key_id, alias_name);
+     CREATE TABLE tags (
+        key_id TEXT NOT NULL REFERENCES keys(key_id) ON DELETE CASCADE,
+        tag_key TEXT NOT NULL,
+        tag_value TEXT NOT NULL,
+        PRIMARY KEY (key_id, tag_key)
+     );
+     CREATE TABLE destroyed_keys (key_id TEXT PRIMARY KEY, destroyed_date BIGINT NOT NULL);
+     CREATE TABLE p11_tokens (
+        serial TEXT PRIMARY KEY,
+        label TEXT NOT NULL,
+        created BIGINT NOT NULL,
+        so_pin BYTEA NOT NULL,
+        so_failures BIGINT NOT NULL,
+        user_pin BYTEA,
+        user_failures BIGINT NOT NULL
+     );
+     CREATE TABLE p11_objects (
+        object_id TEXT PRIMARY KEY,
+        token TEXT NOT NULL REFERENCES p11_tokens(serial) ON DELETE CASCADE,
+        key_id TEXT REFERENCES keys(key_id) ON DELETE CASCADE,
+        attrs BYTEA NOT NULL
+     );
+     CREATE INDEX p11_objects_by_token ON p11_objects(token);
+     CREATE INDEX p11_objects_by_key ON p11_objects(key_id);
+     CREATE TABLE users (
+        user_name TEXT PRIMARY KEY,
+        created BIGINT NOT NULL,
+        unix_uid BIGINT UNIQUE,
+        cert_fingerprint TEXT UNIQUE
+     );
+     CREATE TABLE access_keys (
+        access_key_id TEXT PRIMARY KEY,
+        principal TEXT NOT NULL,
+        created BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        wrapped_secret BYTEA NOT NULL
+     );
+     CREATE INDEX access_keys_by_principal ON access_keys(principal);
+     CREATE TABLE key_policies (
+        key_id TEXT PRIMARY KEY REFERENCES keys(key_id) ON DELETE CASCADE,
+        policy TEXT NOT NULL
+     );
+     CREATE TABLE grants (
+        grant_id TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL REFERENCES keys(key_id) ON DELETE CASCADE,
+        name TEXT,
+        grantee TEXT NOT NULL,
+        retiring TEXT,
+        operations TEXT NOT NULL,
+        context_equals TEXT,
+        context_subset TEXT,
+        issuing TEXT NOT NULL,
+        created BIGINT NOT NULL
+     );
+     CREATE INDEX grants_by_key ON grants(key_id);
+     CREATE INDEX grants_by_retiring ON grants(retiring, grant_id) WHERE retiring IS NOT NULL;
+     CREATE TABLE audit_records (
+        sequence BIGINT PRIMARY KEY,
+        event_time BIGINT NOT NULL,
+        event_name TEXT NOT NULL,
+        username TEXT NOT NULL,
+        access_key_id TEXT,
+        resource_arn TEXT,
+        resource_id TEXT,
+        record TEXT NOT NULL,
+        hash BYTEA NOT NULL
+     );
+     CREATE INDEX audit_records_by_time ON audit_records(event_time);
+     CREATE TABLE audit_checkpoints (
+        tree_size BIGINT PRIMARY KEY,
+        created BIGINT NOT NULL,
+        root BYTEA NOT NULL,
+        note TEXT NOT NULL
+     );
+     CREATE INDEX keys_by_deletion_date ON keys(deletion_date) WHERE deletion_date IS NOT NULL;
+     CREATE INDEX keys_by_rotation_date ON keys(key_state, next_rotation_date)
+        WHERE next_rotation_date IS NOT NULL;
+     CREATE INDEX keys_by_token ON keys(token, key_id) WHERE token IS NOT NULL;",
+];
+
+/// The schema version this build writes on PostgreSQL.
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The advisory lock key migrations take ("tinfoil" in ASCII).
+const MIGRATION_LOCK: i64 = 0x74_69_6e_66_6f_69_6c;
+
+/// How many times a write is run again after a serialization failure.
+const RETRIES: usize = 5;
+
+/// How many connections a node keeps at most.
+const POOL_SIZE: u32 = 16;
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+/// A PostgreSQL store: a pool of connections to one database. Cloning
+/// shares the pool.
+#[derive(Clone)]
+pub(crate) struct PgStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgStore")
+    }
+}
+
+impl PgStore {
+    /// Connects to the database `url` names (`postgres://USER@HOST:PORT/DB`,
+    /// or `host=/socket/dir` as a parameter) and applies the missing
+    /// migrations. A password never comes in the URL (it would show in
+    /// process listings and logs): it is `password`, or libpq's
+    /// `PGPASSWORD`.
+    pub fn connect(url: &str, password: Option<&SecretString>) -> Result<PgStore> {
+        let mut config = postgres::Config::from_str(url)
+            .map_err(|e| Error::validation(format!("malformed store URL: {e}")))?;
+        if config.get_password().is_some() {
+            return Err(Error::validation(
+                "the store URL must not hold a password: give it in a file or PGPASSWORD",
+            ));
+        }
+        if let Some(password) = password {
+            config.password(password.expose_secret());
+        } else if let Ok(password) = std::env::var("PGPASSWORD") {
+            config.password(password);
+        }
+        config.connect_timeout(std::time::Duration::from_secs(10));
+        let manager = PostgresConnectionManager::new(config, NoTls);
+        let pool = r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(1))
+            // A closed connection is found when used (and then dropped):
+            // no round trip per checkout.
+            .test_on_check_out(false)
+            .connection_timeout(std::time::Duration::from_secs(10))
+            .build(manager)
+            .map_err(|e| Error::StoreUnavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+        let store = PgStore { pool };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Applies the missing migrations in one transaction under an
+    /// advisory lock, so nodes opening an older store together apply
+    /// each once.
+    fn migrate(&self) -> Result<()> {
+        let mut client = self.pool.get()?;
+        let mut tx = client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+        let current: i64 = match tx.query_opt("SELECT version FROM schema_version", &[])? {
+            Some(row) => row.try_get(0)?,
+            None => {
+                tx.execute("INSERT INTO schema_version (version) VALUES (0)", &[])?;
+                0
+            }
+        };
+        if current > SCHEMA_VERSION {
+            return Err(Error::StoreUnavailable(format!(
+                "the store has schema version {current}, newer than this build's {SCHEMA_VERSION}; upgrade Tinfoil"
+            )));
+        }
+        for sql in &MIGRATIONS[current as usize..] {
+            tx.batch_execute(sql)?;
+        }
+        tx.execute("UPDATE schema_version SET version = $1", &[&SCHEMA_VERSION])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Runs `f` in one write transaction (SERIALIZABLE, holding
+    /// `store_write_lock` from its first statement), appending the pending
+    /// audit record when `audited`; a serialization failure runs it again.
+    pub fn write<T>(&self, audited: bool, f: &mut dyn FnMut(&Db<'_>) -> Result<T>) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            let mut client = self.pool.get()?;
+            let outcome = (|| {
+                let tx = client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::Serializable)
+                    .start()?;
+                let db = Db::pg_tx(tx);
+                // No snapshot before the lock: see engine's design notes.
+                db.batch("LOCK TABLE store_write_lock IN EXCLUSIVE MODE")?;
+                let value = f(&db)?;
+                let appended = if audited {
+                    crate::audit::pending::before_commit(&db)?
+                } else {
+                    None
+                };
+                db.commit()?;
+                Ok((value, appended))
+            })();
+            match outcome {
+                Ok((value, appended)) => {
+                    crate::audit::pending::after_commit(appended);
+                    return Ok(value);
+                }
+                Err(Error::StoreUnavailable(m)) if m.starts_with(PG_RETRY) && attempt < RETRIES => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Runs `f` on a pooled connection; `snapshot`: in one read-only
+    /// REPEATABLE READ transaction.
+    pub fn read<T>(&self, snapshot: bool, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
+        let mut client = self.pool.get()?;
+        if snapshot {
+            let tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let db = Db::pg_tx(tx);
+            let value = f(&db)?;
+            db.commit()?;
+            Ok(value)
+        } else {
+            f(&Db::pg_client(&mut client))
+        }
+    }
+}
