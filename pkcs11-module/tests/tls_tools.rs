@@ -3,7 +3,13 @@
 //! --keypairgen` with default flags, a self-signed certificate made with
 //! it through the OpenSSL pkcs11 engine and written to the token, then
 //!
-//! - `openssl s_server` through the engine (key by pkcs11: URI) and
+//! - `openssl s_server` and `s_client` through pkcs11-provider (the
+//!   OpenSSL 3 provider, Debian 12 backports; scripts/test installs it),
+//!   key AND certificate by pkcs11: URI: TLS 1.2 with RSA key exchange
+//!   (the token decrypts the premaster secret) and TLS 1.3 with RSA-PSS;
+//!   `openssl pkeyutl -decrypt` by URI gets back what `pkeyutl -encrypt`
+//!   made with the token's public key;
+//! - `openssl s_server` through the pkcs11 engine (key by pkcs11: URI) and
 //!   `s_client`: TLS 1.3 with RSA-PSS and TLS 1.2 with ECDHE-RSA;
 //! - gnutls-serv and gnutls-cli, key AND certificate by pkcs11: URI on
 //!   both sides (the client authenticates with the token's pair too): TLS
@@ -13,14 +19,14 @@
 //! Every case runs on our module (embedded backend; the server and the
 //! client are two processes on one store) and on SoftHSM2, the control.
 //!
-//! Two limits of the tools, the same with SoftHSM: OpenSSL 3.0's
-//! `s_server -cert` reads only files and OSSL_STORE URIs, and libp11 0.4.12
-//! (the engine) registers no pkcs11: store (the pkcs11-provider is not
-//! packaged for Debian 12), so its certificate is exported from the token
-//! by URI with `p11tool --export` and handed over as a file; and OpenSSL
-//! 3.0 cannot do TLS 1.2 RSA key exchange with any engine key (its legacy
-//! RSA method refuses the TLS padding mode, "illegal or unsupported padding
-//! mode"), so that handshake is checked with GnuTLS.
+//! Two limits of the engine (libp11 0.4.12), the same with SoftHSM and
+//! checked here: it registers no pkcs11: OSSL_STORE scheme, so OpenSSL
+//! 3.0's `s_server -cert pkcs11:...` fails with "unregistered scheme"
+//! (and `-certform` takes only PEM or DER), hence its certificate is
+//! exported from the token by URI with `p11tool --export`; and OpenSSL 3.0
+//! cannot do TLS 1.2 RSA key exchange with an engine key (its legacy RSA
+//! method refuses the TLS padding mode, "illegal or unsupported padding
+//! mode"). The provider has neither limit.
 
 mod common;
 
@@ -32,6 +38,8 @@ use std::time::{Duration, Instant};
 use common::{tinfoil_path, Which};
 
 const ENGINE: &str = "/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so";
+/// pkcs11-provider (Debian package pkcs11-provider, bookworm-backports).
+const PROVIDER: &str = "/usr/lib/x86_64-linux-gnu/ossl-modules/pkcs11.so";
 const PIN: &str = "1234";
 const KEY: &str = "pkcs11:token=tls;object=tlskey;type=private;pin-value=1234";
 const CERT: &str = "pkcs11:token=tls;object=tlskey;type=cert";
@@ -135,6 +143,18 @@ fn fixture(which: Which) -> Fixture {
             "openssl_conf = openssl_init\n[openssl_init]\nengines = engine_section\n\
              [engine_section]\npkcs11 = pkcs11_section\n[pkcs11_section]\n\
              engine_id = pkcs11\ndynamic_path = {ENGINE}\nMODULE_PATH = {}\ninit = 0\n",
+            module.display()
+        ),
+    )
+    .unwrap();
+    // The same module through pkcs11-provider (OPENSSL_CONF=provider.cnf).
+    std::fs::write(
+        d.join("provider.cnf"),
+        format!(
+            "openssl_conf = openssl_init\n[openssl_init]\nproviders = provider_section\n\
+             [provider_section]\ndefault = default_section\npkcs11 = pkcs11_section\n\
+             [default_section]\nactivate = 1\n[pkcs11_section]\nmodule = {PROVIDER}\n\
+             pkcs11-module-path = {}\nactivate = 1\n",
             module.display()
         ),
     )
@@ -268,24 +288,34 @@ impl Server {
 /// `openssl s_server` on a free port with the token's key (engine, by
 /// URI) and the certificate taken from the token; one connection.
 fn s_server(f: &Fixture, version: &str) -> Server {
-    let mut child = f
-        .server("openssl")
-        .args([
-            "s_server",
-            "-engine",
-            "pkcs11",
-            "-keyform",
-            "engine",
-            "-key",
-            KEY,
-            "-cert",
-            "from-token.pem",
-            "-accept",
-            "0",
-            "-naccept",
-            "1",
-            version,
-        ])
+    let mut server = f.server("openssl");
+    server.args([
+        "s_server",
+        "-engine",
+        "pkcs11",
+        "-keyform",
+        "engine",
+        "-key",
+        KEY,
+        "-cert",
+        "from-token.pem",
+    ]);
+    start_s_server(server, version)
+}
+
+/// `openssl s_server` through pkcs11-provider: key AND certificate by
+/// pkcs11: URI (OSSL_STORE); one connection.
+fn s_server_provider(f: &Fixture, version: &str) -> Server {
+    let mut server = f.server("openssl");
+    server
+        .env("OPENSSL_CONF", f.path("provider.cnf"))
+        .args(["s_server", "-key", KEY, "-cert", CERT]);
+    start_s_server(server, version)
+}
+
+fn start_s_server(mut server: Command, version: &str) -> Server {
+    let mut child = server
+        .args(["-accept", "0", "-naccept", "1", version])
         // Kept open: s_server stops at the end of its standard input.
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -385,6 +415,123 @@ fn openssl_engine_tls12(which: Which) {
             "{client}\nserver:\n{server}"
         );
     }
+}
+
+/// The provider is installed (scripts/test does it).
+fn provider_installed() {
+    assert!(
+        std::path::Path::new(PROVIDER).exists(),
+        "{PROVIDER} is missing: install pkcs11-provider from bookworm-backports (scripts/test does)"
+    );
+}
+
+/// pkcs11-provider: TLS 1.2 with RSA key exchange and TLS 1.3 with
+/// RSA-PSS, the server's key and certificate both by pkcs11: URI.
+fn openssl_provider_key_and_certificate_by_uri(which: Which) {
+    provider_installed();
+    let f = fixture(which);
+    for (version, args, expect) in [
+        (
+            "-tls1_2",
+            ["-tls1_2", "-cipher", "AES128-GCM-SHA256"],
+            "New, TLSv1.2, Cipher is AES128-GCM-SHA256",
+        ),
+        (
+            "-tls1_3",
+            ["-tls1_3", "-sigalgs", "rsa_pss_rsae_sha256"],
+            "New, TLSv1.3, Cipher is",
+        ),
+    ] {
+        let server = s_server_provider(&f, version);
+        let (done, client) = s_client(&f, server.port, &args);
+        let server = server.output();
+        assert!(done, "{client}\nserver:\n{server}");
+        assert!(client.contains(expect), "{client}");
+        assert!(client.contains("Verify return code: 0 (ok)"), "{client}");
+        if version == "-tls1_3" {
+            assert!(client.contains("Peer signature type: RSA-PSS"), "{client}");
+        }
+    }
+}
+
+/// pkcs11-provider: the default-flags pair decrypts what `openssl pkeyutl
+/// -encrypt` made with its public key (PKCS#1 v1.5 and OAEP), by URI.
+fn openssl_provider_pkeyutl_decrypt(which: Which) {
+    provider_installed();
+    let f = fixture(which);
+    std::fs::write(f.path("secret.txt"), b"a premaster-sized secret").unwrap();
+    ok(f.command("openssl").args([
+        "x509", "-in", "cert.pem", "-pubkey", "-noout", "-out", "pub.pem",
+    ]));
+    // OAEP's digests named on both sides: pkcs11-provider 1.0 refuses
+    // OAEP without them ("illegal or unsupported padding mode", SoftHSM
+    // alike). SoftHSM 2.6.1 does OAEP with SHA-1 only.
+    let oaep = |md: &'static str| -> Vec<String> {
+        vec![
+            "rsa_padding_mode:oaep".into(),
+            format!("rsa_oaep_md:{md}"),
+            format!("rsa_mgf1_md:{md}"),
+        ]
+    };
+    let mut cases = vec![
+        ("pkcs1", vec!["rsa_padding_mode:pkcs1".to_string()]),
+        ("oaep-sha1", oaep("sha1")),
+    ];
+    if which != Which::SoftHsm {
+        cases.push(("oaep-sha256", oaep("sha256")));
+    }
+    for (name, options) in cases {
+        let encrypted = format!("secret.{name}");
+        let decrypted = format!("secret.{name}.out");
+        let pkeyopts: Vec<&str> = options
+            .iter()
+            .flat_map(|o| ["-pkeyopt", o.as_str()])
+            .collect();
+        ok(f.command("openssl")
+            .args(["pkeyutl", "-encrypt", "-pubin", "-inkey", "pub.pem"])
+            .args(&pkeyopts)
+            .args(["-in", "secret.txt", "-out", &encrypted]));
+        // SoftHSM 2.6.1 (the control) crashes in C_CloseSession at exit
+        // under the provider (after the output is written): its status is
+        // not checked, ours must be 0.
+        let out = f
+            .command("openssl")
+            .env("OPENSSL_CONF", f.path("provider.cnf"))
+            .args(["pkeyutl", "-decrypt", "-inkey", KEY])
+            .args(&pkeyopts)
+            .args(["-in", &encrypted, "-out", &decrypted])
+            .output()
+            .unwrap();
+        if which != Which::SoftHsm {
+            assert!(out.status.success(), "{}", text(&out));
+        }
+        assert_eq!(
+            std::fs::read(f.path(&decrypted)).unwrap_or_default(),
+            b"a premaster-sized secret",
+            "{name}: {}",
+            text(&out)
+        );
+    }
+}
+
+/// The engine cannot hand `s_server` a certificate by URI: libp11 0.4.12
+/// registers no pkcs11: store scheme (the same with SoftHSM: OpenSSL
+/// refuses before any module call).
+fn openssl_engine_certificate_by_uri_refused(which: Which) {
+    let f = fixture(which);
+    let out = f
+        .command("openssl")
+        .args([
+            "s_server", "-engine", "pkcs11", "-keyform", "engine", "-key", KEY, "-cert", CERT,
+            "-accept", "0", "-naccept", "1",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("unregistered scheme:"), "{all}");
+    assert!(all.contains("scheme=pkcs11"), "{all}");
 }
 
 /// A free TCP port (bound and let go).
@@ -499,4 +646,7 @@ matrix!([tinfoil_embedded => Embedded, softhsm_control => SoftHsm];
     openssl_engine_tls13_rsa_pss,
     openssl_engine_tls12,
     gnutls_key_and_certificate_by_uri,
+    openssl_provider_key_and_certificate_by_uri,
+    openssl_provider_pkeyutl_decrypt,
+    openssl_engine_certificate_by_uri_refused,
 );
