@@ -58,10 +58,63 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Type names (`prost::Name`) let clients render any message as proto3 JSON.
     let mut config = prost_build::Config::new();
     config.enable_type_names();
+    wipeable(&mut config, &fds);
     tonic_prost_build::configure()
         .build_transport(false)
+        // Every generated client and server encodes through src/wipe.rs's
+        // codec, which wipes each message once it is encoded.
+        .codec_path("crate::wipe::WipingCodec")
         .btree_map(".")
         .skip_debug(REDACTED.iter().copied())
         .compile_fds_with_config(fds, config)?;
     Ok(())
+}
+
+/// `zeroize::Zeroize` for every message and oneof of the descriptor set:
+/// `zeroize()` wipes every `bytes` and `string` field (contents first, then
+/// cleared) and recurses into nested messages, repeated fields and oneofs.
+/// Maps (encryption contexts, tag filters: never secret, and written to the
+/// audit log anyway) are skipped; the derive has no impl for them.
+fn wipeable(config: &mut prost_build::Config, fds: &prost_types::FileDescriptorSet) {
+    const DERIVE: &str = "#[derive(::zeroize::Zeroize)]";
+    fn visit(config: &mut prost_build::Config, path: &str, message: &prost_types::DescriptorProto) {
+        for (index, oneof) in message.oneof_decl.iter().enumerate() {
+            // proto3 `optional` fields sit in synthetic oneofs, generated
+            // as plain `Option<T>` fields, not enums.
+            let synthetic = message
+                .field
+                .iter()
+                .any(|f| f.oneof_index == Some(index as i32) && f.proto3_optional.unwrap_or(false));
+            if !synthetic {
+                config.enum_attribute(format!("{path}.{}", oneof.name()), DERIVE);
+            }
+        }
+        for field in &message.field {
+            let is_map = field.type_name.as_deref().is_some_and(|type_name| {
+                message.nested_type.iter().any(|nested| {
+                    format!("{path}.{}", nested.name()) == type_name
+                        && nested.options.as_ref().is_some_and(|o| o.map_entry())
+                })
+            });
+            if is_map {
+                config.field_attribute(format!("{path}.{}", field.name()), "#[zeroize(skip)]");
+            }
+        }
+        for nested in &message.nested_type {
+            if !nested.options.as_ref().is_some_and(|o| o.map_entry()) {
+                visit(config, &format!("{path}.{}", nested.name()), nested);
+            }
+        }
+    }
+    // Every message (map entries are not generated as types).
+    config.message_attribute(".", DERIVE);
+    for file in &fds.file {
+        for message in &file.message_type {
+            visit(
+                config,
+                &format!(".{}.{}", file.package(), message.name()),
+                message,
+            );
+        }
+    }
 }

@@ -525,7 +525,9 @@ impl Pkcs11Backend for Pkcs11Service {
         let caller = self.caller_of(&request)?;
         let key = request.get_ref().key.as_ref();
         let call = self.use_call(&caller, &request, key, "C_Sign", "kms:Sign");
-        let r = request.into_inner();
+        let mut r = request.into_inner();
+        // The data to sign: wiped once signed.
+        let input = Zeroizing::new(std::mem::take(&mut r.input));
         // RSA private operations take about a millisecond: the pool's.
         let lane = match &r.how {
             Some(pb::P11RawSign {
@@ -535,7 +537,7 @@ impl Pkcs11Backend for Pkcs11Service {
         };
         self.run_recorded(lane, "P11Sign", call, move |b| {
             let key = wire::key_from_wire(r.key)?;
-            let data = b.sign(&key, wire::sign_from_wire(r.how)?, &r.input)?;
+            let data = b.sign(&key, wire::sign_from_wire(r.how)?, &input)?;
             Ok(pb::P11BytesResponse { data })
         })
         .await
@@ -548,11 +550,12 @@ impl Pkcs11Backend for Pkcs11Service {
         let caller = self.caller_of(&request)?;
         let key = request.get_ref().key.as_ref();
         let call = self.use_call(&caller, &request, key, "C_Verify", "kms:Verify");
-        let r = request.into_inner();
+        let mut r = request.into_inner();
+        let input = Zeroizing::new(std::mem::take(&mut r.input));
         self.run_recorded(Lane::Inline, "P11Verify", call, move |b| {
             let key = wire::key_from_wire(r.key)?;
             let ok =
-                verified(b.verify(&key, wire::sign_from_wire(r.how)?, &r.input, &r.signature)?)?;
+                verified(b.verify(&key, wire::sign_from_wire(r.how)?, &input, &r.signature)?)?;
             Ok(pb::P11BoolResponse { ok })
         })
         .await

@@ -5,7 +5,9 @@
 //! tinfoild's Unix socket (the CLI and the PKCS#11 module share it).
 //!
 //! Messages that carry plaintext or key material print redacted `Debug`
-//! output (see [`v1`] and `redact.rs`).
+//! output (see [`v1`] and `redact.rs`). Every message implements
+//! `zeroize::Zeroize`, and every generated client and server encodes
+//! through [`wipe::WipingCodec`], which wipes each message once encoded.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -13,6 +15,7 @@
 mod redact;
 #[cfg(feature = "unix-client")]
 pub mod unix;
+pub mod wipe;
 
 /// Package `tinfoil.v1`, generated from `proto/tinfoil/v1/kms.proto` and
 /// `pkcs11.proto`.

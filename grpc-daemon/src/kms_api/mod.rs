@@ -280,6 +280,24 @@ async fn connection<S>(
 }
 
 /// Answers one request: never fails, every answer has a request id.
+/// A copy of a request body that is wiped on drop; the body itself is
+/// wiped too when this code holds its only reference (several frames
+/// collected into a new buffer). A body still sharing hyper's read buffer
+/// is hyper's (see the README's memory section).
+fn owned_wiping(body: Bytes) -> zeroize::Zeroizing<Vec<u8>> {
+    let copy = zeroize::Zeroizing::new(body.to_vec());
+    if let Ok(mut unique) = body.try_into_mut() {
+        zeroize::Zeroize::zeroize(unique.as_mut());
+    }
+    copy
+}
+
+/// A response body (it may carry a plaintext or a data key, base64)
+/// wiped when hyper drops its last reference to it.
+fn wiped_on_drop(body: Vec<u8>) -> Bytes {
+    Bytes::from_owner(zeroize::Zeroizing::new(body))
+}
+
 async fn handle(
     request: Request<Incoming>,
     endpoint: &Endpoint,
@@ -296,7 +314,7 @@ async fn handle(
             (e.status, e.body(), e.close)
         }
     };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(Full::new(wiped_on_drop(body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
@@ -369,7 +387,7 @@ async fn answer(
             })
         }
         // Owned, so the request's base64 plaintext can be wiped once parsed.
-        Ok(Ok(collected)) => zeroize::Zeroizing::new(Vec::from(collected.to_bytes())),
+        Ok(Ok(collected)) => owned_wiping(collected.to_bytes()),
     };
     let hsm = Arc::clone(endpoint.service.hsm());
     let payload = sigv4::sha256_hex(&body);
@@ -451,4 +469,24 @@ fn run(
         }
     }
     body
+}
+
+#[cfg(test)]
+mod wipe_tests {
+    use super::*;
+
+    #[test]
+    fn bodies_keep_their_bytes_while_in_use() {
+        let body = wiped_on_drop(br#"{"Plaintext":"c2VjcmV0"}"#.to_vec());
+        assert_eq!(&body[..], br#"{"Plaintext":"c2VjcmV0"}"#);
+        let shared = Bytes::from(b"shared".to_vec());
+        let other = shared.clone();
+        assert_eq!(&owned_wiping(shared)[..], b"shared");
+        // Not unique: left as it is for its other holder.
+        assert_eq!(&other[..], b"shared");
+        assert_eq!(
+            &owned_wiping(Bytes::from(b"unique".to_vec()))[..],
+            b"unique"
+        );
+    }
 }

@@ -12,6 +12,7 @@ use prost::Message;
 use tinfoil_proto::v1 as pb;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
+use zeroize::{Zeroize, Zeroizing};
 
 use super::Pkcs11Service;
 use crate::connection::{ConnectionInfo, CONNECTION};
@@ -25,17 +26,19 @@ const REPLY_PART: usize = 1 << 20;
 /// The stream of reply parts.
 pub type ChunkedReplies = Pin<Box<dyn Stream<Item = Result<pb::P11Chunk, Status>> + Send>>;
 
-/// Reads the parts of one call, up to the one marked last.
-async fn reassemble(mut parts: Streaming<pb::P11Chunk>) -> Result<Vec<u8>, Status> {
-    let mut call = Vec::new();
+/// Reads the parts of one call, up to the one marked last. Each part is
+/// wiped once copied, and so is every buffer the call outgrows.
+async fn reassemble(mut parts: Streaming<pb::P11Chunk>) -> Result<Zeroizing<Vec<u8>>, Status> {
+    let mut call = Zeroizing::new(Vec::new());
     while let Some(part) = parts.next().await {
-        let part = part?;
+        let mut part = Zeroizing::new(part?);
         if call.len() + part.data.len() > MAX_CHUNKED_CALL {
             return Err(Status::out_of_range(format!(
                 "a chunked call is limited to {MAX_CHUNKED_CALL} bytes"
             )));
         }
-        call.extend_from_slice(&part.data);
+        tinfoil_proto::wipe::append_wiping(&mut call, &part.data);
+        part.data.zeroize();
         if part.last {
             return Ok(call);
         }
@@ -74,19 +77,23 @@ impl Pkcs11Service {
     ) -> Result<Response<ChunkedReplies>, Status> {
         let connection = crate::connection::current();
         let peer: Option<ConnectionInfo> = request.extensions().get::<ConnectionInfo>().cloned();
-        let mut encoded = zeroize::Zeroizing::new(reassemble(request.into_inner()).await?);
+        let mut encoded = reassemble(request.into_inner()).await?;
         let call = pb::P11PipeCall::decode(encoded.as_slice()).map_err(|e| {
             Status::invalid_argument(format!("a chunked call does not decode: {e}"))
         })?;
         // The copy in `encoded` holds data to encrypt or sign: wiped now.
-        encoded.clear();
+        encoded.zeroize();
         let answer = self.pipe_call(call, peer.as_ref());
-        let reply = match connection {
+        let mut reply = match connection {
             Some(id) => CONNECTION.scope(id, answer).await,
             None => answer.await,
         };
-        let reply = zeroize::Zeroizing::new(reply.encode_to_vec());
-        Ok(Response::new(Box::pin(tokio_stream::iter(split(&reply)))))
+        let encoded_reply = Zeroizing::new(reply.encode_to_vec());
+        reply.zeroize();
+        // The parts are wiped by the codec once encoded.
+        Ok(Response::new(Box::pin(tokio_stream::iter(split(
+            &encoded_reply,
+        )))))
     }
 }
 

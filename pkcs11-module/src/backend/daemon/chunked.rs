@@ -6,7 +6,7 @@
 
 use prost::Message;
 use tinfoil_proto::v1 as pb;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::wire;
 use super::{pipe, DaemonBackend, CALL_TIMEOUT, MAX_MESSAGE};
@@ -28,13 +28,14 @@ impl DaemonBackend {
             .client
             .clone()
             .ok_or_else(|| Pkcs11Error::General("not connected".into()))?;
-        let encoded = Zeroizing::new(
-            pb::P11PipeCall {
-                call: Some(call),
-                audit: crate::audit::current_wire(),
-            }
-            .encode_to_vec(),
-        );
+        let mut message = pb::P11PipeCall {
+            call: Some(call),
+            audit: crate::audit::current_wire(),
+        };
+        let encoded = Zeroizing::new(message.encode_to_vec());
+        // The call carries the data to encrypt or sign: wiped once encoded
+        // (the parts are wiped by the codec once sent).
+        message.zeroize();
         let count = encoded.len().div_ceil(PART);
         let parts: Vec<pb::P11Chunk> = encoded
             .chunks(PART)
@@ -51,12 +52,14 @@ impl DaemonBackend {
             let mut replies = client.chunked(request).await?.into_inner();
             let mut reply = Zeroizing::new(Vec::new());
             while let Some(part) = replies.message().await? {
+                let mut part = Zeroizing::new(part);
                 if reply.len() + part.data.len() > MAX_MESSAGE {
                     return Err(tonic::Status::out_of_range(
                         "the chunked reply is too large",
                     ));
                 }
-                reply.extend_from_slice(&part.data);
+                tinfoil_proto::wipe::append_wiping(&mut reply, &part.data);
+                part.data.zeroize();
                 if part.last {
                     return Ok(Some(reply));
                 }
