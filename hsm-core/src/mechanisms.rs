@@ -362,8 +362,9 @@ impl Hsm {
         Ok(aws_lc_rs::constant_time::verify_slices_are_equal(&expected, mac).is_ok())
     }
 
-    /// Wraps an extractable session key under `wrapping`. Token keys are
-    /// never extractable.
+    /// Wraps an extractable key under `wrapping`: a secret key's value, or
+    /// an extractable private key's PKCS#8 PrivateKeyInfo (RFC 3394 needs
+    /// a length that is a multiple of 8: a `ValidationException` else).
     pub fn p11_wrap(
         &self,
         keys: &SessionKeys,
@@ -377,7 +378,9 @@ impl Hsm {
                 let table = keys.lock();
                 let entry = table
                     .get(&id)
+        let private = self.exportable_private(keys, target, false)?;
                     .ok_or_else(|| Error::NotFound("session key".into()))?;
+            _ if private.is_some() => private.unwrap_or_default(),
                 if !entry.extractable {
                     return Err(unextractable());
                 }

@@ -22,6 +22,7 @@ use crate::types::{KeyMetadata, KeySpec, KeyUsage, Origin};
 
 mod copy;
 mod import;
+mod private_export;
 mod readable;
 mod rows;
 mod session_keys;
@@ -383,14 +384,7 @@ impl Hsm {
             token: Some(token.to_string()),
             ..Default::default()
         };
-        let tags = if usages.is_single(usage) {
-            Vec::new()
-        } else {
-            vec![crate::types::Tag {
-                tag_key: USAGES_TAG.to_string(),
-                tag_value: usages.as_str(),
-            }]
-        };
+        let tags = usages.pair_tags(usage);
         let meta = self.create_key_with_material(request, Origin::AwsKms, None, &tags)?;
         let public = self.get_public_key(&meta.key_id)?.public_key;
         Ok((meta, public))
@@ -474,20 +468,40 @@ pub struct PairUsages {
 impl PairUsages {
     /// One KMS usage.
     pub fn single(usage: KeyUsage) -> PairUsages {
+    /// CKA_EXTRACTABLE true: the private key may leave wrapped (PKCS#8
+    /// under an AES key). Kept in the tag [`EXTRACTABLE_TAG`].
+    pub extractable: bool,
+    /// CKA_SENSITIVE false: with `extractable`, the private key's parts
+    /// may be read. Kept in the tag [`READABLE_TAG`].
+    pub readable: bool,
         PairUsages {
             sign: usage == KeyUsage::SignVerify,
             decrypt: usage == KeyUsage::EncryptDecrypt,
-            derive: false,
+            ..PairUsages::default()
         }
     }
 
-    /// The comma-separated names (the tag's value and the wire form).
+    /// The comma-separated names of the usages and export rights (the
+    /// wire form): the usages, then EXTRACTABLE and READABLE when set.
     pub fn as_str(&self) -> String {
         let mut names = Vec::new();
         if self.sign {
             names.push("SIGN_VERIFY");
         }
         if self.decrypt {
+        let mut names = vec![self.usages_str()];
+        if self.extractable {
+            names.push("EXTRACTABLE".to_string());
+        }
+        if self.readable {
+            names.push("READABLE".to_string());
+        }
+        names.retain(|n| !n.is_empty());
+        names.join(",")
+    }
+
+    /// The usages alone (the [`USAGES_TAG`] value).
+    fn usages_str(&self) -> String {
             names.push("ENCRYPT_DECRYPT");
         }
         if self.derive {
@@ -510,6 +524,8 @@ impl PairUsages {
         }
         Ok(u)
     }
+                "EXTRACTABLE" => u.extractable = true,
+                "READABLE" => u.readable = true,
 
     /// Whether these usages allow `usage`.
     pub fn allows(&self, usage: KeyUsage) -> bool {
@@ -531,7 +547,33 @@ impl PairUsages {
 
     /// Whether `primary` alone says everything.
     fn is_single(&self, primary: KeyUsage) -> bool {
-        *self == PairUsages::single(primary)
+        PairUsages {
+            extractable: false,
+            readable: false,
+            ..*self
+        } == PairUsages::single(primary)
+    }
+
+    /// The tags a token key pair with these usages carries: the
+    /// [`USAGES_TAG`] when its KMS usage `primary` does not say everything,
+    /// [`EXTRACTABLE_TAG`] when extractable, [`READABLE_TAG`] when
+    /// extractable and readable.
+    pub(crate) fn pair_tags(&self, primary: KeyUsage) -> Vec<crate::types::Tag> {
+        let mut tags = Vec::new();
+        if !self.is_single(primary) {
+            tags.push(crate::types::Tag {
+                tag_key: USAGES_TAG.to_string(),
+                tag_value: self.usages_str(),
+            });
+        }
+        tags.extend(extractable_tag(self.extractable));
+        if self.extractable && self.readable {
+            tags.push(crate::types::Tag {
+                tag_key: READABLE_TAG.to_string(),
+                tag_value: "true".to_string(),
+            });
+        }
+        tags
     }
 
     /// Checks the usages against the key type: RSA signs and decrypts, a

@@ -15,6 +15,7 @@ fn both() -> PairUsages {
         sign: true,
         decrypt: true,
         derive: false,
+        ..Default::default()
     }
 }
 
@@ -73,6 +74,7 @@ fn usages_the_key_type_cannot_have_are_refused_and_nothing_is_made() {
         sign: true,
         decrypt: true,
         derive: false,
+        ..Default::default()
     };
     assert!(h
         .p11_create_key_pair("u", KeySpec::EccNistP256, ec_decrypt, "x")
@@ -81,6 +83,7 @@ fn usages_the_key_type_cannot_have_are_refused_and_nothing_is_made() {
         sign: true,
         decrypt: false,
         derive: true,
+        ..Default::default()
     };
     assert!(h
         .p11_create_key_pair("u", KeySpec::EccEd25519, ed_derive, "x")

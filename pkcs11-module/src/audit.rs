@@ -260,13 +260,17 @@ pub(crate) struct ObjectFacts {
     pub key: Option<KeyHandle>,
     /// Whether it is a token object.
     pub on_token: bool,
-    /// Whether it is a secret key whose value may be read (CKA_SENSITIVE
-    /// false and CKA_EXTRACTABLE true, as the module decides).
+    /// Whether it is a secret or private key whose value may be read
+    /// (CKA_SENSITIVE false and CKA_EXTRACTABLE true, as the module
+    /// decides).
     pub readable: bool,
 }
 
 impl Module {
     /// The facts of an object the session sees (empty when it does not:
+    /// Whether it is a private key (its secret parts have no length
+    /// attribute: a length query reads them).
+    pub private: bool,
     /// the call then fails on its own, unrecorded unless a token key is
     /// involved).
     pub(crate) fn object_facts(
@@ -279,8 +283,11 @@ impl Module {
             Ok(ObjectFacts {
                 key: o.key.clone(),
                 on_token: get_bool(&o.attrs, CKA_TOKEN, false),
-                readable: get_ulong(&o.attrs, CKA_CLASS) == Some(CKO_SECRET_KEY)
-                    && crate::key_ops::readable(&o.attrs),
+                readable: matches!(
+                    get_ulong(&o.attrs, CKA_CLASS),
+                    Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY)
+                ) && crate::key_ops::readable(&o.attrs),
+                private: get_ulong(&o.attrs, CKA_CLASS) == Some(CKO_PRIVATE_KEY),
             })
         })
         .unwrap_or_default()

@@ -284,11 +284,15 @@ fn private_object(
     a.insert(CKA_LABEL, Vec::new());
     a.insert(CKA_ID, Vec::new());
     a.insert(CKA_SUBJECT, Vec::new());
-    for t in [CKA_MODIFIABLE, CKA_COPYABLE, CKA_DESTROYABLE, CKA_SENSITIVE] {
+    for t in [CKA_MODIFIABLE, CKA_COPYABLE, CKA_DESTROYABLE] {
         a.insert(t, bbool(true));
     }
+    // Made outside the token: never "always sensitive" nor "never
+    // extractable" (PKCS#11 3.0 section 4.9).
+    let (extractable, sensitive) = export_flags(template)?;
+    a.insert(CKA_SENSITIVE, bbool(sensitive));
+    a.insert(CKA_EXTRACTABLE, bbool(extractable));
     for t in [
-        CKA_EXTRACTABLE,
         CKA_LOCAL,
         CKA_ALWAYS_SENSITIVE,
         CKA_NEVER_EXTRACTABLE,
@@ -337,22 +341,34 @@ fn private_object(
     Ok(a)
 }
 
+/// A private-key template's CKA_EXTRACTABLE (default false) and
+/// CKA_SENSITIVE (default true).
+pub(crate) fn export_flags(template: &Template) -> Result<(bool, bool)> {
+    Ok((
+        flag(template, CKA_EXTRACTABLE)?.unwrap_or(false),
+        flag(template, CKA_SENSITIVE)?.unwrap_or(true),
+    ))
+}
+
 /// Checks a private-key template's attribute types and the flags this
-/// token keeps fixed (sensitive, not extractable, no per-use login).
+/// token keeps fixed at import (no per-use login, no wrap-with-trusted).
 fn check_private_template(template: &Template, parts: &[CK_ATTRIBUTE_TYPE]) -> Result<()> {
     for (t, v) in template {
         if !(PRIVATE_ATTRS.contains(t) || parts.contains(t)) {
             return Err(ckr!(CKR_ATTRIBUTE_TYPE_INVALID));
         }
         let fixed = match *t {
-            CKA_SENSITIVE => Some(true),
-            CKA_EXTRACTABLE | CKA_ALWAYS_AUTHENTICATE | CKA_WRAP_WITH_TRUSTED => Some(false),
+            CKA_SENSITIVE | CKA_EXTRACTABLE => {
+                as_bool(v)?;
+                None
+            }
+            CKA_ALWAYS_AUTHENTICATE | CKA_WRAP_WITH_TRUSTED => Some(false),
             _ => None,
         };
         if fixed.is_some_and(|f| as_bool(v).map(|b| b != f).unwrap_or(true)) {
             return Err(ckr!(
                 CKR_TEMPLATE_INCONSISTENT,
-                "private keys here stay sensitive and unextractable"
+                "imported private keys have no per-use login nor wrap-with-trusted"
             ));
         }
     }
@@ -367,13 +383,16 @@ fn parts_of(kind: PrivateKind) -> &'static [CK_ATTRIBUTE_TYPE] {
     }
 }
 
-fn usages_of(flags: (bool, bool, bool, bool)) -> PairUsages {
+fn usages_of(flags: (bool, bool, bool, bool), template: &Template) -> Result<PairUsages> {
     let (sign, decrypt, unwrap, derive) = flags;
-    PairUsages {
+    let (extractable, sensitive) = export_flags(template)?;
+    Ok(PairUsages {
         sign: sign || !(decrypt || unwrap || derive),
         decrypt: decrypt || unwrap,
         derive,
-    }
+        extractable,
+        readable: !sensitive,
+    })
 }
 
 /// The key transport a wrapping mechanism names: AES key wrap, or RSA
@@ -450,9 +469,12 @@ impl Module {
         } else {
             None
         };
-        let made =
-            self.backend
-                .import_private_key(label.as_deref(), kind, &pkcs8, usages_of(flags))?;
+        let made = self.backend.import_private_key(
+            label.as_deref(),
+            kind,
+            &pkcs8,
+            usages_of(flags, template)?,
+        )?;
         drop(pkcs8);
         self.add_private(h, &serial, kind, template, made, flags)
     }
@@ -509,7 +531,7 @@ impl Module {
             wrapped,
             label.as_deref(),
             kind,
-            usages_of(flags),
+            usages_of(flags, template)?,
         )?;
         self.add_private(h, &serial, kind, template, made, flags)
     }

@@ -752,11 +752,28 @@ impl Module {
             .key
             .clone()
             .ok_or(ckr!(CKR_KEY_HANDLE_INVALID, "not a key"))?;
-        if target.class() != CKO_SECRET_KEY {
+        // A private key leaves as a PKCS#8 PrivateKeyInfo under an AES key.
+        let private = target.class() == CKO_PRIVATE_KEY;
+        if !(target.class() == CKO_SECRET_KEY
+            || private && matches!(transport, KeyTransport::Aes(_)))
+        {
             return Err(ckr!(CKR_KEY_NOT_WRAPPABLE));
         }
         if !get_bool(&target.attrs, CKA_EXTRACTABLE, false) {
             return Err(ckr!(CKR_KEY_UNEXTRACTABLE));
+        }
+        if private {
+            // Its encoding's length is known once wrapped: a length query
+            // wraps too and answers the exact length.
+            let KeyTransport::Aes(mode) = transport else {
+                return Err(ckr!(CKR_KEY_NOT_WRAPPABLE));
+            };
+            let wrapped = self.backend.wrap(&wrapping, mode, &key)?;
+            return match cap {
+                None => Ok(Output::Len(wrapped.len())),
+                Some(c) if c < wrapped.len() => Err(Pkcs11Error::BufferTooSmall(wrapped.len())),
+                Some(_) => Ok(Output::Data(wrapped)),
+            };
         }
         let need = match (&transport, rsa_len) {
             (KeyTransport::Aes(mode), _) => wrapped_len(*mode, self.backend.secret_len(&key)?),

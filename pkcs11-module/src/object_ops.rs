@@ -374,6 +374,9 @@ impl Module {
                 if secret_holder && attrs::is_secret_part(*t) {
                     // A secret key made readable gives its value; the
                     // backend checks again that it was made so.
+                    if object.class() == CKO_PRIVATE_KEY {
+                        return self.private_part(&object, *t);
+                    }
                     let readable = object.class() == CKO_SECRET_KEY
                         && *t == CKA_VALUE
                         && crate::key_ops::readable(&object.attrs);
@@ -391,6 +394,29 @@ impl Module {
                 }
             })
             .collect())
+    }
+
+    /// A secret part of a private key: its value when the key is readable
+    /// (CKA_SENSITIVE false, CKA_EXTRACTABLE true; the backend checks
+    /// again that it was made so), else sensitive.
+    fn private_part(&self, object: &Object, t: CK_ATTRIBUTE_TYPE) -> AttrAnswer {
+        let key_type = attrs::get_ulong(&object.attrs, CKA_KEY_TYPE);
+        let (Some(key), Some(key_type), true) = (
+            &object.key,
+            key_type,
+            crate::key_ops::readable(&object.attrs),
+        ) else {
+            return AttrAnswer::Sensitive;
+        };
+        let pkcs8 = match self.backend.secret_value(key) {
+            Ok(v) => v,
+            Err(_) => return AttrAnswer::Sensitive,
+        };
+        match crate::private_parts::secret_attr(key_type, &pkcs8, t) {
+            Ok(Some(v)) => AttrAnswer::Value(v.to_vec()),
+            Ok(None) => AttrAnswer::Invalid,
+            Err(_) => AttrAnswer::Sensitive,
+        }
     }
 
     /// C_SetAttributeValue, where the spec allows a change.
@@ -452,11 +478,11 @@ impl Module {
         let _no_reload = self.hold_reloads()?;
         // A readable key that stops being so (CKA_SENSITIVE set, or
         // CKA_EXTRACTABLE cleared) is sealed in the backend for good.
-        if let (Some(key), CKO_SECRET_KEY) = (&object.key, class) {
+        if let (Some(key), CKO_SECRET_KEY | CKO_PRIVATE_KEY) = (&object.key, class) {
             let was = crate::key_ops::readable(&object.attrs);
             let unextractable = get_bool(&object.attrs, CKA_EXTRACTABLE, false)
                 && !get_bool(&new, CKA_EXTRACTABLE, false);
-            if was && (!crate::key_ops::readable(&new) || unextractable) {
+            if (was && !crate::key_ops::readable(&new)) || unextractable {
                 self.backend.seal_secret(key, unextractable)?;
             }
         }

@@ -329,12 +329,9 @@ impl Module {
                 "both halves of a key pair are token objects or both session objects"
             ));
         }
-        if flag(private, CKA_EXTRACTABLE, false)? || !flag(private, CKA_SENSITIVE, true)? {
-            return Err(ckr!(
-                CKR_TEMPLATE_INCONSISTENT,
-                "private keys stay sensitive and unextractable"
-            ));
-        }
+        // Sensitive and not extractable unless the template says otherwise.
+        let extractable = flag(private, CKA_EXTRACTABLE, false)?;
+        let sensitive = flag(private, CKA_SENSITIVE, true)?;
         let usage_flags = pair_usage_flags(key_type, public, private)?;
         let montgomery = key_type == CKK_EC_MONTGOMERY;
         let usages = PairUsages {
@@ -365,6 +362,8 @@ impl Module {
         let (key, spki) = self.backend.generate_key_pair(&label, spec, usages)?;
         let public_parts = pubkey::public_attrs(spec, &spki)?;
 
+            extractable,
+            readable: !sensitive,
         let mut common = Attributes::new();
         common.insert(CKA_KEY_TYPE, ulong(key_type));
         common.insert(CKA_TOKEN, bbool(on_token));
@@ -395,10 +394,10 @@ impl Module {
         priv_a.insert(CKA_DECRYPT, bbool(usage_flags.decrypt));
         priv_a.insert(CKA_UNWRAP, bbool(usage_flags.unwrap));
         priv_a.insert(CKA_DERIVE, bbool(usage_flags.derive));
-        for t in [CKA_SENSITIVE, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE] {
-            priv_a.insert(t, bbool(true));
-        }
-        priv_a.insert(CKA_EXTRACTABLE, bbool(false));
+        priv_a.insert(CKA_SENSITIVE, bbool(sensitive));
+        priv_a.insert(CKA_ALWAYS_SENSITIVE, bbool(sensitive));
+        priv_a.insert(CKA_EXTRACTABLE, bbool(extractable));
+        priv_a.insert(CKA_NEVER_EXTRACTABLE, bbool(!extractable));
         priv_a.insert(CKA_ALWAYS_AUTHENTICATE, bbool(false));
         priv_a.insert(CKA_SUBJECT, Vec::new());
         for (t, v) in public_parts {

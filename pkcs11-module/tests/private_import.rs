@@ -309,7 +309,7 @@ fn refuses_bad_private_templates(which: Which) {
     t.push(Attribute::Decrypt(true));
     assert_eq!(rv(session.create_object(&t)), RvError::TemplateInconsistent);
     let mut t = template(&p256);
-    t.push(Attribute::Sensitive(false));
+    t.push(Attribute::AlwaysAuthenticate(true));
     assert_eq!(rv(session.create_object(&t)), RvError::TemplateInconsistent);
     let mut t = template(&p256);
     for a in t.iter_mut() {

@@ -20,8 +20,8 @@ use crate::hsm::Hsm;
 use crate::mechanisms::{SecretKeyRef, WrapMode};
 use crate::outputs::CreateKeyRequest;
 use crate::token::session_keys::SessionPair;
-use crate::token::{CopiedKey, PairUsages, SessionKeys, USAGES_TAG};
-use crate::types::{KeySpec, Origin, Tag};
+use crate::token::{CopiedKey, PairUsages, SessionKeys};
+use crate::types::{KeySpec, Origin};
 
 /// Largest wrapped private key accepted (an RSA-4096 PKCS#8 with CRT parts
 /// is about 2.4 KB).
@@ -191,14 +191,7 @@ impl Hsm {
                     token: Some(label.to_string()),
                     ..Default::default()
                 };
-                let tags = if usages.is_single(usage) {
-                    Vec::new()
-                } else {
-                    vec![Tag {
-                        tag_key: USAGES_TAG.to_string(),
-                        tag_value: usages.as_str(),
-                    }]
-                };
+                let tags = usages.pair_tags(usage);
                 CopiedKey::Stored(self.create_key_with_material(
                     request,
                     Origin::External,

@@ -73,12 +73,17 @@ impl Hsm {
         }
     }
 
-    /// The value of a readable secret key (InvalidKeyUsage for any other).
+    /// The value of a readable secret key, or the PKCS#8 PrivateKeyInfo of
+    /// a readable private key (made with CKA_SENSITIVE false and
+    /// CKA_EXTRACTABLE true); InvalidKeyUsage for any other.
     pub fn p11_secret_value(
         &self,
         keys: &SessionKeys,
         key: SecretKeyRef<'_>,
     ) -> Result<Zeroizing<Vec<u8>>> {
+        if let Some(pkcs8) = self.exportable_private(keys, key, true)? {
+            return Ok(pkcs8);
+        }
         let readable = match key {
             SecretKeyRef::Stored(id) => {
                 let state = self.read_state();
@@ -97,9 +102,10 @@ impl Hsm {
         self.with_secret(keys, key, |b| Ok(Zeroizing::new(b.to_vec())))
     }
 
-    /// Takes readability away from a secret key (C_SetAttributeValue of
-    /// CKA_SENSITIVE true); `unextractable` also takes extractability away
-    /// (CKA_EXTRACTABLE false). Neither can be given back.
+    /// Takes readability away from a secret or private key
+    /// (C_SetAttributeValue of CKA_SENSITIVE true); `unextractable` also
+    /// takes extractability away (CKA_EXTRACTABLE false). Neither can be
+    /// given back.
     pub fn p11_seal_secret(
         &self,
         keys: &SessionKeys,
@@ -116,6 +122,7 @@ impl Hsm {
                     Ok(())
                 })?;
             }
+            SecretKeyRef::Session(id) if self.seal_session_pair(keys, id, unextractable) => {}
             SecretKeyRef::Session(id) => {
                 let mut table = keys.lock();
                 let entry = table

@@ -8,8 +8,8 @@ use crate::hsm::Hsm;
 use crate::mechanisms::SecretKeyRef;
 use crate::outputs::CreateKeyRequest;
 use crate::token::session_keys::SessionPair;
-use crate::token::{PairUsages, SessionKeys, USAGES_TAG};
-use crate::types::{KeyMetadata, KeySpec, Origin, Tag};
+use crate::token::{PairUsages, SessionKeys};
+use crate::types::{KeyMetadata, KeySpec, Origin};
 
 impl Hsm {
     /// Generates a session key pair of `spec` with `usages` in `keys`;
@@ -60,14 +60,7 @@ impl Hsm {
             token: Some(token.to_string()),
             ..Default::default()
         };
-        let tags = if usages.is_single(usage) {
-            Vec::new()
-        } else {
-            vec![Tag {
-                tag_key: USAGES_TAG.to_string(),
-                tag_value: usages.as_str(),
-            }]
-        };
+        let tags = usages.pair_tags(usage);
         self.create_key_with_material(request, Origin::External, Some(&material), &tags)
     }
 

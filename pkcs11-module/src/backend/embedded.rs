@@ -441,6 +441,8 @@ impl Backend for EmbeddedBackend {
             )
             .map_err(|e| match e {
                 hsm_core::Error::InvalidKeyUsage(_) => ckr!(CKR_KEY_UNEXTRACTABLE),
+                // RFC 3394 of a length that is not a multiple of 8.
+                hsm_core::Error::Validation(_) => ckr!(CKR_KEY_SIZE_RANGE),
                 other => other.into(),
             })
     }

@@ -107,16 +107,21 @@ pub(super) unsafe extern "C" fn C_GetAttributeValue(
         let facts = m.object_facts(h, object);
         let length_only: Vec<bool> = attrs
             .iter()
-            .map(|a| facts.readable && a.type_ == CKA_VALUE && a.pValue.is_null())
+            .map(|a| facts.readable && !facts.private && a.type_ == CKA_VALUE && a.pValue.is_null())
             .collect();
         let types: Vec<_> = attrs
             .iter()
             .zip(&length_only)
             .map(|(a, len)| if *len { CKA_VALUE_LEN } else { a.type_ })
             .collect();
-        let reads_value = attrs
-            .iter()
-            .any(|a| a.type_ == CKA_VALUE && !a.pValue.is_null());
+        // A private key's parts are read even for a length query.
+        let reads_value = attrs.iter().any(|a| {
+            if facts.private {
+                crate::attrs::is_secret_part(a.type_)
+            } else {
+                a.type_ == CKA_VALUE && !a.pValue.is_null()
+            }
+        });
         let key = (facts.readable && reads_value)
             .then_some(facts.key)
             .flatten();
