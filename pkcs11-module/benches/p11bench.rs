@@ -1,7 +1,10 @@
 //! Loads PKCS#11 modules by path and measures, in one run, our module
 //! (embedded backend, and daemon backend when a release tinfoild is
-//! built) and SoftHSM2: C_Sign with ECDSA P-256 and RSA-2048, C_Encrypt
-//! with AES-GCM on 4 KiB, AES-CMAC on 4 KiB, ECDH P-256 C_DeriveKey (each
+//! built) and SoftHSM2: C_Sign with ECDSA P-256 and RSA-2048 and C_Encrypt
+//! with AES-GCM on 4 KiB, each with a session key (no audit record: like
+//! for like with SoftHSM2, which records nothing) and with a token key
+//! (here one audit record fsynced per call, issue 11) from one thread and
+//! from 16 threads at once; AES-CMAC on 4 KiB, ECDH P-256 C_DeriveKey (each
 //! derived session key destroyed), finding one token key by label among
 //! 10,000 token keys, and the same search by two processes at once on one
 //! store (this binary run again as the second; the figure is both
@@ -13,6 +16,8 @@
 //! after `--`: `--module PATH` measures another module instead of ours;
 //! `--only embedded,daemon,softhsm` picks the columns; `--seconds S` per
 //! figure (default 2); `--no-find` skips making the 10,000 keys.
+//! `--pq` measures only the post-quantum rows instead ([`pq`]: ML-DSA-65
+//! and ML-KEM-768 through PKCS#11 beside raw aws-lc-rs).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -25,6 +30,9 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::Attribute;
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::{AuthPin, Ulong};
+
+#[path = "p11bench_pq.rs"]
+mod pq;
 
 const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const KEYS: usize = 10_000;
@@ -40,6 +48,58 @@ fn rate(budget: Duration, mut op: impl FnMut()) -> f64 {
         n += 1;
     }
     n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Threads of the token-key rows that run concurrently.
+const THREADS: usize = 16;
+/// Row label: a session key (nothing recorded, as in SoftHSM2).
+const SESSION: &str = "session key";
+/// Row label: a token key (one fsynced audit record per call here).
+const TOKEN: &str = "token key, audited";
+/// Row label: a token key from THREADS threads at once.
+const TOKEN_THREADS: &str = "token key, audited, 16 threads";
+
+/// A row's name: the operation and the kind of key.
+fn row(op: &str, kind: &str) -> String {
+    format!("{op} [{kind}]")
+}
+
+/// Runs `op` on THREADS threads at once, each with its own session (the
+/// application is logged in, so every session is), for about `budget`;
+/// returns the operations per second of all threads together.
+fn rate_threads(
+    p11: &Pkcs11,
+    slot: cryptoki::slot::Slot,
+    budget: Duration,
+    op: &(dyn Fn(&Session) + Sync),
+) -> f64 {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let stop = AtomicBool::new(false);
+    let done = AtomicU64::new(0);
+    let ready = std::sync::Barrier::new(THREADS + 1);
+    let elapsed = std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            scope.spawn(|| {
+                let s = p11.open_rw_session(slot).unwrap();
+                op(&s);
+                ready.wait();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    op(&s);
+                    n += 1;
+                }
+                done.fetch_add(n, Ordering::Relaxed);
+            });
+        }
+        ready.wait();
+        let start = Instant::now();
+        std::thread::sleep(budget);
+        stop.store(true, Ordering::Relaxed);
+        start.elapsed()
+    });
+    // Calls finishing after the stop are counted over a slightly longer
+    // time than measured: at most one per thread.
+    done.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
 }
 
 fn session(path: &Path) -> (Pkcs11, Session) {
@@ -60,64 +120,79 @@ fn session(path: &Path) -> (Pkcs11, Session) {
     (p11, s)
 }
 
-fn measure(path: &Path, budget: Duration, find: bool) -> Vec<(&'static str, f64)> {
+fn measure(path: &Path, budget: Duration, find: bool) -> Vec<(String, f64)> {
     let (p11, s) = session(path);
     let mut out = Vec::new();
 
-    let (_, ec) = s
-        .generate_key_pair(
+    // Signing and AES-GCM, each with a session key and with a token key.
+    // A session key's calls record nothing (SoftHSM2 records nothing for
+    // any key): the like-for-like rows. Every call on a token key appends
+    // one audit record, fsynced before the call returns (issue 11): the
+    // token rows pay one durable write per call, single-threaded and with
+    // THREADS threads (one session each; concurrent calls share commits).
+    for (on_token, kind) in [(false, SESSION), (true, TOKEN)] {
+        let pair = |mechanism: &Mechanism, public: &[Attribute]| {
+            let mut public = public.to_vec();
+            public.push(Attribute::Token(on_token));
+            s.generate_key_pair(
+                mechanism,
+                &public,
+                &[
+                    Attribute::Token(on_token),
+                    Attribute::Sign(true),
+                    Attribute::Private(true),
+                ],
+            )
+            .unwrap()
+            .1
+        };
+        let ec = pair(
             &Mechanism::EccKeyPairGen,
-            &[Attribute::Token(true), Attribute::EcParams(P256.to_vec())],
-            &[
-                Attribute::Token(true),
-                Attribute::Sign(true),
-                Attribute::Private(true),
-            ],
-        )
-        .unwrap();
-    let digest = [7u8; 32];
-    out.push((
-        "ECDSA P-256 sign/s",
-        rate(budget, || {
-            s.sign(&Mechanism::Ecdsa, ec, &digest).unwrap();
-        }),
-    ));
-
-    let (_, rsa) = s
-        .generate_key_pair(
+            &[Attribute::EcParams(P256.to_vec())],
+        );
+        let rsa = pair(
             &Mechanism::RsaPkcsKeyPairGen,
-            &[Attribute::Token(true), Attribute::ModulusBits(2048.into())],
-            &[
-                Attribute::Token(true),
-                Attribute::Sign(true),
-                Attribute::Private(true),
-            ],
-        )
-        .unwrap();
-    out.push((
-        "RSA-2048 sign/s",
-        rate(budget, || {
+            &[Attribute::ModulusBits(2048.into())],
+        );
+        let aes = s
+            .generate_key(
+                &Mechanism::AesKeyGen,
+                &[
+                    Attribute::ValueLen(32.into()),
+                    Attribute::Token(on_token),
+                    Attribute::Encrypt(true),
+                ],
+            )
+            .unwrap();
+        let ecdsa = |s: &Session| {
+            s.sign(&Mechanism::Ecdsa, ec, &[7u8; 32]).unwrap();
+        };
+        let rsa_sign = |s: &Session| {
             s.sign(&Mechanism::Sha256RsaPkcs, rsa, b"message").unwrap();
-        }),
-    ));
-
-    let aes = s
-        .generate_key(
-            &Mechanism::AesKeyGen,
-            &[
-                Attribute::ValueLen(32.into()),
-                Attribute::Token(false),
-                Attribute::Encrypt(true),
-            ],
-        )
-        .unwrap();
+        };
+        let block = vec![0x42u8; 4096];
+        let gcm = |s: &Session| {
+            let mut iv = [1u8; 12];
+            let mech = Mechanism::AesGcm(GcmParams::new(&mut iv, &[], Ulong::from(128)).unwrap());
+            s.encrypt(&mech, aes, &block).unwrap();
+        };
+        out.push((row("ECDSA P-256 sign/s", kind), rate(budget, || ecdsa(&s))));
+        out.push((row("RSA-2048 sign/s", kind), rate(budget, || rsa_sign(&s))));
+        let gcm_rate = rate(budget, || gcm(&s));
+        out.push((row("AES-GCM 4 KiB MB/s", kind), gcm_rate * 4096.0 / 1e6));
+        if on_token {
+            let slot = p11.get_slots_with_initialized_token().unwrap()[0];
+            let threads = |op: &(dyn Fn(&Session) + Sync)| rate_threads(&p11, slot, budget, op);
+            out.push((row("ECDSA P-256 sign/s", TOKEN_THREADS), threads(&ecdsa)));
+            out.push((row("RSA-2048 sign/s", TOKEN_THREADS), threads(&rsa_sign)));
+            let gcm_rate = threads(&gcm);
+            out.push((
+                row("AES-GCM 4 KiB MB/s", TOKEN_THREADS),
+                gcm_rate * 4096.0 / 1e6,
+            ));
+        }
+    }
     let block = vec![0x42u8; 4096];
-    let mut iv = [1u8; 12];
-    let gcm_rate = rate(budget, || {
-        let mech = Mechanism::AesGcm(GcmParams::new(&mut iv, &[], Ulong::from(128)).unwrap());
-        s.encrypt(&mech, aes, &block).unwrap();
-    });
-    out.push(("AES-GCM 4 KiB MB/s", gcm_rate * 4096.0 / 1e6));
     // AES-CMAC over 4 KiB (a backend that lacks it shows no figure).
     let cmac_key = s
         .generate_key(
@@ -133,7 +208,7 @@ fn measure(path: &Path, budget: Duration, find: bool) -> Vec<(&'static str, f64)
         let cmac_rate = rate(budget, || {
             s.sign(&Mechanism::AesCMac, cmac_key, &block).unwrap();
         });
-        out.push(("AES-CMAC 4 KiB MB/s", cmac_rate * 4096.0 / 1e6));
+        out.push((row("AES-CMAC 4 KiB MB/s", SESSION), cmac_rate * 4096.0 / 1e6));
     }
     // ECDH P-256 into a 32-byte session secret (destroyed each time).
     let (peer_pub, _) = s
@@ -174,7 +249,7 @@ fn measure(path: &Path, budget: Duration, find: bool) -> Vec<(&'static str, f64)
     if let Ok(first) = derive() {
         s.destroy_object(first).unwrap();
         out.push((
-            "ECDH P-256 derive/s",
+            row("ECDH P-256 derive/s", TOKEN),
             rate(budget, || {
                 let k = derive().unwrap();
                 s.destroy_object(k).unwrap();
@@ -184,7 +259,7 @@ fn measure(path: &Path, budget: Duration, find: bool) -> Vec<(&'static str, f64)
     // The floor of a call: with the daemon backend, one round trip.
     let mut random = [0u8; 16];
     out.push((
-        "GenerateRandom 16 B/s",
+        "GenerateRandom 16 B/s".into(),
         rate(budget, || s.generate_random_slice(&mut random).unwrap()),
     ));
 
@@ -215,7 +290,7 @@ fn measure(path: &Path, budget: Duration, find: bool) -> Vec<(&'static str, f64)
     );
     let wanted = [Attribute::Label(format!("key-{}", KEYS / 2).into_bytes())];
     out.push((
-        "find 1 of 10,000/s",
+        "find 1 of 10,000/s".into(),
         rate(budget, || {
             assert_eq!(s.find_objects(&wanted).unwrap().len(), 1);
         }),
@@ -239,7 +314,7 @@ fn measure(path: &Path, budget: Duration, find: bool) -> Vec<(&'static str, f64)
     });
     let there: f64 = line().parse().expect("the second process's rate");
     assert!(second.wait().unwrap().success());
-    out.push(("find, 2 processes/s", here + there));
+    out.push(("find, 2 processes/s".into(), here + there));
     // Finalised, so the same module can be measured again on another backend.
     drop(s);
     p11.finalize().expect("C_Finalize");
@@ -320,8 +395,19 @@ fn main() {
     );
     let only = flag(&args, "--only").unwrap_or("embedded,daemon,softhsm");
     let find = !args.iter().any(|a| a == "--no-find");
+    if args.iter().any(|a| a == "--pq") {
+        return pq::run(&ours, budget, || {
+            let d = daemon::Daemon::start(dir.path())?;
+            std::fs::write(
+                &conf,
+                format!("backend = \"daemon\"\nendpoint = \"{}\"\n", d.endpoint),
+            )
+            .unwrap();
+            Some(d)
+        });
+    }
     let wants = |name: &str| only.split(',').any(|o| o == name);
-    let mut columns: Vec<(&str, Vec<(&'static str, f64)>)> = Vec::new();
+    let mut columns: Vec<(&str, Vec<(String, f64)>)> = Vec::new();
     if wants("embedded") {
         columns.push(("tinfoil", measure(&ours, budget, find)));
     }
@@ -336,23 +422,29 @@ fn main() {
         }
     }
     let softhsm = wants("softhsm").then(|| measure(Path::new(SOFTHSM), budget, find));
+    println!(
+        "[{SESSION}]: CKA_TOKEN false; no call is recorded, as SoftHSM2 records none (like for like).\n\
+         [{TOKEN}]: CKA_TOKEN true; every call appends one audit record fsynced before it\n\
+         returns (ours; SoftHSM2 records nothing). [{TOKEN_THREADS}]: the same from {THREADS}\n\
+         threads, one session each, all threads' calls per second together."
+    );
     for (label, figures) in &columns {
-        println!("{:<22} {:>14} {:>14} {:>8}", "", label, "softhsm2", "ratio");
+        println!("{:<52} {:>14} {:>14} {:>8}", "", label, "softhsm2", "ratio");
         for (name, a) in figures {
             // By name: a backend that lacks a mechanism has no such row.
             match softhsm
                 .as_ref()
                 .and_then(|soft| soft.iter().find(|(n, _)| n == name))
             {
-                Some((_, b)) => println!("{name:<22} {a:>14.1} {b:>14.1} {:>7.2}x", a / b),
-                None => println!("{name:<22} {a:>14.1}"),
+                Some((_, b)) => println!("{name:<52} {a:>14.1} {b:>14.1} {:>7.2}x", a / b),
+                None => println!("{name:<52} {a:>14.1}"),
             }
         }
     }
     if columns.is_empty() {
         if let Some(soft) = &softhsm {
             for (name, b) in soft {
-                println!("{name:<22} {:>14} {b:>14.1}", "-");
+                println!("{name:<52} {:>14} {b:>14.1}", "-");
             }
         }
     }
