@@ -320,8 +320,15 @@ fn private_object(
     }
     for (t, v) in template {
         match *t {
-            CKA_LABEL | CKA_ID | CKA_SUBJECT | CKA_PRIVATE | CKA_MODIFIABLE | CKA_COPYABLE
-            | CKA_DESTROYABLE | CKA_TOKEN => {
+            CKA_LABEL
+            | CKA_ID
+            | CKA_SUBJECT
+            | CKA_PRIVATE
+            | CKA_MODIFIABLE
+            | CKA_COPYABLE
+            | CKA_DESTROYABLE
+            | CKA_TOKEN
+            | CKA_WRAP_WITH_TRUSTED => {
                 if attrs::is_bool_type(*t) {
                     as_bool(v)?;
                 }
@@ -350,25 +357,25 @@ pub(crate) fn export_flags(template: &Template) -> Result<(bool, bool)> {
     ))
 }
 
-/// Checks a private-key template's attribute types and the flags this
-/// token keeps fixed at import (no per-use login, no wrap-with-trusted).
+/// Checks a private-key template's attribute types and the flag this
+/// token keeps fixed at import (no per-use login).
 fn check_private_template(template: &Template, parts: &[CK_ATTRIBUTE_TYPE]) -> Result<()> {
     for (t, v) in template {
         if !(PRIVATE_ATTRS.contains(t) || parts.contains(t)) {
             return Err(ckr!(CKR_ATTRIBUTE_TYPE_INVALID));
         }
         let fixed = match *t {
-            CKA_SENSITIVE | CKA_EXTRACTABLE => {
+            CKA_SENSITIVE | CKA_EXTRACTABLE | CKA_WRAP_WITH_TRUSTED => {
                 as_bool(v)?;
                 None
             }
-            CKA_ALWAYS_AUTHENTICATE | CKA_WRAP_WITH_TRUSTED => Some(false),
+            CKA_ALWAYS_AUTHENTICATE => Some(false),
             _ => None,
         };
         if fixed.is_some_and(|f| as_bool(v).map(|b| b != f).unwrap_or(true)) {
             return Err(ckr!(
                 CKR_TEMPLATE_INCONSISTENT,
-                "imported private keys have no per-use login nor wrap-with-trusted"
+                "imported private keys have no per-use login"
             ));
         }
     }

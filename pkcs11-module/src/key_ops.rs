@@ -731,6 +731,7 @@ impl Module {
         let transport = crate::import_ops::transport(m)?;
         let wrapping = self.visible_object(h, wrapping)?;
         check_allowed(&wrapping, m)?;
+        let trusted = get_bool(&wrapping.attrs, CKA_TRUSTED, false);
         let (wrapping, rsa_len) = match transport {
             KeyTransport::Aes(_) => (
                 usable_aes_key(&wrapping, CKA_WRAP).map_err(|e| {
@@ -761,6 +762,12 @@ impl Module {
         }
         if !get_bool(&target.attrs, CKA_EXTRACTABLE, false) {
             return Err(ckr!(CKR_KEY_UNEXTRACTABLE));
+        }
+        if get_bool(&target.attrs, CKA_WRAP_WITH_TRUSTED, false) && !trusted {
+            return Err(ckr!(
+                CKR_KEY_NOT_WRAPPABLE,
+                "the key wraps only under a trusted key"
+            ));
         }
         if private {
             // Its encoding's length is known once wrapped: a length query

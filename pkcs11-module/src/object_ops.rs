@@ -326,6 +326,20 @@ impl Module {
             }
             _ => key,
         };
+        // A private key copied to the token with fewer rights than its
+        // source (CKA_SENSITIVE set, CKA_EXTRACTABLE cleared) gets them
+        // taken away in the backend too.
+        if let (Some(stored @ KeyHandle::Stored(_)), CKO_PRIVATE_KEY, true) =
+            (&key, source.class(), source.key != key)
+        {
+            let unextractable = get_bool(&source.attrs, CKA_EXTRACTABLE, false)
+                && !get_bool(&new, CKA_EXTRACTABLE, false);
+            if (crate::key_ops::readable(&source.attrs) && !crate::key_ops::readable(&new))
+                || unextractable
+            {
+                self.backend.seal_secret(stored, unextractable)?;
+            }
+        }
         self.add_object(h, &token, new, key)
     }
 
@@ -461,6 +475,12 @@ impl Module {
                     return Err(ckr!(
                         CKR_ATTRIBUTE_READ_ONLY,
                         "only the SO sets CKA_TRUSTED"
+                    ))
+                }
+                CKA_WRAP_WITH_TRUSTED if !as_bool(v)? && get_bool(&new, *t, false) => {
+                    return Err(ckr!(
+                        CKR_ATTRIBUTE_READ_ONLY,
+                        "CKA_WRAP_WITH_TRUSTED cannot be cleared"
                     ))
                 }
                 CKA_START_DATE | CKA_END_DATE => attrs::check_date(v)?,

@@ -44,6 +44,7 @@ const PAIR_ATTRS: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_VERIFY_RECOVER,
     CKA_ALLOWED_MECHANISMS,
     CKA_ALWAYS_AUTHENTICATE,
+    CKA_WRAP_WITH_TRUSTED,
 ];
 
 /// DER DigestInfo prefixes for SHA-1, SHA-224 and SHA-256/384/512 (RFC
@@ -415,6 +416,7 @@ impl Module {
                         | CKA_PRIVATE
                         | CKA_MODIFIABLE
                         | CKA_COPYABLE
+        priv_a.insert(CKA_WRAP_WITH_TRUSTED, bbool(false));
                         | CKA_DESTROYABLE
                         | CKA_START_DATE
                         | CKA_END_DATE
@@ -436,6 +438,7 @@ impl Module {
                 if !on_token {
                     let _ = self.backend.destroy_key(&key);
                 }
+                        | CKA_WRAP_WITH_TRUSTED
             })?;
         let public_handle = self.add_object(h, &serial, pub_a, Some(key))?;
         Ok((public_handle, private_handle))

@@ -546,7 +546,105 @@ fn imported_keys_show_parts_when_asked(which: Which) {
     assert!(!flag(&session, key, AttributeType::NeverExtractable));
 }
 
+/// A session pair made readable and extractable, copied to the token
+/// with CKA_SENSITIVE true and CKA_EXTRACTABLE false: the copy shows
+/// nothing and does not wrap; the session original still does both.
+fn copies_keep_or_tighten_rights(which: Which) {
+    let m = load(which);
+    let session = user_session(&m, "copy-rights");
+    let kek = kek(&session);
+    let (_, original) = pair(
+        &session,
+        "p256",
+        false,
+        &[Attribute::Sensitive(false), Attribute::Extractable(true)],
+    );
+    let tight = session
+        .copy_object(
+            original,
+            &[
+                Attribute::Token(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+            ],
+        )
+        .unwrap();
+    assert!(bytes(&session, tight, AttributeType::Value).is_empty());
+    assert_eq!(
+        rv(session.wrap_key(&Mechanism::AesKeyWrapPad, kek, tight)),
+        RvError::KeyUnextractable
+    );
+    assert_eq!(bytes(&session, original, AttributeType::Value).len(), 32);
+    session
+        .wrap_key(&Mechanism::AesKeyWrapPad, kek, original)
+        .unwrap();
+    // A copy keeps the rights it is not asked to give up.
+    let open = session
+        .copy_object(original, &[Attribute::Token(false)])
+        .unwrap();
+    assert_eq!(bytes(&session, open, AttributeType::Value).len(), 32);
+}
+
+/// CKA_WRAP_WITH_TRUSTED: such a key wraps only under a key the SO marked
+/// CKA_TRUSTED, and the flag cannot be cleared.
+fn wrap_with_trusted_is_honoured(which: Which) {
+    use cryptoki::session::UserType;
+    use cryptoki::types::AuthPin;
+    let m = load(which);
+    let session = user_session(&m, "trusted");
+    let kek = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Wrap(true),
+            Attribute::Value(KEK.to_vec()),
+        ])
+        .unwrap();
+    let (_, key) = pair(
+        &session,
+        "p256",
+        true,
+        &[
+            Attribute::Extractable(true),
+            Attribute::Sensitive(true),
+            Attribute::WrapWithTrusted(true),
+        ],
+    );
+    assert_eq!(
+        rv(session.wrap_key(&Mechanism::AesKeyWrapPad, kek, key)),
+        RvError::KeyNotWrappable
+    );
+    assert_eq!(
+        rv(session.update_attributes(key, &[Attribute::WrapWithTrusted(false)])),
+        RvError::AttributeReadOnly
+    );
+    if which == Which::SoftHsm {
+        // SoftHSM 2.6 refuses CKA_TRUSTED in C_SetAttributeValue, even
+        // from the SO (CKR_ATTRIBUTE_READ_ONLY).
+        return;
+    }
+    // The SO marks the wrapping key trusted.
+    session.logout().unwrap();
+    session
+        .login(UserType::So, Some(&AuthPin::new(common::SO_PIN.into())))
+        .unwrap();
+    session
+        .update_attributes(kek, &[Attribute::Trusted(true)])
+        .unwrap();
+    session.logout().unwrap();
+    session
+        .login(UserType::User, Some(&AuthPin::new(common::USER_PIN.into())))
+        .unwrap();
+    session
+        .wrap_key(&Mechanism::AesKeyWrapPad, kek, key)
+        .unwrap();
+}
+
 with_keys!(
+    copies_keep_or_tighten_rights,
+    wrap_with_trusted_is_honoured,
     generated_pairs_show_parts_when_asked,
     extractable_private_keys_wrap_as_pkcs8,
     flags_only_tighten,
