@@ -292,6 +292,19 @@ fn owned_wiping(body: Bytes) -> zeroize::Zeroizing<Vec<u8>> {
     copy
 }
 
+/// A `Write` into a buffer that wipes every buffer it outgrows.
+struct WipingWriter(zeroize::Zeroizing<Vec<u8>>);
+
+impl std::io::Write for WipingWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        tinfoil_proto::wipe::append_wiping(&mut self.0, data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A response body (it may carry a plaintext or a data key, base64)
 /// wiped when hyper drops its last reference to it.
 fn wiped_on_drop(body: Vec<u8>) -> Bytes {
@@ -459,10 +472,14 @@ fn run(
     };
     let call = routed?;
     let mut value = (call.job)(hsm, &caller)?;
-    let body = serde_json::to_vec(&value)
+    // Encoded into a buffer that wipes what it outgrows (`to_vec` would
+    // free partial copies of a base64 plaintext as it grows).
+    let mut out = WipingWriter(zeroize::Zeroizing::new(Vec::with_capacity(512)));
+    let body = serde_json::to_writer(&mut out, &value)
+        .map(|()| std::mem::take(&mut *out.0))
         .map_err(|e| ApiError::new("KMSInternalException", format!("encoding the answer: {e}")));
     // Wipe the plaintext members of the answer's tree; the encoded body
-    // itself goes to the client.
+    // itself goes to the client (wiped once sent, see `wiped_on_drop`).
     for member in ["Plaintext", "PrivateKeyPlaintext"] {
         if let Some(serde_json::Value::String(text)) = value.get_mut(member) {
             zeroize::Zeroize::zeroize(text);
@@ -488,5 +505,13 @@ mod wipe_tests {
             &owned_wiping(Bytes::from(b"unique".to_vec()))[..],
             b"unique"
         );
+    }
+
+    #[test]
+    fn the_wiping_writer_encodes_like_to_vec() {
+        let value = serde_json::json!({"Plaintext": "A".repeat(5000), "KeyId": "k"});
+        let mut out = WipingWriter(zeroize::Zeroizing::new(Vec::with_capacity(512)));
+        serde_json::to_writer(&mut out, &value).unwrap();
+        assert_eq!(*out.0, serde_json::to_vec(&value).unwrap());
     }
 }
