@@ -940,6 +940,81 @@ impl Pkcs11Backend for Pkcs11Service {
         })
     }
 
+    async fn ml_kem_encapsulate(
+        &self,
+        request: Request<pb::P11MlKemEncapsulateRequest>,
+    ) -> Result<Response<pb::P11MlKemEncapsulateResponse>, Status> {
+        let caller = self.caller_of(&request)?;
+        let to_token = request
+            .get_ref()
+            .new_key
+            .as_ref()
+            .is_some_and(|n| n.token_label.is_some());
+        let key = request.get_ref().key.as_ref();
+        let call = match self.use_call(
+            &caller,
+            &request,
+            key,
+            "C_EncapsulateKey",
+            "kms:Encapsulate",
+        ) {
+            Some(call) => Some(call),
+            None => self.creation_call(&caller, &request, to_token, "C_EncapsulateKey")?,
+        };
+        let r = request.into_inner();
+        self.run_recorded(Lane::Fast, "P11MlKemEncapsulate", call, move |b| {
+            let key = wire::key_from_wire(r.key)?;
+            let new = wire::new_secret_from_wire(r.new_key.unwrap_or_default());
+            let (ciphertext, made) = b.ml_kem_encapsulate(&key, &new)?;
+            Ok(pb::P11MlKemEncapsulateResponse {
+                key: Some(wire::key_to_wire(&made)),
+                ciphertext,
+            })
+        })
+        .await
+        .and_then(|response| {
+            if let Some(made) = &response.get_ref().key {
+                self.adopt_key(&caller, made)?;
+            }
+            Ok(response)
+        })
+    }
+
+    async fn ml_kem_decapsulate(
+        &self,
+        request: Request<pb::P11MlKemDecapsulateRequest>,
+    ) -> Result<Response<pb::P11KeyHandle>, Status> {
+        let caller = self.caller_of(&request)?;
+        let to_token = request
+            .get_ref()
+            .new_key
+            .as_ref()
+            .is_some_and(|n| n.token_label.is_some());
+        let key = request.get_ref().key.as_ref();
+        let call = match self.use_call(
+            &caller,
+            &request,
+            key,
+            "C_DecapsulateKey",
+            "kms:Decapsulate",
+        ) {
+            Some(call) => Some(call),
+            None => self.creation_call(&caller, &request, to_token, "C_DecapsulateKey")?,
+        };
+        let r = request.into_inner();
+        self.run_recorded(Lane::Fast, "P11MlKemDecapsulate", call, move |b| {
+            let key = wire::key_from_wire(r.key)?;
+            let new = wire::new_secret_from_wire(r.new_key.unwrap_or_default());
+            let made = b.ml_kem_decapsulate(&key, &r.ciphertext, &new)?;
+            Ok(wire::key_to_wire(&made))
+        })
+        .await
+        .and_then(|response| {
+            self.adopt_created(&caller, &response)?;
+            Ok(response)
+        })
+    }
+
     async fn pipe(
         &self,
         request: Request<tonic::Streaming<pb::P11PipeCall>>,

@@ -28,11 +28,16 @@ mod des3;
 mod ecdh;
 mod ed25519ph;
 mod gcm;
+mod ml;
 mod raw_sign;
 mod rsa_pkcs1;
 
 pub use derive::{DeriveOp, HkdfSalt, KbkdfField, Prf, MAX_DERIVED};
 pub use ecdh::{DerivedKeySpec, EcdhKdf};
+pub use ml::{
+    ml_dsa_signature_len, ml_dsa_verify_public, ml_kem_ciphertext_len, ml_kem_encapsulate_public,
+    ml_public_key_der, ml_public_key_len, PreHash,
+};
 pub use raw_sign::{digest, rsa_pkcs1_verify_public, RawSign};
 
 /// Largest input of one raw AES operation, in bytes.
@@ -373,14 +378,14 @@ impl Hsm {
         target: SecretKeyRef<'_>,
     ) -> Result<Vec<u8>> {
         let unextractable = || Error::InvalidKeyUsage("the key is not extractable".into());
+        let private = self.exportable_private(keys, target, false)?;
         let plain = match target {
+            _ if private.is_some() => private.unwrap_or_default(),
             SecretKeyRef::Session(id) => {
                 let table = keys.lock();
                 let entry = table
                     .get(&id)
-        let private = self.exportable_private(keys, target, false)?;
                     .ok_or_else(|| Error::NotFound("session key".into()))?;
-            _ if private.is_some() => private.unwrap_or_default(),
                 if !entry.extractable {
                     return Err(unextractable());
                 }
@@ -501,7 +506,7 @@ impl Hsm {
         let state = self.read_state();
         let record = state.key(key_id)?;
         require_enabled(&record)?;
-        if !(record.spec.is_rsa() || record.spec.is_ecc()) {
+        if !record.spec.has_public_key() {
             return Err(Error::InvalidKeyUsage(format!(
                 "{} is not an asymmetric key",
                 record.arn()

@@ -372,11 +372,16 @@ impl Hsm {
         usages: PairUsages,
         description: &str,
     ) -> Result<(KeyMetadata, Vec<u8>)> {
-        if !(spec.is_rsa() || spec.is_ecc()) {
+        if !spec.has_public_key() {
             return Err(Error::validation("not an asymmetric key spec"));
         }
-        usages.check(spec)?;
-        let usage = usages.primary();
+        // An ML-KEM pair encapsulates and decapsulates, nothing else.
+        let usage = if spec.is_ml_kem() {
+            KeyUsage::EncapsulateDecapsulate
+        } else {
+            usages.check(spec)?;
+            usages.primary()
+        };
         let request = CreateKeyRequest {
             description: description.to_string(),
             key_spec: Some(spec),
@@ -463,17 +468,17 @@ pub struct PairUsages {
     pub decrypt: bool,
     /// KEY_AGREEMENT (CKA_DERIVE).
     pub derive: bool,
-}
-
-impl PairUsages {
-    /// One KMS usage.
-    pub fn single(usage: KeyUsage) -> PairUsages {
     /// CKA_EXTRACTABLE true: the private key may leave wrapped (PKCS#8
     /// under an AES key). Kept in the tag [`EXTRACTABLE_TAG`].
     pub extractable: bool,
     /// CKA_SENSITIVE false: with `extractable`, the private key's parts
     /// may be read. Kept in the tag [`READABLE_TAG`].
     pub readable: bool,
+}
+
+impl PairUsages {
+    /// One KMS usage.
+    pub fn single(usage: KeyUsage) -> PairUsages {
         PairUsages {
             sign: usage == KeyUsage::SignVerify,
             decrypt: usage == KeyUsage::EncryptDecrypt,
@@ -484,11 +489,6 @@ impl PairUsages {
     /// The comma-separated names of the usages and export rights (the
     /// wire form): the usages, then EXTRACTABLE and READABLE when set.
     pub fn as_str(&self) -> String {
-        let mut names = Vec::new();
-        if self.sign {
-            names.push("SIGN_VERIFY");
-        }
-        if self.decrypt {
         let mut names = vec![self.usages_str()];
         if self.extractable {
             names.push("EXTRACTABLE".to_string());
@@ -502,6 +502,11 @@ impl PairUsages {
 
     /// The usages alone (the [`USAGES_TAG`] value).
     fn usages_str(&self) -> String {
+        let mut names = Vec::new();
+        if self.sign {
+            names.push("SIGN_VERIFY");
+        }
+        if self.decrypt {
             names.push("ENCRYPT_DECRYPT");
         }
         if self.derive {
@@ -519,13 +524,13 @@ impl PairUsages {
                 "SIGN_VERIFY" => u.sign = true,
                 "ENCRYPT_DECRYPT" => u.decrypt = true,
                 "KEY_AGREEMENT" => u.derive = true,
+                "EXTRACTABLE" => u.extractable = true,
+                "READABLE" => u.readable = true,
                 _ => return Err(Error::validation("unknown key pair usage")),
             }
         }
         Ok(u)
     }
-                "EXTRACTABLE" => u.extractable = true,
-                "READABLE" => u.readable = true,
 
     /// Whether these usages allow `usage`.
     pub fn allows(&self, usage: KeyUsage) -> bool {
@@ -578,9 +583,10 @@ impl PairUsages {
 
     /// Checks the usages against the key type: RSA signs and decrypts, a
     /// NIST curve signs and agrees keys, Ed25519 only signs, X25519 only
-    /// agrees keys.
+    /// agrees keys, ML-DSA only signs (ML-KEM pairs carry no usages here).
     fn check(&self, spec: KeySpec) -> Result<()> {
         let ok = (self.sign || self.decrypt || self.derive)
+            && !spec.is_ml_kem()
             && (spec.is_rsa() || !self.decrypt)
             && (!self.derive || (spec.is_ecc() && spec != KeySpec::EccEd25519))
             && (spec != KeySpec::EccX25519 || !self.sign);

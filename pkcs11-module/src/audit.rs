@@ -14,6 +14,7 @@
 //! | C_GetAttributeValue | CKA_VALUE read from a readable token key |
 //! | C_SetAttributeValue | a readable token key sealed (CKA_SENSITIVE / CKA_EXTRACTABLE) |
 //! | C_DigestKey | a readable token key's value digested |
+//! | C_EncapsulateKey, C_DecapsulateKey | the call that uses a token ML-KEM key (not a length query) or makes a token key from the shared secret |
 //!
 //! A C_EncryptUpdate / C_DecryptUpdate of a streaming mode (ECB, CBC,
 //! CBC-PAD, CTR) runs the cipher with the key on the blocks it returns, so
@@ -126,6 +127,8 @@ pub const FUNCTIONS: &[&str] = &[
     "C_GetAttributeValue",
     "C_SetAttributeValue",
     "C_DigestKey",
+    "C_EncapsulateKey",
+    "C_DecapsulateKey",
 ];
 
 /// The `CKM_*` name of a mechanism (`CKM_0x...` for one the module does
@@ -193,6 +196,7 @@ ckr_names!(
     CKR_WRAPPING_KEY_TYPE_INCONSISTENT,
     CKR_BUFFER_TOO_SMALL,
     CKR_CRYPTOKI_NOT_INITIALIZED,
+    CKR_PARAMETER_SET_NOT_SUPPORTED,
 );
 
 impl Module {
@@ -264,13 +268,13 @@ pub(crate) struct ObjectFacts {
     /// (CKA_SENSITIVE false and CKA_EXTRACTABLE true, as the module
     /// decides).
     pub readable: bool,
+    /// Whether it is a private key (its secret parts have no length
+    /// attribute: a length query reads them).
+    pub private: bool,
 }
 
 impl Module {
     /// The facts of an object the session sees (empty when it does not:
-    /// Whether it is a private key (its secret parts have no length
-    /// attribute: a length query reads them).
-    pub private: bool,
     /// the call then fails on its own, unrecorded unless a token key is
     /// involved).
     pub(crate) fn object_facts(

@@ -32,6 +32,7 @@ pub mod module;
 pub mod object_ops;
 pub mod objects;
 pub mod pin;
+pub mod pq_ops;
 pub mod private_parts;
 pub mod pubkey;
 pub mod reauth;

@@ -218,6 +218,81 @@ pub const MECHANISMS: &[MechanismEntry] = &[
     m!(CKM_CONCATENATE_DATA_AND_BASE, 1, 512, CKF_DERIVE, true),
     m!(CKM_XOR_BASE_AND_DATA, 1, 512, CKF_DERIVE, true),
     m!(CKM_EXTRACT_KEY_FROM_KEY, 1, 512, CKF_DERIVE, true),
+    // PKCS#11 3.2 post-quantum (pq_ops): key sizes are the public key's
+    // length in bytes, as the 3.2 specification says (ML-DSA-44 to -87,
+    // ML-KEM-512 to -1024).
+    m!(
+        CKM_ML_DSA_KEY_PAIR_GEN,
+        1312,
+        2592,
+        CKF_GENERATE_KEY_PAIR,
+        true
+    ),
+    m!(CKM_ML_DSA, 1312, 2592, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_HASH_ML_DSA, 1312, 2592, CKF_SIGN | CKF_VERIFY, true),
+    m!(
+        CKM_HASH_ML_DSA_SHA224,
+        1312,
+        2592,
+        CKF_SIGN | CKF_VERIFY,
+        true
+    ),
+    m!(
+        CKM_HASH_ML_DSA_SHA256,
+        1312,
+        2592,
+        CKF_SIGN | CKF_VERIFY,
+        true
+    ),
+    m!(
+        CKM_HASH_ML_DSA_SHA384,
+        1312,
+        2592,
+        CKF_SIGN | CKF_VERIFY,
+        true
+    ),
+    m!(
+        CKM_HASH_ML_DSA_SHA512,
+        1312,
+        2592,
+        CKF_SIGN | CKF_VERIFY,
+        true
+    ),
+    m!(
+        CKM_HASH_ML_DSA_SHA3_256,
+        1312,
+        2592,
+        CKF_SIGN | CKF_VERIFY,
+        true
+    ),
+    m!(
+        CKM_HASH_ML_DSA_SHA3_384,
+        1312,
+        2592,
+        CKF_SIGN | CKF_VERIFY,
+        true
+    ),
+    m!(
+        CKM_HASH_ML_DSA_SHA3_512,
+        1312,
+        2592,
+        CKF_SIGN | CKF_VERIFY,
+        true
+    ),
+    m!(
+        CKM_ML_KEM_KEY_PAIR_GEN,
+        800,
+        1568,
+        CKF_GENERATE_KEY_PAIR,
+        true
+    ),
+    m!(
+        CKM_ML_KEM,
+        800,
+        1568,
+        CKF_ENCAPSULATE | CKF_DECAPSULATE,
+        true
+    ),
 ];
 
 /// The mechanisms available with or without backend key operations.
@@ -280,6 +355,9 @@ pub struct Mechanism {
     pub derive: Option<DeriveParams>,
     /// CK_EDDSA_PARAMS of CKM_EDDSA, copied out: phFlag and the context.
     pub eddsa: Option<(bool, Vec<u8>)>,
+    /// CK_(HASH_)SIGN_ADDITIONAL_CONTEXT of the ML-DSA mechanisms, copied
+    /// out (the default when absent).
+    pub ml_dsa: Option<crate::pq_ops::SignContext>,
 }
 
 /// A secret-key derivation's parameter, copied out.

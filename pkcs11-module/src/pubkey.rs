@@ -104,7 +104,10 @@ pub fn public_attrs(spec: KeySpec, spki: &[u8]) -> Result<Attributes> {
             a.insert(CKA_MODULUS, n.to_vec());
             a.insert(CKA_PUBLIC_EXPONENT, strip_zero(e).to_vec());
         }
-        _ => return Err(ckr!(CKR_KEY_TYPE_INCONSISTENT, "unsupported key spec")),
+        s => {
+            return crate::pq_ops::public_attrs(s, key)
+                .ok_or(ckr!(CKR_KEY_TYPE_INCONSISTENT, "unsupported key spec"))
+        }
     }
     Ok(a)
 }
@@ -130,6 +133,9 @@ pub fn montgomery_spec(params: &[u8]) -> Result<KeySpec> {
 
 /// The signature length of a key, from its stored attributes.
 pub fn signature_len(attrs: &Attributes) -> Result<usize> {
+    if let Some(n) = crate::pq_ops::signature_len(attrs) {
+        return Ok(n);
+    }
     if let Some(n) = attrs.get(&CKA_MODULUS) {
         return Ok(n.len());
     }
@@ -166,6 +172,9 @@ const PUBLIC_ATTRS: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_EC_POINT,
     CKA_MODULUS,
     CKA_PUBLIC_EXPONENT,
+    CKA_PARAMETER_SET,
+    CKA_VALUE,
+    CKA_ENCAPSULATE,
 ];
 
 /// Builds an imported public key's attributes (EC P-256/384/521, Ed25519 or
@@ -233,6 +242,7 @@ pub fn import_public(template: &crate::attrs::Template) -> Result<Attributes> {
             }
             a.insert(CKA_MODULUS_BITS, ulong((n.len() * 8) as CK_ULONG));
         }
+        CKK_ML_DSA | CKK_ML_KEM => crate::pq_ops::import_public(key_type, &mut a)?,
         _ => return Err(ckr!(CKR_ATTRIBUTE_VALUE_INVALID, "unsupported key type")),
     }
     Ok(a)
@@ -262,6 +272,16 @@ pub enum PublicVerifier {
     /// CKM_RSA_PKCS over raw input (modulus, exponent), checked by
     /// hsm-core's public-key function.
     RsaRaw(Vec<u8>, Vec<u8>),
+    /// ML-DSA or HashML-DSA (framed input, see [`crate::pq_ops`]) with a
+    /// raw public key, checked by hsm-core's public-key function.
+    MlDsa {
+        /// The parameter set.
+        spec: KeySpec,
+        /// The raw public key.
+        key: Vec<u8>,
+        /// The variant.
+        how: crate::backend::RawSign,
+    },
     /// CKM_EDDSA with CK_EDDSA_PARAMS{phFlag false, context}: Ed25519ctx
     /// (public key, context of 1 to 255 bytes), checked by hsm-core.
     Ed25519ctx(Vec<u8>, Vec<u8>),
@@ -332,6 +352,10 @@ impl PublicVerifier {
     /// Whether `signature` is valid for `message`.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match self {
+            PublicVerifier::MlDsa { spec, key, how } => {
+                hsm_core::mechanisms::ml_dsa_verify_public(*spec, key, *how, message, signature)
+                    .unwrap_or(false)
+            }
             PublicVerifier::Ed25519ctx(key, context) => {
                 hsm_core::ed25519ctx::verify_public(key, context, message, signature)
                     .unwrap_or(false)

@@ -45,6 +45,9 @@ const PAIR_ATTRS: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_ALLOWED_MECHANISMS,
     CKA_ALWAYS_AUTHENTICATE,
     CKA_WRAP_WITH_TRUSTED,
+    CKA_PARAMETER_SET,
+    CKA_ENCAPSULATE,
+    CKA_DECAPSULATE,
 ];
 
 /// DER DigestInfo prefixes for SHA-1, SHA-224 and SHA-256/384/512 (RFC
@@ -318,6 +321,9 @@ impl Module {
                 };
                 (spec, CKK_RSA)
             }
+            CKM_ML_DSA_KEY_PAIR_GEN | CKM_ML_KEM_KEY_PAIR_GEN => {
+                crate::pq_ops::pair_spec(m.mechanism, public, private)?
+            }
             _ => return Err(ckr!(CKR_MECHANISM_INVALID)),
         };
         let flag = |tpl: &Template, t, default| find(tpl, t).map_or(Ok(default), |v| as_bool(&v));
@@ -333,7 +339,16 @@ impl Module {
         // Sensitive and not extractable unless the template says otherwise.
         let extractable = flag(private, CKA_EXTRACTABLE, false)?;
         let sensitive = flag(private, CKA_SENSITIVE, true)?;
-        let usage_flags = pair_usage_flags(key_type, public, private)?;
+        let usage_flags = if matches!(key_type, CKK_ML_DSA | CKK_ML_KEM) {
+            crate::pq_ops::check_pair_usages(key_type, public, private)?;
+            if key_type == CKK_ML_KEM {
+                PairFlags::default()
+            } else {
+                pair_usage_flags(key_type, public, private)?
+            }
+        } else {
+            pair_usage_flags(key_type, public, private)?
+        };
         let montgomery = key_type == CKK_EC_MONTGOMERY;
         let usages = PairUsages {
             // A pair with no usage at all is still made as a signing key
@@ -351,6 +366,8 @@ impl Module {
                 || usage_flags.wrap
                 || usage_flags.unwrap,
             derive: usage_flags.derive || montgomery,
+            extractable,
+            readable: !sensitive,
         };
         let (serial, rw, who) = self.session_view(h)?;
         self.may_write(rw, who, on_token, true)?;
@@ -363,8 +380,6 @@ impl Module {
         let (key, spki) = self.backend.generate_key_pair(&label, spec, usages)?;
         let public_parts = pubkey::public_attrs(spec, &spki)?;
 
-            extractable,
-            readable: !sensitive,
         let mut common = Attributes::new();
         common.insert(CKA_KEY_TYPE, ulong(key_type));
         common.insert(CKA_TOKEN, bbool(on_token));
@@ -400,6 +415,7 @@ impl Module {
         priv_a.insert(CKA_EXTRACTABLE, bbool(extractable));
         priv_a.insert(CKA_NEVER_EXTRACTABLE, bbool(!extractable));
         priv_a.insert(CKA_ALWAYS_AUTHENTICATE, bbool(false));
+        priv_a.insert(CKA_WRAP_WITH_TRUSTED, bbool(false));
         priv_a.insert(CKA_SUBJECT, Vec::new());
         for (t, v) in public_parts {
             if t != CKA_EC_POINT {
@@ -416,12 +432,12 @@ impl Module {
                         | CKA_PRIVATE
                         | CKA_MODIFIABLE
                         | CKA_COPYABLE
-        priv_a.insert(CKA_WRAP_WITH_TRUSTED, bbool(false));
                         | CKA_DESTROYABLE
                         | CKA_START_DATE
                         | CKA_END_DATE
                         | CKA_ALLOWED_MECHANISMS
                         | CKA_ALWAYS_AUTHENTICATE
+                        | CKA_WRAP_WITH_TRUSTED
                 ) {
                     match *t {
                         CKA_START_DATE | CKA_END_DATE => attrs::check_date(v)?,
@@ -432,13 +448,13 @@ impl Module {
                 }
             }
         }
+        crate::pq_ops::finish_pair_attrs(spec, public, private, &mut pub_a, &mut priv_a)?;
         let private_handle = self
             .add_object(h, &serial, priv_a, Some(key.clone()))
             .inspect_err(|_| {
                 if !on_token {
                     let _ = self.backend.destroy_key(&key);
                 }
-                        | CKA_WRAP_WITH_TRUSTED
             })?;
         let public_handle = self.add_object(h, &serial, pub_a, Some(key))?;
         Ok((public_handle, private_handle))
@@ -480,8 +496,10 @@ impl Module {
                     _ if !m.param.is_empty() => return Err(ckr!(CKR_MECHANISM_PARAM_INVALID)),
                     _ => None,
                 };
-                let mut verifier =
-                    crate::pubkey::PublicVerifier::new(m.mechanism, &object.attrs, salt)?;
+                let mut verifier = match crate::pq_ops::public_verifier(m, &object.attrs)? {
+                    Some(v) => v,
+                    None => crate::pubkey::PublicVerifier::new(m.mechanism, &object.attrs, salt)?,
+                };
                 if let Some((false, context)) = &m.eddsa {
                     verifier = verifier.with_ed25519_context(context)?;
                 }
@@ -490,7 +508,8 @@ impl Module {
                     how: Signer::Public(Box::new(verifier)),
                     hash: None,
                     digest_info: None,
-                    buf: Vec::new(),
+                    // ML-DSA's len(context) || context.
+                    buf: crate::pq_ops::ml_dsa_prefix(m).unwrap_or_default(),
                     sig_len: pubkey::signature_len(&object.attrs)?,
                     mechanism: m.mechanism,
                     multipart: false,
@@ -664,6 +683,9 @@ impl Module {
                     }
                     (RawSign::RsaPss { hash_len, salt_len }, implied, CKK_RSA)
                 }
+                mech if crate::pq_ops::is_ml_dsa_mechanism(mech) => {
+                    (crate::pq_ops::ml_dsa_how(m)?, None, CKK_ML_DSA)
+                }
                 _ => return Err(ckr!(CKR_MECHANISM_INVALID)),
             };
             if key_type != Some(want) {
@@ -687,6 +709,10 @@ impl Module {
                 }
                 (_, how) => how,
             };
+            // ML-DSA: len(context) || context, the data follows.
+            if let Some(p) = crate::pq_ops::ml_dsa_prefix(m) {
+                prefix = p;
+            }
             // Only the PSS and EdDSA mechanisms take a parameter.
             if !matches!(how, RawSign::RsaPss { .. })
                 && m.mechanism != CKM_EDDSA

@@ -264,7 +264,7 @@ fn mechanism_info_for_digests(which: Which) {
     }
     assert_eq!(
         rv(m.p11
-            .get_mechanism_info(slot, cryptoki::mechanism::MechanismType::ML_DSA)),
+            .get_mechanism_info(slot, cryptoki::mechanism::MechanismType::SLH_DSA)),
         RvError::MechanismInvalid
     );
 }

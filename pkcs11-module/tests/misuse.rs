@@ -385,7 +385,7 @@ fn tinfoil_function_lists_have_no_empty_slot() {
         unsafe { lib.C_GetInterfaceList(null_mut(), &mut count) },
         CKR_OK
     );
-    assert_eq!(count, 2);
+    assert_eq!(count, 3, "v3.2, v3.0 and v2.40");
     let mut one = [CK_INTERFACE {
         pInterfaceName: null_mut(),
         pFunctionList: null_mut(),
@@ -396,15 +396,38 @@ fn tinfoil_function_lists_have_no_empty_slot() {
         unsafe { lib.C_GetInterfaceList(one.as_mut_ptr(), &mut small) },
         CKR_BUFFER_TOO_SMALL
     );
-    assert_eq!(small, 2);
+    assert_eq!(small, 3);
     let mut iface: *mut CK_INTERFACE = null_mut();
     let name = b"PKCS 11\0";
     assert_eq!(
         unsafe { lib.C_GetInterface(name.as_ptr() as *mut _, null_mut(), &mut iface, 0) },
         CKR_OK
     );
+    // The default interface is v3.2 (PKCS#11 3.2: ML-DSA, ML-KEM).
+    let list = unsafe { (*iface).pFunctionList } as *const CK_FUNCTION_LIST_3_2;
+    assert_eq!(
+        unsafe { ((*list).version.major, (*list).version.minor) },
+        (3, 2)
+    );
+    let words = unsafe {
+        std::slice::from_raw_parts(
+            (list as *const u8).add(8) as *const usize,
+            (std::mem::size_of::<CK_FUNCTION_LIST_3_2>() - 8) / 8,
+        )
+    };
+    assert_eq!(words.len(), 104);
+    assert!(
+        words.iter().all(|w| *w != 0),
+        "a NULL slot in the v3.2 list"
+    );
+    // v3.0 is still handed out, every slot filled.
+    let mut v30 = CK_VERSION { major: 3, minor: 0 };
+    assert_eq!(
+        unsafe { lib.C_GetInterface(name.as_ptr() as *mut _, &mut v30, &mut iface, 0) },
+        CKR_OK
+    );
     let list = unsafe { (*iface).pFunctionList } as *const CK_FUNCTION_LIST_3_0;
-    assert_eq!(unsafe { (*list).version.major }, 3);
+    assert_eq!(unsafe { (*list).version.minor }, 0);
     let words = unsafe {
         std::slice::from_raw_parts(
             (list as *const u8).add(8) as *const usize,
@@ -471,6 +494,11 @@ fn tinfoil_missing_or_bad_config_is_general_error_then_recovers() {
     std::fs::write(&bad, "backend = \"memory\"\n").unwrap();
     r.init();
     assert_eq!(call!(r, C_GetInfo(&mut info)), CKR_OK);
+    // The v2.40 list's C_GetInfo reports 2.40 (the 3.x lists their own).
+    assert_eq!(
+        (info.cryptokiVersion.major, info.cryptokiVersion.minor),
+        (2, 40)
+    );
     r.finalize();
 }
 

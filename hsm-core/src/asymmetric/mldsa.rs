@@ -80,7 +80,6 @@ pub(crate) fn verification_alg(spec: KeySpec) -> Result<&'static PqdsaVerificati
     }
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_DSA (not wired yet) and the tests
 /// The signature length of an ML-DSA spec (2420, 3309, 4627 bytes).
 pub(crate) fn signature_len(spec: KeySpec) -> Result<usize> {
     Ok(signing_alg(spec)?.signature_len())
@@ -223,7 +222,7 @@ impl MlDsaKey {
         self.spec
     }
 
-    #[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKA_VALUE and the tests
+    #[cfg_attr(not(test), allow(dead_code))] // the tests
     /// The raw public key (FIPS 204 pkEncode).
     pub(crate) fn public_key_raw(&self) -> &[u8] {
         self.pair.public_key().as_ref()
@@ -286,7 +285,6 @@ impl MlDsaKey {
         })
     }
 
-    #[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_DSA and the tests
     /// ML-DSA.Sign with a context string, hedged or deterministic (the
     /// empty context and hedged is [`Self::sign_raw`]'s signature scheme).
     pub(crate) fn sign_with(&self, message: &[u8], options: SignOptions<'_>) -> Result<Vec<u8>> {
@@ -301,7 +299,6 @@ impl MlDsaKey {
         }
     }
 
-    #[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_DSA and the tests
     /// ML-DSA.Verify with a context string.
     pub(crate) fn verify_with(
         &self,
@@ -319,6 +316,80 @@ impl MlDsaKey {
             Expanded::P87(k) => verify_ctx_with(k, message, context, signature),
         })
     }
+}
+
+impl MlDsaKey {
+    /// ML-DSA.Sign_internal of a caller-built M' (FIPS 204 Algorithm 7;
+    /// HashML-DSA's `0x01 || len(ctx) || ctx || OID || PH(M)`), hedged or
+    /// deterministic (rnd = 0).
+    pub(crate) fn sign_internal(&self, m_prime: &[u8], deterministic: bool) -> Result<Vec<u8>> {
+        let mut rnd = ml_dsa::B32::default();
+        if !deterministic {
+            aws_lc_rs::rand::fill(&mut rnd).map_err(|_| crypto_failure("ML-DSA randomness"))?;
+        }
+        Ok(match self.expanded() {
+            Expanded::P44(k) => k
+                .expanded_key()
+                .sign_internal(&[m_prime], &rnd)
+                .encode()
+                .to_vec(),
+            Expanded::P65(k) => k
+                .expanded_key()
+                .sign_internal(&[m_prime], &rnd)
+                .encode()
+                .to_vec(),
+            Expanded::P87(k) => k
+                .expanded_key()
+                .sign_internal(&[m_prime], &rnd)
+                .encode()
+                .to_vec(),
+        })
+    }
+
+    /// ML-DSA.Verify_internal of a caller-built M'.
+    pub(crate) fn verify_internal(&self, m_prime: &[u8], signature: &[u8]) -> bool {
+        fn with<P: MlDsaParams>(key: &SigningKey<P>, m: &[u8], signature: &[u8]) -> bool {
+            let Ok(signature) = ml_dsa::Signature::<P>::try_from(signature) else {
+                return false;
+            };
+            verifying_key(key).verify_internal(m, &signature)
+        }
+        match self.expanded() {
+            Expanded::P44(k) => with(k, m_prime, signature),
+            Expanded::P65(k) => with(k, m_prime, signature),
+            Expanded::P87(k) => with(k, m_prime, signature),
+        }
+    }
+}
+
+/// ML-DSA.Verify_internal of a caller-built M' with a raw public key the
+/// store does not holds (PKCS#11 public key objects); `false` for a
+/// malformed key or signature.
+pub(crate) fn verify_internal_with_public_key(
+    spec: KeySpec,
+    public_key: &[u8],
+    m_prime: &[u8],
+    signature: &[u8],
+) -> Result<bool> {
+    fn with<P: MlDsaParams>(public_key: &[u8], m: &[u8], signature: &[u8]) -> bool {
+        let Ok(encoded) = ml_dsa::EncodedVerifyingKey::<P>::try_from(public_key) else {
+            return false;
+        };
+        let Ok(signature) = ml_dsa::Signature::<P>::try_from(signature) else {
+            return false;
+        };
+        VerifyingKey::<P>::decode(&encoded).verify_internal(m, &signature)
+    }
+    Ok(match spec {
+        KeySpec::MlDsa44 => with::<MlDsa44>(public_key, m_prime, signature),
+        KeySpec::MlDsa65 => with::<MlDsa65>(public_key, m_prime, signature),
+        KeySpec::MlDsa87 => with::<MlDsa87>(public_key, m_prime, signature),
+        other => {
+            return Err(Error::Internal(format!(
+                "{other} is not an ML-DSA key spec"
+            )))
+        }
+    })
 }
 
 /// `ValidationException` for a context string over 255 bytes.
@@ -383,7 +454,6 @@ fn verify_mu_with<P: MlDsaParams>(key: &SigningKey<P>, mu: &Mu, signature: &[u8]
     verifying_key(key).verify_mu(mu, &signature)
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_DSA (not wired yet) and the tests
 fn sign_ctx_with<P: MlDsaParams>(
     key: &SigningKey<P>,
     message: &[u8],
@@ -399,7 +469,6 @@ fn sign_ctx_with<P: MlDsaParams>(
     Ok(signature.encode().to_vec())
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_DSA (not wired yet) and the tests
 fn verify_ctx_with<P: MlDsaParams>(
     key: &SigningKey<P>,
     message: &[u8],

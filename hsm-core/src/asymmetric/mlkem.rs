@@ -40,7 +40,6 @@ fn rank(spec: KeySpec) -> Result<usize> {
     }
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_KEM (not wired yet) and the tests
 /// The encapsulation key length: 384k + 32 (800, 1184, 1568 bytes).
 pub(crate) fn public_key_len(spec: KeySpec) -> Result<usize> {
     Ok(384 * rank(spec)? + 32)
@@ -126,7 +125,7 @@ impl MlKemKey {
         self.spec
     }
 
-    #[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKA_VALUE and the tests
+    #[cfg_attr(not(test), allow(dead_code))] // the tests
     /// The raw encapsulation key (FIPS 203 ek).
     pub(crate) fn public_key_raw(&self) -> &[u8] {
         &self.public
@@ -190,7 +189,6 @@ pub(crate) fn public_key_der(spec: KeySpec, ek: &[u8]) -> Result<Vec<u8>> {
     Ok(der)
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_KEM (not wired yet) and the tests
 /// ML-KEM.Encaps to a raw encapsulation key of `spec` (for PKCS#11 public
 /// key objects): (ciphertext, shared secret). A malformed key is a
 /// `ValidationException`.

@@ -38,6 +38,23 @@ pub enum RawSign {
     /// bytes below the modulus (left-padded with zeros); the key pair must
     /// sign.
     RsaX509,
+    /// CKM_ML_DSA (FIPS 204 ML-DSA.Sign): the input is `len(context) ||
+    /// context || message` ([`super::ml`]).
+    MlDsa {
+        /// The deterministic variant (else hedged).
+        deterministic: bool,
+    },
+    /// CKM_HASH_ML_DSA and CKM_HASH_ML_DSA_SHA* (HashML-DSA): the input is
+    /// `len(context) || context || data`, `data` the message (hashed
+    /// here) or, when `prehashed`, its digest.
+    HashMlDsa {
+        /// The deterministic variant (else hedged).
+        deterministic: bool,
+        /// The pre-hash.
+        hash: super::ml::PreHash,
+        /// Whether the data is already the digest (CKM_HASH_ML_DSA).
+        prehashed: bool,
+    },
 }
 
 /// CKM_RSA_PKCS verification with a public key the core does not hold (one
@@ -185,6 +202,9 @@ impl Hsm {
                 let (context, message) = super::ed25519ph::split(input)?;
                 crate::ed25519ctx::sign(spec, pkcs8, context, message)
             }
+            RawSign::MlDsa { .. } | RawSign::HashMlDsa { .. } => {
+                super::ml::sign(spec, pkcs8.private_key(spec)?, how, input)
+            }
             RawSign::RsaX509 => {
                 rsa_only(spec)?;
                 self.check_rsa_usage(keys, key, KeyUsage::SignVerify)?;
@@ -230,6 +250,9 @@ impl Hsm {
             RawSign::Ed25519ctx => {
                 let (context, message) = super::ed25519ph::split(input)?;
                 crate::ed25519ctx::verify(spec, pkcs8, context, message, signature)
+            }
+            RawSign::MlDsa { .. } | RawSign::HashMlDsa { .. } => {
+                super::ml::verify(spec, pkcs8.private_key(spec)?, how, input, signature)
             }
             RawSign::RsaX509 => {
                 rsa_only(spec)?;

@@ -20,10 +20,12 @@ impl Hsm {
         spec: KeySpec,
         usages: PairUsages,
     ) -> Result<(u64, Vec<u8>)> {
-        if !(spec.is_rsa() || spec.is_ecc()) {
+        if !spec.has_public_key() {
             return Err(Error::validation("not an asymmetric key spec"));
         }
-        usages.check(spec)?;
+        if !spec.is_ml_kem() {
+            usages.check(spec)?;
+        }
         let pkcs8 = crate::asymmetric::generate(spec)?;
         let public = crate::asymmetric::public_key_der(spec, &pkcs8)?;
         let material = std::sync::Arc::new(crate::cache::VersionMaterial::new(pkcs8));
@@ -52,7 +54,11 @@ impl Hsm {
             .get(&id)
             .map(|p| (p.spec, std::sync::Arc::clone(&p.material), p.usages))
             .ok_or_else(|| Error::NotFound("session key pair".into()))?;
-        let usage = usages.primary();
+        let usage = if spec.is_ml_kem() {
+            crate::types::KeyUsage::EncapsulateDecapsulate
+        } else {
+            usages.primary()
+        };
         let request = CreateKeyRequest {
             description: description.to_string(),
             key_spec: Some(spec),

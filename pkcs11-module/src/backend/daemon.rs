@@ -810,6 +810,38 @@ impl Backend for DaemonBackend {
         key_from_wire(Some(r))
     }
 
+    fn ml_kem_encapsulate(
+        &self,
+        key: &KeyHandle,
+        new: &super::NewSecret,
+    ) -> Result<(Vec<u8>, KeyHandle)> {
+        let req = pb::P11MlKemEncapsulateRequest {
+            key: Some(key_to_wire(key)),
+            new_key: Some(wire::new_secret_to_wire(new)),
+        };
+        let r = self.call("MlKemEncapsulate", req, |mut c, r| async move {
+            c.ml_kem_encapsulate(r).await
+        })?;
+        Ok((r.ciphertext, key_from_wire(r.key)?))
+    }
+
+    fn ml_kem_decapsulate(
+        &self,
+        key: &KeyHandle,
+        ciphertext: &[u8],
+        new: &super::NewSecret,
+    ) -> Result<KeyHandle> {
+        let req = pb::P11MlKemDecapsulateRequest {
+            key: Some(key_to_wire(key)),
+            ciphertext: ciphertext.to_vec(),
+            new_key: Some(wire::new_secret_to_wire(new)),
+        };
+        let r = self.call("MlKemDecapsulate", req, |mut c, r| async move {
+            c.ml_kem_decapsulate(r).await
+        })?;
+        key_from_wire(Some(r))
+    }
+
     fn load_changes(&self, token: &str, since: Option<u64>) -> Result<super::ObjectChanges> {
         let req = pb::P11LoadChangesRequest {
             token: token.to_string(),

@@ -892,8 +892,60 @@ impl Backend for EmbeddedBackend {
             .map_err(derive_error)
     }
 
+    fn ml_kem_encapsulate(
+        &self,
+        key: &KeyHandle,
+        new: &super::NewSecret,
+    ) -> Result<(Vec<u8>, KeyHandle)> {
+        let (ciphertext, made) = self
+            .hsm
+            .p11_ml_kem_encapsulate(&self.session_keys, self.key_ref(key), new_key_spec(new))
+            .map_err(kem_error)?;
+        Ok((ciphertext, copied(made)))
+    }
+
+    fn ml_kem_decapsulate(
+        &self,
+        key: &KeyHandle,
+        ciphertext: &[u8],
+        new: &super::NewSecret,
+    ) -> Result<KeyHandle> {
+        self.hsm
+            .p11_ml_kem_decapsulate(
+                &self.session_keys,
+                self.key_ref(key),
+                ciphertext,
+                new_key_spec(new),
+            )
+            .map(copied)
+            .map_err(kem_error)
+    }
+
     fn load_changes(&self, token: &str, since: Option<u64>) -> Result<super::ObjectChanges> {
         self.changes(token, since)
+    }
+}
+
+/// What hsm-core makes a new secret key from (a derivation, a shared
+/// secret).
+fn new_key_spec(n: &super::NewSecret) -> hsm_core::mechanisms::DerivedKeySpec<'_> {
+    hsm_core::mechanisms::DerivedKeySpec {
+        token: n.token_label.as_deref(),
+        aes: n.aes,
+        len: n.len,
+        extractable: n.extractable,
+        readable: n.readable,
+    }
+}
+
+/// The CK_RV of a failed ML-KEM call: a ciphertext of the wrong length,
+/// or a key that is not an ML-KEM key.
+fn kem_error(e: hsm_core::Error) -> Pkcs11Error {
+    match e {
+        hsm_core::Error::InvalidCiphertext(_) => ckr!(CKR_ENCRYPTED_DATA_LEN_RANGE),
+        hsm_core::Error::InvalidKeyUsage(_) => ckr!(CKR_KEY_TYPE_INCONSISTENT),
+        hsm_core::Error::Validation(_) => ckr!(CKR_TEMPLATE_INCONSISTENT),
+        other => other.into(),
     }
 }
 

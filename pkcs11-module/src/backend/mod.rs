@@ -434,6 +434,28 @@ pub trait Backend: Send + Sync {
         Err(no_keys())
     }
 
+    /// C_EncapsulateKey with an ML-KEM key pair (token or session): a
+    /// fresh shared secret made into the secret key `new` describes, and
+    /// its ciphertext.
+    fn ml_kem_encapsulate(
+        &self,
+        _key: &KeyHandle,
+        _new: &NewSecret,
+    ) -> Result<(Vec<u8>, KeyHandle)> {
+        Err(no_keys())
+    }
+
+    /// C_DecapsulateKey with an ML-KEM key pair: the shared secret of
+    /// `ciphertext` made into the secret key `new` describes.
+    fn ml_kem_decapsulate(
+        &self,
+        _key: &KeyHandle,
+        _ciphertext: &[u8],
+        _new: &NewSecret,
+    ) -> Result<KeyHandle> {
+        Err(no_keys())
+    }
+
     /// Imports a private key (a PKCS#8 PrivateKeyInfo of `kind`) with
     /// `usages`: a token key in the namespace of the token labelled
     /// `token_label`, or a session key pair. Returns it, its spec and its

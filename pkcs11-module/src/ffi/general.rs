@@ -51,12 +51,19 @@ pub(super) unsafe extern "C" fn C_Finalize(reserved: *mut c_void) -> CK_RV {
     rv
 }
 
+/// C_GetInfo of the v3.0 list (cryptokiVersion 3.0).
 pub(super) unsafe extern "C" fn C_GetInfo(info: *mut CK_INFO) -> CK_RV {
+    unsafe { get_info(info, CK_VERSION { major: 3, minor: 0 }) }
+}
+
+/// C_GetInfo reporting `version` as cryptokiVersion: each function list's
+/// own (2.40, 3.0, 3.2).
+pub(super) unsafe fn get_info(info: *mut CK_INFO, version: CK_VERSION) -> CK_RV {
     guard(|| {
         crate::state::check_initialized()?;
         let info = unsafe { out_ref(info) }?;
         *info = CK_INFO {
-            cryptokiVersion: CK_VERSION { major: 3, minor: 0 },
+            cryptokiVersion: version,
             manufacturerID: padded(MANUFACTURER),
             flags: 0,
             libraryDescription: padded("Tinfoil PKCS#11 module"),

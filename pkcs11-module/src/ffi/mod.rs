@@ -25,6 +25,7 @@ mod lists;
 mod locking;
 mod message;
 mod objects;
+mod pq;
 mod unsupported;
 
 /// Largest input buffer accepted by any function, in bytes.
@@ -188,6 +189,14 @@ pub(crate) unsafe fn read_mechanism(p: *const CK_MECHANISM) -> Result<Mechanism>
     if m.ulParameterLen as usize > MAX_ATTR_LEN {
         return Err(ckr!(CKR_MECHANISM_PARAM_INVALID, "parameter too long"));
     }
+    // SAFETY: the caller promises the parameter structure.
+    if let Some(context) = unsafe { pq::sign_context(m) }? {
+        return Ok(Mechanism {
+            mechanism: m.mechanism,
+            ml_dsa: Some(context),
+            ..Default::default()
+        });
+    }
     if m.mechanism == CKM_AES_GCM {
         if m.pParameter.is_null()
             || m.ulParameterLen as usize != std::mem::size_of::<CK_GCM_PARAMS>()
@@ -262,6 +271,7 @@ pub(crate) unsafe fn read_mechanism(p: *const CK_MECHANISM) -> Result<Mechanism>
         // SAFETY: the caller promises the parameter structure.
         derive: unsafe { derive_params::read(m) }?,
         eddsa: unsafe { eddsa_params(m) }?,
+        ml_dsa: None,
     })
 }
 

@@ -146,6 +146,16 @@ pub fn sign_to_wire(how: RawSign) -> pb::P11RawSign {
         RawSign::Ed25519ph => How::Ed25519ph(pb::P11Empty {}),
         RawSign::Ed25519ctx => How::Ed25519ctx(pb::P11Empty {}),
         RawSign::RsaX509 => How::RsaX509(pb::P11Empty {}),
+        RawSign::MlDsa { deterministic } => How::MlDsa(pb::P11MlDsa { deterministic }),
+        RawSign::HashMlDsa {
+            deterministic,
+            hash,
+            prehashed,
+        } => How::HashMlDsa(pb::P11HashMlDsa {
+            deterministic,
+            hash: hash.wire(),
+            prehashed,
+        }),
     };
     pb::P11RawSign { how: Some(how) }
 }
@@ -165,6 +175,15 @@ pub fn sign_from_wire(how: Option<pb::P11RawSign>) -> Result<RawSign> {
         Some(How::Ed25519ph(_)) => Ok(RawSign::Ed25519ph),
         Some(How::Ed25519ctx(_)) => Ok(RawSign::Ed25519ctx),
         Some(How::RsaX509(_)) => Ok(RawSign::RsaX509),
+        Some(How::MlDsa(p)) => Ok(RawSign::MlDsa {
+            deterministic: p.deterministic,
+        }),
+        Some(How::HashMlDsa(p)) => Ok(RawSign::HashMlDsa {
+            deterministic: p.deterministic,
+            hash: hsm_core::mechanisms::PreHash::from_wire(p.hash)
+                .ok_or(ckr!(CKR_MECHANISM_PARAM_INVALID, "unknown pre-hash"))?,
+            prehashed: p.prehashed,
+        }),
         None => Err(ckr!(CKR_MECHANISM_INVALID, "signature mechanism missing")),
     }
 }
@@ -176,6 +195,10 @@ pub fn spec_from_wire(spec: &str) -> Result<KeySpec> {
 
 /// A key pair's usages from their comma-separated KMS names.
 pub fn usage_from_wire(usage: &str) -> Result<PairUsages> {
+    // An ML-KEM pair has no usage of these (it encapsulates).
+    if usage.is_empty() {
+        return Ok(PairUsages::default());
+    }
     PairUsages::parse(usage).map_err(|_| ckr!(CKR_TEMPLATE_INCONSISTENT, "unknown key usage"))
 }
 
@@ -510,6 +533,14 @@ mod tests {
             RawSign::EdDsa,
             RawSign::Ed25519ph,
             RawSign::Ed25519ctx,
+            RawSign::MlDsa {
+                deterministic: true,
+            },
+            RawSign::HashMlDsa {
+                deterministic: false,
+                hash: hsm_core::mechanisms::PreHash::Sha3_384,
+                prehashed: true,
+            },
         ];
         for how in signs {
             assert_eq!(sign_from_wire(Some(sign_to_wire(how))).unwrap(), how);
