@@ -7,7 +7,7 @@ use std::io::{ErrorKind, IoSlice, Write};
 
 use zeroize::Zeroizing;
 
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use super::footer::{Signer, Verifier, MAX_SIGNATURE_LEN};
@@ -248,47 +248,38 @@ pub fn encrypt<C: Chunks + ?Sized, W: Write>(
     };
     frames.write_all(&[&head])?;
     let fl = frame_length as usize;
-    // A frame begun at the end of one chunk and completed from the next:
-    // the only plaintext copied. Wiped when dropped.
+    // The last 1 to `fl` bytes read so far, unsealed: the final frame if
+    // the input ends here. Each chunk's other frames are sealed in place
+    // and written as soon as it is read (while it is still in this core's
+    // cache), and the chunk goes back to the source before the next one
+    // is read: no read-ahead of a whole chunk to find the end. Only this
+    // tail (at most one frame per chunk) is copied. Wiped when dropped.
     let mut carry = Zeroizing::new(Vec::with_capacity(fl));
-    let mut chunk = input.next_chunk()?;
-    let mut next = if chunk.is_empty() {
-        Zeroizing::new(Vec::new())
-    } else {
-        input.next_chunk()?
-    };
     loop {
-        let end = next.is_empty();
-        let mut off = 0;
-        if !carry.is_empty() {
-            off = (fl - carry.len()).min(chunk.len());
-            carry.extend_from_slice(&chunk[..off]);
-            if carry.len() == fl {
-                let last = end && off == chunk.len();
-                frames.seal_batch(&mut carry, last, progress)?;
-                carry.clear();
-                if last {
-                    break;
-                }
-            }
-        }
-        // The whole frames of this chunk, sealed and written in place.
-        let whole = (chunk.len() - off) / fl * fl;
-        let last = end && off + whole == chunk.len() && whole > 0;
-        frames.seal_batch(&mut chunk[off..off + whole], last, progress)?;
-        if last {
-            break;
-        }
-        carry.extend_from_slice(&chunk[off + whole..]);
-        if end {
-            // The final frame: what is left, possibly nothing.
+        let mut chunk = input.next_chunk()?;
+        if chunk.is_empty() {
+            // The end: the final frame is the tail, possibly empty.
+            input.recycle(chunk);
             frames.seal_batch(&mut carry, true, progress)?;
             break;
         }
-        input.recycle(std::mem::replace(&mut chunk, next));
-        next = input.next_chunk()?;
+        // Complete the tail from this chunk; it is a regular frame once
+        // full and followed by more input.
+        let off = (fl - carry.len()).min(chunk.len());
+        carry.extend_from_slice(&chunk[..off]);
+        if carry.len() == fl && off < chunk.len() {
+            frames.seal_batch(&mut carry, false, progress)?;
+            carry.clear();
+        }
+        let rest = chunk.len() - off;
+        if rest > 0 {
+            // `carry` is empty here. Keep the last 1..=fl bytes back.
+            let whole = rest - ((rest - 1) % fl + 1);
+            frames.seal_batch(&mut chunk[off..off + whole], false, progress)?;
+            carry.extend_from_slice(&chunk[off + whole..]);
+        }
+        input.recycle(chunk);
     }
-    input.recycle(chunk);
     let mut written = frames.written;
     if let Some(s) = signer.take() {
         let footer = s.finish()?;
@@ -440,7 +431,9 @@ fn write_ranges<W: Write>(
 /// A read position in the chunks of a message body.
 struct ChunkCursor<'a, C: Chunks + ?Sized> {
     src: &'a mut C,
+    /// The current chunk, from `src` once `held`.
     chunk: Zeroizing<Vec<u8>>,
+    held: bool,
     pos: usize,
 }
 
@@ -453,10 +446,15 @@ impl<C: Chunks + ?Sized> ChunkCursor<'_, C> {
     /// Moves to the next chunk (the current one goes back to the source);
     /// false at the end of the input.
     fn advance(&mut self) -> Result<bool, EsdkError> {
-        let next = self.src.next_chunk()?;
-        let old = std::mem::replace(&mut self.chunk, next);
-        self.src.recycle(old);
+        // Handed back first, so that an inline source reads the next chunk
+        // into the same (cache-warm) buffer.
+        let old = std::mem::take(&mut self.chunk);
+        if std::mem::replace(&mut self.held, false) {
+            self.src.recycle(old);
+        }
         self.pos = 0;
+        self.chunk = self.src.next_chunk()?;
+        self.held = true;
         Ok(!self.chunk.is_empty())
     }
 
@@ -477,7 +475,9 @@ impl<C: Chunks + ?Sized> ChunkCursor<'_, C> {
 
     /// Gives the current chunk back to the source.
     fn finish(self) {
-        self.src.recycle(self.chunk);
+        if self.held {
+            self.src.recycle(self.chunk);
+        }
     }
 }
 
@@ -550,6 +550,7 @@ pub fn decrypt<C: Chunks + ?Sized, W: Write>(
     let mut cursor = ChunkCursor {
         src: input,
         chunk: Zeroizing::new(Vec::new()),
+        held: false,
         pos: 0,
     };
     let mut spill = Zeroizing::new(Vec::with_capacity(fl + TAG_LEN));

@@ -9,10 +9,13 @@
 //!
 //! This module knows nothing about KMS: the caller obtains the data key and
 //! the encrypted data keys (`tinfoil encrypt-file` through tinfoild) and
-//! hands them in. AES-256-GCM and HKDF are ring's; the ECDSA P-384 footer
-//! is aws-lc-rs's, because ring can neither sign a precomputed digest
-//! (needed to sign a stream) nor read the compressed public key the format
-//! stores in the encryption context.
+//! hands them in. HKDF is ring's. AES-256-GCM is aws-lc-rs's: with the
+//! AVX-512 VAES code it has and ring lacks, it seals 4 KiB frames about a
+//! third faster than ring on such CPUs (12.1 against 8.9 GB/s of CPU time
+//! on the AMD EPYC development VM; examples/esdk_bench.rs measures both).
+//! The ECDSA P-384 footer is aws-lc-rs's too, because ring can neither
+//! sign a precomputed digest (needed to sign a stream) nor read the
+//! compressed public key the format stores in the encryption context.
 //!
 //! - [`suite`]: algorithm suites and key derivation.
 //! - [`header`]: the header, encryption context and encrypted data keys.
@@ -47,6 +50,12 @@ pub const KMS_PROVIDER_ID: &str = "aws-kms";
 
 /// The AWS Encryption SDK's default frame length.
 pub const DEFAULT_FRAME_LENGTH: u32 = 4096;
+
+/// The size of the input chunks `tinfoil encrypt-file` / `decrypt-file`
+/// read: small enough that a chunk (and the page-cache lines the kernel
+/// copies it from) stays in a core's L2 cache while its frames are sealed
+/// or opened in place, large enough that system calls are few.
+pub const IO_CHUNK: usize = 256 * 1024;
 
 /// Bounds on what a message being decrypted may ask for.
 #[derive(Debug, Clone, Copy)]

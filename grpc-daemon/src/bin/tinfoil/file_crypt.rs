@@ -26,7 +26,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::args::{merge_context, parse_context, Command, Context, ContextEntries};
 
 /// Chunk size of the input.
-const IO_BUFFER: usize = 256 * 1024;
+const IO_BUFFER: usize = esdk::IO_CHUNK;
 /// Input chunks read ahead of the cryptography.
 const READ_AHEAD: usize = 4;
 
