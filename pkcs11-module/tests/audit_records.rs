@@ -851,8 +851,99 @@ fn finals_private_keys_and_derivation(which: Which) {
     );
 }
 
+/// Issue 16: the PKCS#11 3.2 calls on token ML-DSA / ML-KEM keys are
+/// recorded like every other token-key call: the pairs' generation,
+/// C_Sign / C_Verify with CKM_ML_DSA, C_EncapsulateKey and C_DecapsulateKey
+/// with CKM_ML_KEM (the length query is not), each naming its key; the
+/// same calls on session pairs leave nothing.
+fn post_quantum_calls(which: Which) {
+    use cryptoki::mechanism::dsa::{HedgeType, SignAdditionalContext};
+    use cryptoki::object::{MlDsaParameterSetType, MlKemParameterSetType};
+    let m = load(which);
+    let session = user_session(&m, "audited-pq");
+    let mech = Mechanism::MlDsa(SignAdditionalContext::new(
+        HedgeType::Required,
+        Some(b"ctx"),
+    ));
+    let secret = [
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::GENERIC_SECRET),
+        Attribute::Token(false),
+    ];
+    for on_token in [false, true] {
+        let (dsa_public, dsa_private) = session
+            .generate_key_pair(
+                &Mechanism::MlDsaKeyPairGen,
+                &[
+                    Attribute::Token(on_token),
+                    Attribute::Verify(true),
+                    Attribute::ParameterSet(MlDsaParameterSetType::ML_DSA_44.into()),
+                ],
+                &[Attribute::Token(on_token), Attribute::Sign(true)],
+            )
+            .unwrap();
+        let signature = session.sign(&mech, dsa_private, SIGNED).unwrap();
+        session
+            .verify(&mech, dsa_public, SIGNED, &signature)
+            .unwrap();
+        let (kem_public, kem_private) = session
+            .generate_key_pair(
+                &Mechanism::MlKemKeyPairGen,
+                &[
+                    Attribute::Token(on_token),
+                    Attribute::ParameterSet(MlKemParameterSetType::ML_KEM_512.into()),
+                ],
+                &[Attribute::Token(on_token)],
+            )
+            .unwrap();
+        let (ct, _) = session
+            .encapsulate_key(&Mechanism::MlKem, kem_public, &secret)
+            .unwrap();
+        session
+            .decapsulate_key(&Mechanism::MlKem, kem_private, &secret, &ct)
+            .unwrap();
+    }
+    drop(session);
+
+    let (records, text) = exported_records(&m, which);
+    let p11 = pkcs11_records(&records);
+    let names: Vec<&str> = p11
+        .iter()
+        .map(|r| r["eventName"].as_str().unwrap())
+        .collect();
+    // Only the token pairs' calls (the encapsulation's length query is not
+    // recorded).
+    assert_eq!(
+        names,
+        [
+            "C_GenerateKeyPair",
+            "C_Sign",
+            "C_Verify",
+            "C_GenerateKeyPair",
+            "C_EncapsulateKey",
+            "C_DecapsulateKey",
+        ],
+        "{p11:?}"
+    );
+    let mechanism = |i: usize| p11[i]["requestParameters"]["mechanism"].as_str();
+    assert_eq!(mechanism(0), Some("CKM_ML_DSA_KEY_PAIR_GEN"));
+    assert_eq!(mechanism(1), Some("CKM_ML_DSA"));
+    assert_eq!(mechanism(3), Some("CKM_ML_KEM_KEY_PAIR_GEN"));
+    assert_eq!(mechanism(4), Some("CKM_ML_KEM"));
+    assert_eq!(mechanism(5), Some("CKM_ML_KEM"));
+    let arn = |i: usize| p11[i]["resources"][0]["ARN"].as_str().unwrap().to_string();
+    assert_eq!(arn(1), arn(2));
+    assert_eq!(arn(4), arn(5));
+    assert_ne!(arn(1), arn(4));
+    for r in &p11 {
+        assert!(r.get("errorCode").is_none(), "{r}");
+    }
+    assert_absent(&text, &[USER_PIN.as_bytes(), SIGNED]);
+}
+
 ours_only_embedded!(
     session_and_token_calls,
     the_other_entry_points,
-    finals_private_keys_and_derivation
+    finals_private_keys_and_derivation,
+    post_quantum_calls
 );
