@@ -16,6 +16,8 @@
 //! after `--`: `--module PATH` measures another module instead of ours;
 //! `--only embedded,daemon,softhsm` picks the columns; `--seconds S` per
 //! figure (default 2); `--no-find` skips making the 10,000 keys.
+//! `--pq` measures only the post-quantum rows instead ([`pq`]: ML-DSA-65
+//! and ML-KEM-768 through PKCS#11 beside raw aws-lc-rs).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -28,6 +30,9 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::Attribute;
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::{AuthPin, Ulong};
+
+#[path = "pq/rows.rs"]
+mod pq;
 
 const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const KEYS: usize = 10_000;
@@ -393,6 +398,17 @@ fn main() {
     );
     let only = flag(&args, "--only").unwrap_or("embedded,daemon,softhsm");
     let find = !args.iter().any(|a| a == "--no-find");
+    if args.iter().any(|a| a == "--pq") {
+        return pq::run(&ours, budget, || {
+            let d = daemon::Daemon::start(dir.path())?;
+            std::fs::write(
+                &conf,
+                format!("backend = \"daemon\"\nendpoint = \"{}\"\n", d.endpoint),
+            )
+            .unwrap();
+            Some(d)
+        });
+    }
     let wants = |name: &str| only.split(',').any(|o| o == name);
     let mut columns: Vec<(&str, Vec<(String, f64)>)> = Vec::new();
     if wants("embedded") {
