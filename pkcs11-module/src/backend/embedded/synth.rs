@@ -14,7 +14,8 @@ impl EmbeddedBackend {
     /// Objects for a KMS key that no PKCS#11 application described:
     /// CKA_ID = the key id's bytes, CKA_LABEL = first alias or description.
     /// AES and HMAC keys give one secret key object; RSA, P-256, P-384,
-    /// P-521 and Ed25519 keys a private and a public key object (`:pub`).
+    /// P-521, Ed25519, ML-DSA and ML-KEM keys a private and a public key
+    /// object (`:pub`).
     pub(super) fn synthesise(&self, meta: &KeyMetadata) -> Result<Vec<(String, Attributes)>> {
         let alias = self
             .hsm
@@ -79,7 +80,10 @@ impl EmbeddedBackend {
             KeySpec::EccNistP256 | KeySpec::EccNistP384 | KeySpec::EccNistP521 => CKK_EC,
             KeySpec::EccEd25519 => CKK_EC_EDWARDS,
             s if s.is_rsa() => CKK_RSA,
-            _ => return Ok(Vec::new()),
+            s => match crate::pq_ops::parameter_set(s) {
+                Some((key_type, _)) => key_type,
+                None => return Ok(Vec::new()),
+            },
         };
         // A disabled key has no readable public key: it shows no objects.
         let Ok(public) = self.hsm.get_public_key(&meta.key_id) else {
@@ -109,6 +113,18 @@ impl EmbeddedBackend {
         public_obj.insert(CKA_VERIFY, bbool(signs));
         public_obj.insert(CKA_ENCRYPT, bbool(!signs));
         public_obj.extend(parts);
+        // ML-DSA / ML-KEM: CKA_PARAMETER_SET, no private CKA_VALUE; an
+        // ML-KEM pair encapsulates and decapsulates only.
+        let none = Vec::new();
+        crate::pq_ops::finish_pair_attrs(spec, &none, &none, &mut public_obj, &mut private)?;
+        if key_type == CKK_ML_KEM {
+            for t in [CKA_SIGN, CKA_DECRYPT] {
+                private.insert(t, bbool(false));
+            }
+            for t in [CKA_VERIFY, CKA_ENCRYPT] {
+                public_obj.insert(t, bbool(false));
+            }
+        }
         Ok(vec![
             (id.clone(), private),
             (format!("{id}{PUBLIC_SUFFIX}"), public_obj),
