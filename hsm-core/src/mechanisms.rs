@@ -315,8 +315,12 @@ impl Hsm {
         }
     }
 
-    /// The length in bytes of a secret key's material.
+    /// The length in bytes of a secret key's material, or of the PKCS#8
+    /// PrivateKeyInfo an extractable private key wraps as.
     pub fn p11_secret_len(&self, keys: &SessionKeys, key: SecretKeyRef<'_>) -> Result<usize> {
+        if let Ok(Some(pkcs8)) = self.exportable_private(keys, key, false) {
+            return Ok(pkcs8.len());
+        }
         self.with_secret(keys, key, |bytes| Ok(bytes.len()))
     }
 

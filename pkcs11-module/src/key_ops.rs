@@ -769,19 +769,6 @@ impl Module {
                 "the key wraps only under a trusted key"
             ));
         }
-        if private {
-            // Its encoding's length is known once wrapped: a length query
-            // wraps too and answers the exact length.
-            let KeyTransport::Aes(mode) = transport else {
-                return Err(ckr!(CKR_KEY_NOT_WRAPPABLE));
-            };
-            let wrapped = self.backend.wrap(&wrapping, mode, &key)?;
-            return match cap {
-                None => Ok(Output::Len(wrapped.len())),
-                Some(c) if c < wrapped.len() => Err(Pkcs11Error::BufferTooSmall(wrapped.len())),
-                Some(_) => Ok(Output::Data(wrapped)),
-            };
-        }
         let need = match (&transport, rsa_len) {
             (KeyTransport::Aes(mode), _) => wrapped_len(*mode, self.backend.secret_len(&key)?),
             (_, len) => len.unwrap_or(0),

@@ -642,6 +642,110 @@ fn wrap_with_trusted_is_honoured(which: Which) {
         .unwrap();
 }
 
+/// The store's PKCS#11 audit records (exported as an administrator would:
+/// the embedded store with the CLI once the module let it go, the daemon's
+/// through it), verified; with the export's text.
+fn audit_records(m: &common::Loaded, which: Which) -> (Vec<serde_json::Value>, String) {
+    let export = tempfile::tempdir().unwrap();
+    let out_dir = export.path().join("export");
+    let out = if which == Which::Embedded {
+        let _ = m.p11.clone().finalize();
+        std::process::Command::new(common::daemon::binary("tinfoil"))
+            .args(["export-audit-log", "--output-dir"])
+            .arg(&out_dir)
+            .arg("--data-dir")
+            .arg(m.dir.path().join("data"))
+            .arg("--passphrase-file")
+            .arg(m.dir.path().join("passphrase"))
+            .env_remove("TINFOIL_ENDPOINT")
+            .output()
+            .unwrap()
+    } else {
+        common::daemon::cli(&[
+            "export-audit-log",
+            "--output-dir",
+            out_dir.to_str().unwrap(),
+        ])
+    };
+    assert!(out.status.success(), "{out:?}");
+    let key = std::fs::read_to_string(out_dir.join("audit-public-key.txt")).unwrap();
+    hsm_core::audit::verify_dir(&out_dir, key.trim()).expect("the chain verifies");
+    let mut files: Vec<_> = std::fs::read_dir(out_dir.join("records"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let text: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    let records = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["eventSource"] == "pkcs11.tinfoil.local")
+        .collect();
+    (records, text)
+}
+
+/// Reading a token private key's parts and wrapping it under a token key
+/// each leave a record naming the key; the parts and the wrapped bytes are
+/// nowhere in the log.
+fn reads_and_wraps_are_audited(which: Which) {
+    let m = load(which);
+    let session = user_session(&m, "audited-export");
+    let (_, key) = pair(
+        &session,
+        "rsa",
+        true,
+        &[Attribute::Sensitive(false), Attribute::Extractable(true)],
+    );
+    let kek = session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(true),
+                Attribute::ValueLen(32.into()),
+                Attribute::Wrap(true),
+            ],
+        )
+        .unwrap();
+    let d = bytes(&session, key, AttributeType::PrivateExponent);
+    let p = bytes(&session, key, AttributeType::Prime1);
+    let wrapped = session
+        .wrap_key(&Mechanism::AesKeyWrapPad, kek, key)
+        .unwrap();
+    drop(session);
+    let (records, text) = audit_records(&m, which);
+    let names: Vec<&str> = records
+        .iter()
+        .map(|r| r["eventName"].as_str().unwrap())
+        .collect();
+    // cryptoki asks each part's length, then its value: a private key's
+    // length query reads the part too, and is recorded like the read.
+    assert_eq!(
+        names,
+        [
+            "C_GenerateKeyPair",
+            "C_GenerateKey",
+            "C_GetAttributeValue",
+            "C_GetAttributeValue",
+            "C_GetAttributeValue",
+            "C_GetAttributeValue",
+            "C_WrapKey"
+        ],
+        "{records:#?}"
+    );
+    let arn = |i: usize| records[i]["resources"][0]["ARN"].as_str().unwrap();
+    for i in 2..6 {
+        assert_eq!(arn(i), arn(0));
+    }
+    assert_eq!(arn(6), arn(1), "the wrapping key");
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    for secret in [&d, &p, &wrapped] {
+        assert!(!text.to_lowercase().contains(&hex(&secret[..16])));
+    }
+}
+
 with_keys!(
     copies_keep_or_tighten_rights,
     wrap_with_trusted_is_honoured,
@@ -650,4 +754,4 @@ with_keys!(
     flags_only_tighten,
     imported_keys_show_parts_when_asked,
 );
-ours_only_embedded!(x25519_wraps_under_aes_kw);
+ours_only_embedded!(x25519_wraps_under_aes_kw, reads_and_wraps_are_audited);
