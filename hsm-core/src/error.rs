@@ -131,6 +131,17 @@ impl From<postgres::Error> for Error {
                 db.code().code(),
                 db.message()
             )),
+            // Connection exceptions, the server shutting down or starting.
+            Some(db)
+                if db.code().code().starts_with("08")
+                    || matches!(db.code().code(), "57P01" | "57P02" | "57P03") =>
+            {
+                Error::StoreUnavailable(format!(
+                    "PostgreSQL: SQLSTATE {}: {}",
+                    db.code().code(),
+                    db.message()
+                ))
+            }
             Some(db) => Error::Internal(format!(
                 "storage error: SQLSTATE {}: {}",
                 db.code().code(),

@@ -80,6 +80,11 @@ impl GrantCache {
         self.lock().remove(key);
     }
 
+    /// Forgets every cached key's grants (another node changed them).
+    pub fn forget_all(&self) {
+        self.lock().remove_where(|_, _| true);
+    }
+
     /// Up to `limit` grants `retiring` may retire, in grant id order,
     /// after the id `after`: one index range in the store.
     pub fn retirable_by(

@@ -707,6 +707,7 @@ pub(crate) fn decode_context(text: Option<String>) -> Result<Option<EncryptionCo
 
 /// Writes a grant's row.
 pub(crate) fn put_grant(tx: &Db<'_>, grant: &Grant) -> Result<()> {
+    crate::store::pg::notify(tx, &grant.key_id.hyphenated().to_string())?;
     let ops: Vec<&str> = grant
         .operations
         .to_vec()
@@ -742,6 +743,16 @@ pub(crate) fn put_grant(tx: &Db<'_>, grant: &Grant) -> Result<()> {
 
 /// Deletes a grant's row.
 pub(crate) fn delete_grant(tx: &Db<'_>, grant_id: &str) -> Result<()> {
+    if tx.is_postgres() {
+        let key: Option<String> = tx.first(
+            "SELECT key_id FROM grants WHERE grant_id = ?1",
+            &vals![grant_id],
+            |r| r.get(0),
+        )?;
+        if let Some(key) = key {
+            crate::store::pg::notify(tx, &key)?;
+        }
+    }
     tx.execute("DELETE FROM grants WHERE grant_id = ?1", &vals![grant_id])?;
     Ok(())
 }

@@ -62,6 +62,9 @@ pub(crate) struct State {
     keys: Mutex<Lru<Uuid, Arc<KeyRecord>>>,
     /// Alias name -> its target, or `None` when known not to exist.
     aliases: Mutex<Lru<String, Option<Uuid>>>,
+    /// Set while a PostgreSQL store's change feed is down: key records and
+    /// aliases are then read from the store on every use, never cached.
+    feed_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -75,7 +78,15 @@ impl State {
             reader,
             keys: Mutex::new(Lru::new(capacity)),
             aliases: Mutex::new(Lru::new(capacity)),
+            feed_down: Arc::default(),
         }
+    }
+
+    /// Whether cached key records and aliases may be served (not while a
+    /// PostgreSQL store's change feed is down).
+    #[inline]
+    fn cache_usable(&self) -> bool {
+        !self.feed_down.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The store's reads (lists, due keys).
@@ -85,14 +96,19 @@ impl State {
 
     /// A key by id, if it exists.
     pub fn get(&self, id: &Uuid) -> Result<Option<Arc<KeyRecord>>> {
-        if let Some(key) = locked(&self.keys).get(id) {
-            return Ok(Some(key.clone()));
+        let usable = self.cache_usable();
+        if usable {
+            if let Some(key) = locked(&self.keys).get(id) {
+                return Ok(Some(key.clone()));
+            }
         }
         let Some(key) = self.reader.key(id)? else {
             return Ok(None);
         };
         let key = Arc::new(key);
-        locked(&self.keys).insert(*id, key.clone());
+        if usable {
+            locked(&self.keys).insert(*id, key.clone());
+        }
         Ok(Some(key))
     }
 
@@ -109,11 +125,16 @@ impl State {
 
     /// The target of an alias, if it exists.
     pub fn alias_target(&self, name: &str) -> Result<Option<Uuid>> {
-        if let Some(target) = locked(&self.aliases).get(&name.to_string()) {
-            return Ok(*target);
+        let usable = self.cache_usable();
+        if usable {
+            if let Some(target) = locked(&self.aliases).get(&name.to_string()) {
+                return Ok(*target);
+            }
         }
         let target = self.reader.alias(name)?.map(|a| a.target);
-        locked(&self.aliases).insert(name.to_string(), target);
+        if usable {
+            locked(&self.aliases).insert(name.to_string(), target);
+        }
         Ok(target)
     }
 
@@ -149,21 +170,23 @@ impl State {
 /// change is committed to SQLite in one transaction before the cache is
 /// updated, so a failure changes nothing.
 pub struct Hsm {
-    state: RwLock<State>,
+    state: Arc<RwLock<State>>,
     /// The store's reads, on their own connection (also the state's).
     reader: Arc<store::Reader>,
     root_key: SecretKey,
-    cache: MaterialCache,
+    cache: Arc<MaterialCache>,
     options: HsmOptions,
-    changes: Changes,
+    changes: Arc<Changes>,
     identities: RwLock<Identities>,
     audit: Arc<crate::audit::log::AuditLog>,
     /// Key policies, grants and the account-level rule (policy/authz.rs).
-    pub(crate) authz: RwLock<crate::policy::authz::Authz>,
+    pub(crate) authz: Arc<RwLock<crate::policy::authz::Authz>>,
     /// Whether other processes may change the store (see [`Hsm::sync`]).
     shared: bool,
     /// SQLite's `data_version` when memory was last brought up to date.
     seen_version: std::sync::atomic::AtomicU64,
+    /// Follows other nodes' changes (PostgreSQL; `None` on SQLite).
+    _feed: Option<FeedHandle>,
     /// Declared last, so dropped after everything holding the reader: its
     /// connection is the store's last to close, which checkpoints the WAL
     /// into the database (a read-only connection closing last cannot).
@@ -206,6 +229,21 @@ impl StateWrite<'_> {
         locked(&self.guard.aliases).remove_where(|_, _| true);
     }
 
+    /// Forgets a key's cached record (another node changed it); the
+    /// journal names it.
+    pub(crate) fn forget_key(&mut self, id: &Uuid) {
+        self.changed = true;
+        self.touched.push(Change::Key(id.to_string()));
+        locked(&self.guard.keys).remove(id);
+    }
+
+    /// Forgets every cached alias (another node changed one).
+    pub(crate) fn forget_aliases(&mut self) {
+        self.changed = true;
+        self.touched.push(Change::All);
+        locked(&self.guard.aliases).remove_where(|_, _| true);
+    }
+
     /// Notes an alias's (committed) target, `None` once deleted. Aliases
     /// name no key in the journal: readers reload everything.
     pub(crate) fn put_alias(&mut self, name: &str, target: Option<Uuid>) {
@@ -227,6 +265,68 @@ impl Drop for StateWrite<'_> {
         if self.changed {
             self.changes.record(&self.touched);
         }
+    }
+}
+
+/// The change feed of a PostgreSQL store; stops its listener when the
+/// `Hsm` is dropped.
+struct FeedHandle(Arc<store::pg::Feed>);
+
+impl Drop for FeedHandle {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// Where a PostgreSQL store's change feed forgets what other nodes
+/// changed: on the feed's own thread, under the state's write lock (then
+/// the policies'), the order every writer takes. A call that read a record
+/// before the change committed held the state's read lock until it cached
+/// it, so the write lock waits for it and the record is forgotten too.
+struct FeedSink {
+    state: std::sync::Weak<RwLock<State>>,
+    authz: std::sync::Weak<RwLock<crate::policy::authz::Authz>>,
+    cache: std::sync::Weak<MaterialCache>,
+    changes: std::sync::Weak<Changes>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl store::pg::Sink for FeedSink {
+    fn forget(&self, forget: &store::pg::Forget) -> bool {
+        let (Some(state), Some(authz), Some(cache), Some(changes)) = (
+            self.state.upgrade(),
+            self.authz.upgrade(),
+            self.cache.upgrade(),
+            self.changes.upgrade(),
+        ) else {
+            return false;
+        };
+        let mut state = StateWrite {
+            guard: state.write().unwrap_or_else(|e| e.into_inner()),
+            changes: &changes,
+            changed: false,
+            touched: Vec::new(),
+        };
+        let mut authz = authz.write().unwrap_or_else(|e| e.into_inner());
+        if forget.all {
+            state.forget_all();
+            cache.clear();
+            authz.forget_all();
+            return true;
+        }
+        if forget.aliases {
+            state.forget_aliases();
+        }
+        if let Some(id) = forget.key.as_deref().and_then(|k| Uuid::parse_str(k).ok()) {
+            state.forget_key(&id);
+            cache.remove_key(&id);
+            authz.forget_key(&id);
+        }
+        true
+    }
+
+    fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -472,21 +572,39 @@ impl Hsm {
             &root_key[..],
             &options.account,
         )?;
+        let state = State::new(reader.clone(), options.cache_capacity);
+        let state_down = state.feed_down.clone();
+        let state = Arc::new(RwLock::new(state));
+        let authz = Arc::new(RwLock::new(authz));
+        let cache = Arc::new(MaterialCache::new(options.cache_capacity));
+        // Not 0: a restarted daemon must not repeat a generation a client
+        // saw before the restart.
+        let changes = Arc::new(Changes::new(generation_origin()));
+        let feed = store
+            .follow(|| {
+                Box::new(FeedSink {
+                    state: Arc::downgrade(&state),
+                    authz: Arc::downgrade(&authz),
+                    cache: Arc::downgrade(&cache),
+                    changes: Arc::downgrade(&changes),
+                    down: state_down,
+                })
+            })?
+            .map(FeedHandle);
         Ok(Hsm {
-            state: RwLock::new(State::new(reader.clone(), options.cache_capacity)),
+            state,
             reader,
             store: Mutex::new(store),
             root_key,
-            cache: MaterialCache::new(options.cache_capacity),
+            cache,
             options,
-            // Not 0: a restarted daemon must not repeat a generation a
-            // client saw before the restart.
-            changes: Changes::new(generation_origin()),
+            changes,
             identities: RwLock::new(identities),
             audit,
-            authz: RwLock::new(authz),
+            authz,
             shared,
             seen_version: std::sync::atomic::AtomicU64::new(seen_version),
+            _feed: feed,
         })
     }
 
@@ -575,8 +693,10 @@ impl Hsm {
         let mut state = self.write_state();
         // Indexed on the due dates: the cost follows the due keys, not
         // the number of keys.
+        // Due keys are read from the store, not the cache: on a shared
+        // (PostgreSQL) store another node may have just changed them.
         for id in state.reader().due_deletions(now)? {
-            let Some(key) = state.get(&id)? else {
+            let Some(key) = state.reader().key(&id)? else {
                 continue;
             };
             if key.state != KeyState::PendingDeletion || key.deletion_date.is_none_or(|d| d > now) {
@@ -594,13 +714,13 @@ impl Hsm {
             self.lock_store().checkpoint()?;
         }
         for id in state.reader().due_rotations(now)? {
-            let Some(key) = state.get(&id)? else {
+            let Some(key) = state.reader().key(&id)? else {
                 continue;
             };
             if key.state != KeyState::Enabled || !rotation_due(&key, now) {
                 continue;
             }
-            let mut record = (*key).clone();
+            let mut record = key;
             let _event = crate::audit::service_event(self, "RotateKey", &id);
             self.add_version(&mut record, RotationType::Automatic, now)?;
             report.rotated.push(record.arn());

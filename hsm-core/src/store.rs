@@ -652,6 +652,16 @@ impl Store {
         })
     }
 
+    /// Follows other nodes' changes into `sink` (PostgreSQL; `None` on
+    /// SQLite, where nothing else writes or shared opens follow the
+    /// file's data version).
+    pub fn follow(
+        &self,
+        sink: impl FnOnce() -> Box<dyn pg::Sink>,
+    ) -> Result<Option<std::sync::Arc<pg::Feed>>> {
+        self.pg.as_ref().map(|pg| pg.follow(sink())).transpose()
+    }
+
     /// A second connection to the same database for reads (see
     /// [`Reader`]); reads through it never wait for a writer's fsync.
     /// On PostgreSQL, the engine's connection pool.
@@ -1040,6 +1050,7 @@ pub(crate) fn put_meta(tx: &Db<'_>, name: &str, value: &[u8]) -> Result<()> {
 pub(crate) fn put_key(tx: &Db<'_>, key: &KeyRecord) -> Result<()> {
     crate::audit::pending::note_key(key);
     let id = id_text(&key.id);
+    pg::notify(tx, &id)?;
     tx.execute(
         "INSERT INTO keys (key_id, description, key_spec, key_usage, origin, creation_date, key_state,
                            deletion_date, pending_window_days, rotation_period_days, next_rotation_date,
@@ -1113,6 +1124,8 @@ pub(crate) fn destroy_key(tx: &Db<'_>, id: &Uuid, now: UnixSeconds) -> Result<()
     tx.execute("DELETE FROM aliases WHERE key_id = ?1", &vals![&id])?;
     tx.execute("DELETE FROM tags WHERE key_id = ?1", &vals![&id])?;
     tx.execute("DELETE FROM keys WHERE key_id = ?1", &vals![&id])?;
+    pg::notify(tx, &id)?;
+    pg::notify(tx, pg::ALIASES)?;
     tx.execute(
         "INSERT INTO destroyed_keys (key_id, destroyed_date) VALUES (?1, ?2)
          ON CONFLICT(key_id) DO UPDATE SET destroyed_date = excluded.destroyed_date",
@@ -1123,6 +1136,7 @@ pub(crate) fn destroy_key(tx: &Db<'_>, id: &Uuid, now: UnixSeconds) -> Result<()
 
 /// Inserts or replaces an alias.
 pub(crate) fn put_alias(tx: &Db<'_>, alias: &AliasRecord) -> Result<()> {
+    pg::notify(tx, pg::ALIASES)?;
     tx.execute(
         "INSERT INTO aliases (alias_name, key_id, creation_date, last_updated_date) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(alias_name) DO UPDATE SET key_id = excluded.key_id,
@@ -1134,6 +1148,7 @@ pub(crate) fn put_alias(tx: &Db<'_>, alias: &AliasRecord) -> Result<()> {
 
 /// Deletes an alias.
 pub(crate) fn delete_alias(tx: &Db<'_>, name: &str) -> Result<()> {
+    pg::notify(tx, pg::ALIASES)?;
     tx.execute("DELETE FROM aliases WHERE alias_name = ?1", &vals![name])?;
     Ok(())
 }

@@ -31,6 +31,10 @@ pub(crate) struct ChainState {
     pub checkpoint_time: UnixSeconds,
 }
 
+/// A batch's outcome; on failure, whether the store was unavailable, and
+/// why.
+type BatchOutcome = std::result::Result<(), (bool, String)>;
+
 /// The callers waiting on group commit.
 #[derive(Default)]
 struct Group {
@@ -40,7 +44,7 @@ struct Group {
     /// Whether some caller is writing a batch.
     leader: bool,
     /// Finished batches: waiters still to read, outcome.
-    results: HashMap<u64, (usize, std::result::Result<(), String>)>,
+    results: HashMap<u64, (usize, BatchOutcome)>,
 }
 
 /// An open store's audit log.
@@ -193,7 +197,14 @@ impl AuditLog {
                 if entry.0 == 0 {
                     group.results.remove(&mine);
                 }
-                return outcome.map_err(unwritable);
+                return outcome.map_err(|(unavailable, reason)| {
+                    let e = unwritable(reason);
+                    match e {
+                        // The store is down (PostgreSQL): say so.
+                        Error::Internal(m) if unavailable => Error::StoreUnavailable(m),
+                        e => e,
+                    }
+                });
             }
             if !group.leader {
                 group.leader = true;
@@ -205,7 +216,7 @@ impl AuditLog {
                     self.write_batch(hsm, &mut batch)
                 }))
                 .unwrap_or_else(|_| Err(Error::Internal("the audit writer panicked".into())))
-                .map_err(|e| e.to_string());
+                .map_err(|e| (matches!(e, Error::StoreUnavailable(_)), e.to_string()));
                 group = lock(&self.group);
                 group.leader = false;
                 group.results.insert(id, (batch.len(), outcome));

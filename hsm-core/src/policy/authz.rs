@@ -137,6 +137,12 @@ impl Authz {
         self.grants.forget_key(key);
     }
 
+    /// Forgets every cached policy and grant (another node changed them).
+    pub fn forget_all(&mut self) {
+        self.cached().remove_where(|_, _| true);
+        self.grants.forget_all();
+    }
+
     /// The token naming a grant.
     pub fn token_for(&self, grant_id: &str) -> String {
         let mut raw = Vec::with_capacity(TOKEN_LEN);
@@ -196,11 +202,13 @@ fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
 
 /// Writes (or replaces) a key's policy row.
 pub(crate) fn put_policy_row(tx: &Db<'_>, key: &Uuid, text: &str) -> Result<()> {
+    let id = key.hyphenated().to_string();
     tx.execute(
         "INSERT INTO key_policies (key_id, policy) VALUES (?1, ?2)
          ON CONFLICT(key_id) DO UPDATE SET policy = excluded.policy",
-        &vals![&*key.hyphenated().to_string(), text],
+        &vals![&id, text],
     )?;
+    crate::store::pg::notify(tx, &id)?;
     Ok(())
 }
 

@@ -51,7 +51,31 @@
 //!
 //! *The change counter / journal and the due-key queries* are engine
 //! neutral: the counter lives in memory (`crate::changes`), the due-key
-//! queries are ordinary indexed statements run through [`Db`].
+//! queries are ordinary indexed statements run through [`Db`]; the tick
+//! reads each due key from the store, not the cache.
+//!
+//! *Freshness across nodes (PostgreSQL).* Key versions are immutable;
+//! everything mutable a node caches (key records, aliases, policies,
+//! grants) is forgotten when another node changes it: every write
+//! transaction `pg_notify`s what it changed (a key id, `aliases`, or `*`;
+//! delivered at commit), and each node's change feed (`pg::listen`, a
+//! thread with a connection of its own that `LISTEN`s) forgets it under
+//! the state's write lock, so a call that read the old row before the
+//! commit has cached it by then and it is forgotten too. Chosen over a
+//! per-call version check (a round trip per Encrypt) and a TTL (stale for
+//! the whole TTL). While the feed's connection is down (and until it is
+//! listening again, when it forgets everything once more), key records
+//! and aliases are read from the database on every call and never cached,
+//! and policies and grants are forgotten every 250 ms.
+//!
+//! *Not yet:* writes still start from the node's cached record, so two
+//! nodes changing one key within the feed's lag can lose one update (a
+//! per-row version check inside the write transaction is next); the tick
+//! is not yet leased (two nodes ticking at once may both purge a key: the
+//! second finds nothing but records a second DeleteKey); users and access
+//! keys are loaded at open; PKCS#11 token rows, audit lookup/export and
+//! the benchmark's bulk path are SQLite only (`Store::transaction`,
+//! `Store::sqlite`, refused on PostgreSQL); no TLS to the database yet.
 //!
 //! *Performance.* The cached key path (Encrypt with a cached key) touches
 //! no engine at all. A SQLite statement costs one enum match more than

@@ -320,10 +320,151 @@ fn on_sqlite() {
     run_all(&Engine::Sqlite, "SQLite");
 }
 
+/// Polls `f` every 5 ms until it holds, for at most `bound`; how long it
+/// took (`None`: never within the bound).
+fn wait_until(
+    bound: std::time::Duration,
+    mut f: impl FnMut() -> bool,
+) -> Option<std::time::Duration> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < bound {
+        if f() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    None
+}
+
+/// Two nodes (two `Hsm`s) on one PostgreSQL database: a key created on
+/// A is used on B; B, which cached the key, refuses it once A disabled it
+/// (the change feed; the lag is printed), follows A's enable, rotation and
+/// alias moves; a purge ticked on B is seen on A; both append to one
+/// audit chain.
+fn two_nodes(cluster: &Cluster) {
+    let bound = std::time::Duration::from_secs(10);
+    let url = cluster.new_database();
+    let clock = Arc::new(ManualClock::new(T0));
+    let a = Hsm::init_postgres(&url, None, &pass(), options(clock.clone())).unwrap();
+    let b = Hsm::open_postgres(&url, None, &pass(), options(clock.clone())).unwrap();
+    let caller = root();
+    let (ga, gb) = (a.gate(&caller), b.gate(&caller));
+    let key = ga.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let other = ga.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let blob = gb.encrypt(&key, b"from b", &ctx(), None).unwrap();
+    let out = ga
+        .decrypt(&blob.ciphertext_blob, &ctx(), None, None)
+        .unwrap();
+    assert_eq!(&out.plaintext[..], b"from b");
+
+    ga.disable_key(&key).unwrap();
+    assert!(matches!(
+        ga.encrypt(&key, b"x", &ctx(), None),
+        Err(Error::Disabled(_))
+    ));
+    let lag = wait_until(bound, || {
+        matches!(
+            gb.encrypt(&key, b"x", &ctx(), None),
+            Err(Error::Disabled(_))
+        )
+    })
+    .expect("node B refuses a key node A disabled");
+    eprintln!("two nodes: DisableKey on A refused on B after {lag:?}");
+    ga.enable_key(&key).unwrap();
+    wait_until(bound, || gb.encrypt(&key, b"x", &ctx(), None).is_ok())
+        .expect("node B follows EnableKey on A");
+
+    ga.rotate_key_on_demand(&key).unwrap();
+    wait_until(bound, || {
+        gb.describe_key(&key).unwrap().current_key_version == 2
+    })
+    .expect("node B sees the rotation on A");
+
+    ga.create_alias("alias/shared", &key).unwrap();
+    assert!(gb
+        .encrypt("alias/shared", b"x", &ctx(), None)
+        .unwrap()
+        .key_id
+        .ends_with(&key));
+    ga.update_alias("alias/shared", &other).unwrap();
+    wait_until(bound, || {
+        gb.encrypt("alias/shared", b"x", &ctx(), None)
+            .is_ok_and(|o| o.key_id.ends_with(&other))
+    })
+    .expect("node B follows an alias moved on A");
+
+    let scheduled = ga.schedule_key_deletion(&other, Some(7)).unwrap();
+    clock.set(scheduled.deletion_date);
+    assert_eq!(b.tick(scheduled.deletion_date).unwrap().destroyed.len(), 1);
+    assert!(a
+        .tick(scheduled.deletion_date)
+        .unwrap()
+        .destroyed
+        .is_empty());
+    wait_until(bound, || {
+        matches!(ga.describe_key(&other), Err(Error::NotFound(_)))
+    })
+    .expect("node A sees the key node B purged");
+
+    // One audit chain: both nodes' records, consecutive.
+    let sequences: Vec<i64> = a
+        .lock_store()
+        .read(|db| {
+            db.all(
+                "SELECT sequence FROM audit_records ORDER BY sequence",
+                &[],
+                |r| r.get(0),
+            )
+        })
+        .unwrap();
+    let want: Vec<i64> = (1..=sequences.len() as i64).collect();
+    assert_eq!(sequences, want);
+    let head = a
+        .audit_log()
+        .state()
+        .head_sequence
+        .max(b.audit_log().state().head_sequence);
+    assert_eq!(head, sequences.len() as u64);
+}
+
+/// The database stops under a node that has a key cached: calls fail
+/// with StoreUnavailable (no hang, nothing served from the cache while the
+/// change feed is down); once it is back, the node serves again without
+/// a restart.
+fn database_restart(cluster: &Cluster) {
+    let bound = std::time::Duration::from_secs(20);
+    let url = cluster.new_database();
+    let clock = Arc::new(ManualClock::new(T0));
+    let hsm = Hsm::init_postgres(&url, None, &pass(), options(clock)).unwrap();
+    let caller = root();
+    let gate = hsm.gate(&caller);
+    let key = gate.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    wait_until(bound, || gate.encrypt(&key, b"x", &ctx(), None).is_ok()).unwrap();
+    cluster.stop_server();
+    let mut last = String::new();
+    let failed = wait_until(bound, || {
+        let outcome = gate.encrypt(&key, b"x", &ctx(), None);
+        last = format!("{:?}", outcome.as_ref().map(|_| ()));
+        matches!(outcome, Err(Error::StoreUnavailable(_)))
+    });
+    cluster.start_server();
+    let failed = failed.unwrap_or_else(|| {
+        panic!("calls fail with StoreUnavailable while the database is down; last: {last}")
+    });
+    eprintln!("database stopped: StoreUnavailable after {failed:?}");
+    let back = wait_until(bound, || gate.encrypt(&key, b"x", &ctx(), None).is_ok())
+        .expect("the node serves again once the database is back");
+    eprintln!("database started: serving again after {back:?}");
+}
+
 #[test]
 fn on_postgres() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
     run_all(&Engine::Postgres(&cluster), "PostgreSQL");
+    eprintln!("store matrix on PostgreSQL: two_nodes");
+    two_nodes(&cluster);
+    eprintln!("store matrix on PostgreSQL: database_restart");
+    database_restart(&cluster);
 }

@@ -152,11 +152,140 @@ type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 #[derive(Clone)]
 pub(crate) struct PgStore {
     pool: Pool,
+    /// How to open the change feed's own connection.
+    config: postgres::Config,
 }
 
-impl std::fmt::Debug for PgStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PgStore")
+/// The channel write transactions notify (see [`notify`]).
+const CHANNEL: &str = "tinfoil_changes";
+/// A notification payload: everything may have changed.
+pub(crate) const ALL: &str = "*";
+/// A notification payload: some alias changed.
+pub(crate) const ALIASES: &str = "aliases";
+
+/// Tells every node, when `tx` commits, that `what` changed: a key id (its
+/// record, versions, tags, policy or grants), [`ALIASES`] or [`ALL`].
+/// Nothing on SQLite (one process writes; shared opens follow the file's
+/// data version).
+pub(crate) fn notify(tx: &Db<'_>, what: &str) -> Result<()> {
+    if tx.is_postgres() {
+        tx.execute(
+            "SELECT pg_notify(?1, ?2)",
+            &super::engine::vals![CHANNEL, what],
+        )?;
+    }
+    Ok(())
+}
+
+/// How often the feed's connection is checked when no notification came,
+/// and how often everything is forgotten while it is down.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// What a node must forget because another node changed it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Forget {
+    /// A key id (text) whose record, versions, tags, policy or grants
+    /// changed.
+    pub key: Option<String>,
+    /// Every alias.
+    pub aliases: bool,
+    /// Everything mutable.
+    pub all: bool,
+}
+
+/// Where the change feed delivers: the node's caches.
+pub(crate) trait Sink: Send + Sync + 'static {
+    /// Forgets what changed; false when the node is gone (the listener
+    /// then ends).
+    fn forget(&self, forget: &Forget) -> bool;
+    /// The feed's connection went down (`true`: nothing mutable may be
+    /// served from memory until it is back) or is back.
+    fn set_down(&self, down: bool);
+}
+
+/// The handle of a running change feed; [`Feed::stop`] ends its listener.
+#[derive(Default)]
+pub(crate) struct Feed {
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl Feed {
+    /// Asks the listener to end (within a heartbeat).
+    pub fn stop(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// Follows the channel on a connection of its own until `feed` is
+/// stopped or the sink's node is gone, reconnecting after a failure.
+/// Down (before the first connection, and after a failure until it is
+/// listening again), the sink is told so and forgets everything every
+/// heartbeat; once listening, it forgets everything once (what it missed)
+/// and then what each notification names.
+fn listen(config: postgres::Config, feed: std::sync::Arc<Feed>, sink: Box<dyn Sink>) {
+    use postgres::fallible_iterator::FallibleIterator;
+    let all = all_of();
+    while !feed.stopped() {
+        if !sink.forget(&all) {
+            return;
+        }
+        let mut client = match config.connect(NoTls) {
+            Ok(client) => client,
+            Err(_) => {
+                std::thread::sleep(HEARTBEAT);
+                continue;
+            }
+        };
+        if client.batch_execute(&format!("LISTEN {CHANNEL}")).is_err() {
+            std::thread::sleep(HEARTBEAT);
+            continue;
+        }
+        // Listening from here on: forget what was missed before.
+        if !sink.forget(&all) {
+            return;
+        }
+        sink.set_down(false);
+        'connected: while !feed.stopped() {
+            {
+                let mut notes = client.notifications();
+                let mut iter = notes.timeout_iter(HEARTBEAT);
+                loop {
+                    let forget = match iter.next() {
+                        Ok(Some(n)) => match n.payload() {
+                            ALL => all_of(),
+                            ALIASES => Forget {
+                                aliases: true,
+                                ..Forget::default()
+                            },
+                            key => Forget {
+                                key: Some(key.to_string()),
+                                ..Forget::default()
+                            },
+                        },
+                        Ok(None) => break,
+                        Err(_) => break 'connected,
+                    };
+                    if !sink.forget(&forget) {
+                        return;
+                    }
+                }
+            }
+            if client.is_closed() || client.batch_execute("").is_err() {
+                break;
+            }
+        }
+        sink.set_down(true);
+    }
+}
+
+fn all_of() -> Forget {
+    Forget {
+        all: true,
+        ..Forget::default()
     }
 }
 
@@ -180,17 +309,19 @@ impl PgStore {
             config.password(password);
         }
         config.connect_timeout(std::time::Duration::from_secs(10));
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
             // A closed connection is found when used (and then dropped):
             // no round trip per checkout.
             .test_on_check_out(false)
-            .connection_timeout(std::time::Duration::from_secs(10))
+            // A call fails with StoreUnavailable within this when the
+            // database cannot be reached.
+            .connection_timeout(std::time::Duration::from_secs(3))
             .build(manager)
             .map_err(|e| Error::StoreUnavailable(format!("cannot connect to PostgreSQL: {e}")))?;
-        let store = PgStore { pool };
+        let store = PgStore { pool, config };
         store.migrate()?;
         Ok(store)
     }
@@ -221,6 +352,21 @@ impl PgStore {
         tx.execute("UPDATE schema_version SET version = $1", &[&SCHEMA_VERSION])?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Starts following other nodes' changes: a thread with a connection
+    /// of its own delivers them to `sink` (see [`Sink`]). Stop it with
+    /// [`Feed::stop`].
+    pub fn follow(&self, sink: Box<dyn Sink>) -> Result<std::sync::Arc<Feed>> {
+        sink.set_down(true);
+        let feed = std::sync::Arc::new(Feed::default());
+        let config = self.config.clone();
+        let handle = feed.clone();
+        std::thread::Builder::new()
+            .name("tinfoil-pg-feed".into())
+            .spawn(move || listen(config, handle, sink))
+            .map_err(|e| Error::Internal(format!("cannot start the change feed: {e}")))?;
+        Ok(feed)
     }
 
     /// Runs `f` in one write transaction (SERIALIZABLE, holding

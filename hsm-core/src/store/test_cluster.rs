@@ -103,13 +103,20 @@ impl Cluster {
                 "--locale=C",
             ],
         );
+        cluster.start_server();
+        Some(cluster)
+    }
+
+    /// Starts the server (again).
+    pub fn start_server(&self) {
+        let data = self.data_dir();
         let options = format!(
             "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=200",
-            cluster.port,
-            cluster.dir.path().display()
+            self.port,
+            self.dir.path().display()
         );
-        let log = cluster.dir.path().join("server.log");
-        cluster.run(
+        let log = self.dir.path().join("server.log");
+        self.run(
             "pg_ctl",
             &[
                 "-D",
@@ -122,7 +129,22 @@ impl Cluster {
                 "start",
             ],
         );
-        Some(cluster)
+    }
+
+    /// Stops the server (fast shutdown: sessions are ended).
+    pub fn stop_server(&self) {
+        let data = self.data_dir();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().expect("a UTF-8 path"),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
+        );
     }
 
     fn data_dir(&self) -> PathBuf {
