@@ -85,7 +85,6 @@ pub(crate) fn signature_len(spec: KeySpec) -> Result<usize> {
     Ok(signing_alg(spec)?.signature_len())
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_DSA (not wired yet) and the tests
 /// The DER SubjectPublicKeyInfo of a raw ML-DSA public key of `spec`
 /// (what aws-lc-rs writes for its own keys).
 pub(crate) fn public_key_der_of(spec: KeySpec, public_key: &[u8]) -> Result<Vec<u8>> {
@@ -106,7 +105,7 @@ pub(crate) fn public_key_der_of(spec: KeySpec, public_key: &[u8]) -> Result<Vec<
     Ok(der)
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_DSA (not wired yet) and the tests
+#[cfg_attr(not(test), allow(dead_code))] // the tests; for an ML-DSA private key import (not offered)
 /// The seed-form PKCS#8 DER of `seed` for `spec`.
 pub(crate) fn seed_pkcs8(spec: KeySpec, seed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     if seed.len() != SEED_LEN {
@@ -153,7 +152,7 @@ pub(crate) fn generate(spec: KeySpec) -> Result<Zeroizing<Vec<u8>>> {
     Ok(der)
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_DSA (not wired yet) and the tests
+#[cfg_attr(not(test), allow(dead_code))] // the tests; for an ML-DSA private key import (not offered)
 /// Re-encodes any PKCS#8 ML-DSA key aws-lc-rs reads (seed, expanded with
 /// seed, or both) to the seed form; a key without its seed is refused,
 /// since the seed is what is stored and exported.
@@ -189,7 +188,6 @@ enum Expanded {
     P87(Box<SigningKey<MlDsa87>>),
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // for PKCS#11 CKM_ML_DSA (not wired yet) and the tests
 /// How an ML-DSA signature is made beyond the KMS default (hedged, empty
 /// context, message hashed inside): the PKCS#11 `CK_SIGN_ADDITIONAL_CONTEXT`.
 #[derive(Debug, Clone, Copy, Default)]
