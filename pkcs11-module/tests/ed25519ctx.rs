@@ -6,8 +6,9 @@
 //! contexts of 1 and 255 bytes work, 256 is CKR_MECHANISM_PARAM_INVALID;
 //! an empty context with phFlag false is pure Ed25519. A generated token
 //! pair's Ed25519ctx signature is checked by an independent implementation
-//! (pycryptodome in the tests' venv) when the venv has it. Embedded and
-//! daemon backends (SoftHSM 2.6 has no Ed25519ctx).
+//! (pycryptodome, pinned in the tests' venv). Ed448 is refused and
+//! C_GetMechanismInfo says 255-bit keys only. Embedded and daemon backends
+//! (SoftHSM 2.6 has no Ed25519ctx).
 
 mod common;
 
@@ -275,4 +276,40 @@ print("verified")
     );
 }
 
-ours_only_embedded!(rfc8032_ed25519ctx, context_lengths, independent_check);
+/// Ed448 is not offered, and C_GetMechanismInfo says so: CKM_EDDSA and
+/// the Edwards key pair generation take 255-bit keys only; an Ed448 key
+/// pair is CKR_CURVE_NOT_SUPPORTED. CKM_EDDSA signs and verifies.
+fn ed448_not_offered(which: Which) {
+    use cryptoki::mechanism::MechanismType;
+    let m = load(which);
+    let slot = m.token("ed448-info");
+    for mechanism in [
+        MechanismType::EDDSA,
+        MechanismType::ECC_EDWARDS_KEY_PAIR_GEN,
+    ] {
+        let info = m.p11.get_mechanism_info(slot, mechanism).unwrap();
+        assert_eq!((info.min_key_size(), info.max_key_size()), (255, 255));
+    }
+    let info = m
+        .p11
+        .get_mechanism_info(slot, MechanismType::EDDSA)
+        .unwrap();
+    assert!(info.sign() && info.verify());
+    let session = user_session(&m, "ed448");
+    const ED448: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x71];
+    assert_eq!(
+        rv(session.generate_key_pair(
+            &Mechanism::EccEdwardsKeyPairGen,
+            &[Attribute::Token(false), Attribute::EcParams(ED448.to_vec())],
+            &[Attribute::Token(false), Attribute::Sign(true)],
+        )),
+        RvError::CurveNotSupported
+    );
+}
+
+ours_only_embedded!(
+    rfc8032_ed25519ctx,
+    context_lengths,
+    independent_check,
+    ed448_not_offered
+);

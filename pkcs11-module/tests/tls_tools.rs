@@ -17,7 +17,8 @@
 //!   on the token) and TLS 1.3 with RSA-PSS.
 //!
 //! Every case runs on our module (embedded backend; the server and the
-//! client are two processes on one store) and on SoftHSM2, the control.
+//! client are two processes on one store) and on SoftHSM2, the control;
+//! the provider cases also on the daemon backend (a real tinfoild).
 //!
 //! Two limits of the engine (libp11 0.4.12), the same with SoftHSM and
 //! checked here: it registers no pkcs11: OSSL_STORE scheme, so OpenSSL
@@ -124,6 +125,19 @@ fn fixture(which: Which) -> Fixture {
             (
                 PathBuf::from(common::SOFTHSM),
                 vec![("SOFTHSM2_CONF".to_string(), conf)],
+            )
+        }
+        // The caller holds common::exclusive() (one daemon at a time).
+        Which::Daemon => {
+            let endpoint = common::daemon::start(d);
+            std::fs::write(
+                d.join("tinfoil.toml"),
+                format!("backend = \"daemon\"\nendpoint = \"{endpoint}\"\n"),
+            )
+            .unwrap();
+            (
+                tinfoil_path(),
+                vec![("TINFOIL_PKCS11_CONFIG".to_string(), d.join("tinfoil.toml"))],
             )
         }
         _ => {
@@ -650,3 +664,19 @@ matrix!([tinfoil_embedded => Embedded, softhsm_control => SoftHsm];
     openssl_provider_pkeyutl_decrypt,
     openssl_engine_certificate_by_uri_refused,
 );
+
+/// The provider cases on the daemon backend (a real tinfoild; one at a
+/// time, so under the tests' lock).
+#[test]
+fn openssl_provider_on_the_daemon_backend() {
+    struct StopDaemon;
+    impl Drop for StopDaemon {
+        fn drop(&mut self) {
+            common::daemon::stop();
+        }
+    }
+    let _g = common::exclusive();
+    let _stop = StopDaemon;
+    openssl_provider_key_and_certificate_by_uri(Which::Daemon);
+    openssl_provider_pkeyutl_decrypt(Which::Daemon);
+}
