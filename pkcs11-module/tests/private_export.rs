@@ -366,7 +366,7 @@ fn extractable_private_keys_wrap_as_pkcs8(which: Which) {
         session.verify(&mechanism, public, &input, &sig).unwrap();
         // RFC 3394 needs a multiple of 8 bytes.
         let kw = session.wrap_key(&Mechanism::AesKeyWrap, kek, private);
-        if pkcs8.len() % 8 == 0 {
+        if pkcs8.len().is_multiple_of(8) {
             assert_eq!(openssl_unwrap(&kw.unwrap(), false, dir.path()), pkcs8);
         } else {
             assert_eq!(rv(kw), RvError::KeySizeRange, "{kind}");
@@ -446,7 +446,7 @@ fn flags_only_tighten(which: Which) {
             Attribute::NeverExtractable(true),
         ] {
             assert_eq!(
-                rv(session.update_attributes(key, &[read_only.clone()])),
+                rv(session.update_attributes(key, std::slice::from_ref(&read_only))),
                 RvError::AttributeReadOnly,
                 "{read_only:?}"
             );
