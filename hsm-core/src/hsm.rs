@@ -720,9 +720,9 @@ impl Hsm {
             if key.state != KeyState::Enabled || !rotation_due(&key, now) {
                 continue;
             }
-            let mut record = key;
+            let mut record = key.clone();
             let _event = crate::audit::service_event(self, "RotateKey", &id);
-            self.add_version(&mut record, RotationType::Automatic, now)?;
+            self.add_version(&key, &mut record, RotationType::Automatic, now)?;
             report.rotated.push(record.arn());
             state.put_key(record);
         }
@@ -836,8 +836,11 @@ impl Hsm {
 
     /// Generates, wraps and commits a new version of `record` (which the
     /// caller then stores in memory), together with the record's own row.
+    /// `base` is the record as read (cached) before the caller changed
+    /// `record` (see `store::check_base`).
     pub(crate) fn add_version(
         &self,
+        base: &KeyRecord,
         record: &mut KeyRecord,
         rotation_type: RotationType,
         now: UnixSeconds,
@@ -859,6 +862,7 @@ impl Hsm {
         let mut updated = record.clone();
         updated.versions.push(info.clone());
         self.lock_store().write(|tx| {
+            store::check_base(tx, base)?;
             store::put_version(tx, &record.id, &info, &wrapped)?;
             store::put_key(tx, &updated)
         })?;
@@ -890,7 +894,20 @@ impl Hsm {
         state: &mut StateWrite<'_>,
         record: KeyRecord,
     ) -> Result<KeyRecord> {
-        self.lock_store().write(|tx| store::put_key(tx, &record))?;
+        // The cached record the change was made from (under this write
+        // lock nothing evicts or replaces it).
+        let base = state.get(&record.id)?;
+        let committed = self.lock_store().write(|tx| {
+            if let Some(base) = &base {
+                store::check_base(tx, base)?;
+            }
+            store::put_key(tx, &record)
+        });
+        if committed.is_err() {
+            // Perhaps stale (changed by another node): read it again next time.
+            state.forget_key(&record.id);
+        }
+        committed?;
         state.put_key(record.clone());
         Ok(record)
     }

@@ -44,7 +44,14 @@ impl Hsm {
             creation_date: now,
             last_updated_date: now,
         };
-        self.lock_store().write(|tx| store::put_alias(tx, &alias))?;
+        let created = self
+            .lock_store()
+            .write(|tx| store::insert_alias(tx, &alias));
+        if let Err(Error::AlreadyExists(_)) = &created {
+            // Made by another node meanwhile: forget the cached absence.
+            state.forget_aliases();
+        }
+        created?;
         state.put_alias(&alias.name, Some(alias.target));
         Ok(())
     }

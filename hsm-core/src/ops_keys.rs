@@ -346,12 +346,13 @@ impl Hsm {
     /// disabled rotates at once, as in KMS.
     pub fn enable_key(&self, key_id: &str) -> Result<()> {
         let mut state = self.write_state();
-        let mut record = (*state.key(key_id)?).clone();
+        let cached = state.key(key_id)?;
+        let mut record = (*cached).clone();
         require_not_pending(&record)?;
         record.state = KeyState::Enabled;
         let now = self.now();
         if rotation_due(&record, now) {
-            self.add_version(&mut record, RotationType::Automatic, now)?;
+            self.add_version(&cached, &mut record, RotationType::Automatic, now)?;
             state.put_key(record);
         } else {
             self.commit_key(&mut state, record)?;
@@ -477,10 +478,11 @@ impl Hsm {
     /// Returns the key's resource name.
     pub fn rotate_key_on_demand(&self, key_id: &str) -> Result<String> {
         let mut state = self.write_state();
-        let mut record = (*state.key(key_id)?).clone();
+        let cached = state.key(key_id)?;
+        let mut record = (*cached).clone();
         require_rotatable(&record)?;
         require_enabled(&record)?;
-        self.add_version(&mut record, RotationType::OnDemand, self.now())?;
+        self.add_version(&cached, &mut record, RotationType::OnDemand, self.now())?;
         let arn = record.arn();
         state.put_key(record);
         Ok(arn)

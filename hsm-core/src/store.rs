@@ -1088,6 +1088,45 @@ pub(crate) fn put_key(tx: &Db<'_>, key: &KeyRecord) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a change made from a stale cached record: on PostgreSQL, where
+/// another node may have committed a change this node has not yet heard
+/// of, the key as committed must still be `base`, the record the change
+/// was made from (read under the write lock, so nothing can change it
+/// before this transaction commits). Nothing on SQLite (this process's
+/// cache is the store's state).
+pub(crate) fn check_base(tx: &Db<'_>, base: &KeyRecord) -> Result<()> {
+    if !tx.is_postgres() {
+        return Ok(());
+    }
+    match read_key(tx, &base.id)? {
+        Some(current) if current == *base => Ok(()),
+        _ => Err(Error::InvalidState(format!(
+            "{} was changed by another node at the same time; retry",
+            base.arn()
+        ))),
+    }
+}
+
+/// Inserts a new alias; `AlreadyExists` if the name is taken (also by a
+/// node whose creation this node has not yet heard of).
+pub(crate) fn insert_alias(tx: &Db<'_>, alias: &AliasRecord) -> Result<()> {
+    pg::notify(tx, pg::ALIASES)?;
+    let taken = tx
+        .first(
+            "SELECT alias_name FROM aliases WHERE alias_name = ?1",
+            &vals![&alias.name],
+            |_| Ok(()),
+        )?
+        .is_some();
+    if taken {
+        return Err(Error::AlreadyExists(format!(
+            "alias {} already exists",
+            crate::types::printable(&alias.name)
+        )));
+    }
+    put_alias(tx, alias)
+}
+
 /// Inserts one version's wrapped material.
 pub(crate) fn put_version(
     tx: &Db<'_>,

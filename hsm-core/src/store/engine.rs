@@ -68,10 +68,16 @@
 //! and aliases are read from the database on every call and never cached,
 //! and policies and grants are forgotten every 250 ms.
 //!
-//! *Not yet:* writes still start from the node's cached record, so two
-//! nodes changing one key within the feed's lag can lose one update (a
-//! per-row version check inside the write transaction is next); the tick
-//! is not yet leased (two nodes ticking at once may both purge a key: the
+//! *No lost updates.* A change starts from the node's cached record; the
+//! write transaction (holding the write lock) first reads the key as
+//! committed and refuses the change (`InvalidState`, retry) unless it
+//! equals the record the change was made from (`store::check_base`), and
+//! the node forgets its copy. CreateAlias inserts only if the name is
+//! free in the database. So a change another node made within the feed's
+//! lag is never overwritten, and two rotations cannot make one version
+//! twice.
+//!
+//! *Not yet:* the tick is not yet leased (two nodes ticking at once may both purge a key: the
 //! second finds nothing but records a second DeleteKey); users and access
 //! keys are loaded at open; PKCS#11 token rows, audit lookup/export and
 //! the benchmark's bulk path are SQLite only (`Store::transaction`,

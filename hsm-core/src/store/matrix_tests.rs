@@ -406,6 +406,57 @@ fn two_nodes(cluster: &Cluster) {
     })
     .expect("node A sees the key node B purged");
 
+    // A change committed without a notification (as if B had not yet
+    // heard of it): B's write from its stale cached record is refused, not
+    // applied over it, and B reads the key again afterwards.
+    let fresh = ga.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    gb.describe_key(&fresh).unwrap();
+    a.lock_store()
+        .write(|tx| {
+            tx.execute(
+                "UPDATE keys SET description = 'changed behind' WHERE key_id = ?1",
+                &crate::store::engine::vals![&fresh],
+            )
+        })
+        .unwrap();
+    assert!(matches!(
+        gb.update_key_description(&fresh, "from b"),
+        Err(Error::InvalidState(_))
+    ));
+    assert_eq!(
+        gb.describe_key(&fresh).unwrap().description,
+        "changed behind"
+    );
+    gb.update_key_description(&fresh, "from b").unwrap();
+    assert!(matches!(
+        gb.rotate_key_on_demand(&fresh).map(|_| ()),
+        Ok(())
+    ));
+    // B believes alias/race free; A took it unannounced: B's CreateAlias
+    // is AlreadyExists and A's alias keeps its target.
+    assert!(matches!(
+        gb.encrypt("alias/race", b"x", &ctx(), None),
+        Err(Error::NotFound(_))
+    ));
+    a.lock_store()
+        .write(|tx| {
+            tx.execute(
+                "INSERT INTO aliases (alias_name, key_id, creation_date, last_updated_date)
+                 VALUES ('alias/race', ?1, 1, 1)",
+                &crate::store::engine::vals![&key],
+            )
+        })
+        .unwrap();
+    assert!(matches!(
+        gb.create_alias("alias/race", &fresh),
+        Err(Error::AlreadyExists(_))
+    ));
+    assert!(gb
+        .encrypt("alias/race", b"x", &ctx(), None)
+        .unwrap()
+        .key_id
+        .ends_with(&key));
+
     // One audit chain: both nodes' records, consecutive.
     let sequences: Vec<i64> = a
         .lock_store()
