@@ -703,8 +703,20 @@ impl Hsm {
                 continue;
             }
             let _record = crate::audit::service_event(self, "DeleteKey", &id);
-            self.lock_store()
-                .write(|tx| store::destroy_key(tx, &id, now))?;
+            let destroyed = self.lock_store().write(|tx| {
+                store::check_base(tx, &key)?;
+                store::destroy_key(tx, &id, now)
+            });
+            match destroyed {
+                Ok(()) => {}
+                // Another node purged (or changed) it first: nothing
+                // committed, no record; exactly one node purges a key.
+                Err(Error::InvalidState(_)) => {
+                    state.forget_key(&id);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
             state.remove_key(&id);
             self.cache.remove_key(&id);
             self.write_authz().forget_key(&id);
@@ -722,7 +734,15 @@ impl Hsm {
             }
             let mut record = key.clone();
             let _event = crate::audit::service_event(self, "RotateKey", &id);
-            self.add_version(&key, &mut record, RotationType::Automatic, now)?;
+            match self.add_version(&key, &mut record, RotationType::Automatic, now) {
+                Ok(()) => {}
+                // Another node rotated (or changed) it first.
+                Err(Error::InvalidState(_)) => {
+                    state.forget_key(&id);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
             report.rotated.push(record.arn());
             state.put_key(record);
         }

@@ -77,11 +77,19 @@
 //! lag is never overwritten, and two rotations cannot make one version
 //! twice.
 //!
-//! *Not yet:* the tick is not yet leased (two nodes ticking at once may both purge a key: the
-//! second finds nothing but records a second DeleteKey); users and access
-//! keys are loaded at open; PKCS#11 token rows, audit lookup/export and
-//! the benchmark's bulk path are SQLite only (`Store::transaction`,
-//! `Store::sqlite`, refused on PostgreSQL); no TLS to the database yet.
+//! *Background work across nodes.* Every node may tick; each due key is
+//! read from the store and purged or rotated in a transaction that first
+//! checks it is still as read (`check_base`), so exactly one node purges
+//! or rotates it and records it once; the others skip it. No lease is
+//! needed for correctness (a lease would only save the others' reads).
+//!
+//! *Not yet:* users and access keys are loaded at open (another node's
+//! new user is not seen until a restart); PKCS#11 token rows, audit
+//! lookup/export and the benchmark's bulk path are SQLite only
+//! (`Store::transaction`, `Store::sqlite`, refused on PostgreSQL); no TLS
+//! to the database yet; destroyed material is overwritten with zeros in a
+//! new row version, but PostgreSQL keeps the old version until VACUUM
+//! (wrapped under the root key, so useless without the passphrase).
 //!
 //! *Performance.* The cached key path (Encrypt with a cached key) touches
 //! no engine at all. A SQLite statement costs one enum match more than

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 
 use super::test_cluster::Cluster;
-use crate::clock::{ManualClock, DAY};
+use crate::clock::{Clock, ManualClock, DAY};
 use crate::outputs::CreateKeyRequest;
 use crate::{Caller, EncryptionContext, Error, Hsm, HsmOptions, KdfParams, Principal, Tag};
 
@@ -456,6 +456,38 @@ fn two_nodes(cluster: &Cluster) {
         .unwrap()
         .key_id
         .ends_with(&key));
+
+    // Both nodes tick at once: each due key is purged (rotated) by exactly
+    // one of them, with one audit record.
+    let purge = ga.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let rotate = ga.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let when = clock.now() + 90 * DAY;
+    ga.enable_key_rotation(&rotate, Some(90)).unwrap();
+    ga.schedule_key_deletion(&purge, Some(7)).unwrap();
+    clock.set(when);
+    let reports: Vec<crate::TickReport> = std::thread::scope(|s| {
+        let ta = s.spawn(|| a.tick(when).unwrap());
+        let tb = s.spawn(|| b.tick(when).unwrap());
+        vec![ta.join().unwrap(), tb.join().unwrap()]
+    });
+    let destroyed: usize = reports.iter().map(|r| r.destroyed.len()).sum();
+    let rotated: usize = reports.iter().map(|r| r.rotated.len()).sum();
+    assert_eq!((destroyed, rotated), (1, 1));
+    assert_eq!(ga.describe_key(&rotate).unwrap().current_key_version, 2);
+    let events = |name: &str, key: &str| -> i64 {
+        a.lock_store()
+            .read(|db| {
+                db.first(
+                    "SELECT count(*) FROM audit_records WHERE event_name = ?1 AND resource_id = ?2",
+                    &crate::store::engine::vals![name, key],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(events("DeleteKey", &purge), 1);
+    assert_eq!(events("RotateKey", &rotate), 1);
 
     // One audit chain: both nodes' records, consecutive.
     let sequences: Vec<i64> = a
