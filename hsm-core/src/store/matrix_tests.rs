@@ -540,6 +540,38 @@ fn database_restart(cluster: &Cluster) {
     eprintln!("database started: serving again after {back:?}");
 }
 
+/// A `pg_dump` of a PostgreSQL store holds no plaintext key material and
+/// no plaintext a caller encrypted, raw or hex-encoded (bytea's text form).
+fn dump_holds_no_plaintext(cluster: &Cluster) {
+    let url = cluster.new_database();
+    let clock = Arc::new(ManualClock::new(T0));
+    let hsm = Hsm::init_postgres(&url, None, &pass(), options(clock)).unwrap();
+    let caller = root();
+    let gate = hsm.gate(&caller);
+    let mut secrets: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..3 {
+        let key = gate.create_key(CreateKeyRequest::default()).unwrap().key_id;
+        gate.rotate_key_on_demand(&key).unwrap();
+        let record = hsm.read_state().key(&key).unwrap();
+        for version in 1..=2 {
+            secrets.push(hsm.material(&record, version).unwrap().to_vec());
+        }
+        let plaintext = crate::sealing::random_key().unwrap().to_vec();
+        gate.encrypt(&key, &plaintext, &ctx(), None).unwrap();
+        secrets.push(plaintext);
+    }
+    let dump = cluster.dump(&url);
+    let contains = |needle: &[u8]| dump.windows(needle.len()).any(|w| w == needle);
+    for secret in &secrets {
+        assert_eq!(secret.len(), 32);
+        let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(!contains(secret), "plaintext bytes in the dump");
+        assert!(!contains(hex.as_bytes()), "plaintext (hex) in the dump");
+    }
+    // The dump does hold the store (so the scan looked at real content).
+    assert!(contains(b"wrapped_root_key"));
+}
+
 #[test]
 fn on_postgres() {
     let Some(cluster) = Cluster::start() else {
@@ -548,6 +580,8 @@ fn on_postgres() {
     run_all(&Engine::Postgres(&cluster), "PostgreSQL");
     eprintln!("store matrix on PostgreSQL: two_nodes");
     two_nodes(&cluster);
+    eprintln!("store matrix on PostgreSQL: dump_holds_no_plaintext");
+    dump_holds_no_plaintext(&cluster);
     eprintln!("store matrix on PostgreSQL: database_restart");
     database_restart(&cluster);
 }

@@ -198,7 +198,6 @@ impl Cluster {
 
     /// The `pg_dump` of a database (`url` from [`Cluster::new_database`]),
     /// as text.
-    #[allow(dead_code)]
     pub fn dump(&self, url: &str) -> Vec<u8> {
         let out = Command::new(self.bin.join("pg_dump"))
             .arg(url)
