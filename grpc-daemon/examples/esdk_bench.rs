@@ -9,6 +9,9 @@
 //!   measured against this figure.
 //! - `raw-aes-256-gcm-one-call`: one seal over the whole buffer (no
 //!   per-call cost at all: the big-buffer ceiling).
+//! - `raw-aws-lc-aes-256-gcm-frames`: as the first, with aws-lc-rs (what
+//!   the frames are sealed with); `raw-aes-256-gcm-frames-in-cache`: ring
+//!   again, over one CHUNK-byte buffer sealed again and again.
 //! - `read-only`, `read-only-message-SUITE`: `read()` of the file (or of
 //!   the message about to be decrypted) in CHUNK-byte pieces into one
 //!   buffer, nothing else: the cost of getting the bytes from the kernel,
@@ -22,10 +25,12 @@
 //!   fixed data key). `esdk-encrypt-0x0478-thread` reads on another thread
 //!   instead (as the CLI reads standard input).
 //!
-//! Prints one `name MB/s cpu MB/s` line each (MB = 10^6 bytes): the
-//! rate in wall-clock time, then in CPU time (user + system, every thread
-//! of the process): the second does not depend on how busy the machine is. CHUNK defaults to
-//! the CLI's [`esdk::IO_CHUNK`].
+//! Prints one `name MB/s cpu MB/s` line each (MB = 10^6 bytes): the rate
+//! in wall-clock time, then in CPU time (user + system of the process's
+//! live threads), which does not depend on how busy the machine is; wall
+//! time only where a thread has exited by the end (the reader thread, the
+//! hashing thread of 0x0578). CHUNK defaults to the CLI's
+//! [`esdk::IO_CHUNK`]; `ESDK_BENCH_ONLY=name,name` runs only those.
 
 use std::io::{BufWriter, Read, Write};
 use std::time::Instant;
@@ -109,6 +114,28 @@ fn request(suite: Suite, frame: usize, key: &[u8]) -> EncryptRequest<'_> {
     }
 }
 
+/// One seal per `frame`-byte piece of `data`, in place (IV and AAD: the
+/// piece's index), with ring or aws-lc-rs.
+macro_rules! seal_frames {
+    ($lib:ident, $key:expr, $data:expr, $frame:expr, $first:expr) => {{
+        let mut i: u32 = $first;
+        for piece in $data.chunks_mut($frame) {
+            let mut iv = [0u8; 12];
+            iv[8..].copy_from_slice(&i.to_be_bytes());
+            i = i.wrapping_add(1);
+            let tag = $key
+                .seal_in_place_separate_tag(
+                    $lib::aead::Nonce::assume_unique_for_key(iv),
+                    $lib::aead::Aad::from(&iv[..]),
+                    piece,
+                )
+                .unwrap();
+            let _ = std::hint::black_box(tag);
+        }
+        i
+    }};
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let path = args
@@ -120,115 +147,119 @@ fn main() {
     let chunk: usize = args
         .get(3)
         .map_or(esdk::IO_CHUNK, |c| c.parse().expect("a chunk size"));
+    // ESDK_BENCH_ONLY=name,name: only the measurements named.
+    let only: Option<Vec<String>> = std::env::var("ESDK_BENCH_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(str::to_string).collect());
+    let want = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| n == name));
     let inline = || ReadAhead::inline(std::fs::File::open(path).expect("open"), chunk);
     let key_bytes = [0x42u8; 32];
+    let len = std::fs::metadata(path).expect("the file").len();
 
-    let mut data = std::fs::read(path).expect("read the file");
-    let len = data.len() as u64;
-    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key_bytes).unwrap());
-    let start = Clock::start();
-    for (i, piece) in data.chunks_mut(frame).enumerate() {
-        let mut iv = [0u8; 12];
-        iv[8..].copy_from_slice(&(i as u32).to_be_bytes());
-        let tag = key
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(iv), Aad::from(&iv[..]), piece)
-            .unwrap();
-        let _ = std::hint::black_box(tag);
-    }
-    start.report("raw-aes-256-gcm-frames", len);
-    let start = Clock::start();
-    let tag = key
-        .seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key([1; 12]),
-            Aad::empty(),
-            &mut data,
-        )
-        .unwrap();
-    let _ = std::hint::black_box(tag);
-    start.report("raw-aes-256-gcm-one-call", len);
-
-    // aws-lc-rs (the other vetted library here), same frames.
-    let lc = aws_lc_rs::aead::LessSafeKey::new(
-        aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &key_bytes).unwrap(),
-    );
-    let start = Clock::start();
-    for (i, piece) in data.chunks_mut(frame).enumerate() {
-        let mut iv = [0u8; 12];
-        iv[8..].copy_from_slice(&(i as u32).to_be_bytes());
-        let tag = lc
-            .seal_in_place_separate_tag(
-                aws_lc_rs::aead::Nonce::assume_unique_for_key(iv),
-                aws_lc_rs::aead::Aad::from(&iv[..]),
-                piece,
-            )
-            .unwrap();
-        let _ = std::hint::black_box(tag);
-    }
-    start.report("raw-aws-lc-aes-256-gcm-frames", len);
-    // The same bytes' worth of frames, in one CHUNK-byte buffer sealed
-    // again and again (in cache: the compute ceiling, no memory traffic).
-    let mut hot = data[..chunk.min(data.len())].to_vec();
-    let rounds = (len as usize).div_ceil(hot.len().max(1));
-    let start = Clock::start();
-    let mut i = 0u32;
-    for _ in 0..rounds {
-        for piece in hot.chunks_mut(frame) {
-            let mut iv = [0u8; 12];
-            iv[8..].copy_from_slice(&i.to_be_bytes());
-            i = i.wrapping_add(1);
+    if [
+        "raw-aes-256-gcm-frames",
+        "raw-aes-256-gcm-one-call",
+        "raw-aws-lc-aes-256-gcm-frames",
+        "raw-aes-256-gcm-frames-in-cache",
+        "esdk-encrypt-0x0478-memory",
+    ]
+    .iter()
+    .any(|n| want(n))
+    {
+        let mut data = std::fs::read(path).expect("read the file");
+        let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key_bytes).unwrap());
+        if want("raw-aes-256-gcm-frames") {
+            let start = Clock::start();
+            seal_frames!(ring, key, data, frame, 0);
+            start.report("raw-aes-256-gcm-frames", len);
+        }
+        if want("raw-aes-256-gcm-one-call") {
+            let start = Clock::start();
             let tag = key
                 .seal_in_place_separate_tag(
-                    Nonce::assume_unique_for_key(iv),
-                    Aad::from(&iv[..]),
-                    piece,
+                    Nonce::assume_unique_for_key([1; 12]),
+                    Aad::empty(),
+                    &mut data,
                 )
                 .unwrap();
             let _ = std::hint::black_box(tag);
+            start.report("raw-aes-256-gcm-one-call", len);
+        }
+        if want("raw-aws-lc-aes-256-gcm-frames") {
+            // aws-lc-rs (what the frames are sealed with), same frames.
+            let lc = aws_lc_rs::aead::LessSafeKey::new(
+                aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &key_bytes)
+                    .unwrap(),
+            );
+            let start = Clock::start();
+            seal_frames!(aws_lc_rs, lc, data, frame, 0);
+            start.report("raw-aws-lc-aes-256-gcm-frames", len);
+        }
+        if want("raw-aes-256-gcm-frames-in-cache") {
+            // The same bytes' worth of frames, in one CHUNK-byte buffer
+            // sealed again and again (in cache: no memory traffic).
+            let mut hot = data[..chunk.min(data.len())].to_vec();
+            let rounds = (len as usize).div_ceil(hot.len().max(1));
+            let start = Clock::start();
+            let mut first = 0;
+            for _ in 0..rounds {
+                first = seal_frames!(ring, key, hot, frame, first);
+            }
+            start.report(
+                "raw-aes-256-gcm-frames-in-cache",
+                (rounds * hot.len()) as u64,
+            );
+        }
+        if want("esdk-encrypt-0x0478-memory") {
+            // The format alone: from memory to nowhere.
+            let start = Clock::start();
+            esdk::encrypt(
+                &mut &data[..],
+                &mut Discard,
+                request(Suite::CommitKey, frame, &key_bytes),
+                &mut |_| {},
+            )
+            .unwrap();
+            start.report("esdk-encrypt-0x0478-memory", len);
         }
     }
-    start.report(
-        "raw-aes-256-gcm-frames-in-cache",
-        (rounds * hot.len()) as u64,
-    );
 
-    read_only("read-only", path, chunk);
+    if want("read-only") {
+        read_only("read-only", path, chunk);
+    }
 
-    // The format alone: from memory to nowhere.
-    let start = Clock::start();
-    esdk::encrypt(
-        &mut &data[..],
-        &mut Discard,
-        request(Suite::CommitKey, frame, &key_bytes),
-        &mut |_| {},
-    )
-    .unwrap();
-    start.report("esdk-encrypt-0x0478-memory", len);
-    drop(data);
-
-    let start = Clock::start();
-    let mut threaded = ReadAhead::new(std::fs::File::open(path).expect("open"), chunk, 4);
-    esdk::encrypt(
-        &mut threaded,
-        &mut Discard,
-        request(Suite::CommitKey, frame, &key_bytes),
-        &mut |_| {},
-    )
-    .unwrap();
-    // (The reader thread has exited: its CPU time is no longer counted.)
-    start.report_wall("esdk-encrypt-0x0478-thread", len);
-
-    let message = format!("{path}.msg");
-    for suite in [Suite::CommitKey, Suite::CommitKeyEcdsaP384] {
+    if want("esdk-encrypt-0x0478-thread") {
         let start = Clock::start();
+        let mut threaded = ReadAhead::new(std::fs::File::open(path).expect("open"), chunk, 4);
         esdk::encrypt(
-            &mut inline(),
+            &mut threaded,
             &mut Discard,
-            request(suite, frame, &key_bytes),
+            request(Suite::CommitKey, frame, &key_bytes),
             &mut |_| {},
         )
         .unwrap();
-        start.report_for(&format!("esdk-encrypt-{suite}"), len, suite);
+        // (The reader thread has exited: its CPU time is no longer counted.)
+        start.report_wall("esdk-encrypt-0x0478-thread", len);
+    }
 
+    let message = format!("{path}.msg");
+    for suite in [Suite::CommitKey, Suite::CommitKeyEcdsaP384] {
+        let encrypt = format!("esdk-encrypt-{suite}");
+        if want(&encrypt) {
+            let start = Clock::start();
+            esdk::encrypt(
+                &mut inline(),
+                &mut Discard,
+                request(suite, frame, &key_bytes),
+                &mut |_| {},
+            )
+            .unwrap();
+            start.report_for(&encrypt, len, suite);
+        }
+        let decrypt = format!("esdk-decrypt-{suite}");
+        if !want(&decrypt) {
+            continue;
+        }
         // The same message to a file, then decrypted from it.
         let mut file = BufWriter::new(std::fs::File::create(&message).unwrap());
         esdk::encrypt(
@@ -239,7 +270,7 @@ fn main() {
         )
         .unwrap();
         drop(file);
-        // Reading a file costs as much as AES-GCM, and what it costs
+        // Reading a file costs about as much as AES-GCM, and what it costs
         // depends on the memory the file landed in: the message's own.
         read_only(&format!("read-only-message-{suite}"), &message, chunk);
         let start = Clock::start();
@@ -247,7 +278,7 @@ fn main() {
         let parsed = esdk::read_header(&mut reader, &Limits::default()).unwrap();
         let n = esdk::decrypt(&parsed, &key_bytes, &mut reader, &mut Discard, &mut |_| {}).unwrap();
         assert_eq!(n, len);
-        start.report_for(&format!("esdk-decrypt-{suite}"), len, suite);
+        start.report_for(&decrypt, len, suite);
     }
     let _ = std::fs::remove_file(&message);
 }
