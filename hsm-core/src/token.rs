@@ -583,13 +583,16 @@ impl PairUsages {
 
     /// Checks the usages against the key type: RSA signs and decrypts, a
     /// NIST curve signs and agrees keys, Ed25519 only signs, X25519 only
-    /// agrees keys, ML-DSA only signs (ML-KEM pairs carry no usages here).
+    /// agrees keys, ML-DSA only signs and is never readable (ML-KEM pairs
+    /// carry no usages here).
     fn check(&self, spec: KeySpec) -> Result<()> {
         let ok = (self.sign || self.decrypt || self.derive)
             && !spec.is_ml_kem()
             && (spec.is_rsa() || !self.decrypt)
             && (!self.derive || (spec.is_ecc() && spec != KeySpec::EccEd25519))
-            && (spec != KeySpec::EccX25519 || !self.sign);
+            && (spec != KeySpec::EccX25519 || !self.sign)
+            // An ML-DSA key's seed is never readable (wrapped only).
+            && !(spec.is_ml_dsa() && self.readable);
         if ok {
             Ok(())
         } else {

@@ -1,6 +1,6 @@
 //! Private keys brought in: C_CreateObject of CKO_PRIVATE_KEY (RSA with its
 //! CRT parts, EC on P-256/384/521, Ed25519, X25519) and C_UnwrapKey of a PKCS#8
-//! PrivateKeyInfo; C_WrapKey / C_UnwrapKey of secret keys under RSA key
+//! PrivateKeyInfo (those types, and ML-DSA with its seed); C_WrapKey / C_UnwrapKey of secret keys under RSA key
 //! pairs (CKM_RSA_PKCS, CKM_RSA_PKCS_OAEP).
 //!
 //! The template's parts are encoded here as a PKCS#8 PrivateKeyInfo in
@@ -184,19 +184,37 @@ fn pkcs8_of(kind: PrivateKind, template: &Template) -> Result<Zeroizing<Vec<u8>>
                 &tlv(0x04, private),
             ))
         }
+        PrivateKind::MlDsa44 | PrivateKind::MlDsa65 | PrivateKind::MlDsa87 => Err(ckr!(
+            CKR_TEMPLATE_INCONSISTENT,
+            "ML-DSA private keys are brought in by C_UnwrapKey"
+        )),
     }
 }
 
-/// The kind a CKA_KEY_TYPE names.
-fn kind_of(key_type: CK_KEY_TYPE) -> Result<PrivateKind> {
+/// The kind a CKA_KEY_TYPE names (with, for CKK_ML_DSA, the template's
+/// CKA_PARAMETER_SET, which is required: the wrapped key must be of it).
+fn kind_of(key_type: CK_KEY_TYPE, template: &Template) -> Result<PrivateKind> {
     match key_type {
+        CKK_ML_DSA => {
+            let set = find(template, CKA_PARAMETER_SET)
+                .ok_or(ckr!(
+                    CKR_TEMPLATE_INCOMPLETE,
+                    "CKA_PARAMETER_SET is required"
+                ))
+                .and_then(as_ulong)?;
+            Ok(match crate::pq_ops::spec_of(CKK_ML_DSA, set)? {
+                hsm_core::KeySpec::MlDsa44 => PrivateKind::MlDsa44,
+                hsm_core::KeySpec::MlDsa65 => PrivateKind::MlDsa65,
+                _ => PrivateKind::MlDsa87,
+            })
+        }
         CKK_RSA => Ok(PrivateKind::Rsa),
         CKK_EC => Ok(PrivateKind::Ec),
         CKK_EC_EDWARDS => Ok(PrivateKind::Ed25519),
         CKK_EC_MONTGOMERY => Ok(PrivateKind::X25519),
         _ => Err(ckr!(
             CKR_ATTRIBUTE_VALUE_INVALID,
-            "RSA, EC, EdDSA or X25519 private keys only"
+            "RSA, EC, EdDSA, X25519 or ML-DSA private keys only"
         )),
     }
 }
@@ -231,6 +249,12 @@ fn private_flags(kind: PrivateKind, template: &Template) -> Result<(bool, bool, 
     }
     let rsa = kind == PrivateKind::Rsa;
     let x25519 = kind == PrivateKind::X25519;
+    if is_ml_dsa(kind) && flag(template, CKA_SENSITIVE)? == Some(false) {
+        return Err(ckr!(
+            CKR_TEMPLATE_INCONSISTENT,
+            "ML-DSA private keys stay sensitive"
+        ));
+    }
     let named = sign.is_some() || decrypt.is_some() || unwrap.is_some() || derive.is_some();
     let flags = if named {
         (
@@ -275,6 +299,7 @@ fn private_object(
         PrivateKind::Ec => CKK_EC,
         PrivateKind::Ed25519 => CKK_EC_EDWARDS,
         PrivateKind::X25519 => CKK_EC_MONTGOMERY,
+        PrivateKind::MlDsa44 | PrivateKind::MlDsa65 | PrivateKind::MlDsa87 => CKK_ML_DSA,
     };
     let mut a = Attributes::new();
     a.insert(CKA_CLASS, ulong(CKO_PRIVATE_KEY));
@@ -318,6 +343,14 @@ fn private_object(
             a.insert(CKA_EC_PARAMS, p.to_vec());
         }
     }
+    // CKA_PARAMETER_SET; no CKA_VALUE (the public key) on the private half.
+    crate::pq_ops::finish_pair_attrs(
+        made.spec,
+        &Vec::new(),
+        template,
+        &mut Attributes::new(),
+        &mut a,
+    )?;
     for (t, v) in template {
         match *t {
             CKA_LABEL
@@ -387,7 +420,15 @@ fn parts_of(kind: PrivateKind) -> &'static [CK_ATTRIBUTE_TYPE] {
     match kind {
         PrivateKind::Rsa => &RSA_PARTS,
         PrivateKind::Ec | PrivateKind::Ed25519 | PrivateKind::X25519 => &[CKA_EC_PARAMS, CKA_VALUE],
+        PrivateKind::MlDsa44 | PrivateKind::MlDsa65 | PrivateKind::MlDsa87 => &[CKA_PARAMETER_SET],
     }
+}
+
+fn is_ml_dsa(kind: PrivateKind) -> bool {
+    matches!(
+        kind,
+        PrivateKind::MlDsa44 | PrivateKind::MlDsa65 | PrivateKind::MlDsa87
+    )
 }
 
 fn usages_of(flags: (bool, bool, bool, bool), template: &Template) -> Result<PairUsages> {
@@ -459,7 +500,7 @@ impl Module {
         let key_type = find(template, CKA_KEY_TYPE)
             .ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE, "CKA_KEY_TYPE is required"))
             .and_then(as_ulong)?;
-        let kind = kind_of(key_type)?;
+        let kind = kind_of(key_type, template)?;
         check_private_template(template, parts_of(kind))?;
         let flags = private_flags(kind, template)?;
         let (serial, rw, who) = self.session_view(h)?;
@@ -516,8 +557,13 @@ impl Module {
         let key_type = find(template, CKA_KEY_TYPE)
             .ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE, "CKA_KEY_TYPE is required"))
             .and_then(as_ulong)?;
-        let kind = kind_of(key_type)?;
-        check_private_template(template, &[])?;
+        let kind = kind_of(key_type, template)?;
+        let parts: &[CK_ATTRIBUTE_TYPE] = if is_ml_dsa(kind) {
+            &[CKA_PARAMETER_SET]
+        } else {
+            &[]
+        };
+        check_private_template(template, parts)?;
         let flags = private_flags(kind, template)?;
         let (serial, rw, who) = self.session_view(h)?;
         let on_token = flag(template, CKA_TOKEN)?.unwrap_or(false);

@@ -149,7 +149,7 @@ pub fn pair_spec(
 /// Checks the usages a post-quantum key-pair template asks for: ML-DSA
 /// signs and verifies only; ML-KEM encapsulates and decapsulates only
 /// (CKR_TEMPLATE_INCONSISTENT for anything else, nothing dropped
-/// silently).
+/// silently). Private keys stay sensitive; ML-DSA ones may be extractable.
 pub fn check_pair_usages(
     key_type: CK_KEY_TYPE,
     public: &Template,
@@ -180,10 +180,19 @@ pub fn check_pair_usages(
             .find(|(u, _)| *u == t)
             .map_or(Ok(default), |(_, v)| as_bool(v))
     };
-    if flag(CKA_EXTRACTABLE, false)? || !flag(CKA_SENSITIVE, true)? {
+    // An ML-DSA private key may be extractable (wrapped out as its
+    // seed-form PKCS#8); an ML-KEM one may not (aws-lc-rs keeps only its
+    // expanded form). Neither is ever readable.
+    if !flag(CKA_SENSITIVE, true)? {
         return Err(ckr!(
             CKR_TEMPLATE_INCONSISTENT,
-            "post-quantum private keys stay sensitive and unextractable"
+            "post-quantum private keys stay sensitive"
+        ));
+    }
+    if key_type == CKK_ML_KEM && flag(CKA_EXTRACTABLE, false)? {
+        return Err(ckr!(
+            CKR_TEMPLATE_INCONSISTENT,
+            "ML-KEM private keys stay unextractable"
         ));
     }
     for t in refused {

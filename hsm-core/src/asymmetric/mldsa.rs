@@ -152,7 +152,6 @@ pub(crate) fn generate(spec: KeySpec) -> Result<Zeroizing<Vec<u8>>> {
     Ok(der)
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // the tests; for an ML-DSA private key import (not offered)
 /// Re-encodes any PKCS#8 ML-DSA key aws-lc-rs reads (seed, expanded with
 /// seed, or both) to the seed form; a key without its seed is refused,
 /// since the seed is what is stored and exported.

@@ -39,6 +39,12 @@ pub enum PrivateKind {
     Ed25519,
     /// CKK_EC_MONTGOMERY (X25519).
     X25519,
+    /// CKK_ML_DSA with CKP_ML_DSA_44 (a PKCS#8 with its seed).
+    MlDsa44,
+    /// CKK_ML_DSA with CKP_ML_DSA_65.
+    MlDsa65,
+    /// CKK_ML_DSA with CKP_ML_DSA_87.
+    MlDsa87,
 }
 
 impl PrivateKind {
@@ -49,6 +55,9 @@ impl PrivateKind {
             PrivateKind::Ec => "EC",
             PrivateKind::Ed25519 => "ED25519",
             PrivateKind::X25519 => "X25519",
+            PrivateKind::MlDsa44 => "ML_DSA_44",
+            PrivateKind::MlDsa65 => "ML_DSA_65",
+            PrivateKind::MlDsa87 => "ML_DSA_87",
         }
     }
 
@@ -59,6 +68,9 @@ impl PrivateKind {
             "EC" => PrivateKind::Ec,
             "ED25519" => PrivateKind::Ed25519,
             "X25519" => PrivateKind::X25519,
+            "ML_DSA_44" => PrivateKind::MlDsa44,
+            "ML_DSA_65" => PrivateKind::MlDsa65,
+            "ML_DSA_87" => PrivateKind::MlDsa87,
             _ => return Err(Error::validation("unknown private key kind")),
         })
     }
@@ -152,6 +164,17 @@ fn normalize(kind: PrivateKind, pkcs8: &[u8]) -> Result<(KeySpec, Zeroizing<Vec<
             // RFC 8410 form only (what the module and OpenSSL write).
             crate::asymmetric::x25519::parse(pkcs8).map_err(|_| bad())?;
             Ok((KeySpec::EccX25519, Zeroizing::new(pkcs8.to_vec())))
+        }
+        PrivateKind::MlDsa44 | PrivateKind::MlDsa65 | PrivateKind::MlDsa87 => {
+            // Seed, expanded-with-seed or both forms of this parameter set
+            // (its OID), stored in the seed form generated keys have.
+            let spec = match kind {
+                PrivateKind::MlDsa44 => KeySpec::MlDsa44,
+                PrivateKind::MlDsa65 => KeySpec::MlDsa65,
+                _ => KeySpec::MlDsa87,
+            };
+            let der = crate::asymmetric::mldsa::normalize_pkcs8(spec, pkcs8).map_err(|_| bad())?;
+            Ok((spec, der))
         }
     }
 }

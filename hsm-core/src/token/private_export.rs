@@ -36,7 +36,7 @@ impl Hsm {
             SecretKeyRef::Stored(id) => {
                 let state = self.read_state();
                 let record = state.key(id)?;
-                if !(record.spec.is_rsa() || record.spec.is_ecc()) {
+                if !(record.spec.is_rsa() || record.spec.is_ecc() || record.spec.is_ml_dsa()) {
                     return Ok(None);
                 }
                 let tagged = |t: &str| record.tags.get(t).is_some_and(|v| v == "true");
