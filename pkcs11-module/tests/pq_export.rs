@@ -198,9 +198,31 @@ fn kwp(plain: &[u8]) -> Vec<u8> {
     out
 }
 
+/// One DER element.
+fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    match body.len() {
+        n if n < 0x80 => out.push(n as u8),
+        n if n < 0x100 => out.extend([0x81, n as u8]),
+        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// A PKCS#8 PrivateKeyInfo (version 0) of an AlgorithmIdentifier and the
+/// privateKey's content.
+fn pkcs8_of(alg: &[u8], private_key: &[u8]) -> Vec<u8> {
+    tlv(
+        0x30,
+        &[&[0x02, 0x01, 0x00][..], alg, &tlv(0x04, private_key)].concat(),
+    )
+}
+
 /// A PKCS#8 written by RustCrypto's ml-dsa from a known seed unwraps; its
 /// signatures verify under RustCrypto's public key. A parameter set that
 /// is not the key's, a tampered blob and CKA_SENSITIVE false are refused.
+#[allow(deprecated)] // to_expanded: the expanded key is what is under test
 fn rustcrypto_keys_unwrap(which: Which) {
     let m = load(which);
     let session = user_session(&m, "pq-import");
@@ -246,6 +268,31 @@ fn rustcrypto_keys_unwrap(which: Which) {
         rv(session.unwrap_key(&Mechanism::AesKeyWrapPad, kek, &wrapped, &readable)),
         RvError::TemplateInconsistent
     );
+    // The RFC 9881 "both" form (seed and expanded key) comes in as the
+    // same key; the expanded key alone (no seed to keep) does not.
+    let expanded = theirs.expanded_key().to_expanded();
+    let alg = &pkcs8.as_bytes()[5..18];
+    let both = tlv(
+        0x30,
+        &[&tlv(0x04, &[7u8; 32])[..], &tlv(0x04, &expanded)].concat(),
+    );
+    let ours_both = session
+        .unwrap_key(
+            &Mechanism::AesKeyWrapPad,
+            kek,
+            &kwp(&pkcs8_of(alg, &both)),
+            &open,
+        )
+        .unwrap();
+    let out = session
+        .wrap_key(&Mechanism::AesKeyWrapPad, kek, ours_both)
+        .unwrap();
+    assert_eq!(out, wrapped, "stored in the seed form");
+    let no_seed = kwp(&pkcs8_of(alg, &tlv(0x04, &expanded)));
+    assert_eq!(
+        rv(session.unwrap_key(&Mechanism::AesKeyWrapPad, kek, &no_seed, &template)),
+        RvError::WrappedKeyInvalid
+    );
     // CKA_PARAMETER_SET is required.
     let mut incomplete = template.clone();
     incomplete.retain(|a| a.attribute_type() != AttributeType::ParameterSet);
@@ -255,4 +302,104 @@ fn rustcrypto_keys_unwrap(which: Which) {
     );
 }
 
-ours_only_embedded!(extractable_pairs_wrap_and_come_back, rustcrypto_keys_unwrap);
+/// The store's PKCS#11 audit records (exported as an administrator would:
+/// the embedded store with the CLI once the module let it go, the daemon's
+/// through it), verified; with the export's text.
+fn audit_records(m: &common::Loaded, which: Which) -> (Vec<serde_json::Value>, String) {
+    let export = tempfile::tempdir().unwrap();
+    let out_dir = export.path().join("export");
+    let out = if which == Which::Embedded {
+        let _ = m.p11.clone().finalize();
+        std::process::Command::new(common::daemon::binary("tinfoil"))
+            .args(["export-audit-log", "--output-dir"])
+            .arg(&out_dir)
+            .arg("--data-dir")
+            .arg(m.dir.path().join("data"))
+            .arg("--passphrase-file")
+            .arg(m.dir.path().join("passphrase"))
+            .env_remove("TINFOIL_ENDPOINT")
+            .output()
+            .unwrap()
+    } else {
+        common::daemon::cli(&[
+            "export-audit-log",
+            "--output-dir",
+            out_dir.to_str().unwrap(),
+        ])
+    };
+    assert!(out.status.success(), "{out:?}");
+    let key = std::fs::read_to_string(out_dir.join("audit-public-key.txt")).unwrap();
+    hsm_core::audit::verify_dir(&out_dir, key.trim()).expect("the chain verifies");
+    let mut files: Vec<_> = std::fs::read_dir(out_dir.join("records"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let text: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    let records = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["eventSource"] == "pkcs11.tinfoil.local")
+        .collect();
+    (records, text)
+}
+
+/// Wrapping a token ML-DSA key out and unwrapping it onto the token each
+/// leave a record naming the keys; the wrapped bytes are nowhere in the log.
+fn wraps_and_unwraps_are_audited(which: Which) {
+    let m = load(which);
+    let session = user_session(&m, "pq-audited");
+    let (_, key) = pair(&session, true, &[Attribute::Extractable(true)]);
+    let kek = session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(true),
+                Attribute::ValueLen(32.into()),
+                Attribute::Wrap(true),
+                Attribute::Unwrap(true),
+            ],
+        )
+        .unwrap();
+    let wrapped = session
+        .wrap_key(&Mechanism::AesKeyWrapPad, kek, key)
+        .unwrap();
+    session
+        .unwrap_key(
+            &Mechanism::AesKeyWrapPad,
+            kek,
+            &wrapped,
+            &unwrap_template(MlDsaParameterSetType::ML_DSA_65, true),
+        )
+        .unwrap();
+    drop(session);
+    let (records, text) = audit_records(&m, which);
+    let names: Vec<&str> = records
+        .iter()
+        .map(|r| r["eventName"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "C_GenerateKeyPair",
+            "C_GenerateKey",
+            "C_WrapKey",
+            "C_UnwrapKey"
+        ],
+        "{records:#?}"
+    );
+    let arn = |i: usize| records[i]["resources"][0]["ARN"].as_str().unwrap();
+    assert_eq!(arn(2), arn(1), "the wrapping key");
+    assert_eq!(arn(3), arn(1), "the unwrapping key");
+    let hex: String = wrapped[..16].iter().map(|x| format!("{x:02x}")).collect();
+    assert!(!text.to_lowercase().contains(&hex));
+}
+
+ours_only_embedded!(
+    extractable_pairs_wrap_and_come_back,
+    rustcrypto_keys_unwrap,
+    wraps_and_unwraps_are_audited
+);

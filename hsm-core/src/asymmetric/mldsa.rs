@@ -105,7 +105,7 @@ pub(crate) fn public_key_der_of(spec: KeySpec, public_key: &[u8]) -> Result<Vec<
     Ok(der)
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // the tests; for an ML-DSA private key import (not offered)
+#[cfg_attr(not(test), allow(dead_code))] // the tests (imports take a whole PKCS#8)
 /// The seed-form PKCS#8 DER of `seed` for `spec`.
 pub(crate) fn seed_pkcs8(spec: KeySpec, seed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     if seed.len() != SEED_LEN {
