@@ -302,51 +302,6 @@ fn rustcrypto_keys_unwrap(which: Which) {
     );
 }
 
-/// The store's PKCS#11 audit records (exported as an administrator would:
-/// the embedded store with the CLI once the module let it go, the daemon's
-/// through it), verified; with the export's text.
-fn audit_records(m: &common::Loaded, which: Which) -> (Vec<serde_json::Value>, String) {
-    let export = tempfile::tempdir().unwrap();
-    let out_dir = export.path().join("export");
-    let out = if which == Which::Embedded {
-        let _ = m.p11.clone().finalize();
-        std::process::Command::new(common::daemon::binary("tinfoil"))
-            .args(["export-audit-log", "--output-dir"])
-            .arg(&out_dir)
-            .arg("--data-dir")
-            .arg(m.dir.path().join("data"))
-            .arg("--passphrase-file")
-            .arg(m.dir.path().join("passphrase"))
-            .env_remove("TINFOIL_ENDPOINT")
-            .output()
-            .unwrap()
-    } else {
-        common::daemon::cli(&[
-            "export-audit-log",
-            "--output-dir",
-            out_dir.to_str().unwrap(),
-        ])
-    };
-    assert!(out.status.success(), "{out:?}");
-    let key = std::fs::read_to_string(out_dir.join("audit-public-key.txt")).unwrap();
-    hsm_core::audit::verify_dir(&out_dir, key.trim()).expect("the chain verifies");
-    let mut files: Vec<_> = std::fs::read_dir(out_dir.join("records"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    let text: String = files
-        .iter()
-        .map(|f| std::fs::read_to_string(f).unwrap())
-        .collect();
-    let records = text
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|r| r["eventSource"] == "pkcs11.tinfoil.local")
-        .collect();
-    (records, text)
-}
-
 /// Wrapping a token ML-DSA key out and unwrapping it onto the token each
 /// leave a record naming the keys; the wrapped bytes are nowhere in the log.
 fn wraps_and_unwraps_are_audited(which: Which) {
@@ -376,7 +331,7 @@ fn wraps_and_unwraps_are_audited(which: Which) {
         )
         .unwrap();
     drop(session);
-    let (records, text) = audit_records(&m, which);
+    let (records, text) = common::exported_pkcs11_records(&m);
     let names: Vec<&str> = records
         .iter()
         .map(|r| r["eventName"].as_str().unwrap())
