@@ -15,26 +15,10 @@ fn bad() -> Pkcs11Error {
     ckr!(CKR_DEVICE_ERROR, "malformed private key from the engine")
 }
 
-/// Splits one DER element off `input`: (tag, contents, rest).
+/// Splits one DER element off `input`: (tag, contents, rest); the same
+/// reader as public keys', with this module's error.
 fn der(input: &[u8]) -> Result<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first().ok_or_else(bad)?;
-    let (&first, rest) = rest.split_first().ok_or_else(bad)?;
-    let (len, rest) = if first < 0x80 {
-        (first as usize, rest)
-    } else {
-        let n = (first & 0x7f) as usize;
-        if n == 0 || n > 3 || rest.len() < n {
-            return Err(bad());
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return Err(bad());
-    }
-    Ok((tag, &rest[..len], &rest[len..]))
+    crate::pubkey::der(input).map_err(|_| bad())
 }
 
 /// The privateKey OCTET STRING's contents of a PrivateKeyInfo.

@@ -28,7 +28,7 @@ fn bad() -> crate::error::Pkcs11Error {
 }
 
 /// Splits one DER element off `input`: (tag, contents, rest).
-fn der(input: &[u8]) -> Result<(u8, &[u8], &[u8])> {
+pub(crate) fn der(input: &[u8]) -> Result<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first().ok_or_else(bad)?;
     let (&first, rest) = rest.split_first().ok_or_else(bad)?;
     let (len, rest) = if first < 0x80 {
