@@ -309,12 +309,100 @@ impl Row<'_> {
     }
 }
 
-/// A PostgreSQL connection or transaction.
+/// The statements prepared on one PostgreSQL connection, by their text
+/// as the store writes it (`?N` placeholders): each is parsed by the
+/// server once per connection, then only bound and executed (one round
+/// trip per statement instead of two). Bounded: past [`MAX_STATEMENTS`]
+/// the cache starts again (the server's copies go with their `Statement`).
+#[derive(Default)]
+pub(crate) struct Statements(std::collections::HashMap<String, postgres::Statement>);
+
+/// Most statements kept per connection (the store has well under 200
+/// distinct texts; more means generated text, which is not worth keeping).
+const MAX_STATEMENTS: usize = 512;
+
+impl Statements {
+    /// The prepared statement for `sql`, preparing it on `client` the
+    /// first time.
+    fn get(
+        &mut self,
+        client: &mut impl postgres::GenericClient,
+        sql: &str,
+    ) -> Result<postgres::Statement> {
+        if let Some(statement) = self.0.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = client.prepare(&pg_sql(sql))?;
+        if self.0.len() >= MAX_STATEMENTS {
+            self.0.clear();
+        }
+        self.0.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    /// Forgets `sql` after an error that may mean its plan is stale (the
+    /// schema changed under it: "cached plan must not change result
+    /// type"), so the next call prepares it again.
+    fn failed(&mut self, sql: &str, e: &postgres::Error) {
+        if e.code() == Some(&postgres::error::SqlState::FEATURE_NOT_SUPPORTED) {
+            self.0.remove(sql);
+        }
+    }
+}
+
+/// A pooled PostgreSQL connection with its prepared statements.
+pub(crate) struct PgClient {
+    /// The connection.
+    pub client: postgres::Client,
+    /// What was prepared on it.
+    pub statements: Statements,
+}
+
+/// A PostgreSQL connection or transaction, with the connection's
+/// prepared statements.
 pub(crate) enum PgConn<'c> {
     /// A pooled connection, each statement its own transaction.
-    Client(&'c mut postgres::Client),
+    Client(&'c mut postgres::Client, &'c mut Statements),
     /// An open transaction.
-    Tx(postgres::Transaction<'c>),
+    Tx(postgres::Transaction<'c>, &'c mut Statements),
+}
+
+impl PgConn<'_> {
+    /// Runs a statement (prepared once per connection).
+    fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let (outcome, statements) = match self {
+            PgConn::Client(c, s) => {
+                let statement = s.get(&mut **c, sql)?;
+                (c.execute(&statement, params), s)
+            }
+            PgConn::Tx(t, s) => {
+                let statement = s.get(t, sql)?;
+                (t.execute(&statement, params), s)
+            }
+        };
+        outcome.map_err(|e| {
+            statements.failed(sql, &e);
+            Error::from(e)
+        })
+    }
+
+    /// Runs a query (prepared once per connection); its rows.
+    fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<postgres::Row>> {
+        let (outcome, statements) = match self {
+            PgConn::Client(c, s) => {
+                let statement = s.get(&mut **c, sql)?;
+                (c.query(&statement, params), s)
+            }
+            PgConn::Tx(t, s) => {
+                let statement = s.get(t, sql)?;
+                (t.query(&statement, params), s)
+            }
+        };
+        outcome.map_err(|e| {
+            statements.failed(sql, &e);
+            Error::from(e)
+        })
+    }
 }
 
 /// A connection or transaction of either engine: what store code runs
@@ -345,14 +433,18 @@ fn pg_params<'v>(params: &'v [Val<'_>]) -> Vec<&'v (dyn ToSql + Sync)> {
 }
 
 impl<'c> Db<'c> {
-    /// A PostgreSQL transaction as a `Db`.
-    pub fn pg_tx(tx: postgres::Transaction<'c>) -> Db<'c> {
-        Db::Postgres(RefCell::new(PgConn::Tx(tx)))
+    /// A PostgreSQL transaction as a `Db`, with its connection's prepared
+    /// statements.
+    pub fn pg_tx(tx: postgres::Transaction<'c>, statements: &'c mut Statements) -> Db<'c> {
+        Db::Postgres(RefCell::new(PgConn::Tx(tx, statements)))
     }
 
     /// A PostgreSQL connection (autocommit) as a `Db`.
-    pub fn pg_client(client: &'c mut postgres::Client) -> Db<'c> {
-        Db::Postgres(RefCell::new(PgConn::Client(client)))
+    pub fn pg_client(client: &'c mut PgClient) -> Db<'c> {
+        Db::Postgres(RefCell::new(PgConn::Client(
+            &mut client.client,
+            &mut client.statements,
+        )))
     }
 
     /// Whether this is PostgreSQL (for the few statements whose text
@@ -366,8 +458,8 @@ impl<'c> Db<'c> {
     pub fn commit(self) -> Result<()> {
         match self {
             Db::Postgres(cell) => match cell.into_inner() {
-                PgConn::Tx(tx) => Ok(tx.commit()?),
-                PgConn::Client(_) => Ok(()),
+                PgConn::Tx(tx, _) => Ok(tx.commit()?),
+                PgConn::Client(..) => Ok(()),
             },
             Db::Sqlite(_) => Ok(()),
         }
@@ -380,12 +472,7 @@ impl<'c> Db<'c> {
                 .prepare_cached(sql)?
                 .execute(rusqlite::params_from_iter(params))?),
             Db::Postgres(cell) => {
-                let sql = pg_sql(sql);
-                let params = pg_params(params);
-                let n = match &mut *cell.borrow_mut() {
-                    PgConn::Client(c) => c.execute(sql.as_str(), &params)?,
-                    PgConn::Tx(t) => t.execute(sql.as_str(), &params)?,
-                };
+                let n = cell.borrow_mut().execute(sql, &pg_params(params))?;
                 Ok(n as usize)
             }
         }
@@ -397,8 +484,8 @@ impl<'c> Db<'c> {
             Db::Sqlite(conn) => Ok(conn.execute_batch(sql)?),
             Db::Postgres(cell) => {
                 match &mut *cell.borrow_mut() {
-                    PgConn::Client(c) => c.batch_execute(sql)?,
-                    PgConn::Tx(t) => t.batch_execute(sql)?,
+                    PgConn::Client(c, _) => c.batch_execute(sql)?,
+                    PgConn::Tx(t, _) => t.batch_execute(sql)?,
                 }
                 Ok(())
             }
@@ -422,12 +509,7 @@ impl<'c> Db<'c> {
                 Ok(())
             }
             Db::Postgres(cell) => {
-                let sql = pg_sql(sql);
-                let params = pg_params(params);
-                let rows = match &mut *cell.borrow_mut() {
-                    PgConn::Client(c) => c.query(sql.as_str(), &params)?,
-                    PgConn::Tx(t) => t.query(sql.as_str(), &params)?,
-                };
+                let rows = cell.borrow_mut().query(sql, &pg_params(params))?;
                 for row in &rows {
                     f(&Row::Postgres(row))?;
                 }

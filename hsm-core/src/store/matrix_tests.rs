@@ -585,3 +585,50 @@ fn on_postgres() {
     eprintln!("store matrix on PostgreSQL: database_restart");
     database_restart(&cluster);
 }
+
+/// Calls per second of `f` over about `secs` seconds.
+fn rate(secs: f64, mut f: impl FnMut()) -> f64 {
+    let start = std::time::Instant::now();
+    let mut n = 0u64;
+    while start.elapsed().as_secs_f64() < secs {
+        f();
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Not a test: the PostgreSQL engine's read rate (one node, one thread),
+/// for the statement cache's figure. Run with
+/// `cargo test -p hsm-core --lib pg_read_rate -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn pg_read_rate() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.new_database();
+    let clock = Arc::new(ManualClock::new(T0));
+    let hsm = Hsm::init_postgres(&url, None, &pass(), options(clock)).unwrap();
+    let caller = root();
+    let gate = hsm.gate(&caller);
+    let key = gate.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    gate.create_alias("alias/rate", &key).unwrap();
+    let id = uuid::Uuid::parse_str(&key).unwrap();
+    let reader = hsm.lock_store().reader().unwrap();
+    for _ in 0..100 {
+        reader.key(&id).unwrap();
+    }
+    let key_reads = rate(3.0, || {
+        reader.key(&id).unwrap().unwrap();
+    });
+    let alias_reads = rate(3.0, || {
+        reader.alias("alias/rate").unwrap().unwrap();
+    });
+    let encrypts = rate(3.0, || {
+        gate.encrypt(&key, b"rate", &ctx(), None).unwrap();
+    });
+    eprintln!(
+        "PostgreSQL, one thread: key record read (3 statements in a snapshot) {key_reads:.0}/s, \
+         alias read {alias_reads:.0}/s, cached Encrypt (audited) {encrypts:.0}/s"
+    );
+}

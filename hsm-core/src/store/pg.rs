@@ -13,7 +13,7 @@ use postgres::{IsolationLevel, NoTls};
 use r2d2_postgres::PostgresConnectionManager;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::engine::Db;
+use super::engine::{Db, PgClient, Statements};
 use crate::error::{Error, Result, PG_RETRY};
 
 /// Forward migrations of a PostgreSQL store; entry `i` moves the schema
@@ -145,7 +145,36 @@ const RETRIES: usize = 5;
 /// How many connections a node keeps at most.
 const POOL_SIZE: u32 = 16;
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<Prepared<PostgresConnectionManager<NoTls>>>;
+
+/// A connection manager that gives each pooled connection a cache of
+/// prepared statements (see [`super::engine::Statements`]), wrapping the
+/// manager that connects (`M`: r2d2_postgres's, whatever its TLS).
+#[derive(Debug)]
+pub(crate) struct Prepared<M>(pub M);
+
+impl<M> r2d2::ManageConnection for Prepared<M>
+where
+    M: r2d2::ManageConnection<Connection = postgres::Client>,
+{
+    type Connection = PgClient;
+    type Error = M::Error;
+
+    fn connect(&self) -> std::result::Result<PgClient, M::Error> {
+        Ok(PgClient {
+            client: self.0.connect()?,
+            statements: Statements::default(),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut PgClient) -> std::result::Result<(), M::Error> {
+        self.0.is_valid(&mut conn.client)
+    }
+
+    fn has_broken(&self, conn: &mut PgClient) -> bool {
+        self.0.has_broken(&mut conn.client)
+    }
+}
 
 /// A PostgreSQL store: a pool of connections to one database. Cloning
 /// shares the pool.
@@ -289,20 +318,86 @@ fn all_of() -> Forget {
     }
 }
 
-impl PgStore {
-    /// Connects to the database `url` names (`postgres://USER@HOST:PORT/DB`,
-    /// or `host=/socket/dir` as a parameter) and applies the missing
-    /// migrations. A password never comes in the URL (it would show in
-    /// process listings and logs): it is `password`, or libpq's
-    /// `PGPASSWORD`.
-    pub fn connect(url: &str, password: Option<&SecretString>) -> Result<PgStore> {
-        let mut config = postgres::Config::from_str(url)
+/// The address of a PostgreSQL store, checked: `postgres://USER@HOST:PORT/DB`
+/// (or libpq's `key=value` form), never holding a password (it would show
+/// in process listings and logs). Shown (Display, Debug) as
+/// `USER@HOST:PORT/DB`, which is safe to log.
+#[derive(Clone)]
+pub struct StoreUrl {
+    url: String,
+    config: postgres::Config,
+}
+
+impl StoreUrl {
+    /// Parses and checks `url`: refused (`ValidationException`) when
+    /// malformed or holding a password. Error messages never quote it.
+    pub fn parse(url: &str) -> Result<StoreUrl> {
+        let config = postgres::Config::from_str(url)
             .map_err(|e| Error::validation(format!("malformed store URL: {e}")))?;
         if config.get_password().is_some() {
             return Err(Error::validation(
-                "the store URL must not hold a password: give it in a file or PGPASSWORD",
+                "the store URL must not hold a password (it would be visible in process \
+                 listings and logs): give it in a file (store_password_file) or PGPASSWORD",
             ));
         }
+        if config.get_hosts().is_empty() {
+            return Err(Error::validation(
+                "the store URL names no host: postgres://USER@HOST:PORT/DB",
+            ));
+        }
+        Ok(StoreUrl {
+            url: url.to_owned(),
+            config,
+        })
+    }
+
+    /// The URL as given (it holds no password).
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+}
+
+impl std::fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.config;
+        if let Some(user) = c.get_user() {
+            write!(f, "{user}@")?;
+        }
+        for (i, host) in c.get_hosts().iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            match host {
+                postgres::config::Host::Tcp(name) => f.write_str(name)?,
+                postgres::config::Host::Unix(path) => write!(f, "{}", path.display())?,
+            }
+            let ports = c.get_ports();
+            if let Some(port) = ports.get(i).or(ports.first()) {
+                write!(f, ":{port}")?;
+            } else {
+                f.write_str(":5432")?;
+            }
+        }
+        if let Some(db) = c.get_dbname() {
+            write!(f, "/{db}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreUrl({self})")
+    }
+}
+
+impl PgStore {
+    /// Connects to the database `url` names (see [`StoreUrl`]) and applies
+    /// the missing migrations. The password is `password`, or libpq's
+    /// `PGPASSWORD`. Errors name the database as [`StoreUrl`] shows it.
+    pub fn connect(url: &str, password: Option<&SecretString>) -> Result<PgStore> {
+        let url = StoreUrl::parse(url)?;
+        let mut config = url.config.clone();
         if let Some(password) = password {
             config.password(password.expose_secret());
         } else if let Ok(password) = std::env::var("PGPASSWORD") {
@@ -319,10 +414,17 @@ impl PgStore {
             // A call fails with StoreUnavailable within this when the
             // database cannot be reached.
             .connection_timeout(std::time::Duration::from_secs(3))
-            .build(manager)
-            .map_err(|e| Error::StoreUnavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+            .build(Prepared(manager))
+            .map_err(|e| {
+                Error::StoreUnavailable(format!("cannot connect to PostgreSQL at {url}: {e}"))
+            })?;
         let store = PgStore { pool, config };
-        store.migrate()?;
+        store.migrate().map_err(|e| match e {
+            Error::StoreUnavailable(m) => {
+                Error::StoreUnavailable(format!("PostgreSQL at {url}: {m}"))
+            }
+            other => other,
+        })?;
         Ok(store)
     }
 
@@ -331,7 +433,7 @@ impl PgStore {
     /// each once.
     fn migrate(&self) -> Result<()> {
         let mut client = self.pool.get()?;
-        let mut tx = client.transaction()?;
+        let mut tx = client.client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
         tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
         let current: i64 = match tx.query_opt("SELECT version FROM schema_version", &[])? {
@@ -375,13 +477,14 @@ impl PgStore {
     pub fn write<T>(&self, audited: bool, f: &mut dyn FnMut(&Db<'_>) -> Result<T>) -> Result<T> {
         let mut attempt = 0;
         loop {
-            let mut client = self.pool.get()?;
+            let mut pooled = self.pool.get()?;
+            let PgClient { client, statements } = &mut *pooled;
             let outcome = (|| {
                 let tx = client
                     .build_transaction()
                     .isolation_level(IsolationLevel::Serializable)
                     .start()?;
-                let db = Db::pg_tx(tx);
+                let db = Db::pg_tx(tx, statements);
                 // No snapshot before the lock: see engine's design notes.
                 db.batch("LOCK TABLE store_write_lock IN EXCLUSIVE MODE")?;
                 let value = f(&db)?;
@@ -409,19 +512,20 @@ impl PgStore {
     /// Runs `f` on a pooled connection; `snapshot`: in one read-only
     /// REPEATABLE READ transaction.
     pub fn read<T>(&self, snapshot: bool, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
-        let mut client = self.pool.get()?;
+        let mut pooled = self.pool.get()?;
         if snapshot {
+            let PgClient { client, statements } = &mut *pooled;
             let tx = client
                 .build_transaction()
                 .isolation_level(IsolationLevel::RepeatableRead)
                 .read_only(true)
                 .start()?;
-            let db = Db::pg_tx(tx);
+            let db = Db::pg_tx(tx, statements);
             let value = f(&db)?;
             db.commit()?;
             Ok(value)
         } else {
-            f(&Db::pg_client(&mut client))
+            f(&Db::pg_client(&mut pooled))
         }
     }
 }
