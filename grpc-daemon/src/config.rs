@@ -15,10 +15,21 @@ use crate::DaemonError;
 #[derive(Debug, Default, Clone, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsInput {
-    /// The store's directory (created 0700 by `init`).
+    /// The store's directory (created 0700 by `init`): a SQLite store.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Where to listen: `unix:PATH` (default DATA_DIR/tinfoil.sock) or `tcp:HOST:PORT`.
+    /// A PostgreSQL store instead of --data-dir (several nodes on one
+    /// database): `postgres://USER@HOST:PORT/DB`, with `?sslmode=...` and
+    /// `sslrootcert=PATH` for TLS. Never with a password in it: see
+    /// --store-password-file and PGPASSWORD.
+    #[arg(long)]
+    pub store_url: Option<String>,
+    /// A file holding the PostgreSQL store's password; group and others
+    /// must have no access. Else PGPASSWORD is used, if set.
+    #[arg(long)]
+    pub store_password_file: Option<PathBuf>,
+    /// Where to listen: `unix:PATH` (default DATA_DIR/tinfoil.sock; required
+    /// with --store-url) or `tcp:HOST:PORT`.
     #[arg(long)]
     pub listen: Option<String>,
     /// A file holding the passphrase; group and others must have no access.
@@ -127,6 +138,8 @@ impl SettingsInput {
     pub fn over(self, base: SettingsInput) -> SettingsInput {
         SettingsInput {
             data_dir: self.data_dir.or(base.data_dir),
+            store_url: self.store_url.or(base.store_url),
+            store_password_file: self.store_password_file.or(base.store_password_file),
             listen: self.listen.or(base.listen),
             passphrase_file: self.passphrase_file.or(base.passphrase_file),
             tls_cert_file: self.tls_cert_file.or(base.tls_cert_file),
@@ -192,6 +205,29 @@ impl Listen {
     }
 }
 
+/// Where the store is.
+#[derive(Debug, Clone)]
+pub enum StoreLocation {
+    /// A SQLite store in this directory (one node).
+    Dir(PathBuf),
+    /// A PostgreSQL database that several nodes share.
+    Postgres {
+        /// The database (checked: no password in it).
+        url: hsm_core::StoreUrl,
+        /// The file holding its password, if any (else PGPASSWORD).
+        password_file: Option<PathBuf>,
+    },
+}
+
+impl std::fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::Dir(dir) => write!(f, "{}", dir.display()),
+            StoreLocation::Postgres { url, .. } => write!(f, "the PostgreSQL database {url}"),
+        }
+    }
+}
+
 /// TLS files for a TCP listener.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
@@ -206,10 +242,11 @@ pub struct TlsFiles {
 /// Resolved settings with defaults applied and bounds checked.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The store's directory.
-    pub data_dir: PathBuf,
-    /// Where to listen.
-    pub listen: Listen,
+    /// Where the store is.
+    pub store: StoreLocation,
+    /// Where to listen; `None` only for a PostgreSQL store without
+    /// `listen` (enough for `init`; see [`Settings::listen`]).
+    pub listen: Option<Listen>,
     /// The passphrase file, if any.
     pub passphrase_file: Option<PathBuf>,
     /// TLS for TCP, if configured.
@@ -331,16 +368,55 @@ fn kdf_params(
     Ok(kdf)
 }
 
+/// The store's location: `data_dir` or `store_url`, exactly one.
+fn store_location(input: &SettingsInput) -> Result<StoreLocation, DaemonError> {
+    match (&input.data_dir, &input.store_url) {
+        (Some(_), Some(_)) => Err(DaemonError::Config(
+            "--data-dir and --store-url (data_dir, store_url) exclude each other: the store is \
+             either a SQLite directory or a PostgreSQL database"
+                .into(),
+        )),
+        (Some(dir), None) => {
+            if input.store_password_file.is_some() {
+                return Err(DaemonError::Config(
+                    "--store-password-file (store_password_file) needs --store-url".into(),
+                ));
+            }
+            Ok(StoreLocation::Dir(dir.clone()))
+        }
+        (None, Some(url)) => Ok(StoreLocation::Postgres {
+            url: hsm_core::StoreUrl::parse(url)
+                .map_err(|e| DaemonError::Config(format!("store_url: {e}")))?,
+            password_file: input.store_password_file.clone(),
+        }),
+        (None, None) => Err(DaemonError::Config(
+            "--data-dir (data_dir) or --store-url (store_url) is required".into(),
+        )),
+    }
+}
+
 impl Settings {
-    /// Applies defaults and checks bounds. `data_dir` is required.
+    /// Where to listen: required with a PostgreSQL store (there is no data
+    /// directory for the default socket).
+    pub fn listen(&self) -> Result<&Listen, DaemonError> {
+        self.listen.as_ref().ok_or_else(|| {
+            DaemonError::Config(
+                "--listen (listen) is required with --store-url: there is no data directory \
+                 for the default socket (e.g. --listen unix:/run/tinfoil/tinfoil.sock)"
+                    .into(),
+            )
+        })
+    }
+
+    /// Applies defaults and checks bounds. `data_dir` or `store_url` is
+    /// required (not both).
     pub fn resolve(input: SettingsInput) -> Result<Settings, DaemonError> {
         let kdf = kdf_params(&input, hsm_core::KdfParams::default())?;
-        let data_dir = input
-            .data_dir
-            .ok_or_else(|| DaemonError::Config("--data-dir (or data_dir) is required".into()))?;
-        let listen = match input.listen {
-            Some(text) => Listen::parse(&text)?,
-            None => Listen::Unix(data_dir.join("tinfoil.sock")),
+        let store = store_location(&input)?;
+        let listen = match (input.listen, &store) {
+            (Some(text), _) => Some(Listen::parse(&text)?),
+            (None, StoreLocation::Dir(dir)) => Some(Listen::Unix(dir.join("tinfoil.sock"))),
+            (None, StoreLocation::Postgres { .. }) => None,
         };
         let tls = match (input.tls_cert_file, input.tls_key_file) {
             (Some(cert), Some(key)) => Some(TlsFiles {
@@ -356,7 +432,7 @@ impl Settings {
             }
         };
         let insecure_loopback = input.insecure_loopback.unwrap_or(false);
-        if let Listen::Tcp(addr) = &listen {
+        if let Some(Listen::Tcp(addr)) = &listen {
             if tls.is_none() && !(insecure_loopback && addr.ip().is_loopback()) {
                 return Err(DaemonError::Config(format!(
                     "listening on tcp:{addr} needs TLS (tls_cert_file, tls_key_file); plain TCP \
@@ -430,7 +506,7 @@ impl Settings {
                     .filter(|a| !a.trim().is_empty())
                     .collect()
             }),
-            data_dir,
+            store,
             listen,
             passphrase_file: input.passphrase_file,
             tls,
@@ -504,10 +580,71 @@ mod tests {
             ..Default::default()
         };
         let s = Settings::resolve(flags.over(file)).unwrap();
-        assert_eq!(s.data_dir, PathBuf::from("/a"));
+        assert!(matches!(&s.store, StoreLocation::Dir(d) if d == Path::new("/a")));
         assert_eq!(s.max_in_flight, 9);
         assert_eq!(s.call_timeout, Duration::from_millis(5));
-        assert_eq!(s.listen, Listen::Unix("/a/tinfoil.sock".into()));
+        assert_eq!(s.listen, Some(Listen::Unix("/a/tinfoil.sock".into())));
+    }
+
+    #[test]
+    fn store_url_settings() {
+        let file: SettingsInput = toml::from_str(
+            "store_url = \"postgres://tinfoil@db.example:5433/kms\"\n\
+             store_password_file = \"/etc/tinfoil/pg-password\"",
+        )
+        .unwrap();
+        let s = Settings::resolve(file.clone()).unwrap();
+        let StoreLocation::Postgres { url, password_file } = &s.store else {
+            panic!("not a PostgreSQL store");
+        };
+        assert_eq!(url.to_string(), "tinfoil@db.example:5433/kms");
+        assert_eq!(
+            password_file.as_deref(),
+            Some(Path::new("/etc/tinfoil/pg-password"))
+        );
+        // No default socket without a data directory.
+        assert_eq!(s.listen, None);
+        let err = s.listen().unwrap_err().to_string();
+        assert!(err.contains("--listen"), "{err}");
+        let flags = SettingsInput {
+            listen: Some("unix:/run/t.sock".into()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(flags.over(file.clone())).unwrap();
+        assert_eq!(s.listen().unwrap(), &Listen::Unix("/run/t.sock".into()));
+        // With a data directory too: refused.
+        let flags = SettingsInput {
+            data_dir: Some("/a".into()),
+            ..Default::default()
+        };
+        let err = Settings::resolve(flags.over(file)).unwrap_err().to_string();
+        assert!(err.contains("exclude each other"), "{err}");
+        // A password file without a database.
+        let mut input = with_dir();
+        input.store_password_file = Some("/p".into());
+        assert!(Settings::resolve(input).is_err());
+        // Neither.
+        let err = Settings::resolve(SettingsInput::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--store-url"), "{err}");
+    }
+
+    #[test]
+    fn a_password_in_the_store_url_is_refused_without_quoting_it() {
+        for url in [
+            "postgres://tinfoil:hunter2@127.0.0.1:5432/kms",
+            "host=127.0.0.1 user=tinfoil password=hunter2 dbname=kms",
+            "postgres://tinfoil@127.0.0.1:5432/kms?password=hunter2",
+        ] {
+            let input = SettingsInput {
+                store_url: Some(url.into()),
+                ..Default::default()
+            };
+            let err = Settings::resolve(input).unwrap_err().to_string();
+            assert!(err.contains("must not hold a password"), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
     }
 
     #[test]

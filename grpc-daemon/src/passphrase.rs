@@ -30,9 +30,46 @@ pub const ENV_VAR: &str = "TINFOIL_PASSPHRASE";
 /// The longest passphrase accepted, in bytes.
 pub const MAX_LEN: usize = 4096;
 
-/// Set (to `1`) by tinfoild for its re-executed self: the passphrase is on
-/// standard input. Not for operators.
+/// The environment variable holding the PostgreSQL store's password
+/// (libpq's).
+pub const PASSWORD_ENV_VAR: &str = "PGPASSWORD";
+
+/// Set by tinfoild for its re-executed self: the secrets taken from the
+/// environment are on standard input (see [`take_from_env`]). Not for
+/// operators.
 pub const HANDOVER_VAR: &str = "TINFOIL_PASSPHRASE_HANDOVER";
+
+/// The secrets taken out of the environment by [`take_from_env`].
+#[derive(Default)]
+pub struct EnvSecrets {
+    /// From `TINFOIL_PASSPHRASE`.
+    pub passphrase: Option<SecretString>,
+    /// From `PGPASSWORD`.
+    pub store_password: Option<SecretString>,
+}
+
+/// Which secret a file holds, for checks and messages.
+#[derive(Clone, Copy)]
+enum Holds {
+    Passphrase,
+    StorePassword,
+}
+
+impl Holds {
+    fn file(self) -> &'static str {
+        match self {
+            Holds::Passphrase => "passphrase file",
+            Holds::StorePassword => "store password file",
+        }
+    }
+
+    fn refuse(self, why: String) -> DaemonError {
+        match self {
+            Holds::Passphrase => DaemonError::Passphrase(why),
+            Holds::StorePassword => DaemonError::Config(format!("store password: {why}")),
+        }
+    }
+}
 
 /// What a file that is not a regular file is, for the refusal message.
 fn kind_of(meta: &std::fs::Metadata) -> &'static str {
@@ -57,37 +94,55 @@ fn kind_of(meta: &std::fs::Metadata) -> &'static str {
 /// (/proc, /sys) or an empty file; the opened file is checked again to be
 /// the same regular file.
 pub fn from_file(path: &Path) -> Result<SecretString, DaemonError> {
-    let context = || format!("passphrase file {}", path.display());
+    secret_file(path, Holds::Passphrase)
+}
+
+/// Reads the PostgreSQL store's password from a file, with the checks of
+/// [`from_file`] (a regular file on disk that group and others cannot
+/// access, not empty, at most [`MAX_LEN`] bytes).
+pub fn store_password_from_file(path: &Path) -> Result<SecretString, DaemonError> {
+    secret_file(path, Holds::StorePassword)
+}
+
+fn secret_file(path: &Path, holds: Holds) -> Result<SecretString, DaemonError> {
+    let context = || format!("{} {}", holds.file(), path.display());
     let meta = std::fs::metadata(path).map_err(|e| DaemonError::io(context(), e))?;
     if !meta.is_file() {
-        return Err(DaemonError::Passphrase(format!(
+        return Err(holds.refuse(format!(
             "{} is {}; it must be a regular file",
             path.display(),
             kind_of(&meta)
         )));
     }
     if let Some(why) = pseudo_file(path, &meta) {
-        return Err(DaemonError::Passphrase(format!(
-            "{} is {why}; it must be a regular file on disk holding the passphrase",
+        return Err(holds.refuse(format!(
+            "{} is {why}; it must be a regular file on disk holding the secret",
             path.display()
         )));
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(DaemonError::UnsafePassphraseFile {
-            path: path.to_path_buf(),
-            mode,
+        return Err(match holds {
+            Holds::Passphrase => DaemonError::UnsafePassphraseFile {
+                path: path.to_path_buf(),
+                mode,
+            },
+            Holds::StorePassword => DaemonError::Config(format!(
+                "store password file {} has mode {mode:04o}: group and others must have no \
+                 access (chmod 600 it)",
+                path.display()
+            )),
         });
     }
     let file = std::fs::File::open(path).map_err(|e| DaemonError::io(context(), e))?;
     let opened = file.metadata().map_err(|e| DaemonError::io(context(), e))?;
     if !opened.is_file() || opened.ino() != meta.ino() || opened.dev() != meta.dev() {
-        return Err(DaemonError::Passphrase(format!(
+        return Err(holds.refuse(format!(
             "{} changed while it was being opened",
             path.display()
         )));
     }
-    read_bounded(file, &context())
+    read_bounded(file, &context(), holds)
 }
 
 /// Why `path` is a kernel pseudo-file rather than a file on disk, if it is
@@ -103,70 +158,132 @@ fn pseudo_file(path: &Path, meta: &std::fs::Metadata) -> Option<&'static str> {
     (meta.len() == 0).then_some("empty (or a pseudo-file reporting no size)")
 }
 
-/// Reads at most [`MAX_LEN`] + 2 bytes (a passphrase and a CRLF) from
+/// Reads at most [`MAX_LEN`] + 2 bytes (a secret and a CRLF) from
 /// `source` and checks them; longer input is refused.
-fn read_bounded(source: impl Read, what: &str) -> Result<SecretString, DaemonError> {
+fn read_bounded(source: impl Read, what: &str, holds: Holds) -> Result<SecretString, DaemonError> {
     let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_LEN + 3));
     source
         .take(MAX_LEN as u64 + 3)
         .read_to_end(&mut bytes)
         .map_err(|e| DaemonError::io(what.to_owned(), e))?;
     if bytes.len() > MAX_LEN + 2 {
-        return Err(DaemonError::Passphrase(format!(
-            "{what} is longer than {MAX_LEN} bytes"
-        )));
+        return Err(holds.refuse(format!("{what} is longer than {MAX_LEN} bytes")));
     }
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| DaemonError::Passphrase(format!("{what} is not UTF-8")))?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| holds.refuse(format!("{what} is not UTF-8")))?;
     let text = text
         .strip_suffix("\r\n")
         .or_else(|| text.strip_suffix('\n'))
         .unwrap_or(text);
-    checked(text)
+    checked(text, holds)
 }
 
-fn checked(text: &str) -> Result<SecretString, DaemonError> {
+fn checked(text: &str, holds: Holds) -> Result<SecretString, DaemonError> {
+    let what = match holds {
+        Holds::Passphrase => "the passphrase",
+        Holds::StorePassword => "the store password",
+    };
     if text.is_empty() {
-        return Err(DaemonError::Passphrase("the passphrase is empty".into()));
+        return Err(holds.refuse(format!("{what} is empty")));
     }
     if text.len() > MAX_LEN {
-        return Err(DaemonError::Passphrase(format!(
-            "the passphrase is longer than {MAX_LEN} bytes"
-        )));
+        return Err(holds.refuse(format!("{what} is longer than {MAX_LEN} bytes")));
     }
     Ok(SecretString::from(text.to_owned()))
 }
 
-/// Takes the passphrase out of `TINFOIL_PASSPHRASE`, if set. Call first
-/// thing in `main`, before any thread starts.
+/// Takes the passphrase out of `TINFOIL_PASSPHRASE` and the store password
+/// out of `PGPASSWORD`, where set. Call first thing in `main`, before any
+/// thread starts.
 ///
-/// When the variable is set, this re-executes the running binary (same
-/// arguments, same process id) without it and hands the passphrase over on
+/// When either variable is set, this re-executes the running binary (same
+/// arguments, same process id) without them and hands them over on
 /// standard input (see the module documentation); it returns only on
-/// failure. In the re-executed image ([`HANDOVER_VAR`] set) it reads the
-/// passphrase from standard input and returns it.
-pub fn take_from_env() -> Result<Option<SecretString>, DaemonError> {
-    if std::env::var_os(HANDOVER_VAR).is_some() {
+/// failure. In the re-executed image ([`HANDOVER_VAR`] set) it reads them
+/// from standard input and returns them.
+pub fn take_from_env() -> Result<EnvSecrets, DaemonError> {
+    if let Some(which) = std::env::var_os(HANDOVER_VAR) {
         std::env::remove_var(HANDOVER_VAR);
         std::env::remove_var(ENV_VAR);
-        return read_bounded(std::io::stdin().lock(), "the handed-over passphrase").map(Some);
+        std::env::remove_var(PASSWORD_ENV_VAR);
+        return read_handover(std::io::stdin().lock(), &which.to_string_lossy());
     }
-    let Some(value) = std::env::var_os(ENV_VAR) else {
+    let passphrase = take_var(ENV_VAR)?;
+    // libpq ignores an empty PGPASSWORD; so does tinfoild.
+    let password = take_var(PASSWORD_ENV_VAR)?.filter(|v| !v.is_empty());
+    if passphrase.is_none() && password.is_none() {
+        return Ok(EnvSecrets::default());
+    }
+    if let Some(value) = &passphrase {
+        checked(value, Holds::Passphrase)?;
+    }
+    if let Some(value) = &password {
+        checked(value, Holds::StorePassword)?;
+    }
+    // The handover: each secret as a 2-byte big-endian length and its
+    // bytes, in the order HANDOVER_VAR names them.
+    let mut which = Vec::new();
+    let mut payload = Zeroizing::new(Vec::new());
+    for (name, value) in [("passphrase", &passphrase), ("password", &password)] {
+        if let Some(value) = value {
+            which.push(name);
+            payload.extend_from_slice(&(value.len() as u16).to_be_bytes());
+            payload.extend_from_slice(value.as_bytes());
+        }
+    }
+    Err(reexec_without_env(&payload, &which.join(",")))
+}
+
+/// Removes `name` from the environment and returns its value, if it was
+/// set.
+fn take_var(name: &str) -> Result<Option<Zeroizing<String>>, DaemonError> {
+    let Some(value) = std::env::var_os(name) else {
         return Ok(None);
     };
-    std::env::remove_var(ENV_VAR);
+    std::env::remove_var(name);
     let value = Zeroizing::new(
         value
             .into_string()
-            .map_err(|_| DaemonError::Passphrase(format!("{ENV_VAR} is not UTF-8")))?,
+            .map_err(|_| DaemonError::Config(format!("{name} is not UTF-8")))?,
     );
-    checked(&value)?;
-    Err(reexec_without_env(value.as_bytes()))
+    Ok(Some(value))
 }
 
-/// Re-executes this binary with the passphrase on standard input and
-/// without [`ENV_VAR`]; returns the error when `exec` fails.
-fn reexec_without_env(passphrase: &[u8]) -> DaemonError {
+/// Reads the handed-over secrets (see [`take_from_env`]).
+fn read_handover(source: impl Read, which: &str) -> Result<EnvSecrets, DaemonError> {
+    let bad = || DaemonError::Passphrase("the handed-over secrets are malformed".into());
+    let mut bytes = Zeroizing::new(Vec::with_capacity(2 * (MAX_LEN + 2)));
+    source
+        .take(2 * (MAX_LEN as u64 + 2) + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| DaemonError::io("reading the handed-over secrets", e))?;
+    let mut rest: &[u8] = &bytes;
+    let mut secrets = EnvSecrets::default();
+    for name in which.split(',') {
+        let (len, tail) = rest.split_first_chunk::<2>().ok_or_else(bad)?;
+        let len = usize::from(u16::from_be_bytes(*len));
+        if tail.len() < len {
+            return Err(bad());
+        }
+        let (value, tail) = tail.split_at(len);
+        rest = tail;
+        let text = std::str::from_utf8(value).map_err(|_| bad())?;
+        match name {
+            "passphrase" => secrets.passphrase = Some(checked(text, Holds::Passphrase)?),
+            "password" => secrets.store_password = Some(checked(text, Holds::StorePassword)?),
+            _ => return Err(bad()),
+        }
+    }
+    if !rest.is_empty() {
+        return Err(bad());
+    }
+    Ok(secrets)
+}
+
+/// Re-executes this binary with `payload` (the secrets `which` names) on
+/// standard input and without [`ENV_VAR`] and [`PASSWORD_ENV_VAR`];
+/// returns the error when `exec` fails.
+fn reexec_without_env(payload: &[u8], which: &str) -> DaemonError {
     use std::os::unix::process::CommandExt;
     let fail = |what: &str, e: std::io::Error| {
         DaemonError::io(
@@ -178,8 +295,8 @@ fn reexec_without_env(passphrase: &[u8]) -> DaemonError {
         Ok(pair) => pair,
         Err(e) => return fail("creating a socket pair", e),
     };
-    // At most 4 KiB: the socket buffer takes it without a reader.
-    if let Err(e) = ours.write_all(passphrase).and_then(|()| ours.flush()) {
+    // At most 8 KiB: the socket buffer takes it without a reader.
+    if let Err(e) = ours.write_all(payload).and_then(|()| ours.flush()) {
         return fail("handing the passphrase over", e);
     }
     drop(ours);
@@ -193,7 +310,8 @@ fn reexec_without_env(passphrase: &[u8]) -> DaemonError {
         .arg0(arg0)
         .args(args)
         .env_remove(ENV_VAR)
-        .env(HANDOVER_VAR, "1")
+        .env_remove(PASSWORD_ENV_VAR)
+        .env(HANDOVER_VAR, which)
         .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
             theirs,
         )))
@@ -233,7 +351,7 @@ pub fn resolve(
             return Err(DaemonError::Passphrase("the passphrases differ".into()));
         }
     }
-    checked(&first)
+    checked(&first, Holds::Passphrase)
 }
 
 #[cfg(test)]
@@ -324,6 +442,25 @@ mod tests {
         assert!(from_file(&path).unwrap_err().to_string().contains("longer"));
         std::fs::write(&path, vec![b'a'; MAX_LEN]).unwrap();
         assert_eq!(from_file(&path).unwrap().expose_secret().len(), MAX_LEN);
+    }
+
+    #[test]
+    fn the_handover_carries_either_secret_or_both() {
+        let both = [&[0u8, 3][..], b"abc", &[0, 2], b"pw"].concat();
+        let secrets = read_handover(&both[..], "passphrase,password").unwrap();
+        assert_eq!(secrets.passphrase.unwrap().expose_secret(), "abc");
+        assert_eq!(secrets.store_password.unwrap().expose_secret(), "pw");
+        let secrets = read_handover(&both[..5], "password").unwrap();
+        assert!(secrets.passphrase.is_none());
+        assert_eq!(secrets.store_password.unwrap().expose_secret(), "abc");
+        for (bytes, which) in [
+            (&both[..], "passphrase"),
+            (&both[..6], "passphrase,password"),
+            (&both[..], "passphrase,other"),
+            (&[0u8, 0][..], "password"),
+        ] {
+            assert!(read_handover(bytes, which).is_err(), "{which}");
+        }
     }
 
     #[test]

@@ -292,6 +292,7 @@ pub async fn serve_with_kms(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
     crate::install_crypto_provider();
+    let listen = settings.listen()?;
     let limits = CallLimits {
         max_in_flight: settings.max_in_flight,
         call_timeout: settings.call_timeout,
@@ -352,7 +353,7 @@ pub async fn serve_with_kms(
         .max_concurrent_streams(settings.max_concurrent_streams)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)));
-    if let (Listen::Tcp(_), Some(tls)) = (&settings.listen, &settings.tls) {
+    if let (Listen::Tcp(_), Some(tls)) = (listen, &settings.tls) {
         let mut config = ServerTlsConfig::new().identity(Identity::from_pem(
             read_pem(&tls.cert)?,
             read_pem(&tls.key)?,
@@ -387,7 +388,7 @@ pub async fn serve_with_kms(
                 .await;
         }
     };
-    let result = match &settings.listen {
+    let result = match listen {
         Listen::Unix(path) => {
             let listener = bind_unix_for(path, settings.socket_group)?;
             tracing::info!(endpoint = %format!("unix:{}", path.display()), "listening");

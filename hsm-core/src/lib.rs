@@ -43,6 +43,8 @@ mod sealing;
 pub mod secmem;
 pub mod selftest;
 mod store;
+#[cfg(feature = "test-cluster")]
+pub use store::test_cluster;
 pub mod token;
 pub mod types;
 mod users;
@@ -63,6 +65,7 @@ pub use ops_keys::MAX_TAGS_PER_KEY;
 pub use outputs::*;
 pub use sealing::KdfParams;
 pub use secrecy::SecretString;
+pub use store::pg::StoreUrl;
 pub use store::LockMode;
 pub use types::*;
 pub use users::{AccessKeyInfo, NewAccessKey, SigV4Check, UserInfo, MAX_ACCESS_KEYS_PER_PRINCIPAL};

@@ -2,6 +2,9 @@
 //!
 //! - `tinfoild init --data-dir DIR` creates a store.
 //! - `tinfoild serve --data-dir DIR` serves it (Unix socket by default).
+//! - `tinfoild init --store-url postgres://USER@HOST:PORT/DB` and
+//!   `tinfoild serve --store-url ... --listen unix:PATH`: the same on a
+//!   PostgreSQL database that several nodes serve at once.
 //! - `tinfoild --dev` serves a throwaway store for trying things out.
 //!
 //! Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 1 on errors
@@ -17,8 +20,9 @@ use clap::{Parser, Subcommand};
 use hsm_core::{Account, Caller, Clock, Hsm, HsmOptions, Principal, SystemClock};
 use secrecy::ExposeSecret;
 use secrecy::SecretString;
-use tinfoil_daemon::config::{Listen, Settings, SettingsInput};
+use tinfoil_daemon::config::{Listen, Settings, SettingsInput, StoreLocation};
 use tinfoil_daemon::kms_api::KmsListener;
+use tinfoil_daemon::passphrase::EnvSecrets;
 use tinfoil_daemon::{client, clock::FileClock, passphrase, server, DaemonError};
 
 /// The exit code for a passphrase that does not unseal the store.
@@ -47,9 +51,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create a new store in --data-dir.
+    /// Create a new store in --data-dir or the --store-url database.
     Init(CommonArgs),
-    /// Unseal the store in --data-dir and serve it.
+    /// Unseal the store in --data-dir or the --store-url database and serve it.
     Serve(CommonArgs),
 }
 
@@ -111,27 +115,59 @@ fn runtime(settings: &Settings) -> Result<tokio::runtime::Runtime, DaemonError> 
         .map_err(|e| DaemonError::io("starting the runtime", e))
 }
 
-fn init(args: CommonArgs, env_secret: Option<SecretString>) -> Result<(), DaemonError> {
+/// The PostgreSQL store's password: its file when configured, else what
+/// was taken from PGPASSWORD, else none.
+fn store_password(
+    file: Option<&std::path::Path>,
+    from_env: Option<SecretString>,
+) -> Result<Option<SecretString>, DaemonError> {
+    match file {
+        Some(path) => passphrase::store_password_from_file(path).map(Some),
+        None => Ok(from_env),
+    }
+}
+
+fn init(args: CommonArgs, env: EnvSecrets) -> Result<(), DaemonError> {
     let (settings, clock_file) = args.resolve()?;
     init_logging(&settings.log_level);
-    if Hsm::is_initialized(&settings.data_dir) {
-        return Err(DaemonError::Config(format!(
-            "{} already holds a store",
-            settings.data_dir.display()
-        )));
-    }
-    let secret = passphrase::resolve(settings.passphrase_file.as_deref(), env_secret, true)?;
-    let options = options(&settings, clock_file)?;
-    if Hsm::is_incomplete(&settings.data_dir) {
-        eprintln!(
-            "tinfoild: {} holds an incomplete store (an earlier init was interrupted); \
-             removing it and creating a new one",
-            settings.data_dir.display()
-        );
-    }
-    let hsm = Hsm::init(&settings.data_dir, &secret, options)?;
-    tracing::info!(data_dir = %settings.data_dir.display(), "store created");
-    println!("tinfoild: store created in {}", settings.data_dir.display());
+    let hsm = match &settings.store {
+        StoreLocation::Dir(data_dir) => {
+            if Hsm::is_initialized(data_dir) {
+                return Err(DaemonError::Config(format!(
+                    "{} already holds a store",
+                    data_dir.display()
+                )));
+            }
+            let secret =
+                passphrase::resolve(settings.passphrase_file.as_deref(), env.passphrase, true)?;
+            let options = options(&settings, clock_file)?;
+            if Hsm::is_incomplete(data_dir) {
+                eprintln!(
+                    "tinfoild: {} holds an incomplete store (an earlier init was interrupted); \
+                     removing it and creating a new one",
+                    data_dir.display()
+                );
+            }
+            Hsm::init(data_dir, &secret, options)?
+        }
+        StoreLocation::Postgres { url, password_file } => {
+            let password = store_password(password_file.as_deref(), env.store_password)?;
+            let secret =
+                passphrase::resolve(settings.passphrase_file.as_deref(), env.passphrase, true)?;
+            let options = options(&settings, clock_file)?;
+            Hsm::init_postgres(url.as_str(), password.as_ref(), &secret, options).map_err(|e| {
+                match e {
+                    hsm_core::Error::AlreadyExists(_) => DaemonError::Config(format!(
+                        "the PostgreSQL database {url} already holds a Tinfoil store: init \
+                         refused (serve it with `tinfoild serve --store-url`)"
+                    )),
+                    other => other.into(),
+                }
+            })?
+        }
+    };
+    tracing::info!(store = %settings.store, "store created");
+    println!("tinfoild: store created in {}", settings.store);
     // What auditors verify exported audit logs with (tinfoil verify-audit-log).
     println!("tinfoild: audit log public key: {}", hsm.audit_public_key());
     Ok(())
@@ -141,24 +177,49 @@ fn init(args: CommonArgs, env_secret: Option<SecretString>) -> Result<(), Daemon
 /// fsync (for benchmarks measuring what the per-call fsync costs).
 const AUDIT_NO_FSYNC_VAR: &str = "TINFOIL_AUDIT_NO_FSYNC";
 
-fn serve(args: CommonArgs, env_secret: Option<SecretString>) -> Result<(), DaemonError> {
+fn serve(args: CommonArgs, env: EnvSecrets) -> Result<(), DaemonError> {
     let (settings, clock_file) = args.resolve()?;
     init_logging(&settings.log_level);
-    if !Hsm::is_initialized(&settings.data_dir) {
-        return Err(DaemonError::Config(format!(
-            "no store in {}: run `tinfoild init --data-dir {}` first",
-            settings.data_dir.display(),
-            settings.data_dir.display()
-        )));
-    }
-    let secret = passphrase::resolve(settings.passphrase_file.as_deref(), env_secret, false)?;
-    let options = options(&settings, clock_file)?;
-    let hsm = Arc::new(Hsm::open(&settings.data_dir, &secret, options)?);
+    settings.listen()?;
+    let hsm = match &settings.store {
+        StoreLocation::Dir(data_dir) => {
+            if !Hsm::is_initialized(data_dir) {
+                return Err(DaemonError::Config(format!(
+                    "no store in {}: run `tinfoild init --data-dir {}` first",
+                    data_dir.display(),
+                    data_dir.display()
+                )));
+            }
+            let secret =
+                passphrase::resolve(settings.passphrase_file.as_deref(), env.passphrase, false)?;
+            let options = options(&settings, clock_file)?;
+            Hsm::open(data_dir, &secret, options)?
+        }
+        StoreLocation::Postgres { url, password_file } => {
+            let password = store_password(password_file.as_deref(), env.store_password)?;
+            let secret =
+                passphrase::resolve(settings.passphrase_file.as_deref(), env.passphrase, false)?;
+            let options = options(&settings, clock_file)?;
+            Hsm::open_postgres(url.as_str(), password.as_ref(), &secret, options).map_err(|e| {
+                match e {
+                    hsm_core::Error::StoreUnavailable(m)
+                        if m.contains("holds no Tinfoil store") =>
+                    {
+                        DaemonError::Config(format!(
+                            "the PostgreSQL database {url} holds no Tinfoil store: run \
+                             `tinfoild init --store-url` first"
+                        ))
+                    }
+                    other => other.into(),
+                }
+            })?
+        }
+    };
+    let hsm = Arc::new(hsm);
     self_tests_passed()?;
     if let Some(actions) = &settings.user_account_actions {
         hsm.set_user_account_actions(actions);
     }
-    drop(secret);
     if std::env::var_os(AUDIT_NO_FSYNC_VAR).is_some_and(|v| v == "1") {
         // Benchmarks only: the cost of fsyncing each call's audit record.
         hsm.set_audit_fsync(false);
@@ -167,7 +228,7 @@ fn serve(args: CommonArgs, env_secret: Option<SecretString>) -> Result<(), Daemo
              nothing are committed without fsync (a crash may lose the newest ones)"
         );
     }
-    tracing::info!(data_dir = %settings.data_dir.display(), "store unsealed");
+    tracing::info!(store = %settings.store, "store unsealed");
     runtime(&settings)?.block_on(server::serve(hsm, &settings, server::termination_signal()))?;
     tracing::info!("stopped");
     Ok(())
@@ -327,8 +388,8 @@ fn main() -> ExitCode {
     tinfoil_daemon::install_crypto_provider();
     let cli = Cli::parse();
     // Take the passphrase out of the environment before any thread starts.
-    let env_secret = match passphrase::take_from_env() {
-        Ok(secret) => secret,
+    let env = match passphrase::take_from_env() {
+        Ok(secrets) => secrets,
         Err(err) => {
             eprintln!("tinfoild: {err}");
             return ExitCode::FAILURE;
@@ -340,8 +401,8 @@ fn main() -> ExitCode {
     // before any key is unsealed (a failure refuses to start).
     hsm_core::selftest::start();
     let result = match cli.command {
-        Some(Command::Init(args)) => init(args, env_secret),
-        Some(Command::Serve(args)) => serve(args, env_secret),
+        Some(Command::Init(args)) => init(args, env),
+        Some(Command::Serve(args)) => serve(args, env),
         None if cli.dev => dev(cli.listen),
         None => {
             eprintln!("tinfoild: give a subcommand (init, serve) or --dev; see tinfoild --help");
