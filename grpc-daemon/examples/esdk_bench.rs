@@ -153,6 +153,10 @@ fn main() {
         .map(|v| v.split(',').map(str::to_string).collect());
     let want = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| n == name));
     let inline = || ReadAhead::inline(std::fs::File::open(path).expect("open"), chunk);
+    // ESDK_BENCH_DEPTH=N: chunks the reader thread may be ahead.
+    let depth: usize = std::env::var("ESDK_BENCH_DEPTH")
+        .ok()
+        .map_or(esdk::READ_AHEAD_DEPTH, |d| d.parse().expect("a depth"));
     let key_bytes = [0x42u8; 32];
     let len = std::fs::metadata(path).expect("the file").len();
 
@@ -230,7 +234,7 @@ fn main() {
 
     if want("esdk-encrypt-0x0478-thread") {
         let start = Clock::start();
-        let mut threaded = ReadAhead::new(std::fs::File::open(path).expect("open"), chunk, 4);
+        let mut threaded = ReadAhead::new(std::fs::File::open(path).expect("open"), chunk, depth);
         esdk::encrypt(
             &mut threaded,
             &mut Discard,
@@ -279,6 +283,17 @@ fn main() {
         let n = esdk::decrypt(&parsed, &key_bytes, &mut reader, &mut Discard, &mut |_| {}).unwrap();
         assert_eq!(n, len);
         start.report_for(&decrypt, len, suite);
+        let threaded = format!("{decrypt}-thread");
+        if want(&threaded) {
+            let start = Clock::start();
+            let file = std::fs::File::open(&message).expect("open");
+            let mut reader = ReadAhead::new(file, chunk, depth);
+            let parsed = esdk::read_header(&mut reader, &Limits::default()).unwrap();
+            let n =
+                esdk::decrypt(&parsed, &key_bytes, &mut reader, &mut Discard, &mut |_| {}).unwrap();
+            assert_eq!(n, len);
+            start.report_wall(&threaded, len);
+        }
     }
     let _ = std::fs::remove_file(&message);
 }

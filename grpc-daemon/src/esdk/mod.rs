@@ -57,6 +57,10 @@ pub const DEFAULT_FRAME_LENGTH: u32 = 4096;
 /// or opened in place, large enough that system calls are few.
 pub const IO_CHUNK: usize = 256 * 1024;
 
+/// How many chunks a reader thread ([`ReadAhead::new`]) may be ahead of
+/// the cryptography.
+pub const READ_AHEAD_DEPTH: usize = 4;
+
 /// Bounds on what a message being decrypted may ask for.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {

@@ -4,10 +4,15 @@
 //! chunks, reused.
 
 use std::io::{self, Read};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use zeroize::{Zeroize, Zeroizing};
+
+/// How long [`ReadAhead`] waits awake for the reader thread's next chunk
+/// before it sleeps until the thread wakes it.
+const SPIN: Duration = Duration::from_micros(100);
 
 /// A [`Read`] over chunks another thread reads from the inner stream. The
 /// chunks (which may hold plaintext) are wiped when the reader is dropped.
@@ -115,6 +120,18 @@ impl ReadAhead {
         }
     }
 
+    /// [`ReadAhead::new`] when this process may run on two cores or more
+    /// (the kernel's copy of the input then runs beside the cryptography,
+    /// which itself stays on one core), else [`ReadAhead::inline`].
+    pub fn for_cores<R: Read + Send + 'static>(inner: R, chunk: usize, depth: usize) -> ReadAhead {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cores >= 2 {
+            ReadAhead::new(inner, chunk, depth)
+        } else {
+            ReadAhead::inline(inner, chunk)
+        }
+    }
+
     /// The next filled chunk (empty at the end of the input).
     fn receive(&mut self) -> io::Result<Vec<u8>> {
         if let Some(inline) = self.inline.as_mut() {
@@ -132,10 +149,29 @@ impl ReadAhead {
             buf.truncate(n);
             return Ok(std::mem::take(&mut *buf));
         }
-        self.filled
-            .as_ref()
-            .and_then(|rx| rx.recv().ok())
-            .unwrap_or_else(|| Err(io::Error::other("the read-ahead thread stopped")))
+        let stopped = || io::Error::other("the read-ahead thread stopped");
+        let Some(rx) = self.filled.as_ref() else {
+            return Err(stopped());
+        };
+        // The next chunk is usually a few microseconds away (the kernel
+        // copies 256 KiB in about 30): wait for it awake, briefly, rather
+        // than sleep and have the reader wake this thread (an
+        // inter-processor interrupt per chunk, costly in a VM). Then sleep.
+        let start = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            match rx.try_recv() {
+                Ok(message) => return message,
+                Err(TryRecvError::Disconnected) => return Err(stopped()),
+                Err(TryRecvError::Empty) => {}
+            }
+            spins += 1;
+            if spins % 64 == 0 && start.elapsed() >= SPIN {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        rx.recv().unwrap_or_else(|_| Err(stopped()))
     }
 
     /// Hands a chunk back for reuse (its contents are overwritten).

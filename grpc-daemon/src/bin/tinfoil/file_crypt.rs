@@ -28,7 +28,7 @@ use crate::args::{merge_context, parse_context, Command, Context, ContextEntries
 /// Chunk size of the input.
 const IO_BUFFER: usize = esdk::IO_CHUNK;
 /// Input chunks read ahead of the cryptography.
-const READ_AHEAD: usize = 4;
+const READ_AHEAD: usize = esdk::READ_AHEAD_DEPTH;
 
 /// What `--help` says about decrypting to standard output.
 pub const DECRYPT_HELP: &str = "\
@@ -128,8 +128,10 @@ fn local(path: &Path) -> impl Fn(std::io::Error) -> Failure + '_ {
     move |e| Failure::Local(format!("{}: {e}", path.display()))
 }
 
-/// The input (a file or standard input) read ahead on another thread, and
-/// its size when known.
+/// The input (a file or standard input), and its size when known.
+/// Standard input is read ahead on another thread; a file too when the
+/// process may use two cores (the kernel's copy from the page cache then
+/// overlaps the cryptography, which stays on one core), else inline.
 fn open_input(path: &Path) -> Result<(ReadAhead, Option<u64>), Failure> {
     if path.as_os_str() == "-" {
         return Ok((
@@ -146,7 +148,7 @@ fn open_input(path: &Path) -> Result<(ReadAhead, Option<u64>), Failure> {
         )));
     }
     let size = meta.is_file().then_some(meta.len());
-    Ok((ReadAhead::inline(file, IO_BUFFER), size))
+    Ok((ReadAhead::for_cores(file, IO_BUFFER, READ_AHEAD), size))
 }
 
 /// The output: a temporary file beside a regular output path, or the
