@@ -205,14 +205,14 @@ impl Hsm {
         system_tags: &[Tag],
         policy: Option<std::sync::Arc<crate::policy::authz::StoredPolicy>>,
     ) -> Result<KeyMetadata> {
-        // X25519 and RSA-8192 are PKCS#11 keys, not KMS key specs.
+        // X25519, RSA-8192 and RSA-1024 are PKCS#11 keys, not KMS key specs.
         if matches!(
             request.key_spec,
-            Some(KeySpec::EccX25519 | KeySpec::Rsa8192)
+            Some(KeySpec::EccX25519 | KeySpec::Rsa8192 | KeySpec::Rsa1024)
         ) && request.token.is_none()
         {
             return Err(Error::validation(
-                "ECC_X25519 and RSA_8192 keys are made through PKCS#11 only",
+                "ECC_X25519, RSA_8192 and RSA_1024 keys are made through PKCS#11 only",
             ));
         }
         check_description(&request.description)?;

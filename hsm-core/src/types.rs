@@ -96,6 +96,11 @@ kms_names!(
         MlKem768 => "ML_KEM_768",
         /// ML-KEM-1024 (FIPS 203), NIST security category 5.
         MlKem1024 => "ML_KEM_1024",
+        /// RSA with a 1024-bit modulus, for legacy PKCS#11 fixtures only:
+        /// below NIST's 112-bit minimum, not an AWS KMS key spec, made and
+        /// used through PKCS#11 only (the KMS API creates none and offers
+        /// no algorithm for it).
+        Rsa1024 => "RSA_1024",
     }
 );
 
@@ -108,7 +113,11 @@ impl KeySpec {
     pub fn is_rsa(self) -> bool {
         matches!(
             self,
-            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 | KeySpec::Rsa8192
+            KeySpec::Rsa1024
+                | KeySpec::Rsa2048
+                | KeySpec::Rsa3072
+                | KeySpec::Rsa4096
+                | KeySpec::Rsa8192
         )
     }
     /// Whether this is an elliptic-curve key spec (Ed25519 and X25519

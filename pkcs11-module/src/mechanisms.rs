@@ -68,69 +68,69 @@ pub const MECHANISMS: &[MechanismEntry] = &[
     m!(CKM_AES_KEY_WRAP_KWP, 16, 32, CKF_WRAP | CKF_UNWRAP, true),
     m!(
         CKM_RSA_PKCS_KEY_PAIR_GEN,
-        2048,
+        1024,
         8192,
         CKF_GENERATE_KEY_PAIR,
         true
     ),
     m!(
         CKM_RSA_PKCS,
-        2048,
+        1024,
         8192,
         CKF_SIGN | CKF_VERIFY | CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
         true
     ),
     m!(
         CKM_RSA_X_509,
-        2048,
+        1024,
         8192,
         CKF_SIGN | CKF_VERIFY | CKF_ENCRYPT | CKF_DECRYPT,
         true
     ),
-    m!(CKM_SHA1_RSA_PKCS, 2048, 8192, CKF_SIGN | CKF_VERIFY, true),
-    m!(CKM_SHA224_RSA_PKCS, 2048, 8192, CKF_SIGN | CKF_VERIFY, true),
-    m!(CKM_SHA256_RSA_PKCS, 2048, 8192, CKF_SIGN | CKF_VERIFY, true),
-    m!(CKM_SHA384_RSA_PKCS, 2048, 8192, CKF_SIGN | CKF_VERIFY, true),
-    m!(CKM_SHA512_RSA_PKCS, 2048, 8192, CKF_SIGN | CKF_VERIFY, true),
-    m!(CKM_RSA_PKCS_PSS, 2048, 8192, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_SHA1_RSA_PKCS, 1024, 8192, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_SHA224_RSA_PKCS, 1024, 8192, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_SHA256_RSA_PKCS, 1024, 8192, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_SHA384_RSA_PKCS, 1024, 8192, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_SHA512_RSA_PKCS, 1024, 8192, CKF_SIGN | CKF_VERIFY, true),
+    m!(CKM_RSA_PKCS_PSS, 1024, 8192, CKF_SIGN | CKF_VERIFY, true),
     m!(
         CKM_SHA1_RSA_PKCS_PSS,
-        2048,
+        1024,
         8192,
         CKF_SIGN | CKF_VERIFY,
         true
     ),
     m!(
         CKM_SHA224_RSA_PKCS_PSS,
-        2048,
+        1024,
         8192,
         CKF_SIGN | CKF_VERIFY,
         true
     ),
     m!(
         CKM_SHA256_RSA_PKCS_PSS,
-        2048,
+        1024,
         8192,
         CKF_SIGN | CKF_VERIFY,
         true
     ),
     m!(
         CKM_SHA384_RSA_PKCS_PSS,
-        2048,
+        1024,
         8192,
         CKF_SIGN | CKF_VERIFY,
         true
     ),
     m!(
         CKM_SHA512_RSA_PKCS_PSS,
-        2048,
+        1024,
         8192,
         CKF_SIGN | CKF_VERIFY,
         true
     ),
     m!(
         CKM_RSA_PKCS_OAEP,
-        2048,
+        1024,
         8192,
         CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
         true

@@ -137,7 +137,8 @@ pub fn signature_len(attrs: &Attributes) -> Result<usize> {
         return Ok(n);
     }
     if let Some(n) = attrs.get(&CKA_MODULUS) {
-        return Ok(n.len());
+        // A modulus given as a DER INTEGER's bytes keeps its sign byte.
+        return Ok(strip_zero(n).len());
     }
     match attrs.get(&CKA_EC_PARAMS).map(Vec::as_slice) {
         Some(p) if p == P256_OID => Ok(64),
@@ -178,7 +179,7 @@ const PUBLIC_ATTRS: &[CK_ATTRIBUTE_TYPE] = &[
 ];
 
 /// Builds an imported public key's attributes (EC P-256/384/521, Ed25519 or
-/// RSA 2048-4096), checking the key material's shape. Such a key verifies
+/// RSA 1024-8192), checking the key material's shape. Such a key verifies
 /// in this module (it is public data); it never reaches the engine.
 pub fn import_public(template: &crate::attrs::Template) -> Result<Attributes> {
     use crate::attrs::{as_ulong, bbool};
@@ -237,7 +238,7 @@ pub fn import_public(template: &crate::attrs::Template) -> Result<Attributes> {
         CKK_RSA => {
             let n = a.get(&CKA_MODULUS).ok_or(ckr!(CKR_TEMPLATE_INCOMPLETE))?;
             let n = strip_zero(n);
-            if !(256..=512).contains(&n.len()) || !a.contains_key(&CKA_PUBLIC_EXPONENT) {
+            if !(128..=1024).contains(&n.len()) || !a.contains_key(&CKA_PUBLIC_EXPONENT) {
                 return Err(bad());
             }
             a.insert(CKA_MODULUS_BITS, ulong((n.len() * 8) as CK_ULONG));
@@ -272,6 +273,19 @@ pub enum PublicVerifier {
     /// CKM_RSA_PKCS over raw input (modulus, exponent), checked by
     /// hsm-core's public-key function.
     RsaRaw(Vec<u8>, Vec<u8>),
+    /// CKM_SHA*_RSA_PKCS with a key under 2048 bits (RSA-1024, which ring
+    /// verifies for some hashes only): the message hashed here, framed as
+    /// a DigestInfo and checked as [`PublicVerifier::RsaRaw`].
+    RsaHashed {
+        /// The digest length naming the hash.
+        hash_len: usize,
+        /// The DER DigestInfo prefix.
+        info: &'static [u8],
+        /// Modulus.
+        n: Vec<u8>,
+        /// Public exponent.
+        e: Vec<u8>,
+    },
     /// ML-DSA or HashML-DSA (framed input, see [`crate::pq_ops`]) with a
     /// raw public key, checked by hsm-core's public-key function.
     MlDsa {
@@ -289,7 +303,7 @@ pub enum PublicVerifier {
 
 impl PublicVerifier {
     /// The verifier for `mechanism` on an imported key; CKM_RSA_PKCS takes
-    /// raw input (up to k-11 bytes, 2048 to 4096-bit keys), the other
+    /// raw input (up to k-11 bytes, 1024 to 8192-bit keys), the other
     /// mechanisms that take a prepared digest (CKM_ECDSA,
     /// CKM_RSA_PKCS_PSS) need a key pair of this module and are
     /// CKR_MECHANISM_INVALID here.
@@ -319,6 +333,28 @@ impl PublicVerifier {
                 let e = strip_zero(a.get(&CKA_PUBLIC_EXPONENT).ok_or_else(invalid)?).to_vec();
                 PublicVerifier::RsaRaw(n, e)
             }
+            m if a.contains_key(&CKA_MODULUS)
+                && pss_salt.is_none()
+                && strip_zero(a.get(&CKA_MODULUS).ok_or_else(invalid)?).len() < 256 =>
+            {
+                let hash = match m {
+                    CKM_SHA1_RSA_PKCS => CKM_SHA_1,
+                    CKM_SHA224_RSA_PKCS => CKM_SHA224,
+                    CKM_SHA256_RSA_PKCS => CKM_SHA256,
+                    CKM_SHA384_RSA_PKCS => CKM_SHA384,
+                    CKM_SHA512_RSA_PKCS => CKM_SHA512,
+                    _ => return Err(invalid()),
+                };
+                let (hash_len, info) = crate::sign_ops::sha(hash)?;
+                let n = strip_zero(a.get(&CKA_MODULUS).ok_or_else(invalid)?).to_vec();
+                let e = strip_zero(a.get(&CKA_PUBLIC_EXPONENT).ok_or_else(invalid)?).to_vec();
+                PublicVerifier::RsaHashed {
+                    hash_len,
+                    info,
+                    n,
+                    e,
+                }
+            }
             m if a.contains_key(&CKA_MODULUS) => {
                 let parameters: &'static s::RsaParameters = match (m, pss_salt) {
                     (CKM_SHA256_RSA_PKCS, None) => &s::RSA_PKCS1_2048_8192_SHA256,
@@ -331,6 +367,10 @@ impl PublicVerifier {
                 };
                 let n = strip_zero(a.get(&CKA_MODULUS).ok_or_else(invalid)?).to_vec();
                 let e = strip_zero(a.get(&CKA_PUBLIC_EXPONENT).ok_or_else(invalid)?).to_vec();
+                // PSS with an imported RSA-1024 key: ring takes 2048 bits up.
+                if n.len() < 256 {
+                    return Err(invalid());
+                }
                 PublicVerifier::Rsa(parameters, n, e)
             }
             _ => return Err(invalid()),
@@ -377,6 +417,19 @@ impl PublicVerifier {
             // Input too long or a key out of range: it does not verify.
             PublicVerifier::RsaRaw(n, e) => {
                 hsm_core::mechanisms::rsa_pkcs1_verify_public(n, e, message, signature)
+                    .unwrap_or(false)
+            }
+            PublicVerifier::RsaHashed {
+                hash_len,
+                info,
+                n,
+                e,
+            } => {
+                let Ok(digest) = hsm_core::mechanisms::digest(*hash_len, message) else {
+                    return false;
+                };
+                let input = [*info, &digest[..]].concat();
+                hsm_core::mechanisms::rsa_pkcs1_verify_public(n, e, &input, signature)
                     .unwrap_or(false)
             }
         }

@@ -1,4 +1,4 @@
-//! Key pairs and signatures: C_GenerateKeyPair (RSA 2048-4096, EC P-256
+//! Key pairs and signatures: C_GenerateKeyPair (RSA 1024-8192, EC P-256
 //! and P-384, Ed25519) and C_Sign*/C_Verify* with ECDSA (raw and SHA-2),
 //! RSA PKCS#1 v1.5 (raw input up to k-11 bytes, and SHA-2), RSA-PSS and EdDSA. The
 //! module hashes and frames the input; the engine signs.
@@ -122,7 +122,8 @@ impl SignOp {
     }
 }
 
-fn sha(mech_hash: CK_MECHANISM_TYPE) -> Result<(usize, &'static [u8])> {
+/// The digest length and DER DigestInfo prefix of a CKM_SHA* hash.
+pub(crate) fn sha(mech_hash: CK_MECHANISM_TYPE) -> Result<(usize, &'static [u8])> {
     Ok(match mech_hash {
         CKM_SHA_1 => (20, SHA1_INFO),
         CKM_SHA224 => (28, SHA224_INFO),
@@ -308,6 +309,9 @@ impl Module {
                     }
                 }
                 let spec = match bits {
+                    // Legacy fixtures only (below NIST's 112-bit minimum;
+                    // PKCS#11 only, README "Key sizes").
+                    1024 => KeySpec::Rsa1024,
                     2048 => KeySpec::Rsa2048,
                     3072 => KeySpec::Rsa3072,
                     4096 => KeySpec::Rsa4096,
@@ -315,7 +319,7 @@ impl Module {
                     _ => {
                         return Err(ckr!(
                             CKR_KEY_SIZE_RANGE,
-                            "RSA keys are 2048, 3072, 4096 or 8192 bits"
+                            "RSA keys are 1024, 2048, 3072, 4096 or 8192 bits"
                         ))
                     }
                 };

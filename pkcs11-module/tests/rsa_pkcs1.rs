@@ -348,7 +348,7 @@ fn mechanism_info(which: Which) {
         .unwrap();
     assert!(info.encrypt() && info.decrypt() && info.sign() && info.verify());
     if which != Which::SoftHsm {
-        assert_eq!((info.min_key_size(), info.max_key_size()), (2048, 8192));
+        assert_eq!((info.min_key_size(), info.max_key_size()), (1024, 8192));
     }
 }
 

@@ -271,7 +271,7 @@ fn mechanism_info(which: Which) {
         if which != Which::SoftHsm {
             assert_eq!(
                 (info.min_key_size(), info.max_key_size()),
-                (2048, 8192),
+                (1024, 8192),
                 "{mech}"
             );
         }

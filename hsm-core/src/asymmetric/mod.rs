@@ -39,6 +39,7 @@ mod pss;
 mod raw;
 mod rsa;
 mod rsa_pkcs1;
+pub(crate) mod rsa_small;
 pub(crate) mod x25519;
 
 pub(crate) use parsed::PrivateKey;
@@ -52,8 +53,10 @@ pub(crate) use raw::{
 };
 pub(crate) use rsa_pkcs1::{
     decrypt as rsa_pkcs1_decrypt, encrypt as rsa_pkcs1_encrypt, private_raw as rsa_private_raw,
-    public_raw as rsa_public_raw, verify_public as rsa_pkcs1_verify_public,
+    public_raw as rsa_public_raw, sign_any as rsa_pkcs1_sign_any_bigint,
+    verify_any as rsa_pkcs1_verify_any_bigint, verify_public as rsa_pkcs1_verify_public,
 };
+pub(crate) use rsa_small::is_small as is_small_rsa;
 
 #[cfg(test)]
 mod tests;
@@ -66,9 +69,11 @@ pub(crate) const MAX_MESSAGE_LEN: usize = 4096;
 /// RSA/ECC/Ed25519, random bytes of the spec's length for HMAC.
 pub(crate) fn generate(spec: KeySpec) -> Result<Zeroizing<Vec<u8>>> {
     match spec {
-        KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 | KeySpec::Rsa8192 => {
-            rsa::generate(spec)
-        }
+        KeySpec::Rsa1024
+        | KeySpec::Rsa2048
+        | KeySpec::Rsa3072
+        | KeySpec::Rsa4096
+        | KeySpec::Rsa8192 => rsa::generate(spec),
         KeySpec::EccNistP256 | KeySpec::EccNistP384 | KeySpec::EccNistP521 => {
             ecc::generate_ecdsa(spec)
         }
@@ -106,7 +111,9 @@ pub(crate) fn signing_algorithms(spec: KeySpec) -> &'static [SigningAlgorithm] {
         KeySpec::EccNistP384 => &[S::EcdsaSha384],
         KeySpec::EccNistP521 => &[S::EcdsaSha512],
         KeySpec::EccEd25519 => &[S::Ed25519Sha512],
-        KeySpec::EccX25519 => &[],
+        // RSA_1024 (PKCS#11 only) signs through PKCS#11 mechanisms only: the
+        // KMS API offers no algorithm for it.
+        KeySpec::EccX25519 | KeySpec::Rsa1024 => &[],
         KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87 => &[S::MlDsaShake256],
         KeySpec::MlKem512 | KeySpec::MlKem768 | KeySpec::MlKem1024 => &[],
         KeySpec::SymmetricDefault
@@ -191,10 +198,12 @@ pub(crate) fn rsa_encrypt(
     algorithm: EncryptionAlgorithm,
     plaintext: &[u8],
 ) -> Result<Vec<u8>> {
-    rsa_encrypt_labelled(spec, private_pkcs8, algorithm, plaintext, None)
+    check_encryption_algorithm(spec, algorithm)?;
+    rsa::encrypt(spec, private_pkcs8, algorithm, plaintext, None)
 }
 
-/// RSA-OAEP encryption with an optional label (PKCS#11 pSourceData).
+/// RSA-OAEP encryption with an optional label (PKCS#11 pSourceData), for
+/// every RSA spec (RSA_1024 included, which the KMS functions refuse).
 pub(crate) fn rsa_encrypt_labelled(
     spec: KeySpec,
     private_pkcs8: &[u8],
@@ -202,7 +211,7 @@ pub(crate) fn rsa_encrypt_labelled(
     plaintext: &[u8],
     label: Option<&[u8]>,
 ) -> Result<Vec<u8>> {
-    check_encryption_algorithm(spec, algorithm)?;
+    check_encryption_algorithm(oaep_spec(spec), algorithm)?;
     rsa::encrypt(spec, private_pkcs8, algorithm, plaintext, label)
 }
 
@@ -213,7 +222,8 @@ pub(crate) fn rsa_decrypt(
     algorithm: EncryptionAlgorithm,
     ciphertext: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>> {
-    rsa_decrypt_labelled(spec, private_pkcs8, algorithm, ciphertext, None)
+    check_encryption_algorithm(spec, algorithm)?;
+    rsa::decrypt(spec, private_pkcs8, algorithm, ciphertext, None)
 }
 
 /// RSA-OAEP decryption with an optional label; any failure, a wrong
@@ -225,7 +235,7 @@ pub(crate) fn rsa_decrypt_labelled(
     ciphertext: &[u8],
     label: Option<&[u8]>,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    check_encryption_algorithm(spec, algorithm)?;
+    check_encryption_algorithm(oaep_spec(spec), algorithm)?;
     rsa::decrypt(spec, private_pkcs8, algorithm, ciphertext, label)
 }
 
@@ -329,6 +339,16 @@ fn check_signing_algorithm(spec: KeySpec, algorithm: SigningAlgorithm) -> Result
         "signing algorithm {algorithm} is not valid for a {spec} key; valid: {}",
         join(allowed)
     )))
+}
+
+/// The spec whose OAEP algorithms the PKCS#11 path checks: an RSA size the
+/// KMS API does not offer takes those of RSA_2048.
+fn oaep_spec(spec: KeySpec) -> KeySpec {
+    if rsa_small::is_small(spec) {
+        KeySpec::Rsa2048
+    } else {
+        spec
+    }
 }
 
 /// `InvalidKeyUsageException` unless `algorithm` is an RSA-OAEP algorithm and

@@ -20,6 +20,10 @@ use crate::types::{KeySpec, MessageType, SigningAlgorithm};
 pub(crate) enum PrivateKey {
     /// An RSA key of an RSA spec.
     Rsa(KeySpec, RsaKeyPair),
+    /// An RSA key of a size aws-lc-rs refuses (RSA_1024): checked, its
+    /// DER SubjectPublicKeyInfo kept; PKCS#11 operations use the stored
+    /// bytes on the crypto-bigint path, and the KMS API does not sign with it.
+    RsaSmall(KeySpec, Vec<u8>),
     /// An ECDSA key bound to its curve's hash, DER signatures.
     Ecdsa(KeySpec, EcdsaKeyPair),
     /// An Ed25519 key.
@@ -43,6 +47,13 @@ impl PrivateKey {
     /// parse as that spec is a `KMSInternalException` naming the spec only.
     pub(crate) fn from_pkcs8(spec: KeySpec, private_pkcs8: &[u8]) -> Result<Self> {
         match spec {
+            KeySpec::Rsa1024 => {
+                super::rsa_small::check(spec, private_pkcs8)?;
+                Ok(PrivateKey::RsaSmall(
+                    spec,
+                    super::rsa_pkcs1::public_key_der(spec, private_pkcs8)?,
+                ))
+            }
             KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 | KeySpec::Rsa8192 => {
                 Ok(PrivateKey::Rsa(spec, rsa::parse(spec, private_pkcs8)?))
             }
@@ -66,7 +77,9 @@ impl PrivateKey {
     /// The key's spec.
     pub(crate) fn spec(&self) -> KeySpec {
         match self {
-            PrivateKey::Rsa(spec, _) | PrivateKey::Ecdsa(spec, _) => *spec,
+            PrivateKey::Rsa(spec, _)
+            | PrivateKey::RsaSmall(spec, _)
+            | PrivateKey::Ecdsa(spec, _) => *spec,
             PrivateKey::Ed25519(_) => KeySpec::EccEd25519,
             PrivateKey::X25519(_) => KeySpec::EccX25519,
             PrivateKey::MlDsa(key) => key.spec(),
@@ -78,6 +91,7 @@ impl PrivateKey {
     pub(crate) fn public_key_der(&self) -> Result<Vec<u8>> {
         match self {
             PrivateKey::Rsa(_, key) => rsa::public_key_der(key),
+            PrivateKey::RsaSmall(_, spki) => Ok(spki.clone()),
             PrivateKey::Ecdsa(_, key) => ecc::ecdsa_public_key_der(key),
             PrivateKey::Ed25519(key) => ecc::ed25519_public_key_der(key),
             PrivateKey::X25519(key) => super::x25519::public_key_der(key),
@@ -111,7 +125,9 @@ impl PrivateKey {
                 MessageType::ExternalMu => key.sign_mu(message),
                 _ => key.sign_raw(message),
             },
-            PrivateKey::MlKem(_) | PrivateKey::X25519(_) => Err(no_signing(self.spec())),
+            PrivateKey::MlKem(_) | PrivateKey::X25519(_) | PrivateKey::RsaSmall(..) => {
+                Err(no_signing(self.spec()))
+            }
         }
     }
 
@@ -140,7 +156,9 @@ impl PrivateKey {
                 MessageType::ExternalMu => key.verify_mu(message, signature),
                 _ => key.verify_raw(message, signature),
             },
-            PrivateKey::MlKem(_) | PrivateKey::X25519(_) => Err(no_signing(self.spec())),
+            PrivateKey::MlKem(_) | PrivateKey::X25519(_) | PrivateKey::RsaSmall(..) => {
+                Err(no_signing(self.spec()))
+            }
         }
     }
 }

@@ -27,7 +27,7 @@ fn hash(hash_len: usize) -> Result<&'static digest::Algorithm> {
 }
 
 /// MGF1 (RFC 8017 B.2.1) of `seed`, `len` bytes.
-fn mgf1(alg: &'static digest::Algorithm, seed: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
+pub(super) fn mgf1(alg: &'static digest::Algorithm, seed: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
     let mut out = Zeroizing::new(Vec::with_capacity(len + alg.output_len()));
     let mut counter: u32 = 0;
     while out.len() < len {

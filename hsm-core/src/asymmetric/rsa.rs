@@ -27,6 +27,9 @@ fn key_size(spec: KeySpec) -> Result<KeySize> {
 
 /// Generates an RSA key of `spec` (public exponent 65537) as PKCS#8 DER.
 pub(super) fn generate(spec: KeySpec) -> Result<Zeroizing<Vec<u8>>> {
+    if let Some(bits) = super::rsa_small::spec_bits(spec) {
+        return super::rsa_small::generate(bits);
+    }
     let key =
         KeyPair::generate(key_size(spec)?).map_err(|_| crypto_failure("RSA key generation"))?;
     let der = key
@@ -182,6 +185,23 @@ pub(super) fn encrypt(
     label: Option<&[u8]>,
 ) -> Result<Vec<u8>> {
     let (oaep_algorithm, hash_len) = oaep(algorithm)?;
+    if super::rsa_small::is_small(spec) {
+        let k = super::rsa_small::spec_bits(spec).unwrap_or(0) as usize / 8;
+        let max = oaep_max_plaintext(k, hash_len);
+        if plaintext.is_empty() || plaintext.len() > max {
+            return Err(Error::Validation(format!(
+                "{algorithm} with a {spec} key takes 1 to {max} bytes of plaintext, got {}",
+                plaintext.len()
+            )));
+        }
+        return super::rsa_pkcs1::oaep_encrypt_small(
+            spec,
+            private_pkcs8,
+            hash_len,
+            plaintext,
+            label.unwrap_or_default(),
+        );
+    }
     let private = parse_decrypting(spec, private_pkcs8)?;
     let max = oaep_max_plaintext(private.key_size_bytes(), hash_len);
     if plaintext.is_empty() || plaintext.len() > max {
@@ -210,7 +230,16 @@ pub(super) fn decrypt(
     ciphertext: &[u8],
     label: Option<&[u8]>,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let (oaep_algorithm, _) = oaep(algorithm)?;
+    let (oaep_algorithm, hash_len) = oaep(algorithm)?;
+    if super::rsa_small::is_small(spec) {
+        return super::rsa_pkcs1::oaep_decrypt_small(
+            spec,
+            private_pkcs8,
+            hash_len,
+            ciphertext,
+            label.unwrap_or_default(),
+        );
+    }
     let private = parse_decrypting(spec, private_pkcs8)?;
     let invalid = || {
         Error::InvalidCiphertext(format!(

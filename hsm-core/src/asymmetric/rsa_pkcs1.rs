@@ -24,7 +24,7 @@ use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
 use crypto_bigint::{BoxedUint, Odd};
 use zeroize::Zeroizing;
 
-use super::{crypto_failure, malformed_key};
+use super::{crypto_failure, malformed_key, rsa_small};
 use crate::error::{Error, Result};
 use crate::types::KeySpec;
 
@@ -39,6 +39,7 @@ fn modulus_len(spec: KeySpec) -> Result<usize> {
         KeySpec::Rsa3072 => Ok(384),
         KeySpec::Rsa4096 => Ok(512),
         KeySpec::Rsa8192 => Ok(1024),
+        KeySpec::Rsa1024 => Ok(128),
         other => Err(Error::Validation(format!("{other} is not an RSA key spec"))),
     }
 }
@@ -64,7 +65,7 @@ fn type1_block(k: usize, input: &[u8]) -> Result<Vec<u8>> {
 
 /// One DER element: (tag, contents, the bytes after it). Definite lengths
 /// of up to three length bytes only (RSA-4096 keys need two).
-fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(super) fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = match first {
@@ -85,7 +86,7 @@ fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 
 /// The magnitude bytes of a DER INTEGER (its sign byte dropped); negative
 /// integers are refused.
-fn der_unsigned(input: &[u8]) -> Option<(&[u8], &[u8])> {
+pub(super) fn der_unsigned(input: &[u8]) -> Option<(&[u8], &[u8])> {
     let (tag, value, rest) = der_element(input)?;
     if tag != 0x02 || value.is_empty() || value[0] & 0x80 != 0 {
         return None;
@@ -214,6 +215,12 @@ pub(crate) fn sign_any(spec: KeySpec, private_pkcs8: &[u8], input: &[u8]) -> Res
 /// public exponent before it leaves. A block not below n is a
 /// `ValidationException`.
 pub(crate) fn private_raw(spec: KeySpec, private_pkcs8: &[u8], block: &[u8]) -> Result<Vec<u8>> {
+    Ok(private_block(spec, private_pkcs8, block)?.to_vec())
+}
+
+/// [`private_raw`] into wiped memory (the decryption path: its output is
+/// the padded plaintext).
+fn private_block(spec: KeySpec, private_pkcs8: &[u8], block: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let key = RsaParts::parse(spec, private_pkcs8, true)?;
     let d = key.d.as_ref().ok_or_else(|| malformed_key(spec))?;
     if block.len() > key.k {
@@ -230,14 +237,17 @@ pub(crate) fn private_raw(spec: KeySpec, private_pkcs8: &[u8], block: &[u8]) -> 
             "the input is not below the modulus".into(),
         ));
     }
-    let s = BoxedMontyForm::new(m.clone(), &key.params)
-        .pow(d)
-        .retrieve();
+    let m = Zeroizing::new(m);
+    let s = Zeroizing::new(
+        BoxedMontyForm::new((*m).clone(), &key.params)
+            .pow(d)
+            .retrieve(),
+    );
     if !same(&key.public_op(&s), &m) {
         return Err(crypto_failure("RSA private operation self-check"));
     }
-    let out = s.to_be_bytes();
-    Ok(out[out.len() - key.k..].to_vec())
+    let out = Zeroizing::new(s.to_be_bytes().to_vec());
+    Ok(Zeroizing::new(out[out.len() - key.k..].to_vec()))
 }
 
 /// The raw RSA public operation (CKM_RSA_X_509 encryption and
@@ -261,6 +271,14 @@ pub(crate) fn public_raw(spec: KeySpec, private_pkcs8: &[u8], input: &[u8]) -> R
     }
     let out = key.public_op(&x).to_be_bytes();
     Ok(out[out.len() - key.k..].to_vec())
+}
+
+/// The DER SubjectPublicKeyInfo of a stored RSA key (any size).
+pub(crate) fn public_key_der(spec: KeySpec, private_pkcs8: &[u8]) -> Result<Vec<u8>> {
+    let key = RsaParts::parse(spec, private_pkcs8, false)?;
+    let n = key.params.modulus().as_ref().to_be_bytes();
+    let e = key.e.to_be_bytes();
+    Ok(rsa_small::spki(&n, &e))
 }
 
 /// The modulus size in bits of a stored RSA key.
@@ -302,18 +320,19 @@ fn verify_block(key: &RsaParts, block: &[u8], signature: &[u8]) -> Result<bool> 
     Ok(same(&key.public_op(&s), &expected))
 }
 
-/// The modulus sizes, in bytes, [`verify_public`] takes: 2048 to 4096 bits.
-const PUBLIC_MODULUS_BYTES: std::ops::RangeInclusive<usize> = 256..=512;
+/// The modulus sizes, in bytes, [`verify_public`] takes: 1024 to 8192 bits
+/// (1024 for legacy PKCS#11 fixtures).
+const PUBLIC_MODULUS_BYTES: std::ops::RangeInclusive<usize> = 128..=1024;
 
 /// CKM_RSA_PKCS verification with a bare public key the core does not
-/// hold (one imported into PKCS#11): big-endian modulus (2048 to 4096
+/// hold (one imported into PKCS#11): big-endian modulus (1024 to 8192
 /// bits) and exponent, leading zeros allowed. `Ok(false)` when the
 /// signature does not verify; a malformed key, or input longer than k-11,
 /// is a `ValidationException`.
 pub(crate) fn verify_public(n: &[u8], e: &[u8], input: &[u8], signature: &[u8]) -> Result<bool> {
     let trim = |x: &[u8]| -> usize { x.iter().take_while(|b| **b == 0).count() };
     let (n, e) = (&n[trim(n)..], &e[trim(e)..]);
-    let malformed = || Error::Validation("not an RSA public key of 2048 to 4096 bits".into());
+    let malformed = || Error::Validation("not an RSA public key of 1024 to 8192 bits".into());
     if !PUBLIC_MODULUS_BYTES.contains(&n.len()) {
         return Err(malformed());
     }
@@ -335,6 +354,10 @@ fn decrypting_key(spec: KeySpec, private_pkcs8: &[u8]) -> Result<PrivateDecrypti
 /// CKM_RSA_PKCS encryption (RSAES-PKCS1-v1_5) of 0 to k-11 bytes with the
 /// public half of the key; longer input is a `ValidationException`.
 pub(crate) fn encrypt(spec: KeySpec, private_pkcs8: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+    if rsa_small::is_small(spec) {
+        let block = rsa_small::pkcs1_pad(modulus_len(spec)?, plaintext)?;
+        return public_raw(spec, private_pkcs8, &block);
+    }
     let max = modulus_len(spec)? - PKCS1_OVERHEAD;
     if plaintext.len() > max {
         return Err(Error::Validation(format!(
@@ -362,6 +385,11 @@ pub(crate) fn decrypt(
     private_pkcs8: &[u8],
     ciphertext: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>> {
+    if rsa_small::is_small(spec) {
+        let block = small_decrypt_block(spec, private_pkcs8, ciphertext, "CKM_RSA_PKCS")?;
+        return rsa_small::pkcs1_unpad(&block)
+            .ok_or_else(|| rsa_small::invalid_ciphertext("CKM_RSA_PKCS"));
+    }
     let private = decrypting_key(spec, private_pkcs8)?;
     let private =
         Pkcs1PrivateDecryptingKey::new(private).map_err(|_| crypto_failure("RSA key setup"))?;
@@ -378,6 +406,53 @@ pub(crate) fn decrypt(
     })?;
     out.truncate(len);
     Ok(out)
+}
+
+/// The private operation on a ciphertext for a key of a size aws-lc-rs
+/// refuses: a ciphertext of the wrong length or not below n is the same
+/// `InvalidCiphertextException` as a bad padding.
+fn small_decrypt_block(
+    spec: KeySpec,
+    private_pkcs8: &[u8],
+    ciphertext: &[u8],
+    mechanism: &str,
+) -> Result<Zeroizing<Vec<u8>>> {
+    rsa_small::check(spec, private_pkcs8)?;
+    if ciphertext.len() != modulus_len(spec)? {
+        return Err(rsa_small::invalid_ciphertext(mechanism));
+    }
+    match private_block(spec, private_pkcs8, ciphertext) {
+        Err(Error::Validation(_)) => Err(rsa_small::invalid_ciphertext(mechanism)),
+        other => other,
+    }
+}
+
+/// RSA-OAEP encryption (SHA-1 or SHA-256 by `hash_len`, MGF1 of the same
+/// hash, `label` as pSourceData) with a key of a size aws-lc-rs refuses.
+pub(crate) fn oaep_encrypt_small(
+    spec: KeySpec,
+    private_pkcs8: &[u8],
+    hash_len: usize,
+    plaintext: &[u8],
+    label: &[u8],
+) -> Result<Vec<u8>> {
+    rsa_small::check(spec, private_pkcs8)?;
+    let block = rsa_small::oaep_pad(hash_len, modulus_len(spec)?, plaintext, label)?;
+    public_raw(spec, private_pkcs8, &block)
+}
+
+/// RSA-OAEP decryption with a key of a size aws-lc-rs refuses; every
+/// failure (length, range, padding, label) is one `InvalidCiphertextException`.
+pub(crate) fn oaep_decrypt_small(
+    spec: KeySpec,
+    private_pkcs8: &[u8],
+    hash_len: usize,
+    ciphertext: &[u8],
+    label: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let block = small_decrypt_block(spec, private_pkcs8, ciphertext, "RSA-OAEP")?;
+    rsa_small::oaep_unpad(hash_len, &block, label)?
+        .ok_or_else(|| rsa_small::invalid_ciphertext("RSA-OAEP"))
 }
 
 #[cfg(test)]
@@ -502,9 +577,9 @@ mod tests {
             Err(Error::Validation(_))
         ));
         for (bad_n, bad_e) in [
-            (&n[..128], &e[..]),
+            (&n[..127], &e[..]),
             (&n[..], &[][..]),
-            (&[0xff; 513][..], &e[..]),
+            (&[0xff; 1025][..], &e[..]),
         ] {
             assert!(
                 matches!(

@@ -176,6 +176,11 @@ impl Hsm {
     ) -> Result<Vec<u8>> {
         use crate::asymmetric as a;
         self.with_private(keys, key, |spec, pkcs8| match how {
+            // RSA sizes aws-lc-rs refuses (RSA_1024): PKCS#1 v1.5 on the
+            // crypto-bigint path (same signature as the library's).
+            RawSign::RsaPkcs1DigestInfo | RawSign::RsaPkcs1 if a::is_small_rsa(spec) => {
+                a::rsa_pkcs1_sign_any_bigint(spec, pkcs8, input)
+            }
             RawSign::EcdsaDigest => a::ecdsa_sign_digest_raw(spec, pkcs8.private_key(spec)?, input),
             RawSign::RsaPkcs1DigestInfo => {
                 a::rsa_pkcs1v15_sign_digest_info(spec, pkcs8.private_key(spec)?, input)
@@ -183,7 +188,9 @@ impl Hsm {
             RawSign::RsaPkcs1 => {
                 a::rsa_pkcs1v15_sign_any(spec, pkcs8.private_key(spec)?, pkcs8, input)
             }
-            RawSign::RsaPss { hash_len, salt_len } if library_pss(hash_len, salt_len) => {
+            RawSign::RsaPss { hash_len, salt_len }
+                if library_pss(hash_len, salt_len) && !a::is_small_rsa(spec) =>
+            {
                 a::rsa_pss_sign_digest_raw(
                     spec,
                     pkcs8.private_key(spec)?,
@@ -224,6 +231,9 @@ impl Hsm {
     ) -> Result<bool> {
         use crate::asymmetric as a;
         self.with_private(keys, key, |spec, pkcs8| match how {
+            RawSign::RsaPkcs1DigestInfo | RawSign::RsaPkcs1 if a::is_small_rsa(spec) => {
+                a::rsa_pkcs1_verify_any_bigint(spec, pkcs8, input, signature)
+            }
             RawSign::EcdsaDigest => a::ecdsa_verify_digest_raw(spec, pkcs8, input, signature),
             RawSign::RsaPkcs1DigestInfo => {
                 a::rsa_pkcs1v15_verify_digest_info(spec, pkcs8.private_key(spec)?, input, signature)
@@ -231,7 +241,9 @@ impl Hsm {
             RawSign::RsaPkcs1 => {
                 a::rsa_pkcs1v15_verify_any(spec, pkcs8.private_key(spec)?, pkcs8, input, signature)
             }
-            RawSign::RsaPss { hash_len, salt_len } if library_pss(hash_len, salt_len) => {
+            RawSign::RsaPss { hash_len, salt_len }
+                if library_pss(hash_len, salt_len) && !a::is_small_rsa(spec) =>
+            {
                 a::rsa_pss_verify_digest_raw(
                     spec,
                     pkcs8.private_key(spec)?,

@@ -118,6 +118,10 @@ fn normalize(kind: PrivateKind, pkcs8: &[u8]) -> Result<(KeySpec, Zeroizing<Vec<
     let bad = || not_of_kind(kind);
     match kind {
         PrivateKind::Rsa => {
+            // RSA_1024 (legacy, PKCS#11 only): aws-lc-rs refuses the size.
+            if let Some(small) = crate::asymmetric::rsa_small::normalize(pkcs8) {
+                return Ok(small);
+            }
             let key = aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8).map_err(|_| bad())?;
             let spec = match key.public_modulus_len() {
                 256 => KeySpec::Rsa2048,
@@ -126,7 +130,7 @@ fn normalize(kind: PrivateKind, pkcs8: &[u8]) -> Result<(KeySpec, Zeroizing<Vec<
                 1024 => KeySpec::Rsa8192,
                 _ => {
                     return Err(Error::validation(
-                        "RSA keys of 2048, 3072, 4096 or 8192 bits are imported",
+                        "RSA keys of 1024, 2048, 3072, 4096 or 8192 bits are imported",
                     ))
                 }
             };
