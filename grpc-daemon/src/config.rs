@@ -213,7 +213,7 @@ pub enum StoreLocation {
     /// A PostgreSQL database that several nodes share.
     Postgres {
         /// The database (checked: no password in it).
-        url: hsm_core::StoreUrl,
+        url: Box<hsm_core::StoreUrl>,
         /// The file holding its password, if any (else PGPASSWORD).
         password_file: Option<PathBuf>,
     },
@@ -385,8 +385,10 @@ fn store_location(input: &SettingsInput) -> Result<StoreLocation, DaemonError> {
             Ok(StoreLocation::Dir(dir.clone()))
         }
         (None, Some(url)) => Ok(StoreLocation::Postgres {
-            url: hsm_core::StoreUrl::parse(url)
-                .map_err(|e| DaemonError::Config(format!("store_url: {e}")))?,
+            url: Box::new(
+                hsm_core::StoreUrl::parse(url)
+                    .map_err(|e| DaemonError::Config(format!("store_url: {e}")))?,
+            ),
             password_file: input.store_password_file.clone(),
         }),
         (None, None) => Err(DaemonError::Config(
