@@ -5,13 +5,15 @@
 //! (a SYMMETRIC_DEFAULT key, its first version's material generated and
 //! wrapped here, never leaving the core) thousands to a transaction, with
 //! no audit record and no authorization: it is not a front door and no
-//! front door calls it.
+//! front door calls it. Both engines (on PostgreSQL each row is one
+//! prepared statement's round trip; new keys need no notification, as no
+//! node has them cached).
 
-use rusqlite::params;
 use uuid::Uuid;
 
 use crate::error::Result;
 use crate::hsm::Hsm;
+use crate::store::engine::vals;
 use crate::types::{KeySpec, KeyState, KeyUsage, Origin};
 
 /// Keys per transaction.
@@ -36,28 +38,28 @@ impl Hsm {
                 let wrapped = self.wrap_new_material(id, 1, spec, None)?;
                 batch.push((id, wrapped));
             }
-            self.lock_store().transaction(|tx| {
-                let mut key = tx.prepare_cached(
-                    "INSERT INTO keys (key_id, description, key_spec, key_usage, origin,
-                        creation_date, key_state)
-                     VALUES (?1, '', ?2, ?3, ?4, ?5, ?6)",
-                )?;
-                let mut version = tx.prepare_cached(
-                    "INSERT INTO key_versions (key_id, version, created, rotation_type,
-                        wrapped_material)
-                     VALUES (?1, 1, ?2, NULL, ?3)",
-                )?;
+            self.lock_store().write(|tx| {
                 for (id, wrapped) in &batch {
                     let id = id.hyphenated().to_string();
-                    key.execute(params![
-                        id,
-                        spec.as_str(),
-                        KeyUsage::EncryptDecrypt.as_str(),
-                        Origin::AwsKms.as_str(),
-                        now,
-                        KeyState::Enabled.as_str(),
-                    ])?;
-                    version.execute(params![id, now, wrapped])?;
+                    tx.execute(
+                        "INSERT INTO keys (key_id, description, key_spec, key_usage, origin,
+                            creation_date, key_state)
+                         VALUES (?1, '', ?2, ?3, ?4, ?5, ?6)",
+                        &vals![
+                            &id,
+                            spec.as_str(),
+                            KeyUsage::EncryptDecrypt.as_str(),
+                            Origin::AwsKms.as_str(),
+                            now,
+                            KeyState::Enabled.as_str(),
+                        ],
+                    )?;
+                    tx.execute(
+                        "INSERT INTO key_versions (key_id, version, created, rotation_type,
+                            wrapped_material)
+                         VALUES (?1, 1, ?2, NULL, ?3)",
+                        &vals![&id, now, wrapped],
+                    )?;
                 }
                 Ok(())
             })?;

@@ -177,7 +177,7 @@ pub struct Hsm {
     cache: Arc<MaterialCache>,
     options: HsmOptions,
     changes: Arc<Changes>,
-    identities: RwLock<Identities>,
+    identities: Arc<RwLock<Identities>>,
     audit: Arc<crate::audit::log::AuditLog>,
     /// Key policies, grants and the account-level rule (policy/authz.rs).
     pub(crate) authz: Arc<RwLock<crate::policy::authz::Authz>>,
@@ -204,6 +204,13 @@ pub(crate) struct StateWrite<'a> {
 }
 
 impl StateWrite<'_> {
+    /// Notes a change another node made that names no cached record
+    /// here (a PKCS#11 object row, a token), for the change journal.
+    pub(crate) fn touch(&mut self, change: Change) {
+        self.changed = true;
+        self.touched.push(change);
+    }
+
     /// Puts a key's (committed) record in the cache and notes the key as
     /// changed (the journal then names it).
     pub(crate) fn put_key(&mut self, record: KeyRecord) {
@@ -288,7 +295,36 @@ struct FeedSink {
     authz: std::sync::Weak<RwLock<crate::policy::authz::Authz>>,
     cache: std::sync::Weak<MaterialCache>,
     changes: std::sync::Weak<Changes>,
+    identities: std::sync::Weak<RwLock<Identities>>,
+    reader: std::sync::Weak<store::Reader>,
     down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FeedSink {
+    /// Reads users and access keys again (another node changed them, or
+    /// the feed was down). Read without the lock, then put in place
+    /// unless this node changed them meanwhile (then read again), so a
+    /// slow database never holds up callers' identity lookups. If the
+    /// database cannot be read, memory is kept until the next try (the
+    /// next notification, or the feed's next heartbeat while it is down).
+    fn reload_users(&self) {
+        let (Some(identities), Some(reader)) = (self.identities.upgrade(), self.reader.upgrade())
+        else {
+            return;
+        };
+        for _ in 0..3 {
+            let seen = identities.read().unwrap_or_else(|e| e.into_inner()).version;
+            let Ok(mut loaded) = reader.identities(std::time::Duration::from_millis(250)) else {
+                return;
+            };
+            let mut current = identities.write().unwrap_or_else(|e| e.into_inner());
+            if current.version == seen {
+                loaded.version = seen + 1;
+                *current = loaded;
+                return;
+            }
+        }
+    }
 }
 
 impl store::pg::Sink for FeedSink {
@@ -312,15 +348,29 @@ impl store::pg::Sink for FeedSink {
             state.forget_all();
             cache.clear();
             authz.forget_all();
+            drop((state, authz));
+            self.reload_users();
             return true;
         }
         if forget.aliases {
             state.forget_aliases();
         }
+        if forget.tokens {
+            state.touch(Change::All);
+        }
+        if let Some(object) = &forget.object {
+            state.touch(Change::Object(object.clone()));
+        }
         if let Some(id) = forget.key.as_deref().and_then(|k| Uuid::parse_str(k).ok()) {
             state.forget_key(&id);
             cache.remove_key(&id);
             authz.forget_key(&id);
+        }
+        if forget.users {
+            // After the state's and policies' locks (code holding the
+            // identities' lock may take them).
+            drop((state, authz));
+            self.reload_users();
         }
         true
     }
@@ -576,6 +626,7 @@ impl Hsm {
         let state_down = state.feed_down.clone();
         let state = Arc::new(RwLock::new(state));
         let authz = Arc::new(RwLock::new(authz));
+        let identities = Arc::new(RwLock::new(identities));
         let cache = Arc::new(MaterialCache::new(options.cache_capacity));
         // Not 0: a restarted daemon must not repeat a generation a client
         // saw before the restart.
@@ -587,6 +638,8 @@ impl Hsm {
                     authz: Arc::downgrade(&authz),
                     cache: Arc::downgrade(&cache),
                     changes: Arc::downgrade(&changes),
+                    identities: Arc::downgrade(&identities),
+                    reader: Arc::downgrade(&reader),
                     down: state_down,
                 })
             })?
@@ -599,7 +652,7 @@ impl Hsm {
             cache,
             options,
             changes,
-            identities: RwLock::new(identities),
+            identities,
             audit,
             authz,
             shared,
@@ -636,21 +689,13 @@ impl Hsm {
             if version == self.seen_version.load(Ordering::Acquire) {
                 return Ok(());
             }
-            let conn = store.sqlite()?;
-            conn.execute_batch("BEGIN DEFERRED").map_err(Error::from)?;
-            let loaded = (|| {
-                Ok::<_, Error>((
-                    users::load(&store::engine::Db::Sqlite(conn))?,
-                    crate::policy::authz::Authz::load(
-                        self.reader.clone(),
-                        self.options.cache_capacity,
-                        &self.root_key[..],
-                        &self.options.account,
-                    )?,
-                ))
-            })();
-            let _ = conn.execute_batch("COMMIT");
-            let (identities, authz) = loaded?;
+            let identities = store.read_snapshot(users::load)?;
+            let authz = crate::policy::authz::Authz::load(
+                self.reader.clone(),
+                self.options.cache_capacity,
+                &self.root_key[..],
+                &self.options.account,
+            )?;
             (version, identities, authz)
         };
         state.forget_all();
@@ -661,7 +706,12 @@ impl Hsm {
         // the state's); the PKCS#11 module, the one shared user, changes
         // neither.
         drop(state);
-        *self.write_identities() = identities;
+        {
+            let mut current = self.write_identities();
+            let version = current.version + 1;
+            *current = identities;
+            current.version = version;
+        }
         *self.write_authz() = authz;
         Ok(())
     }
@@ -796,6 +846,22 @@ impl Hsm {
 
     pub(crate) fn lock_store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs reads on the store's reading connection (SQLite) or pool
+    /// (PostgreSQL), without the store's lock; `snapshot`: in one read
+    /// transaction (statements that must agree).
+    pub(crate) fn read_store<T>(
+        &self,
+        snapshot: bool,
+        f: impl FnOnce(&store::engine::Db<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.reader.with(snapshot, f)
+    }
+
+    /// Whether the store is a PostgreSQL database.
+    pub(crate) fn is_postgres(&self) -> bool {
+        self.reader.is_postgres()
     }
 
     /// The descriptor that holds the data directory's lock (a `flock` on

@@ -65,7 +65,7 @@ pub use ops_keys::MAX_TAGS_PER_KEY;
 pub use outputs::*;
 pub use sealing::KdfParams;
 pub use secrecy::SecretString;
-pub use store::pg::StoreUrl;
+pub use store::pg::{SslMode, StoreUrl};
 pub use store::LockMode;
 pub use types::*;
 pub use users::{AccessKeyInfo, NewAccessKey, SigV4Check, UserInfo, MAX_ACCESS_KEYS_PER_PRINCIPAL};

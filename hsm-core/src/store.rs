@@ -184,8 +184,7 @@ pub enum LockMode {
 /// [`engine`] for what the two share).
 pub(crate) struct Store {
     /// The SQLite connection. On a PostgreSQL store, an empty in-memory
-    /// database: code not yet ported to the engine seam (PKCS#11 token
-    /// rows) fails there ("no such table") and changes nothing.
+    /// database that nothing uses (every statement goes through [`Db`]).
     pub conn: Connection,
     /// Held for the store's lifetime; the OS releases it on close or exit
     /// (SQLite only).
@@ -427,7 +426,8 @@ impl Store {
 
     /// SQLite's `data_version`: it moves when another connection (another
     /// process) committed since the last reading, never for this one's.
-    /// Always 0 on PostgreSQL (other nodes' changes are not followed yet).
+    /// Always 0 on PostgreSQL (other nodes' changes arrive through the
+    /// change feed, [`Store::follow`]).
     pub fn data_version(&self) -> Result<u64> {
         if self.pg.is_some() {
             return Ok(0);
@@ -597,21 +597,6 @@ impl Store {
         Ok(value)
     }
 
-    /// Runs `f` in one SQLite transaction (code not yet ported to the
-    /// engine seam: PKCS#11 token rows, the benchmark's bulk path); refused
-    /// on PostgreSQL. Otherwise as [`Store::write`].
-    pub fn transaction<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        if self.pg.is_some() {
-            return Err(engine::not_on_postgres());
-        }
-        let tx = self.conn.transaction()?;
-        let value = f(&tx)?;
-        let appended = crate::audit::pending::before_commit(&Db::Sqlite(&tx))?;
-        tx.commit()?;
-        crate::audit::pending::after_commit(appended);
-        Ok(value)
-    }
-
     /// Runs `f` on a connection of either engine, outside any write
     /// transaction (reads).
     pub fn read<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
@@ -621,12 +606,22 @@ impl Store {
         }
     }
 
-    /// The SQLite connection; refused on PostgreSQL (code not yet ported).
-    pub fn sqlite(&self) -> Result<&Connection> {
-        if self.pg.is_some() {
-            return Err(engine::not_on_postgres());
+    /// Runs `f` in one read transaction of either engine (statements
+    /// that must agree), outside any write.
+    pub fn read_snapshot<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
+        match &self.pg {
+            Some(pg) => pg.read(true, f),
+            None => {
+                // Deferred: a read takes no write lock.
+                let tx = Transaction::new_unchecked(
+                    &self.conn,
+                    rusqlite::TransactionBehavior::Deferred,
+                )?;
+                let value = f(&Db::Sqlite(&tx))?;
+                tx.finish()?;
+                Ok(value)
+            }
         }
-        Ok(&self.conn)
     }
 
     /// Copies the WAL into the database and truncates it, so that overwritten
@@ -827,7 +822,11 @@ fn ids(db: &Db<'_>, sql: &str, params: &[engine::Val<'_>]) -> Result<Vec<Uuid>> 
 impl Reader {
     /// Runs `f` on the reading connection; `snapshot`: in one read
     /// transaction (several statements that must agree).
-    fn with<T>(&self, snapshot: bool, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn with<T>(
+        &self,
+        snapshot: bool,
+        f: impl FnOnce(&Db<'_>) -> Result<T>,
+    ) -> Result<T> {
         match &self.engine {
             ReadEngine::Sqlite(conn) => {
                 // A connection stays usable even if a holder panicked.
@@ -843,6 +842,20 @@ impl Reader {
             }
             ReadEngine::Postgres(pg) => pg.read(snapshot, f),
         }
+    }
+
+    /// Users and access keys, in one snapshot; on PostgreSQL waiting at
+    /// most `wait` for a connection (the change feed's reload).
+    pub fn identities(&self, wait: std::time::Duration) -> Result<crate::users::Identities> {
+        match &self.engine {
+            ReadEngine::Postgres(pg) => pg.read_within(Some(wait), true, crate::users::load),
+            ReadEngine::Sqlite(_) => self.with(true, crate::users::load),
+        }
+    }
+
+    /// Whether this reads a PostgreSQL database.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.engine, ReadEngine::Postgres(_))
     }
 
     /// One key with its versions and tags, read in one snapshot.
@@ -1194,5 +1207,5 @@ pub(crate) fn delete_alias(tx: &Db<'_>, name: &str) -> Result<()> {
 
 #[cfg(test)]
 mod matrix_tests;
-#[cfg(test)]
-mod test_cluster;
+#[cfg(any(test, feature = "test-cluster"))]
+pub mod test_cluster;

@@ -11,13 +11,14 @@
 //! are in [`crate::mechanisms`].
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
-use rusqlite::{params, OptionalExtension};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::hsm::Hsm;
 use crate::mechanisms::{check_aes_len, random_bytes};
 use crate::outputs::CreateKeyRequest;
+use crate::store::engine::{vals, Db, Row};
+use crate::store::pg;
 use crate::types::{KeyMetadata, KeySpec, KeyUsage, Origin};
 
 mod copy;
@@ -43,6 +44,9 @@ pub const MAX_PIN_LEN: usize = 64;
 pub const MAX_LABEL_LEN: usize = 32;
 /// Largest attribute blob of one object, in bytes.
 pub const MAX_ATTRS_LEN: usize = 256 * 1024;
+/// Longest object id, in bytes (the module's are 24 hex digits or
+/// `kms:` and a key id with a suffix).
+pub const MAX_OBJECT_ID_LEN: usize = 256;
 
 const SALT_LEN: usize = 16;
 const HASH_LEN: usize = 32;
@@ -133,6 +137,32 @@ fn pin_matches(pin: &[u8], record: &[u8]) -> Result<bool> {
     Ok(verify_slices_are_equal(&hash, &record[SALT_LEN..]).is_ok())
 }
 
+fn label_taken(label: &str) -> Error {
+    Error::AlreadyExists(format!("a token labelled {label:?} exists"))
+}
+
+/// Refuses `label` if a token other than `serial` has it, as committed.
+fn require_label_free(tx: &Db<'_>, label: &str, serial: &str) -> Result<()> {
+    let taken = tx.first(
+        "SELECT serial FROM p11_tokens WHERE label = ?1 AND serial <> ?2",
+        &vals![label, serial],
+        |_| Ok(()),
+    )?;
+    match taken {
+        Some(()) => Err(label_taken(label)),
+        None => Ok(()),
+    }
+}
+
+/// An object row (object_id, key_id, attrs).
+pub(crate) fn object_row(r: &Row<'_>) -> Result<ObjectRow> {
+    Ok(ObjectRow {
+        object_id: r.get(0)?,
+        key_id: r.get(1)?,
+        attrs: r.get(2)?,
+    })
+}
+
 fn check_label(label: &str) -> Result<()> {
     if label.is_empty()
         || label.len() > MAX_LABEL_LEN
@@ -148,26 +178,29 @@ fn check_label(label: &str) -> Result<()> {
 impl Hsm {
     /// The initialised tokens, oldest first.
     pub fn token_list(&self) -> Result<Vec<TokenInfo>> {
-        let store = self.lock_store();
-        let mut stmt = store.conn.prepare(
-            "SELECT serial, label, user_pin IS NOT NULL, so_failures, user_failures
-             FROM p11_tokens ORDER BY created, serial",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(TokenInfo {
-                serial: r.get(0)?,
-                label: r.get(1)?,
-                user_pin_initialized: r.get(2)?,
-                so_failures: r.get(3)?,
-                user_failures: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        self.read_store(false, |db| {
+            db.all(
+                "SELECT serial, label, CASE WHEN user_pin IS NULL THEN 0 ELSE 1 END,
+                        so_failures, user_failures
+                 FROM p11_tokens ORDER BY created, serial",
+                &[],
+                |r| {
+                    Ok(TokenInfo {
+                        serial: r.get(0)?,
+                        label: r.get(1)?,
+                        user_pin_initialized: r.get::<i64>(2)? != 0,
+                        so_failures: r.get(3)?,
+                        user_failures: r.get(4)?,
+                    })
+                },
+            )
+        })
     }
 
     /// Creates a token, or re-initialises `existing` after checking its SO
     /// PIN: its objects go and its keys are scheduled for deletion (7 days).
-    /// Returns the serial.
+    /// Returns the serial. The label must be free (checked again inside
+    /// the write, so two nodes cannot take one label at once).
     pub fn token_init(
         &self,
         existing: Option<&str>,
@@ -180,7 +213,7 @@ impl Hsm {
             .iter()
             .any(|t| t.label == label && Some(t.serial.as_str()) != existing)
         {
-            return Err(Error::AlreadyExists(format!("a token labelled {label:?} exists")).into());
+            return Err(label_taken(label).into());
         }
         if let Some(serial) = existing {
             self.token_check_pin(serial, PinUser::So, so_pin)?;
@@ -194,12 +227,14 @@ impl Hsm {
                 }
             }
             let record = new_pin_record(so_pin)?;
-            self.lock_store().transaction(|tx| {
-                tx.execute("DELETE FROM p11_objects WHERE token = ?1", [serial])?;
+            self.lock_store().write(|tx| {
+                require_label_free(tx, label, serial)?;
+                pg::notify(tx, pg::TOKENS)?;
+                tx.execute("DELETE FROM p11_objects WHERE token = ?1", &vals![serial])?;
                 tx.execute(
                     "UPDATE p11_tokens SET label = ?2, so_pin = ?3, so_failures = 0,
                      user_pin = NULL, user_failures = 0 WHERE serial = ?1",
-                    params![serial, label, record],
+                    &vals![serial, label, &record],
                 )?;
                 Ok(())
             })?;
@@ -211,11 +246,13 @@ impl Hsm {
         aws_lc_rs::rand::fill(&mut raw).map_err(|_| Error::Internal("no randomness".into()))?;
         let serial: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         let now = self.now();
-        self.lock_store().transaction(|tx| {
+        self.lock_store().write(|tx| {
+            require_label_free(tx, label, &serial)?;
+            pg::notify(tx, pg::TOKENS)?;
             tx.execute(
                 "INSERT INTO p11_tokens (serial, label, created, so_pin, so_failures, user_pin, user_failures)
                  VALUES (?1, ?2, ?3, ?4, 0, NULL, 0)",
-                params![serial, label, now, record],
+                &vals![&serial, label, now, &record],
             )?;
             Ok(())
         })?;
@@ -224,6 +261,9 @@ impl Hsm {
     }
 
     /// Checks a PIN, counting failures; a locked PIN is refused unchecked.
+    /// The counter moves inside the write (`failures + 1`, or 0), so wrong
+    /// PINs tried at once, on one node or several, all count. PIN rows are
+    /// read on every use (never cached), so they need no notification.
     pub fn token_check_pin(
         &self,
         serial: &str,
@@ -234,35 +274,42 @@ impl Hsm {
             PinUser::So => ("so_pin", "so_failures"),
             PinUser::User => ("user_pin", "user_failures"),
         };
-        let row: Option<(Option<Vec<u8>>, u32)> = self
-            .lock_store()
-            .conn
-            .query_row(
-                &format!("SELECT {pin_col}, {fail_col} FROM p11_tokens WHERE serial = ?1"),
-                [serial],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(Error::from)?;
-        let (record, failures) = row.ok_or_else(|| Error::NotFound(format!("token {serial}")))?;
+        let read = format!("SELECT {pin_col}, {fail_col} FROM p11_tokens WHERE serial = ?1");
+        let row = |db: &Db<'_>| -> Result<Option<(Option<Vec<u8>>, u32)>> {
+            db.first(&read, &vals![serial], |r| Ok((r.get(0)?, r.get(1)?)))
+        };
+        let (record, failures) = self
+            .read_store(false, row)?
+            .ok_or_else(|| Error::NotFound(format!("token {serial}")))?;
         let record = record.ok_or(PinError::NotInitialized)?;
         if failures >= MAX_PIN_FAILURES {
             return Err(PinError::Locked);
         }
         let ok = pin_matches(pin, &record)?;
-        let failures = if ok { 0 } else { failures + 1 };
-        self.lock_store().transaction(|tx| {
+        self.lock_store().write(|tx| {
+            // As committed, under the write lock: the PIN checked against
+            // must still be the PIN, and the counter is what it is now.
+            let Some((Some(current), failures)) = row(tx)? else {
+                return Ok(Err(PinError::NotInitialized));
+            };
+            if failures >= MAX_PIN_FAILURES {
+                return Ok(Err(PinError::Locked));
+            }
+            if current != record {
+                // Changed since it was read: the PIN given is not it.
+                return Ok(Err(PinError::Incorrect));
+            }
+            let failures = if ok { 0 } else { failures + 1 };
             tx.execute(
                 &format!("UPDATE p11_tokens SET {fail_col} = ?2 WHERE serial = ?1"),
-                params![serial, failures],
+                &vals![serial, failures],
             )?;
-            Ok(())
-        })?;
-        match (ok, failures >= MAX_PIN_FAILURES) {
-            (true, _) => Ok(()),
-            (false, true) => Err(PinError::Locked),
-            (false, false) => Err(PinError::Incorrect),
-        }
+            Ok(match (ok, failures >= MAX_PIN_FAILURES) {
+                (true, _) => Ok(()),
+                (false, true) => Err(PinError::Locked),
+                (false, false) => Err(PinError::Incorrect),
+            })
+        })?
     }
 
     /// Sets a PIN (C_InitPIN for the user, or after C_SetPIN checked the
@@ -282,38 +329,42 @@ impl Hsm {
         };
         let changed = self
             .lock_store()
-            .transaction(|tx| Ok(tx.execute(sql, params![serial, record])?))?;
+            .write(|tx| tx.execute(sql, &vals![serial, &record]))?;
         if changed == 0 {
             return Err(Error::NotFound(format!("token {serial}")).into());
         }
         Ok(())
     }
 
-    /// The object rows of a token.
+    /// The object rows of a token, in the order they were stored.
     pub fn token_objects(&self, serial: &str) -> Result<Vec<ObjectRow>> {
-        let store = self.lock_store();
-        let mut stmt = store.conn.prepare(
-            "SELECT object_id, key_id, attrs FROM p11_objects WHERE token = ?1 ORDER BY rowid",
-        )?;
-        let rows = stmt.query_map([serial], |r| {
-            Ok(ObjectRow {
-                object_id: r.get(0)?,
-                key_id: r.get(1)?,
-                attrs: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        self.read_store(false, |db| {
+            db.all(
+                "SELECT object_id, key_id, attrs FROM p11_objects WHERE token = ?1 ORDER BY rowid",
+                &vals![serial],
+                object_row,
+            )
+        })
     }
 
-    /// Stores (inserts or replaces) an object row.
+    /// Stores an object row, replacing the row of the same id (which then
+    /// comes last in [`Hsm::token_objects`]' order, as a new row).
     pub fn token_put_object(&self, serial: &str, row: &ObjectRow) -> Result<()> {
         if row.attrs.len() > MAX_ATTRS_LEN {
             return Err(Error::validation("object attributes too large"));
         }
-        self.lock_store().transaction(|tx| {
+        if row.object_id.len() > MAX_OBJECT_ID_LEN {
+            return Err(Error::validation("object id too long"));
+        }
+        self.lock_store().write(|tx| {
+            pg::notify(tx, &pg::object(&row.object_id))?;
             tx.execute(
-                "INSERT OR REPLACE INTO p11_objects (object_id, token, key_id, attrs) VALUES (?1, ?2, ?3, ?4)",
-                params![row.object_id, serial, row.key_id, row.attrs],
+                "DELETE FROM p11_objects WHERE object_id = ?1",
+                &vals![&row.object_id],
+            )?;
+            tx.execute(
+                "INSERT INTO p11_objects (object_id, token, key_id, attrs) VALUES (?1, ?2, ?3, ?4)",
+                &vals![&row.object_id, serial, row.key_id.as_deref(), &row.attrs],
             )?;
             Ok(())
         })?;
@@ -323,8 +374,15 @@ impl Hsm {
 
     /// Removes an object row.
     pub fn token_delete_object(&self, object_id: &str) -> Result<()> {
-        self.lock_store().transaction(|tx| {
-            tx.execute("DELETE FROM p11_objects WHERE object_id = ?1", [object_id])?;
+        if object_id.len() > MAX_OBJECT_ID_LEN {
+            return Err(Error::NotFound("no such object".into()));
+        }
+        self.lock_store().write(|tx| {
+            pg::notify(tx, &pg::object(object_id))?;
+            tx.execute(
+                "DELETE FROM p11_objects WHERE object_id = ?1",
+                &vals![object_id],
+            )?;
             Ok(())
         })?;
         self.bump_generation(crate::changes::Change::Object(object_id.to_string()));

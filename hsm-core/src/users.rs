@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use crate::store::engine::{vals, Db};
+use crate::store::pg;
 use base64::Engine as _;
 use ring::hmac;
 use secrecy::SecretString;
@@ -104,11 +105,16 @@ pub(crate) struct AccessKeyRecord {
     pub wrapped_secret: Vec<u8>,
 }
 
-/// Users and access keys, as committed to the store.
+/// Users and access keys, as committed to the store. On PostgreSQL every
+/// change notifies the other nodes (`pg::USERS`), whose change feed reads
+/// them again.
 #[derive(Default)]
 pub(crate) struct Identities {
     pub users: BTreeMap<String, UserRecord>,
     pub access_keys: BTreeMap<String, AccessKeyRecord>,
+    /// Moves with every change made to this copy (a write here, a reload),
+    /// so a reload read before a write here is not put over it.
+    pub version: u64,
 }
 
 impl std::fmt::Debug for Identities {
@@ -154,6 +160,22 @@ pub(crate) fn load(conn: &Db<'_>) -> Result<Identities> {
 }
 
 fn put_user(tx: &Db<'_>, name: &str, user: &UserRecord) -> Result<()> {
+    // As committed (another node may have taken the name, uid or
+    // certificate since this node last heard).
+    let taken = tx.first(
+        "SELECT user_name FROM users
+         WHERE user_name = ?1 OR unix_uid = ?2 OR cert_fingerprint = ?3",
+        &vals![name, user.unix_uid, user.cert_fingerprint.as_deref()],
+        |r| r.get::<String>(0),
+    )?;
+    if let Some(other) = taken {
+        return Err(Error::AlreadyExists(if other == name {
+            format!("user {name} already exists")
+        } else {
+            format!("user {other} already has that uid or certificate")
+        }));
+    }
+    pg::notify(tx, pg::USERS)?;
     tx.execute(
         "INSERT INTO users (user_name, created, unix_uid, cert_fingerprint) VALUES (?1, ?2, ?3, ?4)",
         &vals![name, user.created, user.unix_uid, user.cert_fingerprint.as_deref()],
@@ -162,6 +184,34 @@ fn put_user(tx: &Db<'_>, name: &str, user: &UserRecord) -> Result<()> {
 }
 
 fn put_access_key(tx: &Db<'_>, id: &str, key: &AccessKeyRecord) -> Result<()> {
+    // As committed: the user still exists, and holds fewer than the most.
+    if key.principal != ROOT {
+        let exists = tx.first(
+            "SELECT user_name FROM users WHERE user_name = ?1",
+            &vals![&key.principal],
+            |_| Ok(()),
+        )?;
+        if exists.is_none() {
+            return Err(Error::NotFound(format!(
+                "user {} does not exist",
+                key.principal
+            )));
+        }
+    }
+    let held: i64 = tx
+        .first(
+            "SELECT count(*) FROM access_keys WHERE principal = ?1",
+            &vals![&key.principal],
+            |r| r.get(0),
+        )?
+        .unwrap_or(0);
+    if held >= MAX_ACCESS_KEYS_PER_PRINCIPAL as i64 {
+        return Err(Error::LimitExceeded(format!(
+            "{} already has {held} access keys, the most allowed; delete one first",
+            key.principal
+        )));
+    }
+    pg::notify(tx, pg::USERS)?;
     tx.execute(
         "INSERT INTO access_keys (access_key_id, principal, created, status, wrapped_secret)
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -270,6 +320,7 @@ impl Hsm {
         };
         self.lock_store().write(|tx| put_user(tx, name, &record))?;
         identities.users.insert(name.to_string(), record.clone());
+        identities.version += 1;
         Ok(user_info(name, &record))
     }
 
@@ -281,12 +332,18 @@ impl Hsm {
             return Err(Error::NotFound(format!("user {name} does not exist")));
         }
         self.lock_store().write(|tx| {
+            pg::notify(tx, pg::USERS)?;
             tx.execute("DELETE FROM access_keys WHERE principal = ?1", &vals![name])?;
-            tx.execute("DELETE FROM users WHERE user_name = ?1", &vals![name])?;
+            let deleted = tx.execute("DELETE FROM users WHERE user_name = ?1", &vals![name])?;
+            if deleted == 0 {
+                // Deleted by another node meanwhile.
+                return Err(Error::NotFound(format!("user {name} does not exist")));
+            }
             Ok(())
         })?;
         identities.users.remove(name);
         identities.access_keys.retain(|_, k| k.principal != name);
+        identities.version += 1;
         Ok(())
     }
 
@@ -341,6 +398,7 @@ impl Hsm {
             create_date: record.created,
         };
         identities.access_keys.insert(access_key_id, record);
+        identities.version += 1;
         Ok(NewAccessKey {
             info,
             secret_access_key: SecretString::from(secret.to_string()),
@@ -384,6 +442,7 @@ impl Hsm {
             )));
         }
         self.lock_store().write(|tx| {
+            pg::notify(tx, pg::USERS)?;
             tx.execute(
                 "DELETE FROM access_keys WHERE access_key_id = ?1",
                 &vals![access_key_id],
@@ -391,6 +450,7 @@ impl Hsm {
             Ok(())
         })?;
         identities.access_keys.remove(access_key_id);
+        identities.version += 1;
         Ok(())
     }
 

@@ -173,16 +173,16 @@ impl Gate<'_> {
                 }
             }
             let before = request.next_token.as_deref().map(sequence_of).transpose()?;
-            let store = self.hsm().lock_store();
-            let mut rows = db::lookup(
-                store.sqlite()?,
-                request.start_time,
-                request.end_time,
-                request.attribute.as_ref(),
-                before,
-                limit as usize + 1,
-            )?;
-            drop(store);
+            let mut rows = self.hsm().read_store(false, |conn| {
+                db::lookup(
+                    conn,
+                    request.start_time,
+                    request.end_time,
+                    request.attribute.as_ref(),
+                    before,
+                    limit as usize + 1,
+                )
+            })?;
             let next_token = if rows.len() > limit as usize {
                 rows.truncate(limit as usize);
                 rows.last().map(|r| token_of(r.sequence))
@@ -228,29 +228,33 @@ impl Gate<'_> {
             } else {
                 to_sequence
             };
-            let store = hsm.lock_store();
-            let first_kept = db::first_sequence(store.sqlite()?)?.unwrap_or(to + 1);
-            let mut start = from_sequence.max(first_kept).max(1);
-            if to_sequence == 0 && start > first_kept {
-                // Anchor the first record on a checkpoint.
-                start = db::checkpoint_at_or_below(store.sqlite()?, start - 1)?
-                    .map_or(first_kept, |size| size + 1)
-                    .max(first_kept);
-            }
-            let mut records = Vec::new();
-            let mut bytes = 0;
-            if start <= to {
-                for row in db::records_from(store.sqlite()?, start, EXPORT_PAGE_RECORDS)? {
-                    if row.sequence > to || (bytes > EXPORT_PAGE_BYTES && !records.is_empty()) {
-                        break;
-                    }
-                    bytes += row.record.len();
-                    records.push((row.sequence, row.record));
+            // One snapshot: a prune on another node cannot fall between
+            // the reads.
+            let (start, records, checkpoints) = hsm.read_store(true, |conn| {
+                let first_kept = db::first_sequence(conn)?.unwrap_or(to + 1);
+                let mut start = from_sequence.max(first_kept).max(1);
+                if to_sequence == 0 && start > first_kept {
+                    // Anchor the first record on a checkpoint.
+                    start = db::checkpoint_at_or_below(conn, start - 1)?
+                        .map_or(first_kept, |size| size + 1)
+                        .max(first_kept);
                 }
-            }
+                let mut records = Vec::new();
+                let mut bytes = 0;
+                if start <= to {
+                    for row in db::records_from(conn, start, EXPORT_PAGE_RECORDS)? {
+                        if row.sequence > to || (bytes > EXPORT_PAGE_BYTES && !records.is_empty()) {
+                            break;
+                        }
+                        bytes += row.record.len();
+                        records.push((row.sequence, row.record));
+                    }
+                }
+                let last = records.last().map_or(start.saturating_sub(1), |r| r.0);
+                let checkpoints = db::checkpoints_between(conn, start.saturating_sub(1), last)?;
+                Ok((start, records, checkpoints))
+            })?;
             let last = records.last().map_or(start.saturating_sub(1), |r| r.0);
-            let checkpoints =
-                db::checkpoints_between(store.sqlite()?, start.saturating_sub(1), last)?;
             Ok(AuditExportPage {
                 next_sequence: (last < to && !records.is_empty()).then_some(last + 1),
                 records,
@@ -268,20 +272,20 @@ impl Gate<'_> {
             Request::account("tinfoil:ConfirmAuditExport").param("throughSequence", through);
         self.record(&check, || {
             self.administrators_only("tinfoil:ConfirmAuditExport")?;
-            let hsm = self.hsm();
-            if through > hsm.audit_log().state().head_sequence {
-                return Err(Error::validation(format!(
-                    "the log has no record {through} yet"
-                )));
-            }
-            let mut store = hsm.lock_store();
-            let current = exported_through(&store)?;
-            if through > current {
-                store.write(|tx| {
-                    crate::store::put_meta(tx, db::META_EXPORTED, &through.to_be_bytes())
-                })?;
-            }
-            Ok(())
+            // As committed (other nodes append to the same chain), under
+            // the write lock.
+            self.hsm().lock_store().write(|tx| {
+                let head = super::log::AuditLog::load_state(tx)?.head_sequence;
+                if through > head {
+                    return Err(Error::validation(format!(
+                        "the log has no record {through} yet"
+                    )));
+                }
+                if through > exported_through(tx)? {
+                    crate::store::put_meta(tx, db::META_EXPORTED, &through.to_be_bytes())?;
+                }
+                Ok(())
+            })
         })
     }
 
@@ -293,40 +297,48 @@ impl Gate<'_> {
             Request::account("tinfoil:PruneAuditLog").param("beforeSequence", before_sequence);
         self.record(&check, || {
             self.administrators_only("tinfoil:PruneAuditLog")?;
-            let mut store = self.hsm().lock_store();
-            let exported = exported_through(&store)?;
-            if before_sequence > exported.saturating_add(1) {
-                return Err(Error::validation(format!(
-                    "records from {} on were never exported (export-audit-log confirms what it wrote); \
-                     prune before {} at most",
-                    exported + 1,
-                    exported + 1
-                )));
-            }
-            let first_kept = db::first_sequence(store.sqlite()?)?.unwrap_or(1);
-            let anchor = match before_sequence {
-                0 | 1 => None,
-                n => db::checkpoint_at_or_below(store.sqlite()?, n - 1)?,
-            };
-            let keep_from = anchor.map_or(1, |size| size + 1);
-            if keep_from <= first_kept {
-                return Ok(PruneOutcome {
-                    pruned: 0,
-                    first_kept,
-                });
-            }
-            let pruned = store.write(|tx| db::prune(tx, keep_from))?;
-            Ok(PruneOutcome {
-                pruned: pruned as u64,
-                first_kept: keep_from,
+            // Decided and done in one write, as committed (another node may
+            // have exported or pruned meanwhile).
+            self.hsm().lock_store().write(|tx| {
+                let exported = exported_through(tx)?;
+                if before_sequence > exported.saturating_add(1) {
+                    return Err(Error::validation(format!(
+                        "records from {} on were never exported (export-audit-log confirms what it wrote); \
+                         prune before {} at most",
+                        exported + 1,
+                        exported + 1
+                    )));
+                }
+                let first_kept = db::first_sequence(tx)?.unwrap_or(1);
+                let anchor = match before_sequence {
+                    0 | 1 => None,
+                    n => db::checkpoint_at_or_below(tx, n - 1)?,
+                };
+                let keep_from = anchor.map_or(1, |size| size + 1);
+                if keep_from <= first_kept {
+                    return Ok(PruneOutcome {
+                        pruned: 0,
+                        first_kept,
+                    });
+                }
+                let pruned = db::prune(tx, keep_from)?;
+                Ok(PruneOutcome {
+                    pruned: pruned as u64,
+                    first_kept: keep_from,
+                })
             })
         })
     }
 }
 
-fn exported_through(store: &crate::store::Store) -> Result<u64> {
-    Ok(store
-        .meta(db::META_EXPORTED)?
+/// The last sequence an export confirmed, as committed.
+fn exported_through(tx: &crate::store::engine::Db<'_>) -> Result<u64> {
+    let value: Option<Vec<u8>> = tx.first(
+        "SELECT value FROM meta WHERE name = ?1",
+        &crate::store::engine::vals![db::META_EXPORTED],
+        |r| r.get(0),
+    )?;
+    Ok(value
         .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
         .map_or(0, u64::from_be_bytes))
 }

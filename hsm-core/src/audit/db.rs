@@ -3,7 +3,6 @@
 //! `audit_checkpoints` (one signed note per checkpoint). The signing key
 //! and the log's name live in `meta`.
 
-use rusqlite::{params, Connection};
 use serde_json::Value;
 
 use super::chain::Hash;
@@ -92,31 +91,46 @@ fn hash_of(bytes: Vec<u8>) -> Result<Hash> {
         .map_err(|_| Error::Internal("the store is corrupt: an audit hash is not 32 bytes".into()))
 }
 
-/// The newest record's sequence number and hash.
-pub(crate) fn last_record(conn: &Db<'_>) -> Result<Option<(u64, Hash)>> {
-    let row: Option<(i64, Vec<u8>)> = conn.first(
-        "SELECT sequence, hash FROM audit_records ORDER BY sequence DESC LIMIT 1",
+/// The newest record (sequence number, hash) and the newest checkpoint
+/// (size, creation time, root), in one statement (one round trip on
+/// PostgreSQL, where every write reads them).
+#[allow(clippy::type_complexity)]
+pub(crate) fn chain_ends(
+    conn: &Db<'_>,
+) -> Result<(Option<(u64, Hash)>, Option<(u64, UnixSeconds, Hash)>)> {
+    let row = conn.first(
+        "SELECT r.sequence, r.hash, c.tree_size, c.created, c.root
+         FROM (SELECT 1 AS one) o
+         LEFT JOIN (SELECT sequence, hash FROM audit_records ORDER BY sequence DESC LIMIT 1) r
+            ON 1 = 1
+         LEFT JOIN (SELECT tree_size, created, root FROM audit_checkpoints
+                    ORDER BY tree_size DESC LIMIT 1) c
+            ON 1 = 1",
         &[],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| {
+            let record = match (r.get::<Option<i64>>(0)?, r.get::<Option<Vec<u8>>>(1)?) {
+                (Some(s), Some(h)) => Some((s as u64, hash_of(h)?)),
+                _ => None,
+            };
+            let checkpoint = match (
+                r.get::<Option<i64>>(2)?,
+                r.get::<Option<i64>>(3)?,
+                r.get::<Option<Vec<u8>>>(4)?,
+            ) {
+                (Some(s), Some(c), Some(h)) => Some((s as u64, c, hash_of(h)?)),
+                _ => None,
+            };
+            Ok((record, checkpoint))
+        },
     )?;
-    row.map(|(s, h)| Ok((s as u64, hash_of(h)?))).transpose()
-}
-
-/// The newest checkpoint: size, creation time, root.
-pub(crate) fn last_checkpoint(conn: &Db<'_>) -> Result<Option<(u64, UnixSeconds, Hash)>> {
-    let row: Option<(i64, i64, Vec<u8>)> = conn.first(
-        "SELECT tree_size, created, root FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
-        &[],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
-    row.map(|(s, c, h)| Ok((s as u64, c, hash_of(h)?)))
-        .transpose()
+    Ok(row.unwrap_or((None, None)))
 }
 
 /// The first record still kept (after pruning), if any.
-pub(crate) fn first_sequence(conn: &Connection) -> Result<Option<u64>> {
-    let first: Option<i64> =
-        conn.query_row("SELECT min(sequence) FROM audit_records", [], |r| r.get(0))?;
+pub(crate) fn first_sequence(conn: &Db<'_>) -> Result<Option<u64>> {
+    let first: Option<i64> = conn
+        .first("SELECT min(sequence) FROM audit_records", &[], |r| r.get(0))?
+        .flatten();
     Ok(first.map(|s| s as u64))
 }
 
@@ -144,85 +158,75 @@ pub struct StoredEvent {
 
 /// Records newest first, filtered, starting below `before` (exclusive).
 pub(crate) fn lookup(
-    conn: &Connection,
+    conn: &Db<'_>,
     start: Option<UnixSeconds>,
     end: Option<UnixSeconds>,
     attribute: Option<&LookupAttribute>,
     before: Option<u64>,
     limit: usize,
 ) -> Result<Vec<StoredEvent>> {
-    let (column, value) = match attribute {
-        None => ("1", String::new()),
-        Some(LookupAttribute::EventName(v)) => ("event_name", v.clone()),
-        Some(LookupAttribute::Username(v)) => ("username", v.clone()),
-        Some(LookupAttribute::AccessKeyId(v)) => ("access_key_id", v.clone()),
-        Some(LookupAttribute::ResourceName(v)) => ("resource", v.clone()),
-    };
-    let filter = match column {
-        "1" => "(?5 = '')".to_string(),
-        "resource" => "(resource_arn = ?5 OR resource_id = ?5)".to_string(),
-        column => format!("{column} = ?5"),
+    let (filter, value) = match attribute {
+        None => ("", ""),
+        Some(LookupAttribute::EventName(v)) => ("AND event_name = ?5", v.as_str()),
+        Some(LookupAttribute::Username(v)) => ("AND username = ?5", v.as_str()),
+        Some(LookupAttribute::AccessKeyId(v)) => ("AND access_key_id = ?5", v.as_str()),
+        Some(LookupAttribute::ResourceName(v)) => {
+            ("AND (resource_arn = ?5 OR resource_id = ?5)", v.as_str())
+        }
     };
     let sql = format!(
         "SELECT sequence, record FROM audit_records
-         WHERE sequence < ?1 AND event_time >= ?2 AND event_time <= ?3 AND {filter}
+         WHERE sequence < ?1 AND event_time >= ?2 AND event_time <= ?3 {filter}
          ORDER BY sequence DESC LIMIT ?4"
     );
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(
-        params![
-            before.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64),
-            start.unwrap_or(i64::MIN),
-            end.unwrap_or(i64::MAX),
-            limit as i64,
-            value
-        ],
-        |r| {
-            Ok(StoredEvent {
-                sequence: r.get::<_, i64>(0)? as u64,
-                record: r.get(1)?,
-            })
-        },
-    )?;
-    Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    let before = before.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64);
+    let (start, end, limit) = (
+        start.unwrap_or(i64::MIN),
+        end.unwrap_or(i64::MAX),
+        limit as i64,
+    );
+    if attribute.is_some() {
+        conn.all(&sql, &vals![before, start, end, limit, value], stored_event)
+    } else {
+        conn.all(&sql, &vals![before, start, end, limit], stored_event)
+    }
+}
+
+fn stored_event(r: &crate::store::engine::Row<'_>) -> Result<StoredEvent> {
+    Ok(StoredEvent {
+        sequence: r.get::<i64>(0)? as u64,
+        record: r.get(1)?,
+    })
 }
 
 /// Records with sequence `from..` in order, at most `limit`.
-pub(crate) fn records_from(conn: &Connection, from: u64, limit: usize) -> Result<Vec<StoredEvent>> {
-    let mut stmt = conn.prepare_cached(
+pub(crate) fn records_from(conn: &Db<'_>, from: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+    conn.all(
         "SELECT sequence, record FROM audit_records WHERE sequence >= ?1 ORDER BY sequence LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![from as i64, limit as i64], |r| {
-        Ok(StoredEvent {
-            sequence: r.get::<_, i64>(0)? as u64,
-            record: r.get(1)?,
-        })
-    })?;
-    Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        &vals![from as i64, limit as i64],
+        stored_event,
+    )
 }
 
 /// Checkpoints with size in `from..=to`, in order: (size, note).
-pub(crate) fn checkpoints_between(
-    conn: &Connection,
-    from: u64,
-    to: u64,
-) -> Result<Vec<(u64, String)>> {
-    let mut stmt = conn.prepare(
-        "SELECT tree_size, note FROM audit_checkpoints WHERE tree_size >= ?1 AND tree_size <= ?2 ORDER BY tree_size",
-    )?;
-    let rows = stmt.query_map(params![from as i64, to as i64], |r| {
-        Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
-    })?;
-    Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+pub(crate) fn checkpoints_between(conn: &Db<'_>, from: u64, to: u64) -> Result<Vec<(u64, String)>> {
+    conn.all(
+        "SELECT tree_size, note FROM audit_checkpoints WHERE tree_size >= ?1 AND tree_size <= ?2
+         ORDER BY tree_size",
+        &vals![from as i64, to as i64],
+        |r| Ok((r.get::<i64>(0)? as u64, r.get(1)?)),
+    )
 }
 
 /// The largest checkpoint size at most `at_most`.
-pub(crate) fn checkpoint_at_or_below(conn: &Connection, at_most: u64) -> Result<Option<u64>> {
-    let size: Option<i64> = conn.query_row(
-        "SELECT max(tree_size) FROM audit_checkpoints WHERE tree_size <= ?1",
-        [at_most as i64],
-        |r| r.get(0),
-    )?;
+pub(crate) fn checkpoint_at_or_below(conn: &Db<'_>, at_most: u64) -> Result<Option<u64>> {
+    let size: Option<i64> = conn
+        .first(
+            "SELECT max(tree_size) FROM audit_checkpoints WHERE tree_size <= ?1",
+            &vals![at_most as i64],
+            |r| r.get(0),
+        )?
+        .flatten();
     Ok(size.map(|s| s as u64))
 }
 

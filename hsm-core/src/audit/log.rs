@@ -94,8 +94,8 @@ impl AuditLog {
 
     /// Reads the chain head and newest checkpoint from the store.
     pub fn load_state(conn: &Db<'_>) -> Result<ChainState> {
-        let checkpoint = db::last_checkpoint(conn)?;
-        let (head_sequence, head_hash) = match (db::last_record(conn)?, checkpoint) {
+        let (record, checkpoint) = db::chain_ends(conn)?;
+        let (head_sequence, head_hash) = match (record, checkpoint) {
             (Some(head), _) => head,
             // Everything pruned: the head is the newest checkpoint's.
             (None, Some((size, _, root))) => (size, root),
@@ -254,20 +254,19 @@ impl AuditLog {
     pub fn checkpoint_if_due(&self, hsm: &Hsm, force: bool) -> Result<()> {
         let now = hsm.now();
         let mut store = hsm.lock_store();
-        let signed = store.write_unaudited(|tx| {
+        let state = store.write_unaudited(|tx| {
             let mut state = Self::load_state(tx)?;
             let unsigned = state.head_sequence > state.checkpoint_size;
-            if !unsigned
-                || (!force && now.saturating_sub(state.checkpoint_time) < CHECKPOINT_EVERY_SECS)
+            if unsigned
+                && (force || now.saturating_sub(state.checkpoint_time) >= CHECKPOINT_EVERY_SECS)
             {
-                return Ok(None);
+                self.checkpoint_in_tx(tx, &mut state, now)?;
             }
-            self.checkpoint_in_tx(tx, &mut state, now)?;
-            Ok(Some(state))
+            Ok(state)
         })?;
-        if let Some(state) = signed {
-            *lock(&self.chain) = state;
-        }
+        // The chain as committed, also when other nodes (PostgreSQL)
+        // appended or signed since this one last did.
+        *lock(&self.chain) = state;
         Ok(())
     }
 }

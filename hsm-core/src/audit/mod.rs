@@ -13,7 +13,7 @@
 //!
 //! The gate's `run` sets the call's draft as this thread's *pending record*
 //! ([`pending`]) and runs the operation. Operations commit through
-//! `Store::transaction`, which appends the pending record inside the same
+//! `Store::write`, which appends the pending record inside the same
 //! transaction just before committing: a state change and its record
 //! commit together or not at all, and a record that cannot be written fails
 //! the transaction, so the call fails and changes nothing. This needed no

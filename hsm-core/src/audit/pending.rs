@@ -1,7 +1,7 @@
 //! The record of the call running on this thread, which the store's
 //! transaction helper appends inside the call's own transaction.
 //!
-//! Operations commit through `Store::transaction`; that helper calls
+//! Operations commit through `Store::write`; that helper calls
 //! [`before_commit`] after the operation's writes and [`after_commit`]
 //! once committed. So the first transaction a gated call commits carries
 //! its record (no state change without its record, and a record that

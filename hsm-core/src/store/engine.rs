@@ -18,7 +18,7 @@
 //! schema), in BIGINT/TEXT/BYTEA for PostgreSQL.
 //!
 //! *Transactions.* Every change is one transaction on either engine
-//! (`Store::transaction`), and the audit record of the gated call is
+//! (`Store::write`), and the audit record of the gated call is
 //! appended inside it, as before.
 //! - SQLite: `BEGIN IMMEDIATE` (the write lock taken when the transaction
 //!   begins; one writer at a time per database file), `synchronous=FULL`.
@@ -83,18 +83,43 @@
 //! or rotates it and records it once; the others skip it. No lease is
 //! needed for correctness (a lease would only save the others' reads).
 //!
-//! *Not yet:* users and access keys are loaded at open (another node's
-//! new user is not seen until a restart); PKCS#11 token rows, audit
-//! lookup/export and the benchmark's bulk path are SQLite only
-//! (`Store::transaction`, `Store::sqlite`, refused on PostgreSQL); no TLS
-//! to the database yet; destroyed material is overwritten with zeros in a
-//! new row version, but PostgreSQL keeps the old version until VACUUM
-//! (wrapped under the root key, so useless without the passphrase).
+//! *Users, PKCS#11 tokens, the audit log.* Users and access keys are held
+//! in memory (every call resolves its caller); each change notifies
+//! `users` and every node's feed reads them again (read first, then put
+//! in place unless the node changed them meanwhile); creating a user,
+//! an access key or deleting one checks the database inside the write,
+//! so a node that has not yet heard of another's change refuses, not
+//! overwrites. PKCS#11 token and object rows are read from the store on
+//! every use (the module caches objects, keyed by the change counter):
+//! storing or deleting an object notifies `object:<id>`, a token made or
+//! re-initialised `tokens`, and the feed moves the counter and names them
+//! in the change journal (`crate::changes`), so a PKCS#11 module behind
+//! another node reloads that object (or everything, for a token). PIN
+//! counters move inside the write (`+ 1` as committed). Audit lookups and
+//! exports read the shared tables (an export in one snapshot); confirming
+//! an export and pruning decide from the committed head and confirmation,
+//! under the write lock; the benchmark's bulk path writes through [`Db`]
+//! too.
+//!
+//! *Text compares by bytes.* SQLite compares TEXT by bytes (BINARY);
+//! PostgreSQL by the database's collation (under en_US `'a' < 'B'`), so
+//! a page marker compared one way and ordered the other would skip or
+//! repeat rows. Every text column that is paged, ordered or unique has
+//! `COLLATE "C"` on PostgreSQL (its migration 2), so statement text
+//! stays shared and both engines order and page alike.
+//!
+//! *Not yet:* no TLS to the database yet; destroyed material is
+//! overwritten with zeros in a new row version, but PostgreSQL keeps the
+//! old version until VACUUM (wrapped under the root key, so useless
+//! without the passphrase).
 //!
 //! *Performance.* The cached key path (Encrypt with a cached key) touches
 //! no engine at all. A SQLite statement costs one enum match more than
 //! before and binds [`Val`]s without allocating; statements stay prepared
-//! and cached per connection (`prepare_cached`).
+//! and cached per connection (`prepare_cached`). On PostgreSQL too: each
+//! pooled connection prepares a statement the first time it runs it
+//! ([`Statements`]), so every later run is one round trip (bind and
+//! execute), not two (parse, then bind and execute).
 
 use std::cell::RefCell;
 
@@ -291,6 +316,15 @@ impl Column for Vec<u8> {
     }
 }
 
+impl Column for Option<Vec<u8>> {
+    fn sqlite(row: &rusqlite::Row<'_>, i: usize) -> Result<Self> {
+        Ok(row.get(i)?)
+    }
+    fn postgres(row: &postgres::Row, i: usize) -> Result<Self> {
+        pg_get(row, i)
+    }
+}
+
 /// One result row of either engine.
 pub(crate) enum Row<'r> {
     /// A SQLite row.
@@ -317,6 +351,12 @@ impl Row<'_> {
 #[derive(Default)]
 pub(crate) struct Statements(std::collections::HashMap<String, postgres::Statement>);
 
+/// Test builds: prepare every statement on every run, as without the
+/// cache (the reference `pg_read_rate` measures against).
+#[cfg(test)]
+pub(crate) static UNCACHED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// Most statements kept per connection (the store has well under 200
 /// distinct texts; more means generated text, which is not worth keeping).
 const MAX_STATEMENTS: usize = 512;
@@ -329,6 +369,11 @@ impl Statements {
         client: &mut impl postgres::GenericClient,
         sql: &str,
     ) -> Result<postgres::Statement> {
+        #[cfg(test)]
+        if UNCACHED.load(std::sync::atomic::Ordering::Relaxed) {
+            // The reference of the benchmark: parse on every run.
+            return Ok(client.prepare(&pg_sql(sql))?);
+        }
         if let Some(statement) = self.0.get(sql) {
             return Ok(statement.clone());
         }
@@ -550,14 +595,6 @@ impl<'c> Db<'c> {
         })?;
         Ok(out)
     }
-}
-
-/// The error of an operation that the PostgreSQL engine does not support
-/// yet.
-pub(crate) fn not_on_postgres() -> Error {
-    Error::StoreUnavailable(
-        "this operation is not supported on a PostgreSQL store yet (issue 15)".into(),
-    )
 }
 
 /// Whether a PostgreSQL error is a serialization failure or deadlock,

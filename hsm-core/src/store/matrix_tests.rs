@@ -296,6 +296,394 @@ fn audit_chain(engine: &Engine<'_>) {
     assert_eq!(hsm.audit_log().state().head_sequence, head);
 }
 
+/// PKCS#11 token rows: a token made, its label kept unique, PINs counted
+/// (wrong, right, locked), object rows stored, found (all, by key, by
+/// id), replaced (then last, as a new row), deleted, and cleared by a
+/// re-initialisation.
+fn token_rows(engine: &Engine<'_>) {
+    use crate::token::{ObjectRow, PinError, PinUser, MAX_PIN_FAILURES};
+    let (hsm, _place, _clock) = engine.fresh();
+    let serial = hsm.token_init(None, "tok", b"so-pin-1").unwrap();
+    assert!(matches!(
+        hsm.token_init(None, "tok", b"so-pin-2"),
+        Err(PinError::Engine(Error::AlreadyExists(_)))
+    ));
+    let other = hsm.token_init(None, "other", b"so-pin-2").unwrap();
+    let labels: Vec<String> = hsm
+        .token_list()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.label)
+        .collect();
+    assert_eq!(labels.len(), 2);
+    assert!(labels.contains(&"tok".to_string()) && labels.contains(&"other".to_string()));
+
+    assert!(matches!(
+        hsm.token_check_pin(&serial, PinUser::User, b"user-pin"),
+        Err(PinError::NotInitialized)
+    ));
+    hsm.token_set_pin(&serial, PinUser::User, b"user-pin")
+        .unwrap();
+    assert!(matches!(
+        hsm.token_check_pin(&serial, PinUser::User, b"wrong-pin"),
+        Err(PinError::Incorrect)
+    ));
+    let info = |serial: &str| {
+        hsm.token_list()
+            .unwrap()
+            .into_iter()
+            .find(|t| t.serial == serial)
+            .unwrap()
+    };
+    assert_eq!(info(&serial).user_failures, 1);
+    assert!(info(&serial).user_pin_initialized);
+    hsm.token_check_pin(&serial, PinUser::User, b"user-pin")
+        .unwrap();
+    assert_eq!(info(&serial).user_failures, 0);
+    for _ in 1..MAX_PIN_FAILURES {
+        assert!(matches!(
+            hsm.token_check_pin(&serial, PinUser::So, b"wrong-pin"),
+            Err(PinError::Incorrect)
+        ));
+    }
+    assert!(matches!(
+        hsm.token_check_pin(&serial, PinUser::So, b"wrong-pin"),
+        Err(PinError::Locked)
+    ));
+    assert!(matches!(
+        hsm.token_check_pin(&serial, PinUser::So, b"so-pin-1"),
+        Err(PinError::Locked)
+    ));
+    hsm.token_set_pin(&serial, PinUser::So, b"so-pin-3")
+        .unwrap();
+    hsm.token_check_pin(&serial, PinUser::So, b"so-pin-3")
+        .unwrap();
+    assert!(matches!(
+        hsm.token_set_pin("0000000000000000", PinUser::So, b"so-pin-3"),
+        Err(PinError::Engine(Error::NotFound(_)))
+    ));
+
+    let key = hsm
+        .p11_create_aes_key("tok", 32, "token key", false)
+        .unwrap();
+    let row = |id: &str, key_id: Option<&str>, attrs: &[u8]| ObjectRow {
+        object_id: id.to_string(),
+        key_id: key_id.map(str::to_string),
+        attrs: attrs.to_vec(),
+    };
+    let generation = hsm.generation();
+    hsm.token_put_object(&serial, &row("o1", Some(&key.key_id), b"first"))
+        .unwrap();
+    hsm.token_put_object(&serial, &row("o2", None, b"second"))
+        .unwrap();
+    hsm.token_put_object(&serial, &row("o3", None, b"third"))
+        .unwrap();
+    hsm.token_put_object(&other, &row("x1", None, b"elsewhere"))
+        .unwrap();
+    let (_, changed) = hsm.changes_since(generation).unwrap();
+    assert!(changed.contains(&crate::changes::Change::Object("o2".into())));
+    let ids = |serial: &str| -> Vec<String> {
+        hsm.token_objects(serial)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.object_id)
+            .collect()
+    };
+    assert_eq!(ids(&serial), ["o1", "o2", "o3"]);
+    assert_eq!(ids(&other), ["x1"]);
+    // Replaced: new attributes, and it comes last.
+    hsm.token_put_object(&serial, &row("o2", None, b"second, changed"))
+        .unwrap();
+    let rows = hsm.token_objects(&serial).unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| r.object_id.as_str())
+            .collect::<Vec<_>>(),
+        ["o1", "o3", "o2"]
+    );
+    assert_eq!(rows[2].attrs, b"second, changed");
+    assert_eq!(rows[0].key_id.as_deref(), Some(key.key_id.as_str()));
+    let touching = hsm
+        .token_objects_touching(
+            &serial,
+            std::slice::from_ref(&key.key_id),
+            &["o3".into(), "x1".into()],
+        )
+        .unwrap();
+    assert_eq!(
+        touching
+            .iter()
+            .map(|r| r.object_id.as_str())
+            .collect::<Vec<_>>(),
+        ["o1", "o3"],
+        "by key, by id, and never another token's row"
+    );
+    hsm.token_delete_object("o3").unwrap();
+    assert_eq!(ids(&serial), ["o1", "o2"]);
+    assert!(hsm
+        .token_put_object("0000000000000000", &row("o9", None, b""))
+        .is_err());
+    // Re-initialised: its objects go, its label may change.
+    hsm.token_init(Some(&serial), "renamed", b"so-pin-3")
+        .unwrap();
+    assert!(ids(&serial).is_empty());
+    assert_eq!(info(&serial).label, "renamed");
+    assert!(!info(&serial).user_pin_initialized);
+    assert_eq!(ids(&other), ["x1"]);
+}
+
+/// The audit log read back: LookupEvents by attribute and newest first,
+/// an export that the offline verifier accepts, pruning only what an
+/// export confirmed, and an export of the pruned log that still verifies
+/// from its anchoring checkpoint.
+fn audit_export_and_prune(engine: &Engine<'_>) {
+    use crate::audit::{verify_dir, LookupAttribute, LookupEventsRequest};
+    let (hsm, _place, clock) = engine.fresh();
+    let caller = root();
+    let gate = hsm.gate(&caller);
+    let key = gate.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    for i in 0..12 {
+        gate.encrypt(&key, b"audited", &ctx(), None).unwrap();
+        if i % 4 == 3 {
+            clock.advance(61);
+        }
+    }
+    gate.disable_key(&key).unwrap();
+    let lookup = |attribute: Option<LookupAttribute>, max: u32, token: Option<String>| {
+        gate.lookup_events(&LookupEventsRequest {
+            attribute,
+            max_results: Some(max),
+            next_token: token,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let encrypts = lookup(Some(LookupAttribute::EventName("Encrypt".into())), 50, None);
+    assert_eq!(encrypts.events.len(), 12);
+    let by_key = lookup(Some(LookupAttribute::ResourceName(key.clone())), 50, None);
+    assert_eq!(by_key.events[0].event_name, "DisableKey", "newest first");
+    assert!(by_key.events.iter().any(|e| e.event_name == "CreateKey"));
+    let first = lookup(None, 5, None);
+    assert_eq!(first.events.len(), 5);
+    let second = lookup(None, 5, first.next_token.clone());
+    assert!(second.events[0].event_time <= first.events[4].event_time);
+    assert_ne!(second.events[0].event_id, first.events[4].event_id);
+
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(matches!(gate.prune_audit_log(5), Err(Error::Validation(_))));
+    let (records, _, last) = hsm
+        .export_audit_log_to_dir(&caller, &tmp.path().join("all"), 1)
+        .unwrap();
+    let public_key = hsm.audit_public_key();
+    let report = verify_dir(&tmp.path().join("all"), &public_key).unwrap();
+    assert_eq!(
+        (report.records, report.first, report.last),
+        (records, 1, last)
+    );
+    assert!(last >= 14);
+
+    let outcome = gate.prune_audit_log(last).unwrap();
+    assert!(outcome.pruned > 0 && outcome.first_kept > 1, "{outcome:?}");
+    let kept = hsm
+        .lock_store()
+        .read(crate::audit::db::first_sequence)
+        .unwrap();
+    assert_eq!(kept, Some(outcome.first_kept));
+    let (_, _, _) = hsm
+        .export_audit_log_to_dir(&caller, &tmp.path().join("pruned"), 1)
+        .unwrap();
+    let report = verify_dir(&tmp.path().join("pruned"), &public_key).unwrap();
+    assert_eq!(report.first, outcome.first_kept);
+    // A prune beyond what was exported is refused.
+    let head = hsm.audit_log().state().head_sequence;
+    assert!(matches!(
+        gate.prune_audit_log(head + 10),
+        Err(Error::Validation(_))
+    ));
+}
+
+/// Users and access keys: made, found by uid, unique name/uid, listed,
+/// limited, deleted with their keys; all of it there after reopening.
+fn users_and_access_keys(engine: &Engine<'_>) {
+    let (hsm, place, clock) = engine.fresh();
+    let fingerprint = "ab".repeat(32);
+    hsm.create_user("alice", Some(5001), Some(&fingerprint))
+        .unwrap();
+    hsm.create_user("bob", None, None).unwrap();
+    assert!(matches!(
+        hsm.create_user("alice", None, None),
+        Err(Error::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        hsm.create_user("carol", Some(5001), None),
+        Err(Error::AlreadyExists(_))
+    ));
+    assert_eq!(
+        hsm.principal_for_uid(5001, 0),
+        Some(Principal::User("alice".into()))
+    );
+    assert_eq!(
+        hsm.principal_for_certificate(&fingerprint),
+        Some(Principal::User("alice".into()))
+    );
+    let key = hsm.create_access_key("alice").unwrap();
+    for _ in 1..crate::MAX_ACCESS_KEYS_PER_PRINCIPAL {
+        hsm.create_access_key("alice").unwrap();
+    }
+    assert!(matches!(
+        hsm.create_access_key("alice"),
+        Err(Error::LimitExceeded(_))
+    ));
+    hsm.delete_access_key("alice", &key.info.access_key_id)
+        .unwrap();
+    assert_eq!(
+        hsm.list_access_keys("alice").unwrap().len(),
+        crate::MAX_ACCESS_KEYS_PER_PRINCIPAL - 1
+    );
+    drop(hsm);
+    let hsm = engine.open(&place, &pass(), &clock).unwrap();
+    let names: Vec<String> = hsm.list_users().into_iter().map(|u| u.user_name).collect();
+    assert_eq!(names, ["alice", "bob"]);
+    hsm.delete_user("alice").unwrap();
+    assert_eq!(hsm.principal_for_uid(5001, 0), None);
+    assert!(matches!(
+        hsm.list_access_keys("alice"),
+        Err(Error::NotFound(_))
+    ));
+    let left: i64 = hsm
+        .lock_store()
+        .read(|db| db.first("SELECT count(*) FROM access_keys", &[], |r| r.get(0)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+/// Paging and ordering compare text by bytes on both engines, whatever
+/// the database's collation: mixed-case aliases page (ListAliases, all
+/// and per key) in byte order, every one exactly once; mixed-case and
+/// non-ASCII descriptions and tag keys come back as written, tags in byte
+/// order; token labels are unique by bytes.
+fn text_orders_by_bytes(engine: &Engine<'_>) {
+    let (hsm, _place, _clock) = engine.fresh();
+    // The database itself orders by language where the cluster can (so
+    // this case proves something there): 'a' < 'B' in en-US, not in bytes.
+    let by_language: i64 = hsm
+        .lock_store()
+        .read(|db| {
+            db.first("SELECT CASE WHEN 'a' < 'B' THEN 1 ELSE 0 END", &[], |r| {
+                r.get(0)
+            })
+        })
+        .unwrap()
+        .unwrap();
+    let expected = match engine {
+        Engine::Sqlite => false,
+        Engine::Postgres(cluster) => cluster.collates_by_language(),
+    };
+    assert_eq!(by_language == 1, expected);
+    let caller = root();
+    let gate = hsm.gate(&caller);
+    let description = "Schlüssel für Ärger — ключ 鍵 B a";
+    let a = gate
+        .create_key(CreateKeyRequest {
+            description: description.into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .key_id;
+    let b = gate.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let names = [
+        "alias/a",
+        "alias/B",
+        "alias/_x",
+        "alias/Z-1",
+        "alias/z",
+        "alias/a-b",
+        "alias/ab",
+        "alias/A",
+        "alias/b",
+        "alias/Ab",
+        "alias/aB",
+        "alias/9",
+        "alias/a/b",
+        "alias/-",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        gate.create_alias(name, if i % 2 == 0 { &a } else { &b })
+            .unwrap();
+    }
+    let page_all = |key: Option<&str>| {
+        let mut seen = Vec::new();
+        let mut marker = None;
+        loop {
+            let page = gate.list_aliases(key, Some(3), marker.as_deref()).unwrap();
+            seen.extend(page.items.iter().map(|e| e.alias_name.clone()));
+            marker = page.next_marker;
+            if marker.is_none() {
+                break;
+            }
+        }
+        seen
+    };
+    let mut want: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    want.sort();
+    assert_eq!(page_all(None), want, "every alias once, in byte order");
+    let mut want_a: Vec<String> = names.iter().step_by(2).map(|n| n.to_string()).collect();
+    want_a.sort();
+    assert_eq!(page_all(Some(&a)), want_a);
+    // The store's own order, read directly.
+    let stored: Vec<String> = hsm
+        .lock_store()
+        .read(|db| {
+            db.all(
+                "SELECT alias_name FROM aliases WHERE alias_name > ?1 ORDER BY alias_name",
+                &crate::store::engine::vals!["alias/Z-1"],
+                |r| r.get(0),
+            )
+        })
+        .unwrap();
+    let after: Vec<String> = want
+        .iter()
+        .filter(|n| n.as_str() > "alias/Z-1")
+        .cloned()
+        .collect();
+    assert_eq!(stored, after);
+
+    let tag_keys = [
+        "Team", "team", "éclair", "Zeta", "alpha", "_u", "Ärger", "b", "B", "鍵",
+    ];
+    let tags: Vec<Tag> = tag_keys
+        .iter()
+        .map(|k| Tag {
+            tag_key: k.to_string(),
+            tag_value: format!("Wert {k}"),
+        })
+        .collect();
+    gate.tag_resource(&a, &tags).unwrap();
+    hsm.write_state()
+        .forget_key(&uuid::Uuid::parse_str(&a).unwrap());
+    let mut seen = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = gate
+            .list_resource_tags(&a, Some(3), marker.as_deref())
+            .unwrap();
+        seen.extend(page.items);
+        marker = page.next_marker;
+        if marker.is_none() {
+            break;
+        }
+    }
+    let mut want_tags = tags.clone();
+    want_tags.sort_by(|x, y| x.tag_key.as_bytes().cmp(y.tag_key.as_bytes()));
+    assert_eq!(seen, want_tags);
+    assert_eq!(gate.describe_key(&a).unwrap().description, description);
+
+    hsm.token_init(None, "Tok", b"so-pin-1").unwrap();
+    hsm.token_init(None, "tok", b"so-pin-1").unwrap();
+    assert!(hsm.token_init(None, "Tok", b"so-pin-1").is_err());
+}
+
 /// One case of the matrix.
 type Case = fn(&Engine<'_>);
 
@@ -306,6 +694,10 @@ const CASES: &[(&str, Case)] = &[
     ("reopen_and_pages", reopen_and_pages),
     ("automatic_rotation", automatic_rotation),
     ("audit_chain", audit_chain),
+    ("token_rows", token_rows),
+    ("audit_export_and_prune", audit_export_and_prune),
+    ("users_and_access_keys", users_and_access_keys),
+    ("text_orders_by_bytes", text_orders_by_bytes),
 ];
 
 fn run_all(engine: &Engine<'_>, name: &str) {
@@ -510,6 +902,141 @@ fn two_nodes(cluster: &Cluster) {
     assert_eq!(head, sequences.len() as u64);
 }
 
+/// Two nodes on one database share users, PKCS#11 tokens and the audit
+/// log: a user made (deleted) on A is known (forgotten) on B without a
+/// restart; a name another node took unannounced is refused; a token and
+/// its object rows made on A are seen on B, whose change journal names
+/// the object (what the PKCS#11 module's cache reloads); an export made
+/// on B of the one chain both wrote verifies offline, and A prunes what B
+/// exported.
+fn two_nodes_share_users_tokens_and_audit(cluster: &Cluster) {
+    use crate::changes::Change;
+    use crate::token::ObjectRow;
+    let bound = std::time::Duration::from_secs(10);
+    let url = cluster.new_database();
+    let clock = Arc::new(ManualClock::new(T0));
+    let a = Hsm::init_postgres(&url, None, &pass(), options(clock.clone())).unwrap();
+    let b = Hsm::open_postgres(&url, None, &pass(), options(clock.clone())).unwrap();
+
+    assert_eq!(b.principal_for_uid(6001, 0), None);
+    a.create_user("dave", Some(6001), None).unwrap();
+    let lag = wait_until(bound, || {
+        b.principal_for_uid(6001, 0) == Some(Principal::User("dave".into()))
+    })
+    .expect("node B knows a user made on A");
+    eprintln!("two nodes: a user made on A known on B after {lag:?}");
+    a.create_access_key("dave").unwrap();
+    wait_until(bound, || {
+        b.list_access_keys("dave").is_ok_and(|k| k.len() == 1)
+    })
+    .expect("node B knows an access key made on A");
+    assert!(matches!(
+        b.create_user("dave", None, None),
+        Err(Error::AlreadyExists(_))
+    ));
+    // Taken unannounced (B has not heard): refused from the database.
+    a.lock_store()
+        .write(|tx| {
+            tx.execute(
+                "INSERT INTO users (user_name, created, unix_uid, cert_fingerprint)
+                 VALUES ('erin', 1, 6002, NULL)",
+                &[],
+            )
+        })
+        .unwrap();
+    assert!(matches!(
+        b.create_user("erin", None, None),
+        Err(Error::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        b.create_user("frank", Some(6002), None),
+        Err(Error::AlreadyExists(_))
+    ));
+    a.delete_user("dave").unwrap();
+    wait_until(bound, || b.principal_for_uid(6001, 0).is_none())
+        .expect("node B forgets a user deleted on A");
+    assert!(matches!(
+        b.list_access_keys("dave"),
+        Err(Error::NotFound(_))
+    ));
+
+    let since = b.generation();
+    let serial = a.token_init(None, "shared", b"so-pin-1").unwrap();
+    wait_until(bound, || {
+        b.token_list().unwrap().iter().any(|t| t.serial == serial)
+            && b.changes_since(since).is_none()
+    })
+    .expect("node B sees a token made on A, and reloads everything");
+    let key = a
+        .p11_create_aes_key("shared", 32, "shared key", false)
+        .unwrap();
+    let since = b.generation();
+    a.token_put_object(
+        &serial,
+        &ObjectRow {
+            object_id: "obj1".into(),
+            key_id: Some(key.key_id.clone()),
+            attrs: b"attrs".to_vec(),
+        },
+    )
+    .unwrap();
+    let lag = wait_until(bound, || {
+        b.changes_since(since)
+            .is_some_and(|(_, c)| c.contains(&Change::Object("obj1".into())))
+    })
+    .expect("node B's change journal names an object row stored on A");
+    eprintln!("two nodes: a token object stored on A named on B after {lag:?}");
+    let on_b = b
+        .token_objects_touching(&serial, &[], &["obj1".into()])
+        .unwrap();
+    assert_eq!(on_b.len(), 1);
+    assert_eq!(on_b[0].key_id.as_deref(), Some(key.key_id.as_str()));
+    assert_eq!(b.list_token_keys("shared").unwrap().len(), 1);
+    let since = b.generation();
+    a.token_delete_object("obj1").unwrap();
+    wait_until(bound, || {
+        b.changes_since(since)
+            .is_some_and(|(_, c)| c.contains(&Change::Object("obj1".into())))
+    })
+    .expect("node B's journal names an object row deleted on A");
+    assert!(b.token_objects(&serial).unwrap().is_empty());
+
+    // One audit chain written by both nodes, checkpoints signed by both.
+    let caller = root();
+    let (ga, gb) = (a.gate(&caller), b.gate(&caller));
+    let k = ga.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    for i in 0..6 {
+        let gate = if i % 2 == 0 { &ga } else { &gb };
+        gate.encrypt(&k, b"audited", &ctx(), None).unwrap();
+        clock.advance(31);
+    }
+    gb.disable_key(&k).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (records, _, last) = b
+        .export_audit_log_to_dir(&caller, &tmp.path().join("b"), 1)
+        .unwrap();
+    let report = crate::audit::verify_dir(&tmp.path().join("b"), &a.audit_public_key())
+        .expect("an export of both nodes' records verifies");
+    assert_eq!(
+        (report.first, report.last, report.records),
+        (1, last, records)
+    );
+    let count: i64 = a
+        .lock_store()
+        .read(|db| db.first("SELECT count(*) FROM audit_records", &[], |r| r.get(0)))
+        .unwrap()
+        .unwrap();
+    assert!(last as i64 <= count && last >= 8, "{last} of {count}");
+    // A prunes what B exported (the confirmation is shared).
+    let outcome = ga.prune_audit_log(last).unwrap();
+    assert!(outcome.pruned > 0, "{outcome:?}");
+    let (_, _, _) = a
+        .export_audit_log_to_dir(&caller, &tmp.path().join("a"), 1)
+        .unwrap();
+    let report = crate::audit::verify_dir(&tmp.path().join("a"), &b.audit_public_key()).unwrap();
+    assert_eq!(report.first, outcome.first_kept);
+}
+
 /// The database stops under a node that has a key cached: calls fail
 /// with StoreUnavailable (no hang, nothing served from the cache while the
 /// change feed is down); once it is back, the node serves again without
@@ -580,6 +1107,8 @@ fn on_postgres() {
     run_all(&Engine::Postgres(&cluster), "PostgreSQL");
     eprintln!("store matrix on PostgreSQL: two_nodes");
     two_nodes(&cluster);
+    eprintln!("store matrix on PostgreSQL: two_nodes_share_users_tokens_and_audit");
+    two_nodes_share_users_tokens_and_audit(&cluster);
     eprintln!("store matrix on PostgreSQL: dump_holds_no_plaintext");
     dump_holds_no_plaintext(&cluster);
     eprintln!("store matrix on PostgreSQL: database_restart");
@@ -597,12 +1126,15 @@ fn rate(secs: f64, mut f: impl FnMut()) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Not a test: the PostgreSQL engine's read rate (one node, one thread),
-/// for the statement cache's figure. Run with
+/// Not a test: the PostgreSQL engine's call rate (one node, one thread)
+/// with each statement prepared once per connection, against the same
+/// calls preparing every statement every time (the reference, measured
+/// in the same run, rounds interleaved). Run with
 /// `cargo test -p hsm-core --lib pg_read_rate -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn pg_read_rate() {
+    use std::sync::atomic::Ordering;
     let Some(cluster) = Cluster::start() else {
         return;
     };
@@ -615,20 +1147,45 @@ fn pg_read_rate() {
     gate.create_alias("alias/rate", &key).unwrap();
     let id = uuid::Uuid::parse_str(&key).unwrap();
     let reader = hsm.lock_store().reader().unwrap();
-    for _ in 0..100 {
-        reader.key(&id).unwrap();
+    type Call<'a> = Box<dyn FnMut() + 'a>;
+    let mut calls: Vec<(&str, Call<'_>)> = vec![
+        (
+            "key record read (3 statements, one snapshot)",
+            Box::new(|| {
+                reader.key(&id).unwrap().unwrap();
+            }),
+        ),
+        (
+            "alias read (1 statement)",
+            Box::new(|| {
+                reader.alias("alias/rate").unwrap().unwrap();
+            }),
+        ),
+        (
+            "Encrypt, cached key (its audit record's write)",
+            Box::new(|| {
+                gate.encrypt(&key, b"rate", &ctx(), None).unwrap();
+            }),
+        ),
+    ];
+    for (name, call) in &mut calls {
+        let (mut cached, mut uncached) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            for (uncache, out) in [(false, &mut cached), (true, &mut uncached)] {
+                super::engine::UNCACHED.store(uncache, Ordering::Relaxed);
+                out.push(rate(1.0, &mut *call));
+            }
+        }
+        super::engine::UNCACHED.store(false, Ordering::Relaxed);
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (c, u) = (median(&mut cached), median(&mut uncached));
+        eprintln!(
+            "PostgreSQL, one thread, {name}: {c:.0}/s prepared once, {u:.0}/s parsed every call \
+             (x{:.2})",
+            c / u
+        );
     }
-    let key_reads = rate(3.0, || {
-        reader.key(&id).unwrap().unwrap();
-    });
-    let alias_reads = rate(3.0, || {
-        reader.alias("alias/rate").unwrap().unwrap();
-    });
-    let encrypts = rate(3.0, || {
-        gate.encrypt(&key, b"rate", &ctx(), None).unwrap();
-    });
-    eprintln!(
-        "PostgreSQL, one thread: key record read (3 statements in a snapshot) {key_reads:.0}/s, \
-         alias read {alias_reads:.0}/s, cached Encrypt (audited) {encrypts:.0}/s"
-    );
 }

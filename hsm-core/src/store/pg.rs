@@ -7,14 +7,16 @@
 //! server restarted) is dropped from the pool and the call fails with
 //! `StoreUnavailable`; the next call connects again.
 
-use std::str::FromStr;
-
-use postgres::{IsolationLevel, NoTls};
+use postgres::IsolationLevel;
 use r2d2_postgres::PostgresConnectionManager;
 use secrecy::{ExposeSecret, SecretString};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::engine::{Db, PgClient, Statements};
 use crate::error::{Error, Result, PG_RETRY};
+
+mod conn;
+pub use conn::{SslMode, StoreUrl};
 
 /// Forward migrations of a PostgreSQL store; entry `i` moves the schema
 /// from version `i` to `i + 1` (numbered on their own: a PostgreSQL store
@@ -131,6 +133,35 @@ pub(crate) const MIGRATIONS: &[&str] = &[
      CREATE INDEX keys_by_rotation_date ON keys(key_state, next_rotation_date)
         WHERE next_rotation_date IS NOT NULL;
      CREATE INDEX keys_by_token ON keys(token, key_id) WHERE token IS NOT NULL;",
+    // 2: text that pages, orders or is unique compares by bytes, as
+    // SQLite's BINARY does, whatever the database's collation (under
+    // en_US 'a' < 'B', so a page marker compared by it would skip or
+    // repeat rows); PKCS#11 object rows keep SQLite's `rowid` order.
+    r#"ALTER TABLE key_versions ALTER COLUMN key_id TYPE TEXT COLLATE "C";
+     ALTER TABLE aliases ALTER COLUMN key_id TYPE TEXT COLLATE "C",
+         ALTER COLUMN alias_name TYPE TEXT COLLATE "C";
+     ALTER TABLE tags ALTER COLUMN key_id TYPE TEXT COLLATE "C",
+         ALTER COLUMN tag_key TYPE TEXT COLLATE "C";
+     ALTER TABLE p11_objects ALTER COLUMN key_id TYPE TEXT COLLATE "C",
+         ALTER COLUMN object_id TYPE TEXT COLLATE "C",
+         ALTER COLUMN token TYPE TEXT COLLATE "C";
+     ALTER TABLE key_policies ALTER COLUMN key_id TYPE TEXT COLLATE "C";
+     ALTER TABLE grants ALTER COLUMN key_id TYPE TEXT COLLATE "C",
+         ALTER COLUMN grant_id TYPE TEXT COLLATE "C",
+         ALTER COLUMN retiring TYPE TEXT COLLATE "C";
+     ALTER TABLE keys ALTER COLUMN key_id TYPE TEXT COLLATE "C",
+         ALTER COLUMN token TYPE TEXT COLLATE "C";
+     ALTER TABLE destroyed_keys ALTER COLUMN key_id TYPE TEXT COLLATE "C";
+     ALTER TABLE p11_tokens ALTER COLUMN serial TYPE TEXT COLLATE "C",
+         ALTER COLUMN label TYPE TEXT COLLATE "C";
+     ALTER TABLE users ALTER COLUMN user_name TYPE TEXT COLLATE "C",
+         ALTER COLUMN cert_fingerprint TYPE TEXT COLLATE "C";
+     ALTER TABLE access_keys ALTER COLUMN access_key_id TYPE TEXT COLLATE "C",
+         ALTER COLUMN principal TYPE TEXT COLLATE "C";
+     ALTER TABLE meta ALTER COLUMN name TYPE TEXT COLLATE "C";
+     ALTER TABLE p11_objects ADD COLUMN rowid BIGINT GENERATED ALWAYS AS IDENTITY;
+     CREATE INDEX p11_objects_by_token_order ON p11_objects(token, rowid);
+     DROP INDEX p11_objects_by_token;"#,
 ];
 
 /// The schema version this build writes on PostgreSQL.
@@ -145,7 +176,7 @@ const RETRIES: usize = 5;
 /// How many connections a node keeps at most.
 const POOL_SIZE: u32 = 16;
 
-type Pool = r2d2::Pool<Prepared<PostgresConnectionManager<NoTls>>>;
+type Pool = r2d2::Pool<Prepared<PostgresConnectionManager<MakeRustlsConnect>>>;
 
 /// A connection manager that gives each pooled connection a cache of
 /// prepared statements (see [`super::engine::Statements`]), wrapping the
@@ -183,6 +214,8 @@ pub(crate) struct PgStore {
     pool: Pool,
     /// How to open the change feed's own connection.
     config: postgres::Config,
+    /// TLS as the URL's `sslmode` asks (every connection, the feed's too).
+    tls: MakeRustlsConnect,
 }
 
 /// The channel write transactions notify (see [`notify`]).
@@ -191,9 +224,23 @@ const CHANNEL: &str = "tinfoil_changes";
 pub(crate) const ALL: &str = "*";
 /// A notification payload: some alias changed.
 pub(crate) const ALIASES: &str = "aliases";
+/// A notification payload: a user or access key changed.
+pub(crate) const USERS: &str = "users";
+/// A notification payload: a PKCS#11 token row (label, made or
+/// re-initialised with its objects) changed.
+pub(crate) const TOKENS: &str = "tokens";
+/// The start of a notification payload naming a PKCS#11 object row.
+const OBJECT: &str = "object:";
+
+/// The payload naming PKCS#11 object row `id` (at most
+/// `token::MAX_OBJECT_ID_LEN` bytes, well within a payload's 8000).
+pub(crate) fn object(id: &str) -> String {
+    format!("{OBJECT}{id}")
+}
 
 /// Tells every node, when `tx` commits, that `what` changed: a key id (its
-/// record, versions, tags, policy or grants), [`ALIASES`] or [`ALL`].
+/// record, versions, tags, policy or grants), [`ALIASES`], [`USERS`],
+/// [`TOKENS`], an [`object`] or [`ALL`].
 /// Nothing on SQLite (one process writes; shared opens follow the file's
 /// data version).
 pub(crate) fn notify(tx: &Db<'_>, what: &str) -> Result<()> {
@@ -218,8 +265,32 @@ pub(crate) struct Forget {
     pub key: Option<String>,
     /// Every alias.
     pub aliases: bool,
+    /// Users and access keys.
+    pub users: bool,
+    /// PKCS#11 tokens (readers of token objects reload everything).
+    pub tokens: bool,
+    /// A PKCS#11 object row, by object id.
+    pub object: Option<String>,
     /// Everything mutable.
     pub all: bool,
+}
+
+impl Forget {
+    /// What a notification's payload names.
+    fn of(payload: &str) -> Forget {
+        let mut forget = Forget::default();
+        match payload {
+            ALL => forget.all = true,
+            ALIASES => forget.aliases = true,
+            USERS => forget.users = true,
+            TOKENS => forget.tokens = true,
+            other => match other.strip_prefix(OBJECT) {
+                Some(id) => forget.object = Some(id.to_string()),
+                None => forget.key = Some(other.to_string()),
+            },
+        }
+        forget
+    }
 }
 
 /// Where the change feed delivers: the node's caches.
@@ -255,14 +326,19 @@ impl Feed {
 /// listening again), the sink is told so and forgets everything every
 /// heartbeat; once listening, it forgets everything once (what it missed)
 /// and then what each notification names.
-fn listen(config: postgres::Config, feed: std::sync::Arc<Feed>, sink: Box<dyn Sink>) {
+fn listen(
+    config: postgres::Config,
+    tls: MakeRustlsConnect,
+    feed: std::sync::Arc<Feed>,
+    sink: Box<dyn Sink>,
+) {
     use postgres::fallible_iterator::FallibleIterator;
     let all = all_of();
     while !feed.stopped() {
         if !sink.forget(&all) {
             return;
         }
-        let mut client = match config.connect(NoTls) {
+        let mut client = match config.connect(tls.clone()) {
             Ok(client) => client,
             Err(_) => {
                 std::thread::sleep(HEARTBEAT);
@@ -284,17 +360,7 @@ fn listen(config: postgres::Config, feed: std::sync::Arc<Feed>, sink: Box<dyn Si
                 let mut iter = notes.timeout_iter(HEARTBEAT);
                 loop {
                     let forget = match iter.next() {
-                        Ok(Some(n)) => match n.payload() {
-                            ALL => all_of(),
-                            ALIASES => Forget {
-                                aliases: true,
-                                ..Forget::default()
-                            },
-                            key => Forget {
-                                key: Some(key.to_string()),
-                                ..Forget::default()
-                            },
-                        },
+                        Ok(Some(n)) => Forget::of(n.payload()),
                         Ok(None) => break,
                         Err(_) => break 'connected,
                     };
@@ -318,93 +384,34 @@ fn all_of() -> Forget {
     }
 }
 
-/// The address of a PostgreSQL store, checked: `postgres://USER@HOST:PORT/DB`
-/// (or libpq's `key=value` form), never holding a password (it would show
-/// in process listings and logs). Shown (Display, Debug) as
-/// `USER@HOST:PORT/DB`, which is safe to log.
-#[derive(Clone)]
-pub struct StoreUrl {
-    url: String,
-    config: postgres::Config,
-}
-
-impl StoreUrl {
-    /// Parses and checks `url`: refused (`ValidationException`) when
-    /// malformed or holding a password. Error messages never quote it.
-    pub fn parse(url: &str) -> Result<StoreUrl> {
-        let config = postgres::Config::from_str(url)
-            .map_err(|e| Error::validation(format!("malformed store URL: {e}")))?;
-        if config.get_password().is_some() {
-            return Err(Error::validation(
-                "the store URL must not hold a password (it would be visible in process \
-                 listings and logs): give it in a file (store_password_file) or PGPASSWORD",
-            ));
-        }
-        if config.get_hosts().is_empty() {
-            return Err(Error::validation(
-                "the store URL names no host: postgres://USER@HOST:PORT/DB",
-            ));
-        }
-        Ok(StoreUrl {
-            url: url.to_owned(),
-            config,
-        })
-    }
-
-    /// The URL as given (it holds no password).
-    pub fn as_str(&self) -> &str {
-        &self.url
-    }
-}
-
-impl std::fmt::Display for StoreUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let c = &self.config;
-        if let Some(user) = c.get_user() {
-            write!(f, "{user}@")?;
-        }
-        for (i, host) in c.get_hosts().iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            match host {
-                postgres::config::Host::Tcp(name) => f.write_str(name)?,
-                postgres::config::Host::Unix(path) => write!(f, "{}", path.display())?,
-            }
-            let ports = c.get_ports();
-            if let Some(port) = ports.get(i).or(ports.first()) {
-                write!(f, ":{port}")?;
-            } else {
-                f.write_str(":5432")?;
-            }
-        }
-        if let Some(db) = c.get_dbname() {
-            write!(f, "/{db}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::fmt::Debug for StoreUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "StoreUrl({self})")
-    }
-}
-
 impl PgStore {
     /// Connects to the database `url` names (see [`StoreUrl`]) and applies
     /// the missing migrations. The password is `password`, or libpq's
     /// `PGPASSWORD`. Errors name the database as [`StoreUrl`] shows it.
     pub fn connect(url: &str, password: Option<&SecretString>) -> Result<PgStore> {
         let url = StoreUrl::parse(url)?;
-        let mut config = url.config.clone();
+        let tls = url.connector()?;
+        let mut config = url.config().clone();
         if let Some(password) = password {
             config.password(password.expose_secret());
         } else if let Ok(password) = std::env::var("PGPASSWORD") {
             config.password(password);
         }
         config.connect_timeout(std::time::Duration::from_secs(10));
-        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
+        // One connection first, for the whole reason when it fails (the
+        // pool keeps only the outermost message: "error performing TLS
+        // handshake", without why).
+        config
+            .connect(tls.clone())
+            .map_err(|e| {
+                Error::StoreUnavailable(format!(
+                    "cannot connect to PostgreSQL at {url}: {}",
+                    conn::error_chain(&e)
+                ))
+            })?
+            .close()
+            .ok();
+        let manager = PostgresConnectionManager::new(config.clone(), tls.clone());
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
@@ -418,7 +425,7 @@ impl PgStore {
             .map_err(|e| {
                 Error::StoreUnavailable(format!("cannot connect to PostgreSQL at {url}: {e}"))
             })?;
-        let store = PgStore { pool, config };
+        let store = PgStore { pool, config, tls };
         store.migrate().map_err(|e| match e {
             Error::StoreUnavailable(m) => {
                 Error::StoreUnavailable(format!("PostgreSQL at {url}: {m}"))
@@ -463,10 +470,11 @@ impl PgStore {
         sink.set_down(true);
         let feed = std::sync::Arc::new(Feed::default());
         let config = self.config.clone();
+        let tls = self.tls.clone();
         let handle = feed.clone();
         std::thread::Builder::new()
             .name("tinfoil-pg-feed".into())
-            .spawn(move || listen(config, handle, sink))
+            .spawn(move || listen(config, tls, handle, sink))
             .map_err(|e| Error::Internal(format!("cannot start the change feed: {e}")))?;
         Ok(feed)
     }
@@ -512,7 +520,22 @@ impl PgStore {
     /// Runs `f` on a pooled connection; `snapshot`: in one read-only
     /// REPEATABLE READ transaction.
     pub fn read<T>(&self, snapshot: bool, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
-        let mut pooled = self.pool.get()?;
+        self.read_within(None, snapshot, f)
+    }
+
+    /// [`PgStore::read`], waiting at most `wait` for a connection (else
+    /// the pool's 3 s): for the change feed's own reads, which must not
+    /// hold up its heartbeat while the database is away.
+    pub fn read_within<T>(
+        &self,
+        wait: Option<std::time::Duration>,
+        snapshot: bool,
+        f: impl FnOnce(&Db<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut pooled = match wait {
+            Some(wait) => self.pool.get_timeout(wait)?,
+            None => self.pool.get()?,
+        };
         if snapshot {
             let PgClient { client, statements } = &mut *pooled;
             let tx = client

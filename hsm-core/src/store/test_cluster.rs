@@ -10,6 +10,9 @@
 //! test is skipped and returns `None`, unless `TINFOIL_REQUIRE_POSTGRES`
 //! is set (scripts/test sets it): then it panics, so a run that should
 //! cover PostgreSQL cannot pass without it.
+//!
+//! Other crates' tests and benchmarks reach it as `hsm_core::test_cluster`
+//! with hsm-core's `test-cluster` feature (tests/ enables it).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -17,12 +20,13 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A running cluster; stopped (and its directory removed) on drop.
-pub(crate) struct Cluster {
+pub struct Cluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
     port: u16,
     run_as: Option<&'static str>,
     databases: AtomicU32,
+    fsync: bool,
 }
 
 fn find_bin() -> Option<PathBuf> {
@@ -50,8 +54,19 @@ fn free_port() -> u16 {
 }
 
 impl Cluster {
-    /// Starts a cluster, or says why not (see the module's notes).
+    /// Starts a cluster, or says why not (see the module's notes). It
+    /// runs with `fsync=off` (tests do not survive power loss).
     pub fn start() -> Option<Cluster> {
+        Cluster::start_with_fsync(false)
+    }
+
+    /// Like [`Cluster::start`], but with `fsync=on` (PostgreSQL's default):
+    /// for benchmarks of durable writes.
+    pub fn start_durable() -> Option<Cluster> {
+        Cluster::start_with_fsync(true)
+    }
+
+    fn start_with_fsync(fsync: bool) -> Option<Cluster> {
         let Some(bin) = find_bin() else {
             if std::env::var_os("TINFOIL_REQUIRE_POSTGRES").is_some() {
                 panic!("PostgreSQL binaries not found and TINFOIL_REQUIRE_POSTGRES is set");
@@ -87,22 +102,29 @@ impl Cluster {
             port: free_port(),
             run_as,
             databases: AtomicU32::new(0),
+            fsync,
         };
         let data = cluster.data_dir();
-        cluster.run(
-            "initdb",
-            &[
-                "-D",
-                data.to_str().expect("a UTF-8 path"),
-                "-U",
-                "tinfoil",
-                "--auth=trust",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "--locale=C",
-            ],
-        );
+        let mut args = vec![
+            "-D",
+            data.to_str().expect("a UTF-8 path"),
+            "-U",
+            "tinfoil",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ];
+        // Text compared by a real language's rules (en-US: 'a' < 'B'),
+        // not bytes, as on most production servers, so the store proves it
+        // does not depend on the database's collation. Debian's glibc
+        // has no en_US locale without the locales package, so ICU's
+        // (PostgreSQL 15 and later); older servers stay on C.
+        if cluster.supports_icu() {
+            args.extend(["--locale-provider=icu", "--icu-locale=en-US"]);
+        }
+        cluster.run("initdb", &args);
         cluster.start_server();
         Some(cluster)
     }
@@ -111,9 +133,10 @@ impl Cluster {
     pub fn start_server(&self) {
         let data = self.data_dir();
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=200",
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync={} -c max_connections=200",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            if self.fsync { "on" } else { "off" }
         );
         let log = self.dir.path().join("server.log");
         self.run(
@@ -145,6 +168,21 @@ impl Cluster {
                 "stop",
             ],
         );
+    }
+
+    /// Whether this initdb can make an ICU cluster (PostgreSQL 15+).
+    fn supports_icu(&self) -> bool {
+        self.command("initdb")
+            .arg("--help")
+            .current_dir(Path::new("/"))
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--locale-provider"))
+    }
+
+    /// Whether the cluster's databases collate text by ICU's en-US rules
+    /// (else by bytes, as C).
+    pub fn collates_by_language(&self) -> bool {
+        self.supports_icu()
     }
 
     fn data_dir(&self) -> PathBuf {

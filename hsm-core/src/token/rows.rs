@@ -3,6 +3,7 @@
 
 use crate::error::Result;
 use crate::hsm::Hsm;
+use crate::store::engine::vals;
 use crate::token::ObjectRow;
 
 /// Most ids one call takes; a caller with more reloads everything.
@@ -20,11 +21,16 @@ impl Hsm {
         if key_ids.len() + object_ids.len() > MAX_TOUCHED {
             return Err(crate::error::Error::validation("too many ids"));
         }
-        let store = self.lock_store();
         // One indexed lookup per id (p11_objects_by_key, the primary key).
-        let by_key = "SELECT object_id, key_id, attrs
-                      FROM p11_objects INDEXED BY p11_objects_by_key
-                      WHERE key_id = ?2 AND token = ?1 ORDER BY rowid";
+        let by_key = if self.is_postgres() {
+            "SELECT object_id, key_id, attrs FROM p11_objects
+             WHERE key_id = ?2 AND token = ?1 ORDER BY rowid"
+        } else {
+            // SQLite would rather walk the token's rows.
+            "SELECT object_id, key_id, attrs
+             FROM p11_objects INDEXED BY p11_objects_by_key
+             WHERE key_id = ?2 AND token = ?1 ORDER BY rowid"
+        };
         let by_id = "SELECT object_id, key_id, attrs FROM p11_objects
                      WHERE object_id = ?2 AND token = ?1";
         let mut out: Vec<ObjectRow> = Vec::new();
@@ -32,22 +38,18 @@ impl Hsm {
             .iter()
             .map(|id| (by_key, id))
             .chain(object_ids.iter().map(|id| (by_id, id)));
-        for (sql, id) in lookups {
-            let mut stmt = store.conn.prepare_cached(sql)?;
-            let rows = stmt.query_map([serial, id.as_str()], |r| {
-                Ok(ObjectRow {
-                    object_id: r.get(0)?,
-                    key_id: r.get(1)?,
-                    attrs: r.get(2)?,
-                })
-            })?;
-            for row in rows {
-                let row = row?;
-                if !out.iter().any(|o| o.object_id == row.object_id) {
-                    out.push(row);
-                }
+        self.read_store(true, |db| {
+            for (sql, id) in lookups {
+                db.each(sql, &vals![serial, id.as_str()], |r| {
+                    let row = crate::token::object_row(r)?;
+                    if !out.iter().any(|o| o.object_id == row.object_id) {
+                        out.push(row);
+                    }
+                    Ok(())
+                })?;
             }
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 }
