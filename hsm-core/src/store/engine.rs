@@ -108,10 +108,13 @@
 //! `COLLATE "C"` on PostgreSQL (its migration 2), so statement text
 //! stays shared and both engines order and page alike.
 //!
-//! *Not yet:* no TLS to the database yet; destroyed material is
-//! overwritten with zeros in a new row version, but PostgreSQL keeps the
-//! old version until VACUUM (wrapped under the root key, so useless
-//! without the passphrase).
+//! *Connecting.* The store's URL never holds a password (refused); TLS
+//! is libpq's `sslmode`/`sslrootcert` over rustls, on every connection of
+//! a node, the change feed's included (`pg::conn`).
+//!
+//! *Not yet:* destroyed material is overwritten with zeros in a new row
+//! version, but PostgreSQL keeps the old version until VACUUM (wrapped
+//! under the root key, so useless without the passphrase).
 //!
 //! *Performance.* The cached key path (Encrypt with a cached key) touches
 //! no engine at all. A SQLite statement costs one enum match more than
