@@ -62,6 +62,8 @@ impl Cluster {
 
     /// Like [`Cluster::start`], but with `fsync=on` (PostgreSQL's default):
     /// for benchmarks of durable writes.
+    // Used by tests/ (feature `test-cluster`), not by hsm-core's own tests.
+    #[cfg_attr(test, allow(dead_code))]
     pub fn start_durable() -> Option<Cluster> {
         Cluster::start_with_fsync(true)
     }
