@@ -1000,6 +1000,26 @@ fn two_nodes_share_users_tokens_and_audit(cluster: &Cluster) {
     })
     .expect("node B's journal names an object row deleted on A");
     assert!(b.token_objects(&serial).unwrap().is_empty());
+    // Wrong PINs tried on both nodes at once both count.
+    a.token_set_pin(&serial, crate::token::PinUser::User, b"user-pin")
+        .unwrap();
+    std::thread::scope(|s| {
+        for node in [&a, &b] {
+            let serial = &serial;
+            s.spawn(move || {
+                node.token_check_pin(serial, crate::token::PinUser::User, b"wrong-pin")
+                    .unwrap_err();
+            });
+        }
+    });
+    let failures = b
+        .token_list()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.serial == serial)
+        .unwrap()
+        .user_failures;
+    assert_eq!(failures, 2);
 
     // One audit chain written by both nodes, checkpoints signed by both.
     let caller = root();
