@@ -170,8 +170,15 @@ impl Daemon {
             .path()
             .join(format!("daemon-{}.log", unix_now_nanos()));
         let mut cmd = store.serve_command();
-        cmd.args(extra)
-            .stdout(Stdio::null())
+        cmd.args(extra);
+        Daemon::spawn(cmd, log, socket)
+    }
+
+    /// Starts `cmd` (a `tinfoild serve` command line, e.g. of a node on a
+    /// PostgreSQL store) with its standard error in the file `log`, and
+    /// waits until `socket` accepts connections.
+    pub fn spawn(mut cmd: Command, log: PathBuf, socket: &Path) -> Daemon {
+        cmd.stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
         let child = cmd.spawn().expect("spawn tinfoild");
         let mut daemon = Daemon {
@@ -260,7 +267,8 @@ impl Drop for Daemon {
     }
 }
 
-fn unix_now_nanos() -> u128 {
+/// Now, in nanoseconds since 1970 (unique log file names).
+pub fn unix_now_nanos() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod daemon;
 pub mod kms;
+pub mod pg_nodes;
 pub mod pki;
 pub mod raw_grpc;
 pub mod unix_users;
