@@ -1,0 +1,344 @@
+//! `multinode_bench`: tinfoild on SQLite against tinfoild on PostgreSQL,
+//! one node and two nodes, in the same run on the same machine (issue 15).
+//!
+//! ```sh
+//! cargo build --release -p grpc-daemon --bins -p tinfoil-e2e-tests --example multinode_bench
+//! target/release/examples/multinode_bench     # [--seconds 6] [--slices 3] [--tries 100]
+//! ```
+//!
+//! Starts the real `tinfoild` (next to this binary's directory) three
+//! ways: on a SQLite store (`--data-dir`), and on a PostgreSQL store in a
+//! throwaway cluster (hsm-core's test cluster with `fsync=on`, so commits
+//! are as durable as SQLite's) served by one node, then by two nodes with
+//! the clients split between them. At concurrency 64 (one connection per
+//! client) it measures CreateKey (each one a durable commit with its audit
+//! record) and Encrypt of 4 KiB (one key, cached by every node; its audit
+//! record is group-committed), interleaving the configurations in short
+//! slices so background load hits them alike, and prints operations per
+//! second, p50/p99 and the ratios to SQLite (targets: Encrypt >= 0.9,
+//! CreateKey >= 0.5). Then the disable lag: DisableKey on node A, Decrypt
+//! polled back to back on node B until DisabledException, over `--tries`
+//! tries (EnableKey and B serving again between tries): median and maximum
+//! (target under 1 s).
+//!
+//! Needs PostgreSQL's binaries (Debian's `postgresql` package). Build with
+//! `--release` for meaningful figures.
+
+use std::time::{Duration, Instant};
+
+use tinfoil_daemon::client::{connect, ClientTls};
+use tinfoil_e2e_tests::daemon::{Daemon, Store};
+use tinfoil_e2e_tests::pg_nodes::{Cluster, PgStore};
+use tinfoil_proto::v1 as pb;
+use tinfoil_proto::v1::key_management_client::KeyManagementClient;
+use tonic::transport::Channel;
+
+type Client = KeyManagementClient<Channel>;
+
+const CONCURRENCY: usize = 64;
+const PLAINTEXT: usize = 4096;
+
+struct Args {
+    seconds: u64,
+    slices: u32,
+    tries: usize,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        seconds: 6,
+        slices: 3,
+        tries: 100,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_default();
+        let n: u64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("{flag} needs a number, got {value:?}"));
+        match flag.as_str() {
+            "--seconds" => args.seconds = n.max(1),
+            "--slices" => args.slices = (n as u32).max(1),
+            "--tries" => args.tries = (n as usize).max(1),
+            _ => panic!("unknown flag {flag} (--seconds N, --slices N, --tries N)"),
+        }
+    }
+    args
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Op {
+    CreateKey,
+    Encrypt,
+}
+
+/// A configuration under test: its clients (one connection each) and the
+/// key Encrypt uses.
+struct Setup {
+    name: &'static str,
+    clients: Vec<Client>,
+    key_id: String,
+}
+
+/// Latencies and wall time, summed over slices.
+#[derive(Default)]
+struct Sample {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Sample {
+    fn ops_per_sec(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn quantile_ms(&mut self, q: f64) -> f64 {
+        self.latencies.sort_unstable();
+        let i = ((self.latencies.len() as f64 * q) as usize).min(self.latencies.len() - 1);
+        self.latencies[i].as_secs_f64() * 1e3
+    }
+}
+
+async fn client(endpoint: &str) -> Client {
+    KeyManagementClient::new(
+        connect(endpoint, &ClientTls::default())
+            .await
+            .expect("connect to tinfoild"),
+    )
+}
+
+/// `CONCURRENCY` clients spread over `endpoints`, and a key made on the
+/// first that every node has used once (so it is cached everywhere).
+async fn setup(name: &'static str, endpoints: &[String]) -> Setup {
+    let mut clients = Vec::new();
+    for c in 0..CONCURRENCY {
+        clients.push(client(&endpoints[c % endpoints.len()]).await);
+    }
+    let key_id = clients[0]
+        .create_key(pb::CreateKeyRequest::default())
+        .await
+        .expect("CreateKey")
+        .into_inner()
+        .key_metadata
+        .expect("metadata")
+        .key_id;
+    for c in clients.iter_mut().take(endpoints.len()) {
+        encrypt(c, &key_id).await;
+    }
+    Setup {
+        name,
+        clients,
+        key_id,
+    }
+}
+
+async fn encrypt(client: &mut Client, key_id: &str) -> Vec<u8> {
+    client
+        .encrypt(pb::EncryptRequest {
+            key_id: key_id.into(),
+            plaintext: vec![0x5a; PLAINTEXT],
+            ..Default::default()
+        })
+        .await
+        .expect("Encrypt")
+        .into_inner()
+        .ciphertext_blob
+}
+
+/// Every client of `setup` runs `op` back to back for `run`.
+async fn slice(setup: &Setup, op: Op, run: Duration) -> Sample {
+    let start = Instant::now();
+    let until = start + run;
+    let tasks: Vec<_> = setup
+        .clients
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            let key_id = setup.key_id.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < until {
+                    let t = Instant::now();
+                    match op {
+                        Op::CreateKey => {
+                            c.create_key(pb::CreateKeyRequest::default())
+                                .await
+                                .expect("CreateKey");
+                        }
+                        Op::Encrypt => {
+                            encrypt(&mut c, &key_id).await;
+                        }
+                    }
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut sample = Sample::default();
+    for t in tasks {
+        sample.latencies.extend(t.await.expect("bench task"));
+    }
+    sample.elapsed = start.elapsed();
+    sample
+}
+
+/// Disable on `a`, poll Decrypt on `b` until DisabledException: the lag
+/// after DisableKey was acknowledged. Then enable and wait until `b`
+/// decrypts again.
+async fn disable_lag(a: &mut Client, b: &mut Client, key_id: &str, blob: &[u8]) -> Duration {
+    let decrypt = |c: &mut Client| {
+        let mut c = c.clone();
+        let blob = blob.to_vec();
+        async move {
+            c.decrypt(pb::DecryptRequest {
+                ciphertext_blob: blob,
+                ..Default::default()
+            })
+            .await
+        }
+    };
+    decrypt(b).await.expect("B decrypts before the try");
+    a.disable_key(pb::DisableKeyRequest {
+        key_id: key_id.into(),
+    })
+    .await
+    .expect("DisableKey");
+    let acknowledged = Instant::now();
+    let lag = loop {
+        match decrypt(b).await {
+            Ok(_) => {}
+            Err(s)
+                if tinfoil_daemon::status::reason_of(&s).as_deref()
+                    == Some("DisabledException") =>
+            {
+                break acknowledged.elapsed()
+            }
+            Err(s) => panic!("Decrypt on B: {s:?}"),
+        }
+        assert!(
+            acknowledged.elapsed() < Duration::from_secs(30),
+            "B still decrypts 30 s after DisableKey on A"
+        );
+    };
+    a.enable_key(pb::EnableKeyRequest {
+        key_id: key_id.into(),
+    })
+    .await
+    .expect("EnableKey");
+    let enabled = Instant::now();
+    while decrypt(b).await.is_err() {
+        assert!(
+            enabled.elapsed() < Duration::from_secs(30),
+            "B never serves again"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    lag
+}
+
+fn main() {
+    tinfoil_daemon::install_crypto_provider();
+    let args = args();
+    let quiet: &[&str] = &["--log-level", "warn"];
+
+    let sqlite = Store::init();
+    let sqlite_node = Daemon::start(&sqlite, quiet);
+    let Some(cluster) = Cluster::start_durable() else {
+        std::process::exit(2);
+    };
+    let pg = PgStore::init_on(cluster);
+    let pg_a = pg.start_node(0, quiet);
+    let pg_b = pg.start_node(1, quiet);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let setups = [
+            setup("SQLite, 1 node", std::slice::from_ref(&sqlite_node.endpoint)).await,
+            setup("PostgreSQL, 1 node", std::slice::from_ref(&pg_a.endpoint)).await,
+            setup(
+                "PostgreSQL, 2 nodes",
+                &[pg_a.endpoint.clone(), pg_b.endpoint.clone()],
+            )
+            .await,
+        ];
+        let per_slice = Duration::from_secs(args.seconds) / args.slices;
+        println!(
+            "multinode_bench: concurrency {CONCURRENCY} (one connection each), Encrypt of {PLAINTEXT} bytes, \
+             {} s per figure in {} interleaved slices",
+            args.seconds, args.slices
+        );
+        // Warm-up: every connection made, every node has the key.
+        for s in &setups {
+            slice(s, Op::Encrypt, Duration::from_millis(300)).await;
+        }
+        let mut samples: Vec<[Sample; 2]> = setups.iter().map(|_| Default::default()).collect();
+        for _ in 0..args.slices {
+            for (s, sample) in setups.iter().zip(samples.iter_mut()) {
+                for (i, op) in [Op::CreateKey, Op::Encrypt].into_iter().enumerate() {
+                    let part = slice(s, op, per_slice).await;
+                    sample[i].latencies.extend(part.latencies);
+                    sample[i].elapsed += part.elapsed;
+                }
+            }
+        }
+        println!(
+            "{:<22} {:>12} {:>9} {:>9} {:>7} {:>12} {:>9} {:>9} {:>7}",
+            "", "CreateKey/s", "p50 ms", "p99 ms", "ratio", "Encrypt/s", "p50 ms", "p99 ms", "ratio"
+        );
+        let reference: Vec<f64> = samples[0].iter().map(Sample::ops_per_sec).collect();
+        let mut ratios = Vec::new();
+        for (s, sample) in setups.iter().zip(samples.iter_mut()) {
+            let mut row = format!("{:<22}", s.name);
+            let mut r = [0.0; 2];
+            for (i, part) in sample.iter_mut().enumerate() {
+                r[i] = part.ops_per_sec() / reference[i];
+                row.push_str(&format!(
+                    " {:>12.0} {:>9.2} {:>9.2} {:>7.2}",
+                    part.ops_per_sec(),
+                    part.quantile_ms(0.5),
+                    part.quantile_ms(0.99),
+                    r[i]
+                ));
+            }
+            ratios.push(r);
+            println!("{row}");
+        }
+        let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+        for (name, r) in [("1 node", ratios[1]), ("2 nodes", ratios[2])] {
+            println!(
+                "PostgreSQL {name}: CreateKey {:.2} of SQLite (target >= 0.5: {}), Encrypt {:.2} (target >= 0.9: {})",
+                r[0],
+                verdict(r[0] >= 0.5),
+                r[1],
+                verdict(r[1] >= 0.9)
+            );
+        }
+
+        // The disable lag, node A to node B.
+        let mut a = client(&pg_a.endpoint).await;
+        let mut b = client(&pg_b.endpoint).await;
+        let key_id = setups[2].key_id.clone();
+        let blob = encrypt(&mut a, &key_id).await;
+        let mut lags = Vec::new();
+        for _ in 0..args.tries {
+            lags.push(disable_lag(&mut a, &mut b, &key_id, &blob).await);
+        }
+        lags.sort_unstable();
+        let median = lags[lags.len() / 2];
+        let max = *lags.last().expect("at least one try");
+        println!(
+            "disable lag (DisableKey acknowledged by A until B refuses Decrypt, {} tries): \
+             median {:.2} ms, max {:.2} ms, min {:.2} ms (target < 1 s: {})",
+            lags.len(),
+            median.as_secs_f64() * 1e3,
+            max.as_secs_f64() * 1e3,
+            lags[0].as_secs_f64() * 1e3,
+            verdict(max < Duration::from_secs(1))
+        );
+    });
+    drop((pg_a, pg_b, sqlite_node));
+}
