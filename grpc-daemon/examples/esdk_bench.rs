@@ -22,8 +22,11 @@
 //!   in-process, the input streamed from the file (FILE, then FILE.msg,
 //!   which this writes) through an inline [`ReadAhead`] of CHUNK bytes (as
 //!   the CLI reads a regular file) to a discarding writer, without KMS (a
-//!   fixed data key). `esdk-encrypt-0x0478-thread` reads on another thread
-//!   instead (as the CLI reads standard input).
+//!   fixed data key). `esdk-encrypt-0x0478-thread` and
+//!   `esdk-decrypt-SUITE-thread` read on another thread instead, in chunks
+//!   of [`esdk::READ_AHEAD_CHUNK`] unless CHUNK is given, at most
+//!   `ESDK_BENCH_DEPTH` (default [`esdk::READ_AHEAD_DEPTH`]) ahead: as the
+//!   CLI reads a file when it may use two cores.
 //!
 //! Prints one `name MB/s cpu MB/s` line each (MB = 10^6 bytes): the rate
 //! in wall-clock time, then in CPU time (user + system of the process's
@@ -147,6 +150,8 @@ fn main() {
     let chunk: usize = args
         .get(3)
         .map_or(esdk::IO_CHUNK, |c| c.parse().expect("a chunk size"));
+    // The reader thread's chunks: the CLI's unless CHUNK is given.
+    let thread_chunk = args.get(3).map_or(esdk::READ_AHEAD_CHUNK, |_| chunk);
     // ESDK_BENCH_ONLY=name,name: only the measurements named.
     let only: Option<Vec<String>> = std::env::var("ESDK_BENCH_ONLY")
         .ok()
@@ -234,7 +239,11 @@ fn main() {
 
     if want("esdk-encrypt-0x0478-thread") {
         let start = Clock::start();
-        let mut threaded = ReadAhead::new(std::fs::File::open(path).expect("open"), chunk, depth);
+        let mut threaded = ReadAhead::new(
+            std::fs::File::open(path).expect("open"),
+            thread_chunk,
+            depth,
+        );
         esdk::encrypt(
             &mut threaded,
             &mut Discard,
@@ -287,7 +296,7 @@ fn main() {
         if want(&threaded) {
             let start = Clock::start();
             let file = std::fs::File::open(&message).expect("open");
-            let mut reader = ReadAhead::new(file, chunk, depth);
+            let mut reader = ReadAhead::new(file, thread_chunk, depth);
             let parsed = esdk::read_header(&mut reader, &Limits::default()).unwrap();
             let n =
                 esdk::decrypt(&parsed, &key_bytes, &mut reader, &mut Discard, &mut |_| {}).unwrap();

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use zeroize::{Zeroize, Zeroizing};
 
-/// How long [`ReadAhead`] waits awake for the reader thread's next chunk
-/// before it sleeps until the thread wakes it.
+/// The longest [`ReadAhead`] waits awake for the reader thread's next
+/// chunk before it sleeps until the thread wakes it.
 const SPIN: Duration = Duration::from_micros(100);
 
 /// A [`Read`] over chunks another thread reads from the inner stream. The
@@ -25,6 +25,10 @@ pub struct ReadAhead {
     thread: Option<JoinHandle<()>>,
     /// Set for [`ReadAhead::inline`]: no thread, chunks read on demand.
     inline: Option<Inline>,
+    /// How long the next wait for a chunk stays awake (at most [`SPIN`]):
+    /// about twice the recent waits that ended soon after the spin gave
+    /// up, halved after a long wait (a busy machine: spinning is wasted).
+    spin: Duration,
 }
 
 /// The source and spare buffers of an inline [`ReadAhead`].
@@ -96,6 +100,7 @@ impl ReadAhead {
             done: false,
             thread: Some(thread),
             inline: None,
+            spin: SPIN,
         }
     }
 
@@ -117,18 +122,23 @@ impl ReadAhead {
                 chunk: chunk.max(1),
                 spare: Vec::new(),
             }),
+            spin: Duration::ZERO,
         }
     }
 
-    /// [`ReadAhead::new`] when this process may run on two cores or more
-    /// (the kernel's copy of the input then runs beside the cryptography,
-    /// which itself stays on one core), else [`ReadAhead::inline`].
-    pub fn for_cores<R: Read + Send + 'static>(inner: R, chunk: usize, depth: usize) -> ReadAhead {
+    /// How `tinfoil encrypt-file` / `decrypt-file` read a file: on
+    /// another thread ([`ReadAhead::new`], chunks of
+    /// [`READ_AHEAD_CHUNK`](super::READ_AHEAD_CHUNK), at most
+    /// [`READ_AHEAD_DEPTH`](super::READ_AHEAD_DEPTH) ahead) when this
+    /// process may run on two cores or more: the kernel's copy of the input
+    /// then runs beside the cryptography, which itself stays on one core.
+    /// Else [`ReadAhead::inline`] in chunks of [`IO_CHUNK`](super::IO_CHUNK).
+    pub fn for_cores<R: Read + Send + 'static>(inner: R) -> ReadAhead {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         if cores >= 2 {
-            ReadAhead::new(inner, chunk, depth)
+            ReadAhead::new(inner, super::READ_AHEAD_CHUNK, super::READ_AHEAD_DEPTH)
         } else {
-            ReadAhead::inline(inner, chunk)
+            ReadAhead::inline(inner, super::IO_CHUNK)
         }
     }
 
@@ -166,12 +176,19 @@ impl ReadAhead {
                 Err(TryRecvError::Empty) => {}
             }
             spins += 1;
-            if spins % 64 == 0 && start.elapsed() >= SPIN {
+            if spins % 64 == 0 && start.elapsed() >= self.spin {
                 break;
             }
             std::hint::spin_loop();
         }
-        rx.recv().unwrap_or_else(|_| Err(stopped()))
+        let message = rx.recv().unwrap_or_else(|_| Err(stopped()));
+        let waited = start.elapsed();
+        self.spin = if waited < SPIN {
+            (waited * 2).min(SPIN)
+        } else {
+            self.spin / 2
+        };
+        message
     }
 
     /// Hands a chunk back for reuse (its contents are overwritten).

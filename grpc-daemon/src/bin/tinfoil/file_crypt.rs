@@ -148,7 +148,7 @@ fn open_input(path: &Path) -> Result<(ReadAhead, Option<u64>), Failure> {
         )));
     }
     let size = meta.is_file().then_some(meta.len());
-    Ok((ReadAhead::for_cores(file, IO_BUFFER, READ_AHEAD), size))
+    Ok((ReadAhead::for_cores(file), size))
 }
 
 /// The output: a temporary file beside a regular output path, or the
