@@ -23,8 +23,8 @@
 //! - SQLite: `BEGIN IMMEDIATE` (the write lock taken when the transaction
 //!   begins; one writer at a time per database file), `synchronous=FULL`.
 //! - PostgreSQL: `BEGIN ISOLATION LEVEL SERIALIZABLE`, then, as the
-//!   transaction's first statement, `LOCK TABLE store_write_lock IN
-//!   EXCLUSIVE MODE`: the same one-writer-at-a-time rule across every node
+//!   transaction's first statement (sent with the BEGIN: one round
+//!   trip), `LOCK TABLE store_write_lock IN EXCLUSIVE MODE`: the same one-writer-at-a-time rule across every node
 //!   (reads never wait for it), and because `LOCK TABLE` takes no snapshot,
 //!   the transaction's snapshot is taken after the lock, so it sees every
 //!   write committed before it (what SQLite's immediate transaction sees).
@@ -360,6 +360,12 @@ pub(crate) struct Statements(std::collections::HashMap<String, postgres::Stateme
 pub(crate) static UNCACHED: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
+/// Test builds: begin a write and take its lock in two round trips, as
+/// before they were sent together (the reference of `pg_read_rate`).
+#[cfg(test)]
+pub(crate) static SEPARATE_LOCK: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// Most statements kept per connection (the store has well under 200
 /// distinct texts; more means generated text, which is not worth keeping).
 const MAX_STATEMENTS: usize = 512;
@@ -404,6 +410,10 @@ pub(crate) struct PgClient {
     pub client: postgres::Client,
     /// What was prepared on it.
     pub statements: Statements,
+    /// A write transaction begun on it is neither committed nor rolled
+    /// back (a panic in the middle, or a ROLLBACK that failed): the pool
+    /// then discards the connection instead of handing it out again.
+    pub in_write: bool,
 }
 
 /// A PostgreSQL connection or transaction, with the connection's

@@ -178,6 +178,19 @@ const POOL_SIZE: u32 = 16;
 
 type Pool = r2d2::Pool<Prepared<PostgresConnectionManager<MakeRustlsConnect>>>;
 
+/// Begins a write transaction (SERIALIZABLE) and takes
+/// `store_write_lock`, in one round trip.
+fn begin_write(client: &mut postgres::Client) -> std::result::Result<(), postgres::Error> {
+    #[cfg(test)]
+    if super::engine::SEPARATE_LOCK.load(std::sync::atomic::Ordering::Relaxed) {
+        client.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")?;
+        return client.batch_execute("LOCK TABLE store_write_lock IN EXCLUSIVE MODE");
+    }
+    client.batch_execute(
+        "BEGIN ISOLATION LEVEL SERIALIZABLE; LOCK TABLE store_write_lock IN EXCLUSIVE MODE",
+    )
+}
+
 /// A connection manager that gives each pooled connection a cache of
 /// prepared statements (see [`super::engine::Statements`]), wrapping the
 /// manager that connects (`M`: r2d2_postgres's, whatever its TLS).
@@ -195,6 +208,7 @@ where
         Ok(PgClient {
             client: self.0.connect()?,
             statements: Statements::default(),
+            in_write: false,
         })
     }
 
@@ -203,7 +217,9 @@ where
     }
 
     fn has_broken(&self, conn: &mut PgClient) -> bool {
-        self.0.has_broken(&mut conn.client)
+        // A write left open is never handed out again (closing the
+        // connection rolls it back on the server).
+        conn.in_write || self.0.has_broken(&mut conn.client)
     }
 }
 
@@ -486,24 +502,30 @@ impl PgStore {
         let mut attempt = 0;
         loop {
             let mut pooled = self.pool.get()?;
-            let PgClient { client, statements } = &mut *pooled;
             let outcome = (|| {
-                let tx = client
-                    .build_transaction()
-                    .isolation_level(IsolationLevel::Serializable)
-                    .start()?;
-                let db = Db::pg_tx(tx, statements);
-                // No snapshot before the lock: see engine's design notes.
-                db.batch("LOCK TABLE store_write_lock IN EXCLUSIVE MODE")?;
+                // The transaction and its lock in one round trip (a BEGIN
+                // in a multi-statement query keeps its block open after
+                // it). No snapshot before the lock: see engine's design
+                // notes.
+                pooled.in_write = true;
+                begin_write(&mut pooled.client)?;
+                let db = Db::pg_client(&mut pooled);
                 let value = f(&db)?;
                 let appended = if audited {
                     crate::audit::pending::before_commit(&db)?
                 } else {
                     None
                 };
-                db.commit()?;
+                drop(db);
+                pooled.client.batch_execute("COMMIT")?;
+                pooled.in_write = false;
                 Ok((value, appended))
             })();
+            if outcome.is_err() && pooled.client.batch_execute("ROLLBACK").is_ok() {
+                // Also after a failed COMMIT, which ended the transaction
+                // (ROLLBACK then only warns).
+                pooled.in_write = false;
+            }
             match outcome {
                 Ok((value, appended)) => {
                     crate::audit::pending::after_commit(appended);
@@ -537,7 +559,9 @@ impl PgStore {
             None => self.pool.get()?,
         };
         if snapshot {
-            let PgClient { client, statements } = &mut *pooled;
+            let PgClient {
+                client, statements, ..
+            } = &mut *pooled;
             let tx = client
                 .build_transaction()
                 .isolation_level(IsolationLevel::RepeatableRead)
