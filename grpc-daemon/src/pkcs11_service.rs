@@ -505,7 +505,11 @@ impl Pkcs11Backend for Pkcs11Service {
         self.run_recorded(Lane::Slow, "P11GenerateKeyPair", call, move |b| {
             let spec = wire::spec_from_wire(&r.key_spec)?;
             let usage = wire::usage_from_wire(&r.key_usage)?;
-            let (key, public_key) = b.generate_key_pair(&r.token_label, spec, usage)?;
+            let (key, public_key) = if spec == hsm_core::KeySpec::RsaOtherSize {
+                b.generate_rsa_key_pair(&r.token_label, r.modulus_bits, usage)?
+            } else {
+                b.generate_key_pair(&r.token_label, spec, usage)?
+            };
             Ok(pb::P11GenerateKeyPairResponse {
                 key: Some(wire::key_to_wire(&key)),
                 public_key,

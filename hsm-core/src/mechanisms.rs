@@ -43,6 +43,15 @@ pub use raw_sign::{digest, rsa_pkcs1_verify_public, RawSign};
 /// Largest input of one raw AES operation, in bytes.
 pub const MAX_AES_INPUT: usize = 64 << 20;
 
+/// What [`Hsm::p11_generate_rsa_pair`] made.
+#[derive(Debug)]
+pub enum RsaPairId {
+    /// A session key pair's id in the caller's session keys.
+    Session(u64),
+    /// A token key pair: the KMS key's metadata.
+    Token(crate::types::KeyMetadata),
+}
+
 /// A secret key the raw mechanisms can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecretKeyRef<'a> {

@@ -208,11 +208,16 @@ impl Hsm {
         // X25519, RSA-8192 and RSA-1024 are PKCS#11 keys, not KMS key specs.
         if matches!(
             request.key_spec,
-            Some(KeySpec::EccX25519 | KeySpec::Rsa8192 | KeySpec::Rsa1024)
+            Some(
+                KeySpec::EccX25519
+                    | KeySpec::Rsa8192
+                    | KeySpec::Rsa1024
+                    | KeySpec::RsaOtherSize
+            )
         ) && request.token.is_none()
         {
             return Err(Error::validation(
-                "ECC_X25519, RSA_8192 and RSA_1024 keys are made through PKCS#11 only",
+                "ECC_X25519, RSA_8192, RSA_1024 and RSA_OTHER_SIZE keys are made through PKCS#11 only",
             ));
         }
         check_description(&request.description)?;

@@ -101,6 +101,10 @@ kms_names!(
         /// used through PKCS#11 only (the KMS API creates none and offers
         /// no algorithm for it).
         Rsa1024 => "RSA_1024",
+        /// RSA with a modulus of any other size from 1024 to 8192 bits
+        /// (e.g. 1536 or 2560; the key's CKA_MODULUS_BITS says which): made
+        /// and used through PKCS#11 only, like `RSA_1024`.
+        RsaOtherSize => "RSA_OTHER_SIZE",
     }
 );
 
@@ -114,6 +118,7 @@ impl KeySpec {
         matches!(
             self,
             KeySpec::Rsa1024
+                | KeySpec::RsaOtherSize
                 | KeySpec::Rsa2048
                 | KeySpec::Rsa3072
                 | KeySpec::Rsa4096

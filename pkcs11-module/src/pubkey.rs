@@ -100,7 +100,7 @@ pub fn public_attrs(spec: KeySpec, spki: &[u8]) -> Result<Attributes> {
             let (_, n, rest) = der(seq)?;
             let (_, e, _) = der(rest)?;
             let n = strip_zero(n);
-            a.insert(CKA_MODULUS_BITS, ulong((n.len() * 8) as CK_ULONG));
+            a.insert(CKA_MODULUS_BITS, ulong(modulus_bits(n)));
             a.insert(CKA_MODULUS, n.to_vec());
             a.insert(CKA_PUBLIC_EXPONENT, strip_zero(e).to_vec());
         }
@@ -241,12 +241,19 @@ pub fn import_public(template: &crate::attrs::Template) -> Result<Attributes> {
             if !(128..=1024).contains(&n.len()) || !a.contains_key(&CKA_PUBLIC_EXPONENT) {
                 return Err(bad());
             }
-            a.insert(CKA_MODULUS_BITS, ulong((n.len() * 8) as CK_ULONG));
+            a.insert(CKA_MODULUS_BITS, ulong(modulus_bits(n)));
         }
         CKK_ML_DSA | CKK_ML_KEM => crate::pq_ops::import_public(key_type, &mut a)?,
         _ => return Err(ckr!(CKR_ATTRIBUTE_VALUE_INVALID, "unsupported key type")),
     }
     Ok(a)
+}
+
+/// The size in bits of a modulus given without leading zeros (2049 for a
+/// 257-byte modulus whose top byte is 1).
+fn modulus_bits(n: &[u8]) -> CK_ULONG {
+    let top = n.first().map_or(0, |b| 8 - b.leading_zeros());
+    (n.len().saturating_sub(1) * 8) as CK_ULONG + CK_ULONG::from(top)
 }
 
 /// The raw point inside CKA_EC_POINT (a DER OCTET STRING).

@@ -272,6 +272,8 @@ impl Module {
             }
         }
         let find = |tpl: &Template, t| tpl.iter().find(|(u, _)| *u == t).map(|(_, v)| v.clone());
+        // The size of an RSA pair without a key spec of its own.
+        let mut other_bits = None;
         let (spec, key_type) = match m.mechanism {
             CKM_EC_MONTGOMERY_KEY_PAIR_GEN => {
                 let params = find(public, CKA_EC_PARAMS).unwrap_or(pubkey::X25519_OID.to_vec());
@@ -316,12 +318,12 @@ impl Module {
                     3072 => KeySpec::Rsa3072,
                     4096 => KeySpec::Rsa4096,
                     8192 => KeySpec::Rsa8192,
-                    _ => {
-                        return Err(ckr!(
-                            CKR_KEY_SIZE_RANGE,
-                            "RSA keys are 1024, 2048, 3072, 4096 or 8192 bits"
-                        ))
+                    // Any other size from 1024 to 8192 bits (e.g. 1536, 2560).
+                    b if (1024..=8192).contains(&b) => {
+                        other_bits = u32::try_from(b).ok();
+                        KeySpec::RsaOtherSize
                     }
+                    _ => return Err(ckr!(CKR_KEY_SIZE_RANGE, "RSA keys are 1024 to 8192 bits")),
                 };
                 (spec, CKK_RSA)
             }
@@ -381,7 +383,10 @@ impl Module {
         } else {
             String::new()
         };
-        let (key, spki) = self.backend.generate_key_pair(&label, spec, usages)?;
+        let (key, spki) = match other_bits {
+            Some(bits) => self.backend.generate_rsa_key_pair(&label, bits, usages)?,
+            None => self.backend.generate_key_pair(&label, spec, usages)?,
+        };
         let public_parts = pubkey::public_attrs(spec, &spki)?;
 
         let mut common = Attributes::new();

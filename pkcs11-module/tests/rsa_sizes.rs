@@ -99,13 +99,15 @@ fn works_with_openssl(
     which: Which,
     public: ObjectHandle,
     private: ObjectHandle,
+    bits: usize,
 ) {
+    let k = bits.div_ceil(8);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let pem = rsa_public_pem(session, public, d, "pub");
     for (mechanism, is_pss) in [(Mechanism::Sha256RsaPkcs, false), (pss(), true)] {
         let sig = session.sign(&mechanism, private, MESSAGE).unwrap();
-        assert_eq!(sig.len(), 128);
+        assert_eq!(sig.len(), k);
         assert!(openssl_verifies(d, &pem, is_pss, &sig), "pss {is_pss}");
         session.verify(&mechanism, public, MESSAGE, &sig).unwrap();
         let mut bad = sig.clone();
@@ -141,7 +143,7 @@ fn works_with_openssl(
     }
     for (mechanism, opts) in &cases {
         let ct = openssl_encrypts(d, &pem, opts, secret);
-        assert_eq!(ct.len(), 128);
+        assert_eq!(ct.len(), k);
         let pt = session.decrypt(mechanism, private, &ct).unwrap();
         assert_eq!(pt, secret, "{opts:?}");
         // The token's own encryption round-trips too.
@@ -166,7 +168,7 @@ fn generated_1024_pair(which: Which) {
         .get_attributes(public, &[AttributeType::ModulusBits])
         .unwrap();
     assert_eq!(bits, vec![Attribute::ModulusBits(1024.into())]);
-    works_with_openssl(&session, which, public, private);
+    works_with_openssl(&session, which, public, private, 1024);
     if which == Which::Daemon {
         kms_view_of_a_1024_pair();
     }
@@ -215,6 +217,42 @@ fn kms_view_of_a_1024_pair() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+}
+
+/// Sizes between the usual ones (1536, 2560, and 2049 whose modulus is
+/// not a whole number of bytes) as token and as session pairs: the same
+/// operations, OpenSSL on the other side.
+fn generated_pairs_of_other_sizes(which: Which) {
+    let m = load(which);
+    let session = user_session(&m, "rsa-other");
+    for (bits, on_token) in [(1536u64, true), (2560, false), (2049, true)] {
+        // SoftHSM (Botan) makes a 2048-bit key when asked for 2049.
+        if which == Which::SoftHsm && !bits.is_multiple_of(8) {
+            continue;
+        }
+        let (public, private) = session
+            .generate_key_pair(
+                &Mechanism::RsaPkcsKeyPairGen,
+                &[
+                    Attribute::Token(on_token),
+                    Attribute::ModulusBits(bits.into()),
+                    Attribute::Verify(true),
+                    Attribute::Encrypt(true),
+                ],
+                &[
+                    Attribute::Token(on_token),
+                    Attribute::Private(true),
+                    Attribute::Sign(true),
+                    Attribute::Decrypt(true),
+                ],
+            )
+            .unwrap_or_else(|e| panic!("{bits}: {e}"));
+        let got = session
+            .get_attributes(public, &[AttributeType::ModulusBits])
+            .unwrap();
+        assert_eq!(got, vec![Attribute::ModulusBits(bits.into())]);
+        works_with_openssl(&session, which, public, private, bits as usize);
+    }
 }
 
 /// The integers of the RSAPrivateKey in an OpenSSL-made PKCS#8 file.
@@ -370,7 +408,7 @@ fn sizes_outside_the_advertised_range(which: Which) {
             Some(&cryptoki::types::AuthPin::new(common::USER_PIN.into())),
         )
         .unwrap();
-    for bits in [512, 1023, 8193, 16384] {
+    for bits in [0, 512, 1023, 8193, 16384] {
         assert_eq!(rv(pair(&session, bits)), RvError::KeySizeRange, "{bits}");
     }
 }
@@ -423,5 +461,9 @@ fn pkcs11_tool_rsa_1024() {
     pkcs11_tool_makes_an_rsa_1024_pair();
 }
 
-with_keys!(generated_1024_pair, imported_openssl_1024_key);
+with_keys!(
+    generated_1024_pair,
+    generated_pairs_of_other_sizes,
+    imported_openssl_1024_key
+);
 ours_only_embedded!(sizes_outside_the_advertised_range);

@@ -47,7 +47,7 @@ impl PrivateKey {
     /// parse as that spec is a `KMSInternalException` naming the spec only.
     pub(crate) fn from_pkcs8(spec: KeySpec, private_pkcs8: &[u8]) -> Result<Self> {
         match spec {
-            KeySpec::Rsa1024 => {
+            KeySpec::Rsa1024 | KeySpec::RsaOtherSize => {
                 super::rsa_small::check(spec, private_pkcs8)?;
                 Ok(PrivateKey::RsaSmall(
                     spec,

@@ -186,7 +186,7 @@ pub(super) fn encrypt(
 ) -> Result<Vec<u8>> {
     let (oaep_algorithm, hash_len) = oaep(algorithm)?;
     if super::rsa_small::is_small(spec) {
-        let k = super::rsa_small::spec_bits(spec).unwrap_or(0) as usize / 8;
+        let k = super::rsa_pkcs1::stored_len(spec, private_pkcs8)?;
         let max = oaep_max_plaintext(k, hash_len);
         if plaintext.is_empty() || plaintext.len() > max {
             return Err(Error::Validation(format!(

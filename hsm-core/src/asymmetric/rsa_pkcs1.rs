@@ -32,7 +32,24 @@ use crate::types::KeySpec;
 /// least 8 bytes) || 00.
 const PKCS1_OVERHEAD: usize = 11;
 
-/// The modulus length in bytes of an RSA spec.
+/// The modulus length in bytes of an RSA spec of one size; `None` for
+/// RSA_OTHER_SIZE, whose keys have their own ([`key_len`]).
+fn fixed_len(spec: KeySpec) -> Result<Option<usize>> {
+    if spec == KeySpec::RsaOtherSize {
+        return Ok(None);
+    }
+    modulus_len(spec).map(Some)
+}
+
+/// The modulus length in bytes of a stored key of `spec`.
+fn key_len(spec: KeySpec, private_pkcs8: &[u8]) -> Result<usize> {
+    match fixed_len(spec)? {
+        Some(k) => Ok(k),
+        None => Ok(RsaParts::parse(spec, private_pkcs8, false)?.k),
+    }
+}
+
+/// The modulus length in bytes of an RSA spec of one size.
 fn modulus_len(spec: KeySpec) -> Result<usize> {
     match spec {
         KeySpec::Rsa2048 => Ok(256),
@@ -112,7 +129,7 @@ impl RsaParts {
     /// privateKey is an RSAPrivateKey (RFC 8017 A.1.2). Anything else is a
     /// malformed stored key naming the spec only.
     fn parse(spec: KeySpec, pkcs8: &[u8], private: bool) -> Result<Self> {
-        let k = modulus_len(spec)?;
+        let fixed = fixed_len(spec)?;
         let bad = || malformed_key(spec);
         let (n, e, d) = (|| {
             let (0x30, info, _) = der_element(pkcs8)? else {
@@ -135,6 +152,12 @@ impl RsaParts {
             Some((n, e, d))
         })()
         .ok_or_else(bad)?;
+        let k = match fixed {
+            Some(k) => k,
+            // RSA_OTHER_SIZE: 1024 to 8192 bits, whatever the key has.
+            None if rsa_small::OTHER_BITS.contains(&bit_len(n)) => n.len(),
+            None => return Err(bad()),
+        };
         Self::from_parts(k, n, e, private.then_some(d)).ok_or_else(bad)
     }
 
@@ -185,6 +208,17 @@ impl RsaParts {
     }
 }
 
+/// The size in bits of a big-endian magnitude without leading zeros.
+fn bit_len(magnitude: &[u8]) -> u32 {
+    let top = magnitude.first().map_or(0, |b| 8 - b.leading_zeros());
+    (magnitude.len().saturating_sub(1) * 8) as u32 + top
+}
+
+/// The modulus length in bytes of a stored RSA key (any size).
+pub(crate) fn stored_len(spec: KeySpec, private_pkcs8: &[u8]) -> Result<usize> {
+    key_len(spec, private_pkcs8)
+}
+
 /// Whether two equal-width integers are equal, compared in constant time.
 fn same(a: &BoxedUint, b: &BoxedUint) -> bool {
     aws_lc_rs::constant_time::verify_slices_are_equal(&a.to_be_bytes(), &b.to_be_bytes()).is_ok()
@@ -193,8 +227,8 @@ fn same(a: &BoxedUint, b: &BoxedUint) -> bool {
 /// CKM_RSA_PKCS signature of any input of at most k-11 bytes: the type-1
 /// block raised to d modulo n, checked with e before it is returned.
 pub(crate) fn sign_any(spec: KeySpec, private_pkcs8: &[u8], input: &[u8]) -> Result<Vec<u8>> {
-    let block = type1_block(modulus_len(spec)?, input)?;
     let key = RsaParts::parse(spec, private_pkcs8, true)?;
+    let block = type1_block(key.k, input)?;
     let d = key.d.as_ref().ok_or_else(|| malformed_key(spec))?;
     let m = BoxedUint::from_be_slice(&block, key.bits())
         .map_err(|_| crypto_failure("RSA block encoding"))?;
@@ -296,12 +330,11 @@ pub(crate) fn verify_any(
     input: &[u8],
     signature: &[u8],
 ) -> Result<bool> {
-    let k = modulus_len(spec)?;
-    let block = type1_block(k, input)?;
-    if signature.len() != k {
+    let key = RsaParts::parse(spec, private_pkcs8, false)?;
+    let block = type1_block(key.k, input)?;
+    if signature.len() != key.k {
         return Ok(false);
     }
-    let key = RsaParts::parse(spec, private_pkcs8, false)?;
     verify_block(&key, &block, signature)
 }
 
@@ -355,7 +388,7 @@ fn decrypting_key(spec: KeySpec, private_pkcs8: &[u8]) -> Result<PrivateDecrypti
 /// public half of the key; longer input is a `ValidationException`.
 pub(crate) fn encrypt(spec: KeySpec, private_pkcs8: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     if rsa_small::is_small(spec) {
-        let block = rsa_small::pkcs1_pad(modulus_len(spec)?, plaintext)?;
+        let block = rsa_small::pkcs1_pad(key_len(spec, private_pkcs8)?, plaintext)?;
         return public_raw(spec, private_pkcs8, &block);
     }
     let max = modulus_len(spec)? - PKCS1_OVERHEAD;
@@ -418,7 +451,7 @@ fn small_decrypt_block(
     mechanism: &str,
 ) -> Result<Zeroizing<Vec<u8>>> {
     rsa_small::check(spec, private_pkcs8)?;
-    if ciphertext.len() != modulus_len(spec)? {
+    if ciphertext.len() != key_len(spec, private_pkcs8)? {
         return Err(rsa_small::invalid_ciphertext(mechanism));
     }
     match private_block(spec, private_pkcs8, ciphertext) {
@@ -437,7 +470,12 @@ pub(crate) fn oaep_encrypt_small(
     label: &[u8],
 ) -> Result<Vec<u8>> {
     rsa_small::check(spec, private_pkcs8)?;
-    let block = rsa_small::oaep_pad(hash_len, modulus_len(spec)?, plaintext, label)?;
+    let block = rsa_small::oaep_pad(
+        hash_len,
+        key_len(spec, private_pkcs8)?,
+        plaintext,
+        label,
+    )?;
     public_raw(spec, private_pkcs8, &block)
 }
 

@@ -38,7 +38,12 @@ const RSA_ALGORITHM: [u8; 15] = [
     0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
 ];
 
-/// The modulus size in bits of a spec this module serves.
+/// The modulus sizes, in bits, PKCS#11 makes and takes: every one from
+/// 1024 to 8192. 2048, 3072, 4096 and 8192 are aws-lc-rs's (their own
+/// specs); 1024 is `RSA_1024`; the others are `RSA_OTHER_SIZE`.
+pub(crate) const OTHER_BITS: std::ops::RangeInclusive<u32> = 1024..=8192;
+
+/// The modulus size in bits of a spec of one size this module serves.
 pub(crate) fn spec_bits(spec: KeySpec) -> Option<u32> {
     match spec {
         KeySpec::Rsa1024 => Some(1024),
@@ -49,14 +54,18 @@ pub(crate) fn spec_bits(spec: KeySpec) -> Option<u32> {
 /// Whether `spec` is an RSA spec aws-lc-rs does not serve (its keys go
 /// through this module and the crypto-bigint path).
 pub(crate) fn is_small(spec: KeySpec) -> bool {
-    spec_bits(spec).is_some()
+    matches!(spec, KeySpec::Rsa1024 | KeySpec::RsaOtherSize)
 }
 
-/// The spec of an RSA modulus of `bits` this module serves.
+/// The spec of an RSA modulus of `bits` this module serves (`None` for
+/// aws-lc-rs's sizes and for sizes outside 1024 to 8192).
 pub(crate) fn spec_of_bits(bits: u32) -> Option<KeySpec> {
-    [KeySpec::Rsa1024]
-        .into_iter()
-        .find(|s| spec_bits(*s) == Some(bits))
+    match bits {
+        1024 => Some(KeySpec::Rsa1024),
+        2048 | 3072 | 4096 | 8192 => None,
+        b if OTHER_BITS.contains(&b) => Some(KeySpec::RsaOtherSize),
+        _ => None,
+    }
 }
 
 /// aws-lc-rs's generator as the RNG crypto-primes takes. A failure of the
@@ -478,8 +487,13 @@ pub(crate) fn invalid_ciphertext(mechanism: &str) -> Error {
 /// The stored key's spec check: material that is not a key of `spec`'s
 /// size is malformed.
 pub(crate) fn check(spec: KeySpec, pkcs8: &[u8]) -> Result<()> {
-    let bits = spec_bits(spec).ok_or_else(|| malformed_key(spec))?;
-    if super::rsa_pkcs1::modulus_bits(spec, pkcs8)? != bits as usize {
+    let bits = super::rsa_pkcs1::modulus_bits(spec, pkcs8)?;
+    let fits = match spec_bits(spec) {
+        Some(want) => bits == want as usize,
+        // RSA_OTHER_SIZE: the parse checked 1024 to 8192 bits.
+        None => is_small(spec),
+    };
+    if !fits {
         return Err(malformed_key(spec));
     }
     Ok(())
@@ -627,6 +641,41 @@ mod tests {
         let mut lead = em.to_vec();
         lead[0] = 1;
         assert!(oaep_unpad(32, &lead, b"").unwrap().is_none());
+    }
+
+    #[test]
+    fn any_size_from_1024_to_8192_is_generated_and_used() {
+        let other = KeySpec::RsaOtherSize;
+        // 1100 bits: neither a whole number of 64-bit limbs nor of bytes
+        // after the top one.
+        let (spec, key) = super::super::generate_rsa(1100).unwrap();
+        assert_eq!(spec, other);
+        assert_eq!(rsa_pkcs1::modulus_bits(other, &key).unwrap(), 1100);
+        check(other, &key).unwrap();
+        assert_eq!(normalize(&key).unwrap().0, other);
+        let sig = rsa_pkcs1::sign_any(other, &key, b"input").unwrap();
+        assert_eq!(sig.len(), 138);
+        assert!(rsa_pkcs1::verify_any(other, &key, b"input", &sig).unwrap());
+        let d = digest::digest(&digest::SHA256, b"pss");
+        let pss = super::super::pss::sign(other, &key, 32, 20, d.as_ref()).unwrap();
+        assert!(super::super::pss::verify(other, &key, 32, 20, d.as_ref(), &pss).unwrap());
+        let ct = rsa_pkcs1::oaep_encrypt_small(other, &key, 32, b"m", b"").unwrap();
+        assert_eq!(
+            &rsa_pkcs1::oaep_decrypt_small(other, &key, 32, &ct, b"").unwrap()[..],
+            b"m"
+        );
+        // A key of one of the fixed sizes is not RSA_1024's.
+        assert!(check(KeySpec::Rsa1024, &key).is_err());
+        assert_eq!(
+            super::super::generate_rsa(2048).unwrap().0,
+            KeySpec::Rsa2048
+        );
+        for bits in [0, 512, 1023, 8193] {
+            assert!(
+                matches!(super::super::generate_rsa(bits), Err(Error::Validation(_))),
+                "{bits}"
+            );
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::hsm::Hsm;
+use crate::mechanisms::RsaPairId;
 use crate::mechanisms::SecretKeyRef;
 use crate::outputs::CreateKeyRequest;
 use crate::token::session_keys::SessionPair;
@@ -35,6 +36,46 @@ impl Hsm {
             usages,
         })?;
         Ok((id, public))
+    }
+
+    /// Generates an RSA key pair of `bits` (1024 to 8192 bits; sizes other
+    /// than 2048, 3072, 4096 and 8192 are RSA_1024 or RSA_OTHER_SIZE keys,
+    /// see [`crate::asymmetric::generate_rsa`]): a session pair in `keys`
+    /// when `token` is `None` (its id), else a token key pair as
+    /// [`Hsm::p11_create_key_pair`] makes one (its key id). Returns the id
+    /// and the DER SubjectPublicKeyInfo.
+    pub fn p11_generate_rsa_pair(
+        &self,
+        keys: &SessionKeys,
+        token: Option<&str>,
+        bits: u32,
+        usages: PairUsages,
+        description: &str,
+    ) -> Result<(RsaPairId, Vec<u8>)> {
+        let (spec, pkcs8) = crate::asymmetric::generate_rsa(bits)?;
+        usages.check(spec)?;
+        let Some(token) = token else {
+            let public = crate::asymmetric::public_key_der(spec, &pkcs8)?;
+            let material = std::sync::Arc::new(crate::cache::VersionMaterial::new(pkcs8));
+            let id = keys.insert_pair(SessionPair {
+                spec,
+                material,
+                usages,
+            })?;
+            return Ok((RsaPairId::Session(id), public));
+        };
+        let usage = usages.primary();
+        let request = CreateKeyRequest {
+            description: description.to_string(),
+            key_spec: Some(spec),
+            key_usage: Some(usage),
+            token: Some(token.to_string()),
+            ..Default::default()
+        };
+        let tags = usages.pair_tags(usage);
+        let meta = self.create_key_with_material(request, Origin::AwsKms, Some(&pkcs8), &tags)?;
+        let public = self.get_public_key(&meta.key_id)?.public_key;
+        Ok((RsaPairId::Token(meta), public))
     }
 
     /// Copies a session key pair to the token namespace `token`: a new KMS

@@ -437,6 +437,25 @@ impl Backend for DaemonBackend {
             token_label: token_label.to_string(),
             key_spec: spec.as_str().to_string(),
             key_usage: usages.as_str(),
+            modulus_bits: 0,
+        };
+        let r = self.call("GenerateKeyPair", req, |mut c, r| async move {
+            c.generate_key_pair(r).await
+        })?;
+        Ok((key_from_wire(r.key)?, r.public_key))
+    }
+
+    fn generate_rsa_key_pair(
+        &self,
+        token_label: &str,
+        bits: u32,
+        usages: PairUsages,
+    ) -> Result<(KeyHandle, Vec<u8>)> {
+        let req = pb::P11GenerateKeyPairRequest {
+            token_label: token_label.to_string(),
+            key_spec: KeySpec::RsaOtherSize.as_str().to_string(),
+            key_usage: usages.as_str(),
+            modulus_bits: bits,
         };
         let r = self.call("GenerateKeyPair", req, |mut c, r| async move {
             c.generate_key_pair(r).await

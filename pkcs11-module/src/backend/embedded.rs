@@ -447,6 +447,29 @@ impl Backend for EmbeddedBackend {
             })
     }
 
+    fn generate_rsa_key_pair(
+        &self,
+        token_label: &str,
+        bits: u32,
+        usages: PairUsages,
+    ) -> Result<(KeyHandle, Vec<u8>)> {
+        let token = (!token_label.is_empty()).then_some(token_label);
+        let (made, spki) = self
+            .hsm
+            .p11_generate_rsa_pair(&self.session_keys, token, bits, usages, "PKCS#11 key pair")
+            .map_err(|e| match e {
+                hsm_core::Error::Validation(_) => ckr!(
+                    CKR_TEMPLATE_INCONSISTENT,
+                    "a size or usages this key type cannot have"
+                ),
+                other => other.into(),
+            })?;
+        Ok(match made {
+            hsm_core::mechanisms::RsaPairId::Session(id) => (KeyHandle::Session(id), spki),
+            hsm_core::mechanisms::RsaPairId::Token(meta) => (KeyHandle::Stored(meta.key_id), spki),
+        })
+    }
+
     fn generate_key_pair(
         &self,
         token_label: &str,

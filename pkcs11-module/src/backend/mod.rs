@@ -259,6 +259,19 @@ pub trait Backend: Send + Sync {
         Err(no_keys())
     }
 
+    /// Generates an RSA key pair of `bits` (a size without a key spec of
+    /// its own: RSA_OTHER_SIZE) with `usages`, on the token labelled
+    /// `token_label` (empty: a session pair); returns the key and its DER
+    /// SubjectPublicKeyInfo.
+    fn generate_rsa_key_pair(
+        &self,
+        _token_label: &str,
+        _bits: u32,
+        _usages: PairUsages,
+    ) -> Result<(KeyHandle, Vec<u8>)> {
+        Err(no_keys())
+    }
+
     /// A raw signature on input prepared as `how` says.
     fn sign(&self, _key: &KeyHandle, _how: RawSign, _input: &[u8]) -> Result<Vec<u8>> {
         Err(no_keys())
