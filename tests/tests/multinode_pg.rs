@@ -434,6 +434,14 @@ async fn check_key(
 /// every acknowledged ciphertext and data key decrypts on every node,
 /// every acknowledged key exists everywhere with one current version and
 /// its acknowledged rotations, and a pg_dump holds none of the secrets.
+///
+/// Known intermittent failure (2 of 7 runs; reported to the lead,
+/// hsm-core): a call on a living node fails with StoreUnavailableException;
+/// once a DisableKey with "storage conflict (retryable): SQLSTATE 40001:
+/// could not serialize access due to read/write dependencies among
+/// transactions" after the engine's retries (writers are meant to
+/// serialize on `store_write_lock`), once a GenerateDataKey (message not
+/// captured).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_under_load_lose_nothing_when_one_is_killed() {
     let started = Instant::now();
