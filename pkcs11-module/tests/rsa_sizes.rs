@@ -1,9 +1,13 @@
-//! RSA key sizes through PKCS#11 (issue 12, "Key sizes"): 1024-bit keys for
-//! legacy fixtures (generated, imported from OpenSSL, signing PKCS#1 v1.5
-//! and PSS, decrypting PKCS#1 v1.5 and OAEP), OpenSSL checking every
-//! signature and making every ciphertext; sizes outside what the mechanism
-//! information advertises are CKR_KEY_SIZE_RANGE; pkcs11-tool makes an
-//! rsa:1024 pair. SoftHSM2 is the control where it has the case.
+//! RSA key sizes through PKCS#11 (issue 12, "Key sizes"): every modulus
+//! from 1024 to 8192 bits. 1024-bit keys for legacy fixtures and sizes
+//! between the usual ones (1536, 2560, 2049) are generated, imported from
+//! OpenSSL (C_CreateObject with CRT parts, C_UnwrapKey under AES-KWP), sign
+//! PKCS#1 v1.5 and PSS and decrypt PKCS#1 v1.5 and OAEP, OpenSSL checking
+//! every signature and making every ciphertext; sizes outside what the
+//! mechanism information advertises are CKR_KEY_SIZE_RANGE; pkcs11-tool
+//! makes an rsa:1024 pair; over the daemon, the KMS API shows an RSA_1024
+//! key without algorithms and CreateKey refuses the spec. SoftHSM2 is the
+//! control where it has the case.
 
 mod common;
 
@@ -284,18 +288,29 @@ fn rsa_integers(pkcs8: &[u8]) -> Vec<Vec<u8>> {
     ints
 }
 
-fn imported_openssl_1024_key(which: Which) {
+fn imported_openssl_keys(which: Which) {
     let m = load(which);
-    let session = user_session(&m, "rsa-1024-import");
+    let session = user_session(&m, "rsa-import");
+    for bits in [1024, 2560] {
+        imported_openssl_key(&session, which, bits);
+    }
+}
+
+/// C_CreateObject of an OpenSSL-made RSA key of `bits` (CRT parts
+/// included) and of its public key; the key signs for OpenSSL and decrypts
+/// what OpenSSL encrypted; RSA-1024 also comes in by C_UnwrapKey of its
+/// PKCS#8 under AES-KWP (wrapped by `openssl enc -id-aes256-wrap-pad`).
+fn imported_openssl_key(session: &Session, which: Which, bits: u32) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let raw = write(d, "raw.der", b"");
+    let size = format!("rsa_keygen_bits:{bits}");
     openssl(&[
         "genpkey",
         "-algorithm",
         "RSA",
         "-pkeyopt",
-        "rsa_keygen_bits:1024",
+        &size,
         "-outform",
         "DER",
         "-out",
@@ -361,6 +376,47 @@ fn imported_openssl_1024_key(which: Which) {
         session.decrypt(&Mechanism::RsaPkcs, private, &ct).unwrap(),
         b"imported"
     );
+    if bits == 1024 {
+        let kek_value: Vec<u8> = (0u8..32).collect();
+        let kek = session
+            .create_object(&[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::Token(false),
+                Attribute::Unwrap(true),
+                Attribute::Value(kek_value.clone()),
+            ])
+            .unwrap();
+        let hex: String = kek_value.iter().map(|b| format!("{b:02x}")).collect();
+        let wrapped = openssl(&[
+            "enc",
+            "-id-aes256-wrap-pad",
+            "-K",
+            &hex,
+            "-iv",
+            "A65959A6",
+            "-in",
+            &der,
+        ]);
+        let unwrapped = session
+            .unwrap_key(
+                &Mechanism::AesKeyWrapPad,
+                kek,
+                &wrapped,
+                &[
+                    Attribute::Class(ObjectClass::PRIVATE_KEY),
+                    Attribute::KeyType(KeyType::RSA),
+                    Attribute::Token(true),
+                    Attribute::Private(true),
+                    Attribute::Sign(true),
+                ],
+            )
+            .unwrap();
+        let sig = session
+            .sign(&Mechanism::Sha256RsaPkcs, unwrapped, MESSAGE)
+            .unwrap();
+        assert!(openssl_verifies(d, &pem, false, &sig));
+    }
     // A private key whose primes do not make its modulus is refused.
     if which != Which::SoftHsm {
         let mut wrong_p = ints[4].clone();
@@ -464,6 +520,6 @@ fn pkcs11_tool_rsa_1024() {
 with_keys!(
     generated_1024_pair,
     generated_pairs_of_other_sizes,
-    imported_openssl_1024_key
+    imported_openssl_keys
 );
 ours_only_embedded!(sizes_outside_the_advertised_range);
