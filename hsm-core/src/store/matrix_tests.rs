@@ -1057,6 +1057,45 @@ fn two_nodes_share_users_tokens_and_audit(cluster: &Cluster) {
     assert_eq!(report.first, outcome.first_kept);
 }
 
+/// A write that panics half-way leaves no transaction open on a pooled
+/// connection (its lock would stop every node's writes): the pool
+/// discards the connection, and the next writes go through.
+fn panicked_write_leaves_no_open_transaction(cluster: &Cluster) {
+    let url = cluster.new_database();
+    let clock = Arc::new(ManualClock::new(T0));
+    let hsm = Hsm::init_postgres(&url, None, &pass(), options(clock)).unwrap();
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        hsm.lock_store().write(|tx| -> crate::Result<()> {
+            tx.execute(
+                "INSERT INTO meta (name, value) VALUES ('half', ?1)",
+                &crate::store::engine::vals![&b"x"[..]],
+            )?;
+            panic!("in the middle of a write")
+        })
+    }));
+    std::panic::set_hook(hook);
+    assert!(outcome.is_err());
+    let open: i64 = hsm
+        .lock_store()
+        .read(|db| {
+            db.first(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+                &[],
+                |r| r.get(0),
+            )
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(open, 0, "no connection is left in a transaction");
+    let caller = root();
+    let gate = hsm.gate(&caller);
+    gate.create_key(CreateKeyRequest::default()).unwrap();
+    assert_eq!(hsm.lock_store().meta("half").unwrap(), None);
+}
+
 /// The database stops under a node that has a key cached: calls fail
 /// with StoreUnavailable (no hang, nothing served from the cache while the
 /// change feed is down); once it is back, the node serves again without
@@ -1129,6 +1168,8 @@ fn on_postgres() {
     two_nodes(&cluster);
     eprintln!("store matrix on PostgreSQL: two_nodes_share_users_tokens_and_audit");
     two_nodes_share_users_tokens_and_audit(&cluster);
+    eprintln!("store matrix on PostgreSQL: panicked_write_leaves_no_open_transaction");
+    panicked_write_leaves_no_open_transaction(&cluster);
     eprintln!("store matrix on PostgreSQL: dump_holds_no_plaintext");
     dump_holds_no_plaintext(&cluster);
     eprintln!("store matrix on PostgreSQL: database_restart");
