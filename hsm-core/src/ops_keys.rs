@@ -205,15 +205,11 @@ impl Hsm {
         system_tags: &[Tag],
         policy: Option<std::sync::Arc<crate::policy::authz::StoredPolicy>>,
     ) -> Result<KeyMetadata> {
-        // X25519, RSA-8192 and RSA-1024 are PKCS#11 keys, not KMS key specs.
+        // X25519, RSA-8192, RSA-1024 and other RSA sizes are PKCS#11 keys,
+        // not KMS key specs.
         if matches!(
             request.key_spec,
-            Some(
-                KeySpec::EccX25519
-                    | KeySpec::Rsa8192
-                    | KeySpec::Rsa1024
-                    | KeySpec::RsaOtherSize
-            )
+            Some(KeySpec::EccX25519 | KeySpec::Rsa8192 | KeySpec::Rsa1024 | KeySpec::RsaOtherSize)
         ) && request.token.is_none()
         {
             return Err(Error::validation(

@@ -102,9 +102,8 @@ pub(crate) fn generate_rsa(bits: u32) -> Result<(KeySpec, Zeroizing<Vec<u8>>)> {
         3072 => KeySpec::Rsa3072,
         4096 => KeySpec::Rsa4096,
         8192 => KeySpec::Rsa8192,
-        b => rsa_small::spec_of_bits(b).ok_or_else(|| {
-            Error::validation(format!("RSA keys are 1024 to 8192 bits, not {b}"))
-        })?,
+        b => rsa_small::spec_of_bits(b)
+            .ok_or_else(|| Error::validation(format!("RSA keys are 1024 to 8192 bits, not {b}")))?,
     };
     if rsa_small::is_small(spec) {
         return Ok((spec, rsa_small::generate(bits)?));

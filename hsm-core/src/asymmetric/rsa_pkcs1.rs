@@ -470,12 +470,7 @@ pub(crate) fn oaep_encrypt_small(
     label: &[u8],
 ) -> Result<Vec<u8>> {
     rsa_small::check(spec, private_pkcs8)?;
-    let block = rsa_small::oaep_pad(
-        hash_len,
-        key_len(spec, private_pkcs8)?,
-        plaintext,
-        label,
-    )?;
+    let block = rsa_small::oaep_pad(hash_len, key_len(spec, private_pkcs8)?, plaintext, label)?;
     public_raw(spec, private_pkcs8, &block)
 }
 
