@@ -801,7 +801,15 @@ fn two_nodes(cluster: &Cluster) {
     // A change committed without a notification (as if B had not yet
     // heard of it): B's write from its stale cached record is refused, not
     // applied over it, and B reads the key again afterwards.
+    let since = b.generation();
     let fresh = ga.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    // B has heard of the creation (else that notification, arriving after
+    // B cached the key, would make B read it afresh: no stale copy).
+    wait_until(bound, || {
+        b.changes_since(since)
+            .is_none_or(|(_, c)| c.contains(&crate::changes::Change::Key(fresh.clone())))
+    })
+    .expect("node B hears of a key made on A");
     gb.describe_key(&fresh).unwrap();
     a.lock_store()
         .write(|tx| {

@@ -232,7 +232,15 @@ pub(crate) struct PgStore {
     config: postgres::Config,
     /// TLS as the URL's `sslmode` asks (every connection, the feed's too).
     tls: MakeRustlsConnect,
+    /// Set when the pool could not hand out a connection and held none:
+    /// the database is away, and calls then wait [`AWAY_WAIT`] for a
+    /// connection, not the pool's 3 s (a call reads and writes several
+    /// times; each would wait in full). Cleared by the next connection.
+    away: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// How long a call waits for a connection while the database is away.
+const AWAY_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The channel write transactions notify (see [`notify`]).
 const CHANNEL: &str = "tinfoil_changes";
@@ -401,6 +409,41 @@ fn all_of() -> Forget {
 }
 
 impl PgStore {
+    /// A pooled connection, waiting at most `wait`, else the pool's 3 s,
+    /// or [`AWAY_WAIT`] while the database is away.
+    fn connection(
+        &self,
+        wait: Option<std::time::Duration>,
+    ) -> Result<r2d2::PooledConnection<Prepared<PostgresConnectionManager<MakeRustlsConnect>>>>
+    {
+        use std::sync::atomic::Ordering;
+        let away = self.away.load(Ordering::Relaxed);
+        let wait = match (wait, away) {
+            (Some(wait), true) => Some(wait.min(AWAY_WAIT)),
+            (None, true) => Some(AWAY_WAIT),
+            (wait, false) => wait,
+        };
+        let got = match wait {
+            Some(wait) => self.pool.get_timeout(wait),
+            None => self.pool.get(),
+        };
+        match got {
+            Ok(conn) => {
+                if away {
+                    self.away.store(false, Ordering::Relaxed);
+                }
+                Ok(conn)
+            }
+            Err(e) => {
+                // None held: not a busy pool, an unreachable database.
+                if self.pool.state().connections == 0 {
+                    self.away.store(true, Ordering::Relaxed);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
     /// Connects to the database `url` names (see [`StoreUrl`]) and applies
     /// the missing migrations. The password is `password`, or libpq's
     /// `PGPASSWORD`. Errors name the database as [`StoreUrl`] shows it.
@@ -441,7 +484,12 @@ impl PgStore {
             .map_err(|e| {
                 Error::StoreUnavailable(format!("cannot connect to PostgreSQL at {url}: {e}"))
             })?;
-        let store = PgStore { pool, config, tls };
+        let store = PgStore {
+            pool,
+            config,
+            tls,
+            away: Default::default(),
+        };
         store.migrate().map_err(|e| match e {
             Error::StoreUnavailable(m) => {
                 Error::StoreUnavailable(format!("PostgreSQL at {url}: {m}"))
@@ -455,7 +503,7 @@ impl PgStore {
     /// advisory lock, so nodes opening an older store together apply
     /// each once.
     fn migrate(&self) -> Result<()> {
-        let mut client = self.pool.get()?;
+        let mut client = self.connection(None)?;
         let mut tx = client.client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
         tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
@@ -501,7 +549,7 @@ impl PgStore {
     pub fn write<T>(&self, audited: bool, f: &mut dyn FnMut(&Db<'_>) -> Result<T>) -> Result<T> {
         let mut attempt = 0;
         loop {
-            let mut pooled = self.pool.get()?;
+            let mut pooled = self.connection(None)?;
             let outcome = (|| {
                 // The transaction and its lock in one round trip (a BEGIN
                 // in a multi-statement query keeps its block open after
@@ -554,10 +602,7 @@ impl PgStore {
         snapshot: bool,
         f: impl FnOnce(&Db<'_>) -> Result<T>,
     ) -> Result<T> {
-        let mut pooled = match wait {
-            Some(wait) => self.pool.get_timeout(wait)?,
-            None => self.pool.get()?,
-        };
+        let mut pooled = self.connection(wait)?;
         if snapshot {
             let PgClient {
                 client, statements, ..
