@@ -340,23 +340,19 @@ fn init_url(url: &str, pass: &str) -> Output {
     tinfoild(&args, &[])
 }
 
-/// TLS to the database with libpq's sslmode: require refuses a server
-/// without TLS; once the server has a certificate (CA-signed, for
-/// localhost and 127.0.0.1), verify-full with the right root connects,
-/// with another CA's root or under a host name the certificate does not
-/// name it refuses, saying why; verify-ca ignores the name; require
-/// encrypts without checking.
+/// TLS to the database with libpq's sslmode, never accepting an unchecked
+/// certificate: require without a root file refuses to start, with one it
+/// refuses a server without TLS; once the server has a certificate
+/// (CA-signed, for localhost and 127.0.0.1), verify-full with the right
+/// root connects, with another CA's root or under a host name the
+/// certificate does not name it refuses, saying why; verify-ca ignores the
+/// name; require and prefer with a root file check the chain.
 #[test]
 fn sslmode_and_sslrootcert() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
     let (dir, pass) = scratch();
-    let out = init_with(&cluster, "?sslmode=require", &pass);
-    refused(&out, "server does not support TLS", DB_SECRET);
-    let out = init_with(&cluster, "?sslmode=disable", &pass);
-    assert!(out.status.success(), "{}", stderr(&out));
-
     // The server's certificate, readable by the server's user (nobody
     // when the tests run as root: see test_cluster).
     let pki = dir.path().join("pki");
@@ -365,6 +361,24 @@ fn sslmode_and_sslrootcert() {
         std::fs::create_dir(d).unwrap();
         tinfoil_e2e_tests::pki::make_pki(d);
     }
+    let root = |d: &Path| d.join("ca.pem").display().to_string();
+    // require never means "any certificate": without a root file it
+    // refuses to start; with one, against a server without TLS, it
+    // refuses to connect.
+    let out = init_with(&cluster, "?sslmode=require", &pass);
+    refused(&out, "sslmode=require needs sslrootcert", DB_SECRET);
+    let out = init_with(
+        &cluster,
+        &format!("?sslmode=require&sslrootcert={}", root(&pki)),
+        &pass,
+    );
+    refused(&out, "server does not support TLS", DB_SECRET);
+    let out = init_with(&cluster, "?sslmode=disable", &pass);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // prefer (the default) without a root file: plain, never unchecked TLS.
+    let out = init_with(&cluster, "?sslmode=prefer", &pass);
+    assert!(out.status.success(), "{}", stderr(&out));
+
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     for (path, mode) in [
         (dir.path(), 0o755),
@@ -406,7 +420,6 @@ fn sslmode_and_sslrootcert() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    let root = |d: &Path| d.join("ca.pem").display().to_string();
     // The right root, the host the certificate names.
     let out = init_with(
         &cluster,
@@ -453,9 +466,21 @@ fn sslmode_and_sslrootcert() {
     let url = renamed("verify-ca");
     let out = init_url(&url, &pass);
     assert!(out.status.success(), "{}", stderr(&out));
-    // require: encrypted, the certificate unchecked (no root file given).
-    let out = init_with(&cluster, "?sslmode=require", &pass);
-    assert!(out.status.success(), "{}", stderr(&out));
+    // require and prefer with a root file check the chain (as verify-ca).
+    for mode in ["require", "prefer"] {
+        let out = init_with(
+            &cluster,
+            &format!("?sslmode={mode}&sslrootcert={}", root(&pki)),
+            &pass,
+        );
+        assert!(out.status.success(), "{mode}: {}", stderr(&out));
+        let out = init_with(
+            &cluster,
+            &format!("?sslmode={mode}&sslrootcert={}", root(&other)),
+            &pass,
+        );
+        refused(&out, "invalid peer certificate", DB_SECRET);
+    }
     // A missing root file is named.
     let out = init_with(
         &cluster,

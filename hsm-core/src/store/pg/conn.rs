@@ -38,9 +38,12 @@ use crate::error::{Error, Result};
 pub enum SslMode {
     /// No TLS.
     Disable,
-    /// TLS when offered, certificate not checked (libpq's default).
+    /// The default. With a root file: TLS when the server offers it, the
+    /// certificate chained to the root file (as `VerifyCa`); without one:
+    /// no TLS (libpq would accept any certificate; Tinfoil never does).
     Prefer,
-    /// TLS required; certificate checked only if a root file is there.
+    /// TLS required, checked as `VerifyCa`; a root file is required (libpq
+    /// would accept any certificate without one; Tinfoil refuses to start).
     Require,
     /// TLS required, certificate chained to the root file.
     VerifyCa,
@@ -98,10 +101,12 @@ pub struct StoreUrl {
 impl StoreUrl {
     /// Parses and checks `url`: refused (`ValidationException`) when
     /// malformed or holding a password. Error messages never quote it.
-    /// Reads no file (the root certificates are read when connecting).
+    /// Reads no file (the root certificates are read when connecting; for
+    /// `prefer`, whether the default root file exists decides whether TLS
+    /// is tried at all).
     pub fn parse(url: &str) -> Result<StoreUrl> {
         let (rest, params) = take_tls_params(url)?;
-        let mut config = postgres::Config::from_str(&rest)
+        let config = postgres::Config::from_str(&rest)
             .map_err(|e| Error::validation(format!("malformed store URL: {e}")))?;
         if config.get_password().is_some() {
             return Err(Error::validation(
@@ -128,17 +133,25 @@ impl StoreUrl {
                 TlsParam::RootCert => root_cert = Some(PathBuf::from(value)),
             }
         }
-        config.ssl_mode(match ssl_mode {
-            SslMode::Disable => postgres::config::SslMode::Disable,
-            SslMode::Prefer => postgres::config::SslMode::Prefer,
-            _ => postgres::config::SslMode::Require,
-        });
-        Ok(StoreUrl {
+        let mut store_url = StoreUrl {
             url: url.to_owned(),
             config,
             ssl_mode,
             root_cert,
-        })
+        };
+        // `prefer` tries TLS only when there is a root file to check the
+        // server's certificate against: Tinfoil never accepts an unchecked
+        // certificate (an attacker's would do), so without one it is plain.
+        let tls = match ssl_mode {
+            SslMode::Disable => postgres::config::SslMode::Disable,
+            SslMode::Prefer if store_url.root_file().is_none() => {
+                postgres::config::SslMode::Disable
+            }
+            SslMode::Prefer => postgres::config::SslMode::Prefer,
+            _ => postgres::config::SslMode::Require,
+        };
+        store_url.config.ssl_mode(tls);
+        Ok(store_url)
     }
 
     /// The URL as given (it holds no password).
@@ -168,26 +181,29 @@ impl StoreUrl {
     }
 
     /// The TLS connector of this URL's `sslmode` (reads the root
-    /// certificate file for `verify-ca`, `verify-full`, and `require`
-    /// with a root file).
+    /// certificate file; refused for `require`, `verify-ca` and
+    /// `verify-full` without one).
     pub(crate) fn connector(&self) -> Result<MakeRustlsConnect> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Internal(format!("TLS to PostgreSQL: {e}")))?;
         let root = match self.ssl_mode {
-            SslMode::Disable | SslMode::Prefer => None,
-            SslMode::Require => self.root_file(),
-            SslMode::VerifyCa | SslMode::VerifyFull => Some(self.root_file().ok_or_else(|| {
-                Error::validation(format!(
-                    "sslmode={} needs sslrootcert=PATH (a PEM file of the CA certificates \
-                     to trust) or ~/.postgresql/root.crt",
-                    self.ssl_mode.as_str()
-                ))
-            })?),
+            SslMode::Disable => None,
+            SslMode::Prefer => self.root_file(),
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                Some(self.root_file().ok_or_else(|| {
+                    Error::validation(format!(
+                        "sslmode={} needs sslrootcert=PATH (a PEM file of the CA certificates \
+                         to trust) or ~/.postgresql/root.crt: Tinfoil does not accept a \
+                         server certificate it cannot check",
+                        self.ssl_mode.as_str()
+                    ))
+                })?)
+            }
         };
         let verifier: Arc<dyn ServerCertVerifier> = match root {
-            None => Arc::new(AnyCertificate(provider)),
+            None => Arc::new(NoTls(provider)),
             Some(path) => {
                 let webpki = webpki_verifier(&path, provider)?;
                 if self.ssl_mode == SslMode::VerifyFull {
@@ -461,13 +477,14 @@ impl ServerCertVerifier for ChainOnly {
     }
 }
 
-/// `sslmode=prefer` and `require` without a root file: encryption without
-/// authentication, as libpq does. The handshake's signatures are still
-/// checked (against whatever certificate the server sent).
+/// The verifier of a URL whose connections never use TLS (`disable`, or
+/// `prefer` without a root file): refuses every certificate, so a
+/// handshake it is somehow asked to check fails rather than trusting an
+/// unchecked server.
 #[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
+struct NoTls(Arc<CryptoProvider>);
 
-impl ServerCertVerifier for AnyCertificate {
+impl ServerCertVerifier for NoTls {
     fn verify_server_cert(
         &self,
         _end_entity: &CertificateDer<'_>,
@@ -476,7 +493,10 @@ impl ServerCertVerifier for AnyCertificate {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        Err(rustls::Error::General(
+            "TLS is off for this store URL (sslmode=disable, or prefer without a root file)"
+                .into(),
+        ))
     }
 
     fn verify_tls12_signature(
