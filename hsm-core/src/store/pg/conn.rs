@@ -494,8 +494,7 @@ impl ServerCertVerifier for NoTls {
         _now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
         Err(rustls::Error::General(
-            "TLS is off for this store URL (sslmode=disable, or prefer without a root file)"
-                .into(),
+            "TLS is off for this store URL (sslmode=disable, or prefer without a root file)".into(),
         ))
     }
 
