@@ -168,15 +168,13 @@ impl ReadAhead {
         // than sleep and have the reader wake this thread (an
         // inter-processor interrupt per chunk, costly in a VM). Then sleep.
         let start = Instant::now();
-        let mut spins = 0u32;
         loop {
             match rx.try_recv() {
                 Ok(message) => return message,
                 Err(TryRecvError::Disconnected) => return Err(stopped()),
                 Err(TryRecvError::Empty) => {}
             }
-            spins += 1;
-            if spins % 64 == 0 && start.elapsed() >= self.spin {
+            if start.elapsed() >= self.spin {
                 break;
             }
             std::hint::spin_loop();
