@@ -437,9 +437,9 @@ async fn check_key(
 /// every acknowledged key exists everywhere with one current version and
 /// its acknowledged rotations, and a pg_dump holds none of the secrets.
 ///
-/// Known intermittent failure (2 of 7 runs; reported to the lead,
-/// hsm-core): a call on a living node fails with StoreUnavailableException;
-/// once a DisableKey with "storage conflict (retryable): SQLSTATE 40001:
+/// Seen intermittently before 806834f (2 of 7 runs; not in 4 runs since;
+/// reported to the lead, hsm-core): a call on a living node failed with
+/// StoreUnavailableException; once a DisableKey with "storage conflict (retryable): SQLSTATE 40001:
 /// could not serialize access due to read/write dependencies among
 /// transactions" after the engine's retries (writers are meant to
 /// serialize on `store_write_lock`), once a GenerateDataKey (message not
