@@ -10,6 +10,9 @@
 //! canonical URI encoded once more per segment, query parameters sorted.
 
 use http::HeaderMap;
+use percent_encoding::{
+    percent_decode_str, percent_encode, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC,
+};
 
 /// The only algorithm SigV4 defines.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -233,37 +236,15 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
-/// AWS's URI encoding: everything but `A-Za-z0-9-._~` as `%XX` (upper
-/// case); `/` kept when `keep_slash`.
-fn uri_encode(text: &[u8], keep_slash: bool, out: &mut String) {
-    for &b in text {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || (keep_slash && b == b'/') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-}
-
-/// Decodes `%XX` escapes (and `+` as itself, as AWS does).
-fn percent_decode(text: &str) -> Vec<u8> {
-    let b = text.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hexval = |c: u8| char::from(c).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hexval(b[i + 1]), hexval(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
-}
+/// AWS's URI encoding leaves `A-Za-z0-9-._~` as they are and writes every
+/// other byte as `%XX` (upper case).
+const AWS_URI_ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+/// The same with `/` kept (the canonical URI's path separators).
+const AWS_PATH_ESCAPED: &AsciiSet = &AWS_URI_ESCAPED.remove(b'/');
 
 /// The canonical URI of a non-S3 service: each segment of the path as
 /// sent, encoded once more.
@@ -271,9 +252,7 @@ fn canonical_uri(path: &str) -> String {
     if path.is_empty() {
         return "/".to_string();
     }
-    let mut out = String::with_capacity(path.len());
-    uri_encode(path.as_bytes(), true, &mut out);
-    out
+    utf8_percent_encode(path, AWS_PATH_ESCAPED).to_string()
 }
 
 /// The canonical query string: parameters decoded, re-encoded, sorted.
@@ -283,10 +262,12 @@ fn canonical_query(query: &str) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let (mut ek, mut ev) = (String::new(), String::new());
-            uri_encode(&percent_decode(k), false, &mut ek);
-            uri_encode(&percent_decode(v), false, &mut ev);
-            (ek, ev)
+            // Decoded first (`+` stays itself, as AWS does), then encoded.
+            let reencode = |text: &str| {
+                let decoded: Vec<u8> = percent_decode_str(text).collect();
+                percent_encode(&decoded, AWS_URI_ESCAPED).to_string()
+            };
+            (reencode(k), reencode(v))
         })
         .collect();
     pairs.sort();

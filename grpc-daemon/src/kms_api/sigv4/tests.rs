@@ -167,6 +167,16 @@ fn canonical_query_sorts_and_encodes() {
     assert_eq!(canonical_query("b=2&a=1&a=0"), "a=0&a=1&b=2");
     assert_eq!(canonical_query("k=a%20b&x"), "k=a%20b&x=");
     assert_eq!(canonical_uri("/a b"), "/a%20b");
+    // Unreserved bytes stay, every other byte is %XX in upper case, `+` is
+    // a literal plus (not a space), escapes are decoded before re-encoding,
+    // a broken escape is taken literally.
+    assert_eq!(canonical_uri(""), "/");
+    assert_eq!(canonical_uri("/x/\u{fc}~-._*"), "/x/%C3%BC~-._%2A");
+    assert_eq!(
+        canonical_query("a+b=%7e&c=%2f&d=%zz&e=%4"),
+        "a%2Bb=~&c=%2F&d=%25zz&e=%254"
+    );
+    assert_eq!(canonical_query("k=%00%FF"), "k=%00%FF");
 }
 
 #[test]
