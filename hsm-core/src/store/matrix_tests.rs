@@ -1085,18 +1085,28 @@ fn panicked_write_leaves_no_open_transaction(cluster: &Cluster) {
     }));
     std::panic::set_hook(hook);
     assert!(outcome.is_err());
-    let open: i64 = hsm
-        .lock_store()
-        .read(|db| {
-            db.first(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
-                &[],
-                |r| r.get(0),
-            )
-        })
-        .unwrap()
-        .unwrap();
+    // The discarded connection's socket is closed at once, but its server
+    // process notices a moment later: poll (a generous bound, not a time
+    // asserted) until no session of this database is mid-transaction.
+    let open_transactions = || -> i64 {
+        hsm.lock_store()
+            .read(|db| {
+                db.first(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+                    &[],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut open = open_transactions();
+    while open != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        open = open_transactions();
+    }
     assert_eq!(open, 0, "no connection is left in a transaction");
     let caller = root();
     let gate = hsm.gate(&caller);
