@@ -270,7 +270,7 @@ impl Hsm {
         // commit (an fsync) runs without the state lock: readers are not
         // stalled.
         let committed = self.lock_store().write(|tx| {
-            store::put_key(tx, &record)?;
+            store::put_new_key(tx, &record)?;
             store::put_version(tx, &record.id, &record.versions[0], &wrapped)?;
             match &policy {
                 Some(p) => crate::policy::authz::put_policy_row(tx, &record.id, &p.text),

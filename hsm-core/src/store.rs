@@ -1061,6 +1061,16 @@ pub(crate) fn put_meta(tx: &Db<'_>, name: &str, value: &[u8]) -> Result<()> {
 
 /// Inserts or replaces a key's row and its tags (not its versions).
 pub(crate) fn put_key(tx: &Db<'_>, key: &KeyRecord) -> Result<()> {
+    write_key(tx, key, true)
+}
+
+/// Inserts a new key's row and its tags (not its versions): no tags to
+/// replace (a round trip less on PostgreSQL).
+pub(crate) fn put_new_key(tx: &Db<'_>, key: &KeyRecord) -> Result<()> {
+    write_key(tx, key, false)
+}
+
+fn write_key(tx: &Db<'_>, key: &KeyRecord, replace_tags: bool) -> Result<()> {
     crate::audit::pending::note_key(key);
     let id = id_text(&key.id);
     pg::notify(tx, &id)?;
@@ -1091,7 +1101,9 @@ pub(crate) fn put_key(tx: &Db<'_>, key: &KeyRecord) -> Result<()> {
             key.token.as_deref(),
         ],
     )?;
-    tx.execute("DELETE FROM tags WHERE key_id = ?1", &vals![&id])?;
+    if replace_tags {
+        tx.execute("DELETE FROM tags WHERE key_id = ?1", &vals![&id])?;
+    }
     for (tag_key, tag_value) in &key.tags {
         tx.execute(
             "INSERT INTO tags (key_id, tag_key, tag_value) VALUES (?1, ?2, ?3)",

@@ -42,6 +42,7 @@ struct Args {
     seconds: u64,
     slices: u32,
     tries: usize,
+    profile: bool,
 }
 
 fn args() -> Args {
@@ -49,9 +50,14 @@ fn args() -> Args {
         seconds: 6,
         slices: 3,
         tries: 100,
+        profile: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--profile" {
+            args.profile = true;
+            continue;
+        }
         let value = it.next().unwrap_or_default();
         let n: u64 = value
             .parse()
@@ -60,7 +66,7 @@ fn args() -> Args {
             "--seconds" => args.seconds = n.max(1),
             "--slices" => args.slices = (n as u32).max(1),
             "--tries" => args.tries = (n as usize).max(1),
-            _ => panic!("unknown flag {flag} (--seconds N, --slices N, --tries N)"),
+            _ => panic!("unknown flag {flag} (--seconds N, --slices N, --tries N, --profile)"),
         }
     }
     args
@@ -237,6 +243,63 @@ async fn disable_lag(a: &mut Client, b: &mut Client, key_id: &str, blob: &[u8]) 
     lag
 }
 
+/// `--profile`: resets PostgreSQL's statement statistics (`reset`), or
+/// reads them: (statement, calls, total server time in ms), most called
+/// first. On a thread of its own (the sync client runs its own runtime).
+fn pg_stats(url: &str, reset: bool) -> Vec<(String, i64, f64)> {
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        let mut db = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+        if reset {
+            db.batch_execute("SELECT pg_stat_statements_reset()")
+                .expect("reset pg_stat_statements");
+            return Vec::new();
+        }
+        db.query(
+            "SELECT query, calls, total_exec_time FROM pg_stat_statements
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+             ORDER BY calls DESC",
+            &[],
+        )
+        .expect("read pg_stat_statements")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+    })
+    .join()
+    .expect("pg_stat_statements thread")
+}
+
+/// `--profile`: what PostgreSQL ran per call of `op` on `setup`: each
+/// statement's calls per operation and server time, and the wall time.
+async fn profile(setup: &Setup, op: Op, url: &str) {
+    pg_stats(url, true);
+    let sample = slice(setup, op, Duration::from_secs(2)).await;
+    let ops = sample.latencies.len() as f64;
+    let stats = pg_stats(url, false);
+    let name = if op == Op::CreateKey { "CreateKey" } else { "Encrypt" };
+    let server_ms: f64 = stats.iter().map(|s| s.2).sum();
+    let statements: i64 = stats.iter().map(|s| s.1).sum();
+    println!(
+        "profile {} {name}: {:.0}/s, {:.2} statements per call, server time {:.1} us per call \
+         ({:.0}% of the wall time)",
+        setup.name,
+        sample.ops_per_sec(),
+        statements as f64 / ops,
+        server_ms * 1e3 / ops,
+        server_ms / 1e3 / sample.elapsed.as_secs_f64() * 100.0
+    );
+    for (query, calls, total_ms) in stats.iter().filter(|s| s.1 as f64 >= ops / 100.0) {
+        let query: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
+        let query: String = query.chars().take(90).collect();
+        println!(
+            "  {:>8.3}/call {:>8.1} us each  {query}",
+            *calls as f64 / ops,
+            total_ms * 1e3 / *calls as f64
+        );
+    }
+}
+
 fn main() {
     tinfoil_daemon::install_crypto_provider();
     let args = args();
@@ -248,6 +311,17 @@ fn main() {
         std::process::exit(2);
     };
     let pg = PgStore::init_on(cluster);
+    if args.profile {
+        // pg_stat_statements needs a restart to load.
+        pg.db()
+            .batch_execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+            .expect("ALTER SYSTEM");
+        pg.cluster.stop_server();
+        pg.cluster.start_server();
+        pg.db()
+            .batch_execute("CREATE EXTENSION pg_stat_statements")
+            .expect("CREATE EXTENSION pg_stat_statements");
+    }
     let pg_a = pg.start_node(0, quiet);
     let pg_b = pg.start_node(1, quiet);
 
@@ -316,6 +390,14 @@ fn main() {
                 r[1],
                 verdict(r[1] >= 0.9)
             );
+        }
+
+        if args.profile {
+            for s in &setups[1..] {
+                for op in [Op::CreateKey, Op::Encrypt] {
+                    profile(s, op, &pg.url).await;
+                }
+            }
         }
 
         // The disable lag, node A to node B.

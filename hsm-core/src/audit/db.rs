@@ -38,32 +38,111 @@ pub(crate) const MIGRATION: &str = "CREATE TABLE audit_records (
         note TEXT NOT NULL
      );";
 
-/// Inserts one sealed record.
-pub(crate) fn insert_record(
-    tx: &Db<'_>,
-    sequence: u64,
-    draft: &Draft,
-    record: &Value,
-    hash: &Hash,
-) -> Result<()> {
-    let resource_arn = draft.resources.first();
-    let resource_id = resource_arn.and_then(|arn| arn.rsplit('/').next());
-    let username = draft.username();
-    let record = record.to_string();
+/// One sealed record's row.
+pub(crate) struct RecordRow {
+    sequence: i64,
+    event_time: UnixSeconds,
+    event_name: String,
+    username: String,
+    access_key_id: Option<String>,
+    resource_arn: Option<String>,
+    resource_id: Option<String>,
+    record: String,
+    hash: Hash,
+}
+
+impl RecordRow {
+    /// The row of `record`, sealed as `sequence` with `hash`, from `draft`.
+    pub fn new(sequence: u64, draft: &Draft, record: &Value, hash: &Hash) -> RecordRow {
+        let resource_arn = draft.resources.first().cloned();
+        let resource_id = resource_arn
+            .as_deref()
+            .and_then(|arn| arn.rsplit('/').next())
+            .map(str::to_owned);
+        RecordRow {
+            sequence: sequence as i64,
+            event_time: draft.event_time,
+            event_name: draft.event_name.clone(),
+            username: draft.username(),
+            access_key_id: draft.caller.access_key_id.clone(),
+            resource_arn,
+            resource_id,
+            record: record.to_string(),
+            hash: *hash,
+        }
+    }
+}
+
+/// Inserts sealed records: on PostgreSQL all in one statement (one round
+/// trip, arrays unnested), on SQLite one statement each (no round trips).
+pub(crate) fn insert_records(tx: &Db<'_>, rows: &[RecordRow]) -> Result<()> {
+    tx.chain_changed();
+    if !tx.is_postgres() {
+        for row in rows {
+            insert_row(tx, row)?;
+        }
+        return Ok(());
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    fn column<'r, T: ?Sized>(
+        rows: &'r [RecordRow],
+        f: impl Fn(&'r RecordRow) -> &'r T,
+    ) -> Vec<&'r T> {
+        rows.iter().map(f).collect()
+    }
+    let sequence: Vec<i64> = rows.iter().map(|r| r.sequence).collect();
+    let event_time: Vec<i64> = rows.iter().map(|r| r.event_time).collect();
+    let event_name = column(rows, |r| r.event_name.as_str());
+    let username = column(rows, |r| r.username.as_str());
+    let access_key_id: Vec<Option<&str>> =
+        rows.iter().map(|r| r.access_key_id.as_deref()).collect();
+    let resource_arn: Vec<Option<&str>> = rows.iter().map(|r| r.resource_arn.as_deref()).collect();
+    let resource_id: Vec<Option<&str>> = rows.iter().map(|r| r.resource_id.as_deref()).collect();
+    let record = column(rows, |r| r.record.as_str());
+    let hash = column(rows, |r| &r.hash[..]);
+    let inserted = tx.pg_execute(
+        "INSERT INTO audit_records (sequence, event_time, event_name, username, access_key_id,
+                                    resource_arn, resource_id, record, hash)
+         SELECT * FROM unnest(?1::bigint[], ?2::bigint[], ?3::text[], ?4::text[], ?5::text[],
+                              ?6::text[], ?7::text[], ?8::text[], ?9::bytea[])",
+        &[
+            &sequence,
+            &event_time,
+            &event_name,
+            &username,
+            &access_key_id,
+            &resource_arn,
+            &resource_id,
+            &record,
+            &hash,
+        ],
+    )?;
+    if inserted != rows.len() as u64 {
+        return Err(Error::Internal(format!(
+            "{inserted} audit records written of {}",
+            rows.len()
+        )));
+    }
+    Ok(())
+}
+
+fn insert_row(tx: &Db<'_>, row: &RecordRow) -> Result<()> {
     tx.execute(
         "INSERT INTO audit_records (sequence, event_time, event_name, username, access_key_id,
                                     resource_arn, resource_id, record, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         &vals![
-            sequence as i64,
-            draft.event_time,
-            &draft.event_name,
-            &*username,
-            draft.caller.access_key_id.as_deref(),
-            resource_arn,
-            resource_id,
-            &record,
-            &hash[..],
+            row.sequence,
+            row.event_time,
+            &row.event_name,
+            &row.username,
+            row.access_key_id.as_deref(),
+            row.resource_arn.as_deref(),
+            row.resource_id.as_deref(),
+            &row.record,
+            &row.hash[..],
         ],
     )?;
     Ok(())
@@ -77,6 +156,7 @@ pub(crate) fn insert_checkpoint(
     root: &Hash,
     note: &str,
 ) -> Result<()> {
+    tx.chain_changed();
     tx.execute(
         "INSERT INTO audit_checkpoints (tree_size, created, root, note) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(tree_size) DO UPDATE SET created = excluded.created, root = excluded.root,
@@ -98,6 +178,10 @@ fn hash_of(bytes: Vec<u8>) -> Result<Hash> {
 pub(crate) fn chain_ends(
     conn: &Db<'_>,
 ) -> Result<(Option<(u64, Hash)>, Option<(u64, UnixSeconds, Hash)>)> {
+    // A PostgreSQL write read them in the round trip that began it.
+    if let Some(ends) = conn.take_chain_ends() {
+        return Ok(ends);
+    }
     let row = conn.first(
         "SELECT r.sequence, r.hash, c.tree_size, c.created, c.root
          FROM (SELECT 1 AS one) o
@@ -233,6 +317,7 @@ pub(crate) fn checkpoint_at_or_below(conn: &Db<'_>, at_most: u64) -> Result<Opti
 /// Deletes records before `before` and checkpoints that no longer anchor
 /// anything (smaller than `before - 1`).
 pub(crate) fn prune(tx: &Db<'_>, before: u64) -> Result<usize> {
+    tx.chain_changed();
     let removed = tx.execute(
         "DELETE FROM audit_records WHERE sequence < ?1",
         &vals![before as i64],

@@ -142,14 +142,17 @@ impl AuditLog {
         // the write lock): another process sharing the store may have
         // appended since this one's last append.
         let mut state = Self::load_state(tx)?;
+        let mut rows = Vec::new();
         for draft in drafts {
             let mut record = draft.take_json(&self.account);
             let sequence = state.head_sequence + 1;
             let hash = seal_record(&mut record, sequence, &state.head_hash);
-            db::insert_record(tx, sequence, draft, &record, &hash)?;
+            rows.push(db::RecordRow::new(sequence, draft, &record, &hash));
             state.head_sequence = sequence;
             state.head_hash = hash;
         }
+        // A group-committed batch in one statement on PostgreSQL.
+        db::insert_records(tx, &rows)?;
         let unsigned = state.head_sequence - state.checkpoint_size;
         if unsigned >= CHECKPOINT_EVERY_RECORDS
             || (unsigned > 0 && now.saturating_sub(state.checkpoint_time) >= CHECKPOINT_EVERY_SECS)

@@ -463,13 +463,38 @@ impl PgConn<'_> {
     }
 }
 
+/// The audit chain's ends as [`crate::audit`] reads them: the newest
+/// record (sequence, hash) and the newest checkpoint (size, creation time,
+/// root).
+pub(crate) type ChainEnds = (
+    Option<(u64, [u8; 32])>,
+    Option<(u64, crate::types::UnixSeconds, [u8; 32])>,
+);
+
+/// What a PostgreSQL write transaction carries besides its connection, to
+/// save round trips while it holds the write lock: the audit chain's ends,
+/// read in the round trip that began the transaction and took the lock,
+/// and the notifications to send in the round trip that commits.
+#[derive(Default)]
+pub(crate) struct WriteExtras {
+    /// The chain's ends as read right after the lock, until the
+    /// transaction reads them (once) or writes an audit table (boxed:
+    /// every `Db` carries these extras).
+    pub chain_ends: Option<Box<ChainEnds>>,
+    /// Whether notifications wait for the COMMIT (a write transaction)
+    /// or are sent at once.
+    pub defer_notes: bool,
+    /// The payloads to notify, each once, in order.
+    pub notes: Vec<String>,
+}
+
 /// A connection or transaction of either engine: what store code runs
 /// its statements on.
 pub(crate) enum Db<'c> {
     /// SQLite (a `Transaction` derefs to its `Connection`).
     Sqlite(&'c rusqlite::Connection),
-    /// PostgreSQL; statements need `&mut`, hence the cell.
-    Postgres(RefCell<PgConn<'c>>),
+    /// PostgreSQL; statements need `&mut`, hence the cells.
+    Postgres(RefCell<PgConn<'c>>, RefCell<WriteExtras>),
 }
 
 /// `?N` placeholders to PostgreSQL's `$N`.
@@ -494,32 +519,101 @@ impl<'c> Db<'c> {
     /// A PostgreSQL transaction as a `Db`, with its connection's prepared
     /// statements.
     pub fn pg_tx(tx: postgres::Transaction<'c>, statements: &'c mut Statements) -> Db<'c> {
-        Db::Postgres(RefCell::new(PgConn::Tx(tx, statements)))
+        Db::Postgres(RefCell::new(PgConn::Tx(tx, statements)), RefCell::default())
     }
 
     /// A PostgreSQL connection (autocommit) as a `Db`.
     pub fn pg_client(client: &'c mut PgClient) -> Db<'c> {
-        Db::Postgres(RefCell::new(PgConn::Client(
-            &mut client.client,
-            &mut client.statements,
-        )))
+        Db::Postgres(
+            RefCell::new(PgConn::Client(&mut client.client, &mut client.statements)),
+            RefCell::default(),
+        )
+    }
+
+    /// A PostgreSQL connection on which a write transaction was begun
+    /// (by `pg::PgStore::write`), with what that round trip read.
+    pub fn pg_write(client: &'c mut PgClient, chain_ends: Option<ChainEnds>) -> Db<'c> {
+        Db::Postgres(
+            RefCell::new(PgConn::Client(&mut client.client, &mut client.statements)),
+            RefCell::new(WriteExtras {
+                chain_ends: chain_ends.map(Box::new),
+                defer_notes: true,
+                notes: Vec::new(),
+            }),
+        )
     }
 
     /// Whether this is PostgreSQL (for the few statements whose text
     /// differs).
     pub fn is_postgres(&self) -> bool {
-        matches!(self, Db::Postgres(_))
+        matches!(self, Db::Postgres(..))
     }
 
     /// Commits a PostgreSQL transaction (SQLite's are committed by their
     /// owner).
     pub fn commit(self) -> Result<()> {
         match self {
-            Db::Postgres(cell) => match cell.into_inner() {
+            Db::Postgres(cell, _) => match cell.into_inner() {
                 PgConn::Tx(tx, _) => Ok(tx.commit()?),
                 PgConn::Client(..) => Ok(()),
             },
             Db::Sqlite(_) => Ok(()),
+        }
+    }
+
+    /// The audit chain's ends read with this write's BEGIN, once (`None`:
+    /// read them now). Audit writes forget them ([`Db::chain_changed`]).
+    pub fn take_chain_ends(&self) -> Option<ChainEnds> {
+        match self {
+            Db::Postgres(_, extras) => extras.borrow_mut().chain_ends.take().map(|e| *e),
+            Db::Sqlite(_) => None,
+        }
+    }
+
+    /// An audit table was written: the chain's ends read before are stale.
+    pub fn chain_changed(&self) {
+        if let Db::Postgres(_, extras) = self {
+            extras.borrow_mut().chain_ends = None;
+        }
+    }
+
+    /// PostgreSQL: notifies `payload` on `channel` when the transaction
+    /// commits: in a write, sent with its COMMIT (each payload once);
+    /// otherwise at once. Nothing on SQLite.
+    pub fn notify(&self, channel: &str, payload: &str) -> Result<()> {
+        let Db::Postgres(_, extras) = self else {
+            return Ok(());
+        };
+        {
+            let mut extras = extras.borrow_mut();
+            if extras.defer_notes {
+                if !extras.notes.iter().any(|n| n == payload) {
+                    extras.notes.push(payload.to_owned());
+                }
+                return Ok(());
+            }
+        }
+        self.execute("SELECT pg_notify(?1, ?2)", &vals![channel, payload])?;
+        Ok(())
+    }
+
+    /// The notifications a write deferred to its COMMIT.
+    pub fn take_notes(&self) -> Vec<String> {
+        match self {
+            Db::Postgres(_, extras) => std::mem::take(&mut extras.borrow_mut().notes),
+            Db::Sqlite(_) => Vec::new(),
+        }
+    }
+
+    /// PostgreSQL only: runs a statement of PostgreSQL's own dialect
+    /// (`?N` placeholders, typed parameters such as arrays), prepared once
+    /// per connection; the number of rows it changed.
+    pub fn pg_execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        match self {
+            Db::Postgres(cell, _) => cell.borrow_mut().execute(sql, params),
+            Db::Sqlite(_) => Err(Error::Internal(
+                "a PostgreSQL statement run on SQLite".into(),
+            )),
         }
     }
 
@@ -529,7 +623,7 @@ impl<'c> Db<'c> {
             Db::Sqlite(conn) => Ok(conn
                 .prepare_cached(sql)?
                 .execute(rusqlite::params_from_iter(params))?),
-            Db::Postgres(cell) => {
+            Db::Postgres(cell, _) => {
                 let n = cell.borrow_mut().execute(sql, &pg_params(params))?;
                 Ok(n as usize)
             }
@@ -540,7 +634,7 @@ impl<'c> Db<'c> {
     pub fn batch(&self, sql: &str) -> Result<()> {
         match self {
             Db::Sqlite(conn) => Ok(conn.execute_batch(sql)?),
-            Db::Postgres(cell) => {
+            Db::Postgres(cell, _) => {
                 match &mut *cell.borrow_mut() {
                     PgConn::Client(c, _) => c.batch_execute(sql)?,
                     PgConn::Tx(t, _) => t.batch_execute(sql)?,
@@ -566,7 +660,7 @@ impl<'c> Db<'c> {
                 }
                 Ok(())
             }
-            Db::Postgres(cell) => {
+            Db::Postgres(cell, _) => {
                 let rows = cell.borrow_mut().query(sql, &pg_params(params))?;
                 for row in &rows {
                     f(&Row::Postgres(row))?;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
+use super::pg;
 use super::test_cluster::Cluster;
 use crate::clock::{Clock, ManualClock, DAY};
 use crate::outputs::CreateKeyRequest;
@@ -294,6 +295,66 @@ fn audit_chain(engine: &Engine<'_>) {
     drop(hsm);
     let hsm = engine.open(&place, &pass(), &clock).unwrap();
     assert_eq!(hsm.audit_log().state().head_sequence, head);
+}
+
+/// Concurrent audited calls are group-committed (on PostgreSQL a batch's
+/// records go in one multi-row statement): every record is written once,
+/// in one gapless chain that verifies, and a reopened store has the same
+/// head.
+fn audit_group_commit(engine: &Engine<'_>) {
+    let (hsm, place, clock) = engine.fresh();
+    let caller = root();
+    let key = hsm
+        .gate(&caller)
+        .create_key(CreateKeyRequest::default())
+        .unwrap()
+        .key_id;
+    let before = hsm.audit_log().state().head_sequence;
+    let (threads, calls) = (8, 16);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let gate = hsm.gate(&caller);
+                for _ in 0..calls {
+                    gate.encrypt(&key, b"grouped", &ctx(), None).unwrap();
+                }
+            });
+        }
+    });
+    let head = hsm.audit_log().state().head_sequence;
+    assert_eq!(head, before + threads * calls);
+    let (sequences, encrypts): (Vec<i64>, i64) = hsm
+        .lock_store()
+        .read(|db| {
+            let sequences = db.all(
+                "SELECT sequence FROM audit_records ORDER BY sequence",
+                &[],
+                |r| r.get(0),
+            )?;
+            let encrypts = db.first(
+                "SELECT count(*) FROM audit_records WHERE event_name = 'Encrypt'",
+                &[],
+                |r| r.get(0),
+            )?;
+            Ok((sequences, encrypts.unwrap_or(0)))
+        })
+        .unwrap();
+    assert_eq!(sequences, (1..=head as i64).collect::<Vec<_>>());
+    assert_eq!(encrypts, (threads * calls) as i64);
+    let tmp = tempfile::tempdir().unwrap();
+    let (records, _, last) = hsm
+        .export_audit_log_to_dir(&caller, &tmp.path().join("all"), 1)
+        .unwrap();
+    let report = crate::audit::verify_dir(&tmp.path().join("all"), &hsm.audit_public_key())
+        .expect("the group-committed chain verifies");
+    assert_eq!(
+        (report.first, report.last, report.records),
+        (1, last, records)
+    );
+    assert!(last >= head, "{last} < {head}");
+    drop(hsm);
+    let hsm = engine.open(&place, &pass(), &clock).unwrap();
+    assert!(hsm.audit_log().state().head_sequence >= head);
 }
 
 /// PKCS#11 token rows: a token made, its label kept unique, PINs counted
@@ -694,6 +755,7 @@ const CASES: &[(&str, Case)] = &[
     ("reopen_and_pages", reopen_and_pages),
     ("automatic_rotation", automatic_rotation),
     ("audit_chain", audit_chain),
+    ("audit_group_commit", audit_group_commit),
     ("token_rows", token_rows),
     ("audit_export_and_prune", audit_export_and_prune),
     ("users_and_access_keys", users_and_access_keys),
@@ -1065,6 +1127,53 @@ fn two_nodes_share_users_tokens_and_audit(cluster: &Cluster) {
     assert_eq!(report.first, outcome.first_kept);
 }
 
+/// A write's notifications are sent with its COMMIT, each payload once;
+/// a payload that needs quoting is sent as a parameter; a write that
+/// fails sends none.
+fn notifications_sent_at_commit(cluster: &Cluster) {
+    use postgres::fallible_iterator::FallibleIterator;
+    let url = cluster.new_database();
+    let clock = Arc::new(ManualClock::new(T0));
+    let hsm = Hsm::init_postgres(&url, None, &pass(), options(clock)).unwrap();
+    let mut listener = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    listener.batch_execute("LISTEN tinfoil_changes").unwrap();
+    let quoted = "it's \"quoted\"; COMMIT; --";
+    hsm.lock_store()
+        .write(|tx| {
+            pg::notify(tx, "plain-1")?;
+            pg::notify(tx, quoted)?;
+            pg::notify(tx, "plain-1")
+        })
+        .unwrap();
+    let failed = hsm.lock_store().write(|tx| {
+        pg::notify(tx, "rolled-back")?;
+        Err::<(), _>(Error::validation("this write fails"))
+    });
+    assert!(failed.is_err());
+    hsm.lock_store().write(|tx| pg::notify(tx, "last")).unwrap();
+    let mut seen = Vec::new();
+    let mut notes = listener.notifications();
+    let mut iter = notes.timeout_iter(std::time::Duration::from_secs(10));
+    while let Some(n) = iter.next().unwrap() {
+        let payload = n.payload().to_string();
+        let last = payload == "last";
+        if ["plain-1", quoted, "rolled-back", "last"].contains(&payload.as_str()) {
+            seen.push(payload);
+        }
+        if last {
+            break;
+        }
+    }
+    seen.sort();
+    let mut want = vec![
+        "plain-1".to_string(),
+        quoted.to_string(),
+        "last".to_string(),
+    ];
+    want.sort();
+    assert_eq!(seen, want);
+}
+
 /// A write that panics half-way leaves no transaction open on a pooled
 /// connection (its lock would stop every node's writes): the pool
 /// discards the connection, and the next writes go through.
@@ -1186,6 +1295,8 @@ fn on_postgres() {
     two_nodes(&cluster);
     eprintln!("store matrix on PostgreSQL: two_nodes_share_users_tokens_and_audit");
     two_nodes_share_users_tokens_and_audit(&cluster);
+    eprintln!("store matrix on PostgreSQL: notifications_sent_at_commit");
+    notifications_sent_at_commit(&cluster);
     eprintln!("store matrix on PostgreSQL: panicked_write_leaves_no_open_transaction");
     panicked_write_leaves_no_open_transaction(&cluster);
     eprintln!("store matrix on PostgreSQL: dump_holds_no_plaintext");

@@ -12,7 +12,7 @@ use r2d2_postgres::PostgresConnectionManager;
 use secrecy::{ExposeSecret, SecretString};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::engine::{Db, PgClient, Statements};
+use super::engine::{ChainEnds, Db, PgClient, Statements};
 use crate::error::{Error, Result, PG_RETRY};
 
 mod conn;
@@ -178,17 +178,111 @@ const POOL_SIZE: u32 = 16;
 
 type Pool = r2d2::Pool<Prepared<PostgresConnectionManager<MakeRustlsConnect>>>;
 
-/// Begins a write transaction (SERIALIZABLE) and takes
-/// `store_write_lock`, in one round trip.
-fn begin_write(client: &mut postgres::Client) -> std::result::Result<(), postgres::Error> {
+/// Begins a write transaction (SERIALIZABLE), takes `store_write_lock`
+/// and reads the audit chain's ends, in one round trip (a BEGIN in a
+/// multi-statement query keeps its block open after it). The read is the
+/// transaction's first snapshot, taken after the lock: it sees every
+/// write committed before (see engine's design notes). Appending a record
+/// needs the ends; other writes pay only the (indexed) read's server time.
+fn begin_write(
+    client: &mut postgres::Client,
+) -> std::result::Result<ChainEnds, Box<dyn std::error::Error + Send + Sync>> {
+    let begin =
+        "BEGIN ISOLATION LEVEL SERIALIZABLE; LOCK TABLE store_write_lock IN EXCLUSIVE MODE;";
     #[cfg(test)]
-    if super::engine::SEPARATE_LOCK.load(std::sync::atomic::Ordering::Relaxed) {
+    let begin = if super::engine::SEPARATE_LOCK.load(std::sync::atomic::Ordering::Relaxed) {
+        // The reference of `pg_read_rate`: three round trips.
         client.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")?;
-        return client.batch_execute("LOCK TABLE store_write_lock IN EXCLUSIVE MODE");
+        client.batch_execute("LOCK TABLE store_write_lock IN EXCLUSIVE MODE")?;
+        ""
+    } else {
+        begin
+    };
+    let messages = client.simple_query(&format!("{begin} {CHAIN_ENDS}"))?;
+    let row = messages.iter().find_map(|m| match m {
+        postgres::SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    });
+    let Some(row) = row else {
+        return Ok((None, None));
+    };
+    let int =
+        |i: usize| -> std::result::Result<Option<i64>, Box<dyn std::error::Error + Send + Sync>> {
+            Ok(row.try_get(i)?.map(str::parse).transpose()?)
+        };
+    let hash = |i: usize| -> std::result::Result<
+        Option<[u8; 32]>,
+        Box<dyn std::error::Error + Send + Sync>,
+    > { Ok(row.try_get(i)?.map(hex32).transpose()?) };
+    let record = match (int(0)?, hash(1)?) {
+        (Some(s), Some(h)) => Some((s as u64, h)),
+        _ => None,
+    };
+    let checkpoint = match (int(2)?, int(3)?, hash(4)?) {
+        (Some(s), Some(c), Some(h)) => Some((s as u64, c, h)),
+        _ => None,
+    };
+    Ok((record, checkpoint))
+}
+
+/// `crate::audit::db::chain_ends`'s query, in text (the simple protocol
+/// returns text): hashes as hex.
+const CHAIN_ENDS: &str = "SELECT r.sequence, encode(r.hash, 'hex'), c.tree_size, c.created,
+        encode(c.root, 'hex')
+     FROM (SELECT 1 AS one) o
+     LEFT JOIN (SELECT sequence, hash FROM audit_records ORDER BY sequence DESC LIMIT 1) r ON 1 = 1
+     LEFT JOIN (SELECT tree_size, created, root FROM audit_checkpoints
+                ORDER BY tree_size DESC LIMIT 1) c ON 1 = 1";
+
+/// 64 hex digits to 32 bytes.
+fn hex32(text: &str) -> std::result::Result<[u8; 32], String> {
+    let digits = text.as_bytes();
+    let mut out = [0u8; 32];
+    if digits.len() != 64 {
+        return Err("an audit hash is not 32 bytes".into());
     }
-    client.batch_execute(
-        "BEGIN ISOLATION LEVEL SERIALIZABLE; LOCK TABLE store_write_lock IN EXCLUSIVE MODE",
-    )
+    let nibble = |d: u8| -> std::result::Result<u8, String> {
+        (d as char)
+            .to_digit(16)
+            .map(|v| v as u8)
+            .ok_or_else(|| "an audit hash is not hex".into())
+    };
+    for (i, pair) in digits.chunks_exact(2).enumerate() {
+        out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Ok(out)
+}
+
+/// Commits, sending `notes` in the same round trip: payloads made only of
+/// characters that need no quoting are written into the statement (the
+/// store's payloads: key ids, fixed words, object ids); any other is sent
+/// first as a parameter, in a round trip of its own.
+fn commit_write(client: &mut postgres::Client, notes: &[String]) -> Result<()> {
+    let plain = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.' | b'*'))
+    };
+    let mut sql = String::new();
+    for note in notes {
+        if plain(note) {
+            sql.push_str(&format!("SELECT pg_notify('{CHANNEL}', '{note}'); "));
+        } else {
+            client.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, note])?;
+        }
+    }
+    sql.push_str("COMMIT");
+    client.batch_execute(&sql)?;
+    Ok(())
+}
+
+/// A failed [`begin_write`]: the database's error as every statement's,
+/// or a reply that could not be read (corrupt).
+fn begin_failed(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
+    match e.downcast::<postgres::Error>() {
+        Ok(e) => Error::from(*e),
+        Err(e) => Error::Internal(format!("the store is corrupt: {e}")),
+    }
 }
 
 /// A connection manager that gives each pooled connection a cache of
@@ -267,14 +361,10 @@ pub(crate) fn object(id: &str) -> String {
 /// [`TOKENS`], an [`object`] or [`ALL`].
 /// Nothing on SQLite (one process writes; shared opens follow the file's
 /// data version).
+/// In a write the notification is sent with the COMMIT (one round trip
+/// for both).
 pub(crate) fn notify(tx: &Db<'_>, what: &str) -> Result<()> {
-    if tx.is_postgres() {
-        tx.execute(
-            "SELECT pg_notify(?1, ?2)",
-            &super::engine::vals![CHANNEL, what],
-        )?;
-    }
-    Ok(())
+    tx.notify(CHANNEL, what)
 }
 
 /// How often the feed's connection is checked when no notification came,
@@ -556,16 +646,17 @@ impl PgStore {
                 // it). No snapshot before the lock: see engine's design
                 // notes.
                 pooled.in_write = true;
-                begin_write(&mut pooled.client)?;
-                let db = Db::pg_client(&mut pooled);
+                let chain_ends = begin_write(&mut pooled.client).map_err(begin_failed)?;
+                let db = Db::pg_write(&mut pooled, Some(chain_ends));
                 let value = f(&db)?;
                 let appended = if audited {
                     crate::audit::pending::before_commit(&db)?
                 } else {
                     None
                 };
+                let notes = db.take_notes();
                 drop(db);
-                pooled.client.batch_execute("COMMIT")?;
+                commit_write(&mut pooled.client, &notes)?;
                 pooled.in_write = false;
                 Ok((value, appended))
             })();
