@@ -22,13 +22,21 @@
 //! appended inside it, as before.
 //! - SQLite: `BEGIN IMMEDIATE` (the write lock taken when the transaction
 //!   begins; one writer at a time per database file), `synchronous=FULL`.
-//! - PostgreSQL: `BEGIN ISOLATION LEVEL SERIALIZABLE`, then, as the
+//! - PostgreSQL: `BEGIN ISOLATION LEVEL REPEATABLE READ`, then, as the
 //!   transaction's first statement (sent with the BEGIN: one round
-//!   trip), `LOCK TABLE store_write_lock IN EXCLUSIVE MODE`: the same one-writer-at-a-time rule across every node
-//!   (reads never wait for it), and because `LOCK TABLE` takes no snapshot,
-//!   the transaction's snapshot is taken after the lock, so it sees every
-//!   write committed before it (what SQLite's immediate transaction sees).
-//!   Writers therefore cannot conflict with each other; a serialization
+//!   trip), `LOCK TABLE store_write_lock IN EXCLUSIVE MODE`: the same
+//!   one-writer-at-a-time rule across every node (reads never wait for
+//!   it), and because `LOCK TABLE` takes no snapshot, the transaction's
+//!   snapshot is taken after the lock, so it sees every write committed
+//!   before it (what SQLite's immediate transaction sees). Writers run one
+//!   after another, each on the state the previous one committed: a
+//!   serial schedule, so REPEATABLE READ is as strong as SERIALIZABLE
+//!   here. Not SERIALIZABLE: PostgreSQL releases a committing
+//!   transaction's lock before it marks it done for its conflict checks
+//!   (SSI), so a writer whose snapshot is taken right after the lock counts
+//!   as concurrent with the one before and, a few writers in, fails with
+//!   SQLSTATE 40001 though nothing conflicted (seen under the three-node
+//!   load; test `writers_of_three_nodes_never_conflict`). A serialization
 //!   failure or deadlock (SQLSTATE 40001, 40P01: only possible against a
 //!   writer outside Tinfoil) rolls back and reruns the whole transaction,
 //!   a few times, before failing with `StoreUnavailable`. Commit is durable
@@ -115,6 +123,18 @@
 //! *Not yet:* destroyed material is overwritten with zeros in a new row
 //! version, but PostgreSQL keeps the old version until VACUUM (wrapped
 //! under the root key, so useless without the passphrase).
+//!
+//! *Round trips under the write lock (PostgreSQL).* Every writer holds
+//! `store_write_lock` from its first round trip to the end of its COMMIT
+//! (the WAL flush included), so each round trip in between delays every
+//! node's next write; writes use as few as they can: BEGIN, the lock and
+//! the audit chain's ends in one (a simple query, the ends as text);
+//! a group-committed batch of audit records in one multi-row INSERT
+//! (arrays unnested); the transaction's `pg_notify`s with the COMMIT. A
+//! group-committed batch of Encrypt records is thus three round trips
+//! whatever its size (was one per record plus four), a CreateKey five
+//! (was eight: BEGIN+LOCK, head, notify, key, tags, version, record,
+//! COMMIT). Measured with `multinode_bench --profile`.
 //!
 //! *Performance.* The cached key path (Encrypt with a cached key) touches
 //! no engine at all. A SQLite statement costs one enum match more than
@@ -360,8 +380,9 @@ pub(crate) struct Statements(std::collections::HashMap<String, postgres::Stateme
 pub(crate) static UNCACHED: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
-/// Test builds: begin a write and take its lock in two round trips, as
-/// before they were sent together (the reference of `pg_read_rate`).
+/// Test builds: begin a write, take its lock and read the audit chain's
+/// ends in three round trips, as before they were sent together (the
+/// reference of `pg_read_rate`).
 #[cfg(test)]
 pub(crate) static SEPARATE_LOCK: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
