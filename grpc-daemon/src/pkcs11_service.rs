@@ -13,10 +13,10 @@
 use std::sync::Arc;
 
 use hsm_core::token::SessionKeyBudget;
-use tinfoil_pkcs11::backend::daemon::wire;
 use tinfoil_pkcs11::backend::embedded::EmbeddedBackend;
 use tinfoil_pkcs11::backend::Backend;
 use tinfoil_pkcs11::Pkcs11Error;
+use tinfoil_proto::pkcs11_wire as wire;
 use tinfoil_proto::v1 as pb;
 use tinfoil_proto::v1::pkcs11_backend_server::Pkcs11Backend;
 use tonic::{Request, Response, Status};

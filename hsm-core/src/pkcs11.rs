@@ -38,8 +38,8 @@ pub use crate::mechanisms::{DeriveOp, HkdfSalt, KbkdfField, Prf};
 pub use crate::token::{KeyTransport, PairUsages, PrivateKind};
 pub use crate::{KeySpec, KeyUsage};
 
-/// The `cryptoki-sys` crate (PKCS#11 types and constants), for [`ckr!`].
-#[doc(hidden)]
+/// The `cryptoki-sys` crate: the PKCS#11 types and constants this module
+/// speaks in (for [`ckr!`], and for crates that convert its types).
 pub use cryptoki_sys as sys;
 
 /// PKCS#11 attributes as stored: type → raw value bytes.

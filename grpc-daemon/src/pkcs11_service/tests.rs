@@ -1,7 +1,7 @@
 //! Unit tests of the PKCS#11 backend service.
 
 use cryptoki_sys::*;
-use tinfoil_pkcs11::backend::daemon::wire::error_from_status;
+use tinfoil_proto::pkcs11_wire::error_from_status;
 use tinfoil_proto::v1::key_management_server::KeyManagement;
 use tonic::Request;
 
