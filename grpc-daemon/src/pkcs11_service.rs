@@ -12,11 +12,11 @@
 
 use std::sync::Arc;
 
+use hsm_core::pkcs11::embedded::EmbeddedBackend;
+use hsm_core::pkcs11::Backend;
+use hsm_core::pkcs11::Pkcs11Error;
 use hsm_core::token::SessionKeyBudget;
-use tinfoil_pkcs11::backend::daemon::wire;
-use tinfoil_pkcs11::backend::embedded::EmbeddedBackend;
-use tinfoil_pkcs11::backend::Backend;
-use tinfoil_pkcs11::Pkcs11Error;
+use tinfoil_proto::pkcs11_wire as wire;
 use tinfoil_proto::v1 as pb;
 use tinfoil_proto::v1::pkcs11_backend_server::Pkcs11Backend;
 use tonic::{Request, Response, Status};
@@ -107,7 +107,7 @@ impl Pkcs11Service {
 
     async fn run<T, F>(&self, lane: Lane, op: &'static str, f: F) -> Result<Response<T>, Status>
     where
-        F: FnOnce(&EmbeddedBackend) -> tinfoil_pkcs11::Result<T> + Send + 'static,
+        F: FnOnce(&EmbeddedBackend) -> hsm_core::pkcs11::Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let backend = self.backend()?;
@@ -209,7 +209,7 @@ impl Pkcs11Backend for Pkcs11Service {
                 .into_iter()
                 .map(|o| pb::P11Object {
                     id: o.id,
-                    attrs: tinfoil_pkcs11::attrs::encode(&o.attrs),
+                    attrs: hsm_core::pkcs11::attrs::encode(&o.attrs),
                     key: o.key.as_ref().map(wire::key_to_wire),
                 })
                 .collect();
@@ -224,7 +224,7 @@ impl Pkcs11Backend for Pkcs11Service {
     ) -> Result<Response<pb::P11ObjectIdResponse>, Status> {
         let r = request.into_inner();
         self.run(Lane::Fast, "P11StoreObject", move |b| {
-            let attrs = tinfoil_pkcs11::attrs::decode(&r.attrs)?;
+            let attrs = hsm_core::pkcs11::attrs::decode(&r.attrs)?;
             let key = r.key.map(|k| wire::key_from_wire(Some(k))).transpose()?;
             let id = b.store_object(&r.token, &attrs, key.as_ref())?;
             Ok(pb::P11ObjectIdResponse { id })
@@ -238,7 +238,7 @@ impl Pkcs11Backend for Pkcs11Service {
     ) -> Result<Response<pb::P11Empty>, Status> {
         let r = request.into_inner();
         self.run(Lane::Fast, "P11UpdateObject", move |b| {
-            let attrs = tinfoil_pkcs11::attrs::decode(&r.attrs)?;
+            let attrs = hsm_core::pkcs11::attrs::decode(&r.attrs)?;
             b.update_object(&r.token, &r.id, &attrs)?;
             Ok(pb::P11Empty {})
         })
@@ -695,7 +695,7 @@ impl Pkcs11Backend for Pkcs11Service {
                     .into_iter()
                     .map(|o| pb::P11Object {
                         id: o.id,
-                        attrs: tinfoil_pkcs11::attrs::encode(&o.attrs),
+                        attrs: hsm_core::pkcs11::attrs::encode(&o.attrs),
                         key: o.key.as_ref().map(wire::key_to_wire),
                     })
                     .collect(),
@@ -1046,7 +1046,7 @@ mod tests;
 /// does not verify fails the call with CKR_SIGNATURE_INVALID (which the
 /// module returns as is), so the call's audit record carries that
 /// errorCode rather than a success.
-fn verified(ok: bool) -> tinfoil_pkcs11::Result<bool> {
+fn verified(ok: bool) -> hsm_core::pkcs11::Result<bool> {
     if ok {
         Ok(true)
     } else {

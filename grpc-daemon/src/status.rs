@@ -52,9 +52,9 @@ pub fn from_core(err: hsm_core::Error) -> Status {
 /// The status of a PKCS#11 backend error: ErrorInfo reason
 /// `Pkcs11Exception` with metadata `ckr` = the `CK_RV` in decimal. The
 /// message is the module's, which never carries PINs or key material.
-pub fn from_pkcs11(err: tinfoil_pkcs11::Pkcs11Error) -> Status {
+pub fn from_pkcs11(err: hsm_core::pkcs11::Pkcs11Error) -> Status {
     use cryptoki_sys::*;
-    let (rv, message) = tinfoil_pkcs11::backend::daemon::wire::error_to_wire(&err);
+    let (rv, message) = tinfoil_proto::pkcs11_wire::error_to_wire(&err);
     let code = match err.rv() {
         CKR_ARGUMENTS_BAD
         | CKR_DATA_LEN_RANGE
@@ -172,8 +172,8 @@ mod tests {
 
     #[test]
     fn pkcs11_errors_keep_their_ckr_code_across_a_status() {
-        use tinfoil_pkcs11::backend::daemon::wire::error_from_status;
-        use tinfoil_pkcs11::Pkcs11Error;
+        use hsm_core::pkcs11::Pkcs11Error;
+        use tinfoil_proto::pkcs11_wire::error_from_status;
         for rv in [
             cryptoki_sys::CKR_PIN_INCORRECT,
             cryptoki_sys::CKR_PIN_LOCKED,

@@ -38,6 +38,7 @@ mod ops_aliases;
 mod ops_crypto;
 mod ops_keys;
 pub mod outputs;
+pub mod pkcs11;
 pub mod policy;
 mod sealing;
 pub mod secmem;

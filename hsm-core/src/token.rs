@@ -1,7 +1,9 @@
 //! PKCS#11 tokens: key namespaces with a label, an SO PIN and a user PIN
 //! (Argon2id hashes with failure counters), and the PKCS#11 attributes of
-//! the objects on them. Used by libtinfoil_pkcs11 (embedded backend) and,
-//! through tinfoild, by its daemon backend.
+//! the objects on them, in the engine's own terms. The PKCS#11 vocabulary
+//! over it (CK_* attributes, CK_RV errors, the backend trait) is
+//! [`crate::pkcs11`], whose embedded backend libtinfoil_pkcs11 runs
+//! in-process and tinfoild serves the module's daemon backend with.
 //!
 //! A token's keys are ordinary KMS keys whose `token` is the token's label,
 //! so they show in ListKeys and obey the KMS lifecycle. The object rows

@@ -114,4 +114,31 @@ mod tests {
             assert_eq!(err.rv(), cryptoki_sys::CKR_GENERAL_ERROR, "{bad}");
         }
     }
+
+    #[test]
+    fn the_daemon_configuration_parses_and_bad_endpoints_are_refused() {
+        use cryptoki_sys::CKR_GENERAL_ERROR;
+        let c = Config::parse("backend = \"daemon\"\nendpoint = \"unix:/run/t.sock\"").unwrap();
+        assert_eq!(
+            c,
+            Config::Daemon {
+                endpoint: "unix:/run/t.sock".into()
+            }
+        );
+        for bad in [
+            "backend = \"daemon\"",
+            "backend = \"daemon\"\nendpoint = \"unix:/x\"\ndata_dir = \"/d\"",
+        ] {
+            assert_eq!(
+                Config::parse(bad).unwrap_err().rv(),
+                CKR_GENERAL_ERROR,
+                "{bad}"
+            );
+        }
+        for endpoint in ["tcp:127.0.0.1:1", "unix:", "/plain/path"] {
+            let err = crate::backend::daemon::DaemonBackend::connect(endpoint).unwrap_err();
+            assert_eq!(err.rv(), CKR_GENERAL_ERROR, "{endpoint}");
+            assert!(err.to_string().contains("unix:PATH"), "{err}");
+        }
+    }
 }

@@ -8,12 +8,18 @@
 //! Layout: [`ffi`] is the only module with `unsafe` code: it checks the
 //! caller's pointers and calls the safe [`module::Module`] methods, which
 //! keep slots, sessions, login state and the object table and ask the
-//! [`backend::Backend`] for storage and cryptography.
+//! [`backend::Backend`] for storage and cryptography. The FFI-free token
+//! logic both this module and tinfoild run (the backend trait, the
+//! embedded backend over hsm-core, attributes, the mechanism registry,
+//! the error type, the audit names) is hsm-core's [`hsm_core::pkcs11`];
+//! [`attrs`] and [`error`] are that module's, re-exported. This crate
+//! keeps the C ABI, the session logic, the daemon backend (a gRPC
+//! client) and the memory backend.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-pub mod attrs;
+pub use hsm_core::pkcs11::attrs;
 pub mod audit;
 pub mod backend;
 pub mod cert;
@@ -22,7 +28,7 @@ pub mod config;
 pub mod crypto_ops;
 pub mod derive_ops;
 pub mod des3_ops;
-pub mod error;
+pub use hsm_core::pkcs11::error;
 pub mod ffi;
 pub mod import_ops;
 pub mod key_ops;

@@ -1,4 +1,6 @@
-//! PIN records: Argon2id hashes, constant-time checks, failure counters.
+//! PIN records of the memory backend: Argon2id hashes, constant-time
+//! checks, failure counters (the embedded store keeps its own, in
+//! hsm-core's token module).
 //!
 //! A PIN is never stored or logged; only its salted Argon2id hash. After
 //! [`MAX_PIN_FAILURES`] wrong tries in a row the PIN locks: the user PIN
@@ -11,12 +13,9 @@ use zeroize::Zeroizing;
 
 use crate::error::{ckr, Pkcs11Error, Result};
 
-/// Wrong tries in a row that lock a PIN.
-pub const MAX_PIN_FAILURES: u32 = 5;
-/// Shortest accepted PIN, in bytes.
-pub const MIN_PIN_LEN: usize = 4;
-/// Longest accepted PIN, in bytes.
-pub const MAX_PIN_LEN: usize = 64;
+pub use hsm_core::pkcs11::pin::{check_pin_len, pin_flags};
+/// The store's limits, which this module's memory backend shares.
+pub use hsm_core::token::{MAX_PIN_FAILURES, MAX_PIN_LEN, MIN_PIN_LEN};
 
 /// Argon2id cost for PIN hashes: 8 MiB, 2 passes, one lane.
 const M_COST_KIB: u32 = 8 * 1024;
@@ -36,14 +35,6 @@ impl std::fmt::Debug for PinRecord {
             .field("failures", &self.failures)
             .finish_non_exhaustive()
     }
-}
-
-/// Checks a PIN's length against the token's limits.
-pub fn check_pin_len(pin: &[u8]) -> Result<()> {
-    if pin.len() < MIN_PIN_LEN || pin.len() > MAX_PIN_LEN {
-        return Err(ckr!(CKR_PIN_LEN_RANGE, "PIN length out of range"));
-    }
-    Ok(())
 }
 
 fn derive(pin: &[u8], salt: &[u8; 16]) -> Result<Zeroizing<[u8; 32]>> {
@@ -102,31 +93,6 @@ impl PinRecord {
     /// selects the CKF_USER_PIN_* or CKF_SO_PIN_* family.
     pub fn flags(&self, user: bool) -> CK_FLAGS {
         pin_flags(self.failures, user)
-    }
-}
-
-/// The CK_TOKEN_INFO flags for a PIN with `failures` wrong tries in a row.
-pub fn pin_flags(failures: u32, user: bool) -> CK_FLAGS {
-    {
-        let (low, last, locked) = if user {
-            (
-                CKF_USER_PIN_COUNT_LOW,
-                CKF_USER_PIN_FINAL_TRY,
-                CKF_USER_PIN_LOCKED,
-            )
-        } else {
-            (
-                CKF_SO_PIN_COUNT_LOW,
-                CKF_SO_PIN_FINAL_TRY,
-                CKF_SO_PIN_LOCKED,
-            )
-        };
-        match failures {
-            0 => 0,
-            n if n >= MAX_PIN_FAILURES => locked | low,
-            n if n + 1 == MAX_PIN_FAILURES => last | low,
-            _ => low,
-        }
     }
 }
 

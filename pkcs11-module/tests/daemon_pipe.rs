@@ -10,7 +10,7 @@ mod common;
 use std::path::PathBuf;
 
 use cryptoki_sys::*;
-use tinfoil_pkcs11::backend::daemon::wire::{error_from_status, status_of_pipe_error};
+use tinfoil_proto::pkcs11_wire::{error_from_status, status_of_pipe_error};
 use tinfoil_proto::v1 as pb;
 use tinfoil_proto::v1::pkcs11_backend_client::Pkcs11BackendClient;
 use tokio::sync::mpsc;

@@ -17,7 +17,7 @@ use cryptoki::object::Attribute;
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 use cryptoki_sys::*;
-use tinfoil_pkcs11::backend::daemon::wire::error_from_status;
+use tinfoil_proto::pkcs11_wire::error_from_status;
 use tinfoil_proto::v1 as pb;
 use tinfoil_proto::v1::pkcs11_backend_client::Pkcs11BackendClient;
 use tonic::transport::Channel;
@@ -105,7 +105,7 @@ fn session_keys_belong_to_their_connection_and_go_with_it() {
         );
         let aes = pb::P11AesRequest {
             key: Some(session(id)),
-            mode: Some(tinfoil_pkcs11::backend::daemon::wire::aes_to_wire(
+            mode: Some(tinfoil_proto::pkcs11_wire::aes_to_wire(
                 &tinfoil_pkcs11::backend::AesMode::Ecb,
             )),
             encrypt: true,

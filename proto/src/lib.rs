@@ -2,7 +2,9 @@
 //! servers of `KeyManagement` and `Pkcs11Backend`, and the encoded file
 //! descriptor set (for server reflection and proto3 JSON rendering).
 //! With the `unix-client` feature, [`unix::connect`] opens a channel to
-//! tinfoild's Unix socket (the CLI and the PKCS#11 module share it).
+//! tinfoild's Unix socket (the CLI and the PKCS#11 module share it). With
+//! the `pkcs11` feature, [`pkcs11_wire`] converts the PKCS#11 backend's
+//! types (hsm-core's) to and from the `Pkcs11Backend` messages.
 //!
 //! Messages that carry plaintext or key material print redacted `Debug`
 //! output (see [`v1`] and `redact.rs`). Every message implements
@@ -12,6 +14,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11_wire;
 mod redact;
 #[cfg(feature = "unix-client")]
 pub mod unix;

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use cryptoki_sys::CK_MECHANISM_TYPE;
 use hsm_core::audit::Pkcs11Call;
+use hsm_core::pkcs11::embedded::EmbeddedBackend;
+use hsm_core::pkcs11::Pkcs11Error;
 use hsm_core::Caller;
-use tinfoil_pkcs11::backend::embedded::EmbeddedBackend;
-use tinfoil_pkcs11::Pkcs11Error;
 use tinfoil_proto::v1 as pb;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -103,7 +103,7 @@ impl Pkcs11Service {
         f: F,
     ) -> Result<Response<T>, Status>
     where
-        F: FnOnce(&EmbeddedBackend) -> tinfoil_pkcs11::Result<T> + Send + 'static,
+        F: FnOnce(&EmbeddedBackend) -> hsm_core::pkcs11::Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let Some(call) = call else {
@@ -112,14 +112,14 @@ impl Pkcs11Service {
         let backend = self.backend()?;
         let hsm = Arc::clone(self.kms.hsm());
         let job = move || {
-            let mechanism = call.mechanism.map(tinfoil_pkcs11::audit::mechanism_name);
+            let mechanism = call.mechanism.map(hsm_core::pkcs11::audit::mechanism_name);
             let record = Pkcs11Call {
                 function: call.function,
                 mechanism: mechanism.as_deref(),
                 key_id: call.key_id.as_deref(),
             };
             let failure =
-                |e: &Pkcs11Error| (tinfoil_pkcs11::audit::ckr_name(e.rv()), e.to_string());
+                |e: &Pkcs11Error| (hsm_core::pkcs11::audit::ckr_name(e.rv()), e.to_string());
             let outcome = match call.action {
                 Some(action) => {
                     hsm.gate(&call.caller)
@@ -218,17 +218,17 @@ impl Pkcs11Service {
     ) -> KeyCall {
         let metadata = request.metadata();
         let function = metadata
-            .get(tinfoil_pkcs11::audit::FUNCTION_METADATA)
+            .get(hsm_core::pkcs11::audit::FUNCTION_METADATA)
             .and_then(|v| v.to_str().ok())
             .and_then(|f| {
-                tinfoil_pkcs11::audit::FUNCTIONS
+                hsm_core::pkcs11::audit::FUNCTIONS
                     .iter()
                     .copied()
                     .find(|known| *known == f)
             })
             .unwrap_or(default);
         let mechanism = metadata
-            .get(tinfoil_pkcs11::audit::MECHANISM_METADATA)
+            .get(hsm_core::pkcs11::audit::MECHANISM_METADATA)
             .and_then(|v| v.to_str().ok())
             .and_then(|m| m.parse::<CK_MECHANISM_TYPE>().ok());
         KeyCall {

@@ -65,10 +65,10 @@ fn with_peer<T>(
     if let Some(audit) = audit {
         let metadata = request.metadata_mut();
         if let Ok(function) = audit.function.parse() {
-            metadata.insert(tinfoil_pkcs11::audit::FUNCTION_METADATA, function);
+            metadata.insert(hsm_core::pkcs11::audit::FUNCTION_METADATA, function);
         }
         if let Some(Ok(mechanism)) = audit.mechanism.map(|m| m.to_string().parse()) {
-            metadata.insert(tinfoil_pkcs11::audit::MECHANISM_METADATA, mechanism);
+            metadata.insert(hsm_core::pkcs11::audit::MECHANISM_METADATA, mechanism);
         }
     }
     request

@@ -1,7 +1,7 @@
 //! Unit tests of the PKCS#11 backend service.
 
 use cryptoki_sys::*;
-use tinfoil_pkcs11::backend::daemon::wire::error_from_status;
+use tinfoil_proto::pkcs11_wire::error_from_status;
 use tinfoil_proto::v1::key_management_server::KeyManagement;
 use tonic::Request;
 
@@ -21,7 +21,7 @@ fn ckr(status: Status) -> CK_RV {
 fn gcm(key: &pb::P11KeyHandle) -> pb::P11AesRequest {
     pb::P11AesRequest {
         key: Some(key.clone()),
-        mode: Some(wire::aes_to_wire(&tinfoil_pkcs11::backend::AesMode::Gcm {
+        mode: Some(wire::aes_to_wire(&hsm_core::pkcs11::AesMode::Gcm {
             iv: vec![1; 12],
             aad: Vec::new(),
             tag_len: 16,
@@ -48,7 +48,7 @@ async fn pins_keys_and_lifecycle_errors_keep_their_ckr_codes() {
         .serial;
     let login = |pin: &[u8]| pb::P11LoginRequest {
         token: serial.clone(),
-        user: wire::user_to_wire(tinfoil_pkcs11::backend::UserKind::User),
+        user: wire::user_to_wire(hsm_core::pkcs11::UserKind::User),
         pin: pin.to_vec(),
     };
     let err = p11.login(Request::new(login(b"user-1"))).await.unwrap_err();

@@ -32,9 +32,9 @@ mod calls;
 mod chunked;
 mod pipe;
 mod rpc;
-pub mod wire;
 
 use calls::lock_pipe;
+use tinfoil_proto::pkcs11_wire as wire;
 use wire::{key_from_wire, key_to_wire};
 
 /// How long one call may take (RSA-4096 key generation included).

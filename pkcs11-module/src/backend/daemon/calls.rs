@@ -9,9 +9,9 @@ use tinfoil_proto::v1 as pb;
 use tinfoil_proto::v1::pkcs11_backend_client::Pkcs11BackendClient;
 use tonic::transport::Channel;
 
-use super::wire::{self, error_from_status};
 use super::{pipe, DaemonBackend, CALL_TIMEOUT};
 use crate::error::{ckr, Pkcs11Error, Result};
+use tinfoil_proto::pkcs11_wire::{self as wire, error_from_status};
 
 impl DaemonBackend {
     /// Runs `fut` on the module's runtime and waits for it on this thread.

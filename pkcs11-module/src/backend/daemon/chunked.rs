@@ -8,9 +8,9 @@ use prost::Message;
 use tinfoil_proto::v1 as pb;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::wire;
 use super::{pipe, DaemonBackend, CALL_TIMEOUT, MAX_MESSAGE};
 use crate::error::{ckr, Pkcs11Error, Result};
+use tinfoil_proto::pkcs11_wire as wire;
 
 /// The largest part sent, and the largest call sent in one message. Any
 /// `max_message_bytes` of tinfoild from 17 KiB up accepts it.

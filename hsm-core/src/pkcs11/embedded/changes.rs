@@ -3,13 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use hsm_core::changes::Change;
-use hsm_core::{KeyMetadata, KeyState};
+use crate::changes::Change;
+use crate::{KeyMetadata, KeyState};
 
 use super::EmbeddedBackend;
-use crate::attrs::decode;
-use crate::backend::{Backend, ChangeScope, KeyHandle, ObjectChanges, StoredObject};
-use crate::error::Result;
+use crate::pkcs11::attrs::decode;
+use crate::pkcs11::error::Result;
+use crate::pkcs11::{Backend, ChangeScope, KeyHandle, ObjectChanges, StoredObject};
 
 impl EmbeddedBackend {
     /// [`Backend::load_changes`]: a scoped load when the journal names
@@ -33,7 +33,7 @@ impl EmbeddedBackend {
                 Change::All => {}
             }
         }
-        if scope.keys.len() + scope.objects.len() > hsm_core::token::MAX_TOUCHED {
+        if scope.keys.len() + scope.objects.len() > crate::token::MAX_TOUCHED {
             let generation = self.hsm.generation();
             return Ok(ObjectChanges {
                 generation,
@@ -68,7 +68,7 @@ impl EmbeddedBackend {
             }
             let meta = match self.hsm.describe_key(id) {
                 Ok(meta) if meta.token.as_deref() == Some(label.as_str()) => Some(meta),
-                Ok(_) | Err(hsm_core::Error::NotFound(_)) => None,
+                Ok(_) | Err(crate::Error::NotFound(_)) => None,
                 Err(e) => return Err(e.into()),
             };
             metas.insert(id.clone(), meta);
@@ -115,7 +115,7 @@ impl EmbeddedBackend {
 mod tests {
     use std::sync::Arc;
 
-    use hsm_core::{CreateKeyRequest, Hsm, HsmOptions, KdfParams, KeySpec, SecretString};
+    use crate::{CreateKeyRequest, Hsm, HsmOptions, KdfParams, KeySpec, SecretString};
 
     use super::*;
 
@@ -144,7 +144,7 @@ mod tests {
         let meta = hsm
             .create_key(CreateKeyRequest {
                 key_spec: Some(KeySpec::EccNistP256),
-                key_usage: Some(hsm_core::KeyUsage::SignVerify),
+                key_usage: Some(crate::KeyUsage::SignVerify),
                 token: Some("tok".into()),
                 ..Default::default()
             })

@@ -1,5 +1,7 @@
-//! The one error type of the module. Every safe inner function returns
-//! `Result<_, Pkcs11Error>`; the C layer turns the error into its `CK_RV`.
+//! The one error type of the PKCS#11 token (module and backends). Every
+//! safe function returns `Result<_, Pkcs11Error>`; the module's C layer
+//! turns the error into its `CK_RV`, tinfoild into a gRPC status carrying
+//! it.
 //!
 //! Messages never carry key material, PINs or plaintext: only names, sizes
 //! and codes.
@@ -35,7 +37,7 @@ pub enum Pkcs11Error {
     },
 }
 
-/// Shorthand for results of the safe layer.
+/// Shorthand for results of the PKCS#11 token.
 pub type Result<T> = std::result::Result<T, Pkcs11Error>;
 
 impl Pkcs11Error {
@@ -58,18 +60,19 @@ impl Pkcs11Error {
 }
 
 /// Builds a [`Pkcs11Error::Rv`] from a `CKR_` constant and a reason.
+#[macro_export]
 macro_rules! ckr {
     ($rv:ident, $reason:expr) => {
-        $crate::error::Pkcs11Error::rv_with(cryptoki_sys::$rv, $reason)
+        $crate::pkcs11::error::Pkcs11Error::rv_with($crate::pkcs11::sys::$rv, $reason)
     };
     ($rv:ident) => {
-        $crate::error::Pkcs11Error::rv_with(cryptoki_sys::$rv, stringify!($rv))
+        $crate::pkcs11::error::Pkcs11Error::rv_with($crate::pkcs11::sys::$rv, stringify!($rv))
     };
 }
-pub(crate) use ckr;
+pub use crate::ckr;
 
-impl From<hsm_core::Error> for Pkcs11Error {
-    fn from(err: hsm_core::Error) -> Self {
+impl From<crate::Error> for Pkcs11Error {
+    fn from(err: crate::Error) -> Self {
         backend_error_to_pkcs11(&err)
     }
 }
@@ -80,8 +83,8 @@ impl From<hsm_core::Error> for Pkcs11Error {
 ///
 /// Key states: Disabled → CKR_KEY_FUNCTION_NOT_PERMITTED; PendingDeletion
 /// (an invalid state) → CKR_KEY_HANDLE_INVALID; gone → CKR_OBJECT_HANDLE_INVALID.
-fn backend_error_to_pkcs11(err: &hsm_core::Error) -> Pkcs11Error {
-    use hsm_core::Error as E;
+fn backend_error_to_pkcs11(err: &crate::Error) -> Pkcs11Error {
+    use crate::Error as E;
     match err {
         E::NotFound(_) => ckr!(CKR_OBJECT_HANDLE_INVALID, "key not found"),
         E::Disabled(_) => ckr!(CKR_KEY_FUNCTION_NOT_PERMITTED, "key is disabled"),

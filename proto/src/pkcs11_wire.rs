@@ -1,15 +1,16 @@
 //! The PKCS#11 backend's wire format (`tinfoil.v1.Pkcs11Backend`): the
-//! conversions between the Backend trait's types and the proto messages,
-//! used by both ends (this module's daemon backend and tinfoild), and the
-//! one way a [`Pkcs11Error`] travels in a gRPC status.
+//! conversions between the backend trait's types ([`hsm_core::pkcs11`])
+//! and the proto messages, used by both ends (libtinfoil_pkcs11's daemon
+//! backend and tinfoild), and the one way a [`Pkcs11Error`] travels in a
+//! gRPC status. Feature `pkcs11`.
 
-use cryptoki_sys::*;
-use tinfoil_proto::v1 as pb;
+use hsm_core::pkcs11::sys::*;
+use hsm_core::pkcs11::{ckr, Pkcs11Error, Result};
+use hsm_core::pkcs11::{AesMode, KeyHandle, KeySpec, PairUsages, RawSign, UserKind, WrapMode};
+use hsm_core::pkcs11::{DeriveOp, HkdfSalt, KbkdfField, NewSecret, Prf};
 use tonic_types::StatusExt;
 
-use crate::backend::{AesMode, KeyHandle, KeySpec, PairUsages, RawSign, UserKind, WrapMode};
-use crate::backend::{DeriveOp, HkdfSalt, KbkdfField, NewSecret, Prf};
-use crate::error::{ckr, Pkcs11Error, Result};
+use crate::v1 as pb;
 
 /// Longest error text kept from a status, in characters.
 const MAX_MESSAGE: usize = 200;
@@ -208,8 +209,8 @@ pub fn len_from_wire(len: u64) -> Result<usize> {
 }
 
 /// The `CK_RV` and text a [`Pkcs11Error`] travels as: tinfoild puts them
-/// in the status (ErrorInfo reason [`tinfoil_proto::PKCS11_ERROR_REASON`],
-/// metadata [`tinfoil_proto::CKR_METADATA_KEY`]).
+/// in the status (ErrorInfo reason [`crate::PKCS11_ERROR_REASON`],
+/// metadata [`crate::CKR_METADATA_KEY`]).
 pub fn error_to_wire(err: &Pkcs11Error) -> (String, String) {
     (err.rv().to_string(), err.to_string())
 }
@@ -231,8 +232,8 @@ pub fn error_from_status(status: &tonic::Status) -> Pkcs11Error {
     let details = status.get_error_details();
     let rv = details
         .error_info()
-        .filter(|info| info.reason == tinfoil_proto::PKCS11_ERROR_REASON)
-        .and_then(|info| info.metadata.get(tinfoil_proto::CKR_METADATA_KEY))
+        .filter(|info| info.reason == crate::PKCS11_ERROR_REASON)
+        .and_then(|info| info.metadata.get(crate::CKR_METADATA_KEY))
         .and_then(|rv| rv.parse::<CK_RV>().ok());
     let message = || {
         status
@@ -415,8 +416,8 @@ pub fn new_secret_from_wire(n: pb::P11NewSecret) -> NewSecret {
 }
 
 /// A key transport on the wire.
-pub fn transport_to_wire(t: &crate::backend::KeyTransport) -> pb::P11KeyTransport {
-    use crate::backend::KeyTransport;
+pub fn transport_to_wire(t: &hsm_core::pkcs11::KeyTransport) -> pb::P11KeyTransport {
+    use hsm_core::pkcs11::KeyTransport;
     use pb::p11_key_transport::How;
     let how = match t {
         KeyTransport::Aes(mode) => How::Aes(wrap_to_wire(*mode)),
@@ -430,8 +431,10 @@ pub fn transport_to_wire(t: &crate::backend::KeyTransport) -> pb::P11KeyTranspor
 }
 
 /// A key transport from the wire; a missing one is CKR_MECHANISM_INVALID.
-pub fn transport_from_wire(t: Option<pb::P11KeyTransport>) -> Result<crate::backend::KeyTransport> {
-    use crate::backend::KeyTransport;
+pub fn transport_from_wire(
+    t: Option<pb::P11KeyTransport>,
+) -> Result<hsm_core::pkcs11::KeyTransport> {
+    use hsm_core::pkcs11::KeyTransport;
     use pb::p11_key_transport::How;
     match t.and_then(|t| t.how) {
         Some(How::Aes(mode)) => Ok(KeyTransport::Aes(wrap_from_wire(mode)?)),
@@ -445,16 +448,16 @@ pub fn transport_from_wire(t: Option<pb::P11KeyTransport>) -> Result<crate::back
 }
 
 /// A private key kind from the wire.
-pub fn kind_from_wire(kind: &str) -> Result<crate::backend::PrivateKind> {
-    crate::backend::PrivateKind::parse(kind)
+pub fn kind_from_wire(kind: &str) -> Result<hsm_core::pkcs11::PrivateKind> {
+    hsm_core::pkcs11::PrivateKind::parse(kind)
         .map_err(|_| ckr!(CKR_ATTRIBUTE_VALUE_INVALID, "unknown private key kind"))
 }
 
 /// An imported private key from the wire.
 pub fn imported_from_wire(
     r: pb::P11ImportPrivateKeyResponse,
-) -> Result<crate::backend::ImportedKey> {
-    Ok(crate::backend::ImportedKey {
+) -> Result<hsm_core::pkcs11::ImportedKey> {
+    Ok(hsm_core::pkcs11::ImportedKey {
         key: key_from_wire(r.key)?,
         spec: spec_from_wire(&r.key_spec)?,
         spki: r.public_key,
@@ -462,7 +465,7 @@ pub fn imported_from_wire(
 }
 
 /// An imported private key on the wire.
-pub fn imported_to_wire(made: &crate::backend::ImportedKey) -> pb::P11ImportPrivateKeyResponse {
+pub fn imported_to_wire(made: &hsm_core::pkcs11::ImportedKey) -> pb::P11ImportPrivateKeyResponse {
     pb::P11ImportPrivateKeyResponse {
         key: Some(key_to_wire(&made.key)),
         key_spec: made.spec.as_str().to_string(),
@@ -472,18 +475,18 @@ pub fn imported_to_wire(made: &crate::backend::ImportedKey) -> pb::P11ImportPriv
 
 /// An ECDH KDF on the wire: 0 for CKD_NULL, else the X9.63 hash's digest
 /// length.
-pub fn ecdh_kdf_to_wire(kdf: crate::backend::EcdhKdf) -> u32 {
+pub fn ecdh_kdf_to_wire(kdf: hsm_core::pkcs11::EcdhKdf) -> u32 {
     match kdf {
-        crate::backend::EcdhKdf::Null => 0,
-        crate::backend::EcdhKdf::X963(len) => u32::try_from(len).unwrap_or(u32::MAX),
+        hsm_core::pkcs11::EcdhKdf::Null => 0,
+        hsm_core::pkcs11::EcdhKdf::X963(len) => u32::try_from(len).unwrap_or(u32::MAX),
     }
 }
 
 /// An ECDH KDF from the wire.
-pub fn ecdh_kdf_from_wire(kdf: u32) -> Result<crate::backend::EcdhKdf> {
+pub fn ecdh_kdf_from_wire(kdf: u32) -> Result<hsm_core::pkcs11::EcdhKdf> {
     Ok(match kdf {
-        0 => crate::backend::EcdhKdf::Null,
-        20 | 28 | 32 | 48 | 64 => crate::backend::EcdhKdf::X963(kdf as usize),
+        0 => hsm_core::pkcs11::EcdhKdf::Null,
+        20 | 28 | 32 | 48 | 64 => hsm_core::pkcs11::EcdhKdf::X963(kdf as usize),
         _ => return Err(ckr!(CKR_MECHANISM_PARAM_INVALID, "unsupported KDF")),
     })
 }
@@ -588,33 +591,6 @@ mod tests {
         assert_eq!(error_from_status(&old).rv(), CKR_DEVICE_ERROR);
         let busy = tonic::Status::resource_exhausted("too big");
         assert_eq!(error_from_status(&busy).rv(), CKR_DEVICE_MEMORY);
-    }
-
-    #[test]
-    fn the_daemon_configuration_parses_and_bad_endpoints_are_refused() {
-        use crate::config::Config;
-        let c = Config::parse("backend = \"daemon\"\nendpoint = \"unix:/run/t.sock\"").unwrap();
-        assert_eq!(
-            c,
-            Config::Daemon {
-                endpoint: "unix:/run/t.sock".into()
-            }
-        );
-        for bad in [
-            "backend = \"daemon\"",
-            "backend = \"daemon\"\nendpoint = \"unix:/x\"\ndata_dir = \"/d\"",
-        ] {
-            assert_eq!(
-                Config::parse(bad).unwrap_err().rv(),
-                CKR_GENERAL_ERROR,
-                "{bad}"
-            );
-        }
-        for endpoint in ["tcp:127.0.0.1:1", "unix:", "/plain/path"] {
-            let err = crate::backend::daemon::DaemonBackend::connect(endpoint).unwrap_err();
-            assert_eq!(err.rv(), CKR_GENERAL_ERROR, "{endpoint}");
-            assert!(err.to_string().contains("unix:PATH"), "{err}");
-        }
     }
 
     #[test]

@@ -2,13 +2,13 @@
 //! made, objects synthesised for KMS keys made elsewhere, and a key's
 //! deletion scheduled when its object is destroyed.
 
+use crate::KeyState;
 use cryptoki_sys::*;
-use hsm_core::KeyState;
 
 use super::{EmbeddedBackend, DELETION_WINDOW_DAYS, KMS_PREFIX, PUBLIC_SUFFIX};
-use crate::attrs::{decode, encode};
-use crate::backend::{Attributes, Backend, KeyHandle, StoredObject};
-use crate::error::{ckr, Result};
+use crate::pkcs11::attrs::{decode, encode};
+use crate::pkcs11::error::{ckr, Result};
+use crate::pkcs11::{Attributes, Backend, KeyHandle, StoredObject};
 
 /// Gives every loaded object a stable CKA_UNIQUE_ID (rows written before
 /// there was one, and objects of KMS keys, take their object id) and the
@@ -19,7 +19,7 @@ pub(super) fn complete(objects: &mut [StoredObject]) {
             .attrs
             .entry(CKA_UNIQUE_ID)
             .or_insert_with(|| object.id.as_bytes().to_vec());
-        crate::attrs::fill_defaults(&mut object.attrs);
+        crate::pkcs11::attrs::fill_defaults(&mut object.attrs);
     }
 }
 
@@ -87,7 +87,7 @@ impl EmbeddedBackend {
         let object_id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         self.hsm.token_put_object(
             token,
-            &hsm_core::token::ObjectRow {
+            &crate::token::ObjectRow {
                 object_id: object_id.clone(),
                 key_id,
                 attrs: encode(attrs),
@@ -110,7 +110,7 @@ impl EmbeddedBackend {
         };
         self.hsm.token_put_object(
             token,
-            &hsm_core::token::ObjectRow {
+            &crate::token::ObjectRow {
                 object_id: id.to_string(),
                 key_id,
                 attrs: encode(attrs),
@@ -136,7 +136,7 @@ impl EmbeddedBackend {
                     .find(|r| r.object_id == id)
                     .ok_or(ckr!(CKR_OBJECT_HANDLE_INVALID))?;
                 // A public key object goes alone; its private half holds the key.
-                let class = crate::attrs::get_ulong(&decode(&row.attrs)?, CKA_CLASS);
+                let class = crate::pkcs11::attrs::get_ulong(&decode(&row.attrs)?, CKA_CLASS);
                 if class == Some(CKO_PUBLIC_KEY) {
                     None
                 } else {

@@ -3,8 +3,8 @@
 
 use cryptoki_sys::*;
 
-use crate::backend::Attributes;
-use crate::error::{ckr, Result};
+use super::error::{ckr, Result};
+use super::Attributes;
 
 /// Longest single attribute value accepted, in bytes.
 pub const MAX_ATTR_LEN: usize = 64 * 1024;

@@ -1,14 +1,14 @@
 //! Objects for KMS keys made outside PKCS#11 (CLI, gRPC) in a token's
 //! namespace.
 
+use crate::mechanisms::SecretKeyRef;
+use crate::KeyMetadata;
 use cryptoki_sys::*;
-use hsm_core::mechanisms::SecretKeyRef;
-use hsm_core::KeyMetadata;
 
 use super::{EmbeddedBackend, KMS_PREFIX, PUBLIC_SUFFIX};
-use crate::attrs::{bbool, ulong};
-use crate::backend::{Attributes, KeySpec, KeyUsage};
-use crate::error::Result;
+use crate::pkcs11::attrs::{bbool, ulong};
+use crate::pkcs11::error::Result;
+use crate::pkcs11::{Attributes, KeySpec, KeyUsage};
 
 impl EmbeddedBackend {
     /// Objects for a KMS key that no PKCS#11 application described:
@@ -28,7 +28,7 @@ impl EmbeddedBackend {
         let label = alias.unwrap_or_else(|| meta.description.clone());
         base.insert(CKA_LABEL, label.into_bytes());
         base.insert(CKA_TOKEN, bbool(true));
-        base.insert(CKA_LOCAL, bbool(meta.origin == hsm_core::Origin::AwsKms));
+        base.insert(CKA_LOCAL, bbool(meta.origin == crate::Origin::AwsKms));
         base.insert(CKA_MODIFIABLE, bbool(false));
         base.insert(CKA_DESTROYABLE, bbool(true));
         for t in [CKA_DERIVE, CKA_COPYABLE, CKA_WRAP, CKA_UNWRAP, CKA_TRUSTED] {
@@ -80,7 +80,7 @@ impl EmbeddedBackend {
             KeySpec::EccNistP256 | KeySpec::EccNistP384 | KeySpec::EccNistP521 => CKK_EC,
             KeySpec::EccEd25519 => CKK_EC_EDWARDS,
             s if s.is_rsa() => CKK_RSA,
-            s => match crate::pq_ops::parameter_set(s) {
+            s => match crate::pkcs11::pq::parameter_set(s) {
                 Some((key_type, _)) => key_type,
                 None => return Ok(Vec::new()),
             },
@@ -89,7 +89,7 @@ impl EmbeddedBackend {
         let Ok(public) = self.hsm.get_public_key(&meta.key_id) else {
             return Ok(Vec::new());
         };
-        let mut parts = crate::pubkey::public_attrs(spec, &public.public_key)?;
+        let mut parts = crate::pkcs11::pubkey::public_attrs(spec, &public.public_key)?;
         parts.insert(CKA_PUBLIC_KEY_INFO, public.public_key.clone());
         let signs = meta.key_usage == KeyUsage::SignVerify;
         let mut private = base.clone();
@@ -116,7 +116,7 @@ impl EmbeddedBackend {
         // ML-DSA / ML-KEM: CKA_PARAMETER_SET, no private CKA_VALUE; an
         // ML-KEM pair encapsulates and decapsulates only.
         let none = Vec::new();
-        crate::pq_ops::finish_pair_attrs(spec, &none, &none, &mut public_obj, &mut private)?;
+        crate::pkcs11::pq::finish_pair_attrs(spec, &none, &none, &mut public_obj, &mut private)?;
         if key_type == CKK_ML_KEM {
             for t in [CKA_SIGN, CKA_DECRYPT] {
                 private.insert(t, bbool(false));
