@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo build --release -p grpc-daemon --bins -p tinfoil-e2e-tests --example multinode_bench
-//! target/release/examples/multinode_bench     # [--seconds 6] [--slices 3] [--tries 100]
+//! target/release/examples/multinode_bench     # [--seconds 6] [--slices 3] [--tries 100] [--profile]
 //! ```
 //!
 //! Starts the real `tinfoild` (next to this binary's directory) three
@@ -20,6 +20,14 @@
 //! polled back to back on node B until DisabledException, over `--tries`
 //! tries (EnableKey and B serving again between tries): median and maximum
 //! (target under 1 s).
+//!
+//! `--profile` loads `pg_stat_statements` (and `track_wal_io_timing`) in
+//! the cluster and, after the figures, runs each PostgreSQL configuration
+//! and operation once more for 2 s, printing what the database did per
+//! call: each statement's calls and server time, the WAL flushes and
+//! their time, and the latency of one round trip (`SELECT 1`) under that
+//! load. BEGIN, LOCK and the chain's ends count as three statements but
+//! are one round trip; a COMMIT's `pg_notify`s ride with it.
 //!
 //! Needs PostgreSQL's binaries (Debian's `postgresql` package). Build with
 //! `--release` for meaningful figures.
@@ -251,10 +259,20 @@ fn pg_stats(url: &str, reset: bool) -> Vec<(String, i64, f64)> {
     std::thread::spawn(move || {
         let mut db = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
         if reset {
-            db.batch_execute("SELECT pg_stat_statements_reset()")
-                .expect("reset pg_stat_statements");
+            db.batch_execute(
+                "SELECT pg_stat_statements_reset(); SELECT pg_stat_reset_shared('wal')",
+            )
+            .expect("reset pg_stat_statements");
             return Vec::new();
         }
+        // The WAL flushes (fsyncs) as one more line.
+        let wal = db
+            .query_one(
+                "SELECT 'WAL flushes (fsync)', wal_sync, wal_sync_time FROM pg_stat_wal",
+                &[],
+            )
+            .expect("read pg_stat_wal");
+        let wal = (wal.get(0), wal.get(1), wal.get(2));
         db.query(
             "SELECT query, calls, total_exec_time FROM pg_stat_statements
              WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -264,6 +282,7 @@ fn pg_stats(url: &str, reset: bool) -> Vec<(String, i64, f64)> {
         .expect("read pg_stat_statements")
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .chain(std::iter::once(wal))
         .collect()
     })
     .join()
@@ -274,10 +293,41 @@ fn pg_stats(url: &str, reset: bool) -> Vec<(String, i64, f64)> {
 /// statement's calls per operation and server time, and the wall time.
 async fn profile(setup: &Setup, op: Op, url: &str) {
     pg_stats(url, true);
+    // A round trip's latency under this load: `SELECT 1` back to back on
+    // a connection of its own (at most one at a time: little added load).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = {
+        let (url, stop) = (url.to_string(), stop.clone());
+        std::thread::spawn(move || {
+            let mut db = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+            let select = db.prepare("SELECT 1").expect("prepare");
+            let mut times = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                db.query_one(&select, &[]).expect("SELECT 1");
+                times.push(t.elapsed());
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            times.sort_unstable();
+            times
+        })
+    };
     let sample = slice(setup, op, Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let round_trips = prober.join().expect("prober");
+    let rt = |q: f64| {
+        round_trips[((round_trips.len() as f64 * q) as usize).min(round_trips.len() - 1)]
+            .as_secs_f64()
+            * 1e6
+    };
     let ops = sample.latencies.len() as f64;
     let stats = pg_stats(url, false);
-    let name = if op == Op::CreateKey { "CreateKey" } else { "Encrypt" };
+    let name = if op == Op::CreateKey {
+        "CreateKey"
+    } else {
+        "Encrypt"
+    };
+    let (wal, stats) = stats.split_last().expect("the WAL line");
     let server_ms: f64 = stats.iter().map(|s| s.2).sum();
     let statements: i64 = stats.iter().map(|s| s.1).sum();
     println!(
@@ -288,6 +338,17 @@ async fn profile(setup: &Setup, op: Op, url: &str) {
         statements as f64 / ops,
         server_ms * 1e3 / ops,
         server_ms / 1e3 / sample.elapsed.as_secs_f64() * 100.0
+    );
+    println!(
+        "  {:.3} WAL flushes per call, {:.0} us each (track_wal_io_timing)",
+        wal.1 as f64 / ops,
+        wal.2 * 1e3 / (wal.1.max(1) as f64)
+    );
+    println!(
+        "  one round trip (SELECT 1) meanwhile: p50 {:.0} us, p90 {:.0} us ({} probes)",
+        rt(0.5),
+        rt(0.9),
+        round_trips.len()
     );
     for (query, calls, total_ms) in stats.iter().filter(|s| s.1 as f64 >= ops / 100.0) {
         let query: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -313,9 +374,14 @@ fn main() {
     let pg = PgStore::init_on(cluster);
     if args.profile {
         // pg_stat_statements needs a restart to load.
-        pg.db()
-            .batch_execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
-            .expect("ALTER SYSTEM");
+        let mut admin = pg.db();
+        for setting in [
+            "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'",
+            "ALTER SYSTEM SET track_wal_io_timing = on",
+        ] {
+            admin.batch_execute(setting).expect("ALTER SYSTEM");
+        }
+        drop(admin);
         pg.cluster.stop_server();
         pg.cluster.start_server();
         pg.db()

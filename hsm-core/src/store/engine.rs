@@ -132,7 +132,7 @@
 //! a group-committed batch of audit records in one multi-row INSERT
 //! (arrays unnested); the transaction's `pg_notify`s with the COMMIT. A
 //! group-committed batch of Encrypt records is thus three round trips
-//! whatever its size (was one per record plus four), a CreateKey five
+//! whatever its size (was one per record plus three), a CreateKey five
 //! (was eight: BEGIN+LOCK, head, notify, key, tags, version, record,
 //! COMMIT). Measured with `multinode_bench --profile`.
 //!
