@@ -212,18 +212,7 @@ pub fn mechanism_allowed(a: &Attributes, mechanism: CK_MECHANISM_TYPE) -> bool {
 
 /// Key attributes that describe key material (never set after creation).
 pub fn key_value_part(t: CK_ATTRIBUTE_TYPE) -> bool {
-    matches!(
-        t,
-        CKA_VALUE
-            | CKA_PRIVATE_EXPONENT
-            | CKA_PRIME_1
-            | CKA_PRIME_2
-            | CKA_EXPONENT_1
-            | CKA_EXPONENT_2
-            | CKA_COEFFICIENT
-            | CKA_PUBLIC_KEY_INFO
-            | CKA_CHECK_VALUE
-    )
+    is_secret_part(t) || matches!(t, CKA_PUBLIC_KEY_INFO | CKA_CHECK_VALUE)
 }
 
 /// Fills in the attributes every object of its class has, where absent:
