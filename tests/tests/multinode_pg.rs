@@ -886,7 +886,14 @@ struct Call {
 /// Encrypt and CreateKey): every call that overlaps the outage either
 /// fails with StoreUnavailableException (UNAVAILABLE) or succeeds after
 /// the restart, within [`CALL_BOUND`]; no call succeeds with the database
-/// down; started again, both nodes (same processes) serve again.
+/// down; started again, both nodes (same processes) serve again within
+/// [`CALL_BOUND`], and every call they are given from then on succeeds
+/// (none is failed by a connection the restart left dead).
+///
+/// (Session 7's CI run failed here: a node took 1.1 s to reconnect (r2d2's
+/// back-off up to 1.5 s) and the test wanted every call started after
+/// pg_ctl returned to succeed; the back-off is now at most 0.5 s, and
+/// stale pooled connections are checked before use.)
 ///
 /// (Before fd96170 calls queued 6-10 s behind the pool's 3 s wait, and
 /// some ended in DependencyTimeoutException: this test found it.)
@@ -950,6 +957,9 @@ async fn database_down_fails_fast_and_nodes_recover_without_restart() {
         stopped - stopping
     );
     tokio::time::sleep(OUTAGE).await;
+    // The server accepts connections before pg_ctl, polling, sees it:
+    // a call may succeed from `starting` on.
+    let starting = Instant::now();
     tokio::task::block_in_place(|| store.cluster.start_server());
     let restarted = Instant::now();
     // Until every node has served an Encrypt and a CreateKey again.
@@ -973,6 +983,12 @@ async fn database_down_fails_fast_and_nodes_recover_without_restart() {
         recovered.push(restarted.elapsed());
     }
     println!("nodes serve again {recovered:?} after PostgreSQL started");
+    for (n, back) in recovered.iter().enumerate() {
+        assert!(
+            *back < CALL_BOUND,
+            "node {n} served again only {back:?} after PostgreSQL started"
+        );
+    }
     stop.store(true, Ordering::SeqCst);
     for t in tasks {
         t.await.expect("load task");
@@ -985,11 +1001,24 @@ async fn database_down_fails_fast_and_nodes_recover_without_restart() {
     let mut wrong = Vec::new();
     for call in calls.iter() {
         let ended = call.started + call.took;
-        if ended < stopping || call.started >= restarted {
+        // A node serves again once its pool has reconnected (r2d2 retries
+        // at most every RECONNECT_PAUSE): a call it was given before that
+        // belongs to the outage.
+        let serving_again = restarted + recovered[call.node];
+        if ended < stopping || call.started >= serving_again {
             assert!(
                 call.result.is_ok(),
-                "node {}: a call failed with PostgreSQL up",
-                call.node
+                "node {}: a call failed with PostgreSQL up ({}): {:?}",
+                call.node,
+                if ended < stopping {
+                    "it ended before the stop"
+                } else {
+                    "it started after the node served again"
+                },
+                call.result
+                    .as_ref()
+                    .err()
+                    .map(|s| (s.code(), reason(s), s.message().to_string()))
             );
             continue;
         }
@@ -997,7 +1026,7 @@ async fn database_down_fails_fast_and_nodes_recover_without_restart() {
         let op = if call.create { "CreateKey" } else { "Encrypt" };
         longest = longest.max(call.took);
         let what = match &call.result {
-            Ok(()) if call.started >= stopped && ended < restarted => {
+            Ok(()) if call.started >= stopped && ended < starting => {
                 wrong.push(format!(
                     "node {}: {op} succeeded with PostgreSQL down",
                     call.node

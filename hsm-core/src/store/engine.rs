@@ -435,6 +435,11 @@ pub(crate) struct PgClient {
     /// back (a panic in the middle, or a ROLLBACK that failed): the pool
     /// then discards the connection instead of handing it out again.
     pub in_write: bool,
+    /// When the pool last handed it out or found it alive.
+    pub checked_at: std::time::Instant,
+    /// The pool's count of lost connections when it was last checked
+    /// (see `Prepared::is_valid`).
+    pub losses_seen: u64,
 }
 
 /// A PostgreSQL connection or transaction, with the connection's

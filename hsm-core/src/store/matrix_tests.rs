@@ -1307,6 +1307,55 @@ fn database_restart(cluster: &Cluster) {
     eprintln!("database started: serving again after {back:?}");
 }
 
+/// The database restarts while a node is idle, its pool holding
+/// connections opened before: the first calls after the restart succeed
+/// (stale connections are found and replaced before a call gets one, not
+/// by failing it), several in parallel too, and a quiet pool's
+/// connections are checked after a pause.
+fn database_restart_while_idle(cluster: &Cluster) {
+    let url = cluster.new_database();
+    let clock = Arc::new(ManualClock::new(T0));
+    let hsm = Hsm::init_postgres(&url, None, &pass(), options(clock)).unwrap();
+    let caller = root();
+    let gate = hsm.gate(&caller);
+    let key = gate.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    // Several connections in the pool.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..20 {
+                    gate.encrypt(&key, b"x", &ctx(), None).unwrap();
+                }
+            });
+        }
+    });
+    for round in 0..2 {
+        cluster.stop_server();
+        cluster.start_server();
+        if round == 1 {
+            // Past the idle bound: checked because quiet, whatever the
+            // feed saw.
+            std::thread::sleep(std::time::Duration::from_millis(1200));
+        }
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    let created = gate.create_key(CreateKeyRequest::default());
+                    assert!(
+                        created.is_ok(),
+                        "round {round}: the first CreateKey after a restart: {created:?}"
+                    );
+                    let sealed = gate.encrypt(&key, b"x", &ctx(), None);
+                    assert!(
+                        sealed.is_ok(),
+                        "round {round}: Encrypt after a restart: {sealed:?}"
+                    );
+                });
+            }
+        });
+    }
+}
+
 /// A `pg_dump` of a PostgreSQL store holds no plaintext key material and
 /// no plaintext a caller encrypted, raw or hex-encoded (bytea's text form).
 fn dump_holds_no_plaintext(cluster: &Cluster) {
@@ -1359,6 +1408,8 @@ fn on_postgres() {
     dump_holds_no_plaintext(&cluster);
     eprintln!("store matrix on PostgreSQL: database_restart");
     database_restart(&cluster);
+    eprintln!("store matrix on PostgreSQL: database_restart_while_idle");
+    database_restart_while_idle(&cluster);
 }
 
 /// Calls per second of `f` over about `secs` seconds.

@@ -289,8 +289,31 @@ fn begin_failed(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
 /// A connection manager that gives each pooled connection a cache of
 /// prepared statements (see [`super::engine::Statements`]), wrapping the
 /// manager that connects (`M`: r2d2_postgres's, whatever its TLS).
+///
+/// A connection is checked with a round trip before it is handed out only
+/// when it may have gone stale: it sat idle longer than [`IDLE_PROBE`], or
+/// another connection was found closed since it was last checked (the
+/// database restarted or the network dropped: every connection opened
+/// before is dead, and would fail the call it is given). Busy connections
+/// cost nothing.
 #[derive(Debug)]
-pub(crate) struct Prepared<M>(pub M);
+pub(crate) struct Prepared<M> {
+    /// The manager that connects.
+    pub connector: M,
+    /// How many connections were found closed, ever (pooled ones, and
+    /// the change feed's, which hears of a shutdown first).
+    pub losses: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// A pooled connection idle longer than this is checked before use.
+const IDLE_PROBE: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl<M> Prepared<M> {
+    /// Wraps `connector`, counting lost connections in `losses`.
+    pub fn new(connector: M, losses: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Prepared<M> {
+        Prepared { connector, losses }
+    }
+}
 
 impl<M> r2d2::ManageConnection for Prepared<M>
 where
@@ -301,20 +324,38 @@ where
 
     fn connect(&self) -> std::result::Result<PgClient, M::Error> {
         Ok(PgClient {
-            client: self.0.connect()?,
+            client: self.connector.connect()?,
             statements: Statements::default(),
             in_write: false,
+            checked_at: std::time::Instant::now(),
+            losses_seen: self.losses.load(std::sync::atomic::Ordering::Acquire),
         })
     }
 
     fn is_valid(&self, conn: &mut PgClient) -> std::result::Result<(), M::Error> {
-        self.0.is_valid(&mut conn.client)
+        let losses = self.losses.load(std::sync::atomic::Ordering::Acquire);
+        if conn.losses_seen != losses || conn.checked_at.elapsed() > IDLE_PROBE {
+            if let Err(e) = self.connector.is_valid(&mut conn.client) {
+                self.losses
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                return Err(e);
+            }
+            conn.losses_seen = losses;
+        }
+        conn.checked_at = std::time::Instant::now();
+        Ok(())
     }
 
     fn has_broken(&self, conn: &mut PgClient) -> bool {
+        if self.connector.has_broken(&mut conn.client) {
+            // Closed under a call: the others may be stale too.
+            self.losses
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            return true;
+        }
         // A write left open is never handed out again (closing the
         // connection rolls it back on the server).
-        conn.in_write || self.0.has_broken(&mut conn.client)
+        conn.in_write
     }
 }
 
@@ -332,7 +373,18 @@ pub(crate) struct PgStore {
     /// connection, not the pool's 3 s (a call reads and writes several
     /// times; each would wait in full). Cleared by the next connection.
     away: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The pool's count of lost connections (see [`Prepared`]).
+    losses: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// How long a call waits for a connection from a busy pool: a call fails
+/// with StoreUnavailable within this when the database cannot be reached.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The longest pause between the pool's attempts to reconnect to a
+/// database that is away (r2d2 backs off from 200 ms up to half its
+/// connection timeout).
+const RECONNECT_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// How long a call waits for a connection while the database is away.
 const AWAY_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
@@ -446,6 +498,7 @@ fn listen(
     tls: MakeRustlsConnect,
     feed: std::sync::Arc<Feed>,
     sink: Box<dyn Sink>,
+    losses: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) {
     use postgres::fallible_iterator::FallibleIterator;
     let all = all_of();
@@ -488,6 +541,9 @@ fn listen(
                 break;
             }
         }
+        // The database went away or the network dropped: the pool's
+        // connections are checked before their next use.
+        losses.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         sink.set_down(true);
     }
 }
@@ -500,7 +556,7 @@ fn all_of() -> Forget {
 }
 
 impl PgStore {
-    /// A pooled connection, waiting at most `wait`, else the pool's 3 s,
+    /// A pooled connection, waiting at most `wait`, else [`BUSY_WAIT`],
     /// or [`AWAY_WAIT`] while the database is away.
     fn connection(
         &self,
@@ -514,10 +570,7 @@ impl PgStore {
             (None, true) => Some(AWAY_WAIT),
             (wait, false) => wait,
         };
-        let got = match wait {
-            Some(wait) => self.pool.get_timeout(wait),
-            None => self.pool.get(),
-        };
+        let got = self.pool.get_timeout(wait.unwrap_or(BUSY_WAIT));
         match got {
             Ok(conn) => {
                 if away {
@@ -562,16 +615,18 @@ impl PgStore {
             .close()
             .ok();
         let manager = PostgresConnectionManager::new(config.clone(), tls.clone());
+        let losses = std::sync::Arc::<std::sync::atomic::AtomicU64>::default();
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
-            // A closed connection is found when used (and then dropped):
-            // no round trip per checkout.
-            .test_on_check_out(false)
-            // A call fails with StoreUnavailable within this when the
-            // database cannot be reached.
-            .connection_timeout(std::time::Duration::from_secs(3))
-            .build(Prepared(manager))
+            // Only connections that may be stale are checked (see
+            // Prepared): a database restart fails no call once it is up.
+            .test_on_check_out(true)
+            // Also the longest pause between the pool's attempts to
+            // reconnect (twice this): a node serves again within about
+            // half a second of the database coming back.
+            .connection_timeout(RECONNECT_PAUSE * 2)
+            .build(Prepared::new(manager, losses.clone()))
             .map_err(|e| {
                 Error::StoreUnavailable(format!("cannot connect to PostgreSQL at {url}: {e}"))
             })?;
@@ -580,6 +635,7 @@ impl PgStore {
             config,
             tls,
             away: Default::default(),
+            losses,
         };
         store.migrate().map_err(|e| match e {
             Error::StoreUnavailable(m) => {
@@ -627,9 +683,10 @@ impl PgStore {
         let config = self.config.clone();
         let tls = self.tls.clone();
         let handle = feed.clone();
+        let losses = self.losses.clone();
         std::thread::Builder::new()
             .name("tinfoil-pg-feed".into())
-            .spawn(move || listen(config, tls, handle, sink))
+            .spawn(move || listen(config, tls, handle, sink, losses))
             .map_err(|e| Error::Internal(format!("cannot start the change feed: {e}")))?;
         Ok(feed)
     }
