@@ -268,15 +268,22 @@ impl Hsm {
         }
         // A new key's id is unknown until it is returned, so the durable
         // commit (an fsync) runs without the state lock: readers are not
-        // stalled.
-        let committed = self.lock_store().write(|tx| {
-            store::put_new_key(tx, &record)?;
-            store::put_version(tx, &record.id, &record.versions[0], &wrapped)?;
-            match &policy {
-                Some(p) => crate::policy::authz::put_policy_row(tx, &record.id, &p.text),
-                None => Ok(()),
-            }
-        });
+        // stalled. Nothing can conflict with a new key's rows, so
+        // concurrent CreateKeys (and other calls' records) share one
+        // transaction and one fsync (group commit).
+        let change = {
+            let record = record.clone();
+            let policy_text = policy.as_ref().map(|p| p.text.clone());
+            Box::new(move |tx: &crate::store::engine::Db<'_>| {
+                store::put_new_key(tx, &record)?;
+                store::put_version(tx, &record.id, &record.versions[0], &wrapped)?;
+                match &policy_text {
+                    Some(text) => crate::policy::authz::put_policy_row(tx, &record.id, text),
+                    None => Ok(()),
+                }
+            })
+        };
+        let committed = crate::audit::pending::commit_new_key(self, &record, change);
         match (committed, policy) {
             (Err(e), Some(_)) => {
                 self.write_authz().forget_key(&record.id);

@@ -35,16 +35,28 @@ pub(crate) struct ChainState {
 /// why.
 type BatchOutcome = std::result::Result<(), (bool, String)>;
 
+/// A state change group-committed with others: store writes that only
+/// insert rows no other change can conflict with (a new key), run by
+/// whichever caller writes the batch.
+pub(crate) type Change = Box<dyn FnMut(&Db<'_>) -> Result<()> + Send>;
+
+/// One caller's part of a batch: its change, if any, and its record.
+struct Entry {
+    ticket: u64,
+    change: Option<Change>,
+    draft: Option<Draft>,
+}
+
 /// The callers waiting on group commit.
 #[derive(Default)]
 struct Group {
-    queue: Vec<Draft>,
-    /// The batch a draft pushed now joins.
-    open_batch: u64,
+    queue: Vec<Entry>,
+    /// The ticket the next entry gets.
+    next_ticket: u64,
     /// Whether some caller is writing a batch.
     leader: bool,
-    /// Finished batches: waiters still to read, outcome.
-    results: HashMap<u64, (usize, BatchOutcome)>,
+    /// Finished entries' outcomes, by ticket, until their callers read them.
+    results: HashMap<u64, BatchOutcome>,
 }
 
 /// An open store's audit log.
@@ -187,19 +199,38 @@ impl AuditLog {
     /// fsync was turned off. Concurrent callers share one transaction:
     /// the first becomes the leader and writes everything queued, the
     /// others wait on the condition variable for their batch's outcome.
-    pub fn append_durable(&self, hsm: &Hsm, mut draft: Draft) -> Result<()> {
+    pub fn append_durable(&self, hsm: &Hsm, draft: Draft) -> Result<()> {
+        self.commit_grouped(hsm, None, Some(draft))
+    }
+
+    /// Commits `change` (if any) and `draft` (if any) together, durably,
+    /// group-committed with other callers' records and changes: one
+    /// transaction and one fsync for the batch. A change is always made
+    /// durable, whatever [`AuditLog::set_fsync`] says. If the batch fails
+    /// for any reason but the store being unavailable, each entry of it is
+    /// written again in a transaction of its own, so one caller's failing
+    /// change fails that caller only; either way every failed entry
+    /// changed nothing.
+    pub fn commit_grouped(
+        &self,
+        hsm: &Hsm,
+        change: Option<Change>,
+        mut draft: Option<Draft>,
+    ) -> Result<()> {
         // The JSON is made here, in parallel, not by the leader under the lock.
-        draft.prepare(&self.account);
+        if let Some(draft) = &mut draft {
+            draft.prepare(&self.account);
+        }
         let mut group = lock(&self.group);
-        group.queue.push(draft);
-        let mine = group.open_batch;
+        let mine = group.next_ticket;
+        group.next_ticket += 1;
+        group.queue.push(Entry {
+            ticket: mine,
+            change,
+            draft,
+        });
         loop {
-            if let Some(entry) = group.results.get_mut(&mine) {
-                entry.0 -= 1;
-                let outcome = entry.1.clone();
-                if entry.0 == 0 {
-                    group.results.remove(&mine);
-                }
+            if let Some(outcome) = group.results.remove(&mine) {
                 return outcome.map_err(|(unavailable, reason)| {
                     let e = unwritable(reason);
                     match e {
@@ -212,17 +243,11 @@ impl AuditLog {
             if !group.leader {
                 group.leader = true;
                 let mut batch = std::mem::take(&mut group.queue);
-                let id = group.open_batch;
-                group.open_batch += 1;
                 drop(group);
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    self.write_batch(hsm, &mut batch)
-                }))
-                .unwrap_or_else(|_| Err(Error::Internal("the audit writer panicked".into())))
-                .map_err(|e| (matches!(e, Error::StoreUnavailable(_)), e.to_string()));
+                let outcomes = self.write_batch_or_each(hsm, &mut batch);
                 group = lock(&self.group);
                 group.leader = false;
-                group.results.insert(id, (batch.len(), outcome));
+                group.results.extend(outcomes);
                 self.done.notify_all();
                 continue;
             }
@@ -230,26 +255,87 @@ impl AuditLog {
         }
     }
 
-    fn write_batch(&self, hsm: &Hsm, batch: &mut [Draft]) -> Result<()> {
+    /// Writes `batch` in one transaction; if that fails (the store
+    /// available) and the batch holds changes, each entry alone. The
+    /// outcome of every entry, by ticket.
+    fn write_batch_or_each(&self, hsm: &Hsm, batch: &mut [Entry]) -> Vec<(u64, BatchOutcome)> {
+        let outcome = self.write_caught(hsm, batch);
+        let changes = batch.iter().filter(|e| e.change.is_some()).count();
+        let alone = match &outcome {
+            Err(Error::StoreUnavailable(_)) => false,
+            Err(_) => changes > 0 && batch.len() > 1,
+            Ok(()) => false,
+        };
+        if !alone {
+            let outcome =
+                outcome.map_err(|e| (matches!(e, Error::StoreUnavailable(_)), e.to_string()));
+            return batch.iter().map(|e| (e.ticket, outcome.clone())).collect();
+        }
+        batch
+            .iter_mut()
+            .map(|entry| {
+                let outcome = self
+                    .write_caught(hsm, std::slice::from_mut(entry))
+                    .map_err(|e| (matches!(e, Error::StoreUnavailable(_)), e.to_string()));
+                (entry.ticket, outcome)
+            })
+            .collect()
+    }
+
+    /// [`AuditLog::write_batch`], a panic in it an error.
+    fn write_caught(&self, hsm: &Hsm, batch: &mut [Entry]) -> Result<()> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.write_batch(hsm, batch)
+        }))
+        .unwrap_or_else(|_| Err(Error::Internal("the audit writer panicked".into())))
+    }
+
+    fn write_batch(&self, hsm: &Hsm, batch: &mut [Entry]) -> Result<()> {
         let now = hsm.now();
         let mut store = hsm.lock_store();
-        let fsync = self.fsync.load(Ordering::Relaxed);
+        // A state change is durable before its caller hears of it, always.
+        let fsync = self.fsync.load(Ordering::Relaxed) || batch.iter().any(|e| e.change.is_some());
         let sqlite = !store.is_postgres();
         if !fsync && sqlite {
             // WAL with synchronous=NORMAL: committed, not yet fsynced.
             store.conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
+        let records = batch.iter().filter(|e| e.draft.is_some()).count();
         let outcome = store.write_unaudited(|tx| {
             if !fsync && tx.is_postgres() {
                 tx.batch("SET LOCAL synchronous_commit = off")?;
             }
-            self.append_in_tx(tx, batch.iter_mut(), now)
+            {
+                // The changes are other callers': what they write names
+                // their own records, not this thread's pending one.
+                let _suspended = super::pending::suspend();
+                for entry in batch.iter_mut() {
+                    if let Some(change) = &mut entry.change {
+                        change(tx)?;
+                    }
+                }
+            }
+            if records == 0 {
+                return Ok(None);
+            }
+            self.append_in_tx(tx, batch.iter_mut().filter_map(|e| e.draft.as_mut()), now)
+                .map(Some)
         });
         if !fsync && sqlite {
             store.conn.pragma_update(None, "synchronous", "FULL")?;
         }
-        self.apply(outcome?, batch.len());
+        if let Some(state) = outcome? {
+            self.apply(state, records);
+        }
         Ok(())
+    }
+
+    /// Whether a caller is writing a batch, and how many entries wait for
+    /// the next (tests force batches with it).
+    #[cfg(test)]
+    pub fn group_state(&self) -> (bool, usize) {
+        let group = lock(&self.group);
+        (group.leader, group.queue.len())
     }
 
     /// Signs a checkpoint of the head now if records are unsigned and

@@ -114,6 +114,53 @@ pub(crate) fn after_commit(appended: Option<Appended>) {
     });
 }
 
+/// While alive, this thread has no pending record (restored on drop):
+/// the group-commit leader runs other callers' changes under it, so what
+/// they write is not noted in the leader's own record.
+pub(crate) struct Suspended(Option<Pending>);
+
+/// Suspends this thread's pending record (see [`Suspended`]).
+pub(crate) fn suspend() -> Suspended {
+    Suspended(PENDING.with(|p| p.borrow_mut().take()))
+}
+
+impl Drop for Suspended {
+    fn drop(&mut self) {
+        let mine = self.0.take();
+        PENDING.with(|p| *p.borrow_mut() = mine);
+    }
+}
+
+/// Commits `change`, which writes the new key `key`, group-committed with
+/// other callers' changes and records (see
+/// [`AuditLog::commit_grouped`]): with this thread's pending record, if
+/// any, naming `key` and marked written once committed. For changes that
+/// only insert what nothing else can conflict with.
+pub(crate) fn commit_new_key(
+    hsm: &crate::hsm::Hsm,
+    key: &KeyRecord,
+    change: super::log::Change,
+) -> Result<()> {
+    let (log, draft) = PENDING.with(|p| match p.borrow().as_ref().filter(|p| !p.written) {
+        Some(pending) => {
+            let mut draft = pending.draft.clone();
+            draft.written_key(key);
+            (Arc::clone(&pending.log), Some(draft))
+        }
+        None => (Arc::clone(hsm.audit_log()), None),
+    });
+    let recorded = draft.is_some();
+    log.commit_grouped(hsm, Some(change), draft)?;
+    if recorded {
+        PENDING.with(|p| {
+            if let Some(pending) = p.borrow_mut().as_mut() {
+                pending.written = true;
+            }
+        });
+    }
+    Ok(())
+}
+
 /// Notes the key a transaction writes, for the pending record.
 pub(crate) fn note_key(key: &KeyRecord) {
     PENDING.with(|p| {

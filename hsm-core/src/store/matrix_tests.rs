@@ -11,6 +11,7 @@ use super::pg;
 use super::test_cluster::Cluster;
 use crate::clock::{Clock, ManualClock, DAY};
 use crate::outputs::CreateKeyRequest;
+use crate::store::engine::Db;
 use crate::{Caller, EncryptionContext, Error, Hsm, HsmOptions, KdfParams, Principal, Tag};
 
 const T0: i64 = 1_700_000_000;
@@ -355,6 +356,111 @@ fn audit_group_commit(engine: &Engine<'_>) {
     drop(hsm);
     let hsm = engine.open(&place, &pass(), &clock).unwrap();
     assert!(hsm.audit_log().state().head_sequence >= head);
+}
+
+/// CreateKeys are group-committed: with the store held, the first
+/// CreateKey leads (waiting for the store) while three more queue; once
+/// released, the three share one transaction, each key's CreateKey record
+/// names its own key, and every key is in the store after a reopen. A
+/// change that fails inside a shared batch fails its caller only: the
+/// batch is rolled back and each entry written alone, so the others
+/// commit and the failing one leaves nothing.
+fn create_key_group_commit(engine: &Engine<'_>) {
+    let (hsm, place, clock) = engine.fresh();
+    let caller = root();
+    let log = Arc::clone(hsm.audit_log());
+    let bound = std::time::Duration::from_secs(30);
+    let wait_for = |what: &str, want: (bool, usize)| {
+        wait_until(bound, || log.group_state() == want)
+            .unwrap_or_else(|| panic!("{what}: group {:?}, not {want:?}", log.group_state()));
+    };
+    let create = || {
+        hsm.gate(&caller)
+            .create_key(CreateKeyRequest::default())
+            .map(|m| m.key_id)
+    };
+    let (appended, batches) = log.counters();
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let held = hsm.lock_store();
+        let leader = s.spawn(create);
+        wait_for("the leader", (true, 0));
+        let queued: Vec<_> = (0..3).map(|_| s.spawn(create)).collect();
+        wait_for("three queued", (true, 3));
+        drop(held);
+        std::iter::once(leader)
+            .chain(queued)
+            .map(|t| t.join().unwrap().expect("a grouped CreateKey"))
+            .collect()
+    });
+    let (appended_now, batches_now) = log.counters();
+    assert_eq!(
+        (appended_now - appended, batches_now - batches),
+        (4, 2),
+        "four records in two transactions: the leader's, then the three queued"
+    );
+    let named: Vec<(String, String)> = hsm
+        .lock_store()
+        .read(|db| {
+            db.all(
+                "SELECT resource_id, record FROM audit_records WHERE event_name = 'CreateKey'",
+                &[],
+                |r| Ok((r.get::<Option<String>>(0)?.unwrap_or_default(), r.get(1)?)),
+            )
+        })
+        .unwrap();
+    for id in &ids {
+        let records: Vec<_> = named.iter().filter(|(r, _)| r == id).collect();
+        assert_eq!(
+            records.len(),
+            1,
+            "one CreateKey record names {id}: {named:?}"
+        );
+        assert!(
+            records[0].1.contains(&format!("\"keyId\":\"{id}\"")),
+            "{}",
+            records[0].1
+        );
+    }
+
+    // A failing change among good ones.
+    let failing = || -> crate::audit::log::Change {
+        Box::new(|tx: &Db<'_>| {
+            tx.execute(
+                "INSERT INTO meta (name, value) VALUES ('half', ?1)",
+                &crate::store::engine::vals![&b"x"[..]],
+            )?;
+            Err(Error::Internal("this change fails".into()))
+        })
+    };
+    let (outcomes, bad) = std::thread::scope(|s| {
+        let held = hsm.lock_store();
+        let leader = s.spawn(create);
+        wait_for("the leader", (true, 0));
+        let good = s.spawn(create);
+        wait_for("one queued", (true, 1));
+        let bad = s.spawn(|| log.commit_grouped(&hsm, Some(failing()), None));
+        wait_for("two queued", (true, 2));
+        drop(held);
+        (
+            [leader.join().unwrap(), good.join().unwrap()],
+            bad.join().unwrap(),
+        )
+    });
+    let bad = bad.expect_err("the failing change fails its caller");
+    assert!(bad.to_string().contains("this change fails"), "{bad}");
+    let good: Vec<String> = outcomes
+        .into_iter()
+        .map(|o| o.expect("the others commit"))
+        .collect();
+    assert_eq!(hsm.lock_store().meta("half").unwrap(), None);
+    drop(hsm);
+    let hsm = engine.open(&place, &pass(), &clock).unwrap();
+    for id in ids.iter().chain(&good) {
+        hsm.gate(&caller)
+            .describe_key(id)
+            .unwrap_or_else(|e| panic!("{id} after a reopen: {e}"));
+    }
+    assert_eq!(hsm.lock_store().meta("half").unwrap(), None);
 }
 
 /// PKCS#11 token rows: a token made, its label kept unique, PINs counted
@@ -756,6 +862,7 @@ const CASES: &[(&str, Case)] = &[
     ("automatic_rotation", automatic_rotation),
     ("audit_chain", audit_chain),
     ("audit_group_commit", audit_group_commit),
+    ("create_key_group_commit", create_key_group_commit),
     ("token_rows", token_rows),
     ("audit_export_and_prune", audit_export_and_prune),
     ("users_and_access_keys", users_and_access_keys),
