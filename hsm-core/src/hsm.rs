@@ -848,6 +848,17 @@ impl Hsm {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether a PostgreSQL store's change feed is down (the node then
+    /// serves no cached key record or alias).
+    #[cfg(test)]
+    pub(crate) fn feed_down(&self) -> bool {
+        !self
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .cache_usable()
+    }
+
     /// Runs reads on the store's reading connection (SQLite) or pool
     /// (PostgreSQL), without the store's lock; `snapshot`: in one read
     /// transaction (statements that must agree).

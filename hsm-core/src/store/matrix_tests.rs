@@ -1517,6 +1517,205 @@ fn on_postgres() {
     database_restart(&cluster);
     eprintln!("store matrix on PostgreSQL: database_restart_while_idle");
     database_restart_while_idle(&cluster);
+    eprintln!("store matrix on PostgreSQL: silent_network_drop");
+    silent_network_drop(&cluster);
+}
+
+/// A TCP relay between a node and the test cluster that can be frozen:
+/// it then stops forwarding in both directions and keeps every socket
+/// open (no FIN, no RST), as a network that drops packets silently, or a
+/// hung middlebox, looks to the node (except that the kernels still
+/// acknowledge what is sent: the sockets' own bounds, `TCP_USER_TIMEOUT`
+/// and keepalive, cannot fire here, so only the node's own bounds are
+/// tested). Connections made while frozen are accepted and wait.
+struct Freezer {
+    port: u16,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Freezer {
+    /// Relays to 127.0.0.1:`upstream` from a port of its own.
+    fn start(upstream: u16) -> Freezer {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (f, st) = (frozen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !st.load(Ordering::Acquire) {
+                match listener.accept() {
+                    Ok((near, _)) => {
+                        near.set_nonblocking(false).unwrap();
+                        let Ok(far) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                            continue;
+                        };
+                        for (from, to) in [
+                            (near.try_clone().unwrap(), far.try_clone().unwrap()),
+                            (far, near),
+                        ] {
+                            let (f, st) = (f.clone(), st.clone());
+                            std::thread::spawn(move || Freezer::pump(from, to, &f, &st));
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+        Freezer { port, frozen, stop }
+    }
+
+    /// Forwards `from` to `to` while not frozen, until either end closes
+    /// or the relay stops (then closing both).
+    fn pump(
+        mut from: std::net::TcpStream,
+        mut to: std::net::TcpStream,
+        frozen: &std::sync::atomic::AtomicBool,
+        stop: &std::sync::atomic::AtomicBool,
+    ) {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let pause = std::time::Duration::from_millis(5);
+        from.set_read_timeout(Some(pause * 4)).unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if stop.load(Ordering::Acquire) {
+                from.shutdown(std::net::Shutdown::Both).ok();
+                to.shutdown(std::net::Shutdown::Both).ok();
+                return;
+            }
+            if frozen.load(Ordering::Acquire) {
+                std::thread::sleep(pause);
+                continue;
+            }
+            match from.read(&mut buf) {
+                Ok(0) => {
+                    to.shutdown(std::net::Shutdown::Write).ok();
+                    return;
+                }
+                Ok(n) => {
+                    while frozen.load(Ordering::Acquire) && !stop.load(Ordering::Acquire) {
+                        std::thread::sleep(pause);
+                    }
+                    if to.write_all(&buf[..n]).is_err() {
+                        from.shutdown(std::net::Shutdown::Both).ok();
+                        return;
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => {
+                    to.shutdown(std::net::Shutdown::Both).ok();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn freeze(&self, frozen: bool) {
+        self.frozen
+            .store(frozen, std::sync::atomic::Ordering::Release);
+    }
+}
+
+impl Drop for Freezer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// A node whose network to the database drops silently (node A, behind a
+/// [`Freezer`]; node B connects directly): A had cached a key; once
+/// frozen, A counts its change feed down (the detection lag is printed)
+/// and refuses the key B disables meanwhile: every call on A fails
+/// (StoreUnavailable), returning within a bound instead of hanging (the
+/// time is printed). Thawed, A serves again: the key disabled as B left
+/// it, then enabled again on B.
+fn silent_network_drop(cluster: &Cluster) {
+    let bound = std::time::Duration::from_secs(10);
+    let url = cluster.new_database();
+    let port: u16 = url
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .and_then(|(port, _)| port.parse().ok())
+        .expect("the test cluster's URL names a port");
+    let proxy = Freezer::start(port);
+    let proxied = url.replace(&format!(":{port}/"), &format!(":{}/", proxy.port));
+    assert_ne!(proxied, url);
+    let clock = Arc::new(ManualClock::new(T0));
+    let b = Hsm::init_postgres(&url, None, &pass(), options(clock.clone())).unwrap();
+    let a = Arc::new(Hsm::open_postgres(&proxied, None, &pass(), options(clock)).unwrap());
+    let caller = root();
+    let gb = b.gate(&caller);
+    let key = gb.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    wait_until(bound, || !a.feed_down()).expect("node A's change feed is up");
+    // Cached on A.
+    a.gate(&caller).encrypt(&key, b"x", &ctx(), None).unwrap();
+    a.gate(&caller).encrypt(&key, b"x", &ctx(), None).unwrap();
+
+    proxy.freeze(true);
+    let frozen_at = std::time::Instant::now();
+    gb.disable_key(&key).unwrap();
+    wait_until(bound, || a.feed_down()).expect("node A counts its silent feed down");
+    let detected = frozen_at.elapsed();
+    // A call on A, on a thread of its own: it must return, not hang.
+    let call = |a: &Arc<Hsm>, key: &str| {
+        let (a, key) = (a.clone(), key.to_string());
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let outcome = a.gate(&root()).encrypt(&key, b"x", &ctx(), None);
+            send.send(outcome.map(|_| ())).ok();
+        });
+        let start = std::time::Instant::now();
+        let outcome = receive
+            .recv_timeout(bound)
+            .expect("a call on node A returns, not hangs");
+        (outcome, start.elapsed())
+    };
+    let mut took = Vec::new();
+    for _ in 0..3 {
+        let (outcome, time) = call(&a, &key);
+        assert!(
+            matches!(
+                outcome,
+                Err(Error::StoreUnavailable(_) | Error::Disabled(_))
+            ),
+            "node A must not serve the key B disabled: {outcome:?}"
+        );
+        took.push(time);
+    }
+    eprintln!(
+        "silent network drop: node A counted its feed down {detected:?} after the freeze; \
+         its calls failed in {took:?}"
+    );
+
+    proxy.freeze(false);
+    let lag = wait_until(bound, || {
+        matches!(
+            a.gate(&caller).encrypt(&key, b"x", &ctx(), None),
+            Err(Error::Disabled(_))
+        )
+    })
+    .expect("node A serves again, the key disabled as B left it");
+    let up = wait_until(bound, || !a.feed_down()).expect("node A's change feed is up again");
+    eprintln!(
+        "silent network drop: node A served again {lag:?} after the thaw, its feed up {up:?} later"
+    );
+    gb.enable_key(&key).unwrap();
+    wait_until(bound, || {
+        a.gate(&caller).encrypt(&key, b"x", &ctx(), None).is_ok()
+    })
+    .expect("node A follows EnableKey on B");
+    drop(a);
+    drop(proxy);
 }
 
 /// Calls per second of `f` over about `secs` seconds.

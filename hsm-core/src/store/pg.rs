@@ -295,7 +295,9 @@ fn begin_failed(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
 /// another connection was found closed since it was last checked (the
 /// database restarted or the network dropped: every connection opened
 /// before is dead, and would fail the call it is given). Busy connections
-/// cost nothing.
+/// cost nothing. A connection last checked before the change feed went
+/// silent (see [`watch`]) is dropped unchecked: a probe of it would only
+/// wait out [`PROBE_TIMEOUT`].
 #[derive(Debug)]
 pub(crate) struct Prepared<M> {
     /// The manager that connects.
@@ -303,28 +305,39 @@ pub(crate) struct Prepared<M> {
     /// How many connections were found closed, ever (pooled ones, and
     /// the change feed's, which hears of a shutdown first).
     pub losses: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// `losses` as the change feed's watchdog last found its connection
+    /// silent (0: never).
+    pub silenced: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A pooled connection idle longer than this is checked before use.
 const IDLE_PROBE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long that check may take: a connection that does not answer an
+/// empty query within this is dropped (the call gets another).
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl<M> Prepared<M> {
     /// Wraps `connector`, counting lost connections in `losses`.
     pub fn new(connector: M, losses: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Prepared<M> {
-        Prepared { connector, losses }
+        Prepared {
+            connector,
+            losses,
+            silenced: Default::default(),
+        }
     }
 }
 
 impl<M> r2d2::ManageConnection for Prepared<M>
 where
-    M: r2d2::ManageConnection<Connection = postgres::Client>,
+    M: r2d2::ManageConnection<Connection = postgres::Client, Error = postgres::Error>,
 {
     type Connection = PgClient;
-    type Error = M::Error;
+    type Error = std::io::Error;
 
-    fn connect(&self) -> std::result::Result<PgClient, M::Error> {
+    fn connect(&self) -> std::result::Result<PgClient, std::io::Error> {
         Ok(PgClient {
-            client: self.connector.connect()?,
+            client: self.connector.connect().map_err(std::io::Error::other)?,
             statements: Statements::default(),
             in_write: false,
             checked_at: std::time::Instant::now(),
@@ -332,13 +345,20 @@ where
         })
     }
 
-    fn is_valid(&self, conn: &mut PgClient) -> std::result::Result<(), M::Error> {
+    fn is_valid(&self, conn: &mut PgClient) -> std::result::Result<(), std::io::Error> {
         let losses = self.losses.load(std::sync::atomic::Ordering::Acquire);
+        if conn.losses_seen < self.silenced.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(std::io::Error::other(
+                "the connection predates a silent network drop",
+            ));
+        }
         if conn.losses_seen != losses || conn.checked_at.elapsed() > IDLE_PROBE {
-            if let Err(e) = self.connector.is_valid(&mut conn.client) {
+            // Bounded: a connection the network dropped silently would
+            // otherwise hold the call until the socket's own bound.
+            if let Err(e) = conn.client.is_valid(PROBE_TIMEOUT) {
                 self.losses
                     .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-                return Err(e);
+                return Err(std::io::Error::other(e));
             }
             conn.losses_seen = losses;
         }
@@ -359,13 +379,38 @@ where
     }
 }
 
+/// Closes the connections the pool lets go (found closed or silent,
+/// broken, or surplus) on a thread of their own (see [`close_aside`]).
+#[derive(Debug)]
+struct Closer;
+
+impl r2d2::CustomizeConnection<PgClient, std::io::Error> for Closer {
+    fn on_release(&self, conn: PgClient) {
+        close_aside(conn);
+    }
+}
+
+/// Drops a connection on a thread of its own: closing one waits for the
+/// server's replies to what was sent on it, which never come over a
+/// connection gone silent (not before the socket's bounds fail it, see
+/// [`TCP_USER_TIMEOUT`]; never, past a hung middlebox that still
+/// acknowledges), and no call or heartbeat may wait for that.
+fn close_aside<T: Send + 'static>(conn: T) {
+    // If no thread can be made, the closure (and the connection) is
+    // dropped here.
+    std::thread::Builder::new()
+        .name("tinfoil-pg-close".into())
+        .spawn(move || drop(conn))
+        .ok();
+}
+
 /// A PostgreSQL store: a pool of connections to one database. Cloning
 /// shares the pool.
 #[derive(Clone)]
 pub(crate) struct PgStore {
     pool: Pool,
     /// How to open the change feed's own connection.
-    config: postgres::Config,
+    config: Box<postgres::Config>,
     /// TLS as the URL's `sslmode` asks (every connection, the feed's too).
     tls: MakeRustlsConnect,
     /// Set when the pool could not hand out a connection and held none:
@@ -375,6 +420,8 @@ pub(crate) struct PgStore {
     away: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The pool's count of lost connections (see [`Prepared`]).
     losses: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// [`Prepared::silenced`].
+    silenced: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How long a call waits for a connection from a busy pool: a call fails
@@ -487,25 +534,152 @@ impl Feed {
     }
 }
 
+/// How long the change feed may go without a completed round trip on its
+/// connection before the node counts it down (see [`watch`]): three
+/// heartbeats. A connection the network dropped silently (no FIN, no RST:
+/// a cable, a firewall's state, a hung middlebox) returns no error for
+/// minutes; the node must not serve cached mutable state meanwhile.
+pub(crate) const SILENCE: std::time::Duration = std::time::Duration::from_millis(750);
+
+/// How long a heartbeat's round trip may take before the feed gives its
+/// connection up and connects again (the rest of [`SILENCE`]).
+const ROUND_TRIP: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// How the feed's connection is doing, shared by the listener ([`listen`])
+/// and its watchdog ([`watch`]). Every change of the node's down flag
+/// happens under this lock, so the two never undo each other's.
+struct Pulse {
+    state: std::sync::Mutex<PulseState>,
+    sink: std::sync::Arc<dyn Sink>,
+    losses: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// [`Prepared::silenced`].
+    silenced: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+struct PulseState {
+    /// Listening (the node is up unless `silent`).
+    listening: bool,
+    /// When the last heartbeat round trip completed (or listening began).
+    last: std::time::Instant,
+    /// The watchdog found the connection silent: the node is down until
+    /// the listener has connected again.
+    silent: bool,
+}
+
+impl Pulse {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PulseState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Listening from now on (everything was forgotten after LISTEN): the
+    /// node is up.
+    fn up(&self) {
+        let mut state = self.lock();
+        state.listening = true;
+        state.silent = false;
+        state.last = std::time::Instant::now();
+        self.sink.set_down(false);
+    }
+
+    /// A heartbeat round trip completed; false when the watchdog counted
+    /// the connection silent meanwhile (the listener then connects again,
+    /// and forgets everything once more before the node is up).
+    fn beat(&self) -> bool {
+        let mut state = self.lock();
+        if state.silent {
+            return false;
+        }
+        state.last = std::time::Instant::now();
+        true
+    }
+
+    /// The connection failed, or was given up (`silent`: a round trip
+    /// took longer than [`ROUND_TRIP`]; see [`Pulse::silence`]): the node is
+    /// down, and the pool's connections are checked before their next use.
+    fn down(&self, silent: bool) {
+        let mut state = self.lock();
+        if silent && !state.silent {
+            self.silence();
+        } else {
+            self.losses
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+        state.listening = false;
+        state.silent = false;
+        self.sink.set_down(true);
+    }
+
+    /// The feed's connection went silent. Whatever path it took, the
+    /// pool's connections likely take too: idle ones are dropped unchecked
+    /// (busy ones fail at the socket's bounds) and calls get new ones.
+    /// While none can be made, a call fails after [`BUSY_WAIT`] (the
+    /// first) or [`AWAY_WAIT`] (the next ones, the pool then empty). Not
+    /// [`AWAY_WAIT`] at once: a feed merely slow (a starved machine) must
+    /// not fail calls that a new connection would serve.
+    fn silence(&self) {
+        let losses = self
+            .losses
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+            + 1;
+        self.silenced
+            .store(losses, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The watchdog's look: whether the node is down now (counting the
+    /// connection silent, and the node down, when its last round trip is
+    /// older than [`SILENCE`]), and when to look again.
+    fn check(&self) -> (bool, std::time::Duration) {
+        let mut state = self.lock();
+        if !state.listening || state.silent {
+            return (true, HEARTBEAT);
+        }
+        let age = state.last.elapsed();
+        if age < SILENCE {
+            return (false, SILENCE - age + std::time::Duration::from_millis(5));
+        }
+        state.silent = true;
+        self.silence();
+        self.sink.set_down(true);
+        (true, HEARTBEAT)
+    }
+}
+
+/// The feed's watchdog, on a thread of its own: counts the node down
+/// within [`SILENCE`] of its feed's last round trip, whatever the listener
+/// is blocked in (a reply that never comes over a silently dropped
+/// connection, a connection attempt), and while the node is down forgets
+/// everything every [`HEARTBEAT`] (policies and grants, which a call may
+/// have read meanwhile, are not served older than that). Ends with the
+/// feed or the node.
+fn watch(feed: std::sync::Arc<Feed>, pulse: std::sync::Arc<Pulse>) {
+    let all = all_of();
+    while !feed.stopped() {
+        let (down, next) = pulse.check();
+        if down && !pulse.sink.forget(&all) {
+            return;
+        }
+        std::thread::sleep(next);
+    }
+}
+
 /// Follows the channel on a connection of its own until `feed` is
 /// stopped or the sink's node is gone, reconnecting after a failure.
 /// Down (before the first connection, and after a failure until it is
-/// listening again), the sink is told so and forgets everything every
-/// heartbeat; once listening, it forgets everything once (what it missed)
-/// and then what each notification names.
+/// listening again), the sink is told so (and [`watch`] makes it forget
+/// everything every heartbeat); once listening, it forgets everything
+/// once (what it missed) and then what each notification names. A round
+/// trip (bounded by [`ROUND_TRIP`]) at least every [`HEARTBEAT`] proves
+/// the connection alive, even while notifications stream in.
 fn listen(
     config: postgres::Config,
     tls: MakeRustlsConnect,
     feed: std::sync::Arc<Feed>,
-    sink: Box<dyn Sink>,
-    losses: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pulse: std::sync::Arc<Pulse>,
 ) {
     use postgres::fallible_iterator::FallibleIterator;
     let all = all_of();
+    let sink = &*pulse.sink;
     while !feed.stopped() {
-        if !sink.forget(&all) {
-            return;
-        }
         let mut client = match config.connect(tls.clone()) {
             Ok(client) => client,
             Err(_) => {
@@ -521,13 +695,18 @@ fn listen(
         if !sink.forget(&all) {
             return;
         }
-        sink.set_down(false);
+        pulse.up();
+        let mut silent = false;
         'connected: while !feed.stopped() {
+            let beat_at = std::time::Instant::now() + HEARTBEAT;
             {
                 let mut notes = client.notifications();
-                let mut iter = notes.timeout_iter(HEARTBEAT);
                 loop {
-                    let forget = match iter.next() {
+                    let left = beat_at.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    let forget = match notes.timeout_iter(left).next() {
                         Ok(Some(n)) => Forget::of(n.payload()),
                         Ok(None) => break,
                         Err(_) => break 'connected,
@@ -537,14 +716,23 @@ fn listen(
                     }
                 }
             }
-            if client.is_closed() || client.batch_execute("").is_err() {
+            if client.is_closed() {
+                break;
+            }
+            if client.is_valid(ROUND_TRIP).is_err() {
+                // No reply in time, the connection still open: silent.
+                silent = !client.is_closed();
+                break;
+            }
+            if !pulse.beat() {
                 break;
             }
         }
-        // The database went away or the network dropped: the pool's
-        // connections are checked before their next use.
-        losses.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        sink.set_down(true);
+        // The database went away, the network dropped, or the connection
+        // went silent: the pool's connections are checked before their
+        // next use.
+        pulse.down(silent);
+        close_aside(client);
     }
 }
 
@@ -552,6 +740,53 @@ fn all_of() -> Forget {
     Forget {
         all: true,
         ..Forget::default()
+    }
+}
+
+/// How long data sent on a connection to PostgreSQL may stay
+/// unacknowledged by the server's host before the connection fails
+/// (`TCP_USER_TIMEOUT`, Linux): a network that drops packets silently
+/// then fails the call with StoreUnavailable in seconds, not after the
+/// kernel's ~15 minutes of retransmissions, and within the daemon's
+/// per-call deadline (10 s by default). It counts only unacknowledged
+/// data: a long query the server is still working on (its host
+/// acknowledged the query at once) is never cut short by it.
+const TCP_USER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// TCP keepalive on every connection: after this long without traffic
+/// the kernel probes the server's host (every [`KEEPALIVE_INTERVAL`],
+/// [`KEEPALIVE_RETRIES`] times, and no longer than [`TCP_USER_TIMEOUT`]
+/// unanswered), so a connection waiting for a reply (a query that runs,
+/// or waits for a lock) over a network that went silent fails in about
+/// 5 s. The server's host answers probes whatever the backend is doing:
+/// a long query is never cut short by them. An empty segment per
+/// connection per second is the whole cost.
+const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+/// See [`KEEPALIVE_IDLE`].
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// See [`KEEPALIVE_IDLE`].
+const KEEPALIVE_RETRIES: u32 = 3;
+
+/// Gives `config`'s TCP connections (pool and change feed) the bounds
+/// above, unless the store URL sets its own (`tcp_user_timeout`,
+/// `keepalives_idle`, `keepalives_interval`, `keepalives_retries`; with
+/// `keepalives=0` none). Unix-socket connections need none.
+fn bound_sockets(config: &mut postgres::Config) {
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
+    }
+    if !config.get_keepalives() {
+        return;
+    }
+    // tokio-postgres' default idle time (2 hours): not set in the URL.
+    if config.get_keepalives_idle() == std::time::Duration::from_secs(2 * 60 * 60) {
+        config.keepalives_idle(KEEPALIVE_IDLE);
+    }
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(KEEPALIVE_INTERVAL);
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(KEEPALIVE_RETRIES);
     }
 }
 
@@ -601,6 +836,7 @@ impl PgStore {
             config.password(password);
         }
         config.connect_timeout(std::time::Duration::from_secs(10));
+        bound_sockets(&mut config);
         // One connection first, for the whole reason when it fails (the
         // pool keeps only the outermost message: "error performing TLS
         // handshake", without why).
@@ -616,6 +852,8 @@ impl PgStore {
             .ok();
         let manager = PostgresConnectionManager::new(config.clone(), tls.clone());
         let losses = std::sync::Arc::<std::sync::atomic::AtomicU64>::default();
+        let prepared = Prepared::new(manager, losses.clone());
+        let silenced = prepared.silenced.clone();
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
@@ -626,16 +864,18 @@ impl PgStore {
             // reconnect (twice this): a node serves again within about
             // half a second of the database coming back.
             .connection_timeout(RECONNECT_PAUSE * 2)
-            .build(Prepared::new(manager, losses.clone()))
+            .connection_customizer(Box::new(Closer))
+            .build(prepared)
             .map_err(|e| {
                 Error::StoreUnavailable(format!("cannot connect to PostgreSQL at {url}: {e}"))
             })?;
         let store = PgStore {
             pool,
-            config,
+            config: Box::new(config),
             tls,
             away: Default::default(),
             losses,
+            silenced,
         };
         store.migrate().map_err(|e| match e {
             Error::StoreUnavailable(m) => {
@@ -675,19 +915,37 @@ impl PgStore {
     }
 
     /// Starts following other nodes' changes: a thread with a connection
-    /// of its own delivers them to `sink` (see [`Sink`]). Stop it with
-    /// [`Feed::stop`].
+    /// of its own delivers them to `sink` (see [`Sink`]), and a watchdog
+    /// counts the node down when that connection goes silent (see
+    /// [`watch`]). Stop both with [`Feed::stop`].
     pub fn follow(&self, sink: Box<dyn Sink>) -> Result<std::sync::Arc<Feed>> {
         sink.set_down(true);
         let feed = std::sync::Arc::new(Feed::default());
-        let config = self.config.clone();
+        let pulse = std::sync::Arc::new(Pulse {
+            state: std::sync::Mutex::new(PulseState {
+                listening: false,
+                last: std::time::Instant::now(),
+                silent: false,
+            }),
+            sink: std::sync::Arc::from(sink),
+            losses: self.losses.clone(),
+            silenced: self.silenced.clone(),
+        });
+        let config = (*self.config).clone();
         let tls = self.tls.clone();
-        let handle = feed.clone();
-        let losses = self.losses.clone();
+        let (listener, watcher) = (feed.clone(), feed.clone());
+        let watched = pulse.clone();
+        std::thread::Builder::new()
+            .name("tinfoil-pg-watch".into())
+            .spawn(move || watch(watcher, watched))
+            .map_err(|e| Error::Internal(format!("cannot start the change feed: {e}")))?;
         std::thread::Builder::new()
             .name("tinfoil-pg-feed".into())
-            .spawn(move || listen(config, tls, handle, sink, losses))
-            .map_err(|e| Error::Internal(format!("cannot start the change feed: {e}")))?;
+            .spawn(move || listen(config, tls, listener, pulse))
+            .map_err(|e| {
+                feed.stop();
+                Error::Internal(format!("cannot start the change feed: {e}"))
+            })?;
         Ok(feed)
     }
 
