@@ -271,19 +271,12 @@ impl Hsm {
         // stalled. Nothing can conflict with a new key's rows, so
         // concurrent CreateKeys (and other calls' records) share one
         // transaction and one fsync (group commit).
-        let change = {
-            let record = record.clone();
-            let policy_text = policy.as_ref().map(|p| p.text.clone());
-            Box::new(move |tx: &crate::store::engine::Db<'_>| {
-                store::put_new_key(tx, &record)?;
-                store::put_version(tx, &record.id, &record.versions[0], &wrapped)?;
-                match &policy_text {
-                    Some(text) => crate::policy::authz::put_policy_row(tx, &record.id, text),
-                    None => Ok(()),
-                }
-            })
+        let new_key = store::NewKey {
+            record: record.clone(),
+            wrapped,
+            policy: policy.as_ref().map(|p| p.text.clone()),
         };
-        let committed = crate::audit::pending::commit_new_key(self, &record, change);
+        let committed = crate::audit::pending::commit_new_key(self, new_key);
         match (committed, policy) {
             (Err(e), Some(_)) => {
                 self.write_authz().forget_key(&record.id);

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::store::engine::Db;
+use crate::store::NewKey;
 
 use super::chain::{seal_record, Hash, ZERO_HASH};
 use super::checkpoint::Signer;
@@ -35,15 +36,10 @@ pub(crate) struct ChainState {
 /// why.
 type BatchOutcome = std::result::Result<(), (bool, String)>;
 
-/// A state change group-committed with others: store writes that only
-/// insert rows no other change can conflict with (a new key), run by
-/// whichever caller writes the batch.
-pub(crate) type Change = Box<dyn FnMut(&Db<'_>) -> Result<()> + Send>;
-
-/// One caller's part of a batch: its change, if any, and its record.
+/// One caller's part of a batch: its new key, if any, and its record.
 struct Entry {
     ticket: u64,
-    change: Option<Change>,
+    new_key: Option<NewKey>,
     draft: Option<Draft>,
 }
 
@@ -203,36 +199,44 @@ impl AuditLog {
         self.commit_grouped(hsm, None, Some(draft))
     }
 
-    /// Commits `change` (if any) and `draft` (if any) together, durably,
-    /// group-committed with other callers' records and changes: one
-    /// transaction and one fsync for the batch. A change is always made
-    /// durable, whatever [`AuditLog::set_fsync`] says. If the batch fails
-    /// for any reason but the store being unavailable, each entry of it is
-    /// written again in a transaction of its own, so one caller's failing
-    /// change fails that caller only; either way every failed entry
-    /// changed nothing.
+    /// Commits `new_key` (if any) and `draft` (if any) together, durably,
+    /// group-committed with other callers' records and new keys: one
+    /// transaction and one fsync for the batch (nothing can conflict with
+    /// a new key's rows). A new key is always made durable, whatever
+    /// [`AuditLog::set_fsync`] says. If the batch fails for any reason but
+    /// the store being unavailable, each entry of it is written again in a
+    /// transaction of its own, so one caller's failing insert fails that
+    /// caller only; either way every failed entry changed nothing.
     pub fn commit_grouped(
         &self,
         hsm: &Hsm,
-        change: Option<Change>,
+        new_key: Option<NewKey>,
         mut draft: Option<Draft>,
     ) -> Result<()> {
         // The JSON is made here, in parallel, not by the leader under the lock.
         if let Some(draft) = &mut draft {
             draft.prepare(&self.account);
         }
+        let storing = new_key.is_some();
         let mut group = lock(&self.group);
         let mine = group.next_ticket;
         group.next_ticket += 1;
         group.queue.push(Entry {
             ticket: mine,
-            change,
+            new_key,
             draft,
         });
         loop {
             if let Some(outcome) = group.results.remove(&mine) {
                 return outcome.map_err(|(unavailable, reason)| {
-                    let e = unwritable(reason);
+                    let e = if storing {
+                        Error::Internal(format!(
+                            "the key could not be stored with its audit record, so the call was \
+                             refused and changed nothing: {reason}"
+                        ))
+                    } else {
+                        unwritable(reason)
+                    };
                     match e {
                         // The store is down (PostgreSQL): say so.
                         Error::Internal(m) if unavailable => Error::StoreUnavailable(m),
@@ -260,7 +264,7 @@ impl AuditLog {
     /// outcome of every entry, by ticket.
     fn write_batch_or_each(&self, hsm: &Hsm, batch: &mut [Entry]) -> Vec<(u64, BatchOutcome)> {
         let outcome = self.write_caught(hsm, batch);
-        let changes = batch.iter().filter(|e| e.change.is_some()).count();
+        let changes = batch.iter().filter(|e| e.new_key.is_some()).count();
         let alone = match &outcome {
             Err(Error::StoreUnavailable(_)) => false,
             Err(_) => changes > 0 && batch.len() > 1,
@@ -294,7 +298,7 @@ impl AuditLog {
         let now = hsm.now();
         let mut store = hsm.lock_store();
         // A state change is durable before its caller hears of it, always.
-        let fsync = self.fsync.load(Ordering::Relaxed) || batch.iter().any(|e| e.change.is_some());
+        let fsync = self.fsync.load(Ordering::Relaxed) || batch.iter().any(|e| e.new_key.is_some());
         let sqlite = !store.is_postgres();
         if !fsync && sqlite {
             // WAL with synchronous=NORMAL: committed, not yet fsynced.
@@ -306,14 +310,11 @@ impl AuditLog {
                 tx.batch("SET LOCAL synchronous_commit = off")?;
             }
             {
-                // The changes are other callers': what they write names
-                // their own records, not this thread's pending one.
+                // The keys are other callers': what is written names their
+                // own records, not this thread's pending one.
                 let _suspended = super::pending::suspend();
-                for entry in batch.iter_mut() {
-                    if let Some(change) = &mut entry.change {
-                        change(tx)?;
-                    }
-                }
+                let keys: Vec<&NewKey> = batch.iter().filter_map(|e| e.new_key.as_ref()).collect();
+                crate::store::put_new_keys(tx, &keys)?;
             }
             if records == 0 {
                 return Ok(None);

@@ -131,26 +131,20 @@ impl Drop for Suspended {
     }
 }
 
-/// Commits `change`, which writes the new key `key`, group-committed with
-/// other callers' changes and records (see
-/// [`AuditLog::commit_grouped`]): with this thread's pending record, if
-/// any, naming `key` and marked written once committed. For changes that
-/// only insert what nothing else can conflict with.
-pub(crate) fn commit_new_key(
-    hsm: &crate::hsm::Hsm,
-    key: &KeyRecord,
-    change: super::log::Change,
-) -> Result<()> {
+/// Commits `key`, group-committed with other callers' new keys and
+/// records (see [`AuditLog::commit_grouped`]): with this thread's pending
+/// record, if any, naming the key and marked written once committed.
+pub(crate) fn commit_new_key(hsm: &crate::hsm::Hsm, key: crate::store::NewKey) -> Result<()> {
     let (log, draft) = PENDING.with(|p| match p.borrow().as_ref().filter(|p| !p.written) {
         Some(pending) => {
             let mut draft = pending.draft.clone();
-            draft.written_key(key);
+            draft.written_key(&key.record);
             (Arc::clone(&pending.log), Some(draft))
         }
         None => (Arc::clone(hsm.audit_log()), None),
     });
     let recorded = draft.is_some();
-    log.commit_grouped(hsm, Some(change), draft)?;
+    log.commit_grouped(hsm, Some(key), draft)?;
     if recorded {
         PENDING.with(|p| {
             if let Some(pending) = p.borrow_mut().as_mut() {

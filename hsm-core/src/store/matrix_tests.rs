@@ -11,7 +11,6 @@ use super::pg;
 use super::test_cluster::Cluster;
 use crate::clock::{Clock, ManualClock, DAY};
 use crate::outputs::CreateKeyRequest;
-use crate::store::engine::Db;
 use crate::{Caller, EncryptionContext, Error, Hsm, HsmOptions, KdfParams, Principal, Tag};
 
 const T0: i64 = 1_700_000_000;
@@ -360,11 +359,12 @@ fn audit_group_commit(engine: &Engine<'_>) {
 
 /// CreateKeys are group-committed: with the store held, the first
 /// CreateKey leads (waiting for the store) while three more queue; once
-/// released, the three share one transaction, each key's CreateKey record
-/// names its own key, and every key is in the store after a reopen. A
-/// change that fails inside a shared batch fails its caller only: the
+/// released, the three share one transaction (on PostgreSQL one INSERT
+/// per table), each key's CreateKey record names its own key, and every
+/// key is in the store after a reopen. An insert that fails inside a
+/// shared batch (a key id already taken) fails its caller only: the
 /// batch is rolled back and each entry written alone, so the others
-/// commit and the failing one leaves nothing.
+/// commit and the failing one changes nothing.
 fn create_key_group_commit(engine: &Engine<'_>) {
     let (hsm, place, clock) = engine.fresh();
     let caller = root();
@@ -422,15 +422,16 @@ fn create_key_group_commit(engine: &Engine<'_>) {
         );
     }
 
-    // A failing change among good ones.
-    let failing = || -> crate::audit::log::Change {
-        Box::new(|tx: &Db<'_>| {
-            tx.execute(
-                "INSERT INTO meta (name, value) VALUES ('half', ?1)",
-                &crate::store::engine::vals![&b"x"[..]],
-            )?;
-            Err(Error::Internal("this change fails".into()))
-        })
+    // A failing insert among good ones: a "new" key whose id is taken.
+    let taken = hsm.read_state().key(&ids[0]).unwrap().as_ref().clone();
+    let clash = || {
+        let mut record = taken.clone();
+        record.description = "not the original".into();
+        crate::store::NewKey {
+            record,
+            wrapped: vec![0; 40],
+            policy: None,
+        }
     };
     let (outcomes, bad) = std::thread::scope(|s| {
         let held = hsm.lock_store();
@@ -438,7 +439,7 @@ fn create_key_group_commit(engine: &Engine<'_>) {
         wait_for("the leader", (true, 0));
         let good = s.spawn(create);
         wait_for("one queued", (true, 1));
-        let bad = s.spawn(|| log.commit_grouped(&hsm, Some(failing()), None));
+        let bad = s.spawn(|| log.commit_grouped(&hsm, Some(clash()), None));
         wait_for("two queued", (true, 2));
         drop(held);
         (
@@ -446,13 +447,27 @@ fn create_key_group_commit(engine: &Engine<'_>) {
             bad.join().unwrap(),
         )
     });
-    let bad = bad.expect_err("the failing change fails its caller");
-    assert!(bad.to_string().contains("this change fails"), "{bad}");
+    let bad = bad.expect_err("the clashing key fails its caller");
+    assert!(
+        bad.to_string().contains("the key could not be stored"),
+        "{bad}"
+    );
     let good: Vec<String> = outcomes
         .into_iter()
         .map(|o| o.expect("the others commit"))
         .collect();
-    assert_eq!(hsm.lock_store().meta("half").unwrap(), None);
+    let description = |hsm: &Hsm| {
+        hsm.lock_store()
+            .read(|db| {
+                db.first(
+                    "SELECT description FROM keys WHERE key_id = ?1",
+                    &crate::store::engine::vals![&ids[0]],
+                    |r| r.get::<String>(0),
+                )
+            })
+            .unwrap()
+    };
+    assert_eq!(description(&hsm), Some(taken.description.clone()));
     drop(hsm);
     let hsm = engine.open(&place, &pass(), &clock).unwrap();
     for id in ids.iter().chain(&good) {
@@ -460,7 +475,7 @@ fn create_key_group_commit(engine: &Engine<'_>) {
             .describe_key(id)
             .unwrap_or_else(|e| panic!("{id} after a reopen: {e}"));
     }
-    assert_eq!(hsm.lock_store().meta("half").unwrap(), None);
+    assert_eq!(description(&hsm), Some(taken.description.clone()));
 }
 
 /// PKCS#11 token rows: a token made, its label kept unique, PINs counted
@@ -1716,6 +1731,71 @@ fn silent_network_drop(cluster: &Cluster) {
     .expect("node A follows EnableKey on B");
     drop(a);
     drop(proxy);
+}
+
+/// Not a test: what a real blackhole does to a node (packets dropped by
+/// the kernel, so the sockets' own bounds, `TCP_USER_TIMEOUT` and
+/// keepalive, fire too; [`Freezer`] cannot show that): a call already
+/// sending when the network goes (its audit record in flight), the feed's
+/// detection lag, calls after it, and the recovery. The blackhole is
+/// `tc qdisc add dev lo root blackhole` (drops every packet), so run it as root in a
+/// network namespace of its own (nothing outside sees it):
+/// `unshare -n sh -c 'ip link set lo up && cargo test -p hsm-core --lib
+/// pg_blackhole -- --ignored --nocapture'` (build first: the namespace
+/// has no network).
+#[test]
+#[ignore]
+fn pg_blackhole() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let tc = |args: &str| {
+        let ok = std::process::Command::new("tc")
+            .args(args.split(' '))
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "tc {args} (root, in a network namespace of its own)");
+    };
+    let bound = std::time::Duration::from_secs(60);
+    let url = cluster.new_database();
+    let clock = Arc::new(ManualClock::new(T0));
+    let a = Arc::new(Hsm::init_postgres(&url, None, &pass(), options(clock)).unwrap());
+    let caller = root();
+    let key = a
+        .gate(&caller)
+        .create_key(CreateKeyRequest::default())
+        .unwrap()
+        .key_id;
+    wait_until(bound, || !a.feed_down()).expect("the change feed is up");
+    a.gate(&caller).encrypt(&key, b"x", &ctx(), None).unwrap();
+    let timed = |a: &Arc<Hsm>, key: &str| {
+        let (a, key) = (a.clone(), key.to_string());
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            let outcome = a.gate(&root()).encrypt(&key, b"x", &ctx(), None);
+            (outcome.map(|_| ()), start.elapsed())
+        })
+    };
+    tc("qdisc add dev lo root blackhole");
+    let dropped_at = std::time::Instant::now();
+    eprintln!("blackhole: on");
+    let in_flight = timed(&a, &key);
+    let detected = wait_until(bound, || a.feed_down()).expect("the feed counted down");
+    eprintln!("blackhole: the feed counted down after {detected:?}");
+    let (outcome, took) = in_flight.join().unwrap();
+    eprintln!("blackhole: a call sent as the network went: {outcome:?} after {took:?}");
+    for _ in 0..3 {
+        let (outcome, took) = timed(&a, &key).join().unwrap();
+        eprintln!("blackhole: a call after detection: {outcome:?} after {took:?}");
+    }
+    tc("qdisc del dev lo root");
+    let back = wait_until(bound, || {
+        a.gate(&caller).encrypt(&key, b"x", &ctx(), None).is_ok()
+    });
+    eprintln!(
+        "blackhole: serving again {back:?} after the network came back ({:?} in all)",
+        dropped_at.elapsed()
+    );
 }
 
 /// Calls per second of `f` over about `secs` seconds.
