@@ -277,11 +277,17 @@ impl Drop for StateWrite<'_> {
 
 /// The change feed of a PostgreSQL store; stops its listener when the
 /// `Hsm` is dropped.
-struct FeedHandle(Arc<store::pg::Feed>);
+struct FeedHandle {
+    feed: Arc<store::pg::Feed>,
+    /// The node's down flag (`State::feed_down`), for tests to read
+    /// without the state's lock.
+    #[cfg_attr(not(test), allow(dead_code))]
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl Drop for FeedHandle {
     fn drop(&mut self) {
-        self.0.stop();
+        self.feed.stop();
     }
 }
 
@@ -624,6 +630,7 @@ impl Hsm {
         )?;
         let state = State::new(reader.clone(), options.cache_capacity);
         let state_down = state.feed_down.clone();
+        let state_down_flag = state_down.clone();
         let state = Arc::new(RwLock::new(state));
         let authz = Arc::new(RwLock::new(authz));
         let identities = Arc::new(RwLock::new(identities));
@@ -643,7 +650,10 @@ impl Hsm {
                     down: state_down,
                 })
             })?
-            .map(FeedHandle);
+            .map(|feed| FeedHandle {
+                feed,
+                down: state_down_flag,
+            });
         Ok(Hsm {
             state,
             reader,
@@ -849,14 +859,13 @@ impl Hsm {
     }
 
     /// Whether a PostgreSQL store's change feed is down (the node then
-    /// serves no cached key record or alias).
+    /// serves no cached key record or alias). Read without the state's
+    /// lock (calls may be waiting for it).
     #[cfg(test)]
     pub(crate) fn feed_down(&self) -> bool {
-        !self
-            .state
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .cache_usable()
+        self._feed
+            .as_ref()
+            .is_some_and(|f| f.down.load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// Runs reads on the store's reading connection (SQLite) or pool

@@ -76,6 +76,31 @@
 //! and aliases are read from the database on every call and never cached,
 //! and policies and grants are forgotten every 250 ms.
 //!
+//! *Silent network drops.* A connection whose packets are dropped (no
+//! FIN, no RST) returns no error for the kernel's ~15 minutes of
+//! retransmissions, so "down" cannot wait for an error. The feed makes a
+//! round trip at least every 250 ms (bounded to 500 ms, even while
+//! notifications stream in); a watchdog thread (`pg::watch`) counts the
+//! node down when none has completed for 750 ms (`pg::SILENCE`), whatever
+//! the feed's thread is blocked in, and forgets everything every 250 ms
+//! while it is down; the feed gives the connection up and the node is up
+//! again only on a new one, after forgetting everything once. The silence
+//! also drops the pool's idle connections unchecked (a probe would wait
+//! out its bound), pool probes are bounded (1 s), and connections let go
+//! are closed on a thread of their own (closing waits for replies). Calls
+//! are bounded at the sockets: every connection has `TCP_USER_TIMEOUT`
+//! 4 s and keepalive (1 s idle, 1 s apart), so one already sending fails
+//! in ~4.5 s and the next ones wait at most the pool's 3 s / 250 ms: all
+//! within the daemon's per-call deadline. Encrypt with a cached key pays
+//! nothing for this (the watchdog is a thread of its own; calls read the
+//! same down flag as before). Limits: a call holding a cache's lock
+//! across a database read (to cache what it read) makes the forgetting,
+//! and the calls behind it, wait until that read fails (bounded by the
+//! sockets' bounds; past a middlebox that still acknowledges, until it
+//! recovers); nothing stale is served meanwhile. A feed merely late (a
+//! starved machine) costs only a reconnection and a moment of uncached
+//! reads.
+//!
 //! *No lost updates.* A change starts from the node's cached record; the
 //! write transaction (holding the write lock) first reads the key as
 //! committed and refuses the change (`InvalidState`, retry) unless it
