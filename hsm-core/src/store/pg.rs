@@ -1028,3 +1028,44 @@ impl PgStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+    use std::time::Duration;
+
+    /// Every TCP connection gets the socket bounds, unless its URL sets
+    /// its own.
+    #[test]
+    fn sockets_are_bounded_unless_the_url_says_otherwise() {
+        let mut config = postgres::Config::from_str("postgres://u@db.example/tinfoil").unwrap();
+        super::bound_sockets(&mut config);
+        assert_eq!(config.get_tcp_user_timeout(), Some(&Duration::from_secs(4)));
+        assert!(config.get_keepalives());
+        assert_eq!(config.get_keepalives_idle(), Duration::from_secs(1));
+        assert_eq!(
+            config.get_keepalives_interval(),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(config.get_keepalives_retries(), Some(3));
+
+        let mut config = postgres::Config::from_str(
+            "postgres://u@db.example/tinfoil?tcp_user_timeout=9&keepalives_idle=30&keepalives_interval=5&keepalives_retries=7",
+        )
+        .unwrap();
+        super::bound_sockets(&mut config);
+        assert_eq!(config.get_tcp_user_timeout(), Some(&Duration::from_secs(9)));
+        assert_eq!(config.get_keepalives_idle(), Duration::from_secs(30));
+        assert_eq!(
+            config.get_keepalives_interval(),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(config.get_keepalives_retries(), Some(7));
+
+        let mut config =
+            postgres::Config::from_str("postgres://u@db.example/tinfoil?keepalives=0").unwrap();
+        super::bound_sockets(&mut config);
+        assert!(!config.get_keepalives());
+        assert_eq!(config.get_tcp_user_timeout(), Some(&Duration::from_secs(4)));
+    }
+}
