@@ -91,7 +91,10 @@
 //! are bounded at the sockets: every connection has `TCP_USER_TIMEOUT`
 //! 4 s and keepalive (1 s idle, 1 s apart), so one already sending fails
 //! in ~4.5 s and the next ones wait at most the pool's 3 s / 250 ms: all
-//! within the daemon's per-call deadline. Encrypt with a cached key pays
+//! within the daemon's per-call deadline. Each pooled session sets the
+//! same keepalive on the server's side, so a node lost in the middle of a
+//! write does not hold the write lock (and every node's writers) for the
+//! server's default two hours: its session ends within ~4 s. Encrypt with a cached key pays
 //! nothing for this (the watchdog is a thread of its own; calls read the
 //! same down flag as before). Limits: a call holding a cache's lock
 //! across a database read (to cache what it read) makes the forgetting,

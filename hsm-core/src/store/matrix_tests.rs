@@ -1798,6 +1798,86 @@ fn pg_blackhole() {
     );
 }
 
+/// Not a test: a node whose network drops silently in the middle of a
+/// write transaction, holding the lock every node's writers take: how
+/// long another node's write waits (the server must end the lost
+/// session; its keepalive, set by each pooled connection, does). Node B
+/// reaches the server over its Unix socket, which the blackhole leaves
+/// alone. Run like [`pg_blackhole`].
+#[test]
+#[ignore]
+fn pg_blackhole_mid_write() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let tc = |args: &str| {
+        let ok = std::process::Command::new("tc")
+            .args(args.split(' '))
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "tc {args} (root, in a network namespace of its own)");
+    };
+    let url = cluster.new_database();
+    let (rest, name) = url.rsplit_once('/').unwrap();
+    let port: u16 = rest.rsplit_once(':').unwrap().1.parse().unwrap();
+    let mut admin = postgres::Client::connect(
+        &format!("host=127.0.0.1 port={port} user=tinfoil dbname=postgres"),
+        postgres::NoTls,
+    )
+    .unwrap();
+    let dirs: String = admin
+        .query_one("SHOW unix_socket_directories", &[])
+        .unwrap()
+        .get(0);
+    let dir = dirs.split(',').next().unwrap().trim().to_string();
+    let clock = Arc::new(ManualClock::new(T0));
+    let a = Arc::new(Hsm::init_postgres(&url, None, &pass(), options(clock.clone())).unwrap());
+    let b_url = format!("host={dir} port={port} user=tinfoil dbname={name}");
+    let b = Arc::new(Hsm::open_postgres(&b_url, None, &pass(), options(clock)).unwrap());
+    let key = b
+        .gate(&root())
+        .create_key(CreateKeyRequest::default())
+        .unwrap()
+        .key_id;
+    let (entered, in_tx) = std::sync::mpsc::channel();
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let writer = {
+        let a = a.clone();
+        std::thread::spawn(move || {
+            let outcome = a.lock_store().write(|tx| {
+                entered.send(()).ok();
+                wait.recv().ok();
+                tx.execute("SELECT 1", &[]).map(|_| ())
+            });
+            outcome
+        })
+    };
+    in_tx.recv().unwrap();
+    tc("qdisc add dev lo root blackhole");
+    let dropped_at = std::time::Instant::now();
+    go.send(()).unwrap();
+    let (done, result) = std::sync::mpsc::channel();
+    {
+        let (b, key) = (b.clone(), key.clone());
+        std::thread::spawn(move || {
+            let outcome = b.gate(&root()).disable_key(&key).map(|_| ());
+            done.send((outcome, dropped_at.elapsed())).ok();
+        });
+    }
+    match result.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok((outcome, took)) => {
+            eprintln!("blackhole mid-write: node B's write: {outcome:?} after {took:?}")
+        }
+        Err(_) => eprintln!("blackhole mid-write: node B's write still waits after 60 s"),
+    }
+    let outcome = writer.join().unwrap();
+    eprintln!(
+        "blackhole mid-write: node A's write: {outcome:?} after {:?}",
+        dropped_at.elapsed()
+    );
+    tc("qdisc del dev lo root");
+}
+
 /// Calls per second of `f` over about `secs` seconds.
 fn rate(secs: f64, mut f: impl FnMut()) -> f64 {
     let start = std::time::Instant::now();

@@ -336,8 +336,11 @@ where
     type Error = std::io::Error;
 
     fn connect(&self) -> std::result::Result<PgClient, std::io::Error> {
+        let mut client = self.connector.connect().map_err(std::io::Error::other)?;
+        // Best effort: a server that refuses (a pooler) still serves.
+        client.batch_execute(SERVER_KEEPALIVES).ok();
         Ok(PgClient {
-            client: self.connector.connect().map_err(std::io::Error::other)?,
+            client,
             statements: Statements::default(),
             in_write: false,
             checked_at: std::time::Instant::now(),
@@ -766,6 +769,18 @@ const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// See [`KEEPALIVE_IDLE`].
 const KEEPALIVE_RETRIES: u32 = 3;
+
+/// The same keepalive on the server's side of each pooled connection (set
+/// for the session when it is made): a node whose network dropped
+/// silently in the middle of a write transaction would otherwise keep its
+/// session, and the write lock every node's writers wait for, until the
+/// server's host notices (by default after two hours of idle and nine
+/// probes): every node's writes would hang meanwhile. With it the server
+/// ends the session (rolling the transaction back) about 4 s after the
+/// node's host stops answering. A live node's host answers the probes
+/// whatever the node is doing, so no working session is ended.
+const SERVER_KEEPALIVES: &str =
+    "SET tcp_keepalives_idle = 1; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 3";
 
 /// Gives `config`'s TCP connections (pool and change feed) the bounds
 /// above, unless the store URL sets its own (`tcp_user_timeout`,
