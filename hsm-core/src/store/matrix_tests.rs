@@ -1647,6 +1647,17 @@ impl Drop for Freezer {
     }
 }
 
+/// Thaws a [`Freezer`] when dropped: declared after the nodes behind it,
+/// so a failing test thaws before they are dropped (closing a connection
+/// waits for the replies a frozen relay holds back).
+struct Thaw(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
 /// A node whose network to the database drops silently (node A, behind a
 /// [`Freezer`]; node B connects directly): A had cached a key; once
 /// frozen, A counts its change feed down (the detection lag is printed)
@@ -1668,6 +1679,7 @@ fn silent_network_drop(cluster: &Cluster) {
     let clock = Arc::new(ManualClock::new(T0));
     let b = Hsm::init_postgres(&url, None, &pass(), options(clock.clone())).unwrap();
     let a = Arc::new(Hsm::open_postgres(&proxied, None, &pass(), options(clock)).unwrap());
+    let _thaw = Thaw(proxy.frozen.clone());
     let caller = root();
     let gb = b.gate(&caller);
     let key = gb.create_key(CreateKeyRequest::default()).unwrap().key_id;
