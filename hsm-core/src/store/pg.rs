@@ -5,7 +5,11 @@
 //! material and the root key sealed under the passphrase, never plaintext.
 //! Connections come from an r2d2 pool; a connection found closed (the
 //! server restarted) is dropped from the pool and the call fails with
-//! `StoreUnavailable`; the next call connects again.
+//! `StoreUnavailable`; the next call connects again. A connection the
+//! network dropped silently is bounded too: by the sockets
+//! ([`TCP_USER_TIMEOUT`], keepalive on both sides) and by the change
+//! feed's watchdog ([`watch`]), which counts the node down within
+//! [`SILENCE`] (see the engine's notes, "Silent network drops").
 
 use postgres::IsolationLevel;
 use r2d2_postgres::PostgresConnectionManager;
