@@ -10,6 +10,7 @@ use super::record::Draft;
 use crate::error::{Error, Result};
 use crate::store::engine::{vals, Db};
 use crate::types::UnixSeconds;
+use postgres::types::ToSql;
 
 /// The wrapped PKCS#8 Ed25519 signing key.
 pub(crate) const META_SIGNING_KEY: &str = "audit_signing_key";
@@ -86,38 +87,13 @@ pub(crate) fn insert_records(tx: &Db<'_>, rows: &[RecordRow]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    fn column<'r, T: ?Sized>(
-        rows: &'r [RecordRow],
-        f: impl Fn(&'r RecordRow) -> &'r T,
-    ) -> Vec<&'r T> {
-        rows.iter().map(f).collect()
-    }
-    let sequence: Vec<i64> = rows.iter().map(|r| r.sequence).collect();
-    let event_time: Vec<i64> = rows.iter().map(|r| r.event_time).collect();
-    let event_name = column(rows, |r| r.event_name.as_str());
-    let username = column(rows, |r| r.username.as_str());
-    let access_key_id: Vec<Option<&str>> =
-        rows.iter().map(|r| r.access_key_id.as_deref()).collect();
-    let resource_arn: Vec<Option<&str>> = rows.iter().map(|r| r.resource_arn.as_deref()).collect();
-    let resource_id: Vec<Option<&str>> = rows.iter().map(|r| r.resource_id.as_deref()).collect();
-    let record = column(rows, |r| r.record.as_str());
-    let hash = column(rows, |r| &r.hash[..]);
+    let columns = Columns::of(rows);
     let inserted = tx.pg_execute(
         "INSERT INTO audit_records (sequence, event_time, event_name, username, access_key_id,
                                     resource_arn, resource_id, record, hash)
          SELECT * FROM unnest(?1::bigint[], ?2::bigint[], ?3::text[], ?4::text[], ?5::text[],
                               ?6::text[], ?7::text[], ?8::text[], ?9::bytea[])",
-        &[
-            &sequence,
-            &event_time,
-            &event_name,
-            &username,
-            &access_key_id,
-            &resource_arn,
-            &resource_id,
-            &record,
-            &hash,
-        ],
+        &columns.params(),
     )?;
     if inserted != rows.len() as u64 {
         return Err(Error::Internal(format!(
@@ -126,6 +102,90 @@ pub(crate) fn insert_records(tx: &Db<'_>, rows: &[RecordRow]) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// PostgreSQL only: appends sealed records in one statement of their own
+/// (its own transaction: one round trip, one commit) if the chain's head
+/// is still `head` (sequence, hash), under the write lock (the function
+/// of migration 4 of `store::pg`). `Ok(None)` once appended; else the
+/// head found (nothing written: another node appended since), `None`
+/// inside when no record is left to compare with.
+pub(crate) fn append_if_head(
+    conn: &Db<'_>,
+    head: (u64, &Hash),
+    rows: &[RecordRow],
+) -> Result<Option<Option<(u64, Hash)>>> {
+    let columns = Columns::of(rows);
+    let head_sequence = head.0 as i64;
+    let head_hash = &head.1[..];
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&head_sequence, &head_hash];
+    params.extend(columns.params());
+    let row = conn.pg_query_one(
+        "SELECT appended, head_sequence, head_hash FROM tinfoil_append_audit(?1, ?2,
+             ?3::bigint[], ?4::bigint[], ?5::text[], ?6::text[], ?7::text[], ?8::text[],
+             ?9::text[], ?10::text[], ?11::bytea[])",
+        &params,
+    )?;
+    let corrupt = |e: postgres::Error| Error::Internal(format!("the store is corrupt: {e}"));
+    if row.try_get::<_, bool>(0).map_err(corrupt)? {
+        return Ok(None);
+    }
+    let sequence: Option<i64> = row.try_get(1).map_err(corrupt)?;
+    let hash: Option<&[u8]> = row.try_get(2).map_err(corrupt)?;
+    Ok(Some(match (sequence, hash) {
+        (Some(sequence), Some(hash)) => Some((
+            u64::try_from(sequence)
+                .map_err(|_| Error::Internal("the store is corrupt: a negative sequence".into()))?,
+            Hash::try_from(hash).map_err(|_| {
+                Error::Internal("the store is corrupt: an audit hash is not 32 bytes".into())
+            })?,
+        )),
+        _ => None,
+    }))
+}
+
+/// Records' columns as arrays (PostgreSQL's multi-row statements).
+struct Columns<'r> {
+    sequence: Vec<i64>,
+    event_time: Vec<i64>,
+    event_name: Vec<&'r str>,
+    username: Vec<&'r str>,
+    access_key_id: Vec<Option<&'r str>>,
+    resource_arn: Vec<Option<&'r str>>,
+    resource_id: Vec<Option<&'r str>>,
+    record: Vec<&'r str>,
+    hash: Vec<&'r [u8]>,
+}
+
+impl<'r> Columns<'r> {
+    fn of(rows: &'r [RecordRow]) -> Columns<'r> {
+        Columns {
+            sequence: rows.iter().map(|r| r.sequence).collect(),
+            event_time: rows.iter().map(|r| r.event_time).collect(),
+            event_name: rows.iter().map(|r| r.event_name.as_str()).collect(),
+            username: rows.iter().map(|r| r.username.as_str()).collect(),
+            access_key_id: rows.iter().map(|r| r.access_key_id.as_deref()).collect(),
+            resource_arn: rows.iter().map(|r| r.resource_arn.as_deref()).collect(),
+            resource_id: rows.iter().map(|r| r.resource_id.as_deref()).collect(),
+            record: rows.iter().map(|r| r.record.as_str()).collect(),
+            hash: rows.iter().map(|r| &r.hash[..]).collect(),
+        }
+    }
+
+    /// The columns in the table's order, as statement parameters.
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![
+            &self.sequence,
+            &self.event_time,
+            &self.event_name,
+            &self.username,
+            &self.access_key_id,
+            &self.resource_arn,
+            &self.resource_id,
+            &self.record,
+            &self.hash,
+        ]
+    }
 }
 
 fn insert_row(tx: &Db<'_>, row: &RecordRow) -> Result<()> {

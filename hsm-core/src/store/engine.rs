@@ -671,6 +671,22 @@ impl<'c> Db<'c> {
         }
     }
 
+    /// PostgreSQL only: runs a query of PostgreSQL's own dialect (as
+    /// [`Db::pg_execute`]) that returns one row; that row.
+    pub fn pg_query_one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<postgres::Row> {
+        match self {
+            Db::Postgres(cell, _) => cell
+                .borrow_mut()
+                .query(sql, params)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::Internal("a query returned no row".into())),
+            Db::Sqlite(_) => Err(Error::Internal(
+                "a PostgreSQL statement run on SQLite".into(),
+            )),
+        }
+    }
+
     /// Runs a statement; the number of rows it changed.
     pub fn execute(&self, sql: &str, params: &[Val<'_>]) -> Result<usize> {
         match self {

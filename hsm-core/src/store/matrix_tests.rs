@@ -1429,6 +1429,76 @@ fn database_restart(cluster: &Cluster) {
     eprintln!("database started: serving again after {back:?}");
 }
 
+/// Audit records appended by two nodes in turn (PostgreSQL): a node
+/// whose known chain head is still the head appends a batch in one round
+/// trip (`tinfoil_append_audit`); one whose head another node moved
+/// appends again on the head the database answered (a second round trip).
+/// Either way one gapless chain that verifies, every record once.
+fn audit_appends_on_known_heads(cluster: &Cluster) {
+    let url = cluster.new_database();
+    let clock = Arc::new(ManualClock::new(T0));
+    let a = Hsm::init_postgres(&url, None, &pass(), options(clock.clone())).unwrap();
+    let b = Hsm::open_postgres(&url, None, &pass(), options(clock)).unwrap();
+    let caller = root();
+    let key = a
+        .gate(&caller)
+        .create_key(CreateKeyRequest::default())
+        .unwrap()
+        .key_id;
+    let encrypt = |hsm: &Hsm| hsm.gate(&caller).encrypt(&key, b"x", &ctx(), None).unwrap();
+    let wait = std::time::Duration::from_secs(10);
+    wait_until(wait, || {
+        b.gate(&caller).encrypt(&key, b"x", &ctx(), None).is_ok()
+    })
+    .expect("B sees the key");
+    let (fast_a, fast_b) = (a.audit_log().fast_appends(), b.audit_log().fast_appends());
+    for _ in 0..3 {
+        // A twice in a row: the second on A's own head; then B, whose head
+        // A moved (again on the head found), then B on its own head.
+        encrypt(&a);
+        encrypt(&a);
+        encrypt(&b);
+        encrypt(&b);
+    }
+    // Every one of the twelve appends in one statement (a batch falls back
+    // to a write transaction only when a checkpoint is due: none here).
+    assert_eq!(a.audit_log().fast_appends(), fast_a + 6, "A's appends");
+    assert_eq!(b.audit_log().fast_appends(), fast_b + 6, "B's appends");
+    let (sequences, encrypts): (Vec<i64>, i64) = a
+        .lock_store()
+        .read(|db| {
+            let sequences = db.all(
+                "SELECT sequence FROM audit_records ORDER BY sequence",
+                &[],
+                |r| r.get(0),
+            )?;
+            let encrypts = db.first(
+                "SELECT count(*) FROM audit_records WHERE event_name = 'Encrypt'",
+                &[],
+                |r| r.get(0),
+            )?;
+            Ok((sequences, encrypts.unwrap_or(0)))
+        })
+        .unwrap();
+    let head = *sequences.last().unwrap();
+    assert_eq!(
+        sequences,
+        (1..=head).collect::<Vec<_>>(),
+        "one gapless chain"
+    );
+    assert!(encrypts >= 12, "{encrypts} Encrypt records");
+    let tmp = tempfile::tempdir().unwrap();
+    let (records, _, last) = a
+        .export_audit_log_to_dir(&caller, &tmp.path().join("all"), 1)
+        .unwrap();
+    let report = crate::audit::verify_dir(&tmp.path().join("all"), &a.audit_public_key())
+        .expect("the chain of two nodes verifies");
+    assert_eq!(
+        (report.first, report.last, report.records),
+        (1, last, records)
+    );
+}
+
 /// The database restarts while a node is idle, its pool holding
 /// connections opened before: the first calls after the restart succeed
 /// (stale connections are found and replaced before a call gets one, not
@@ -1530,6 +1600,8 @@ fn on_postgres() {
     dump_holds_no_plaintext(&cluster);
     eprintln!("store matrix on PostgreSQL: database_restart");
     database_restart(&cluster);
+    eprintln!("store matrix on PostgreSQL: audit_appends_on_known_heads");
+    audit_appends_on_known_heads(&cluster);
     eprintln!("store matrix on PostgreSQL: database_restart_while_idle");
     database_restart_while_idle(&cluster);
     eprintln!("store matrix on PostgreSQL: silent_network_drop");

@@ -166,6 +166,34 @@ pub(crate) const MIGRATIONS: &[&str] = &[
      ALTER TABLE p11_objects ADD COLUMN rowid BIGINT GENERATED ALWAYS AS IDENTITY;
      CREATE INDEX p11_objects_by_token_order ON p11_objects(token, rowid);
      DROP INDEX p11_objects_by_token;"#,
+    // 4: a batch of audit records appended in one round trip and one
+    // transaction (a statement of its own), when the node's last known
+    // chain head is still the head (see `crate::audit::log`): the write
+    // lock, the head check and the insert. Returns whether it appended,
+    // and the head it found (nothing written when it was not the
+    // expected one: another node appended since; NULLs when no record is
+    // left to compare with).
+    r#"CREATE FUNCTION tinfoil_append_audit(
+        expected_sequence BIGINT, expected_hash BYTEA,
+        sequences BIGINT[], event_times BIGINT[], event_names TEXT[], usernames TEXT[],
+        access_key_ids TEXT[], resource_arns TEXT[], resource_ids TEXT[], records TEXT[],
+        hashes BYTEA[], OUT appended BOOLEAN, OUT head_sequence BIGINT, OUT head_hash BYTEA)
+        LANGUAGE plpgsql AS $append$
+     BEGIN
+        LOCK TABLE store_write_lock IN EXCLUSIVE MODE;
+        -- READ COMMITTED: this statement's snapshot follows the lock.
+        SELECT sequence, hash INTO head_sequence, head_hash
+            FROM audit_records ORDER BY sequence DESC LIMIT 1;
+        appended := head_sequence IS NOT NULL AND head_sequence = expected_sequence
+                    AND head_hash = expected_hash;
+        IF appended THEN
+            INSERT INTO audit_records (sequence, event_time, event_name, username, access_key_id,
+                                       resource_arn, resource_id, record, hash)
+                SELECT * FROM unnest(sequences, event_times, event_names, usernames,
+                                     access_key_ids, resource_arns, resource_ids, records, hashes);
+        END IF;
+     END
+     $append$;"#,
 ];
 
 /// The schema version this build writes on PostgreSQL.
