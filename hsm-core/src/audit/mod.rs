@@ -33,6 +33,11 @@
 //! write fails the call fails, and its result (a ciphertext, a plaintext)
 //! is never returned.
 //!
+//! CreateKey, whose change only inserts rows nothing else can conflict
+//! with, joins the same group commit with its new key
+//! ([`log::AuditLog::commit_grouped`]): the key and its record still
+//! commit in one transaction, shared with other callers' keys and records.
+//!
 //! All appends run with the store's lock held, so the chain has one order;
 //! the in-memory head moves only after a commit.
 

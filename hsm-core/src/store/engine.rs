@@ -164,6 +164,21 @@
 //! (was eight: BEGIN+LOCK, head, notify, key, tags, version, record,
 //! COMMIT). Measured with `multinode_bench --profile`.
 //!
+//! *Group commit of new keys, and appends on a known head (session 8).*
+//! A new key's rows conflict with nothing, so concurrent CreateKeys are
+//! queued with the audit group commit (`audit::log::commit_grouped`): one
+//! transaction, one INSERT per table for the whole batch
+//! (`store::put_new_keys`), one WAL flush; a batch that fails with the
+//! database up is written again entry by entry, so a failing key fails
+//! its caller only. A batch of records alone (Encrypt and every call that
+//! changes nothing) is one statement when the node's last known chain
+//! head is still the head: `tinfoil_append_audit` (PostgreSQL migration 4)
+//! takes the lock, compares the head and inserts, in autocommit (READ
+//! COMMITTED: its snapshot follows the lock, as the write transaction's
+//! does), and answers the head it found, on which a node another node
+//! overtook appends once more; a due checkpoint falls back to the write
+//! transaction. One round trip per batch instead of three.
+//!
 //! *Performance.* The cached key path (Encrypt with a cached key) touches
 //! no engine at all. A SQLite statement costs one enum match more than
 //! before and binds [`Val`]s without allocating; statements stay prepared
