@@ -1523,6 +1523,11 @@ fn database_restart_while_idle(cluster: &Cluster) {
     });
     for round in 0..2 {
         cluster.stop_server();
+        // The node's feed sees the server end its session at once (a
+        // real restart gives it that long); a loaded machine may take a
+        // moment to run it.
+        wait_until(std::time::Duration::from_secs(10), || hsm.feed_down())
+            .expect("the change feed notices the database went away");
         cluster.start_server();
         if round == 1 {
             // Past the idle bound: checked because quiet, whatever the
