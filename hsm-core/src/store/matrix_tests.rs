@@ -323,34 +323,9 @@ fn audit_group_commit(engine: &Engine<'_>) {
     });
     let head = hsm.audit_log().state().head_sequence;
     assert_eq!(head, before + threads * calls);
-    let (sequences, encrypts): (Vec<i64>, i64) = hsm
-        .lock_store()
-        .read(|db| {
-            let sequences = db.all(
-                "SELECT sequence FROM audit_records ORDER BY sequence",
-                &[],
-                |r| r.get(0),
-            )?;
-            let encrypts = db.first(
-                "SELECT count(*) FROM audit_records WHERE event_name = 'Encrypt'",
-                &[],
-                |r| r.get(0),
-            )?;
-            Ok((sequences, encrypts.unwrap_or(0)))
-        })
-        .unwrap();
+    let (sequences, encrypts, last) = checked_chain(&hsm, &caller);
     assert_eq!(sequences, (1..=head as i64).collect::<Vec<_>>());
     assert_eq!(encrypts, (threads * calls) as i64);
-    let tmp = tempfile::tempdir().unwrap();
-    let (records, _, last) = hsm
-        .export_audit_log_to_dir(&caller, &tmp.path().join("all"), 1)
-        .unwrap();
-    let report = crate::audit::verify_dir(&tmp.path().join("all"), &hsm.audit_public_key())
-        .expect("the group-committed chain verifies");
-    assert_eq!(
-        (report.first, report.last, report.records),
-        (1, last, records)
-    );
     assert!(last >= head, "{last} < {head}");
     drop(hsm);
     let hsm = engine.open(&place, &pass(), &clock).unwrap();
@@ -1464,7 +1439,21 @@ fn audit_appends_on_known_heads(cluster: &Cluster) {
     // to a write transaction only when a checkpoint is due: none here).
     assert_eq!(a.audit_log().fast_appends(), fast_a + 6, "A's appends");
     assert_eq!(b.audit_log().fast_appends(), fast_b + 6, "B's appends");
-    let (sequences, encrypts): (Vec<i64>, i64) = a
+    let (sequences, encrypts, _) = checked_chain(&a, &caller);
+    let head = *sequences.last().unwrap();
+    assert_eq!(
+        sequences,
+        (1..=head).collect::<Vec<_>>(),
+        "one gapless chain"
+    );
+    assert!(encrypts >= 12, "{encrypts} Encrypt records");
+}
+
+/// The audit chain as stored: every record's sequence in order and the
+/// number of Encrypt records; and the last sequence of an export of the
+/// whole chain, which must verify offline.
+fn checked_chain(hsm: &Hsm, caller: &Caller) -> (Vec<i64>, i64, u64) {
+    let (sequences, encrypts): (Vec<i64>, i64) = hsm
         .lock_store()
         .read(|db| {
             let sequences = db.all(
@@ -1480,23 +1469,17 @@ fn audit_appends_on_known_heads(cluster: &Cluster) {
             Ok((sequences, encrypts.unwrap_or(0)))
         })
         .unwrap();
-    let head = *sequences.last().unwrap();
-    assert_eq!(
-        sequences,
-        (1..=head).collect::<Vec<_>>(),
-        "one gapless chain"
-    );
-    assert!(encrypts >= 12, "{encrypts} Encrypt records");
     let tmp = tempfile::tempdir().unwrap();
-    let (records, _, last) = a
-        .export_audit_log_to_dir(&caller, &tmp.path().join("all"), 1)
+    let (records, _, last) = hsm
+        .export_audit_log_to_dir(caller, &tmp.path().join("all"), 1)
         .unwrap();
-    let report = crate::audit::verify_dir(&tmp.path().join("all"), &a.audit_public_key())
-        .expect("the chain of two nodes verifies");
+    let report = crate::audit::verify_dir(&tmp.path().join("all"), &hsm.audit_public_key())
+        .expect("the chain verifies");
     assert_eq!(
         (report.first, report.last, report.records),
         (1, last, records)
     );
+    (sequences, encrypts, last)
 }
 
 /// The database restarts while a node is idle, its pool holding
