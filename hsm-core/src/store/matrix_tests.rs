@@ -1805,6 +1805,16 @@ fn silent_network_drop(cluster: &Cluster) {
     drop(proxy);
 }
 
+/// Runs `tc ARGS` (the blackhole experiments: root, in a network namespace
+/// of its own).
+fn tc(args: &str) {
+    let ok = std::process::Command::new("tc")
+        .args(args.split(' '))
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "tc {args} (root, in a network namespace of its own)");
+}
+
 /// Not a test: what a real blackhole does to a node (packets dropped by
 /// the kernel, so the sockets' own bounds, `TCP_USER_TIMEOUT` and
 /// keepalive, fire too; [`Freezer`] cannot show that): a call already
@@ -1820,13 +1830,6 @@ fn silent_network_drop(cluster: &Cluster) {
 fn pg_blackhole() {
     let Some(cluster) = Cluster::start() else {
         return;
-    };
-    let tc = |args: &str| {
-        let ok = std::process::Command::new("tc")
-            .args(args.split(' '))
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "tc {args} (root, in a network namespace of its own)");
     };
     let bound = std::time::Duration::from_secs(60);
     let url = cluster.new_database();
@@ -1881,13 +1884,6 @@ fn pg_blackhole() {
 fn pg_blackhole_mid_write() {
     let Some(cluster) = Cluster::start() else {
         return;
-    };
-    let tc = |args: &str| {
-        let ok = std::process::Command::new("tc")
-            .args(args.split(' '))
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "tc {args} (root, in a network namespace of its own)");
     };
     let url = cluster.new_database();
     let (rest, name) = url.rsplit_once('/').unwrap();
