@@ -267,11 +267,7 @@ fn audit_chain(engine: &Engine<'_>) {
     let (hsm, place, clock) = engine.fresh();
     let caller = root();
     let before = hsm.audit_log().state().head_sequence;
-    let key = hsm
-        .gate(&caller)
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key = new_key(&hsm, &caller);
     for _ in 0..3 {
         hsm.gate(&caller)
             .encrypt(&key, b"audited", &ctx(), None)
@@ -304,11 +300,7 @@ fn audit_chain(engine: &Engine<'_>) {
 fn audit_group_commit(engine: &Engine<'_>) {
     let (hsm, place, clock) = engine.fresh();
     let caller = root();
-    let key = hsm
-        .gate(&caller)
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key = new_key(&hsm, &caller);
     let before = hsm.audit_log().state().head_sequence;
     let (threads, calls) = (8, 16);
     std::thread::scope(|s| {
@@ -871,6 +863,14 @@ fn on_sqlite() {
     run_all(&Engine::Sqlite, "SQLite");
 }
 
+/// A new default key of `caller` (its id).
+fn new_key(hsm: &Hsm, caller: &Caller) -> String {
+    hsm.gate(caller)
+        .create_key(CreateKeyRequest::default())
+        .unwrap()
+        .key_id
+}
+
 /// Polls `f` every 5 ms until it holds, for at most `bound`; how long it
 /// took (`None`: never within the bound).
 fn wait_until(
@@ -1415,11 +1415,7 @@ fn audit_appends_on_known_heads(cluster: &Cluster) {
     let a = Hsm::init_postgres(&url, None, &pass(), options(clock.clone())).unwrap();
     let b = Hsm::open_postgres(&url, None, &pass(), options(clock)).unwrap();
     let caller = root();
-    let key = a
-        .gate(&caller)
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key = new_key(&a, &caller);
     let encrypt = |hsm: &Hsm| hsm.gate(&caller).encrypt(&key, b"x", &ctx(), None).unwrap();
     let wait = std::time::Duration::from_secs(10);
     wait_until(wait, || {
@@ -1805,6 +1801,15 @@ fn silent_network_drop(cluster: &Cluster) {
     drop(proxy);
 }
 
+/// A throwaway cluster with one new database (its URL), for the PostgreSQL
+/// experiments below; `None` without PostgreSQL's binaries. The cluster
+/// stops when dropped: keep it alive.
+fn scratch_database() -> Option<(Cluster, String)> {
+    let cluster = Cluster::start()?;
+    let url = cluster.new_database();
+    Some((cluster, url))
+}
+
 /// Runs `tc ARGS` (the blackhole experiments: root, in a network namespace
 /// of its own).
 fn tc(args: &str) {
@@ -1828,19 +1833,14 @@ fn tc(args: &str) {
 #[test]
 #[ignore]
 fn pg_blackhole() {
-    let Some(cluster) = Cluster::start() else {
+    let Some((_cluster, url)) = scratch_database() else {
         return;
     };
     let bound = std::time::Duration::from_secs(60);
-    let url = cluster.new_database();
     let clock = Arc::new(ManualClock::new(T0));
     let a = Arc::new(Hsm::init_postgres(&url, None, &pass(), options(clock)).unwrap());
     let caller = root();
-    let key = a
-        .gate(&caller)
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key = new_key(&a, &caller);
     wait_until(bound, || !a.feed_down()).expect("the change feed is up");
     a.gate(&caller).encrypt(&key, b"x", &ctx(), None).unwrap();
     let timed = |a: &Arc<Hsm>, key: &str| {
@@ -1882,10 +1882,9 @@ fn pg_blackhole() {
 #[test]
 #[ignore]
 fn pg_blackhole_mid_write() {
-    let Some(cluster) = Cluster::start() else {
+    let Some((_cluster, url)) = scratch_database() else {
         return;
     };
-    let url = cluster.new_database();
     let (rest, name) = url.rsplit_once('/').unwrap();
     let port: u16 = rest.rsplit_once(':').unwrap().1.parse().unwrap();
     let mut admin = postgres::Client::connect(
@@ -1966,10 +1965,9 @@ fn rate(secs: f64, mut f: impl FnMut()) -> f64 {
 #[ignore]
 fn pg_read_rate() {
     use std::sync::atomic::Ordering;
-    let Some(cluster) = Cluster::start() else {
+    let Some((_cluster, url)) = scratch_database() else {
         return;
     };
-    let url = cluster.new_database();
     let clock = Arc::new(ManualClock::new(T0));
     let hsm = Hsm::init_postgres(&url, None, &pass(), options(clock)).unwrap();
     let caller = root();
