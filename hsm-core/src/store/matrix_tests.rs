@@ -863,6 +863,13 @@ fn on_sqlite() {
     run_all(&Engine::Sqlite, "SQLite");
 }
 
+/// A node on a new database of `cluster` (manual clock at T0).
+fn pg_node(cluster: &Cluster) -> Hsm {
+    let url = cluster.new_database();
+    let clock = Arc::new(ManualClock::new(T0));
+    Hsm::init_postgres(&url, None, &pass(), options(clock)).unwrap()
+}
+
 /// A new default key of `caller` (its id).
 fn new_key(hsm: &Hsm, caller: &Caller) -> String {
     hsm.gate(caller)
@@ -1322,9 +1329,7 @@ fn notifications_sent_at_commit(cluster: &Cluster) {
 /// connection (its lock would stop every node's writes): the pool
 /// discards the connection, and the next writes go through.
 fn panicked_write_leaves_no_open_transaction(cluster: &Cluster) {
-    let url = cluster.new_database();
-    let clock = Arc::new(ManualClock::new(T0));
-    let hsm = Hsm::init_postgres(&url, None, &pass(), options(clock)).unwrap();
+    let hsm = pg_node(cluster);
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -1373,9 +1378,7 @@ fn panicked_write_leaves_no_open_transaction(cluster: &Cluster) {
 /// a restart.
 fn database_restart(cluster: &Cluster) {
     let bound = std::time::Duration::from_secs(20);
-    let url = cluster.new_database();
-    let clock = Arc::new(ManualClock::new(T0));
-    let hsm = Hsm::init_postgres(&url, None, &pass(), options(clock)).unwrap();
+    let hsm = pg_node(cluster);
     let caller = root();
     let gate = hsm.gate(&caller);
     let key = gate.create_key(CreateKeyRequest::default()).unwrap().key_id;
@@ -1485,9 +1488,7 @@ fn verified_export(hsm: &Hsm, caller: &Caller, public_key: &str) -> u64 {
 /// by failing it), several in parallel too, and a quiet pool's
 /// connections are checked after a pause.
 fn database_restart_while_idle(cluster: &Cluster) {
-    let url = cluster.new_database();
-    let clock = Arc::new(ManualClock::new(T0));
-    let hsm = Hsm::init_postgres(&url, None, &pass(), options(clock)).unwrap();
+    let hsm = pg_node(cluster);
     let caller = root();
     let gate = hsm.gate(&caller);
     let key = gate.create_key(CreateKeyRequest::default()).unwrap().key_id;
