@@ -615,6 +615,7 @@ impl Hsm {
     }
 
     fn assemble(mut store: Store, root_key: SecretKey, options: HsmOptions) -> Result<Hsm> {
+        crate::token::search::backfill(&mut store)?;
         let audit = crate::audit::open_log(&mut store, &root_key, &options.account)?;
         let shared = store.lock_mode() == LockMode::Shared;
         // Read before loading: a change by another process meanwhile shows

@@ -560,6 +560,52 @@ pub trait Backend: Send + Sync {
         body()
     }
 
+    /// The objects stored on a token that match `template` exactly (every
+    /// (type, value) of it equal; an empty template matches them all), as
+    /// [`Backend::load_objects`] gives them. The embedded backend reads
+    /// only what the template may match, through the store's indexes;
+    /// this default filters the whole set.
+    fn find_objects(
+        &self,
+        token: &str,
+        template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Result<Vec<StoredObject>> {
+        Ok(self
+            .load_objects(token)?
+            .into_iter()
+            .filter(|o| template.iter().all(|(t, v)| o.attrs.get(t) == Some(v)))
+            .collect())
+    }
+
+    /// The current state of objects a caller holds, `held` naming their
+    /// ids and the keys they name: the objects of what changed since
+    /// generation `since` when the store can tell (`scope` says what
+    /// that covers; the caller updates only the objects it holds), else
+    /// those of `held` (then the `scope`). Never the token's whole set
+    /// beyond what `held` names. This default filters the whole set.
+    fn refresh_objects(
+        &self,
+        token: &str,
+        since: Option<u64>,
+        held: &ChangeScope,
+    ) -> Result<ObjectChanges> {
+        let _ = since;
+        let generation = self.generation()?;
+        let objects = self
+            .load_objects(token)?
+            .into_iter()
+            .filter(|o| {
+                held.objects.contains(&o.id)
+                    || matches!(&o.key, Some(KeyHandle::Stored(k)) if held.keys.contains(k))
+            })
+            .collect();
+        Ok(ObjectChanges {
+            generation,
+            scope: Some(held.clone()),
+            objects,
+        })
+    }
+
     /// A token's objects as they changed since generation `since` (`None`:
     /// all of them): only the objects of the keys and rows changed since
     /// then when the store can tell, else the whole set.

@@ -268,6 +268,8 @@ fn migration_7_upgrades_a_store_made_before_it() {
     // Back to schema 6: the indexes migration 7 made are gone.
     {
         let conn = db(dir.path());
+        conn.execute_batch(crate::pkcs11::embedded::find_tests::UNDO_MIGRATION_9)
+            .unwrap();
         conn.execute_batch(
             "DROP INDEX keys_by_deletion_date; DROP INDEX keys_by_rotation_date;
              DROP INDEX keys_by_token; DROP INDEX aliases_by_key_name;

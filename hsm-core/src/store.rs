@@ -157,6 +157,23 @@ const MIGRATIONS: &[&str] = &[
     // 8: grants are read per key when used, not loaded at open; the grants
     // a principal may retire are found through this index.
     "CREATE INDEX grants_by_retiring ON grants(retiring, grant_id) WHERE retiring IS NOT NULL;",
+    // 9: PKCS#11 objects are searched in the store, not in a table each
+    // module holds: the raw values of the attributes applications search
+    // on (NULL when the object has none), indexed per token, and KMS keys
+    // of a token by description (the CKA_LABEL of a key no row describes).
+    // Rows written before carry `searchable` 0 until the store's next open
+    // fills their columns in (see `crate::token::search`).
+    "ALTER TABLE p11_objects ADD COLUMN a_class BLOB;
+     ALTER TABLE p11_objects ADD COLUMN a_id BLOB;
+     ALTER TABLE p11_objects ADD COLUMN a_label BLOB;
+     ALTER TABLE p11_objects ADD COLUMN a_key_type BLOB;
+     ALTER TABLE p11_objects ADD COLUMN searchable INTEGER NOT NULL DEFAULT 0;
+     CREATE INDEX p11_objects_by_label ON p11_objects(token, a_label);
+     CREATE INDEX p11_objects_by_ckaid ON p11_objects(token, a_id);
+     CREATE INDEX p11_objects_by_class ON p11_objects(token, a_class, a_key_type);
+     CREATE INDEX p11_objects_by_key_type ON p11_objects(token, a_key_type);
+     CREATE INDEX p11_objects_unsearchable ON p11_objects(object_id) WHERE searchable = 0;
+     CREATE INDEX keys_by_token_description ON keys(token, description) WHERE token IS NOT NULL;",
 ];
 
 /// The schema version this build writes.

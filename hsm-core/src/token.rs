@@ -28,12 +28,14 @@ mod import;
 mod private_export;
 mod readable;
 mod rows;
+pub(crate) mod search;
 mod session_keys;
 mod session_pairs;
 pub use copy::CopiedKey;
 pub use import::{ImportedPair, KeyTransport, PrivateKind};
 pub use readable::READABLE_TAG;
 pub use rows::MAX_TOUCHED;
+pub use search::ObjectQuery;
 pub use session_keys::{SessionKeyBudget, SessionKeys, MAX_SESSION_KEYS};
 
 /// Wrong tries in a row that lock a PIN.
@@ -358,6 +360,7 @@ impl Hsm {
         if row.object_id.len() > MAX_OBJECT_ID_LEN {
             return Err(Error::validation("object id too long"));
         }
+        let [class, id, label, key_type] = search::columns(&row.attrs);
         self.lock_store().write(|tx| {
             pg::notify(tx, &pg::object(&row.object_id))?;
             tx.execute(
@@ -365,8 +368,19 @@ impl Hsm {
                 &vals![&row.object_id],
             )?;
             tx.execute(
-                "INSERT INTO p11_objects (object_id, token, key_id, attrs) VALUES (?1, ?2, ?3, ?4)",
-                &vals![&row.object_id, serial, row.key_id.as_deref(), &row.attrs],
+                "INSERT INTO p11_objects (object_id, token, key_id, attrs,
+                     a_class, a_id, a_label, a_key_type, searchable)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1)",
+                &vals![
+                    &row.object_id,
+                    serial,
+                    row.key_id.as_deref(),
+                    &row.attrs,
+                    class.as_ref(),
+                    id.as_ref(),
+                    label.as_ref(),
+                    key_type.as_ref()
+                ],
             )?;
             Ok(())
         })?;

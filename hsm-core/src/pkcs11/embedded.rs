@@ -28,6 +28,9 @@ const KMS_PREFIX: &str = "kms:";
 const PUBLIC_SUFFIX: &str = ":pub";
 
 mod changes;
+mod find;
+#[cfg(test)]
+pub(crate) mod find_tests;
 mod objects;
 mod synth;
 
@@ -893,6 +896,23 @@ impl Backend for EmbeddedBackend {
 
     fn load_changes(&self, token: &str, since: Option<u64>) -> Result<super::ObjectChanges> {
         self.changes(token, since)
+    }
+
+    fn find_objects(
+        &self,
+        token: &str,
+        template: &[(cryptoki_sys::CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Result<Vec<StoredObject>> {
+        self.find(token, template)
+    }
+
+    fn refresh_objects(
+        &self,
+        token: &str,
+        since: Option<u64>,
+        held: &super::ChangeScope,
+    ) -> Result<super::ObjectChanges> {
+        self.refresh(token, since, held)
     }
 }
 

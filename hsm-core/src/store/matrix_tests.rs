@@ -833,6 +833,15 @@ fn text_orders_by_bytes(engine: &Engine<'_>) {
     assert!(hsm.token_init(None, "Tok", b"so-pin-1").is_err());
 }
 
+/// PKCS#11 objects searched through the store's indexes (see
+/// `crate::pkcs11::embedded::find_tests`).
+fn token_search(engine: &Engine<'_>) {
+    let (hsm, place, clock) = engine.fresh();
+    crate::pkcs11::embedded::find_tests::token_search(hsm, &|| {
+        engine.open(&place, &pass(), &clock).unwrap()
+    });
+}
+
 /// One case of the matrix.
 type Case = fn(&Engine<'_>);
 
@@ -849,6 +858,7 @@ const CASES: &[(&str, Case)] = &[
     ("audit_export_and_prune", audit_export_and_prune),
     ("users_and_access_keys", users_and_access_keys),
     ("text_orders_by_bytes", text_orders_by_bytes),
+    ("token_search", token_search),
 ];
 
 fn run_all(engine: &Engine<'_>, name: &str) {

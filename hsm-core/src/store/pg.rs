@@ -194,6 +194,20 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         END IF;
      END
      $append$;"#,
+    // 5: SQLite's schema 9: PKCS#11 objects searched through indexes on
+    // the raw values of CKA_CLASS, CKA_ID, CKA_LABEL and CKA_KEY_TYPE, and
+    // a token's keys by description.
+    "ALTER TABLE p11_objects ADD COLUMN a_class BYTEA,
+         ADD COLUMN a_id BYTEA,
+         ADD COLUMN a_label BYTEA,
+         ADD COLUMN a_key_type BYTEA,
+         ADD COLUMN searchable BIGINT NOT NULL DEFAULT 0;
+     CREATE INDEX p11_objects_by_label ON p11_objects(token, a_label);
+     CREATE INDEX p11_objects_by_ckaid ON p11_objects(token, a_id);
+     CREATE INDEX p11_objects_by_class ON p11_objects(token, a_class, a_key_type);
+     CREATE INDEX p11_objects_by_key_type ON p11_objects(token, a_key_type);
+     CREATE INDEX p11_objects_unsearchable ON p11_objects(object_id) WHERE searchable = 0;
+     CREATE INDEX keys_by_token_description ON keys(token, description) WHERE token IS NOT NULL;",
 ];
 
 /// The schema version this build writes on PostgreSQL.

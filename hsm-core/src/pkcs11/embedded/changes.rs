@@ -15,15 +15,27 @@ impl EmbeddedBackend {
     /// [`Backend::load_changes`]: a scoped load when the journal names
     /// what changed (and not too much), else the whole set.
     pub(super) fn changes(&self, token: &str, since: Option<u64>) -> Result<ObjectChanges> {
-        let named = since.and_then(|g| self.hsm.changes_since(g));
-        let Some((generation, changes)) = named else {
-            // Read before loading: a change meanwhile shows next time.
-            let generation = self.hsm.generation();
-            return Ok(ObjectChanges {
-                generation,
-                scope: None,
-                objects: self.load_objects(token)?,
-            });
+        if let Some(changes) = self.changes_named(token, since)? {
+            return Ok(changes);
+        }
+        // Read before loading: a change meanwhile shows next time.
+        let generation = self.hsm.generation();
+        Ok(ObjectChanges {
+            generation,
+            scope: None,
+            objects: self.load_objects(token)?,
+        })
+    }
+
+    /// The objects of what the journal names as changed since `since`,
+    /// or `None` when it cannot say (or names too much).
+    pub(super) fn changes_named(
+        &self,
+        token: &str,
+        since: Option<u64>,
+    ) -> Result<Option<ObjectChanges>> {
+        let Some((generation, changes)) = since.and_then(|g| self.hsm.changes_since(g)) else {
+            return Ok(None);
         };
         let mut scope = ChangeScope::default();
         for change in changes {
@@ -34,25 +46,24 @@ impl EmbeddedBackend {
             }
         }
         if scope.keys.len() + scope.objects.len() > crate::token::MAX_TOUCHED {
-            let generation = self.hsm.generation();
-            return Ok(ObjectChanges {
-                generation,
-                scope: None,
-                objects: self.load_objects(token)?,
-            });
+            return Ok(None);
         }
         let objects = self.load_scoped(token, &scope)?;
-        Ok(ObjectChanges {
+        Ok(Some(ObjectChanges {
             generation,
             scope: Some(scope),
             objects,
-        })
+        }))
     }
 
     /// The token's current objects within `scope`: rows of its keys and
     /// the named rows (whose key is not pending deletion), and objects
     /// synthesised for its keys that have no row.
-    fn load_scoped(&self, token: &str, scope: &ChangeScope) -> Result<Vec<StoredObject>> {
+    pub(super) fn load_scoped(
+        &self,
+        token: &str,
+        scope: &ChangeScope,
+    ) -> Result<Vec<StoredObject>> {
         let label = self.label_of(token)?;
         let rows = self
             .hsm
