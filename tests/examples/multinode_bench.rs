@@ -94,11 +94,53 @@ struct Setup {
     key_id: String,
 }
 
-/// Latencies and wall time, summed over slices.
+/// Latencies, wall time and CPU time, summed over slices.
 #[derive(Default)]
 struct Sample {
     latencies: Vec<Duration>,
     elapsed: Duration,
+    /// CPU seconds of every tinfoild, every PostgreSQL process, and this
+    /// benchmark's clients (see [`cpu_seconds`]).
+    cpu: [f64; 3],
+}
+
+/// CPU time (user + system, seconds) used so far by every `tinfoild`
+/// process, every `postgres` process and this process, from /proc. A
+/// process that exits takes its figure with it: the nodes and the pooled
+/// database sessions live through the whole run.
+fn cpu_seconds() -> [f64; 3] {
+    // Linux reports these in USER_HZ, 100 per second.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let mut out = [0.0; 3];
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ... utime stime: fields 14 and 15.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let group = match comm {
+            "tinfoild" => 0,
+            "postgres" => 1,
+            _ if pid == me => 2,
+            _ => continue,
+        };
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+        // After the comm: state is index 0, so utime (field 14) is 11.
+        out[group] += (ticks(11) + ticks(12)) / TICKS_PER_SECOND;
+    }
+    out
 }
 
 impl Sample {
@@ -388,6 +430,10 @@ fn main() {
             .batch_execute("CREATE EXTENSION pg_stat_statements")
             .expect("CREATE EXTENSION pg_stat_statements");
     }
+    if let Ok(sql) = std::env::var("MULTINODE_BENCH_PG_SQL") {
+        // Experiments: schema or setting changes tried on the cluster.
+        pg.db().batch_execute(&sql).expect("MULTINODE_BENCH_PG_SQL");
+    }
     let pg_a = pg.start_node(0, quiet);
     let pg_b = pg.start_node(1, quiet);
 
@@ -419,9 +465,14 @@ fn main() {
         for _ in 0..args.slices {
             for (s, sample) in setups.iter().zip(samples.iter_mut()) {
                 for (i, op) in [Op::CreateKey, Op::Encrypt].into_iter().enumerate() {
+                    let before = cpu_seconds();
                     let part = slice(s, op, per_slice).await;
+                    let after = cpu_seconds();
                     sample[i].latencies.extend(part.latencies);
                     sample[i].elapsed += part.elapsed;
+                    for (c, (a, b)) in sample[i].cpu.iter_mut().zip(after.iter().zip(before)) {
+                        *c += a - b;
+                    }
                 }
             }
         }
@@ -445,6 +496,24 @@ fn main() {
                 ));
             }
             ratios.push(r);
+            println!("{row}");
+        }
+        // Where the two cores went: CPU time per call, by process.
+        println!(
+            "CPU per call (us): {:<22} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}",
+            "", "tinfoild", "postgres", "clients", "tinfoild", "postgres", "clients"
+        );
+        for (s, sample) in setups.iter().zip(samples.iter()) {
+            let mut row = format!("CPU per call (us): {:<22}", s.name);
+            for (i, part) in sample.iter().enumerate() {
+                let calls = part.latencies.len().max(1) as f64;
+                if i == 1 {
+                    row.push_str(" |");
+                }
+                for c in part.cpu {
+                    row.push_str(&format!(" {:>9.1}", c * 1e6 / calls));
+                }
+            }
             println!("{row}");
         }
         let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
