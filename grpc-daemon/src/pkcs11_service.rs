@@ -117,6 +117,29 @@ impl Pkcs11Service {
     }
 }
 
+/// A token's objects as they changed, on the wire.
+fn changes_to_wire(
+    changes: hsm_core::pkcs11::ObjectChanges,
+) -> hsm_core::pkcs11::Result<pb::P11LoadChangesResponse> {
+    let scoped = changes.scope.is_some();
+    let scope = changes.scope.unwrap_or_default();
+    Ok(pb::P11LoadChangesResponse {
+        generation: changes.generation,
+        scoped,
+        scope_keys: scope.keys,
+        scope_objects: scope.objects,
+        objects: changes
+            .objects
+            .into_iter()
+            .map(|o| pb::P11Object {
+                id: o.id,
+                attrs: hsm_core::pkcs11::attrs::encode(&o.attrs),
+                key: o.key.as_ref().map(wire::key_to_wire),
+            })
+            .collect(),
+    })
+}
+
 fn len(value: u32) -> usize {
     value as usize
 }
@@ -676,30 +699,51 @@ impl Pkcs11Backend for Pkcs11Service {
         }))
     }
 
+    async fn find_objects(
+        &self,
+        request: Request<pb::P11FindObjectsRequest>,
+    ) -> Result<Response<pb::P11LoadObjectsResponse>, Status> {
+        let r = request.into_inner();
+        self.run(Lane::Fast, "P11FindObjects", move |b| {
+            let template: Vec<_> = hsm_core::pkcs11::attrs::decode(&r.template)?
+                .into_iter()
+                .collect();
+            let objects = b
+                .find_objects(&r.token, &template)?
+                .into_iter()
+                .map(|o| pb::P11Object {
+                    id: o.id,
+                    attrs: hsm_core::pkcs11::attrs::encode(&o.attrs),
+                    key: o.key.as_ref().map(wire::key_to_wire),
+                })
+                .collect();
+            Ok(pb::P11LoadObjectsResponse { objects })
+        })
+        .await
+    }
+
+    async fn refresh_objects(
+        &self,
+        request: Request<pb::P11RefreshObjectsRequest>,
+    ) -> Result<Response<pb::P11LoadChangesResponse>, Status> {
+        let r = request.into_inner();
+        self.run(Lane::Fast, "P11RefreshObjects", move |b| {
+            let held = hsm_core::pkcs11::ChangeScope {
+                keys: r.held_keys,
+                objects: r.held_objects,
+            };
+            changes_to_wire(b.refresh_objects(&r.token, r.since, &held)?)
+        })
+        .await
+    }
+
     async fn load_changes(
         &self,
         request: Request<pb::P11LoadChangesRequest>,
     ) -> Result<Response<pb::P11LoadChangesResponse>, Status> {
         let r = request.into_inner();
         self.run(Lane::Fast, "P11LoadChanges", move |b| {
-            let changes = b.load_changes(&r.token, r.since)?;
-            let scoped = changes.scope.is_some();
-            let scope = changes.scope.unwrap_or_default();
-            Ok(pb::P11LoadChangesResponse {
-                generation: changes.generation,
-                scoped,
-                scope_keys: scope.keys,
-                scope_objects: scope.objects,
-                objects: changes
-                    .objects
-                    .into_iter()
-                    .map(|o| pb::P11Object {
-                        id: o.id,
-                        attrs: hsm_core::pkcs11::attrs::encode(&o.attrs),
-                        key: o.key.as_ref().map(wire::key_to_wire),
-                    })
-                    .collect(),
-            })
+            changes_to_wire(b.load_changes(&r.token, r.since)?)
         })
         .await
     }

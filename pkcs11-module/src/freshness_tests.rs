@@ -1,6 +1,8 @@
-//! The object table follows a shared store (`Module::ensure_loaded`): a
-//! search reloads only when the backend's generation moved, keeps the
-//! handles of objects that remain, and an unshared store never reloads.
+//! The object table is a cache of the handles a search gave: opening a
+//! session loads nothing, a search asks the backend for its matches only
+//! (never the token's whole set), objects another process made are found
+//! by the next search, and the held objects follow the store (a destroyed
+//! object's handle goes invalid) when its generation moves.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,16 +10,25 @@ use std::sync::{Arc, Mutex};
 use cryptoki_sys::*;
 
 use crate::attrs::{bbool, ulong};
-use crate::backend::{Attributes, Backend, KeyHandle, StoredObject, TokenRecord, UserKind};
+use crate::backend::{
+    Attributes, Backend, ChangeScope, KeyHandle, ObjectChanges, StoredObject, TokenRecord, UserKind,
+};
 use crate::error::Result;
 use crate::module::Module;
 
-/// What the fake store holds and how often it was read.
+/// What the fake store holds and how it was read.
 #[derive(Default)]
 struct Store {
     objects: Mutex<Vec<StoredObject>>,
     generation: AtomicU64,
+    /// Whole-token loads (there must be none).
     loads: AtomicUsize,
+    /// Searches.
+    finds: AtomicUsize,
+    /// Generation reads.
+    generations: AtomicUsize,
+    /// The ids each refresh asked for.
+    refreshed: Mutex<Vec<Vec<String>>>,
 }
 
 /// A backend over `Store` that says it is `name`.
@@ -64,7 +75,41 @@ impl Backend for Fake {
         unreachable!()
     }
     fn generation(&self) -> Result<u64> {
+        self.1.generations.fetch_add(1, Ordering::SeqCst);
         Ok(self.1.generation.load(Ordering::SeqCst))
+    }
+    fn find_objects(
+        &self,
+        _: &str,
+        template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Result<Vec<StoredObject>> {
+        self.1.finds.fetch_add(1, Ordering::SeqCst);
+        let objects = self.1.objects.lock().unwrap();
+        Ok(objects
+            .iter()
+            .filter(|o| template.iter().all(|(t, v)| o.attrs.get(t) == Some(v)))
+            .cloned()
+            .collect())
+    }
+    fn refresh_objects(
+        &self,
+        _: &str,
+        _since: Option<u64>,
+        held: &ChangeScope,
+    ) -> Result<ObjectChanges> {
+        // A store whose journal cannot say what changed: the held ones.
+        self.1.refreshed.lock().unwrap().push(held.objects.clone());
+        let generation = self.1.generation.load(Ordering::SeqCst);
+        let objects = self.1.objects.lock().unwrap();
+        Ok(ObjectChanges {
+            generation,
+            scope: None,
+            objects: objects
+                .iter()
+                .filter(|o| held.objects.contains(&o.id))
+                .cloned()
+                .collect(),
+        })
     }
 }
 
@@ -87,48 +132,101 @@ fn change(store: &Store, set: &[&str]) {
     store.generation.fetch_add(1, Ordering::SeqCst);
 }
 
-fn find(module: &Module, h: CK_SESSION_HANDLE) -> Vec<CK_OBJECT_HANDLE> {
-    module.find_init(h, &Vec::new()).unwrap();
-    let found = module.find_next(h, 100).unwrap();
+fn find_by(
+    module: &Module,
+    h: CK_SESSION_HANDLE,
+    template: Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>,
+) -> Vec<CK_OBJECT_HANDLE> {
+    module.find_init(h, &template).unwrap();
+    let found = module.find_next(h, 100_000).unwrap();
     module.find_final(h).unwrap();
     found
 }
 
+fn find(module: &Module, h: CK_SESSION_HANDLE) -> Vec<CK_OBJECT_HANDLE> {
+    find_by(module, h, Vec::new())
+}
+
+fn label(l: &str) -> Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)> {
+    vec![(CKA_LABEL, l.as_bytes().to_vec())]
+}
+
+fn invalid(module: &Module, h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> bool {
+    module
+        .get_attributes(h, object, &[CKA_LABEL])
+        .is_err_and(|e| e.rv() == CKR_OBJECT_HANDLE_INVALID)
+}
+
 #[test]
-fn a_shared_store_reloads_when_its_generation_moves_and_keeps_handles() {
+fn a_session_holds_nothing_and_a_search_only_its_matches() {
+    let store = Arc::new(Store::default());
+    let names: Vec<String> = (0..10_000).map(|i| format!("k{i}")).collect();
+    change(
+        &store,
+        &names.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let module = Module::new(Box::new(Fake("daemon", store.clone()))).unwrap();
+    let h = module.open_session(0, CKF_SERIAL_SESSION).unwrap();
+    assert_eq!(module.held_objects().unwrap(), 0, "opening loads nothing");
+    assert_eq!(store.finds.load(Ordering::SeqCst), 0);
+    let one = find_by(&module, h, label("k4242"));
+    assert_eq!(one.len(), 1);
+    assert_eq!(
+        module.held_objects().unwrap(),
+        1,
+        "a search holds its match"
+    );
+    assert_eq!(find_by(&module, h, label("k4242")), one, "the same handle");
+    assert!(find_by(&module, h, label("absent")).is_empty());
+    assert_eq!(module.held_objects().unwrap(), 1);
+    assert_eq!(
+        store.loads.load(Ordering::SeqCst),
+        0,
+        "never the whole token"
+    );
+}
+
+#[test]
+fn another_processs_objects_show_at_the_next_search_and_destroyed_handles_go() {
     let store = Arc::new(Store::default());
     change(&store, &["a", "b"]);
     let module = Module::new(Box::new(Fake("daemon", store.clone()))).unwrap();
     let h = module.open_session(0, CKF_SERIAL_SESSION).unwrap();
     let first = find(&module, h);
     assert_eq!(first.len(), 2);
-    let loads = store.loads.load(Ordering::SeqCst);
     assert_eq!(find(&module, h), first, "nothing moved: the same handles");
-    assert_eq!(store.loads.load(Ordering::SeqCst), loads, "and no reload");
-
-    change(&store, &["b", "c"]);
-    let second = find(&module, h);
-    assert_eq!(store.loads.load(Ordering::SeqCst), loads + 1);
-    assert_eq!(second.len(), 2);
-    assert!(second.contains(&first[1]), "b keeps its handle");
-    assert!(!second.contains(&first[0]), "a is gone");
-    assert_eq!(
-        module
-            .get_attributes(h, first[0], &[CKA_LABEL])
-            .unwrap_err()
-            .rv(),
-        CKR_OBJECT_HANDLE_INVALID
+    assert!(
+        store.refreshed.lock().unwrap().is_empty(),
+        "nothing to refresh"
     );
+
+    // Elsewhere: a destroyed, c made.
+    change(&store, &["b", "c"]);
+    let c = find_by(&module, h, label("c"));
+    assert_eq!(c.len(), 1, "the new object is found");
+    assert!(!first.contains(&c[0]));
+    assert!(invalid(&module, h, first[0]), "a's handle went");
+    assert!(!invalid(&module, h, first[1]), "b's stays");
+    // Only the held objects were asked for, by id.
+    assert_eq!(
+        *store.refreshed.lock().unwrap(),
+        vec![vec!["a".to_string(), "b".to_string()]]
+    );
+    let second = find(&module, h);
+    assert_eq!(second, vec![first[1], c[0]], "b keeps its handle");
+    assert_eq!(store.loads.load(Ordering::SeqCst), 0);
 }
 
 #[test]
-fn an_unshared_store_is_loaded_once() {
+fn an_unshared_store_is_searched_but_never_refreshed() {
     let store = Arc::new(Store::default());
     change(&store, &["a"]);
     let module = Module::new(Box::new(Fake("memory", store.clone()))).unwrap();
     let h = module.open_session(0, CKF_SERIAL_SESSION).unwrap();
     let first = find(&module, h);
-    change(&store, &["b", "c"]);
+    assert_eq!(first.len(), 1);
     assert_eq!(find(&module, h), first);
-    assert_eq!(store.loads.load(Ordering::SeqCst), 1);
+    assert_eq!(store.generations.load(Ordering::SeqCst), 0);
+    assert!(store.refreshed.lock().unwrap().is_empty());
+    assert_eq!(store.loads.load(Ordering::SeqCst), 0);
 }

@@ -30,10 +30,15 @@ pub struct Module {
     pub(crate) sessions: RwLock<HashMap<CK_SESSION_HANDLE, Arc<Mutex<Session>>>>,
     logins: Mutex<HashMap<String, UserKind>>,
     pub(crate) objects: RwLock<ObjectTable>,
-    /// Per token, the backend generation its objects were last loaded at.
-    /// Held while loading, and while a token object is written to the
-    /// backend and the table, so a reload never interleaves with either.
+    /// Per token, the backend generation the table's objects of it were
+    /// last brought up to date at. Held while they are, while a search's
+    /// matches go into the table, and while a token object is written to
+    /// the backend and the table, so none of these interleave.
     loaded: Mutex<HashMap<String, u64>>,
+    /// Moves when a write of a token object starts and when it ends (odd
+    /// while one is under way): a search made without holding `loaded`
+    /// goes into the table only if it did not move meanwhile.
+    writes: AtomicU64,
     /// Whether others change the backend's store too: the daemon's, and
     /// an embedded store (other processes may hold it too); only the
     /// memory backend's changes all go through this module and its table.
@@ -42,6 +47,18 @@ pub struct Module {
     /// Session key pairs copied to the token: the token key each became,
     /// so the copies of both halves name one key.
     pub(crate) pair_copies: Mutex<HashMap<u64, crate::backend::KeyHandle>>,
+}
+
+/// A write of a token object under way (see [`Module::hold_reloads`]).
+pub(crate) struct WriteHold<'a> {
+    _guard: MutexGuard<'a, HashMap<String, u64>>,
+    writes: &'a AtomicU64,
+}
+
+impl Drop for WriteHold<'_> {
+    fn drop(&mut self) {
+        self.writes.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 /// Locks a mutex, treating poison as an internal error (a panic was
@@ -70,6 +87,7 @@ impl Module {
             logins: Mutex::new(HashMap::new()),
             objects: RwLock::new(ObjectTable::default()),
             loaded: Mutex::new(HashMap::new()),
+            writes: AtomicU64::new(0),
             shared_store,
             next_session: AtomicU64::new(1),
             pair_copies: Mutex::new(HashMap::new()),
@@ -182,7 +200,7 @@ impl Module {
         if !read_write && self.login_state(&serial)? == Some(UserKind::So) {
             return Err(ckr!(CKR_SESSION_READ_WRITE_SO_EXISTS));
         }
-        self.ensure_loaded(&serial)?;
+        // No object is loaded: a search asks the backend for its matches.
         let mut sessions = write(&self.sessions)?;
         if sessions.len() >= MAX_SESSIONS {
             return Err(ckr!(CKR_SESSION_COUNT));
@@ -333,50 +351,81 @@ impl Module {
         self.backend.set_pin(&serial, who, old, new)
     }
 
-    /// Brings a token's objects in the table up to date with the backend:
-    /// a reload (and reconciliation, keeping the handles of objects that
-    /// remain) only when the backend's generation moved since the last
-    /// one, so keys made or deleted by the CLI or another process show,
-    /// and a lookup that finds nothing changed costs one counter read (one
-    /// small call with the daemon backend, one SQLite pragma with an
-    /// embedded store; nothing with the memory backend).
-    pub fn ensure_loaded(&self, serial: &str) -> Result<()> {
-        // Nobody else changes an unshared store (the memory backend's):
-        // what this module changed it already holds, so its first load
-        // stays current.
-        let current = if self.shared_store {
-            self.backend.generation()?
-        } else {
-            0
-        };
-        let mut loaded = lock(&self.loaded)?;
+    /// Brings the token's objects the table holds (the handles the
+    /// application was given) up to date with the backend, so keys
+    /// changed or deleted by the CLI or another process show: nothing
+    /// when the backend's generation did not move since the last time
+    /// (one counter read: one small call with the daemon backend, one
+    /// SQLite pragma with an embedded store; nothing with the memory
+    /// backend, whose changes all go through this module), else what the
+    /// change journal names since then, or when it cannot say, the held
+    /// objects by their ids and keys. Never the token's whole set: an
+    /// object the table does not hold is found by a search. The caller
+    /// holds `loaded`.
+    fn refresh_held(&self, loaded: &mut HashMap<String, u64>, serial: &str) -> Result<()> {
+        if !self.shared_store {
+            return Ok(());
+        }
+        let current = self.backend.generation()?;
         let seen = loaded.get(serial).copied();
         if seen == Some(current) {
             return Ok(());
         }
-        if !self.shared_store {
-            let stored = self.backend.load_objects(serial)?;
-            write(&self.objects)?.reconcile(serial, stored);
+        let held = read(&self.objects)?.held(serial);
+        if held.objects.is_empty() {
             loaded.insert(serial.to_string(), current);
             return Ok(());
         }
-        // Only what changed since `seen` when the store can say (the
-        // generation it answers was read before loading, so a change
-        // during the load shows next time).
-        let changes = self.backend.load_changes(serial, seen)?;
-        let mut table = write(&self.objects)?;
-        match &changes.scope {
-            None => table.reconcile(serial, changes.objects),
-            Some(scope) => table.reconcile_scope(serial, scope, changes.objects),
-        };
+        let changes = self.backend.refresh_objects(serial, seen, &held)?;
+        let scope = changes.scope.unwrap_or(held);
+        write(&self.objects)?.reconcile_scope(serial, &scope, changes.objects);
         loaded.insert(serial.to_string(), changes.generation);
         Ok(())
     }
 
-    /// Holds off reloads while a token object is written to the backend
-    /// and then to the table (see `loaded`).
-    pub(crate) fn hold_reloads(&self) -> Result<MutexGuard<'_, HashMap<String, u64>>> {
-        lock(&self.loaded)
+    /// The token objects matching `template` (exactly), as handles: the
+    /// held objects brought up to date, then the backend's matches taken
+    /// into the table (an object already there keeps its handle). The
+    /// backend is searched without holding `loaded` unless a write of a
+    /// token object by this module overlapped the search.
+    pub(crate) fn find_token_objects(
+        &self,
+        serial: &str,
+        template: &crate::attrs::Template,
+    ) -> Result<Vec<CK_OBJECT_HANDLE>> {
+        {
+            let mut loaded = lock(&self.loaded)?;
+            self.refresh_held(&mut loaded, serial)?;
+        }
+        let before = self.writes.load(Ordering::Acquire);
+        let matches = if before % 2 == 0 {
+            Some(self.backend.find_objects(serial, template)?)
+        } else {
+            None
+        };
+        let _loaded = lock(&self.loaded)?;
+        let matches = match matches {
+            Some(m) if self.writes.load(Ordering::Acquire) == before => m,
+            _ => self.backend.find_objects(serial, template)?,
+        };
+        Ok(write(&self.objects)?.merge(serial, matches))
+    }
+
+    /// Holds off refreshes and searches while a token object is written
+    /// to the backend and then to the table (see `loaded`, `writes`).
+    pub(crate) fn hold_reloads(&self) -> Result<WriteHold<'_>> {
+        let guard = lock(&self.loaded)?;
+        self.writes.fetch_add(1, Ordering::AcqRel);
+        Ok(WriteHold {
+            _guard: guard,
+            writes: &self.writes,
+        })
+    }
+
+    /// How many objects the table holds (for tests: a session opened or a
+    /// search made holds only what it should).
+    pub fn held_objects(&self) -> Result<usize> {
+        Ok(read(&self.objects)?.len())
     }
 
     /// Whether a session may see an object: same token, and private

@@ -519,19 +519,40 @@ impl Module {
         Ok(object.attrs.values().map(|v| v.len() + 16).sum())
     }
 
-    /// C_FindObjectsInit: refreshes the token's objects if the store
-    /// changed, then takes the matches.
+    /// C_FindObjectsInit: asks the backend for the token objects that
+    /// match (the store's current set: keys made or deleted elsewhere
+    /// show), takes them into the table, adds the matching session
+    /// objects, and keeps those the session may see, in handle order.
     pub fn find_init(&self, h: CK_SESSION_HANDLE, template: &Template) -> Result<()> {
-        // The store's current set: keys made or deleted elsewhere since
-        // the last search show here.
-        self.ensure_loaded(&self.session_token(h)?)?;
         let session = self.session(h)?;
+        let serial = {
+            let s = lock(&session)?;
+            if s.find.is_some() {
+                return Err(ckr!(CKR_OPERATION_ACTIVE));
+            }
+            s.token.clone()
+        };
+        let stored = self.find_token_objects(&serial, template)?;
         let mut s = lock(&session)?;
         if s.find.is_some() {
             return Err(ckr!(CKR_OPERATION_ACTIVE));
         }
         let user_in = self.login_state(&s.token)? == Some(UserKind::User);
-        let handles = read(&self.objects)?.find(template, |o| self.visible(&s, o, user_in));
+        let table = read(&self.objects)?;
+        let mut handles: Vec<CK_OBJECT_HANDLE> = stored
+            .into_iter()
+            .filter(|h| {
+                table
+                    .get(*h)
+                    .is_some_and(|o| o.matches(template) && self.visible(&s, o, user_in))
+            })
+            .collect();
+        handles.extend(table.find(template, |o| {
+            o.backend_id.is_none() && self.visible(&s, o, user_in)
+        }));
+        drop(table);
+        handles.sort_unstable();
+        handles.dedup();
         s.find = Some(FindState { handles, cursor: 0 });
         Ok(())
     }

@@ -1,7 +1,11 @@
-//! The object table of one module instance: every object the application
-//! can see, token and session objects alike, with an index on the
-//! attributes applications search on (class, id, label, key type), so
-//! C_FindObjects does not scan.
+//! The object table of one module instance: the objects the application
+//! holds handles to, token and session objects alike, with an index on
+//! the attributes applications search on (class, id, label, key type).
+//! Session objects live only here. Token objects live in the backend's
+//! store: the table is a cache of those a search or a create returned
+//! (an object keeps its handle while it exists), never the token's whole
+//! set, so opening a session on a token of many keys holds none of them
+//! and a search holds only what it matched.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -51,7 +55,7 @@ impl Object {
     }
 }
 
-/// Every object of the module, by handle, with a search index.
+/// The objects the module gave handles to, by handle, with a search index.
 #[derive(Debug, Default)]
 pub struct ObjectTable {
     objects: HashMap<CK_OBJECT_HANDLE, Object>,
@@ -144,30 +148,72 @@ impl ObjectTable {
         doomed.iter().filter_map(|h| self.remove(*h)).collect()
     }
 
-    /// Brings a token's stored objects in line with `stored` (the token's
-    /// current set): objects still there keep their handles (their
-    /// attributes and key follow the store), new ones get handles, and
-    /// vanished ones go. Session objects are untouched. Returns the
-    /// number of objects added and removed.
-    pub fn reconcile(&mut self, token: &str, stored: Vec<StoredObject>) -> (usize, usize) {
-        let all = self
-            .by_backend_id
-            .iter()
-            .filter(|((t, _), _)| t == token)
-            .map(|(_, h)| *h)
-            .collect();
-        self.reconcile_among(token, all, stored)
+    /// Takes a search's matches on a token into the table: an object
+    /// already there keeps its handle (its attributes and key follow the
+    /// store), a new one gets a handle. Returns their handles, in the
+    /// order of `stored`.
+    pub fn merge(&mut self, token: &str, stored: Vec<StoredObject>) -> Vec<CK_OBJECT_HANDLE> {
+        stored
+            .into_iter()
+            .map(|object| match self.handle_of(token, &object.id) {
+                Some(h) => {
+                    self.update(h, object);
+                    h
+                }
+                None => self.insert(Object {
+                    token: token.to_string(),
+                    backend_id: Some(object.id),
+                    session: None,
+                    attrs: object.attrs,
+                    key: object.key,
+                }),
+            })
+            .collect()
     }
 
-    /// Like [`ObjectTable::reconcile`] within `scope` only: `stored` is
-    /// the current set of the token's objects that name one of the
-    /// scope's keys or are one of its objects; the others stay as they are.
+    /// What the table holds of a token's stored objects: their ids and
+    /// the keys they name (for [`crate::backend::Backend::refresh_objects`]).
+    pub fn held(&self, token: &str) -> ChangeScope {
+        let mut keys = BTreeSet::new();
+        let mut objects = Vec::new();
+        for ((t, id), h) in &self.by_backend_id {
+            if t != token {
+                continue;
+            }
+            objects.push(id.clone());
+            if let Some(KeyHandle::Stored(k)) = self.objects.get(h).and_then(|o| o.key.as_ref()) {
+                keys.insert(k.clone());
+            }
+        }
+        objects.sort();
+        ChangeScope {
+            keys: keys.into_iter().collect(),
+            objects,
+        }
+    }
+
+    /// How many objects the table holds (token and session objects).
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Whether the table holds no object.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// Brings the token's objects the table holds within `scope` in line
+    /// with `stored`, the current objects of the token that name one of
+    /// the scope's keys or are one of its objects: those still there keep
+    /// their handles (attributes and key follow the store), vanished ones
+    /// go. Objects the table does not hold are not added (a search finds
+    /// them); the others stay as they are. Returns the number removed.
     pub fn reconcile_scope(
         &mut self,
         token: &str,
         scope: &ChangeScope,
         stored: Vec<StoredObject>,
-    ) -> (usize, usize) {
+    ) -> usize {
         // The scope's objects now in the table, through the indexes.
         let mut in_scope: BTreeSet<CK_OBJECT_HANDLE> = scope
             .objects
@@ -186,14 +232,32 @@ impl ObjectTable {
         self.reconcile_among(token, in_scope.into_iter().collect(), stored)
     }
 
+    /// Updates the object at `h` to what the store holds.
+    fn update(&mut self, h: CK_OBJECT_HANDLE, object: StoredObject) {
+        let same = self
+            .objects
+            .get(&h)
+            .is_some_and(|o| o.attrs == object.attrs && o.key == object.key);
+        if !same {
+            let old = self.objects.get(&h).and_then(|o| o.key.clone());
+            self.key_index(h, old.as_ref(), false);
+            self.key_index(h, object.key.as_ref(), true);
+            if let Some(o) = self.objects.get_mut(&h) {
+                o.key = object.key;
+            }
+            self.set_attrs(h, object.attrs);
+        }
+    }
+
     /// Reconciles the token objects `candidates` (token objects with a
-    /// backend id) with `stored`, the current set among them and new ones.
+    /// backend id) with `stored`, the current set among them and others
+    /// (which are left out). Returns the number removed.
     fn reconcile_among(
         &mut self,
         token: &str,
         candidates: Vec<CK_OBJECT_HANDLE>,
         stored: Vec<StoredObject>,
-    ) -> (usize, usize) {
+    ) -> usize {
         let ids: HashSet<&str> = stored.iter().map(|o| o.id.as_str()).collect();
         let gone: Vec<CK_OBJECT_HANDLE> = candidates
             .into_iter()
@@ -207,37 +271,12 @@ impl ObjectTable {
         for h in &gone {
             self.remove(*h);
         }
-        let mut added = 0;
         for object in stored {
-            match self.handle_of(token, &object.id) {
-                Some(h) => {
-                    let same = self
-                        .objects
-                        .get(&h)
-                        .is_some_and(|o| o.attrs == object.attrs && o.key == object.key);
-                    if !same {
-                        let old = self.objects.get(&h).and_then(|o| o.key.clone());
-                        self.key_index(h, old.as_ref(), false);
-                        self.key_index(h, object.key.as_ref(), true);
-                        if let Some(o) = self.objects.get_mut(&h) {
-                            o.key = object.key;
-                        }
-                        self.set_attrs(h, object.attrs);
-                    }
-                }
-                None => {
-                    added += 1;
-                    self.insert(Object {
-                        token: token.to_string(),
-                        backend_id: Some(object.id),
-                        session: None,
-                        attrs: object.attrs,
-                        key: object.key,
-                    });
-                }
+            if let Some(h) = self.handle_of(token, &object.id) {
+                self.update(h, object);
             }
         }
-        (added, gone.len())
+        gone.len()
     }
 
     /// Handles of the objects matching `template` on which `visible` holds,
@@ -341,40 +380,39 @@ mod tests {
     }
 
     #[test]
-    fn reconcile_keeps_handles_adds_new_drops_vanished_and_spares_session_objects() {
+    fn merge_keeps_handles_follows_the_store_and_spares_other_objects() {
         let mut table = ObjectTable::default();
-        assert_eq!(
-            table.reconcile("t", vec![stored("a", "a"), stored("b", "b")]),
-            (2, 0)
-        );
+        let first = table.merge("t", vec![stored("a", "a"), stored("b", "b")]);
+        assert_eq!(first.len(), 2);
         let label = |l: &str| vec![(CKA_LABEL, l.as_bytes().to_vec())];
-        let a = table.find(&label("a"), |_| true);
         let session = table.insert(data("s"));
         let mut other = data("b");
         other.token = "u".into();
         other.backend_id = Some("b".into());
         let other = table.insert(other);
 
-        // b vanished, c appeared, a was relabelled.
-        let (added, removed) = table.reconcile("t", vec![stored("a", "a2"), stored("c", "c")]);
-        assert_eq!((added, removed), (1, 1));
-        assert_eq!(table.find(&label("a2"), |_| true), a, "a keeps its handle");
+        // a was relabelled, c is new; b is not among the matches and stays.
+        let second = table.merge("t", vec![stored("a", "a2"), stored("c", "c")]);
+        assert_eq!(second[0], first[0], "a keeps its handle");
+        assert!(!first.contains(&second[1]) && second[1] != session && second[1] != other);
+        assert_eq!(table.find(&label("a2"), |_| true), vec![first[0]]);
         assert!(table.find(&label("a"), |_| true).is_empty());
-        assert_eq!(table.find(&label("b"), |_| true), vec![other]);
-        assert_eq!(table.find(&label("c"), |_| true).len(), 1);
+        assert_eq!(table.find(&label("b"), |_| true), vec![first[1], other]);
         assert_eq!(table.find(&label("s"), |_| true), vec![session]);
-        assert_eq!(table.reconcile("t", Vec::new()), (0, 2));
-        assert_eq!(table.find(&Vec::new(), |_| true), vec![session, other]);
+        assert_eq!(table.len(), 5);
+        let held = table.held("t");
+        assert_eq!(held.objects, vec!["a", "b", "c"]);
+        assert!(held.keys.is_empty());
     }
 
     #[test]
-    fn reconcile_scope_touches_only_the_scope() {
+    fn reconcile_scope_touches_only_held_objects_of_the_scope() {
         let mut table = ObjectTable::default();
         let keyed = |id: &str, key: &str| StoredObject {
             key: Some(KeyHandle::Stored(key.into())),
             ..stored(id, id)
         };
-        table.reconcile(
+        table.merge(
             "t",
             vec![
                 keyed("a", "k1"),
@@ -383,24 +421,25 @@ mod tests {
                 stored("c", "c"),
             ],
         );
+        assert_eq!(table.held("t").keys, vec!["k1", "k2"]);
         let handle =
             |t: &ObjectTable, l: &str| t.find(&vec![(CKA_LABEL, l.as_bytes().to_vec())], |_| true);
         let b = handle(&table, "b");
         let a = handle(&table, "a");
-        // k1 lost its public object, object c is gone, d is new; b (k2)
-        // is outside the scope and stays although it is not in `stored`.
+        // k1 lost its public object, object c is gone, d is new (not
+        // held: left to a search); b (k2) is outside the scope and stays
+        // although it is not in `stored`.
         let scope = ChangeScope {
             keys: vec!["k1".into()],
             objects: vec!["c".into(), "d".into()],
         };
-        let (added, removed) =
-            table.reconcile_scope("t", &scope, vec![keyed("a", "k1"), stored("d", "d")]);
-        assert_eq!((added, removed), (1, 2));
+        let removed = table.reconcile_scope("t", &scope, vec![keyed("a", "k1"), stored("d", "d")]);
+        assert_eq!(removed, 2);
         assert_eq!(handle(&table, "a"), a);
         assert_eq!(handle(&table, "b"), b);
         assert!(handle(&table, "a-pub").is_empty());
         assert!(handle(&table, "c").is_empty());
-        assert_eq!(handle(&table, "d").len(), 1);
+        assert!(handle(&table, "d").is_empty());
     }
 
     #[test]

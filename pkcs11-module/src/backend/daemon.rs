@@ -861,16 +861,22 @@ impl Backend for DaemonBackend {
         key_from_wire(Some(r))
     }
 
-    fn load_changes(&self, token: &str, since: Option<u64>) -> Result<super::ObjectChanges> {
-        let req = pb::P11LoadChangesRequest {
+    fn find_objects(
+        &self,
+        token: &str,
+        template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Result<Vec<StoredObject>> {
+        // A type named twice keeps its last value on the wire; the module
+        // matches the whole template again.
+        let template: Attributes = template.iter().cloned().collect();
+        let req = pb::P11FindObjectsRequest {
             token: token.to_string(),
-            since,
+            template: encode(&template),
         };
-        let r = self.call("LoadChanges", req, |mut c, r| async move {
-            c.load_changes(r).await
+        let r = self.call("FindObjects", req, |mut c, r| async move {
+            c.find_objects(r).await
         })?;
-        let objects = r
-            .objects
+        r.objects
             .into_iter()
             .map(|o| {
                 Ok(StoredObject {
@@ -879,14 +885,58 @@ impl Backend for DaemonBackend {
                     key: o.key.map(|k| key_from_wire(Some(k))).transpose()?,
                 })
             })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(super::ObjectChanges {
-            generation: r.generation,
-            scope: r.scoped.then_some(super::ChangeScope {
-                keys: r.scope_keys,
-                objects: r.scope_objects,
-            }),
-            objects,
-        })
+            .collect()
     }
+
+    fn refresh_objects(
+        &self,
+        token: &str,
+        since: Option<u64>,
+        held: &super::ChangeScope,
+    ) -> Result<super::ObjectChanges> {
+        let req = pb::P11RefreshObjectsRequest {
+            token: token.to_string(),
+            since,
+            held_keys: held.keys.clone(),
+            held_objects: held.objects.clone(),
+        };
+        let r = self.call("RefreshObjects", req, |mut c, r| async move {
+            c.refresh_objects(r).await
+        })?;
+        changes_from_wire(r)
+    }
+
+    fn load_changes(&self, token: &str, since: Option<u64>) -> Result<super::ObjectChanges> {
+        let req = pb::P11LoadChangesRequest {
+            token: token.to_string(),
+            since,
+        };
+        let r = self.call("LoadChanges", req, |mut c, r| async move {
+            c.load_changes(r).await
+        })?;
+        changes_from_wire(r)
+    }
+}
+
+/// A token's objects as they changed, from the wire.
+fn changes_from_wire(r: pb::P11LoadChangesResponse) -> Result<super::ObjectChanges> {
+    let objects = r
+        .objects
+        .into_iter()
+        .map(|o| {
+            Ok(StoredObject {
+                id: o.id,
+                attrs: decode(&o.attrs)?,
+                key: o.key.map(|k| key_from_wire(Some(k))).transpose()?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(super::ObjectChanges {
+        generation: r.generation,
+        scope: r.scoped.then_some(super::ChangeScope {
+            keys: r.scope_keys,
+            objects: r.scope_objects,
+        }),
+        objects,
+    })
 }
