@@ -398,7 +398,7 @@ impl Module {
             self.refresh_held(&mut loaded, serial)?;
         }
         let before = self.writes.load(Ordering::Acquire);
-        let matches = if before % 2 == 0 {
+        let matches = if before.is_multiple_of(2) {
             Some(self.backend.find_objects(serial, template)?)
         } else {
             None
