@@ -230,3 +230,70 @@ fn an_unshared_store_is_searched_but_never_refreshed() {
     assert!(store.refreshed.lock().unwrap().is_empty());
     assert_eq!(store.loads.load(Ordering::SeqCst), 0);
 }
+
+/// With a real store: opening a session on a token of many keys holds
+/// none of them, a label search holds just its match, a key made
+/// elsewhere is found by the next search and a key deleted elsewhere
+/// loses its handle.
+#[test]
+fn an_embedded_token_of_many_keys_is_searched_not_loaded() {
+    use hsm_core::pkcs11::embedded::EmbeddedBackend;
+    use hsm_core::{CreateKeyRequest, Hsm, HsmOptions, KdfParams, SecretString};
+    let dir = tempfile::tempdir().unwrap();
+    let options = HsmOptions {
+        kdf: KdfParams {
+            memory_kib: 8192,
+            iterations: 1,
+            parallelism: 1,
+        },
+        ..Default::default()
+    };
+    let hsm = Arc::new(Hsm::init(dir.path(), &SecretString::from("pass"), options).unwrap());
+    let backend = EmbeddedBackend::over_hsm(hsm.clone());
+    let serial = backend.init_token(None, "tok", b"so-pin-1").unwrap();
+    backend.init_pin(&serial, b"user-pin").unwrap();
+    let key = |description: &str| {
+        hsm.create_key(CreateKeyRequest {
+            token: Some("tok".into()),
+            description: description.into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .key_id
+    };
+    let ids: Vec<String> = (0..200).map(|i| key(&format!("k{i}"))).collect();
+    let module = Module::new(Box::new(backend)).unwrap();
+    let h = module.open_session(0, CKF_SERIAL_SESSION).unwrap();
+    module.login(h, CKU_USER, b"user-pin").unwrap();
+    assert_eq!(module.held_objects().unwrap(), 0, "opening loads nothing");
+    let k123 = find_by(&module, h, label("k123"));
+    assert_eq!(k123.len(), 1);
+    assert_eq!(
+        module.held_objects().unwrap(),
+        1,
+        "a search holds its match"
+    );
+    let id = module.get_attributes(h, k123[0], &[CKA_ID]).unwrap();
+    assert_eq!(
+        id,
+        vec![crate::object_ops::AttrAnswer::Value(
+            ids[123].as_bytes().to_vec()
+        )]
+    );
+    let by_id = find_by(&module, h, vec![(CKA_ID, ids[123].as_bytes().to_vec())]);
+    assert_eq!(
+        by_id, k123,
+        "the same object by its CKA_ID: the same handle"
+    );
+
+    // Another process: a key made, and k123 deleted.
+    key("new");
+    hsm.schedule_key_deletion(&ids[123], Some(7)).unwrap();
+    assert_eq!(find_by(&module, h, label("new")).len(), 1);
+    assert!(
+        invalid(&module, h, k123[0]),
+        "the deleted key's handle went"
+    );
+    assert!(find_by(&module, h, label("k123")).is_empty());
+    assert_eq!(module.held_objects().unwrap(), 1);
+}
