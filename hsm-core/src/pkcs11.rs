@@ -324,9 +324,11 @@ pub trait Backend: Send + Sync {
 
     /// The store's change counter: it moves whenever a key or a stored
     /// object changes, by this module or anyone else (the CLI, the KMS
-    /// API, another process on the same daemon). The module reloads a
-    /// token's objects when it moved since the last load. Only equality
-    /// means anything. A store no one else changes may keep it constant.
+    /// API, another process on the same daemon). Before a search the
+    /// module brings the objects it holds up to date
+    /// ([`Backend::refresh_objects`]) when it moved since the last time.
+    /// Only equality means anything. A store no one else changes may keep
+    /// it constant.
     fn generation(&self) -> Result<u64> {
         Ok(0)
     }
@@ -608,7 +610,10 @@ pub trait Backend: Send + Sync {
 
     /// A token's objects as they changed since generation `since` (`None`:
     /// all of them): only the objects of the keys and rows changed since
-    /// then when the store can tell, else the whole set.
+    /// then when the store can tell, else the whole set. The module no
+    /// longer calls it (it searches, [`Backend::find_objects`], and
+    /// refreshes what it holds, [`Backend::refresh_objects`]); tinfoild
+    /// still serves it to older modules.
     fn load_changes(&self, token: &str, since: Option<u64>) -> Result<ObjectChanges> {
         let _ = since;
         let generation = self.generation()?;

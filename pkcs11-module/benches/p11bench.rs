@@ -333,11 +333,22 @@ fn find_worker(path: &str, seconds: &str) {
     p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
         .expect("C_Initialize");
     let slot = p11.get_slots_with_initialized_token().unwrap()[0];
+    let initialised = rss_kib();
     let s = p11.open_ro_session(slot).unwrap();
     s.login(UserType::User, Some(&AuthPin::new("1234".into())))
         .unwrap();
+    let opened = rss_kib();
     let wanted = [Attribute::Label(format!("key-{}", KEYS / 2).into_bytes())];
     assert_eq!(s.find_objects(&wanted).unwrap().len(), 1);
+    // What a process holds for a token of KEYS keys: nothing per key
+    // when a session opens, and a search holds only its match.
+    eprintln!(
+        "{path}: second process RSS {initialised} KiB initialised, {opened} KiB with a \
+         session open on {KEYS} keys (+{} KiB), {} KiB after a search (+{} KiB)",
+        opened.saturating_sub(initialised),
+        rss_kib(),
+        rss_kib().saturating_sub(opened)
+    );
     println!("ready");
     std::io::stdout().flush().unwrap();
     let mut go = String::new();
@@ -451,6 +462,18 @@ fn main() {
             }
         }
     }
+}
+
+/// This process's resident set size in KiB (0 if unknown).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// The value after `name` in the arguments.
