@@ -1602,6 +1602,8 @@ fn on_postgres() {
     database_restart_while_idle(&cluster);
     eprintln!("store matrix on PostgreSQL: silent_network_drop");
     silent_network_drop(&cluster);
+    eprintln!("store matrix on PostgreSQL: frozen_writer_releases_the_write_lock");
+    frozen_writer_releases_the_write_lock(&cluster);
 }
 
 /// A TCP relay between a node and the test cluster that can be frozen:
@@ -1733,6 +1735,76 @@ impl Drop for Thaw {
 /// (StoreUnavailable), returning within a bound instead of hanging (the
 /// time is printed). Thawed, A serves again: the key disabled as B left
 /// it, then enabled again on B.
+/// A node that stops in the middle of a write while its host still
+/// answers (a frozen process: TCP keepalives cannot tell) holds the write
+/// lock every node's writers wait for only until the server ends its idle
+/// transaction (`IDLE_WRITE_BOUND`, 1 s in tests): node B's DisableKey
+/// then goes through while A is still stopped; when A resumes its write
+/// fails (its session is gone) and changes nothing, and A's next call
+/// works on another connection.
+fn frozen_writer_releases_the_write_lock(cluster: &Cluster) {
+    let bound = std::time::Duration::from_secs(20);
+    let url = cluster.new_database();
+    let clock = Arc::new(ManualClock::new(T0));
+    let b = Hsm::init_postgres(&url, None, &pass(), options(clock.clone())).unwrap();
+    let a = Arc::new(Hsm::open_postgres(&url, None, &pass(), options(clock)).unwrap());
+    let caller = root();
+    let key = new_key(&b, &caller);
+    let (began_tx, began_rx) = std::sync::mpsc::channel();
+    let (resume_tx, resume_rx) = std::sync::mpsc::channel::<()>();
+    let frozen = {
+        let a = a.clone();
+        let key = key.clone();
+        std::thread::spawn(move || {
+            a.lock_store().write_unaudited(|tx| {
+                // Holds the write lock (taken by the write's BEGIN) ...
+                tx.execute(
+                    "UPDATE keys SET description = ?1 WHERE key_id = ?2",
+                    &crate::store::engine::vals!["written by the frozen node", key.as_str()],
+                )?;
+                began_tx.send(()).ok();
+                // ... and stops until told to go on.
+                resume_rx
+                    .recv_timeout(std::time::Duration::from_secs(60))
+                    .ok();
+                Ok(())
+            })
+        })
+    };
+    began_rx
+        .recv_timeout(bound)
+        .expect("node A began its write");
+    let started = std::time::Instant::now();
+    let gb = b.gate(&caller);
+    let mut disabled = gb.disable_key(&key);
+    while disabled.is_err() && started.elapsed() < bound {
+        // A call may fail with StoreUnavailable while the lock is held.
+        assert!(
+            matches!(disabled, Err(Error::StoreUnavailable(_))),
+            "{disabled:?}"
+        );
+        disabled = gb.disable_key(&key);
+    }
+    let waited = started.elapsed();
+    disabled.expect("node B's write went through while node A is stopped");
+    eprintln!("frozen writer: node B wrote after {waited:?}");
+    resume_tx.send(()).unwrap();
+    let outcome = frozen.join().unwrap();
+    assert!(
+        outcome.is_err(),
+        "the stopped node's write must fail when it resumes: {outcome:?}"
+    );
+    let described = gb.describe_key(&key).unwrap();
+    assert_eq!(
+        described.description, "",
+        "the stopped write changed nothing"
+    );
+    assert_eq!(described.key_state, crate::KeyState::Disabled);
+    // A serves again (a fresh connection).
+    let again = new_key(&a, &caller);
+    assert!(a.gate(&caller).describe_key(&again).is_ok());
+}
+
 fn silent_network_drop(cluster: &Cluster) {
     let bound = std::time::Duration::from_secs(10);
     let url = cluster.new_database();

@@ -385,6 +385,7 @@ where
         let mut client = self.connector.connect().map_err(std::io::Error::other)?;
         // Best effort: a server that refuses (a pooler) still serves.
         client.batch_execute(SERVER_KEEPALIVES).ok();
+        client.batch_execute(&idle_write_bound()).ok();
         Ok(PgClient {
             client,
             statements: Statements::default(),
@@ -827,6 +828,30 @@ const KEEPALIVE_RETRIES: u32 = 3;
 /// whatever the node is doing, so no working session is ended.
 const SERVER_KEEPALIVES: &str =
     "SET tcp_keepalives_idle = 1; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 3";
+
+/// How long the server lets a pooled session sit idle inside a
+/// transaction before it ends the session (rolling back; the write lock
+/// every node's writers wait for goes with it). A node that stops in the
+/// middle of a write while its host still answers TCP keepalives (a
+/// frozen or stopped process, a paused VM, a debugger) would otherwise
+/// hold every node's writes until it runs again; with it they wait at
+/// most this long, and the stopped node's write fails when it resumes
+/// (its connection is gone) and changes nothing. A write never pauses
+/// between its statements: everything it stores is computed before it
+/// begins (key material, audit records), so no working write is ended.
+#[cfg(not(test))]
+const IDLE_WRITE_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+/// Shorter in tests, so the frozen-writer case runs in seconds.
+#[cfg(test)]
+const IDLE_WRITE_BOUND: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The session setting for [`IDLE_WRITE_BOUND`].
+fn idle_write_bound() -> String {
+    format!(
+        "SET idle_in_transaction_session_timeout = {}",
+        IDLE_WRITE_BOUND.as_millis()
+    )
+}
 
 /// Gives `config`'s TCP connections (pool and change feed) the bounds
 /// above, unless the store URL sets its own (`tcp_user_timeout`,
