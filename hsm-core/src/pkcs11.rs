@@ -581,10 +581,11 @@ pub trait Backend: Send + Sync {
 
     /// The current state of objects a caller holds, `held` naming their
     /// ids and the keys they name: the objects of what changed since
-    /// generation `since` when the store can tell (`scope` says what
+    /// generation `since` when the store can tell (`scope` `Some`: what
     /// that covers; the caller updates only the objects it holds), else
-    /// those of `held` (then the `scope`). Never the token's whole set
-    /// beyond what `held` names. This default filters the whole set.
+    /// (`scope` `None`) the current objects of `held`. Never the token's
+    /// whole set beyond what `held` names. This default filters the whole
+    /// set.
     fn refresh_objects(
         &self,
         token: &str,
@@ -603,7 +604,7 @@ pub trait Backend: Send + Sync {
             .collect();
         Ok(ObjectChanges {
             generation,
-            scope: Some(held.clone()),
+            scope: None,
             objects,
         })
     }

@@ -296,4 +296,16 @@ fn an_embedded_token_of_many_keys_is_searched_not_loaded() {
     );
     assert!(find_by(&module, h, label("k123")).is_empty());
     assert_eq!(module.held_objects().unwrap(), 1);
+
+    // An alias names no key in the journal: the held objects are read
+    // again by their ids, and the handle shows the new label.
+    let k5 = find_by(&module, h, label("k5"));
+    hsm.create_alias("alias/renamed", &ids[5]).unwrap();
+    assert_eq!(find_by(&module, h, label("new")).len(), 1);
+    assert_eq!(
+        module.get_attributes(h, k5[0], &[CKA_LABEL]).unwrap(),
+        vec![crate::object_ops::AttrAnswer::Value(b"renamed".to_vec())]
+    );
+    assert_eq!(find_by(&module, h, label("renamed")), k5);
+    assert_eq!(module.held_objects().unwrap(), 2);
 }

@@ -7,7 +7,8 @@
 //!
 //! Layout: [`ffi`] is the only module with `unsafe` code: it checks the
 //! caller's pointers and calls the safe [`module::Module`] methods, which
-//! keep slots, sessions, login state and the object table and ask the
+//! keep slots, sessions, login state and the object table (a cache of the
+//! objects handed out: token objects are searched in the backend) and ask the
 //! [`backend::Backend`] for storage and cryptography. The FFI-free token
 //! logic both this module and tinfoild run (the backend trait, the
 //! embedded backend over hsm-core, attributes, the mechanism registry,

@@ -894,16 +894,21 @@ impl Backend for DaemonBackend {
         since: Option<u64>,
         held: &super::ChangeScope,
     ) -> Result<super::ObjectChanges> {
-        let req = pb::P11RefreshObjectsRequest {
-            token: token.to_string(),
-            since,
-            held_keys: held.keys.clone(),
-            held_objects: held.objects.clone(),
-        };
-        let r = self.call("RefreshObjects", req, |mut c, r| async move {
-            c.refresh_objects(r).await
-        })?;
-        changes_from_wire(r)
+        // First without the held ids: when the journal can say what
+        // changed since `since`, that is the whole answer. Else the held
+        // ids go in parts that stay well under the daemon's request limit
+        // (64 KiB by default), each bringing its held objects; the
+        // generation is the first answer's, read before any was loaded.
+        let mut answer = self.refresh_part(token, since, super::ChangeScope::default())?;
+        if answer.scope.is_some() {
+            return Ok(answer);
+        }
+        for part in held_parts(held) {
+            answer
+                .objects
+                .extend(self.refresh_part(token, None, part)?.objects);
+        }
+        Ok(answer)
     }
 
     fn load_changes(&self, token: &str, since: Option<u64>) -> Result<super::ObjectChanges> {
@@ -913,6 +918,57 @@ impl Backend for DaemonBackend {
         };
         let r = self.call("LoadChanges", req, |mut c, r| async move {
             c.load_changes(r).await
+        })?;
+        changes_from_wire(r)
+    }
+}
+
+/// Bytes of held ids one RefreshObjects request carries at most.
+const HELD_PART_BYTES: usize = 16 * 1024;
+
+/// `held` cut into parts of at most [`HELD_PART_BYTES`] of ids each.
+fn held_parts(held: &super::ChangeScope) -> Vec<super::ChangeScope> {
+    let mut parts: Vec<super::ChangeScope> = Vec::new();
+    let mut bytes = 0;
+    let ids = held
+        .keys
+        .iter()
+        .map(|k| (true, k))
+        .chain(held.objects.iter().map(|o| (false, o)));
+    for (is_key, id) in ids {
+        if parts.is_empty() || bytes + id.len() > HELD_PART_BYTES {
+            parts.push(super::ChangeScope::default());
+            bytes = 0;
+        }
+        bytes += id.len() + 4;
+        let Some(part) = parts.last_mut() else {
+            continue;
+        };
+        if is_key {
+            part.keys.push(id.clone());
+        } else {
+            part.objects.push(id.clone());
+        }
+    }
+    parts
+}
+
+impl DaemonBackend {
+    /// One RefreshObjects request.
+    fn refresh_part(
+        &self,
+        token: &str,
+        since: Option<u64>,
+        part: super::ChangeScope,
+    ) -> Result<super::ObjectChanges> {
+        let req = pb::P11RefreshObjectsRequest {
+            token: token.to_string(),
+            since,
+            held_keys: part.keys,
+            held_objects: part.objects,
+        };
+        let r = self.call("RefreshObjects", req, |mut c, r| async move {
+            c.refresh_objects(r).await
         })?;
         changes_from_wire(r)
     }
@@ -939,4 +995,32 @@ fn changes_from_wire(r: pb::P11LoadChangesResponse) -> Result<super::ObjectChang
         }),
         objects,
     })
+}
+
+#[cfg(test)]
+mod held_parts_tests {
+    use super::*;
+
+    #[test]
+    fn held_ids_go_in_parts_under_the_budget_and_none_is_lost() {
+        let held = super::super::ChangeScope {
+            keys: (0..3_000).map(|i| format!("{i:036}")).collect(),
+            objects: (0..3_000).map(|i| format!("{i:024}")).collect(),
+        };
+        let parts = held_parts(&held);
+        assert!(parts.len() > 1);
+        for part in &parts {
+            let bytes: usize = part
+                .keys
+                .iter()
+                .chain(&part.objects)
+                .map(|i| i.len() + 4)
+                .sum();
+            assert!(bytes <= HELD_PART_BYTES + 64, "{bytes}");
+        }
+        let keys: Vec<String> = parts.iter().flat_map(|p| p.keys.clone()).collect();
+        let objects: Vec<String> = parts.iter().flat_map(|p| p.objects.clone()).collect();
+        assert_eq!((keys, objects), (held.keys, held.objects));
+        assert!(held_parts(&Default::default()).is_empty());
+    }
 }

@@ -174,7 +174,7 @@ impl EmbeddedBackend {
         }
         Ok(ObjectChanges {
             generation,
-            scope: Some(held.clone()),
+            scope: None,
             objects,
         })
     }
