@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo build --release -p grpc-daemon --bins -p tinfoil-e2e-tests --example multinode_bench
-//! target/release/examples/multinode_bench     # [--seconds 6] [--slices 3] [--tries 100] [--profile]
+//! target/release/examples/multinode_bench     # [--seconds 6] [--slices 3] [--tries 100] [--profile] [--encrypt-only]
 //! ```
 //!
 //! Starts the real `tinfoild` (next to this binary's directory) three
@@ -51,6 +51,9 @@ struct Args {
     slices: u32,
     tries: usize,
     profile: bool,
+    /// Only Encrypt (`--encrypt-only`: CreateKey's columns stay empty), to
+    /// profile one operation at a time.
+    encrypt_only: bool,
 }
 
 fn args() -> Args {
@@ -59,11 +62,16 @@ fn args() -> Args {
         slices: 3,
         tries: 100,
         profile: false,
+        encrypt_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--profile" {
             args.profile = true;
+            continue;
+        }
+        if flag == "--encrypt-only" {
+            args.encrypt_only = true;
             continue;
         }
         let value = it.next().unwrap_or_default();
@@ -74,7 +82,7 @@ fn args() -> Args {
             "--seconds" => args.seconds = n.max(1),
             "--slices" => args.slices = (n as u32).max(1),
             "--tries" => args.tries = (n as usize).max(1),
-            _ => panic!("unknown flag {flag} (--seconds N, --slices N, --tries N, --profile)"),
+            _ => panic!("unknown flag {flag} (--seconds N, --slices N, --tries N, --profile, --encrypt-only)"),
         }
     }
     args
@@ -157,6 +165,9 @@ impl Sample {
     }
 
     fn quantile_ms(&mut self, q: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
         self.latencies.sort_unstable();
         let i = ((self.latencies.len() as f64 * q) as usize).min(self.latencies.len() - 1);
         self.latencies[i].as_secs_f64() * 1e3
@@ -473,6 +484,9 @@ fn main() {
         for _ in 0..args.slices {
             for (s, sample) in setups.iter().zip(samples.iter_mut()) {
                 for (i, op) in [Op::CreateKey, Op::Encrypt].into_iter().enumerate() {
+                    if args.encrypt_only && op == Op::CreateKey {
+                        continue;
+                    }
                     let before = cpu_seconds();
                     let part = slice(s, op, per_slice).await;
                     let after = cpu_seconds();
