@@ -361,12 +361,15 @@ impl Module {
     /// change journal names since then, or when it cannot say, the held
     /// objects by their ids and keys. Never the token's whole set: an
     /// object the table does not hold is found by a search. The caller
-    /// holds `loaded`.
-    fn refresh_held(&self, loaded: &mut HashMap<String, u64>, serial: &str) -> Result<()> {
-        if !self.shared_store {
-            return Ok(());
-        }
-        let current = self.backend.generation()?;
+    /// read the generation, `current`, before taking `loaded` (so
+    /// searches of several threads do not wait on one another's counter
+    /// reads) and holds `loaded`.
+    fn refresh_held(
+        &self,
+        loaded: &mut HashMap<String, u64>,
+        serial: &str,
+        current: u64,
+    ) -> Result<()> {
         let seen = loaded.get(serial).copied();
         if seen == Some(current) {
             return Ok(());
@@ -393,9 +396,11 @@ impl Module {
         serial: &str,
         template: &crate::attrs::Template,
     ) -> Result<Vec<CK_OBJECT_HANDLE>> {
-        {
+        // Nobody else changes an unshared store (the memory backend's).
+        if self.shared_store {
+            let current = self.backend.generation()?;
             let mut loaded = lock(&self.loaded)?;
-            self.refresh_held(&mut loaded, serial)?;
+            self.refresh_held(&mut loaded, serial, current)?;
         }
         let before = self.writes.load(Ordering::Acquire);
         let matches = if before.is_multiple_of(2) {
