@@ -702,14 +702,14 @@ impl Pkcs11Backend for Pkcs11Service {
     async fn find_objects(
         &self,
         request: Request<pb::P11FindObjectsRequest>,
-    ) -> Result<Response<pb::P11LoadObjectsResponse>, Status> {
+    ) -> Result<Response<pb::P11FindObjectsResponse>, Status> {
         let r = request.into_inner();
         self.run(Lane::Fast, "P11FindObjects", move |b| {
             let template: Vec<_> = hsm_core::pkcs11::attrs::decode(&r.template)?
                 .into_iter()
                 .collect();
-            let objects = b
-                .find_objects(&r.token, &template)?
+            let (generation, objects) = b.find_objects_now(&r.token, &template)?;
+            let objects = objects
                 .into_iter()
                 .map(|o| pb::P11Object {
                     id: o.id,
@@ -717,7 +717,10 @@ impl Pkcs11Backend for Pkcs11Service {
                     key: o.key.as_ref().map(wire::key_to_wire),
                 })
                 .collect();
-            Ok(pb::P11LoadObjectsResponse { objects })
+            Ok(pb::P11FindObjectsResponse {
+                generation,
+                objects,
+            })
         })
         .await
     }

@@ -579,6 +579,17 @@ pub trait Backend: Send + Sync {
             .collect())
     }
 
+    /// [`Backend::find_objects`] with the store's generation
+    /// ([`Backend::generation`]) read before the search: one call.
+    fn find_objects_now(
+        &self,
+        token: &str,
+        template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Result<(u64, Vec<StoredObject>)> {
+        let generation = self.generation()?;
+        Ok((generation, self.find_objects(token, template)?))
+    }
+
     /// The current state of objects a caller holds, `held` naming their
     /// ids and the keys they name: the objects of what changed since
     /// generation `since` when the store can tell (`scope` `Some`: what

@@ -351,69 +351,70 @@ impl Module {
         self.backend.set_pin(&serial, who, old, new)
     }
 
-    /// Brings the token's objects the table holds (the handles the
-    /// application was given) up to date with the backend, so keys
-    /// changed or deleted by the CLI or another process show: nothing
-    /// when the backend's generation did not move since the last time
-    /// (one counter read: one small call with the daemon backend, one
-    /// SQLite pragma with an embedded store; nothing with the memory
-    /// backend, whose changes all go through this module), else what the
-    /// change journal names since then, or when it cannot say, the held
-    /// objects by their ids and keys. Never the token's whole set: an
-    /// object the table does not hold is found by a search. The caller
-    /// read the generation, `current`, before taking `loaded` (so
-    /// searches of several threads do not wait on one another's counter
-    /// reads) and holds `loaded`.
-    fn refresh_held(
-        &self,
-        loaded: &mut HashMap<String, u64>,
-        serial: &str,
-        current: u64,
-    ) -> Result<()> {
-        let seen = loaded.get(serial).copied();
-        if seen == Some(current) {
-            return Ok(());
-        }
-        let held = read(&self.objects)?.held(serial);
-        if held.objects.is_empty() {
-            loaded.insert(serial.to_string(), current);
-            return Ok(());
-        }
-        let changes = self.backend.refresh_objects(serial, seen, &held)?;
-        let scope = changes.scope.unwrap_or(held);
-        write(&self.objects)?.reconcile_scope(serial, &scope, changes.objects);
-        loaded.insert(serial.to_string(), changes.generation);
-        Ok(())
-    }
-
     /// The token objects matching `template` (exactly), as handles: the
-    /// held objects brought up to date, then the backend's matches taken
-    /// into the table (an object already there keeps its handle). The
-    /// backend is searched without holding `loaded` unless a write of a
-    /// token object by this module overlapped the search.
+    /// backend's matches taken into the table (an object already there
+    /// keeps its handle, its attributes follow the store), then, when the
+    /// backend's generation (read with the search: one call with the
+    /// daemon backend) moved since the last time, the objects held before
+    /// brought up to date: what the change journal names since then, or
+    /// when it cannot say, the held objects by their ids and keys. Never
+    /// the token's whole set: an object the table does not hold is found
+    /// by a search. So keys changed or deleted by the CLI or another
+    /// process show at the next search (a deleted one's handle goes), and
+    /// nothing is refreshed with the memory backend, whose changes all go
+    /// through this module. The backend is searched without holding
+    /// `loaded` unless a write of a token object by this module overlapped
+    /// the search.
     pub(crate) fn find_token_objects(
         &self,
         serial: &str,
         template: &crate::attrs::Template,
     ) -> Result<Vec<CK_OBJECT_HANDLE>> {
-        // Nobody else changes an unshared store (the memory backend's).
-        if self.shared_store {
-            let current = self.backend.generation()?;
-            let mut loaded = lock(&self.loaded)?;
-            self.refresh_held(&mut loaded, serial, current)?;
-        }
+        let search = || -> Result<(u64, Vec<crate::backend::StoredObject>)> {
+            if self.shared_store {
+                self.backend.find_objects_now(serial, template)
+            } else {
+                Ok((0, self.backend.find_objects(serial, template)?))
+            }
+        };
         let before = self.writes.load(Ordering::Acquire);
-        let matches = if before.is_multiple_of(2) {
-            Some(self.backend.find_objects(serial, template)?)
+        let found = if before.is_multiple_of(2) {
+            Some(search()?)
         } else {
             None
         };
-        let _loaded = lock(&self.loaded)?;
-        let matches = match matches {
-            Some(m) if self.writes.load(Ordering::Acquire) == before => m,
-            _ => self.backend.find_objects(serial, template)?,
+        let mut loaded = lock(&self.loaded)?;
+        let (generation, matches) = match found {
+            Some(found) if self.writes.load(Ordering::Acquire) == before => found,
+            _ => search()?,
         };
-        Ok(write(&self.objects)?.merge(serial, matches))
+        let seen = loaded.get(serial).copied();
+        let stale = self.shared_store && seen != Some(generation);
+        // What was held before the matches came: those may be stale.
+        let held = match stale {
+            true => Some(read(&self.objects)?.held(serial)),
+            false => None,
+        };
+        let handles = write(&self.objects)?.merge(serial, matches);
+        let Some(held) = held else {
+            return Ok(handles);
+        };
+        if held.objects.is_empty() {
+            loaded.insert(serial.to_string(), generation);
+            return Ok(handles);
+        }
+        let changes = self.backend.refresh_objects(serial, seen, &held)?;
+        // A journal answer covers every object up to its generation; the
+        // held objects read again cover only those (the matches are
+        // current as of `generation`).
+        let current = match changes.scope {
+            Some(_) => changes.generation,
+            None => generation,
+        };
+        let scope = changes.scope.unwrap_or(held);
+        write(&self.objects)?.reconcile_scope(serial, &scope, changes.objects);
+        loaded.insert(serial.to_string(), current);
+        Ok(handles)
     }
 
     /// Holds off refreshes and searches while a token object is written

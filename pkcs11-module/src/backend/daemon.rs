@@ -866,6 +866,14 @@ impl Backend for DaemonBackend {
         token: &str,
         template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
     ) -> Result<Vec<StoredObject>> {
+        Ok(self.find_objects_now(token, template)?.1)
+    }
+
+    fn find_objects_now(
+        &self,
+        token: &str,
+        template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Result<(u64, Vec<StoredObject>)> {
         // A type named twice keeps its last value on the wire; the module
         // matches the whole template again.
         let template: Attributes = template.iter().cloned().collect();
@@ -876,7 +884,8 @@ impl Backend for DaemonBackend {
         let r = self.call("FindObjects", req, |mut c, r| async move {
             c.find_objects(r).await
         })?;
-        r.objects
+        let objects = r
+            .objects
             .into_iter()
             .map(|o| {
                 Ok(StoredObject {
@@ -885,7 +894,8 @@ impl Backend for DaemonBackend {
                     key: o.key.map(|k| key_from_wire(Some(k))).transpose()?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Ok((r.generation, objects))
     }
 
     fn refresh_objects(
