@@ -131,11 +131,7 @@ fn changes_to_wire(
         objects: changes
             .objects
             .into_iter()
-            .map(|o| pb::P11Object {
-                id: o.id,
-                attrs: hsm_core::pkcs11::attrs::encode(&o.attrs),
-                key: o.key.as_ref().map(wire::key_to_wire),
-            })
+            .map(|o| wire::object_to_wire(&o))
             .collect(),
     })
 }
@@ -230,11 +226,7 @@ impl Pkcs11Backend for Pkcs11Service {
             let objects = b
                 .load_objects(&r.token)?
                 .into_iter()
-                .map(|o| pb::P11Object {
-                    id: o.id,
-                    attrs: hsm_core::pkcs11::attrs::encode(&o.attrs),
-                    key: o.key.as_ref().map(wire::key_to_wire),
-                })
+                .map(|o| wire::object_to_wire(&o))
                 .collect();
             Ok(pb::P11LoadObjectsResponse { objects })
         })
@@ -711,11 +703,7 @@ impl Pkcs11Backend for Pkcs11Service {
             let (generation, objects) = b.find_objects_now(&r.token, &template)?;
             let objects = objects
                 .into_iter()
-                .map(|o| pb::P11Object {
-                    id: o.id,
-                    attrs: hsm_core::pkcs11::attrs::encode(&o.attrs),
-                    key: o.key.as_ref().map(wire::key_to_wire),
-                })
+                .map(|o| wire::object_to_wire(&o))
                 .collect();
             Ok(pb::P11FindObjectsResponse {
                 generation,

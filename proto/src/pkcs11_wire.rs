@@ -33,6 +33,25 @@ pub fn key_from_wire(key: Option<pb::P11KeyHandle>) -> Result<KeyHandle> {
     }
 }
 
+/// A stored object on the wire (its attributes encoded as the store
+/// keeps them).
+pub fn object_to_wire(object: &hsm_core::pkcs11::StoredObject) -> pb::P11Object {
+    pb::P11Object {
+        id: object.id.clone(),
+        attrs: hsm_core::pkcs11::attrs::encode(&object.attrs),
+        key: object.key.as_ref().map(key_to_wire),
+    }
+}
+
+/// A stored object from the wire; undecodable attributes are an error.
+pub fn object_from_wire(object: pb::P11Object) -> Result<hsm_core::pkcs11::StoredObject> {
+    Ok(hsm_core::pkcs11::StoredObject {
+        id: object.id,
+        attrs: hsm_core::pkcs11::attrs::decode(&object.attrs)?,
+        key: object.key.map(|k| key_from_wire(Some(k))).transpose()?,
+    })
+}
+
 /// Who logs in, on the wire.
 pub fn user_to_wire(user: UserKind) -> i32 {
     match user {

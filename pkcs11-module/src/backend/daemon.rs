@@ -25,7 +25,7 @@ use super::{
     AesMode, Attributes, Backend, KeyHandle, KeySpec, PairUsages, RawSign, StoredObject,
     TokenRecord, UserKind, WrapMode,
 };
-use crate::attrs::{decode, encode};
+use crate::attrs::encode;
 use crate::error::{ckr, Pkcs11Error, Result};
 
 mod calls;
@@ -213,16 +213,7 @@ impl Backend for DaemonBackend {
         let r = self.call("LoadObjects", req, |mut c, r| async move {
             c.load_objects(r).await
         })?;
-        r.objects
-            .into_iter()
-            .map(|o| {
-                Ok(StoredObject {
-                    id: o.id,
-                    attrs: decode(&o.attrs)?,
-                    key: o.key.map(|k| key_from_wire(Some(k))).transpose()?,
-                })
-            })
-            .collect()
+        r.objects.into_iter().map(wire::object_from_wire).collect()
     }
 
     fn store_object(
@@ -887,13 +878,7 @@ impl Backend for DaemonBackend {
         let objects = r
             .objects
             .into_iter()
-            .map(|o| {
-                Ok(StoredObject {
-                    id: o.id,
-                    attrs: decode(&o.attrs)?,
-                    key: o.key.map(|k| key_from_wire(Some(k))).transpose()?,
-                })
-            })
+            .map(wire::object_from_wire)
             .collect::<Result<Vec<_>>>()?;
         Ok((r.generation, objects))
     }
@@ -989,13 +974,7 @@ fn changes_from_wire(r: pb::P11LoadChangesResponse) -> Result<super::ObjectChang
     let objects = r
         .objects
         .into_iter()
-        .map(|o| {
-            Ok(StoredObject {
-                id: o.id,
-                attrs: decode(&o.attrs)?,
-                key: o.key.map(|k| key_from_wire(Some(k))).transpose()?,
-            })
-        })
+        .map(wire::object_from_wire)
         .collect::<Result<Vec<_>>>()?;
     Ok(super::ObjectChanges {
         generation: r.generation,
