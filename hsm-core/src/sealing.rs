@@ -76,6 +76,14 @@ impl KdfParams {
     pub const MAX_ITERATIONS: u32 = 100;
     /// The most Argon2id lanes accepted.
     pub const MAX_PARALLELISM: u32 = 64;
+    /// The cheapest parameters accepted (8 MiB, one pass, one lane): for
+    /// tests, benchmarks and throwaway fixtures only, never for a store
+    /// whose passphrase has to resist guessing.
+    pub const MINIMUM: KdfParams = KdfParams {
+        memory_kib: Self::MIN_MEMORY_KIB,
+        iterations: 1,
+        parallelism: 1,
+    };
 
     /// Checks the parameters of a new sealing (init, passphrase change):
     /// memory 8 MiB to 4 GiB, iterations 1 to 100, lanes 1 to 64. A

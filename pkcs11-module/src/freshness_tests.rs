@@ -241,11 +241,7 @@ fn an_embedded_token_of_many_keys_is_searched_not_loaded() {
     use hsm_core::{CreateKeyRequest, Hsm, HsmOptions, KdfParams, SecretString};
     let dir = tempfile::tempdir().unwrap();
     let options = HsmOptions {
-        kdf: KdfParams {
-            memory_kib: 8192,
-            iterations: 1,
-            parallelism: 1,
-        },
+        kdf: KdfParams::MINIMUM,
         ..Default::default()
     };
     let hsm = Arc::new(Hsm::init(dir.path(), &SecretString::from("pass"), options).unwrap());

@@ -132,11 +132,7 @@ mod tests {
 
     fn store(dir: &std::path::Path) -> Arc<Hsm> {
         let options = HsmOptions {
-            kdf: KdfParams {
-                memory_kib: 8192,
-                iterations: 1,
-                parallelism: 1,
-            },
+            kdf: KdfParams::MINIMUM,
             ..Default::default()
         };
         Arc::new(Hsm::init(dir, &SecretString::from("pass"), options).unwrap())

@@ -234,11 +234,7 @@ pub(crate) const UNDO_MIGRATION_9: &str = "
 
 fn fast() -> crate::HsmOptions {
     crate::HsmOptions {
-        kdf: crate::KdfParams {
-            memory_kib: 8192,
-            iterations: 1,
-            parallelism: 1,
-        },
+        kdf: crate::KdfParams::MINIMUM,
         ..Default::default()
     }
 }
