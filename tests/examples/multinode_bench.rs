@@ -450,8 +450,13 @@ fn main() {
             .expect("CREATE EXTENSION pg_stat_statements");
     }
     if let Ok(sql) = std::env::var("MULTINODE_BENCH_PG_SQL") {
-        // Experiments: schema or setting changes tried on the cluster.
-        pg.db().batch_execute(&sql).expect("MULTINODE_BENCH_PG_SQL");
+        // Experiments: schema or setting changes tried on the cluster,
+        // statements apart separated by `;;`.
+        // Statements apart (ALTER SYSTEM refuses a transaction block).
+        let mut db = pg.db();
+        for statement in sql.split(";;") {
+            db.batch_execute(statement).expect("MULTINODE_BENCH_PG_SQL");
+        }
     }
     let pg_a = pg.start_node(0, quiet);
     let pg_b = pg.start_node(1, quiet);

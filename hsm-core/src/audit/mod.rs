@@ -68,7 +68,7 @@ pub use db::LookupAttribute;
 pub use log::{CHECKPOINT_EVERY_RECORDS, CHECKPOINT_EVERY_SECS};
 pub use verify::{verify_dir, VerifyReport};
 
-use log::AuditLog;
+use log::{AuditLog, OnTheWay};
 use pending::PendingGuard;
 use record::Draft;
 
@@ -186,9 +186,9 @@ pub(crate) fn record_with<R>(
     failure: impl FnOnce(&R) -> Option<(String, String)>,
 ) -> (R, Result<()>) {
     let log = Arc::clone(hsm.audit_log());
-    let guard = PendingGuard::set(Arc::clone(&log), draft);
+    let guard = PendingGuard::set(Arc::clone(&log), draft, true);
     let result = call();
-    let (mut draft, written) = guard.take();
+    let (mut draft, written, on_the_way) = guard.take();
     if written {
         return (result, Ok(()));
     }
@@ -196,9 +196,10 @@ pub(crate) fn record_with<R>(
         draft.error = Some(error);
         draft.response_elements = serde_json::Value::Null;
     }
+    let mut on_the_way = on_the_way;
     let deferred = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
         Some(list) => {
-            list.push((Arc::clone(&log), draft.clone()));
+            list.push((Arc::clone(&log), draft.clone(), on_the_way.take()));
             true
         }
         None => false,
@@ -206,12 +207,13 @@ pub(crate) fn record_with<R>(
     if deferred {
         return (result, Ok(()));
     }
-    let recorded = log.append_durable(hsm, draft);
+    let recorded = log.append_durable(hsm, draft, on_the_way);
     (result, recorded)
 }
 
-/// A record still to be made durable, with its log.
-type DeferredRecord = (Arc<AuditLog>, Draft);
+/// A record still to be made durable, with its log and its count on the
+/// way to the group commit (still coming while it waits here).
+type DeferredRecord = (Arc<AuditLog>, Draft, Option<OnTheWay>);
 
 thread_local! {
     /// Set by [`defer_durability`]: records to be made durable by the caller.
@@ -232,8 +234,14 @@ impl Durability {
     /// Group-commits the records (with other waiting callers) and returns
     /// once they are durable; an error means the call must fail.
     pub fn wait(self, hsm: &Hsm) -> Result<()> {
-        for (log, draft) in self.records {
-            log.append_durable(hsm, draft)?;
+        let mut records = self.records;
+        // The second and later records are counted no longer: this thread
+        // leading the first one's batch must not wait for its own next.
+        for (_, _, on_the_way) in records.iter_mut().skip(1) {
+            drop(on_the_way.take());
+        }
+        for (log, draft, on_the_way) in records {
+            log.append_durable(hsm, draft, on_the_way)?;
         }
         Ok(())
     }
@@ -266,7 +274,7 @@ pub fn defer_durability<T>(f: impl FnOnce() -> T) -> (T, Option<Durability>) {
 /// after it.
 pub(crate) fn service_event(hsm: &Hsm, name: &str, key: &uuid::Uuid) -> PendingGuard {
     let draft = Draft::service_event(name, crate::model::key_arn(key), hsm.now());
-    PendingGuard::set(Arc::clone(hsm.audit_log()), draft)
+    PendingGuard::set(Arc::clone(hsm.audit_log()), draft, false)
 }
 
 impl Hsm {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::store::engine::Db;
 
-use super::log::{unwritable, AuditLog, ChainState};
+use super::log::{unwritable, AuditLog, ChainState, OnTheWay};
 use super::record::Draft;
 use crate::error::Result;
 use crate::model::KeyRecord;
@@ -23,6 +23,8 @@ struct Pending {
     log: Arc<AuditLog>,
     draft: Draft,
     written: bool,
+    /// The record's count among those on their way (see [`OnTheWay`]).
+    on_the_way: Option<OnTheWay>,
 }
 
 thread_local! {
@@ -37,13 +39,19 @@ pub(crate) struct PendingGuard {
 }
 
 impl PendingGuard {
-    /// Makes `draft` this thread's pending record.
-    pub fn set(log: Arc<AuditLog>, draft: Draft) -> PendingGuard {
+    /// Makes `draft` this thread's pending record. A call's record (not a
+    /// background event's) is counted on its way to the group commit,
+    /// unless this thread already has one pending: a nested call's leader
+    /// would otherwise wait for its own caller's record.
+    pub fn set(log: Arc<AuditLog>, draft: Draft, call: bool) -> PendingGuard {
+        let nested = PENDING.with(|p| p.borrow().is_some());
+        let on_the_way = (call && !nested).then(|| log.on_the_way());
         let previous = PENDING.with(|p| {
             p.borrow_mut().replace(Pending {
                 log,
                 draft,
                 written: false,
+                on_the_way,
             })
         });
         PendingGuard {
@@ -52,9 +60,9 @@ impl PendingGuard {
         }
     }
 
-    /// Takes the record back: the draft, and whether it was committed
-    /// with a transaction.
-    pub fn take(mut self) -> (Draft, bool) {
+    /// Takes the record back: the draft, whether it was committed with a
+    /// transaction, and its count on the way (if still held).
+    pub fn take(mut self) -> (Draft, bool, Option<OnTheWay>) {
         self.taken = true;
         let pending = PENDING.with(|p| {
             let mut slot = p.borrow_mut();
@@ -63,7 +71,7 @@ impl PendingGuard {
             mine
         });
         let pending = pending.expect("the pending record is set while its guard lives");
-        (pending.draft, pending.written)
+        (pending.draft, pending.written, pending.on_the_way)
     }
 }
 
@@ -135,16 +143,21 @@ impl Drop for Suspended {
 /// records (see [`AuditLog::commit_grouped`]): with this thread's pending
 /// record, if any, naming the key and marked written once committed.
 pub(crate) fn commit_new_key(hsm: &crate::hsm::Hsm, key: crate::store::NewKey) -> Result<()> {
-    let (log, draft) = PENDING.with(|p| match p.borrow().as_ref().filter(|p| !p.written) {
-        Some(pending) => {
-            let mut draft = pending.draft.clone();
-            draft.written_key(&key.record);
-            (Arc::clone(&pending.log), Some(draft))
-        }
-        None => (Arc::clone(hsm.audit_log()), None),
-    });
+    let (log, draft, on_the_way) =
+        PENDING.with(|p| match p.borrow_mut().as_mut().filter(|p| !p.written) {
+            Some(pending) => {
+                let mut draft = pending.draft.clone();
+                draft.written_key(&key.record);
+                (
+                    Arc::clone(&pending.log),
+                    Some(draft),
+                    pending.on_the_way.take(),
+                )
+            }
+            None => (Arc::clone(hsm.audit_log()), None, None),
+        });
     let recorded = draft.is_some();
-    log.commit_grouped(hsm, Some(key), draft)?;
+    log.commit_grouped(hsm, Some(key), draft, on_the_way)?;
     if recorded {
         PENDING.with(|p| {
             if let Some(pending) = p.borrow_mut().as_mut() {

@@ -324,6 +324,95 @@ fn audit_group_commit(engine: &Engine<'_>) {
     assert!(hsm.audit_log().state().head_sequence >= head);
 }
 
+/// A group-commit leader waits for the records of calls already running
+/// (on their way), so that they join its batch: with a call held inside
+/// the gate, an Encrypt's record leads and waits (its own entry still
+/// queued); once the held call ends, both records go in one transaction.
+/// The wait is bounded: a record that does not come in time is left to
+/// the next batch. No path leaves a record counted on its way (a state
+/// change written in its own transaction, a deferred record, a failed
+/// call, a panic), or every later leader would wait its whole bound.
+fn audit_leader_waits_for_records_on_their_way(engine: &Engine<'_>) {
+    let (hsm, _place, _clock) = engine.fresh();
+    let caller = root();
+    let key = new_key(&hsm, &caller);
+    let log = Arc::clone(hsm.audit_log());
+    assert_eq!(log.coming(), 0);
+    let bound = std::time::Duration::from_secs(30);
+    let held_call = |release: std::sync::mpsc::Receiver<()>| {
+        hsm.gate(&caller)
+            .record(&crate::gate::Request::account("kms:ListKeys"), || {
+                release.recv().ok();
+                Ok(())
+            })
+    };
+
+    // Joined: a leader waits (up to 30 s here) for the held call's record.
+    log.set_linger(bound);
+    let (appended, batches) = log.counters();
+    std::thread::scope(|s| {
+        let (release, held) = std::sync::mpsc::channel();
+        let on_its_way = s.spawn(|| held_call(held));
+        wait_until(bound, || log.coming() == 1).expect("the held call is counted");
+        let leader = s.spawn(|| hsm.gate(&caller).encrypt(&key, b"x", &ctx(), None));
+        wait_until(bound, || log.group_state() == (true, 1))
+            .expect("the leader waits with its own record still queued");
+        release.send(()).unwrap();
+        on_its_way.join().unwrap().unwrap();
+        leader.join().unwrap().unwrap();
+    });
+    assert_eq!(
+        log.counters(),
+        (appended + 2, batches + 1),
+        "both records in one transaction"
+    );
+
+    // Bounded: a record that is not coming in time is not waited for.
+    log.set_linger(std::time::Duration::from_millis(20));
+    std::thread::scope(|s| {
+        let (release, held) = std::sync::mpsc::channel();
+        let on_its_way = s.spawn(|| held_call(held));
+        wait_until(bound, || log.coming() == 1).expect("the held call is counted");
+        // Returns while the held call is still running.
+        hsm.gate(&caller).encrypt(&key, b"x", &ctx(), None).unwrap();
+        assert_eq!(log.coming(), 1, "the held call is still on its way");
+        release.send(()).unwrap();
+        on_its_way.join().unwrap().unwrap();
+    });
+
+    // Every path ends its count.
+    hsm.gate(&caller)
+        .create_key(CreateKeyRequest::default())
+        .unwrap();
+    hsm.gate(&caller).disable_key(&key).unwrap();
+    hsm.gate(&caller)
+        .encrypt(&key, b"x", &ctx(), None)
+        .expect_err("the key is disabled");
+    hsm.gate(&caller).enable_key(&key).unwrap();
+    let (result, durability) = crate::audit::defer_durability(|| {
+        let gate = hsm.gate(&caller);
+        (
+            gate.encrypt(&key, b"a", &ctx(), None),
+            gate.encrypt(&key, b"b", &ctx(), None),
+        )
+    });
+    assert_eq!(log.coming(), 2, "two deferred records are on their way");
+    durability
+        .expect("two records to wait for")
+        .wait(&hsm)
+        .unwrap();
+    result.0.unwrap();
+    result.1.unwrap();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        hsm.gate(&caller).record(
+            &crate::gate::Request::account("kms:ListKeys"),
+            || -> crate::Result<()> { panic!("a call that panics") },
+        )
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(log.coming(), 0, "no record is left counted on its way");
+}
+
 /// CreateKeys are group-committed: with the store held, the first
 /// CreateKey leads (waiting for the store) while three more queue; once
 /// released, the three share one transaction (on PostgreSQL one INSERT
@@ -406,7 +495,7 @@ fn create_key_group_commit(engine: &Engine<'_>) {
         wait_for("the leader", (true, 0));
         let good = s.spawn(create);
         wait_for("one queued", (true, 1));
-        let bad = s.spawn(|| log.commit_grouped(&hsm, Some(clash()), None));
+        let bad = s.spawn(|| log.commit_grouped(&hsm, Some(clash()), None, None));
         wait_for("two queued", (true, 2));
         drop(held);
         (
@@ -854,6 +943,10 @@ const CASES: &[(&str, Case)] = &[
     ("audit_chain", audit_chain),
     ("audit_group_commit", audit_group_commit),
     ("create_key_group_commit", create_key_group_commit),
+    (
+        "audit_leader_waits_for_records_on_their_way",
+        audit_leader_waits_for_records_on_their_way,
+    ),
     ("token_rows", token_rows),
     ("audit_export_and_prune", audit_export_and_prune),
     ("users_and_access_keys", users_and_access_keys),
