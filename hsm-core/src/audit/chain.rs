@@ -162,6 +162,77 @@ pub fn seal_record(record: &mut Value, sequence: u64, previous: &Hash) -> Hash {
     hash
 }
 
+/// A record's canonical form made ahead of sealing (on the caller's
+/// thread, not under the store's lock), cut where its chain member goes:
+/// sealing it then only writes that member and hashes, and sealing it
+/// again on another head (another node appended first) costs no more.
+#[derive(Debug, Clone)]
+pub struct Unsealed {
+    /// `{` and the members that sort before `tinfoil`, each followed by `,`.
+    before: Vec<u8>,
+    /// The members that sort after `tinfoil`, each preceded by `,`, and `}`.
+    after: Vec<u8>,
+}
+
+impl Unsealed {
+    /// The canonical form of `record` (an object; a `tinfoil` member it
+    /// may carry is left out), ready to seal.
+    pub fn of(record: &Value) -> Unsealed {
+        let mut members: Vec<(&String, &Value)> = record
+            .as_object()
+            .map(|map| map.iter().filter(|(k, _)| *k != "tinfoil").collect())
+            .unwrap_or_default();
+        members.sort_by(|a, b| a.0.cmp(b.0));
+        let (mut before, mut after) = (b"{".to_vec(), Vec::new());
+        for (key, member) in members {
+            let out = if key.as_str() < "tinfoil" {
+                &mut before
+            } else {
+                after.push(b',');
+                &mut after
+            };
+            canonical(&Value::String(key.clone()), out);
+            out.push(b':');
+            canonical(member, out);
+            if key.as_str() < "tinfoil" {
+                before.push(b',');
+            }
+        }
+        after.push(b'}');
+        Unsealed { before, after }
+    }
+
+    /// Seals the record as number `sequence` after `previous`: its text
+    /// (canonical, with its chain member) and its hash, the same as
+    /// [`seal_record`] gives.
+    pub fn seal(&self, sequence: u64, previous: &Hash) -> (String, Hash) {
+        let link = format!(
+            "\"previousHash\":\"{}\",\"sequence\":{sequence}}}",
+            to_hex(previous)
+        );
+        let mut input = Vec::with_capacity(
+            RECORD_HASH_PREFIX.len() + self.before.len() + link.len() + self.after.len() + 12,
+        );
+        input.extend_from_slice(RECORD_HASH_PREFIX);
+        input.extend_from_slice(&self.before);
+        input.extend_from_slice(b"\"tinfoil\":{");
+        input.extend_from_slice(link.as_bytes());
+        input.extend_from_slice(&self.after);
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(digest(&SHA256, &input).as_ref());
+        let mut text = Vec::with_capacity(input.len() + 80);
+        text.extend_from_slice(&self.before);
+        text.extend_from_slice(b"\"tinfoil\":{\"hash\":\"");
+        text.extend_from_slice(to_hex(&hash).as_bytes());
+        text.extend_from_slice(b"\",");
+        text.extend_from_slice(link.as_bytes());
+        text.extend_from_slice(&self.after);
+        // Only JSON text went in: canonical() writes UTF-8.
+        let text = String::from_utf8(text).unwrap_or_default();
+        (text, hash)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +251,30 @@ mod tests {
         let mut renumbered = record.clone();
         renumbered["tinfoil"]["sequence"] = 8.into();
         assert_ne!(record_hash(&renumbered), Some(hash));
+    }
+
+    #[test]
+    fn a_record_sealed_ahead_is_the_record_sealed_whole() {
+        let records = [
+            serde_json::json!({"eventName": "Encrypt", "b": [1, 2], "a": "x\ny", "zz": {"k": "é"}}),
+            serde_json::json!({}),
+            serde_json::json!({"a": 1}),
+            serde_json::json!({"z": null}),
+            serde_json::json!({"tinfoil": {"sequence": 9}, "userIdentity": {"arn": "a"}}),
+        ];
+        for (i, record) in records.into_iter().enumerate() {
+            let previous = [i as u8; 32];
+            let (text, hash) = Unsealed::of(&record).seal(41 + i as u64, &previous);
+            let mut whole = record.clone();
+            let whole_hash = seal_record(&mut whole, 41 + i as u64, &previous);
+            assert_eq!(hash, whole_hash, "{record}");
+            let parsed: Value = serde_json::from_str(&text).expect("the sealed text is JSON");
+            assert_eq!(parsed, whole, "{text}");
+            assert_eq!(record_hash(&parsed), Some(hash));
+            let mut canonical_text = Vec::new();
+            canonical(&parsed, &mut canonical_text);
+            assert_eq!(text.as_bytes(), canonical_text, "the text is canonical");
+        }
     }
 
     #[test]

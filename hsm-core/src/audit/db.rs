@@ -3,8 +3,6 @@
 //! `audit_checkpoints` (one signed note per checkpoint). The signing key
 //! and the log's name live in `meta`.
 
-use serde_json::Value;
-
 use super::chain::Hash;
 use super::record::Draft;
 use crate::error::{Error, Result};
@@ -54,7 +52,7 @@ pub(crate) struct RecordRow {
 
 impl RecordRow {
     /// The row of `record`, sealed as `sequence` with `hash`, from `draft`.
-    pub fn new(sequence: u64, draft: &Draft, record: &Value, hash: &Hash) -> RecordRow {
+    pub fn new(sequence: u64, draft: &Draft, record: String, hash: &Hash) -> RecordRow {
         let resource_arn = draft.resources.first().cloned();
         let resource_id = resource_arn
             .as_deref()
@@ -68,7 +66,7 @@ impl RecordRow {
             access_key_id: draft.caller.access_key_id.clone(),
             resource_arn,
             resource_id,
-            record: record.to_string(),
+            record,
             hash: *hash,
         }
     }

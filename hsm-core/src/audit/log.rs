@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::store::engine::Db;
 use crate::store::NewKey;
 
-use super::chain::{seal_record, Hash, ZERO_HASH};
+use super::chain::{Hash, Unsealed, ZERO_HASH};
 use super::checkpoint::Signer;
 use super::db;
 use super::record::Draft;
@@ -63,6 +63,9 @@ struct Group {
     queue: Vec<Entry>,
     /// The ticket the next entry gets.
     next_ticket: u64,
+    /// Batches taken so far: the number of the batch a queued entry will
+    /// be written in (a leader takes the whole queue).
+    taken: u64,
     /// Whether some caller is writing a batch.
     leader: bool,
     /// Whether the leader waits for records on their way (see
@@ -80,7 +83,10 @@ pub(crate) struct AuditLog {
     /// store transaction), and only after that transaction committed.
     chain: Mutex<ChainState>,
     group: Mutex<Group>,
-    done: Condvar,
+    /// Wakes the callers of a written batch, by the batch's number's
+    /// parity: the callers queued for the next batch sleep on the other,
+    /// and only one of them is woken (to lead it).
+    done: [Condvar; 2],
     /// Records on their way: counted by [`OnTheWay`].
     coming: AtomicUsize,
     /// Wakes a lingering leader: every record on its way arrived, or the
@@ -99,6 +105,11 @@ impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuditLog").finish_non_exhaustive()
     }
+}
+
+/// Which of [`AuditLog`]'s `done` condition variables batch `n` uses.
+fn parity(n: u64) -> usize {
+    (n % 2) as usize
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -151,7 +162,7 @@ impl AuditLog {
             signer,
             chain: Mutex::new(chain),
             group: Mutex::new(Group::default()),
-            done: Condvar::new(),
+            done: [Condvar::new(), Condvar::new()],
             coming: AtomicUsize::new(0),
             arrived: Condvar::new(),
             linger_micros: AtomicU64::new(LINGER.as_micros() as u64),
@@ -230,12 +241,25 @@ impl AuditLog {
         state: &mut ChainState,
         drafts: impl IntoIterator<Item = &'d mut Draft>,
     ) -> Vec<db::RecordRow> {
+        let mut drafts: Vec<&mut Draft> = drafts.into_iter().collect();
+        let taken: Vec<Unsealed> = drafts
+            .iter_mut()
+            .map(|d| d.take_unsealed(&self.account))
+            .collect();
+        Self::seal_unsealed(state, taken.iter().zip(drafts.iter().map(|d| &**d)))
+    }
+
+    /// Seals records whose forms are made as the records after `state`'s
+    /// head, moving it.
+    fn seal_unsealed<'d>(
+        state: &mut ChainState,
+        drafts: impl Iterator<Item = (&'d Unsealed, &'d Draft)>,
+    ) -> Vec<db::RecordRow> {
         let mut rows = Vec::new();
-        for draft in drafts {
-            let mut record = draft.take_json(&self.account);
+        for (unsealed, draft) in drafts {
             let sequence = state.head_sequence + 1;
-            let hash = seal_record(&mut record, sequence, &state.head_hash);
-            rows.push(db::RecordRow::new(sequence, draft, &record, &hash));
+            let (text, hash) = unsealed.seal(sequence, &state.head_hash);
+            rows.push(db::RecordRow::new(sequence, draft, text, &hash));
             state.head_sequence = sequence;
             state.head_hash = hash;
         }
@@ -256,6 +280,33 @@ impl AuditLog {
         records: usize,
         now: UnixSeconds,
     ) -> Result<Option<ChainState>> {
+        // Made once (or ahead, by the callers): sealing again on the head
+        // another node moved costs only the hashes.
+        let taken: Vec<Unsealed> = batch
+            .iter_mut()
+            .filter_map(|e| e.draft.as_mut())
+            .map(|d| d.take_unsealed(&self.account))
+            .collect();
+        let outcome = self.append_sealed_on_known_head(store, batch, &taken, records, now);
+        if !matches!(outcome, Ok(Some(_))) {
+            // Left to the write transaction: what was made stays made.
+            let drafts = batch.iter_mut().filter_map(|e| e.draft.as_mut());
+            for (draft, unsealed) in drafts.zip(taken) {
+                draft.prepared = Some(unsealed);
+            }
+        }
+        outcome
+    }
+
+    /// [`AuditLog::append_on_known_head`] with the records' forms made.
+    fn append_sealed_on_known_head(
+        &self,
+        store: &crate::store::Store,
+        batch: &[Entry],
+        taken: &[Unsealed],
+        records: usize,
+        now: UnixSeconds,
+    ) -> Result<Option<ChainState>> {
         let mut known = self.state();
         for _ in 0..2 {
             let unsigned =
@@ -267,10 +318,8 @@ impl AuditLog {
                 return Ok(None);
             }
             let mut state = known;
-            let rows = self.seal(
-                &mut state,
-                batch.iter_mut().filter_map(|e| e.draft.as_mut()),
-            );
+            let drafts = batch.iter().filter_map(|e| e.draft.as_ref());
+            let rows = Self::seal_unsealed(&mut state, taken.iter().zip(drafts));
             let head = (known.head_sequence, &known.head_hash);
             match store.read(|conn| db::append_if_head(conn, head, &rows))? {
                 None => {
@@ -346,6 +395,7 @@ impl AuditLog {
         let mut group = lock(&self.group);
         let mine = group.next_ticket;
         group.next_ticket += 1;
+        let my_batch = group.taken;
         group.queue.push(Entry {
             ticket: mine,
             new_key,
@@ -380,15 +430,24 @@ impl AuditLog {
                 group.leader = true;
                 group = self.linger(group);
                 let mut batch = std::mem::take(&mut group.queue);
+                let written = group.taken;
+                group.taken += 1;
                 drop(group);
                 let outcomes = self.write_batch_or_each(hsm, &mut batch);
                 group = lock(&self.group);
                 group.leader = false;
                 group.results.extend(outcomes);
-                self.done.notify_all();
+                // This batch's callers, and one caller queued since to
+                // lead the next (the others sleep on).
+                self.done[parity(written)].notify_all();
+                if !group.queue.is_empty() {
+                    self.done[parity(written + 1)].notify_one();
+                }
                 continue;
             }
-            group = self.done.wait(group).unwrap_or_else(|e| e.into_inner());
+            group = self.done[parity(my_batch)]
+                .wait(group)
+                .unwrap_or_else(|e| e.into_inner());
         }
     }
 

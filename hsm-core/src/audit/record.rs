@@ -95,8 +95,9 @@ pub struct Draft {
     pub resources: Vec<String>,
     /// `serviceEventDetails` of a service event.
     pub service_event_details: Option<Value>,
-    /// The record's JSON made ahead (outside the store's lock), if it was.
-    pub(crate) prepared: Option<Value>,
+    /// The record's canonical form made ahead (outside the store's
+    /// lock), if it was.
+    pub(crate) prepared: Option<super::chain::Unsealed>,
 }
 
 /// The event source and name of a gate action such as `kms:Encrypt`.
@@ -207,17 +208,17 @@ impl Draft {
         }
     }
 
-    /// Makes the record's JSON now (outside the store's lock), for
-    /// [`Draft::take_json`].
+    /// Makes the record's canonical form now (outside the store's lock),
+    /// for [`Draft::take_unsealed`].
     pub(crate) fn prepare(&mut self, account: &Account) {
-        self.prepared = Some(self.to_json(account));
+        self.prepared = Some(super::chain::Unsealed::of(&self.to_json(account)));
     }
 
-    /// The record's JSON: prepared ahead, else made now.
-    pub(crate) fn take_json(&mut self, account: &Account) -> Value {
+    /// The record's canonical form: prepared ahead, else made now.
+    pub(crate) fn take_unsealed(&mut self, account: &Account) -> super::chain::Unsealed {
         self.prepared
             .take()
-            .unwrap_or_else(|| self.to_json(account))
+            .unwrap_or_else(|| super::chain::Unsealed::of(&self.to_json(account)))
     }
 
     /// The record as JSON, without its chain member.
