@@ -202,6 +202,18 @@ impl Unsealed {
         Unsealed { before, after }
     }
 
+    /// The canonical form before the chain member (`{` and the members
+    /// that sort before it, each followed by `,`).
+    pub fn before(&self) -> &[u8] {
+        &self.before
+    }
+
+    /// The canonical form after the chain member (the members that sort
+    /// after it, each preceded by `,`, and `}`).
+    pub fn after(&self) -> &[u8] {
+        &self.after
+    }
+
     /// Seals the record as number `sequence` after `previous`: its text
     /// (canonical, with its chain member) and its hash, the same as
     /// [`seal_record`] gives.

@@ -3,7 +3,8 @@
 //! `audit_checkpoints` (one signed note per checkpoint). The signing key
 //! and the log's name live in `meta`.
 
-use super::chain::Hash;
+use super::chain::{Hash, Unsealed, RECORD_HASH_PREFIX, ZERO_HASH};
+use super::log::{ChainState, CHECKPOINT_EVERY_RECORDS, CHECKPOINT_EVERY_SECS};
 use super::record::Draft;
 use crate::error::{Error, Result};
 use crate::store::engine::{vals, Db};
@@ -139,6 +140,64 @@ pub(crate) fn append_if_head(
             })?,
         )),
         _ => None,
+    }))
+}
+
+/// PostgreSQL only: appends records whose canonical forms are made
+/// (`records`: each record's form and draft) in one statement of their
+/// own, sealed by the database on the head it holds under the write lock
+/// (the function of migration 6 of `store::pg`): for a node whose known
+/// head another node moved. The chain's state after it, or `None` when
+/// nothing was written (a checkpoint is due, or no record is left to
+/// chain on): the caller then appends in a write transaction.
+pub(crate) fn append_sealing<'d>(
+    conn: &Db<'_>,
+    records: impl Iterator<Item = (&'d Unsealed, &'d Draft)>,
+    now: UnixSeconds,
+) -> Result<Option<ChainState>> {
+    let (forms, rows): (Vec<&Unsealed>, Vec<RecordRow>) = records
+        .map(|(form, draft)| (form, RecordRow::new(0, draft, String::new(), &ZERO_HASH)))
+        .unzip();
+    let columns = Columns::of(&rows);
+    let befores: Vec<&[u8]> = forms.iter().map(|f| f.before()).collect();
+    let afters: Vec<&[u8]> = forms.iter().map(|f| f.after()).collect();
+    let every_records = CHECKPOINT_EVERY_RECORDS as i64;
+    let row = conn.pg_query_one(
+        "SELECT appended, head_sequence, head_hash, checkpoint_size, checkpoint_time
+         FROM tinfoil_append_audit_sealing(?1, ?2, ?3, ?4, ?5::bigint[], ?6::text[], ?7::text[],
+             ?8::text[], ?9::text[], ?10::text[], ?11::bytea[], ?12::bytea[])",
+        &[
+            &RECORD_HASH_PREFIX,
+            &now,
+            &every_records,
+            &CHECKPOINT_EVERY_SECS,
+            &columns.event_time,
+            &columns.event_name,
+            &columns.username,
+            &columns.access_key_id,
+            &columns.resource_arn,
+            &columns.resource_id,
+            &befores,
+            &afters,
+        ],
+    )?;
+    let corrupt = |e: postgres::Error| Error::Internal(format!("the store is corrupt: {e}"));
+    if !row.try_get::<_, bool>(0).map_err(corrupt)? {
+        return Ok(None);
+    }
+    let number = |i: usize| -> Result<u64> {
+        let n: i64 = row.try_get(i).map_err(corrupt)?;
+        u64::try_from(n)
+            .map_err(|_| Error::Internal("the store is corrupt: a negative sequence".into()))
+    };
+    let hash: &[u8] = row.try_get(2).map_err(corrupt)?;
+    Ok(Some(ChainState {
+        head_sequence: number(1)?,
+        head_hash: Hash::try_from(hash).map_err(|_| {
+            Error::Internal("the store is corrupt: an audit hash is not 32 bytes".into())
+        })?,
+        checkpoint_size: number(3)?,
+        checkpoint_time: row.try_get(4).map_err(corrupt)?,
     }))
 }
 

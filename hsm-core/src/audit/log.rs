@@ -99,6 +99,11 @@ pub(crate) struct AuditLog {
     batches: AtomicU64,
     /// Batches appended in one round trip on the known head (PostgreSQL).
     fast_appends: AtomicU64,
+    /// Batches the database sealed on the head it held (PostgreSQL).
+    sealed_appends: AtomicU64,
+    /// Whether another node moved the head since this node's last append
+    /// (PostgreSQL): the next batch is then sealed by the database.
+    others_appending: AtomicBool,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -170,6 +175,8 @@ impl AuditLog {
             appended: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             fast_appends: AtomicU64::new(0),
+            sealed_appends: AtomicU64::new(0),
+            others_appending: AtomicBool::new(false),
         }
     }
 
@@ -267,12 +274,13 @@ impl AuditLog {
     }
 
     /// PostgreSQL: appends the batch's records (`records` of them) in one
-    /// round trip and one transaction of its own when the head this node
-    /// last committed is still the chain's head and no checkpoint falls
-    /// due (see `audit::db::append_if_head`); when another node appended
-    /// since, once more on the head it found (a second round trip). The new
-    /// state, or `None` when the caller must append in a write transaction
-    /// (a checkpoint is due, or the head moved again).
+    /// round trip and one transaction of its own when no checkpoint falls
+    /// due: sealed here when the head this node last knew is still the
+    /// chain's head (see `audit::db::append_if_head`), else by the
+    /// database on the head it holds (`audit::db::append_sealing`; a
+    /// second round trip when this node learns of another's appends only
+    /// then). The new state, or `None` when the caller must append in a
+    /// write transaction (a checkpoint is due).
     fn append_on_known_head(
         &self,
         store: &crate::store::Store,
@@ -299,6 +307,12 @@ impl AuditLog {
     }
 
     /// [`AuditLog::append_on_known_head`] with the records' forms made.
+    /// Sealed here on the known head while this node appears to be the
+    /// only one appending; once another node moved the head, sealed by the
+    /// database on the head it holds (one statement that cannot find the
+    /// head moved: otherwise, with nodes appending in turn, nearly every
+    /// batch would take a second round trip), until a batch shows nobody
+    /// else appended since this node's last one.
     fn append_sealed_on_known_head(
         &self,
         store: &crate::store::Store,
@@ -307,8 +321,13 @@ impl AuditLog {
         records: usize,
         now: UnixSeconds,
     ) -> Result<Option<ChainState>> {
-        let mut known = self.state();
-        for _ in 0..2 {
+        let known = self.state();
+        let drafts = || {
+            taken
+                .iter()
+                .zip(batch.iter().filter_map(|e| e.draft.as_ref()))
+        };
+        if !self.others_appending.load(Ordering::Relaxed) {
             let unsigned =
                 (known.head_sequence + records as u64).saturating_sub(known.checkpoint_size);
             if known.head_sequence == 0
@@ -318,22 +337,26 @@ impl AuditLog {
                 return Ok(None);
             }
             let mut state = known;
-            let drafts = batch.iter().filter_map(|e| e.draft.as_ref());
-            let rows = Self::seal_unsealed(&mut state, taken.iter().zip(drafts));
+            let rows = Self::seal_unsealed(&mut state, drafts());
             let head = (known.head_sequence, &known.head_hash);
             match store.read(|conn| db::append_if_head(conn, head, &rows))? {
                 None => {
                     self.fast_appends.fetch_add(1, Ordering::Relaxed);
                     return Ok(Some(state));
                 }
-                Some(Some((sequence, hash))) => {
-                    known.head_sequence = sequence;
-                    known.head_hash = hash;
-                }
+                Some(Some(_)) => self.others_appending.store(true, Ordering::Relaxed),
                 Some(None) => return Ok(None),
             }
         }
-        Ok(None)
+        let Some(state) = store.read(|conn| db::append_sealing(conn, drafts(), now))? else {
+            return Ok(None);
+        };
+        self.sealed_appends.fetch_add(1, Ordering::Relaxed);
+        if state.head_sequence == known.head_sequence + records as u64 {
+            // Nobody else appended since this node's last batch.
+            self.others_appending.store(false, Ordering::Relaxed);
+        }
+        Ok(Some(state))
     }
 
     /// Signs and inserts a checkpoint of the head in `state`.
@@ -578,6 +601,13 @@ impl AuditLog {
     #[cfg(test)]
     pub fn fast_appends(&self) -> u64 {
         self.fast_appends.load(Ordering::Relaxed)
+    }
+
+    /// Batches the database sealed on the head it held (see
+    /// [`AuditLog::append_sealed_on_known_head`]) since open.
+    #[cfg(test)]
+    pub fn sealed_appends(&self) -> u64 {
+        self.sealed_appends.load(Ordering::Relaxed)
     }
 
     /// Whether a caller is writing a batch, and how many entries wait for

@@ -1512,7 +1512,7 @@ fn audit_appends_on_known_heads(cluster: &Cluster) {
     let url = cluster.new_database();
     let clock = Arc::new(ManualClock::new(T0));
     let a = Hsm::init_postgres(&url, None, &pass(), options(clock.clone())).unwrap();
-    let b = Hsm::open_postgres(&url, None, &pass(), options(clock)).unwrap();
+    let b = Hsm::open_postgres(&url, None, &pass(), options(clock.clone())).unwrap();
     let caller = root();
     let key = new_key(&a, &caller);
     let encrypt = |hsm: &Hsm| hsm.gate(&caller).encrypt(&key, b"x", &ctx(), None).unwrap();
@@ -1521,19 +1521,63 @@ fn audit_appends_on_known_heads(cluster: &Cluster) {
         b.gate(&caller).encrypt(&key, b"x", &ctx(), None).is_ok()
     })
     .expect("B sees the key");
-    let (fast_a, fast_b) = (a.audit_log().fast_appends(), b.audit_log().fast_appends());
+    let appends = |hsm: &Hsm| {
+        let log = hsm.audit_log();
+        (log.fast_appends(), log.sealed_appends())
+    };
+    let (before_a, before_b) = (appends(&a), appends(&b));
     for _ in 0..3 {
-        // A twice in a row: the second on A's own head; then B, whose head
-        // A moved (again on the head found), then B on its own head.
+        // A twice in a row: the first finds the head B moved (sealed by
+        // the database, which shows A that B appended), the second too
+        // (A cannot know B stopped) and shows nobody appended since; then
+        // B likewise.
         encrypt(&a);
         encrypt(&a);
         encrypt(&b);
         encrypt(&b);
     }
-    // Every one of the twelve appends in one statement (a batch falls back
-    // to a write transaction only when a checkpoint is due: none here).
-    assert_eq!(a.audit_log().fast_appends(), fast_a + 6, "A's appends");
-    assert_eq!(b.audit_log().fast_appends(), fast_b + 6, "B's appends");
+    // Every one of the twelve appends without a write transaction (only a
+    // due checkpoint forces one: none here); after the first round, each
+    // node's first append of its turn in the database's seal.
+    let (after_a, after_b) = (appends(&a), appends(&b));
+    let made = |before: (u64, u64), after: (u64, u64)| (after.0 - before.0, after.1 - before.1);
+    let (made_a, made_b) = (made(before_a, after_a), made(before_b, after_b));
+    assert_eq!(made_a.0 + made_a.1, 6, "A's appends: {made_a:?}");
+    assert_eq!(made_b.0 + made_b.1, 6, "B's appends: {made_b:?}");
+    assert!(
+        made_a.1 >= 3 && made_b.1 >= 3,
+        "sealed by the database: {made_a:?} {made_b:?}"
+    );
+    // A checkpoint falling due (a minute on) when the database would
+    // seal: it writes nothing, and the node appends and signs in a write
+    // transaction.
+    encrypt(&a);
+    let sealed_a = appends(&a);
+    assert_eq!(
+        sealed_a.1,
+        after_a.1 + 1,
+        "sealed by the database (B moved the head)"
+    );
+    clock.advance(crate::audit::log::CHECKPOINT_EVERY_SECS);
+    encrypt(&a);
+    assert_eq!(
+        appends(&a),
+        sealed_a,
+        "A's last append in a write transaction"
+    );
+    let (head, signed): (Option<i64>, Option<i64>) = a
+        .lock_store()
+        .read(|db| {
+            db.first(
+                "SELECT (SELECT max(sequence) FROM audit_records),
+                        (SELECT max(tree_size) FROM audit_checkpoints)",
+                &[],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(signed, head, "the last append signed with it");
     let (sequences, encrypts, _) = checked_chain(&a, &caller);
     let head = *sequences.last().unwrap();
     assert_eq!(
@@ -1541,7 +1585,7 @@ fn audit_appends_on_known_heads(cluster: &Cluster) {
         (1..=head).collect::<Vec<_>>(),
         "one gapless chain"
     );
-    assert!(encrypts >= 12, "{encrypts} Encrypt records");
+    assert!(encrypts >= 14, "{encrypts} Encrypt records");
 }
 
 /// The audit chain as stored: every record's sequence in order and the

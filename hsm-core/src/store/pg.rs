@@ -208,6 +208,60 @@ pub(crate) const MIGRATIONS: &[&str] = &[
      CREATE INDEX p11_objects_by_key_type ON p11_objects(token, a_key_type);
      CREATE INDEX p11_objects_unsearchable ON p11_objects(object_id) WHERE searchable = 0;
      CREATE INDEX keys_by_token_description ON keys(token, description) WHERE token IS NOT NULL;",
+    // 6: a batch of audit records sealed by the database on the head it
+    // holds, for a node whose known head another node moved (several
+    // nodes appending at once): the write lock, the head and the newest
+    // checkpoint, then each record's hash as `crate::audit::chain` defines
+    // it (SHA-256 of the prefix and the canonical form, the chain member
+    // written between the parts the node made), and the insert, in one
+    // round trip and one transaction that cannot find the head moved.
+    // Nothing is written when a checkpoint falls due (the node then
+    // appends and signs in a write transaction) or no record is left to
+    // chain on. Returns the chain's state after it.
+    r#"CREATE FUNCTION tinfoil_append_audit_sealing(
+        prefix BYTEA, now_secs BIGINT, every_records BIGINT, every_secs BIGINT,
+        event_times BIGINT[], event_names TEXT[], usernames TEXT[], access_key_ids TEXT[],
+        resource_arns TEXT[], resource_ids TEXT[], befores BYTEA[], afters BYTEA[],
+        OUT appended BOOLEAN, OUT head_sequence BIGINT, OUT head_hash BYTEA,
+        OUT checkpoint_size BIGINT, OUT checkpoint_time BIGINT)
+        LANGUAGE plpgsql AS $sealing$
+     DECLARE
+        n INT := coalesce(array_length(befores, 1), 0);
+        link BYTEA;
+        sequences BIGINT[] := '{}';
+        hashes BYTEA[] := '{}';
+        records TEXT[] := '{}';
+     BEGIN
+        LOCK TABLE store_write_lock IN EXCLUSIVE MODE;
+        -- READ COMMITTED: these statements' snapshots follow the lock.
+        SELECT sequence, hash INTO head_sequence, head_hash
+            FROM audit_records ORDER BY sequence DESC LIMIT 1;
+        SELECT tree_size, created INTO checkpoint_size, checkpoint_time
+            FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1;
+        appended := n > 0 AND head_sequence IS NOT NULL AND checkpoint_size IS NOT NULL
+                    AND head_sequence + n - checkpoint_size < every_records
+                    AND now_secs - checkpoint_time < every_secs;
+        IF NOT appended THEN
+            RETURN;
+        END IF;
+        FOR i IN 1..n LOOP
+            head_sequence := head_sequence + 1;
+            link := convert_to('"previousHash":"' || encode(head_hash, 'hex')
+                               || '","sequence":' || head_sequence || '}', 'UTF8');
+            head_hash := sha256(prefix || befores[i] || convert_to('"tinfoil":{', 'UTF8')
+                                || link || afters[i]);
+            sequences := sequences || head_sequence;
+            hashes := hashes || head_hash;
+            records := records || convert_from(befores[i]
+                || convert_to('"tinfoil":{"hash":"' || encode(head_hash, 'hex') || '",', 'UTF8')
+                || link || afters[i], 'UTF8');
+        END LOOP;
+        INSERT INTO audit_records (sequence, event_time, event_name, username, access_key_id,
+                                   resource_arn, resource_id, record, hash)
+            SELECT * FROM unnest(sequences, event_times, event_names, usernames,
+                                 access_key_ids, resource_arns, resource_ids, records, hashes);
+     END
+     $sealing$;"#,
 ];
 
 /// The schema version this build writes on PostgreSQL.
