@@ -155,6 +155,8 @@ pub(crate) fn append_sealing<'d>(
     records: impl Iterator<Item = (&'d Unsealed, &'d Draft)>,
     now: UnixSeconds,
 ) -> Result<Option<ChainState>> {
+    // Rows for their lookup columns only: the database numbers, seals
+    // and writes the records.
     let (forms, rows): (Vec<&Unsealed>, Vec<RecordRow>) = records
         .map(|(form, draft)| (form, RecordRow::new(0, draft, String::new(), &ZERO_HASH)))
         .unzip();
