@@ -188,7 +188,7 @@ pub(crate) fn record_with<R>(
     let log = Arc::clone(hsm.audit_log());
     let guard = PendingGuard::set(Arc::clone(&log), draft, true);
     let result = call();
-    let (mut draft, written, on_the_way) = guard.take();
+    let (mut draft, written, mut on_the_way) = guard.take();
     if written {
         return (result, Ok(()));
     }
@@ -196,7 +196,6 @@ pub(crate) fn record_with<R>(
         draft.error = Some(error);
         draft.response_elements = serde_json::Value::Null;
     }
-    let mut on_the_way = on_the_way;
     let deferred = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
         Some(list) => {
             list.push((Arc::clone(&log), draft.clone(), on_the_way.take()));
