@@ -16,7 +16,9 @@
 //! record is group-committed), interleaving the configurations in short
 //! slices so background load hits them alike, and prints operations per
 //! second, p50/p99 and the ratios to SQLite (targets: Encrypt >= 0.9,
-//! CreateKey >= 0.5). Then the disable lag: DisableKey on node A, Decrypt
+//! CreateKey >= 0.5), and where the machine's CPU went per call: the
+//! nodes, the database, the clients, everything else (mostly the kernel's
+//! disk and network work) and idle. Then the disable lag: DisableKey on node A, Decrypt
 //! polled back to back on node B until DisabledException, over `--tries`
 //! tries (EnableKey and B serving again between tries): median and maximum
 //! (target under 1 s).
@@ -107,19 +109,40 @@ struct Setup {
 struct Sample {
     latencies: Vec<Duration>,
     elapsed: Duration,
-    /// CPU seconds of every tinfoild, every PostgreSQL process, and this
-    /// benchmark's clients (see [`cpu_seconds`]).
-    cpu: [f64; 3],
+    /// CPU seconds of every tinfoild, every PostgreSQL process, this
+    /// benchmark's clients, the rest of the machine, and idle (see
+    /// [`cpu_seconds`]).
+    cpu: [f64; 5],
 }
 
 /// CPU time (user + system, seconds) used so far by every `tinfoild`
-/// process, every `postgres` process and this process, from /proc. A
-/// process that exits takes its figure with it: the nodes and the pooled
-/// database sessions live through the whole run.
-fn cpu_seconds() -> [f64; 3] {
+/// process, every `postgres` process and this process, from /proc; then
+/// the machine's other busy time (kernel threads doing the disks' and the
+/// network's work, anything else running) and its idle time (with I/O
+/// wait), from /proc/stat. A process that exits takes its figure with
+/// it: the nodes and the pooled database sessions live through the whole
+/// run.
+fn cpu_seconds() -> [f64; 5] {
     // Linux reports these in USER_HZ, 100 per second.
     const TICKS_PER_SECOND: f64 = 100.0;
-    let mut out = [0.0; 3];
+    let mut out = [0.0; 5];
+    // cpu  user nice system idle iowait irq softirq steal ...
+    if let Some(line) = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| s.lines().next().map(str::to_owned))
+    {
+        let ticks: Vec<f64> = line
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(|f| f.parse().unwrap_or(0.0))
+            .collect();
+        if ticks.len() == 8 {
+            out[3] = (ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7])
+                / TICKS_PER_SECOND;
+            out[4] = (ticks[3] + ticks[4]) / TICKS_PER_SECOND;
+        }
+    }
     let me = std::process::id().to_string();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return out;
@@ -154,7 +177,9 @@ fn cpu_seconds() -> [f64; 3] {
                 .unwrap_or(0.0)
         };
         // After the comm: state is index 0, so utime (field 14) is 11.
-        out[group] += (ticks(11) + ticks(12)) / TICKS_PER_SECOND;
+        let seconds = (ticks(11) + ticks(12)) / TICKS_PER_SECOND;
+        out[group] += seconds;
+        out[3] -= seconds;
     }
     out
 }
@@ -527,8 +552,18 @@ fn main() {
         }
         // Where the two cores went: CPU time per call, by process.
         println!(
-            "CPU per call (us): {:<22} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}",
-            "", "tinfoild", "postgres", "clients", "tinfoild", "postgres", "clients"
+            "CPU per call (us): {:<22} {:>9} {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "",
+            "tinfoild",
+            "postgres",
+            "clients",
+            "other",
+            "idle",
+            "tinfoild",
+            "postgres",
+            "clients",
+            "other",
+            "idle"
         );
         for (s, sample) in setups.iter().zip(samples.iter()) {
             let mut row = format!("CPU per call (us): {:<22}", s.name);
