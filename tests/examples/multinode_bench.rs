@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo build --release -p grpc-daemon --bins -p tinfoil-e2e-tests --example multinode_bench
-//! target/release/examples/multinode_bench     # [--seconds 6] [--slices 3] [--tries 100] [--profile] [--encrypt-only]
+//! target/release/examples/multinode_bench     # [--seconds 6] [--slices 3] [--tries 100] [--profile] [--encrypt-only] [--database-cpu N]
 //! ```
 //!
 //! Starts the real `tinfoild` (next to this binary's directory) three
@@ -22,6 +22,10 @@
 //! polled back to back on node B until DisabledException, over `--tries`
 //! tries (EnableKey and B serving again between tries): median and maximum
 //! (target under 1 s).
+//!
+//! `--database-cpu N` runs PostgreSQL on CPU N alone and everything else
+//! (the SQLite node too) on the other CPUs, as with the database on a host
+//! of its own.
 //!
 //! `--profile` loads `pg_stat_statements` (and `track_wal_io_timing`) in
 //! the cluster and, after the figures, runs each PostgreSQL configuration
@@ -56,6 +60,10 @@ struct Args {
     /// Only Encrypt (`--encrypt-only`: CreateKey's columns stay empty), to
     /// profile one operation at a time.
     encrypt_only: bool,
+    /// `--database-cpu N`: PostgreSQL on CPU N alone, the nodes and the
+    /// clients of every configuration (SQLite's too) on the other CPUs, as
+    /// with the database on a host of its own.
+    database_cpu: Option<usize>,
 }
 
 fn args() -> Args {
@@ -65,6 +73,7 @@ fn args() -> Args {
         tries: 100,
         profile: false,
         encrypt_only: false,
+        database_cpu: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -84,10 +93,50 @@ fn args() -> Args {
             "--seconds" => args.seconds = n.max(1),
             "--slices" => args.slices = (n as u32).max(1),
             "--tries" => args.tries = (n as usize).max(1),
-            _ => panic!("unknown flag {flag} (--seconds N, --slices N, --tries N, --profile, --encrypt-only)"),
+            "--database-cpu" => args.database_cpu = Some(n as usize),
+            _ => panic!(
+                "unknown flag {flag} (--seconds N, --slices N, --tries N, --profile, \
+                 --encrypt-only, --database-cpu N)"
+            ),
         }
     }
     args
+}
+
+/// Binds process `pid` (every thread with `all_threads`) to `cpus` (a
+/// list as taskset takes it, e.g. `0,2-3`), with util-linux's taskset.
+fn pin(pid: u32, cpus: &str, all_threads: bool) {
+    let mut taskset = std::process::Command::new("taskset");
+    if all_threads {
+        taskset.arg("-a");
+    }
+    let status = taskset
+        .args(["-p", "-c", cpus, &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("taskset (util-linux) runs");
+    assert!(status.success(), "taskset -p -c {cpus} {pid} failed");
+}
+
+/// The children of process `parent`, from /proc.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // pid (comm) state ppid ...
+            let ppid: u32 = stat[stat.rfind(')')? + 1..]
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            (ppid == parent).then_some(pid)
+        })
+        .collect()
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -451,6 +500,20 @@ fn main() {
     tinfoil_daemon::install_crypto_provider();
     let args = args();
     let quiet: &[&str] = &["--log-level", "warn"];
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(cpu) = args.database_cpu {
+        assert!(
+            cpu < cpus && cpus > 1,
+            "--database-cpu {cpu}: this machine has CPUs 0 to {}",
+            cpus - 1
+        );
+        // Before any thread or child exists: they all inherit it.
+        let others: Vec<String> = (0..cpus)
+            .filter(|c| *c != cpu)
+            .map(|c| c.to_string())
+            .collect();
+        pin(std::process::id(), &others.join(","), false);
+    }
 
     let sqlite = Store::init();
     let sqlite_node = Daemon::start(&sqlite, quiet);
@@ -482,6 +545,16 @@ fn main() {
         for statement in sql.split(";;") {
             db.batch_execute(statement).expect("MULTINODE_BENCH_PG_SQL");
         }
+    }
+    if let Some(cpu) = args.database_cpu {
+        // The server and the processes it runs; backends it forks later
+        // inherit the server's CPU.
+        let server = pg.cluster.server_pid().expect("the server's pid file");
+        pin(server, &cpu.to_string(), true);
+        for child in children_of(server) {
+            pin(child, &cpu.to_string(), true);
+        }
+        println!("PostgreSQL on CPU {cpu} alone; the nodes and the clients on the other CPUs");
     }
     let pg_a = pg.start_node(0, quiet);
     let pg_b = pg.start_node(1, quiet);

@@ -187,6 +187,18 @@ impl Cluster {
         self.supports_icu()
     }
 
+    /// The running server's process id (the postmaster's, from its pid
+    /// file), if it runs.
+    pub fn server_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.data_dir().join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
