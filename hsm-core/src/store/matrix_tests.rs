@@ -1741,6 +1741,8 @@ fn on_postgres() {
     silent_network_drop(&cluster);
     eprintln!("store matrix on PostgreSQL: frozen_writer_releases_the_write_lock");
     frozen_writer_releases_the_write_lock(&cluster);
+    eprintln!("store matrix on PostgreSQL: dropping_a_node_whose_network_froze");
+    dropping_a_node_whose_network_froze(&cluster);
 }
 
 /// A TCP relay between a node and the test cluster that can be frozen:
@@ -2019,6 +2021,59 @@ fn silent_network_drop(cluster: &Cluster) {
     })
     .expect("node A follows EnableKey on B");
     drop(a);
+    drop(proxy);
+}
+
+/// Dropping a node (a daemon stopping) while its network to the database
+/// drops packets silently returns within a bound, although its pooled
+/// connections cannot be closed cleanly (closing one waits for the
+/// server's goodbye, which the frozen relay holds back): they are let go
+/// on a thread of their own. Its calls had worked and its cache was warm.
+fn dropping_a_node_whose_network_froze(cluster: &Cluster) {
+    let bound = std::time::Duration::from_secs(10);
+    let url = cluster.new_database();
+    let port: u16 = url
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .and_then(|(port, _)| port.parse().ok())
+        .expect("the test cluster's URL names a port");
+    let proxy = Freezer::start(port);
+    let proxied = url.replace(&format!(":{port}/"), &format!(":{}/", proxy.port));
+    let clock = Arc::new(ManualClock::new(T0));
+    let b = Hsm::init_postgres(&url, None, &pass(), options(clock.clone())).unwrap();
+    let a = Hsm::open_postgres(&proxied, None, &pass(), options(clock)).unwrap();
+    let _thaw = Thaw(proxy.frozen.clone());
+    let caller = root();
+    let key = new_key(&b, &caller);
+    wait_until(bound, || !a.feed_down()).expect("node A's change feed is up");
+    // Connections in A's pool, one of them used for a write.
+    for _ in 0..3 {
+        a.gate(&caller).encrypt(&key, b"x", &ctx(), None).unwrap();
+    }
+    a.gate(&caller)
+        .tag_resource(
+            &key,
+            &[crate::Tag {
+                tag_key: "dropped".into(),
+                tag_value: "frozen".into(),
+            }],
+        )
+        .unwrap();
+
+    proxy.freeze(true);
+    let (send, receive) = std::sync::mpsc::channel();
+    let started = std::time::Instant::now();
+    std::thread::spawn(move || {
+        drop(a);
+        send.send(()).ok();
+    });
+    let dropped = receive.recv_timeout(bound);
+    let took = started.elapsed();
+    proxy.freeze(false);
+    dropped.expect("dropping node A returns while its network is frozen");
+    eprintln!("dropping a node whose network froze took {took:?}");
+    // B was never behind the relay: it serves on.
+    assert!(b.gate(&caller).describe_key(&key).is_ok());
     drop(proxy);
 }
 

@@ -188,7 +188,8 @@ impl Cluster {
     }
 
     /// The running server's process id (the postmaster's, from its pid
-    /// file), if it runs.
+    /// file), if it runs (multinode_bench's `--database-cpu`).
+    #[cfg_attr(test, allow(dead_code))]
     pub fn server_pid(&self) -> Option<u32> {
         std::fs::read_to_string(self.data_dir().join("postmaster.pid"))
             .ok()?
