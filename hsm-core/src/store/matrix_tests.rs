@@ -1759,6 +1759,20 @@ struct Freezer {
 }
 
 impl Freezer {
+    /// A relay to the database of `url` (a test cluster's), and the URL
+    /// that reaches the database through it.
+    fn in_front_of(url: &str) -> (Freezer, String) {
+        let port: u16 = url
+            .rsplit_once(':')
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .and_then(|(port, _)| port.parse().ok())
+            .expect("the test cluster's URL names a port");
+        let proxy = Freezer::start(port);
+        let proxied = url.replace(&format!(":{port}/"), &format!(":{}/", proxy.port));
+        assert_ne!(proxied, url);
+        (proxy, proxied)
+    }
+
     /// Relays to 127.0.0.1:`upstream` from a port of its own.
     fn start(upstream: u16) -> Freezer {
         use std::sync::atomic::Ordering;
@@ -1944,20 +1958,22 @@ fn frozen_writer_releases_the_write_lock(cluster: &Cluster) {
     assert!(a.gate(&caller).describe_key(&again).is_ok());
 }
 
-fn silent_network_drop(cluster: &Cluster) {
-    let bound = std::time::Duration::from_secs(10);
+/// Two nodes on a new database of `cluster`: B connected directly, A
+/// through a [`Freezer`] (returned too: keep it, and declare a [`Thaw`]
+/// after the nodes).
+fn nodes_direct_and_behind_a_relay(cluster: &Cluster) -> (Hsm, Hsm, Freezer) {
     let url = cluster.new_database();
-    let port: u16 = url
-        .rsplit_once(':')
-        .and_then(|(_, rest)| rest.split_once('/'))
-        .and_then(|(port, _)| port.parse().ok())
-        .expect("the test cluster's URL names a port");
-    let proxy = Freezer::start(port);
-    let proxied = url.replace(&format!(":{port}/"), &format!(":{}/", proxy.port));
-    assert_ne!(proxied, url);
+    let (proxy, proxied) = Freezer::in_front_of(&url);
     let clock = Arc::new(ManualClock::new(T0));
     let b = Hsm::init_postgres(&url, None, &pass(), options(clock.clone())).unwrap();
-    let a = Arc::new(Hsm::open_postgres(&proxied, None, &pass(), options(clock)).unwrap());
+    let a = Hsm::open_postgres(&proxied, None, &pass(), options(clock)).unwrap();
+    (b, a, proxy)
+}
+
+fn silent_network_drop(cluster: &Cluster) {
+    let bound = std::time::Duration::from_secs(10);
+    let (b, a, proxy) = nodes_direct_and_behind_a_relay(cluster);
+    let a = Arc::new(a);
     let _thaw = Thaw(proxy.frozen.clone());
     let caller = root();
     let gb = b.gate(&caller);
@@ -2025,23 +2041,13 @@ fn silent_network_drop(cluster: &Cluster) {
 }
 
 /// Dropping a node (a daemon stopping) while its network to the database
-/// drops packets silently returns within a bound, although its pooled
-/// connections cannot be closed cleanly (closing one waits for the
-/// server's goodbye, which the frozen relay holds back): they are let go
-/// on a thread of their own. Its calls had worked and its cache was warm.
+/// drops packets silently returns within a bound: closing a pooled
+/// connection (one of them used for a write) hands its goodbye to the
+/// socket and does not wait for the server, which the frozen relay keeps
+/// from answering. Its calls had worked and its cache was warm.
 fn dropping_a_node_whose_network_froze(cluster: &Cluster) {
     let bound = std::time::Duration::from_secs(10);
-    let url = cluster.new_database();
-    let port: u16 = url
-        .rsplit_once(':')
-        .and_then(|(_, rest)| rest.split_once('/'))
-        .and_then(|(port, _)| port.parse().ok())
-        .expect("the test cluster's URL names a port");
-    let proxy = Freezer::start(port);
-    let proxied = url.replace(&format!(":{port}/"), &format!(":{}/", proxy.port));
-    let clock = Arc::new(ManualClock::new(T0));
-    let b = Hsm::init_postgres(&url, None, &pass(), options(clock.clone())).unwrap();
-    let a = Hsm::open_postgres(&proxied, None, &pass(), options(clock)).unwrap();
+    let (b, a, proxy) = nodes_direct_and_behind_a_relay(cluster);
     let _thaw = Thaw(proxy.frozen.clone());
     let caller = root();
     let key = new_key(&b, &caller);
