@@ -1743,6 +1743,8 @@ fn on_postgres() {
     frozen_writer_releases_the_write_lock(&cluster);
     eprintln!("store matrix on PostgreSQL: dropping_a_node_whose_network_froze");
     dropping_a_node_whose_network_froze(&cluster);
+    eprintln!("store matrix on PostgreSQL: opening_a_node_whose_database_never_answers");
+    opening_a_node_whose_database_never_answers(&cluster);
 }
 
 /// A TCP relay between a node and the test cluster that can be frozen:
@@ -2080,6 +2082,57 @@ fn dropping_a_node_whose_network_froze(cluster: &Cluster) {
     eprintln!("dropping a node whose network froze took {took:?}");
     // B was never behind the relay: it serves on.
     assert!(b.gate(&caller).describe_key(&key).is_ok());
+    drop(proxy);
+}
+
+/// A node starting while something between it and the database accepts
+/// the connection and never answers (a frozen relay: TCP connects, the
+/// start-up goes unanswered, no socket bound fires) fails with
+/// StoreUnavailable saying so within the connection bound, instead of
+/// hanging; once the path answers again the node opens, and the attempt
+/// given up on has ended by itself.
+fn opening_a_node_whose_database_never_answers(cluster: &Cluster) {
+    let bound = super::pg::CONNECT_BOUND + std::time::Duration::from_secs(10);
+    let url = cluster.new_database();
+    let (proxy, proxied) = Freezer::in_front_of(&url);
+    let clock = Arc::new(ManualClock::new(T0));
+    let b = Hsm::init_postgres(&url, None, &pass(), options(clock.clone())).unwrap();
+    proxy.freeze(true);
+    let _thaw = Thaw(proxy.frozen.clone());
+    let started = std::time::Instant::now();
+    let (send, receive) = std::sync::mpsc::channel();
+    {
+        let (proxied, clock) = (proxied.clone(), clock.clone());
+        std::thread::spawn(move || {
+            let opened = Hsm::open_postgres(&proxied, None, &pass(), options(clock));
+            send.send(opened.map(|_| ())).ok();
+        });
+    }
+    let opened = receive
+        .recv_timeout(bound)
+        .expect("opening a node through a path that never answers returns, not hangs");
+    let took = started.elapsed();
+    eprintln!("opening a node whose database never answers failed after {took:?}: {opened:?}");
+    match opened {
+        Err(Error::StoreUnavailable(m)) => assert!(
+            m.contains("cannot connect to PostgreSQL") && m.contains("no answer within"),
+            "{m}"
+        ),
+        other => panic!("expected StoreUnavailable (no answer), got {other:?}"),
+    }
+    assert!(
+        took >= super::pg::CONNECT_BOUND,
+        "it waited the bound: {took:?}"
+    );
+    proxy.freeze(false);
+    let a = Hsm::open_postgres(&proxied, None, &pass(), options(clock))
+        .expect("the node opens once the path answers");
+    let caller = root();
+    let key = new_key(&b, &caller);
+    assert!(a.gate(&caller).describe_key(&key).is_ok());
+    wait_until(bound, || super::pg::unanswered_connects() == 0)
+        .expect("the attempt given up on ended once answered");
+    drop(a);
     drop(proxy);
 }
 

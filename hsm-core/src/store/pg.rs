@@ -20,6 +20,8 @@ use super::engine::{ChainEnds, Db, PgClient, Statements};
 use crate::error::{Error, Result, PG_RETRY};
 
 mod conn;
+#[cfg(test)]
+pub(crate) use conn::{unanswered as unanswered_connects, CONNECT_BOUND};
 pub use conn::{SslMode, StoreUrl};
 
 /// Forward migrations of a PostgreSQL store; entry `i` moves the schema
@@ -400,8 +402,9 @@ fn begin_failed(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
 /// wait out [`PROBE_TIMEOUT`].
 #[derive(Debug)]
 pub(crate) struct Prepared<M> {
-    /// The manager that connects.
-    pub connector: M,
+    /// The manager that connects (shared with the thread of each bounded
+    /// attempt, see [`conn::connect_bounded`]).
+    pub connector: std::sync::Arc<M>,
     /// How many connections were found closed, ever (pooled ones, and
     /// the change feed's, which hears of a shutdown first).
     pub losses: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -421,7 +424,7 @@ impl<M> Prepared<M> {
     /// Wraps `connector`, counting lost connections in `losses`.
     pub fn new(connector: M, losses: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Prepared<M> {
         Prepared {
-            connector,
+            connector: std::sync::Arc::new(connector),
             losses,
             silenced: Default::default(),
         }
@@ -436,7 +439,9 @@ where
     type Error = std::io::Error;
 
     fn connect(&self) -> std::result::Result<PgClient, std::io::Error> {
-        let mut client = self.connector.connect().map_err(std::io::Error::other)?;
+        let connector = self.connector.clone();
+        let mut client =
+            conn::connect_bounded(move || connector.connect()).map_err(std::io::Error::other)?;
         // Best effort: a server that refuses (a pooler) still serves.
         client.batch_execute(SERVER_KEEPALIVES).ok();
         client.batch_execute(&idle_write_bound()).ok();
@@ -784,7 +789,8 @@ fn listen(
     let all = all_of();
     let sink = &*pulse.sink;
     while !feed.stopped() {
-        let mut client = match config.connect(tls.clone()) {
+        let (attempt, attempt_tls) = (config.clone(), tls.clone());
+        let mut client = match conn::connect_bounded(move || attempt.connect(attempt_tls)) {
             Ok(client) => client,
             Err(_) => {
                 std::thread::sleep(HEARTBEAT);
@@ -980,13 +986,10 @@ impl PgStore {
         // One connection first, for the whole reason when it fails (the
         // pool keeps only the outermost message: "error performing TLS
         // handshake", without why).
-        config
-            .connect(tls.clone())
+        let (attempt, attempt_tls) = (config.clone(), tls.clone());
+        conn::connect_bounded(move || attempt.connect(attempt_tls))
             .map_err(|e| {
-                Error::StoreUnavailable(format!(
-                    "cannot connect to PostgreSQL at {url}: {}",
-                    conn::error_chain(&e)
-                ))
+                Error::StoreUnavailable(format!("cannot connect to PostgreSQL at {url}: {e}"))
             })?
             .close()
             .ok();

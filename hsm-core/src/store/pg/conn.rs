@@ -17,6 +17,10 @@
 //!
 //! `allow` is refused (it prefers plain connections; use `prefer`), and
 //! so is `sslrootcert=system` (give the CA file).
+//!
+//! Every connection is bounded as a whole (see [`connect_bounded`]):
+//! tokio-postgres' `connect_timeout` bounds only the TCP connect, not the
+//! TLS handshake, start-up and authentication after it.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -260,6 +264,100 @@ impl std::fmt::Display for StoreUrl {
 impl std::fmt::Debug for StoreUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "StoreUrl({self}, sslmode={})", self.ssl_mode.as_str())
+    }
+}
+
+/// How long one connection may take, TCP connect, TLS handshake,
+/// start-up and authentication together.
+pub(crate) const CONNECT_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// At most this many connection attempts may still wait for an answer
+/// after their callers gave up on them (each holds a thread and a socket
+/// until the socket fails or the answer comes); past it, new attempts
+/// fail at once, as unanswered too.
+const UNANSWERED_MAX: usize = 4;
+
+/// Connection attempts whose callers gave up on them, still waiting.
+static UNANSWERED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many attempts given up on are still waiting (tests).
+#[cfg(test)]
+pub(crate) fn unanswered() -> usize {
+    UNANSWERED.load(std::sync::atomic::Ordering::Acquire)
+}
+
+/// A connection attempt that failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    /// The database (or the network) said no.
+    #[error("{}", error_chain(.0))]
+    Refused(postgres::Error),
+    /// Nothing came back in time: a server or something between (a proxy,
+    /// a hung middlebox) took the connection and did not answer it.
+    #[error(
+        "no answer within {} s (the connection was accepted, its start-up not answered)",
+        CONNECT_BOUND.as_secs()
+    )]
+    Unanswered,
+}
+
+/// Makes one connection with `connect` (e.g. `config.connect(tls)`) on a
+/// thread of its own, waiting at most [`CONNECT_BOUND`] for it: a server
+/// or middlebox that accepts the TCP connection and then never answers
+/// would otherwise hold the caller (a pool's connector thread, the change
+/// feed, a node starting) until the socket fails, which an acknowledging
+/// peer never makes it do. The attempt given up on goes on by itself and
+/// closes whatever it gets; while [`UNANSWERED_MAX`] such attempts wait,
+/// new ones fail at once.
+pub(crate) fn connect_bounded<F>(connect: F) -> std::result::Result<postgres::Client, ConnectError>
+where
+    F: FnOnce() -> std::result::Result<postgres::Client, postgres::Error> + Send + 'static,
+{
+    use std::sync::atomic::Ordering;
+    use std::sync::mpsc::RecvTimeoutError;
+    if UNANSWERED.load(Ordering::Acquire) >= UNANSWERED_MAX {
+        return Err(ConnectError::Unanswered);
+    }
+    // The attempt's state, under one lock: whether it ended, whether its
+    // caller gave up (then the attempt counts itself out of UNANSWERED).
+    let state = Arc::new(std::sync::Mutex::new((false, false)));
+    let (send, receive) = std::sync::mpsc::sync_channel(1);
+    let attempt_state = state.clone();
+    let spawned = std::thread::Builder::new()
+        .name("tinfoil-pg-connect".into())
+        .spawn(move || {
+            let outcome = connect();
+            let mut state = attempt_state.lock().unwrap_or_else(|e| e.into_inner());
+            state.0 = true;
+            if state.1 {
+                UNANSWERED.fetch_sub(1, Ordering::AcqRel);
+                // Nobody takes it: a connection made closes here.
+                return;
+            }
+            // Capacity 1, one message: never blocks.
+            send.send(outcome).ok();
+        });
+    if spawned.is_err() {
+        return Err(ConnectError::Unanswered);
+    }
+    match receive.recv_timeout(CONNECT_BOUND) {
+        Ok(outcome) => outcome.map_err(ConnectError::Refused),
+        Err(RecvTimeoutError::Timeout) => {
+            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.0 {
+                // It ended just now: its outcome is in the channel.
+                drop(state);
+                return match receive.try_recv() {
+                    Ok(outcome) => outcome.map_err(ConnectError::Refused),
+                    Err(_) => Err(ConnectError::Unanswered),
+                };
+            }
+            state.1 = true;
+            UNANSWERED.fetch_add(1, Ordering::AcqRel);
+            Err(ConnectError::Unanswered)
+        }
+        // The attempt's thread ended without an outcome (it panicked).
+        Err(RecvTimeoutError::Disconnected) => Err(ConnectError::Unanswered),
     }
 }
 
