@@ -411,6 +411,9 @@ pub(crate) struct Prepared<M> {
     /// `losses` as the change feed's watchdog last found its connection
     /// silent (0: never).
     pub silenced: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The store's connection attempts given up on (see
+    /// [`conn::connect_bounded`]).
+    pub unanswered: conn::Unanswered,
 }
 
 /// A pooled connection idle longer than this is checked before use.
@@ -422,11 +425,16 @@ const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl<M> Prepared<M> {
     /// Wraps `connector`, counting lost connections in `losses`.
-    pub fn new(connector: M, losses: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Prepared<M> {
+    pub fn new(
+        connector: M,
+        losses: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        unanswered: conn::Unanswered,
+    ) -> Prepared<M> {
         Prepared {
             connector: std::sync::Arc::new(connector),
             losses,
             silenced: Default::default(),
+            unanswered,
         }
     }
 }
@@ -440,8 +448,8 @@ where
 
     fn connect(&self) -> std::result::Result<PgClient, std::io::Error> {
         let connector = self.connector.clone();
-        let mut client =
-            conn::connect_bounded(move || connector.connect()).map_err(std::io::Error::other)?;
+        let mut client = conn::connect_bounded(&self.unanswered, move || connector.connect())
+            .map_err(std::io::Error::other)?;
         // Best effort: a server that refuses (a pooler) still serves.
         client.batch_execute(SERVER_KEEPALIVES).ok();
         client.batch_execute(&idle_write_bound()).ok();
@@ -531,6 +539,8 @@ pub(crate) struct PgStore {
     losses: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// [`Prepared::silenced`].
     silenced: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// [`Prepared::unanswered`].
+    unanswered: conn::Unanswered,
 }
 
 /// How long a call waits for a connection from a busy pool: a call fails
@@ -663,6 +673,8 @@ struct Pulse {
     losses: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// [`Prepared::silenced`].
     silenced: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// [`Prepared::unanswered`].
+    unanswered: conn::Unanswered,
 }
 
 struct PulseState {
@@ -790,7 +802,9 @@ fn listen(
     let sink = &*pulse.sink;
     while !feed.stopped() {
         let (attempt, attempt_tls) = (config.clone(), tls.clone());
-        let mut client = match conn::connect_bounded(move || attempt.connect(attempt_tls)) {
+        let connected =
+            conn::connect_bounded(&pulse.unanswered, move || attempt.connect(attempt_tls));
+        let mut client = match connected {
             Ok(client) => client,
             Err(_) => {
                 std::thread::sleep(HEARTBEAT);
@@ -986,8 +1000,9 @@ impl PgStore {
         // One connection first, for the whole reason when it fails (the
         // pool keeps only the outermost message: "error performing TLS
         // handshake", without why).
+        let unanswered = conn::Unanswered::default();
         let (attempt, attempt_tls) = (config.clone(), tls.clone());
-        conn::connect_bounded(move || attempt.connect(attempt_tls))
+        conn::connect_bounded(&unanswered, move || attempt.connect(attempt_tls))
             .map_err(|e| {
                 Error::StoreUnavailable(format!("cannot connect to PostgreSQL at {url}: {e}"))
             })?
@@ -995,7 +1010,7 @@ impl PgStore {
             .ok();
         let manager = PostgresConnectionManager::new(config.clone(), tls.clone());
         let losses = std::sync::Arc::<std::sync::atomic::AtomicU64>::default();
-        let prepared = Prepared::new(manager, losses.clone());
+        let prepared = Prepared::new(manager, losses.clone(), unanswered.clone());
         let silenced = prepared.silenced.clone();
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
@@ -1019,6 +1034,7 @@ impl PgStore {
             away: Default::default(),
             losses,
             silenced,
+            unanswered,
         };
         store.migrate().map_err(|e| match e {
             Error::StoreUnavailable(m) => {
@@ -1073,6 +1089,7 @@ impl PgStore {
             sink: std::sync::Arc::from(sink),
             losses: self.losses.clone(),
             silenced: self.silenced.clone(),
+            unanswered: self.unanswered.clone(),
         });
         let config = (*self.config).clone();
         let tls = self.tls.clone();

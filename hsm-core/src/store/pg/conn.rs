@@ -271,19 +271,40 @@ impl std::fmt::Debug for StoreUrl {
 /// start-up and authentication together.
 pub(crate) const CONNECT_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// At most this many connection attempts may still wait for an answer
-/// after their callers gave up on them (each holds a thread and a socket
-/// until the socket fails or the answer comes); past it, new attempts
-/// fail at once, as unanswered too.
+/// At most this many of a store's connection attempts may still wait
+/// for an answer after their callers gave up on them (each holds a thread
+/// and a socket until the socket fails or the answer comes); past it, the
+/// store's new attempts fail at once, as unanswered too.
 const UNANSWERED_MAX: usize = 4;
 
-/// Connection attempts whose callers gave up on them, still waiting.
-static UNANSWERED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// A store's connection attempts given up on and still waiting (see
+/// [`connect_bounded`]), shared by its pool, its change feed and the
+/// attempts' threads.
+pub(crate) type Unanswered = Arc<std::sync::atomic::AtomicUsize>;
 
-/// How many attempts given up on are still waiting (tests).
+/// Every store's attempts given up on and still waiting (tests).
+#[cfg(test)]
+static UNANSWERED_EVERYWHERE: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+/// How many attempts given up on are still waiting, every store's (tests).
 #[cfg(test)]
 pub(crate) fn unanswered() -> usize {
-    UNANSWERED.load(std::sync::atomic::Ordering::Acquire)
+    UNANSWERED_EVERYWHERE.load(std::sync::atomic::Ordering::Acquire)
+}
+
+/// Counts an attempt given up on in (`up`) or out.
+fn count_unanswered(unanswered: &Unanswered, up: bool) {
+    use std::sync::atomic::Ordering;
+    if up {
+        unanswered.fetch_add(1, Ordering::AcqRel);
+        #[cfg(test)]
+        UNANSWERED_EVERYWHERE.fetch_add(1, Ordering::AcqRel);
+    } else {
+        unanswered.fetch_sub(1, Ordering::AcqRel);
+        #[cfg(test)]
+        UNANSWERED_EVERYWHERE.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A connection attempt that failed.
@@ -307,22 +328,38 @@ pub(crate) enum ConnectError {
 /// would otherwise hold the caller (a pool's connector thread, the change
 /// feed, a node starting) until the socket fails, which an acknowledging
 /// peer never makes it do. The attempt given up on goes on by itself and
-/// closes whatever it gets; while [`UNANSWERED_MAX`] such attempts wait,
-/// new ones fail at once.
-pub(crate) fn connect_bounded<F>(connect: F) -> std::result::Result<postgres::Client, ConnectError>
+/// closes whatever it gets; while [`UNANSWERED_MAX`] such attempts of the
+/// store (counted in `unanswered`) wait, its new ones fail at once.
+pub(crate) fn connect_bounded<F>(
+    unanswered: &Unanswered,
+    connect: F,
+) -> std::result::Result<postgres::Client, ConnectError>
+where
+    F: FnOnce() -> std::result::Result<postgres::Client, postgres::Error> + Send + 'static,
+{
+    connect_within(CONNECT_BOUND, unanswered, connect)
+}
+
+/// [`connect_bounded`] with `bound` for [`CONNECT_BOUND`] (tests).
+fn connect_within<F>(
+    bound: std::time::Duration,
+    unanswered: &Unanswered,
+    connect: F,
+) -> std::result::Result<postgres::Client, ConnectError>
 where
     F: FnOnce() -> std::result::Result<postgres::Client, postgres::Error> + Send + 'static,
 {
     use std::sync::atomic::Ordering;
     use std::sync::mpsc::RecvTimeoutError;
-    if UNANSWERED.load(Ordering::Acquire) >= UNANSWERED_MAX {
+    if unanswered.load(Ordering::Acquire) >= UNANSWERED_MAX {
         return Err(ConnectError::Unanswered);
     }
     // The attempt's state, under one lock: whether it ended, whether its
-    // caller gave up (then the attempt counts itself out of UNANSWERED).
+    // caller gave up (then the attempt counts itself out of `unanswered`).
     let state = Arc::new(std::sync::Mutex::new((false, false)));
     let (send, receive) = std::sync::mpsc::sync_channel(1);
     let attempt_state = state.clone();
+    let attempt_unanswered = unanswered.clone();
     let spawned = std::thread::Builder::new()
         .name("tinfoil-pg-connect".into())
         .spawn(move || {
@@ -330,7 +367,7 @@ where
             let mut state = attempt_state.lock().unwrap_or_else(|e| e.into_inner());
             state.0 = true;
             if state.1 {
-                UNANSWERED.fetch_sub(1, Ordering::AcqRel);
+                count_unanswered(&attempt_unanswered, false);
                 // Nobody takes it: a connection made closes here.
                 return;
             }
@@ -340,7 +377,7 @@ where
     if spawned.is_err() {
         return Err(ConnectError::Unanswered);
     }
-    match receive.recv_timeout(CONNECT_BOUND) {
+    match receive.recv_timeout(bound) {
         Ok(outcome) => outcome.map_err(ConnectError::Refused),
         Err(RecvTimeoutError::Timeout) => {
             let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
@@ -353,7 +390,7 @@ where
                 };
             }
             state.1 = true;
-            UNANSWERED.fetch_add(1, Ordering::AcqRel);
+            count_unanswered(unanswered, true);
             Err(ConnectError::Unanswered)
         }
         // The attempt's thread ended without an outcome (it panicked).
@@ -696,5 +733,78 @@ mod tests {
             .unwrap();
         let err = url.connector().err().unwrap().to_string();
         assert!(err.contains("sslrootcert /nonexistent"), "{err}");
+    }
+
+    /// A refused connection attempt's error (nothing listens on port 1).
+    fn refused() -> std::result::Result<postgres::Client, postgres::Error> {
+        postgres::Config::new()
+            .host("127.0.0.1")
+            .port(1)
+            .user("nobody")
+            .connect(postgres::NoTls)
+    }
+
+    /// A connection attempt that waits until `release` says so, then is
+    /// refused.
+    fn held(
+        release: std::sync::mpsc::Receiver<()>,
+    ) -> impl FnOnce() -> std::result::Result<postgres::Client, postgres::Error> + Send + 'static
+    {
+        move || {
+            release.recv().ok();
+            refused()
+        }
+    }
+
+    #[test]
+    fn a_connection_attempt_is_bounded_and_given_up_attempts_are_capped() {
+        use std::sync::atomic::Ordering;
+        use std::time::{Duration, Instant};
+        let bound = Duration::from_millis(100);
+        let unanswered = Unanswered::default();
+        // Refused: the database's own error, at once.
+        let err = connect_within(bound, &unanswered, refused).err().unwrap();
+        assert!(matches!(err, ConnectError::Refused(_)), "{err}");
+        assert_eq!(unanswered.load(Ordering::Acquire), 0);
+        // Unanswered: given up after the bound, counted while it waits.
+        let mut releases = Vec::new();
+        for n in 1..=UNANSWERED_MAX {
+            let (release, wait) = std::sync::mpsc::channel();
+            releases.push(release);
+            let started = Instant::now();
+            let err = connect_within(bound, &unanswered, held(wait))
+                .err()
+                .unwrap();
+            assert!(matches!(err, ConnectError::Unanswered), "{err}");
+            assert!(err.to_string().contains("no answer within"), "{err}");
+            assert!(started.elapsed() >= bound);
+            assert_eq!(unanswered.load(Ordering::Acquire), n);
+        }
+        // The cap: the next attempt fails at once, without trying.
+        let tried = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = tried.clone();
+        let started = Instant::now();
+        let err = connect_within(bound, &unanswered, move || {
+            flag.store(true, Ordering::Release);
+            refused()
+        })
+        .err()
+        .unwrap();
+        assert!(matches!(err, ConnectError::Unanswered), "{err}");
+        assert!(started.elapsed() < bound);
+        assert!(!tried.load(Ordering::Acquire));
+        // Another store's attempts are not held by this one's.
+        let other = Unanswered::default();
+        let err = connect_within(bound, &other, refused).err().unwrap();
+        assert!(matches!(err, ConnectError::Refused(_)), "{err}");
+        // Answered at last: each attempt counts itself out.
+        drop(releases);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while unanswered.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(unanswered.load(Ordering::Acquire), 0);
+        let err = connect_within(bound, &unanswered, refused).err().unwrap();
+        assert!(matches!(err, ConnectError::Refused(_)), "{err}");
     }
 }
