@@ -320,6 +320,13 @@ pub(crate) enum ConnectError {
         CONNECT_BOUND.as_secs()
     )]
     Unanswered,
+    /// No thread could be started for the attempt (the process is out of
+    /// threads or memory).
+    #[error("cannot start a thread to connect: {0}")]
+    NoThread(std::io::Error),
+    /// The attempt's thread ended without an outcome.
+    #[error("the connection attempt ended without an outcome")]
+    Lost,
 }
 
 /// Makes one connection with `connect` (e.g. `config.connect(tls)`) on a
@@ -374,8 +381,8 @@ where
             // Capacity 1, one message: never blocks.
             send.send(outcome).ok();
         });
-    if spawned.is_err() {
-        return Err(ConnectError::Unanswered);
+    if let Err(e) = spawned {
+        return Err(ConnectError::NoThread(e));
     }
     match receive.recv_timeout(bound) {
         Ok(outcome) => outcome.map_err(ConnectError::Refused),
@@ -386,7 +393,7 @@ where
                 drop(state);
                 return match receive.try_recv() {
                     Ok(outcome) => outcome.map_err(ConnectError::Refused),
-                    Err(_) => Err(ConnectError::Unanswered),
+                    Err(_) => Err(ConnectError::Lost),
                 };
             }
             state.1 = true;
@@ -394,7 +401,7 @@ where
             Err(ConnectError::Unanswered)
         }
         // The attempt's thread ended without an outcome (it panicked).
-        Err(RecvTimeoutError::Disconnected) => Err(ConnectError::Unanswered),
+        Err(RecvTimeoutError::Disconnected) => Err(ConnectError::Lost),
     }
 }
 
@@ -765,6 +772,12 @@ mod tests {
         // Refused: the database's own error, at once.
         let err = connect_within(bound, &unanswered, refused).err().unwrap();
         assert!(matches!(err, ConnectError::Refused(_)), "{err}");
+        assert_eq!(unanswered.load(Ordering::Acquire), 0);
+        // An attempt that panics: said so, not counted.
+        let err = connect_within(bound, &unanswered, || panic!("an attempt that panics"))
+            .err()
+            .unwrap();
+        assert!(matches!(err, ConnectError::Lost), "{err}");
         assert_eq!(unanswered.load(Ordering::Acquire), 0);
         // Unanswered: given up after the bound, counted while it waits.
         let mut releases = Vec::new();
