@@ -2120,10 +2120,6 @@ fn opening_a_node_whose_database_never_answers(cluster: &Cluster) {
         ),
         other => panic!("expected StoreUnavailable (no answer), got {other:?}"),
     }
-    assert!(
-        took >= super::pg::CONNECT_BOUND,
-        "it waited the bound: {took:?}"
-    );
     proxy.freeze(false);
     let a = Hsm::open_postgres(&proxied, None, &pass(), options(clock))
         .expect("the node opens once the path answers");

@@ -784,19 +784,17 @@ mod tests {
         for n in 1..=UNANSWERED_MAX {
             let (release, wait) = std::sync::mpsc::channel();
             releases.push(release);
-            let started = Instant::now();
+            // Returns while the attempt is still held (not released yet).
             let err = connect_within(bound, &unanswered, held(wait))
                 .err()
                 .unwrap();
             assert!(matches!(err, ConnectError::Unanswered), "{err}");
             assert!(err.to_string().contains("no answer within"), "{err}");
-            assert!(started.elapsed() >= bound);
             assert_eq!(unanswered.load(Ordering::Acquire), n);
         }
         // The cap: the next attempt fails at once, without trying.
         let tried = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = tried.clone();
-        let started = Instant::now();
         let err = connect_within(bound, &unanswered, move || {
             flag.store(true, Ordering::Release);
             refused()
@@ -804,8 +802,10 @@ mod tests {
         .err()
         .unwrap();
         assert!(matches!(err, ConnectError::Unanswered), "{err}");
-        assert!(started.elapsed() < bound);
-        assert!(!tried.load(Ordering::Acquire));
+        assert!(
+            !tried.load(Ordering::Acquire),
+            "the attempt past the cap was made"
+        );
         // Another store's attempts are not held by this one's.
         let other = Unanswered::default();
         let err = connect_within(bound, &other, refused).err().unwrap();
