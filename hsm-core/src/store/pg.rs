@@ -424,7 +424,8 @@ const IDLE_PROBE: std::time::Duration = std::time::Duration::from_secs(1);
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl<M> Prepared<M> {
-    /// Wraps `connector`, counting lost connections in `losses`.
+    /// Wraps `connector`, counting lost connections in `losses` and
+    /// connection attempts given up on in `unanswered`.
     pub fn new(
         connector: M,
         losses: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -801,10 +802,7 @@ fn listen(
     let all = all_of();
     let sink = &*pulse.sink;
     while !feed.stopped() {
-        let (attempt, attempt_tls) = (config.clone(), tls.clone());
-        let connected =
-            conn::connect_bounded(&pulse.unanswered, move || attempt.connect(attempt_tls));
-        let mut client = match connected {
+        let mut client = match conn::connect_config_bounded(&pulse.unanswered, &config, &tls) {
             Ok(client) => client,
             Err(_) => {
                 std::thread::sleep(HEARTBEAT);
@@ -1001,8 +999,7 @@ impl PgStore {
         // pool keeps only the outermost message: "error performing TLS
         // handshake", without why).
         let unanswered = conn::Unanswered::default();
-        let (attempt, attempt_tls) = (config.clone(), tls.clone());
-        conn::connect_bounded(&unanswered, move || attempt.connect(attempt_tls))
+        conn::connect_config_bounded(&unanswered, &config, &tls)
             .map_err(|e| {
                 Error::StoreUnavailable(format!("cannot connect to PostgreSQL at {url}: {e}"))
             })?

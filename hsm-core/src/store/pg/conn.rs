@@ -320,6 +320,14 @@ pub(crate) enum ConnectError {
         CONNECT_BOUND.as_secs()
     )]
     Unanswered,
+    /// Not tried: [`UNANSWERED_MAX`] earlier attempts of the store were
+    /// given up on and still wait.
+    #[error(
+        "not tried: {UNANSWERED_MAX} earlier connection attempts got no answer within {} s and \
+         still wait",
+        CONNECT_BOUND.as_secs()
+    )]
+    TooManyUnanswered,
     /// No thread could be started for the attempt (the process is out of
     /// threads or memory).
     #[error("cannot start a thread to connect: {0}")]
@@ -347,6 +355,17 @@ where
     connect_within(CONNECT_BOUND, unanswered, connect)
 }
 
+/// [`connect_bounded`] with `config` and `tls` (a node starting, the
+/// change feed).
+pub(crate) fn connect_config_bounded(
+    unanswered: &Unanswered,
+    config: &postgres::Config,
+    tls: &MakeRustlsConnect,
+) -> std::result::Result<postgres::Client, ConnectError> {
+    let (config, tls) = (config.clone(), tls.clone());
+    connect_bounded(unanswered, move || config.connect(tls))
+}
+
 /// [`connect_bounded`] with `bound` for [`CONNECT_BOUND`] (tests).
 fn connect_within<F>(
     bound: std::time::Duration,
@@ -359,11 +378,17 @@ where
     use std::sync::atomic::Ordering;
     use std::sync::mpsc::RecvTimeoutError;
     if unanswered.load(Ordering::Acquire) >= UNANSWERED_MAX {
-        return Err(ConnectError::Unanswered);
+        return Err(ConnectError::TooManyUnanswered);
     }
-    // The attempt's state, under one lock: whether it ended, whether its
-    // caller gave up (then the attempt counts itself out of `unanswered`).
-    let state = Arc::new(std::sync::Mutex::new((false, false)));
+    // The attempt's state, under one lock.
+    #[derive(Default)]
+    struct Attempt {
+        ended: bool,
+        /// Its caller gave up: the attempt counts itself out of
+        /// `unanswered` when it ends.
+        given_up: bool,
+    }
+    let state = Arc::new(std::sync::Mutex::new(Attempt::default()));
     let (send, receive) = std::sync::mpsc::sync_channel(1);
     let attempt_state = state.clone();
     let attempt_unanswered = unanswered.clone();
@@ -372,8 +397,8 @@ where
         .spawn(move || {
             let outcome = connect();
             let mut state = attempt_state.lock().unwrap_or_else(|e| e.into_inner());
-            state.0 = true;
-            if state.1 {
+            state.ended = true;
+            if state.given_up {
                 count_unanswered(&attempt_unanswered, false);
                 // Nobody takes it: a connection made closes here.
                 return;
@@ -388,7 +413,7 @@ where
         Ok(outcome) => outcome.map_err(ConnectError::Refused),
         Err(RecvTimeoutError::Timeout) => {
             let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-            if state.0 {
+            if state.ended {
                 // It ended just now: its outcome is in the channel.
                 drop(state);
                 return match receive.try_recv() {
@@ -396,7 +421,7 @@ where
                     Err(_) => Err(ConnectError::Lost),
                 };
             }
-            state.1 = true;
+            state.given_up = true;
             count_unanswered(unanswered, true);
             Err(ConnectError::Unanswered)
         }
@@ -801,7 +826,8 @@ mod tests {
         })
         .err()
         .unwrap();
-        assert!(matches!(err, ConnectError::Unanswered), "{err}");
+        assert!(matches!(err, ConnectError::TooManyUnanswered), "{err}");
+        assert!(err.to_string().contains("not tried"), "{err}");
         assert!(
             !tried.load(Ordering::Acquire),
             "the attempt past the cap was made"
