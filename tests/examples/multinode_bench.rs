@@ -118,8 +118,28 @@ fn pin(pid: u32, cpus: &str, all_threads: bool) {
     assert!(status.success(), "taskset -p -c {cpus} {pid} failed");
 }
 
-/// The children of process `parent`, from /proc.
-fn children_of(parent: u32) -> Vec<u32> {
+/// One process as /proc/PID/stat shows it: its id, its command name, and
+/// the fields after the name (`state` is index 0, `ppid` 1, `utime` 11,
+/// `stime` 12).
+struct ProcStat {
+    pid: u32,
+    comm: String,
+    fields: Vec<String>,
+}
+
+impl ProcStat {
+    /// Field `i` (after the name) as a number, 0 if missing.
+    fn number(&self, i: usize) -> f64 {
+        self.fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+/// Every process now running, from /proc (those that end meanwhile are
+/// skipped).
+fn processes() -> Vec<ProcStat> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -128,14 +148,26 @@ fn children_of(parent: u32) -> Vec<u32> {
         .filter_map(|entry| {
             let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
             let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            // pid (comm) state ppid ...
-            let ppid: u32 = stat[stat.rfind(')')? + 1..]
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            (ppid == parent).then_some(pid)
+            // pid (comm) state ppid ...: the name may hold spaces and parens.
+            let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+            Some(ProcStat {
+                pid,
+                comm: stat[open + 1..close].to_string(),
+                fields: stat[close + 1..]
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect(),
+            })
         })
+        .collect()
+}
+
+/// The children of process `parent`.
+fn children_of(parent: u32) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|p| p.number(1) == f64::from(parent))
+        .map(|p| p.pid)
         .collect()
 }
 
@@ -192,41 +224,16 @@ fn cpu_seconds() -> [f64; 5] {
             out[4] = (ticks[3] + ticks[4]) / TICKS_PER_SECOND;
         }
     }
-    let me = std::process::id().to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ... utime stime: fields 14 and 15.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = &stat[open + 1..close];
-        let group = match comm {
+    let me = std::process::id();
+    for process in processes() {
+        let group = match process.comm.as_str() {
             "tinfoild" => 0,
             "postgres" => 1,
-            _ if pid == me => 2,
+            _ if process.pid == me => 2,
             _ => continue,
         };
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // After the comm: state is index 0, so utime (field 14) is 11.
-        let seconds = (ticks(11) + ticks(12)) / TICKS_PER_SECOND;
+        // utime and stime.
+        let seconds = (process.number(11) + process.number(12)) / TICKS_PER_SECOND;
         out[group] += seconds;
         out[3] -= seconds;
     }
